@@ -1,0 +1,48 @@
+/** Delay models of a scenario, turned into the default delivery scheduler. */
+import type { DelayModel, DeliveryRequest, DeliveryScheduler } from './types.js';
+
+/** z of the 99th percentile of a standard normal: sets the log-normal's spread from median and p99. */
+const Z_P99 = 2.326;
+
+export function sampleDelayMs(model: DelayModel, random: () => number): number {
+  switch (model.kind) {
+    case 'fixed':
+      return model.ms;
+    case 'uniform':
+      return model.minMs + (model.maxMs - model.minMs) * random();
+    case 'long-tail': {
+      const sigma = Math.log(Math.max(model.p99Ms, model.medianMs) / model.medianMs) / Z_P99;
+      // Box-Muller from two uniforms; 1 - u keeps the log away from 0.
+      const u1 = 1 - random();
+      const u2 = random();
+      const z = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+      return model.medianMs * Math.exp(sigma * z);
+    }
+  }
+}
+
+export function delayModelScheduler(model: DelayModel, slowChannel?: { channel: string; delayFactor: number }): DeliveryScheduler {
+  return {
+    arrivalMs(request: DeliveryRequest, random: () => number): number {
+      const factor = slowChannel && slowChannel.channel === request.channel ? slowChannel.delayFactor : 1;
+      return request.sentAtMs + sampleDelayMs(model, random) * factor;
+    },
+  };
+}
+
+/**
+ * Reproduces another simulator's delivery order: arrival times given per channel and wire index
+ * (`arrivals[channel][i]` is the arrival time of the (i+1)-th item put on that channel). Items the log
+ * does not cover fall back to `fallback`.
+ */
+export function replayScheduler(
+  arrivals: Readonly<Record<string, readonly number[]>>,
+  fallback: DeliveryScheduler,
+): DeliveryScheduler {
+  return {
+    arrivalMs(request: DeliveryRequest, random: () => number): number {
+      const at = arrivals[request.channel]?.[request.wireIndex - 1];
+      return at === undefined ? fallback.arrivalMs(request, random) : Math.max(at, request.sentAtMs);
+    },
+  };
+}

@@ -1,0 +1,852 @@
+/**
+ * The deterministic discrete-event simulator. It drives the production core from `src/` (one
+ * `Participant` per process, one `CheckpointTracker` for the coordinator) over virtual time, with the
+ * scenario's delays, workload, skew and faults, all randomness drawn from one seeded PRNG. The same
+ * scenario and seed give the same run, event for event.
+ */
+import { checkCut } from '../src/checker/index.js';
+import { Participant } from '../src/core/participant.js';
+import { CheckpointTracker, type TrackerEffect } from '../src/core/tracker.js';
+import type { Effect, Input, PolicyConfig, RecordedMessage, SnapshotCounts } from '../src/core/types.js';
+import { backEdges, initiators, stronglyConnectedComponents, validateGraph, type AppGraph } from '../src/graph/index.js';
+import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../src/ids.js';
+import { delayModelScheduler } from './delays.js';
+import { EventQueue } from './event-queue.js';
+import { Prng } from './prng.js';
+import { buildTopology } from './topology.js';
+import type {
+  Algorithm,
+  CheckpointReport,
+  DeliveryScheduler,
+  RunOptions,
+  Scenario,
+  SimResult,
+  TraceEvent,
+  ViolationReport,
+} from './types.js';
+import { copyApp, TRANSFER_TOKENS_MAX, type AppState } from './workload.js';
+
+/** Bytes a simulated message stands for in channel-state and buffer metrics (seq, epoch, payload). */
+export const MESSAGE_BYTES = 24;
+const STORE_DELAY_MS = 1;
+const CHANNEL_WINDOW_MESSAGES_DEFAULT = 64;
+const ALIGNMENT_TIMEOUT_MS_DEFAULT = 20;
+const IN_FLIGHT_CHECKPOINTS_MAX = 8;
+/** A run that keeps generating events after its duration is a bug; stop it rather than spin. */
+const DRAIN_EVENTS_MAX = 50_000_000;
+
+type Payload = number;
+type Ack = Extract<Effect<Payload>, { type: 'ack' }>;
+
+const enum K {
+  Arrive,
+  Tick,
+  Control,
+  ToCoordinator,
+  Stored,
+  Timer,
+  StartCheckpoint,
+  CheckpointTimeout,
+  Crash,
+  ServiceDone,
+}
+
+interface Wire {
+  readonly epoch: Epoch;
+  readonly seq: number;
+  readonly payload: Payload;
+  /** 0 for a data message. */
+  readonly barrier: CheckpointId;
+  readonly trace: MutableTrace | undefined;
+}
+
+type Ev =
+  | { k: K.Arrive; at: number; order: number; ch: SimChannel; wire: Wire }
+  | { k: K.Tick; at: number; order: number; proc: SimProcess }
+  | { k: K.Control; at: number; order: number; proc: SimProcess; epoch: Epoch; input: Input<Payload> }
+  | {
+      k: K.ToCoordinator;
+      at: number;
+      order: number;
+      epoch: Epoch;
+      proc: SimProcess;
+      msg: { ack: Ack } | { decline: CheckpointId; reason: string };
+    }
+  | { k: K.Stored; at: number; order: number; proc: SimProcess; epoch: Epoch; id: CheckpointId }
+  | { k: K.Timer; at: number; order: number; proc: SimProcess; epoch: Epoch; id: CheckpointId }
+  | { k: K.StartCheckpoint; at: number; order: number }
+  | { k: K.CheckpointTimeout; at: number; order: number; epoch: Epoch; id: CheckpointId }
+  | { k: K.Crash; at: number; order: number; proc: SimProcess }
+  | { k: K.ServiceDone; at: number; order: number; proc: SimProcess };
+
+interface SimProcess {
+  readonly id: ProcessId;
+  readonly index: number;
+  readonly core: Participant<Payload>;
+  readonly outputs: SimChannel[];
+  readonly isSource: boolean;
+  app: AppState;
+  readonly snapshots: Map<CheckpointId, AppState>;
+  readonly firstSeenAt: Map<CheckpointId, number>;
+  readonly stallMs: Map<CheckpointId, number>;
+  readonly serviceTimeMs: number;
+  readonly queue: { ch: SimChannel; wire: Wire }[];
+  busy: boolean;
+  controlArrivalMs: number;
+}
+
+interface SimChannel {
+  readonly id: ChannelId;
+  readonly from: SimProcess;
+  readonly to: SimProcess;
+  lastArrivalMs: number;
+  wireIndex: number;
+  inFlight: number;
+  /** Payload of every message sent in the current epoch, by seq (index seq - 1). */
+  log: Payload[];
+  /** Trace records of the current epoch's messages, by seq, when tracing. */
+  traced: MutableTrace[];
+}
+
+type MutableTrace = { -readonly [K in keyof TraceEvent]: TraceEvent[K] } & Record<string, unknown>;
+
+interface CompletedRecord {
+  readonly id: CheckpointId;
+  readonly apps: Map<ProcessId, AppState>;
+  readonly counts: Map<ProcessId, SnapshotCounts>;
+  readonly channelStates: Map<ProcessId, Record<ChannelId, readonly RecordedMessage<Payload>[]>>;
+}
+
+interface CheckpointLog {
+  readonly id: CheckpointId;
+  readonly triggeredAtMs: number;
+  endedAtMs: number | null;
+  completed: boolean;
+  abortReason?: string;
+  consistent: boolean;
+  channelStateMessages: number;
+  bufferedMessages: number;
+  finishedUnaligned: number;
+  readonly stallMs: Record<ProcessId, number>;
+}
+
+export function policyFor(algorithm: Algorithm, alignmentTimeoutMs: number): PolicyConfig {
+  switch (algorithm) {
+    case 'chandy-lamport':
+      return { kind: 'unaligned' };
+    case 'abs':
+      return { kind: 'aligned' };
+    case 'abs-timeout':
+      return { kind: 'aligned-timeout', alignmentTimeoutMs };
+    case 'sync':
+      return { kind: 'sync' };
+    case 'none':
+      return { kind: 'none' };
+  }
+}
+
+export class SimulationError extends Error {}
+
+export function runSimulation(scenario: Scenario, options: RunOptions): SimResult {
+  return new Simulation(scenario, options).run();
+}
+
+class Simulation {
+  private readonly rng: Prng;
+  private readonly graph: AppGraph;
+  private readonly procs: SimProcess[] = [];
+  private readonly byId = new Map<ProcessId, SimProcess>();
+  private readonly channels: SimChannel[] = [];
+  private readonly queue = new EventQueue<Ev>();
+  private readonly tracker: CheckpointTracker<Ack>;
+  private readonly scheduler: DeliveryScheduler;
+  private readonly random: () => number;
+  private readonly fifo: boolean;
+  private readonly windowMax: number;
+  private readonly trace: MutableTrace[] | undefined;
+  private readonly abInitiators: ProcessId[];
+  private readonly sourceComponents: ProcessId[][];
+  private now = 0;
+  private epoch: Epoch = 0;
+  private nextCheckpointId = 1;
+  private checkpointsStarted = 0;
+  private stopped = false;
+  private latest: CompletedRecord | null = null;
+  private readonly logs = new Map<CheckpointId, CheckpointLog>();
+  private readonly violations: ViolationReport[] = [];
+  private readonly initialApps = new Map<ProcessId, AppState>();
+  private deliveriesPerMs: number[] = [];
+  private events = 0;
+  private messagesSent = 0;
+  private messagesDelivered = 0;
+  private barriersSent = 0;
+  private recoveries = 0;
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly options: RunOptions,
+  ) {
+    this.rng = new Prng(options.seed);
+    this.random = () => this.rng.next();
+    this.graph = buildTopology(scenario.topology, options.seed);
+    const valid = validateGraph(this.graph);
+    if (!valid.ok) throw new SimulationError(`invalid topology: ${valid.errors.map((e) => e.message).join('; ')}`);
+    this.fifo = scenario.fifo ?? true;
+    this.windowMax = scenario.channelWindowMessagesMax ?? CHANNEL_WINDOW_MESSAGES_DEFAULT;
+    this.scheduler = options.scheduler ?? delayModelScheduler(scenario.delays, scenario.skew?.slowChannel);
+    this.trace = options.trace ? [] : undefined;
+    const back = backEdges(this.graph);
+    this.abInitiators = initiators(this.graph);
+    this.sourceComponents = sourceComponents(this.graph);
+    const policy = policyFor(options.algorithm, scenario.alignmentTimeoutMs ?? ALIGNMENT_TIMEOUT_MS_DEFAULT);
+    const inputs = new Map<ProcessId, ChannelId[]>();
+    const outputs = new Map<ProcessId, ChannelId[]>();
+    for (const c of this.graph.channels) {
+      push(outputs, c.from, c.id);
+      push(inputs, c.to, c.id);
+    }
+    this.graph.processes.forEach((id, index) => {
+      const ins = inputs.get(id) ?? [];
+      const created = Participant.create<Payload>({
+        id,
+        inputs: ins,
+        outputs: outputs.get(id) ?? [],
+        backEdgeInputs: ins.filter((c) => back.has(c)),
+        policy,
+        channelOrder: this.fifo ? 'fifo-checked' : 'unchecked',
+      });
+      if (!created.ok) throw new SimulationError(created.error.message);
+      const slow = scenario.skew?.slowProcess;
+      const app = this.initialApp();
+      this.initialApps.set(id, copyApp(app));
+      const proc: SimProcess = {
+        id,
+        index,
+        core: created.participant,
+        outputs: [],
+        isSource: ins.length === 0,
+        app,
+        snapshots: new Map(),
+        firstSeenAt: new Map(),
+        stallMs: new Map(),
+        serviceTimeMs: slow && slow.process === id ? slow.serviceTimeMs : 0,
+        queue: [],
+        busy: false,
+        controlArrivalMs: 0,
+      };
+      this.procs.push(proc);
+      this.byId.set(id, proc);
+    });
+    for (const c of this.graph.channels) {
+      const from = this.byId.get(c.from) as SimProcess;
+      const ch: SimChannel = {
+        id: c.id,
+        from,
+        to: this.byId.get(c.to) as SimProcess,
+        lastArrivalMs: 0,
+        wireIndex: 0,
+        inFlight: 0,
+        log: [],
+        traced: [],
+      };
+      from.outputs.push(ch);
+      this.channels.push(ch);
+    }
+    const tracker = CheckpointTracker.create<Ack>({
+      participants: this.graph.processes,
+      checkpointTimeoutMs: scenario.checkpoints.timeoutMs,
+      checkpointsInFlightMax: options.algorithm === 'sync' ? 1 : IN_FLIGHT_CHECKPOINTS_MAX,
+    });
+    if (!tracker.ok) throw new SimulationError(tracker.error.message);
+    this.tracker = tracker.tracker;
+  }
+
+  private initialApp(): AppState {
+    const w = this.scenario.workload;
+    if (w.kind === 'tokens') return { kind: 'tokens', tokens: w.initialTokens };
+    return { kind: 'counting', count: 0, outbox: [] };
+  }
+
+  run(): SimResult {
+    const interval = this.scenario.workload.sendIntervalMs;
+    for (const p of this.procs) {
+      if (this.scenario.workload.kind === 'counting' && !p.isSource) continue;
+      this.schedule({ k: K.Tick, at: this.rng.next() * interval, order: 0, proc: p });
+    }
+    this.schedule({ k: K.StartCheckpoint, at: this.scenario.checkpoints.firstAtMs, order: 0 });
+    for (const f of this.scenario.faults ?? []) {
+      const proc = this.byId.get(f.process);
+      if (!proc) throw new SimulationError(`fault names unknown process ${f.process}`);
+      this.schedule({ k: K.Crash, at: f.atMs, order: 0, proc });
+    }
+    for (;;) {
+      const ev = this.queue.pop();
+      if (!ev) break;
+      this.now = ev.at;
+      this.events += 1;
+      if (!this.stopped && this.now >= this.scenario.durationMs) this.stopped = true;
+      if (this.events > DRAIN_EVENTS_MAX) throw new SimulationError(`run exceeded ${DRAIN_EVENTS_MAX} events`);
+      this.handle(ev);
+    }
+    this.checkFinalLegality();
+    return this.result();
+  }
+
+  private schedule(ev: Ev): void {
+    this.queue.push(ev);
+  }
+
+  private handle(ev: Ev): void {
+    switch (ev.k) {
+      case K.Tick:
+        return this.onTick(ev.proc);
+      case K.Arrive:
+        return this.onArrive(ev.ch, ev.wire);
+      case K.ServiceDone:
+        return this.onServiceDone(ev.proc);
+      case K.Control:
+        if (ev.epoch !== this.epoch) return; // a control message from before a recovery: fenced
+        return this.step(ev.proc, ev.input);
+      case K.Stored:
+        if (ev.epoch !== this.epoch) return;
+        return this.step(ev.proc, { type: 'snapshot-stored', checkpointId: ev.id });
+      case K.Timer:
+        if (ev.epoch !== this.epoch) return;
+        return this.step(ev.proc, { type: 'timer', timer: { kind: 'alignment', checkpointId: ev.id } });
+      case K.ToCoordinator:
+        if (ev.epoch !== this.epoch) return;
+        if ('ack' in ev.msg) {
+          return this.coordinate({ type: 'ack', checkpointId: ev.msg.ack.checkpointId, process: ev.proc.id, ack: ev.msg.ack });
+        }
+        return this.coordinate({ type: 'decline', checkpointId: ev.msg.decline, process: ev.proc.id, reason: ev.msg.reason });
+      case K.StartCheckpoint:
+        return this.onStartCheckpoint();
+      case K.CheckpointTimeout:
+        if (ev.epoch !== this.epoch) return;
+        return this.coordinate({ type: 'timeout', checkpointId: ev.id });
+      case K.Crash:
+        return this.onCrash(ev.proc);
+    }
+  }
+
+  // ---- the app side -------------------------------------------------------------------------
+
+  private onTick(p: SimProcess): void {
+    if (this.stopped) return;
+    const w = this.scenario.workload;
+    this.schedule({ k: K.Tick, at: this.now + w.sendIntervalMs * (0.5 + this.rng.next()), order: 0, proc: p });
+    if (p.core.paused !== null || p.outputs.length === 0) return;
+    if (p.app.kind === 'tokens') {
+      if (p.app.tokens <= 0) return;
+      const ch = this.rng.pick(p.outputs);
+      if (ch.inFlight >= this.windowMax) return; // backpressure: the app waits for credit
+      const amount = 1 + this.rng.int(Math.min(p.app.tokens, TRANSFER_TOKENS_MAX));
+      p.app.tokens -= amount;
+      this.step(p, { type: 'send', channel: ch.id, payload: amount });
+    } else {
+      if (p.outputs.some((c) => c.inFlight >= this.windowMax)) return;
+      p.app.count += 1;
+      for (const ch of p.outputs) this.step(p, { type: 'send', channel: ch.id, payload: p.app.count });
+    }
+  }
+
+  private onDeliver(p: SimProcess, payload: Payload): void {
+    this.messagesDelivered += 1;
+    const ms = Math.floor(this.now);
+    this.deliveriesPerMs[ms] = (this.deliveriesPerMs[ms] ?? 0) + 1;
+    if (p.app.kind === 'tokens') {
+      p.app.tokens += payload;
+      return;
+    }
+    p.app.count += 1;
+    for (const ch of p.outputs) {
+      if (p.core.paused !== null) p.app.outbox.push({ channel: ch.id, value: payload });
+      else this.step(p, { type: 'send', channel: ch.id, payload });
+    }
+  }
+
+  private flushOutbox(p: SimProcess): void {
+    if (p.app.kind !== 'counting') return;
+    const pending = p.app.outbox;
+    p.app.outbox = [];
+    for (const o of pending) this.step(p, { type: 'send', channel: o.channel, payload: o.value });
+  }
+
+  // ---- the network --------------------------------------------------------------------------
+
+  private put(ch: SimChannel, wire: Wire): void {
+    ch.wireIndex += 1;
+    let at = this.scheduler.arrivalMs(
+      { channel: ch.id, kind: wire.barrier === 0 ? 'message' : 'barrier', wireIndex: ch.wireIndex, sentAtMs: this.now },
+      this.random,
+    );
+    if (this.fifo && at < ch.lastArrivalMs) at = ch.lastArrivalMs;
+    if (at < this.now) at = this.now;
+    ch.lastArrivalMs = at;
+    if (wire.barrier === 0) ch.inFlight += 1;
+    this.schedule({ k: K.Arrive, at, order: 0, ch, wire });
+  }
+
+  private onArrive(ch: SimChannel, wire: Wire): void {
+    const p = ch.to;
+    if (p.serviceTimeMs > 0) {
+      p.queue.push({ ch, wire });
+      if (!p.busy) this.startService(p);
+      return;
+    }
+    this.apply(ch, wire);
+  }
+
+  private startService(p: SimProcess): void {
+    p.busy = true;
+    this.schedule({ k: K.ServiceDone, at: this.now + p.serviceTimeMs, order: 0, proc: p });
+  }
+
+  private onServiceDone(p: SimProcess): void {
+    p.busy = false;
+    const item = p.queue.shift();
+    if (item) this.apply(item.ch, item.wire);
+    if (p.queue.length > 0) this.startService(p);
+  }
+
+  private apply(ch: SimChannel, wire: Wire): void {
+    if (wire.epoch === this.epoch && wire.barrier === 0) ch.inFlight -= 1;
+    if (wire.trace && wire.epoch === this.epoch) wire.trace['deliveredAtMs'] = this.now;
+    const p = ch.to;
+    if (wire.barrier === 0) {
+      this.step(p, { type: 'message', channel: ch.id, seq: wire.seq, epoch: wire.epoch, payload: wire.payload });
+    } else {
+      if (!p.firstSeenAt.has(wire.barrier)) p.firstSeenAt.set(wire.barrier, this.now);
+      this.step(p, { type: 'barrier', channel: ch.id, checkpointId: wire.barrier, epoch: wire.epoch });
+    }
+  }
+
+  // ---- driving the core -----------------------------------------------------------------------
+
+  private step(p: SimProcess, input: Input<Payload>): void {
+    if (input.type === 'trigger' && !p.firstSeenAt.has(input.checkpointId)) p.firstSeenAt.set(input.checkpointId, this.now);
+    const result = p.core.step(input);
+    for (const e of result.effects) this.effect(p, e);
+  }
+
+  private effect(p: SimProcess, e: Effect<Payload>): void {
+    switch (e.type) {
+      case 'transmit': {
+        const ch = this.channel(p, e.channel);
+        this.messagesSent += 1;
+        ch.log[e.seq - 1] = e.payload;
+        let trace: MutableTrace | undefined;
+        if (this.trace) {
+          trace = {
+            kind: 'message',
+            channel: ch.id,
+            from: p.id,
+            to: ch.to.id,
+            seq: e.seq,
+            sentAtMs: this.now,
+            recordedIn: [] as CheckpointId[],
+          } as unknown as MutableTrace;
+          this.trace.push(trace);
+          ch.traced[e.seq - 1] = trace;
+        }
+        this.put(ch, { epoch: e.epoch, seq: e.seq, payload: e.payload, barrier: 0, trace });
+        return;
+      }
+      case 'send-barrier': {
+        const ch = this.channel(p, e.channel);
+        this.barriersSent += 1;
+        let trace: MutableTrace | undefined;
+        if (this.trace) {
+          trace = {
+            kind: 'barrier',
+            channel: ch.id,
+            from: p.id,
+            to: ch.to.id,
+            checkpointId: e.checkpointId,
+            sentAtMs: this.now,
+          } as unknown as MutableTrace;
+          this.trace.push(trace);
+        }
+        this.put(ch, { epoch: e.epoch, seq: 0, payload: 0, barrier: e.checkpointId, trace });
+        return;
+      }
+      case 'deliver':
+        return this.onDeliver(p, e.payload);
+      case 'snapshot': {
+        p.snapshots.set(e.checkpointId, copyApp(p.app));
+        const first = p.firstSeenAt.get(e.checkpointId) ?? this.now;
+        p.stallMs.set(e.checkpointId, this.now - first);
+        this.trace?.push({ kind: 'snapshot', process: p.id, checkpointId: e.checkpointId, atMs: this.now } as MutableTrace);
+        this.schedule({ k: K.Stored, at: this.now + STORE_DELAY_MS, order: 0, proc: p, epoch: this.epoch, id: e.checkpointId });
+        return;
+      }
+      case 'ack':
+      case 'decline': {
+        const msg = e.type === 'ack' ? { ack: e } : { decline: e.checkpointId, reason: e.reason };
+        const at = this.now + this.controlDelay();
+        this.schedule({ k: K.ToCoordinator, at, order: 0, epoch: this.epoch, proc: p, msg });
+        return;
+      }
+      case 'start-timer':
+        this.schedule({ k: K.Timer, at: this.now + e.afterMs, order: 0, proc: p, epoch: this.epoch, id: e.timer.checkpointId });
+        return;
+      case 'cancel-timer':
+        // The core ignores a timer it no longer runs (stale-timer), so the event may stay queued.
+        return;
+      case 'paused':
+        return;
+      case 'resumed':
+        return this.flushOutbox(p);
+      case 'channel-failed':
+        this.violations.push({ checkpointId: 0, kind: 'channel-failed', channel: e.channel, message: e.detail });
+        return;
+    }
+  }
+
+  private channel(p: SimProcess, id: ChannelId): SimChannel {
+    const ch = p.outputs.find((c) => c.id === id);
+    if (!ch) throw new SimulationError(`core of ${p.id} used unknown output ${id}`);
+    return ch;
+  }
+
+  private controlDelay(): number {
+    return this.scheduler.arrivalMs(
+      { channel: 'coordinator', kind: 'message', wireIndex: 0, sentAtMs: 0 },
+      this.random,
+    );
+  }
+
+  /** Control messages to one process stay in order, as on one NATS subject from one connection. */
+  private control(p: SimProcess, input: Input<Payload>): void {
+    let at = this.now + this.controlDelay();
+    if (at < p.controlArrivalMs) at = p.controlArrivalMs;
+    p.controlArrivalMs = at;
+    this.schedule({ k: K.Control, at, order: 0, proc: p, epoch: this.epoch, input });
+  }
+
+  // ---- the coordinator ------------------------------------------------------------------------
+
+  private onStartCheckpoint(): void {
+    const s = this.scenario.checkpoints;
+    if (this.stopped || (s.count !== undefined && this.checkpointsStarted >= s.count)) return;
+    this.schedule({ k: K.StartCheckpoint, at: this.now + s.intervalMs, order: 0 });
+    const rounds = this.options.algorithm === 'chandy-lamport' && s.initiators === 'concurrent' ? Math.max(1, s.concurrentInitiators ?? 2) : 1;
+    for (let r = 0; r < rounds; r++) {
+      if (s.count !== undefined && this.checkpointsStarted >= s.count) return;
+      const id = this.nextCheckpointId;
+      const result = this.tracker.step({ type: 'start', checkpointId: id, initiators: this.chooseInitiators() });
+      if (result.rejected) return; // too many in flight: this tick is skipped, as a paced scheduler would
+      this.nextCheckpointId += 1;
+      this.checkpointsStarted += 1;
+      this.logs.set(id, {
+        id,
+        triggeredAtMs: this.now,
+        endedAtMs: null,
+        completed: false,
+        consistent: true,
+        channelStateMessages: 0,
+        bufferedMessages: 0,
+        finishedUnaligned: 0,
+        stallMs: {},
+      });
+      this.trackerEffects(result.effects);
+    }
+  }
+
+  private chooseInitiators(): ProcessId[] {
+    switch (this.options.algorithm) {
+      case 'abs':
+      case 'abs-timeout':
+        return this.abInitiators;
+      case 'sync':
+      case 'none':
+        return this.graph.processes.slice();
+      case 'chandy-lamport':
+        // Any process may initiate, but a marker reaches only what is downstream of it: one initiator
+        // per source component of the graph (one in all for a strongly connected graph).
+        return this.sourceComponents.map((members) => this.rng.pick(members));
+    }
+  }
+
+  private coordinate(input: Parameters<CheckpointTracker<Ack>['step']>[0]): void {
+    const result = this.tracker.step(input);
+    this.trackerEffects(result.effects);
+  }
+
+  private trackerEffects(effects: readonly TrackerEffect<Ack>[]): void {
+    for (const e of effects) {
+      switch (e.type) {
+        case 'trigger':
+          this.control(this.byId.get(e.process) as SimProcess, { type: 'trigger', checkpointId: e.checkpointId });
+          break;
+        case 'start-timer':
+          this.schedule({ k: K.CheckpointTimeout, at: this.now + e.afterMs, order: 0, epoch: this.epoch, id: e.checkpointId });
+          break;
+        case 'cancel-timer':
+          break;
+        case 'completed':
+          this.onCompleted(e.checkpointId, e.acks);
+          break;
+        case 'aborted': {
+          const log = this.logs.get(e.checkpointId);
+          if (log) {
+            log.endedAtMs = this.now;
+            log.abortReason = `${e.reason}: ${e.detail}`;
+          }
+          this.trace?.push({ kind: 'checkpoint-end', checkpointId: e.checkpointId, completed: false, atMs: this.now } as MutableTrace);
+          break;
+        }
+        case 'notify':
+          this.control(this.byId.get(e.process) as SimProcess, { type: e.notice, checkpointId: e.checkpointId });
+          break;
+      }
+    }
+  }
+
+  private onCompleted(id: CheckpointId, acks: ReadonlyMap<ProcessId, Ack>): void {
+    const log = this.logs.get(id) as CheckpointLog;
+    log.endedAtMs = this.now;
+    log.completed = true;
+    this.trace?.push({ kind: 'checkpoint-end', checkpointId: id, completed: true, atMs: this.now } as MutableTrace);
+    const snapshots: Record<ProcessId, SnapshotCounts> = {};
+    const channelStates: Record<ChannelId, readonly RecordedMessage<Payload>[]> = {};
+    const record: CompletedRecord = { id, apps: new Map(), counts: new Map(), channelStates: new Map() };
+    const tokens: Record<ProcessId, number> = {};
+    for (const p of this.procs) {
+      const ack = acks.get(p.id) as Ack;
+      const app = p.snapshots.get(id) as AppState;
+      p.snapshots.delete(id);
+      snapshots[p.id] = ack.counts;
+      record.apps.set(p.id, app);
+      record.counts.set(p.id, ack.counts);
+      record.channelStates.set(p.id, { ...ack.channelStates });
+      if (app.kind === 'tokens') tokens[p.id] = app.tokens;
+      for (const [ch, msgs] of Object.entries(ack.channelStates)) {
+        channelStates[ch] = msgs;
+        log.channelStateMessages += msgs.length;
+        if (this.trace) this.markRecorded(ch, msgs, id);
+      }
+      log.bufferedMessages += ack.stats.bufferedMessages;
+      if (ack.stats.finishedUnaligned) log.finishedUnaligned += 1;
+      log.stallMs[p.id] = p.stallMs.get(id) ?? 0;
+      p.stallMs.delete(id);
+      p.firstSeenAt.delete(id);
+    }
+    const w = this.scenario.workload;
+    const report = checkCut<Payload>({
+      channels: this.graph.channels,
+      snapshots,
+      channelStates,
+      tokens:
+        w.kind === 'tokens'
+          ? { initialTotal: w.initialTokens * this.procs.length, processTokens: tokens, tokensOf: (amount) => amount }
+          : undefined,
+    });
+    log.consistent = report.consistent;
+    for (const v of report.violations) {
+      this.violations.push({
+        checkpointId: id,
+        kind: v.kind,
+        ...('channel' in v && typeof v.channel === 'string' ? { channel: v.channel } : {}),
+        message: v.message,
+      });
+    }
+    this.latest = record;
+  }
+
+  private markRecorded(channel: ChannelId, msgs: readonly RecordedMessage<Payload>[], id: CheckpointId): void {
+    const ch = this.channels.find((c) => c.id === channel);
+    if (!ch) return;
+    for (const m of msgs) (ch.traced[m.seq - 1]?.['recordedIn'] as CheckpointId[] | undefined)?.push(id);
+  }
+
+  // ---- faults -----------------------------------------------------------------------------------
+
+  /**
+   * A process crashed: every process rolls back to the latest completed checkpoint (or the initial
+   * state), a new epoch fences everything still in flight, and the recorded channel states are
+   * re-delivered before anything new.
+   */
+  private onCrash(p: SimProcess): void {
+    this.recoveries += 1;
+    this.trace?.push({ kind: 'crash', process: p.id, atMs: this.now } as MutableTrace);
+    for (const id of this.tracker.inFlightIds()) {
+      this.trackerEffects(this.tracker.step({ type: 'cancel', checkpointId: id, reason: `${p.id} crashed` }).effects.filter((e) => e.type !== 'notify'));
+    }
+    this.epoch += 1;
+    const rec = this.latest;
+    this.trace?.push({ kind: 'recover', checkpointId: rec ? rec.id : null, atMs: this.now } as MutableTrace);
+    for (const ch of this.channels) {
+      const sent = rec ? (rec.counts.get(ch.from.id)?.sent[ch.id] ?? 0) : 0;
+      ch.log.length = sent;
+      ch.traced.length = Math.min(ch.traced.length, sent);
+      ch.inFlight = 0;
+    }
+    for (const q of this.procs) {
+      q.queue.length = 0;
+      q.snapshots.clear();
+      q.firstSeenAt.clear();
+      q.stallMs.clear();
+      q.app = copyApp(rec ? (rec.apps.get(q.id) as AppState) : (this.initialApps.get(q.id) as AppState));
+    }
+    for (const q of this.procs) {
+      const counts = rec ? (rec.counts.get(q.id) as SnapshotCounts) : { sent: {}, received: {} };
+      const states = rec ? (rec.channelStates.get(q.id) ?? {}) : {};
+      const result = q.core.step({ type: 'restore', epoch: this.epoch, counts, channelStates: states });
+      if (result.rejected) {
+        this.violations.push({
+          checkpointId: rec ? rec.id : 0,
+          kind: 'restore-rejected',
+          message: `${q.id} could not restore: ${result.rejected.detail}`,
+        });
+      }
+      for (const e of result.effects) this.effect(q, e);
+      this.flushOutbox(q);
+    }
+  }
+
+  /**
+   * Invariant 4 after the run: every app's state must be what its channel logs say a legal run gives.
+   * Tokens: initial + received - sent per process (and so the total is conserved). Counting: a
+   * process counted exactly what it received and forwarded (or holds) every count.
+   */
+  private checkFinalLegality(): void {
+    const w = this.scenario.workload;
+    for (const p of this.procs) {
+      let received = 0;
+      let receivedCount = 0;
+      for (const ch of this.channels) {
+        if (ch.to !== p) continue;
+        const n = p.core.deliveredFrom(ch.id);
+        receivedCount += n;
+        for (let i = 0; i < n; i++) received += ch.log[i] ?? Number.NaN;
+      }
+      if (p.app.kind === 'tokens' && w.kind === 'tokens') {
+        let sent = 0;
+        for (const ch of p.outputs) {
+          const n = p.core.sentOn(ch.id);
+          for (let i = 0; i < n; i++) sent += ch.log[i] ?? Number.NaN;
+        }
+        const expected = w.initialTokens + received - sent;
+        if (p.app.tokens !== expected) {
+          this.violations.push({
+            checkpointId: this.latest?.id ?? 0,
+            kind: 'illegal-run',
+            message: `${p.id} holds ${p.app.tokens} tokens but its channel logs say ${expected} (initial ${w.initialTokens} + received ${received} - sent ${sent})`,
+          });
+        }
+      } else if (p.app.kind === 'counting') {
+        if (!p.isSource && p.app.count !== receivedCount) {
+          this.violations.push({
+            checkpointId: this.latest?.id ?? 0,
+            kind: 'illegal-run',
+            message: `${p.id} counted ${p.app.count} but received ${receivedCount}`,
+          });
+        }
+        for (const ch of p.outputs) {
+          const owed = p.app.outbox.filter((o) => o.channel === ch.id).length;
+          if (p.core.sentOn(ch.id) + owed !== p.app.count) {
+            this.violations.push({
+              checkpointId: this.latest?.id ?? 0,
+              kind: 'illegal-run',
+              channel: ch.id,
+              message: `${p.id} sent ${p.core.sentOn(ch.id)} (+${owed} held) on ${ch.id} but counted ${p.app.count}`,
+            });
+          }
+        }
+      }
+    }
+  }
+
+  private result(): SimResult {
+    const totalDeliveries = this.messagesDelivered;
+    const runMs = Math.max(1, this.scenario.durationMs);
+    const avgRate = totalDeliveries / runMs;
+    const prefix: number[] = [0];
+    const len = this.deliveriesPerMs.length;
+    for (let i = 0; i < len; i++) prefix.push((prefix[i] as number) + (this.deliveriesPerMs[i] ?? 0));
+    const deliveredBetween = (a: number, b: number): number => {
+      const lo = Math.min(len, Math.max(0, Math.floor(a)));
+      const hi = Math.min(len, Math.max(0, Math.floor(b) + 1));
+      return (prefix[hi] as number) - (prefix[lo] as number);
+    };
+    const checkpoints: CheckpointReport[] = [...this.logs.values()].map((l) => {
+      const ended = l.endedAtMs ?? this.now;
+      const duration = ended - l.triggeredAtMs;
+      const stalls = Object.values(l.stallMs);
+      const windowMs = Math.max(1, duration);
+      const rate = deliveredBetween(l.triggeredAtMs, ended) / windowMs;
+      return {
+        id: l.id,
+        completed: l.completed,
+        ...(l.abortReason !== undefined ? { abortReason: l.abortReason } : l.endedAtMs === null ? { abortReason: 'run ended first' } : {}),
+        triggeredAtMs: round(l.triggeredAtMs),
+        endedAtMs: round(ended),
+        durationMs: round(duration),
+        consistent: l.consistent,
+        channelStateMessages: l.channelStateMessages,
+        channelStateBytes: l.channelStateMessages * MESSAGE_BYTES,
+        bufferedMessages: l.bufferedMessages,
+        bufferedBytes: l.bufferedMessages * MESSAGE_BYTES,
+        alignmentStallMsMax: round(stalls.length ? Math.max(...stalls) : 0),
+        alignmentStallMs: Object.fromEntries(Object.entries(l.stallMs).map(([k, v]) => [k, round(v)])),
+        finishedUnaligned: l.finishedUnaligned,
+        throughputRatio: avgRate > 0 ? round(rate / avgRate) : 1,
+      };
+    });
+    const completed = checkpoints.filter((c) => c.completed);
+    const metrics = {
+      events: this.events,
+      messagesSent: this.messagesSent,
+      messagesDelivered: this.messagesDelivered,
+      barriersSent: this.barriersSent,
+      checkpointsTriggered: checkpoints.length,
+      checkpointsCompleted: completed.length,
+      checkpointsAborted: checkpoints.length - completed.length,
+      durationMsMean: round(completed.length ? completed.reduce((s, c) => s + c.durationMs, 0) / completed.length : 0),
+      channelStateMessagesTotal: completed.reduce((s, c) => s + c.channelStateMessages, 0),
+      bufferedMessagesTotal: completed.reduce((s, c) => s + c.bufferedMessages, 0),
+      alignmentStallMsMax: round(Math.max(0, ...completed.map((c) => c.alignmentStallMsMax))),
+      throughputMsgsPerSec: round((totalDeliveries / runMs) * 1000),
+      recoveries: this.recoveries,
+    };
+    return {
+      scenario: this.scenario.name,
+      algorithm: this.options.algorithm,
+      seed: this.options.seed,
+      processes: this.graph.processes,
+      channels: this.graph.channels,
+      consistent: this.violations.length === 0,
+      violations: this.violations,
+      checkpoints,
+      metrics,
+      endedAtMs: round(this.now),
+      ...(this.trace ? { trace: this.trace as unknown as TraceEvent[] } : {}),
+    };
+  }
+}
+
+/** One list per strongly connected component that no other component feeds. */
+function sourceComponents(graph: AppGraph): ProcessId[][] {
+  const sccs = stronglyConnectedComponents(graph);
+  const component = new Map<ProcessId, number>();
+  sccs.forEach((members, i) => members.forEach((m) => component.set(m, i)));
+  const fed = new Set<number>();
+  for (const c of graph.channels) {
+    const a = component.get(c.from);
+    const b = component.get(c.to);
+    if (a !== b && b !== undefined) fed.add(b);
+  }
+  return sccs.filter((_, i) => !fed.has(i));
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+/** Metrics are rounded to microseconds so reports are stable and readable. */
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

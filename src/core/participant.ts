@@ -1,0 +1,588 @@
+/**
+ * A participant is one Chandy-Lamport process (one app endpoint) as a sans-I/O state machine:
+ * `step(input)` returns the effects the shell must carry out, in order. It owns what every barrier
+ * policy shares: per-channel sequence numbers and gap detection, epoch fencing, blocked-input buffers,
+ * channel-state recording, completion and restore. The policy (see policy.ts) only decides when to
+ * snapshot and whether an input blocks.
+ *
+ * Nothing here reads a clock, starts a timer or does I/O: timers are effects, their firing an input.
+ */
+import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../ids.js';
+import { FinishedIds } from './finished-ids.js';
+import { newPending, type PendingCheckpoint } from './pending.js';
+import { createPolicy, type BarrierPolicy, type PolicyController } from './policy.js';
+import type {
+  ChannelOrder,
+  DeclineReason,
+  Effect,
+  Input,
+  ParticipantConfig,
+  RecordedMessage,
+  Rejection,
+  RejectReason,
+  SnapshotCounts,
+  StepResult,
+} from './types.js';
+
+type Buffered<P> =
+  | { readonly type: 'message'; readonly seq: number; readonly payload: P }
+  | { readonly type: 'barrier'; readonly checkpointId: CheckpointId };
+
+interface InputChannel<P> {
+  readonly id: ChannelId;
+  readonly backEdge: boolean;
+  /** Highest sequence number that arrived (delivered or buffered). */
+  lastArrived: number;
+  /** Messages handed to the app: the `received` count of a snapshot. */
+  delivered: number;
+  blockedFor: PendingCheckpoint | null;
+  buffer: Buffered<P>[];
+  /** Open channel-state recordings this input feeds (one per checkpoint recording it). */
+  recorders: RecordedMessage<P>[][];
+  failed: string | null;
+}
+
+interface OutputChannel {
+  readonly id: ChannelId;
+  sent: number;
+}
+
+export const FINISHED_IDS_REMEMBERED_MAX_DEFAULT = 1024;
+
+export type ParticipantConfigError = { readonly kind: 'invalid-config'; readonly message: string };
+
+export class Participant<P> {
+  readonly id: ProcessId;
+  private readonly policy: BarrierPolicy;
+  private readonly order: ChannelOrder;
+  private readonly inputs = new Map<ChannelId, InputChannel<P>>();
+  private readonly inputList: InputChannel<P>[] = [];
+  private readonly outputs = new Map<ChannelId, OutputChannel>();
+  private readonly outputList: OutputChannel[] = [];
+  private readonly pending = new Map<CheckpointId, PendingCheckpoint>();
+  private readonly finished: FinishedIds;
+  private highestSeen = 0;
+  private epochNow: Epoch = 0;
+  private pausedFor: CheckpointId | null = null;
+  private failedInputs = 0;
+  private out: Effect<P>[] = [];
+  private readonly controller: PolicyController;
+  /** Every rejection by reason, including those of buffered inputs replayed after a release. */
+  readonly rejections: Partial<Record<RejectReason, number>> = {};
+
+  /** Validates the configuration once; a bad one is a value, not a half-built participant. */
+  static create<P>(config: ParticipantConfig): { ok: true; participant: Participant<P> } | { ok: false; error: ParticipantConfigError } {
+    const problems: string[] = [];
+    const policy = createPolicy(config.policy);
+    if (!policy.ok) problems.push(policy.error.message);
+    const seen = new Set<ChannelId>();
+    for (const c of [...config.inputs, ...config.outputs]) {
+      if (seen.has(c)) problems.push(`channel ${c} is listed twice`);
+      seen.add(c);
+    }
+    for (const b of config.backEdgeInputs ?? []) {
+      if (!config.inputs.includes(b)) problems.push(`back edge ${b} is not an input of ${config.id}`);
+    }
+    const max = config.finishedIdsRememberedMax ?? FINISHED_IDS_REMEMBERED_MAX_DEFAULT;
+    if (!Number.isSafeInteger(max) || max < 1) problems.push(`finishedIdsRememberedMax must be >= 1, got ${max}`);
+    if (problems.length > 0 || !policy.ok) {
+      return { ok: false, error: { kind: 'invalid-config', message: `participant ${config.id}: ${problems.join('; ')}` } };
+    }
+    return { ok: true, participant: new Participant<P>(config, policy.policy, max) };
+  }
+
+  private constructor(config: ParticipantConfig, policy: BarrierPolicy, finishedMax: number) {
+    this.id = config.id;
+    this.policy = policy;
+    this.order = config.channelOrder ?? 'fifo-checked';
+    this.finished = new FinishedIds(finishedMax);
+    const backEdges = new Set(config.backEdgeInputs ?? []);
+    for (const id of config.inputs) {
+      const ch: InputChannel<P> = {
+        id,
+        backEdge: backEdges.has(id),
+        lastArrived: 0,
+        delivered: 0,
+        blockedFor: null,
+        buffer: [],
+        recorders: [],
+        failed: null,
+      };
+      this.inputs.set(id, ch);
+      this.inputList.push(ch);
+    }
+    for (const id of config.outputs) {
+      const ch = { id, sent: 0 };
+      this.outputs.set(id, ch);
+      this.outputList.push(ch);
+    }
+    this.controller = this.makeController();
+  }
+
+  get epoch(): Epoch {
+    return this.epochNow;
+  }
+
+  /** The checkpoint whose sync pause holds the app's sends, if any. */
+  get paused(): CheckpointId | null {
+    return this.pausedFor;
+  }
+
+  inFlight(): CheckpointId[] {
+    return [...this.pending.keys()];
+  }
+
+  isBlocked(channel: ChannelId): boolean {
+    return this.inputs.get(channel)?.blockedFor != null;
+  }
+
+  /** Messages sent on an output so far (its last sequence number). */
+  sentOn(channel: ChannelId): number {
+    return this.outputs.get(channel)?.sent ?? 0;
+  }
+
+  /** Messages delivered to the app from an input so far. */
+  deliveredFrom(channel: ChannelId): number {
+    return this.inputs.get(channel)?.delivered ?? 0;
+  }
+
+  step(input: Input<P>): StepResult<P> {
+    this.out = [];
+    const rejected = this.dispatch(input);
+    if (rejected) this.count(rejected.reason);
+    return rejected ? { effects: this.out, rejected } : { effects: this.out };
+  }
+
+  private dispatch(input: Input<P>): Rejection | undefined {
+    switch (input.type) {
+      case 'send':
+        return this.onSend(input.channel, input.payload);
+      case 'message':
+        return this.onMessage(input.channel, input.seq, input.epoch, input.payload);
+      case 'barrier':
+        return this.onBarrier(input.channel, input.checkpointId, input.epoch);
+      case 'trigger':
+        return this.onTrigger(input.checkpointId);
+      case 'snapshot-stored':
+        return this.onStored(input.checkpointId);
+      case 'abort':
+        return this.onAbort(input.checkpointId);
+      case 'complete':
+        return this.onComplete(input.checkpointId);
+      case 'timer':
+        return this.onTimer(input.timer.checkpointId);
+      case 'restore':
+        return this.onRestore(input.epoch, input.counts, input.channelStates);
+    }
+  }
+
+  private onSend(channel: ChannelId, payload: P): Rejection | undefined {
+    const out = this.outputs.get(channel);
+    if (!out) return reject('unknown-channel', `${channel} is not an output of ${this.id}`);
+    if (this.pausedFor !== null) {
+      return reject('paused', `${this.id} is paused by sync checkpoint ${this.pausedFor}; hold the send until resumed`);
+    }
+    out.sent += 1;
+    this.out.push({ type: 'transmit', channel, seq: out.sent, epoch: this.epochNow, payload });
+    return undefined;
+  }
+
+  private arrival(channel: ChannelId, epoch: Epoch): InputChannel<P> | Rejection {
+    const ch = this.inputs.get(channel);
+    if (!ch) return reject('unknown-channel', `${channel} is not an input of ${this.id}`);
+    if (epoch < this.epochNow) return reject('stale-epoch', `epoch ${epoch} on ${channel} is older than ${this.epochNow}`);
+    if (epoch > this.epochNow) {
+      return reject('future-epoch', `epoch ${epoch} on ${channel} is ahead of ${this.epochNow}: restore first`);
+    }
+    if (ch.failed !== null) return reject('channel-failed', `${channel} failed earlier: ${ch.failed}`);
+    return ch;
+  }
+
+  private onMessage(channel: ChannelId, seq: number, epoch: Epoch, payload: P): Rejection | undefined {
+    const ch = this.arrival(channel, epoch);
+    if (!isInput(ch)) return ch;
+    if (this.order === 'fifo-checked') {
+      if (seq <= ch.lastArrived) return reject('duplicate-message', `seq ${seq} on ${channel} already arrived (last ${ch.lastArrived})`);
+      if (seq !== ch.lastArrived + 1) {
+        const detail = `expected seq ${ch.lastArrived + 1} on ${channel}, got ${seq}: ${seq - ch.lastArrived - 1} message(s) lost`;
+        this.failChannel(ch, detail);
+        return reject('gap', detail);
+      }
+      ch.lastArrived = seq;
+    } else if (seq > ch.lastArrived) {
+      ch.lastArrived = seq;
+    }
+    if (ch.blockedFor !== null) {
+      ch.buffer.push({ type: 'message', seq, payload });
+      ch.blockedFor.bufferedMessages += 1;
+      return undefined;
+    }
+    this.deliver(ch, seq, payload);
+    return undefined;
+  }
+
+  private deliver(ch: InputChannel<P>, seq: number, payload: P): void {
+    ch.delivered = this.order === 'fifo-checked' ? seq : ch.delivered + 1;
+    if (ch.recorders.length > 0) {
+      for (const rec of ch.recorders) rec.push({ seq, payload });
+    }
+    this.out.push({ type: 'deliver', channel: ch.id, seq, payload });
+  }
+
+  private onBarrier(channel: ChannelId, id: CheckpointId, epoch: Epoch): Rejection | undefined {
+    const ch = this.arrival(channel, epoch);
+    if (!isInput(ch)) return ch;
+    if (this.policy.kind === 'none') {
+      return reject('unexpected-barrier', `barrier ${id} on ${channel}: policy none sends no barriers`);
+    }
+    if (ch.blockedFor !== null) {
+      ch.buffer.push({ type: 'barrier', checkpointId: id });
+      return undefined;
+    }
+    return this.processBarrier(ch, id);
+  }
+
+  private processBarrier(ch: InputChannel<P>, id: CheckpointId): Rejection | undefined {
+    if (this.finished.has(id)) return reject('stale-barrier', `checkpoint ${id} already finished at ${this.id}`);
+    let p = this.pending.get(id);
+    let released: InputChannel<P>[] = [];
+    if (!p) {
+      if (this.policy.concurrency !== 'independent' && id < this.highestSeen) {
+        return reject('stale-barrier', `barrier ${id} on ${ch.id} is older than checkpoint ${this.highestSeen}`);
+      }
+      released = this.subsumeOlder(id);
+      p = this.begin(id);
+      if (!p) return this.release(released);
+    }
+    if (p.barrierChannels.has(ch.id)) {
+      this.release(released);
+      return reject('duplicate-barrier', `barrier ${id} on ${ch.id} already arrived`);
+    }
+    p.barrierChannels.add(ch.id);
+    const rejected = this.policy.onBarrier(this.controller, p, ch.id);
+    this.release(released);
+    return rejected;
+  }
+
+  private onTrigger(id: CheckpointId): Rejection | undefined {
+    if (this.finished.has(id)) return reject('stale-trigger', `checkpoint ${id} already finished at ${this.id}`);
+    let p = this.pending.get(id);
+    if (p && (p.triggered || p.phase === 'snapshotted')) {
+      return reject('duplicate-trigger', `checkpoint ${id} is already snapshotted or triggered at ${this.id}`);
+    }
+    let released: InputChannel<P>[] = [];
+    if (!p) {
+      if (this.policy.concurrency !== 'independent' && id < this.highestSeen) {
+        return reject('stale-trigger', `trigger ${id} is older than checkpoint ${this.highestSeen}`);
+      }
+      released = this.subsumeOlder(id);
+      p = this.begin(id);
+      if (!p) return this.release(released);
+    }
+    if (this.pausedFor !== null && this.pausedFor < id) this.resume();
+    p.triggered = true;
+    this.policy.onTrigger(this.controller, p);
+    return this.release(released);
+  }
+
+  /** Starts tracking a checkpoint, or declines it at once when an input has failed. */
+  private begin(id: CheckpointId): PendingCheckpoint | undefined {
+    if (id > this.highestSeen) this.highestSeen = id;
+    const p = newPending(id);
+    if (this.failedInputs > 0) {
+      this.out.push({ type: 'decline', checkpointId: id, reason: 'channel-failed' });
+      this.finished.add(id);
+      return undefined;
+    }
+    this.pending.set(id, p);
+    return p;
+  }
+
+  /**
+   * Applies the concurrency rule before a newer checkpoint starts: the older ones it subsumes are
+   * declined and their blocked inputs returned, to be released once the newer one is set up.
+   */
+  private subsumeOlder(id: CheckpointId): InputChannel<P>[] {
+    const rule = this.policy.concurrency;
+    if (rule === 'independent') return [];
+    const released: InputChannel<P>[] = [];
+    for (const q of [...this.pending.values()]) {
+      if (q.id >= id) continue;
+      if (rule === 'one-aligning' && q.phase !== 'aligning') continue;
+      released.push(...this.abandon(q, 'subsumed'));
+    }
+    return released;
+  }
+
+  /** Ends a checkpoint without an ack; returns its blocked inputs for the caller to release. */
+  private abandon(p: PendingCheckpoint, decline: DeclineReason | null): InputChannel<P>[] {
+    if (decline) this.out.push({ type: 'decline', checkpointId: p.id, reason: decline });
+    this.cancelTimer(p);
+    const blocked: InputChannel<P>[] = [];
+    for (const id of p.blocked) {
+      const ch = this.inputs.get(id) as InputChannel<P>;
+      ch.blockedFor = null;
+      blocked.push(ch);
+    }
+    p.blocked.clear();
+    for (const id of p.recording.keys()) {
+      const ch = this.inputs.get(id) as InputChannel<P>;
+      ch.recorders = ch.recorders.filter((r) => r !== p.recording.get(id));
+    }
+    p.recording.clear();
+    this.pending.delete(p.id);
+    this.finished.add(p.id);
+    return blocked;
+  }
+
+  /**
+   * Replays what blocked inputs held, in arrival order. A replayed barrier may block the input again,
+   * in which case the rest goes back into its buffer, still in order.
+   */
+  private release(channels: readonly InputChannel<P>[]): undefined {
+    for (const ch of channels) {
+      if (ch.blockedFor !== null) continue;
+      const items = ch.buffer;
+      ch.buffer = [];
+      for (let i = 0; i < items.length; i++) {
+        if (ch.blockedFor !== null) {
+          ch.buffer = items.slice(i).concat(ch.buffer);
+          break;
+        }
+        const item = items[i] as Buffered<P>;
+        if (item.type === 'message') this.deliver(ch, item.seq, item.payload);
+        else {
+          const rejected = this.processBarrier(ch, item.checkpointId);
+          if (rejected) this.count(rejected.reason);
+        }
+      }
+    }
+    return undefined;
+  }
+
+  private onStored(id: CheckpointId): Rejection | undefined {
+    const p = this.pending.get(id);
+    if (!p) return reject('unknown-checkpoint', `checkpoint ${id} is not in flight at ${this.id}`);
+    if (p.phase !== 'snapshotted') return reject('not-snapshotted', `checkpoint ${id} has no snapshot yet at ${this.id}`);
+    if (p.stored) return reject('duplicate-stored', `checkpoint ${id} was already stored at ${this.id}`);
+    p.stored = true;
+    this.maybeComplete(p);
+    return undefined;
+  }
+
+  private onAbort(id: CheckpointId): Rejection | undefined {
+    const p = this.pending.get(id);
+    const wasPaused = this.pausedFor === id;
+    if (p) this.release(this.abandon(p, null));
+    else this.finished.add(id);
+    if (wasPaused) this.resume();
+    if (!p && !wasPaused) return reject('unknown-checkpoint', `checkpoint ${id} is not in flight at ${this.id}`);
+    return undefined;
+  }
+
+  private onComplete(id: CheckpointId): Rejection | undefined {
+    // The notice is best effort and may overtake nothing we care about; only a sync pause waits for it.
+    if (this.pausedFor !== null && id >= this.pausedFor) this.resume();
+    return undefined;
+  }
+
+  private onTimer(id: CheckpointId): Rejection | undefined {
+    const p = this.pending.get(id);
+    if (!p || !p.alignmentTimerRunning) return reject('stale-timer', `no alignment timer runs for ${id} at ${this.id}`);
+    p.alignmentTimerRunning = false;
+    this.policy.onAlignmentTimeout(this.controller, p);
+    return undefined;
+  }
+
+  private onRestore(
+    epoch: Epoch,
+    counts: SnapshotCounts,
+    channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>,
+  ): Rejection | undefined {
+    if (epoch <= this.epochNow) {
+      return reject('epoch-not-increasing', `restore epoch ${epoch} must exceed the current epoch ${this.epochNow}`);
+    }
+    // Validate everything before touching anything, so a bad restore leaves the participant as it was.
+    for (const channel of Object.keys(channelStates)) {
+      if (!this.inputs.has(channel)) return reject('unknown-channel', `channel state for ${channel}, not an input of ${this.id}`);
+    }
+    for (const channel of [...Object.keys(counts.sent)]) {
+      if (!this.outputs.has(channel)) return reject('unknown-channel', `sent count for ${channel}, not an output of ${this.id}`);
+    }
+    for (const channel of [...Object.keys(counts.received)]) {
+      if (!this.inputs.has(channel)) return reject('unknown-channel', `received count for ${channel}, not an input of ${this.id}`);
+    }
+    if (this.order === 'fifo-checked') {
+      for (const [channel, msgs] of Object.entries(channelStates)) {
+        let expected = (counts.received[channel] ?? 0) + 1;
+        for (const m of msgs) {
+          if (m.seq !== expected) return reject('gap', `channel state of ${channel} has seq ${m.seq} where ${expected} was expected`);
+          expected += 1;
+        }
+      }
+    }
+    for (const p of [...this.pending.values()]) this.abandon(p, null);
+    if (this.pausedFor !== null) this.resume();
+    this.epochNow = epoch;
+    this.failedInputs = 0;
+    for (const out of this.outputList) out.sent = counts.sent[out.id] ?? 0;
+    for (const ch of this.inputList) {
+      ch.delivered = counts.received[ch.id] ?? 0;
+      ch.lastArrived = ch.delivered;
+      ch.buffer = [];
+      ch.blockedFor = null;
+      ch.recorders = [];
+      ch.failed = null;
+    }
+    // The recorded messages go to the app before anything new can arrive on the new epoch.
+    for (const ch of this.inputList) {
+      for (const m of channelStates[ch.id] ?? []) {
+        if (m.seq > ch.lastArrived) ch.lastArrived = m.seq;
+        this.deliver(ch, m.seq, m.payload);
+      }
+    }
+    return undefined;
+  }
+
+  private failChannel(ch: InputChannel<P>, detail: string): void {
+    ch.failed = detail;
+    this.failedInputs += 1;
+    this.out.push({ type: 'channel-failed', channel: ch.id, detail });
+    for (const p of [...this.pending.values()]) this.release(this.abandon(p, 'channel-failed'));
+  }
+
+  private maybeComplete(p: PendingCheckpoint): void {
+    if (p.phase !== 'snapshotted' || !p.stored || p.recording.size > 0) return;
+    assert(p.counts !== undefined, `checkpoint ${p.id} snapshotted without counts`);
+    assert(p.blocked.size === 0, `checkpoint ${p.id} completing with blocked inputs`);
+    const channelStates: Record<ChannelId, readonly RecordedMessage<P>[]> = {};
+    for (const ch of this.inputList) {
+      channelStates[ch.id] = (p.channelStates.get(ch.id) ?? []) as RecordedMessage<P>[];
+    }
+    this.out.push({
+      type: 'ack',
+      checkpointId: p.id,
+      counts: p.counts,
+      channelStates,
+      stats: {
+        bufferedMessages: p.bufferedMessages,
+        channelStateMessages: p.channelStateMessages,
+        finishedUnaligned: p.finishedUnaligned,
+      },
+    });
+    this.pending.delete(p.id);
+    this.finished.add(p.id);
+  }
+
+  private snapshotCounts(): SnapshotCounts {
+    const sent: Record<ChannelId, number> = {};
+    const received: Record<ChannelId, number> = {};
+    for (const out of this.outputList) sent[out.id] = out.sent;
+    for (const ch of this.inputList) received[ch.id] = ch.delivered;
+    return { sent, received };
+  }
+
+  private cancelTimer(p: PendingCheckpoint): void {
+    if (!p.alignmentTimerRunning) return;
+    p.alignmentTimerRunning = false;
+    this.out.push({ type: 'cancel-timer', timer: { kind: 'alignment', checkpointId: p.id } });
+  }
+
+  private resume(): void {
+    const id = this.pausedFor;
+    if (id === null) return;
+    this.pausedFor = null;
+    this.out.push({ type: 'resumed', checkpointId: id });
+  }
+
+  private count(reason: RejectReason): void {
+    this.rejections[reason] = (this.rejections[reason] ?? 0) + 1;
+  }
+
+  private makeController(): PolicyController {
+    return {
+      snapshot: (p, how) => {
+        assert(p.phase === 'aligning', `checkpoint ${p.id} snapshotted twice at ${this.id}`);
+        p.counts = this.snapshotCounts();
+        p.phase = 'snapshotted';
+        this.out.push({ type: 'snapshot', checkpointId: p.id, counts: p.counts });
+        if (how.sendBarriers) {
+          for (const out of this.outputList) {
+            this.out.push({ type: 'send-barrier', channel: out.id, checkpointId: p.id, epoch: this.epochNow });
+          }
+        }
+        if (how.recordOpenInputs) {
+          for (const ch of this.inputList) {
+            if (p.barrierChannels.has(ch.id)) continue;
+            const rec: RecordedMessage<P>[] = [];
+            p.recording.set(ch.id, rec as RecordedMessage<unknown>[]);
+            ch.recorders.push(rec);
+          }
+        }
+        this.cancelTimer(p);
+        const blocked: InputChannel<P>[] = [];
+        for (const id of p.blocked) {
+          const ch = this.inputs.get(id) as InputChannel<P>;
+          ch.blockedFor = null;
+          blocked.push(ch);
+        }
+        p.blocked.clear();
+        this.release(blocked);
+      },
+      block: (p, channel) => {
+        const ch = this.inputs.get(channel) as InputChannel<P>;
+        assert(ch.blockedFor === null, `${channel} blocked twice at ${this.id}`);
+        ch.blockedFor = p;
+        p.blocked.add(channel);
+      },
+      closeRecording: (p, channel) => {
+        const rec = p.recording.get(channel);
+        assert(rec !== undefined, `no recording of ${channel} for ${p.id} at ${this.id}`);
+        const ch = this.inputs.get(channel) as InputChannel<P>;
+        ch.recorders = ch.recorders.filter((r) => r !== rec);
+        p.recording.delete(channel);
+        p.channelStates.set(channel, rec);
+        p.channelStateMessages += rec.length;
+        this.maybeComplete(p);
+      },
+      forwardInputsAligned: (p) => {
+        for (const ch of this.inputList) {
+          if (!ch.backEdge && !p.barrierChannels.has(ch.id)) return false;
+        }
+        return true;
+      },
+      allInputsAligned: (p) => {
+        for (const ch of this.inputList) {
+          if (!p.barrierChannels.has(ch.id)) return false;
+        }
+        return true;
+      },
+      startAlignmentTimer: (p, afterMs) => {
+        p.alignmentTimerRunning = true;
+        this.out.push({ type: 'start-timer', timer: { kind: 'alignment', checkpointId: p.id }, afterMs });
+      },
+      pauseAndFlush: (p) => {
+        if (this.pausedFor === null) {
+          this.pausedFor = p.id;
+          this.out.push({ type: 'paused', checkpointId: p.id });
+        }
+        for (const out of this.outputList) {
+          this.out.push({ type: 'send-barrier', channel: out.id, checkpointId: p.id, epoch: this.epochNow });
+        }
+      },
+    };
+  }
+}
+
+function reject(reason: RejectReason, detail: string): Rejection {
+  return { reason, detail };
+}
+
+function isInput<P>(value: InputChannel<P> | Rejection): value is InputChannel<P> {
+  return 'backEdge' in value;
+}
+
+/** A broken invariant is a bug in this file: crash loudly rather than produce a wrong cut. */
+function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`snapshot core invariant violated: ${message}`);
+}

@@ -1,0 +1,48 @@
+/** The participant's record of one checkpoint it has seen but not finished. */
+import type { ChannelId, CheckpointId } from '../ids.js';
+import type { RecordedMessage, SnapshotCounts } from './types.js';
+
+export type PendingPhase =
+  /** Barriers are arriving; the local snapshot is not taken yet. */
+  | 'aligning'
+  /** The snapshot is taken; open recordings and the store may still be outstanding. */
+  | 'snapshotted';
+
+export interface PendingCheckpoint {
+  readonly id: CheckpointId;
+  phase: PendingPhase;
+  /** Inputs whose barrier for this checkpoint has been processed. */
+  readonly barrierChannels: Set<ChannelId>;
+  /** Inputs recorded since the snapshot whose barrier has not arrived yet. */
+  readonly recording: Map<ChannelId, RecordedMessage<unknown>[]>;
+  /** Finished channel states, by input. */
+  readonly channelStates: Map<ChannelId, RecordedMessage<unknown>[]>;
+  /** Inputs blocked for this checkpoint (aligned and sync). */
+  readonly blocked: Set<ChannelId>;
+  counts: SnapshotCounts | undefined;
+  stored: boolean;
+  /** Initiated here (trigger), as opposed to started by a barrier. */
+  triggered: boolean;
+  finishedUnaligned: boolean;
+  alignmentTimerRunning: boolean;
+  bufferedMessages: number;
+  channelStateMessages: number;
+}
+
+export function newPending(id: CheckpointId): PendingCheckpoint {
+  return {
+    id,
+    phase: 'aligning',
+    barrierChannels: new Set(),
+    recording: new Map(),
+    channelStates: new Map(),
+    blocked: new Set(),
+    counts: undefined,
+    stored: false,
+    triggered: false,
+    finishedUnaligned: false,
+    alignmentTimerRunning: false,
+    bufferedMessages: 0,
+    channelStateMessages: 0,
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * One barrier policy per module, behind this interface, chosen once by `createPolicy`. A policy
+ * decides only *when* a participant snapshots and what happens to an input after its barrier; the
+ * participant owns sequencing, buffering, recording and completion, so each policy stays a few lines.
+ */
+import type { ChannelId } from '../ids.js';
+import type { PendingCheckpoint } from './pending.js';
+import type { PolicyConfig, PolicyKind, Rejection } from './types.js';
+import { alignedPolicy } from './policies/aligned.js';
+import { alignedTimeoutPolicy } from './policies/aligned-timeout.js';
+import { nonePolicy } from './policies/none.js';
+import { syncPolicy } from './policies/sync.js';
+import { unalignedPolicy } from './policies/unaligned.js';
+
+/** What a policy may ask of the participant. */
+export interface PolicyController {
+  /** Take the local snapshot now; optionally send barriers on every output and record open inputs. */
+  snapshot(p: PendingCheckpoint, how: { sendBarriers: boolean; recordOpenInputs: boolean }): void;
+  /** Hold back everything arriving on this input until the checkpoint snapshots. */
+  block(p: PendingCheckpoint, channel: ChannelId): void;
+  /** The input's barrier arrived after the snapshot: its channel state is complete. */
+  closeRecording(p: PendingCheckpoint, channel: ChannelId): void;
+  /** True when every input that must align (all but back edges) delivered this checkpoint's barrier. */
+  forwardInputsAligned(p: PendingCheckpoint): boolean;
+  /** True when every input, back edges included, delivered this checkpoint's barrier. */
+  allInputsAligned(p: PendingCheckpoint): boolean;
+  startAlignmentTimer(p: PendingCheckpoint, afterMs: number): void;
+  /** Stop the app's sends and flush every output with a marker (sync). */
+  pauseAndFlush(p: PendingCheckpoint): void;
+}
+
+/**
+ * How checkpoints relate while several are in flight:
+ * - `independent`: each id has its own snapshot and recordings (Chandy-Lamport with several initiators);
+ * - `one-aligning`: at most one checkpoint is aligning; a barrier of a later id on an input that has not
+ *   yet delivered the aligning one's barrier subsumes it (Flink's rule), while a later barrier on a
+ *   blocked input waits in that input's buffer (FIFO keeps it behind the earlier checkpoint's cut);
+ * - `one-at-a-time`: a later id subsumes every earlier checkpoint still in flight, whatever its phase
+ *   (sync: the coordinator has moved on, so an abort or complete notice that never came is implied).
+ */
+export type Concurrency = 'independent' | 'one-aligning' | 'one-at-a-time';
+
+export interface BarrierPolicy {
+  readonly kind: PolicyKind;
+  readonly concurrency: Concurrency;
+  onTrigger(c: PolicyController, p: PendingCheckpoint): void;
+  /** Called once per input per checkpoint, after the participant filtered stale and duplicate barriers. */
+  onBarrier(c: PolicyController, p: PendingCheckpoint, channel: ChannelId): Rejection | undefined;
+  onAlignmentTimeout(c: PolicyController, p: PendingCheckpoint): void;
+}
+
+export type PolicyError = { readonly kind: 'invalid-policy'; readonly message: string };
+
+export function createPolicy(
+  config: PolicyConfig,
+): { ok: true; policy: BarrierPolicy } | { ok: false; error: PolicyError } {
+  switch (config.kind) {
+    case 'unaligned':
+      return { ok: true, policy: unalignedPolicy };
+    case 'aligned':
+      return { ok: true, policy: alignedPolicy };
+    case 'aligned-timeout': {
+      const ms = config.alignmentTimeoutMs;
+      if (!Number.isFinite(ms) || ms < 0) {
+        return {
+          ok: false,
+          error: {
+            kind: 'invalid-policy',
+            message: `alignmentTimeoutMs must be a finite number >= 0, got ${String(ms)}`,
+          },
+        };
+      }
+      return { ok: true, policy: alignedTimeoutPolicy(ms) };
+    }
+    case 'sync':
+      return { ok: true, policy: syncPolicy };
+    case 'none':
+      return { ok: true, policy: nonePolicy };
+    default: {
+      const unknown: never = config;
+      return {
+        ok: false,
+        error: { kind: 'invalid-policy', message: `unknown policy ${JSON.stringify(unknown)}` },
+      };
+    }
+  }
+}

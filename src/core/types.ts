@@ -1,0 +1,186 @@
+/**
+ * The participant's vocabulary: what goes in (inputs), what comes out (effects), and why an input can
+ * be turned away (rejections). A participant is one process of Chandy-Lamport: one app endpoint.
+ *
+ * Effects are returned in the order the shell must carry them out. In particular a `snapshot` effect
+ * must be executed (the app's state captured) before any effect after it in the same batch: the
+ * barriers that follow it and the messages delivered after it are on the far side of the cut.
+ */
+import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../ids.js';
+
+/** How a participant with several inputs lines its barriers up. One module each in `policies/`. */
+export type PolicyConfig =
+  /** Chandy-Lamport: snapshot at the first barrier, record every other input until its barrier. */
+  | { readonly kind: 'unaligned' }
+  /** ABS: block an input after its barrier; snapshot when every forward input delivered its barrier. */
+  | { readonly kind: 'aligned' }
+  /** ABS, switching this checkpoint to unaligned when alignment takes longer than the timeout. */
+  | { readonly kind: 'aligned-timeout'; readonly alignmentTimeoutMs: number }
+  /** Stop the world: pause sending, flush every output with a marker, snapshot once all inputs are drained. */
+  | { readonly kind: 'sync' }
+  /** The baseline: snapshot when told, no markers, no channel state. Not consistent, on purpose. */
+  | { readonly kind: 'none' };
+
+export type PolicyKind = PolicyConfig['kind'];
+
+/**
+ * `fifo-checked` (the default and the only sound choice) rejects a gap or a reordering as a protocol
+ * error. `unchecked` accepts messages in any order; it exists so the simulator can show what
+ * Chandy-Lamport does over non-FIFO channels.
+ */
+export type ChannelOrder = 'fifo-checked' | 'unchecked';
+
+export interface ParticipantConfig {
+  readonly id: ProcessId;
+  readonly inputs: readonly ChannelId[];
+  readonly outputs: readonly ChannelId[];
+  /** Inputs that close a cycle (see graph analysis). Aligned modes record them instead of waiting. */
+  readonly backEdgeInputs?: readonly ChannelId[];
+  readonly policy: PolicyConfig;
+  readonly channelOrder?: ChannelOrder;
+  /** How many finished checkpoint ids are remembered to recognise stale barriers. */
+  readonly finishedIdsRememberedMax?: number;
+}
+
+/** A message as recorded in channel state: its per-channel sequence number and its payload. */
+export interface RecordedMessage<P> {
+  readonly seq: number;
+  readonly payload: P;
+}
+
+/**
+ * Per-channel counts at the instant of a local snapshot: for every output the number of messages
+ * sent, for every input the number delivered to the app. Under FIFO these are the last sequence numbers.
+ */
+export interface SnapshotCounts {
+  readonly sent: Readonly<Record<ChannelId, number>>;
+  readonly received: Readonly<Record<ChannelId, number>>;
+}
+
+export type TimerKey = { readonly kind: 'alignment'; readonly checkpointId: CheckpointId };
+
+export type Input<P> =
+  /** Become an initiator of this checkpoint: snapshot now (sync: pause and flush first). */
+  | { readonly type: 'trigger'; readonly checkpointId: CheckpointId }
+  /** The app asks to send on one of its outputs. */
+  | { readonly type: 'send'; readonly channel: ChannelId; readonly payload: P }
+  /** A data message arrived on an input. */
+  | {
+      readonly type: 'message';
+      readonly channel: ChannelId;
+      readonly seq: number;
+      readonly epoch: Epoch;
+      readonly payload: P;
+    }
+  /** A barrier (marker) arrived on an input. */
+  | {
+      readonly type: 'barrier';
+      readonly channel: ChannelId;
+      readonly checkpointId: CheckpointId;
+      readonly epoch: Epoch;
+    }
+  /** The state captured at the `snapshot` effect is durable. */
+  | { readonly type: 'snapshot-stored'; readonly checkpointId: CheckpointId }
+  /** The coordinator gave the checkpoint up. */
+  | { readonly type: 'abort'; readonly checkpointId: CheckpointId }
+  /** The coordinator reports the checkpoint completed everywhere (best effort, may never come). */
+  | { readonly type: 'complete'; readonly checkpointId: CheckpointId }
+  /** A timer started by a `start-timer` effect fired. */
+  | { readonly type: 'timer'; readonly timer: TimerKey }
+  /**
+   * Roll back to a checkpoint: the shell has already put the app's state back; the core resets its
+   * counts, fences older epochs and re-delivers the recorded channel state before anything new.
+   */
+  | {
+      readonly type: 'restore';
+      readonly epoch: Epoch;
+      readonly counts: SnapshotCounts;
+      readonly channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>;
+    };
+
+export interface AckStats {
+  /** Messages held back on blocked inputs while aligning. */
+  readonly bufferedMessages: number;
+  /** Messages recorded as channel state. */
+  readonly channelStateMessages: number;
+  /** True when an aligned checkpoint finished unaligned (alignment timeout or trigger while aligning). */
+  readonly finishedUnaligned: boolean;
+}
+
+export type Effect<P> =
+  /** Put this app message on the wire of an output channel. */
+  | {
+      readonly type: 'transmit';
+      readonly channel: ChannelId;
+      readonly seq: number;
+      readonly epoch: Epoch;
+      readonly payload: P;
+    }
+  /** Hand this message to the app. */
+  | { readonly type: 'deliver'; readonly channel: ChannelId; readonly seq: number; readonly payload: P }
+  /** Capture the app's state now, before carrying out any later effect. */
+  | { readonly type: 'snapshot'; readonly checkpointId: CheckpointId; readonly counts: SnapshotCounts }
+  /** Put a barrier on the wire of an output channel. */
+  | {
+      readonly type: 'send-barrier';
+      readonly channel: ChannelId;
+      readonly checkpointId: CheckpointId;
+      readonly epoch: Epoch;
+    }
+  /** This participant's part of the checkpoint is done: state stored, channel states complete. */
+  | {
+      readonly type: 'ack';
+      readonly checkpointId: CheckpointId;
+      readonly counts: SnapshotCounts;
+      readonly channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>;
+      readonly stats: AckStats;
+    }
+  /** This participant cannot complete the checkpoint. */
+  | { readonly type: 'decline'; readonly checkpointId: CheckpointId; readonly reason: DeclineReason }
+  | { readonly type: 'start-timer'; readonly timer: TimerKey; readonly afterMs: number }
+  | { readonly type: 'cancel-timer'; readonly timer: TimerKey }
+  /** Sync policy: the app must stop sending until `resumed`. */
+  | { readonly type: 'paused'; readonly checkpointId: CheckpointId }
+  | { readonly type: 'resumed'; readonly checkpointId: CheckpointId }
+  /** An input lost a message (gap) or broke order; it stays failed until a restore. */
+  | { readonly type: 'channel-failed'; readonly channel: ChannelId; readonly detail: string };
+
+export type DeclineReason =
+  /** A barrier of a later checkpoint arrived before this one aligned (aligned modes). */
+  | 'subsumed'
+  /** An input lost a message: no checkpoint spanning the gap may complete. */
+  | 'channel-failed';
+
+/**
+ * Why an input was turned away. Stale and duplicate inputs are normal under retries and races:
+ * the shell counts and logs them at debug. The rest are a peer's protocol violations.
+ */
+export type RejectReason =
+  | 'duplicate-barrier'
+  | 'stale-barrier'
+  | 'duplicate-trigger'
+  | 'stale-trigger'
+  | 'duplicate-message'
+  | 'stale-epoch'
+  | 'future-epoch'
+  | 'stale-timer'
+  | 'unknown-checkpoint'
+  | 'duplicate-stored'
+  | 'unknown-channel'
+  | 'unexpected-barrier'
+  | 'not-snapshotted'
+  | 'gap'
+  | 'channel-failed'
+  | 'paused'
+  | 'epoch-not-increasing';
+
+export interface Rejection {
+  readonly reason: RejectReason;
+  readonly detail: string;
+}
+
+export interface StepResult<P> {
+  readonly effects: readonly Effect<P>[];
+  /** Present when the input was turned away; effects may still be non-empty (a gap declines checkpoints). */
+  readonly rejected?: Rejection;
+}
