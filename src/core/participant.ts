@@ -231,7 +231,11 @@ export class Participant<P> {
 
   private onBarrier(channel: ChannelId, id: CheckpointId, epoch: Epoch): Rejection | undefined {
     const ch = this.arrival(channel, epoch);
-    if (!isInput(ch)) return ch;
+    if (!isInput(ch)) {
+      // A barrier behind a gap still names a checkpoint that cannot complete: say so now, not at timeout.
+      if (ch.reason === 'channel-failed' && !this.finished.has(id) && !this.pending.has(id)) this.begin(id);
+      return ch;
+    }
     if (this.policy.kind === 'none') {
       return reject('unexpected-barrier', `barrier ${id} on ${channel}: policy none sends no barriers`);
     }
