@@ -1,8 +1,13 @@
 /**
  * The coordinator's half of the protocol as a sans-I/O state machine: it starts checkpoints with
  * strictly increasing ids, triggers the initiators, gathers acks, and decides completed or aborted.
- * A later completed checkpoint subsumes every earlier one still in flight. Complete and abort notices
- * are effects the shell sends best effort; participants do not depend on them except to end a pause.
+ *
+ * The subsuming contract: a completed checkpoint n makes every earlier one obsolete as a restore point
+ * and, for side effects, a `complete` notice for n implies every earlier id. An earlier checkpoint still
+ * in flight is NOT aborted when a later one completes (unlike Flink): its acks are usually on their
+ * way, and a manual request from the protection service should not fail because a periodic one
+ * finished first. A stuck earlier checkpoint ends by its own timeout. Complete and abort notices are
+ * effects the shell sends best effort; participants do not depend on them except to end a pause.
  */
 import type { CheckpointId, ProcessId } from '../ids.js';
 
@@ -19,7 +24,7 @@ export type TrackerInput<A> =
   | { readonly type: 'timeout'; readonly checkpointId: CheckpointId }
   | { readonly type: 'cancel'; readonly checkpointId: CheckpointId; readonly reason: string };
 
-export type AbortReason = 'declined' | 'timeout' | 'subsumed' | 'cancelled';
+export type AbortReason = 'declined' | 'timeout' | 'cancelled';
 
 export type TrackerEffect<A> =
   | { readonly type: 'trigger'; readonly checkpointId: CheckpointId; readonly process: ProcessId }
@@ -157,9 +162,6 @@ export class CheckpointTracker<A> {
     out.push({ type: 'cancel-timer', checkpointId: c.id });
     out.push({ type: 'completed', checkpointId: c.id, acks: c.acks });
     for (const p of this.participants) out.push({ type: 'notify', checkpointId: c.id, notice: 'complete', process: p });
-    for (const older of [...this.inFlight.values()]) {
-      if (older.id < c.id) this.abort(older, 'subsumed', `checkpoint ${c.id} completed first`, out);
-    }
   }
 
   private abort(c: InFlight<A>, reason: AbortReason, detail: string, out: TrackerEffect<A>[]): void {

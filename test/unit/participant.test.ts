@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { Participant } from '../../src/core/participant.js';
+import { FinishedIds } from '../../src/core/finished-ids.js';
+
+function make(over: Partial<Parameters<typeof Participant.create>[0]> = {}) {
+  const r = Participant.create<string>({ id: 'b', inputs: ['a->b'], outputs: ['b->c'], policy: { kind: 'aligned' }, ...over });
+  if (!r.ok) throw new Error(r.error.message);
+  return r.participant;
+}
+
+describe('participant configuration', () => {
+  it('rejects a negative alignment timeout, a channel listed twice and a back edge that is not an input', () => {
+    const r = Participant.create({
+      id: 'b',
+      inputs: ['a->b', 'a->b'],
+      outputs: [],
+      backEdgeInputs: ['x->b'],
+      policy: { kind: 'aligned-timeout', alignmentTimeoutMs: -1 },
+    });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error.message).toContain('alignmentTimeoutMs');
+      expect(r.error.message).toContain('a->b is listed twice');
+      expect(r.error.message).toContain('back edge x->b');
+    }
+  });
+});
+
+describe('participant rules', () => {
+  it('sending on an unknown channel is rejected, not thrown', () => {
+    expect(make().step({ type: 'send', channel: 'b->z', payload: 'x' }).rejected?.reason).toBe('unknown-channel');
+  });
+
+  it('snapshot-stored before the snapshot, twice, or for an unknown checkpoint is rejected', () => {
+    const p = make({ inputs: ['a->b', 'x->b'] });
+    p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
+    expect(p.step({ type: 'snapshot-stored', checkpointId: 1 }).rejected?.reason).toBe('not-snapshotted');
+    expect(p.step({ type: 'snapshot-stored', checkpointId: 7 }).rejected?.reason).toBe('unknown-checkpoint');
+    p.step({ type: 'barrier', channel: 'x->b', checkpointId: 1, epoch: 0 });
+    // Stored once completes the checkpoint (no input is recorded), so a second store finds nothing.
+    expect(p.step({ type: 'snapshot-stored', checkpointId: 1 }).effects.map((e) => e.type)).toEqual(['ack']);
+    expect(p.step({ type: 'snapshot-stored', checkpointId: 1 }).rejected?.reason).toBe('unknown-checkpoint');
+  });
+
+  it('an abort releases blocked inputs in order and forgets the checkpoint', () => {
+    const p = make({ inputs: ['a->b', 'x->b'] });
+    p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
+    expect(p.isBlocked('a->b')).toBe(true);
+    expect(p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' }).effects).toEqual([]);
+    expect(p.step({ type: 'message', channel: 'a->b', seq: 2, epoch: 0, payload: 'm2' }).effects).toEqual([]);
+    const r = p.step({ type: 'abort', checkpointId: 1 });
+    expect(r.effects.map((e) => (e.type === 'deliver' ? e.payload : e.type))).toEqual(['m1', 'm2']);
+    expect(p.isBlocked('a->b')).toBe(false);
+    expect(p.inFlight()).toEqual([]);
+    expect(p.step({ type: 'barrier', channel: 'x->b', checkpointId: 1, epoch: 0 }).rejected?.reason).toBe('stale-barrier');
+  });
+
+  it('a restore with a bad channel state leaves the participant untouched', () => {
+    const p = make();
+    p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' });
+    const r = p.step({
+      type: 'restore',
+      epoch: 1,
+      counts: { sent: {}, received: { 'a->b': 0 } },
+      channelStates: { 'a->b': [{ seq: 2, payload: 'skips 1' }] },
+    });
+    expect(r.rejected?.reason).toBe('gap');
+    expect(p.epoch).toBe(0);
+    expect(p.deliveredFrom('a->b')).toBe(1);
+  });
+
+  it('a restore must move the epoch forward', () => {
+    const p = make();
+    const counts = { sent: {}, received: {} };
+    expect(p.step({ type: 'restore', epoch: 0, counts, channelStates: {} }).rejected?.reason).toBe('epoch-not-increasing');
+    expect(p.step({ type: 'restore', epoch: 2, counts, channelStates: {} }).rejected).toBeUndefined();
+    expect(p.epoch).toBe(2);
+  });
+
+  it('rejections are counted by reason', () => {
+    const p = make();
+    p.step({ type: 'barrier', channel: 'q->b', checkpointId: 1, epoch: 0 });
+    p.step({ type: 'barrier', channel: 'q->b', checkpointId: 1, epoch: 0 });
+    p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 3, payload: 'x' });
+    expect(p.rejections).toEqual({ 'unknown-channel': 2, 'future-epoch': 1 });
+  });
+});
+
+describe('finished ids', () => {
+  it('remembers up to its maximum, then treats everything at or below the forgotten id as finished', () => {
+    const f = new FinishedIds(2);
+    f.add(5);
+    f.add(3);
+    expect(f.has(4)).toBe(false);
+    f.add(9);
+    // 5 was forgotten first: every id <= 5 now counts as finished.
+    expect(f.has(4)).toBe(true);
+    expect(f.has(7)).toBe(false);
+    expect(f.has(9)).toBe(true);
+  });
+});
