@@ -175,7 +175,7 @@ class Simulation {
   private readonly logs = new Map<CheckpointId, CheckpointLog>();
   private readonly violations: ViolationReport[] = [];
   private readonly initialApps = new Map<ProcessId, AppState>();
-  private deliveriesPerMs: number[] = [];
+  private deliveriesPerMs = new Uint32Array(1024);
   private events = 0;
   private messagesSent = 0;
   private messagesDelivered = 0;
@@ -292,8 +292,24 @@ class Simulation {
     return this.result();
   }
 
+  /**
+   * Every event is built here with the same fields in the same order, whatever its kind, so the
+   * agenda's heap sees one object shape: that keeps its comparisons monomorphic (the hot path).
+   */
   private schedule(ev: Ev): void {
-    this.queue.push(ev);
+    const e = ev as Partial<Record<string, unknown>> & { k: K; at: number };
+    this.queue.push({
+      k: e.k,
+      at: e.at,
+      order: 0,
+      proc: e['proc'] ?? null,
+      ch: e['ch'] ?? null,
+      wire: e['wire'] ?? null,
+      epoch: e['epoch'] ?? 0,
+      id: e['id'] ?? 0,
+      input: e['input'] ?? null,
+      msg: e['msg'] ?? null,
+    } as unknown as Ev);
   }
 
   private handle(ev: Ev): void {
@@ -353,7 +369,12 @@ class Simulation {
   private onDeliver(p: SimProcess, payload: Payload): void {
     this.messagesDelivered += 1;
     const ms = Math.floor(this.now);
-    this.deliveriesPerMs[ms] = (this.deliveriesPerMs[ms] ?? 0) + 1;
+    if (ms >= this.deliveriesPerMs.length) {
+      const grown = new Uint32Array(Math.max(ms + 1, this.deliveriesPerMs.length * 2));
+      grown.set(this.deliveriesPerMs);
+      this.deliveriesPerMs = grown;
+    }
+    this.deliveriesPerMs[ms] = (this.deliveriesPerMs[ms] as number) + 1;
     if (p.app.kind === 'tokens') {
       p.app.tokens += payload;
       return;

@@ -1,0 +1,33 @@
+/**
+ * The public surface of the pure snapshot core: everything a researcher needs to drive the
+ * algorithm from their own scheduler (see docs/core.md), and what the agent and coordinator use.
+ */
+export * from './ids.js';
+export type {
+  AckStats,
+  ChannelOrder,
+  DeclineReason,
+  Effect,
+  Input,
+  ParticipantConfig,
+  PolicyConfig,
+  PolicyKind,
+  RecordedMessage,
+  Rejection,
+  RejectReason,
+  SnapshotCounts,
+  StepResult,
+  TimerKey,
+} from './core/types.js';
+export { Participant, type ParticipantConfigError } from './core/participant.js';
+export {
+  CheckpointTracker,
+  type AbortReason,
+  type TrackerConfig,
+  type TrackerEffect,
+  type TrackerInput,
+  type TrackerRejectReason,
+  type TrackerResult,
+} from './core/tracker.js';
+export * from './graph/index.js';
+export * from './checker/index.js';
