@@ -1,0 +1,57 @@
+/**
+ * Envelope and Credit (the data channels): proto fields <-> `Envelope` / `Credit`. These are the
+ * hot path (one per app message), so the mapping stays flat and allocation-light.
+ */
+import { type FieldReader, type Fields, plainBytes } from './fields.js';
+import { oneofCase } from './oneof.js';
+import type { Credit, Envelope } from './types.js';
+
+const bodyMembers = ['payload', 'barrier'] as const;
+
+export function readEnvelope(reader: FieldReader, message: Fields): Envelope {
+  const channel = reader.channel(message.channel, 'channel');
+  const epoch = reader.uint(message.epoch, 'epoch');
+  const body = oneofCase(reader, message, 'body', bodyMembers);
+  if (body === 'barrier') {
+    const barrier = reader.message(message.barrier, 'barrier');
+    const checkpointId = reader.positive(barrier.checkpoint_id, 'barrier.checkpoint_id');
+    const barrierEpoch = reader.uint(barrier.epoch, 'barrier.epoch');
+    if (barrierEpoch !== epoch) reader.fail('barrier.epoch', `must equal the envelope's epoch ${epoch}, got ${barrierEpoch}`);
+    return { type: 'barrier', channel, epoch, afterSeq: reader.uint(message.seq, 'seq'), checkpointId };
+  }
+  const seq = reader.positive(message.seq, 'seq');
+  const payload = body === 'payload' ? plainBytes(reader.bytes(message.payload, 'payload')) : new Uint8Array(0);
+  return { type: 'message', channel, epoch, seq, payload };
+}
+
+/** The proto fields for `envelope`; not validated here (the encoder runs `readEnvelope` on them). */
+export function envelopeFields(envelope: Envelope): Fields {
+  const epoch = envelope.epoch === 0 ? undefined : envelope.epoch;
+  if (envelope.type === 'barrier') {
+    return {
+      channel: envelope.channel,
+      epoch,
+      seq: envelope.afterSeq === 0 ? undefined : envelope.afterSeq,
+      barrier: { checkpoint_id: envelope.checkpointId, epoch },
+    };
+  }
+  return { channel: envelope.channel, epoch, seq: envelope.seq, payload: envelope.payload };
+}
+
+export function readCredit(reader: FieldReader, message: Fields): Credit {
+  return {
+    channel: reader.channel(message.channel, 'channel'),
+    epoch: reader.uint(message.epoch, 'epoch'),
+    receivedSeq: reader.uint(message.received_seq, 'received_seq'),
+    window: reader.uint32(message.window, 'window'),
+  };
+}
+
+export function creditFields(credit: Credit): Fields {
+  return {
+    channel: credit.channel,
+    epoch: credit.epoch === 0 ? undefined : credit.epoch,
+    received_seq: credit.receivedSeq === 0 ? undefined : credit.receivedSeq,
+    window: credit.window === 0 ? undefined : credit.window,
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * Control (coordinator -> agent): proto fields <-> `Control`. `readControl` validates; it serves
+ * both the decoder (on a decoded message) and the encoder (on the fields it is about to write).
+ */
+import type { PolicyConfig } from '../core/types.js';
+import { channelCountFields, type FieldReader, type Fields, objectRefFields, wireFormat } from './fields.js';
+import { oneofCase } from './oneof.js';
+import { policyTable, type WirePolicyKind } from './schema.js';
+import type { AppRestore, Control, ControlHeader, ControlType } from './types.js';
+
+/** The oneof's members, in .proto order; the TypeScript `type` of each is the member's name. */
+export const controlTypes: readonly ControlType[] = [
+  'trigger',
+  'abort',
+  'complete',
+  'freeze',
+  'thaw',
+  'restore',
+  'resume',
+  'ping',
+];
+
+function readPolicy(reader: FieldReader, trigger: Fields): PolicyConfig {
+  const kind = reader.enumValue(trigger.policy, 'trigger.policy', policyTable.byNumber);
+  const alignmentTimeoutMs = reader.uint32(trigger.alignment_timeout_ms, 'trigger.alignment_timeout_ms');
+  if (kind === undefined) return { kind: 'none' };
+  if (kind === 'aligned') {
+    return alignmentTimeoutMs > 0 ? { kind: 'aligned-timeout', alignmentTimeoutMs } : { kind: 'aligned' };
+  }
+  if (alignmentTimeoutMs > 0) reader.fail('trigger.alignment_timeout_ms', 'is only allowed with POLICY_ALIGNED');
+  return { kind };
+}
+
+function readAliases(reader: FieldReader, value: unknown, field: string): Record<string, string> {
+  const aliases: Record<string, string> = {};
+  reader.list(value, field).forEach((item, i) => {
+    const alias = reader.message(item, `${field}[${i}]`);
+    const recorded = reader.channel(alias.recorded, `${field}[${i}].recorded`);
+    const current = reader.channel(alias.current, `${field}[${i}].current`);
+    if (recorded === '') return;
+    if (Object.hasOwn(aliases, recorded)) reader.fail(`${field}[${i}].recorded`, `repeats ${recorded}`);
+    aliases[recorded] = current;
+  });
+  return aliases;
+}
+
+function readAppRestore(reader: FieldReader, value: unknown, field: string): AppRestore {
+  const app = reader.message(value, field);
+  const channelState = reader.optionalMessage(app.channel_state, `${field}.channel_state`);
+  return {
+    app: reader.name(app.app, `${field}.app`),
+    state: reader.objectRef(app.state, `${field}.state`),
+    ...(channelState === undefined ? {} : { channelState: reader.objectRef(channelState, `${field}.channel_state`) }),
+    counts: {
+      sent: reader.channelCounts(app.sent, `${field}.sent`),
+      received: reader.channelCounts(app.received, `${field}.received`),
+    },
+    channelAliases: readAliases(reader, app.channel_aliases, `${field}.channel_aliases`),
+  };
+}
+
+export function readControl(reader: FieldReader, message: Fields): Control {
+  const header: ControlHeader = {
+    requestId: reader.requestId(message.request_id, 'request_id'),
+    tenant: reader.name(message.tenant, 'tenant'),
+    server: reader.name(message.server, 'server'),
+    epoch: reader.uint(message.epoch, 'epoch'),
+  };
+  const type = oneofCase(reader, message, 'command', controlTypes);
+  if (type === undefined) return { ...header, type: 'ping' };
+  if (type === 'ping') {
+    // A ping is about no checkpoint; a non-zero id means the sender confused its commands.
+    if (reader.uint(message.checkpoint_id, 'checkpoint_id') !== 0) reader.fail('checkpoint_id', 'must be 0 for ping');
+    return { ...header, type };
+  }
+  const checkpointId = reader.positive(message.checkpoint_id, 'checkpoint_id');
+  const body = reader.message(message[type], type);
+  switch (type) {
+    case 'trigger':
+      return {
+        ...header,
+        type,
+        checkpointId,
+        policy: readPolicy(reader, body),
+        timeoutMs: reader.positive(body.timeout_ms, 'trigger.timeout_ms', 32),
+        initiatorApps: reader.names(body.initiator_apps, 'trigger.initiator_apps'),
+      };
+    case 'abort':
+      return { ...header, type, checkpointId, reason: reader.text(body.reason, 'abort.reason', wireFormat.detailCharsMax) };
+    case 'freeze':
+      return { ...header, type, checkpointId, deadlineMs: reader.positive(body.deadline_ms, 'freeze.deadline_ms', 32) };
+    case 'restore': {
+      const apps = reader.list(body.apps, 'restore.apps').map((app, i) => readAppRestore(reader, app, `restore.apps[${i}]`));
+      if (apps.length === 0) reader.fail('restore.apps', 'must name at least one app');
+      reader.unique(
+        apps.map((app) => app.app),
+        'restore.apps',
+      );
+      return { ...header, type, checkpointId, apps };
+    }
+    case 'complete':
+    case 'thaw':
+    case 'resume':
+      return { ...header, type, checkpointId };
+  }
+}
+
+function policyFields(policy: PolicyConfig): Fields {
+  const kind: WirePolicyKind = policy.kind === 'aligned-timeout' ? 'aligned' : policy.kind;
+  return {
+    policy: policyTable.byName.get(kind),
+    alignment_timeout_ms: policy.kind === 'aligned-timeout' ? policy.alignmentTimeoutMs : undefined,
+  };
+}
+
+function commandFields(control: Control): Fields {
+  switch (control.type) {
+    case 'trigger':
+      return {
+        ...policyFields(control.policy),
+        timeout_ms: control.timeoutMs,
+        initiator_apps: control.initiatorApps,
+      };
+    case 'abort':
+      return { reason: control.reason };
+    case 'freeze':
+      return { deadline_ms: control.deadlineMs };
+    case 'restore':
+      return {
+        apps: control.apps.map((app) => ({
+          app: app.app,
+          state: objectRefFields(app.state),
+          channel_state: app.channelState === undefined ? undefined : objectRefFields(app.channelState),
+          sent: channelCountFields(app.counts.sent),
+          received: channelCountFields(app.counts.received),
+          channel_aliases: Object.entries(app.channelAliases).map(([recorded, current]) => ({ recorded, current })),
+        })),
+      };
+    case 'complete':
+    case 'thaw':
+    case 'resume':
+    case 'ping':
+      return {};
+  }
+}
+
+/** The proto fields for `control`; not validated here (the encoder runs `readControl` on them). */
+export function controlFields(control: Control): Fields {
+  return {
+    request_id: control.requestId,
+    tenant: control.tenant,
+    server: control.server,
+    checkpoint_id: control.type === 'ping' ? undefined : control.checkpointId,
+    epoch: control.epoch === 0 ? undefined : control.epoch,
+    [control.type]: commandFields(control),
+  };
+}
+
+/** What the proto fields cannot express and so `readControl` cannot see: checked before encoding. */
+export function controlEncodeProblem(control: Control): { field: string; message: string } | undefined {
+  if (control.type === 'trigger' && control.policy.kind === 'aligned-timeout' && !(control.policy.alignmentTimeoutMs > 0)) {
+    return {
+      field: 'trigger.alignment_timeout_ms',
+      message: 'must be positive for policy aligned-timeout (0 would travel as plain aligned)',
+    };
+  }
+  return undefined;
+}

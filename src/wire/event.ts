@@ -1,0 +1,185 @@
+/**
+ * AgentEvent (agent -> coordinator): proto fields <-> `AgentEvent`. `readAgentEvent` validates; it
+ * serves both the decoder and the encoder, like `readControl`.
+ */
+import { channelCountFields, type FieldReader, type Fields, objectRefFields, wireFormat } from './fields.js';
+import { oneofCase } from './oneof.js';
+import { declineReasonTable, progressPhaseTable } from './schema.js';
+import type { AgentEvent, AgentEventHeader, AgentEventType, WireAckStats } from './types.js';
+
+/** The oneof's members, in .proto order; the TypeScript `type` of each is the member's name. */
+export const agentEventTypes: readonly AgentEventType[] = [
+  'register',
+  'heartbeat',
+  'ack',
+  'decline',
+  'progress',
+  'frozen',
+  'thawed',
+  'restored',
+  'resumed',
+];
+
+function readAckStats(reader: FieldReader, value: unknown): WireAckStats {
+  const stats = reader.message(value, 'ack.stats');
+  return {
+    startDelayMs: reader.uint32(stats.start_delay_ms, 'ack.stats.start_delay_ms'),
+    alignmentMs: reader.uint32(stats.alignment_ms, 'ack.stats.alignment_ms'),
+    syncMs: reader.uint32(stats.sync_ms, 'ack.stats.sync_ms'),
+    asyncMs: reader.uint32(stats.async_ms, 'ack.stats.async_ms'),
+    bufferedMessages: reader.uint(stats.buffered_messages, 'ack.stats.buffered_messages'),
+    channelStateMessages: reader.uint(stats.channel_state_messages, 'ack.stats.channel_state_messages'),
+    finishedUnaligned: reader.bool(stats.finished_unaligned, 'ack.stats.finished_unaligned'),
+  };
+}
+
+export function readAgentEvent(reader: FieldReader, message: Fields): AgentEvent {
+  const inReplyTo = reader.optionalRequestId(message.in_reply_to, 'in_reply_to');
+  const header: AgentEventHeader = {
+    requestId: reader.requestId(message.request_id, 'request_id'),
+    ...(inReplyTo === undefined ? {} : { inReplyTo }),
+    tenant: reader.name(message.tenant, 'tenant'),
+    server: reader.name(message.server, 'server'),
+    epoch: reader.uint(message.epoch, 'epoch'),
+  };
+  const type = oneofCase(reader, message, 'event', agentEventTypes);
+  if (type === undefined) return { ...header, type: 'resumed' };
+  const body = reader.message(message[type], type);
+  switch (type) {
+    case 'register':
+      return {
+        ...header,
+        type,
+        apps: reader.names(body.apps, 'register.apps'),
+        version: reader.version(body.version, 'register.version'),
+      };
+    case 'heartbeat': {
+      const inFlight = reader
+        .list(body.checkpoints_in_flight, 'heartbeat.checkpoints_in_flight')
+        .map((id, i) => reader.positive(id, `heartbeat.checkpoints_in_flight[${i}]`));
+      return { ...header, type, frozen: reader.bool(body.frozen, 'heartbeat.frozen'), checkpointsInFlight: inFlight };
+    }
+    case 'ack': {
+      const channelState = reader.optionalMessage(body.channel_state, 'ack.channel_state');
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'ack.checkpoint_id'),
+        app: reader.name(body.app, 'ack.app'),
+        counts: {
+          sent: reader.channelCounts(body.sent, 'ack.sent'),
+          received: reader.channelCounts(body.received, 'ack.received'),
+        },
+        state: reader.objectRef(body.state, 'ack.state'),
+        ...(channelState === undefined ? {} : { channelState: reader.objectRef(channelState, 'ack.channel_state') }),
+        stats: readAckStats(reader, body.stats),
+      };
+    }
+    case 'decline': {
+      const app = reader.optionalName(body.app, 'decline.app');
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'decline.checkpoint_id'),
+        ...(app === undefined ? {} : { app }),
+        reason: reader.enumValue(body.reason, 'decline.reason', declineReasonTable.byNumber) ?? 'internal',
+        detail: reader.text(body.detail, 'decline.detail', wireFormat.detailCharsMax),
+      };
+    }
+    case 'progress':
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'progress.checkpoint_id'),
+        app: reader.name(body.app, 'progress.app'),
+        phase: reader.enumValue(body.phase, 'progress.phase', progressPhaseTable.byNumber) ?? 'started',
+        bytesDone: reader.uint(body.bytes_done, 'progress.bytes_done'),
+      };
+    case 'frozen':
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'frozen.checkpoint_id'),
+        frozenAtUnixMs: reader.uint(body.frozen_at_unix_ms, 'frozen.frozen_at_unix_ms'),
+        hooksMs: reader.uint32(body.hooks_ms, 'frozen.hooks_ms'),
+      };
+    case 'thawed':
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'thawed.checkpoint_id'),
+        thawedAtUnixMs: reader.uint(body.thawed_at_unix_ms, 'thawed.thawed_at_unix_ms'),
+        byWatchdog: reader.bool(body.by_watchdog, 'thawed.by_watchdog'),
+      };
+    case 'restored':
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'restored.checkpoint_id'),
+        apps: reader.names(body.apps, 'restored.apps'),
+      };
+    case 'resumed':
+      return { ...header, type };
+  }
+}
+
+function bodyFields(event: AgentEvent): Fields {
+  switch (event.type) {
+    case 'register':
+      return { apps: event.apps, version: event.version };
+    case 'heartbeat':
+      return { frozen: event.frozen, checkpoints_in_flight: event.checkpointsInFlight };
+    case 'ack':
+      return {
+        checkpoint_id: event.checkpointId,
+        app: event.app,
+        sent: channelCountFields(event.counts.sent),
+        received: channelCountFields(event.counts.received),
+        channel_state: event.channelState === undefined ? undefined : objectRefFields(event.channelState),
+        state: objectRefFields(event.state),
+        stats: {
+          start_delay_ms: event.stats.startDelayMs,
+          alignment_ms: event.stats.alignmentMs,
+          sync_ms: event.stats.syncMs,
+          async_ms: event.stats.asyncMs,
+          buffered_messages: event.stats.bufferedMessages,
+          channel_state_messages: event.stats.channelStateMessages,
+          finished_unaligned: event.stats.finishedUnaligned,
+        },
+      };
+    case 'decline':
+      return {
+        checkpoint_id: event.checkpointId,
+        app: event.app,
+        reason: declineReasonTable.byName.get(event.reason),
+        detail: event.detail,
+      };
+    case 'progress':
+      return {
+        checkpoint_id: event.checkpointId,
+        app: event.app,
+        phase: progressPhaseTable.byName.get(event.phase),
+        bytes_done: event.bytesDone,
+      };
+    case 'frozen':
+      return { checkpoint_id: event.checkpointId, frozen_at_unix_ms: event.frozenAtUnixMs, hooks_ms: event.hooksMs };
+    case 'thawed':
+      return { checkpoint_id: event.checkpointId, thawed_at_unix_ms: event.thawedAtUnixMs, by_watchdog: event.byWatchdog };
+    case 'restored':
+      return { checkpoint_id: event.checkpointId, apps: event.apps };
+    case 'resumed':
+      return {};
+  }
+}
+
+/** The proto fields for `event`; not validated here (the encoder runs `readAgentEvent` on them). */
+export function agentEventFields(event: AgentEvent): Fields {
+  return {
+    request_id: event.requestId,
+    in_reply_to: event.inReplyTo,
+    tenant: event.tenant,
+    server: event.server,
+    epoch: event.epoch === 0 ? undefined : event.epoch,
+    [event.type]: bodyFields(event),
+  };
+}

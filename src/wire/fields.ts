@@ -1,0 +1,287 @@
+/**
+ * Field-level validation shared by every wire message, for decoded protobuf messages and for the
+ * plain objects the encoders build alike (so encode and decode enforce exactly the same rules).
+ *
+ * A `FieldReader` keeps the first error and hands back a harmless placeholder for a bad field, so
+ * mapping code reads top to bottom without an early return after every field; the caller checks
+ * `reader.error` once at the end and never lets a value built from placeholders escape.
+ */
+import { parseChannelId } from '../ids.js';
+import type { ObjectRef, WireError } from './types.js';
+
+/** Format limits that are part of the protocol rather than of a deployment. */
+export const wireFormat = {
+  /** Tenant, server and app names. */
+  nameCharsMax: 64,
+  requestIdCharsMax: 128,
+  versionCharsMax: 64,
+  objectNameCharsMax: 256,
+  digestCharsMax: 256,
+  /** Free text: abort reasons, decline details (a hook's stderr is cut to this by the agent). */
+  detailCharsMax: 4096,
+} as const;
+
+const namePattern = /^[A-Za-z0-9_-]{1,64}$/;
+const requestIdPattern = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** Printable ASCII without spaces. */
+const versionPattern = /^[!-~]{1,64}$/;
+/** `ALGORITHM=value`, value in base64 or base64url with optional padding. */
+const digestPattern = /^[A-Za-z0-9-]{1,32}=[A-Za-z0-9+/_-]{1,220}={0,2}$/;
+/** Anything but control characters, which would garble logs and subjects. */
+const objectNamePattern = /^[^\u0000-\u001f\u007f]{1,256}$/;
+
+const uint32Max = 0xffff_ffff;
+/** 2^53 / 2^32: a uint64 whose high word reaches this no longer fits a safe number. */
+const safeHighWordLimit = 0x20_0000;
+
+export function isName(value: string): boolean {
+  return namePattern.test(value);
+}
+
+/** A process id is an app endpoint `server/app`, or a bare name (the simulator's processes). */
+export function isProcessId(value: string): boolean {
+  const slash = value.indexOf('/');
+  if (slash === -1) return isName(value);
+  return isName(value.slice(0, slash)) && isName(value.slice(slash + 1));
+}
+
+export function isChannelId(value: string): boolean {
+  const ends = parseChannelId(value);
+  return ends !== undefined && isProcessId(ends.from) && isProcessId(ends.to);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return value.length > 80 ? `"${value.slice(0, 80)}..."` : JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return String(value);
+}
+
+/**
+ * protobufjs hands 64-bit fields over as a `Long` when the `long` package is present and as a
+ * number otherwise; both are accepted, and so is a number from an encoder's plain object.
+ */
+function isLongLike(value: unknown): value is { low: number; high: number; unsigned?: boolean } {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { low?: unknown }).low === 'number' &&
+    typeof (value as { high?: unknown }).high === 'number'
+  );
+}
+
+export type Fields = Readonly<Record<string, unknown>>;
+
+/**
+ * The same bytes as a plain Uint8Array view (no copy). protobufjs hands out Node Buffers; keeping
+ * Buffer out of the codec's results keeps them the same in Node, a browser and a test's toEqual.
+ */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export class FieldReader {
+  private first: WireError | undefined;
+
+  get error(): WireError | undefined {
+    return this.first;
+  }
+
+  fail(field: string, message: string): void {
+    this.first ??= { kind: 'invalid', field, message };
+  }
+
+  /** An unsigned integer no larger than Number.MAX_SAFE_INTEGER; absent reads as 0. */
+  uint(value: unknown, field: string): number {
+    if (value === undefined || value === null) return 0;
+    if (typeof value === 'number') {
+      if (Number.isSafeInteger(value) && value >= 0) return value;
+      this.fail(field, `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${describe(value)}`);
+      return 0;
+    }
+    if (isLongLike(value)) {
+      const high = value.high >>> 0;
+      if (high < safeHighWordLimit) return high * 0x1_0000_0000 + (value.low >>> 0);
+      this.fail(field, `must be at most ${Number.MAX_SAFE_INTEGER} (Number.MAX_SAFE_INTEGER)`);
+      return 0;
+    }
+    this.fail(field, `must be an integer, got ${describe(value)}`);
+    return 0;
+  }
+
+  uint32(value: unknown, field: string): number {
+    const n = this.uint(value, field);
+    if (n <= uint32Max) return n;
+    this.fail(field, `must be at most ${uint32Max}, got ${n}`);
+    return 0;
+  }
+
+  /** A uint (or uint32) that must not be 0: ids, sequence numbers, timeouts. */
+  positive(value: unknown, field: string, bits: 32 | 64 = 64): number {
+    const n = bits === 32 ? this.uint32(value, field) : this.uint(value, field);
+    if (n === 0 && this.first === undefined) this.fail(field, 'is required and must be positive');
+    return n;
+  }
+
+  /** Absent reads as false, as proto3 sends no default values. */
+  bool(value: unknown, field: string): boolean {
+    if (value === undefined || value === null) return false;
+    if (typeof value === 'boolean') return value;
+    this.fail(field, `must be a boolean, got ${describe(value)}`);
+    return false;
+  }
+
+  /** Any string up to `charsMax` characters; absent reads as ''. */
+  text(value: unknown, field: string, charsMax: number): string {
+    if (value === undefined || value === null) return '';
+    if (typeof value !== 'string') {
+      this.fail(field, `must be a string, got ${describe(value)}`);
+      return '';
+    }
+    if (value.length <= charsMax) return value;
+    this.fail(field, `must be at most ${charsMax} characters, got ${value.length}`);
+    return '';
+  }
+
+  /** A required string matching `pattern`; `what` says what the pattern allows, for the message. */
+  private matching(value: unknown, field: string, pattern: RegExp, what: string): string {
+    const text = this.text(value, field, Number.MAX_SAFE_INTEGER);
+    if (text === '') {
+      if (this.first === undefined) this.fail(field, 'is required');
+      return '';
+    }
+    if (pattern.test(text)) return text;
+    this.fail(field, `must be ${what}, got ${describe(text)}`);
+    return '';
+  }
+
+  name(value: unknown, field: string): string {
+    return this.matching(value, field, namePattern, `1 to ${wireFormat.nameCharsMax} of [A-Za-z0-9_-]`);
+  }
+
+  /** A name, or nothing at all (''), read as undefined. */
+  optionalName(value: unknown, field: string): string | undefined {
+    if (value === undefined || value === null || value === '') return undefined;
+    return this.name(value, field);
+  }
+
+  requestId(value: unknown, field: string): string {
+    return this.matching(value, field, requestIdPattern, `1 to ${wireFormat.requestIdCharsMax} of [A-Za-z0-9_.:-]`);
+  }
+
+  optionalRequestId(value: unknown, field: string): string | undefined {
+    if (value === undefined || value === null || value === '') return undefined;
+    return this.requestId(value, field);
+  }
+
+  version(value: unknown, field: string): string {
+    return this.matching(value, field, versionPattern, `1 to ${wireFormat.versionCharsMax} printable ASCII characters without spaces`);
+  }
+
+  channel(value: unknown, field: string): string {
+    const text = this.text(value, field, Number.MAX_SAFE_INTEGER);
+    if (text === '') {
+      if (this.first === undefined) this.fail(field, 'is required');
+      return '';
+    }
+    if (isChannelId(text)) return text;
+    this.fail(field, `must be a channel id "<process>-><process>" with processes "server/app" or "name", got ${describe(text)}`);
+    return '';
+  }
+
+  /** A nested message that must be present. */
+  message(value: unknown, field: string): Fields {
+    const fields = this.optionalMessage(value, field);
+    if (fields !== undefined) return fields;
+    if (this.first === undefined) this.fail(field, 'is required');
+    return {};
+  }
+
+  optionalMessage(value: unknown, field: string): Fields | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array)) return value as Fields;
+    this.fail(field, `must be a message, got ${describe(value)}`);
+    return undefined;
+  }
+
+  /** A repeated field; absent reads as empty. */
+  list(value: unknown, field: string): readonly unknown[] {
+    if (value === undefined || value === null) return [];
+    if (Array.isArray(value)) return value;
+    this.fail(field, `must be a list, got ${describe(value)}`);
+    return [];
+  }
+
+  /** A repeated list of names, each at most once. */
+  names(value: unknown, field: string): string[] {
+    const names = this.list(value, field).map((item, i) => this.name(item, `${field}[${i}]`));
+    this.unique(names, field);
+    return names;
+  }
+
+  /** Fails on the first value seen twice; '' (a placeholder for an already-reported error) is skipped. */
+  unique(values: readonly string[], field: string): void {
+    const seen = new Set<string>();
+    values.forEach((value, i) => {
+      if (value === '') return;
+      if (seen.has(value)) this.fail(`${field}[${i}]`, `repeats ${describe(value)}`);
+      seen.add(value);
+    });
+  }
+
+  bytes(value: unknown, field: string): Uint8Array {
+    if (value instanceof Uint8Array) return value;
+    this.fail(field, 'must be bytes');
+    return new Uint8Array(0);
+  }
+
+  /** An enum number that is known and not UNSPECIFIED (0), looked up in `table`. */
+  enumValue<T>(value: unknown, field: string, table: ReadonlyMap<number, T>): T | undefined {
+    if (typeof value === 'number') {
+      const known = table.get(value);
+      if (known !== undefined) return known;
+      this.fail(field, value === 0 ? 'is required (UNSPECIFIED is not a valid choice)' : `has no value ${value}`);
+      return undefined;
+    }
+    this.fail(field, value === undefined || value === null ? 'is required (UNSPECIFIED is not a valid choice)' : `must be an enum number, got ${describe(value)}`);
+    return undefined;
+  }
+
+  objectRef(value: unknown, field: string): ObjectRef {
+    const ref = this.message(value, field);
+    return {
+      name: this.matching(ref.name, `${field}.name`, objectNamePattern, `1 to ${wireFormat.objectNameCharsMax} characters without control characters`),
+      digest: this.matching(ref.digest, `${field}.digest`, digestPattern, '"ALGORITHM=value" (e.g. SHA-256=<base64url>)'),
+      sizeBytes: this.uint(ref.size_bytes, `${field}.size_bytes`),
+    };
+  }
+
+  /**
+   * A repeated ChannelCount as a record keyed by channel id, each channel at most once. A channel id
+   * always contains `->`, so no key can collide with an Object.prototype member.
+   */
+  channelCounts(value: unknown, field: string): Record<string, number> {
+    const counts: Record<string, number> = {};
+    this.list(value, field).forEach((item, i) => {
+      const entry = this.message(item, `${field}[${i}]`);
+      const channel = this.channel(entry.channel, `${field}[${i}].channel`);
+      const count = this.uint(entry.count, `${field}[${i}].count`);
+      if (channel === '') return;
+      if (Object.hasOwn(counts, channel)) this.fail(`${field}[${i}].channel`, `repeats ${describe(channel)}`);
+      counts[channel] = count;
+    });
+    return counts;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The other direction: shared pieces of the proto field objects the encoders build.
+// ------------------------------------------------------------------------------------------------
+
+export function objectRefFields(ref: ObjectRef): Fields {
+  return { name: ref.name, digest: ref.digest, size_bytes: ref.sizeBytes };
+}
+
+/** Record -> repeated ChannelCount, in the record's key order. */
+export function channelCountFields(counts: Readonly<Record<string, number>>): Fields[] {
+  return Object.entries(counts).map(([channel, count]) => ({ channel, count }));
+}

@@ -1,0 +1,216 @@
+/**
+ * The NATS wire messages as plain TypeScript values (camelCase, numbers, string unions), and the
+ * typed error every decoder returns instead of throwing. The .proto file (proto/snapshot/v1/wire.proto)
+ * is the source of truth for what travels; these types are what the rest of the code sees of it.
+ *
+ * Numbers: every 64-bit field of the .proto (ids, epochs, sequence numbers, counts, sizes) is a
+ * `number` here, and the codec rejects values above Number.MAX_SAFE_INTEGER as invalid. 2^53 is
+ * far beyond any count this system reaches, and plain numbers keep the core free of bigint.
+ */
+import type { AckStats, DeclineReason, PolicyConfig, SnapshotCounts } from '../core/types.js';
+import type { ChannelId, CheckpointId, Epoch } from '../ids.js';
+
+/**
+ * - `too-large`: longer than `wireMessageBytesMax`; checked before decoding, so no work is spent.
+ * - `malformed`: not a protobuf encoding of the expected message.
+ * - `invalid`: well-formed protobuf whose content breaks a rule (missing field, unknown enum value,
+ *   bad id format, number out of range, ...). `field` is the path in .proto names, e.g.
+ *   `ack.sent[2].channel`.
+ */
+export type WireErrorKind = 'too-large' | 'malformed' | 'invalid';
+
+export interface WireError {
+  readonly kind: WireErrorKind;
+  readonly field?: string;
+  readonly message: string;
+}
+
+export type WireResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: WireError };
+
+export interface WireLimits {
+  /** Longest message accepted or produced, in bytes; checked before any decoding. */
+  readonly wireMessageBytesMax: number;
+}
+
+/** Names shared by every message: tenant, server and app ids match `[A-Za-z0-9_-]{1,64}`. */
+export type TenantId = string;
+export type ServerId = string;
+export type AppName = string;
+/** Unique per control message or event: `[A-Za-z0-9_.:-]{1,128}`. */
+export type RequestId = string;
+
+/** A stored object in the tenant's Object Store bucket, with the digest it was acked with. */
+export interface ObjectRef {
+  readonly name: string;
+  /** `ALGORITHM=value`, e.g. `SHA-256=<base64url>`. */
+  readonly digest: string;
+  readonly sizeBytes: number;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Coordinator -> agent
+// ------------------------------------------------------------------------------------------------
+
+export interface ControlHeader {
+  readonly requestId: RequestId;
+  readonly tenant: TenantId;
+  readonly server: ServerId;
+  readonly epoch: Epoch;
+}
+
+/** One app's part of a restore; see `AppRestore` in wire.proto. */
+export interface AppRestore {
+  readonly app: AppName;
+  readonly state: ObjectRef;
+  /** Absent when the app recorded no channel state. */
+  readonly channelState?: ObjectRef;
+  /** Counts of the snapshot, keyed by the channel ids in use now. */
+  readonly counts: SnapshotCounts;
+  /** Channel id recorded inside channelState -> channel id now; empty for a rollback. */
+  readonly channelAliases: Readonly<Record<ChannelId, ChannelId>>;
+}
+
+export type ControlCommand =
+  | {
+      readonly type: 'trigger';
+      readonly checkpointId: CheckpointId;
+      /** `aligned-timeout` travels as POLICY_ALIGNED with a non-zero alignment_timeout_ms. */
+      readonly policy: PolicyConfig;
+      readonly timeoutMs: number;
+      readonly initiatorApps: readonly AppName[];
+    }
+  | { readonly type: 'abort'; readonly checkpointId: CheckpointId; readonly reason: string }
+  | { readonly type: 'complete'; readonly checkpointId: CheckpointId }
+  | { readonly type: 'freeze'; readonly checkpointId: CheckpointId; readonly deadlineMs: number }
+  | { readonly type: 'thaw'; readonly checkpointId: CheckpointId }
+  | { readonly type: 'restore'; readonly checkpointId: CheckpointId; readonly apps: readonly AppRestore[] }
+  | { readonly type: 'resume'; readonly checkpointId: CheckpointId }
+  | { readonly type: 'ping' };
+
+export type ControlType = ControlCommand['type'];
+
+/** A control message: the header and the command side by side, so `switch (c.type)` narrows. */
+export type Control = ControlHeader & ControlCommand;
+
+// ------------------------------------------------------------------------------------------------
+// Agent -> coordinator
+// ------------------------------------------------------------------------------------------------
+
+export interface AgentEventHeader {
+  readonly requestId: RequestId;
+  /** The requestId of the control message this answers; absent for unsolicited events. */
+  readonly inReplyTo?: RequestId;
+  readonly tenant: TenantId;
+  readonly server: ServerId;
+  readonly epoch: Epoch;
+}
+
+/** The core's ack statistics plus the durations the agent measures around them. */
+export interface WireAckStats extends AckStats {
+  readonly startDelayMs: number;
+  readonly alignmentMs: number;
+  readonly syncMs: number;
+  readonly asyncMs: number;
+}
+
+/**
+ * Every decline reason of the core plus those only an agent shell meets. The core's are listed
+ * again so this union (and the proto enum) stays stable while the core's evolves; a reason the core
+ * adds fails to compile in ./schema.ts until it is given a proto enum value.
+ */
+export type WireDeclineReason =
+  | DeclineReason
+  | 'subsumed'
+  | 'channel-failed'
+  | 'busy'
+  | 'hook-failed'
+  | 'timeout'
+  | 'store-failed'
+  | 'unknown-app'
+  | 'unknown-checkpoint'
+  | 'stale-epoch'
+  | 'restore-failed'
+  | 'freeze-failed'
+  | 'internal';
+
+export type ProgressPhase = 'started' | 'aligning' | 'snapshot-taken' | 'uploading';
+
+export type AgentEventBody =
+  | { readonly type: 'register'; readonly apps: readonly AppName[]; readonly version: string }
+  | { readonly type: 'heartbeat'; readonly frozen: boolean; readonly checkpointsInFlight: readonly CheckpointId[] }
+  | {
+      readonly type: 'ack';
+      readonly checkpointId: CheckpointId;
+      readonly app: AppName;
+      readonly counts: SnapshotCounts;
+      readonly state: ObjectRef;
+      /** Absent when nothing was recorded. */
+      readonly channelState?: ObjectRef;
+      readonly stats: WireAckStats;
+    }
+  | {
+      readonly type: 'decline';
+      readonly checkpointId: CheckpointId;
+      /** Absent when the whole server declines. */
+      readonly app?: AppName;
+      readonly reason: WireDeclineReason;
+      readonly detail: string;
+    }
+  | {
+      readonly type: 'progress';
+      readonly checkpointId: CheckpointId;
+      readonly app: AppName;
+      readonly phase: ProgressPhase;
+      readonly bytesDone: number;
+    }
+  | {
+      readonly type: 'frozen';
+      readonly checkpointId: CheckpointId;
+      readonly frozenAtUnixMs: number;
+      readonly hooksMs: number;
+    }
+  | {
+      readonly type: 'thawed';
+      readonly checkpointId: CheckpointId;
+      readonly thawedAtUnixMs: number;
+      readonly byWatchdog: boolean;
+    }
+  | { readonly type: 'restored'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[] }
+  | { readonly type: 'resumed' };
+
+export type AgentEventType = AgentEventBody['type'];
+
+export type AgentEvent = AgentEventHeader & AgentEventBody;
+
+// ------------------------------------------------------------------------------------------------
+// Data channels
+// ------------------------------------------------------------------------------------------------
+
+export type Envelope =
+  | {
+      readonly type: 'message';
+      readonly channel: ChannelId;
+      readonly epoch: Epoch;
+      /** Per-channel sequence number, 1 for the first message of the channel. */
+      readonly seq: number;
+      /** A view into the decoded bytes (no copy): copy it if the input buffer is reused. */
+      readonly payload: Uint8Array;
+    }
+  | {
+      readonly type: 'barrier';
+      readonly channel: ChannelId;
+      readonly epoch: Epoch;
+      /** Sequence number of the last message sent before the barrier; 0 if none (wire field `seq`). */
+      readonly afterSeq: number;
+      readonly checkpointId: CheckpointId;
+    };
+
+/** Receiver -> sender: messages with seq <= receivedSeq + window may be sent. */
+export interface Credit {
+  readonly channel: ChannelId;
+  readonly epoch: Epoch;
+  readonly receivedSeq: number;
+  readonly window: number;
+}
