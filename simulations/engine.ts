@@ -93,6 +93,8 @@ interface SimProcess {
   readonly queue: { ch: SimChannel; wire: Wire }[];
   busy: boolean;
   controlArrivalMs: number;
+  /** Alignment timers still queued, by checkpoint, so a cancel removes them from the agenda. */
+  readonly timers: Map<CheckpointId, Ev>;
 }
 
 interface SimChannel {
@@ -173,6 +175,7 @@ class Simulation {
   private stopped = false;
   private latest: CompletedRecord | null = null;
   private readonly logs = new Map<CheckpointId, CheckpointLog>();
+  private readonly timeouts = new Map<CheckpointId, Ev>();
   private readonly violations: ViolationReport[] = [];
   private readonly initialApps = new Map<ProcessId, AppState>();
   private deliveriesPerMs = new Uint32Array(1024);
@@ -233,6 +236,7 @@ class Simulation {
         queue: [],
         busy: false,
         controlArrivalMs: 0,
+        timers: new Map(),
       };
       this.procs.push(proc);
       this.byId.set(id, proc);
@@ -282,6 +286,8 @@ class Simulation {
     for (;;) {
       const ev = this.queue.pop();
       if (!ev) break;
+      // A cancelled timer must not move time forward: the run ends at its last real event.
+      if ((ev as { cancelled?: boolean }).cancelled) continue;
       this.now = ev.at;
       this.events += 1;
       if (!this.stopped && this.now >= this.scenario.durationMs) this.stopped = true;
@@ -296,9 +302,9 @@ class Simulation {
    * Every event is built here with the same fields in the same order, whatever its kind, so the
    * agenda's heap sees one object shape: that keeps its comparisons monomorphic (the hot path).
    */
-  private schedule(ev: Ev): void {
+  private schedule(ev: Ev): Ev {
     const e = ev as Partial<Record<string, unknown>> & { k: K; at: number };
-    this.queue.push({
+    const event = {
       k: e.k,
       at: e.at,
       order: 0,
@@ -309,7 +315,10 @@ class Simulation {
       id: e['id'] ?? 0,
       input: e['input'] ?? null,
       msg: e['msg'] ?? null,
-    } as unknown as Ev);
+      cancelled: false,
+    } as unknown as Ev;
+    this.queue.push(event);
+    return event;
   }
 
   private handle(ev: Ev): void {
@@ -327,6 +336,7 @@ class Simulation {
         if (ev.epoch !== this.epoch) return;
         return this.step(ev.proc, { type: 'snapshot-stored', checkpointId: ev.id });
       case K.Timer:
+        ev.proc.timers.delete(ev.id);
         if (ev.epoch !== this.epoch) return;
         return this.step(ev.proc, { type: 'timer', timer: { kind: 'alignment', checkpointId: ev.id } });
       case K.ToCoordinator:
@@ -338,6 +348,7 @@ class Simulation {
       case K.StartCheckpoint:
         return this.onStartCheckpoint();
       case K.CheckpointTimeout:
+        this.timeouts.delete(ev.id);
         if (ev.epoch !== this.epoch) return;
         return this.coordinate({ type: 'timeout', checkpointId: ev.id });
       case K.Crash:
@@ -509,10 +520,10 @@ class Simulation {
         return;
       }
       case 'start-timer':
-        this.schedule({ k: K.Timer, at: this.now + e.afterMs, order: 0, proc: p, epoch: this.epoch, id: e.timer.checkpointId });
+        p.timers.set(e.timer.checkpointId, this.schedule({ k: K.Timer, at: this.now + e.afterMs, order: 0, proc: p, epoch: this.epoch, id: e.timer.checkpointId }));
         return;
       case 'cancel-timer':
-        // The core ignores a timer it no longer runs (stale-timer), so the event may stay queued.
+        cancel(p.timers, e.timer.checkpointId);
         return;
       case 'paused':
         return;
@@ -601,9 +612,13 @@ class Simulation {
           this.control(this.byId.get(e.process) as SimProcess, { type: 'trigger', checkpointId: e.checkpointId });
           break;
         case 'start-timer':
-          this.schedule({ k: K.CheckpointTimeout, at: this.now + e.afterMs, order: 0, epoch: this.epoch, id: e.checkpointId });
+          this.timeouts.set(
+            e.checkpointId,
+            this.schedule({ k: K.CheckpointTimeout, at: this.now + e.afterMs, order: 0, epoch: this.epoch, id: e.checkpointId }),
+          );
           break;
         case 'cancel-timer':
+          cancel(this.timeouts, e.checkpointId);
           break;
         case 'completed':
           this.onCompleted(e.checkpointId, e.acks);
@@ -845,6 +860,12 @@ class Simulation {
       ...(this.trace ? { trace: this.trace as unknown as TraceEvent[] } : {}),
     };
   }
+}
+
+function cancel(timers: Map<CheckpointId, Ev>, id: CheckpointId): void {
+  const ev = timers.get(id);
+  if (ev) (ev as { cancelled?: boolean }).cancelled = true;
+  timers.delete(id);
 }
 
 /** One list per strongly connected component that no other component feeds. */

@@ -160,7 +160,7 @@ export class Participant<P> {
       case 'message':
         return this.onMessage(input.channel, input.seq, input.epoch, input.payload);
       case 'barrier':
-        return this.onBarrier(input.channel, input.checkpointId, input.epoch);
+        return this.onBarrier(input.channel, input.checkpointId, input.epoch, input.afterSeq);
       case 'trigger':
         return this.onTrigger(input.checkpointId);
       case 'snapshot-stored':
@@ -229,12 +229,18 @@ export class Participant<P> {
     this.out.push({ type: 'deliver', channel: ch.id, seq, payload });
   }
 
-  private onBarrier(channel: ChannelId, id: CheckpointId, epoch: Epoch): Rejection | undefined {
+  private onBarrier(channel: ChannelId, id: CheckpointId, epoch: Epoch, afterSeq: number | undefined): Rejection | undefined {
     const ch = this.arrival(channel, epoch);
     if (!isInput(ch)) {
       // A barrier behind a gap still names a checkpoint that cannot complete: say so now, not at timeout.
       if (ch.reason === 'channel-failed' && !this.finished.has(id) && !this.pending.has(id)) this.begin(id);
       return ch;
+    }
+    if (afterSeq !== undefined && this.order === 'fifo-checked' && afterSeq !== ch.lastArrived) {
+      const detail = `barrier ${id} on ${channel} follows seq ${afterSeq} but seq ${ch.lastArrived} arrived last: ${afterSeq > ch.lastArrived ? `${afterSeq - ch.lastArrived} message(s) lost` : 'messages out of order'}`;
+      this.failChannel(ch, detail);
+      if (!this.finished.has(id) && !this.pending.has(id)) this.begin(id);
+      return reject('gap', detail);
     }
     if (this.policy.kind === 'none') {
       return reject('unexpected-barrier', `barrier ${id} on ${channel}: policy none sends no barriers`);

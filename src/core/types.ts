@@ -78,6 +78,11 @@ export type Input<P> =
       readonly channel: ChannelId;
       readonly checkpointId: CheckpointId;
       readonly epoch: Epoch;
+      /**
+       * Sequence number of the sender's last message before this barrier, when the transport carries
+       * it: a barrier that claims more messages than arrived reveals a gap even with no message after it.
+       */
+      readonly afterSeq?: number;
     }
   /** The state captured at the `snapshot` effect is durable. */
   | { readonly type: 'snapshot-stored'; readonly checkpointId: CheckpointId }

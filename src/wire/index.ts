@@ -37,3 +37,4 @@ export type {
   WireLimits,
   WireResult,
 } from './types.js';
+export * from './subjects.js';

@@ -16,7 +16,7 @@
  *   drop a->b                  lose the next item in flight on a->b
  *   dup a->b                   deliver the next item on a->b without removing it (a duplicate)
  *   swap a->b                  exchange the next two items in flight on a->b (reordering)
- *   barrier a->b ID [epoch=E]  inject a raw barrier arriving at b
+ *   barrier a->b ID [epoch=E] [after=SEQ]  inject a raw barrier arriving at b
  *   message a->b SEQ PAYLOAD [epoch=E]  inject a raw message arriving at b
  *   store P ID | abort P ID | complete P ID | timer P ID
  *   restore ID EPOCH           every participant restores checkpoint ID's acks (counts, channel states)
@@ -138,8 +138,17 @@ export class ScenarioWorld {
         this.out.push(`swapped ${describeItem(w[1])} and ${describeItem(w[0])} on ${args[0]}`);
         return;
       }
-      case 'barrier':
-        return this.arrive(args[0] as string, { kind: 'barrier', id: int(args[1]), epoch: option(args, 'epoch') ?? 0 });
+      case 'barrier': {
+        const after = option(args, 'after');
+        const channel = args[0] as string;
+        return this.step(this.ends(channel).to, {
+          type: 'barrier',
+          channel,
+          checkpointId: int(args[1]),
+          epoch: option(args, 'epoch') ?? 0,
+          ...(after !== undefined ? { afterSeq: after } : {}),
+        });
+      }
       case 'message':
         return this.arrive(args[0] as string, {
           kind: 'message',

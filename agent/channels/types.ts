@@ -1,0 +1,72 @@
+/**
+ * The in-band data channel over core NATS. Core NATS delivers at most once and keeps order only per
+ * publishing connection and subject, so the transport adds what the snapshot core needs to trust a
+ * channel: one publishing connection per channel end, the core's per-channel sequence numbers in
+ * every envelope, credit-based flow control (the receiver grants a window, so a slow consumer holds
+ * the sender back instead of being cut off by the server), and loss detection left to the core
+ * (a gap in sequence numbers or a barrier's afterSeq fails the channel loudly).
+ */
+import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
+import type { Envelope } from '../../src/wire/index.js';
+
+export interface OutboundChannel {
+  readonly id: ChannelId;
+  /**
+   * Queues a message; envelopes leave in the order they were queued. A message waits until the
+   * receiver's credit covers its seq. Resolves when published; rejects with AppSendError('queue-full')
+   * when `outboundQueueMessagesMax` messages already wait, or 'closed'.
+   */
+  sendMessage(seq: number, epoch: Epoch, payload: Uint8Array): Promise<void>;
+  /** Queues a barrier behind every message queued before it; barriers need no credit. */
+  sendBarrier(checkpointId: CheckpointId, epoch: Epoch, afterSeq: number): Promise<void>;
+  /** After a restore: drop what is queued, move to the new epoch, continue after `lastSentSeq`. */
+  reset(epoch: Epoch, lastSentSeq: number): void;
+  readonly stats: OutboundStats;
+  close(): Promise<void>;
+}
+
+export interface OutboundStats {
+  readonly published: number;
+  readonly queued: number;
+  /** Time spent with a message waiting for credit, in ms. */
+  readonly creditWaitMs: number;
+  readonly creditsReceived: number;
+  readonly malformedCredits: number;
+}
+
+export interface InboundChannel {
+  readonly id: ChannelId;
+  /** The app consumed every message up to `seq`: grant credit up to seq + window. */
+  consumed(seq: number): void;
+  /** After a restore: new epoch, credit restarts after `deliveredSeq`. */
+  reset(epoch: Epoch, deliveredSeq: number): void;
+  readonly stats: InboundStats;
+  close(): Promise<void>;
+}
+
+export interface InboundStats {
+  readonly received: number;
+  /** Envelopes that did not decode or validate: dropped, counted, logged. */
+  readonly malformed: number;
+  /** Envelopes for another channel id than the subject's. */
+  readonly misrouted: number;
+  readonly creditsSent: number;
+}
+
+/** Called for every envelope that decodes and validates, in arrival order. */
+export type EnvelopeHandler = (envelope: Envelope) => void;
+
+export interface ChannelLimits {
+  /** Messages the receiver lets the sender have in flight beyond what it consumed. */
+  readonly creditWindowMessages: number;
+  /** Messages an outbound channel queues (waiting for credit) before sends are refused. */
+  readonly outboundQueueMessagesMax: number;
+  /** How often the receiver repeats its credit (credits are cumulative, so a lost one is repaired). */
+  readonly creditRefreshMs: number;
+}
+
+export const CHANNEL_LIMITS_DEFAULT: ChannelLimits = {
+  creditWindowMessages: 256,
+  outboundQueueMessagesMax: 10_000,
+  creditRefreshMs: 1_000,
+};

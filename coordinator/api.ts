@@ -1,0 +1,79 @@
+/**
+ * What the gRPC service (grpc/) calls: the coordinator's operations on plain model values.
+ * `Plans`/`Agents` come from the registry; `Checkpoints` from the checkpoint orchestration.
+ */
+import type { CheckpointId } from '../src/ids.js';
+import type { Result } from './errors.js';
+import type {
+  AgentInfo,
+  AppRef,
+  CheckpointRecord,
+  CheckpointState,
+  ConsistencyLevel,
+  Plan,
+  PlanInput,
+  ProgressEvent,
+  SnapshotOptions,
+} from './model.js';
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  /** Empty when there is no further page. */
+  readonly nextPageToken: string;
+}
+
+export interface PlansApi {
+  /** expectedRevision 0: create only (ALREADY_EXISTS if present); otherwise compare-and-set. */
+  register(plan: PlanInput, expectedRevision: number): Promise<Result<Plan>>;
+  get(planId: string): Promise<Result<Plan>>;
+  list(tenant: string | undefined, pageSize: number, pageToken: string): Promise<Result<Page<Plan>>>;
+  delete(planId: string, deleteCheckpoints: boolean): Promise<Result<void>>;
+}
+
+export interface TakeSnapshotRequest {
+  readonly planId: string;
+  readonly level: ConsistencyLevel;
+  /** Fields left out take the coordinator's defaults. */
+  readonly options: Partial<SnapshotOptions>;
+  readonly idempotencyKey?: string;
+}
+
+export interface RestoreRequest {
+  readonly checkpointId: CheckpointId;
+  /** Source server -> target server. */
+  readonly servers: Readonly<Record<string, string>>;
+  /** Finer mapping of single apps; wins over the server mapping. */
+  readonly apps: readonly { readonly source: AppRef; readonly target: AppRef }[];
+  readonly idempotencyKey?: string;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly problems: readonly { readonly part: string; readonly detail: string }[];
+}
+
+export interface CheckpointsApi {
+  /** Creates the checkpoint and starts it; resolves as soon as it has an id (watch for the end). */
+  take(request: TakeSnapshotRequest): Promise<Result<CheckpointRecord>>;
+  get(id: CheckpointId): Promise<Result<CheckpointRecord>>;
+  list(filter: { planId?: string; states?: readonly CheckpointState[] }, pageSize: number, pageToken: string): Promise<Result<Page<CheckpointRecord>>>;
+  /**
+   * Streams progress until the checkpoint ends (the last event carries the terminal state); the
+   * first event is the current record. Returns a function that stops the stream.
+   */
+  watch(id: CheckpointId, onEvent: (e: ProgressEvent) => void, onEnd: () => void): Promise<Result<() => void>>;
+  rollback(request: { checkpointId: CheckpointId; skipSafetyCheckpoint: boolean; idempotencyKey?: string }): Promise<Result<{ safetyCheckpointId: CheckpointId | 0; epoch: number }>>;
+  restore(request: RestoreRequest): Promise<Result<{ epoch: number }>>;
+  verify(id: CheckpointId): Promise<Result<VerifyReport>>;
+  delete(id: CheckpointId): Promise<Result<void>>;
+}
+
+export interface AgentsApi {
+  list(tenant: string | undefined): Promise<Result<readonly AgentInfo[]>>;
+}
+
+export interface CoordinatorApi {
+  readonly plans: PlansApi;
+  readonly checkpoints: CheckpointsApi;
+  readonly agents: AgentsApi;
+}

@@ -1,0 +1,160 @@
+/**
+ * The coordinator's records, as stored in JetStream KV (JSON) and mapped to and from the gRPC
+ * messages of proto/snapshot/v1/coordinator.proto. camelCase, numbers for ids and times.
+ */
+import type { SnapshotCounts } from '../src/core/types.js';
+import type { CheckpointId, Epoch } from '../src/ids.js';
+import type { ObjectRef } from '../src/wire/index.js';
+
+export type ConsistencyLevel = 'none' | 'crash' | 'app';
+export type ChannelKind = 'in-band' | 'log' | 'opaque';
+export type AlignmentMode = 'aligned' | 'unaligned';
+export type FallbackPolicy = 'fail' | 'downgrade';
+
+export interface AppRef {
+  readonly server: string;
+  readonly app: string;
+}
+
+export interface PlanChannel {
+  readonly from: AppRef;
+  readonly to: AppRef;
+  readonly kind: ChannelKind;
+  /** JetStream stream of a `log` channel. */
+  readonly logStream?: string;
+}
+
+export interface Volume {
+  readonly id: string;
+  readonly server: string;
+  /** What the volume backend needs to find the volume (a path, an rbd image, ...). */
+  readonly backendRef: string;
+}
+
+/** What a caller registers; the registry adds revision and timestamps. */
+export interface PlanInput {
+  readonly id: string;
+  readonly tenant: string;
+  readonly servers: readonly string[];
+  readonly apps: readonly AppRef[];
+  readonly channels: readonly PlanChannel[];
+  readonly volumes: readonly Volume[];
+}
+
+export interface Plan extends PlanInput {
+  /** KV revision: the compare-and-set token for updates. */
+  readonly revision: number;
+  readonly createdAtUnixMs: number;
+  readonly updatedAtUnixMs: number;
+}
+
+export interface SnapshotOptions {
+  readonly timeoutMs: number;
+  readonly alignmentMode: AlignmentMode;
+  /** 0: never switch to unaligned. */
+  readonly alignmentTimeoutMs: number;
+  readonly fallbackPolicy: FallbackPolicy;
+  readonly freezeDeadlineMs: number;
+}
+
+export type CheckpointState =
+  | 'pending'
+  | 'triggering'
+  | 'collecting'
+  | 'committing'
+  | 'completed'
+  | 'aborting'
+  | 'aborted';
+
+export const TERMINAL_STATES: readonly CheckpointState[] = ['completed', 'aborted'];
+
+export type FailureReason =
+  | 'timeout'
+  | 'declined'
+  | 'agent-unavailable'
+  | 'channel-failed'
+  | 'subsumed'
+  | 'store-failed'
+  | 'freeze-failed'
+  | 'volume-snapshot-failed'
+  | 'hook-failed'
+  | 'epoch-changed'
+  | 'cancelled'
+  | 'too-many-failures'
+  | 'internal';
+
+/** One app's part of a checkpoint: what it acked, and its Flink-style statistics. */
+export interface AppPart {
+  readonly server: string;
+  readonly app: string;
+  readonly acked: boolean;
+  readonly ackedAtUnixMs?: number;
+  readonly state?: ObjectRef;
+  readonly channelState?: ObjectRef;
+  readonly counts?: SnapshotCounts;
+  readonly startDelayMs?: number;
+  readonly alignmentMs?: number;
+  readonly syncMs?: number;
+  readonly asyncMs?: number;
+  readonly bufferedMessages?: number;
+  readonly channelStateMessages?: number;
+  readonly finishedUnaligned?: boolean;
+  readonly failureReason?: FailureReason;
+  readonly failureDetail?: string;
+}
+
+export interface VolumeSnapshot {
+  readonly volumeId: string;
+  readonly server: string;
+  readonly snapshotRef: string;
+  readonly frozenAtUnixMs: number;
+  readonly snapshotAtUnixMs: number;
+  readonly thawedAtUnixMs: number;
+}
+
+export interface CheckpointRecord {
+  readonly id: CheckpointId;
+  readonly planId: string;
+  readonly tenant: string;
+  readonly levelRequested: ConsistencyLevel;
+  /** Absent until the checkpoint completed; never silently lower than requested without `fallbackReason`. */
+  readonly levelAchieved?: ConsistencyLevel;
+  readonly fallbackReason?: string;
+  readonly state: CheckpointState;
+  readonly failureReason?: FailureReason;
+  readonly failureDetail?: string;
+  /** The plan's epoch the checkpoint was taken in. */
+  readonly epoch: Epoch;
+  readonly options: SnapshotOptions;
+  readonly idempotencyKey?: string;
+  readonly createdAtUnixMs: number;
+  readonly triggeredAtUnixMs?: number;
+  readonly finishedAtUnixMs?: number;
+  readonly parts: readonly AppPart[];
+  readonly volumes: readonly VolumeSnapshot[];
+  /** Taken automatically before a rollback. */
+  readonly safety: boolean;
+}
+
+/** A progress event of a checkpoint, as WatchCheckpoint streams it. */
+export interface ProgressEvent {
+  readonly kind: 'state-changed' | 'app-progress' | 'app-acked' | 'app-declined' | 'server-frozen' | 'server-thawed' | 'volumes-snapshotted';
+  readonly atUnixMs: number;
+  readonly server?: string;
+  readonly app?: string;
+  readonly detail?: string;
+  readonly checkpoint: CheckpointRecord;
+}
+
+export type AgentStatus = 'online' | 'late' | 'offline';
+
+export interface AgentInfo {
+  readonly tenant: string;
+  readonly server: string;
+  readonly apps: readonly string[];
+  readonly version: string;
+  readonly status: AgentStatus;
+  readonly registeredAtUnixMs: number;
+  readonly lastHeartbeatAtUnixMs: number;
+  readonly frozen: boolean;
+}

@@ -1,0 +1,349 @@
+/**
+ * The simulator CLI in memory: argument rules, sweep ranges, and the commands over a fake simulator
+ * that returns hand-made results (the real engine is exercised by test/integration/sim-cli.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { parseCommandLine, reproduceCommand, type CommonOptions } from '../../simulations/cli-args.js';
+import { EXIT, InternalError, runCli, type CliIo, type Simulate } from '../../simulations/cli-main.js';
+import { SimulationError } from '../../simulations/engine.js';
+import { defaultSlowChannel, paramSpec, parseSweep } from '../../simulations/params.js';
+import { scenarioForTopology } from '../../simulations/scenario-file.js';
+import type { RunOptions, Scenario } from '../../simulations/types.js';
+import { simResult } from '../fixtures/sim-result.js';
+
+function errorOf(argv: string[]): string {
+  const parsed = parseCommandLine(argv);
+  if (parsed.ok) throw new Error(`expected a usage error for ${argv.join(' ')}`);
+  return parsed.error;
+}
+
+describe('sim CLI arguments', () => {
+  it('with no arguments or --help prints the overall help', () => {
+    for (const argv of [[], ['--help'], ['-h'], ['help']]) {
+      const parsed = parseCommandLine(argv);
+      expect(parsed.ok && parsed.command.kind === 'help' && parsed.command.text.includes('Commands:')).toBe(true);
+    }
+  });
+
+  it.each(['run', 'compare', 'sweep'])('%s --help prints that command help even without a scenario', (cmd) => {
+    const parsed = parseCommandLine([cmd, '--help']);
+    expect(parsed.ok && parsed.command.kind === 'help' && parsed.command.text.startsWith(`Usage: npm run sim -- ${cmd}`)).toBe(true);
+  });
+
+  it.each<[string, string[], string]>([
+    ['an unknown command', ['launch'], 'unknown command "launch"'],
+    ['an unknown flag', ['run', '--topology', 'ring', '--processes', '3', '--sed', '2'], "Unknown option '--sed'"],
+    ['a flag of another command', ['run', '--topology', 'ring', '--processes', '3', '--algorithms', 'abs'], "Unknown option '--algorithms'"],
+    ['a positional argument to run', ['run', 'extra', '--topology', 'ring', '--processes', '3'], 'extra'],
+    ['no scenario at all', ['run'], 'say what to simulate'],
+    ['both a file and a topology', ['run', '--scenario', 'x.json', '--topology', 'ring', '--processes', '3'], 'not both'],
+    ['a topology without a size', ['run', '--topology', 'ring'], '--topology needs --processes N'],
+    ['an unknown topology', ['run', '--topology', 'star', '--processes', '3'], 'unknown --topology "star"'],
+    ['a size that is not a number', ['run', '--topology', 'ring', '--processes', 'many'], '--processes must be a positive integer, got "many"'],
+    ['--processes with a scenario file', ['run', '--scenario', 'x.json', '--processes', '3'], '--processes goes with --topology'],
+    ['a negative seed', ['run', '--topology', 'ring', '--processes', '3', '--seed=-1'], '--seed must be an integer from 0 to 4294967295'],
+    ['a seed too large for the PRNG', ['run', '--topology', 'ring', '--processes', '3', '--seed', '4294967296'], '--seed must be an integer'],
+    ['a fractional seed', ['run', '--topology', 'ring', '--processes', '3', '--seed', '1.5'], '--seed must be an integer'],
+    ['an unknown algorithm', ['run', '--topology', 'ring', '--processes', '3', '--algorithm', 'paxos'], 'unknown algorithm "paxos"'],
+    ['an algorithm listed twice', ['compare', '--topology', 'ring', '--processes', '3', '--algorithms', 'abs,abs'], 'lists abs twice'],
+    ['an empty algorithm entry', ['compare', '--topology', 'ring', '--processes', '3', '--algorithms', 'abs,'], 'empty entry'],
+    ['an unknown --set parameter', ['run', '--topology', 'ring', '--processes', '3', '--set', 'speed=2'], '--set: unknown parameter "speed"'],
+    ['the seed given by --set', ['run', '--topology', 'ring', '--processes', '3', '--set', 'seed=2'], 'the seed is --seed'],
+    ['a --set without a value', ['run', '--topology', 'ring', '--processes', '3', '--set', 'skew'], '--set expects PARAM=VALUE'],
+    ['a --set with a bad value', ['run', '--topology', 'ring', '--processes', '3', '--set', 'skew=0'], 'skew must be a number > 0, got "0"'],
+    ['a sweep without a range', ['sweep', '--topology', 'ring', '--processes', '3'], 'sweep needs PARAM=FROM..TO'],
+    ['a sweep of two ranges', ['sweep', 'skew=1..2', 'interval=1..2', '--topology', 'ring', '--processes', '3'], 'sweep takes one'],
+    ['a sweep of an unknown parameter', ['sweep', 'speed=1..2', '--topology', 'ring', '--processes', '3'], 'unknown sweep parameter "speed"'],
+    ['a sweep and a --set of the same parameter', ['sweep', 'skew=1..2', '--set', 'skew=3', '--topology', 'ring', '--processes', '3'], 'conflicts'],
+    ['--json on a sweep, whose output is CSV', ['sweep', 'skew=1..2', '--json', '--topology', 'ring', '--processes', '3'], "Unknown option '--json'"],
+  ])('%s is a usage error naming the problem', (_what, argv, message) => {
+    expect(errorOf(argv)).toContain(message);
+  });
+
+  it('run defaults to abs and seed 1', () => {
+    const parsed = parseCommandLine(['run', '--topology', 'ring', '--processes', '4']);
+    expect(parsed).toEqual({
+      ok: true,
+      command: {
+        kind: 'run',
+        common: { source: { kind: 'topology', topology: 'ring', processes: 4 }, seed: 1, sets: [] },
+        algorithm: 'abs',
+        json: false,
+      },
+    });
+  });
+
+  it('compare defaults to every algorithm', () => {
+    const parsed = parseCommandLine(['compare', '--scenario', 'x.json']);
+    expect(parsed.ok && parsed.command.kind === 'compare' && parsed.command.algorithms).toEqual([
+      'chandy-lamport',
+      'abs',
+      'abs-timeout',
+      'sync',
+      'none',
+    ]);
+  });
+});
+
+describe('sweep ranges', () => {
+  const values = (text: string): readonly number[] => {
+    const parsed = parseSweep(text);
+    if (!parsed.ok) throw new Error(parsed.error);
+    return parsed.sweep.values;
+  };
+
+  it('FROM..TO is inclusive with a step of one', () => {
+    expect(values('processes=2..5')).toEqual([2, 3, 4, 5]);
+  });
+
+  it('a decimal step does not drift', () => {
+    expect(values('skew=1..1.5:0.1')).toEqual([1, 1.1, 1.2, 1.3, 1.4, 1.5]);
+  });
+
+  it('a step that does not divide the range stops at or before TO', () => {
+    expect(values('interval=50..200:40')).toEqual([50, 90, 130, 170]);
+  });
+
+  it('a comma list gives exactly those values', () => {
+    expect(values('skew=1,2,4,8')).toEqual([1, 2, 4, 8]);
+  });
+
+  it.each<[string, string]>([
+    ['processes=5..2', 'must go up'],
+    ['processes=2..5:0.5', 'sweep step must be an integer > 0'],
+    ['processes=1..5', 'processes must be an integer >= 2, got "1"'],
+    ['skew=1..2:0', 'sweep step must be a number > 0'],
+    ['skew=1..2..3', 'sweep expects'],
+    ['seed=0..100000', 'at most 1000 are allowed'],
+    ['interval=', 'interval must be a number > 0, got ""'],
+    ['=1..2', 'sweep expects PARAM=FROM..TO'],
+  ])('%s is rejected: %s', (text, message) => {
+    const parsed = parseSweep(text);
+    expect(parsed.ok ? '' : parsed.error).toContain(message);
+  });
+
+  it('skew on a scenario without a slow channel slows the first input of the busiest process', () => {
+    const graph = {
+      processes: ['a', 'b', 'c', 'd'],
+      channels: [
+        { id: 'a->b', from: 'a', to: 'b' },
+        { id: 'a->d', from: 'a', to: 'd' },
+        { id: 'c->d', from: 'c', to: 'd' },
+      ],
+    };
+    expect(defaultSlowChannel(graph)).toBe('a->d');
+  });
+});
+
+describe('reproduce commands', () => {
+  it('repeat the source, the settings, the algorithm and the seed', () => {
+    const common: CommonOptions = {
+      source: { kind: 'topology', topology: 'ring', processes: 5 },
+      seed: 9,
+      sets: [{ param: paramSpec('skew')!, value: 2.5 }],
+    };
+    expect(reproduceCommand(common, 'none', 9)).toBe(
+      'npm run sim -- run --topology ring --processes 5 --set skew=2.5 --algorithm none --seed 9',
+    );
+  });
+
+  it('quote file names that a shell would split', () => {
+    const common: CommonOptions = { source: { kind: 'file', path: "my scenarios/it's.json" }, seed: 1, sets: [] };
+    expect(reproduceCommand(common, 'abs', 1)).toContain(`--scenario 'my scenarios/it'\\''s.json'`);
+  });
+});
+
+/** In-memory I/O: files are a map, output is collected. */
+function memoryIo(files: Record<string, string> = {}): CliIo & { out: string; err: string; written: Record<string, string> } {
+  const io = {
+    out: '',
+    err: '',
+    written: {} as Record<string, string>,
+    stdout: (t: string) => {
+      io.out += t;
+    },
+    stderr: (t: string) => {
+      io.err += t;
+    },
+    color: false,
+    stderrIsTTY: false,
+    readFile: (path: string) => {
+      const text = files[path];
+      if (text === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
+      return text;
+    },
+    writeFile: (path: string, text: string) => {
+      io.written[path] = text;
+    },
+  };
+  return io;
+}
+
+/** A simulator that returns the fixture, marking `none` as violating, and records what it was asked. */
+function fakeSimulate(calls: { scenario: Scenario; options: RunOptions }[] = []): Simulate {
+  return (scenario, options) => {
+    calls.push({ scenario, options });
+    const bad = options.algorithm === 'none';
+    return simResult({
+      scenario: scenario.name,
+      algorithm: options.algorithm,
+      seed: options.seed,
+      consistent: !bad,
+      violations: bad ? [{ checkpointId: 1, kind: 'orphan', channel: 'a->b', message: 'orphan' }] : [],
+      ...(options.trace ? {} : { trace: undefined }),
+    });
+  };
+}
+
+describe('sim CLI commands (fake simulator)', () => {
+  const ring = ['--topology', 'ring', '--processes', '3'];
+
+  it('run prints the seed on the first line, then the table, and exits 0 when consistent', () => {
+    const io = memoryIo();
+    expect(runCli(['run', ...ring, '--seed', '5'], io, fakeSimulate())).toBe(EXIT.ok);
+    expect(io.out.split('\n')[0]).toBe('seed: 5');
+    expect(io.out).toContain('verdict: consistent');
+    expect(io.out).not.toContain('reproduce');
+  });
+
+  it('run exits 1 on violations and prints the command that reproduces the run', () => {
+    const io = memoryIo();
+    expect(runCli(['run', ...ring, '--algorithm', 'none', '--seed', '3'], io, fakeSimulate())).toBe(EXIT.violations);
+    expect(io.out).toContain('reproduce: npm run sim -- run --topology ring --processes 3 --algorithm none --seed 3\n');
+  });
+
+  it('run --json prints exactly one JSON object without the trace', () => {
+    const io = memoryIo();
+    runCli(['run', ...ring, '--json', '--svg', 'out.svg'], io, fakeSimulate());
+    const json = JSON.parse(io.out);
+    expect(Object.keys(json)).toEqual(
+      expect.arrayContaining(['consistent', 'violations', 'checkpoints', 'metrics', 'seed', 'algorithm', 'scenario']),
+    );
+    expect(json.trace).toBeUndefined();
+    expect(json.scenarioSpec.topology).toEqual({ kind: 'ring', processes: 3 });
+  });
+
+  it('run --svg asks for a trace and writes the diagram', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    runCli(['run', ...ring, '--svg', 'out.svg'], io, fakeSimulate(calls));
+    expect(calls[0]!.options.trace).toBe(true);
+    expect(io.written['out.svg']!.startsWith('<svg')).toBe(true);
+  });
+
+  it('run --set changes the scenario before it is simulated', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    runCli(['run', ...ring, '--set', 'interval=40', '--set', 'processes=6'], memoryIo(), fakeSimulate(calls));
+    expect(calls[0]!.scenario.checkpoints.intervalMs).toBe(40);
+    expect(calls[0]!.scenario.topology).toEqual({ kind: 'ring', processes: 6 });
+    expect(calls[0]!.scenario.name).toBe('ring-6');
+  });
+
+  it('an unreadable scenario file is a usage error naming the file', () => {
+    const io = memoryIo();
+    expect(runCli(['run', '--scenario', 'missing.json'], io, fakeSimulate())).toBe(EXIT.usage);
+    expect(io.err).toContain('cannot read scenario file missing.json');
+    expect(io.out).toBe('');
+  });
+
+  it('an invalid scenario file is a usage error listing its problems', () => {
+    const io = memoryIo({ 'bad.json': JSON.stringify({ ...scenarioForTopology('ring', 3), durationMs: 0 }) });
+    expect(runCli(['run', '--scenario', 'bad.json'], io, fakeSimulate())).toBe(EXIT.usage);
+    expect(io.err).toContain('bad.json: durationMs must be a number > 0, got 0');
+  });
+
+  it('a scenario the engine refuses is a usage error; any other engine failure carries the reproduce command', () => {
+    const io = memoryIo();
+    const refusing: Simulate = () => {
+      throw new SimulationError('fault names unknown process q');
+    };
+    expect(runCli(['run', ...ring], io, refusing)).toBe(EXIT.usage);
+    expect(io.err).toContain('the scenario cannot be simulated: fault names unknown process q');
+
+    const broken: Simulate = () => {
+      throw new Error('assertion failed');
+    };
+    expect(() => runCli(['run', ...ring, '--seed', '4'], memoryIo(), broken)).toThrow(InternalError);
+    try {
+      runCli(['run', ...ring, '--seed', '4'], memoryIo(), broken);
+    } catch (err) {
+      expect((err as InternalError).reproduce).toBe('npm run sim -- run --topology ring --processes 3 --algorithm abs --seed 4');
+    }
+  });
+
+  it('compare runs every algorithm on the same scenario and seed and exits 0 despite violations', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    expect(runCli(['compare', ...ring, '--algorithms', 'abs,none', '--seed', '7'], io, fakeSimulate(calls))).toBe(EXIT.ok);
+    expect(calls.map((c) => [c.options.algorithm, c.options.seed])).toEqual([
+      ['abs', 7],
+      ['none', 7],
+    ]);
+    expect(calls[0]!.scenario).toBe(calls[1]!.scenario);
+    expect(io.out).toMatch(/\nabs\s.*consistent\n/);
+    expect(io.out).toMatch(/\nnone\s.*VIOLATIONS\n/);
+    expect(io.out).toContain('none: npm run sim -- run --topology ring --processes 3 --algorithm none --seed 7');
+  });
+
+  it('compare --json prints an array with one object per algorithm', () => {
+    const io = memoryIo();
+    runCli(['compare', ...ring, '--algorithms', 'abs,none', '--json'], io, fakeSimulate());
+    const json = JSON.parse(io.out);
+    expect(json.map((r: { algorithm: string; consistent: boolean }) => [r.algorithm, r.consistent])).toEqual([
+      ['abs', true],
+      ['none', false],
+    ]);
+  });
+
+  it('sweep prints a CSV header and one row per value and algorithm, and progress on stderr', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    expect(runCli(['sweep', 'interval=50..80:10', ...ring, '--algorithms', 'abs,none'], io, fakeSimulate(calls))).toBe(EXIT.ok);
+    const lines = io.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'interval,algorithm,completed,mean_duration_ms,channel_state_msgs,buffered_msgs,max_stall_ms,throughput_msgs_per_s,consistent,triggered,violations,seed',
+    );
+    expect(lines).toHaveLength(1 + 4 * 2);
+    expect(lines[1]).toBe('50,abs,1,6.000,1,0,0.000,100.0,true,2,0,1');
+    expect(lines[2]).toMatch(/^50,none,.*,false,2,1,1$/);
+    expect(calls.map((c) => c.scenario.checkpoints.intervalMs)).toEqual([50, 50, 60, 60, 70, 70, 80, 80]);
+    expect(io.err).toContain('sweep: 8/8 runs done');
+    expect(io.err).not.toContain('\r');
+  });
+
+  it('sweep progress rewrites one line on a terminal', () => {
+    const io = { ...memoryIo(), stderrIsTTY: true };
+    let err = '';
+    runCli(['sweep', 'seed=1..4', ...ring], { ...io, stderr: (t) => (err += t) }, fakeSimulate());
+    expect(err.startsWith('\r')).toBe(true);
+    expect(err).toMatch(/\rsweep: 4\/4 runs done *\n$/);
+  });
+
+  it('sweep of the seed changes the run seed, not the scenario', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    runCli(['sweep', 'seed=3..5', ...ring], memoryIo(), fakeSimulate(calls));
+    expect(calls.map((c) => c.options.seed)).toEqual([3, 4, 5]);
+  });
+
+  it('sweep validates every point before running any', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    expect(runCli(['sweep', 'processes=2..5', '--topology', 'diamond', '--processes', '4'], io, fakeSimulate(calls))).toBe(EXIT.usage);
+    expect(calls).toHaveLength(0);
+    expect(io.err).toContain('topology.processes must be an integer >= 4, got 2');
+  });
+
+  it('sweep of processes on an explicit topology is a usage error', () => {
+    const file = JSON.stringify({
+      name: 'two',
+      topology: { kind: 'explicit', processes: ['a', 'b'], channels: [['a', 'b']] },
+      workload: { kind: 'counting', sendIntervalMs: 1 },
+      delays: { kind: 'fixed', ms: 1 },
+      checkpoints: { firstAtMs: 1, intervalMs: 10, timeoutMs: 100 },
+      durationMs: 50,
+    });
+    const io = memoryIo({ 'two.json': file });
+    expect(runCli(['sweep', 'processes=2..3', '--scenario', 'two.json'], io, fakeSimulate())).toBe(EXIT.usage);
+    expect(io.err).toContain('processes can only be set for a generated topology');
+  });
+});
