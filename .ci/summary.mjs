@@ -10,8 +10,9 @@ try {
   process.exit(1);
 }
 const passed = report.numPassedTests ?? 0;
-// A suite that fails to load counts as a failure even though it ran no test.
-const failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0);
+// A test file that fails to load (syntax error, failing import) ran no test: count it as one failure.
+const brokenFiles = (report.testResults ?? []).filter((f) => f.status === 'failed' && (f.assertionResults ?? []).length === 0).length;
+const failed = (report.numFailedTests ?? 0) + brokenFiles;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 console.log(skipped > 0 ? `${passed} passed, ${failed} failed, ${skipped} skipped` : `${passed} passed, ${failed} failed`);
 if (passed === 0) process.exit(1);
