@@ -84,6 +84,9 @@ export function readControl(reader: FieldReader, message: Fields): Control {
         policy: readPolicy(reader, body),
         timeoutMs: reader.positive(body.timeout_ms, 'trigger.timeout_ms', 32),
         initiatorApps: reader.names(body.initiator_apps, 'trigger.initiator_apps'),
+        backEdgeChannels: reader.list(body.back_edge_channels, 'trigger.back_edge_channels').map((c, i) =>
+          reader.channel(c, `trigger.back_edge_channels[${i}]`),
+        ),
       };
     case 'abort':
       return { ...header, type, checkpointId, reason: reader.text(body.reason, 'abort.reason', wireFormat.detailCharsMax) };
@@ -120,6 +123,7 @@ function commandFields(control: Control): Fields {
         ...policyFields(control.policy),
         timeout_ms: control.timeoutMs,
         initiator_apps: control.initiatorApps,
+        back_edge_channels: control.backEdgeChannels,
       };
     case 'abort':
       return { reason: control.reason };

@@ -80,6 +80,8 @@ export type ControlCommand =
       readonly policy: PolicyConfig;
       readonly timeoutMs: number;
       readonly initiatorApps: readonly AppName[];
+      /** Inputs of this server's apps that close a cycle: aligned mode records them. */
+      readonly backEdgeChannels: readonly ChannelId[];
     }
   | { readonly type: 'abort'; readonly checkpointId: CheckpointId; readonly reason: string }
   | { readonly type: 'complete'; readonly checkpointId: CheckpointId }

@@ -44,14 +44,14 @@ const stats = {
 };
 
 const validControls: ReadonlyArray<readonly [string, Control]> = [
-  ['trigger, aligned', { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned' }, timeoutMs: 30_000, initiatorApps: ['APP1'] }],
+  ['trigger, aligned', { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned' }, timeoutMs: 30_000, initiatorApps: ['APP1'], backEdgeChannels: ['s3/APP3->s1/APP1'] }],
   [
     'trigger, aligned with alignment timeout',
-    { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 250 }, timeoutMs: 1, initiatorApps: [] },
+    { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 250 }, timeoutMs: 1, initiatorApps: [], backEdgeChannels: [] },
   ],
-  ['trigger, unaligned', { ...ctl, type: 'trigger', checkpointId: 8, policy: { kind: 'unaligned' }, timeoutMs: 5, initiatorApps: ['a', 'b_2', 'C-3'] }],
-  ['trigger, sync', { ...ctl, type: 'trigger', checkpointId: 9, policy: { kind: 'sync' }, timeoutMs: 5, initiatorApps: [] }],
-  ['trigger, none', { ...ctl, type: 'trigger', checkpointId: 10, policy: { kind: 'none' }, timeoutMs: 5, initiatorApps: [] }],
+  ['trigger, unaligned', { ...ctl, type: 'trigger', checkpointId: 8, policy: { kind: 'unaligned' }, timeoutMs: 5, initiatorApps: ['a', 'b_2', 'C-3'], backEdgeChannels: [] }],
+  ['trigger, sync', { ...ctl, type: 'trigger', checkpointId: 9, policy: { kind: 'sync' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [] }],
+  ['trigger, none', { ...ctl, type: 'trigger', checkpointId: 10, policy: { kind: 'none' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [] }],
   ['abort with a reason', { ...ctl, type: 'abort', checkpointId: 7, reason: 'timeout after 30000 ms' }],
   ['abort without a reason', { ...ctl, type: 'abort', checkpointId: 7, reason: '' }],
   ['complete', { ...ctl, type: 'complete', checkpointId: Number.MAX_SAFE_INTEGER }],
@@ -462,7 +462,7 @@ describe('wire codec: validation on encode', () => {
     ['a control with a fractional epoch', () => encodeControl({ ...trigger, epoch: 1.5 }), 'epoch'],
     [
       'aligned-timeout with a zero timeout (would travel as plain aligned)',
-      () => encodeControl({ ...ctl, type: 'trigger', checkpointId: 1, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 }, timeoutMs: 1, initiatorApps: [] }),
+      () => encodeControl({ ...ctl, type: 'trigger', checkpointId: 1, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 }, timeoutMs: 1, initiatorApps: [], backEdgeChannels: [] }),
       'trigger.alignment_timeout_ms',
     ],
     [

@@ -135,6 +135,11 @@ export const wireDescriptor = {
                   "rule": "repeated",
                   "type": "string",
                   "id": 4
+                },
+                "back_edge_channels": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 5
                 }
               }
             },
