@@ -17,6 +17,7 @@ import type {
   Effect,
   Input,
   ParticipantConfig,
+  PolicyConfig,
   RecordedMessage,
   Rejection,
   RejectReason,
@@ -30,7 +31,7 @@ type Buffered<P> =
 
 interface InputChannel<P> {
   readonly id: ChannelId;
-  readonly backEdge: boolean;
+  backEdge: boolean;
   /** Highest sequence number that arrived (delivered or buffered). */
   lastArrived: number;
   /** Messages handed to the app: the `received` count of a snapshot. */
@@ -53,7 +54,7 @@ export type ParticipantConfigError = { readonly kind: 'invalid-config'; readonly
 
 export class Participant<P> {
   readonly id: ProcessId;
-  private readonly policy: BarrierPolicy;
+  private policy: BarrierPolicy;
   private readonly order: ChannelOrder;
   private readonly inputs = new Map<ChannelId, InputChannel<P>>();
   private readonly inputList: InputChannel<P>[] = [];
@@ -173,7 +174,28 @@ export class Participant<P> {
         return this.onTimer(input.timer.checkpointId);
       case 'restore':
         return this.onRestore(input.epoch, input.counts, input.channelStates);
+      case 'configure':
+        return this.onConfigure(input.policy, input.backEdgeInputs);
     }
+  }
+
+  private onConfigure(config: PolicyConfig, backEdgeInputs: readonly ChannelId[]): Rejection | undefined {
+    if (this.pending.size > 0 || this.pausedFor !== null) {
+      return reject('busy', `${this.id} has checkpoints in flight (${this.inFlight().join(', ') || `paused for ${this.pausedFor}`}); configure between checkpoints`);
+    }
+    const created = createPolicy(config);
+    if (!created.ok) return reject('invalid-config', created.error.message);
+    for (const b of backEdgeInputs) {
+      if (!this.inputs.has(b)) return reject('unknown-channel', `back edge ${b} is not an input of ${this.id}`);
+    }
+    this.policy = created.policy;
+    const back = new Set(backEdgeInputs);
+    for (const ch of this.inputList) ch.backEdge = back.has(ch.id);
+    return undefined;
+  }
+
+  get policyKind(): PolicyConfig['kind'] {
+    return this.policy.kind;
   }
 
   private onSend(channel: ChannelId, payload: P): Rejection | undefined {

@@ -90,6 +90,11 @@ export type Input<P> =
   | { readonly type: 'abort'; readonly checkpointId: CheckpointId }
   /** The coordinator reports the checkpoint completed everywhere (best effort, may never come). */
   | { readonly type: 'complete'; readonly checkpointId: CheckpointId }
+  /**
+   * Change the barrier policy and the back-edge inputs (both can be per checkpoint request). Taken
+   * only while no checkpoint is in flight, so a checkpoint never changes rules half way.
+   */
+  | { readonly type: 'configure'; readonly policy: PolicyConfig; readonly backEdgeInputs: readonly ChannelId[] }
   /** A timer started by a `start-timer` effect fired. */
   | { readonly type: 'timer'; readonly timer: TimerKey }
   /**
@@ -177,7 +182,9 @@ export type RejectReason =
   | 'gap'
   | 'channel-failed'
   | 'paused'
-  | 'epoch-not-increasing';
+  | 'epoch-not-increasing'
+  | 'busy'
+  | 'invalid-config';
 
 export interface Rejection {
   readonly reason: RejectReason;

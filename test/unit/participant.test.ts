@@ -99,3 +99,26 @@ describe('finished ids', () => {
     expect(f.has(9)).toBe(true);
   });
 });
+
+describe('configure', () => {
+  it('changes policy and back edges between checkpoints, and refuses while one is in flight', () => {
+    const p = make({ inputs: ['a->b', 'c->b'] });
+    expect(p.step({ type: 'configure', policy: { kind: 'unaligned' }, backEdgeInputs: [] }).rejected).toBeUndefined();
+    expect(p.policyKind).toBe('unaligned');
+    // Unaligned now: the first barrier snapshots at once.
+    expect(p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 }).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
+    expect(p.step({ type: 'configure', policy: { kind: 'aligned' }, backEdgeInputs: ['c->b'] }).rejected?.reason).toBe('busy');
+    p.step({ type: 'barrier', channel: 'c->b', checkpointId: 1, epoch: 0 });
+    p.step({ type: 'snapshot-stored', checkpointId: 1 });
+    expect(p.step({ type: 'configure', policy: { kind: 'aligned' }, backEdgeInputs: ['c->b'] }).rejected).toBeUndefined();
+    // Aligned with c->b a back edge: a->b's barrier alone aligns.
+    expect(p.step({ type: 'barrier', channel: 'a->b', checkpointId: 2, epoch: 0 }).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
+  });
+
+  it('rejects an unknown back edge and an invalid policy without changing anything', () => {
+    const p = make();
+    expect(p.step({ type: 'configure', policy: { kind: 'unaligned' }, backEdgeInputs: ['x->b'] }).rejected?.reason).toBe('unknown-channel');
+    expect(p.step({ type: 'configure', policy: { kind: 'aligned-timeout', alignmentTimeoutMs: -5 }, backEdgeInputs: [] }).rejected?.reason).toBe('invalid-config');
+    expect(p.policyKind).toBe('aligned');
+  });
+});
