@@ -38,3 +38,4 @@ export type {
   WireResult,
 } from './types.js';
 export * from './subjects.js';
+export { CHANNEL_STATE_BYTES_MAX, decodeChannelState, encodeChannelState, type ChannelStates } from './channel-state.js';

@@ -22,6 +22,7 @@ export const controlType = messageType('Control');
 export const agentEventType = messageType('AgentEvent');
 export const envelopeType = messageType('Envelope');
 export const creditType = messageType('Credit');
+export const channelStateType = messageType('ChannelState');
 
 export interface EnumTable<T extends string> {
   readonly byNumber: ReadonlyMap<number, T>;

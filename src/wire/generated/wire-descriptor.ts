@@ -567,6 +567,31 @@ export const wireDescriptor = {
                   "id": 4
                 }
               }
+            },
+            "ChannelState": {
+              "fields": {
+                "messages": {
+                  "rule": "repeated",
+                  "type": "RecordedMessage",
+                  "id": 1
+                }
+              }
+            },
+            "RecordedMessage": {
+              "fields": {
+                "channel": {
+                  "type": "string",
+                  "id": 1
+                },
+                "seq": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "payload": {
+                  "type": "bytes",
+                  "id": 3
+                }
+              }
             }
           }
         }
