@@ -1,0 +1,174 @@
+/**
+ * The receiving end of an in-band channel: envelopes in on the channel subject, credits out on the
+ * credit subject. It decodes and routes; it does not judge epochs or sequence numbers: fencing and
+ * gap detection are the core's (src/core), which sees every valid envelope in arrival order.
+ */
+import type { NatsConnection, Subscription } from 'nats';
+import { type Logger, pino } from 'pino';
+import type { ChannelId, Epoch } from '../../src/ids.js';
+import { decodeEnvelope, encodeCredit, type TenantId, type WireLimits } from '../../src/wire/index.js';
+import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
+import { CreditGrant } from './credit-grant.js';
+import type { ChannelLimits, EnvelopeHandler, InboundChannel, InboundStats } from './types.js';
+
+export interface InboundOptions {
+  readonly tenant: TenantId;
+  readonly channel: ChannelId;
+  readonly epoch: Epoch;
+  /** Messages already delivered before this end was opened (a restart or restore); default 0. */
+  readonly deliveredSeq?: number;
+  readonly limits?: Partial<ChannelLimits>;
+  readonly wireLimits?: WireLimits;
+  readonly logger?: Logger;
+  /**
+   * Every valid envelope, in arrival order, synchronously from the NATS callback. A message's
+   * payload is a view into the received bytes: copy it to keep it beyond the call if memory matters.
+   * It must not throw; if it does, the error is logged and counted, and the next envelope is delivered.
+   */
+  readonly onEnvelope: EnvelopeHandler;
+}
+
+export interface InboundChannelStats extends InboundStats {
+  /** onEnvelope threw: a bug in the caller, logged at error level. */
+  readonly handlerErrors: number;
+  readonly epoch: Epoch;
+  /** The last seq reported by `consumed` (or deliveredSeq at open/reset). */
+  readonly consumedSeq: number;
+}
+
+/** InboundChannel with the extra statistics this transport keeps. */
+export interface InboundChannelHandle extends InboundChannel {
+  readonly stats: InboundChannelStats;
+}
+
+/**
+ * Subscribes to the channel, grants the first credit and starts the refresh timer. Resolves once the
+ * server has the subscription and the first credit. Throws ChannelConfigError for a bad tenant,
+ * channel id or limit.
+ */
+export async function openInbound(nc: NatsConnection, options: InboundOptions): Promise<InboundChannelHandle> {
+  const channel = new NatsInboundChannel(nc, options);
+  try {
+    await nc.flush();
+  } catch (error) {
+    await channel.close();
+    throw error;
+  }
+  return channel;
+}
+
+class NatsInboundChannel implements InboundChannelHandle {
+  readonly id: ChannelId;
+  private readonly creditSubject: string;
+  private readonly grant: CreditGrant;
+  private readonly wireLimits: WireLimits;
+  private readonly onEnvelope: EnvelopeHandler;
+  private readonly log: Logger;
+  private readonly subscription: Subscription;
+  private readonly refreshTimer: NodeJS.Timeout;
+  private closed = false;
+  private counts = { received: 0, malformed: 0, misrouted: 0, creditsSent: 0, handlerErrors: 0 };
+
+  constructor(
+    private readonly nc: NatsConnection,
+    options: InboundOptions,
+  ) {
+    const limits = resolveChannelLimits(options.limits);
+    const subjects = resolveChannelSubjects(options.tenant, options.channel);
+    this.wireLimits = resolveWireLimits(options.wireLimits);
+    this.id = options.channel;
+    this.creditSubject = subjects.credit;
+    this.grant = new CreditGrant(options.channel, options.epoch, options.deliveredSeq ?? 0, limits.creditWindowMessages);
+    this.onEnvelope = options.onEnvelope;
+    this.log = (options.logger ?? pino({ level: 'silent' })).child({
+      component: 'channel-in',
+      tenant: options.tenant,
+      channel: options.channel,
+    });
+    this.subscription = nc.subscribe(subjects.data, {
+      callback: (error, msg) => {
+        if (error) {
+          this.log.error({ err: error }, 'channel subscription failed');
+          return;
+        }
+        this.onData(msg.data);
+      },
+    });
+    // Credits are cumulative, so repeating the current one repairs a lost one (core NATS is at most
+    // once) and reaches a sender that subscribed after the last grant. Unref'd: a channel alone must
+    // not keep the process alive.
+    this.refreshTimer = setInterval(() => this.publishCredit(), limits.creditRefreshMs);
+    this.refreshTimer.unref();
+    this.log.info({ epoch: options.epoch, deliveredSeq: this.grant.consumed, limits }, 'inbound channel open');
+    this.publishCredit();
+  }
+
+  get stats(): InboundChannelStats {
+    return { ...this.counts, epoch: this.grant.epoch, consumedSeq: this.grant.consumed };
+  }
+
+  consumed(seq: number): void {
+    if (this.closed) return;
+    if (this.grant.consume(seq) === 'grant') this.publishCredit();
+  }
+
+  reset(epoch: Epoch, deliveredSeq: number): void {
+    assertCount('deliveredSeq', deliveredSeq);
+    if (this.closed) {
+      this.log.debug({ epoch }, 'reset ignored: channel closed');
+      return;
+    }
+    this.grant.reset(epoch, deliveredSeq);
+    this.log.info({ epoch, deliveredSeq }, 'inbound channel reset');
+    this.publishCredit();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.refreshTimer);
+    this.subscription.unsubscribe();
+    this.log.info({ ...this.counts }, 'inbound channel closed');
+  }
+
+  private onData(bytes: Uint8Array): void {
+    const decoded = decodeEnvelope(bytes, this.wireLimits);
+    if (!decoded.ok) {
+      this.counts.malformed += 1;
+      this.log.warn({ error: decoded.error }, 'malformed envelope dropped');
+      return;
+    }
+    const envelope = decoded.value;
+    if (envelope.channel !== this.id) {
+      // Only a misconfigured or hostile publisher puts another channel's envelope on this subject.
+      this.counts.misrouted += 1;
+      this.log.warn({ envelopeChannel: envelope.channel, type: envelope.type }, 'misrouted envelope dropped');
+      return;
+    }
+    this.counts.received += 1;
+    try {
+      this.onEnvelope(envelope);
+    } catch (error) {
+      // Thrown into the NATS client it would break its read loop for every subscription.
+      this.counts.handlerErrors += 1;
+      this.log.error({ err: error, type: envelope.type }, 'envelope handler threw');
+    }
+  }
+
+  private publishCredit(): void {
+    if (this.closed) return;
+    const credit = this.grant.credit();
+    const encoded = encodeCredit(credit, this.wireLimits);
+    if (!encoded.ok) {
+      // Every field comes from validated state: an encoding failure is a bug here.
+      throw new Error(`channel ${this.id}: cannot encode credit ${JSON.stringify(credit)}: ${encoded.error.message}`);
+    }
+    try {
+      this.nc.publish(this.creditSubject, encoded.value);
+      this.counts.creditsSent += 1;
+    } catch (error) {
+      // Connection closed or draining: the next refresh tries again if it comes back.
+      this.log.warn({ err: error }, 'credit not published');
+    }
+  }
+}

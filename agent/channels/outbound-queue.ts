@@ -1,0 +1,189 @@
+/**
+ * The sender's half of the credit protocol, without I/O: one FIFO queue of envelopes and the latest
+ * credit of the current epoch. The shell (./outbound.ts) feeds it sends, credits and resets with the
+ * current monotonic time, and publishes exactly what `takeReady` hands back, in that order.
+ *
+ * Rules (docs/channels.md):
+ * - nothing leaves before the first credit of the current epoch, so a restarted receiver is never
+ *   flooded with what was queued for its predecessor;
+ * - a message leaves only when `seq <= receivedSeq + window` of the latest credit;
+ * - a barrier needs no credit of its own but never overtakes a queued message: FIFO order is what
+ *   puts a barrier exactly at its cut position;
+ * - the latest credit of the epoch replaces the previous one (credits travel on one subject from one
+ *   connection, so they arrive in order, and a receiver may shrink its window).
+ */
+import type { ChannelId, Epoch } from '../../src/ids.js';
+import type { Credit } from '../../src/wire/index.js';
+import { assertCount } from './config.js';
+
+export type QueuedEntry<T> =
+  | { readonly kind: 'message'; readonly seq: number; readonly item: T }
+  | { readonly kind: 'barrier'; readonly item: T };
+
+/**
+ * - `accepted`: a credit of the current epoch, now the one in force.
+ * - `other-channel`: meant for another channel (misrouted); ignored.
+ * - `stale-epoch`: from before the last reset (the abandoned run); ignored.
+ * - `future-epoch`: the receiver was reset first; kept and applied when this sender is reset to that
+ *   epoch, so a restore does not wait a whole refresh period for the next credit.
+ */
+export type CreditOutcome = 'accepted' | 'other-channel' | 'stale-epoch' | 'future-epoch';
+
+export type EnqueueOutcome = 'queued' | 'queue-full';
+
+export class OutboundQueue<T> {
+  private entries: QueuedEntry<T>[] = [];
+  /** Index of the head in `entries`; removing from the front stays O(1) on long queues. */
+  private head = 0;
+  private messagesQueued = 0;
+  private currentEpoch: Epoch;
+  /** Highest seq that may be sent; undefined until a credit of the current epoch arrived. */
+  private sendLimitSeq: number | undefined;
+  /** The latest credit of a later epoch than ours (see `future-epoch`). */
+  private earlyCredit: Credit | undefined;
+  private waitedMs = 0;
+  /** When the head became blocked for lack of credit; undefined while it is not blocked. */
+  private blockedSinceMs: number | undefined;
+
+  constructor(
+    readonly channel: ChannelId,
+    epoch: Epoch,
+    /** Messages (not barriers) that may wait at once; more are refused. */
+    readonly queueMessagesMax: number,
+  ) {
+    assertCount('epoch', epoch);
+    if (!Number.isSafeInteger(queueMessagesMax) || queueMessagesMax <= 0) {
+      throw new RangeError(`queueMessagesMax must be a positive integer, got ${String(queueMessagesMax)}`);
+    }
+    this.currentEpoch = epoch;
+  }
+
+  get epoch(): Epoch {
+    return this.currentEpoch;
+  }
+
+  /** Messages waiting (barriers are not counted: they are bounded by the checkpoints in flight). */
+  get queuedMessages(): number {
+    return this.messagesQueued;
+  }
+
+  /** Entries waiting, messages and barriers. */
+  get length(): number {
+    return this.entries.length - this.head;
+  }
+
+  /** The highest seq the latest credit allows, or undefined before the first credit of the epoch. */
+  get creditLimitSeq(): number | undefined {
+    return this.sendLimitSeq;
+  }
+
+  /**
+   * Queues a message. Barriers are never refused: refusing one would fail a checkpoint for a reason
+   * that has nothing to do with it, and there are at most as many as checkpoints in flight.
+   */
+  enqueueMessage(seq: number, item: T, nowMs: number): EnqueueOutcome {
+    assertCount('seq', seq);
+    if (this.messagesQueued >= this.queueMessagesMax) return 'queue-full';
+    this.entries.push({ kind: 'message', seq, item });
+    this.messagesQueued += 1;
+    this.updateWait(nowMs);
+    return 'queued';
+  }
+
+  enqueueBarrier(item: T, nowMs: number): void {
+    this.entries.push({ kind: 'barrier', item });
+    this.updateWait(nowMs);
+  }
+
+  applyCredit(credit: Credit, nowMs: number): CreditOutcome {
+    if (credit.channel !== this.channel) return 'other-channel';
+    if (credit.epoch < this.currentEpoch) return 'stale-epoch';
+    if (credit.epoch > this.currentEpoch) {
+      this.earlyCredit = credit;
+      return 'future-epoch';
+    }
+    this.sendLimitSeq = credit.receivedSeq + credit.window;
+    this.updateWait(nowMs);
+    return 'accepted';
+  }
+
+  /** Removes and returns, in queue order, every entry the credit in force lets go now. */
+  takeReady(nowMs: number): T[] {
+    const ready: T[] = [];
+    for (;;) {
+      const entry = this.peek();
+      if (entry === undefined || !this.mayLeave(entry)) break;
+      this.removeHead();
+      ready.push(entry.item);
+    }
+    this.updateWait(nowMs);
+    return ready;
+  }
+
+  /**
+   * After a restore: everything queued belongs to the abandoned run and is returned to be dropped;
+   * the queue waits for a credit of `epoch` (one that arrived early is applied at once).
+   */
+  reset(epoch: Epoch, nowMs: number): T[] {
+    assertCount('epoch', epoch);
+    if (epoch < this.currentEpoch) {
+      throw new RangeError(`reset to epoch ${epoch} is behind the current epoch ${this.currentEpoch}`);
+    }
+    const dropped = this.removeAll();
+    this.currentEpoch = epoch;
+    this.sendLimitSeq = undefined;
+    const early = this.earlyCredit;
+    if (early !== undefined && early.epoch <= epoch) {
+      this.earlyCredit = undefined;
+      if (early.epoch === epoch) this.sendLimitSeq = early.receivedSeq + early.window;
+    }
+    this.updateWait(nowMs);
+    return dropped;
+  }
+
+  /** Empties the queue (close); returns what was waiting. */
+  removeAll(): T[] {
+    const all = this.entries.slice(this.head).map((entry) => entry.item);
+    this.entries = [];
+    this.head = 0;
+    this.messagesQueued = 0;
+    return all;
+  }
+
+  /** Total time the head of the queue has waited for credit, including a wait still going on. */
+  creditWaitMs(nowMs: number): number {
+    return this.waitedMs + (this.blockedSinceMs === undefined ? 0 : Math.max(0, nowMs - this.blockedSinceMs));
+  }
+
+  private mayLeave(entry: QueuedEntry<T>): boolean {
+    if (this.sendLimitSeq === undefined) return false;
+    return entry.kind === 'barrier' || entry.seq <= this.sendLimitSeq;
+  }
+
+  private peek(): QueuedEntry<T> | undefined {
+    return this.entries[this.head];
+  }
+
+  private removeHead(): void {
+    const entry = this.entries[this.head];
+    if (entry === undefined) return;
+    if (entry.kind === 'message') this.messagesQueued -= 1;
+    this.head += 1;
+    // Compact once the consumed prefix dominates, so memory follows the queue's length.
+    if (this.head >= 1024 && this.head * 2 >= this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private updateWait(nowMs: number): void {
+    const head = this.peek();
+    const blocked = head !== undefined && !this.mayLeave(head);
+    if (blocked && this.blockedSinceMs === undefined) {
+      this.blockedSinceMs = nowMs;
+    } else if (!blocked && this.blockedSinceMs !== undefined) {
+      this.waitedMs += Math.max(0, nowMs - this.blockedSinceMs);
+      this.blockedSinceMs = undefined;
+    }
+  }
+}

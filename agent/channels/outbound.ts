@@ -1,0 +1,257 @@
+/**
+ * The sending end of an in-band channel: envelopes out on the channel subject, credits in on the
+ * credit subject. All protocol decisions live in the pure OutboundQueue; this shell turns NATS
+ * messages and calls into its inputs and publishes what it releases.
+ *
+ * Ordering: core NATS keeps order per publishing connection and subject, so every envelope of a
+ * channel is published from the one connection handed in, in queue order, synchronously (no await
+ * between taking an envelope off the queue and publishing it).
+ */
+import type { NatsConnection, Subscription } from 'nats';
+import { type Logger, pino } from 'pino';
+import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
+import { decodeCredit, encodeEnvelope, type Envelope, type TenantId, type WireLimits } from '../../src/wire/index.js';
+import { AppSendError } from '../app.js';
+import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
+import { OutboundQueue } from './outbound-queue.js';
+import type { ChannelLimits, OutboundChannel, OutboundStats } from './types.js';
+
+export interface OutboundOptions {
+  readonly tenant: TenantId;
+  readonly channel: ChannelId;
+  readonly epoch: Epoch;
+  /** The last seq sent on this channel before it was opened (a restart); reported in stats and logs. */
+  readonly lastSentSeq?: number;
+  readonly limits?: Partial<ChannelLimits>;
+  /** Default: wireLimitsDefault; the server's max_payload applies too, whichever is smaller. */
+  readonly wireLimits?: WireLimits;
+  readonly logger?: Logger;
+}
+
+export interface OutboundChannelStats extends OutboundStats {
+  /** Credits of another epoch or channel: ignored. */
+  readonly ignoredCredits: number;
+  readonly epoch: Epoch;
+  /** The seq of the last message published (or lastSentSeq at open/reset). */
+  readonly lastPublishedSeq: number;
+  /** The highest seq the credit in force allows; undefined before the first credit of the epoch. */
+  readonly creditLimitSeq: number | undefined;
+}
+
+/** OutboundChannel with the extra statistics this transport keeps. */
+export interface OutboundChannelHandle extends OutboundChannel {
+  readonly stats: OutboundChannelStats;
+}
+
+interface Pending {
+  readonly bytes: Uint8Array;
+  /** Undefined for a barrier. */
+  readonly seq: number | undefined;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * Opens the sending end and subscribes to its credits. Resolves once the server has the
+ * subscription, so a credit the receiver publishes from then on is not missed.
+ * Throws ChannelConfigError for a bad tenant, channel id or limit.
+ */
+export async function openOutbound(nc: NatsConnection, options: OutboundOptions): Promise<OutboundChannelHandle> {
+  const channel = new NatsOutboundChannel(nc, options);
+  try {
+    await nc.flush();
+  } catch (error) {
+    await channel.close();
+    throw error;
+  }
+  return channel;
+}
+
+class NatsOutboundChannel implements OutboundChannelHandle {
+  readonly id: ChannelId;
+  private readonly subject: string;
+  private readonly queue: OutboundQueue<Pending>;
+  private readonly wireLimits: WireLimits;
+  private readonly log: Logger;
+  private readonly subscription: Subscription;
+  private closed = false;
+  /** Set when a publish failed: the receiver will see a gap, so nothing more is sent until a reset. */
+  private failure: Error | undefined;
+  private counts = { published: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0 };
+  private lastPublishedSeq: number;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    options: OutboundOptions,
+  ) {
+    const limits = resolveChannelLimits(options.limits);
+    const subjects = resolveChannelSubjects(options.tenant, options.channel);
+    this.wireLimits = resolveWireLimits(options.wireLimits);
+    assertCount('epoch', options.epoch);
+    this.lastPublishedSeq = options.lastSentSeq ?? 0;
+    assertCount('lastSentSeq', this.lastPublishedSeq);
+    this.id = options.channel;
+    this.subject = subjects.data;
+    this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax);
+    this.log = (options.logger ?? pino({ level: 'silent' })).child({
+      component: 'channel-out',
+      tenant: options.tenant,
+      channel: options.channel,
+    });
+    this.subscription = nc.subscribe(subjects.credit, {
+      callback: (error, msg) => {
+        if (error) {
+          this.log.error({ err: error }, 'credit subscription failed');
+          return;
+        }
+        this.onCredit(msg.data);
+      },
+    });
+    this.log.info({ epoch: options.epoch, lastSentSeq: this.lastPublishedSeq, limits }, 'outbound channel open');
+  }
+
+  get stats(): OutboundChannelStats {
+    return {
+      ...this.counts,
+      queued: this.queue.length,
+      creditWaitMs: this.queue.creditWaitMs(performance.now()),
+      epoch: this.queue.epoch,
+      lastPublishedSeq: this.lastPublishedSeq,
+      creditLimitSeq: this.queue.creditLimitSeq,
+    };
+  }
+
+  sendMessage(seq: number, epoch: Epoch, payload: Uint8Array): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    const encoded = this.encode({ type: 'message', channel: this.id, epoch, seq, payload });
+    if (encoded instanceof Error) return Promise.reject(encoded);
+    return new Promise<void>((resolve, reject) => {
+      const outcome = this.queue.enqueueMessage(seq, { bytes: encoded, seq, resolve, reject }, performance.now());
+      if (outcome === 'queue-full') {
+        reject(
+          new AppSendError(
+            'queue-full',
+            `channel ${this.id}: ${this.queue.queueMessagesMax} messages already wait for credit (outboundQueueMessagesMax)`,
+          ),
+        );
+        return;
+      }
+      this.pump();
+    });
+  }
+
+  sendBarrier(checkpointId: CheckpointId, epoch: Epoch, afterSeq: number): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    const encoded = this.encode({ type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId });
+    if (encoded instanceof Error) return Promise.reject(encoded);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, resolve, reject }, performance.now());
+      this.pump();
+    });
+  }
+
+  reset(epoch: Epoch, lastSentSeq: number): void {
+    assertCount('lastSentSeq', lastSentSeq);
+    if (this.closed) {
+      this.log.debug({ epoch }, 'reset ignored: channel closed');
+      return;
+    }
+    const dropped = this.queue.reset(epoch, performance.now());
+    const error = new AppSendError('channel-failed', `channel ${this.id}: dropped by a restore to epoch ${epoch}`);
+    for (const pending of dropped) pending.reject(error);
+    this.failure = undefined;
+    this.lastPublishedSeq = lastSentSeq;
+    this.log.info({ epoch, lastSentSeq, dropped: dropped.length }, 'outbound channel reset');
+    // A credit of the new epoch may have arrived before the reset.
+    this.pump();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscription.unsubscribe();
+    const error = new AppSendError('closed', `channel ${this.id} is closed`);
+    const dropped = this.queue.removeAll();
+    for (const pending of dropped) pending.reject(error);
+    this.log.info({ dropped: dropped.length, ...this.counts }, 'outbound channel closed');
+  }
+
+  private refusal(): AppSendError | undefined {
+    if (this.closed) return new AppSendError('closed', `channel ${this.id} is closed`);
+    if (this.failure) {
+      return new AppSendError('channel-failed', `channel ${this.id} failed: ${this.failure.message}; a restore resets it`);
+    }
+    return undefined;
+  }
+
+  /** The envelope's bytes, or the error to reject the send with. */
+  private encode(envelope: Envelope): Uint8Array | Error {
+    const encoded = encodeEnvelope(envelope, this.wireLimits);
+    if (!encoded.ok) {
+      if (encoded.error.kind === 'too-large') {
+        return new AppSendError('payload-too-large', `channel ${this.id}: ${encoded.error.message}`);
+      }
+      // Seq, epoch and checkpoint id come from the core: an invalid one is a bug there, not the app's.
+      return new RangeError(`channel ${this.id}: invalid ${envelope.type} envelope: ${encoded.error.message}`);
+    }
+    // The server refuses anything above its max_payload, which may be below our own limit.
+    const serverMaxBytes = this.nc.info?.max_payload;
+    if (serverMaxBytes !== undefined && encoded.value.byteLength > serverMaxBytes) {
+      return new AppSendError(
+        'payload-too-large',
+        `channel ${this.id}: envelope is ${encoded.value.byteLength} bytes; the server's max_payload is ${serverMaxBytes}`,
+      );
+    }
+    return encoded.value;
+  }
+
+  private onCredit(bytes: Uint8Array): void {
+    const decoded = decodeCredit(bytes, this.wireLimits);
+    if (!decoded.ok) {
+      this.counts.malformedCredits += 1;
+      this.log.warn({ error: decoded.error }, 'malformed credit dropped');
+      return;
+    }
+    const credit = decoded.value;
+    const outcome = this.queue.applyCredit(credit, performance.now());
+    if (outcome !== 'accepted') {
+      this.counts.ignoredCredits += 1;
+      this.log.debug({ outcome, credit }, 'credit ignored');
+      return;
+    }
+    this.counts.creditsReceived += 1;
+    this.pump();
+  }
+
+  /** Publishes everything the credit in force releases, in queue order. */
+  private pump(): void {
+    if (this.closed || this.failure) return;
+    const ready = this.queue.takeReady(performance.now());
+    for (let i = 0; i < ready.length; i++) {
+      const pending = ready[i] as Pending;
+      try {
+        this.nc.publish(this.subject, pending.bytes);
+      } catch (error) {
+        this.fail(error instanceof Error ? error : new Error(String(error)), ready.slice(i));
+        return;
+      }
+      this.counts.published += 1;
+      if (pending.seq !== undefined) this.lastPublishedSeq = pending.seq;
+      pending.resolve();
+    }
+  }
+
+  /**
+   * A publish failed (connection closed or draining): sending what follows would open a gap, so the
+   * channel stops and fails every waiting send; the core fails the channel, and a restore resets it.
+   */
+  private fail(cause: Error, unsent: Pending[]): void {
+    this.failure = cause;
+    const error = new AppSendError('channel-failed', `channel ${this.id}: publish failed: ${cause.message}`);
+    error.cause = cause;
+    for (const pending of [...unsent, ...this.queue.removeAll()]) pending.reject(error);
+    this.log.error({ err: cause, lastPublishedSeq: this.lastPublishedSeq }, 'publish failed; channel failed');
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The agent's configuration file (JSON), validated once at start-up: a bad file is a list of clear
+ * problems, never an agent that half works.
+ */
+import { readFileSync } from 'node:fs';
+import type { ChannelId } from '../src/ids.js';
+import { isChannelId, isName, splitProcessId } from '../src/wire/index.js';
+import { parseChannelId } from '../src/ids.js';
+import { CHANNEL_LIMITS_DEFAULT, type ChannelLimits } from './channels/types.js';
+
+export interface AgentAppConfig {
+  readonly name: string;
+  readonly inputs: readonly ChannelId[];
+  readonly outputs: readonly ChannelId[];
+}
+
+export interface AgentConfig {
+  readonly tenant: string;
+  readonly server: string;
+  readonly nats: {
+    readonly servers: readonly string[];
+    readonly user?: string;
+    readonly pass?: string;
+    readonly token?: string;
+  };
+  readonly apps: readonly AgentAppConfig[];
+  /** Unix socket of the local API for apps in other processes; absent: embedded apps only. */
+  readonly localApiSocket?: string;
+  readonly heartbeatIntervalMs: number;
+  /** Control request ids remembered to drop duplicates. */
+  readonly controlIdsRememberedMax: number;
+  readonly triggerWaitMs: number;
+  readonly channels: ChannelLimits;
+  readonly logLevel: string;
+}
+
+export const AGENT_DEFAULTS = {
+  heartbeatIntervalMs: 2_000,
+  controlIdsRememberedMax: 4_096,
+  triggerWaitMs: 2_000,
+  logLevel: 'info',
+} as const;
+
+export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; problems: string[] };
+
+export function loadAgentConfig(path: string): ConfigResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return { ok: false, problems: [`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`] };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, problems: [`${path} is not JSON: ${error instanceof Error ? error.message : String(error)}`] };
+  }
+  return parseAgentConfig(json);
+}
+
+export function parseAgentConfig(json: unknown): ConfigResult {
+  const problems: string[] = [];
+  const o = (json ?? {}) as Record<string, unknown>;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return { ok: false, problems: ['the configuration must be a JSON object'] };
+  const name = (field: string): string => {
+    const v = o[field];
+    if (typeof v !== 'string' || !isName(v)) problems.push(`${field} must be a name of [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(v)}`);
+    return typeof v === 'string' ? v : '';
+  };
+  const positive = (field: string, fallback: number, from: Record<string, unknown> = o, path = field): number => {
+    const v = from[field];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) problems.push(`${path} must be a positive integer, got ${JSON.stringify(v)}`);
+    return typeof v === 'number' ? v : fallback;
+  };
+  const tenant = name('tenant');
+  const server = name('server');
+  const natsRaw = (o['nats'] ?? {}) as Record<string, unknown>;
+  const servers = natsRaw['servers'];
+  if (!Array.isArray(servers) || servers.length === 0 || servers.some((s) => typeof s !== 'string' || s === '')) {
+    problems.push('nats.servers must be a non-empty list of URLs, e.g. ["nats://127.0.0.1:4222"]');
+  }
+  const optionalText = (field: string): string | undefined => {
+    const v = natsRaw[field];
+    if (v !== undefined && typeof v !== 'string') problems.push(`nats.${field} must be a string`);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const apps: AgentAppConfig[] = [];
+  const rawApps = o['apps'];
+  if (!Array.isArray(rawApps) || rawApps.length === 0) problems.push('apps must list at least one app: [{"name": ..., "inputs": [...], "outputs": [...]}]');
+  const seen = new Set<string>();
+  (Array.isArray(rawApps) ? rawApps : []).forEach((a: unknown, i) => {
+    const app = (a ?? {}) as Record<string, unknown>;
+    const appName = app['name'];
+    if (typeof appName !== 'string' || !isName(appName)) problems.push(`apps[${i}].name must be a name, got ${JSON.stringify(appName)}`);
+    else if (seen.has(appName)) problems.push(`apps[${i}].name ${appName} is listed twice`);
+    else seen.add(appName);
+    const channels = (field: 'inputs' | 'outputs'): ChannelId[] => {
+      const list = app[field] ?? [];
+      if (!Array.isArray(list)) {
+        problems.push(`apps[${i}].${field} must be a list of channel ids`);
+        return [];
+      }
+      return list.flatMap((c: unknown, j) => {
+        if (typeof c !== 'string' || !isChannelId(c)) {
+          problems.push(`apps[${i}].${field}[${j}] must be a channel id like s1/app1->s2/app2, got ${JSON.stringify(c)}`);
+          return [];
+        }
+        const ends = parseChannelId(c);
+        const here = ends && splitProcessId(field === 'inputs' ? ends.to : ends.from);
+        if (!here || here.server !== server || here.app !== appName) {
+          problems.push(`apps[${i}].${field}[${j}] ${c} does not ${field === 'inputs' ? 'end' : 'start'} at ${server}/${String(appName)}`);
+        }
+        return [c];
+      });
+    };
+    apps.push({ name: typeof appName === 'string' ? appName : '', inputs: channels('inputs'), outputs: channels('outputs') });
+  });
+  const socket = o['localApiSocket'];
+  if (socket !== undefined && (typeof socket !== 'string' || socket === '')) problems.push('localApiSocket must be a path');
+  const ch = (o['channels'] ?? {}) as Record<string, unknown>;
+  const channels: ChannelLimits = {
+    creditWindowMessages: positive('creditWindowMessages', CHANNEL_LIMITS_DEFAULT.creditWindowMessages, ch, 'channels.creditWindowMessages'),
+    outboundQueueMessagesMax: positive('outboundQueueMessagesMax', CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax, ch, 'channels.outboundQueueMessagesMax'),
+    creditRefreshMs: positive('creditRefreshMs', CHANNEL_LIMITS_DEFAULT.creditRefreshMs, ch, 'channels.creditRefreshMs'),
+  };
+  const logLevel = typeof o['logLevel'] === 'string' ? o['logLevel'] : AGENT_DEFAULTS.logLevel;
+  const config: AgentConfig = {
+    tenant,
+    server,
+    nats: {
+      servers: Array.isArray(servers) ? (servers as string[]) : [],
+      ...(optionalText('user') !== undefined ? { user: optionalText('user') as string } : {}),
+      ...(optionalText('pass') !== undefined ? { pass: optionalText('pass') as string } : {}),
+      ...(optionalText('token') !== undefined ? { token: optionalText('token') as string } : {}),
+    },
+    apps,
+    ...(typeof socket === 'string' && socket !== '' ? { localApiSocket: socket } : {}),
+    heartbeatIntervalMs: positive('heartbeatIntervalMs', AGENT_DEFAULTS.heartbeatIntervalMs),
+    controlIdsRememberedMax: positive('controlIdsRememberedMax', AGENT_DEFAULTS.controlIdsRememberedMax),
+    triggerWaitMs: positive('triggerWaitMs', AGENT_DEFAULTS.triggerWaitMs),
+    channels,
+    logLevel,
+  };
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
+}

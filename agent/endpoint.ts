@@ -1,0 +1,539 @@
+/**
+ * One app endpoint inside the agent: the production core (`Participant`) for that app, fed one input
+ * at a time from its channels, the coordinator's commands, timers and the app's own sends, and the
+ * effects carried out in order: envelopes onto the wire, deliveries to the app, the state captured at
+ * the cut and uploaded, acks and declines published. No protocol decision is made here.
+ *
+ * Inputs are serialised through one promise chain, because some effects wait for the app (a local-API
+ * app answers a snapshot request over a socket): nothing after a `snapshot` effect may run before the
+ * app's state is captured. Sends are never awaited inside the chain (a send waits for the receiver's
+ * credit, and waiting here would stop this endpoint from consuming, which on a cycle is a deadlock).
+ */
+import type { Logger } from 'pino';
+import { Participant } from '../src/core/participant.js';
+import type { Effect, Input, PolicyConfig, RecordedMessage, RejectReason, SnapshotCounts } from '../src/core/types.js';
+import type { ChannelId, CheckpointId, Epoch } from '../src/ids.js';
+import { encodeChannelState, type AgentEventBody, type Envelope, type ObjectRef, type WireAckStats, type WireDeclineReason } from '../src/wire/index.js';
+import { AppSendError, type AppHandler, type AppLink } from './app.js';
+import type { InboundChannel, OutboundChannel } from './channels/types.js';
+
+type Payload = Uint8Array;
+type Ack = Extract<Effect<Payload>, { type: 'ack' }>;
+
+/** Where app state and channel state go; the agent adapts the tenant's Object Store to this. */
+export interface StatePort {
+  /** Stores the bytes under the name; rejects when the store fails. */
+  put(name: string, bytes: Uint8Array): Promise<ObjectRef>;
+  /** Reads an object back and checks its digest; rejects on a mismatch or a missing object. */
+  get(ref: ObjectRef): Promise<Uint8Array>;
+}
+
+export interface EndpointClock {
+  nowMs(): number;
+  setTimer(afterMs: number, fire: () => void): () => void;
+}
+
+export interface EndpointLimits {
+  /**
+   * How long a barrier of a checkpoint whose trigger has not reached this agent yet is held back
+   * (with everything behind it on its channel) so the checkpoint runs with the requested policy.
+   */
+  readonly triggerWaitMs: number;
+}
+
+export const ENDPOINT_LIMITS_DEFAULT: EndpointLimits = { triggerWaitMs: 2_000 };
+
+export interface EndpointOptions {
+  readonly server: string;
+  readonly app: string;
+  readonly inputs: readonly ChannelId[];
+  readonly outputs: readonly ChannelId[];
+  readonly epoch: Epoch;
+  readonly handler: AppHandler;
+  readonly openOutbound: (channel: ChannelId, epoch: Epoch, lastSentSeq: number) => Promise<OutboundChannel>;
+  readonly openInbound: (
+    channel: ChannelId,
+    epoch: Epoch,
+    deliveredSeq: number,
+    onEnvelope: (e: Envelope) => void,
+  ) => Promise<InboundChannel>;
+  readonly state: StatePort;
+  /** Publishes an event from this app to the coordinator (the agent adds the header). */
+  readonly publish: (event: AgentEventBody) => void;
+  readonly clock: EndpointClock;
+  readonly logger: Logger;
+  readonly limits?: Partial<EndpointLimits>;
+}
+
+/** What the coordinator's trigger told this app about a checkpoint. */
+export interface TriggerInfo {
+  readonly checkpointId: CheckpointId;
+  readonly policy: PolicyConfig;
+  readonly timeoutMs: number;
+  readonly initiator: boolean;
+  readonly backEdgeInputs: readonly ChannelId[];
+}
+
+export interface RestoreInfo {
+  readonly checkpointId: CheckpointId;
+  readonly epoch: Epoch;
+  readonly state: ObjectRef;
+  readonly channelState?: ObjectRef;
+  readonly counts: SnapshotCounts;
+  /** Channel ids recorded in the channel state -> the ids they have now (restore into other apps). */
+  readonly channelAliases: Readonly<Record<ChannelId, ChannelId>>;
+}
+
+interface CheckpointTiming {
+  readonly firstSeenMs: number;
+  triggerMs?: number;
+  snapshotStartMs?: number;
+  syncMs?: number;
+  asyncMs?: number;
+  uploadStartMs?: number;
+  state?: ObjectRef;
+  cancelTimeout?: () => void;
+}
+
+interface HeldChannel {
+  readonly checkpointId: CheckpointId;
+  readonly items: Envelope[];
+  readonly cancel: () => void;
+}
+
+export interface EndpointStats {
+  readonly delivered: number;
+  readonly acks: number;
+  readonly declines: number;
+  readonly channelFailures: number;
+  readonly rejections: Partial<Record<RejectReason, number>>;
+}
+
+export function objectName(checkpointId: CheckpointId, server: string, app: string, kind: 'state' | 'channels'): string {
+  return `cp/${checkpointId}/${server}/${app}/${kind}`;
+}
+
+export class Endpoint implements AppLink {
+  readonly app: string;
+  readonly inputs: readonly ChannelId[];
+  readonly outputs: readonly ChannelId[];
+  private readonly core: Participant<Payload>;
+  private readonly log: Logger;
+  private readonly limits: EndpointLimits;
+  private readonly outbound = new Map<ChannelId, OutboundChannel>();
+  private readonly inbound = new Map<ChannelId, InboundChannel>();
+  private chain: Promise<void> = Promise.resolve();
+  private readonly timings = new Map<CheckpointId, CheckpointTiming>();
+  private readonly timers = new Map<CheckpointId, () => void>();
+  private readonly held = new Map<ChannelId, HeldChannel>();
+  private readonly triggers = new Map<CheckpointId, TriggerInfo>();
+  private highestTriggerId = 0;
+  /** Sends wait while the core pauses the app (sync) or a restore is in progress. */
+  private heldSends: (() => void)[] = [];
+  private sendsPaused = false;
+  private closed = false;
+  private transmitted: Promise<void> | undefined;
+  private counters = { delivered: 0, acks: 0, declines: 0, channelFailures: 0 };
+
+  /** Creates the endpoint and opens its channels (subscriptions are ready when this resolves). */
+  static async open(o: EndpointOptions): Promise<Endpoint> {
+    const endpoint = new Endpoint(o);
+    try {
+      await endpoint.openChannels(o.epoch);
+    } catch (error) {
+      await endpoint.close();
+      throw error;
+    }
+    return endpoint;
+  }
+
+  private constructor(private readonly o: EndpointOptions) {
+    this.app = o.app;
+    this.inputs = o.inputs;
+    this.outputs = o.outputs;
+    this.log = o.logger.child({ app: o.app });
+    this.limits = { ...ENDPOINT_LIMITS_DEFAULT, ...o.limits };
+    const created = Participant.create<Payload>({
+      id: `${o.server}/${o.app}`,
+      inputs: o.inputs,
+      outputs: o.outputs,
+      policy: { kind: 'aligned' },
+    });
+    if (!created.ok) throw new Error(created.error.message);
+    this.core = created.participant;
+    // The agent starts endpoints at the agent's epoch; a fresh core is at 0, so move it there.
+    if (o.epoch > 0) this.core.step({ type: 'restore', epoch: o.epoch, counts: { sent: {}, received: {} }, channelStates: {} });
+  }
+
+  get stats(): EndpointStats {
+    return { ...this.counters, rejections: { ...this.core.rejections } };
+  }
+
+  inFlight(): CheckpointId[] {
+    return this.core.inFlight();
+  }
+
+  private async openChannels(epoch: Epoch): Promise<void> {
+    for (const c of this.o.outputs) this.outbound.set(c, await this.o.openOutbound(c, epoch, this.core.sentOn(c)));
+    for (const c of this.o.inputs) {
+      this.inbound.set(c, await this.o.openInbound(c, epoch, this.core.deliveredFrom(c), (e) => this.onEnvelope(e)));
+    }
+  }
+
+  // ---- the app's side ---------------------------------------------------------------------------
+
+  send(channel: ChannelId, payload: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new AppSendError('closed', `${this.app} is detached`));
+    if (!this.outbound.has(channel)) {
+      return Promise.reject(new AppSendError('unknown-channel', `${channel} is not an output of ${this.app}; outputs: ${this.outputs.join(', ') || 'none'}`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const attempt = (): void => {
+        this.enqueue(async () => {
+          if (this.sendsPaused) {
+            this.heldSends.push(attempt);
+            return;
+          }
+          this.transmitted = undefined;
+          const rejected = await this.feed({ type: 'send', channel, payload });
+          if (rejected === 'paused') {
+            this.heldSends.push(attempt);
+            return;
+          }
+          if (rejected === 'unknown-channel') {
+            reject(new AppSendError('unknown-channel', `${channel} is not an output of ${this.app}`));
+            return;
+          }
+          const sent = this.transmitted as Promise<void> | undefined;
+          if (!sent) reject(new AppSendError('channel-failed', `the core did not transmit on ${channel} (${rejected ?? 'no effect'})`));
+          else sent.then(resolve, reject);
+        });
+      };
+      attempt();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const cancel of this.timers.values()) cancel();
+    for (const h of this.held.values()) h.cancel();
+    for (const t of this.timings.values()) t.cancelTimeout?.();
+    for (const id of this.core.inFlight()) this.decline(id, 'internal', `${this.app} detached`);
+    await Promise.allSettled([...this.outbound.values(), ...this.inbound.values()].map((c) => c.close()));
+  }
+
+  // ---- the coordinator's commands ------------------------------------------------------------
+
+  trigger(info: TriggerInfo): void {
+    this.triggers.set(info.checkpointId, info);
+    if (info.checkpointId > this.highestTriggerId) this.highestTriggerId = info.checkpointId;
+    this.enqueue(async () => {
+      const now = this.o.clock.nowMs();
+      const timing = this.timing(info.checkpointId, now);
+      timing.triggerMs = now;
+      if (this.core.inFlight().length === 0 && this.core.paused === null) {
+        const configured = this.core.step({ type: 'configure', policy: info.policy, backEdgeInputs: info.backEdgeInputs });
+        if (configured.rejected) this.log.warn({ checkpointId: info.checkpointId, reason: configured.rejected.detail }, 'could not apply the requested policy');
+      } else if (this.core.policyKind !== info.policy.kind) {
+        this.log.info({ checkpointId: info.checkpointId, policy: this.core.policyKind, requested: info.policy.kind }, 'checkpoints in flight: keeping the current policy');
+      }
+      // The agent gives its part up by itself if no abort comes: the abort may be lost.
+      timing.cancelTimeout = this.o.clock.setTimer(info.timeoutMs, () =>
+        this.enqueue(async () => {
+          if (!this.core.inFlight().includes(info.checkpointId)) return;
+          await this.feed({ type: 'abort', checkpointId: info.checkpointId });
+          this.decline(info.checkpointId, 'timeout', `${this.app} gave up after ${info.timeoutMs} ms`);
+        }),
+      );
+      if (info.initiator) await this.feed({ type: 'trigger', checkpointId: info.checkpointId });
+    });
+    this.releaseHeld(info.checkpointId);
+  }
+
+  abort(checkpointId: CheckpointId): void {
+    this.enqueue(async () => {
+      this.timings.get(checkpointId)?.cancelTimeout?.();
+      this.timings.delete(checkpointId);
+      await this.feed({ type: 'abort', checkpointId });
+    });
+  }
+
+  complete(checkpointId: CheckpointId): void {
+    this.enqueue(async () => {
+      await this.feed({ type: 'complete', checkpointId });
+    });
+  }
+
+  /**
+   * Puts the app back to a checkpoint: the app's state first, then the core re-delivers the recorded
+   * channel state; the app's sends stay held until `resume`, so nothing of the new epoch reaches an
+   * app that has not been restored yet.
+   */
+  restore(info: RestoreInfo, channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<Payload>[]>>, state: Uint8Array): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.enqueue(async () => {
+        try {
+          this.sendsPaused = true;
+          this.o.handler.paused?.();
+          for (const cancel of this.timers.values()) cancel();
+          this.timers.clear();
+          for (const t of this.timings.values()) t.cancelTimeout?.();
+          this.timings.clear();
+          for (const h of this.held.values()) h.cancel();
+          this.held.clear();
+          await this.o.handler.restore(state, info.checkpointId);
+          const rejected = await this.feed({ type: 'restore', epoch: info.epoch, counts: info.counts, channelStates });
+          if (rejected) throw new Error(`the core refused the restore: ${rejected}`);
+          for (const [c, out] of this.outbound) out.reset(info.epoch, this.core.sentOn(c));
+          for (const [c, inb] of this.inbound) inb.reset(info.epoch, this.core.deliveredFrom(c));
+          resolve();
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    });
+  }
+
+  resume(): void {
+    this.enqueue(async () => {
+      this.sendsPaused = false;
+      this.o.handler.resumed?.();
+      this.flushHeldSends();
+    });
+  }
+
+  // ---- the channels ---------------------------------------------------------------------------
+
+  private onEnvelope(e: Envelope): void {
+    if (this.closed) return;
+    const held = this.held.get(e.channel);
+    if (held) {
+      held.items.push(e);
+      return;
+    }
+    // A barrier of a checkpoint this agent has not been told about yet: hold its channel (FIFO) until
+    // the trigger brings the requested policy, or for triggerWaitMs at most.
+    if (e.type === 'barrier' && e.epoch === this.core.epoch && e.checkpointId > this.highestTriggerId) {
+      const cancel = this.o.clock.setTimer(this.limits.triggerWaitMs, () => {
+        this.log.warn({ checkpointId: e.checkpointId, channel: e.channel }, 'no trigger came for a barrier: going on with the current policy');
+        this.releaseChannel(e.channel);
+      });
+      this.held.set(e.channel, { checkpointId: e.checkpointId, items: [e], cancel });
+      return;
+    }
+    this.enqueueEnvelope(e);
+  }
+
+  private releaseHeld(checkpointId: CheckpointId): void {
+    for (const [channel, h] of [...this.held]) if (h.checkpointId <= checkpointId) this.releaseChannel(channel);
+  }
+
+  private releaseChannel(channel: ChannelId): void {
+    const h = this.held.get(channel);
+    if (!h) return;
+    h.cancel();
+    this.held.delete(channel);
+    for (const e of h.items) this.onEnvelope(e);
+  }
+
+  private enqueueEnvelope(e: Envelope): void {
+    this.enqueue(async () => {
+      if (e.type === 'message') {
+        await this.feed({ type: 'message', channel: e.channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
+      } else {
+        this.timing(e.checkpointId, this.o.clock.nowMs());
+        await this.feed({ type: 'barrier', channel: e.channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
+      }
+    });
+  }
+
+  // ---- driving the core ---------------------------------------------------------------------
+
+  private enqueue(task: () => Promise<void>): void {
+    this.chain = this.chain.then(task).catch((error: unknown) => {
+      this.log.error({ err: error }, 'endpoint task failed');
+    });
+  }
+
+  /** Feeds one input and carries out its effects; returns the rejection reason, if any. */
+  private async feed(input: Input<Payload>): Promise<RejectReason | undefined> {
+    const result = this.core.step(input);
+    if (result.rejected) {
+      const { reason, detail } = result.rejected;
+      const quiet = reason.startsWith('duplicate') || reason.startsWith('stale') || reason === 'paused';
+      this.log[quiet ? 'debug' : 'warn']({ input: input.type, reason, ...('checkpointId' in input ? { checkpointId: input.checkpointId } : {}) }, detail);
+    }
+    for (const e of result.effects) await this.effect(e);
+    return result.rejected?.reason;
+  }
+
+  private async effect(e: Effect<Payload>): Promise<void> {
+    switch (e.type) {
+      case 'transmit': {
+        const sent = (this.outbound.get(e.channel) as OutboundChannel).sendMessage(e.seq, e.epoch, e.payload);
+        this.transmitted = sent;
+        // The app that sent it sees a failure through its own promise; this copy must not go unhandled.
+        sent.catch(() => undefined);
+        return;
+      }
+      case 'send-barrier': {
+        const out = this.outbound.get(e.channel) as OutboundChannel;
+        out.sendBarrier(e.checkpointId, e.epoch, this.core.sentOn(e.channel)).catch((error: unknown) => {
+          this.log.warn({ checkpointId: e.checkpointId, channel: e.channel, err: error }, 'barrier not sent');
+        });
+        return;
+      }
+      case 'deliver': {
+        this.counters.delivered += 1;
+        try {
+          await this.o.handler.deliver(e.channel, e.payload);
+        } catch (error) {
+          this.log.error({ channel: e.channel, seq: e.seq, err: error }, 'the app failed to handle a message');
+        }
+        this.inbound.get(e.channel)?.consumed(this.core.deliveredFrom(e.channel));
+        return;
+      }
+      case 'snapshot':
+        return this.onSnapshot(e.checkpointId);
+      case 'ack':
+        this.onAck(e);
+        return;
+      case 'decline':
+        this.decline(e.checkpointId, e.reason, `${this.app}: ${e.reason}`);
+        return;
+      case 'start-timer': {
+        const id = e.timer.checkpointId;
+        this.timers.set(
+          id,
+          this.o.clock.setTimer(e.afterMs, () => {
+            this.timers.delete(id);
+            this.enqueue(async () => {
+              await this.feed({ type: 'timer', timer: e.timer });
+            });
+          }),
+        );
+        return;
+      }
+      case 'cancel-timer':
+        this.timers.get(e.timer.checkpointId)?.();
+        this.timers.delete(e.timer.checkpointId);
+        return;
+      case 'paused':
+        this.sendsPaused = true;
+        this.o.handler.paused?.();
+        return;
+      case 'resumed':
+        this.sendsPaused = false;
+        this.o.handler.resumed?.();
+        this.flushHeldSends();
+        return;
+      case 'channel-failed':
+        this.counters.channelFailures += 1;
+        this.log.error({ channel: e.channel, detail: e.detail }, 'input channel failed: no checkpoint can complete until a rollback');
+        return;
+    }
+  }
+
+  private flushHeldSends(): void {
+    const held = this.heldSends;
+    this.heldSends = [];
+    for (const attempt of held) attempt();
+  }
+
+  private timing(id: CheckpointId, now: number): CheckpointTiming {
+    let t = this.timings.get(id);
+    if (!t) {
+      t = { firstSeenMs: now };
+      this.timings.set(id, t);
+    }
+    return t;
+  }
+
+  /** Captures the app's state at the cut (the chain waits), then uploads it in the background. */
+  private async onSnapshot(id: CheckpointId): Promise<void> {
+    const t = this.timing(id, this.o.clock.nowMs());
+    t.snapshotStartMs = this.o.clock.nowMs();
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.o.handler.snapshot(id);
+    } catch (error) {
+      this.log.error({ checkpointId: id, err: error }, 'the app failed to snapshot');
+      await this.feed({ type: 'abort', checkpointId: id });
+      this.decline(id, 'internal', `${this.app} failed to snapshot: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    t.syncMs = this.o.clock.nowMs() - t.snapshotStartMs;
+    t.uploadStartMs = this.o.clock.nowMs();
+    this.o.publish({ type: 'progress', checkpointId: id, app: this.app, phase: 'snapshot-taken', bytesDone: 0 });
+    this.o.state.put(objectName(id, this.o.server, this.app, 'state'), bytes).then(
+      (ref) => {
+        t.state = ref;
+        this.enqueue(async () => {
+          await this.feed({ type: 'snapshot-stored', checkpointId: id });
+        });
+      },
+      (error: unknown) => {
+        this.enqueue(async () => {
+          this.log.error({ checkpointId: id, err: error }, 'state upload failed');
+          await this.feed({ type: 'abort', checkpointId: id });
+          this.decline(id, 'store-failed', `${this.app}: state upload failed: ${error instanceof Error ? error.message : String(error)}`);
+        });
+      },
+    );
+  }
+
+  private onAck(e: Ack): void {
+    const t = this.timings.get(e.checkpointId);
+    const hasChannelState = Object.values(e.channelStates).some((m) => m.length > 0);
+    const publish = (channelState: ObjectRef | undefined): void => {
+      const now = this.o.clock.nowMs();
+      t?.cancelTimeout?.();
+      this.timings.delete(e.checkpointId);
+      this.counters.acks += 1;
+      const stats: WireAckStats = {
+        ...e.stats,
+        startDelayMs: t?.triggerMs !== undefined ? Math.max(0, Math.round(t.firstSeenMs - t.triggerMs)) : 0,
+        alignmentMs: t?.snapshotStartMs !== undefined ? Math.round(t.snapshotStartMs - t.firstSeenMs) : 0,
+        syncMs: Math.round(t?.syncMs ?? 0),
+        asyncMs: t?.uploadStartMs !== undefined ? Math.round(now - t.uploadStartMs) : 0,
+      };
+      if (!t?.state) {
+        this.log.error({ checkpointId: e.checkpointId }, 'ack without a stored state: a bug');
+        this.decline(e.checkpointId, 'internal', `${this.app}: no stored state`);
+        return;
+      }
+      this.o.publish({
+        type: 'ack',
+        checkpointId: e.checkpointId,
+        app: this.app,
+        counts: e.counts,
+        state: t.state,
+        ...(channelState ? { channelState } : {}),
+        stats,
+      });
+      this.log.info({ checkpointId: e.checkpointId, ...stats }, 'acked');
+    };
+    if (!hasChannelState) {
+      publish(undefined);
+      return;
+    }
+    const encoded = encodeChannelState(e.channelStates);
+    if (!encoded.ok) {
+      this.decline(e.checkpointId, 'internal', `${this.app}: channel state not encodable: ${encoded.error.message}`);
+      return;
+    }
+    this.o.state.put(objectName(e.checkpointId, this.o.server, this.app, 'channels'), encoded.value).then(
+      (ref) => publish(ref),
+      (error: unknown) => this.decline(e.checkpointId, 'store-failed', `${this.app}: channel state upload failed: ${String(error)}`),
+    );
+  }
+
+  private decline(checkpointId: CheckpointId, reason: WireDeclineReason, detail: string): void {
+    this.counters.declines += 1;
+    this.timings.get(checkpointId)?.cancelTimeout?.();
+    this.timings.delete(checkpointId);
+    this.log.warn({ checkpointId, reason }, detail);
+    this.o.publish({ type: 'decline', checkpointId, app: this.app, reason, detail });
+  }
+}

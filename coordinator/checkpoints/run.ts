@@ -1,0 +1,300 @@
+/**
+ * One checkpoint in flight: the xstate lifecycle supplies the phases, the core's CheckpointTracker
+ * does the ack accounting, and this shell carries out the named actions: triggers to every agent of
+ * the plan, the commit (every part present with its digest, the cut checked, the record written as
+ * completed), the complete or abort notices, and the clean-up of an aborted checkpoint's parts.
+ */
+import type { Logger } from 'pino';
+import { createActor, type Actor } from 'xstate';
+import { checkCut } from '../../src/checker/index.js';
+import { CheckpointTracker } from '../../src/core/tracker.js';
+import type { PolicyConfig, SnapshotCounts } from '../../src/core/types.js';
+import type { ProcessId } from '../../src/ids.js';
+import { processId, type AgentEvent, type WireDeclineReason } from '../../src/wire/index.js';
+import type { StateObjects } from '../../agent/state-store.js';
+import type { ControlBus } from '../bus.js';
+import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
+import type { CheckpointStore } from '../store/index.js';
+import { checkpointLifecycle } from './lifecycle.js';
+import { appsOn, backEdgesInto, initiatorsFor, type PlanGraph } from './plan-graph.js';
+
+type AckEvent = Extract<AgentEvent, { type: 'ack' }>;
+
+export interface RunDeps {
+  readonly bus: ControlBus;
+  readonly store: CheckpointStore;
+  readonly objects: StateObjects;
+  readonly logger: Logger;
+  readonly nowUnixMs: () => number;
+  /** Called with every progress event (the service fans them out to watchers). */
+  readonly progress: (e: ProgressEvent) => void;
+  /** Called once, when the checkpoint ended either way. */
+  readonly ended: (record: CheckpointRecord) => void;
+  readonly commitTimeoutMs: number;
+}
+
+export function declineToFailure(reason: WireDeclineReason): FailureReason {
+  switch (reason) {
+    case 'subsumed':
+      return 'subsumed';
+    case 'channel-failed':
+      return 'channel-failed';
+    case 'timeout':
+      return 'timeout';
+    case 'store-failed':
+      return 'store-failed';
+    case 'hook-failed':
+      return 'hook-failed';
+    case 'freeze-failed':
+      return 'freeze-failed';
+    case 'stale-epoch':
+      return 'epoch-changed';
+    case 'unknown-app':
+      return 'agent-unavailable';
+    default:
+      return 'declined';
+  }
+}
+
+export class CheckpointRun {
+  private readonly actor: Actor<typeof checkpointLifecycle>;
+  private readonly tracker: CheckpointTracker<AckEvent>;
+  private readonly log: Logger;
+  private record: CheckpointRecord;
+  /** Store writes happen one after another, in the order the lifecycle asked for them. */
+  private writes: Promise<void> = Promise.resolve();
+  private finished = false;
+
+  constructor(
+    initial: CheckpointRecord,
+    private readonly plan: Plan,
+    private readonly g: PlanGraph,
+    private readonly policy: PolicyConfig,
+    private readonly deps: RunDeps,
+  ) {
+    this.record = initial;
+    this.log = deps.logger.child({ checkpointId: initial.id, plan: plan.id, tenant: plan.tenant });
+    const tracker = CheckpointTracker.create<AckEvent>({
+      participants: g.participants,
+      checkpointTimeoutMs: initial.options.timeoutMs,
+      checkpointsInFlightMax: 1,
+    });
+    if (!tracker.ok) throw new Error(tracker.error.message);
+    this.tracker = tracker.tracker;
+    const machine = checkpointLifecycle.provide({
+      actions: {
+        recordState: (_, params) => this.recordState(params.state as CheckpointRecord['state'], params.failure),
+        sendTriggers: () => this.sendTriggers(),
+        commit: () => this.commit(),
+        sendCompletes: () => this.notify('complete'),
+        sendAborts: (_, params) => this.notify('abort', params.detail),
+        cleanUp: () => this.cleanUp(),
+      },
+    });
+    this.actor = createActor(machine, {
+      input: { checkpointId: initial.id, timeoutMs: initial.options.timeoutMs, commitTimeoutMs: deps.commitTimeoutMs },
+    });
+  }
+
+  get id(): number {
+    return this.record.id;
+  }
+
+  get current(): CheckpointRecord {
+    return this.record;
+  }
+
+  start(): void {
+    this.actor.start();
+    this.actor.send({ type: 'START' });
+  }
+
+  cancel(detail: string): void {
+    this.actor.send({ type: 'FAIL', reason: 'cancelled', detail });
+  }
+
+  /** Every agent event about this checkpoint. */
+  onEvent(e: AgentEvent): void {
+    if (this.finished) return;
+    if (e.type === 'ack') return this.onAck(e);
+    if (e.type === 'decline') {
+      const who = e.app !== undefined ? processId(e.server, e.app) : e.server;
+      this.log.warn({ server: e.server, app: e.app, reason: e.reason }, `declined: ${e.detail}`);
+      this.patchPart(e.server, e.app, { failureReason: declineToFailure(e.reason), failureDetail: e.detail });
+      this.emit('app-declined', e.server, e.app, `${e.reason}: ${e.detail}`);
+      this.actor.send({ type: 'FAIL', reason: declineToFailure(e.reason), detail: `${who} declined (${e.reason}): ${e.detail}` });
+      return;
+    }
+    if (e.type === 'progress') this.emit('app-progress', e.server, e.app, e.phase);
+  }
+
+  private onAck(e: AckEvent): void {
+    const process = processId(e.server, e.app);
+    const result = this.tracker.step({ type: 'ack', checkpointId: this.record.id, process, ack: e });
+    if (result.rejected) {
+      this.log.warn({ server: e.server, app: e.app, reason: result.rejected.reason }, result.rejected.detail);
+      return;
+    }
+    const now = this.deps.nowUnixMs();
+    this.patchPart(e.server, e.app, {
+      acked: true,
+      ackedAtUnixMs: now,
+      state: e.state,
+      ...(e.channelState ? { channelState: e.channelState } : {}),
+      counts: e.counts,
+      startDelayMs: e.stats.startDelayMs,
+      alignmentMs: e.stats.alignmentMs,
+      syncMs: e.stats.syncMs,
+      asyncMs: e.stats.asyncMs,
+      bufferedMessages: e.stats.bufferedMessages,
+      channelStateMessages: e.stats.channelStateMessages,
+      finishedUnaligned: e.stats.finishedUnaligned,
+    });
+    this.log.info({ server: e.server, app: e.app, ...e.stats }, 'app acked');
+    this.emit('app-acked', e.server, e.app, undefined);
+    if (result.effects.some((x) => x.type === 'completed')) this.actor.send({ type: 'ALL_ACKED' });
+  }
+
+  private patchPart(server: string, app: string | undefined, patch: Partial<AppPart>): void {
+    this.record = {
+      ...this.record,
+      parts: this.record.parts.map((p) => (p.server === server && (app === undefined || p.app === app) ? { ...p, ...patch } : p)),
+    };
+    this.persist((r) => ({ ...r, parts: this.record.parts }));
+  }
+
+  private recordState(state: CheckpointRecord['state'], failure: { reason: FailureReason; detail: string } | null): void {
+    const now = this.deps.nowUnixMs();
+    const extra: Partial<CheckpointRecord> =
+      state === 'triggering'
+        ? { triggeredAtUnixMs: now }
+        : state === 'completed'
+          ? { finishedAtUnixMs: now, levelAchieved: this.record.levelRequested }
+          : state === 'aborted'
+            ? { finishedAtUnixMs: now, ...(failure ? { failureReason: failure.reason, failureDetail: failure.detail } : {}) }
+            : state === 'aborting' && failure
+              ? { failureReason: failure.reason, failureDetail: failure.detail }
+              : {};
+    this.record = { ...this.record, state, ...extra };
+    this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
+    const snapshot = this.record;
+    this.persist((r) => ({ ...r, ...extra, state, parts: snapshot.parts }));
+    this.emit('state-changed', undefined, undefined, extra.failureDetail);
+    if (state === 'completed' || state === 'aborted') {
+      this.finished = true;
+      void this.writes.then(() => this.deps.ended(this.record));
+    }
+  }
+
+  private persist(fn: (r: CheckpointRecord) => CheckpointRecord): void {
+    this.writes = this.writes
+      .then(async () => {
+        const r = await this.deps.store.update(this.record.id, fn);
+        if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
+      })
+      .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));
+  }
+
+  private emit(kind: ProgressEvent['kind'], server: string | undefined, app: string | undefined, detail: string | undefined): void {
+    this.deps.progress({
+      kind,
+      atUnixMs: this.deps.nowUnixMs(),
+      ...(server !== undefined ? { server } : {}),
+      ...(app !== undefined ? { app } : {}),
+      ...(detail !== undefined ? { detail } : {}),
+      checkpoint: this.record,
+    });
+  }
+
+  private sendTriggers(): void {
+    const initiators = initiatorsFor(this.g, this.policy);
+    const started = this.tracker.step({ type: 'start', checkpointId: this.record.id, initiators });
+    if (started.rejected) {
+      queueMicrotask(() => this.actor.send({ type: 'FAIL', reason: 'internal', detail: started.rejected?.detail ?? 'tracker refused' }));
+      return;
+    }
+    try {
+      for (const server of this.g.servers) {
+        this.deps.bus.send({
+          type: 'trigger',
+          tenant: this.plan.tenant,
+          server,
+          epoch: this.record.epoch,
+          checkpointId: this.record.id,
+          policy: this.policy,
+          timeoutMs: this.record.options.timeoutMs,
+          initiatorApps: appsOn(server, initiators),
+          backEdgeChannels: this.policy.kind === 'aligned' || this.policy.kind === 'aligned-timeout' ? backEdgesInto(server, this.g) : [],
+        });
+      }
+    } catch (error) {
+      queueMicrotask(() => this.actor.send({ type: 'FAIL', reason: 'internal', detail: String(error) }));
+      return;
+    }
+    queueMicrotask(() => this.actor.send({ type: 'TRIGGERS_SENT' }));
+  }
+
+  /**
+   * The atomic commit: every part's objects exist with the digest its app acked, the cut passes the
+   * checker on the acked counts, and only then is the record written as completed.
+   */
+  private commit(): void {
+    void (async () => {
+      for (const p of this.record.parts) {
+        for (const ref of [p.state, p.channelState]) {
+          if (!ref) continue;
+          const info = await this.deps.objects.info(this.plan.tenant, ref.name);
+          if (!info.ok) throw new CommitError('store-failed', `${p.server}/${p.app}: ${ref.name}: ${info.error.message}`);
+          if (info.value.digest !== ref.digest) {
+            throw new CommitError('store-failed', `${p.server}/${p.app}: ${ref.name} has digest ${info.value.digest}, the app acked ${ref.digest}`);
+          }
+        }
+      }
+      if (this.policy.kind !== 'none') {
+        const snapshots: Record<ProcessId, SnapshotCounts> = {};
+        for (const p of this.record.parts) if (p.counts) snapshots[processId(p.server, p.app)] = p.counts;
+        const report = checkCut({ channels: this.g.graph.channels, snapshots, channelStates: {} });
+        const orphans = report.violations.filter((v) => v.kind === 'orphan' || v.kind === 'missing-snapshot');
+        if (orphans.length > 0) throw new CommitError('internal', `the cut is not consistent: ${orphans.map((v) => v.message).join('; ')}`);
+      }
+      await this.writes;
+      this.actor.send({ type: 'COMMITTED' });
+    })().catch((error: unknown) => {
+      const reason = error instanceof CommitError ? error.reason : 'store-failed';
+      this.actor.send({ type: 'FAIL', reason, detail: error instanceof Error ? error.message : String(error) });
+    });
+  }
+
+  private notify(notice: 'complete' | 'abort', detail = ''): void {
+    for (const server of this.g.servers) {
+      try {
+        const base = { tenant: this.plan.tenant, server, epoch: this.record.epoch, checkpointId: this.record.id };
+        if (notice === 'complete') this.deps.bus.send({ ...base, type: 'complete' });
+        else this.deps.bus.send({ ...base, type: 'abort', reason: detail.slice(0, 500) });
+      } catch (error) {
+        // Notices are best effort: an agent that misses one times its part out by itself.
+        this.log.warn({ server, err: error }, `${notice} notice not sent`);
+      }
+    }
+  }
+
+  /** An aborted checkpoint leaves nothing behind: the parts some apps already stored are deleted. */
+  private cleanUp(): void {
+    const names = this.record.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
+    void this.deps.objects
+      .delete(this.plan.tenant, names)
+      .then((r) => {
+        if (!r.ok) this.log.warn({ error: r.error.message }, 'parts of an aborted checkpoint not deleted');
+      })
+      .finally(() => this.actor.send({ type: 'CLEANED' }));
+  }
+}
+
+class CommitError extends Error {
+  constructor(
+    readonly reason: FailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
