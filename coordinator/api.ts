@@ -36,6 +36,8 @@ export interface TakeSnapshotRequest {
   /** Fields left out take the coordinator's defaults. */
   readonly options: Partial<SnapshotOptions>;
   readonly idempotencyKey?: string;
+  /** Internal: the checkpoint a rollback takes first, to keep the present. */
+  readonly safety?: boolean;
 }
 
 export interface RestoreRequest {

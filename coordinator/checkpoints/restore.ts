@@ -1,0 +1,127 @@
+/**
+ * Rollback (the plan's own servers back to a checkpoint) and restore (a checkpoint into other
+ * servers). Both are two-phase: every agent restores its apps under a new epoch and keeps them
+ * paused; only when all answered `restored` are they resumed, so no app sends in the new epoch to an
+ * app that is still in the old one. The new epoch fences everything still in flight from before.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { SnapshotCounts } from '../../src/core/types.js';
+import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
+import { parseChannelId } from '../../src/ids.js';
+import { processId, type AppRestore } from '../../src/wire/index.js';
+import type { StateObjects } from '../../agent/state-store.js';
+import type { RestoreRequest } from '../api.js';
+import type { ControlBus } from '../bus.js';
+import { fail, ok, type Result } from '../errors.js';
+import type { AppRef, CheckpointRecord } from '../model.js';
+import type { CoordinatorStore } from '../store/index.js';
+
+export interface RestoreDeps {
+  readonly store: CoordinatorStore;
+  readonly bus: ControlBus;
+  readonly objects: StateObjects;
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+}
+
+export async function rollback(record: CheckpointRecord, deps: RestoreDeps): Promise<Result<{ epoch: Epoch }>> {
+  const epoch = await deps.store.epochs.bump(record.planId);
+  if (!epoch.ok) return epoch;
+  const identity = new Map(record.parts.map((p) => [processId(p.server, p.app), { server: p.server, app: p.app }]));
+  return runRestore(record, identity, epoch.value, deps, 'rollback');
+}
+
+export async function restoreInto(
+  request: RestoreRequest,
+  deps: RestoreDeps,
+  get: (id: CheckpointId) => Promise<Result<CheckpointRecord>>,
+): Promise<Result<{ epoch: Epoch }>> {
+  const record = await get(request.checkpointId);
+  if (!record.ok) return record;
+  if (record.value.state !== 'completed') {
+    return fail('failed-precondition', `checkpoint ${request.checkpointId} is ${record.value.state}; only a completed checkpoint can be restored`);
+  }
+  const mapping = new Map<string, AppRef>();
+  const missing: string[] = [];
+  for (const p of record.value.parts) {
+    const byApp = request.apps.find((m) => m.source.server === p.server && m.source.app === p.app);
+    const server = request.servers[p.server];
+    const target = byApp ? byApp.target : server !== undefined ? { server, app: p.app } : undefined;
+    if (!target) missing.push(processId(p.server, p.app));
+    else mapping.set(processId(p.server, p.app), target);
+  }
+  if (missing.length > 0) return fail('invalid-argument', `no target for ${missing.join(', ')}: map every server (or app) of the checkpoint`);
+  const targets = [...mapping.values()].map((t) => processId(t.server, t.app));
+  if (new Set(targets).size !== targets.length) return fail('invalid-argument', 'two source apps map to the same target app');
+  // The targets run under an epoch line of their own, so the original plan's epoch is left untouched.
+  const key = `restore-${createHash('sha256').update(`${record.value.planId}|${[...targets].sort().join(',')}`).digest('hex').slice(0, 32)}`;
+  const epoch = await deps.store.epochs.bump(key);
+  if (!epoch.ok) return epoch;
+  return runRestore(record.value, mapping, epoch.value, deps, 'restore');
+}
+
+function mapChannel(channel: ChannelId, mapping: ReadonlyMap<string, AppRef>): ChannelId {
+  const ends = parseChannelId(channel);
+  if (!ends) return channel;
+  const from = mapping.get(ends.from);
+  const to = mapping.get(ends.to);
+  return `${from ? processId(from.server, from.app) : ends.from}->${to ? processId(to.server, to.app) : ends.to}`;
+}
+
+function mapCounts(c: SnapshotCounts, mapping: ReadonlyMap<string, AppRef>): SnapshotCounts {
+  const map = (r: Readonly<Record<string, number>>): Record<string, number> =>
+    Object.fromEntries(Object.entries(r).map(([ch, n]) => [mapChannel(ch, mapping), n]));
+  return { sent: map(c.sent), received: map(c.received) };
+}
+
+async function runRestore(
+  record: CheckpointRecord,
+  mapping: ReadonlyMap<string, AppRef>,
+  epoch: Epoch,
+  deps: RestoreDeps,
+  what: 'rollback' | 'restore',
+): Promise<Result<{ epoch: Epoch }>> {
+  const log = deps.logger.child({ checkpointId: record.id, plan: record.planId, tenant: record.tenant, epoch });
+  const byServer = new Map<string, AppRestore[]>();
+  for (const p of record.parts) {
+    const target = mapping.get(processId(p.server, p.app));
+    if (!target || !p.state || !p.counts) return fail('failed-precondition', `checkpoint ${record.id} has no stored state for ${p.server}/${p.app}`);
+    const aliases: Record<ChannelId, ChannelId> = {};
+    for (const ch of [...Object.keys(p.counts.sent), ...Object.keys(p.counts.received)]) {
+      const mapped = mapChannel(ch, mapping);
+      if (mapped !== ch) aliases[ch] = mapped;
+    }
+    const list = byServer.get(target.server) ?? [];
+    list.push({
+      app: target.app,
+      state: p.state,
+      ...(p.channelState ? { channelState: p.channelState } : {}),
+      counts: mapCounts(p.counts, mapping),
+      channelAliases: aliases,
+    });
+    byServer.set(target.server, list);
+  }
+  log.info({ servers: [...byServer.keys()] }, `${what}: restoring`);
+  const answers = await Promise.all(
+    [...byServer].map(async ([server, apps]) => {
+      const reply = await deps.bus.request({ type: 'restore', tenant: record.tenant, server, epoch, checkpointId: record.id, apps }, deps.timeoutMs);
+      return { server, reply };
+    }),
+  );
+  const failed = answers.filter((a) => a.reply?.type !== 'restored');
+  if (failed.length > 0) {
+    const detail = failed
+      .map((a) => `${a.server}: ${a.reply === undefined ? `no answer within ${deps.timeoutMs} ms` : a.reply.type === 'decline' ? `${a.reply.reason}: ${a.reply.detail}` : a.reply.type}`)
+      .join('; ');
+    log.error({ detail }, `${what} failed`);
+    return fail('unavailable', `${what} to checkpoint ${record.id} incomplete (${detail}); the apps that did restore stay paused at epoch ${epoch}: retry the ${what}`);
+  }
+  const resumed = await Promise.all(
+    [...byServer.keys()].map((server) => deps.bus.request({ type: 'resume', tenant: record.tenant, server, epoch, checkpointId: record.id }, deps.timeoutMs)),
+  );
+  const notResumed = [...byServer.keys()].filter((_, i) => resumed[i]?.type !== 'resumed');
+  if (notResumed.length > 0) return fail('unavailable', `${what} done but ${notResumed.join(', ')} did not confirm resuming; check the agents`);
+  log.info(`${what} complete`);
+  return ok({ epoch });
+}

@@ -1,0 +1,292 @@
+/**
+ * The checkpoint operations of the coordinator (CheckpointsApi): take, get, list, watch, verify,
+ * delete, rollback and restore. Each checkpoint in flight is a CheckpointRun; this module owns the
+ * request validation, defaults, idempotency, pacing, retention and the fan-out of progress events.
+ */
+import type { Logger } from 'pino';
+import type { PolicyConfig } from '../../src/core/types.js';
+import type { CheckpointId } from '../../src/ids.js';
+import type { AgentEvent } from '../../src/wire/index.js';
+import type { StateObjects } from '../../agent/state-store.js';
+import type { CheckpointsApi, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { ControlBus } from '../bus.js';
+import { fail, ok, type Result } from '../errors.js';
+import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type ProgressEvent, type SnapshotOptions } from '../model.js';
+import type { CoordinatorStore } from '../store/index.js';
+import { planGraph } from './plan-graph.js';
+import { rollback, restoreInto, type RestoreDeps } from './restore.js';
+import { CheckpointRun } from './run.js';
+import { verifyCheckpoint } from './verify.js';
+
+export interface CheckpointServiceOptions {
+  readonly defaults: SnapshotOptions;
+  /** Checkpoints of one plan in flight at once; a request beyond it is FAILED_PRECONDITION. */
+  readonly checkpointsInFlightPerPlanMax: number;
+  /** Completed checkpoints kept per plan; older ones (and their objects) are deleted. */
+  readonly retainedPerPlan: number;
+  readonly commitTimeoutMs: number;
+  /** How long a rollback or restore waits for each agent to answer. */
+  readonly restoreTimeoutMs: number;
+  readonly timeoutMsMax: number;
+}
+
+export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
+  defaults: { timeoutMs: 30_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'fail', freezeDeadlineMs: 10_000 },
+  checkpointsInFlightPerPlanMax: 1,
+  retainedPerPlan: 20,
+  commitTimeoutMs: 30_000,
+  restoreTimeoutMs: 30_000,
+  timeoutMsMax: 3_600_000,
+};
+
+export function validateServiceOptions(o: CheckpointServiceOptions): string | undefined {
+  const positive: [string, number][] = [
+    ['defaults.timeoutMs', o.defaults.timeoutMs],
+    ['checkpointsInFlightPerPlanMax', o.checkpointsInFlightPerPlanMax],
+    ['retainedPerPlan', o.retainedPerPlan],
+    ['commitTimeoutMs', o.commitTimeoutMs],
+    ['restoreTimeoutMs', o.restoreTimeoutMs],
+    ['timeoutMsMax', o.timeoutMsMax],
+  ];
+  for (const [name, v] of positive) if (!Number.isSafeInteger(v) || v <= 0) return `${name} must be a positive integer, got ${v}`;
+  return undefined;
+}
+
+type Listener = { onEvent: (e: ProgressEvent) => void; onEnd: () => void };
+
+export class CheckpointService implements CheckpointsApi {
+  private readonly runs = new Map<CheckpointId, CheckpointRun>();
+  private readonly watchers = new Map<CheckpointId, Set<Listener>>();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly objects: StateObjects,
+    private readonly bus: ControlBus,
+    logger: Logger,
+    private readonly options: CheckpointServiceOptions = CHECKPOINT_SERVICE_DEFAULTS,
+    private readonly nowUnixMs: () => number = Date.now,
+  ) {
+    this.log = logger.child({ component: 'checkpoints' });
+    const invalid = validateServiceOptions(options);
+    if (invalid) throw new Error(`invalid checkpoint service options: ${invalid}`);
+    bus.onEvents((e) => this.onEvent(e));
+  }
+
+  private onEvent(e: AgentEvent): void {
+    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress') return;
+    const run = this.runs.get(e.checkpointId);
+    if (!run) {
+      if (e.type !== 'progress') this.log.debug({ checkpointId: e.checkpointId, server: e.server, type: e.type }, 'event for a checkpoint not in flight');
+      return;
+    }
+    if (run.current.tenant !== e.tenant) {
+      this.log.warn({ checkpointId: e.checkpointId, tenant: e.tenant }, 'event from another tenant for this checkpoint: dropped');
+      return;
+    }
+    if (e.epoch !== run.current.epoch) {
+      this.log.warn({ checkpointId: e.checkpointId, server: e.server, epoch: e.epoch }, 'event of another epoch: dropped');
+      return;
+    }
+    run.onEvent(e);
+  }
+
+  /** In-flight runs, for a clean shutdown. */
+  inFlight(): CheckpointId[] {
+    return [...this.runs.keys()];
+  }
+
+  async take(request: TakeSnapshotRequest): Promise<Result<CheckpointRecord>> {
+    const plan = await this.store.plans.get(request.planId);
+    if (!plan.ok) return plan;
+    const options: SnapshotOptions = { ...this.options.defaults, ...definedOnly(request.options) };
+    if (options.timeoutMs > this.options.timeoutMsMax) {
+      return fail('invalid-argument', `timeout_ms ${options.timeoutMs} is above the maximum ${this.options.timeoutMsMax}`);
+    }
+    if (request.idempotencyKey) {
+      const existing = await this.store.checkpoints.findByIdempotencyKey(request.planId, request.idempotencyKey);
+      if (!existing.ok) return existing;
+      if (existing.value) return ok(existing.value);
+    }
+    if (request.level === 'crash') {
+      return fail('failed-precondition', 'level crash needs the freeze hooks and a volume backend, which this coordinator version does not have yet; use level app or none');
+    }
+    const g = planGraph(plan.value);
+    if (!g.ok) return fail('failed-precondition', g.message);
+    if (request.level === 'app' && g.value.unsupportedChannels.length > 0) {
+      return fail('failed-precondition', `level app supports in-band channels only in this version; plan ${plan.value.id} has ${g.value.unsupportedChannels.join(', ')}`);
+    }
+    const running = [...this.runs.values()].filter((r) => r.current.planId === request.planId);
+    if (running.length >= this.options.checkpointsInFlightPerPlanMax) {
+      return fail('failed-precondition', `checkpoint ${running.map((r) => r.id).join(', ')} of plan ${request.planId} is still running (at most ${this.options.checkpointsInFlightPerPlanMax} at once)`);
+    }
+    const epoch = await this.store.epochs.get(request.planId);
+    if (!epoch.ok) return epoch;
+    const id = await this.store.checkpoints.nextId();
+    if (!id.ok) return id;
+    const record: CheckpointRecord = {
+      id: id.value,
+      planId: plan.value.id,
+      tenant: plan.value.tenant,
+      levelRequested: request.level,
+      state: 'pending',
+      epoch: epoch.value,
+      options,
+      ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
+      createdAtUnixMs: this.nowUnixMs(),
+      parts: plan.value.apps.map((a) => ({ server: a.server, app: a.app, acked: false })),
+      volumes: [],
+      safety: request.safety ?? false,
+    };
+    const created = await this.store.checkpoints.create(record);
+    if (!created.ok) return created;
+    if (!created.value.created) return ok(created.value.existing.record);
+    const policy: PolicyConfig =
+      request.level === 'none'
+        ? { kind: 'none' }
+        : options.alignmentMode === 'unaligned'
+          ? { kind: 'unaligned' }
+          : options.alignmentTimeoutMs > 0
+            ? { kind: 'aligned-timeout', alignmentTimeoutMs: options.alignmentTimeoutMs }
+            : { kind: 'aligned' };
+    const run = new CheckpointRun(record, plan.value, g.value, policy, {
+      bus: this.bus,
+      store: this.store.checkpoints,
+      objects: this.objects,
+      logger: this.log,
+      nowUnixMs: this.nowUnixMs,
+      commitTimeoutMs: this.options.commitTimeoutMs,
+      progress: (e) => this.fanOut(e),
+      ended: (r) => this.ended(r),
+    });
+    this.runs.set(record.id, run);
+    run.start();
+    return ok(run.current);
+  }
+
+  /** Resolves with the final record of a checkpoint (used by rollback's safety checkpoint). */
+  waitFor(id: CheckpointId): Promise<CheckpointRecord> {
+    return new Promise((resolve) => {
+      void this.watch(
+        id,
+        (e) => {
+          if (TERMINAL_STATES.includes(e.checkpoint.state)) resolve(e.checkpoint);
+        },
+        () => undefined,
+      );
+    });
+  }
+
+  private fanOut(e: ProgressEvent): void {
+    for (const l of this.watchers.get(e.checkpoint.id) ?? []) {
+      try {
+        l.onEvent(e);
+      } catch (error) {
+        this.log.warn({ err: error }, 'watcher failed');
+      }
+    }
+  }
+
+  private ended(record: CheckpointRecord): void {
+    this.runs.delete(record.id);
+    for (const l of this.watchers.get(record.id) ?? []) l.onEnd();
+    this.watchers.delete(record.id);
+    if (record.state === 'completed') void this.applyRetention(record.planId);
+  }
+
+  /** Keeps the newest `retainedPerPlan` completed checkpoints of a plan; deletes the rest with their objects. */
+  private async applyRetention(planId: string): Promise<void> {
+    const completed: CheckpointRecord[] = [];
+    let token = '';
+    do {
+      const page = await this.store.checkpoints.list({ planId, states: ['completed'] }, 500, token);
+      if (!page.ok) return;
+      completed.push(...page.value.items);
+      token = page.value.nextPageToken;
+    } while (token !== '');
+    for (const old of completed.slice(this.options.retainedPerPlan)) {
+      const r = await this.delete(old.id);
+      if (r.ok) this.log.info({ checkpointId: old.id, plan: planId }, 'checkpoint deleted by retention');
+    }
+  }
+
+  async get(id: CheckpointId): Promise<Result<CheckpointRecord>> {
+    const run = this.runs.get(id);
+    if (run) return ok(run.current);
+    const stored = await this.store.checkpoints.get(id);
+    return stored.ok ? ok(stored.value.record) : stored;
+  }
+
+  list(filter: { planId?: string; states?: readonly CheckpointState[] }, pageSize: number, pageToken: string): Promise<Result<Page<CheckpointRecord>>> {
+    return this.store.checkpoints.list(filter, pageSize, pageToken);
+  }
+
+  async watch(id: CheckpointId, onEvent: (e: ProgressEvent) => void, onEnd: () => void): Promise<Result<() => void>> {
+    const current = await this.get(id);
+    if (!current.ok) return current;
+    onEvent({ kind: 'state-changed', atUnixMs: this.nowUnixMs(), checkpoint: current.value });
+    if (!this.runs.has(id)) {
+      onEnd();
+      return ok(() => undefined);
+    }
+    const listener: Listener = { onEvent, onEnd };
+    const set = this.watchers.get(id) ?? new Set<Listener>();
+    set.add(listener);
+    this.watchers.set(id, set);
+    return ok(() => {
+      set.delete(listener);
+    });
+  }
+
+  async delete(id: CheckpointId): Promise<Result<void>> {
+    if (this.runs.has(id)) return fail('failed-precondition', `checkpoint ${id} is still running; it can be deleted once it completed or aborted`);
+    const stored = await this.store.checkpoints.get(id);
+    if (!stored.ok) return stored;
+    const names = stored.value.record.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
+    const removed = await this.objects.delete(stored.value.record.tenant, names);
+    if (!removed.ok) return fail('unavailable', `the parts of checkpoint ${id} could not be deleted: ${removed.error.message}`);
+    return this.store.checkpoints.delete(id);
+  }
+
+  async verify(id: CheckpointId): Promise<Result<VerifyReport>> {
+    const record = await this.get(id);
+    if (!record.ok) return record;
+    const plan = await this.store.plans.get(record.value.planId);
+    return ok(await verifyCheckpoint(record.value, plan.ok ? plan.value : undefined, this.objects));
+  }
+
+  private restoreDeps(): RestoreDeps {
+    return { store: this.store, bus: this.bus, objects: this.objects, logger: this.log, timeoutMs: this.options.restoreTimeoutMs };
+  }
+
+  async rollback(request: { checkpointId: CheckpointId; skipSafetyCheckpoint: boolean; idempotencyKey?: string }): Promise<Result<{ safetyCheckpointId: CheckpointId | 0; epoch: number }>> {
+    const target = await this.get(request.checkpointId);
+    if (!target.ok) return target;
+    if (target.value.state !== 'completed') {
+      return fail('failed-precondition', `checkpoint ${request.checkpointId} is ${target.value.state}; only a completed checkpoint can be rolled back to`);
+    }
+    let safetyCheckpointId: CheckpointId | 0 = 0;
+    if (!request.skipSafetyCheckpoint) {
+      // Rollback is destructive: first keep the present, so the rollback itself can be undone.
+      const safety = await this.take({ planId: target.value.planId, level: 'app', options: {}, safety: true });
+      if (!safety.ok) return fail('failed-precondition', `the safety checkpoint before the rollback could not start: ${safety.error.message} (pass skip_safety_checkpoint to roll back without one)`);
+      const final = await this.waitFor(safety.value.id);
+      if (final.state !== 'completed') {
+        return fail('failed-precondition', `the safety checkpoint ${final.id} before the rollback ${final.state}: ${final.failureDetail ?? ''} (pass skip_safety_checkpoint to roll back without one)`);
+      }
+      safetyCheckpointId = final.id;
+    }
+    const running = [...this.runs.values()].filter((r) => r.current.planId === target.value.planId);
+    for (const r of running) r.cancel(`plan ${target.value.planId} is being rolled back to checkpoint ${request.checkpointId}`);
+    const done = await rollback(target.value, this.restoreDeps());
+    return done.ok ? ok({ safetyCheckpointId, epoch: done.value.epoch }) : done;
+  }
+
+  restore(request: RestoreRequest): Promise<Result<{ epoch: number }>> {
+    return restoreInto(request, this.restoreDeps(), (id) => this.get(id));
+  }
+}
+
+function definedOnly<T extends object>(o: Partial<T>): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
