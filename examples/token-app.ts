@@ -30,7 +30,7 @@ export interface TokenAppOptions {
 export class TokenApp implements AppHandler {
   tokens: number;
   private link: AppLink | undefined;
-  private paused = false;
+  private sendsHeld = false;
   private inFlightSends = 0;
   sent = 0;
   received = 0;
@@ -57,11 +57,11 @@ export class TokenApp implements AppHandler {
   }
 
   paused(): void {
-    this.paused = true;
+    this.sendsHeld = true;
   }
 
   resumed(): void {
-    this.paused = false;
+    this.sendsHeld = false;
   }
 
   /**
@@ -70,7 +70,7 @@ export class TokenApp implements AppHandler {
    */
   transfer(): Promise<void> | undefined {
     const link = this.link;
-    if (!link || this.paused || link.outputs.length === 0 || this.tokens < 1 || this.inFlightSends >= 64) return undefined;
+    if (!link || this.sendsHeld || link.outputs.length === 0 || this.tokens < 1 || this.inFlightSends >= 64) return undefined;
     const random = this.options.random ?? Math.random;
     const channel = link.outputs[Math.floor(random() * link.outputs.length)] as ChannelId;
     const amount = 1 + Math.floor(random() * Math.min(this.tokens, this.options.transferTokensMax));

@@ -110,6 +110,7 @@ export class CheckpointRun {
   }
 
   cancel(detail: string): void {
+    if (this.finished) return;
     this.actor.send({ type: 'FAIL', reason: 'cancelled', detail });
   }
 

@@ -1,0 +1,55 @@
+/**
+ * The coordinator's durable state on NATS JetStream: plans, checkpoint records and their id
+ * sequence, and per-plan epochs. `openCoordinatorStore` opens (or creates) the buckets and returns
+ * the three stores; everything else talks to the interfaces, so a test or the simulator can supply
+ * its own.
+ */
+import type { NatsConnection } from 'nats';
+import { JetStreamCheckpointStore, type CheckpointStore, type CheckpointStoreLimits } from './checkpoints.js';
+import { casRetryDefault, validateCasRetry } from './counter.js';
+import { JetStreamEpochStore, type EpochStore } from './epochs.js';
+import { bucketOptionsDefault, openBuckets, validateBucketOptions, type BucketOptions, type CoordinatorBuckets } from './kv.js';
+import { JetStreamPlanStore, type PlanStore } from './plans.js';
+
+export type { CheckpointFilter, CheckpointStore, CheckpointStoreLimits, CreateOutcome, StoredCheckpoint } from './checkpoints.js';
+export { checkpointKey, CHECKPOINT_ID_COUNTER_KEY, JetStreamCheckpointStore } from './checkpoints.js';
+export type { CasRetry } from './counter.js';
+export type { EpochStore } from './epochs.js';
+export { epochKey, JetStreamEpochStore } from './epochs.js';
+export type { BucketOptions, CoordinatorBuckets } from './kv.js';
+export { BUCKET_CHECKPOINTS, BUCKET_META, BUCKET_PLANS, openBuckets } from './kv.js';
+export type { PlanFilter, PlanStore, PlanValue } from './plans.js';
+export { JetStreamPlanStore, planKey } from './plans.js';
+
+export interface CoordinatorStoreOptions extends BucketOptions, CheckpointStoreLimits {}
+
+export const coordinatorStoreOptionsDefault: CoordinatorStoreOptions = {
+  ...bucketOptionsDefault,
+  ...casRetryDefault,
+  pageSizeMax: 1_000,
+  idempotencyClaimStaleMs: 60_000,
+};
+
+export interface CoordinatorStore {
+  readonly plans: PlanStore;
+  readonly checkpoints: CheckpointStore;
+  readonly epochs: EpochStore;
+  readonly buckets: CoordinatorBuckets;
+}
+
+/** Validates the options (throwing at start-up on a bad one), opens the buckets, builds the stores. */
+export async function openCoordinatorStore(
+  nc: NatsConnection,
+  overrides: Partial<CoordinatorStoreOptions> = {},
+): Promise<CoordinatorStore> {
+  const options: CoordinatorStoreOptions = { ...coordinatorStoreOptionsDefault, ...overrides };
+  const invalid = validateBucketOptions(options) ?? validateCasRetry(options);
+  if (invalid !== undefined) throw new Error(`invalid coordinator store options: ${invalid}`);
+  const buckets = await openBuckets(nc, options);
+  return {
+    plans: new JetStreamPlanStore(buckets.plans, options.pageSizeMax),
+    checkpoints: new JetStreamCheckpointStore(buckets.checkpoints, buckets.meta, options),
+    epochs: new JetStreamEpochStore(buckets.meta, options),
+    buckets,
+  };
+}

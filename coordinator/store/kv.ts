@@ -1,0 +1,61 @@
+/**
+ * The coordinator's JetStream KV buckets, opened (or created on first use) in one place so every
+ * component agrees on names and history:
+ *
+ * - `snap-plans`: one key per plan, `plan.<id>`; history 5 so an operator can see what a plan
+ *   looked like before the last few replacements (`nats kv history snap-plans plan.<id>`).
+ * - `snap-checkpoints`: one key per checkpoint record, `cp.<zero-padded id>`, plus idempotency-key
+ *   claims; history 1 because records change on every ack and old versions have no use.
+ * - `snap-meta`: counters (the checkpoint id sequence, per-plan epochs); history 1.
+ */
+import type { KV, NatsConnection } from 'nats';
+
+export const BUCKET_PLANS = 'snap-plans';
+export const BUCKET_CHECKPOINTS = 'snap-checkpoints';
+export const BUCKET_META = 'snap-meta';
+
+const HISTORY = { plans: 5, checkpoints: 1, meta: 1 } as const;
+/** JetStream allows at most this many values per key. */
+const KV_HISTORY_MAX = 64;
+
+export interface BucketOptions {
+  /** Copies of each bucket in a NATS cluster; 1 on a single server. */
+  readonly replicas: number;
+  /** How long one JetStream API call may take before it fails as unavailable. */
+  readonly requestTimeoutMs: number;
+}
+
+export const bucketOptionsDefault: BucketOptions = { replicas: 1, requestTimeoutMs: 5_000 };
+
+export interface CoordinatorBuckets {
+  readonly plans: KV;
+  readonly checkpoints: KV;
+  readonly meta: KV;
+}
+
+export function validateBucketOptions(options: BucketOptions): string | undefined {
+  if (!Number.isInteger(options.replicas) || options.replicas < 1 || options.replicas > 5) {
+    return `replicas must be an integer from 1 to 5, got ${options.replicas}`;
+  }
+  if (!Number.isInteger(options.requestTimeoutMs) || options.requestTimeoutMs < 1) {
+    return `requestTimeoutMs must be a positive integer, got ${options.requestTimeoutMs}`;
+  }
+  return undefined;
+}
+
+/** Opens the three buckets, creating any that is missing. Throws on invalid options (a bug at start-up). */
+export async function openBuckets(nc: NatsConnection, options: BucketOptions = bucketOptionsDefault): Promise<CoordinatorBuckets> {
+  const invalid = validateBucketOptions(options);
+  if (invalid !== undefined) throw new Error(`invalid bucket options: ${invalid}`);
+  const js = nc.jetstream({ timeout: options.requestTimeoutMs });
+  const open = (name: string, history: number): Promise<KV> => {
+    if (history < 1 || history > KV_HISTORY_MAX) throw new Error(`history ${history} of ${name} is out of range`);
+    return js.views.kv(name, { history, replicas: options.replicas, timeout: options.requestTimeoutMs });
+  };
+  const [plans, checkpoints, meta] = await Promise.all([
+    open(BUCKET_PLANS, HISTORY.plans),
+    open(BUCKET_CHECKPOINTS, HISTORY.checkpoints),
+    open(BUCKET_META, HISTORY.meta),
+  ]);
+  return { plans, checkpoints, meta };
+}

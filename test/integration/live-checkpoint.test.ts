@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeChannelState } from '../../src/wire/index.js';
+import { decodeTokens } from '../../examples/token-app.js';
+import type { CheckpointRecord } from '../../coordinator/model.js';
+import { INITIAL_TOKENS, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';
+
+let world: LiveWorld;
+
+beforeAll(async () => {
+  world = await startLiveWorld();
+}, 30_000);
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+async function completed(id: number): Promise<CheckpointRecord> {
+  return world.service.waitFor(id);
+}
+
+/** Tokens in the apps' states plus tokens in the recorded channel states. */
+async function tokensIn(record: CheckpointRecord): Promise<number> {
+  let total = 0;
+  for (const p of record.parts) {
+    const state = await world.objects.get(TENANT, p.state!);
+    if (!state.ok) throw new Error(state.error.message);
+    total += decodeTokens(state.value);
+    if (p.channelState) {
+      const bytes = await world.objects.get(TENANT, p.channelState);
+      if (!bytes.ok) throw new Error(bytes.error.message);
+      const decoded = decodeChannelState(bytes.value);
+      if (!decoded.ok) throw new Error(decoded.error.message);
+      for (const msgs of Object.values(decoded.value)) for (const m of msgs) total += decodeTokens(m.payload);
+    }
+  }
+  return total;
+}
+
+describe('app-consistent checkpoints over NATS (agents in this process)', () => {
+  for (const mode of ['aligned', 'unaligned'] as const) {
+    it(`${mode}: checkpoints taken while traffic flows complete, verify, and conserve tokens`, async () => {
+      const stop = world.traffic(2);
+      try {
+        for (let i = 0; i < 3; i++) {
+          const taken = await world.service.take({ planId: 'demo', level: 'app', options: { alignmentMode: mode } });
+          expect(taken.ok, taken.ok ? '' : taken.error.message).toBe(true);
+          if (!taken.ok) return;
+          const final = await completed(taken.value.id);
+          expect(final.state, final.failureDetail).toBe('completed');
+          expect(final.levelAchieved).toBe('app');
+          const verified = await world.service.verify(final.id);
+          expect(verified.ok && verified.value.problems).toEqual([]);
+          expect(await tokensIn(final)).toBe(3 * INITIAL_TOKENS);
+        }
+      } finally {
+        stop();
+      }
+    }, 60_000);
+  }
+
+  it('rollback puts every app back to the checkpoint and traffic goes on', async () => {
+    const stop = world.traffic(2);
+    const taken = await world.service.take({ planId: 'demo', level: 'app', options: {} });
+    if (!taken.ok) throw new Error(taken.error.message);
+    const target = await completed(taken.value.id);
+    expect(target.state).toBe('completed');
+    await new Promise((r) => setTimeout(r, 200));
+    const rolled = await world.service.rollback({ checkpointId: target.id, skipSafetyCheckpoint: false });
+    expect(rolled.ok, rolled.ok ? '' : rolled.error.message).toBe(true);
+    if (!rolled.ok) return;
+    expect(rolled.value.safetyCheckpointId).toBeGreaterThan(target.id);
+    expect(rolled.value.epoch).toBe(1);
+    // After the rollback, a new checkpoint at the new epoch completes and still conserves tokens.
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await world.service.take({ planId: 'demo', level: 'app', options: {} });
+    if (!after.ok) throw new Error(after.error.message);
+    const final = await completed(after.value.id);
+    stop();
+    expect(final.state, final.failureDetail).toBe('completed');
+    expect(final.epoch).toBe(1);
+    expect(await tokensIn(final)).toBe(3 * INITIAL_TOKENS);
+  }, 60_000);
+});

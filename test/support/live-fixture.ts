@@ -1,0 +1,120 @@
+/**
+ * The live system in one test process: a real nats-server, the coordinator's checkpoint service over
+ * the real JetStream store, and agents with embedded token apps, each agent on its own NATS
+ * connection. The demo plan: APP1@s1 -> APP2@s2 -> APP3@s3, APP1 -> APP3, APP3 -> APP1 (a diamond
+ * and a cycle).
+ */
+import { connect, type NatsConnection } from 'nats';
+import { pino } from 'pino';
+import { Agent } from '../../agent/agent.js';
+import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
+import { JetStreamStateObjects } from '../../agent/state-store.js';
+import { ControlBus } from '../../coordinator/bus.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
+import type { PlanInput } from '../../coordinator/model.js';
+import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
+import { TokenApp } from '../../examples/token-app.js';
+import { startNatsServer, type NatsServerHandle } from './nats-server.js';
+
+export const TENANT = 'acme';
+export const INITIAL_TOKENS = 1_000;
+
+export const demoPlan: PlanInput = {
+  id: 'demo',
+  tenant: TENANT,
+  servers: ['s1', 's2', 's3'],
+  apps: [
+    { server: 's1', app: 'APP1' },
+    { server: 's2', app: 'APP2' },
+    { server: 's3', app: 'APP3' },
+  ],
+  channels: [
+    { from: { server: 's1', app: 'APP1' }, to: { server: 's2', app: 'APP2' }, kind: 'in-band' },
+    { from: { server: 's2', app: 'APP2' }, to: { server: 's3', app: 'APP3' }, kind: 'in-band' },
+    { from: { server: 's1', app: 'APP1' }, to: { server: 's3', app: 'APP3' }, kind: 'in-band' },
+    { from: { server: 's3', app: 'APP3' }, to: { server: 's1', app: 'APP1' }, kind: 'in-band' },
+  ],
+  volumes: [],
+};
+
+export function agentConfig(server: string, app: string, url: string, plan: PlanInput = demoPlan): AgentConfig {
+  const id = (s: string, a: string): string => `${s}/${a}`;
+  const parsed = parseAgentConfig({
+    tenant: plan.tenant,
+    server,
+    nats: { servers: [url] },
+    apps: [
+      {
+        name: app,
+        inputs: plan.channels.filter((c) => c.to.server === server && c.to.app === app).map((c) => `${id(c.from.server, c.from.app)}->${id(server, app)}`),
+        outputs: plan.channels.filter((c) => c.from.server === server && c.from.app === app).map((c) => `${id(server, app)}->${id(c.to.server, c.to.app)}`),
+      },
+    ],
+    heartbeatIntervalMs: 500,
+    triggerWaitMs: 500,
+  });
+  if (!parsed.ok) throw new Error(parsed.problems.join('; '));
+  return parsed.config;
+}
+
+export interface LiveWorld {
+  readonly nats: NatsServerHandle;
+  readonly nc: NatsConnection;
+  readonly store: CoordinatorStore;
+  readonly objects: JetStreamStateObjects;
+  readonly bus: ControlBus;
+  readonly service: CheckpointService;
+  readonly agents: Map<string, { agent: Agent; app: TokenApp }>;
+  /** Starts periodic transfers in every app; returns a function that stops them. */
+  traffic(intervalMs: number): () => void;
+  stop(): Promise<void>;
+}
+
+export const silent = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
+
+export async function startLiveWorld(options: { timeoutMs?: number } = {}): Promise<LiveWorld> {
+  const nats = await startNatsServer();
+  const nc = await connect({ servers: nats.url });
+  const store = await openCoordinatorStore(nc);
+  const objects = new JetStreamStateObjects(nc);
+  const bus = new ControlBus(nc, silent);
+  await bus.start();
+  const service = new CheckpointService(store, objects, bus, silent, {
+    ...CHECKPOINT_SERVICE_DEFAULTS,
+    defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: options.timeoutMs ?? 10_000 },
+    restoreTimeoutMs: 10_000,
+  });
+  const created = await store.plans.create({ ...demoPlan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
+  if (!created.ok) throw new Error(created.error.message);
+  const agents = new Map<string, { agent: Agent; app: TokenApp }>();
+  for (const a of demoPlan.apps) {
+    const agent = await Agent.start(agentConfig(a.server, a.app, nats.url), silent);
+    const app = new TokenApp({ initialTokens: INITIAL_TOKENS, transferTokensMax: 10 });
+    const attached = agent.attach(a.app, app);
+    if (!attached.ok) throw new Error(attached.error.message);
+    app.bind(attached.link);
+    agents.set(a.app, { agent, app });
+  }
+  for (const { agent } of agents.values()) await agent.ready();
+  return {
+    nats,
+    nc,
+    store,
+    objects,
+    bus,
+    service,
+    agents,
+    traffic(intervalMs) {
+      const timer = setInterval(() => {
+        for (const { app } of agents.values()) app.transfer()?.catch(() => undefined);
+      }, intervalMs);
+      return () => clearInterval(timer);
+    },
+    async stop() {
+      for (const { agent } of agents.values()) await agent.stop();
+      bus.stop();
+      await nc.drain().catch(() => undefined);
+      await nats.stop();
+    },
+  };
+}
