@@ -24,6 +24,7 @@ const protoDir = join(repoDir, 'proto');
 const outputs = [
   ['snapshot/v1/wire.proto', 'wire-descriptor.ts', 'wireDescriptor'],
   ['snapshot/v1/coordinator.proto', 'coordinator-descriptor.ts', 'coordinatorDescriptor'],
+  ['snapshot/v1/local.proto', 'local-descriptor.ts', 'localDescriptor'],
 ];
 
 function runPbjs(args) {

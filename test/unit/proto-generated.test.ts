@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const generatedDir = join(repoDir, 'src', 'wire', 'generated');
 const protoDir = join(repoDir, 'proto');
-const protoFiles = ['snapshot/v1/wire.proto', 'snapshot/v1/coordinator.proto'];
+const protoFiles = ['snapshot/v1/wire.proto', 'snapshot/v1/coordinator.proto', 'snapshot/v1/local.proto'];
 
 const tempDirs: string[] = [];
 function tempDir(prefix: string): string {
@@ -58,7 +58,7 @@ describe('stock protoc toolchain', () => {
       const result = spawnSync('protoc', ['-I', protoDir, `--python_out=${outDir}`, ...protoFiles], { encoding: 'utf8' });
       expect(result.stderr, 'protoc reported problems').toBe('');
       expect(result.status).toBe(0);
-      expect(readdirSync(join(outDir, 'snapshot', 'v1')).sort()).toEqual(['coordinator_pb2.py', 'wire_pb2.py']);
+      expect(readdirSync(join(outDir, 'snapshot', 'v1')).sort()).toEqual(['coordinator_pb2.py', 'local_pb2.py', 'wire_pb2.py']);
     },
   );
 });

@@ -1,0 +1,158 @@
+/**
+ * Which agents exist and whether they are alive, from the events they send (AgentsApi).
+ *
+ * Status is derived at read time from the last sign of life and the clock, never stored, so it
+ * needs no timer: online until `lateAfterMs` without an event, late until `offlineAfterMs`, then
+ * offline. Any event counts as a sign of life (an agent busy acking is alive even if a heartbeat
+ * is queued behind the acks). Time is injected (`now`), so tests move it by hand.
+ */
+import type { Logger } from 'pino';
+import type { AgentEvent } from '../src/wire/index.js';
+import type { AgentsApi } from './api.js';
+import { fail, ok, type Result } from './errors.js';
+import type { AgentInfo, AgentStatus } from './model.js';
+
+export interface AgentRegistryLimits {
+  /** No event for longer than this: late (checkpoints including it may time out). */
+  readonly lateAfterMs: number;
+  /** No event for longer than this: offline (treated as gone). */
+  readonly offlineAfterMs: number;
+  /** Agents tracked at most; a new one beyond this is refused (and logged), existing ones still update. */
+  readonly agentsMax: number;
+}
+
+export const agentRegistryLimitsDefault: AgentRegistryLimits = {
+  lateAfterMs: 15_000,
+  offlineAfterMs: 60_000,
+  agentsMax: 100_000,
+};
+
+export function validateAgentRegistryLimits(l: AgentRegistryLimits): string | undefined {
+  for (const [name, value] of Object.entries(l)) {
+    if (!Number.isSafeInteger(value) || value < 1) return `${name} must be a positive integer, got ${String(value)}`;
+  }
+  if (l.offlineAfterMs <= l.lateAfterMs) return `offlineAfterMs (${l.offlineAfterMs}) must be greater than lateAfterMs (${l.lateAfterMs})`;
+  return undefined;
+}
+
+/** What observing one event did; `ignored` outcomes are logged at debug by the caller if it wants. */
+export type ObserveOutcome =
+  | 'registered'
+  | 're-registered'
+  | 'heartbeat'
+  | 'frozen'
+  | 'thawed'
+  | 'alive'
+  /** A heartbeat or other event from an agent that never registered: tracked, apps unknown. */
+  | 'unregistered'
+  /** A new agent beyond agentsMax. */
+  | 'registry-full';
+
+interface Entry {
+  tenant: string;
+  server: string;
+  apps: readonly string[];
+  version: string;
+  /** 0 when the agent was first seen by another event than register (e.g. after a coordinator restart). */
+  registeredAtUnixMs: number;
+  lastSeenAtUnixMs: number;
+  frozen: boolean;
+}
+
+function key(tenant: string, server: string): string {
+  return `${tenant}/${server}`;
+}
+
+export class AgentRegistry implements AgentsApi {
+  private readonly agents = new Map<string, Entry>();
+  private readonly limits: AgentRegistryLimits;
+  private readonly now: () => number;
+  private readonly log: Logger | undefined;
+
+  constructor(options: { limits?: Partial<AgentRegistryLimits>; now?: () => number; logger?: Logger } = {}) {
+    this.limits = { ...agentRegistryLimitsDefault, ...options.limits };
+    const invalid = validateAgentRegistryLimits(this.limits);
+    if (invalid !== undefined) throw new Error(`invalid agent registry limits: ${invalid}`);
+    this.now = options.now ?? Date.now;
+    this.log = options.logger?.child({ component: 'agents' });
+  }
+
+  /** Takes in one decoded, validated event (src/wire decodeEvent) received at `nowUnixMs`. */
+  observe(event: AgentEvent, nowUnixMs: number = this.now()): ObserveOutcome {
+    const k = key(event.tenant, event.server);
+    let entry = this.agents.get(k);
+    const isNew = entry === undefined;
+    if (entry === undefined) {
+      if (this.agents.size >= this.limits.agentsMax) {
+        this.log?.warn({ tenant: event.tenant, server: event.server, agentsMax: this.limits.agentsMax }, 'agent refused: registry full');
+        return 'registry-full';
+      }
+      entry = { tenant: event.tenant, server: event.server, apps: [], version: '', registeredAtUnixMs: 0, lastSeenAtUnixMs: nowUnixMs, frozen: false };
+      this.agents.set(k, entry);
+    }
+    // Events may be handled out of order; the clock of an entry never goes back.
+    entry.lastSeenAtUnixMs = Math.max(entry.lastSeenAtUnixMs, nowUnixMs);
+    switch (event.type) {
+      case 'register': {
+        const again = entry.registeredAtUnixMs !== 0;
+        entry.apps = [...event.apps];
+        entry.version = event.version;
+        entry.registeredAtUnixMs = nowUnixMs;
+        // `frozen` is left as last reported: a filesystem freeze outlives an agent restart, and
+        // the next heartbeat says how things are.
+        this.log?.info({ tenant: event.tenant, server: event.server, apps: event.apps, version: event.version }, again ? 'agent re-registered' : 'agent registered');
+        return again ? 're-registered' : 'registered';
+      }
+      case 'heartbeat':
+        if (entry.frozen !== event.frozen) this.log?.info({ tenant: event.tenant, server: event.server, frozen: event.frozen }, 'agent frozen flag changed');
+        entry.frozen = event.frozen;
+        return isNew || entry.registeredAtUnixMs === 0 ? 'unregistered' : 'heartbeat';
+      case 'frozen':
+        entry.frozen = true;
+        return 'frozen';
+      case 'thawed':
+        entry.frozen = false;
+        return 'thawed';
+      default:
+        return isNew ? 'unregistered' : 'alive';
+    }
+  }
+
+  status(lastSeenAtUnixMs: number, nowUnixMs: number): AgentStatus {
+    const silentMs = nowUnixMs - lastSeenAtUnixMs;
+    if (silentMs > this.limits.offlineAfterMs) return 'offline';
+    if (silentMs > this.limits.lateAfterMs) return 'late';
+    return 'online';
+  }
+
+  /** One agent as AgentsApi shows it, or undefined if never seen. */
+  get(tenant: string, server: string): AgentInfo | undefined {
+    const entry = this.agents.get(key(tenant, server));
+    return entry === undefined ? undefined : this.info(entry, this.now());
+  }
+
+  async list(tenant: string | undefined): Promise<Result<readonly AgentInfo[]>> {
+    if (tenant !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(tenant)) {
+      return fail('invalid-argument', `tenant ${JSON.stringify(tenant.slice(0, 80))} must match [A-Za-z0-9_-]{1,64}`);
+    }
+    const now = this.now();
+    const agents = [...this.agents.values()]
+      .filter((e) => tenant === undefined || e.tenant === tenant)
+      .sort((a, b) => (a.tenant === b.tenant ? (a.server < b.server ? -1 : a.server > b.server ? 1 : 0) : a.tenant < b.tenant ? -1 : 1))
+      .map((e) => this.info(e, now));
+    return ok(agents);
+  }
+
+  private info(e: Entry, now: number): AgentInfo {
+    return {
+      tenant: e.tenant,
+      server: e.server,
+      apps: [...e.apps],
+      version: e.version,
+      status: this.status(e.lastSeenAtUnixMs, now),
+      registeredAtUnixMs: e.registeredAtUnixMs,
+      lastHeartbeatAtUnixMs: e.lastSeenAtUnixMs,
+      frozen: e.frozen,
+    };
+  }
+}

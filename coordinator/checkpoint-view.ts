@@ -1,0 +1,91 @@
+/**
+ * A checkpoint as callers of the API see it: the record without the stored-part details (object
+ * refs, per-channel counts), with the Flink-style statistics (DESIGN.md section 9) computed from
+ * its parts. The gRPC `Checkpoint` message carries exactly this, so snapctl and tests work on it.
+ *
+ * Durations and sizes are plain numbers (0 when not measured, as in the proto); timestamps that
+ * may not have happened yet are optional.
+ */
+import type { CheckpointRecord } from './model.js';
+import type { FailureReason } from './model.js';
+
+export interface AppStatsView {
+  readonly server: string;
+  readonly app: string;
+  readonly acked: boolean;
+  readonly ackedAtUnixMs?: number;
+  readonly startDelayMs: number;
+  readonly alignmentMs: number;
+  readonly syncMs: number;
+  readonly asyncMs: number;
+  /** State plus channel state. */
+  readonly sizeBytes: number;
+  readonly channelStateBytes: number;
+  readonly finishedUnaligned: boolean;
+  readonly failureReason?: FailureReason;
+  readonly failureDetail?: string;
+}
+
+export interface CheckpointStatsView {
+  readonly acked: number;
+  readonly total: number;
+  readonly triggeredAtUnixMs?: number;
+  readonly lastAckAtUnixMs?: number;
+  /** From trigger to the end; 0 while in flight. */
+  readonly durationMs: number;
+  readonly sizeBytes: number;
+  readonly channelStateBytes: number;
+  readonly apps: readonly AppStatsView[];
+}
+
+/**
+ * `fallbackReason` is left out: coordinator.proto's Checkpoint has no field for it yet (the level
+ * achieved is there, so a downgrade is never silent, only its reason is not shown).
+ */
+export type CheckpointView = Omit<CheckpointRecord, 'parts' | 'triggeredAtUnixMs' | 'fallbackReason'> & { readonly stats: CheckpointStatsView };
+
+export function checkpointStats(record: CheckpointRecord): CheckpointStatsView {
+  const apps = record.parts.map((p): AppStatsView => {
+    const stateBytes = p.state?.sizeBytes ?? 0;
+    const channelStateBytes = p.channelState?.sizeBytes ?? 0;
+    return {
+      server: p.server,
+      app: p.app,
+      acked: p.acked,
+      ...(p.ackedAtUnixMs !== undefined && p.ackedAtUnixMs > 0 ? { ackedAtUnixMs: p.ackedAtUnixMs } : {}),
+      startDelayMs: p.startDelayMs ?? 0,
+      alignmentMs: p.alignmentMs ?? 0,
+      syncMs: p.syncMs ?? 0,
+      asyncMs: p.asyncMs ?? 0,
+      sizeBytes: stateBytes + channelStateBytes,
+      channelStateBytes,
+      finishedUnaligned: p.finishedUnaligned ?? false,
+      ...(p.failureReason !== undefined ? { failureReason: p.failureReason } : {}),
+      ...(p.failureDetail !== undefined && p.failureDetail !== '' ? { failureDetail: p.failureDetail } : {}),
+    };
+  });
+  const ackTimes = apps.map((a) => a.ackedAtUnixMs ?? 0).filter((t) => t > 0);
+  const triggered = record.triggeredAtUnixMs !== undefined && record.triggeredAtUnixMs > 0 ? record.triggeredAtUnixMs : undefined;
+  const finished = record.finishedAtUnixMs !== undefined && record.finishedAtUnixMs > 0 ? record.finishedAtUnixMs : undefined;
+  return {
+    acked: apps.filter((a) => a.acked).length,
+    total: apps.length,
+    ...(triggered !== undefined ? { triggeredAtUnixMs: triggered } : {}),
+    ...(ackTimes.length > 0 ? { lastAckAtUnixMs: Math.max(...ackTimes) } : {}),
+    durationMs: triggered !== undefined && finished !== undefined ? Math.max(0, finished - triggered) : 0,
+    sizeBytes: apps.reduce((sum, a) => sum + a.sizeBytes, 0),
+    channelStateBytes: apps.reduce((sum, a) => sum + a.channelStateBytes, 0),
+    apps,
+  };
+}
+
+/** The view of a record; optional fields that are empty are left out, as the proto round trip does. */
+export function checkpointView(record: CheckpointRecord): CheckpointView {
+  const { parts: _parts, triggeredAtUnixMs: _triggered, fallbackReason: _fallback, ...rest } = record;
+  const view: Record<string, unknown> = { ...rest, stats: checkpointStats(record) };
+  for (const key of ['levelAchieved', 'failureReason', 'failureDetail', 'idempotencyKey', 'finishedAtUnixMs'] as const) {
+    const v = view[key];
+    if (v === undefined || v === '' || v === 0) delete view[key];
+  }
+  return view as unknown as CheckpointView;
+}

@@ -1,0 +1,184 @@
+/**
+ * A typed client of the Coordinator service for snapctl and tests: model values in, views out,
+ * every failure a value carrying the gRPC status code and the coordinator's message (nothing
+ * throws for an RPC error).
+ */
+import { credentials as grpcCredentials, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import type { CheckpointId } from '../../src/ids.js';
+import type { Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { Result } from '../errors.js';
+import type { AgentInfo, Plan, PlanInput } from '../model.js';
+import type { CheckpointView } from '../checkpoint-view.js';
+import {
+  agentFromProto,
+  checkpointFromProto,
+  listCheckpointsRequestToProto,
+  planFromProto,
+  planInputToProto,
+  progressFromProto,
+  restoreRequestToProto,
+  takeSnapshotRequestToProto,
+  verifyReportFromProto,
+  type ListCheckpointsArgs,
+  type ProgressView,
+} from './convert.js';
+import { coordinatorGrpc } from './descriptor.js';
+
+export interface CallError {
+  /** The gRPC status code. */
+  readonly code: GrpcStatus;
+  /** Its name, e.g. `NOT_FOUND`. */
+  readonly codeName: string;
+  readonly message: string;
+}
+
+export type CallResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: CallError };
+
+export interface ClientOptions {
+  /** Each unary call fails with DEADLINE_EXCEEDED after this long. */
+  readonly callTimeoutMs: number;
+  readonly credentials?: ChannelCredentials;
+}
+
+export const clientOptionsDefault: ClientOptions = { callTimeoutMs: 30_000 };
+
+export function codeName(code: number): string {
+  return (GrpcStatus as unknown as Record<number, string>)[code] ?? `code ${code}`;
+}
+
+function callError(error: ServiceError | Error): CallError {
+  const code = 'code' in error && typeof error.code === 'number' ? error.code : GrpcStatus.UNKNOWN;
+  const details = 'details' in error && typeof error.details === 'string' && error.details !== '' ? error.details : error.message;
+  return { code, codeName: codeName(code), message: details };
+}
+
+/** A response the client cannot read is reported like a status, as INTERNAL. */
+function fromResult<T>(result: Result<T>): CallResult<T> {
+  return result.ok ? result : { ok: false, error: { code: GrpcStatus.INTERNAL, codeName: 'INTERNAL', message: `unreadable response: ${result.error.message}` } };
+}
+
+function all<T>(items: readonly unknown[], read: (item: unknown) => Result<T>): Result<T[]> {
+  const out: T[] = [];
+  for (const item of items) {
+    const r = read(item);
+    if (!r.ok) return r;
+    out.push(r.value);
+  }
+  return { ok: true, value: out };
+}
+
+type Unary = (request: unknown, options: { deadline: Date }, callback: (error: ServiceError | null, response: Record<string, unknown>) => void) => void;
+
+export class CoordinatorClient {
+  private readonly client: Client;
+  private readonly options: ClientOptions;
+
+  constructor(address: string, options: Partial<ClientOptions> = {}) {
+    this.options = { ...clientOptionsDefault, ...options };
+    const { Client: Ctor } = coordinatorGrpc();
+    this.client = new Ctor(address, this.options.credentials ?? grpcCredentials.createInsecure());
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private call<T>(method: string, request: unknown, read: (response: Record<string, unknown>) => Result<T>): Promise<CallResult<T>> {
+    const fn = (this.client as unknown as Record<string, Unary>)[method];
+    if (fn === undefined) throw new Error(`no method ${method}`);
+    return new Promise((resolve) => {
+      fn.call(this.client, request, { deadline: new Date(Date.now() + this.options.callTimeoutMs) }, (error, response) => {
+        resolve(error !== null ? { ok: false, error: callError(error) } : fromResult(read(response)));
+      });
+    });
+  }
+
+  registerPlan(plan: PlanInput, expectedRevision: number): Promise<CallResult<Plan>> {
+    return this.call('RegisterPlan', { plan: planInputToProto(plan), expected_revision: expectedRevision }, (r) => planFromProto(r.plan));
+  }
+
+  getPlan(planId: string): Promise<CallResult<Plan>> {
+    return this.call('GetPlan', { plan_id: planId }, (r) => planFromProto(r.plan));
+  }
+
+  listPlans(tenant: string | undefined, pageSize: number, pageToken: string): Promise<CallResult<Page<Plan>>> {
+    return this.call('ListPlans', { tenant: tenant ?? '', page_size: pageSize, page_token: pageToken }, (r) => {
+      const plans = all((r.plans as unknown[] | undefined) ?? [], planFromProto);
+      return plans.ok ? { ok: true, value: { items: plans.value, nextPageToken: String(r.next_page_token ?? '') } } : plans;
+    });
+  }
+
+  deletePlan(planId: string, deleteCheckpoints: boolean): Promise<CallResult<void>> {
+    return this.call('DeletePlan', { plan_id: planId, delete_checkpoints: deleteCheckpoints }, () => ({ ok: true, value: undefined }));
+  }
+
+  takeSnapshot(request: TakeSnapshotRequest): Promise<CallResult<CheckpointView>> {
+    return this.call('TakeSnapshot', takeSnapshotRequestToProto(request), (r) => checkpointFromProto(r.checkpoint));
+  }
+
+  getCheckpoint(id: CheckpointId): Promise<CallResult<CheckpointView>> {
+    return this.call('GetCheckpoint', { checkpoint_id: id }, (r) => checkpointFromProto(r.checkpoint));
+  }
+
+  listCheckpoints(args: ListCheckpointsArgs): Promise<CallResult<Page<CheckpointView>>> {
+    return this.call('ListCheckpoints', listCheckpointsRequestToProto(args), (r) => {
+      const items = all((r.checkpoints as unknown[] | undefined) ?? [], checkpointFromProto);
+      return items.ok ? { ok: true, value: { items: items.value, nextPageToken: String(r.next_page_token ?? '') } } : items;
+    });
+  }
+
+  rollback(id: CheckpointId, skipSafetyCheckpoint: boolean, idempotencyKey?: string): Promise<CallResult<{ safetyCheckpointId: number; epoch: number }>> {
+    return this.call('RollbackSnapshot', { checkpoint_id: id, skip_safety_checkpoint: skipSafetyCheckpoint, idempotency_key: idempotencyKey ?? '' }, (r) => ({
+      ok: true,
+      value: { safetyCheckpointId: Number(r.safety_checkpoint_id ?? 0), epoch: Number(r.epoch ?? 0) },
+    }));
+  }
+
+  restore(request: RestoreRequest): Promise<CallResult<{ epoch: number }>> {
+    return this.call('RestoreSnapshot', restoreRequestToProto(request), (r) => ({ ok: true, value: { epoch: Number(r.epoch ?? 0) } }));
+  }
+
+  verify(id: CheckpointId): Promise<CallResult<VerifyReport>> {
+    return this.call('VerifyCheckpoint', { checkpoint_id: id }, (r) => verifyReportFromProto(r));
+  }
+
+  deleteCheckpoint(id: CheckpointId): Promise<CallResult<void>> {
+    return this.call('DeleteCheckpoint', { checkpoint_id: id }, () => ({ ok: true, value: undefined }));
+  }
+
+  listAgents(tenant: string | undefined): Promise<CallResult<AgentInfo[]>> {
+    return this.call('ListAgents', { tenant: tenant ?? '' }, (r) => all((r.agents as unknown[] | undefined) ?? [], agentFromProto));
+  }
+
+  /**
+   * Streams a checkpoint's progress. `done` resolves when the stream ends: ok when the coordinator
+   * ended it (the checkpoint finished), an error otherwise. `cancel` stops watching.
+   */
+  watchCheckpoint(id: CheckpointId, onEvent: (event: ProgressView) => void): { done: Promise<CallResult<void>>; cancel: () => void } {
+    const fn = (this.client as unknown as Record<string, (request: unknown) => ClientReadableStream<unknown>>)['WatchCheckpoint'];
+    if (fn === undefined) throw new Error('no method WatchCheckpoint');
+    const stream = fn.call(this.client, { checkpoint_id: id });
+    const done = new Promise<CallResult<void>>((resolve) => {
+      let settled = false;
+      const settle = (r: CallResult<void>): void => {
+        if (!settled) {
+          settled = true;
+          resolve(r);
+        }
+      };
+      stream.on('data', (message: unknown) => {
+        const event = progressFromProto(message);
+        if (event.ok) onEvent(event.value);
+        else {
+          settle(fromResult(event));
+          stream.cancel();
+        }
+      });
+      stream.on('error', (error: ServiceError) => settle({ ok: false, error: callError(error) }));
+      stream.on('status', (s: { code: number; details: string }) => {
+        settle(s.code === GrpcStatus.OK ? { ok: true, value: undefined } : { ok: false, error: { code: s.code, codeName: codeName(s.code), message: s.details } });
+      });
+    });
+    return { done, cancel: () => stream.cancel() };
+  }
+}

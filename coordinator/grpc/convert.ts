@@ -1,0 +1,700 @@
+/**
+ * Proto messages <-> model values, both ways:
+ * - requests (proto -> model) for the server, validating every field: a bad request is an
+ *   INVALID_ARGUMENT whose message names the field as the .proto spells it;
+ * - responses (model -> proto) for the server;
+ * - responses (proto -> view) and requests (model -> proto) for clients (snapctl, tests).
+ *
+ * Enums: UNSPECIFIED in a request means the coordinator's default where coordinator.proto documents
+ * one (alignment mode, fallback policy, and the 0 durations) and is rejected where it does not
+ * (level, channel kind, checkpoint state filters). Unknown numbers are rejected.
+ */
+import type { CheckpointId } from '../../src/ids.js';
+import type { RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import { fail, ok, type Result } from '../errors.js';
+import type { AgentInfo, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
+import { checkpointStats, checkpointView, type AppStatsView, type CheckpointView } from '../checkpoint-view.js';
+import {
+  agentStatuses,
+  alignmentModes,
+  channelKinds,
+  checkpointStates,
+  consistencyLevels,
+  failureReasons,
+  fallbackPolicies,
+  progressKinds,
+  type ProgressKind,
+} from './enums.js';
+import { ProtoReader } from './fields.js';
+
+// ------------------------------------------------------------------------------------------------
+// Proto shapes, as proto-loader accepts them for encoding (numbers for 64-bit fields, enum names)
+// ------------------------------------------------------------------------------------------------
+
+export interface PbAppRef {
+  server: string;
+  app: string;
+}
+export interface PbChannel {
+  from_app: PbAppRef;
+  to_app: PbAppRef;
+  kind: string;
+  log_stream: string;
+}
+export interface PbVolume {
+  id: string;
+  server: string;
+  backend_ref: string;
+}
+export interface PbPlan {
+  id: string;
+  tenant: string;
+  servers: string[];
+  apps: PbAppRef[];
+  channels: PbChannel[];
+  volumes: PbVolume[];
+  revision: number;
+  created_at_unix_ms: number;
+  updated_at_unix_ms: number;
+}
+export interface PbSnapshotOptions {
+  timeout_ms: number;
+  alignment_mode: string;
+  alignment_timeout_ms: number;
+  fallback_policy: string;
+  freeze_deadline_ms: number;
+}
+export interface PbAppStats {
+  server: string;
+  app: string;
+  acked: boolean;
+  acked_at_unix_ms: number;
+  start_delay_ms: number;
+  alignment_ms: number;
+  sync_ms: number;
+  async_ms: number;
+  size_bytes: number;
+  channel_state_bytes: number;
+  finished_unaligned: boolean;
+  failure_reason: string;
+  failure_detail: string;
+}
+export interface PbCheckpointStats {
+  acked: number;
+  total: number;
+  triggered_at_unix_ms: number;
+  last_ack_at_unix_ms: number;
+  duration_ms: number;
+  size_bytes: number;
+  channel_state_bytes: number;
+  apps: PbAppStats[];
+}
+export interface PbVolumeSnapshot {
+  volume_id: string;
+  server: string;
+  snapshot_ref: string;
+  frozen_at_unix_ms: number;
+  snapshot_at_unix_ms: number;
+  thawed_at_unix_ms: number;
+}
+export interface PbCheckpoint {
+  id: number;
+  plan_id: string;
+  tenant: string;
+  level_requested: string;
+  level_achieved: string;
+  state: string;
+  failure_reason: string;
+  failure_detail: string;
+  epoch: number;
+  options: PbSnapshotOptions;
+  idempotency_key: string;
+  created_at_unix_ms: number;
+  finished_at_unix_ms: number;
+  stats: PbCheckpointStats;
+  volumes: PbVolumeSnapshot[];
+  safety: boolean;
+}
+export interface PbProgress {
+  kind: string;
+  at_unix_ms: number;
+  server: string;
+  app: string;
+  detail: string;
+  checkpoint: PbCheckpoint;
+}
+export interface PbAgent {
+  tenant: string;
+  server: string;
+  apps: string[];
+  version: string;
+  status: string;
+  registered_at_unix_ms: number;
+  last_heartbeat_at_unix_ms: number;
+  frozen: boolean;
+}
+export interface PbVerifyResponse {
+  ok: boolean;
+  problems: { part: string; detail: string }[];
+}
+
+// ------------------------------------------------------------------------------------------------
+// Limits a request is checked against
+// ------------------------------------------------------------------------------------------------
+
+export interface RequestLimits {
+  /** page_size 0 means this. */
+  readonly pageSizeDefault: number;
+  /** A larger page_size is INVALID_ARGUMENT (not silently clamped: the caller would miss items). */
+  readonly pageSizeMax: number;
+  readonly idempotencyKeyCharsMax: number;
+  readonly pageTokenCharsMax: number;
+}
+
+export const requestLimitsDefault: RequestLimits = {
+  pageSizeDefault: 100,
+  pageSizeMax: 1_000,
+  idempotencyKeyCharsMax: 128,
+  pageTokenCharsMax: 512,
+};
+
+export function validateRequestLimits(l: RequestLimits): string | undefined {
+  for (const [name, value] of Object.entries(l)) {
+    if (!Number.isSafeInteger(value) || value < 1) return `${name} must be a positive integer, got ${String(value)}`;
+  }
+  if (l.pageSizeDefault > l.pageSizeMax) return `pageSizeDefault (${l.pageSizeDefault}) must not exceed pageSizeMax (${l.pageSizeMax})`;
+  return undefined;
+}
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+function done<T>(reader: ProtoReader, value: T): Result<T> {
+  return reader.error === undefined ? ok(value) : { ok: false, error: reader.error };
+}
+
+function name(r: ProtoReader, field: string, required: boolean): string {
+  const v = r.string(field);
+  if (v === '') {
+    if (required) r.fail(field, `${r.at(field)} is required`);
+    return '';
+  }
+  if (!NAME.test(v)) r.fail(field, `${r.at(field)} ${JSON.stringify(v.slice(0, 80))} must match [A-Za-z0-9_-]{1,64}`);
+  return v;
+}
+
+function checkpointId(r: ProtoReader, field: string): CheckpointId {
+  const id = r.u64(field);
+  if (r.error === undefined && id === 0) r.fail(field, `${r.at(field)} is required (a positive checkpoint id)`);
+  return id;
+}
+
+function pageSize(r: ProtoReader, field: string, limits: RequestLimits): number {
+  const size = r.u32(field);
+  if (size > limits.pageSizeMax) r.fail(field, `${r.at(field)} ${size} is more than the maximum of ${limits.pageSizeMax}`);
+  return size === 0 ? limits.pageSizeDefault : size;
+}
+
+function pageToken(r: ProtoReader, field: string, limits: RequestLimits): string {
+  const token = r.string(field);
+  if (token.length > limits.pageTokenCharsMax) r.fail(field, `${r.at(field)} is not one this coordinator issued`);
+  return token;
+}
+
+function idempotencyKey(r: ProtoReader, field: string, limits: RequestLimits): string | undefined {
+  const key = r.string(field);
+  if (key === '') return undefined;
+  if (key.length > limits.idempotencyKeyCharsMax) r.fail(field, `${r.at(field)} is longer than ${limits.idempotencyKeyCharsMax} characters`);
+  else if (CONTROL_CHARS.test(key)) r.fail(field, `${r.at(field)} contains control characters`);
+  return key;
+}
+
+function appRef(r: ProtoReader | undefined, field: string, parent: ProtoReader): AppRef {
+  if (r === undefined) {
+    parent.fail(field, `${parent.at(field)} is required`);
+    return { server: '', app: '' };
+  }
+  return { server: name(r, 'server', true), app: name(r, 'app', true) };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Plans
+// ------------------------------------------------------------------------------------------------
+
+/**
+ * The caller-supplied part of a Plan message. Formats of single fields are checked here; the rules
+ * across fields (apps on listed servers, the graph, ...) are plan-validation.ts's.
+ */
+function readPlanInput(r: ProtoReader): PlanInput {
+  const channels = r.messages('channels').map((c): PlanChannel => {
+    const kind = c.enumValue('kind', channelKinds, true) ?? 'in-band';
+    const logStream = c.string('log_stream');
+    return {
+      from: appRef(c.message('from_app'), 'from_app', c),
+      to: appRef(c.message('to_app'), 'to_app', c),
+      kind,
+      ...(logStream !== '' ? { logStream } : {}),
+    };
+  });
+  return {
+    id: r.string('id'),
+    tenant: r.string('tenant'),
+    servers: r.list('servers').map((s, i) => {
+      if (typeof s !== 'string') r.fail('servers', `${r.at('servers')}[${i}] must be a string`);
+      return typeof s === 'string' ? s : '';
+    }),
+    apps: r.messages('apps').map((a) => ({ server: a.string('server'), app: a.string('app') })),
+    channels,
+    volumes: r.messages('volumes').map((v) => ({ id: v.string('id'), server: v.string('server'), backendRef: v.string('backend_ref') })),
+  };
+}
+
+export function registerPlanRequestFromProto(request: unknown): Result<{ plan: PlanInput; expectedRevision: number }> {
+  const r = ProtoReader.of(request, '');
+  const planReader = r.required('plan');
+  const plan = readPlanInput(planReader);
+  const expectedRevision = r.u64('expected_revision');
+  return done(r, { plan, expectedRevision });
+}
+
+export function planIdRequestFromProto(request: unknown): Result<string> {
+  const r = ProtoReader.of(request, '');
+  const planId = name(r, 'plan_id', true);
+  return done(r, planId);
+}
+
+export function listPlansRequestFromProto(request: unknown, limits: RequestLimits): Result<{ tenant: string | undefined; pageSize: number; pageToken: string }> {
+  const r = ProtoReader.of(request, '');
+  const tenant = name(r, 'tenant', false);
+  const size = pageSize(r, 'page_size', limits);
+  const token = pageToken(r, 'page_token', limits);
+  return done(r, { tenant: tenant === '' ? undefined : tenant, pageSize: size, pageToken: token });
+}
+
+export function deletePlanRequestFromProto(request: unknown): Result<{ planId: string; deleteCheckpoints: boolean }> {
+  const r = ProtoReader.of(request, '');
+  const planId = name(r, 'plan_id', true);
+  const deleteCheckpoints = r.bool('delete_checkpoints');
+  return done(r, { planId, deleteCheckpoints });
+}
+
+function appRefToProto(a: AppRef): PbAppRef {
+  return { server: a.server, app: a.app };
+}
+
+export function planInputToProto(plan: PlanInput): Omit<PbPlan, 'revision' | 'created_at_unix_ms' | 'updated_at_unix_ms'> {
+  return {
+    id: plan.id,
+    tenant: plan.tenant,
+    servers: [...plan.servers],
+    apps: plan.apps.map(appRefToProto),
+    channels: plan.channels.map((c) => ({
+      from_app: appRefToProto(c.from),
+      to_app: appRefToProto(c.to),
+      kind: channelKinds.toProto(c.kind),
+      log_stream: c.logStream ?? '',
+    })),
+    volumes: plan.volumes.map((v) => ({ id: v.id, server: v.server, backend_ref: v.backendRef })),
+  };
+}
+
+export function planToProto(plan: Plan): PbPlan {
+  return {
+    ...planInputToProto(plan),
+    revision: plan.revision,
+    created_at_unix_ms: plan.createdAtUnixMs,
+    updated_at_unix_ms: plan.updatedAtUnixMs,
+  };
+}
+
+/** A Plan message from the coordinator (client side). */
+export function planFromProto(message: unknown): Result<Plan> {
+  const r = ProtoReader.of(message, 'plan', 'internal');
+  const input = readPlanInput(r);
+  const plan: Plan = {
+    ...input,
+    revision: r.u64('revision'),
+    createdAtUnixMs: r.i64('created_at_unix_ms'),
+    updatedAtUnixMs: r.i64('updated_at_unix_ms'),
+  };
+  return done(r, plan);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Checkpoints: requests
+// ------------------------------------------------------------------------------------------------
+
+export function takeSnapshotRequestFromProto(request: unknown, limits: RequestLimits): Result<TakeSnapshotRequest> {
+  const r = ProtoReader.of(request, '');
+  const planId = name(r, 'plan_id', true);
+  const level = r.enumValue('level', consistencyLevels, true) ?? 'none';
+  const o = r.message('options');
+  const options: { -readonly [K in keyof SnapshotOptions]?: SnapshotOptions[K] } = {};
+  if (o !== undefined) {
+    const timeoutMs = o.u32('timeout_ms');
+    if (timeoutMs > 0) options.timeoutMs = timeoutMs;
+    const alignmentMode = o.enumValue('alignment_mode', alignmentModes, false);
+    if (alignmentMode !== undefined) options.alignmentMode = alignmentMode;
+    // 0 is a meaningful value here ("never switch to unaligned"), so it is always passed on.
+    options.alignmentTimeoutMs = o.u32('alignment_timeout_ms');
+    if (alignmentMode === 'unaligned' && options.alignmentTimeoutMs > 0) {
+      o.fail('alignment_timeout_ms', 'options.alignment_timeout_ms applies only to ALIGNMENT_MODE_ALIGNED; leave it 0 with ALIGNMENT_MODE_UNALIGNED');
+    }
+    const fallbackPolicy = o.enumValue('fallback_policy', fallbackPolicies, false);
+    if (fallbackPolicy !== undefined) options.fallbackPolicy = fallbackPolicy;
+    const freezeDeadlineMs = o.u32('freeze_deadline_ms');
+    if (freezeDeadlineMs > 0) options.freezeDeadlineMs = freezeDeadlineMs;
+  }
+  const key = idempotencyKey(r, 'idempotency_key', limits);
+  return done(r, { planId, level, options, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+}
+
+export function takeSnapshotRequestToProto(request: TakeSnapshotRequest): Record<string, unknown> {
+  const o = request.options;
+  return {
+    plan_id: request.planId,
+    level: consistencyLevels.toProto(request.level),
+    options: {
+      timeout_ms: o.timeoutMs ?? 0,
+      alignment_mode: o.alignmentMode === undefined ? alignmentModes.unspecified : alignmentModes.toProto(o.alignmentMode),
+      alignment_timeout_ms: o.alignmentTimeoutMs ?? 0,
+      fallback_policy: o.fallbackPolicy === undefined ? fallbackPolicies.unspecified : fallbackPolicies.toProto(o.fallbackPolicy),
+      freeze_deadline_ms: o.freezeDeadlineMs ?? 0,
+    },
+    idempotency_key: request.idempotencyKey ?? '',
+  };
+}
+
+export function checkpointIdRequestFromProto(request: unknown): Result<CheckpointId> {
+  const r = ProtoReader.of(request, '');
+  const id = checkpointId(r, 'checkpoint_id');
+  return done(r, id);
+}
+
+export interface ListCheckpointsArgs {
+  readonly filter: { planId?: string; states?: readonly CheckpointState[] };
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+export function listCheckpointsRequestFromProto(request: unknown, limits: RequestLimits): Result<ListCheckpointsArgs> {
+  const r = ProtoReader.of(request, '');
+  const planId = name(r, 'plan_id', false);
+  const states = r.list('states').map((s, i) => {
+    if (s === 0 || s === checkpointStates.unspecified) r.fail(`states[${i}]`, `states[${i}] is ${checkpointStates.unspecified}; filter on real states or leave states empty for all`);
+    return r.enumOf(s, `states[${i}]`, checkpointStates, true) ?? 'pending';
+  });
+  const size = pageSize(r, 'page_size', limits);
+  const token = pageToken(r, 'page_token', limits);
+  const filter = { ...(planId !== '' ? { planId } : {}), ...(states.length > 0 ? { states } : {}) };
+  return done(r, { filter, pageSize: size, pageToken: token });
+}
+
+export function listCheckpointsRequestToProto(args: ListCheckpointsArgs): Record<string, unknown> {
+  return {
+    plan_id: args.filter.planId ?? '',
+    states: (args.filter.states ?? []).map((s) => checkpointStates.toProto(s)),
+    page_size: args.pageSize,
+    page_token: args.pageToken,
+  };
+}
+
+export interface RollbackArgs {
+  readonly checkpointId: CheckpointId;
+  readonly skipSafetyCheckpoint: boolean;
+  readonly idempotencyKey?: string;
+}
+
+export function rollbackRequestFromProto(request: unknown, limits: RequestLimits): Result<RollbackArgs> {
+  const r = ProtoReader.of(request, '');
+  const id = checkpointId(r, 'checkpoint_id');
+  const skipSafetyCheckpoint = r.bool('skip_safety_checkpoint');
+  const key = idempotencyKey(r, 'idempotency_key', limits);
+  return done(r, { checkpointId: id, skipSafetyCheckpoint, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+}
+
+export function restoreRequestFromProto(request: unknown, limits: RequestLimits): Result<RestoreRequest> {
+  const r = ProtoReader.of(request, '');
+  const id = checkpointId(r, 'checkpoint_id');
+  const servers: Record<string, string> = {};
+  for (const m of r.messages('servers')) {
+    const source = name(m, 'source_server', true);
+    const target = name(m, 'target_server', true);
+    if (source === '' || target === '') continue;
+    if (source in servers) m.fail('source_server', `${m.at('source_server')} ${source} is mapped twice`);
+    else if (source === target) m.fail('target_server', `${m.at('target_server')} ${target} is the source itself: that is a rollback, not a restore`);
+    servers[source] = target;
+  }
+  const apps: { source: AppRef; target: AppRef }[] = [];
+  const seen = new Set<string>();
+  for (const m of r.messages('apps')) {
+    const source = appRef(m.message('source'), 'source', m);
+    const target = appRef(m.message('target'), 'target', m);
+    const key = `${source.server}/${source.app}`;
+    if (seen.has(key)) m.fail('source', `${m.at('source')} ${key} is mapped twice`);
+    seen.add(key);
+    apps.push({ source, target });
+  }
+  if (r.error === undefined && Object.keys(servers).length === 0 && apps.length === 0) {
+    r.fail('servers', 'servers or apps must map the checkpoint\'s servers or apps to their targets');
+  }
+  const key = idempotencyKey(r, 'idempotency_key', limits);
+  return done(r, { checkpointId: id, servers, apps, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+}
+
+export function restoreRequestToProto(request: RestoreRequest): Record<string, unknown> {
+  return {
+    checkpoint_id: request.checkpointId,
+    servers: Object.entries(request.servers).map(([source_server, target_server]) => ({ source_server, target_server })),
+    apps: request.apps.map((m) => ({ source: appRefToProto(m.source), target: appRefToProto(m.target) })),
+    idempotency_key: request.idempotencyKey ?? '',
+  };
+}
+
+export function listAgentsRequestFromProto(request: unknown): Result<string | undefined> {
+  const r = ProtoReader.of(request, '');
+  const tenant = name(r, 'tenant', false);
+  return done(r, tenant === '' ? undefined : tenant);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Checkpoints: responses (model -> proto)
+// ------------------------------------------------------------------------------------------------
+
+function optionsToProto(o: SnapshotOptions): PbSnapshotOptions {
+  return {
+    timeout_ms: o.timeoutMs,
+    alignment_mode: alignmentModes.toProto(o.alignmentMode),
+    alignment_timeout_ms: o.alignmentTimeoutMs,
+    fallback_policy: fallbackPolicies.toProto(o.fallbackPolicy),
+    freeze_deadline_ms: o.freezeDeadlineMs,
+  };
+}
+
+function appStatsToProto(a: AppStatsView): PbAppStats {
+  return {
+    server: a.server,
+    app: a.app,
+    acked: a.acked,
+    acked_at_unix_ms: a.ackedAtUnixMs ?? 0,
+    start_delay_ms: a.startDelayMs,
+    alignment_ms: a.alignmentMs,
+    sync_ms: a.syncMs,
+    async_ms: a.asyncMs,
+    size_bytes: a.sizeBytes,
+    channel_state_bytes: a.channelStateBytes,
+    finished_unaligned: a.finishedUnaligned,
+    failure_reason: a.failureReason === undefined ? failureReasons.unspecified : failureReasons.toProto(a.failureReason),
+    failure_detail: a.failureDetail ?? '',
+  };
+}
+
+function volumeToProto(v: VolumeSnapshot): PbVolumeSnapshot {
+  return {
+    volume_id: v.volumeId,
+    server: v.server,
+    snapshot_ref: v.snapshotRef,
+    frozen_at_unix_ms: v.frozenAtUnixMs,
+    snapshot_at_unix_ms: v.snapshotAtUnixMs,
+    thawed_at_unix_ms: v.thawedAtUnixMs,
+  };
+}
+
+/** uint32 duration fields: a longer duration than 49 days is shown as the maximum, not wrapped. */
+function u32(n: number): number {
+  return Math.min(Math.max(0, Math.round(n)), 0xffff_ffff);
+}
+
+export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
+  const stats = checkpointStats(record);
+  return {
+    id: record.id,
+    plan_id: record.planId,
+    tenant: record.tenant,
+    level_requested: consistencyLevels.toProto(record.levelRequested),
+    level_achieved: record.levelAchieved === undefined ? consistencyLevels.unspecified : consistencyLevels.toProto(record.levelAchieved),
+    state: checkpointStates.toProto(record.state),
+    failure_reason: record.failureReason === undefined ? failureReasons.unspecified : failureReasons.toProto(record.failureReason),
+    failure_detail: record.failureDetail ?? '',
+    epoch: record.epoch,
+    options: optionsToProto(record.options),
+    idempotency_key: record.idempotencyKey ?? '',
+    created_at_unix_ms: record.createdAtUnixMs,
+    finished_at_unix_ms: record.finishedAtUnixMs ?? 0,
+    stats: {
+      acked: stats.acked,
+      total: stats.total,
+      triggered_at_unix_ms: stats.triggeredAtUnixMs ?? 0,
+      last_ack_at_unix_ms: stats.lastAckAtUnixMs ?? 0,
+      duration_ms: stats.durationMs,
+      size_bytes: stats.sizeBytes,
+      channel_state_bytes: stats.channelStateBytes,
+      apps: stats.apps.map((a) => appStatsToProto({ ...a, startDelayMs: u32(a.startDelayMs), alignmentMs: u32(a.alignmentMs), syncMs: u32(a.syncMs), asyncMs: u32(a.asyncMs) })),
+    },
+    volumes: record.volumes.map(volumeToProto),
+    safety: record.safety,
+  };
+}
+
+export function progressToProto(event: ProgressEvent): PbProgress {
+  return {
+    kind: progressKinds.toProto(event.kind),
+    at_unix_ms: event.atUnixMs,
+    server: event.server ?? '',
+    app: event.app ?? '',
+    detail: event.detail ?? '',
+    checkpoint: checkpointToProto(event.checkpoint),
+  };
+}
+
+export function agentToProto(a: AgentInfo): PbAgent {
+  return {
+    tenant: a.tenant,
+    server: a.server,
+    apps: [...a.apps],
+    version: a.version,
+    status: agentStatuses.toProto(a.status),
+    registered_at_unix_ms: a.registeredAtUnixMs,
+    last_heartbeat_at_unix_ms: a.lastHeartbeatAtUnixMs,
+    frozen: a.frozen,
+  };
+}
+
+export function verifyReportToProto(report: VerifyReport): PbVerifyResponse {
+  return { ok: report.ok, problems: report.problems.map((p) => ({ part: p.part, detail: p.detail })) };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Checkpoints: responses (proto -> view), for clients
+// ------------------------------------------------------------------------------------------------
+
+function optional<K extends string, V>(key: K, value: V | undefined, empty: V): { [P in K]?: V } {
+  return (value === undefined || value === empty ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function readCheckpoint(r: ProtoReader): CheckpointView {
+  const o = r.required('options');
+  const s = r.required('stats');
+  const apps = s.messages('apps').map(
+    (a): AppStatsView => ({
+      server: a.string('server'),
+      app: a.string('app'),
+      acked: a.bool('acked'),
+      ...optional('ackedAtUnixMs', a.i64('acked_at_unix_ms'), 0),
+      startDelayMs: a.u32('start_delay_ms'),
+      alignmentMs: a.u32('alignment_ms'),
+      syncMs: a.u32('sync_ms'),
+      asyncMs: a.u32('async_ms'),
+      sizeBytes: a.u64('size_bytes'),
+      channelStateBytes: a.u64('channel_state_bytes'),
+      finishedUnaligned: a.bool('finished_unaligned'),
+      ...optional('failureReason', a.enumValue('failure_reason', failureReasons, false), undefined),
+      ...optional('failureDetail', a.string('failure_detail'), ''),
+    }),
+  );
+  return {
+    id: r.u64('id'),
+    planId: r.string('plan_id'),
+    tenant: r.string('tenant'),
+    levelRequested: r.enumValue('level_requested', consistencyLevels, true) ?? 'none',
+    ...optional('levelAchieved', r.enumValue('level_achieved', consistencyLevels, false), undefined),
+    state: r.enumValue('state', checkpointStates, true) ?? 'pending',
+    ...optional('failureReason', r.enumValue('failure_reason', failureReasons, false), undefined),
+    ...optional('failureDetail', r.string('failure_detail'), ''),
+    epoch: r.u64('epoch'),
+    options: {
+      timeoutMs: o.u32('timeout_ms'),
+      alignmentMode: o.enumValue('alignment_mode', alignmentModes, false) ?? 'aligned',
+      alignmentTimeoutMs: o.u32('alignment_timeout_ms'),
+      fallbackPolicy: o.enumValue('fallback_policy', fallbackPolicies, false) ?? 'fail',
+      freezeDeadlineMs: o.u32('freeze_deadline_ms'),
+    },
+    ...optional('idempotencyKey', r.string('idempotency_key'), ''),
+    createdAtUnixMs: r.i64('created_at_unix_ms'),
+    ...optional('finishedAtUnixMs', r.i64('finished_at_unix_ms'), 0),
+    stats: {
+      acked: s.u32('acked'),
+      total: s.u32('total'),
+      ...optional('triggeredAtUnixMs', s.i64('triggered_at_unix_ms'), 0),
+      ...optional('lastAckAtUnixMs', s.i64('last_ack_at_unix_ms'), 0),
+      durationMs: s.u64('duration_ms'),
+      sizeBytes: s.u64('size_bytes'),
+      channelStateBytes: s.u64('channel_state_bytes'),
+      apps,
+    },
+    volumes: r.messages('volumes').map((v) => ({
+      volumeId: v.string('volume_id'),
+      server: v.string('server'),
+      snapshotRef: v.string('snapshot_ref'),
+      frozenAtUnixMs: v.i64('frozen_at_unix_ms'),
+      snapshotAtUnixMs: v.i64('snapshot_at_unix_ms'),
+      thawedAtUnixMs: v.i64('thawed_at_unix_ms'),
+    })),
+    safety: r.bool('safety'),
+  };
+}
+
+export function checkpointFromProto(message: unknown): Result<CheckpointView> {
+  const r = ProtoReader.of(message, 'checkpoint', 'internal');
+  const view = readCheckpoint(r);
+  return done(r, view);
+}
+
+export interface ProgressView {
+  readonly kind: ProgressKind;
+  readonly atUnixMs: number;
+  readonly server?: string;
+  readonly app?: string;
+  readonly detail?: string;
+  readonly checkpoint: CheckpointView;
+}
+
+export function progressView(event: ProgressEvent): ProgressView {
+  return {
+    kind: event.kind,
+    atUnixMs: event.atUnixMs,
+    ...optional('server', event.server, ''),
+    ...optional('app', event.app, ''),
+    ...optional('detail', event.detail, ''),
+    checkpoint: checkpointView(event.checkpoint),
+  };
+}
+
+export function progressFromProto(message: unknown): Result<ProgressView> {
+  const r = ProtoReader.of(message, 'progress', 'internal');
+  const view: ProgressView = {
+    kind: r.enumValue('kind', progressKinds, true) ?? 'state-changed',
+    atUnixMs: r.i64('at_unix_ms'),
+    ...optional('server', r.string('server'), ''),
+    ...optional('app', r.string('app'), ''),
+    ...optional('detail', r.string('detail'), ''),
+    checkpoint: readCheckpoint(r.required('checkpoint')),
+  };
+  return done(r, view);
+}
+
+export function agentFromProto(message: unknown): Result<AgentInfo> {
+  const r = ProtoReader.of(message, 'agent', 'internal');
+  const agent: AgentInfo = {
+    tenant: r.string('tenant'),
+    server: r.string('server'),
+    apps: r.list('apps').filter((a): a is string => typeof a === 'string'),
+    version: r.string('version'),
+    status: r.enumValue('status', agentStatuses, true) ?? 'offline',
+    registeredAtUnixMs: r.i64('registered_at_unix_ms'),
+    lastHeartbeatAtUnixMs: r.i64('last_heartbeat_at_unix_ms'),
+    frozen: r.bool('frozen'),
+  };
+  return done(r, agent);
+}
+
+export function verifyReportFromProto(message: unknown): Result<VerifyReport> {
+  const r = ProtoReader.of(message, 'verify', 'internal');
+  const report: VerifyReport = { ok: r.bool('ok'), problems: r.messages('problems').map((p) => ({ part: p.string('part'), detail: p.string('detail') })) };
+  return done(r, report);
+}
+
+/** Guards what a handler is about to send: a value the proto cannot carry is a coordinator bug. */
+export function checkSafeInteger(value: number, what: string): Result<number> {
+  return Number.isSafeInteger(value) && value >= 0 ? ok(value) : fail('internal', `${what} ${value} cannot be sent as an unsigned integer`);
+}

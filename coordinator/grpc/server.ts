@@ -1,0 +1,274 @@
+/**
+ * The coordinator's gRPC server: the Coordinator service over a CoordinatorApi, plus the standard
+ * grpc.health.v1 service.
+ *
+ * Every handler has the same shape: convert and validate the request (convert.ts; a bad field is
+ * INVALID_ARGUMENT naming it), call the API, map a typed error to its status code (status.ts, the
+ * one place that does), convert the answer. Nothing a caller sends and nothing an API call throws
+ * can take the server down: an exception becomes INTERNAL with one error log line.
+ */
+import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { CoordinatorApi } from '../api.js';
+import type { CoordinatorError, Result } from '../errors.js';
+import {
+  agentToProto,
+  checkpointIdRequestFromProto,
+  checkpointToProto,
+  deletePlanRequestFromProto,
+  listAgentsRequestFromProto,
+  listCheckpointsRequestFromProto,
+  listPlansRequestFromProto,
+  planIdRequestFromProto,
+  planToProto,
+  progressToProto,
+  registerPlanRequestFromProto,
+  requestLimitsDefault,
+  restoreRequestFromProto,
+  rollbackRequestFromProto,
+  takeSnapshotRequestFromProto,
+  validateRequestLimits,
+  verifyReportToProto,
+  type RequestLimits,
+} from './convert.js';
+import { COORDINATOR_SERVICE_NAME, coordinatorGrpc } from './descriptor.js';
+import { HealthService } from './health.js';
+import { toServiceError } from './status.js';
+
+export interface GrpcServerLimits extends RequestLimits {
+  /** close() waits this long for calls in progress before cutting them off. */
+  readonly shutdownGraceMs: number;
+  /** Largest request accepted, in bytes (a plan with thousands of apps fits in well under this). */
+  readonly requestBytesMax: number;
+  /** WatchCheckpoint streams open at once; one more is UNAVAILABLE (retry later). */
+  readonly watchStreamsMax: number;
+}
+
+export const grpcServerLimitsDefault: GrpcServerLimits = {
+  ...requestLimitsDefault,
+  shutdownGraceMs: 5_000,
+  requestBytesMax: 16 * 1024 * 1024,
+  watchStreamsMax: 1_000,
+};
+
+export function validateGrpcServerLimits(l: GrpcServerLimits): string | undefined {
+  const invalid = validateRequestLimits(l);
+  if (invalid !== undefined) return invalid;
+  for (const name of ['shutdownGraceMs', 'requestBytesMax', 'watchStreamsMax'] as const) {
+    if (!Number.isSafeInteger(l[name]) || l[name] < 1) return `${name} must be a positive integer, got ${l[name]}`;
+  }
+  return undefined;
+}
+
+export interface GrpcServerOptions {
+  readonly api: CoordinatorApi;
+  /** `host:port`; port 0 picks a free one (see the handle's `port`). */
+  readonly address: string;
+  readonly logger: Logger;
+  readonly limits?: Partial<GrpcServerLimits>;
+  /** Default: insecure (plaintext), for a coordinator behind a private network or a mesh. */
+  readonly credentials?: ServerCredentials;
+}
+
+export interface GrpcServerHandle {
+  readonly port: number;
+  readonly health: HealthService;
+  /** Health NOT_SERVING, open watch streams ended, then a graceful shutdown bounded by shutdownGraceMs. Idempotent. */
+  close(): Promise<void>;
+}
+
+type Log = Logger;
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const internal = (method: string): CoordinatorError => ({ kind: 'internal', message: `internal error in ${method}; the coordinator's log has the details` });
+
+/** One unary method: parse, run, respond, with the error handling and the log line every method shares. */
+function unary<Args, Out>(
+  log: Log,
+  method: string,
+  parse: (request: unknown) => Result<Args>,
+  run: (args: Args) => Promise<Result<Out>>,
+  respond: (out: Out) => object,
+): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
+  return (call, callback) => {
+    const started = performance.now();
+    let answered = false;
+    const finish = (error: CoordinatorError | undefined, response?: object): void => {
+      // A throw after the answer (in logging, say) must not answer a second time.
+      if (answered) return;
+      answered = true;
+      const durationMs = Math.round(performance.now() - started);
+      if (error === undefined) {
+        log.debug({ method, code: 'OK', durationMs }, 'request served');
+        callback(null, response);
+      } else {
+        const line = { method, code: error.kind, durationMs, reason: error.message };
+        if (error.kind === 'internal') log.error(line, 'request failed');
+        else log.info(line, 'request refused');
+        callback(toServiceError(error));
+      }
+    };
+    void (async () => {
+      try {
+        const args = parse(call.request);
+        if (!args.ok) return finish(args.error);
+        const result = await run(args.value);
+        if (!result.ok) return finish(result.error);
+        finish(undefined, respond(result.value));
+      } catch (error) {
+        log.error({ method, err: error }, `handler threw: ${errorMessage(error)}`);
+        finish(internal(method));
+      }
+    })();
+  };
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const limits: GrpcServerLimits = { ...grpcServerLimitsDefault, ...options.limits };
+  const invalid = validateGrpcServerLimits(limits);
+  if (invalid !== undefined) throw new Error(`invalid gRPC server limits: ${invalid}`);
+  const log = options.logger.child({ component: 'grpc' });
+  const { api } = options;
+
+  const server = new Server({
+    'grpc.max_receive_message_length': limits.requestBytesMax,
+  });
+  const health = new HealthService([COORDINATOR_SERVICE_NAME]);
+  health.addTo(server);
+
+  /** Open WatchCheckpoint streams and how to end each one from close(). */
+  const watches = new Set<() => void>();
+
+  const watchCheckpoint = (call: ServerWritableStream<unknown, unknown>): void => {
+    const method = 'WatchCheckpoint';
+    let ended = false;
+    let stop: (() => void) | undefined;
+    const closeStream = (error?: CoordinatorError): void => {
+      if (ended) return;
+      ended = true;
+      watches.delete(shutdown);
+      try {
+        stop?.();
+      } catch (e) {
+        log.error({ method, err: e }, `stopping a watch threw: ${errorMessage(e)}`);
+      }
+      if (error === undefined) call.end();
+      else call.emit('error', toServiceError(error));
+    };
+    const shutdown = (): void => closeStream({ kind: 'unavailable', message: 'the coordinator is shutting down; watch again' });
+    call.on('cancelled', () => {
+      // The client went away (cancel, deadline, connection lost): nothing more can be sent.
+      ended = true;
+      watches.delete(shutdown);
+      stop?.();
+      log.debug({ method }, 'watch cancelled by the client');
+    });
+
+    const id = checkpointIdRequestFromProto(call.request);
+    if (!id.ok) {
+      log.info({ method, code: id.error.kind, reason: id.error.message }, 'request refused');
+      return closeStream(id.error);
+    }
+    if (watches.size >= limits.watchStreamsMax) {
+      return closeStream({ kind: 'unavailable', message: `too many watch streams open (watchStreamsMax ${limits.watchStreamsMax}); retry later or poll GetCheckpoint` });
+    }
+    watches.add(shutdown);
+    void (async () => {
+      try {
+        const result = await api.checkpoints.watch(
+          id.value,
+          (event) => {
+            if (ended) return;
+            try {
+              // Progress events per checkpoint are bounded (a few per app), so the stream's own
+              // buffer is enough backpressure for a slow reader.
+              call.write(progressToProto(event));
+            } catch (e) {
+              log.error({ method, checkpointId: id.value, err: e }, `converting a progress event threw: ${errorMessage(e)}`);
+              closeStream(internal(method));
+            }
+          },
+          () => closeStream(),
+        );
+        if (!result.ok) {
+          log.info({ method, checkpointId: id.value, code: result.error.kind, reason: result.error.message }, 'request refused');
+          return closeStream(result.error);
+        }
+        stop = result.value;
+        // Ended (or cancelled) while watch() was still resolving: release what it set up.
+        if (ended) stop();
+      } catch (error) {
+        log.error({ method, checkpointId: id.value, err: error }, `handler threw: ${errorMessage(error)}`);
+        closeStream(internal(method));
+      }
+    })();
+  };
+
+  const handlers: UntypedServiceImplementation = {
+    RegisterPlan: unary(log, 'RegisterPlan', registerPlanRequestFromProto, (a) => api.plans.register(a.plan, a.expectedRevision), (plan) => ({ plan: planToProto(plan) })),
+    GetPlan: unary(log, 'GetPlan', planIdRequestFromProto, (id) => api.plans.get(id), (plan) => ({ plan: planToProto(plan) })),
+    ListPlans: unary(
+      log,
+      'ListPlans',
+      (r) => listPlansRequestFromProto(r, limits),
+      (a) => api.plans.list(a.tenant, a.pageSize, a.pageToken),
+      (page) => ({ plans: page.items.map(planToProto), next_page_token: page.nextPageToken }),
+    ),
+    DeletePlan: unary(log, 'DeletePlan', deletePlanRequestFromProto, (a) => api.plans.delete(a.planId, a.deleteCheckpoints), () => ({})),
+    TakeSnapshot: unary(
+      log,
+      'TakeSnapshot',
+      (r) => takeSnapshotRequestFromProto(r, limits),
+      (a) => api.checkpoints.take(a),
+      (record) => ({ checkpoint_id: record.id, checkpoint: checkpointToProto(record) }),
+    ),
+    GetCheckpoint: unary(log, 'GetCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.get(id), (record) => ({ checkpoint: checkpointToProto(record) })),
+    ListCheckpoints: unary(
+      log,
+      'ListCheckpoints',
+      (r) => listCheckpointsRequestFromProto(r, limits),
+      (a) => api.checkpoints.list(a.filter, a.pageSize, a.pageToken),
+      (page) => ({ checkpoints: page.items.map(checkpointToProto), next_page_token: page.nextPageToken }),
+    ),
+    WatchCheckpoint: watchCheckpoint,
+    RollbackSnapshot: unary(
+      log,
+      'RollbackSnapshot',
+      (r) => rollbackRequestFromProto(r, limits),
+      (a) => api.checkpoints.rollback(a),
+      (out) => ({ safety_checkpoint_id: out.safetyCheckpointId, epoch: out.epoch }),
+    ),
+    RestoreSnapshot: unary(log, 'RestoreSnapshot', (r) => restoreRequestFromProto(r, limits), (a) => api.checkpoints.restore(a), (out) => ({ epoch: out.epoch })),
+    VerifyCheckpoint: unary(log, 'VerifyCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.verify(id), verifyReportToProto),
+    DeleteCheckpoint: unary(log, 'DeleteCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.delete(id), () => ({})),
+    ListAgents: unary(log, 'ListAgents', listAgentsRequestFromProto, (tenant) => api.agents.list(tenant), (agents) => ({ agents: agents.map(agentToProto) })),
+  };
+  server.addService(coordinatorGrpc().service, handlers);
+
+  const credentials = options.credentials ?? ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(options.address, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
+  });
+  log.info({ address: options.address, port }, 'gRPC server listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      health.shutdown();
+      for (const end of [...watches]) end();
+      const graceful = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), limits.shutdownGraceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (!graceful) server.forceShutdown();
+      log.info({ port, graceful }, 'gRPC server stopped');
+    })());
+
+  return { port, health, close };
+}

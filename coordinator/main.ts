@@ -1,0 +1,120 @@
+/**
+ * snapcoord: the coordinator daemon. Connects to NATS, opens its JetStream store, listens to every
+ * agent's events, and serves the gRPC API (with grpc.health.v1) for the protection service.
+ *
+ *   snapcoord --nats nats://127.0.0.1:4222 --listen 127.0.0.1:50051
+ *
+ * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage.
+ */
+import { parseArgs } from 'node:util';
+import { connect } from 'nats';
+import { pino } from 'pino';
+import { JetStreamStateObjects } from '../agent/state-store.js';
+import { AgentRegistry } from './agents.js';
+import { ControlBus } from './bus.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from './checkpoints/service.js';
+import { ok } from './errors.js';
+import { startGrpcServer } from './grpc/server.js';
+import { PlanRegistry } from './plans.js';
+import { openCoordinatorStore } from './store/index.js';
+
+const HELP = `snapcoord: the snapshot coordinator
+
+usage: snapcoord [options]
+
+options:
+  --nats URL                 NATS server with JetStream (default $NATS_URL or nats://127.0.0.1:4222)
+  --listen HOST:PORT         gRPC address (default 127.0.0.1:50051; port 0 picks a free one)
+  --timeout-ms MS            default checkpoint timeout (default ${CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs})
+  --retain N                 completed checkpoints kept per plan (default ${CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan})
+  --restore-timeout-ms MS    how long a rollback waits for each agent (default ${CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs})
+  --log-level LEVEL          pino level (default info)
+  -h, --help                 this help
+
+It prints "listening on HOST:PORT" once the gRPC server is up.
+exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error`;
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        nats: { type: 'string', default: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' },
+        listen: { type: 'string', default: '127.0.0.1:50051' },
+        'timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs) },
+        retain: { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan) },
+        'restore-timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs) },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    console.error(`snapcoord: ${error instanceof Error ? error.message : String(error)}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const numbers = { timeoutMs: Number(values['timeout-ms']), retain: Number(values.retain), restoreTimeoutMs: Number(values['restore-timeout-ms']) };
+  for (const [name, v] of Object.entries(numbers)) {
+    if (!Number.isSafeInteger(v) || v <= 0) {
+      console.error(`snapcoord: ${name} must be a positive integer, got ${String(v)}`);
+      return 2;
+    }
+  }
+  const logger = pino({ level: values['log-level'], base: { component: 'coordinator' } });
+  const nc = await connect({ servers: values.nats, name: 'snapshot-coordinator', maxReconnectAttempts: -1 });
+  const store = await openCoordinatorStore(nc);
+  const objects = new JetStreamStateObjects(nc);
+  const bus = new ControlBus(nc, logger.child({ component: 'bus' }));
+  const agents = new AgentRegistry({ logger });
+  bus.onEvents((e) => agents.observe(e));
+  await bus.start();
+  const checkpoints = new CheckpointService(store, objects, bus, logger, {
+    ...CHECKPOINT_SERVICE_DEFAULTS,
+    defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: numbers.timeoutMs },
+    retainedPerPlan: numbers.retain,
+    restoreTimeoutMs: numbers.restoreTimeoutMs,
+  });
+  const plans = new PlanRegistry({
+    store: store.plans,
+    logger,
+    hasCheckpoints: async (planId) => {
+      const page = await store.checkpoints.list({ planId }, 1, '');
+      return page.ok ? ok(page.value.items.length > 0) : page;
+    },
+    deleteCheckpoints: async (planId) => {
+      for (;;) {
+        const page = await store.checkpoints.list({ planId }, 100, '');
+        if (!page.ok) return page;
+        if (page.value.items.length === 0) return ok(undefined);
+        for (const c of page.value.items) {
+          const r = await checkpoints.delete(c.id);
+          if (!r.ok) return r;
+        }
+      }
+    },
+  });
+  const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: values.listen, logger });
+  const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
+  console.log(`listening on ${host}:${server.port}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  logger.info('stopping');
+  await server.close();
+  bus.stop();
+  await nc.drain().catch(() => undefined);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`snapcoord: ${error instanceof Error ? error.stack : String(error)}`);
+    process.exit(1);
+  },
+);
