@@ -5,7 +5,7 @@
 import { channelCountFields, type FieldReader, type Fields, objectRefFields, wireFormat } from './fields.js';
 import { oneofCase } from './oneof.js';
 import { declineReasonTable, progressPhaseTable } from './schema.js';
-import type { AgentEvent, AgentEventHeader, AgentEventType, WireAckStats } from './types.js';
+import type { AgentEvent, AgentEventHeader, AgentEventType, HookAction, HookResult, WireAckStats } from './types.js';
 
 /** The oneof's members, in .proto order; the TypeScript `type` of each is the member's name. */
 export const agentEventTypes: readonly AgentEventType[] = [
@@ -84,6 +84,7 @@ export function readAgentEvent(reader: FieldReader, message: Fields): AgentEvent
         ...(app === undefined ? {} : { app }),
         reason: reader.enumValue(body.reason, 'decline.reason', declineReasonTable.byNumber) ?? 'internal',
         detail: reader.text(body.detail, 'decline.detail', wireFormat.detailCharsMax),
+        ...optionalHooks(readHooks(reader, body.hooks, 'decline.hooks')),
       };
     }
     case 'progress':
@@ -102,6 +103,7 @@ export function readAgentEvent(reader: FieldReader, message: Fields): AgentEvent
         checkpointId: reader.positive(body.checkpoint_id, 'frozen.checkpoint_id'),
         frozenAtUnixMs: reader.uint(body.frozen_at_unix_ms, 'frozen.frozen_at_unix_ms'),
         hooksMs: reader.uint32(body.hooks_ms, 'frozen.hooks_ms'),
+        hooks: readHooks(reader, body.hooks, 'frozen.hooks'),
       };
     case 'thawed':
       return {
@@ -110,6 +112,8 @@ export function readAgentEvent(reader: FieldReader, message: Fields): AgentEvent
         checkpointId: reader.positive(body.checkpoint_id, 'thawed.checkpoint_id'),
         thawedAtUnixMs: reader.uint(body.thawed_at_unix_ms, 'thawed.thawed_at_unix_ms'),
         byWatchdog: reader.bool(body.by_watchdog, 'thawed.by_watchdog'),
+        hooks: readHooks(reader, body.hooks, 'thawed.hooks'),
+        frozenAtUnixMs: reader.uint(body.frozen_at_unix_ms, 'thawed.frozen_at_unix_ms'),
       };
     case 'restored':
       return {
@@ -153,6 +157,7 @@ function bodyFields(event: AgentEvent): Fields {
         app: event.app,
         reason: declineReasonTable.byName.get(event.reason),
         detail: event.detail,
+        hooks: hookFields(event.hooks ?? []),
       };
     case 'progress':
       return {
@@ -162,9 +167,15 @@ function bodyFields(event: AgentEvent): Fields {
         bytes_done: event.bytesDone,
       };
     case 'frozen':
-      return { checkpoint_id: event.checkpointId, frozen_at_unix_ms: event.frozenAtUnixMs, hooks_ms: event.hooksMs };
+      return { checkpoint_id: event.checkpointId, frozen_at_unix_ms: event.frozenAtUnixMs, hooks_ms: event.hooksMs, hooks: hookFields(event.hooks) };
     case 'thawed':
-      return { checkpoint_id: event.checkpointId, thawed_at_unix_ms: event.thawedAtUnixMs, by_watchdog: event.byWatchdog };
+      return {
+        checkpoint_id: event.checkpointId,
+        thawed_at_unix_ms: event.thawedAtUnixMs,
+        by_watchdog: event.byWatchdog,
+        hooks: hookFields(event.hooks),
+        frozen_at_unix_ms: event.frozenAtUnixMs,
+      };
     case 'restored':
       return { checkpoint_id: event.checkpointId, apps: event.apps };
     case 'resumed':
@@ -182,4 +193,50 @@ export function agentEventFields(event: AgentEvent): Fields {
     epoch: event.epoch === 0 ? undefined : event.epoch,
     [event.type]: bodyFields(event),
   };
+}
+
+const hookActions: readonly HookAction[] = ['prepare', 'freeze', 'thaw', 'resume', 'restore'];
+
+/** Hook stderr is kept short on the wire: the tail is what explains a failure. */
+export const HOOK_STDERR_CHARS_MAX = 4096;
+
+function readHooks(reader: FieldReader, value: unknown, field: string): HookResult[] {
+  return reader.list(value, field).map((item, i) => {
+    const f = reader.message(item, `${field}[${i}]`);
+    const path = `${field}[${i}]`;
+    const action = reader.text(f.action, `${path}.action`, 16);
+    if (!hookActions.includes(action as HookAction)) reader.fail(`${path}.action`, `must be one of ${hookActions.join(', ')}, got ${JSON.stringify(action)}`);
+    const exitCode = typeof f.exit_code === 'number' && Number.isInteger(f.exit_code) ? f.exit_code : 0;
+    const signal = reader.text(f.signal, `${path}.signal`, 32);
+    const app = reader.text(f.app, `${path}.app`, 64);
+    return {
+      hook: reader.text(f.hook, `${path}.hook`, 255),
+      action: action as HookAction,
+      exitCode,
+      ...(signal !== '' ? { signal } : {}),
+      timedOut: reader.bool(f.timed_out, `${path}.timed_out`),
+      durationMs: reader.uint32(f.duration_ms, `${path}.duration_ms`),
+      stderr: reader.text(f.stderr, `${path}.stderr`, HOOK_STDERR_CHARS_MAX),
+      attempts: reader.uint32(f.attempts, `${path}.attempts`),
+      ...(app !== '' ? { app } : {}),
+    };
+  });
+}
+
+function hookFields(hooks: readonly HookResult[]): Fields[] {
+  return hooks.map((h) => ({
+    hook: h.hook,
+    action: h.action,
+    exit_code: h.exitCode === 0 ? undefined : h.exitCode,
+    signal: h.signal,
+    timed_out: h.timedOut || undefined,
+    duration_ms: h.durationMs === 0 ? undefined : h.durationMs,
+    stderr: h.stderr === '' ? undefined : h.stderr,
+    attempts: h.attempts === 0 ? undefined : h.attempts,
+    app: h.app,
+  }));
+}
+
+function optionalHooks(hooks: HookResult[]): { hooks?: HookResult[] } {
+  return hooks.length > 0 ? { hooks } : {};
 }

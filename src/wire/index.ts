@@ -31,6 +31,8 @@ export type {
   ServerId,
   TenantId,
   WireAckStats,
+  HookAction,
+  HookResult,
   WireDeclineReason,
   WireError,
   WireErrorKind,

@@ -139,6 +139,24 @@ export type WireDeclineReason =
 
 export type ProgressPhase = 'started' | 'aligning' | 'snapshot-taken' | 'uploading';
 
+export type HookAction = 'prepare' | 'freeze' | 'thaw' | 'resume' | 'restore';
+
+/** One run of one hook, as kept in the checkpoint record. */
+export interface HookResult {
+  readonly hook: string;
+  readonly action: HookAction;
+  /** -1 when a signal ended it. */
+  readonly exitCode: number;
+  readonly signal?: string;
+  readonly timedOut: boolean;
+  readonly durationMs: number;
+  /** The end of its standard error. */
+  readonly stderr: string;
+  readonly attempts: number;
+  /** Absent for a server-wide hook. */
+  readonly app?: AppName;
+}
+
 export type AgentEventBody =
   | { readonly type: 'register'; readonly apps: readonly AppName[]; readonly version: string }
   | { readonly type: 'heartbeat'; readonly frozen: boolean; readonly checkpointsInFlight: readonly CheckpointId[] }
@@ -159,6 +177,8 @@ export type AgentEventBody =
       readonly app?: AppName;
       readonly reason: WireDeclineReason;
       readonly detail: string;
+      /** Hooks that ran before the decline (a failed freeze keeps their exit codes and stderr). */
+      readonly hooks?: readonly HookResult[];
     }
   | {
       readonly type: 'progress';
@@ -172,12 +192,16 @@ export type AgentEventBody =
       readonly checkpointId: CheckpointId;
       readonly frozenAtUnixMs: number;
       readonly hooksMs: number;
+      readonly hooks: readonly HookResult[];
     }
   | {
       readonly type: 'thawed';
       readonly checkpointId: CheckpointId;
       readonly thawedAtUnixMs: number;
       readonly byWatchdog: boolean;
+      readonly hooks: readonly HookResult[];
+      /** 0 when the guest never was frozen. */
+      readonly frozenAtUnixMs: number;
     }
   | { readonly type: 'restored'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[] }
   | { readonly type: 'resumed' };

@@ -80,14 +80,14 @@ describe('agent registry', () => {
   it('the frozen flag follows heartbeats and freeze/thaw events, and survives a re-register', () => {
     const { registry } = setup();
     registry.observe(register('srv1'));
-    registry.observe({ type: 'frozen', requestId: 'f', tenant: 'acme', server: 'srv1', epoch: 0, checkpointId: 1, frozenAtUnixMs: t0, hooksMs: 5 });
+    registry.observe({ type: 'frozen', requestId: 'f', tenant: 'acme', server: 'srv1', epoch: 0, checkpointId: 1, frozenAtUnixMs: t0, hooksMs: 5, hooks: [] });
     expect(registry.get('acme', 'srv1')?.frozen).toBe(true);
     expect(registry.observe(register('srv1'))).toBe('re-registered');
     expect(registry.get('acme', 'srv1')?.frozen).toBe(true);
     registry.observe(heartbeat('srv1', false));
     expect(registry.get('acme', 'srv1')?.frozen).toBe(false);
     registry.observe(heartbeat('srv1', true));
-    registry.observe({ type: 'thawed', requestId: 't', tenant: 'acme', server: 'srv1', epoch: 0, checkpointId: 1, thawedAtUnixMs: t0, byWatchdog: true });
+    registry.observe({ type: 'thawed', requestId: 't', tenant: 'acme', server: 'srv1', epoch: 0, checkpointId: 1, thawedAtUnixMs: t0, byWatchdog: true, hooks: [], frozenAtUnixMs: t0 });
     expect(registry.get('acme', 'srv1')?.frozen).toBe(false);
   });
 

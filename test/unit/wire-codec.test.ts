@@ -104,9 +104,34 @@ const validEvents: ReadonlyArray<readonly [string, AgentEvent]> = [
   ],
   ['decline by an app', { ...evt, type: 'decline', checkpointId: 7, app: 'APP1', reason: 'hook-failed', detail: 'exit 1: disk full' }],
   ['decline by the whole server', { ...evt, type: 'decline', checkpointId: 7, reason: 'freeze-failed', detail: '' }],
+  [
+    'decline with the failed hook',
+    {
+      ...evt,
+      type: 'decline',
+      checkpointId: 7,
+      reason: 'hook-failed',
+      detail: '10-db-lock exited 1',
+      hooks: [{ hook: '10-db-lock', action: 'freeze', exitCode: 1, timedOut: false, durationMs: 3, stderr: 'lock busy', attempts: 3 }],
+    },
+  ],
   ['progress', { ...evt, type: 'progress', checkpointId: 7, app: 'APP1', phase: 'uploading', bytesDone: 4096 }],
-  ['frozen', { ...evt, type: 'frozen', checkpointId: 7, frozenAtUnixMs: 1_767_225_600_000, hooksMs: 35 }],
-  ['thawed by the watchdog', { ...evt, type: 'thawed', checkpointId: 7, thawedAtUnixMs: 1_767_225_610_000, byWatchdog: true }],
+  ['frozen', { ...evt, type: 'frozen', checkpointId: 7, frozenAtUnixMs: 1_767_225_600_000, hooksMs: 35, hooks: [] }],
+  [
+    'frozen with hook results',
+    {
+      ...evt,
+      type: 'frozen',
+      checkpointId: 7,
+      frozenAtUnixMs: 1_767_225_600_000,
+      hooksMs: 35,
+      hooks: [
+        { hook: '10-db-lock', action: 'freeze', exitCode: 0, timedOut: false, durationMs: 12, stderr: '', attempts: 1, app: 'APP1' },
+        { hook: 'fsfreeze', action: 'freeze', exitCode: -1, signal: 'SIGKILL', timedOut: true, durationMs: 5000, stderr: 'stuck', attempts: 2 },
+      ],
+    },
+  ],
+  ['thawed by the watchdog', { ...evt, type: 'thawed', checkpointId: 7, thawedAtUnixMs: 1_767_225_610_000, byWatchdog: true, hooks: [], frozenAtUnixMs: 1_767_225_600_000 }],
   ['restored', { ...evt, type: 'restored', checkpointId: 7, apps: ['APP1'] }],
   ['resumed', { ...evt, type: 'resumed' }],
 ];

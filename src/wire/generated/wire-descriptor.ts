@@ -424,6 +424,11 @@ export const wireDescriptor = {
                 "detail": {
                   "type": "string",
                   "id": 4
+                },
+                "hooks": {
+                  "rule": "repeated",
+                  "type": "HookResult",
+                  "id": 10
                 }
               }
             },
@@ -469,6 +474,51 @@ export const wireDescriptor = {
                 "hooks_ms": {
                   "type": "uint32",
                   "id": 3
+                },
+                "hooks": {
+                  "rule": "repeated",
+                  "type": "HookResult",
+                  "id": 4
+                }
+              }
+            },
+            "HookResult": {
+              "fields": {
+                "hook": {
+                  "type": "string",
+                  "id": 1
+                },
+                "action": {
+                  "type": "string",
+                  "id": 2
+                },
+                "exit_code": {
+                  "type": "int32",
+                  "id": 3
+                },
+                "signal": {
+                  "type": "string",
+                  "id": 4
+                },
+                "timed_out": {
+                  "type": "bool",
+                  "id": 5
+                },
+                "duration_ms": {
+                  "type": "uint32",
+                  "id": 6
+                },
+                "stderr": {
+                  "type": "string",
+                  "id": 7
+                },
+                "attempts": {
+                  "type": "uint32",
+                  "id": 8
+                },
+                "app": {
+                  "type": "string",
+                  "id": 9
                 }
               }
             },
@@ -485,6 +535,15 @@ export const wireDescriptor = {
                 "by_watchdog": {
                   "type": "bool",
                   "id": 3
+                },
+                "hooks": {
+                  "rule": "repeated",
+                  "type": "HookResult",
+                  "id": 4
+                },
+                "frozen_at_unix_ms": {
+                  "type": "uint64",
+                  "id": 5
                 }
               }
             },
