@@ -131,6 +131,8 @@ export class Endpoint implements AppLink {
   /** Sends wait while the core pauses the app (sync) or a restore is in progress. */
   private heldSends: (() => void)[] = [];
   private sendsPaused = false;
+  /** True while the app handles a delivery (the last effect of its step). */
+  private delivering = false;
   private closed = false;
   private transmitted: Promise<void> | undefined;
   private counters = { delivered: 0, acks: 0, declines: 0, channelFailures: 0 };
@@ -187,6 +189,7 @@ export class Endpoint implements AppLink {
     if (!this.outbound.has(channel)) {
       return Promise.reject(new AppSendError('unknown-channel', `${channel} is not an output of ${this.app}; outputs: ${this.outputs.join(', ') || 'none'}`));
     }
+    if (this.delivering && !this.sendsPaused) return this.sendDuringDelivery(channel, payload);
     return new Promise<void>((resolve, reject) => {
       const attempt = (): void => {
         this.enqueue(async () => {
@@ -365,7 +368,27 @@ export class Endpoint implements AppLink {
       this.log[quiet ? 'debug' : 'warn']({ input: input.type, reason, ...('checkpointId' in input ? { checkpointId: input.checkpointId } : {}) }, detail);
     }
     for (const e of result.effects) await this.effect(e);
+    // Released items wait until the app has handled the delivery before them (and sent what it would).
+    while (this.core.backlogSize > 0) {
+      const more = this.core.step({ type: 'drain' });
+      for (const e of more.effects) await this.effect(e);
+    }
     return result.rejected?.reason;
+  }
+
+  /**
+   * A send made while the app handles a delivery goes into the core at once: a delivery is always the
+   * last effect of its step, so the send lands right after it, before anything queued behind.
+   */
+  private sendDuringDelivery(channel: ChannelId, payload: Uint8Array): Promise<void> {
+    const result = this.core.step({ type: 'send', channel, payload });
+    if (result.rejected) return Promise.reject(new AppSendError(result.rejected.reason === 'unknown-channel' ? 'unknown-channel' : 'channel-failed', result.rejected.detail));
+    let sent: Promise<void> | undefined;
+    for (const e of result.effects) {
+      if (e.type !== 'transmit') throw new Error(`a send produced ${e.type}: a bug in the core`);
+      sent = (this.outbound.get(e.channel) as OutboundChannel).sendMessage(e.seq, e.epoch, e.payload);
+    }
+    return sent ?? Promise.reject(new AppSendError('channel-failed', `the core did not transmit on ${channel}`));
   }
 
   private async effect(e: Effect<Payload>): Promise<void> {
@@ -386,10 +409,13 @@ export class Endpoint implements AppLink {
       }
       case 'deliver': {
         this.counters.delivered += 1;
+        this.delivering = true;
         try {
           await this.o.handler.deliver(e.channel, e.payload);
         } catch (error) {
           this.log.error({ channel: e.channel, seq: e.seq, err: error }, 'the app failed to handle a message');
+        } finally {
+          this.delivering = false;
         }
         this.inbound.get(e.channel)?.consumed(this.core.deliveredFrom(e.channel));
         return;

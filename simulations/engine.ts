@@ -180,6 +180,7 @@ class Simulation {
   private readonly initialApps = new Map<ProcessId, AppState>();
   private deliveriesPerMs = new Uint32Array(1024);
   private events = 0;
+  private stepDepth = 0;
   private messagesSent = 0;
   private messagesDelivered = 0;
   private barriersSent = 0;
@@ -457,8 +458,19 @@ class Simulation {
 
   private step(p: SimProcess, input: Input<Payload>): void {
     if (input.type === 'trigger' && !p.firstSeenAt.has(input.checkpointId)) p.firstSeenAt.set(input.checkpointId, this.now);
+    this.stepDepth += 1;
     const result = p.core.step(input);
     for (const e of result.effects) this.effect(p, e);
+    this.stepDepth -= 1;
+    // Released items are pumped only at the top: an app still handling a delivery sends first.
+    if (this.stepDepth === 0) {
+      while (p.core.backlogSize > 0) {
+        this.stepDepth += 1;
+        const more = p.core.step({ type: 'drain' });
+        for (const e of more.effects) this.effect(p, e);
+        this.stepDepth -= 1;
+      }
+    }
   }
 
   private effect(p: SimProcess, e: Effect<Payload>): void {

@@ -355,7 +355,7 @@ class Session {
   /** Tells the app why with an Error, then ends the stream and detaches. */
   fail(kind: LocalErrorKind, message: string): void {
     if (this.phase === 'ended') return;
-    this.log.warn({ kind, reason: message }, 'ending an app stream');
+    this.log[kind === 'shutting-down' ? 'info' : 'warn']({ kind, reason: message }, 'ending an app stream');
     this.write({ type: 'error', kind, message, requestId: 0 });
     this.end(message, true);
   }

@@ -41,6 +41,14 @@ interface InputChannel<P> {
   /** Open channel-state recordings this input feeds (one per checkpoint recording it). */
   recorders: RecordedMessage<P>[][];
   failed: string | null;
+  /** Items of this input waiting in the backlog: while > 0, new arrivals queue behind them. */
+  backlogged: number;
+}
+
+interface BacklogEntry<P> {
+  readonly ch: InputChannel<P>;
+  readonly item: Buffered<P>;
+  done: boolean;
 }
 
 interface OutputChannel {
@@ -67,6 +75,15 @@ export class Participant<P> {
   private pausedFor: CheckpointId | null = null;
   private failedInputs = 0;
   private out: Effect<P>[] = [];
+  /**
+   * Released items not processed yet. A step stops at a barrier once it has delivered a message, so a
+   * `deliver` is never followed by a snapshot or a barrier in the same batch: whatever the app sends
+   * while handling a delivery is then ordered before the next cut. The shell pumps the rest with
+   * `{type:'drain'}` while `backlogSize > 0`.
+   */
+  private backlog: BacklogEntry<P>[] = [];
+  private backlogHead = 0;
+  private deliveredThisStep = false;
   private readonly controller: PolicyController;
   /** Every rejection by reason, including those of buffered inputs replayed after a release. */
   readonly rejections: Partial<Record<RejectReason, number>> = {};
@@ -108,6 +125,7 @@ export class Participant<P> {
         buffer: [],
         recorders: [],
         failed: null,
+        backlogged: 0,
       };
       this.inputs.set(id, ch);
       this.inputList.push(ch);
@@ -147,8 +165,16 @@ export class Participant<P> {
     return this.inputs.get(channel)?.delivered ?? 0;
   }
 
+  /** Released items still to process: feed `{type:'drain'}` until this is 0. */
+  get backlogSize(): number {
+    let n = 0;
+    for (let i = this.backlogHead; i < this.backlog.length; i++) if (!(this.backlog[i] as BacklogEntry<P>).done) n += 1;
+    return n;
+  }
+
   step(input: Input<P>): StepResult<P> {
     this.out = [];
+    this.deliveredThisStep = false;
     const rejected = this.dispatch(input);
     if (rejected) this.count(rejected.reason);
     return rejected ? { effects: this.out, rejected } : { effects: this.out };
@@ -176,6 +202,9 @@ export class Participant<P> {
         return this.onRestore(input.epoch, input.counts, input.channelStates);
       case 'configure':
         return this.onConfigure(input.policy, input.backEdgeInputs);
+      case 'drain':
+        this.processBacklog();
+        return undefined;
     }
   }
 
@@ -234,6 +263,11 @@ export class Participant<P> {
     } else if (seq > ch.lastArrived) {
       ch.lastArrived = seq;
     }
+    if (ch.backlogged > 0) {
+      this.toBacklog(ch, { type: 'message', seq, payload });
+      this.processBacklog();
+      return undefined;
+    }
     if (ch.blockedFor !== null) {
       ch.buffer.push({ type: 'message', seq, payload });
       ch.blockedFor.bufferedMessages += 1;
@@ -244,6 +278,7 @@ export class Participant<P> {
   }
 
   private deliver(ch: InputChannel<P>, seq: number, payload: P): void {
+    this.deliveredThisStep = true;
     ch.delivered = this.order === 'fifo-checked' ? seq : ch.delivered + 1;
     if (ch.recorders.length > 0) {
       for (const rec of ch.recorders) rec.push({ seq, payload });
@@ -266,6 +301,11 @@ export class Participant<P> {
     }
     if (this.policy.kind === 'none') {
       return reject('unexpected-barrier', `barrier ${id} on ${channel}: policy none sends no barriers`);
+    }
+    if (ch.backlogged > 0) {
+      this.toBacklog(ch, { type: 'barrier', checkpointId: id });
+      this.processBacklog();
+      return undefined;
     }
     if (ch.blockedFor !== null) {
       ch.buffer.push({ type: 'barrier', checkpointId: id });
@@ -367,29 +407,61 @@ export class Participant<P> {
     return blocked;
   }
 
-  /**
-   * Replays what blocked inputs held, in arrival order. A replayed barrier may block the input again,
-   * in which case the rest goes back into its buffer, still in order.
-   */
+  /** Moves what released inputs held into the backlog, in arrival order, and processes it. */
   private release(channels: readonly InputChannel<P>[]): undefined {
     for (const ch of channels) {
-      if (ch.blockedFor !== null) continue;
+      if (ch.blockedFor !== null || ch.buffer.length === 0) continue;
       const items = ch.buffer;
       ch.buffer = [];
-      for (let i = 0; i < items.length; i++) {
-        if (ch.blockedFor !== null) {
-          ch.buffer = items.slice(i).concat(ch.buffer);
-          break;
+      for (const item of items) this.toBacklog(ch, item);
+    }
+    this.processBacklog();
+    return undefined;
+  }
+
+  private toBacklog(ch: InputChannel<P>, item: Buffered<P>): void {
+    ch.backlogged += 1;
+    this.backlog.push({ ch, item, done: false });
+  }
+
+  /**
+   * Processes the backlog in order until it is empty, or until the next item is a barrier and this
+   * step has delivered a message. An item of an input that is blocked again goes back into that
+   * input's buffer together with every later backlog item of the same input, so its order holds.
+   */
+  private processBacklog(): void {
+    while (this.backlogHead < this.backlog.length) {
+      const entry = this.backlog[this.backlogHead] as BacklogEntry<P>;
+      if (entry.done) {
+        this.backlogHead += 1;
+        continue;
+      }
+      const ch = entry.ch;
+      if (ch.blockedFor !== null) {
+        for (let i = this.backlogHead; i < this.backlog.length; i++) {
+          const e = this.backlog[i] as BacklogEntry<P>;
+          if (e.done || e.ch !== ch) continue;
+          e.done = true;
+          ch.backlogged -= 1;
+          ch.buffer.push(e.item);
+          if (e.item.type === 'message') ch.blockedFor.bufferedMessages += 1;
         }
-        const item = items[i] as Buffered<P>;
-        if (item.type === 'message') this.deliver(ch, item.seq, item.payload);
-        else {
-          const rejected = this.processBarrier(ch, item.checkpointId);
-          if (rejected) this.count(rejected.reason);
-        }
+        continue;
+      }
+      if (entry.item.type === 'barrier' && this.deliveredThisStep) break;
+      entry.done = true;
+      this.backlogHead += 1;
+      ch.backlogged -= 1;
+      if (entry.item.type === 'message') this.deliver(ch, entry.item.seq, entry.item.payload);
+      else {
+        const rejected = this.processBarrier(ch, entry.item.checkpointId);
+        if (rejected) this.count(rejected.reason);
       }
     }
-    return undefined;
+    if (this.backlogHead === this.backlog.length) {
+      this.backlog = [];
+      this.backlogHead = 0;
+    }
   }
 
   private onStored(id: CheckpointId): Rejection | undefined {
@@ -458,7 +530,10 @@ export class Participant<P> {
     this.epochNow = epoch;
     this.failedInputs = 0;
     for (const out of this.outputList) out.sent = counts.sent[out.id] ?? 0;
+    this.backlog = [];
+    this.backlogHead = 0;
     for (const ch of this.inputList) {
+      ch.backlogged = 0;
       ch.delivered = counts.received[ch.id] ?? 0;
       ch.lastArrived = ch.delivered;
       ch.buffer = [];
@@ -535,6 +610,7 @@ export class Participant<P> {
     return {
       snapshot: (p, how) => {
         assert(p.phase === 'aligning', `checkpoint ${p.id} snapshotted twice at ${this.id}`);
+        assert(!this.deliveredThisStep, `checkpoint ${p.id} snapshotted after a delivery in the same step at ${this.id}`);
         p.counts = this.snapshotCounts();
         p.phase = 'snapshotted';
         this.out.push({ type: 'snapshot', checkpointId: p.id, counts: p.counts });

@@ -95,6 +95,8 @@ export type Input<P> =
    * only while no checkpoint is in flight, so a checkpoint never changes rules half way.
    */
   | { readonly type: 'configure'; readonly policy: PolicyConfig; readonly backEdgeInputs: readonly ChannelId[] }
+  /** Process released items still waiting (see `Participant.backlogSize`). */
+  | { readonly type: 'drain' }
   /** A timer started by a `start-timer` effect fired. */
   | { readonly type: 'timer'; readonly timer: TimerKey }
   /**

@@ -30,6 +30,7 @@ import {
 } from '../../agent/local-api/protocol.js';
 import { AppCallError, LocalApiStartError, startLocalApi, type LocalApi, type LocalApiLimits } from '../../agent/local-api/server.js';
 import { connectApp, SdkError, type ConnectAppOptions, type ConnectedApp } from '../../agent/sdk/index.js';
+import { startOrdersApp } from '../../examples/sdk-app.js';
 
 const WAIT_TIMEOUT_MS = 10_000;
 const POLL_EVERY_MS = 5;
@@ -786,3 +787,26 @@ async function makeStaleSocket(socketPath: string): Promise<void> {
 function isSocketFile(path: string): Promise<boolean> {
   return new Promise((resolve) => lstat(path, (error, st) => resolve(!error && st.isSocket())));
 }
+
+describe('docs/apps.md example (examples/sdk-app.ts)', () => {
+  it('counts orders, forwards each to billing, and a snapshot/restore round trip puts its state back', async () => {
+    const s = await setup();
+    const { app, state } = await startOrdersApp(s.socketPath);
+    // Closed before the server (cleanups run in reverse), so its onDisconnect (exit) never fires.
+    cleanups.push(() => app.close());
+    const { handler, link } = await s.host.waitAttached('orders');
+    await handler.deliver(ORDERS_IN, bytes('{"cents":250}'));
+    await handler.deliver(ORDERS_IN, bytes('{"cents":100}'));
+    expect(state()).toEqual({ orders: 2, totalCents: 350 });
+    expect(link.sends).toEqual([
+      { channel: ORDERS_OUT, payload: '{"cents":250}' },
+      { channel: ORDERS_OUT, payload: '{"cents":100}' },
+    ]);
+    const checkpoint = await handler.snapshot(1);
+    await handler.deliver(ORDERS_IN, bytes('{"cents":1}'));
+    handler.paused();
+    await handler.restore(checkpoint, 1);
+    handler.resumed();
+    expect(state()).toEqual({ orders: 2, totalCents: 350 });
+  });
+});

@@ -260,6 +260,11 @@ export class ScenarioWorld {
     const core = this.participants.get(p);
     if (!core) throw new Error(`unknown process ${p}`);
     this.print(p, core.step(input));
+    // The harness pumps released items as a shell must; a pump is printed as its own line.
+    while (core.backlogSize > 0) {
+      this.out.push(`${p}: (drain)`);
+      this.print(p, core.step({ type: 'drain' }));
+    }
   }
 
   private print(p: ProcessId, result: StepResult<Payload>): void {
