@@ -101,8 +101,9 @@ export function readControl(reader: FieldReader, message: Fields): Control {
       );
       return { ...header, type, checkpointId, apps };
     }
-    case 'complete':
     case 'thaw':
+      return { ...header, type, checkpointId, afterRestore: reader.bool(body.after_restore, 'thaw.after_restore') };
+    case 'complete':
     case 'resume':
       return { ...header, type, checkpointId };
   }
@@ -140,8 +141,9 @@ function commandFields(control: Control): Fields {
           channel_aliases: Object.entries(app.channelAliases).map(([recorded, current]) => ({ recorded, current })),
         })),
       };
-    case 'complete':
     case 'thaw':
+      return { after_restore: control.afterRestore || undefined };
+    case 'complete':
     case 'resume':
     case 'ping':
       return {};

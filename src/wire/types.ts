@@ -86,7 +86,8 @@ export type ControlCommand =
   | { readonly type: 'abort'; readonly checkpointId: CheckpointId; readonly reason: string }
   | { readonly type: 'complete'; readonly checkpointId: CheckpointId }
   | { readonly type: 'freeze'; readonly checkpointId: CheckpointId; readonly deadlineMs: number }
-  | { readonly type: 'thaw'; readonly checkpointId: CheckpointId }
+  /** `afterRestore`: the volumes were reverted while frozen: run the restore hooks first. */
+  | { readonly type: 'thaw'; readonly checkpointId: CheckpointId; readonly afterRestore: boolean }
   | { readonly type: 'restore'; readonly checkpointId: CheckpointId; readonly apps: readonly AppRestore[] }
   | { readonly type: 'resume'; readonly checkpointId: CheckpointId }
   | { readonly type: 'ping' };

@@ -56,7 +56,8 @@ const validControls: ReadonlyArray<readonly [string, Control]> = [
   ['abort without a reason', { ...ctl, type: 'abort', checkpointId: 7, reason: '' }],
   ['complete', { ...ctl, type: 'complete', checkpointId: Number.MAX_SAFE_INTEGER }],
   ['freeze', { ...ctl, type: 'freeze', checkpointId: 7, deadlineMs: 10_000 }],
-  ['thaw', { ...ctl, type: 'thaw', checkpointId: 7 }],
+  ['thaw', { ...ctl, type: 'thaw', checkpointId: 7, afterRestore: false }],
+  ['thaw after a volume restore', { ...ctl, type: 'thaw', checkpointId: 7, afterRestore: true }],
   [
     'restore with channel state and aliases',
     {

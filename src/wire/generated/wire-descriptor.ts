@@ -163,7 +163,12 @@ export const wireDescriptor = {
               }
             },
             "Thaw": {
-              "fields": {}
+              "fields": {
+                "after_restore": {
+                  "type": "bool",
+                  "id": 1
+                }
+              }
             },
             "Restore": {
               "fields": {
