@@ -17,6 +17,7 @@ import { ok } from './errors.js';
 import { startGrpcServer } from './grpc/server.js';
 import { PlanRegistry } from './plans.js';
 import { openCoordinatorStore } from './store/index.js';
+import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
 
 const HELP = `snapcoord: the snapshot coordinator
 
@@ -28,6 +29,8 @@ options:
   --timeout-ms MS            default checkpoint timeout (default ${CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs})
   --retain N                 completed checkpoints kept per plan (default ${CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan})
   --restore-timeout-ms MS    how long a rollback waits for each agent (default ${CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs})
+  --volume-backend SPEC      crash level: directory:PATH (volumes are directories, snapshots go under
+                             PATH) or command:FILE.json (argument templates, e.g. rbd snap create)
   --log-level LEVEL          pino level (default info)
   -h, --help                 this help
 
@@ -44,6 +47,7 @@ async function main(): Promise<number> {
         'timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs) },
         retain: { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan) },
         'restore-timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs) },
+        'volume-backend': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -65,6 +69,15 @@ async function main(): Promise<number> {
     }
   }
   const logger = pino({ level: values['log-level'], base: { component: 'coordinator' } });
+  let volumes: VolumeBackend | undefined;
+  if (values['volume-backend'] !== undefined) {
+    const created = await createVolumeBackend(values['volume-backend'], logger);
+    if (!created.ok) {
+      console.error(`snapcoord: ${created.error.message}`);
+      return 2;
+    }
+    volumes = created.value;
+  }
   const nc = await connect({ servers: values.nats, name: 'snapshot-coordinator', maxReconnectAttempts: -1 });
   const store = await openCoordinatorStore(nc);
   const objects = new JetStreamStateObjects(nc);
@@ -77,6 +90,7 @@ async function main(): Promise<number> {
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: numbers.timeoutMs },
     retainedPerPlan: numbers.retain,
     restoreTimeoutMs: numbers.restoreTimeoutMs,
+    ...(volumes ? { volumes } : {}),
   });
   const plans = new PlanRegistry({
     store: store.plans,

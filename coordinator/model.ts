@@ -4,7 +4,7 @@
  */
 import type { SnapshotCounts } from '../src/core/types.js';
 import type { CheckpointId, Epoch } from '../src/ids.js';
-import type { ObjectRef } from '../src/wire/index.js';
+import type { HookResult, ObjectRef } from '../src/wire/index.js';
 
 export type ConsistencyLevel = 'none' | 'crash' | 'app';
 export type ChannelKind = 'in-band' | 'log' | 'opaque';
@@ -112,6 +112,19 @@ export interface VolumeSnapshot {
   readonly thawedAtUnixMs: number;
 }
 
+/** One server's part of a crash-level checkpoint: its frozen window and what its hooks did. */
+export interface ServerFreeze {
+  readonly server: string;
+  /** When the coordinator learnt the server was frozen / told it to thaw (the coordinator's clock). */
+  readonly frozenAtUnixMs?: number;
+  readonly thawedAtUnixMs?: number;
+  /** The same instants as the agent reported them (the guest's clock, for the record). */
+  readonly agentFrozenAtUnixMs?: number;
+  readonly agentThawedAtUnixMs?: number;
+  readonly byWatchdog?: boolean;
+  readonly hooks: readonly HookResult[];
+}
+
 export interface CheckpointRecord {
   readonly id: CheckpointId;
   readonly planId: string;
@@ -132,6 +145,8 @@ export interface CheckpointRecord {
   readonly finishedAtUnixMs?: number;
   readonly parts: readonly AppPart[];
   readonly volumes: readonly VolumeSnapshot[];
+  /** Crash level: every server's frozen window and hook results. */
+  readonly servers?: readonly ServerFreeze[];
   /** Taken automatically before a rollback. */
   readonly safety: boolean;
 }

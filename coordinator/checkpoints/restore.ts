@@ -55,10 +55,41 @@ export async function restoreInto(
   const targets = [...mapping.values()].map((t) => processId(t.server, t.app));
   if (new Set(targets).size !== targets.length) return fail('invalid-argument', 'two source apps map to the same target app');
   // The targets run under an epoch line of their own, so the original plan's epoch is left untouched.
-  const key = `restore-${createHash('sha256').update(`${record.value.planId}|${[...targets].sort().join(',')}`).digest('hex').slice(0, 32)}`;
+  // When the targets are the apps of a registered plan, that line is the plan's: its checkpoints are
+  // triggered at its epoch, which must be the one its apps are restored into.
+  const owner = await planOfTargets(record.value.tenant, targets, deps.store);
+  if (!owner.ok) return owner;
+  const key = owner.value ?? `restore-${createHash('sha256').update(`${record.value.planId}|${[...targets].sort().join(',')}`).digest('hex').slice(0, 32)}`;
   const epoch = await deps.store.epochs.bump(key);
   if (!epoch.ok) return epoch;
   return runRestore(record.value, mapping, epoch.value, deps, 'restore');
+}
+
+/**
+ * The registered plan whose apps are exactly the restore's targets (its id), undefined when no plan
+ * has any of them; FAILED_PRECONDITION when plans hold only some of them, since a plan with apps
+ * left at the old epoch could not take a checkpoint any more.
+ */
+async function planOfTargets(tenant: string, targets: readonly string[], store: CoordinatorStore): Promise<Result<string | undefined>> {
+  const wanted = new Set(targets);
+  const touched: { id: string; apps: string[] }[] = [];
+  let token = '';
+  do {
+    const page = await store.plans.list({ tenant }, 100, token);
+    if (!page.ok) return page;
+    for (const plan of page.value.items) {
+      const apps = plan.apps.map((a) => processId(a.server, a.app));
+      if (apps.some((a) => wanted.has(a))) touched.push({ id: plan.id, apps });
+    }
+    token = page.value.nextPageToken;
+  } while (token !== '');
+  if (touched.length === 0) return ok(undefined);
+  const exact = touched.length === 1 && touched[0] !== undefined && touched[0].apps.length === wanted.size && touched[0].apps.every((a) => wanted.has(a));
+  if (exact) return ok(touched[0]?.id);
+  return fail(
+    'failed-precondition',
+    `the restore targets ${[...wanted].sort().join(', ')} are not exactly the apps of one plan (${touched.map((t) => `plan ${t.id} has ${[...t.apps].sort().join(', ')}`).join('; ')}): restore into all the apps of one plan, or into servers no plan uses`,
+  );
 }
 
 function mapChannel(channel: ChannelId, mapping: ReadonlyMap<string, AppRef>): ChannelId {
@@ -124,4 +155,43 @@ async function runRestore(
   if (notResumed.length > 0) return fail('unavailable', `${what} done but ${notResumed.join(', ')} did not confirm resuming; check the agents`);
   log.info(`${what} complete`);
   return ok({ epoch });
+}
+
+/**
+ * Crash-level rollback: every server frozen (the apps stop through their hooks), the volumes put
+ * back by the backend as one group, then thawed with `afterRestore` so the restore hooks make the
+ * apps reload from disk before the thaw and resume hooks run.
+ */
+export async function crashRollback(
+  record: CheckpointRecord,
+  servers: readonly string[],
+  volumes: readonly import('../model.js').Volume[],
+  backend: import('../volumes/backend.js').VolumeBackend | undefined,
+  freezeDeadlineMs: number,
+  deps: RestoreDeps,
+): Promise<Result<{ epoch: Epoch }>> {
+  const log = deps.logger.child({ checkpointId: record.id, plan: record.planId, tenant: record.tenant, level: 'crash' });
+  if (record.volumes.length > 0 && !backend) return fail('failed-precondition', 'the checkpoint has volume snapshots but this coordinator has no volume backend');
+  const thawAll = (afterRestore: boolean): Promise<(import('../../src/wire/index.js').AgentEvent | undefined)[]> =>
+    Promise.all(servers.map((server) => deps.bus.request({ type: 'thaw', tenant: record.tenant, server, epoch: record.epoch, checkpointId: record.id, afterRestore }, deps.timeoutMs)));
+  const frozen = await Promise.all(
+    servers.map((server) => deps.bus.request({ type: 'freeze', tenant: record.tenant, server, epoch: record.epoch, checkpointId: record.id, deadlineMs: freezeDeadlineMs }, deps.timeoutMs)),
+  );
+  const notFrozen = servers.filter((_, i) => frozen[i]?.type !== 'frozen');
+  if (notFrozen.length > 0) {
+    await thawAll(false);
+    return fail('unavailable', `rollback to checkpoint ${record.id} not started: ${notFrozen.join(', ')} did not freeze; everything was thawed again`);
+  }
+  if (backend && record.volumes.length > 0) {
+    const reverted = await backend.revert(record.volumes, volumes);
+    if (!reverted.ok) {
+      await thawAll(false);
+      return fail('internal', `reverting the volumes to checkpoint ${record.id} failed: ${reverted.error.message}; everything was thawed again`);
+    }
+  }
+  const thawed = await thawAll(true);
+  const notThawed = servers.filter((_, i) => thawed[i]?.type !== 'thawed');
+  if (notThawed.length > 0) return fail('unavailable', `volumes reverted to checkpoint ${record.id}, but ${notThawed.join(', ')} did not confirm the thaw (their watchdogs thaw at the deadline)`);
+  log.info('crash-level rollback complete');
+  return ok({ epoch: record.epoch });
 }

@@ -11,11 +11,13 @@ import type { StateObjects } from '../../agent/state-store.js';
 import type { CheckpointsApi, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
-import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type ProgressEvent, type SnapshotOptions } from '../model.js';
+import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
-import { planGraph } from './plan-graph.js';
-import { rollback, restoreInto, type RestoreDeps } from './restore.js';
+import { planGraph, type PlanGraph } from './plan-graph.js';
+import { crashRollback, rollback, restoreInto, type RestoreDeps } from './restore.js';
 import { CheckpointRun } from './run.js';
+import { CrashRun } from './crash-run.js';
+import type { VolumeBackend } from '../volumes/backend.js';
 import { verifyCheckpoint } from './verify.js';
 
 export interface CheckpointServiceOptions {
@@ -28,6 +30,17 @@ export interface CheckpointServiceOptions {
   /** How long a rollback or restore waits for each agent to answer. */
   readonly restoreTimeoutMs: number;
   readonly timeoutMsMax: number;
+  /** The group snapshot of a crash-level checkpoint; absent: plans with volumes cannot go crash. */
+  readonly volumes?: VolumeBackend;
+}
+
+/** What the service needs of a checkpoint in flight, whatever its level. */
+interface Run {
+  readonly id: CheckpointId;
+  readonly current: CheckpointRecord;
+  start(): void;
+  cancel(detail: string): void;
+  onEvent(e: AgentEvent): void;
 }
 
 export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
@@ -55,7 +68,7 @@ export function validateServiceOptions(o: CheckpointServiceOptions): string | un
 type Listener = { onEvent: (e: ProgressEvent) => void; onEnd: () => void };
 
 export class CheckpointService implements CheckpointsApi {
-  private readonly runs = new Map<CheckpointId, CheckpointRun>();
+  private readonly runs = new Map<CheckpointId, Run>();
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
   private readonly log: Logger;
 
@@ -74,7 +87,7 @@ export class CheckpointService implements CheckpointsApi {
   }
 
   private onEvent(e: AgentEvent): void {
-    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress') return;
+    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress' && e.type !== 'frozen' && e.type !== 'thawed') return;
     const run = this.runs.get(e.checkpointId);
     if (!run) {
       if (e.type !== 'progress') this.log.debug({ checkpointId: e.checkpointId, server: e.server, type: e.type }, 'event for a checkpoint not in flight');
@@ -108,15 +121,17 @@ export class CheckpointService implements CheckpointsApi {
       if (!existing.ok) return existing;
       if (existing.value) return ok(existing.value);
     }
-    if (request.level === 'crash') {
-      return fail('failed-precondition', 'level crash needs the freeze hooks and a volume backend, which this coordinator version does not have yet; use level app or none');
+    if (request.level === 'crash' && plan.value.volumes.length > 0 && !this.options.volumes) {
+      return fail('failed-precondition', `plan ${plan.value.id} has volumes but this coordinator has no volume backend: start it with --volume-backend directory:PATH or command:FILE`);
     }
     const g = planGraph(plan.value);
     if (!g.ok) return fail('failed-precondition', g.message);
     if (request.level === 'app' && g.value.unsupportedChannels.length > 0) {
       return fail('failed-precondition', `level app supports in-band channels only in this version; plan ${plan.value.id} has ${g.value.unsupportedChannels.join(', ')}`);
     }
-    const running = [...this.runs.values()].filter((r) => r.current.planId === request.planId);
+    // A run whose record is already final only finishes its last store writes: it is not in flight
+    // (a caller that saw it completed or aborted must be able to take the next one at once).
+    const running = [...this.runs.values()].filter((r) => r.current.planId === request.planId && !TERMINAL_STATES.includes(r.current.state));
     if (running.length >= this.options.checkpointsInFlightPerPlanMax) {
       return fail('failed-precondition', `checkpoint ${running.map((r) => r.id).join(', ')} of plan ${request.planId} is still running (at most ${this.options.checkpointsInFlightPerPlanMax} at once)`);
     }
@@ -128,7 +143,8 @@ export class CheckpointService implements CheckpointsApi {
       id: id.value,
       planId: plan.value.id,
       tenant: plan.value.tenant,
-      levelRequested: request.level,
+      levelRequested: request.fallbackFrom ? 'app' : request.level,
+      ...(request.fallbackFrom ? { fallbackReason: request.fallbackFrom.reason } : {}),
       state: 'pending',
       epoch: epoch.value,
       options,
@@ -149,7 +165,27 @@ export class CheckpointService implements CheckpointsApi {
           : options.alignmentTimeoutMs > 0
             ? { kind: 'aligned-timeout', alignmentTimeoutMs: options.alignmentTimeoutMs }
             : { kind: 'aligned' };
-    const run = new CheckpointRun(record, plan.value, g.value, policy, {
+    const run: Run =
+      request.level === 'crash'
+        ? new CrashRun(record, plan.value, {
+            bus: this.bus,
+            store: this.store.checkpoints,
+            volumes: this.options.volumes,
+            logger: this.log,
+            nowUnixMs: this.nowUnixMs,
+            commitTimeoutMs: this.options.commitTimeoutMs,
+            thawTimeoutMs: Math.max(1_000, Math.min(options.freezeDeadlineMs, 30_000)),
+            progress: (e) => this.fanOut(e),
+            ended: (r) => this.ended(r),
+          })
+        : this.appRun(record, plan.value, g.value, policy);
+    this.runs.set(record.id, run);
+    run.start();
+    return ok(run.current);
+  }
+
+  private appRun(record: CheckpointRecord, plan: Plan, g: PlanGraph, policy: PolicyConfig): Run {
+    return new CheckpointRun(record, plan, g, policy, {
       bus: this.bus,
       store: this.store.checkpoints,
       objects: this.objects,
@@ -159,9 +195,6 @@ export class CheckpointService implements CheckpointsApi {
       progress: (e) => this.fanOut(e),
       ended: (r) => this.ended(r),
     });
-    this.runs.set(record.id, run);
-    run.start();
-    return ok(run.current);
   }
 
   /** Resolves with the final record of a checkpoint (used by rollback's safety checkpoint). */
@@ -189,9 +222,33 @@ export class CheckpointService implements CheckpointsApi {
 
   private ended(record: CheckpointRecord): void {
     this.runs.delete(record.id);
+    if (record.state === 'aborted' && record.levelRequested === 'app' && record.options.fallbackPolicy === 'downgrade' && record.fallbackReason === undefined) {
+      void this.fallBack(record);
+    }
     for (const l of this.watchers.get(record.id) ?? []) l.onEnd();
     this.watchers.delete(record.id);
     if (record.state === 'completed') void this.applyRetention(record.planId);
+  }
+
+  /**
+   * The `downgrade` fallback: an app-level checkpoint that failed is followed by a crash-level one,
+   * recorded with level requested `app`, level achieved `crash` and the reason. Never silent: the
+   * failed checkpoint's record names the one that replaced it.
+   */
+  private async fallBack(failed: CheckpointRecord): Promise<void> {
+    const reason = `app-level checkpoint ${failed.id} aborted (${failed.failureReason ?? 'unknown'}: ${failed.failureDetail ?? ''})`;
+    const taken = await this.take({
+      planId: failed.planId,
+      level: 'crash',
+      options: failed.options,
+      fallbackFrom: { id: failed.id, reason },
+    });
+    if (!taken.ok) {
+      this.log.error({ checkpointId: failed.id, error: taken.error.message }, 'fallback to crash level not possible');
+      return;
+    }
+    await this.store.checkpoints.update(failed.id, (r) => ({ ...r, failureDetail: `${r.failureDetail ?? ''}; fell back to crash-level checkpoint ${taken.value.id}` }));
+    this.log.warn({ checkpointId: failed.id, fallback: taken.value.id }, 'fell back to crash level');
   }
 
   /** Keeps the newest `retainedPerPlan` completed checkpoints of a plan; deletes the rest with their objects. */
@@ -265,10 +322,11 @@ export class CheckpointService implements CheckpointsApi {
     if (target.value.state !== 'completed') {
       return fail('failed-precondition', `checkpoint ${request.checkpointId} is ${target.value.state}; only a completed checkpoint can be rolled back to`);
     }
+    const crash = target.value.levelAchieved === 'crash';
     let safetyCheckpointId: CheckpointId | 0 = 0;
     if (!request.skipSafetyCheckpoint) {
       // Rollback is destructive: first keep the present, so the rollback itself can be undone.
-      const safety = await this.take({ planId: target.value.planId, level: 'app', options: {}, safety: true });
+      const safety = await this.take({ planId: target.value.planId, level: crash ? 'crash' : 'app', options: {}, safety: true });
       if (!safety.ok) return fail('failed-precondition', `the safety checkpoint before the rollback could not start: ${safety.error.message} (pass skip_safety_checkpoint to roll back without one)`);
       const final = await this.waitFor(safety.value.id);
       if (final.state !== 'completed') {
@@ -278,7 +336,14 @@ export class CheckpointService implements CheckpointsApi {
     }
     const running = [...this.runs.values()].filter((r) => r.current.planId === target.value.planId);
     for (const r of running) r.cancel(`plan ${target.value.planId} is being rolled back to checkpoint ${request.checkpointId}`);
-    const done = await rollback(target.value, this.restoreDeps());
+    let done: Result<{ epoch: number }>;
+    if (crash) {
+      const plan = await this.store.plans.get(target.value.planId);
+      if (!plan.ok) return plan;
+      done = await crashRollback(target.value, plan.value.servers, plan.value.volumes, this.options.volumes, target.value.options.freezeDeadlineMs, this.restoreDeps());
+    } else {
+      done = await rollback(target.value, this.restoreDeps());
+    }
     return done.ok ? ok({ safetyCheckpointId, epoch: done.value.epoch }) : done;
   }
 

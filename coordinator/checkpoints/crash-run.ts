@@ -1,0 +1,260 @@
+/**
+ * One crash-level checkpoint: every server of the plan frozen at one moment (freeze hooks, sync,
+ * fsfreeze), the volumes snapshotted as one group by the volume backend, then thawed: as if the
+ * whole plan lost power at once. It runs on the same xstate lifecycle as an app-level checkpoint,
+ * with its own actions: triggering sends `freeze`, collecting waits for every `frozen`, committing
+ * snapshots the volumes, thaws, checks that the snapshot lies inside the common frozen window and
+ * writes the record; aborting thaws everyone and deletes any volume snapshot taken.
+ *
+ * The window check uses the coordinator's own clock (guest clocks are not trusted to agree): every
+ * `frozen` must have arrived before the snapshot started, and no server may have thawed (by its
+ * watchdog) before the snapshot ended. The agents' own timestamps are recorded beside them.
+ */
+import type { Logger } from 'pino';
+import { createActor, type Actor } from 'xstate';
+import type { AgentEvent, HookResult } from '../../src/wire/index.js';
+import type { ControlBus } from '../bus.js';
+import type { CheckpointRecord, FailureReason, Plan, ProgressEvent, ServerFreeze, VolumeSnapshot } from '../model.js';
+import type { CheckpointStore } from '../store/index.js';
+import type { VolumeBackend, VolumeSnapshotRef } from '../volumes/backend.js';
+import { checkpointLifecycle } from './lifecycle.js';
+import { declineToFailure } from './run.js';
+
+export interface CrashRunDeps {
+  readonly bus: ControlBus;
+  readonly store: CheckpointStore;
+  readonly volumes: VolumeBackend | undefined;
+  readonly logger: Logger;
+  readonly nowUnixMs: () => number;
+  readonly progress: (e: ProgressEvent) => void;
+  readonly ended: (record: CheckpointRecord) => void;
+  readonly commitTimeoutMs: number;
+  /** How long each thaw may take to be confirmed before the checkpoint is given up. */
+  readonly thawTimeoutMs: number;
+}
+
+export class CrashRun {
+  private readonly actor: Actor<typeof checkpointLifecycle>;
+  private readonly log: Logger;
+  private record: CheckpointRecord;
+  private writes: Promise<void> = Promise.resolve();
+  private finished = false;
+  private readonly servers: string[];
+  private readonly frozen = new Map<string, ServerFreeze>();
+  private snapshotStartedAt: number | undefined;
+  private snapshotEndedAt: number | undefined;
+  private taken: VolumeSnapshotRef[] = [];
+
+  constructor(
+    initial: CheckpointRecord,
+    private readonly plan: Plan,
+    private readonly deps: CrashRunDeps,
+  ) {
+    this.record = initial;
+    this.servers = [...plan.servers];
+    this.log = deps.logger.child({ checkpointId: initial.id, plan: plan.id, tenant: plan.tenant, level: 'crash' });
+    const machine = checkpointLifecycle.provide({
+      actions: {
+        recordState: (_, params) => this.recordState(params.state as CheckpointRecord['state'], params.failure),
+        sendTriggers: () => this.sendFreezes(),
+        commit: () => this.commit(),
+        sendCompletes: () => undefined,
+        sendAborts: () => {
+          void this.thawAll(false);
+        },
+        cleanUp: () => this.cleanUp(),
+      },
+    });
+    this.actor = createActor(machine, {
+      input: { checkpointId: initial.id, timeoutMs: initial.options.timeoutMs, commitTimeoutMs: deps.commitTimeoutMs },
+    });
+  }
+
+  get id(): number {
+    return this.record.id;
+  }
+
+  get current(): CheckpointRecord {
+    return this.record;
+  }
+
+  start(): void {
+    this.actor.start();
+    this.actor.send({ type: 'START' });
+  }
+
+  cancel(detail: string): void {
+    if (this.finished) return;
+    this.actor.send({ type: 'FAIL', reason: 'cancelled', detail });
+  }
+
+  onEvent(e: AgentEvent): void {
+    if (this.finished || !this.servers.includes(e.server)) return;
+    const now = this.deps.nowUnixMs();
+    if (e.type === 'frozen') {
+      this.setServer(e.server, { frozenAtUnixMs: now, agentFrozenAtUnixMs: e.frozenAtUnixMs, hooks: e.hooks });
+      this.emit('server-frozen', e.server, `hooks ${e.hooksMs} ms`);
+      this.log.info({ server: e.server, hooksMs: e.hooksMs }, 'server frozen');
+      if (this.servers.every((s) => this.frozen.get(s)?.frozenAtUnixMs !== undefined)) this.actor.send({ type: 'ALL_ACKED' });
+      return;
+    }
+    if (e.type === 'thawed') {
+      const prior = this.frozen.get(e.server);
+      this.setServer(e.server, { thawedAtUnixMs: now, agentThawedAtUnixMs: e.thawedAtUnixMs, byWatchdog: e.byWatchdog, hooks: [...(prior?.hooks ?? []), ...e.hooks] });
+      this.emit('server-thawed', e.server, e.byWatchdog ? 'thawed by its watchdog' : undefined);
+      // A server that thawed before the volumes were snapshotted is no longer part of the crash cut.
+      if (e.byWatchdog && this.snapshotEndedAt === undefined) {
+        this.actor.send({ type: 'FAIL', reason: 'freeze-failed', detail: `${e.server} thawed by its watchdog before the volume snapshot` });
+      }
+      return;
+    }
+    if (e.type === 'decline') {
+      this.setServer(e.server, { hooks: [...(this.frozen.get(e.server)?.hooks ?? []), ...(e.hooks ?? [])] });
+      this.log.warn({ server: e.server, reason: e.reason }, `freeze declined: ${e.detail}`);
+      this.actor.send({ type: 'FAIL', reason: declineToFailure(e.reason), detail: `${e.server} could not freeze (${e.reason}): ${e.detail}` });
+    }
+  }
+
+  private setServer(server: string, patch: Partial<ServerFreeze>): void {
+    const prior: ServerFreeze = this.frozen.get(server) ?? { server, hooks: [] };
+    const next = { ...prior, ...patch, hooks: patch.hooks ?? prior.hooks };
+    this.frozen.set(server, next);
+    this.record = { ...this.record, servers: this.servers.map((s) => this.frozen.get(s) ?? { server: s, hooks: [] as HookResult[] }) };
+    const servers = this.record.servers;
+    this.persist((r) => ({ ...r, ...(servers ? { servers } : {}) }));
+  }
+
+  private recordState(state: CheckpointRecord['state'], failure: { reason: FailureReason; detail: string } | null): void {
+    const now = this.deps.nowUnixMs();
+    const extra: Partial<CheckpointRecord> =
+      state === 'triggering'
+        ? { triggeredAtUnixMs: now }
+        : state === 'completed'
+          ? { finishedAtUnixMs: now, levelAchieved: 'crash' }
+          : state === 'aborted'
+            ? { finishedAtUnixMs: now, ...(failure ? { failureReason: failure.reason, failureDetail: failure.detail } : {}) }
+            : state === 'aborting' && failure
+              ? { failureReason: failure.reason, failureDetail: failure.detail }
+              : {};
+    this.record = { ...this.record, state, ...extra };
+    this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
+    const snapshot = this.record;
+    this.persist((r) => ({ ...r, ...extra, state, volumes: snapshot.volumes, ...(snapshot.servers ? { servers: snapshot.servers } : {}) }));
+    this.emit('state-changed', undefined, extra.failureDetail);
+    if (state === 'completed' || state === 'aborted') {
+      this.finished = true;
+      void this.writes.then(() => this.deps.ended(this.record));
+    }
+  }
+
+  private persist(fn: (r: CheckpointRecord) => CheckpointRecord): void {
+    this.writes = this.writes
+      .then(async () => {
+        const r = await this.deps.store.update(this.record.id, fn);
+        if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
+      })
+      .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));
+  }
+
+  private emit(kind: ProgressEvent['kind'], server: string | undefined, detail: string | undefined): void {
+    this.deps.progress({
+      kind,
+      atUnixMs: this.deps.nowUnixMs(),
+      ...(server !== undefined ? { server } : {}),
+      ...(detail !== undefined ? { detail } : {}),
+      checkpoint: this.record,
+    });
+  }
+
+  private sendFreezes(): void {
+    const deadlineMs = this.record.options.freezeDeadlineMs;
+    try {
+      for (const server of this.servers) {
+        this.deps.bus.send({ type: 'freeze', tenant: this.plan.tenant, server, epoch: this.record.epoch, checkpointId: this.record.id, deadlineMs });
+      }
+    } catch (error) {
+      queueMicrotask(() => this.actor.send({ type: 'FAIL', reason: 'internal', detail: String(error) }));
+      return;
+    }
+    queueMicrotask(() => this.actor.send({ type: 'TRIGGERS_SENT' }));
+  }
+
+  /** Snapshot the group, thaw everyone, check the window, write the record. */
+  private commit(): void {
+    void (async () => {
+      const volumes = this.plan.volumes;
+      this.snapshotStartedAt = this.deps.nowUnixMs();
+      if (volumes.length > 0) {
+        if (!this.deps.volumes) throw new CommitError('volume-snapshot-failed', `plan ${this.plan.id} has volumes but the coordinator has no volume backend (start it with --volume-backend)`);
+        const taken = await this.deps.volumes.snapshot(volumes, this.record.id);
+        if (!taken.ok) throw new CommitError('volume-snapshot-failed', taken.error.message);
+        this.taken = taken.value;
+      }
+      this.snapshotEndedAt = this.deps.nowUnixMs();
+      this.emit('volumes-snapshotted', undefined, `${this.taken.length} volume(s)`);
+      const thawed = await this.thawAll(true);
+      const latestFreeze = Math.max(...this.servers.map((s) => this.frozen.get(s)?.frozenAtUnixMs ?? Infinity));
+      if (!(latestFreeze <= this.snapshotStartedAt)) throw new CommitError('freeze-failed', 'the volume snapshot started before every server was frozen');
+      const early = this.servers.filter((s) => {
+        const t = this.frozen.get(s)?.thawedAtUnixMs;
+        return t !== undefined && t < (this.snapshotEndedAt as number) && this.frozen.get(s)?.byWatchdog === true;
+      });
+      if (early.length > 0) throw new CommitError('freeze-failed', `${early.join(', ')} thawed before the snapshot ended: outside the common frozen window`);
+      if (thawed.length > 0) this.log.warn({ servers: thawed }, 'thaw not confirmed by every server (their watchdogs thaw them at the deadline)');
+      const volumesRecord: VolumeSnapshot[] = this.taken.map((t) => ({
+        volumeId: t.volumeId,
+        server: t.server,
+        snapshotRef: t.snapshotRef,
+        frozenAtUnixMs: this.frozen.get(t.server)?.frozenAtUnixMs ?? 0,
+        snapshotAtUnixMs: this.snapshotStartedAt as number,
+        thawedAtUnixMs: this.frozen.get(t.server)?.thawedAtUnixMs ?? 0,
+      }));
+      this.record = { ...this.record, volumes: volumesRecord };
+      this.persist((r) => ({ ...r, volumes: volumesRecord }));
+      await this.writes;
+      this.actor.send({ type: 'COMMITTED' });
+    })().catch((error: unknown) => {
+      const reason = error instanceof CommitError ? error.reason : 'internal';
+      this.actor.send({ type: 'FAIL', reason, detail: error instanceof Error ? error.message : String(error) });
+    });
+  }
+
+  /** Thaws every server; resolves with the servers that did not confirm in time. */
+  private async thawAll(afterSnapshot: boolean): Promise<string[]> {
+    const answers = await Promise.all(
+      this.servers.map(async (server) => {
+        try {
+          const reply = await this.deps.bus.request(
+            { type: 'thaw', tenant: this.plan.tenant, server, epoch: this.record.epoch, checkpointId: this.record.id, afterRestore: false },
+            this.deps.thawTimeoutMs,
+          );
+          return reply?.type === 'thawed' ? undefined : server;
+        } catch (error) {
+          this.log.error({ server, err: error }, 'thaw not sent');
+          return server;
+        }
+      }),
+    );
+    if (!afterSnapshot) this.log.info('every server told to thaw');
+    return answers.filter((s): s is string => s !== undefined);
+  }
+
+  private cleanUp(): void {
+    const taken = this.taken;
+    void (async () => {
+      if (taken.length > 0 && this.deps.volumes) {
+        const r = await this.deps.volumes.delete(taken);
+        if (!r.ok) this.log.warn({ error: r.error.message }, 'volume snapshots of an aborted checkpoint not deleted');
+      }
+    })().finally(() => this.actor.send({ type: 'CLEANED' }));
+  }
+}
+
+class CommitError extends Error {
+  constructor(
+    readonly reason: FailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}

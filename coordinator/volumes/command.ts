@@ -1,0 +1,106 @@
+/**
+ * The command backend, for real clouds: argument templates run once per volume (e.g. `rbd snap
+ * create {ref}@cp-{checkpoint}`), no shell involved, each invocation logged with its exit code and
+ * the tail of its stderr. A non-zero exit fails the step with that stderr.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { fail, ok, type Result } from '../errors.js';
+import type { Volume } from '../model.js';
+import type { VolumeBackend, VolumeSnapshotRef } from './backend.js';
+
+export interface CommandTemplates {
+  /** Placeholders: {ref} (the volume's backendRef), {volume}, {server}, {checkpoint}, {snapshot}. */
+  readonly snapshot: readonly string[];
+  readonly revert: readonly string[];
+  readonly delete: readonly string[];
+  /** What a snapshot is called, from the same placeholders; default `{ref}@cp-{checkpoint}`. */
+  readonly snapshotName?: string;
+  readonly commandTimeoutMs?: number;
+}
+
+const COMMAND_TIMEOUT_MS_DEFAULT = 60_000;
+const STDERR_TAIL_CHARS = 2_000;
+
+export async function parseCommandTemplates(path: string): Promise<Result<CommandTemplates>> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    return fail('invalid-argument', `cannot read command templates ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const o = (json ?? {}) as Record<string, unknown>;
+  for (const k of ['snapshot', 'revert', 'delete']) {
+    const v = o[k];
+    if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) {
+      return fail('invalid-argument', `${path}: "${k}" must be a non-empty list of strings (the command and its arguments)`);
+    }
+  }
+  return ok(o as unknown as CommandTemplates);
+}
+
+function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (m, k: string) => values[k] ?? m);
+}
+
+export class CommandBackend implements VolumeBackend {
+  readonly kind = 'command' as const;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly t: CommandTemplates,
+    logger: Logger,
+  ) {
+    this.log = logger.child({ component: 'volumes', backend: 'command' });
+  }
+
+  private run(argv: readonly string[], what: Record<string, unknown>): Promise<Result<void>> {
+    const [cmd, ...args] = argv;
+    return new Promise((resolve) => {
+      execFile(cmd as string, args, { timeout: this.t.commandTimeoutMs ?? COMMAND_TIMEOUT_MS_DEFAULT }, (error, _stdout, stderr) => {
+        const tail = stderr.slice(-STDERR_TAIL_CHARS);
+        this.log.info({ ...what, argv, exitCode: error ? (error.code ?? 'killed') : 0, stderr: tail }, 'volume command');
+        resolve(error ? fail('internal', `${argv.join(' ')} failed (${error.code ?? error.signal ?? error.message}): ${tail}`) : ok(undefined));
+      });
+    });
+  }
+
+  private values(v: { id?: string; volumeId?: string; server: string; backendRef?: string }, checkpointId: string, snapshot = ''): Record<string, string> {
+    const base = { ref: v.backendRef ?? '', volume: v.id ?? v.volumeId ?? '', server: v.server, checkpoint: checkpointId, snapshot };
+    return base;
+  }
+
+  async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>> {
+    const refs: VolumeSnapshotRef[] = [];
+    for (const v of volumes) {
+      const values = this.values(v, String(checkpointId));
+      const name = fill(this.t.snapshotName ?? '{ref}@cp-{checkpoint}', values);
+      const r = await this.run(this.t.snapshot.map((a) => fill(a, { ...values, snapshot: name })), { checkpointId, volume: v.id, step: 'snapshot' });
+      if (!r.ok) {
+        await this.delete(refs);
+        return r;
+      }
+      refs.push({ volumeId: v.id, server: v.server, snapshotRef: name });
+    }
+    return ok(refs);
+  }
+
+  async revert(snapshots: readonly VolumeSnapshotRef[], volumes: readonly Volume[]): Promise<Result<void>> {
+    for (const s of snapshots) {
+      const v = volumes.find((x) => x.id === s.volumeId && x.server === s.server);
+      if (!v) return fail('failed-precondition', `volume ${s.volumeId} of ${s.server} is no longer in the plan`);
+      const r = await this.run(this.t.revert.map((a) => fill(a, this.values(v, '', s.snapshotRef))), { volume: v.id, step: 'revert' });
+      if (!r.ok) return r;
+    }
+    return ok(undefined);
+  }
+
+  async delete(snapshots: readonly VolumeSnapshotRef[]): Promise<Result<void>> {
+    for (const s of snapshots) {
+      const r = await this.run(this.t.delete.map((a) => fill(a, { ref: '', volume: s.volumeId, server: s.server, checkpoint: '', snapshot: s.snapshotRef })), { volume: s.volumeId, step: 'delete' });
+      if (!r.ok) return r;
+    }
+    return ok(undefined);
+  }
+}

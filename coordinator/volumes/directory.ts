@@ -1,0 +1,72 @@
+/**
+ * The directory backend, for tests and the demo: a volume is a directory (its backendRef); a
+ * snapshot is a copy under the snapshot root (copy-on-write clones where the filesystem has them);
+ * a revert swaps the volume's content for the snapshot's.
+ */
+import { constants } from 'node:fs';
+import { cp, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { fail, ok, type Result } from '../errors.js';
+import type { Volume } from '../model.js';
+import type { VolumeBackend, VolumeSnapshotRef } from './backend.js';
+
+export class DirectoryBackend implements VolumeBackend {
+  readonly kind = 'directory' as const;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly root: string,
+    logger: Logger,
+  ) {
+    this.log = logger.child({ component: 'volumes', backend: 'directory' });
+  }
+
+  async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>> {
+    const refs: VolumeSnapshotRef[] = [];
+    try {
+      for (const v of volumes) {
+        const target = join(this.root, String(checkpointId), v.server, v.id);
+        await mkdir(join(this.root, String(checkpointId), v.server), { recursive: true });
+        await cp(v.backendRef, target, { recursive: true, mode: constants.COPYFILE_FICLONE, errorOnExist: true, force: false });
+        refs.push({ volumeId: v.id, server: v.server, snapshotRef: target });
+        this.log.info({ checkpointId, volume: v.id, server: v.server, from: v.backendRef, to: target }, 'volume snapshotted');
+      }
+    } catch (error) {
+      await this.delete(refs);
+      return fail('internal', `directory snapshot failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return ok(refs);
+  }
+
+  async revert(snapshots: readonly VolumeSnapshotRef[], volumes: readonly Volume[]): Promise<Result<void>> {
+    for (const s of snapshots) {
+      const v = volumes.find((x) => x.id === s.volumeId && x.server === s.server);
+      if (!v) return fail('failed-precondition', `volume ${s.volumeId} of ${s.server} is no longer in the plan`);
+      try {
+        await stat(s.snapshotRef);
+      } catch {
+        return fail('failed-precondition', `snapshot ${s.snapshotRef} of volume ${s.volumeId} is gone`);
+      }
+      // Copy first, swap second: a failure half way leaves the volume as it was.
+      const incoming = `${v.backendRef}.incoming-${process.pid}`;
+      const outgoing = `${v.backendRef}.outgoing-${process.pid}`;
+      try {
+        await rm(incoming, { recursive: true, force: true });
+        await cp(s.snapshotRef, incoming, { recursive: true, mode: constants.COPYFILE_FICLONE });
+        await rename(v.backendRef, outgoing);
+        await rename(incoming, v.backendRef);
+        await rm(outgoing, { recursive: true, force: true });
+        this.log.info({ volume: v.id, server: v.server, from: s.snapshotRef }, 'volume reverted');
+      } catch (error) {
+        return fail('internal', `reverting ${v.backendRef} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return ok(undefined);
+  }
+
+  async delete(snapshots: readonly VolumeSnapshotRef[]): Promise<Result<void>> {
+    for (const s of snapshots) await rm(s.snapshotRef, { recursive: true, force: true });
+    return ok(undefined);
+  }
+}
