@@ -39,10 +39,28 @@ export interface CheckpointStatsView {
 }
 
 /**
- * `fallbackReason` is left out: coordinator.proto's Checkpoint has no field for it yet (the level
- * achieved is there, so a downgrade is never silent, only its reason is not shown).
+ * Exactly what coordinator.proto's Checkpoint message carries. Left out: the parts' stored-object
+ * details, `fallbackReason` (no proto field yet: the level achieved is there, so a downgrade is
+ * never silent, only its reason is not shown) and the crash-level `servers` (no proto field yet).
  */
-export type CheckpointView = Omit<CheckpointRecord, 'parts' | 'triggeredAtUnixMs' | 'fallbackReason'> & { readonly stats: CheckpointStatsView };
+export type CheckpointView = Pick<
+  CheckpointRecord,
+  | 'id'
+  | 'planId'
+  | 'tenant'
+  | 'levelRequested'
+  | 'levelAchieved'
+  | 'state'
+  | 'failureReason'
+  | 'failureDetail'
+  | 'epoch'
+  | 'options'
+  | 'idempotencyKey'
+  | 'createdAtUnixMs'
+  | 'finishedAtUnixMs'
+  | 'volumes'
+  | 'safety'
+> & { readonly stats: CheckpointStatsView };
 
 export function checkpointStats(record: CheckpointRecord): CheckpointStatsView {
   const apps = record.parts.map((p): AppStatsView => {
@@ -79,13 +97,25 @@ export function checkpointStats(record: CheckpointRecord): CheckpointStatsView {
   };
 }
 
-/** The view of a record; optional fields that are empty are left out, as the proto round trip does. */
-export function checkpointView(record: CheckpointRecord): CheckpointView {
-  const { parts: _parts, triggeredAtUnixMs: _triggered, fallbackReason: _fallback, ...rest } = record;
-  const view: Record<string, unknown> = { ...rest, stats: checkpointStats(record) };
-  for (const key of ['levelAchieved', 'failureReason', 'failureDetail', 'idempotencyKey', 'finishedAtUnixMs'] as const) {
-    const v = view[key];
-    if (v === undefined || v === '' || v === 0) delete view[key];
-  }
-  return view as unknown as CheckpointView;
+/** The view of a record, field by field (so a field added to the record is not shown by accident); empty optional fields are left out, as the proto round trip does. */
+export function checkpointView(r: CheckpointRecord): CheckpointView {
+  const present = <T>(v: T | undefined): v is T => v !== undefined && v !== '' && v !== 0;
+  return {
+    id: r.id,
+    planId: r.planId,
+    tenant: r.tenant,
+    levelRequested: r.levelRequested,
+    ...(present(r.levelAchieved) ? { levelAchieved: r.levelAchieved } : {}),
+    state: r.state,
+    ...(present(r.failureReason) ? { failureReason: r.failureReason } : {}),
+    ...(present(r.failureDetail) ? { failureDetail: r.failureDetail } : {}),
+    epoch: r.epoch,
+    options: r.options,
+    ...(present(r.idempotencyKey) ? { idempotencyKey: r.idempotencyKey } : {}),
+    createdAtUnixMs: r.createdAtUnixMs,
+    ...(present(r.finishedAtUnixMs) ? { finishedAtUnixMs: r.finishedAtUnixMs } : {}),
+    volumes: r.volumes,
+    safety: r.safety,
+    stats: checkpointStats(r),
+  };
 }

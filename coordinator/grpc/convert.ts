@@ -11,7 +11,7 @@
  */
 import type { CheckpointId } from '../../src/ids.js';
 import type { RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
-import { fail, ok, type Result } from '../errors.js';
+import { ok, type Result } from '../errors.js';
 import type { AgentInfo, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
 import { checkpointStats, checkpointView, type AppStatsView, type CheckpointView } from '../checkpoint-view.js';
 import {
@@ -692,9 +692,4 @@ export function verifyReportFromProto(message: unknown): Result<VerifyReport> {
   const r = ProtoReader.of(message, 'verify', 'internal');
   const report: VerifyReport = { ok: r.bool('ok'), problems: r.messages('problems').map((p) => ({ part: p.string('part'), detail: p.string('detail') })) };
   return done(r, report);
-}
-
-/** Guards what a handler is about to send: a value the proto cannot carry is a coordinator bug. */
-export function checkSafeInteger(value: number, what: string): Result<number> {
-  return Number.isSafeInteger(value) && value >= 0 ? ok(value) : fail('internal', `${what} ${value} cannot be sent as an unsigned integer`);
 }

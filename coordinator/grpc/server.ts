@@ -7,7 +7,15 @@
  * one place that does), convert the answer. Nothing a caller sends and nothing an API call throws
  * can take the server down: an exception becomes INTERNAL with one error log line.
  */
-import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { CoordinatorApi } from '../api.js';
 import type { CoordinatorError, Result } from '../errors.js';
@@ -70,14 +78,61 @@ export interface GrpcServerOptions {
   readonly credentials?: ServerCredentials;
 }
 
+/** Counters of what the server refused or failed on, for tests and metrics. */
+export interface GrpcServerStats {
+  /** Requests whose bytes are not the method's request message (INVALID_ARGUMENT). */
+  malformedRequests: number;
+  /** Requests refused with any error code. */
+  refusedRequests: number;
+  /** INTERNAL answers: exceptions behind the API, or errors the API itself classed as internal. */
+  internalErrors: number;
+}
+
 export interface GrpcServerHandle {
   readonly port: number;
   readonly health: HealthService;
+  readonly stats: Readonly<GrpcServerStats>;
   /** Health NOT_SERVING, open watch streams ended, then a graceful shutdown bounded by shutdownGraceMs. Idempotent. */
   close(): Promise<void>;
 }
 
 type Log = Logger;
+
+/**
+ * What a request that did not decode becomes. grpc-js would answer such a request INTERNAL
+ * ("Error deserializing request") without a word in our log; the caller sent bad bytes, so it is
+ * INVALID_ARGUMENT, logged and counted like any other bad request.
+ */
+const MALFORMED = Symbol('malformed request');
+
+interface MalformedRequest {
+  readonly [MALFORMED]: string;
+}
+
+function malformedReason(request: unknown): string | undefined {
+  return typeof request === 'object' && request !== null && MALFORMED in request ? (request as MalformedRequest)[MALFORMED] : undefined;
+}
+
+function tolerantDeserializers(service: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(service)) {
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (error) {
+          return { [MALFORMED]: errorMessage(error) } satisfies MalformedRequest;
+        }
+      },
+    };
+  }
+  return out as ServiceDefinition;
+}
+
+function malformedError(method: string, reason: string): CoordinatorError {
+  return { kind: 'invalid-argument', message: `the request is not a valid ${method}Request message (${reason})` };
+}
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -88,6 +143,7 @@ const internal = (method: string): CoordinatorError => ({ kind: 'internal', mess
 /** One unary method: parse, run, respond, with the error handling and the log line every method shares. */
 function unary<Args, Out>(
   log: Log,
+  stats: GrpcServerStats,
   method: string,
   parse: (request: unknown) => Result<Args>,
   run: (args: Args) => Promise<Result<Out>>,
@@ -96,7 +152,8 @@ function unary<Args, Out>(
   return (call, callback) => {
     const started = performance.now();
     let answered = false;
-    const finish = (error: CoordinatorError | undefined, response?: object): void => {
+    /** `cause`: the exception behind an INTERNAL answer, logged with it (one line per request). */
+    const finish = (error: CoordinatorError | undefined, response?: object, cause?: unknown): void => {
       // A throw after the answer (in logging, say) must not answer a second time.
       if (answered) return;
       answered = true;
@@ -106,21 +163,31 @@ function unary<Args, Out>(
         callback(null, response);
       } else {
         const line = { method, code: error.kind, durationMs, reason: error.message };
-        if (error.kind === 'internal') log.error(line, 'request failed');
-        else log.info(line, 'request refused');
+        stats.refusedRequests++;
+        if (error.kind === 'internal') {
+          stats.internalErrors++;
+          if (cause === undefined) log.error(line, 'request failed');
+          else log.error({ ...line, err: cause }, `request failed: handler threw: ${errorMessage(cause)}`);
+        } else {
+          log.info(line, 'request refused');
+        }
         callback(toServiceError(error));
       }
     };
     void (async () => {
       try {
+        const malformed = malformedReason(call.request);
+        if (malformed !== undefined) {
+          stats.malformedRequests++;
+          return finish(malformedError(method, malformed));
+        }
         const args = parse(call.request);
         if (!args.ok) return finish(args.error);
         const result = await run(args.value);
         if (!result.ok) return finish(result.error);
         finish(undefined, respond(result.value));
       } catch (error) {
-        log.error({ method, err: error }, `handler threw: ${errorMessage(error)}`);
-        finish(internal(method));
+        finish(internal(method), undefined, error);
       }
     })();
   };
@@ -132,6 +199,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   if (invalid !== undefined) throw new Error(`invalid gRPC server limits: ${invalid}`);
   const log = options.logger.child({ component: 'grpc' });
   const { api } = options;
+  const stats: GrpcServerStats = { malformedRequests: 0, refusedRequests: 0, internalErrors: 0 };
 
   const server = new Server({
     'grpc.max_receive_message_length': limits.requestBytesMax,
@@ -163,16 +231,31 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       // The client went away (cancel, deadline, connection lost): nothing more can be sent.
       ended = true;
       watches.delete(shutdown);
-      stop?.();
+      try {
+        stop?.();
+      } catch (e) {
+        // An event handler that threw would take the process down.
+        log.error({ method, err: e }, `stopping a watch threw: ${errorMessage(e)}`);
+      }
       log.debug({ method }, 'watch cancelled by the client');
     });
 
+    const malformed = malformedReason(call.request);
+    if (malformed !== undefined) {
+      stats.malformedRequests++;
+      stats.refusedRequests++;
+      log.info({ method, code: 'invalid-argument', reason: malformed }, 'request refused');
+      return closeStream(malformedError(method, malformed));
+    }
     const id = checkpointIdRequestFromProto(call.request);
     if (!id.ok) {
+      stats.refusedRequests++;
       log.info({ method, code: id.error.kind, reason: id.error.message }, 'request refused');
       return closeStream(id.error);
     }
     if (watches.size >= limits.watchStreamsMax) {
+      stats.refusedRequests++;
+      log.warn({ method, watchStreamsMax: limits.watchStreamsMax }, 'watch refused: too many open');
       return closeStream({ kind: 'unavailable', message: `too many watch streams open (watchStreamsMax ${limits.watchStreamsMax}); retry later or poll GetCheckpoint` });
     }
     watches.add(shutdown);
@@ -187,6 +270,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
               // buffer is enough backpressure for a slow reader.
               call.write(progressToProto(event));
             } catch (e) {
+              stats.internalErrors++;
               log.error({ method, checkpointId: id.value, err: e }, `converting a progress event threw: ${errorMessage(e)}`);
               closeStream(internal(method));
             }
@@ -194,6 +278,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
           () => closeStream(),
         );
         if (!result.ok) {
+          stats.refusedRequests++;
           log.info({ method, checkpointId: id.value, code: result.error.kind, reason: result.error.message }, 'request refused');
           return closeStream(result.error);
         }
@@ -201,6 +286,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         // Ended (or cancelled) while watch() was still resolving: release what it set up.
         if (ended) stop();
       } catch (error) {
+        stats.internalErrors++;
         log.error({ method, checkpointId: id.value, err: error }, `handler threw: ${errorMessage(error)}`);
         closeStream(internal(method));
       }
@@ -208,26 +294,29 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   };
 
   const handlers: UntypedServiceImplementation = {
-    RegisterPlan: unary(log, 'RegisterPlan', registerPlanRequestFromProto, (a) => api.plans.register(a.plan, a.expectedRevision), (plan) => ({ plan: planToProto(plan) })),
-    GetPlan: unary(log, 'GetPlan', planIdRequestFromProto, (id) => api.plans.get(id), (plan) => ({ plan: planToProto(plan) })),
+    RegisterPlan: unary(log, stats, 'RegisterPlan', registerPlanRequestFromProto, (a) => api.plans.register(a.plan, a.expectedRevision), (plan) => ({ plan: planToProto(plan) })),
+    GetPlan: unary(log, stats, 'GetPlan', planIdRequestFromProto, (id) => api.plans.get(id), (plan) => ({ plan: planToProto(plan) })),
     ListPlans: unary(
       log,
+      stats,
       'ListPlans',
       (r) => listPlansRequestFromProto(r, limits),
       (a) => api.plans.list(a.tenant, a.pageSize, a.pageToken),
       (page) => ({ plans: page.items.map(planToProto), next_page_token: page.nextPageToken }),
     ),
-    DeletePlan: unary(log, 'DeletePlan', deletePlanRequestFromProto, (a) => api.plans.delete(a.planId, a.deleteCheckpoints), () => ({})),
+    DeletePlan: unary(log, stats, 'DeletePlan', deletePlanRequestFromProto, (a) => api.plans.delete(a.planId, a.deleteCheckpoints), () => ({})),
     TakeSnapshot: unary(
       log,
+      stats,
       'TakeSnapshot',
       (r) => takeSnapshotRequestFromProto(r, limits),
       (a) => api.checkpoints.take(a),
       (record) => ({ checkpoint_id: record.id, checkpoint: checkpointToProto(record) }),
     ),
-    GetCheckpoint: unary(log, 'GetCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.get(id), (record) => ({ checkpoint: checkpointToProto(record) })),
+    GetCheckpoint: unary(log, stats, 'GetCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.get(id), (record) => ({ checkpoint: checkpointToProto(record) })),
     ListCheckpoints: unary(
       log,
+      stats,
       'ListCheckpoints',
       (r) => listCheckpointsRequestFromProto(r, limits),
       (a) => api.checkpoints.list(a.filter, a.pageSize, a.pageToken),
@@ -236,17 +325,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     WatchCheckpoint: watchCheckpoint,
     RollbackSnapshot: unary(
       log,
+      stats,
       'RollbackSnapshot',
       (r) => rollbackRequestFromProto(r, limits),
       (a) => api.checkpoints.rollback(a),
       (out) => ({ safety_checkpoint_id: out.safetyCheckpointId, epoch: out.epoch }),
     ),
-    RestoreSnapshot: unary(log, 'RestoreSnapshot', (r) => restoreRequestFromProto(r, limits), (a) => api.checkpoints.restore(a), (out) => ({ epoch: out.epoch })),
-    VerifyCheckpoint: unary(log, 'VerifyCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.verify(id), verifyReportToProto),
-    DeleteCheckpoint: unary(log, 'DeleteCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.delete(id), () => ({})),
-    ListAgents: unary(log, 'ListAgents', listAgentsRequestFromProto, (tenant) => api.agents.list(tenant), (agents) => ({ agents: agents.map(agentToProto) })),
+    RestoreSnapshot: unary(log, stats, 'RestoreSnapshot', (r) => restoreRequestFromProto(r, limits), (a) => api.checkpoints.restore(a), (out) => ({ epoch: out.epoch })),
+    VerifyCheckpoint: unary(log, stats, 'VerifyCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.verify(id), verifyReportToProto),
+    DeleteCheckpoint: unary(log, stats, 'DeleteCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.delete(id), () => ({})),
+    ListAgents: unary(log, stats, 'ListAgents', listAgentsRequestFromProto, (tenant) => api.agents.list(tenant), (agents) => ({ agents: agents.map(agentToProto) })),
   };
-  server.addService(coordinatorGrpc().service, handlers);
+  server.addService(tolerantDeserializers(coordinatorGrpc().service), handlers);
 
   const credentials = options.credentials ?? ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => {
@@ -270,5 +360,5 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       log.info({ port, graceful }, 'gRPC server stopped');
     })());
 
-  return { port, health, close };
+  return { port, health, stats, close };
 }

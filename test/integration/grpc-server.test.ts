@@ -4,7 +4,7 @@
  * checkpoint side is FakeCheckpoints). Pins the status code and a readable message for every kind
  * of bad request, the health service, and WatchCheckpoint's stream lifecycle.
  */
-import { credentials, status as GrpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Client as GrpcClient, credentials, Metadata, status as GrpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorClient, type CallResult } from '../../coordinator/grpc/client.js';
 import { coordinatorGrpc } from '../../coordinator/grpc/descriptor.js';
@@ -165,6 +165,44 @@ describe('coordinator gRPC server', () => {
     }
   });
 
+  describe('malformed bytes', () => {
+    /** Sends raw bytes as the request of a method, bypassing any serializer. */
+    function rawBytes(path: string, bytes: Buffer): Promise<{ code: number; message: string }> {
+      const c = new GrpcClient(coordinator.address, credentials.createInsecure());
+      return new Promise((resolve) => {
+        c.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, new Metadata(), {}, (error) => {
+          c.close();
+          resolve(error === null ? { code: GrpcStatus.OK, message: '' } : { code: error.code, message: error.details });
+        });
+      });
+    }
+
+    it('a request that is not the method\'s message is INVALID_ARGUMENT, logged and counted, and the server keeps serving', async () => {
+      const before = coordinator.grpc.stats.malformedRequests;
+      const result = await rawBytes('/snapshot.v1.Coordinator/GetPlan', Buffer.from([0xff, 0xff, 0xff, 0x07]));
+      expect(result.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(result.message).toMatch(/^the request is not a valid GetPlanRequest message \(/);
+      expect(coordinator.grpc.stats.malformedRequests).toBe(before + 1);
+      expect(coordinator.logLines.some((l) => l.method === 'GetPlan' && l.code === 'invalid-argument' && String(l.reason).length > 0)).toBe(true);
+      expect(value(await client.listAgents(undefined))).toBeInstanceOf(Array);
+    });
+
+    it('a watch whose request does not decode ends with INVALID_ARGUMENT', async () => {
+      const c = new GrpcClient(coordinator.address, credentials.createInsecure());
+      try {
+        const stream = c.makeServerStreamRequest('/snapshot.v1.Coordinator/WatchCheckpoint', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x08]), new Metadata(), {});
+        const code = await new Promise<number>((resolve) => {
+          stream.on('data', () => undefined);
+          stream.on('error', (e: ServiceError) => resolve(e.code));
+          stream.on('status', (s: { code: number }) => resolve(s.code));
+        });
+        expect(code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      } finally {
+        c.close();
+      }
+    });
+  });
+
   describe('checkpoints', () => {
     it('TakeSnapshot answers with the accepted record; the options carry the defaults the API filled in', async () => {
       const cp = value(await client.takeSnapshot({ planId: 'p-take', level: 'crash', options: { fallbackPolicy: 'downgrade' }, idempotencyKey: 'op-1' }));
@@ -263,5 +301,35 @@ describe('coordinator gRPC server', () => {
       expect(value(await client.listAgents('acme'))[0]?.status).toBe('offline');
       expect(value(await client.listAgents('nobody'))).toEqual([]);
     });
+  });
+});
+
+describe('coordinator gRPC server shutdown', () => {
+  it('close() turns health NOT_SERVING, ends open watches with UNAVAILABLE, stops the server, and is idempotent', async () => {
+    const coordinator = await startTestCoordinator();
+    const client = new CoordinatorClient(coordinator.address, { callTimeoutMs: 2_000 });
+    const health = new (healthGrpc().Client)(coordinator.address, credentials.createInsecure());
+    try {
+      const cp = value(await client.takeSnapshot({ planId: STUCK_PLAN, level: 'app', options: {} }));
+      let received = 0;
+      const watch = client.watchCheckpoint(cp.id, () => received++);
+      const statuses: string[] = [];
+      const healthWatch = (health as unknown as Record<string, (r: unknown) => NodeJS.EventEmitter>)['Watch']?.call(health, { service: '' });
+      healthWatch?.on('data', (m: { status: string }) => statuses.push(m.status));
+      healthWatch?.on('error', () => undefined);
+      await until(() => received > 0 && statuses.length > 0);
+      expect(statuses).toEqual(['SERVING']);
+
+      await Promise.all([coordinator.grpc.close(), coordinator.grpc.close()]);
+      const ended = failure(await watch.done);
+      expect(ended.code).toBe(GrpcStatus.UNAVAILABLE);
+      expect(ended.message).toMatch(/shutting down/);
+      await until(() => statuses.includes('NOT_SERVING'));
+      expect(failure(await client.listAgents(undefined)).code).toBe(GrpcStatus.UNAVAILABLE);
+    } finally {
+      health.close();
+      client.close();
+      await coordinator.stop();
+    }
   });
 });

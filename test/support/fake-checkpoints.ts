@@ -1,6 +1,7 @@
 /**
  * An in-memory CheckpointsApi for tests of the gRPC edge and snapctl: no NATS, no agents. A taken
- * checkpoint completes on its own through a scripted sequence of progress events, except for the
+ * checkpoint completes on its own through a scripted sequence of progress events (plan `aborts`:
+ * the last app declines and it aborts; plan `corrupt`: verify finds a problem), except for the
  * plan `stuck`, whose checkpoints never end (for cancellation tests). Checkpoint id 666 makes
  * `get` throw, standing in for a bug behind the API.
  */
@@ -11,6 +12,8 @@ import type { CheckpointId } from '../../src/ids.js';
 
 export const THROWING_CHECKPOINT_ID = 666;
 export const STUCK_PLAN = 'stuck';
+/** An unwatched checkpoint starts its script after this long. */
+const UNWATCHED_START_MS = 10_000;
 
 export class FakeCheckpoints implements CheckpointsApi {
   readonly records = new Map<number, CheckpointRecord>();
@@ -19,6 +22,7 @@ export class FakeCheckpoints implements CheckpointsApi {
   private nextId = 1;
   private readonly listeners = new Map<number, Set<(e: ProgressEvent) => void>>();
   private readonly enders = new Map<number, Set<() => void>>();
+  private readonly starters = new Map<number, () => void>();
 
   constructor(
     /** Apps of every taken checkpoint. */
@@ -56,7 +60,16 @@ export class FakeCheckpoints implements CheckpointsApi {
       safety: false,
     };
     this.records.set(id, record);
-    if (request.planId !== STUCK_PLAN) void this.script(id, request.planId === 'aborts');
+    if (request.planId !== STUCK_PLAN) {
+      // The script starts with the first watcher, so a watch sees every event whatever the
+      // scheduling; unwatched checkpoints still finish, a little later.
+      const timer = setTimeout(() => this.start(id), UNWATCHED_START_MS);
+      timer.unref();
+      this.starters.set(id, () => {
+        clearTimeout(timer);
+        void this.script(id, request.planId === 'aborts');
+      });
+    }
     return ok(record);
   }
 
@@ -91,6 +104,12 @@ export class FakeCheckpoints implements CheckpointsApi {
     await pause();
     this.emit(id, { kind: 'state-changed' }, (r) => ({ ...r, state: 'completed', levelAchieved: r.levelRequested, finishedAtUnixMs: 1_700_000_000_100 }));
     this.end(id);
+  }
+
+  private start(id: number): void {
+    const starter = this.starters.get(id);
+    this.starters.delete(id);
+    starter?.();
   }
 
   private end(id: number): void {
@@ -136,6 +155,7 @@ export class FakeCheckpoints implements CheckpointsApi {
     if (!this.enders.has(id)) this.enders.set(id, new Set());
     this.listeners.get(id)?.add(onEvent);
     this.enders.get(id)?.add(end);
+    this.start(id);
     return ok(stop);
   }
 

@@ -87,6 +87,9 @@ const fullRecord: CheckpointRecord = checkpointRecord({
     { server: 'srv2', app: 'APP2', acked: false, failureReason: 'hook-failed', failureDetail: 'exit 1: disk full' },
   ],
   volumes: [{ volumeId: 'vol1', server: 'srv1', snapshotRef: 'pool/vol1@cp1', frozenAtUnixMs: 1, snapshotAtUnixMs: 2, thawedAtUnixMs: 3 }],
+  // Not carried by the proto (yet): must not break the round trip.
+  servers: [{ server: 'srv1', frozenAtUnixMs: 1, thawedAtUnixMs: 3, hooks: [] }],
+  fallbackReason: 'srv2/APP2 declined',
   safety: true,
 });
 

@@ -1,0 +1,274 @@
+/**
+ * snapctl's command line: argv in, a typed command (or a usage error naming the problem) out. No
+ * I/O, so every rule is unit-testable. Parsing is strict (node:util parseArgs): an unknown or
+ * misspelt option is an error, never silently ignored.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { RestoreRequest, TakeSnapshotRequest } from '../api.js';
+import type { AppRef, CheckpointState, SnapshotOptions } from '../model.js';
+import { ADDRESS_DEFAULT, HELP } from './help.js';
+
+export interface GlobalOptions {
+  readonly address: string;
+  readonly json: boolean;
+}
+
+export type Command =
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'plans-list'; readonly tenant?: string }
+  | { readonly kind: 'plans-show'; readonly planId: string }
+  | { readonly kind: 'plans-register'; readonly file: string; readonly revision?: number; readonly replace: boolean }
+  | { readonly kind: 'plans-delete'; readonly planId: string; readonly withCheckpoints: boolean }
+  | { readonly kind: 'take'; readonly request: TakeSnapshotRequest; readonly watch: boolean }
+  | { readonly kind: 'list'; readonly planId?: string; readonly states?: readonly CheckpointState[]; readonly limit: number }
+  | { readonly kind: 'show'; readonly id: number }
+  | { readonly kind: 'rollback'; readonly id: number; readonly skipSafety: boolean; readonly idempotencyKey?: string }
+  | { readonly kind: 'restore'; readonly request: RestoreRequest }
+  | { readonly kind: 'verify'; readonly id: number }
+  | { readonly kind: 'delete'; readonly id: number }
+  | { readonly kind: 'agents'; readonly tenant?: string };
+
+export type Parsed =
+  | { readonly ok: true; readonly global: GlobalOptions; readonly command: Command }
+  | { readonly ok: false; readonly error: string; /** The help topic to point at. */ readonly topic: string };
+
+export const LIST_LIMIT_DEFAULT = 100;
+const UINT32_MAX = 0xffff_ffff;
+const STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'completed', 'aborting', 'aborted'];
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const GLOBAL_OPTIONS: Options = {
+  address: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+/** Options of each command (besides the global ones), and how many positionals it takes. */
+const COMMANDS: Readonly<Record<string, { options: Options; positionals: number }>> = {
+  'plans list': { options: { tenant: { type: 'string' } }, positionals: 0 },
+  'plans show': { options: {}, positionals: 1 },
+  'plans register': { options: { replace: { type: 'boolean' }, revision: { type: 'string' } }, positionals: 1 },
+  'plans delete': { options: { 'with-checkpoints': { type: 'boolean' } }, positionals: 1 },
+  take: {
+    options: {
+      plan: { type: 'string' },
+      level: { type: 'string' },
+      aligned: { type: 'boolean' },
+      unaligned: { type: 'boolean' },
+      'alignment-timeout': { type: 'string' },
+      timeout: { type: 'string' },
+      fallback: { type: 'string' },
+      'freeze-deadline': { type: 'string' },
+      'idempotency-key': { type: 'string' },
+      watch: { type: 'boolean' },
+    },
+    positionals: 0,
+  },
+  list: { options: { plan: { type: 'string' }, state: { type: 'string', multiple: true }, limit: { type: 'string' } }, positionals: 0 },
+  show: { options: {}, positionals: 1 },
+  rollback: { options: { 'no-safety': { type: 'boolean' }, 'idempotency-key': { type: 'string' } }, positionals: 1 },
+  restore: { options: { map: { type: 'string', multiple: true }, 'idempotency-key': { type: 'string' } }, positionals: 1 },
+  verify: { options: {}, positionals: 1 },
+  delete: { options: {}, positionals: 1 },
+  agents: { options: { tenant: { type: 'string' } }, positionals: 0 },
+};
+
+class UsageError extends Error {}
+
+function usage(message: string): never {
+  throw new UsageError(message);
+}
+
+/** The command words (`take`, `plans list`) found among argv's positionals, skipping option values. */
+function commandWords(argv: readonly string[]): string[] {
+  const words: string[] = [];
+  const takesValue = new Set(['--address']);
+  for (const c of Object.values(COMMANDS)) for (const [name, o] of Object.entries(c.options)) if (o.type === 'string') takesValue.add(`--${name}`);
+  for (let i = 0; i < argv.length && words.length < 2; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') break;
+    if (arg.startsWith('-')) {
+      if (takesValue.has(arg)) i++;
+      continue;
+    }
+    words.push(arg);
+    if (words[0] !== 'plans' && words[0] !== 'help') break;
+  }
+  return words;
+}
+
+function int(option: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[0-9]+$/.test(text)) usage(`${option} must be a whole number, got ${JSON.stringify(text)}`);
+  const n = Number(text);
+  if (n < min || n > max) usage(`${option} must be from ${min} to ${max}, got ${text}`);
+  return n;
+}
+
+function checkpointId(text: string | undefined): number {
+  if (text === undefined) usage('a checkpoint ID is required');
+  const id = int('checkpoint ID', text, 1, Number.MAX_SAFE_INTEGER);
+  return id ?? 0;
+}
+
+function name(option: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!NAME.test(text)) usage(`${option} ${JSON.stringify(text)} must match [A-Za-z0-9_-]{1,64}`);
+  return text;
+}
+
+function oneOf<T extends string>(option: string, text: string | undefined, values: readonly T[]): T | undefined {
+  if (text === undefined) return undefined;
+  if (!(values as readonly string[]).includes(text)) usage(`${option} must be one of ${values.join(', ')}, got ${JSON.stringify(text)}`);
+  return text as T;
+}
+
+function appRef(text: string, what: string): AppRef {
+  const [server, app, ...rest] = text.split('/');
+  if (server === undefined || app === undefined || rest.length > 0 || !NAME.test(server) || !NAME.test(app)) usage(`${what} ${JSON.stringify(text)} must be SERVER/APP`);
+  return { server, app };
+}
+
+function mappings(values: readonly string[]): Pick<RestoreRequest, 'servers' | 'apps'> {
+  const servers: Record<string, string> = {};
+  const apps: { source: AppRef; target: AppRef }[] = [];
+  for (const item of values.flatMap((v) => v.split(',')).filter((v) => v !== '')) {
+    const [source, target, ...rest] = item.split('=');
+    if (source === undefined || target === undefined || rest.length > 0) usage(`--map ${JSON.stringify(item)} must be SRC=DST`);
+    if (source.includes('/') || target.includes('/')) {
+      apps.push({ source: appRef(source, '--map source'), target: appRef(target, '--map target') });
+    } else {
+      name('--map source server', source);
+      name('--map target server', target);
+      if (source in servers) usage(`--map maps server ${source} twice`);
+      servers[source] = target;
+    }
+  }
+  if (Object.keys(servers).length === 0 && apps.length === 0) usage('--map SRC=DST is required');
+  return { servers, apps };
+}
+
+function build(key: string, values: Record<string, string | boolean | (string | boolean)[] | undefined>, positionals: readonly string[]): Command {
+  const str = (k: string): string | undefined => {
+    const v = values[k];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const bool = (k: string): boolean => values[k] === true;
+  const list = (k: string): string[] => {
+    const v = values[k];
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  };
+  const key2 = (k: string): string | undefined => {
+    const v = str(k);
+    if (v !== undefined && (v === '' || v.length > 128)) usage(`--${k} must be 1 to 128 characters`);
+    return v;
+  };
+  switch (key) {
+    case 'plans list': {
+      const tenant = name('--tenant', str('tenant'));
+      return { kind: 'plans-list', ...(tenant !== undefined ? { tenant } : {}) };
+    }
+    case 'plans show':
+      return { kind: 'plans-show', planId: name('plan ID', positionals[0]) ?? '' };
+    case 'plans register': {
+      const revision = int('--revision', str('revision'), 1, Number.MAX_SAFE_INTEGER);
+      if (revision !== undefined && bool('replace')) usage('--replace and --revision exclude each other');
+      return { kind: 'plans-register', file: positionals[0] ?? '', replace: bool('replace'), ...(revision !== undefined ? { revision } : {}) };
+    }
+    case 'plans delete':
+      return { kind: 'plans-delete', planId: name('plan ID', positionals[0]) ?? '', withCheckpoints: bool('with-checkpoints') };
+    case 'take': {
+      const planId = name('--plan', str('plan'));
+      if (planId === undefined) usage('--plan ID is required');
+      const level = oneOf('--level', str('level'), ['none', 'crash', 'app'] as const);
+      if (level === undefined) usage('--level none|crash|app is required');
+      if (bool('aligned') && bool('unaligned')) usage('--aligned and --unaligned exclude each other');
+      const options: { -readonly [K in keyof SnapshotOptions]?: SnapshotOptions[K] } = {};
+      if (bool('aligned')) options.alignmentMode = 'aligned';
+      if (bool('unaligned')) options.alignmentMode = 'unaligned';
+      const alignmentTimeoutMs = int('--alignment-timeout', str('alignment-timeout'), 0, UINT32_MAX);
+      if (alignmentTimeoutMs !== undefined) {
+        if (bool('unaligned') && alignmentTimeoutMs > 0) usage('--alignment-timeout applies only to aligned checkpoints');
+        options.alignmentTimeoutMs = alignmentTimeoutMs;
+      }
+      const timeoutMs = int('--timeout', str('timeout'), 1, UINT32_MAX);
+      if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
+      const freezeDeadlineMs = int('--freeze-deadline', str('freeze-deadline'), 1, UINT32_MAX);
+      if (freezeDeadlineMs !== undefined) options.freezeDeadlineMs = freezeDeadlineMs;
+      const fallback = oneOf('--fallback', str('fallback'), ['fail', 'downgrade'] as const);
+      if (fallback !== undefined) options.fallbackPolicy = fallback;
+      const idempotencyKey = key2('idempotency-key');
+      return { kind: 'take', request: { planId, level, options, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) }, watch: bool('watch') };
+    }
+    case 'list': {
+      const planId = name('--plan', str('plan'));
+      const states = list('state')
+        .flatMap((s) => s.split(','))
+        .filter((s) => s !== '')
+        .map((s) => oneOf('--state', s, STATES) ?? 'pending');
+      const limit = int('--limit', str('limit'), 1, 100_000) ?? LIST_LIMIT_DEFAULT;
+      return { kind: 'list', limit, ...(planId !== undefined ? { planId } : {}), ...(states.length > 0 ? { states } : {}) };
+    }
+    case 'show':
+      return { kind: 'show', id: checkpointId(positionals[0]) };
+    case 'rollback': {
+      const idempotencyKey = key2('idempotency-key');
+      return { kind: 'rollback', id: checkpointId(positionals[0]), skipSafety: bool('no-safety'), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+    }
+    case 'restore': {
+      const id = checkpointId(positionals[0]);
+      const idempotencyKey = key2('idempotency-key');
+      return { kind: 'restore', request: { checkpointId: id, ...mappings(list('map')), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) } };
+    }
+    case 'verify':
+      return { kind: 'verify', id: checkpointId(positionals[0]) };
+    case 'delete':
+      return { kind: 'delete', id: checkpointId(positionals[0]) };
+    case 'agents': {
+      const tenant = name('--tenant', str('tenant'));
+      return { kind: 'agents', ...(tenant !== undefined ? { tenant } : {}) };
+    }
+    default:
+      return usage(`unknown command ${key}`);
+  }
+}
+
+export function parseCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Parsed {
+  const words = commandWords(argv);
+  let key = words[0] ?? '';
+  if (key === 'plans') key = words[1] === undefined ? 'plans' : `plans ${words[1]}`;
+  const topic = key in HELP ? key : key.startsWith('plans') ? 'plans' : 'main';
+  try {
+    if (key === '' || key === 'help') {
+      const about = key === 'help' ? argv.filter((a) => !a.startsWith('-')).slice(1).join(' ') : '';
+      if (about !== '' && !(about in HELP)) usage(`no help on ${JSON.stringify(about)}`);
+      if (key === '' && !argv.includes('--help') && !argv.includes('-h')) usage('a command is required');
+      return { ok: true, global: { address: ADDRESS_DEFAULT, json: false }, command: { kind: 'help', text: HELP[about === '' ? 'main' : about] ?? '' } };
+    }
+    const spec = COMMANDS[key];
+    if (spec === undefined) {
+      if (key === 'plans' && (argv.includes('--help') || argv.includes('-h'))) {
+        return { ok: true, global: { address: ADDRESS_DEFAULT, json: false }, command: { kind: 'help', text: HELP.plans ?? '' } };
+      }
+      usage(key === 'plans' ? 'plans needs a subcommand: list, show, register or delete' : `unknown command ${JSON.stringify(key)}`);
+    }
+    const parsed = parseArgs({ args: [...argv], options: { ...GLOBAL_OPTIONS, ...spec.options }, allowPositionals: true, strict: true });
+    const global: GlobalOptions = {
+      address: (parsed.values.address as string | undefined) ?? env.SNAPCTL_ADDRESS ?? ADDRESS_DEFAULT,
+      json: parsed.values.json === true,
+    };
+    if (global.address === '') usage('--address must not be empty');
+    if (parsed.values.help === true) return { ok: true, global, command: { kind: 'help', text: HELP[key] ?? HELP.main ?? '' } };
+    const positionals = parsed.positionals.slice(key.split(' ').length);
+    if (positionals.length > spec.positionals) usage(`unexpected argument ${JSON.stringify(positionals[spec.positionals])}`);
+    if (positionals.length < spec.positionals) usage(`${key} needs ${spec.positionals === 1 ? 'an argument' : `${spec.positionals} arguments`}; see \`snapctl ${key} --help\``);
+    return { ok: true, global, command: build(key, parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>, positionals) };
+  } catch (error) {
+    if (error instanceof UsageError) return { ok: false, error: error.message, topic };
+    // parseArgs' own errors (unknown option, missing value) are usage errors too.
+    if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) return { ok: false, error: error.message, topic };
+    throw error;
+  }
+}

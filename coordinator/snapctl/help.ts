@@ -1,0 +1,231 @@
+/** snapctl's help texts: one per command, each listing its options, the exit codes and an example. */
+
+export const EXIT = {
+  ok: 0,
+  /** The coordinator answered with an error, or could not be reached. */
+  coordinator: 1,
+  /** The command line (or an input file) is wrong; nothing was sent. */
+  usage: 2,
+  /** take --watch: the checkpoint ended aborted. */
+  aborted: 3,
+  /** verify: the checkpoint has problems. */
+  verifyFailed: 4,
+  /** Ctrl-C while watching (the checkpoint itself goes on). */
+  interrupted: 130,
+} as const;
+
+export const ADDRESS_DEFAULT = '127.0.0.1:50051';
+
+const EXIT_HELP = `Exit codes:
+  0  ok
+  1  the coordinator answered with an error (its gRPC code and message are printed) or could not be
+     reached (UNAVAILABLE, DEADLINE_EXCEEDED)
+  2  usage: a wrong command line or input file; nothing was sent
+  3  take --watch: the checkpoint was aborted
+  4  verify: the checkpoint has problems`;
+
+const GLOBAL_HELP = `Global options (before or after the command):
+  --address HOST:PORT   the coordinator's gRPC address (default: $SNAPCTL_ADDRESS, else ${ADDRESS_DEFAULT})
+  --json                machine-readable output: one JSON document (take --watch: one per line)
+  -h, --help            help on the command`;
+
+export const HELP: Readonly<Record<string, string>> = {
+  main: `snapctl: a command-line client of the snapshot coordinator (gRPC).
+
+Usage: snapctl [--address HOST:PORT] [--json] <command> [options]
+
+Commands:
+  plans list [--tenant T]                 the registered plans
+  plans show ID                           one plan: servers, apps, channels, volumes
+  plans register FILE.json [--replace]    create (or replace) a plan from a JSON file
+  plans delete ID [--with-checkpoints]    delete a plan
+  take --plan ID --level LEVEL [...]      start a checkpoint (--watch to follow it to the end)
+  list [--plan ID] [--state S]            checkpoints, newest first
+  show ID                                 one checkpoint in full, with per-app statistics
+  rollback ID [--no-safety]               put the plan's apps back to a checkpoint
+  restore ID --map SRC=DST[,...]          load a checkpoint into other servers or apps
+  verify ID                               check every part and the cut of a checkpoint
+  delete ID                               delete a checkpoint and its stored parts
+  agents [--tenant T]                     registered agents and their heartbeats
+  help [COMMAND]                          help on a command (also: COMMAND --help)
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+
+Example:
+  snapctl take --plan demo --level app --watch && snapctl list --plan demo
+`,
+  plans: `Usage: snapctl plans list|show|register|delete ...
+
+  plans list [--tenant T]
+  plans show ID
+  plans register FILE.json [--replace | --revision N]
+  plans delete ID [--with-checkpoints]
+
+See \`snapctl plans COMMAND --help\`.
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  'plans list': `Usage: snapctl plans list [--tenant T]
+
+Every registered plan (all pages), sorted by id: id, tenant, servers, apps, channels, volumes,
+revision.
+
+Options:
+  --tenant T   only this tenant's plans
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  'plans show': `Usage: snapctl plans show ID
+
+One plan: its servers, apps, channels (with kind) and volumes, and its revision.
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  'plans register': `Usage: snapctl plans register FILE.json [--replace | --revision N]
+
+Registers the plan in FILE.json. Without options the plan must not exist yet (ALREADY_EXISTS
+otherwise). --revision N replaces it only if its current revision is N (compare-and-set);
+--replace reads the current revision first and replaces whatever is there.
+
+FILE.json (an app is {"server": "...", "app": "..."} or the short form "server/app"):
+  {
+    "id": "demo", "tenant": "acme",
+    "servers": ["srv1", "srv2"],
+    "apps": ["srv1/APP1", "srv2/APP2"],
+    "channels": [{"from": "srv1/APP1", "to": "srv2/APP2", "kind": "in-band"},
+                 {"from": "srv2/APP2", "to": "srv1/APP1", "kind": "log", "logStream": "ORDERS"}],
+    "volumes": [{"id": "vol1", "server": "srv1", "backendRef": "pool/vol1"}]
+  }
+Channel kinds: in-band, log (needs logStream), opaque.
+
+Options:
+  --replace      replace the plan if it exists
+  --revision N   replace the plan only at revision N
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  'plans delete': `Usage: snapctl plans delete ID [--with-checkpoints]
+
+Deletes a plan. A plan that still has checkpoints is refused (FAILED_PRECONDITION) unless
+--with-checkpoints is given, which deletes them and their stored parts too.
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  take: `Usage: snapctl take --plan ID --level none|crash|app [options]
+
+Starts a checkpoint of a plan and prints its id. With --watch, follows it live (a table per app
+on a terminal, one line per event otherwise) until it completes (exit 0) or aborts (exit 3).
+Ctrl-C stops watching; the checkpoint goes on.
+
+Options:
+  --plan ID                  the plan (required)
+  --level LEVEL              none, crash or app (required)
+  --aligned | --unaligned    how apps with several inputs line up barriers (default: aligned)
+  --alignment-timeout MS     aligned only: switch to unaligned after MS; 0 never (default: 0)
+  --timeout MS               abort if not completed within MS (default: the coordinator's)
+  --fallback fail|downgrade  when the level cannot be reached (default: fail)
+  --freeze-deadline MS       crash level: agents thaw by themselves after MS (default: the coordinator's)
+  --idempotency-key K        a retry with the same key returns the same checkpoint
+  --watch                    follow the checkpoint to its end
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+
+Example:
+  snapctl take --plan demo --level app --unaligned --timeout 30000 --watch
+`,
+  list: `Usage: snapctl list [--plan ID] [--state S[,S...]] [--limit N]
+
+Checkpoints, newest first: id, plan, level requested (-> achieved), state, acked/total, duration,
+size, failure.
+
+Options:
+  --plan ID      only this plan's checkpoints
+  --state S      only these states: pending, triggering, collecting, committing, completed,
+                 aborting, aborted (comma-separated or repeated)
+  --limit N      at most N checkpoints (default 100)
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  show: `Usage: snapctl show ID
+
+One checkpoint in full: plan, levels requested and achieved, state, failure, options, times,
+per-app statistics (ack, alignment, sync and async durations, sizes, unaligned finish, failure)
+and volume snapshots with their frozen window.
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  rollback: `Usage: snapctl rollback ID [--no-safety] [--idempotency-key K]
+
+Puts the plan's current apps back to completed checkpoint ID. First takes a safety checkpoint of
+the current state (its id is printed) unless --no-safety is given.
+
+Options:
+  --no-safety            do not take a safety checkpoint first
+  --idempotency-key K    a retry with the same key does not roll back twice
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  restore: `Usage: snapctl restore ID --map SRC=DST[,SRC=DST...] [--idempotency-key K]
+
+Loads completed checkpoint ID into other servers or apps, leaving the originals untouched.
+A mapping is either server to server (srv1=srv7: every app of srv1 goes to srv7 under its own
+name) or app to app (srv1/APP1=srv7/APP9, which wins over its server's mapping).
+
+Options:
+  --map SRC=DST[,...]    mappings (repeatable)
+  --idempotency-key K    a retry with the same key does not restore twice
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  verify: `Usage: snapctl verify ID
+
+Checks checkpoint ID: every part present, every digest matching, the recorded cut consistent.
+Exit 0 when it is sound, 4 when it has problems (each one printed).
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  delete: `Usage: snapctl delete ID
+
+Deletes checkpoint ID and its stored parts.
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  agents: `Usage: snapctl agents [--tenant T]
+
+Registered agents: tenant, server, status (online, late, offline), frozen, apps, version, last
+heartbeat.
+
+Options:
+  --tenant T   only this tenant's agents
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+};

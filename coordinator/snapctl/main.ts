@@ -1,0 +1,222 @@
+/**
+ * snapctl's commands over a coordinator client. Everything with a decision in it is here or in
+ * args.ts; snapctl.ts only wires the real process, file system and gRPC client in, so tests can
+ * run the whole CLI in memory.
+ */
+import type { Page } from '../api.js';
+import type { CheckpointView } from '../checkpoint-view.js';
+import type { CallResult, CoordinatorClient } from '../grpc/client.js';
+import type { PlanInput } from '../model.js';
+import { parseCommandLine, type Command, type GlobalOptions } from './args.js';
+import { EXIT } from './help.js';
+import { parsePlanFile } from './plan-file.js';
+import { agentsTable, checkpointsTable, checkpointText, planText, plansTable, verifyText } from './render.js';
+import { WatchView } from './watch-view.js';
+
+export type SnapctlClient = Pick<
+  CoordinatorClient,
+  | 'registerPlan'
+  | 'getPlan'
+  | 'listPlans'
+  | 'deletePlan'
+  | 'takeSnapshot'
+  | 'getCheckpoint'
+  | 'listCheckpoints'
+  | 'watchCheckpoint'
+  | 'rollback'
+  | 'restore'
+  | 'verify'
+  | 'deleteCheckpoint'
+  | 'listAgents'
+  | 'close'
+>;
+
+export interface SnapctlIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  readonly stdoutIsTTY: boolean;
+  /** Throws when the file cannot be read. */
+  readFile(path: string): string;
+  now(): number;
+  /** Calls `handler` on Ctrl-C until the returned function is called. */
+  onInterrupt(handler: () => void): () => void;
+}
+
+/** Pages fetched per call when a command gathers a whole listing. */
+const LIST_PAGE_SIZE = 100;
+
+class Failed extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+export async function runSnapctl(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  io: SnapctlIo,
+  connect: (address: string) => SnapctlClient,
+): Promise<number> {
+  const parsed = parseCommandLine(argv, env);
+  if (!parsed.ok) {
+    io.stderr(`snapctl: ${parsed.error}\nSee \`snapctl ${parsed.topic === 'main' ? '' : `${parsed.topic} `}--help\`.\n`);
+    return EXIT.usage;
+  }
+  const { global, command } = parsed;
+  if (command.kind === 'help') {
+    io.stdout(command.text);
+    return EXIT.ok;
+  }
+  // Read input files before connecting: a bad file is a usage error with nothing sent.
+  let planFile: ReturnType<typeof parsePlanFile> | undefined;
+  if (command.kind === 'plans-register') {
+    let text: string;
+    try {
+      text = io.readFile(command.file);
+    } catch (error) {
+      io.stderr(`snapctl: cannot read ${command.file}: ${error instanceof Error ? error.message : String(error)}\n`);
+      return EXIT.usage;
+    }
+    planFile = parsePlanFile(text, command.file);
+    if (!planFile.ok) {
+      io.stderr(`snapctl: ${planFile.error}\n`);
+      return EXIT.usage;
+    }
+  }
+  const client = connect(global.address);
+  try {
+    return await run(command, global, io, client, planFile?.ok === true ? planFile.plan : undefined);
+  } catch (error) {
+    if (error instanceof Failed) return error.code;
+    throw error;
+  } finally {
+    client.close();
+  }
+}
+
+function out(io: SnapctlIo, global: GlobalOptions, json: unknown, text: string): void {
+  io.stdout(global.json ? `${JSON.stringify(json, null, 2)}\n` : text);
+}
+
+/** The value of a call, or the error printed and Failed(1) thrown. */
+function check<T>(io: SnapctlIo, global: GlobalOptions, result: CallResult<T>): T {
+  if (result.ok) return result.value;
+  const { codeName, message } = result.error;
+  io.stderr(`snapctl: ${codeName}: ${message}\n`);
+  if (global.json) io.stdout(`${JSON.stringify({ error: { code: codeName, message } })}\n`);
+  throw new Failed(EXIT.coordinator);
+}
+
+/** Follows page tokens until `limit` items or the last page. */
+async function collect<T>(limit: number, fetch: (pageSize: number, token: string) => Promise<Page<T>>): Promise<T[]> {
+  const items: T[] = [];
+  let token = '';
+  do {
+    const page = await fetch(Math.min(LIST_PAGE_SIZE, limit - items.length), token);
+    items.push(...page.items);
+    token = page.nextPageToken;
+  } while (token !== '' && items.length < limit);
+  return items;
+}
+
+async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient, plan: PlanInput | undefined): Promise<number> {
+  switch (command.kind) {
+    case 'plans-list': {
+      const plans = await collect(Number.MAX_SAFE_INTEGER, async (pageSize, token) => check(io, global, await client.listPlans(command.tenant, pageSize, token)));
+      out(io, global, { plans }, plansTable(plans));
+      return EXIT.ok;
+    }
+    case 'plans-show': {
+      const p = check(io, global, await client.getPlan(command.planId));
+      out(io, global, p, planText(p));
+      return EXIT.ok;
+    }
+    case 'plans-register': {
+      if (plan === undefined) throw new Error('plan file not read');
+      let revision = command.revision ?? 0;
+      if (command.replace) {
+        const current = await client.getPlan(plan.id);
+        if (current.ok) revision = current.value.revision;
+        else if (current.error.codeName !== 'NOT_FOUND') check(io, global, current);
+      }
+      const stored = check(io, global, await client.registerPlan(plan, revision));
+      out(io, global, stored, `plan ${stored.id} ${revision === 0 ? 'registered' : 'replaced'} (revision ${stored.revision})\n`);
+      return EXIT.ok;
+    }
+    case 'plans-delete':
+      check(io, global, await client.deletePlan(command.planId, command.withCheckpoints));
+      out(io, global, { deleted: command.planId }, `plan ${command.planId} deleted${command.withCheckpoints ? ' with its checkpoints' : ''}\n`);
+      return EXIT.ok;
+    case 'take': {
+      const cp = check(io, global, await client.takeSnapshot(command.request));
+      if (!command.watch) {
+        out(io, global, cp, `checkpoint ${cp.id} started (plan ${cp.planId}, level ${cp.levelRequested})\n`);
+        return EXIT.ok;
+      }
+      if (!global.json) io.stdout(`checkpoint ${cp.id} started (plan ${cp.planId}, level ${cp.levelRequested})\n`);
+      return watch(cp.id, global, io, client);
+    }
+    case 'list': {
+      const filter = { ...(command.planId !== undefined ? { planId: command.planId } : {}), ...(command.states !== undefined ? { states: command.states } : {}) };
+      const items = await collect(command.limit, async (pageSize, pageToken) => check(io, global, await client.listCheckpoints({ filter, pageSize, pageToken })));
+      out(io, global, { checkpoints: items }, checkpointsTable(items));
+      return EXIT.ok;
+    }
+    case 'show': {
+      const c = check(io, global, await client.getCheckpoint(command.id));
+      out(io, global, c, checkpointText(c));
+      return EXIT.ok;
+    }
+    case 'rollback': {
+      const r = check(io, global, await client.rollback(command.id, command.skipSafety, command.idempotencyKey));
+      const safety = r.safetyCheckpointId === 0 ? 'no safety checkpoint' : `safety checkpoint ${r.safetyCheckpointId}`;
+      out(io, global, r, `rolled back to checkpoint ${command.id}: plan now in epoch ${r.epoch} (${safety})\n`);
+      return EXIT.ok;
+    }
+    case 'restore': {
+      const r = check(io, global, await client.restore(command.request));
+      out(io, global, r, `restored checkpoint ${command.request.checkpointId}: targets start in epoch ${r.epoch}\n`);
+      return EXIT.ok;
+    }
+    case 'verify': {
+      const report = check(io, global, await client.verify(command.id));
+      out(io, global, { id: command.id, ...report }, verifyText(command.id, report));
+      return report.ok ? EXIT.ok : EXIT.verifyFailed;
+    }
+    case 'delete':
+      check(io, global, await client.deleteCheckpoint(command.id));
+      out(io, global, { deleted: command.id }, `checkpoint ${command.id} deleted\n`);
+      return EXIT.ok;
+    case 'agents': {
+      const agents = check(io, global, await client.listAgents(command.tenant));
+      out(io, global, { agents }, agentsTable(agents, io.now()));
+      return EXIT.ok;
+    }
+  }
+}
+
+async function watch(id: number, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient): Promise<number> {
+  const view = new WatchView(io.stdoutIsTTY ? 'tty' : 'lines', io.now);
+  let last: CheckpointView | undefined;
+  let interrupted = false;
+  const stream = client.watchCheckpoint(id, (event) => {
+    last = event.checkpoint;
+    io.stdout(global.json ? `${JSON.stringify(event)}\n` : view.onEvent(event));
+  });
+  const stopListening = io.onInterrupt(() => {
+    interrupted = true;
+    stream.cancel();
+  });
+  const result = await stream.done;
+  stopListening();
+  if (interrupted) {
+    io.stderr(`snapctl: stopped watching; checkpoint ${id} goes on (snapctl show ${id})\n`);
+    return EXIT.interrupted;
+  }
+  if (!result.ok) check(io, global, result);
+  if (!global.json) io.stdout(view.finish());
+  if (last?.state === 'completed') return EXIT.ok;
+  if (last?.state === 'aborted') return EXIT.aborted;
+  io.stderr(`snapctl: the watch of checkpoint ${id} ended while it was ${last?.state ?? 'unknown'}\n`);
+  return EXIT.coordinator;
+}

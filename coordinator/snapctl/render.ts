@@ -1,0 +1,130 @@
+/** How snapctl shows plans, checkpoints and agents to a person (the --json output is the views themselves). */
+import type { VerifyReport } from '../api.js';
+import type { CheckpointView } from '../checkpoint-view.js';
+import type { AgentInfo, Plan } from '../model.js';
+import { bytesText, durationText, table, timeText } from './table.js';
+
+export function plansTable(plans: readonly Plan[]): string {
+  if (plans.length === 0) return 'no plans\n';
+  return table(
+    ['ID', 'TENANT', 'SERVERS', 'APPS', 'CHANNELS', 'VOLUMES', 'REVISION', 'UPDATED'],
+    plans.map((p) => [p.id, p.tenant, String(p.servers.length), String(p.apps.length), String(p.channels.length), String(p.volumes.length), String(p.revision), timeText(p.updatedAtUnixMs)]),
+  );
+}
+
+export function planText(p: Plan): string {
+  const parts = [
+    `plan ${p.id}  tenant ${p.tenant}  revision ${p.revision}`,
+    `created ${timeText(p.createdAtUnixMs)}  updated ${timeText(p.updatedAtUnixMs)}`,
+    `servers: ${p.servers.join(', ')}`,
+    '',
+    p.apps.length === 0 ? 'apps: none\n' : table(['APP'], p.apps.map((a) => [`${a.server}/${a.app}`])),
+    p.channels.length === 0
+      ? 'channels: none\n'
+      : table(
+          ['FROM', 'TO', 'KIND', 'LOG STREAM'],
+          p.channels.map((c) => [`${c.from.server}/${c.from.app}`, `${c.to.server}/${c.to.app}`, c.kind, c.logStream ?? '']),
+        ),
+    p.volumes.length === 0 ? 'volumes: none\n' : table(['VOLUME', 'SERVER', 'BACKEND REF'], p.volumes.map((v) => [v.id, v.server, v.backendRef])),
+  ];
+  return parts.join('\n');
+}
+
+/** `app` or `app->crash` when a fallback lowered the level. */
+export function levelText(c: CheckpointView): string {
+  return c.levelAchieved !== undefined && c.levelAchieved !== c.levelRequested ? `${c.levelRequested}->${c.levelAchieved}` : c.levelRequested;
+}
+
+export function failureText(c: Pick<CheckpointView, 'failureReason' | 'failureDetail'>): string {
+  if (c.failureReason === undefined) return c.failureDetail ?? '';
+  return c.failureDetail === undefined ? c.failureReason : `${c.failureReason}: ${c.failureDetail}`;
+}
+
+export function checkpointsTable(checkpoints: readonly CheckpointView[]): string {
+  if (checkpoints.length === 0) return 'no checkpoints\n';
+  return table(
+    ['ID', 'PLAN', 'LEVEL', 'STATE', 'ACKED', 'CREATED', 'DURATION', 'SIZE', 'FAILURE'],
+    checkpoints.map((c) => [
+      `${c.id}${c.safety ? '*' : ''}`,
+      c.planId,
+      levelText(c),
+      c.state,
+      `${c.stats.acked}/${c.stats.total}`,
+      timeText(c.createdAtUnixMs),
+      c.stats.durationMs > 0 ? durationText(c.stats.durationMs) : '-',
+      bytesText(c.stats.sizeBytes),
+      failureText(c),
+    ]),
+  ) + (checkpoints.some((c) => c.safety) ? '* safety checkpoint taken by a rollback\n' : '');
+}
+
+export function appStatsTable(c: CheckpointView): string {
+  if (c.stats.apps.length === 0) return 'apps: none\n';
+  return table(
+    ['APP', 'ACKED', 'AT', 'DELAY', 'ALIGN', 'SYNC', 'ASYNC', 'SIZE', 'CHANNEL STATE', 'UNALIGNED', 'FAILURE'],
+    c.stats.apps.map((a) => [
+      `${a.server}/${a.app}`,
+      a.acked ? 'yes' : 'no',
+      timeText(a.ackedAtUnixMs),
+      durationText(a.startDelayMs),
+      durationText(a.alignmentMs),
+      durationText(a.syncMs),
+      durationText(a.asyncMs),
+      bytesText(a.sizeBytes),
+      bytesText(a.channelStateBytes),
+      a.finishedUnaligned ? 'yes' : '',
+      failureText(a),
+    ]),
+  );
+}
+
+export function checkpointText(c: CheckpointView): string {
+  const o = c.options;
+  const lines = [
+    `checkpoint ${c.id}${c.safety ? ' (safety checkpoint taken by a rollback)' : ''}`,
+    `plan             ${c.planId} (tenant ${c.tenant}, epoch ${c.epoch})`,
+    `level            requested ${c.levelRequested}, achieved ${c.levelAchieved ?? '-'}`,
+    `state            ${c.state}`,
+    ...(c.failureReason !== undefined || c.failureDetail !== undefined ? [`failure          ${failureText(c)}`] : []),
+    `options          timeout ${durationText(o.timeoutMs)}, ${o.alignmentMode}` +
+      (o.alignmentMode === 'aligned' ? `, alignment timeout ${o.alignmentTimeoutMs === 0 ? 'never' : durationText(o.alignmentTimeoutMs)}` : '') +
+      `, fallback ${o.fallbackPolicy}, freeze deadline ${durationText(o.freezeDeadlineMs)}`,
+    ...(c.idempotencyKey !== undefined ? [`idempotency key  ${c.idempotencyKey}`] : []),
+    `created          ${timeText(c.createdAtUnixMs)}`,
+    `triggered        ${timeText(c.stats.triggeredAtUnixMs)}`,
+    `last ack         ${timeText(c.stats.lastAckAtUnixMs)}`,
+    `finished         ${timeText(c.finishedAtUnixMs)}${c.stats.durationMs > 0 ? ` (${durationText(c.stats.durationMs)})` : ''}`,
+    `acked            ${c.stats.acked}/${c.stats.total}`,
+    `size             ${bytesText(c.stats.sizeBytes)} (channel state ${bytesText(c.stats.channelStateBytes)})`,
+    '',
+  ];
+  const volumes =
+    c.volumes.length === 0
+      ? 'volumes: none\n'
+      : table(
+          ['VOLUME', 'SERVER', 'SNAPSHOT', 'FROZEN', 'SNAPSHOT AT', 'THAWED'],
+          c.volumes.map((v) => [v.volumeId, v.server, v.snapshotRef, timeText(v.frozenAtUnixMs), timeText(v.snapshotAtUnixMs), timeText(v.thawedAtUnixMs)]),
+        );
+  return `${lines.join('\n')}\n${appStatsTable(c)}\n${volumes}`;
+}
+
+export function agentsTable(agents: readonly AgentInfo[], nowUnixMs: number): string {
+  if (agents.length === 0) return 'no agents\n';
+  return table(
+    ['TENANT', 'SERVER', 'STATUS', 'FROZEN', 'APPS', 'VERSION', 'LAST HEARTBEAT'],
+    agents.map((a) => [
+      a.tenant,
+      a.server,
+      a.status,
+      a.frozen ? 'FROZEN' : '',
+      a.apps.join(',') || '-',
+      a.version || '-',
+      a.lastHeartbeatAtUnixMs > 0 ? `${durationText(Math.max(0, nowUnixMs - a.lastHeartbeatAtUnixMs))} ago` : '-',
+    ]),
+  );
+}
+
+export function verifyText(id: number, report: VerifyReport): string {
+  if (report.ok) return `checkpoint ${id}: ok\n`;
+  return `checkpoint ${id}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}\n` + table(['PART', 'PROBLEM'], report.problems.map((p) => [p.part, p.detail]));
+}
