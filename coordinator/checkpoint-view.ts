@@ -38,11 +38,7 @@ export interface CheckpointStatsView {
   readonly apps: readonly AppStatsView[];
 }
 
-/**
- * Exactly what coordinator.proto's Checkpoint message carries. Left out: the parts' stored-object
- * details, `fallbackReason` (no proto field yet: the level achieved is there, so a downgrade is
- * never silent, only its reason is not shown) and the crash-level `servers` (no proto field yet).
- */
+/** Exactly what coordinator.proto's Checkpoint message carries; the parts' stored-object details are left out. */
 export type CheckpointView = Pick<
   CheckpointRecord,
   | 'id'
@@ -60,7 +56,8 @@ export type CheckpointView = Pick<
   | 'finishedAtUnixMs'
   | 'volumes'
   | 'safety'
-> & { readonly stats: CheckpointStatsView };
+  | 'fallbackReason'
+> & { readonly stats: CheckpointStatsView; readonly servers: NonNullable<CheckpointRecord['servers']> };
 
 export function checkpointStats(record: CheckpointRecord): CheckpointStatsView {
   const apps = record.parts.map((p): AppStatsView => {
@@ -116,6 +113,8 @@ export function checkpointView(r: CheckpointRecord): CheckpointView {
     ...(present(r.finishedAtUnixMs) ? { finishedAtUnixMs: r.finishedAtUnixMs } : {}),
     volumes: r.volumes,
     safety: r.safety,
+    ...(present(r.fallbackReason) ? { fallbackReason: r.fallbackReason } : {}),
+    servers: r.servers ?? [],
     stats: checkpointStats(r),
   };
 }

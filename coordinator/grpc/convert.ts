@@ -10,6 +10,7 @@
  * (level, channel kind, checkpoint state filters). Unknown numbers are rejected.
  */
 import type { CheckpointId } from '../../src/ids.js';
+import type { HookAction } from '../../src/wire/index.js';
 import type { RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import { ok, type Result } from '../errors.js';
 import type { AgentInfo, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
@@ -114,6 +115,28 @@ export interface PbCheckpoint {
   stats: PbCheckpointStats;
   volumes: PbVolumeSnapshot[];
   safety: boolean;
+  fallback_reason: string;
+  servers: PbServerFreeze[];
+}
+export interface PbHookRun {
+  hook: string;
+  action: string;
+  exit_code: number;
+  signal: string;
+  timed_out: boolean;
+  duration_ms: number;
+  stderr: string;
+  attempts: number;
+  app: string;
+}
+export interface PbServerFreeze {
+  server: string;
+  frozen_at_unix_ms: number;
+  thawed_at_unix_ms: number;
+  agent_frozen_at_unix_ms: number;
+  agent_thawed_at_unix_ms: number;
+  by_watchdog: boolean;
+  hooks: PbHookRun[];
 }
 export interface PbProgress {
   kind: string;
@@ -533,6 +556,26 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
     },
     volumes: record.volumes.map(volumeToProto),
     safety: record.safety,
+    fallback_reason: record.fallbackReason ?? '',
+    servers: (record.servers ?? []).map((f) => ({
+      server: f.server,
+      frozen_at_unix_ms: f.frozenAtUnixMs ?? 0,
+      thawed_at_unix_ms: f.thawedAtUnixMs ?? 0,
+      agent_frozen_at_unix_ms: f.agentFrozenAtUnixMs ?? 0,
+      agent_thawed_at_unix_ms: f.agentThawedAtUnixMs ?? 0,
+      by_watchdog: f.byWatchdog ?? false,
+      hooks: f.hooks.map((h) => ({
+        hook: h.hook,
+        action: h.action,
+        exit_code: h.exitCode,
+        signal: h.signal ?? '',
+        timed_out: h.timedOut,
+        duration_ms: u32(h.durationMs),
+        stderr: h.stderr,
+        attempts: h.attempts,
+        app: h.app ?? '',
+      })),
+    })),
   };
 }
 
@@ -631,6 +674,30 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
       thawedAtUnixMs: v.i64('thawed_at_unix_ms'),
     })),
     safety: r.bool('safety'),
+    ...optional('fallbackReason', r.string('fallback_reason'), ''),
+    servers: r.messages('servers').map((f) => ({
+      server: f.string('server'),
+      ...optional('frozenAtUnixMs', f.i64('frozen_at_unix_ms'), 0),
+      ...optional('thawedAtUnixMs', f.i64('thawed_at_unix_ms'), 0),
+      ...optional('agentFrozenAtUnixMs', f.i64('agent_frozen_at_unix_ms'), 0),
+      ...optional('agentThawedAtUnixMs', f.i64('agent_thawed_at_unix_ms'), 0),
+      ...(f.bool('by_watchdog') ? { byWatchdog: true } : {}),
+      hooks: f.messages('hooks').map((h) => {
+        const signal = h.string('signal');
+        const app = h.string('app');
+        return {
+          hook: h.string('hook'),
+          action: h.string('action') as HookAction,
+          exitCode: h.i32('exit_code'),
+          ...(signal !== '' ? { signal } : {}),
+          timedOut: h.bool('timed_out'),
+          durationMs: h.u32('duration_ms'),
+          stderr: h.string('stderr'),
+          attempts: h.u32('attempts'),
+          ...(app !== '' ? { app } : {}),
+        };
+      }),
+    })),
   };
 }
 

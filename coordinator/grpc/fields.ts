@@ -95,6 +95,16 @@ export class ProtoReader {
     return v;
   }
 
+  i32(field: string): number {
+    const v = this.obj[field];
+    if (v === undefined || v === null) return 0;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) {
+      this.fail(field, `must be a signed 32-bit integer, got ${String(v)}`);
+      return 0;
+    }
+    return v;
+  }
+
   /** uint64 as a number; above Number.MAX_SAFE_INTEGER is an error, not a rounding. */
   u64(field: string): number {
     return this.int64(field, false);

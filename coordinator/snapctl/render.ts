@@ -84,6 +84,7 @@ export function checkpointText(c: CheckpointView): string {
     `checkpoint ${c.id}${c.safety ? ' (safety checkpoint taken by a rollback)' : ''}`,
     `plan             ${c.planId} (tenant ${c.tenant}, epoch ${c.epoch})`,
     `level            requested ${c.levelRequested}, achieved ${c.levelAchieved ?? '-'}`,
+    ...(c.fallbackReason !== undefined ? [`fallback         ${c.fallbackReason}`] : []),
     `state            ${c.state}`,
     ...(c.failureReason !== undefined || c.failureDetail !== undefined ? [`failure          ${failureText(c)}`] : []),
     `options          timeout ${durationText(o.timeoutMs)}, ${o.alignmentMode}` +
@@ -105,7 +106,33 @@ export function checkpointText(c: CheckpointView): string {
           ['VOLUME', 'SERVER', 'SNAPSHOT', 'FROZEN', 'SNAPSHOT AT', 'THAWED'],
           c.volumes.map((v) => [v.volumeId, v.server, v.snapshotRef, timeText(v.frozenAtUnixMs), timeText(v.snapshotAtUnixMs), timeText(v.thawedAtUnixMs)]),
         );
-  return `${lines.join('\n')}\n${appStatsTable(c)}\n${volumes}`;
+  const servers =
+    c.servers.length === 0
+      ? ''
+      : table(
+          ['SERVER', 'FROZEN', 'THAWED', 'FROZEN FOR', 'BY WATCHDOG'],
+          c.servers.map((f) => [
+            f.server,
+            timeText(f.frozenAtUnixMs),
+            timeText(f.thawedAtUnixMs),
+            f.frozenAtUnixMs !== undefined && f.thawedAtUnixMs !== undefined ? durationText(f.thawedAtUnixMs - f.frozenAtUnixMs) : '-',
+            f.byWatchdog ? 'yes' : 'no',
+          ]),
+        );
+  const hookRows = c.servers.flatMap((f) =>
+    f.hooks.map((h) => [
+      f.server,
+      h.app ?? '-',
+      h.hook,
+      h.action,
+      h.timedOut ? 'timed out' : h.signal !== undefined ? h.signal : String(h.exitCode),
+      durationText(h.durationMs),
+      String(h.attempts),
+      h.stderr.trim().split('\n').slice(-1)[0] ?? '',
+    ]),
+  );
+  const hooks = hookRows.length === 0 ? '' : table(['SERVER', 'APP', 'HOOK', 'ACTION', 'EXIT', 'TOOK', 'TRIES', 'STDERR (LAST LINE)'], hookRows);
+  return `${lines.join('\n')}\n${appStatsTable(c)}\n${volumes}${servers ? `\n${servers}` : ''}${hooks ? `\n${hooks}` : ''}`;
 }
 
 export function agentsTable(agents: readonly AgentInfo[], nowUnixMs: number): string {

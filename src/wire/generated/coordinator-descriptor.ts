@@ -542,6 +542,88 @@ export const coordinatorDescriptor = {
                 "safety": {
                   "type": "bool",
                   "id": 16
+                },
+                "fallback_reason": {
+                  "type": "string",
+                  "id": 17
+                },
+                "servers": {
+                  "rule": "repeated",
+                  "type": "ServerFreeze",
+                  "id": 18
+                }
+              }
+            },
+            "ServerFreeze": {
+              "fields": {
+                "server": {
+                  "type": "string",
+                  "id": 1
+                },
+                "frozen_at_unix_ms": {
+                  "type": "int64",
+                  "id": 2
+                },
+                "thawed_at_unix_ms": {
+                  "type": "int64",
+                  "id": 3
+                },
+                "agent_frozen_at_unix_ms": {
+                  "type": "int64",
+                  "id": 4
+                },
+                "agent_thawed_at_unix_ms": {
+                  "type": "int64",
+                  "id": 5
+                },
+                "by_watchdog": {
+                  "type": "bool",
+                  "id": 6
+                },
+                "hooks": {
+                  "rule": "repeated",
+                  "type": "HookRun",
+                  "id": 7
+                }
+              }
+            },
+            "HookRun": {
+              "fields": {
+                "hook": {
+                  "type": "string",
+                  "id": 1
+                },
+                "action": {
+                  "type": "string",
+                  "id": 2
+                },
+                "exit_code": {
+                  "type": "int32",
+                  "id": 3
+                },
+                "signal": {
+                  "type": "string",
+                  "id": 4
+                },
+                "timed_out": {
+                  "type": "bool",
+                  "id": 5
+                },
+                "duration_ms": {
+                  "type": "uint32",
+                  "id": 6
+                },
+                "stderr": {
+                  "type": "string",
+                  "id": 7
+                },
+                "attempts": {
+                  "type": "uint32",
+                  "id": 8
+                },
+                "app": {
+                  "type": "string",
+                  "id": 9
                 }
               }
             },
