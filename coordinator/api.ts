@@ -38,6 +38,8 @@ export interface TakeSnapshotRequest {
   readonly idempotencyKey?: string;
   /** Internal: the checkpoint a rollback takes first, to keep the present. */
   readonly safety?: boolean;
+  /** Internal: started by a periodic schedule (a manual request outranks it). */
+  readonly periodic?: boolean;
   /** Internal: a crash-level checkpoint replacing a failed app-level one (fallback policy downgrade). */
   readonly fallbackFrom?: { readonly id: number; readonly reason: string };
 }

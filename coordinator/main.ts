@@ -18,6 +18,7 @@ import { startGrpcServer } from './grpc/server.js';
 import { PlanRegistry } from './plans.js';
 import { openCoordinatorStore } from './store/index.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
+import { parseScheduleSpec, PlanSchedule, type ScheduleSpec } from './schedule.js';
 
 const HELP = `snapcoord: the snapshot coordinator
 
@@ -31,6 +32,10 @@ options:
   --restore-timeout-ms MS    how long a rollback waits for each agent (default ${CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs})
   --volume-backend SPEC      crash level: directory:PATH (volumes are directories, snapshots go under
                              PATH) or command:FILE.json (argument templates, e.g. rbd snap create)
+  --schedule SPEC            periodic checkpoints of a plan (repeatable):
+                             plan=ID,interval=MS[,level=app|crash|none][,min-pause=MS][,tolerable-failures=N]
+                             (defaults: level app, min-pause 0, tolerable-failures 3; a manual request
+                             outranks a periodic checkpoint)
   --log-level LEVEL          pino level (default info)
   -h, --help                 this help
 
@@ -48,6 +53,7 @@ async function main(): Promise<number> {
         retain: { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan) },
         'restore-timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs) },
         'volume-backend': { type: 'string' },
+        schedule: { type: 'string', multiple: true, default: [] },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -67,6 +73,15 @@ async function main(): Promise<number> {
       console.error(`snapcoord: ${name} must be a positive integer, got ${String(v)}`);
       return 2;
     }
+  }
+  const schedules: ScheduleSpec[] = [];
+  for (const text of values.schedule) {
+    const parsed = parseScheduleSpec(text);
+    if (!parsed.ok) {
+      console.error(`snapcoord: ${parsed.message}`);
+      return 2;
+    }
+    schedules.push(parsed.spec);
   }
   const logger = pino({ level: values['log-level'], base: { component: 'coordinator' } });
   let volumes: VolumeBackend | undefined;
@@ -111,6 +126,11 @@ async function main(): Promise<number> {
       }
     },
   });
+  const running = schedules.map((spec) => new PlanSchedule(spec, { take: (r) => checkpoints.take(r), waitFor: (id) => checkpoints.waitFor(id), logger }));
+  checkpoints.onEnded((r) => {
+    if (r.state === 'completed') for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
+  });
+  for (const s of running) s.start();
   const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: values.listen, logger });
   const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
   console.log(`listening on ${host}:${server.port}`);
@@ -119,6 +139,7 @@ async function main(): Promise<number> {
     process.once('SIGTERM', resolve);
   });
   logger.info('stopping');
+  for (const s of running) s.stop();
   await server.close();
   bus.stop();
   await nc.drain().catch(() => undefined);

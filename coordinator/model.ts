@@ -149,6 +149,8 @@ export interface CheckpointRecord {
   readonly servers?: readonly ServerFreeze[];
   /** Taken automatically before a rollback. */
   readonly safety: boolean;
+  /** Started by a periodic schedule rather than a request. */
+  readonly periodic?: boolean;
 }
 
 /** A progress event of a checkpoint, as WatchCheckpoint streams it. */

@@ -70,6 +70,7 @@ type Listener = { onEvent: (e: ProgressEvent) => void; onEnd: () => void };
 export class CheckpointService implements CheckpointsApi {
   private readonly runs = new Map<CheckpointId, Run>();
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
+  private readonly endedListeners: ((record: CheckpointRecord) => void)[] = [];
   private readonly log: Logger;
 
   constructor(
@@ -97,7 +98,10 @@ export class CheckpointService implements CheckpointsApi {
       this.log.warn({ checkpointId: e.checkpointId, tenant: e.tenant }, 'event from another tenant for this checkpoint: dropped');
       return;
     }
-    if (e.epoch !== run.current.epoch) {
+    // An agent at another epoch refuses the trigger with stale-epoch, under its own epoch: that
+    // answer is for this checkpoint (it cannot complete), so it fails it now rather than at its timeout.
+    const epochRefusal = e.type === 'decline' && e.reason === 'stale-epoch';
+    if (e.epoch !== run.current.epoch && !epochRefusal) {
       this.log.warn({ checkpointId: e.checkpointId, server: e.server, epoch: e.epoch }, 'event of another epoch: dropped');
       return;
     }
@@ -131,7 +135,13 @@ export class CheckpointService implements CheckpointsApi {
     }
     // A run whose record is already final only finishes its last store writes: it is not in flight
     // (a caller that saw it completed or aborted must be able to take the next one at once).
-    const running = [...this.runs.values()].filter((r) => r.current.planId === request.planId && !TERMINAL_STATES.includes(r.current.state));
+    const inFlight = (): Run[] =>
+      [...this.runs.values()].filter((r) => r.current.planId === request.planId && !TERMINAL_STATES.includes(r.current.state) && r.current.state !== 'aborting');
+    // A manual request outranks periodic checkpoints: those in its way are cancelled.
+    if (!request.periodic) {
+      for (const r of inFlight()) if (r.current.periodic) r.cancel(`a manual checkpoint request outranks periodic checkpoint ${r.id}`);
+    }
+    const running = inFlight();
     if (running.length >= this.options.checkpointsInFlightPerPlanMax) {
       return fail('failed-precondition', `checkpoint ${running.map((r) => r.id).join(', ')} of plan ${request.planId} is still running (at most ${this.options.checkpointsInFlightPerPlanMax} at once)`);
     }
@@ -145,6 +155,7 @@ export class CheckpointService implements CheckpointsApi {
       tenant: plan.value.tenant,
       levelRequested: request.fallbackFrom ? 'app' : request.level,
       ...(request.fallbackFrom ? { fallbackReason: request.fallbackFrom.reason } : {}),
+      ...(request.periodic ? { periodic: true } : {}),
       state: 'pending',
       epoch: epoch.value,
       options,
@@ -220,8 +231,14 @@ export class CheckpointService implements CheckpointsApi {
     }
   }
 
+  /** Called with every checkpoint that ended, completed or aborted (the periodic schedules listen). */
+  onEnded(listener: (record: CheckpointRecord) => void): void {
+    this.endedListeners.push(listener);
+  }
+
   private ended(record: CheckpointRecord): void {
     this.runs.delete(record.id);
+    for (const l of this.endedListeners) l(record);
     if (record.state === 'aborted' && record.levelRequested === 'app' && record.options.fallbackPolicy === 'downgrade' && record.fallbackReason === undefined) {
       void this.fallBack(record);
     }

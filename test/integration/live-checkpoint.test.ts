@@ -80,4 +80,19 @@ describe('app-consistent checkpoints over NATS (agents in this process)', () => 
     expect(final.epoch).toBe(1);
     expect(await tokensIn(final)).toBe(3 * INITIAL_TOKENS);
   }, 60_000);
+
+  it('a manual request outranks a periodic checkpoint in flight: the periodic one is cancelled, the manual one completes', async () => {
+    const periodic = await world.service.take({ planId: 'demo', level: 'app', options: {}, periodic: true });
+    if (!periodic.ok) throw new Error(periodic.error.message);
+    const manual = await world.service.take({ planId: 'demo', level: 'app', options: {} });
+    expect(manual.ok, manual.ok ? '' : manual.error.message).toBe(true);
+    if (!manual.ok) return;
+    const p = await completed(periodic.value.id);
+    const m = await completed(manual.value.id);
+    expect(m.state, m.failureDetail).toBe('completed');
+    // The manual request came a few milliseconds after the periodic one, long before its acks could.
+    expect(p.state).toBe('aborted');
+    expect(p.failureReason).toBe('cancelled');
+    expect(p.failureDetail).toContain('manual checkpoint request outranks');
+  }, 60_000);
 });
