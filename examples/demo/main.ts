@@ -19,6 +19,7 @@ import type { ConsistencyLevel, PlanInput } from '../../coordinator/model.js';
 import { decodeChannelState } from '../../src/wire/index.js';
 import { startNatsServer, type NatsServerHandle } from '../nats-server.js';
 import { decodeTokens } from '../token-app.js';
+import { agentConfigJson, demoPlan } from './plan.js';
 
 const HELP = `npm start -- [options]: the live demo
 
@@ -35,23 +36,7 @@ NATS_URL=nats://host:port uses that NATS server (JetStream enabled) instead of s
 exit codes: 0 every check passed, 1 a check failed, 2 usage or set-up error`;
 
 const TENANT = 'demo';
-const PLAN: PlanInput = {
-  id: 'demo',
-  tenant: TENANT,
-  servers: ['s1', 's2', 's3'],
-  apps: [
-    { server: 's1', app: 'APP1' },
-    { server: 's2', app: 'APP2' },
-    { server: 's3', app: 'APP3' },
-  ],
-  channels: [
-    ['s1', 'APP1', 's2', 'APP2'],
-    ['s2', 'APP2', 's3', 'APP3'],
-    ['s1', 'APP1', 's3', 'APP3'],
-    ['s3', 'APP3', 's1', 'APP1'],
-  ].map(([fs, fa, ts, ta]) => ({ from: { server: fs as string, app: fa as string }, to: { server: ts as string, app: ta as string }, kind: 'in-band' as const })),
-  volumes: [],
-};
+const PLAN: PlanInput = demoPlan(TENANT);
 
 interface Row {
   id: number;
@@ -218,20 +203,7 @@ async function main(): Promise<number> {
 
   say('starting three agents (s1/APP1, s2/APP2, s3/APP3) ...');
   for (const a of PLAN.apps) {
-    const id = (s: string, p: string): string => `${s}/${p}`;
-    const config = {
-      tenant: TENANT,
-      server: a.server,
-      nats: { servers: [url] },
-      logLevel: 'warn',
-      apps: [
-        {
-          name: a.app,
-          inputs: PLAN.channels.filter((c) => c.to.server === a.server).map((c) => `${id(c.from.server, c.from.app)}->${id(a.server, a.app)}`),
-          outputs: PLAN.channels.filter((c) => c.from.server === a.server).map((c) => `${id(a.server, a.app)}->${id(c.to.server, c.to.app)}`),
-        },
-      ],
-    };
+    const config = agentConfigJson(PLAN, a.server, a.app, url as string, { logLevel: 'warn' });
     const file = join(workDir, `${a.server}.json`);
     writeFileSync(file, JSON.stringify(config, null, 2));
     startChild(`agent ${a.server}`, ['agent/main.ts', '--config', file, '--demo-app', 'tokens', '--initial-tokens', String(initialTokens)]);

@@ -14,45 +14,16 @@ import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinato
 import type { PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
 import { TokenApp } from '../../examples/token-app.js';
+import { agentConfigJson, demoPlan as demoPlanOf } from '../../examples/demo/plan.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
 
 export const TENANT = 'acme';
 export const INITIAL_TOKENS = 1_000;
 
-export const demoPlan: PlanInput = {
-  id: 'demo',
-  tenant: TENANT,
-  servers: ['s1', 's2', 's3'],
-  apps: [
-    { server: 's1', app: 'APP1' },
-    { server: 's2', app: 'APP2' },
-    { server: 's3', app: 'APP3' },
-  ],
-  channels: [
-    { from: { server: 's1', app: 'APP1' }, to: { server: 's2', app: 'APP2' }, kind: 'in-band' },
-    { from: { server: 's2', app: 'APP2' }, to: { server: 's3', app: 'APP3' }, kind: 'in-band' },
-    { from: { server: 's1', app: 'APP1' }, to: { server: 's3', app: 'APP3' }, kind: 'in-band' },
-    { from: { server: 's3', app: 'APP3' }, to: { server: 's1', app: 'APP1' }, kind: 'in-band' },
-  ],
-  volumes: [],
-};
+export const demoPlan: PlanInput = demoPlanOf(TENANT);
 
 export function agentConfig(server: string, app: string, url: string, plan: PlanInput = demoPlan): AgentConfig {
-  const id = (s: string, a: string): string => `${s}/${a}`;
-  const parsed = parseAgentConfig({
-    tenant: plan.tenant,
-    server,
-    nats: { servers: [url] },
-    apps: [
-      {
-        name: app,
-        inputs: plan.channels.filter((c) => c.to.server === server && c.to.app === app).map((c) => `${id(c.from.server, c.from.app)}->${id(server, app)}`),
-        outputs: plan.channels.filter((c) => c.from.server === server && c.from.app === app).map((c) => `${id(server, app)}->${id(c.to.server, c.to.app)}`),
-      },
-    ],
-    heartbeatIntervalMs: 500,
-    triggerWaitMs: 500,
-  });
+  const parsed = parseAgentConfig(agentConfigJson(plan, server, app, url, { heartbeatIntervalMs: 500, triggerWaitMs: 500 }));
   if (!parsed.ok) throw new Error(parsed.problems.join('; '));
   return parsed.config;
 }

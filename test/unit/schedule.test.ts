@@ -43,7 +43,7 @@ describe('periodic schedule', () => {
         id += 1;
         return ok({ ...checkpointRecord(), id, state: next === 'completed' ? ('completed' as const) : ('aborted' as const), failureDetail: next === 'aborted' ? 'timeout' : undefined } as CheckpointRecord);
       },
-      waitFor: async (n: number) => ({ ...checkpointRecord(), id: n, state: 'completed' as const }),
+      waitFor: async (n: number): Promise<CheckpointRecord> => ({ ...checkpointRecord(), id: n, state: 'completed' }),
       logger: pino({ level: 'silent' }),
     };
     return { requests, deps };
