@@ -136,6 +136,8 @@ export class Endpoint implements AppLink {
   private closed = false;
   private transmitted: Promise<void> | undefined;
   private counters = { delivered: 0, acks: 0, declines: 0, channelFailures: 0 };
+  /** Inputs the core failed (a gap), with why: a checkpoint declined for it says so. Cleared by a restore. */
+  private readonly failedInputs = new Map<ChannelId, string>();
 
   /** Creates the endpoint and opens its channels (subscriptions are ready when this resolves). */
   static async open(o: EndpointOptions): Promise<Endpoint> {
@@ -290,6 +292,7 @@ export class Endpoint implements AppLink {
           if (rejected) throw new Error(`the core refused the restore: ${rejected}`);
           for (const [c, out] of this.outbound) out.reset(info.epoch, this.core.sentOn(c));
           for (const [c, inb] of this.inbound) inb.reset(info.epoch, this.core.deliveredFrom(c));
+          this.failedInputs.clear();
           resolve();
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
@@ -425,9 +428,11 @@ export class Endpoint implements AppLink {
       case 'ack':
         this.onAck(e);
         return;
-      case 'decline':
-        this.decline(e.checkpointId, e.reason, `${this.app}: ${e.reason}`);
+      case 'decline': {
+        const failed = [...this.failedInputs].map(([c, why]) => `input ${c} failed: ${why}`).join('; ');
+        this.decline(e.checkpointId, e.reason, `${this.app}: ${e.reason === 'channel-failed' && failed !== '' ? failed : e.reason}`);
         return;
+      }
       case 'start-timer': {
         const id = e.timer.checkpointId;
         this.timers.set(
@@ -456,6 +461,7 @@ export class Endpoint implements AppLink {
         return;
       case 'channel-failed':
         this.counters.channelFailures += 1;
+        this.failedInputs.set(e.channel, e.detail);
         this.log.error({ channel: e.channel, detail: e.detail }, 'input channel failed: no checkpoint can complete until a rollback');
         return;
     }

@@ -2,6 +2,9 @@
  * snapagent: the agent daemon's command line.
  *
  *   snapagent --config agent.json [--demo-app tokens] [--transfer-interval-ms 5]
+ *   snapagent status --config agent.json      (the freeze status, as JSON)
+ *
+ * With --demo-app, SIGUSR2 stops the demo apps' transfers, and the next SIGUSR2 starts them again.
  *
  * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage or configuration.
  */
@@ -9,40 +12,79 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { TokenApp } from '../examples/token-app.js';
 import { Agent } from './agent.js';
-import { loadAgentConfig } from './config.js';
+import { AGENT_DEFAULTS, FREEZE_DEFAULTS, loadAgentConfig } from './config.js';
+import { checkFreezeSetup } from './freeze.js';
+import { processAlive, readFreezeStatus } from './freeze-status.js';
 import { startLocalApi } from './local-api/server.js';
 
 const HELP = `snapagent: the snapshot agent, one per VM
 
 usage: snapagent --config FILE [options]
+       snapagent status --config FILE    print the freeze status (JSON): frozen, checkpointId,
+                                         frozenAtUnixMs, deadlineAtUnixMs, frozen mounts, last thaw
 
 options:
   --config FILE               agent configuration (JSON): tenant, server, nats.servers, apps with
                               their input and output channels, limits (see docs/agent.md)
   --demo-app tokens           host the demo token app for every configured app (embedded mode)
   --initial-tokens N          tokens each demo app starts with (default 1000)
-  --transfer-interval-ms MS   how often each demo app transfers tokens (default 5)
+  --transfer-interval-ms MS   how often each demo app transfers tokens (default 5; 0: never)
+  --deliver-delay-ms MS       how long each demo app takes to handle one message (default 0):
+                              a slow consumer on purpose
   -h, --help                  this help
 
+signals: SIGINT/SIGTERM/SIGHUP stop the agent, thawing the guest first if it is frozen (further
+signals while it stops are logged, not obeyed); with --demo-app, SIGUSR2 stops the demo apps' transfers
+and the next SIGUSR2 starts them again (tests use it to quiesce the traffic)
+
 limits (configuration file, defaults):
-  heartbeatIntervalMs 2000, triggerWaitMs 2000, controlIdsRememberedMax 4096,
+  heartbeatIntervalMs ${AGENT_DEFAULTS.heartbeatIntervalMs}, triggerWaitMs ${AGENT_DEFAULTS.triggerWaitMs}, controlIdsRememberedMax ${AGENT_DEFAULTS.controlIdsRememberedMax},
   channels.creditWindowMessages 256, channels.outboundQueueMessagesMax 10000,
   channels.creditRefreshMs 1000
 
+crash consistency (configuration file, "freeze": {...}; see docs/hooks.md), defaults:
+  freeze.hooksDir DIR                  hook directory (fsfreeze-hook.d style), default none
+  freeze.mounts [DIR, ...]             mount points for fsfreeze -f / -u, default none
+  freeze.sync BOOL                     run sync before fsfreeze, default ${FREEZE_DEFAULTS.sync}
+  freeze.hookTimeoutMs MS              one attempt of one hook, then SIGTERM, default ${FREEZE_DEFAULTS.hookTimeoutMs}
+  freeze.hookRetriesMax N              further attempts after a failed one, default ${FREEZE_DEFAULTS.hookRetriesMax}
+  freeze.hookKillGraceMs MS            from SIGTERM to SIGKILL, default ${FREEZE_DEFAULTS.hookKillGraceMs}
+  freeze.freezeDeadlineMsMax MS        longest frozen window, caps the coordinator's deadline, default ${FREEZE_DEFAULTS.freezeDeadlineMsMax}
+  freeze.sessionReadyTimeoutMs MS      a hook session's wait for "ready", default ${FREEZE_DEFAULTS.sessionReadyTimeoutMs}
+  freeze.sessionReleaseTimeoutMs MS    a hook session's exit after "release", default ${FREEZE_DEFAULTS.sessionReleaseTimeoutMs}
+  stateDir DIR                         freeze status file and hook state; never on a frozen mount,
+                                       default /run/snapagent/TENANT-SERVER (root)
+  The agent thaws by itself at the freeze deadline (watchdog), whether or not the coordinator
+  or NATS are still there.
+
 exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error`;
+
+/** `snapagent status`: the freeze status file as JSON, and whether its agent is running. */
+async function printStatus(stateDir: string): Promise<number> {
+  const read = await readFreezeStatus(stateDir);
+  if (!read.ok) {
+    console.error(`snapagent: ${read.message}`);
+    return 1;
+  }
+  console.log(JSON.stringify({ ...read.status, agentRunning: processAlive(read.status.pid), stateDir }, null, 2));
+  return 0;
+}
 
 async function main(): Promise<number> {
   let values;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       options: {
         config: { type: 'string' },
         'demo-app': { type: 'string' },
         'initial-tokens': { type: 'string', default: '1000' },
         'transfer-interval-ms': { type: 'string', default: '5' },
+        'deliver-delay-ms': { type: 'string', default: '0' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
+      allowPositionals: true,
     }));
   } catch (error) {
     console.error(`snapagent: ${error instanceof Error ? error.message : String(error)}\n\n${HELP}`);
@@ -56,9 +98,19 @@ async function main(): Promise<number> {
     console.error(`snapagent: --config is required\n\n${HELP}`);
     return 2;
   }
+  if (positionals.length > 1 || (positionals.length === 1 && positionals[0] !== 'status')) {
+    console.error(`snapagent: unknown command ${positionals.join(' ')}; the only command is status\n\n${HELP}`);
+    return 2;
+  }
   const loaded = loadAgentConfig(values.config);
   if (!loaded.ok) {
     console.error(`snapagent: invalid configuration ${values.config}:\n  ${loaded.problems.join('\n  ')}`);
+    return 2;
+  }
+  if (positionals[0] === 'status') return printStatus(loaded.config.stateDir);
+  const freezeProblems = await checkFreezeSetup(loaded.config);
+  if (freezeProblems.length > 0) {
+    console.error(`snapagent: the freeze setup of ${values.config} is not usable:\n  ${freezeProblems.join('\n  ')}`);
     return 2;
   }
   const demo = values['demo-app'];
@@ -68,8 +120,16 @@ async function main(): Promise<number> {
   }
   const initialTokens = Number(values['initial-tokens']);
   const intervalMs = Number(values['transfer-interval-ms']);
-  if (!Number.isFinite(initialTokens) || initialTokens < 0 || !Number.isFinite(intervalMs) || intervalMs <= 0) {
-    console.error('snapagent: --initial-tokens must be >= 0 and --transfer-interval-ms > 0');
+  const deliverDelayMs = Number(values['deliver-delay-ms']);
+  if (
+    !Number.isFinite(initialTokens) ||
+    initialTokens < 0 ||
+    !Number.isFinite(intervalMs) ||
+    intervalMs < 0 ||
+    !Number.isFinite(deliverDelayMs) ||
+    deliverDelayMs < 0
+  ) {
+    console.error('snapagent: --initial-tokens, --transfer-interval-ms and --deliver-delay-ms must be numbers >= 0');
     return 2;
   }
   const config = loaded.config;
@@ -83,22 +143,47 @@ async function main(): Promise<number> {
   if (demo === 'tokens') {
     const apps: TokenApp[] = [];
     for (const a of config.apps) {
-      const app = new TokenApp({ initialTokens, transferTokensMax: 10 });
+      const app = new TokenApp({ initialTokens, transferTokensMax: 10, deliverDelayMs });
       const attached = agent.attach(a.name, app);
       if (!attached.ok) throw new Error(attached.error.message);
       app.bind(attached.link);
       apps.push(app);
     }
     await agent.ready();
-    const timer = setInterval(() => {
-      for (const app of apps) app.transfer()?.catch(() => undefined);
-    }, intervalMs);
-    closers.push(() => clearInterval(timer));
+    let transfersOn = intervalMs > 0;
+    const onToggle = (): void => {
+      transfersOn = !transfersOn;
+      logger.info({ transfers: transfersOn ? 'on' : 'off' }, 'demo transfers toggled (SIGUSR2)');
+    };
+    process.on('SIGUSR2', onToggle);
+    closers.push(() => {
+      process.removeListener('SIGUSR2', onToggle);
+    });
+    if (intervalMs > 0) {
+      const timer = setInterval(() => {
+        if (!transfersOn) return;
+        for (const app of apps) app.transfer()?.catch(() => undefined);
+      }, intervalMs);
+      closers.push(() => clearInterval(timer));
+    }
   }
+  // Handlers stay installed while stopping: a second SIGTERM must not kill the agent half-way
+  // through a thaw (the default action would leave the guest frozen).
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, 'already stopping (thawing first if frozen): signal ignored');
+        return;
+      }
+      stopping = true;
+      logger.info({ signal, frozen: agent.freezer.status().frozen }, 'stopping');
+      resolve();
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   });
+  // Thaw before anything else can fail or hang.
+  await agent.stopFreezing();
   for (const close of closers) await close();
   await agent.stop();
   return 0;

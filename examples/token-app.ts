@@ -25,6 +25,8 @@ export interface TokenAppOptions {
   readonly transferTokensMax: number;
   /** Deterministic choices when given (tests); Math.random otherwise. */
   readonly random?: () => number;
+  /** How long handling one message takes (a slow consumer on purpose); default 0. */
+  readonly deliverDelayMs?: number;
 }
 
 export class TokenApp implements AppHandler {
@@ -43,9 +45,15 @@ export class TokenApp implements AppHandler {
     this.link = link;
   }
 
-  deliver(_channel: ChannelId, payload: Uint8Array): void {
-    this.tokens += decodeTokens(payload);
-    this.received += 1;
+  deliver(_channel: ChannelId, payload: Uint8Array): void | Promise<void> {
+    const amount = decodeTokens(payload);
+    const take = (): void => {
+      this.tokens += amount;
+      this.received += 1;
+    };
+    const delayMs = this.options.deliverDelayMs ?? 0;
+    if (delayMs <= 0) return take();
+    return new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(take);
   }
 
   snapshot(): Uint8Array {

@@ -64,6 +64,10 @@ export class CheckpointRun {
   /** Store writes happen one after another, in the order the lifecycle asked for them. */
   private writes: Promise<void> = Promise.resolve();
   private finished = false;
+  /** The last progress phase each app reported, to say who is missing when the checkpoint times out. */
+  private readonly phases = new Map<ProcessId, string>();
+  /** The missing apps, described once when the checkpoint timed out (the abort must not change it). */
+  private missing: string | undefined;
 
   constructor(
     initial: CheckpointRecord,
@@ -126,7 +130,32 @@ export class CheckpointRun {
       this.actor.send({ type: 'FAIL', reason: declineToFailure(e.reason), detail: `${who} declined (${e.reason}): ${e.detail}` });
       return;
     }
-    if (e.type === 'progress') this.emit('app-progress', e.server, e.app, e.phase);
+    if (e.type === 'progress') {
+      this.phases.set(processId(e.server, e.app), e.phase);
+      this.emit('app-progress', e.server, e.app, e.phase);
+    }
+  }
+
+  /**
+   * A timeout names the apps that did not ack, those that never answered the trigger first: the
+   * one that is silent is the one to look at, the others usually wait for it (alignment).
+   */
+  private withMissingApps(failure: { reason: FailureReason; detail: string } | null): { reason: FailureReason; detail: string } | null {
+    if (!failure || failure.reason !== 'timeout') return failure;
+    if (this.missing === undefined) {
+      const waiting = this.record.parts.filter((p) => !p.acked).map((p) => ({ who: processId(p.server, p.app), phase: this.phases.get(processId(p.server, p.app)) }));
+      const silent = waiting.filter((w) => w.phase === undefined).map((w) => w.who);
+      const answered = waiting.filter((w) => w.phase !== undefined).map((w) => `${w.who} (${w.phase})`);
+      this.missing = [
+        ...(silent.length > 0 ? [`no answer from ${silent.join(', ')}`] : []),
+        ...(answered.length > 0 ? [`no ack yet from ${answered.join(', ')}`] : []),
+      ].join('; ');
+      for (const who of silent) {
+        const [server, app] = who.split('/');
+        this.patchPart(server as string, app, { failureReason: 'timeout', failureDetail: 'no answer to the trigger before the timeout' });
+      }
+    }
+    return this.missing === '' ? failure : { reason: failure.reason, detail: `${failure.detail}: ${this.missing}` };
   }
 
   private onAck(e: AckEvent): void {
@@ -164,7 +193,8 @@ export class CheckpointRun {
     this.persist((r) => ({ ...r, parts: this.record.parts }));
   }
 
-  private recordState(state: CheckpointRecord['state'], failure: { reason: FailureReason; detail: string } | null): void {
+  private recordState(state: CheckpointRecord['state'], failureIn: { reason: FailureReason; detail: string } | null): void {
+    const failure = state === 'aborting' || state === 'aborted' ? this.withMissingApps(failureIn) : failureIn;
     const now = this.deps.nowUnixMs();
     const extra: Partial<CheckpointRecord> =
       state === 'triggering'
@@ -282,11 +312,15 @@ export class CheckpointRun {
   /** An aborted checkpoint leaves nothing behind: the parts some apps already stored are deleted. */
   private cleanUp(): void {
     const names = this.record.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
-    void this.deps.objects
-      .delete(this.plan.tenant, names)
-      .then((r) => {
-        if (!r.ok) this.log.warn({ error: r.error.message }, 'parts of an aborted checkpoint not deleted');
-      })
+    void (async () => {
+      // An app that stored its state but never acked is not in the record: its object is found by
+      // the checkpoint's prefix (agent/endpoint.ts objectName: cp/<id>/<server>/<app>/<kind>).
+      const stored = await this.deps.objects.list(this.plan.tenant, `cp/${this.record.id}/`);
+      if (!stored.ok) this.log.warn({ error: stored.error.message }, 'objects of an aborted checkpoint not listed');
+      const r = await this.deps.objects.delete(this.plan.tenant, [...new Set([...names, ...(stored.ok ? stored.value : [])])]);
+      if (!r.ok) this.log.warn({ error: r.error.message }, 'parts of an aborted checkpoint not deleted');
+    })()
+      .catch((error: unknown) => this.log.warn({ err: error }, 'parts of an aborted checkpoint not deleted'))
       .finally(() => this.actor.send({ type: 'CLEANED' }));
   }
 }

@@ -6,6 +6,7 @@ import type { RecordedMessage } from '../core/types.js';
 import type { ChannelId } from '../ids.js';
 import { FieldReader, type Fields, plainBytes } from './fields.js';
 import { channelStateType } from './schema.js';
+import { plainView } from './codec.js';
 import type { WireResult } from './types.js';
 
 export type ChannelStates = Readonly<Record<ChannelId, readonly RecordedMessage<Uint8Array>[]>>;
@@ -46,7 +47,7 @@ export function decodeChannelState(bytes: Uint8Array): WireResult<ChannelStates>
   }
   let message: Fields;
   try {
-    message = channelStateType.decode(bytes) as unknown as Fields;
+    message = channelStateType.decode(plainView(bytes)) as unknown as Fields;
   } catch (error) {
     return { ok: false, error: { kind: 'malformed', message: `not a valid ChannelState protobuf: ${error instanceof Error ? error.message : String(error)}` } };
   }

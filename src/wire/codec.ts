@@ -50,7 +50,7 @@ function decodeWith<T>(type: protobuf.Type, bytes: Uint8Array, limits: WireLimit
   if (bytes.byteLength > limits.wireMessageBytesMax) return tooLarge(bytes.byteLength, limits);
   let message: Fields;
   try {
-    message = type.decode(bytes) as unknown as Fields;
+    message = type.decode(plainView(bytes)) as unknown as Fields;
   } catch (error) {
     // protobufjs throws on truncated input, bad wire types, over-long varints and deep nesting.
     const detail = error instanceof Error ? error.message : String(error);
@@ -102,4 +102,13 @@ export function decodeCredit(bytes: Uint8Array, limits: WireLimits = wireLimitsD
 
 export function encodeCredit(credit: Credit, limits: WireLimits = wireLimitsDefault): WireResult<Uint8Array> {
   return encodeWith(creditType, creditFields(credit), limits, readCredit);
+}
+
+/**
+ * protobufjs reads a Node Buffer (what nats.js delivers) with a reader that clips a truncated string
+ * to the end of the data instead of failing; a plain Uint8Array view of the same bytes is read
+ * strictly, so a truncated message is malformed whatever the caller passes.
+ */
+export function plainView(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

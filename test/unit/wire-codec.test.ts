@@ -637,3 +637,15 @@ describe('wire codec: totality', () => {
     );
   });
 });
+
+describe('wire codec: Node Buffers', () => {
+  it('a truncated message is malformed whether it comes as a Uint8Array or as a Node Buffer (what nats.js delivers)', async () => {
+    const { encodeCredit, decodeCredit } = await import('../../src/wire/index.js');
+    const full = encodeCredit({ channel: 's1/a->s2/b', epoch: 1, receivedSeq: 5, window: 8 });
+    if (!full.ok) throw new Error(full.error.message);
+    const truncated = full.value.slice(0, 6);
+    expect(decodeCredit(truncated).ok).toBe(false);
+    expect(decodeCredit(Buffer.from(truncated)).ok).toBe(false);
+    expect(decodeCredit(Buffer.from(full.value)).ok).toBe(true);
+  });
+});
