@@ -18,12 +18,16 @@ import {
   type AgentEventBody,
   type AppRestore,
   type Control,
+  type HookResult,
   type WireDeclineReason,
+  wireFormat,
 } from '../src/wire/index.js';
 import type { AppHandler, AppHost, AppLink, AttachError } from './app.js';
 import { openInbound, openOutbound } from './channels/index.js';
 import type { AgentConfig } from './config.js';
 import { Endpoint, type StatePort } from './endpoint.js';
+import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
+import { hookFailed } from './hooks/index.js';
 import { JetStreamStateObjects, type StateObjects } from './state-store.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -37,6 +41,12 @@ export interface AgentCounters {
   eventsUnencodable: number;
 }
 
+/**
+ * Room for hook results in one event, in characters of stderr: far below the wire's message limit,
+ * so that a server with many chatty hooks still gets its `frozen`, `thawed` or `decline` through.
+ */
+export const EVENT_HOOK_STDERR_CHARS_MAX = 256 * 1024;
+
 export class Agent implements AppHost {
   private readonly endpoints = new Map<string, Promise<Endpoint>>();
   private readonly seenRequests = new Map<string, true>();
@@ -46,6 +56,8 @@ export class Agent implements AppHost {
   private heartbeat: NodeJS.Timeout | undefined;
   private sub: Subscription | undefined;
   private stopped = false;
+  /** As the NATS client last reported it; only for saying in the log whether a report went out. */
+  private natsConnected = true;
   readonly counters: AgentCounters = {
     malformedControl: 0,
     duplicateControl: 0,
@@ -56,6 +68,8 @@ export class Agent implements AppHost {
   };
 
   static async start(config: AgentConfig, logger: Logger, nc?: NatsConnection): Promise<Agent> {
+    const problems = await checkFreezeSetup(config);
+    if (problems.length > 0) throw new Error(`the freeze setup of ${config.server} is not usable:\n  ${problems.join('\n  ')}`);
     const connection =
       nc ??
       (await connect({
@@ -76,13 +90,30 @@ export class Agent implements AppHost {
     private readonly log: Logger,
     readonly nc: NatsConnection,
     private readonly objects: StateObjects,
-  ) {}
+  ) {
+    this.freezer = new FreezeController({
+      tenant: config.tenant,
+      server: config.server,
+      apps: config.apps.map((a) => a.name),
+      config: config.freeze,
+      stateDir: config.stateDir,
+      logger: log,
+      onSelfThaw: (outcome) => this.reportSelfThaw(outcome),
+    });
+  }
+
+  /** Freeze, thaw and the freeze watchdog of this server (crash consistency, docs/hooks.md). */
+  readonly freezer: FreezeController;
 
   get epoch(): Epoch {
     return this.epochNow;
   }
 
   private async begin(): Promise<void> {
+    // Before any command can arrive: a guest that a crashed predecessor left frozen is thawed first.
+    const recovered = await this.freezer.recover();
+    if (recovered) this.publishThawed(recovered, undefined);
+    await this.freezer.start();
     this.sub = this.nc.subscribe(controlSubject(this.config.tenant, this.config.server), {
       callback: (err, msg) => {
         if (err) {
@@ -99,9 +130,11 @@ export class Agent implements AppHost {
     void (async () => {
       for await (const s of this.nc.status()) {
         if (s.type === Events.Reconnect) {
+          this.natsConnected = true;
           this.log.info('reconnected to NATS: registering again');
           this.register();
         } else if (s.type === Events.Disconnect) {
+          this.natsConnected = false;
           this.log.warn('disconnected from NATS');
         }
       }
@@ -206,11 +239,13 @@ export class Agent implements AppHost {
     if (this.seenRequests.size > this.config.controlIdsRememberedMax) {
       this.seenRequests.delete(this.seenRequests.keys().next().value as string);
     }
-    // A restore brings the new epoch; everything else must be of the epoch we are in.
-    if (c.epoch < this.epochNow || (c.type !== 'restore' && c.type !== 'ping' && c.epoch > this.epochNow)) {
+    // A restore brings the new epoch; everything else must be of the epoch we are in. Except a thaw:
+    // thawing only ever makes the guest safer, so no fence may keep one from running.
+    if (c.type !== 'thaw' && (c.epoch < this.epochNow || (c.type !== 'restore' && c.type !== 'ping' && c.epoch > this.epochNow))) {
       this.counters.staleEpochControl += 1;
       this.log.warn({ type: c.type, epoch: c.epoch, agentEpoch: this.epochNow }, 'control message of another epoch');
       if (c.type === 'trigger') this.declineAll(c, 'stale-epoch', `agent ${this.config.server} is at epoch ${this.epochNow}, the trigger at ${c.epoch}`);
+      if (c.type === 'freeze') this.publish({ type: 'decline', checkpointId: c.checkpointId, reason: 'stale-epoch', detail: `agent ${this.config.server} is at epoch ${this.epochNow}, the freeze at ${c.epoch}` }, c.requestId);
       return;
     }
     this.handle(c).catch((error: unknown) => this.log.error({ type: c.type, err: error }, 'control handling failed'));
@@ -235,6 +270,8 @@ export class Agent implements AppHost {
             initiator: c.initiatorApps.includes(cfg.name),
             backEdgeInputs: c.backEdgeChannels.filter((ch) => e.inputs.includes(ch)),
           });
+          // Tells the coordinator this app has the trigger: on a timeout it names the apps that never answered.
+          this.publish({ type: 'progress', checkpointId: c.checkpointId, app: cfg.name, phase: 'started', bytesDone: 0 }, c.requestId);
         }
         return;
       }
@@ -256,10 +293,65 @@ export class Agent implements AppHost {
         this.sendHeartbeat(c.requestId);
         return;
       case 'freeze':
+        return this.freeze(c, log);
       case 'thaw':
-        this.publish({ type: 'decline', checkpointId: c.checkpointId, reason: 'freeze-failed', detail: `${c.type} is not supported by agent ${AGENT_VERSION}` }, c.requestId);
-        return;
+        return this.thaw(c, log);
     }
+  }
+
+  // ---- crash consistency: freeze and thaw ---------------------------------------------------------
+
+  private async freeze(c: Extract<Control, { type: 'freeze' }>, log: Logger): Promise<void> {
+    log.info({ deadlineMs: c.deadlineMs }, 'freeze');
+    const out = await this.freezer.freeze(c.checkpointId, c.deadlineMs, 'crash');
+    if (out.ok) {
+      this.publish({ type: 'frozen', checkpointId: c.checkpointId, frozenAtUnixMs: out.frozenAtUnixMs, hooksMs: out.hooksMs, hooks: fitHooks(out.hooks) }, c.requestId);
+      return;
+    }
+    log.warn({ reason: out.reason, detail: out.detail }, 'freeze declined');
+    this.publish({ type: 'decline', checkpointId: c.checkpointId, reason: out.reason, detail: out.detail.slice(0, wireFormat.detailCharsMax), hooks: fitHooks(out.hooks) }, c.requestId);
+  }
+
+  private async thaw(c: Extract<Control, { type: 'thaw' }>, log: Logger): Promise<void> {
+    log.info({ afterRestore: c.afterRestore }, 'thaw');
+    this.publishThawed(await this.freezer.thaw(c.checkpointId, { afterRestore: c.afterRestore }), c.requestId);
+  }
+
+  /**
+   * The watchdog thawed: tell the coordinator if NATS is there (while disconnected the NATS client
+   * buffers the event and sends it on reconnecting); the log has it either way.
+   */
+  private reportSelfThaw(outcome: ThawOutcome): void {
+    const closed = this.stopped || this.nc.isClosed();
+    const how = closed ? 'NATS connection closed: not reported' : this.natsConnected ? 'reported' : 'NATS disconnected: report buffered until it reconnects';
+    this.log.warn(
+      { checkpointId: outcome.checkpointId, cause: outcome.cause, overshootMs: outcome.deadlineAtUnixMs !== undefined ? outcome.thawedAtUnixMs - outcome.deadlineAtUnixMs : undefined },
+      `thawed by the agent itself at the freeze deadline (${how})`,
+    );
+    this.publishThawed(outcome, undefined);
+  }
+
+  /**
+   * Thaws now if frozen (after a freeze in progress ends) and turns later freezes away; publishes
+   * the thaw. Part of stop(); the daemon calls it first thing on SIGTERM.
+   */
+  async stopFreezing(): Promise<void> {
+    const thawed = await this.freezer.close();
+    if (thawed) this.publishThawed(thawed, undefined);
+  }
+
+  private publishThawed(outcome: ThawOutcome, inReplyTo: string | undefined): void {
+    this.publish(
+      {
+        type: 'thawed',
+        checkpointId: outcome.checkpointId,
+        thawedAtUnixMs: outcome.thawedAtUnixMs,
+        byWatchdog: outcome.byWatchdog,
+        hooks: fitHooks(outcome.hooks),
+        frozenAtUnixMs: outcome.frozenAtUnixMs,
+      },
+      inReplyTo,
+    );
   }
 
   private async restore(c: Extract<Control, { type: 'restore' }>, log: Logger): Promise<void> {
@@ -318,7 +410,7 @@ export class Agent implements AppHost {
   private sendHeartbeat(inReplyTo: string | undefined): void {
     void this.attached().then((endpoints) => {
       const inFlight = [...new Set(endpoints.flatMap((e) => e.inFlight()))].sort((a, b) => a - b);
-      this.publish({ type: 'heartbeat', frozen: false, checkpointsInFlight: inFlight }, inReplyTo);
+      this.publish({ type: 'heartbeat', frozen: this.freezer.status().frozen, checkpointsInFlight: inFlight }, inReplyTo);
     });
   }
 
@@ -342,17 +434,44 @@ export class Agent implements AppHost {
     this.counters.eventsPublished += 1;
   }
 
-  /** Graceful stop: no new commands, apps detached (their pending checkpoints declined), NATS drained. */
+  /**
+   * Graceful stop: thaw first (a stopping agent never leaves the guest frozen, and says so while
+   * NATS is still there), no new commands, apps detached (their pending checkpoints declined), NATS
+   * drained.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
-    if (this.heartbeat) clearInterval(this.heartbeat);
     this.sub?.unsubscribe();
+    await this.stopFreezing();
+    if (this.heartbeat) clearInterval(this.heartbeat);
     for (const e of await this.attached()) await e.close();
     this.stopped = true;
     this.endpoints.clear();
     if (!this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
     this.log.info('agent stopped');
   }
+}
+
+/**
+ * Cuts the stderr of hook results so that the event stays far below the wire's message limit: the
+ * failed steps keep their tails first (they explain the failure), successful steps share what is
+ * left. Never drops a result.
+ */
+export function fitHooks(hooks: readonly HookResult[], stderrCharsMax = EVENT_HOOK_STDERR_CHARS_MAX): HookResult[] {
+  const total = hooks.reduce((n, h) => n + h.stderr.length, 0);
+  if (total <= stderrCharsMax) return [...hooks];
+  let left = stderrCharsMax;
+  const keep = new Map<number, number>();
+  const order = hooks.map((h, i) => i).sort((i, j) => Number(hookFailed(hooks[j] as HookResult)) - Number(hookFailed(hooks[i] as HookResult)));
+  for (const i of order) {
+    const n = Math.min((hooks[i] as HookResult).stderr.length, left);
+    keep.set(i, n);
+    left -= n;
+  }
+  return hooks.map((h, i) => {
+    const n = keep.get(i) ?? 0;
+    return n >= h.stderr.length ? h : { ...h, stderr: n === 0 ? '' : h.stderr.slice(-n) };
+  });
 }
 
 class RestoreError extends Error {

@@ -3,6 +3,8 @@
  * problems, never an agent that half works.
  */
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, normalize } from 'node:path';
 import type { ChannelId } from '../src/ids.js';
 import { isChannelId, isName, splitProcessId } from '../src/wire/index.js';
 import { parseChannelId } from '../src/ids.js';
@@ -12,6 +14,60 @@ export interface AgentAppConfig {
   readonly name: string;
   readonly inputs: readonly ChannelId[];
   readonly outputs: readonly ChannelId[];
+}
+
+/**
+ * Crash consistency on this server (docs/hooks.md): the hook directory, the mounts to fsfreeze, and
+ * the bounds of every step. Every limit is named with its unit last and checked here, at start-up.
+ */
+export interface FreezeConfig {
+  /** Absent: no hook files, only the built-in steps. */
+  readonly hooksDir?: string;
+  /** Mount points frozen with `fsfreeze -f` in this order (list a nested mount before its parent). */
+  readonly mounts: readonly string[];
+  /** Run `sync` before the mounts are frozen. */
+  readonly sync: boolean;
+  /** One attempt of one hook (or built-in step); then SIGTERM. */
+  readonly hookTimeoutMs: number;
+  /** Further attempts after a failed one; 0: a single attempt. */
+  readonly hookRetriesMax: number;
+  /** Between SIGTERM and SIGKILL for a hook or session that overran. */
+  readonly hookKillGraceMs: number;
+  /** The longest frozen window: a coordinator's longer deadline is cut to this. */
+  readonly freezeDeadlineMsMax: number;
+  /** How long a session may take to print `ready`. */
+  readonly sessionReadyTimeoutMs: number;
+  /** How long a session may take to exit after `release`; then it is killed. */
+  readonly sessionReleaseTimeoutMs: number;
+}
+
+export const FREEZE_DEFAULTS = {
+  sync: true,
+  hookTimeoutMs: 30_000,
+  hookRetriesMax: 1,
+  hookKillGraceMs: 2_000,
+  freezeDeadlineMsMax: 60_000,
+  sessionReadyTimeoutMs: 10_000,
+  sessionReleaseTimeoutMs: 10_000,
+} as const;
+
+/** Above this, retries only make a stuck freeze longer. */
+export const HOOK_RETRIES_MAX_LIMIT = 10;
+
+const freezeKeys = ['hooksDir', 'mounts', 'sync', 'hookTimeoutMs', 'hookRetriesMax', 'hookKillGraceMs', 'freezeDeadlineMsMax', 'sessionReadyTimeoutMs', 'sessionReleaseTimeoutMs'];
+
+/**
+ * Where the agent keeps its runtime state (the freeze status file, hook state directories) when the
+ * configuration names none: under /run for root (a tmpfs, emptied at boot, like a freeze), else in
+ * the user's runtime directory or a per-user directory under the system's temporary directory.
+ */
+export function defaultStateDir(tenant: string, server: string): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const leaf = `${tenant}-${server}`;
+  if (uid === 0) return join('/run/snapagent', leaf);
+  const runtime = process.env['XDG_RUNTIME_DIR'];
+  if (runtime !== undefined && isAbsolute(runtime)) return join(runtime, 'snapagent', leaf);
+  return join(tmpdir(), `snapagent-${uid ?? 'user'}`, leaf);
 }
 
 export interface AgentConfig {
@@ -32,6 +88,9 @@ export interface AgentConfig {
   readonly triggerWaitMs: number;
   readonly channels: ChannelLimits;
   readonly logLevel: string;
+  readonly freeze: FreezeConfig;
+  /** Runtime state: the freeze status file (`snapagent status`), hook state directories. */
+  readonly stateDir: string;
 }
 
 export const AGENT_DEFAULTS = {
@@ -126,6 +185,10 @@ export function parseAgentConfig(json: unknown): ConfigResult {
     creditRefreshMs: positive('creditRefreshMs', CHANNEL_LIMITS_DEFAULT.creditRefreshMs, ch, 'channels.creditRefreshMs'),
   };
   const logLevel = typeof o['logLevel'] === 'string' ? o['logLevel'] : AGENT_DEFAULTS.logLevel;
+  const freeze = parseFreezeConfig(o['freeze'], problems);
+  const stateDirRaw = o['stateDir'];
+  if (stateDirRaw !== undefined && (typeof stateDirRaw !== 'string' || !isAbsolute(stateDirRaw))) problems.push(`stateDir must be an absolute path, got ${JSON.stringify(stateDirRaw)}`);
+  const stateDir = typeof stateDirRaw === 'string' && isAbsolute(stateDirRaw) ? normalize(stateDirRaw) : defaultStateDir(tenant || 'tenant', server || 'server');
   const config: AgentConfig = {
     tenant,
     server,
@@ -142,6 +205,54 @@ export function parseAgentConfig(json: unknown): ConfigResult {
     triggerWaitMs: positive('triggerWaitMs', AGENT_DEFAULTS.triggerWaitMs),
     channels,
     logLevel,
+    freeze,
+    stateDir,
   };
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
+}
+
+function parseFreezeConfig(raw: unknown, problems: string[]): FreezeConfig {
+  if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
+    problems.push('freeze must be an object: {"hooksDir": ..., "mounts": [...], ...}');
+    raw = {};
+  }
+  const f = (raw ?? {}) as Record<string, unknown>;
+  // A misspelt limit silently left at its default is how a configured timeout gets ignored.
+  for (const key of Object.keys(f)) if (!freezeKeys.includes(key)) problems.push(`freeze.${key} is not a setting; the settings are ${freezeKeys.join(', ')}`);
+  const integer = (field: keyof typeof FREEZE_DEFAULTS & string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const v = f[field];
+    const fallback = FREEZE_DEFAULTS[field] as number;
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+      problems.push(`freeze.${field} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(v)}`);
+      return fallback;
+    }
+    return v;
+  };
+  const hooksDir = f['hooksDir'];
+  if (hooksDir !== undefined && (typeof hooksDir !== 'string' || !isAbsolute(hooksDir))) problems.push(`freeze.hooksDir must be an absolute path, got ${JSON.stringify(hooksDir)}`);
+  const mountsRaw = f['mounts'] ?? [];
+  const mounts: string[] = [];
+  if (!Array.isArray(mountsRaw)) problems.push('freeze.mounts must be a list of absolute mount points');
+  else {
+    mountsRaw.forEach((m: unknown, i) => {
+      if (typeof m !== 'string' || !isAbsolute(m)) problems.push(`freeze.mounts[${i}] must be an absolute path, got ${JSON.stringify(m)}`);
+      else if (m.includes(':')) problems.push(`freeze.mounts[${i}] ${m} contains ':', the separator of SNAP_MOUNTS`);
+      else if (mounts.includes(normalize(m))) problems.push(`freeze.mounts[${i}] ${m} is listed twice`);
+      else mounts.push(normalize(m));
+    });
+  }
+  const sync = f['sync'];
+  if (sync !== undefined && typeof sync !== 'boolean') problems.push(`freeze.sync must be true or false, got ${JSON.stringify(sync)}`);
+  return {
+    ...(typeof hooksDir === 'string' && isAbsolute(hooksDir) ? { hooksDir: normalize(hooksDir) } : {}),
+    mounts,
+    sync: typeof sync === 'boolean' ? sync : FREEZE_DEFAULTS.sync,
+    hookTimeoutMs: integer('hookTimeoutMs', 1),
+    hookRetriesMax: integer('hookRetriesMax', 0, HOOK_RETRIES_MAX_LIMIT),
+    hookKillGraceMs: integer('hookKillGraceMs', 1),
+    freezeDeadlineMsMax: integer('freezeDeadlineMsMax', 1),
+    sessionReadyTimeoutMs: integer('sessionReadyTimeoutMs', 1),
+    sessionReleaseTimeoutMs: integer('sessionReleaseTimeoutMs', 1),
+  };
 }
