@@ -10,7 +10,9 @@
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { join } from 'node:path';
 import { TokenApp } from '../examples/token-app.js';
+import { WriterApp } from '../examples/writer-app.js';
 import { Agent } from './agent.js';
 import { AGENT_DEFAULTS, FREEZE_DEFAULTS, loadAgentConfig } from './config.js';
 import { checkFreezeSetup } from './freeze.js';
@@ -27,6 +29,9 @@ options:
   --config FILE               agent configuration (JSON): tenant, server, nats.servers, apps with
                               their input and output channels, limits (see docs/agent.md)
   --demo-app tokens           host the demo token app for every configured app (embedded mode)
+  --demo-app writer           host the crash-level demo app: it writes records to its volume
+                              (--volume DIR/<app>) and sends their ids downstream
+  --volume DIR                with --demo-app writer: the directory holding each app's volume
   --initial-tokens N          tokens each demo app starts with (default 1000)
   --transfer-interval-ms MS   how often each demo app transfers tokens (default 5; 0: never)
   --deliver-delay-ms MS       how long each demo app takes to handle one message (default 0):
@@ -78,6 +83,7 @@ async function main(): Promise<number> {
       options: {
         config: { type: 'string' },
         'demo-app': { type: 'string' },
+        volume: { type: 'string' },
         'initial-tokens': { type: 'string', default: '1000' },
         'transfer-interval-ms': { type: 'string', default: '5' },
         'deliver-delay-ms': { type: 'string', default: '0' },
@@ -114,8 +120,12 @@ async function main(): Promise<number> {
     return 2;
   }
   const demo = values['demo-app'];
-  if (demo !== undefined && demo !== 'tokens') {
-    console.error(`snapagent: unknown --demo-app ${demo}; the only demo app is tokens`);
+  if (demo !== undefined && demo !== 'tokens' && demo !== 'writer') {
+    console.error(`snapagent: unknown --demo-app ${demo}; the demo apps are tokens and writer`);
+    return 2;
+  }
+  if (demo === 'writer' && values.volume === undefined) {
+    console.error('snapagent: --demo-app writer needs --volume DIR');
     return 2;
   }
   const initialTokens = Number(values['initial-tokens']);
@@ -166,6 +176,21 @@ async function main(): Promise<number> {
       }, intervalMs);
       closers.push(() => clearInterval(timer));
     }
+  }
+  if (demo === 'writer') {
+    const writers: WriterApp[] = [];
+    for (const a of config.apps) {
+      const app = new WriterApp(join(values.volume as string, a.name));
+      const attached = agent.attach(a.name, app);
+      if (!attached.ok) throw new Error(attached.error.message);
+      app.bind(attached.link);
+      writers.push(app);
+    }
+    await agent.ready();
+    const timer = setInterval(() => {
+      for (const w of writers) w.tick();
+    }, intervalMs);
+    closers.push(() => clearInterval(timer));
   }
   // Handlers stay installed while stopping: a second SIGTERM must not kill the agent half-way
   // through a thaw (the default action would leave the guest frozen).

@@ -16,6 +16,8 @@ import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
+import type { VolumeBackend } from '../volumes/backend.js';
+import type { VolumeSnapshot } from '../model.js';
 import { appsOn, backEdgesInto, initiatorsFor, type PlanGraph } from './plan-graph.js';
 
 type AckEvent = Extract<AgentEvent, { type: 'ack' }>;
@@ -31,6 +33,8 @@ export interface RunDeps {
   /** Called once, when the checkpoint ended either way. */
   readonly ended: (record: CheckpointRecord) => void;
   readonly commitTimeoutMs: number;
+  /** Level none with volumes: each volume is copied on its own, one after another, no freeze. */
+  readonly volumes?: VolumeBackend;
 }
 
 export function declineToFailure(reason: WireDeclineReason): FailureReason {
@@ -288,12 +292,30 @@ export class CheckpointRun {
         const orphans = report.violations.filter((v) => v.kind === 'orphan' || v.kind === 'missing-snapshot');
         if (orphans.length > 0) throw new CommitError('internal', `the cut is not consistent: ${orphans.map((v) => v.message).join('; ')}`);
       }
+      if (this.policy.kind === 'none' && this.plan.volumes.length > 0) await this.copyVolumesOneByOne();
       await this.writes;
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'store-failed';
       this.actor.send({ type: 'FAIL', reason, detail: error instanceof Error ? error.message : String(error) });
     });
+  }
+
+  /**
+   * The baseline's volumes: what a naive protection service does, each volume backed up on its own
+   * at its own moment while the apps keep running. Kept to show what that gets wrong.
+   */
+  private async copyVolumesOneByOne(): Promise<void> {
+    if (!this.deps.volumes) throw new CommitError('volume-snapshot-failed', `plan ${this.plan.id} has volumes but the coordinator has no volume backend`);
+    const taken: VolumeSnapshot[] = [];
+    for (const v of this.plan.volumes) {
+      const at = this.deps.nowUnixMs();
+      const r = await this.deps.volumes.snapshot([v], this.record.id);
+      if (!r.ok) throw new CommitError('volume-snapshot-failed', r.error.message);
+      for (const s of r.value) taken.push({ ...s, frozenAtUnixMs: 0, snapshotAtUnixMs: at, thawedAtUnixMs: 0 });
+    }
+    this.record = { ...this.record, volumes: taken };
+    this.persist((r) => ({ ...r, volumes: taken }));
   }
 
   private notify(notice: 'complete' | 'abort', detail = ''): void {

@@ -125,7 +125,7 @@ export class CheckpointService implements CheckpointsApi {
       if (!existing.ok) return existing;
       if (existing.value) return ok(existing.value);
     }
-    if (request.level === 'crash' && plan.value.volumes.length > 0 && !this.options.volumes) {
+    if (request.level !== 'app' && plan.value.volumes.length > 0 && !this.options.volumes) {
       return fail('failed-precondition', `plan ${plan.value.id} has volumes but this coordinator has no volume backend: start it with --volume-backend directory:PATH or command:FILE`);
     }
     const g = planGraph(plan.value);
@@ -203,6 +203,7 @@ export class CheckpointService implements CheckpointsApi {
       logger: this.log,
       nowUnixMs: this.nowUnixMs,
       commitTimeoutMs: this.options.commitTimeoutMs,
+      ...(this.options.volumes ? { volumes: this.options.volumes } : {}),
       progress: (e) => this.fanOut(e),
       ended: (r) => this.ended(r),
     });
@@ -210,13 +211,20 @@ export class CheckpointService implements CheckpointsApi {
 
   /** Resolves with the final record of a checkpoint (used by rollback's safety checkpoint). */
   waitFor(id: CheckpointId): Promise<CheckpointRecord> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      const settle = async (): Promise<void> => {
+        // The stream may end before a terminal event reached this watcher (the run ended between
+        // reading the record and subscribing): the stored record is the final word then.
+        const final = await this.get(id);
+        if (final.ok) resolve(final.value);
+        else reject(new Error(final.error.message));
+      };
       void this.watch(
         id,
         (e) => {
           if (TERMINAL_STATES.includes(e.checkpoint.state)) resolve(e.checkpoint);
         },
-        () => undefined,
+        () => void settle(),
       );
     });
   }
@@ -298,11 +306,15 @@ export class CheckpointService implements CheckpointsApi {
   async watch(id: CheckpointId, onEvent: (e: ProgressEvent) => void, onEnd: () => void): Promise<Result<() => void>> {
     const current = await this.get(id);
     if (!current.ok) return current;
-    onEvent({ kind: 'state-changed', atUnixMs: this.nowUnixMs(), checkpoint: current.value });
     if (!this.runs.has(id)) {
+      // Not in flight (any more): a run that ended while the record was read is final in the store.
+      const final = current.value.state === 'completed' || current.value.state === 'aborted' ? current : await this.get(id);
+      if (!final.ok) return final;
+      onEvent({ kind: 'state-changed', atUnixMs: this.nowUnixMs(), checkpoint: final.value });
       onEnd();
       return ok(() => undefined);
     }
+    onEvent({ kind: 'state-changed', atUnixMs: this.nowUnixMs(), checkpoint: current.value });
     const listener: Listener = { onEvent, onEnd };
     const set = this.watchers.get(id) ?? new Set<Listener>();
     set.add(listener);
