@@ -14,6 +14,7 @@ import { planGraph } from './plan-graph.js';
 export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | undefined, objects: StateObjects): Promise<VerifyReport> {
   const problems: { part: string; detail: string }[] = [];
   if (record.state !== 'completed') problems.push({ part: 'checkpoint', detail: `state is ${record.state}, not completed` });
+  if (record.levelAchieved === 'crash') return { ok: problems.length === 0 && verifyCrash(record, plan, problems), problems };
   const snapshots: Record<ProcessId, SnapshotCounts> = {};
   const channelStates: Record<ChannelId, readonly RecordedMessage<Uint8Array>[]> = {};
   for (const p of record.parts) {
@@ -47,4 +48,25 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
     }
   }
   return { ok: problems.length === 0, problems };
+}
+
+/**
+ * A crash-level checkpoint holds volume snapshots, not app states: every volume of the plan must have
+ * one, taken inside its server's frozen window (as the coordinator saw it).
+ */
+function verifyCrash(record: CheckpointRecord, plan: Plan | undefined, problems: { part: string; detail: string }[]): boolean {
+  for (const v of plan?.volumes ?? []) {
+    const s = record.volumes.find((x) => x.volumeId === v.id && x.server === v.server);
+    if (!s) problems.push({ part: `volume ${v.id}`, detail: `no snapshot of volume ${v.id} of ${v.server}` });
+  }
+  for (const s of record.volumes) {
+    const f = record.servers?.find((x) => x.server === s.server);
+    if (!f || f.frozenAtUnixMs === undefined) {
+      problems.push({ part: `volume ${s.volumeId}`, detail: `${s.server} has no recorded freeze` });
+      continue;
+    }
+    if (s.snapshotAtUnixMs < f.frozenAtUnixMs) problems.push({ part: `volume ${s.volumeId}`, detail: `snapshotted at ${s.snapshotAtUnixMs}, before ${s.server} was frozen at ${f.frozenAtUnixMs}` });
+    if (f.byWatchdog) problems.push({ part: `volume ${s.volumeId}`, detail: `${s.server} thawed by its watchdog: the snapshot may lie outside its frozen window` });
+  }
+  return problems.length === 0;
 }

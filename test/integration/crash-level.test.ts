@@ -114,6 +114,8 @@ describe('crash level with the directory volume backend', () => {
         expect(f.byWatchdog ?? false).toBe(false);
       }
       expect(orphansIn(r)).toBe(0);
+      const verified = value(await client.verify(r.id), 'verify');
+      expect(verified.problems).toEqual([]);
       received += r.volumes.map((v) => readRecords(v.snapshotRef).split('\n').filter((l) => l.startsWith('got ')).length).reduce((a, b) => a + b, 0);
     }
     // The check is only worth something if messages did cross between volumes.
