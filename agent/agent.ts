@@ -25,7 +25,8 @@ import {
 import type { AppHandler, AppHost, AppLink, AttachError } from './app.js';
 import { openInbound, openOutbound } from './channels/index.js';
 import type { AgentConfig } from './config.js';
-import { Endpoint, type StatePort } from './endpoint.js';
+import { Endpoint, objectName, type StatePort } from './endpoint.js';
+import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
 import { JetStreamStateObjects, type StateObjects } from './state-store.js';
@@ -100,7 +101,19 @@ export class Agent implements AppHost {
       logger: log,
       onSelfThaw: (outcome) => this.reportSelfThaw(outcome),
     });
+    this.opaque = new OpaqueApps({
+      tenant: config.tenant,
+      server: config.server,
+      apps: config.apps,
+      config: config.freeze,
+      stateDir: config.stateDir,
+      logger: log,
+      store: (name, bytes) => this.statePort().put(name, bytes),
+    });
   }
+
+  /** Opaque apps: quiesce, capture and resume through their hooks (agent/opaque.ts). */
+  private readonly opaque: OpaqueApps;
 
   /** Freeze, thaw and the freeze watchdog of this server (crash consistency, docs/hooks.md). */
   readonly freezer: FreezeController;
@@ -285,9 +298,35 @@ export class Agent implements AppHost {
       case 'restore':
         return this.restore(c, log);
       case 'resume':
+        if (c.apps.length > 0) {
+          await Promise.all(c.apps.map((app) => this.opaque.resume(c.checkpointId, app)));
+          this.publish({ type: 'resumed' }, c.requestId);
+          log.info({ apps: c.apps }, 'opaque apps resumed');
+          return;
+        }
         for (const e of await this.attached()) e.resume();
         this.publish({ type: 'resumed' }, c.requestId);
         log.info('resumed');
+        return;
+      case 'quiesce':
+        await Promise.all(
+          c.apps.map(async (app) => {
+            const inputs = this.config.apps.find((a) => a.name === app)?.inputs ?? [];
+            const drainTo = Object.fromEntries(Object.entries(c.drainTo).filter(([ch]) => inputs.includes(ch)));
+            const out = await this.opaque.quiesce(c.checkpointId, app, drainTo);
+            if (out.ok) this.publish({ type: 'quiesced', checkpointId: c.checkpointId, app, outputPositions: out.outputPositions, hooks: fitHooks(out.hooks) }, c.requestId);
+            else this.publish({ type: 'decline', checkpointId: c.checkpointId, app, reason: out.reason, detail: out.detail.slice(0, wireFormat.detailCharsMax), hooks: fitHooks(out.hooks) }, c.requestId);
+          }),
+        );
+        return;
+      case 'capture':
+        await Promise.all(
+          c.apps.map(async (app) => {
+            const out = await this.opaque.capture(c.checkpointId, app, objectName(c.checkpointId, this.config.server, app, 'state'));
+            if (out.ok) this.publish({ type: 'captured', checkpointId: c.checkpointId, app, state: out.state, hooks: [] }, c.requestId);
+            else this.publish({ type: 'decline', checkpointId: c.checkpointId, app, reason: out.reason, detail: out.detail.slice(0, wireFormat.detailCharsMax), hooks: fitHooks(out.hooks) }, c.requestId);
+          }),
+        );
         return;
       case 'ping':
         this.sendHeartbeat(c.requestId);
@@ -443,6 +482,7 @@ export class Agent implements AppHost {
     if (this.stopped) return;
     this.sub?.unsubscribe();
     await this.stopFreezing();
+    await this.opaque.close();
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const e of await this.attached()) await e.close();
     this.stopped = true;

@@ -58,11 +58,19 @@ export function describeHookResult(r: HookResult): string {
 }
 
 export async function runHook(cmd: HookCommand, options: RunOptions): Promise<HookResult> {
+  return (await runHookWithOutput(cmd, options)).result;
+}
+
+/**
+ * `runHook`, also returning the standard output of the last attempt (the tail, as kept by the
+ * process runner): opaque apps' quiesce hooks report their output positions on it.
+ */
+export async function runHookWithOutput(cmd: HookCommand, options: RunOptions): Promise<{ result: HookResult; stdout: string }> {
   const startedMs = performance.now();
   const stderr = new Tail(HOOK_STDERR_CHARS_MAX);
   const log = options.log.child({ hook: cmd.name, action: options.action, ...(cmd.app !== undefined ? { app: cmd.app } : {}) });
   const attemptsMax = 1 + options.hookRetriesMax;
-  let last: { exitCode: number; signal?: string; timedOut: boolean } = { exitCode: -1, timedOut: true };
+  let last: { exitCode: number; signal?: string; timedOut: boolean; stdout?: string } = { exitCode: -1, timedOut: true };
   let attempts = 0;
   while (attempts < attemptsMax) {
     const leftMs = options.endByMs === undefined ? Infinity : options.endByMs - performance.now();
@@ -91,7 +99,7 @@ export async function runHook(cmd: HookCommand, options: RunOptions): Promise<Ho
   };
   if (hookFailed(result)) log.error({ stderr: result.stderr }, `hook failed: ${describeHookResult(result)}`);
   else log.debug({ durationMs: result.durationMs, attempts }, 'hook done');
-  return result;
+  return { result, stdout: last.stdout ?? '' };
 }
 
 async function attempt(
@@ -100,7 +108,7 @@ async function attempt(
   timeoutMs: number,
   stderr: Tail,
   attemptNo: number,
-): Promise<{ exitCode: number; signal?: string; timedOut: boolean }> {
+): Promise<{ exitCode: number; signal?: string; timedOut: boolean; stdout: string }> {
   const p = spawnBounded(cmd.file, cmd.args, {
     env: { ...options.env, SNAP_ATTEMPT: String(attemptNo) },
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
@@ -117,13 +125,14 @@ async function attempt(
   const ended = await p.ended;
   clearTimeout(timer);
   stderr.push(p.stderr.value());
-  const out = p.stdout.value().trim();
+  const stdout = p.stdout.value();
+  const out = stdout.trim();
   if (out !== '') options.log.debug({ hook: cmd.name, action: options.action, stdout: out }, 'hook output');
   if (ended.spawnError) {
     stderr.push(`[agent] could not run ${cmd.file}: ${ended.spawnError.message}\n`);
-    return { exitCode: spawnErrorExitCode(ended.spawnError), timedOut: false };
+    return { exitCode: spawnErrorExitCode(ended.spawnError), timedOut: false, stdout };
   }
   if (timedOut) stderr.push(`\n[agent] timed out after ${Math.round(timeoutMs)} ms\n`);
-  if (ended.signal !== null) return { exitCode: -1, signal: ended.signal, timedOut };
-  return { exitCode: ended.code ?? -1, timedOut };
+  if (ended.signal !== null) return { exitCode: -1, signal: ended.signal, timedOut, stdout };
+  return { exitCode: ended.code ?? -1, timedOut, stdout };
 }

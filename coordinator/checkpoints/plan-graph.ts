@@ -41,6 +41,24 @@ export function planGraph(plan: Plan): { ok: true; value: PlanGraph } | { ok: fa
   };
 }
 
+/** A plan whose channels are all `opaque` (at least one): its level-app cut is made by quiescing. */
+export function isAllOpaque(plan: Plan): boolean {
+  return plan.channels.length > 0 && plan.channels.every((c) => c.kind === 'opaque');
+}
+
+/**
+ * The graph of an all-opaque plan, opaque channels included (planGraph keeps only in-band ones):
+ * what the QuiescePlan orders and what the cut of an opaque checkpoint is checked on.
+ */
+export function opaqueGraph(plan: Plan): { ok: true; value: AppGraph } | { ok: false; message: string } {
+  const v = validateGraph({
+    processes: plan.apps.map((a) => processId(a.server, a.app)),
+    channels: plan.channels.filter((c) => c.kind === 'opaque').map((c) => ({ from: processId(c.from.server, c.from.app), to: processId(c.to.server, c.to.app) })),
+  });
+  if (!v.ok) return { ok: false, message: `plan ${plan.id} has an invalid app graph: ${v.errors.map((e) => e.message).join('; ')}` };
+  return { ok: true, value: v.graph };
+}
+
 /**
  * Who is triggered: under ABS the sources once back edges are removed; under Chandy-Lamport one
  * process per source component (a marker reaches only what is downstream; the first member keeps the

@@ -149,7 +149,7 @@ async function runRestore(
     return fail('unavailable', `${what} to checkpoint ${record.id} incomplete (${detail}); the apps that did restore stay paused at epoch ${epoch}: retry the ${what}`);
   }
   const resumed = await Promise.all(
-    [...byServer.keys()].map((server) => deps.bus.request({ type: 'resume', tenant: record.tenant, server, epoch, checkpointId: record.id }, deps.timeoutMs)),
+    [...byServer.keys()].map((server) => deps.bus.request({ type: 'resume', tenant: record.tenant, server, epoch, checkpointId: record.id, apps: [] }, deps.timeoutMs)),
   );
   const notResumed = [...byServer.keys()].filter((_, i) => resumed[i]?.type !== 'resumed');
   if (notResumed.length > 0) return fail('unavailable', `${what} done but ${notResumed.join(', ')} did not confirm resuming; check the agents`);

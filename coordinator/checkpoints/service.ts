@@ -13,7 +13,8 @@ import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
 import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
-import { planGraph, type PlanGraph } from './plan-graph.js';
+import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
+import { OpaqueRun } from './opaque-run.js';
 import { crashRollback, rollback, restoreInto, type RestoreDeps } from './restore.js';
 import { CheckpointRun } from './run.js';
 import { CrashRun } from './crash-run.js';
@@ -88,7 +89,7 @@ export class CheckpointService implements CheckpointsApi {
   }
 
   private onEvent(e: AgentEvent): void {
-    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress' && e.type !== 'frozen' && e.type !== 'thawed') return;
+    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress' && e.type !== 'frozen' && e.type !== 'thawed' && e.type !== 'quiesced' && e.type !== 'captured') return;
     const run = this.runs.get(e.checkpointId);
     if (!run) {
       if (e.type !== 'progress') this.log.debug({ checkpointId: e.checkpointId, server: e.server, type: e.type }, 'event for a checkpoint not in flight');
@@ -130,8 +131,17 @@ export class CheckpointService implements CheckpointsApi {
     }
     const g = planGraph(plan.value);
     if (!g.ok) return fail('failed-precondition', g.message);
-    if (request.level === 'app' && g.value.unsupportedChannels.length > 0) {
-      return fail('failed-precondition', `level app supports in-band channels only in this version; plan ${plan.value.id} has ${g.value.unsupportedChannels.join(', ')}`);
+    // Level app: in-band channels run the barrier protocol, a plan of opaque channels only is cut by
+    // quiescing (OpaqueRun); anything else (log channels, in-band mixed with opaque) is not supported.
+    const opaque = request.level === 'app' && isAllOpaque(plan.value) ? opaqueGraph(plan.value) : undefined;
+    if (opaque && !opaque.ok) return fail('failed-precondition', opaque.message);
+    if (request.level === 'app' && !opaque && g.value.unsupportedChannels.length > 0) {
+      const kinds = new Set(plan.value.channels.map((c) => c.kind));
+      const why =
+        kinds.has('opaque') && kinds.has('in-band') && !kinds.has('log')
+          ? `mixes in-band and opaque channels, which level app does not support in one plan (all in-band: barriers; all opaque: quiescing); split the plan or use level crash`
+          : `has channels level app does not support in this version (in-band only, or opaque only): ${g.value.unsupportedChannels.join(', ')}`;
+      return fail('failed-precondition', `plan ${plan.value.id} ${why}`);
     }
     // A run whose record is already final only finishes its last store writes: it is not in flight
     // (a caller that saw it completed or aborted must be able to take the next one at once).
@@ -189,7 +199,18 @@ export class CheckpointService implements CheckpointsApi {
             progress: (e) => this.fanOut(e),
             ended: (r) => this.ended(r),
           })
-        : this.appRun(record, plan.value, g.value, policy);
+        : opaque?.ok
+          ? new OpaqueRun(record, plan.value, opaque.value, {
+              bus: this.bus,
+              store: this.store.checkpoints,
+              objects: this.objects,
+              logger: this.log,
+              nowUnixMs: this.nowUnixMs,
+              commitTimeoutMs: this.options.commitTimeoutMs,
+              progress: (e) => this.fanOut(e),
+              ended: (r) => this.ended(r),
+            })
+          : this.appRun(record, plan.value, g.value, policy);
     this.runs.set(record.id, run);
     run.start();
     return ok(run.current);

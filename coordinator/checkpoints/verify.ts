@@ -9,7 +9,7 @@ import { decodeChannelState, processId } from '../../src/wire/index.js';
 import type { StateObjects } from '../../agent/state-store.js';
 import type { VerifyReport } from '../api.js';
 import type { CheckpointRecord, Plan } from '../model.js';
-import { planGraph } from './plan-graph.js';
+import { isAllOpaque, opaqueGraph, planGraph } from './plan-graph.js';
 
 export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | undefined, objects: StateObjects): Promise<VerifyReport> {
   const problems: { part: string; detail: string }[] = [];
@@ -40,10 +40,14 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
   if (!plan) {
     problems.push({ part: 'plan', detail: `plan ${record.planId} no longer exists: the cut cannot be checked` });
   } else {
-    const g = planGraph(plan);
+    // An app-level checkpoint of an all-opaque plan was cut by quiescing: its cut is checked on the
+    // opaque channels, with the positions the hooks reported as counts.
+    const opaque = record.levelAchieved === 'app' && isAllOpaque(plan);
+    const pg = opaque ? undefined : planGraph(plan);
+    const g = opaque ? opaqueGraph(plan) : pg?.ok ? { ok: true as const, value: pg.value.graph } : { ok: false as const, message: pg && !pg.ok ? pg.message : 'no graph' };
     if (!g.ok) problems.push({ part: 'plan', detail: g.message });
     else {
-      const report = checkCut({ channels: g.value.graph.channels, snapshots, channelStates });
+      const report = checkCut({ channels: g.value.channels, snapshots, channelStates });
       for (const v of report.violations) problems.push({ part: 'channel' in v && typeof v.channel === 'string' ? `cut ${v.channel}` : 'cut', detail: v.message });
     }
   }

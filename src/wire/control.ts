@@ -18,6 +18,8 @@ export const controlTypes: readonly ControlType[] = [
   'restore',
   'resume',
   'ping',
+  'quiesce',
+  'capture',
 ];
 
 function readPolicy(reader: FieldReader, trigger: Fields): PolicyConfig {
@@ -104,8 +106,24 @@ export function readControl(reader: FieldReader, message: Fields): Control {
     case 'thaw':
       return { ...header, type, checkpointId, afterRestore: reader.bool(body.after_restore, 'thaw.after_restore') };
     case 'complete':
-    case 'resume':
       return { ...header, type, checkpointId };
+    case 'resume': {
+      const apps = reader.names(body.apps, 'resume.apps');
+      reader.unique(apps, 'resume.apps');
+      return { ...header, type, checkpointId, apps };
+    }
+    case 'quiesce': {
+      const apps = reader.names(body.apps, 'quiesce.apps');
+      if (apps.length === 0) reader.fail('quiesce.apps', 'must name at least one app');
+      reader.unique(apps, 'quiesce.apps');
+      return { ...header, type, checkpointId, apps, drainTo: reader.channelCounts(body.drain_to, 'quiesce.drain_to') };
+    }
+    case 'capture': {
+      const apps = reader.names(body.apps, 'capture.apps');
+      if (apps.length === 0) reader.fail('capture.apps', 'must name at least one app');
+      reader.unique(apps, 'capture.apps');
+      return { ...header, type, checkpointId, apps };
+    }
   }
 }
 
@@ -143,8 +161,13 @@ function commandFields(control: Control): Fields {
       };
     case 'thaw':
       return { after_restore: control.afterRestore || undefined };
-    case 'complete':
     case 'resume':
+      return { apps: control.apps };
+    case 'quiesce':
+      return { apps: control.apps, drain_to: channelCountFields(control.drainTo) };
+    case 'capture':
+      return { apps: control.apps };
+    case 'complete':
     case 'ping':
       return {};
   }

@@ -18,6 +18,8 @@ export const agentEventTypes: readonly AgentEventType[] = [
   'thawed',
   'restored',
   'resumed',
+  'quiesced',
+  'captured',
 ];
 
 function readAckStats(reader: FieldReader, value: unknown): WireAckStats {
@@ -124,6 +126,24 @@ export function readAgentEvent(reader: FieldReader, message: Fields): AgentEvent
       };
     case 'resumed':
       return { ...header, type };
+    case 'quiesced':
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'quiesced.checkpoint_id'),
+        app: reader.name(body.app, 'quiesced.app'),
+        outputPositions: reader.channelCounts(body.output_positions, 'quiesced.output_positions'),
+        hooks: readHooks(reader, body.hooks, 'quiesced.hooks'),
+      };
+    case 'captured':
+      return {
+        ...header,
+        type,
+        checkpointId: reader.positive(body.checkpoint_id, 'captured.checkpoint_id'),
+        app: reader.name(body.app, 'captured.app'),
+        state: reader.objectRef(body.state, 'captured.state'),
+        hooks: readHooks(reader, body.hooks, 'captured.hooks'),
+      };
   }
 }
 
@@ -180,6 +200,10 @@ function bodyFields(event: AgentEvent): Fields {
       return { checkpoint_id: event.checkpointId, apps: event.apps };
     case 'resumed':
       return {};
+    case 'quiesced':
+      return { checkpoint_id: event.checkpointId, app: event.app, output_positions: channelCountFields(event.outputPositions), hooks: hookFields(event.hooks) };
+    case 'captured':
+      return { checkpoint_id: event.checkpointId, app: event.app, state: objectRefFields(event.state), hooks: hookFields(event.hooks) };
   }
 }
 

@@ -89,7 +89,12 @@ export type ControlCommand =
   /** `afterRestore`: the volumes were reverted while frozen: run the restore hooks first. */
   | { readonly type: 'thaw'; readonly checkpointId: CheckpointId; readonly afterRestore: boolean }
   | { readonly type: 'restore'; readonly checkpointId: CheckpointId; readonly apps: readonly AppRestore[] }
-  | { readonly type: 'resume'; readonly checkpointId: CheckpointId }
+  /** `apps`: opaque apps to resume after a quiesce; empty: every app (after a restore). */
+  | { readonly type: 'resume'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[] }
+  /** Opaque apps: drain the inputs up to `drainTo`, stop, report output positions. */
+  | { readonly type: 'quiesce'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[]; readonly drainTo: Readonly<Record<ChannelId, number>> }
+  /** Opaque apps: store the state their quiesce hooks wrote. */
+  | { readonly type: 'capture'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[] }
   | { readonly type: 'ping' };
 
 export type ControlType = ControlCommand['type'];
@@ -205,7 +210,16 @@ export type AgentEventBody =
       readonly frozenAtUnixMs: number;
     }
   | { readonly type: 'restored'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[] }
-  | { readonly type: 'resumed' };
+  | { readonly type: 'resumed' }
+  | {
+      readonly type: 'quiesced';
+      readonly checkpointId: CheckpointId;
+      readonly app: AppName;
+      /** Per output channel: what the app had sent when it stopped, as its hooks reported. */
+      readonly outputPositions: Readonly<Record<ChannelId, number>>;
+      readonly hooks: readonly HookResult[];
+    }
+  | { readonly type: 'captured'; readonly checkpointId: CheckpointId; readonly app: AppName; readonly state: ObjectRef; readonly hooks: readonly HookResult[] };
 
 export type AgentEventType = AgentEventBody['type'];
 

@@ -177,4 +177,28 @@ describe('crash level with the directory volume backend', () => {
     const safety = await store.checkpoints.get(rolled.safetyCheckpointId);
     expect(safety.ok && safety.value.record.levelAchieved).toBe('crash');
   });
+
+  it('fallback downgrade: an app-level checkpoint that fails is followed by a crash-level one, recorded with both levels and the reason', async () => {
+    // A plan with an app no agent hosts: its app-level checkpoint cannot complete.
+    const withGhost: PlanInput = { ...plan, id: 'crash-fallback', apps: [...plan.apps, { server: 's1', app: 'GHOST' }] };
+    value(await client.registerPlan(withGhost, 0), 'registering the plan with a ghost app');
+    const taken = value(await client.takeSnapshot({ planId: 'crash-fallback', level: 'app', options: { timeoutMs: 3_000, fallbackPolicy: 'downgrade', freezeDeadlineMs: 10_000 } }), 'take');
+    const failed = await waitUntil('the app-level checkpoint to end', async () => {
+      const r = await store.checkpoints.get(taken.id);
+      return r.ok && r.value.record.state === 'aborted' && /fell back/.test(r.value.record.failureDetail ?? '') ? r.value.record : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    const replacement = Number(/crash-level checkpoint (\d+)/.exec(failed.failureDetail ?? '')?.[1]);
+    const r = await waitUntil('the fallback checkpoint to end', async () => {
+      const c = await store.checkpoints.get(replacement);
+      return c.ok && (c.value.record.state === 'completed' || c.value.record.state === 'aborted') ? c.value.record : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    expect(r.state, r.failureDetail).toBe('completed');
+    expect(r.levelRequested).toBe('app');
+    expect(r.levelAchieved).toBe('crash');
+    expect(r.fallbackReason).toContain(`app-level checkpoint ${taken.id} aborted (timeout`);
+    const show = spawnTsx('snapctl', 'coordinator/snapctl.ts', ['--address', address, 'show', String(r.id)]);
+    expect((await show.exited).code).toBe(0);
+    expect(show.stdout()).toContain('requested app, achieved crash');
+    expect(show.stdout()).toContain('fallback ');
+  });
 });

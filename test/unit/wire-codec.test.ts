@@ -76,7 +76,11 @@ const validControls: ReadonlyArray<readonly [string, Control]> = [
       ],
     },
   ],
-  ['resume', { ...ctl, type: 'resume', checkpointId: 7 }],
+  ['resume', { ...ctl, type: 'resume', checkpointId: 7, apps: [] }],
+  ['resume of opaque apps', { ...ctl, type: 'resume', checkpointId: 7, apps: ['APP1', 'APP2'] }],
+  ['quiesce of a source', { ...ctl, type: 'quiesce', checkpointId: 7, apps: ['APP1'], drainTo: {} }],
+  ['quiesce with drain positions', { ...ctl, type: 'quiesce', checkpointId: 7, apps: ['APP2', 'APP3'], drainTo: { 'srv1/APP1->srv1/APP2': 0, 'srv2/APP9->srv1/APP3': 1234 } }],
+  ['capture', { ...ctl, type: 'capture', checkpointId: 7, apps: ['APP1'] }],
   ['ping', { ...ctl, type: 'ping' }],
   ['ping in epoch 0', { ...ctl, epoch: 0, type: 'ping' }],
 ];
@@ -135,6 +139,20 @@ const validEvents: ReadonlyArray<readonly [string, AgentEvent]> = [
   ['thawed by the watchdog', { ...evt, type: 'thawed', checkpointId: 7, thawedAtUnixMs: 1_767_225_610_000, byWatchdog: true, hooks: [], frozenAtUnixMs: 1_767_225_600_000 }],
   ['restored', { ...evt, type: 'restored', checkpointId: 7, apps: ['APP1'] }],
   ['resumed', { ...evt, type: 'resumed' }],
+  ['quiesced, a sink', { ...evt, type: 'quiesced', checkpointId: 7, app: 'APP3', outputPositions: {}, hooks: [] }],
+  [
+    'quiesced with positions and hooks',
+    {
+      ...evt,
+      inReplyTo: ctl.requestId,
+      type: 'quiesced',
+      checkpointId: 7,
+      app: 'APP1',
+      outputPositions: { 'srv1/APP1->srv1/APP2': 42, 'srv1/APP1->srv2/APP9': 0 },
+      hooks: [{ hook: '10-stop', action: 'freeze', exitCode: 0, timedOut: false, durationMs: 12, stderr: '', attempts: 1, app: 'APP1' }],
+    },
+  ],
+  ['captured', { ...evt, type: 'captured', checkpointId: 7, app: 'APP1', state, hooks: [] }],
 ];
 
 const validEnvelopes: ReadonlyArray<readonly [string, Envelope]> = [
@@ -264,6 +282,11 @@ const invalidControls: readonly InvalidCase[] = [
   { name: 'an abort reason over 4096 characters', fields: { ...rawCtl, abort: { reason: 'x'.repeat(4097) } }, field: 'abort.reason' },
   { name: 'a freeze without deadline', fields: { ...rawCtl, freeze: {} }, field: 'freeze.deadline_ms' },
   { name: 'a restore of no app', fields: { ...rawCtl, restore: { apps: [] } }, field: 'restore.apps' },
+  { name: 'a quiesce of no app', fields: { ...rawCtl, quiesce: { apps: [] } }, field: 'quiesce.apps' },
+  { name: 'a quiesce of one app twice', fields: { ...rawCtl, quiesce: { apps: ['a', 'a'] } }, field: 'quiesce.apps[1]' },
+  { name: 'a quiesce draining a bad channel', fields: { ...rawCtl, quiesce: { apps: ['a'], drain_to: [{ channel: 'nope', count: 1 }] } }, field: 'quiesce.drain_to[0].channel' },
+  { name: 'a capture of no app', fields: { ...rawCtl, capture: {} }, field: 'capture.apps' },
+  { name: 'a resume naming a malformed app', fields: { ...rawCtl, resume: { apps: ['a b'] } }, field: 'resume.apps[0]' },
   { name: 'a restore of one app twice', fields: { ...rawCtl, restore: { apps: [rawAppRestore, rawAppRestore] } }, field: 'restore.apps[1]' },
   {
     name: 'a restored app without state',
@@ -378,6 +401,13 @@ const invalidEvents: readonly InvalidCase[] = [
   { name: 'a progress with phase UNSPECIFIED', fields: { ...rawEvt, progress: { checkpoint_id: 7, app: 'a' } }, field: 'progress.phase' },
   { name: 'a frozen without checkpoint id', fields: { ...rawEvt, frozen: { hooks_ms: 3 } }, field: 'frozen.checkpoint_id' },
   { name: 'a thawed without checkpoint id', fields: { ...rawEvt, thawed: { by_watchdog: true } }, field: 'thawed.checkpoint_id' },
+  { name: 'a quiesced without app', fields: { ...rawEvt, quiesced: { checkpoint_id: 7 } }, field: 'quiesced.app' },
+  {
+    name: 'a quiesced reporting one output twice',
+    fields: { ...rawEvt, quiesced: { checkpoint_id: 7, app: 'a', output_positions: [{ channel: 'a->b', count: 1 }, { channel: 'a->b', count: 2 }] } },
+    field: 'quiesced.output_positions[1].channel',
+  },
+  { name: 'a captured without state', fields: { ...rawEvt, captured: { checkpoint_id: 7, app: 'a' } }, field: 'captured.state' },
   { name: 'a restored naming a malformed app', fields: { ...rawEvt, restored: { checkpoint_id: 7, apps: ['a b'] } }, field: 'restored.apps[0]' },
 ];
 

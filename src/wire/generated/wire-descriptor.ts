@@ -58,7 +58,9 @@ export const wireDescriptor = {
                     "thaw",
                     "restore",
                     "resume",
-                    "ping"
+                    "ping",
+                    "quiesce",
+                    "capture"
                   ]
                 }
               },
@@ -114,6 +116,14 @@ export const wireDescriptor = {
                 "ping": {
                   "type": "Ping",
                   "id": 17
+                },
+                "quiesce": {
+                  "type": "Quiesce",
+                  "id": 18
+                },
+                "capture": {
+                  "type": "Capture",
+                  "id": 19
                 }
               }
             },
@@ -223,7 +233,36 @@ export const wireDescriptor = {
               }
             },
             "Resume": {
-              "fields": {}
+              "fields": {
+                "apps": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 1
+                }
+              }
+            },
+            "Quiesce": {
+              "fields": {
+                "apps": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 1
+                },
+                "drain_to": {
+                  "rule": "repeated",
+                  "type": "ChannelCount",
+                  "id": 2
+                }
+              }
+            },
+            "Capture": {
+              "fields": {
+                "apps": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 1
+                }
+              }
             },
             "Ping": {
               "fields": {}
@@ -240,7 +279,9 @@ export const wireDescriptor = {
                     "frozen",
                     "thawed",
                     "restored",
-                    "resumed"
+                    "resumed",
+                    "quiesced",
+                    "captured"
                   ]
                 }
               },
@@ -300,6 +341,14 @@ export const wireDescriptor = {
                 "resumed": {
                   "type": "Resumed",
                   "id": 18
+                },
+                "quiesced": {
+                  "type": "Quiesced",
+                  "id": 19
+                },
+                "captured": {
+                  "type": "Captured",
+                  "id": 20
                 }
               }
             },
@@ -567,6 +616,49 @@ export const wireDescriptor = {
             },
             "Resumed": {
               "fields": {}
+            },
+            "Quiesced": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "app": {
+                  "type": "string",
+                  "id": 2
+                },
+                "output_positions": {
+                  "rule": "repeated",
+                  "type": "ChannelCount",
+                  "id": 3
+                },
+                "hooks": {
+                  "rule": "repeated",
+                  "type": "HookResult",
+                  "id": 4
+                }
+              }
+            },
+            "Captured": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "app": {
+                  "type": "string",
+                  "id": 2
+                },
+                "state": {
+                  "type": "ObjectRef",
+                  "id": 3
+                },
+                "hooks": {
+                  "rule": "repeated",
+                  "type": "HookResult",
+                  "id": 4
+                }
+              }
             },
             "Barrier": {
               "fields": {
