@@ -18,6 +18,7 @@ import type { CheckpointRecord, FailureReason, Plan, ProgressEvent, ServerFreeze
 import type { CheckpointStore } from '../store/index.js';
 import type { VolumeBackend, VolumeSnapshotRef } from '../volumes/backend.js';
 import { checkpointLifecycle } from './lifecycle.js';
+import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import { declineToFailure } from './run.js';
 
 export interface CrashRunDeps {
@@ -37,7 +38,7 @@ export class CrashRun {
   private readonly actor: Actor<typeof checkpointLifecycle>;
   private readonly log: Logger;
   private record: CheckpointRecord;
-  private writes: Promise<void> = Promise.resolve();
+  private readonly writer: RecordWriter;
   private finished = false;
   private readonly servers: string[];
   private readonly frozen = new Map<string, ServerFreeze>();
@@ -53,6 +54,7 @@ export class CrashRun {
     this.record = initial;
     this.servers = [...plan.servers];
     this.log = deps.logger.child({ checkpointId: initial.id, plan: plan.id, tenant: plan.tenant, level: 'crash' });
+    this.writer = new RecordWriter(deps.store, initial.id, this.log);
     const machine = checkpointLifecycle.provide({
       actions: {
         recordState: (_, params) => this.recordState(params.state as CheckpointRecord['state'], params.failure),
@@ -126,16 +128,7 @@ export class CrashRun {
 
   private recordState(state: CheckpointRecord['state'], failure: { reason: FailureReason; detail: string } | null): void {
     const now = this.deps.nowUnixMs();
-    const extra: Partial<CheckpointRecord> =
-      state === 'triggering'
-        ? { triggeredAtUnixMs: now }
-        : state === 'completed'
-          ? { finishedAtUnixMs: now, levelAchieved: 'crash' }
-          : state === 'aborted'
-            ? { finishedAtUnixMs: now, ...(failure ? { failureReason: failure.reason, failureDetail: failure.detail } : {}) }
-            : state === 'aborting' && failure
-              ? { failureReason: failure.reason, failureDetail: failure.detail }
-              : {};
+    const extra = stateFields(state, failure, now, 'crash');
     this.record = { ...this.record, state, ...extra };
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
     const snapshot = this.record;
@@ -143,27 +136,16 @@ export class CrashRun {
     this.emit('state-changed', undefined, extra.failureDetail);
     if (state === 'completed' || state === 'aborted') {
       this.finished = true;
-      void this.writes.then(() => this.deps.ended(this.record));
+      void this.writer.flushed().then(() => this.deps.ended(this.record));
     }
   }
 
   private persist(fn: (r: CheckpointRecord) => CheckpointRecord): void {
-    this.writes = this.writes
-      .then(async () => {
-        const r = await this.deps.store.update(this.record.id, fn);
-        if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
-      })
-      .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));
+    this.writer.persist(fn);
   }
 
   private emit(kind: ProgressEvent['kind'], server: string | undefined, detail: string | undefined): void {
-    this.deps.progress({
-      kind,
-      atUnixMs: this.deps.nowUnixMs(),
-      ...(server !== undefined ? { server } : {}),
-      ...(detail !== undefined ? { detail } : {}),
-      checkpoint: this.record,
-    });
+    this.deps.progress(progressEvent(kind, this.deps.nowUnixMs(), this.record, { server, detail }));
   }
 
   private sendFreezes(): void {
@@ -211,7 +193,7 @@ export class CrashRun {
       }));
       this.record = { ...this.record, volumes: volumesRecord };
       this.persist((r) => ({ ...r, volumes: volumesRecord }));
-      await this.writes;
+      await this.writer.flushed();
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'internal';

@@ -30,6 +30,7 @@ import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
+import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import { declineToFailure } from './run.js';
 
 export interface OpaqueRunDeps {
@@ -56,7 +57,7 @@ export class OpaqueRun {
   private readonly log: Logger;
   private readonly quiescePlan: QuiescePlan;
   private record: CheckpointRecord;
-  private writes: Promise<void> = Promise.resolve();
+  private readonly writer: RecordWriter;
   private finished = false;
   private readonly apps = new Map<ProcessId, AppProgress>();
   /** Every position reported so far, by channel (what `received` of an intra-component input uses). */
@@ -70,6 +71,7 @@ export class OpaqueRun {
   ) {
     this.record = initial;
     this.log = deps.logger.child({ checkpointId: initial.id, plan: plan.id, tenant: plan.tenant, level: 'app', channels: 'opaque' });
+    this.writer = new RecordWriter(deps.store, initial.id, this.log);
     this.quiescePlan = new QuiescePlan(graph);
     for (const p of graph.processes) this.apps.set(p, { drainTo: {}, hooks: [] });
     const machine = checkpointLifecycle.provide({
@@ -253,7 +255,7 @@ export class OpaqueRun {
       for (const p of this.record.parts) if (p.counts) snapshots[processId(p.server, p.app)] = p.counts;
       const report = checkCut({ channels: this.graph.channels, snapshots, channelStates: {} });
       if (report.violations.length > 0) throw new CommitError('internal', `the cut is not consistent: ${report.violations.map((v) => v.message).join('; ')}`);
-      await this.writes;
+      await this.writer.flushed();
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'store-failed';
@@ -271,16 +273,7 @@ export class OpaqueRun {
 
   private recordState(state: CheckpointRecord['state'], failure: { reason: FailureReason; detail: string } | null): void {
     const now = this.deps.nowUnixMs();
-    const extra: Partial<CheckpointRecord> =
-      state === 'triggering'
-        ? { triggeredAtUnixMs: now }
-        : state === 'completed'
-          ? { finishedAtUnixMs: now, levelAchieved: 'app' }
-          : state === 'aborted'
-            ? { finishedAtUnixMs: now, ...(failure ? { failureReason: failure.reason, failureDetail: failure.detail } : {}) }
-            : state === 'aborting' && failure
-              ? { failureReason: failure.reason, failureDetail: failure.detail }
-              : {};
+    const extra = stateFields(state, failure, now, 'app');
     this.record = { ...this.record, state, ...extra };
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
     const snapshot = this.record;
@@ -288,28 +281,16 @@ export class OpaqueRun {
     this.emit('state-changed', undefined, undefined, extra.failureDetail);
     if (state === 'completed' || state === 'aborted') {
       this.finished = true;
-      void this.writes.then(() => this.deps.ended(this.record));
+      void this.writer.flushed().then(() => this.deps.ended(this.record));
     }
   }
 
   private persist(fn: (r: CheckpointRecord) => CheckpointRecord): void {
-    this.writes = this.writes
-      .then(async () => {
-        const r = await this.deps.store.update(this.record.id, fn);
-        if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
-      })
-      .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));
+    this.writer.persist(fn);
   }
 
   private emit(kind: ProgressEvent['kind'], server: string | undefined, app: string | undefined, detail: string | undefined): void {
-    this.deps.progress({
-      kind,
-      atUnixMs: this.deps.nowUnixMs(),
-      ...(server !== undefined ? { server } : {}),
-      ...(app !== undefined ? { app } : {}),
-      ...(detail !== undefined ? { detail } : {}),
-      checkpoint: this.record,
-    });
+    this.deps.progress(progressEvent(kind, this.deps.nowUnixMs(), this.record, { server, app, detail }));
   }
 
   /** An aborted checkpoint leaves nothing behind: every state stored under its prefix is deleted. */

@@ -16,6 +16,7 @@ import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
+import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import type { VolumeSnapshot } from '../model.js';
 import { appsOn, backEdgesInto, initiatorsFor, type PlanGraph } from './plan-graph.js';
@@ -65,8 +66,7 @@ export class CheckpointRun {
   private readonly tracker: CheckpointTracker<AckEvent>;
   private readonly log: Logger;
   private record: CheckpointRecord;
-  /** Store writes happen one after another, in the order the lifecycle asked for them. */
-  private writes: Promise<void> = Promise.resolve();
+  private readonly writer: RecordWriter;
   private finished = false;
   /** The last progress phase each app reported, to say who is missing when the checkpoint times out. */
   private readonly phases = new Map<ProcessId, string>();
@@ -82,6 +82,7 @@ export class CheckpointRun {
   ) {
     this.record = initial;
     this.log = deps.logger.child({ checkpointId: initial.id, plan: plan.id, tenant: plan.tenant });
+    this.writer = new RecordWriter(deps.store, initial.id, this.log);
     const tracker = CheckpointTracker.create<AckEvent>({
       participants: g.participants,
       checkpointTimeoutMs: initial.options.timeoutMs,
@@ -200,16 +201,7 @@ export class CheckpointRun {
   private recordState(state: CheckpointRecord['state'], failureIn: { reason: FailureReason; detail: string } | null): void {
     const failure = state === 'aborting' || state === 'aborted' ? this.withMissingApps(failureIn) : failureIn;
     const now = this.deps.nowUnixMs();
-    const extra: Partial<CheckpointRecord> =
-      state === 'triggering'
-        ? { triggeredAtUnixMs: now }
-        : state === 'completed'
-          ? { finishedAtUnixMs: now, levelAchieved: this.record.levelRequested }
-          : state === 'aborted'
-            ? { finishedAtUnixMs: now, ...(failure ? { failureReason: failure.reason, failureDetail: failure.detail } : {}) }
-            : state === 'aborting' && failure
-              ? { failureReason: failure.reason, failureDetail: failure.detail }
-              : {};
+    const extra = stateFields(state, failure, now, this.record.levelRequested);
     this.record = { ...this.record, state, ...extra };
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
     const snapshot = this.record;
@@ -217,28 +209,16 @@ export class CheckpointRun {
     this.emit('state-changed', undefined, undefined, extra.failureDetail);
     if (state === 'completed' || state === 'aborted') {
       this.finished = true;
-      void this.writes.then(() => this.deps.ended(this.record));
+      void this.writer.flushed().then(() => this.deps.ended(this.record));
     }
   }
 
   private persist(fn: (r: CheckpointRecord) => CheckpointRecord): void {
-    this.writes = this.writes
-      .then(async () => {
-        const r = await this.deps.store.update(this.record.id, fn);
-        if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
-      })
-      .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));
+    this.writer.persist(fn);
   }
 
   private emit(kind: ProgressEvent['kind'], server: string | undefined, app: string | undefined, detail: string | undefined): void {
-    this.deps.progress({
-      kind,
-      atUnixMs: this.deps.nowUnixMs(),
-      ...(server !== undefined ? { server } : {}),
-      ...(app !== undefined ? { app } : {}),
-      ...(detail !== undefined ? { detail } : {}),
-      checkpoint: this.record,
-    });
+    this.deps.progress(progressEvent(kind, this.deps.nowUnixMs(), this.record, { server, app, detail }));
   }
 
   private sendTriggers(): void {
@@ -293,7 +273,7 @@ export class CheckpointRun {
         if (orphans.length > 0) throw new CommitError('internal', `the cut is not consistent: ${orphans.map((v) => v.message).join('; ')}`);
       }
       if (this.policy.kind === 'none' && this.plan.volumes.length > 0) await this.copyVolumesOneByOne();
-      await this.writes;
+      await this.writer.flushed();
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'store-failed';
