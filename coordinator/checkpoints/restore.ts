@@ -16,6 +16,7 @@ import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { AppRef, CheckpointRecord } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
+import type { VolumeBackend, VolumeSnapshotRef } from '../volumes/backend.js';
 
 export interface RestoreDeps {
   readonly store: CoordinatorStore;
@@ -23,6 +24,8 @@ export interface RestoreDeps {
   readonly objects: StateObjects;
   readonly logger: Logger;
   readonly timeoutMs: number;
+  /** Crash-level checkpoints are restored volume by volume through the backend. */
+  readonly volumes?: VolumeBackend;
 }
 
 export async function rollback(record: CheckpointRecord, deps: RestoreDeps): Promise<Result<{ epoch: Epoch }>> {
@@ -59,6 +62,7 @@ export async function restoreInto(
   // triggered at its epoch, which must be the one its apps are restored into.
   const owner = await planOfTargets(record.value.tenant, targets, deps.store);
   if (!owner.ok) return owner;
+  if (record.value.levelAchieved === 'crash') return crashRestoreInto(record.value, request.servers, owner.value, deps);
   const key = owner.value ?? `restore-${createHash('sha256').update(`${record.value.planId}|${[...targets].sort().join(',')}`).digest('hex').slice(0, 32)}`;
   const epoch = await deps.store.epochs.bump(key);
   if (!epoch.ok) return epoch;
@@ -194,4 +198,60 @@ export async function crashRollback(
   if (notThawed.length > 0) return fail('unavailable', `volumes reverted to checkpoint ${record.id}, but ${notThawed.join(', ')} did not confirm the thaw (their watchdogs thaw at the deadline)`);
   log.info('crash-level rollback complete');
   return ok({ epoch: record.epoch });
+}
+
+/**
+ * A crash-level checkpoint into other servers: the target plan's servers frozen (their apps stop
+ * through their hooks), each volume snapshot put onto the matching volume of the target server (same
+ * volume id, else the one at the same position), then thawed with `afterRestore` so the restore hooks
+ * start the apps on the restored volumes. The originals are not touched.
+ */
+async function crashRestoreInto(
+  record: CheckpointRecord,
+  servers: Readonly<Record<string, string>>,
+  targetPlanId: string | undefined,
+  deps: RestoreDeps,
+): Promise<Result<{ epoch: Epoch }>> {
+  if (!deps.volumes) return fail('failed-precondition', 'the checkpoint holds volume snapshots but this coordinator has no volume backend');
+  if (targetPlanId === undefined) {
+    return fail('failed-precondition', 'a crash-level checkpoint is restored onto the volumes of a registered plan: register a plan for the target servers, with their volumes, first');
+  }
+  const target = await deps.store.plans.get(targetPlanId);
+  if (!target.ok) return target;
+  const epoch = await deps.store.epochs.get(targetPlanId);
+  if (!epoch.ok) return epoch;
+  const pairs: { snapshot: VolumeSnapshotRef; volume: import('../model.js').Volume }[] = [];
+  for (const snap of record.volumes) {
+    const server = servers[snap.server];
+    if (server === undefined) return fail('invalid-argument', `no target server for ${snap.server}, which holds volume ${snap.volumeId}`);
+    const own = record.volumes.filter((v) => v.server === snap.server);
+    const theirs = target.value.volumes.filter((v) => v.server === server);
+    const volume = theirs.find((v) => v.id === snap.volumeId) ?? theirs[own.indexOf(snap)];
+    if (!volume) return fail('failed-precondition', `plan ${targetPlanId} has no volume on ${server} to take volume ${snap.volumeId} of ${snap.server}`);
+    pairs.push({ snapshot: snap, volume });
+  }
+  const targetServers = [...new Set(pairs.map((p) => p.volume.server))];
+  const freezeDeadlineMs = record.options.freezeDeadlineMs;
+  const thawAll = (afterRestore: boolean) =>
+    Promise.all(targetServers.map((server) => deps.bus.request({ type: 'thaw', tenant: record.tenant, server, epoch: epoch.value, checkpointId: record.id, afterRestore }, deps.timeoutMs)));
+  const frozen = await Promise.all(
+    targetServers.map((server) => deps.bus.request({ type: 'freeze', tenant: record.tenant, server, epoch: epoch.value, checkpointId: record.id, deadlineMs: freezeDeadlineMs }, deps.timeoutMs)),
+  );
+  const notFrozen = targetServers.filter((_, i) => frozen[i]?.type !== 'frozen');
+  if (notFrozen.length > 0) {
+    await thawAll(false);
+    return fail('unavailable', `restore of checkpoint ${record.id} not started: ${notFrozen.join(', ')} did not freeze; everything was thawed again`);
+  }
+  for (const p of pairs) {
+    const r = await deps.volumes.restoreTo(p.snapshot, p.volume);
+    if (!r.ok) {
+      await thawAll(false);
+      return fail('internal', `restoring volume ${p.snapshot.volumeId} onto ${p.volume.id} of ${p.volume.server} failed: ${r.error.message}; everything was thawed again`);
+    }
+  }
+  const thawed = await thawAll(true);
+  const notThawed = targetServers.filter((_, i) => thawed[i]?.type !== 'thawed');
+  if (notThawed.length > 0) return fail('unavailable', `volumes restored, but ${notThawed.join(', ')} did not confirm the thaw (their watchdogs thaw at the deadline)`);
+  deps.logger.info({ checkpointId: record.id, plan: targetPlanId }, 'crash-level restore into other servers complete');
+  return ok({ epoch: epoch.value });
 }

@@ -363,7 +363,14 @@ export class CheckpointService implements CheckpointsApi {
   }
 
   private restoreDeps(): RestoreDeps {
-    return { store: this.store, bus: this.bus, objects: this.objects, logger: this.log, timeoutMs: this.options.restoreTimeoutMs };
+    return {
+      store: this.store,
+      bus: this.bus,
+      objects: this.objects,
+      logger: this.log,
+      timeoutMs: this.options.restoreTimeoutMs,
+      ...(this.options.volumes ? { volumes: this.options.volumes } : {}),
+    };
   }
 
   async rollback(request: { checkpointId: CheckpointId; skipSafetyCheckpoint: boolean; idempotencyKey?: string }): Promise<Result<{ safetyCheckpointId: CheckpointId | 0; epoch: number }>> {

@@ -23,6 +23,8 @@ export interface VolumeBackend {
   snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>>;
   /** Puts each volume back to its snapshot (a rollback: the servers are frozen meanwhile). */
   revert(snapshots: readonly VolumeSnapshotRef[], volumes: readonly Volume[]): Promise<Result<void>>;
+  /** Puts a snapshot onto another volume (restore into other servers); the target is frozen meanwhile. */
+  restoreTo(snapshot: VolumeSnapshotRef, target: Volume): Promise<Result<void>>;
   /** Deletes snapshots (an aborted or retired checkpoint); a missing one is not an error. */
   delete(snapshots: readonly VolumeSnapshotRef[]): Promise<Result<void>>;
 }

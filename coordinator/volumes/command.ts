@@ -15,6 +15,8 @@ export interface CommandTemplates {
   readonly snapshot: readonly string[];
   readonly revert: readonly string[];
   readonly delete: readonly string[];
+  /** Optional: puts a snapshot onto another volume (restore into other servers), e.g. `rbd clone`. */
+  readonly restore?: readonly string[];
   /** What a snapshot is called, from the same placeholders; default `{ref}@cp-{checkpoint}`. */
   readonly snapshotName?: string;
   readonly commandTimeoutMs?: number;
@@ -94,6 +96,11 @@ export class CommandBackend implements VolumeBackend {
       if (!r.ok) return r;
     }
     return ok(undefined);
+  }
+
+  async restoreTo(s: VolumeSnapshotRef, target: Volume): Promise<Result<void>> {
+    if (!this.t.restore) return fail('failed-precondition', 'the command volume backend has no "restore" template: restoring into other volumes is not configured');
+    return this.run(this.t.restore.map((a) => fill(a, this.values(target, '', s.snapshotRef))), { volume: target.id, step: 'restore', from: s.snapshotRef });
   }
 
   async delete(snapshots: readonly VolumeSnapshotRef[]): Promise<Result<void>> {

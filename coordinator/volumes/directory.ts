@@ -43,6 +43,14 @@ export class DirectoryBackend implements VolumeBackend {
     for (const s of snapshots) {
       const v = volumes.find((x) => x.id === s.volumeId && x.server === s.server);
       if (!v) return fail('failed-precondition', `volume ${s.volumeId} of ${s.server} is no longer in the plan`);
+      const r = await this.restoreTo(s, v);
+      if (!r.ok) return r;
+    }
+    return ok(undefined);
+  }
+
+  async restoreTo(s: VolumeSnapshotRef, v: Volume): Promise<Result<void>> {
+    {
       try {
         await stat(s.snapshotRef);
       } catch {
@@ -57,9 +65,9 @@ export class DirectoryBackend implements VolumeBackend {
         await rename(v.backendRef, outgoing);
         await rename(incoming, v.backendRef);
         await rm(outgoing, { recursive: true, force: true });
-        this.log.info({ volume: v.id, server: v.server, from: s.snapshotRef }, 'volume reverted');
+        this.log.info({ volume: v.id, server: v.server, from: s.snapshotRef }, 'volume restored from its snapshot');
       } catch (error) {
-        return fail('internal', `reverting ${v.backendRef} failed: ${error instanceof Error ? error.message : String(error)}`);
+        return fail('internal', `restoring ${v.backendRef} from ${s.snapshotRef} failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     return ok(undefined);

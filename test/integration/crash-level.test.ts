@@ -201,4 +201,44 @@ describe('crash level with the directory volume backend', () => {
     expect(show.stdout()).toContain('requested app, achieved crash');
     expect(show.stdout()).toContain('fallback ');
   });
+
+  it('restore into other servers: the volume snapshots go onto the target plan\'s volumes, the originals are untouched', async () => {
+    const TARGETS = ['t1', 't2', 't3'] as const;
+    const targetVolume = (t: string): string => join(dir, 'vol', t, 'W');
+    const copy: PlanInput = {
+      id: 'crash-copy',
+      tenant: 'crash',
+      servers: [...TARGETS],
+      apps: TARGETS.map((t) => ({ server: t, app: 'W' })),
+      channels: TARGETS.map((t, i) => ({ from: { server: t, app: 'W' }, to: { server: TARGETS[(i + 1) % 3] as string, app: 'W' }, kind: 'in-band' as const })),
+      volumes: TARGETS.map((t) => ({ id: `vol-${t}`, server: t, backendRef: targetVolume(t) })),
+    };
+    for (const t of TARGETS) {
+      const hooks = join(dir, 'hooks', t);
+      mkdirSync(hooks, { recursive: true });
+      mkdirSync(targetVolume(t), { recursive: true });
+      const hook = join(hooks, '10-pause-writer');
+      writeFileSync(hook, `#!/bin/sh\ncase "$1" in\n  freeze) touch ${pauseFile(targetVolume(t))} ;;\n  thaw) rm -f ${pauseFile(targetVolume(t))} ;;\nesac\n`);
+      chmodSync(hook, 0o755);
+      const file = join(dir, `${t}.json`);
+      writeFileSync(file, JSON.stringify({ ...agentConfigFor(copy, t, nats.url), freeze: { hooksDir: hooks, hookRetriesMax: 0 }, stateDir: join(dir, 'state', t) }));
+      agents.push(spawnTsx(`agent ${t}`, 'agent/main.ts', ['--config', file, '--demo-app', 'writer', '--volume', join(dir, 'vol', t), '--transfer-interval-ms', '1']));
+    }
+    value(await client.registerPlan(copy, 0), 'registering the target plan');
+    await waitUntil('the target agents to be online', async () => {
+      const list = await client.listAgents('crash');
+      return list.ok && TARGETS.every((t) => list.value.some((a) => a.server === t && a.status === 'online'));
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+    const source = await takeAndWait('crash');
+    expect(source.state, source.failureDetail).toBe('completed');
+    const originalsBefore = SERVERS.map((s) => readRecords(volumeOf(s)).length);
+    value(await client.restore({ checkpointId: source.id, servers: { s1: 't1', s2: 't2', s3: 't3' }, apps: [] }), 'restore');
+    for (const [i, t] of TARGETS.entries()) {
+      const snapshot = readRecords(source.volumes.find((v) => v.server === SERVERS[i])?.snapshotRef ?? '');
+      expect(snapshot.length).toBeGreaterThan(0);
+      expect(readRecords(targetVolume(t)).startsWith(snapshot), `${t} holds ${SERVERS[i]}'s snapshot`).toBe(true);
+    }
+    // The originals kept running and writing; nothing of theirs was replaced.
+    SERVERS.forEach((s, i) => expect(readRecords(volumeOf(s)).length).toBeGreaterThanOrEqual(originalsBefore[i] as number));
+  });
 });
