@@ -10,13 +10,14 @@ import { CheckpointTracker, type TrackerEffect } from '../src/core/tracker.js';
 import type { Effect, Input, PolicyConfig, RecordedMessage, SnapshotCounts } from '../src/core/types.js';
 import { backEdges, initiators, stronglyConnectedComponents, validateGraph, type AppGraph } from '../src/graph/index.js';
 import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../src/ids.js';
-import { delayModelScheduler } from './delays.js';
+import { delayModelScheduler, sampleDelayMs } from './delays.js';
 import { EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
 import { buildTopology } from './topology.js';
 import type {
   Algorithm,
   CheckpointReport,
+  DelayModel,
   DeliveryScheduler,
   RunOptions,
   Scenario,
@@ -51,33 +52,35 @@ const enum K {
   ServiceDone,
 }
 
-interface Wire {
-  readonly epoch: Epoch;
-  readonly seq: number;
-  readonly payload: Payload;
-  /** 0 for a data message. */
-  readonly barrier: CheckpointId;
-  readonly trace: MutableTrace | undefined;
-}
+type ToCoordinator = { ack: Ack } | { decline: CheckpointId; reason: string };
 
-type Ev =
-  | { k: K.Arrive; at: number; order: number; ch: SimChannel; wire: Wire }
-  | { k: K.Tick; at: number; order: number; proc: SimProcess }
-  | { k: K.Control; at: number; order: number; proc: SimProcess; epoch: Epoch; input: Input<Payload> }
-  | {
-      k: K.ToCoordinator;
-      at: number;
-      order: number;
-      epoch: Epoch;
-      proc: SimProcess;
-      msg: { ack: Ack } | { decline: CheckpointId; reason: string };
-    }
-  | { k: K.Stored; at: number; order: number; proc: SimProcess; epoch: Epoch; id: CheckpointId }
-  | { k: K.Timer; at: number; order: number; proc: SimProcess; epoch: Epoch; id: CheckpointId }
-  | { k: K.StartCheckpoint; at: number; order: number }
-  | { k: K.CheckpointTimeout; at: number; order: number; epoch: Epoch; id: CheckpointId }
-  | { k: K.Crash; at: number; order: number; proc: SimProcess }
-  | { k: K.ServiceDone; at: number; order: number; proc: SimProcess };
+/**
+ * One entry of the agenda. Every kind is this one class, so the hot path sees one object shape; a
+ * field a kind does not use keeps its default. What each kind uses:
+ * - `Arrive`: `ch` and the wire item: `epoch`, `seq`, `payload`, `id` (the barrier's checkpoint, 0 for
+ *   a data message) and `trace`;
+ * - `Tick`, `ServiceDone`, `Crash`: `proc`;
+ * - `Control`: `proc`, `epoch`, `input`; `ToCoordinator`: `proc`, `epoch`, `msg`;
+ * - `Stored`, `Timer`: `proc`, `epoch`, `id`; `CheckpointTimeout`: `epoch`, `id`; `StartCheckpoint`: nothing.
+ * Ticks and arrivals (almost every event) are recycled through a free list once handled: they would
+ * otherwise live just long enough in the agenda to be promoted out of V8's young generation.
+ */
+class SimEvent {
+  k: K = K.Tick;
+  at = 0;
+  order = 0;
+  proc: SimProcess | null = null;
+  ch: SimChannel | null = null;
+  epoch: Epoch = 0;
+  id: CheckpointId = 0;
+  seq = 0;
+  payload: Payload = 0;
+  trace: MutableTrace | undefined = undefined;
+  input: Input<Payload> | null = null;
+  msg: ToCoordinator | null = null;
+  /** A cancelled timer stays in the agenda and is skipped when it comes up. */
+  cancelled = false;
+}
 
 interface SimProcess {
   readonly id: ProcessId;
@@ -90,11 +93,12 @@ interface SimProcess {
   readonly firstSeenAt: Map<CheckpointId, number>;
   readonly stallMs: Map<CheckpointId, number>;
   readonly serviceTimeMs: number;
-  readonly queue: { ch: SimChannel; wire: Wire }[];
+  /** Arrivals waiting for a slow process (its `Arrive` events, held back from recycling). */
+  readonly queue: SimEvent[];
   busy: boolean;
   controlArrivalMs: number;
   /** Alignment timers still queued, by checkpoint, so a cancel removes them from the agenda. */
-  readonly timers: Map<CheckpointId, Ev>;
+  readonly timers: Map<CheckpointId, SimEvent>;
 }
 
 interface SimChannel {
@@ -103,6 +107,8 @@ interface SimChannel {
   readonly to: SimProcess;
   lastArrivalMs: number;
   wireIndex: number;
+  /** The scenario's slow-channel factor for this channel (1 for all others), for the default scheduler. */
+  readonly delayFactor: number;
   inFlight: number;
   /** Payload of every message sent in the current epoch, by seq (index seq - 1). */
   log: Payload[];
@@ -159,9 +165,19 @@ class Simulation {
   private readonly procs: SimProcess[] = [];
   private readonly byId = new Map<ProcessId, SimProcess>();
   private readonly channels: SimChannel[] = [];
-  private readonly queue = new EventQueue<Ev>();
+  private readonly queue = new EventQueue<SimEvent>();
+  /**
+   * The inputs of the two hottest steps, reused: the core reads an input during `step` and keeps
+   * nothing of it, and neither step can start another of its kind before it returns.
+   */
+  private readonly sendInput = { type: 'send' as const, channel: '' as ChannelId, payload: 0 as Payload };
+  private readonly messageInput = { type: 'message' as const, channel: '' as ChannelId, seq: 0, epoch: 0 as Epoch, payload: 0 as Payload };
+  /** Handled ticks and arrivals, for reuse (see SimEvent). */
+  private readonly spare: SimEvent[] = [];
   private readonly tracker: CheckpointTracker<Ack>;
   private readonly scheduler: DeliveryScheduler;
+  /** The scenario's delay model when the default scheduler is in use: `put` then samples it directly. */
+  private readonly delays: DelayModel | null;
   private readonly random: () => number;
   private readonly fifo: boolean;
   private readonly windowMax: number;
@@ -175,7 +191,7 @@ class Simulation {
   private stopped = false;
   private latest: CompletedRecord | null = null;
   private readonly logs = new Map<CheckpointId, CheckpointLog>();
-  private readonly timeouts = new Map<CheckpointId, Ev>();
+  private readonly timeouts = new Map<CheckpointId, SimEvent>();
   private readonly violations: ViolationReport[] = [];
   private readonly initialApps = new Map<ProcessId, AppState>();
   private deliveriesPerMs = new Uint32Array(1024);
@@ -198,6 +214,7 @@ class Simulation {
     this.fifo = scenario.fifo ?? true;
     this.windowMax = scenario.channelWindowMessagesMax ?? CHANNEL_WINDOW_MESSAGES_DEFAULT;
     this.scheduler = options.scheduler ?? delayModelScheduler(scenario.delays, scenario.skew?.slowChannel);
+    this.delays = options.scheduler ? null : scenario.delays;
     this.trace = options.trace ? [] : undefined;
     const back = backEdges(this.graph);
     this.abInitiators = initiators(this.graph);
@@ -242,6 +259,7 @@ class Simulation {
       this.procs.push(proc);
       this.byId.set(id, proc);
     });
+    const slowChannel = scenario.skew?.slowChannel;
     for (const c of this.graph.channels) {
       const from = this.byId.get(c.from) as SimProcess;
       const ch: SimChannel = {
@@ -250,6 +268,7 @@ class Simulation {
         to: this.byId.get(c.to) as SimProcess,
         lastArrivalMs: 0,
         wireIndex: 0,
+        delayFactor: slowChannel && slowChannel.channel === c.id ? slowChannel.delayFactor : 1,
         inFlight: 0,
         log: [],
         traced: [],
@@ -276,76 +295,91 @@ class Simulation {
     const interval = this.scenario.workload.sendIntervalMs;
     for (const p of this.procs) {
       if (this.scenario.workload.kind === 'counting' && !p.isSource) continue;
-      this.schedule({ k: K.Tick, at: this.rng.next() * interval, order: 0, proc: p });
+      this.scheduleTick(p, this.rng.next() * interval);
     }
-    this.schedule({ k: K.StartCheckpoint, at: this.scenario.checkpoints.firstAtMs, order: 0 });
+    this.schedule(this.event(K.StartCheckpoint, this.scenario.checkpoints.firstAtMs));
     for (const f of this.scenario.faults ?? []) {
       const proc = this.byId.get(f.process);
       if (!proc) throw new SimulationError(`fault names unknown process ${f.process}`);
-      this.schedule({ k: K.Crash, at: f.atMs, order: 0, proc });
+      const crash = this.event(K.Crash, f.atMs);
+      crash.proc = proc;
+      this.schedule(crash);
     }
     for (;;) {
       const ev = this.queue.pop();
       if (!ev) break;
       // A cancelled timer must not move time forward: the run ends at its last real event.
-      if ((ev as { cancelled?: boolean }).cancelled) continue;
+      if (ev.cancelled) continue;
       this.now = ev.at;
       this.events += 1;
       if (!this.stopped && this.now >= this.scenario.durationMs) this.stopped = true;
       if (this.events > DRAIN_EVENTS_MAX) throw new SimulationError(`run exceeded ${DRAIN_EVENTS_MAX} events`);
       this.handle(ev);
+      // A held arrival is in its process's service queue; everything else of these kinds is done with.
+      if (ev.k === K.Tick || (ev.k === K.Arrive && (ev.ch as SimChannel).to.serviceTimeMs === 0)) this.recycle(ev);
     }
     this.checkFinalLegality();
     return this.result();
   }
 
-  /**
-   * Every event is built here with the same fields in the same order, whatever its kind, so the
-   * agenda's heap sees one object shape: that keeps its comparisons monomorphic (the hot path).
-   */
-  private schedule(ev: Ev): Ev {
-    const e = ev as Partial<Record<string, unknown>> & { k: K; at: number };
-    const event = {
-      k: e.k,
-      at: e.at,
-      order: 0,
-      proc: e['proc'] ?? null,
-      ch: e['ch'] ?? null,
-      wire: e['wire'] ?? null,
-      epoch: e['epoch'] ?? 0,
-      id: e['id'] ?? 0,
-      input: e['input'] ?? null,
-      msg: e['msg'] ?? null,
-      cancelled: false,
-    } as unknown as Ev;
-    this.queue.push(event);
-    return event;
+  /** A blank event of kind `k` at `at`; the caller fills in the fields its kind uses, then schedules it. */
+  private event(k: K, at: number): SimEvent {
+    const ev = this.spare.pop() ?? new SimEvent();
+    ev.k = k;
+    ev.at = at;
+    return ev;
   }
 
-  private handle(ev: Ev): void {
+  private schedule(ev: SimEvent): SimEvent {
+    this.queue.push(ev);
+    return ev;
+  }
+
+  private scheduleTick(p: SimProcess, at: number): void {
+    const ev = this.event(K.Tick, at);
+    ev.proc = p;
+    this.queue.push(ev);
+  }
+
+  /** Drops the references a handled event holds and keeps it for reuse. */
+  private recycle(ev: SimEvent): void {
+    ev.proc = null;
+    ev.ch = null;
+    ev.trace = undefined;
+    ev.input = null;
+    ev.msg = null;
+    ev.epoch = 0;
+    ev.id = 0;
+    ev.seq = 0;
+    ev.payload = 0;
+    this.spare.push(ev);
+  }
+
+  private handle(ev: SimEvent): void {
     switch (ev.k) {
       case K.Tick:
-        return this.onTick(ev.proc);
+        return this.onTick(ev.proc as SimProcess);
       case K.Arrive:
-        return this.onArrive(ev.ch, ev.wire);
+        return this.onArrive(ev);
       case K.ServiceDone:
-        return this.onServiceDone(ev.proc);
+        return this.onServiceDone(ev.proc as SimProcess);
       case K.Control:
         if (ev.epoch !== this.epoch) return; // a control message from before a recovery: fenced
-        return this.step(ev.proc, ev.input);
+        return this.step(ev.proc as SimProcess, ev.input as Input<Payload>);
       case K.Stored:
         if (ev.epoch !== this.epoch) return;
-        return this.step(ev.proc, { type: 'snapshot-stored', checkpointId: ev.id });
+        return this.step(ev.proc as SimProcess, { type: 'snapshot-stored', checkpointId: ev.id });
       case K.Timer:
-        ev.proc.timers.delete(ev.id);
+        (ev.proc as SimProcess).timers.delete(ev.id);
         if (ev.epoch !== this.epoch) return;
-        return this.step(ev.proc, { type: 'timer', timer: { kind: 'alignment', checkpointId: ev.id } });
-      case K.ToCoordinator:
+        return this.step(ev.proc as SimProcess, { type: 'timer', timer: { kind: 'alignment', checkpointId: ev.id } });
+      case K.ToCoordinator: {
         if (ev.epoch !== this.epoch) return;
-        if ('ack' in ev.msg) {
-          return this.coordinate({ type: 'ack', checkpointId: ev.msg.ack.checkpointId, process: ev.proc.id, ack: ev.msg.ack });
-        }
-        return this.coordinate({ type: 'decline', checkpointId: ev.msg.decline, process: ev.proc.id, reason: ev.msg.reason });
+        const msg = ev.msg as ToCoordinator;
+        const process = (ev.proc as SimProcess).id;
+        if ('ack' in msg) return this.coordinate({ type: 'ack', checkpointId: msg.ack.checkpointId, process, ack: msg.ack });
+        return this.coordinate({ type: 'decline', checkpointId: msg.decline, process, reason: msg.reason });
+      }
       case K.StartCheckpoint:
         return this.onStartCheckpoint();
       case K.CheckpointTimeout:
@@ -353,7 +387,7 @@ class Simulation {
         if (ev.epoch !== this.epoch) return;
         return this.coordinate({ type: 'timeout', checkpointId: ev.id });
       case K.Crash:
-        return this.onCrash(ev.proc);
+        return this.onCrash(ev.proc as SimProcess);
     }
   }
 
@@ -362,7 +396,7 @@ class Simulation {
   private onTick(p: SimProcess): void {
     if (this.stopped) return;
     const w = this.scenario.workload;
-    this.schedule({ k: K.Tick, at: this.now + w.sendIntervalMs * (0.5 + this.rng.next()), order: 0, proc: p });
+    this.scheduleTick(p, this.now + w.sendIntervalMs * (0.5 + this.rng.next()));
     if (p.core.paused !== null || p.outputs.length === 0) return;
     if (p.app.kind === 'tokens') {
       if (p.app.tokens <= 0) return;
@@ -370,7 +404,10 @@ class Simulation {
       if (ch.inFlight >= this.windowMax) return; // backpressure: the app waits for credit
       const amount = 1 + this.rng.int(Math.min(p.app.tokens, TRANSFER_TOKENS_MAX));
       p.app.tokens -= amount;
-      this.step(p, { type: 'send', channel: ch.id, payload: amount });
+      const send = this.sendInput;
+      send.channel = ch.id;
+      send.payload = amount;
+      this.step(p, send);
     } else {
       if (p.outputs.some((c) => c.inFlight >= this.windowMax)) return;
       p.app.count += 1;
@@ -407,50 +444,77 @@ class Simulation {
 
   // ---- the network --------------------------------------------------------------------------
 
-  private put(ch: SimChannel, wire: Wire): void {
+  /** Puts a data message (`barrier` 0) or a barrier on the wire of `ch`. */
+  private put(ch: SimChannel, epoch: Epoch, seq: number, payload: Payload, barrier: CheckpointId, trace: MutableTrace | undefined): void {
     ch.wireIndex += 1;
-    let at = this.scheduler.arrivalMs(
-      { channel: ch.id, kind: wire.barrier === 0 ? 'message' : 'barrier', wireIndex: ch.wireIndex, sentAtMs: this.now },
-      this.random,
-    );
+    let at: number;
+    if (this.delays) {
+      // The default scheduler, inlined (same draws, same arithmetic): this runs for every message.
+      at = this.now + sampleDelayMs(this.delays, this.random) * ch.delayFactor;
+    } else {
+      at = this.scheduler.arrivalMs(
+        { channel: ch.id, kind: barrier === 0 ? 'message' : 'barrier', wireIndex: ch.wireIndex, sentAtMs: this.now },
+        this.random,
+      );
+    }
     if (this.fifo && at < ch.lastArrivalMs) at = ch.lastArrivalMs;
     if (at < this.now) at = this.now;
     ch.lastArrivalMs = at;
-    if (wire.barrier === 0) ch.inFlight += 1;
-    this.schedule({ k: K.Arrive, at, order: 0, ch, wire });
+    if (barrier === 0) ch.inFlight += 1;
+    const ev = this.event(K.Arrive, at);
+    ev.ch = ch;
+    ev.epoch = epoch;
+    ev.seq = seq;
+    ev.payload = payload;
+    ev.id = barrier;
+    ev.trace = trace;
+    this.queue.push(ev);
   }
 
-  private onArrive(ch: SimChannel, wire: Wire): void {
-    const p = ch.to;
+  private onArrive(ev: SimEvent): void {
+    const p = (ev.ch as SimChannel).to;
     if (p.serviceTimeMs > 0) {
-      p.queue.push({ ch, wire });
+      p.queue.push(ev);
       if (!p.busy) this.startService(p);
       return;
     }
-    this.apply(ch, wire);
+    this.apply(ev);
   }
 
   private startService(p: SimProcess): void {
     p.busy = true;
-    this.schedule({ k: K.ServiceDone, at: this.now + p.serviceTimeMs, order: 0, proc: p });
+    const ev = this.event(K.ServiceDone, this.now + p.serviceTimeMs);
+    ev.proc = p;
+    this.schedule(ev);
   }
 
   private onServiceDone(p: SimProcess): void {
     p.busy = false;
     const item = p.queue.shift();
-    if (item) this.apply(item.ch, item.wire);
+    if (item) {
+      this.apply(item);
+      this.recycle(item);
+    }
     if (p.queue.length > 0) this.startService(p);
   }
 
-  private apply(ch: SimChannel, wire: Wire): void {
-    if (wire.epoch === this.epoch && wire.barrier === 0) ch.inFlight -= 1;
-    if (wire.trace && wire.epoch === this.epoch) wire.trace['deliveredAtMs'] = this.now;
+  /** Hands an arrived wire item (an `Arrive` event) to the receiving core. */
+  private apply(w: SimEvent): void {
+    const ch = w.ch as SimChannel;
+    const barrier = w.id;
+    if (w.epoch === this.epoch && barrier === 0) ch.inFlight -= 1;
+    if (w.trace && w.epoch === this.epoch) w.trace['deliveredAtMs'] = this.now;
     const p = ch.to;
-    if (wire.barrier === 0) {
-      this.step(p, { type: 'message', channel: ch.id, seq: wire.seq, epoch: wire.epoch, payload: wire.payload });
+    if (barrier === 0) {
+      const message = this.messageInput;
+      message.channel = ch.id;
+      message.seq = w.seq;
+      message.epoch = w.epoch;
+      message.payload = w.payload;
+      this.step(p, message);
     } else {
-      if (!p.firstSeenAt.has(wire.barrier)) p.firstSeenAt.set(wire.barrier, this.now);
-      this.step(p, { type: 'barrier', channel: ch.id, checkpointId: wire.barrier, epoch: wire.epoch });
+      if (!p.firstSeenAt.has(barrier)) p.firstSeenAt.set(barrier, this.now);
+      this.step(p, { type: 'barrier', channel: ch.id, checkpointId: barrier, epoch: w.epoch });
     }
   }
 
@@ -493,7 +557,7 @@ class Simulation {
           this.trace.push(trace);
           ch.traced[e.seq - 1] = trace;
         }
-        this.put(ch, { epoch: e.epoch, seq: e.seq, payload: e.payload, barrier: 0, trace });
+        this.put(ch, e.epoch, e.seq, e.payload, 0, trace);
         return;
       }
       case 'send-barrier': {
@@ -511,7 +575,7 @@ class Simulation {
           } as unknown as MutableTrace;
           this.trace.push(trace);
         }
-        this.put(ch, { epoch: e.epoch, seq: 0, payload: 0, barrier: e.checkpointId, trace });
+        this.put(ch, e.epoch, 0, 0, e.checkpointId, trace);
         return;
       }
       case 'deliver':
@@ -521,19 +585,30 @@ class Simulation {
         const first = p.firstSeenAt.get(e.checkpointId) ?? this.now;
         p.stallMs.set(e.checkpointId, this.now - first);
         this.trace?.push({ kind: 'snapshot', process: p.id, checkpointId: e.checkpointId, atMs: this.now } as MutableTrace);
-        this.schedule({ k: K.Stored, at: this.now + STORE_DELAY_MS, order: 0, proc: p, epoch: this.epoch, id: e.checkpointId });
+        const stored = this.event(K.Stored, this.now + STORE_DELAY_MS);
+        stored.proc = p;
+        stored.epoch = this.epoch;
+        stored.id = e.checkpointId;
+        this.schedule(stored);
         return;
       }
       case 'ack':
       case 'decline': {
-        const msg = e.type === 'ack' ? { ack: e } : { decline: e.checkpointId, reason: e.reason };
-        const at = this.now + this.controlDelay();
-        this.schedule({ k: K.ToCoordinator, at, order: 0, epoch: this.epoch, proc: p, msg });
+        const ev = this.event(K.ToCoordinator, this.now + this.controlDelay());
+        ev.epoch = this.epoch;
+        ev.proc = p;
+        ev.msg = e.type === 'ack' ? { ack: e } : { decline: e.checkpointId, reason: e.reason };
+        this.schedule(ev);
         return;
       }
-      case 'start-timer':
-        p.timers.set(e.timer.checkpointId, this.schedule({ k: K.Timer, at: this.now + e.afterMs, order: 0, proc: p, epoch: this.epoch, id: e.timer.checkpointId }));
+      case 'start-timer': {
+        const timer = this.event(K.Timer, this.now + e.afterMs);
+        timer.proc = p;
+        timer.epoch = this.epoch;
+        timer.id = e.timer.checkpointId;
+        p.timers.set(e.timer.checkpointId, this.schedule(timer));
         return;
+      }
       case 'cancel-timer':
         cancel(p.timers, e.timer.checkpointId);
         return;
@@ -548,9 +623,8 @@ class Simulation {
   }
 
   private channel(p: SimProcess, id: ChannelId): SimChannel {
-    const ch = p.outputs.find((c) => c.id === id);
-    if (!ch) throw new SimulationError(`core of ${p.id} used unknown output ${id}`);
-    return ch;
+    for (const ch of p.outputs) if (ch.id === id) return ch;
+    throw new SimulationError(`core of ${p.id} used unknown output ${id}`);
   }
 
   private controlDelay(): number {
@@ -565,7 +639,11 @@ class Simulation {
     let at = this.now + this.controlDelay();
     if (at < p.controlArrivalMs) at = p.controlArrivalMs;
     p.controlArrivalMs = at;
-    this.schedule({ k: K.Control, at, order: 0, proc: p, epoch: this.epoch, input });
+    const ev = this.event(K.Control, at);
+    ev.proc = p;
+    ev.epoch = this.epoch;
+    ev.input = input;
+    this.schedule(ev);
   }
 
   // ---- the coordinator ------------------------------------------------------------------------
@@ -573,7 +651,7 @@ class Simulation {
   private onStartCheckpoint(): void {
     const s = this.scenario.checkpoints;
     if (this.stopped || (s.count !== undefined && this.checkpointsStarted >= s.count)) return;
-    this.schedule({ k: K.StartCheckpoint, at: this.now + s.intervalMs, order: 0 });
+    this.schedule(this.event(K.StartCheckpoint, this.now + s.intervalMs));
     const rounds = this.options.algorithm === 'chandy-lamport' && s.initiators === 'concurrent' ? Math.max(1, s.concurrentInitiators ?? 2) : 1;
     for (let r = 0; r < rounds; r++) {
       if (s.count !== undefined && this.checkpointsStarted >= s.count) return;
@@ -623,12 +701,13 @@ class Simulation {
         case 'trigger':
           this.control(this.byId.get(e.process) as SimProcess, { type: 'trigger', checkpointId: e.checkpointId });
           break;
-        case 'start-timer':
-          this.timeouts.set(
-            e.checkpointId,
-            this.schedule({ k: K.CheckpointTimeout, at: this.now + e.afterMs, order: 0, epoch: this.epoch, id: e.checkpointId }),
-          );
+        case 'start-timer': {
+          const timeout = this.event(K.CheckpointTimeout, this.now + e.afterMs);
+          timeout.epoch = this.epoch;
+          timeout.id = e.checkpointId;
+          this.timeouts.set(e.checkpointId, this.schedule(timeout));
           break;
+        }
         case 'cancel-timer':
           cancel(this.timeouts, e.checkpointId);
           break;
@@ -874,9 +953,9 @@ class Simulation {
   }
 }
 
-function cancel(timers: Map<CheckpointId, Ev>, id: CheckpointId): void {
+function cancel(timers: Map<CheckpointId, SimEvent>, id: CheckpointId): void {
   const ev = timers.get(id);
-  if (ev) (ev as { cancelled?: boolean }).cancelled = true;
+  if (ev) ev.cancelled = true;
   timers.delete(id);
 }
 

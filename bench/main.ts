@@ -1,0 +1,131 @@
+/**
+ * Live benchmarks against the plain-NATS floor (DESIGN.md section 8, docs/BENCHMARKS.md):
+ *
+ *   npm run bench -- control --agents 1000 --rounds 50
+ *   npm run bench -- depth --depth 20 --mode aligned
+ *   npm run bench -- channel --messages 100000
+ *   npm run bench -- state --bytes 1M,64M
+ *   npm run bench -- memory --agents 1000
+ *
+ * Each starts its own nats-server (JetStream, temporary store), measures the floor and the project
+ * in the same run with the same process layout, and prints both with their ratio; `--json` prints
+ * one machine-readable line instead.
+ */
+import { parseArgs } from 'node:util';
+import { runChannel } from './channel.js';
+import { runControl } from './control.js';
+import { runDepth } from './depth.js';
+import { runMemory } from './memory.js';
+import { print, type BenchResult } from './lib/report.js';
+import { runState } from './state.js';
+
+const USAGE = `usage: npm run bench -- <benchmark> [options] [--json]
+
+benchmarks and their options (defaults in brackets):
+  control   app-level checkpoint rounds of N trivial agents vs a broadcast-and-gather of N replies
+            --agents N [1000]  --rounds R [50]  --warmup W [3]  --workers K [2]
+  depth     barrier propagation through a pipeline vs a plain NATS hop-by-hop chain
+            --depth D [20]  --mode aligned|unaligned [aligned]  --rounds R [30]  --warmup W [3]  --workers K [2]
+  channel   in-band channel throughput (1 KiB) vs plain NATS pub/sub; then with checkpoints
+            --messages N [100000]  --payload BYTES [1024]  --interval MS [100]  --window N [1000]  --repeat K [3]
+            --credit-window N [the agent's default, 256]: the receiver's credit window, in messages
+  state     checkpoint of apps holding state vs a plain Object Store put of the same bytes
+            --bytes LIST [1M,64M] (e.g. 1M,64M,512M)  --apps A [4]  --rounds R [3]  --warmup W [1]  --workers K [2]
+  memory    coordinator RSS with N registered agents and a checkpoint in flight; agent RSS
+            --agents N [1000]  --workers K [2]
+
+common: --json (one JSON line), --log-level LEVEL [warn] (coordinator and agents)`;
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    agents: { type: 'string' },
+    rounds: { type: 'string' },
+    warmup: { type: 'string' },
+    workers: { type: 'string' },
+    depth: { type: 'string' },
+    mode: { type: 'string' },
+    messages: { type: 'string' },
+    payload: { type: 'string' },
+    interval: { type: 'string' },
+    window: { type: 'string' },
+    'credit-window': { type: 'string' },
+    repeat: { type: 'string' },
+    bytes: { type: 'string' },
+    apps: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'log-level': { type: 'string', default: 'warn' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+function int(name: keyof typeof values, fallback: number, min = 1): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) usage(`--${name} must be an integer >= ${min}, got ${String(raw)}`);
+  return n;
+}
+
+function usage(problem?: string): never {
+  if (problem) console.error(`bench: ${problem}\n`);
+  console.error(USAGE);
+  process.exit(problem ? 2 : 0);
+}
+
+/** `1M,64M,512K,1000` -> bytes (K, M, G are powers of 1024). */
+export function parseSizes(text: string): number[] {
+  return text.split(',').map((part) => {
+    const m = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(part.trim());
+    if (!m) usage(`--bytes: cannot read ${JSON.stringify(part)} (e.g. 1M,64M,512M)`);
+    const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
+    return Math.round(Number(m[1]) * unit);
+  });
+}
+
+async function main(): Promise<void> {
+  const name = positionals[0];
+  if (values.help || name === undefined) usage();
+  process.env['BENCH_LOG_LEVEL'] = values['log-level'];
+  const logLevel = values['log-level'];
+  let result: BenchResult;
+  switch (name) {
+    case 'control':
+      result = await runControl({ agents: int('agents', 1000), rounds: int('rounds', 50), warmup: int('warmup', 3, 0), workers: int('workers', 2), logLevel });
+      break;
+    case 'depth': {
+      const mode = values.mode ?? 'aligned';
+      if (mode !== 'aligned' && mode !== 'unaligned') usage(`--mode must be aligned or unaligned, got ${mode}`);
+      result = await runDepth({ depth: int('depth', 20), mode, rounds: int('rounds', 30), warmup: int('warmup', 3, 0), workers: int('workers', 2), logLevel });
+      break;
+    }
+    case 'channel':
+      result = await runChannel({
+        messages: int('messages', 100_000),
+        payloadBytes: int('payload', 1024),
+        intervalMs: int('interval', 100),
+        window: int('window', 1000),
+        creditWindow: values['credit-window'] === undefined ? undefined : int('credit-window', 1),
+        repeat: int('repeat', 3),
+        logLevel,
+      });
+      break;
+    case 'state':
+      result = await runState({ sizes: parseSizes(values.bytes ?? '1M,64M'), apps: int('apps', 4), rounds: int('rounds', 3), warmup: int('warmup', 1, 0), workers: int('workers', 2), logLevel });
+      break;
+    case 'memory':
+      result = await runMemory({ agents: int('agents', 1000), workers: int('workers', 2), logLevel });
+      break;
+    default:
+      usage(`unknown benchmark ${name}`);
+  }
+  print(result, values.json);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);

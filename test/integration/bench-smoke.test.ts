@@ -1,0 +1,73 @@
+/**
+ * Smoke run of every live benchmark (`npm run bench -- <name>`) with tiny sizes: each starts its own
+ * nats-server and worker processes, measures the plain-NATS floor and the project, and prints one
+ * JSON line with both and their ratio. Benchmarks are not part of `npm test` (their figures need a
+ * quiet machine and minutes); this only proves they run and report what docs/BENCHMARKS.md says.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..');
+const SMOKE_TIMEOUT_MS = 120_000;
+
+function bench(...args: string[]): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'bench/main.ts', ...args, '--json'],
+      { cwd: root, env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 16 * 1024 * 1024, timeout: SMOKE_TIMEOUT_MS },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`bench ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+        const line = stdout.trim().split('\n').pop() ?? '';
+        try {
+          resolve(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          reject(new Error(`bench ${args.join(' ')} printed no JSON line:\n${stdout}\n${stderr}`));
+        }
+      },
+    );
+  });
+}
+
+function expectFloorProjectRatio(out: Record<string, unknown>, name: string): void {
+  expect(out['benchmark']).toBe(name);
+  for (const key of ['floor', 'project', 'ratio']) {
+    expect(typeof out[key], key).toBe('number');
+    expect(Number.isFinite(out[key] as number), `${key} is finite`).toBe(true);
+    expect(out[key] as number, `${key} > 0`).toBeGreaterThan(0);
+  }
+  const rows = out['rows'] as { floor: number; project: number; ratio: number }[];
+  expect(rows.length).toBeGreaterThan(0);
+  for (const row of rows) expect(Object.keys(row)).toEqual(expect.arrayContaining(['metric', 'unit', 'floor', 'project', 'ratio']));
+}
+
+describe.concurrent('live benchmarks, tiny sizes (floor, project and ratio in one JSON line)', () => {
+  it('control: checkpoint rounds of 4 agents vs broadcast-and-gather', { timeout: SMOKE_TIMEOUT_MS }, async () => {
+    const out = await bench('control', '--agents', '4', '--rounds', '3', '--warmup', '1', '--workers', '1');
+    expectFloorProjectRatio(out, 'control');
+    expect(out['target']).toBe('<= 1.5');
+  });
+
+  it('depth: barrier propagation through a pipeline of depth 2 vs a chain', { timeout: SMOKE_TIMEOUT_MS }, async () => {
+    const out = await bench('depth', '--depth', '2', '--mode', 'unaligned', '--rounds', '3', '--warmup', '1', '--workers', '1');
+    expectFloorProjectRatio(out, 'depth');
+  });
+
+  it('channel: 1 KiB messages through an in-band channel vs pub/sub, with checkpoints', { timeout: SMOKE_TIMEOUT_MS }, async () => {
+    const out = await bench('channel', '--messages', '500', '--repeat', '1', '--interval', '50');
+    expectFloorProjectRatio(out, 'channel');
+    expect((out['rows'] as unknown[]).length).toBe(4);
+  });
+
+  it('state: a checkpoint of 64 KiB of state vs an Object Store put', { timeout: SMOKE_TIMEOUT_MS }, async () => {
+    const out = await bench('state', '--bytes', '64K', '--apps', '2', '--rounds', '1', '--warmup', '0', '--workers', '1');
+    expectFloorProjectRatio(out, 'state');
+  });
+
+  it('memory: coordinator and agent RSS with 4 agents and a checkpoint in flight', { timeout: SMOKE_TIMEOUT_MS }, async () => {
+    const out = await bench('memory', '--agents', '4', '--workers', '1');
+    expectFloorProjectRatio(out, 'memory');
+    expect((out['extra'] as Record<string, unknown>)['checkpoint']).toMatchObject({ state: 'completed' });
+  });
+});
