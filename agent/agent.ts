@@ -282,9 +282,8 @@ export class Agent implements AppHost {
             timeoutMs: c.timeoutMs,
             initiator: c.initiatorApps.includes(cfg.name),
             backEdgeInputs: c.backEdgeChannels.filter((ch) => e.inputs.includes(ch)),
+            inlineStateBytesMax: c.inlineStateBytesMax,
           });
-          // Tells the coordinator this app has the trigger: on a timeout it names the apps that never answered.
-          this.publish({ type: 'progress', checkpointId: c.checkpointId, app: cfg.name, phase: 'started', bytesDone: 0 }, c.requestId);
         }
         return;
       }
@@ -402,7 +401,7 @@ export class Agent implements AppHost {
         if (!ready) throw new RestoreError('unknown-app', `${a.app} is not attached on ${this.config.server}`);
         const endpoint = await ready;
         const port = this.statePort();
-        const state = await port.get(a.state);
+        const state = a.state.kind === 'inline' ? a.state.bytes : await port.get(a.state.ref);
         const channelStates = a.channelState ? this.channelStates(a, await port.get(a.channelState)) : {};
         await endpoint.restore(
           { checkpointId: c.checkpointId, epoch: c.epoch, state: a.state, ...(a.channelState ? { channelState: a.channelState } : {}), counts: a.counts, channelAliases: a.channelAliases },

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { Participant } from '../src/core/participant.js';
 import type { Effect, Input, PolicyConfig, RecordedMessage, RejectReason, SnapshotCounts } from '../src/core/types.js';
 import type { ChannelId, CheckpointId, Epoch } from '../src/ids.js';
-import { encodeChannelState, type AgentEventBody, type Envelope, type ObjectRef, type WireAckStats, type WireDeclineReason } from '../src/wire/index.js';
+import { encodeChannelState, type AgentEventBody, type AppState, type Envelope, type ObjectRef, type WireAckStats, type WireDeclineReason } from '../src/wire/index.js';
 import { AppSendError, type AppHandler, type AppLink } from './app.js';
 import type { InboundChannel, OutboundChannel } from './channels/types.js';
 
@@ -39,9 +39,11 @@ export interface EndpointLimits {
    * (with everything behind it on its channel) so the checkpoint runs with the requested policy.
    */
   readonly triggerWaitMs: number;
+  /** An app still without an ack this long after its trigger reports that it has the trigger. */
+  readonly progressAfterMs: number;
 }
 
-export const ENDPOINT_LIMITS_DEFAULT: EndpointLimits = { triggerWaitMs: 2_000 };
+export const ENDPOINT_LIMITS_DEFAULT: EndpointLimits = { triggerWaitMs: 2_000, progressAfterMs: 1_000 };
 
 export interface EndpointOptions {
   readonly server: string;
@@ -72,12 +74,14 @@ export interface TriggerInfo {
   readonly timeoutMs: number;
   readonly initiator: boolean;
   readonly backEdgeInputs: readonly ChannelId[];
+  /** A state of at most this many bytes goes inline in the ack instead of into an object; 0: never. */
+  readonly inlineStateBytesMax: number;
 }
 
 export interface RestoreInfo {
   readonly checkpointId: CheckpointId;
   readonly epoch: Epoch;
-  readonly state: ObjectRef;
+  readonly state: AppState;
   readonly channelState?: ObjectRef;
   readonly counts: SnapshotCounts;
   /** Channel ids recorded in the channel state -> the ids they have now (restore into other apps). */
@@ -91,8 +95,11 @@ interface CheckpointTiming {
   syncMs?: number;
   asyncMs?: number;
   uploadStartMs?: number;
-  state?: ObjectRef;
+  inlineStateBytesMax?: number;
+  state?: AppState;
   cancelTimeout?: () => void;
+  /** Cancels the delayed "started" progress event. */
+  cancelStarted?: () => void;
 }
 
 interface HeldChannel {
@@ -126,7 +133,6 @@ export class Endpoint implements AppLink {
   private readonly timings = new Map<CheckpointId, CheckpointTiming>();
   private readonly timers = new Map<CheckpointId, () => void>();
   private readonly held = new Map<ChannelId, HeldChannel>();
-  private readonly triggers = new Map<CheckpointId, TriggerInfo>();
   private highestTriggerId = 0;
   /** Sends wait while the core pauses the app (sync) or a restore is in progress. */
   private heldSends: (() => void)[] = [];
@@ -223,7 +229,7 @@ export class Endpoint implements AppLink {
     this.closed = true;
     for (const cancel of this.timers.values()) cancel();
     for (const h of this.held.values()) h.cancel();
-    for (const t of this.timings.values()) t.cancelTimeout?.();
+    for (const t of this.timings.values()) stopTimers(t);
     for (const id of this.core.inFlight()) this.decline(id, 'internal', `${this.app} detached`);
     await Promise.allSettled([...this.outbound.values(), ...this.inbound.values()].map((c) => c.close()));
   }
@@ -231,12 +237,18 @@ export class Endpoint implements AppLink {
   // ---- the coordinator's commands ------------------------------------------------------------
 
   trigger(info: TriggerInfo): void {
-    this.triggers.set(info.checkpointId, info);
     if (info.checkpointId > this.highestTriggerId) this.highestTriggerId = info.checkpointId;
     this.enqueue(async () => {
       const now = this.o.clock.nowMs();
       const timing = this.timing(info.checkpointId, now);
       timing.triggerMs = now;
+      timing.inlineStateBytesMax = info.inlineStateBytesMax;
+      // Tells the coordinator this app has the trigger, so that a timeout names the apps that never
+      // answered; only for an app still busy after a while, since a round of a thousand apps would
+      // otherwise carry a thousand extra messages that say nothing the ack does not.
+      timing.cancelStarted = this.o.clock.setTimer(this.limits.progressAfterMs, () =>
+        this.o.publish({ type: 'progress', checkpointId: info.checkpointId, app: this.app, phase: 'started', bytesDone: 0 }),
+      );
       if (this.core.inFlight().length === 0 && this.core.paused === null) {
         const configured = this.core.step({ type: 'configure', policy: info.policy, backEdgeInputs: info.backEdgeInputs });
         if (configured.rejected) this.log.warn({ checkpointId: info.checkpointId, reason: configured.rejected.detail }, 'could not apply the requested policy');
@@ -258,8 +270,7 @@ export class Endpoint implements AppLink {
 
   abort(checkpointId: CheckpointId): void {
     this.enqueue(async () => {
-      this.timings.get(checkpointId)?.cancelTimeout?.();
-      this.timings.delete(checkpointId);
+      this.forget(checkpointId);
       await this.feed({ type: 'abort', checkpointId });
     });
   }
@@ -283,7 +294,7 @@ export class Endpoint implements AppLink {
           this.o.handler.paused?.();
           for (const cancel of this.timers.values()) cancel();
           this.timers.clear();
-          for (const t of this.timings.values()) t.cancelTimeout?.();
+          for (const t of this.timings.values()) stopTimers(t);
           this.timings.clear();
           for (const h of this.held.values()) h.cancel();
           this.held.clear();
@@ -473,6 +484,13 @@ export class Endpoint implements AppLink {
     for (const attempt of held) attempt();
   }
 
+  /** The checkpoint is over for this app: its timers stop and its timing goes. */
+  private forget(id: CheckpointId): void {
+    const t = this.timings.get(id);
+    if (t) stopTimers(t);
+    this.timings.delete(id);
+  }
+
   private timing(id: CheckpointId, now: number): CheckpointTiming {
     let t = this.timings.get(id);
     if (!t) {
@@ -497,10 +515,18 @@ export class Endpoint implements AppLink {
     }
     t.syncMs = this.o.clock.nowMs() - t.snapshotStartMs;
     t.uploadStartMs = this.o.clock.nowMs();
+    if (bytes.byteLength <= (t.inlineStateBytesMax ?? 0)) {
+      // Small enough to travel in the ack: no object, no upload (Flink's memory threshold).
+      t.state = { kind: 'inline', bytes };
+      this.enqueue(async () => {
+        await this.feed({ type: 'snapshot-stored', checkpointId: id });
+      });
+      return;
+    }
     this.o.publish({ type: 'progress', checkpointId: id, app: this.app, phase: 'snapshot-taken', bytesDone: 0 });
     this.o.state.put(objectName(id, this.o.server, this.app, 'state'), bytes).then(
       (ref) => {
-        t.state = ref;
+        t.state = { kind: 'object', ref };
         this.enqueue(async () => {
           await this.feed({ type: 'snapshot-stored', checkpointId: id });
         });
@@ -520,8 +546,7 @@ export class Endpoint implements AppLink {
     const hasChannelState = Object.values(e.channelStates).some((m) => m.length > 0);
     const publish = (channelState: ObjectRef | undefined): void => {
       const now = this.o.clock.nowMs();
-      t?.cancelTimeout?.();
-      this.timings.delete(e.checkpointId);
+      this.forget(e.checkpointId);
       this.counters.acks += 1;
       const stats: WireAckStats = {
         ...e.stats,
@@ -563,9 +588,13 @@ export class Endpoint implements AppLink {
 
   private decline(checkpointId: CheckpointId, reason: WireDeclineReason, detail: string): void {
     this.counters.declines += 1;
-    this.timings.get(checkpointId)?.cancelTimeout?.();
-    this.timings.delete(checkpointId);
+    this.forget(checkpointId);
     this.log.warn({ checkpointId, reason }, detail);
     this.o.publish({ type: 'decline', checkpointId, app: this.app, reason, detail });
   }
+}
+
+function stopTimers(t: CheckpointTiming): void {
+  t.cancelTimeout?.();
+  t.cancelStarted?.();
 }

@@ -61,7 +61,7 @@ export type CheckpointView = Pick<
 
 export function checkpointStats(record: CheckpointRecord): CheckpointStatsView {
   const apps = record.parts.map((p): AppStatsView => {
-    const stateBytes = p.state?.sizeBytes ?? 0;
+    const stateBytes = p.state?.sizeBytes ?? p.inlineState?.sizeBytes ?? 0;
     const channelStateBytes = p.channelState?.sizeBytes ?? 0;
     return {
       server: p.server,

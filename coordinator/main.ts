@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { JetStreamStateObjects } from '../agent/state-store.js';
 import { AgentRegistry } from './agents.js';
 import { ControlBus } from './bus.js';
-import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from './checkpoints/service.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';
 import { ok } from './errors.js';
 import { startGrpcServer } from './grpc/server.js';
 import { PlanRegistry } from './plans.js';
@@ -30,6 +30,9 @@ options:
   --timeout-ms MS            default checkpoint timeout (default ${CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs})
   --retain N                 completed checkpoints kept per plan (default ${CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan})
   --restore-timeout-ms MS    how long a rollback waits for each agent (default ${CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs})
+  --inline-state-bytes-max N an app state up to N bytes travels in the ack and is kept in the
+                             checkpoint record instead of as an object; 0: always an object
+                             (default ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax}; a plan's apps share ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateRecordBytesMax} bytes of record)
   --volume-backend SPEC      crash level: directory:PATH (volumes are directories, snapshots go under
                              PATH) or command:FILE.json (argument templates, e.g. rbd snap create)
   --schedule SPEC            periodic checkpoints of a plan (repeatable):
@@ -52,6 +55,7 @@ async function main(): Promise<number> {
         'timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs) },
         retain: { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan) },
         'restore-timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs) },
+        'inline-state-bytes-max': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax) },
         'volume-backend': { type: 'string' },
         schedule: { type: 'string', multiple: true, default: [] },
         'log-level': { type: 'string', default: 'info' },
@@ -73,6 +77,11 @@ async function main(): Promise<number> {
       console.error(`snapcoord: ${name} must be a positive integer, got ${String(v)}`);
       return 2;
     }
+  }
+  const inlineStateBytesMax = Number(values['inline-state-bytes-max']);
+  if (!Number.isSafeInteger(inlineStateBytesMax) || inlineStateBytesMax < 0 || inlineStateBytesMax > INLINE_STATE_BYTES_LIMIT) {
+    console.error(`snapcoord: --inline-state-bytes-max must be an integer from 0 to ${INLINE_STATE_BYTES_LIMIT}, got ${values['inline-state-bytes-max']}`);
+    return 2;
   }
   const schedules: ScheduleSpec[] = [];
   for (const text of values.schedule) {
@@ -105,6 +114,7 @@ async function main(): Promise<number> {
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: numbers.timeoutMs },
     retainedPerPlan: numbers.retain,
     restoreTimeoutMs: numbers.restoreTimeoutMs,
+    inlineStateBytesMax,
     ...(volumes ? { volumes } : {}),
   });
   const plans = new PlanRegistry({

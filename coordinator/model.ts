@@ -83,13 +83,26 @@ export type FailureReason =
   | 'too-many-failures'
   | 'internal';
 
+/**
+ * A small app state kept in the checkpoint record itself rather than as an object (the app acked it
+ * inline; see Trigger.inline_state_bytes_max in wire.proto). The digest is the coordinator's, taken
+ * when the ack arrived, and checked again whenever the bytes are used.
+ */
+export interface InlineState {
+  readonly base64: string;
+  readonly digest: string;
+  readonly sizeBytes: number;
+}
+
 /** One app's part of a checkpoint: what it acked, and its Flink-style statistics. */
 export interface AppPart {
   readonly server: string;
   readonly app: string;
   readonly acked: boolean;
   readonly ackedAtUnixMs?: number;
+  /** The app's state as a stored object; an acked part has this or `inlineState`. */
   readonly state?: ObjectRef;
+  readonly inlineState?: InlineState;
   readonly channelState?: ObjectRef;
   readonly counts?: SnapshotCounts;
   readonly startDelayMs?: number;

@@ -25,8 +25,16 @@ export function stateFields(state: CheckpointRecord['state'], failure: Failure, 
   }
 }
 
+type Update = (r: CheckpointRecord) => CheckpointRecord;
+
+/**
+ * Writes a run's record changes in the order they were asked for, coalescing: the updates that
+ * queue up while a write is in flight go out together in the next one. A round of a thousand acks
+ * is then a handful of writes, not a thousand read-modify-write cycles of a growing record.
+ */
 export class RecordWriter {
   private writes: Promise<void> = Promise.resolve();
+  private pending: { readonly fn: Update; readonly key: string | undefined }[] = [];
 
   constructor(
     private readonly store: CheckpointStore,
@@ -34,11 +42,21 @@ export class RecordWriter {
     private readonly log: Logger,
   ) {}
 
-  /** Queues a compare-and-set update of the stored record behind every earlier one. */
-  persist(fn: (r: CheckpointRecord) => CheckpointRecord): void {
+  /**
+   * Queues a compare-and-set update of the stored record behind every earlier one. An update with a
+   * `key` reads live state when it is applied, so one of each key waiting is enough: later ones
+   * with the same key are dropped.
+   */
+  persist(fn: Update, key?: string): void {
+    if (key !== undefined && this.pending.some((p) => p.key === key)) return;
+    this.pending.push({ fn, key });
+    // A write is already queued that has not started: it takes this update too.
+    if (this.pending.length > 1) return;
     this.writes = this.writes
       .then(async () => {
-        const r = await this.store.update(this.id, fn);
+        const batch = this.pending;
+        this.pending = [];
+        const r = await this.store.update(this.id, (record) => batch.reduce((acc, u) => u.fn(acc), record));
         if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
       })
       .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));

@@ -15,6 +15,7 @@ import type { RestoreRequest } from '../api.js';
 import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { AppRef, CheckpointRecord } from '../model.js';
+import { appStateOf } from './part-state.js';
 import type { CoordinatorStore } from '../store/index.js';
 import type { VolumeBackend, VolumeSnapshotRef } from '../volumes/backend.js';
 
@@ -121,7 +122,9 @@ async function runRestore(
   const byServer = new Map<string, AppRestore[]>();
   for (const p of record.parts) {
     const target = mapping.get(processId(p.server, p.app));
-    if (!target || !p.state || !p.counts) return fail('failed-precondition', `checkpoint ${record.id} has no stored state for ${p.server}/${p.app}`);
+    if (!target || !p.counts) return fail('failed-precondition', `checkpoint ${record.id} has no stored state for ${p.server}/${p.app}`);
+    const state = appStateOf(p);
+    if (!state.ok) return fail('failed-precondition', `checkpoint ${record.id}: ${state.message}`);
     const aliases: Record<ChannelId, ChannelId> = {};
     for (const ch of [...Object.keys(p.counts.sent), ...Object.keys(p.counts.received)]) {
       const mapped = mapChannel(ch, mapping);
@@ -130,7 +133,7 @@ async function runRestore(
     const list = byServer.get(target.server) ?? [];
     list.push({
       app: target.app,
-      state: p.state,
+      state: state.value,
       ...(p.channelState ? { channelState: p.channelState } : {}),
       counts: mapCounts(p.counts, mapping),
       channelAliases: aliases,

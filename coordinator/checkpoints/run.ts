@@ -9,16 +9,17 @@ import { createActor, type Actor } from 'xstate';
 import { checkCut } from '../../src/checker/index.js';
 import { CheckpointTracker } from '../../src/core/tracker.js';
 import type { PolicyConfig, SnapshotCounts } from '../../src/core/types.js';
-import type { ProcessId } from '../../src/ids.js';
+import type { CheckpointId, ProcessId } from '../../src/ids.js';
 import { processId, type AgentEvent, type WireDeclineReason } from '../../src/wire/index.js';
-import type { StateObjects } from '../../agent/state-store.js';
+import { sha256Digest, type StateObjects } from '../../agent/state-store.js';
 import type { ControlBus } from '../bus.js';
-import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
+import type { AppPart, CheckpointRecord, FailureReason, InlineState, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
 import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import type { VolumeSnapshot } from '../model.js';
+import { PartTable } from './part-table.js';
 import { appsOn, backEdgesInto, initiatorsFor, type PlanGraph } from './plan-graph.js';
 
 type AckEvent = Extract<AgentEvent, { type: 'ack' }>;
@@ -31,6 +32,10 @@ export interface RunDeps {
   readonly nowUnixMs: () => number;
   /** Called with every progress event (the service fans them out to watchers). */
   readonly progress: (e: ProgressEvent) => void;
+  /** Whether anyone watches this checkpoint's progress. */
+  readonly watched: (id: CheckpointId) => boolean;
+  /** The trigger's inline_state_bytes_max: an app's state up to this size comes in its ack. */
+  readonly inlineStateBytesMax: number;
   /** Called once, when the checkpoint ended either way. */
   readonly ended: (record: CheckpointRecord) => void;
   readonly commitTimeoutMs: number;
@@ -65,7 +70,10 @@ export class CheckpointRun {
   private readonly actor: Actor<typeof checkpointLifecycle>;
   private readonly tracker: CheckpointTracker<AckEvent>;
   private readonly log: Logger;
-  private record: CheckpointRecord;
+  /** The record but for its parts, which live in the part table. */
+  private base: CheckpointRecord;
+  private readonly parts: PartTable;
+  private assembled: CheckpointRecord | undefined;
   private readonly writer: RecordWriter;
   private finished = false;
   /** The last progress phase each app reported, to say who is missing when the checkpoint times out. */
@@ -80,7 +88,8 @@ export class CheckpointRun {
     private readonly policy: PolicyConfig,
     private readonly deps: RunDeps,
   ) {
-    this.record = initial;
+    this.base = initial;
+    this.parts = new PartTable(initial.parts);
     this.log = deps.logger.child({ checkpointId: initial.id, plan: plan.id, tenant: plan.tenant });
     this.writer = new RecordWriter(deps.store, initial.id, this.log);
     const tracker = CheckpointTracker.create<AckEvent>({
@@ -111,6 +120,17 @@ export class CheckpointRun {
 
   get current(): CheckpointRecord {
     return this.record;
+  }
+
+  private get record(): CheckpointRecord {
+    const parts = this.parts.all;
+    if (this.assembled?.parts !== parts || this.assembled.state !== this.base.state) this.assembled = { ...this.base, parts };
+    return this.assembled;
+  }
+
+  private setBase(fields: Partial<CheckpointRecord>): void {
+    this.base = { ...this.base, ...fields };
+    this.assembled = undefined;
   }
 
   start(): void {
@@ -165,6 +185,13 @@ export class CheckpointRun {
 
   private onAck(e: AckEvent): void {
     const process = processId(e.server, e.app);
+    if (e.state.kind === 'inline' && e.state.bytes.byteLength > this.deps.inlineStateBytesMax) {
+      // The agent broke the trigger's limit: the record would outgrow its budget, so the part is refused.
+      const detail = `${process} acked ${e.state.bytes.byteLength} bytes of state inline, above the trigger's limit of ${this.deps.inlineStateBytesMax}`;
+      this.log.warn({ server: e.server, app: e.app }, detail);
+      this.actor.send({ type: 'FAIL', reason: 'declined', detail });
+      return;
+    }
     const result = this.tracker.step({ type: 'ack', checkpointId: this.record.id, process, ack: e });
     if (result.rejected) {
       this.log.warn({ server: e.server, app: e.app, reason: result.rejected.reason }, result.rejected.detail);
@@ -174,7 +201,7 @@ export class CheckpointRun {
     this.patchPart(e.server, e.app, {
       acked: true,
       ackedAtUnixMs: now,
-      state: e.state,
+      ...(e.state.kind === 'object' ? { state: e.state.ref } : { inlineState: inlineState(e.state.bytes) }),
       ...(e.channelState ? { channelState: e.channelState } : {}),
       counts: e.counts,
       startDelayMs: e.stats.startDelayMs,
@@ -191,18 +218,15 @@ export class CheckpointRun {
   }
 
   private patchPart(server: string, app: string | undefined, patch: Partial<AppPart>): void {
-    this.record = {
-      ...this.record,
-      parts: this.record.parts.map((p) => (p.server === server && (app === undefined || p.app === app) ? { ...p, ...patch } : p)),
-    };
-    this.persist((r) => ({ ...r, parts: this.record.parts }));
+    if (!this.parts.patch(server, app, patch)) return;
+    this.persist((r) => ({ ...r, parts: this.parts.all }), 'parts');
   }
 
   private recordState(state: CheckpointRecord['state'], failureIn: { reason: FailureReason; detail: string } | null): void {
     const failure = state === 'aborting' || state === 'aborted' ? this.withMissingApps(failureIn) : failureIn;
     const now = this.deps.nowUnixMs();
     const extra = stateFields(state, failure, now, this.record.levelRequested);
-    this.record = { ...this.record, state, ...extra };
+    this.setBase({ state, ...extra });
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
     const snapshot = this.record;
     this.persist((r) => ({ ...r, ...extra, state, parts: snapshot.parts }));
@@ -213,11 +237,13 @@ export class CheckpointRun {
     }
   }
 
-  private persist(fn: (r: CheckpointRecord) => CheckpointRecord): void {
-    this.writer.persist(fn);
+  private persist(fn: (r: CheckpointRecord) => CheckpointRecord, key?: string): void {
+    this.writer.persist(fn, key);
   }
 
   private emit(kind: ProgressEvent['kind'], server: string | undefined, app: string | undefined, detail: string | undefined): void {
+    // Building an event assembles the whole record: not once per ack of a large plan that nobody watches.
+    if (!this.deps.watched(this.base.id)) return;
     this.deps.progress(progressEvent(kind, this.deps.nowUnixMs(), this.record, { server, app, detail }));
   }
 
@@ -240,6 +266,7 @@ export class CheckpointRun {
           timeoutMs: this.record.options.timeoutMs,
           initiatorApps: appsOn(server, initiators),
           backEdgeChannels: this.policy.kind === 'aligned' || this.policy.kind === 'aligned-timeout' ? backEdgesInto(server, this.g) : [],
+          inlineStateBytesMax: this.deps.inlineStateBytesMax,
         });
       }
     } catch (error) {
@@ -255,16 +282,13 @@ export class CheckpointRun {
    */
   private commit(): void {
     void (async () => {
-      for (const p of this.record.parts) {
-        for (const ref of [p.state, p.channelState]) {
-          if (!ref) continue;
-          const info = await this.deps.objects.info(this.plan.tenant, ref.name);
-          if (!info.ok) throw new CommitError('store-failed', `${p.server}/${p.app}: ${ref.name}: ${info.error.message}`);
-          if (info.value.digest !== ref.digest) {
-            throw new CommitError('store-failed', `${p.server}/${p.app}: ${ref.name} has digest ${info.value.digest}, the app acked ${ref.digest}`);
-          }
-        }
-      }
+      const stored = this.record.parts.flatMap((p) => [p.state, p.channelState].flatMap((ref) => (ref ? [{ who: `${p.server}/${p.app}`, ref }] : [])));
+      // Independent look-ups, so several at a time; bounded, so a large plan does not flood NATS.
+      await eachLimited(stored, COMMIT_LOOKUPS_IN_FLIGHT_MAX, async ({ who, ref }) => {
+        const info = await this.deps.objects.info(this.plan.tenant, ref.name);
+        if (!info.ok) throw new CommitError('store-failed', `${who}: ${ref.name}: ${info.error.message}`);
+        if (info.value.digest !== ref.digest) throw new CommitError('store-failed', `${who}: ${ref.name} has digest ${info.value.digest}, the app acked ${ref.digest}`);
+      });
       if (this.policy.kind !== 'none') {
         const snapshots: Record<ProcessId, SnapshotCounts> = {};
         for (const p of this.record.parts) if (p.counts) snapshots[processId(p.server, p.app)] = p.counts;
@@ -294,7 +318,7 @@ export class CheckpointRun {
       if (!r.ok) throw new CommitError('volume-snapshot-failed', r.error.message);
       for (const s of r.value) taken.push({ ...s, frozenAtUnixMs: 0, snapshotAtUnixMs: at, thawedAtUnixMs: 0 });
     }
-    this.record = { ...this.record, volumes: taken };
+    this.setBase({ volumes: taken });
     this.persist((r) => ({ ...r, volumes: taken }));
   }
 
@@ -325,6 +349,22 @@ export class CheckpointRun {
       .catch((error: unknown) => this.log.warn({ err: error }, 'parts of an aborted checkpoint not deleted'))
       .finally(() => this.actor.send({ type: 'CLEANED' }));
   }
+}
+
+function inlineState(bytes: Uint8Array): InlineState {
+  return { base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'), digest: sha256Digest(bytes), sizeBytes: bytes.byteLength };
+}
+
+/** Object look-ups of a commit in flight at once. */
+const COMMIT_LOOKUPS_IN_FLIGHT_MAX = 32;
+
+/** Runs `fn` on every item with at most `limit` calls in flight; rejects with the first failure. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
 class CommitError extends Error {

@@ -31,6 +31,10 @@ export interface CheckpointServiceOptions {
   /** How long a rollback or restore waits for each agent to answer. */
   readonly restoreTimeoutMs: number;
   readonly timeoutMsMax: number;
+  /** Largest app state acked inline (kept in the record, no object); 0: every state is an object. */
+  readonly inlineStateBytesMax: number;
+  /** All inline states of one checkpoint together at most this: a large plan's apps get less each. */
+  readonly inlineStateRecordBytesMax: number;
   /** The group snapshot of a crash-level checkpoint; absent: plans with volumes cannot go crash. */
   readonly volumes?: VolumeBackend;
 }
@@ -51,7 +55,12 @@ export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
   commitTimeoutMs: 30_000,
   restoreTimeoutMs: 30_000,
   timeoutMsMax: 3_600_000,
+  inlineStateBytesMax: 16 * 1024,
+  inlineStateRecordBytesMax: 128 * 1024,
 };
+
+/** The most a checkpoint record may give to inline states (the record is one KV value, below NATS's max_payload). */
+export const INLINE_STATE_BYTES_LIMIT = 256 * 1024;
 
 export function validateServiceOptions(o: CheckpointServiceOptions): string | undefined {
   const positive: [string, number][] = [
@@ -63,6 +72,13 @@ export function validateServiceOptions(o: CheckpointServiceOptions): string | un
     ['timeoutMsMax', o.timeoutMsMax],
   ];
   for (const [name, v] of positive) if (!Number.isSafeInteger(v) || v <= 0) return `${name} must be a positive integer, got ${v}`;
+  for (const [name, v] of [
+    ['inlineStateBytesMax', o.inlineStateBytesMax],
+    ['inlineStateRecordBytesMax', o.inlineStateRecordBytesMax],
+  ] as const) {
+    // The limit travels as a uint32; an inline state also has to fit a NATS message with room to spare.
+    if (!Number.isSafeInteger(v) || v < 0 || v > INLINE_STATE_BYTES_LIMIT) return `${name} must be an integer from 0 to ${INLINE_STATE_BYTES_LIMIT}, got ${v}`;
+  }
   return undefined;
 }
 
@@ -226,6 +242,8 @@ export class CheckpointService implements CheckpointsApi {
       commitTimeoutMs: this.options.commitTimeoutMs,
       ...(this.options.volumes ? { volumes: this.options.volumes } : {}),
       progress: (e) => this.fanOut(e),
+      watched: (id) => (this.watchers.get(id)?.size ?? 0) > 0,
+      inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length),
       ended: (r) => this.ended(r),
     });
   }
@@ -407,6 +425,14 @@ export class CheckpointService implements CheckpointsApi {
   restore(request: RestoreRequest): Promise<Result<{ epoch: number }>> {
     return restoreInto(request, this.restoreDeps(), (id) => this.get(id));
   }
+}
+
+/**
+ * What one app of a plan of `apps` apps may ack inline: the configured limit, shared out so that
+ * every inline state of the checkpoint together stays within the record's budget.
+ */
+export function inlineStateBytesMax(o: Pick<CheckpointServiceOptions, 'inlineStateBytesMax' | 'inlineStateRecordBytesMax'>, apps: number): number {
+  return Math.min(o.inlineStateBytesMax, Math.floor(o.inlineStateRecordBytesMax / Math.max(1, apps)));
 }
 
 function definedOnly<T extends object>(o: Partial<T>): Partial<T> {

@@ -10,6 +10,7 @@ import type { StateObjects } from '../../agent/state-store.js';
 import type { VerifyReport } from '../api.js';
 import type { CheckpointRecord, Plan } from '../model.js';
 import { isAllOpaque, opaqueGraph, planGraph } from './plan-graph.js';
+import { readPartState } from './part-state.js';
 
 export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | undefined, objects: StateObjects): Promise<VerifyReport> {
   const problems: { part: string; detail: string }[] = [];
@@ -19,13 +20,13 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
   const channelStates: Record<ChannelId, readonly RecordedMessage<Uint8Array>[]> = {};
   for (const p of record.parts) {
     const who = processId(p.server, p.app);
-    if (!p.acked || !p.state || !p.counts) {
+    if (!p.acked || (!p.state && !p.inlineState) || !p.counts) {
       problems.push({ part: who, detail: 'never acked: no state recorded' });
       continue;
     }
     snapshots[who] = p.counts;
-    const state = await objects.get(record.tenant, p.state);
-    if (!state.ok) problems.push({ part: `${who} state`, detail: state.error.message });
+    const state = await readPartState(record.tenant, p, objects);
+    if (!state.ok) problems.push({ part: `${who} state`, detail: state.message });
     if (p.channelState) {
       const bytes = await objects.get(record.tenant, p.channelState);
       if (!bytes.ok) {

@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from 'nats';
 import { JetStreamStateObjects } from '../../agent/state-store.js';
-import { objectName } from '../../agent/endpoint.js';
+import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
+import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import type { ConsistencyLevel, PlanInput } from '../../coordinator/model.js';
 import { decodeChannelState } from '../../src/wire/index.js';
 import { startNatsServer, type NatsServerHandle } from '../nats-server.js';
@@ -132,25 +133,22 @@ async function stopAll(): Promise<void> {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 }
 
+/** The tokens in a checkpoint: in the apps' states plus in the channel states it recorded. */
 async function tokensOf(nc: NatsConnection, id: number): Promise<number> {
   const objects = new JetStreamStateObjects(nc);
+  const stored = await (await openCoordinatorStore(nc)).checkpoints.get(id);
+  if (!stored.ok) throw new Error(`checkpoint ${id}: ${stored.error.message}`);
   let total = 0;
-  for (const a of PLAN.apps) {
-    for (const kind of ['state', 'channels'] as const) {
-      const info = await objects.info(TENANT, objectName(id, a.server, a.app, kind));
-      if (!info.ok) {
-        if (kind === 'channels') continue;
-        throw new Error(`state of ${a.server}/${a.app} in checkpoint ${id}: ${info.error.message}`);
-      }
-      const bytes = await objects.get(TENANT, info.value);
-      if (!bytes.ok) throw new Error(bytes.error.message);
-      if (kind === 'state') total += decodeTokens(bytes.value);
-      else {
-        const decoded = decodeChannelState(bytes.value);
-        if (!decoded.ok) throw new Error(decoded.error.message);
-        for (const msgs of Object.values(decoded.value)) for (const m of msgs) total += decodeTokens(m.payload);
-      }
-    }
+  for (const p of stored.value.record.parts) {
+    const state = await readPartState(TENANT, p, objects);
+    if (!state.ok) throw new Error(`state of ${p.server}/${p.app} in checkpoint ${id}: ${state.message}`);
+    total += decodeTokens(state.value);
+    if (!p.channelState) continue;
+    const bytes = await objects.get(TENANT, p.channelState);
+    if (!bytes.ok) throw new Error(bytes.error.message);
+    const decoded = decodeChannelState(bytes.value);
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    for (const msgs of Object.values(decoded.value)) for (const m of msgs) total += decodeTokens(m.payload);
   }
   return total;
 }

@@ -3,7 +3,7 @@
  * both the decoder (on a decoded message) and the encoder (on the fields it is about to write).
  */
 import type { PolicyConfig } from '../core/types.js';
-import { channelCountFields, type FieldReader, type Fields, objectRefFields, wireFormat } from './fields.js';
+import { appStateFields, channelCountFields, type FieldReader, type Fields, objectRefFields, wireFormat } from './fields.js';
 import { oneofCase } from './oneof.js';
 import { policyTable, type WirePolicyKind } from './schema.js';
 import type { AppRestore, Control, ControlHeader, ControlType } from './types.js';
@@ -51,7 +51,7 @@ function readAppRestore(reader: FieldReader, value: unknown, field: string): App
   const channelState = reader.optionalMessage(app.channel_state, `${field}.channel_state`);
   return {
     app: reader.name(app.app, `${field}.app`),
-    state: reader.objectRef(app.state, `${field}.state`),
+    state: reader.appState(app, field),
     ...(channelState === undefined ? {} : { channelState: reader.objectRef(channelState, `${field}.channel_state`) }),
     counts: {
       sent: reader.channelCounts(app.sent, `${field}.sent`),
@@ -89,6 +89,7 @@ export function readControl(reader: FieldReader, message: Fields): Control {
         backEdgeChannels: reader.list(body.back_edge_channels, 'trigger.back_edge_channels').map((c, i) =>
           reader.channel(c, `trigger.back_edge_channels[${i}]`),
         ),
+        inlineStateBytesMax: reader.uint32(body.inline_state_bytes_max, 'trigger.inline_state_bytes_max'),
       };
     case 'abort':
       return { ...header, type, checkpointId, reason: reader.text(body.reason, 'abort.reason', wireFormat.detailCharsMax) };
@@ -143,6 +144,7 @@ function commandFields(control: Control): Fields {
         timeout_ms: control.timeoutMs,
         initiator_apps: control.initiatorApps,
         back_edge_channels: control.backEdgeChannels,
+        inline_state_bytes_max: control.inlineStateBytesMax || undefined,
       };
     case 'abort':
       return { reason: control.reason };
@@ -152,7 +154,7 @@ function commandFields(control: Control): Fields {
       return {
         apps: control.apps.map((app) => ({
           app: app.app,
-          state: objectRefFields(app.state),
+          ...appStateFields(app.state),
           channel_state: app.channelState === undefined ? undefined : objectRefFields(app.channelState),
           sent: channelCountFields(app.counts.sent),
           received: channelCountFields(app.counts.received),

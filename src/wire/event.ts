@@ -2,7 +2,7 @@
  * AgentEvent (agent -> coordinator): proto fields <-> `AgentEvent`. `readAgentEvent` validates; it
  * serves both the decoder and the encoder, like `readControl`.
  */
-import { channelCountFields, type FieldReader, type Fields, objectRefFields, wireFormat } from './fields.js';
+import { appStateFields, channelCountFields, type FieldReader, type Fields, objectRefFields, wireFormat } from './fields.js';
 import { oneofCase } from './oneof.js';
 import { declineReasonTable, progressPhaseTable } from './schema.js';
 import type { AgentEvent, AgentEventHeader, AgentEventType, HookAction, HookResult, WireAckStats } from './types.js';
@@ -72,7 +72,7 @@ export function readAgentEvent(reader: FieldReader, message: Fields): AgentEvent
           sent: reader.channelCounts(body.sent, 'ack.sent'),
           received: reader.channelCounts(body.received, 'ack.received'),
         },
-        state: reader.objectRef(body.state, 'ack.state'),
+        state: reader.appState(body, 'ack'),
         ...(channelState === undefined ? {} : { channelState: reader.objectRef(channelState, 'ack.channel_state') }),
         stats: readAckStats(reader, body.stats),
       };
@@ -160,7 +160,7 @@ function bodyFields(event: AgentEvent): Fields {
         sent: channelCountFields(event.counts.sent),
         received: channelCountFields(event.counts.received),
         channel_state: event.channelState === undefined ? undefined : objectRefFields(event.channelState),
-        state: objectRefFields(event.state),
+        ...appStateFields(event.state),
         stats: {
           start_delay_ms: event.stats.startDelayMs,
           alignment_ms: event.stats.alignmentMs,

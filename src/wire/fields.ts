@@ -7,7 +7,7 @@
  * `reader.error` once at the end and never lets a value built from placeholders escape.
  */
 import { parseChannelId } from '../ids.js';
-import type { ObjectRef, WireError } from './types.js';
+import type { AppState, ObjectRef, WireError } from './types.js';
 
 /** Format limits that are part of the protocol rather than of a deployment. */
 export const wireFormat = {
@@ -246,6 +246,18 @@ export class FieldReader {
     return undefined;
   }
 
+  /** The `app_state` oneof of `message` (Ack, AppRestore): exactly one of state and inline_state. */
+  appState(message: Fields, field: string): AppState {
+    // Own properties only: a decoded message inherits defaults (an empty buffer) for unset fields.
+    const has = (name: string): boolean => Object.hasOwn(message, name) && message[name] !== undefined && message[name] !== null;
+    if (has('inline_state')) {
+      if (has('state')) this.fail(`${field}.app_state`, 'has both state and inline_state set; exactly one is allowed');
+      return { kind: 'inline', bytes: plainBytes(this.bytes(message.inline_state, `${field}.inline_state`)) };
+    }
+    if (!has('state')) this.fail(`${field}.app_state`, 'is required: one of state, inline_state');
+    return { kind: 'object', ref: this.objectRef(message.state, `${field}.state`) };
+  }
+
   objectRef(value: unknown, field: string): ObjectRef {
     const ref = this.message(value, field);
     return {
@@ -279,6 +291,11 @@ export class FieldReader {
 
 export function objectRefFields(ref: ObjectRef): Fields {
   return { name: ref.name, digest: ref.digest, size_bytes: ref.sizeBytes };
+}
+
+/** The `app_state` oneof of Ack and AppRestore. */
+export function appStateFields(state: AppState): Fields {
+  return state.kind === 'object' ? { state: objectRefFields(state.ref) } : { inline_state: state.bytes };
 }
 
 /** Record -> repeated ChannelCount, in the record's key order. */

@@ -19,6 +19,7 @@ export type {
   AgentEventType,
   AppName,
   AppRestore,
+  AppState,
   Control,
   ControlCommand,
   ControlHeader,

@@ -60,10 +60,16 @@ export interface ControlHeader {
   readonly epoch: Epoch;
 }
 
+/**
+ * Where an app's state of a checkpoint is: an object of the tenant's bucket, or, when it is small,
+ * the bytes themselves, carried in the ack and kept in the checkpoint record.
+ */
+export type AppState = { readonly kind: 'object'; readonly ref: ObjectRef } | { readonly kind: 'inline'; readonly bytes: Uint8Array };
+
 /** One app's part of a restore; see `AppRestore` in wire.proto. */
 export interface AppRestore {
   readonly app: AppName;
-  readonly state: ObjectRef;
+  readonly state: AppState;
   /** Absent when the app recorded no channel state. */
   readonly channelState?: ObjectRef;
   /** Counts of the snapshot, keyed by the channel ids in use now. */
@@ -82,6 +88,8 @@ export type ControlCommand =
       readonly initiatorApps: readonly AppName[];
       /** Inputs of this server's apps that close a cycle: aligned mode records them. */
       readonly backEdgeChannels: readonly ChannelId[];
+      /** A state of at most this many bytes is acked inline; 0: never. */
+      readonly inlineStateBytesMax: number;
     }
   | { readonly type: 'abort'; readonly checkpointId: CheckpointId; readonly reason: string }
   | { readonly type: 'complete'; readonly checkpointId: CheckpointId }
@@ -171,7 +179,7 @@ export type AgentEventBody =
       readonly checkpointId: CheckpointId;
       readonly app: AppName;
       readonly counts: SnapshotCounts;
-      readonly state: ObjectRef;
+      readonly state: AppState;
       /** Absent when nothing was recorded. */
       readonly channelState?: ObjectRef;
       readonly stats: WireAckStats;

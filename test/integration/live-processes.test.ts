@@ -19,7 +19,7 @@ const TOTAL = 3 * TOKENS;
 let live: LiveSystem;
 
 beforeAll(async () => {
-  live = await LiveSystem.start({ plan: PLAN, agents: { initialTokens: TOKENS, transferIntervalMs: 10 }, coordinatorArgs: ['--restore-timeout-ms', '2000'] });
+  live = await LiveSystem.start({ plan: PLAN, agents: { initialTokens: TOKENS, transferIntervalMs: 10 }, coordinatorArgs: ['--restore-timeout-ms', '2000', '--inline-state-bytes-max', '0'] });
 }, 60_000);
 
 afterAll(async () => {
@@ -34,6 +34,9 @@ async function expectConsistent(c: CheckpointView): Promise<void> {
   expect(verified.problems).toEqual([]);
   expect(verified.ok).toBe(true);
   expect((await live.tokens(c.id)).total).toBe(TOTAL);
+  // This coordinator runs with --inline-state-bytes-max 0: every state is a stored object.
+  const record = await live.record(c.id);
+  expect(record.parts.every((p) => p.state !== undefined && p.inlineState === undefined)).toBe(true);
 }
 
 describe('app-consistent checkpoints of agents in separate processes while traffic flows', () => {

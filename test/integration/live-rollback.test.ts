@@ -37,6 +37,10 @@ async function completed(c: CheckpointView): Promise<TokenCount> {
   expect(verified.problems).toEqual([]);
   const tokens = await live.tokens(c.id);
   expect(tokens.total).toBe(TOTAL);
+  // The token apps' states are a few bytes: with the coordinator's defaults they travel in the acks
+  // and live in the record, so this rollback exercises inline states (live-processes covers objects).
+  const record = await live.record(c.id);
+  expect(record.parts.every((p) => p.inlineState !== undefined && p.state === undefined)).toBe(true);
   return tokens;
 }
 

@@ -18,6 +18,7 @@ import { JetStreamStateObjects } from '../../agent/state-store.js';
 import type { ChannelLimits } from '../../agent/channels/types.js';
 import type { TakeSnapshotRequest } from '../../coordinator/api.js';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
+import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { CoordinatorClient, type CallResult } from '../../coordinator/grpc/client.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
@@ -371,9 +372,8 @@ export class LiveSystem {
     let channelMessages = 0;
     for (const p of record.parts) {
       const who = processId(p.server, p.app);
-      if (!p.state) throw new Error(`checkpoint ${id}: ${who} has no state`);
-      const bytes = await this.objects.get(record.tenant, p.state);
-      if (!bytes.ok) throw new Error(`checkpoint ${id}: state of ${who}: ${bytes.error.message}`);
+      const bytes = await readPartState(record.tenant, p, this.objects);
+      if (!bytes.ok) throw new Error(`checkpoint ${id}: state of ${who}: ${bytes.message}`);
       state[who] = decodeTokens(bytes.value);
       channelIn[who] = 0;
       if (p.channelState) {

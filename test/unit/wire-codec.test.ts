@@ -29,8 +29,10 @@ import { agentEventType, controlType, creditType, envelopeType } from '../../src
 // Fixtures
 // ------------------------------------------------------------------------------------------------
 
-const state = { name: 'demo/7/srv1/APP1/state', digest: 'SHA-256=n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg=', sizeBytes: 1234 };
+const stateRef = { name: 'demo/7/srv1/APP1/state', digest: 'SHA-256=n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg=', sizeBytes: 1234 };
 const channelState = { name: 'demo/7/srv1/APP1/channels', digest: 'SHA-256=abc_-DEF', sizeBytes: 0 };
+const state = { kind: 'object', ref: stateRef } as const;
+const inlineState = { kind: 'inline', bytes: new Uint8Array([1, 2, 3]) } as const;
 const ctl = { requestId: 'ckpt-7:trigger:srv1', tenant: 'acme', server: 'srv1', epoch: 3 } as const;
 const evt = { requestId: 'evt-0001', tenant: 'acme', server: 'srv1', epoch: 3 } as const;
 const stats = {
@@ -44,14 +46,18 @@ const stats = {
 };
 
 const validControls: ReadonlyArray<readonly [string, Control]> = [
-  ['trigger, aligned', { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned' }, timeoutMs: 30_000, initiatorApps: ['APP1'], backEdgeChannels: ['s3/APP3->s1/APP1'] }],
+  ['trigger, aligned', { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned' }, timeoutMs: 30_000, initiatorApps: ['APP1'], backEdgeChannels: ['s3/APP3->s1/APP1'], inlineStateBytesMax: 0 }],
   [
     'trigger, aligned with alignment timeout',
-    { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 250 }, timeoutMs: 1, initiatorApps: [], backEdgeChannels: [] },
+    { ...ctl, type: 'trigger', checkpointId: 7, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 250 }, timeoutMs: 1, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 0 },
   ],
-  ['trigger, unaligned', { ...ctl, type: 'trigger', checkpointId: 8, policy: { kind: 'unaligned' }, timeoutMs: 5, initiatorApps: ['a', 'b_2', 'C-3'], backEdgeChannels: [] }],
-  ['trigger, sync', { ...ctl, type: 'trigger', checkpointId: 9, policy: { kind: 'sync' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [] }],
-  ['trigger, none', { ...ctl, type: 'trigger', checkpointId: 10, policy: { kind: 'none' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [] }],
+  ['trigger, unaligned', { ...ctl, type: 'trigger', checkpointId: 8, policy: { kind: 'unaligned' }, timeoutMs: 5, initiatorApps: ['a', 'b_2', 'C-3'], backEdgeChannels: [], inlineStateBytesMax: 0 }],
+  ['trigger, sync', { ...ctl, type: 'trigger', checkpointId: 9, policy: { kind: 'sync' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 0 }],
+  [
+    'trigger with an inline state limit',
+    { ...ctl, type: 'trigger', checkpointId: 11, policy: { kind: 'aligned' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 16_384 },
+  ],
+  ['trigger, none', { ...ctl, type: 'trigger', checkpointId: 10, policy: { kind: 'none' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 0 }],
   ['abort with a reason', { ...ctl, type: 'abort', checkpointId: 7, reason: 'timeout after 30000 ms' }],
   ['abort without a reason', { ...ctl, type: 'abort', checkpointId: 7, reason: '' }],
   ['complete', { ...ctl, type: 'complete', checkpointId: Number.MAX_SAFE_INTEGER }],
@@ -73,6 +79,18 @@ const validControls: ReadonlyArray<readonly [string, Control]> = [
           channelAliases: { 'old1/APP3->old1/APP1': 'srv3/APP3->srv1/APP1' },
         },
         { app: 'APP9', state, counts: { sent: {}, received: {} }, channelAliases: {} },
+      ],
+    },
+  ],
+  [
+    'restore of inline states, one of them empty',
+    {
+      ...ctl,
+      type: 'restore',
+      checkpointId: 7,
+      apps: [
+        { app: 'APP1', state: inlineState, counts: { sent: {}, received: {} }, channelAliases: {} },
+        { app: 'APP2', state: { kind: 'inline', bytes: new Uint8Array(0) }, counts: { sent: {}, received: {} }, channelAliases: {} },
       ],
     },
   ],
@@ -106,6 +124,11 @@ const validEvents: ReadonlyArray<readonly [string, AgentEvent]> = [
   [
     'ack without channel state',
     { ...evt, type: 'ack', checkpointId: 7, app: 'APP1', counts: { sent: {}, received: {} }, state, stats: { ...stats, finishedUnaligned: false } },
+  ],
+  ['ack with its state inline', { ...evt, type: 'ack', checkpointId: 7, app: 'APP1', counts: { sent: {}, received: {} }, state: inlineState, stats }],
+  [
+    'ack with an empty state inline',
+    { ...evt, type: 'ack', checkpointId: 7, app: 'APP1', counts: { sent: {}, received: {} }, state: { kind: 'inline', bytes: new Uint8Array(0) }, stats },
   ],
   ['decline by an app', { ...evt, type: 'decline', checkpointId: 7, app: 'APP1', reason: 'hook-failed', detail: 'exit 1: disk full' }],
   ['decline by the whole server', { ...evt, type: 'decline', checkpointId: 7, reason: 'freeze-failed', detail: '' }],
@@ -152,7 +175,7 @@ const validEvents: ReadonlyArray<readonly [string, AgentEvent]> = [
       hooks: [{ hook: '10-stop', action: 'freeze', exitCode: 0, timedOut: false, durationMs: 12, stderr: '', attempts: 1, app: 'APP1' }],
     },
   ],
-  ['captured', { ...evt, type: 'captured', checkpointId: 7, app: 'APP1', state, hooks: [] }],
+  ['captured', { ...evt, type: 'captured', checkpointId: 7, app: 'APP1', state: stateRef, hooks: [] }],
 ];
 
 const validEnvelopes: ReadonlyArray<readonly [string, Envelope]> = [
@@ -206,7 +229,7 @@ describe('wire codec: round trips', () => {
   });
 
   it('absent optional parts decode as absent keys, not as empty values', () => {
-    const decline = value(decodeEvent(value(encodeEvent(validEvents[6]![1]))));
+    const decline = value(decodeEvent(value(encodeEvent(validEvents.find(([name]) => name === 'decline by the whole server')![1]))));
     expect('app' in decline).toBe(false);
     expect('inReplyTo' in decline).toBe(false);
   });
@@ -291,7 +314,12 @@ const invalidControls: readonly InvalidCase[] = [
   {
     name: 'a restored app without state',
     fields: { ...rawCtl, restore: { apps: [{ ...rawAppRestore, state: undefined }] } },
-    field: 'restore.apps[0].state',
+    field: 'restore.apps[0].app_state',
+  },
+  {
+    name: 'a restored app with both a stored and an inline state',
+    fields: { ...rawCtl, restore: { apps: [{ ...rawAppRestore, inline_state: new Uint8Array([7]) }] } },
+    field: 'restore.apps[0].app_state',
   },
   {
     name: 'a state object name with a control character',
@@ -373,7 +401,8 @@ const invalidEvents: readonly InvalidCase[] = [
   },
   { name: 'an ack without checkpoint id', fields: { ...rawEvt, ack: { ...rawAck, checkpoint_id: 0 } }, field: 'ack.checkpoint_id' },
   { name: 'an ack without app', fields: { ...rawEvt, ack: { ...rawAck, app: '' } }, field: 'ack.app' },
-  { name: 'an ack without state', fields: { ...rawEvt, ack: { ...rawAck, state: undefined } }, field: 'ack.state' },
+  { name: 'an ack without state', fields: { ...rawEvt, ack: { ...rawAck, state: undefined } }, field: 'ack.app_state' },
+  { name: 'an ack with both a stored and an inline state', fields: { ...rawEvt, ack: { ...rawAck, inline_state: new Uint8Array([1]) } }, field: 'ack.app_state' },
   { name: 'an ack without stats', fields: { ...rawEvt, ack: { ...rawAck, stats: undefined } }, field: 'ack.stats' },
   {
     name: 'an ack with a sent count above MAX_SAFE_INTEGER',
@@ -518,7 +547,7 @@ describe('wire codec: validation on encode', () => {
     ['a control with a fractional epoch', () => encodeControl({ ...trigger, epoch: 1.5 }), 'epoch'],
     [
       'aligned-timeout with a zero timeout (would travel as plain aligned)',
-      () => encodeControl({ ...ctl, type: 'trigger', checkpointId: 1, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 }, timeoutMs: 1, initiatorApps: [], backEdgeChannels: [] }),
+      () => encodeControl({ ...ctl, type: 'trigger', checkpointId: 1, policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 }, timeoutMs: 1, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 0 }),
       'trigger.alignment_timeout_ms',
     ],
     [

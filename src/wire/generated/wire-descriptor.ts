@@ -150,6 +150,10 @@ export const wireDescriptor = {
                   "rule": "repeated",
                   "type": "string",
                   "id": 5
+                },
+                "inline_state_bytes_max": {
+                  "type": "uint32",
+                  "id": 6
                 }
               }
             },
@@ -190,6 +194,14 @@ export const wireDescriptor = {
               }
             },
             "AppRestore": {
+              "oneofs": {
+                "app_state": {
+                  "oneof": [
+                    "state",
+                    "inline_state"
+                  ]
+                }
+              },
               "fields": {
                 "app": {
                   "type": "string",
@@ -198,6 +210,10 @@ export const wireDescriptor = {
                 "state": {
                   "type": "ObjectRef",
                   "id": 2
+                },
+                "inline_state": {
+                  "type": "bytes",
+                  "id": 7
                 },
                 "channel_state": {
                   "type": "ObjectRef",
@@ -411,6 +427,14 @@ export const wireDescriptor = {
               }
             },
             "Ack": {
+              "oneofs": {
+                "app_state": {
+                  "oneof": [
+                    "state",
+                    "inline_state"
+                  ]
+                }
+              },
               "fields": {
                 "checkpoint_id": {
                   "type": "uint64",
@@ -437,6 +461,10 @@ export const wireDescriptor = {
                 "state": {
                   "type": "ObjectRef",
                   "id": 6
+                },
+                "inline_state": {
+                  "type": "bytes",
+                  "id": 8
                 },
                 "stats": {
                   "type": "AckStats",

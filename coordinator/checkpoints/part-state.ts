@@ -1,0 +1,32 @@
+/**
+ * An app's state in a checkpoint is either an object of the tenant's bucket or, when it was small,
+ * inline in the record (AppPart.inlineState). Whoever needs the bytes (restore, verify, the demo's
+ * conservation check) goes through here, so both places are read and checked the same way.
+ */
+import { sha256Digest, type StateObjects } from '../../agent/state-store.js';
+import type { AppState } from '../../src/wire/index.js';
+import type { AppPart } from '../model.js';
+
+export type PartStateResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
+
+/** What an agent gets back of a part's state: the object's ref, or the inline bytes once their digest checks out. */
+export function appStateOf(p: AppPart): PartStateResult<AppState> {
+  const who = `${p.server}/${p.app}`;
+  if (p.state) return { ok: true, value: { kind: 'object', ref: p.state } };
+  if (!p.inlineState) return { ok: false, message: `${who} has no stored state` };
+  const bytes = Buffer.from(p.inlineState.base64, 'base64');
+  const digest = sha256Digest(bytes);
+  if (bytes.byteLength !== p.inlineState.sizeBytes || digest !== p.inlineState.digest) {
+    return { ok: false, message: `${who}: the inline state in the record is ${bytes.byteLength} bytes with digest ${digest}, the app acked ${p.inlineState.sizeBytes} bytes with digest ${p.inlineState.digest}` };
+  }
+  return { ok: true, value: { kind: 'inline', bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) } };
+}
+
+/** The bytes of a part's state, checked against the digest the app acked, wherever they are kept. */
+export async function readPartState(tenant: string, p: AppPart, objects: StateObjects): Promise<PartStateResult<Uint8Array>> {
+  const state = appStateOf(p);
+  if (!state.ok) return state;
+  if (state.value.kind === 'inline') return { ok: true, value: state.value.bytes };
+  const read = await objects.get(tenant, state.value.ref);
+  return read.ok ? read : { ok: false, message: read.error.message };
+}
