@@ -10,7 +10,13 @@ import { ALGORITHMS, type Algorithm } from './types.js';
 
 export type ScenarioSource =
   | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 'topology'; readonly topology: GeneratedTopologyKind; readonly processes: number };
+  | {
+      readonly kind: 'topology';
+      readonly topology: GeneratedTopologyKind;
+      readonly processes: number;
+      /** Set when the user gave no scenario and a sweep of processes chose the topology: say so. */
+      readonly topologyDefaulted?: true;
+    };
 
 /** `--set PARAM=VALUE`: one scenario parameter changed from the command line. */
 export interface ParamSetting {
@@ -36,6 +42,11 @@ export const SEED_DEFAULT = 1;
 export const ALGORITHM_DEFAULT: Algorithm = 'abs';
 const COMPARE_ALGORITHMS_DEFAULT: readonly Algorithm[] = ALGORITHMS;
 const SWEEP_ALGORITHMS_DEFAULT: readonly Algorithm[] = ['abs'];
+/**
+ * The graph of `sweep processes=...` when no scenario is named: a sweep of sizes only needs a shape,
+ * and a random cyclic graph has fan-in, fan-out and back edges, so every algorithm has work to do.
+ */
+export const SWEEP_TOPOLOGY_DEFAULT: GeneratedTopologyKind = 'random-cyclic';
 
 const SOURCE_HELP = `Scenario (exactly one):
   --scenario FILE          a scenario JSON file (see simulations/scenarios/)
@@ -104,10 +115,14 @@ Options:
 `,
   sweep: `Usage: npm run sim -- sweep PARAM=FROM..TO[:STEP] (--scenario FILE | --topology KIND --processes N) [options]
        npm run sim -- sweep PARAM=V1,V2,... ...
+       npm run sim -- sweep processes=FROM..TO [--topology KIND] [options]
 
 Runs the scenario once per value and algorithm and prints CSV to stdout: the value, algorithm,
 checkpoints completed, mean duration ms, channel-state msgs, buffered msgs, max stall ms,
 throughput msgs/s, consistent, then triggered, violations and seed. Progress goes to stderr.
+
+A sweep of processes sets the size itself, so it needs no --processes, and without --scenario or
+--topology it runs the default --topology ${SWEEP_TOPOLOGY_DEFAULT} (a note on stderr says so).
 
 Parameters:
 ${PARAMS.map((p) => `  ${p.name.padEnd(18)} ${p.description}`).join('\n')}
@@ -159,6 +174,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   if (values['help'] === true) return help(HELP[first]);
 
+  if (first === 'sweep') return parseSweepCommand(values, parsed.positionals);
   const common = parseCommon(values);
   if (!common.ok) return common;
 
@@ -181,50 +197,33 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
       if (!algorithms.ok) return algorithms;
       return ok({ kind: 'compare', common: common.value, algorithms: algorithms.value, json: values['json'] === true });
     }
-    case 'sweep': {
-      const algorithms = parseAlgorithms(str(values['algorithms']), SWEEP_ALGORITHMS_DEFAULT);
-      if (!algorithms.ok) return algorithms;
-      if (parsed.positionals.length !== 1) {
-        return fail(
-          parsed.positionals.length === 0
-            ? 'sweep needs PARAM=FROM..TO[:STEP], e.g. sweep processes=2..12'
-            : `sweep takes one PARAM=FROM..TO[:STEP], got ${parsed.positionals.length}: ${parsed.positionals.join(' ')}`,
-        );
-      }
-      const sweep = parseSweep(parsed.positionals[0]!);
-      if (!sweep.ok) return fail(sweep.error);
-      if (common.value.sets.some((s) => s.param.name === sweep.sweep.param.name)) {
-        return fail(`--set ${sweep.sweep.param.name}=... conflicts with sweeping ${sweep.sweep.param.name}`);
-      }
-      return ok({ kind: 'sweep', common: common.value, algorithms: algorithms.value, sweep: sweep.sweep });
-    }
   }
 }
 
-function parseCommon(values: Record<string, string | boolean | string[] | undefined>): Result<CommonOptions> {
-  const scenario = str(values['scenario']);
-  const topology = str(values['topology']);
-  const processes = str(values['processes']);
-
-  let source: ScenarioSource;
-  if (scenario !== undefined && topology !== undefined) return fail('give either --scenario or --topology, not both');
-  if (scenario !== undefined) {
-    if (processes !== undefined) return fail('--processes goes with --topology; to resize a generated scenario file use --set processes=N');
-    if (scenario === '') return fail('--scenario needs a file name');
-    source = { kind: 'file', path: scenario };
-  } else if (topology !== undefined) {
-    if (!(GENERATED_TOPOLOGY_KINDS as readonly string[]).includes(topology)) {
-      return fail(`unknown --topology "${topology}" (known: ${GENERATED_TOPOLOGY_KINDS.join(', ')})`);
-    }
-    if (processes === undefined) return fail('--topology needs --processes N');
-    const n = Number(processes);
-    if (!/^\d+$/.test(processes) || !Number.isSafeInteger(n) || n < 1) {
-      return fail(`--processes must be a positive integer, got "${processes}"`);
-    }
-    source = { kind: 'topology', topology: topology as GeneratedTopologyKind, processes: n };
-  } else {
-    return fail('say what to simulate: --scenario FILE or --topology KIND --processes N');
+/** The swept parameter is parsed before the source, because a sweep of processes changes what the source must say. */
+function parseSweepCommand(values: Record<string, string | boolean | string[] | undefined>, positionals: readonly string[]): ParsedCommand {
+  const algorithms = parseAlgorithms(str(values['algorithms']), SWEEP_ALGORITHMS_DEFAULT);
+  if (!algorithms.ok) return algorithms;
+  if (positionals.length !== 1) {
+    return fail(
+      positionals.length === 0
+        ? 'sweep needs PARAM=FROM..TO[:STEP], e.g. sweep processes=2..12'
+        : `sweep takes one PARAM=FROM..TO[:STEP], got ${positionals.length}: ${positionals.join(' ')}`,
+    );
   }
+  const sweep = parseSweep(positionals[0]!);
+  if (!sweep.ok) return fail(sweep.error);
+  const common = parseCommon(values, sweep.sweep);
+  if (!common.ok) return common;
+  if (common.value.sets.some((s) => s.param.name === sweep.sweep.param.name)) {
+    return fail(`--set ${sweep.sweep.param.name}=... conflicts with sweeping ${sweep.sweep.param.name}`);
+  }
+  return ok({ kind: 'sweep', common: common.value, algorithms: algorithms.value, sweep: sweep.sweep });
+}
+
+function parseCommon(values: Record<string, string | boolean | string[] | undefined>, sweep?: SweepSpec): Result<CommonOptions> {
+  const source = parseSource(values, sweep);
+  if (!source.ok) return source;
 
   const seedText = str(values['seed']);
   let seed = SEED_DEFAULT;
@@ -252,7 +251,43 @@ function parseCommon(values: Record<string, string | boolean | string[] | undefi
     if (sets.some((s) => s.param.name === spec.name)) return fail(`--set ${spec.name} is given twice`);
     sets.push({ param: spec, value: value.value });
   }
-  return { ok: true, value: { source, seed, sets } };
+  return { ok: true, value: { source: source.value, seed, sets } };
+}
+
+/**
+ * Where the scenario comes from. A sweep of processes overrides the size at every point, so it needs
+ * no --processes (the base takes the largest swept size, which every shape accepts if any size does,
+ * so a too-small size is reported by its sweep point) and, without a scenario, takes the default graph.
+ */
+function parseSource(values: Record<string, string | boolean | string[] | undefined>, sweep: SweepSpec | undefined): Result<ScenarioSource> {
+  const scenario = str(values['scenario']);
+  const topology = str(values['topology']);
+  const processes = str(values['processes']);
+  const sweptProcesses = sweep?.param.name === 'processes' ? Math.max(...sweep.values) : undefined;
+
+  if (scenario !== undefined && topology !== undefined) return fail('give either --scenario or --topology, not both');
+  if (scenario !== undefined) {
+    if (processes !== undefined) return fail('--processes goes with --topology; to resize a generated scenario file use --set processes=N');
+    if (scenario === '') return fail('--scenario needs a file name');
+    return { ok: true, value: { kind: 'file', path: scenario } };
+  }
+  if (topology === undefined) {
+    if (sweptProcesses === undefined) return fail('say what to simulate: --scenario FILE or --topology KIND --processes N');
+    if (processes !== undefined) return fail(`--processes conflicts with sweeping processes (add --topology KIND to choose the graph)`);
+    return { ok: true, value: { kind: 'topology', topology: SWEEP_TOPOLOGY_DEFAULT, processes: sweptProcesses, topologyDefaulted: true } };
+  }
+  if (!(GENERATED_TOPOLOGY_KINDS as readonly string[]).includes(topology)) {
+    return fail(`unknown --topology "${topology}" (known: ${GENERATED_TOPOLOGY_KINDS.join(', ')})`);
+  }
+  if (processes === undefined) {
+    if (sweptProcesses === undefined) return fail('--topology needs --processes N');
+    return { ok: true, value: { kind: 'topology', topology: topology as GeneratedTopologyKind, processes: sweptProcesses } };
+  }
+  const n = Number(processes);
+  if (!/^\d+$/.test(processes) || !Number.isSafeInteger(n) || n < 1) {
+    return fail(`--processes must be a positive integer, got "${processes}"`);
+  }
+  return { ok: true, value: { kind: 'topology', topology: topology as GeneratedTopologyKind, processes: n } };
 }
 
 function parseAlgorithm(text: string): Result<Algorithm> {

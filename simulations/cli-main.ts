@@ -135,6 +135,10 @@ const CSV_COLUMNS = [
 
 function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number {
   const { common, sweep, algorithms } = command;
+  if (common.source.kind === 'topology' && common.source.topologyDefaulted === true) {
+    // Before anything else on stderr, so the user reads which graph the numbers below are about.
+    io.stderr(`note: no --scenario or --topology given: sweeping ${sweep.param.name} on --topology ${common.source.topology}\n`);
+  }
   const base = loadScenario(common, io);
 
   // Prepare and validate every point before running any, so a bad value fails fast, not half way.
@@ -154,11 +158,7 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
   io.stdout([sweep.param.name, ...CSV_COLUMNS].join(',') + '\n');
   let done = 0;
   for (const point of points) {
-    // The reproduce command of a swept run is a single run with the swept value set.
-    const pointCommon: CommonOptions =
-      sweep.param.name === 'seed'
-        ? { ...common, seed: point.seed }
-        : { ...common, sets: [...common.sets, { param: sweep.param, value: point.value }] };
+    const pointCommon = sweepPointOptions(command, point.value, point.seed);
     for (const algorithm of algorithms) {
       progress(done, `${sweep.param.name}=${point.value} ${algorithm}`);
       const reproduce = reproduceCommand(pointCommon, algorithm, point.seed);
@@ -187,6 +187,19 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
   }
   progress(done, 'done');
   return EXIT.ok;
+}
+
+/**
+ * The options of one swept run alone, for its reproduce command: the swept value set as `run` would
+ * take it (a generated graph's size is its --processes; anything else a --set).
+ */
+function sweepPointOptions(command: SweepCmd, value: number, seed: number): CommonOptions {
+  const { common, sweep } = command;
+  if (sweep.param.name === 'seed') return { ...common, seed };
+  if (sweep.param.name === 'processes' && common.source.kind === 'topology') {
+    return { ...common, source: { kind: 'topology', topology: common.source.topology, processes: value } };
+  }
+  return { ...common, sets: [...common.sets, { param: sweep.param, value }] };
 }
 
 /** The scenario the options describe, with `--set` applied and validated; usage errors on any problem. */

@@ -8,12 +8,35 @@ import { runSimulation } from './engine.js';
 
 const color = process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined;
 
+/**
+ * The reader of stdout went away (`sim ... | head -3`). As for any CLI in a pipe, that is the end of
+ * the output, not a failure: stop at once, quietly, with 0, rather than finish a sweep nobody reads.
+ */
+class StdoutClosed extends Error {}
+
+function isBrokenPipe(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null | undefined)?.code === 'EPIPE';
+}
+
+// A failed write also emits 'error' on a later tick; without a listener Node crashes on it.
+process.stdout.on('error', (err) => {
+  if (isBrokenPipe(err)) process.exit(EXIT.ok);
+  throw err;
+});
+
+function writeStdout(text: string): void {
+  process.stdout.write(text);
+  // On a pipe the write is synchronous and sets `errored` at once, so the run stops at the first
+  // line nobody can read instead of when the event loop next turns.
+  if (isBrokenPipe(process.stdout.errored)) throw new StdoutClosed();
+}
+
 let code: number;
 try {
   code = runCli(
     process.argv.slice(2),
     {
-      stdout: (text) => process.stdout.write(text),
+      stdout: writeStdout,
       stderr: (text) => process.stderr.write(text),
       color,
       stderrIsTTY: process.stderr.isTTY === true,
@@ -23,6 +46,7 @@ try {
     runSimulation,
   );
 } catch (err) {
+  if (err instanceof StdoutClosed) process.exit(EXIT.ok);
   // A bug in the simulator or the core: crash loudly, but say how to get back here.
   const cause = err instanceof InternalError ? err.cause : err;
   process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);

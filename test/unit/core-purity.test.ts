@@ -1,9 +1,10 @@
 /**
  * `src/` is the protocol, free of I/O, clocks, timers and randomness, so the simulator's verdicts hold
- * for what runs in production. This test fails on any forbidden import or call in `src/`.
+ * for what runs in production. This test fails on any forbidden import or call in `src/`, including a
+ * relative import that leaves `src/`: `../../agent/...` would bring the shells' I/O in by the back door.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -29,13 +30,23 @@ function files(dir: string): string[] {
   });
 }
 
+/** True when a relative specifier, resolved from `file` (a path from the repository root), stays in src/. */
+function staysInSrc(file: string, spec: string): boolean {
+  const fromSrc = relative(srcDir, join(root, dirname(file), spec));
+  return fromSrc !== '' && !fromSrc.startsWith('..') && !isAbsolute(fromSrc);
+}
+
+/** Problems of one file of src/; `file` is its path from the repository root (it places relative imports). */
 export function importViolations(file: string, text: string): string[] {
   const problems: string[] = [];
   const specifiers = [...text.matchAll(/(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g)];
   for (const m of specifiers) {
     const spec = m[1] ?? m[2] ?? m[3] ?? '';
-    if (spec.startsWith('.')) continue;
-    if (!ALLOWED_PACKAGES.includes(spec)) problems.push(`${file} imports '${spec}'`);
+    if (spec.startsWith('.')) {
+      if (!staysInSrc(file, spec)) problems.push(`${file} imports '${spec}', outside src/`);
+    } else if (!ALLOWED_PACKAGES.includes(spec)) {
+      problems.push(`${file} imports '${spec}'`);
+    }
   }
   for (const [pattern, what] of FORBIDDEN_CALLS) {
     if (pattern.test(text)) problems.push(`${file} uses ${what}`);
@@ -52,11 +63,33 @@ describe('src/ is pure', () => {
   });
 
   it('the guard catches a forbidden import and a clock read', () => {
-    expect(importViolations('x.ts', `import { connect } from 'nats';\nconst t = Date.now();`)).toEqual([
-      `x.ts imports 'nats'`,
-      'x.ts uses Date.now()',
+    expect(importViolations('src/x.ts', `import { connect } from 'nats';\nconst t = Date.now();`)).toEqual([
+      `src/x.ts imports 'nats'`,
+      'src/x.ts uses Date.now()',
     ]);
-    expect(importViolations('y.ts', `import { readFileSync } from 'node:fs';`)).toEqual([`y.ts imports 'node:fs'`]);
-    expect(importViolations('z.ts', `import type { A } from './a.js';`)).toEqual([]);
+    expect(importViolations('src/y.ts', `import { readFileSync } from 'node:fs';`)).toEqual([`src/y.ts imports 'node:fs'`]);
+  });
+
+  it('the guard catches every form of relative import that leaves src/', () => {
+    const file = 'src/core/x.ts';
+    expect(importViolations(file, `import { Endpoint } from '../../agent/endpoint.js';`)).toEqual([
+      `${file} imports '../../agent/endpoint.js', outside src/`,
+    ]);
+    expect(importViolations(file, `export * from '../../simulations/engine.js';`)).toEqual([
+      `${file} imports '../../simulations/engine.js', outside src/`,
+    ]);
+    expect(importViolations(file, `const m = await import('../../coordinator/main.js');`)).toEqual([
+      `${file} imports '../../coordinator/main.js', outside src/`,
+    ]);
+    expect(importViolations(file, `import '../../agent/side-effect.js';`)).toEqual([`${file} imports '../../agent/side-effect.js', outside src/`]);
+    // A sibling whose name starts with "src" is outside too; a prefix test on the path would let it in.
+    expect(importViolations(file, `import { x } from '../../src-extra/x.js';`)).toEqual([`${file} imports '../../src-extra/x.js', outside src/`]);
+    expect(importViolations(file, `import { y } from '../..';`)).toEqual([`${file} imports '../..', outside src/`]);
+  });
+
+  it('relative imports within src/ pass, however far they climb inside it', () => {
+    expect(importViolations('src/core/x.ts', `import type { A } from './a.js';\nimport { ids } from '../ids.js';`)).toEqual([]);
+    expect(importViolations('src/core/deep/x.ts', `import { checkCut } from '../../checker/index.js';`)).toEqual([]);
+    expect(importViolations('src/x.ts', `export { b } from '../src/b.js';`)).toEqual([]);
   });
 });

@@ -86,6 +86,37 @@ describe('participant rules', () => {
   });
 });
 
+describe('duplicate barriers', () => {
+  const barrier = (channel: string, checkpointId = 1) => ({ type: 'barrier', channel, checkpointId, epoch: 0 }) as const;
+
+  it('unaligned: a second barrier of a checkpoint on the same input is rejected, counted, and changes nothing', () => {
+    const p = make({ inputs: ['a->b', 'x->b'], policy: { kind: 'unaligned' } });
+    expect(p.step(barrier('a->b')).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
+    const again = p.step(barrier('a->b'));
+    expect(again.rejected?.reason).toBe('duplicate-barrier');
+    expect(again.effects).toEqual([]);
+    expect(p.rejections).toEqual({ 'duplicate-barrier': 1 });
+    // x->b is still recorded: the duplicate did not stand in for its barrier.
+    p.step({ type: 'message', channel: 'x->b', seq: 1, epoch: 0, payload: 'late' });
+    p.step(barrier('x->b'));
+    const ack = p.step({ type: 'snapshot-stored', checkpointId: 1 }).effects.find((e) => e.type === 'ack');
+    expect(ack?.type === 'ack' && ack.channelStates).toEqual({ 'a->b': [], 'x->b': [{ seq: 1, payload: 'late' }] });
+  });
+
+  it('aligned: a duplicate held behind its blocked input is rejected when released, and still counted', () => {
+    const p = make({ inputs: ['a->b', 'x->b'] });
+    p.step(barrier('a->b'));
+    const held = p.step(barrier('a->b'));
+    expect([held.effects, held.rejected]).toEqual([[], undefined]);
+    p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' });
+    // Alignment needs x->b's barrier, not a second one from a->b.
+    expect(p.isBlocked('a->b')).toBe(true);
+    const aligned = p.step(barrier('x->b'));
+    expect(aligned.effects.map((e) => (e.type === 'deliver' ? e.payload : e.type))).toEqual(['snapshot', 'send-barrier', 'm1']);
+    expect(p.rejections).toEqual({ 'duplicate-barrier': 1 });
+  });
+});
+
 describe('finished ids', () => {
   it('remembers up to its maximum, then treats everything at or below the forgotten id as finished', () => {
     const f = new FinishedIds(2);

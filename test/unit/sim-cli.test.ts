@@ -2,8 +2,10 @@
  * The simulator CLI in memory: argument rules, sweep ranges, and the commands over a fake simulator
  * that returns hand-made results (the real engine is exercised by test/integration/sim-cli.test.ts).
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseCommandLine, reproduceCommand, type CommonOptions } from '../../simulations/cli-args.js';
+import { parseCommandLine, reproduceCommand, SWEEP_TOPOLOGY_DEFAULT, type CommonOptions } from '../../simulations/cli-args.js';
 import { EXIT, InternalError, runCli, type CliIo, type Simulate } from '../../simulations/cli-main.js';
 import { SimulationError } from '../../simulations/engine.js';
 import { defaultSlowChannel, paramSpec, parseSweep } from '../../simulations/params.js';
@@ -71,6 +73,26 @@ describe('sim CLI arguments', () => {
         json: false,
       },
     });
+  });
+
+  it('a sweep of processes needs no --processes, and without a scenario takes the default topology', () => {
+    const defaulted = parseCommandLine(['sweep', 'processes=2..12', '--algorithms', 'abs,chandy-lamport']);
+    expect(defaulted.ok && defaulted.command.kind === 'sweep' && defaulted.command.common.source).toEqual({
+      kind: 'topology',
+      topology: SWEEP_TOPOLOGY_DEFAULT,
+      processes: 12,
+      topologyDefaulted: true,
+    });
+    const chosen = parseCommandLine(['sweep', 'processes=2..5', '--topology', 'ring']);
+    expect(chosen.ok && chosen.command.kind === 'sweep' && chosen.command.common.source).toEqual({ kind: 'topology', topology: 'ring', processes: 5 });
+  });
+
+  it.each<[string, string[], string]>([
+    ['a sweep of another parameter', ['sweep', 'skew=1..2'], 'say what to simulate'],
+    ['a sweep of processes with --processes but no topology', ['sweep', 'processes=2..4', '--processes', '3'], '--processes conflicts with sweeping processes'],
+    ['a sweep of processes with a scenario file and --processes', ['sweep', 'processes=2..4', '--scenario', 'x.json', '--processes', '3'], '--processes goes with --topology'],
+  ])('only a sweep of processes may leave out the scenario: %s is still a usage error', (_what, argv, message) => {
+    expect(errorOf(argv)).toContain(message);
   });
 
   it('compare defaults to every algorithm', () => {
@@ -345,5 +367,72 @@ describe('sim CLI commands (fake simulator)', () => {
     const io = memoryIo({ 'two.json': file });
     expect(runCli(['sweep', 'processes=2..3', '--scenario', 'two.json'], io, fakeSimulate())).toBe(EXIT.usage);
     expect(io.err).toContain('processes can only be set for a generated topology');
+  });
+
+  it('the README sweep `sweep processes=2..12 --algorithms abs,chandy-lamport` runs on the default topology and says so', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    expect(runCli(['sweep', 'processes=2..12', '--algorithms', 'abs,chandy-lamport'], io, fakeSimulate(calls))).toBe(EXIT.ok);
+    expect(io.err.split('\n')[0]).toBe(`note: no --scenario or --topology given: sweeping processes on --topology ${SWEEP_TOPOLOGY_DEFAULT}`);
+    const lines = io.out.trimEnd().split('\n');
+    expect(lines[0]!.startsWith('processes,algorithm,')).toBe(true);
+    expect(lines).toHaveLength(1 + 11 * 2);
+    expect(calls.map((c) => `${c.scenario.name} ${c.options.algorithm}`).slice(0, 3)).toEqual([
+      'random-cyclic-2 abs',
+      'random-cyclic-2 chandy-lamport',
+      'random-cyclic-3 abs',
+    ]);
+    expect(new Set(calls.map((c) => c.scenario.topology.kind))).toEqual(new Set([SWEEP_TOPOLOGY_DEFAULT]));
+    expect(calls.map((c) => (c.scenario.topology.kind === 'explicit' ? 0 : c.scenario.topology.processes))).toEqual(
+      [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].flatMap((n) => [n, n]),
+    );
+  });
+
+  it('a swept size is reproduced as that --processes, not as a --set on another size', () => {
+    const violatesAtFive: Simulate = (scenario, options) => {
+      const five = scenario.topology.kind !== 'explicit' && scenario.topology.processes === 5;
+      return simResult({
+        algorithm: options.algorithm,
+        seed: options.seed,
+        consistent: !five,
+        violations: five ? [{ checkpointId: 1, kind: 'orphan', channel: 'a->b', message: 'orphan' }] : [],
+      });
+    };
+    const io = memoryIo();
+    runCli(['sweep', 'processes=4..6', '--seed', '3'], io, violatesAtFive);
+    expect(io.err).toContain(`violations at processes=5 abs: npm run sim -- run --topology ${SWEEP_TOPOLOGY_DEFAULT} --processes 5 --algorithm abs --seed 3\n`);
+  });
+});
+
+describe('sim CLI process', () => {
+  const root = join(import.meta.dirname, '..', '..');
+
+  /** Runs the real CLI, closing its stdout after `lines` lines have arrived, as `| head -N` does. */
+  function simThroughHead(argv: readonly string[], lines: number): Promise<{ code: number | null; out: string; err: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'simulations/cli.ts', ...argv], { cwd: root });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString('utf8');
+        if (out.split('\n').length > lines) child.stdout.destroy();
+      });
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, out, err }));
+    });
+  }
+
+  it('a reader that stops early (`| head -3`) ends the sweep quietly with exit 0', async () => {
+    const r = await simThroughHead(['sweep', 'processes=2..12', '--algorithms', 'abs,chandy-lamport'], 3);
+    expect(r.out.split('\n').slice(0, 3)).toEqual([
+      expect.stringMatching(/^processes,algorithm,/),
+      expect.stringMatching(/^2,abs,/),
+      expect.stringMatching(/^2,chandy-lamport,/),
+    ]);
+    expect(r.err).not.toContain('EPIPE');
+    expect(r.code).toBe(0);
+    // It stopped at the first row nobody read rather than running all 22 first.
+    expect(r.err).not.toContain('runs done');
   });
 });
