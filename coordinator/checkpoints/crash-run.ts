@@ -6,9 +6,16 @@
  * snapshots the volumes, thaws, checks that the snapshot lies inside the common frozen window and
  * writes the record; aborting thaws everyone and deletes any volume snapshot taken.
  *
- * The window check uses the coordinator's own clock (guest clocks are not trusted to agree): every
- * `frozen` must have arrived before the snapshot started, and no server may have thawed (by its
- * watchdog) before the snapshot ended. The agents' own timestamps are recorded beside them.
+ * The window check uses the coordinator's own clock (guest clocks are not trusted to agree), and it
+ * is made per member: the backend reports when it took each volume (a directory backend copies them
+ * one after another, so the last member is taken well after the first), every `frozen` must have
+ * arrived before each member's snapshot started, and no server may have thawed (by its watchdog)
+ * before any member's snapshot ended. So each snapshot lies inside the common frozen window. The
+ * record keeps each member's own start as its `snapshotAtUnixMs`; the agents' own timestamps are
+ * recorded beside the coordinator's.
+ *
+ * An abort thaws every server and waits (each for at most `thawTimeoutMs`) for their answers before
+ * the record says `aborted`, so that an aborted record shows each server's thaw as well.
  */
 import type { Logger } from 'pino';
 import { createActor, type Actor } from 'xstate';
@@ -16,7 +23,7 @@ import type { AgentEvent, HookResult } from '../../src/wire/index.js';
 import type { ControlBus } from '../bus.js';
 import type { CheckpointRecord, FailureReason, Plan, ProgressEvent, ServerFreeze, VolumeSnapshot } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
-import type { VolumeBackend, VolumeSnapshotRef } from '../volumes/backend.js';
+import type { TakenVolumeSnapshot, VolumeBackend } from '../volumes/backend.js';
 import { checkpointLifecycle } from './lifecycle.js';
 import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import { declineToFailure } from './run.js';
@@ -44,7 +51,9 @@ export class CrashRun {
   private readonly frozen = new Map<string, ServerFreeze>();
   private snapshotStartedAt: number | undefined;
   private snapshotEndedAt: number | undefined;
-  private taken: VolumeSnapshotRef[] = [];
+  private taken: TakenVolumeSnapshot[] = [];
+  /** The thaw an abort sent; the abort is recorded once it settled. */
+  private abortThaw: Promise<string[]> | undefined;
 
   constructor(
     initial: CheckpointRecord,
@@ -62,7 +71,7 @@ export class CrashRun {
         commit: () => this.commit(),
         sendCompletes: () => undefined,
         sendAborts: () => {
-          void this.thawAll(false);
+          this.abortThaw = this.thawAll(false);
         },
         cleanUp: () => this.cleanUp(),
       },
@@ -168,27 +177,22 @@ export class CrashRun {
       this.snapshotStartedAt = this.deps.nowUnixMs();
       if (volumes.length > 0) {
         if (!this.deps.volumes) throw new CommitError('volume-snapshot-failed', `plan ${this.plan.id} has volumes but the coordinator has no volume backend (start it with --volume-backend)`);
-        const taken = await this.deps.volumes.snapshot(volumes, this.record.id);
+        const taken = await this.deps.volumes.snapshotTimed(volumes, this.record.id);
         if (!taken.ok) throw new CommitError('volume-snapshot-failed', taken.error.message);
         this.taken = taken.value;
       }
       this.snapshotEndedAt = this.deps.nowUnixMs();
+      this.checkTaken(this.snapshotStartedAt, this.snapshotEndedAt);
       this.emit('volumes-snapshotted', undefined, `${this.taken.length} volume(s)`);
       const thawed = await this.thawAll(true);
-      const latestFreeze = Math.max(...this.servers.map((s) => this.frozen.get(s)?.frozenAtUnixMs ?? Infinity));
-      if (!(latestFreeze <= this.snapshotStartedAt)) throw new CommitError('freeze-failed', 'the volume snapshot started before every server was frozen');
-      const early = this.servers.filter((s) => {
-        const t = this.frozen.get(s)?.thawedAtUnixMs;
-        return t !== undefined && t < (this.snapshotEndedAt as number) && this.frozen.get(s)?.byWatchdog === true;
-      });
-      if (early.length > 0) throw new CommitError('freeze-failed', `${early.join(', ')} thawed before the snapshot ended: outside the common frozen window`);
+      this.checkWindow();
       if (thawed.length > 0) this.log.warn({ servers: thawed }, 'thaw not confirmed by every server (their watchdogs thaw them at the deadline)');
       const volumesRecord: VolumeSnapshot[] = this.taken.map((t) => ({
         volumeId: t.volumeId,
         server: t.server,
         snapshotRef: t.snapshotRef,
         frozenAtUnixMs: this.frozen.get(t.server)?.frozenAtUnixMs ?? 0,
-        snapshotAtUnixMs: this.snapshotStartedAt as number,
+        snapshotAtUnixMs: t.startedAtUnixMs,
         thawedAtUnixMs: this.frozen.get(t.server)?.thawedAtUnixMs ?? 0,
       }));
       this.record = { ...this.record, volumes: volumesRecord };
@@ -199,6 +203,46 @@ export class CrashRun {
       const reason = error instanceof CommitError ? error.reason : 'internal';
       this.actor.send({ type: 'FAIL', reason, detail: error instanceof Error ? error.message : String(error) });
     });
+  }
+
+  /**
+   * What the backend answered must describe the call it answered: one snapshot per volume of the
+   * plan, each taken within the call (backend and run share the coordinator's clock). Anything else
+   * is a bug in the backend, and a window check built on it would prove nothing.
+   */
+  private checkTaken(calledAt: number, returnedAt: number): void {
+    for (const v of this.plan.volumes) {
+      const n = this.taken.filter((t) => t.volumeId === v.id && t.server === v.server).length;
+      if (n !== 1) throw new Error(`the volume backend returned ${n} snapshots of volume ${v.id} of ${v.server}, not 1`);
+    }
+    if (this.taken.length !== this.plan.volumes.length) throw new Error(`the volume backend returned ${this.taken.length} snapshots for ${this.plan.volumes.length} volumes`);
+    for (const t of this.taken) {
+      if (!(calledAt <= t.startedAtUnixMs && t.startedAtUnixMs <= t.endedAtUnixMs && t.endedAtUnixMs <= returnedAt)) {
+        throw new Error(`the volume backend says volume ${t.volumeId} of ${t.server} was taken from ${t.startedAtUnixMs} to ${t.endedAtUnixMs}, outside its call (${calledAt} to ${returnedAt})`);
+      }
+    }
+  }
+
+  /**
+   * Every member's snapshot inside the common frozen window: each server frozen before the member's
+   * snapshot started, none thawed by its watchdog before it ended. A command thaw comes only after
+   * the whole group was taken, so only a watchdog thaw can cut into a member's interval.
+   */
+  private checkWindow(): void {
+    const start = this.snapshotStartedAt as number;
+    const end = this.snapshotEndedAt as number;
+    // Plans without volumes still need every server frozen over the (empty) group snapshot.
+    const members = this.taken.length > 0 ? this.taken : [{ volumeId: undefined, server: undefined, startedAtUnixMs: start, endedAtUnixMs: end }];
+    for (const m of members) {
+      const what = m.volumeId === undefined ? 'the volume snapshot' : `the snapshot of volume ${m.volumeId} of ${m.server}`;
+      const late = this.servers.filter((s) => !((this.frozen.get(s)?.frozenAtUnixMs ?? Infinity) <= m.startedAtUnixMs));
+      if (late.length > 0) throw new CommitError('freeze-failed', `${what} started at ${m.startedAtUnixMs}, before ${late.join(', ')} ${late.length === 1 ? 'was' : 'were'} frozen`);
+      const early = this.servers.filter((s) => {
+        const f = this.frozen.get(s);
+        return f?.byWatchdog === true && f.thawedAtUnixMs !== undefined && f.thawedAtUnixMs < m.endedAtUnixMs;
+      });
+      if (early.length > 0) throw new CommitError('freeze-failed', `${early.join(', ')} thawed (by ${early.length === 1 ? 'its watchdog' : 'their watchdogs'}) before ${what} ended at ${m.endedAtUnixMs}: outside the common frozen window`);
+    }
   }
 
   /** Thaws every server; resolves with the servers that did not confirm in time. */
@@ -217,18 +261,25 @@ export class CrashRun {
         }
       }),
     );
-    if (!afterSnapshot) this.log.info('every server told to thaw');
-    return answers.filter((s): s is string => s !== undefined);
+    const unconfirmed = answers.filter((s): s is string => s !== undefined);
+    if (!afterSnapshot) {
+      if (unconfirmed.length > 0) this.log.warn({ servers: unconfirmed }, 'aborted: thaw not confirmed by every server (their watchdogs thaw them at the deadline)');
+      else this.log.info('aborted: every server confirmed its thaw');
+    }
+    return unconfirmed;
   }
 
   private cleanUp(): void {
     const taken = this.taken;
-    void (async () => {
+    const deleted = (async () => {
       if (taken.length > 0 && this.deps.volumes) {
         const r = await this.deps.volumes.delete(taken);
         if (!r.ok) this.log.warn({ error: r.error.message }, 'volume snapshots of an aborted checkpoint not deleted');
       }
-    })().finally(() => this.actor.send({ type: 'CLEANED' }));
+    })();
+    // The thaw answers land in the record (servers[].thawedAtUnixMs) only while the run is not
+    // finished, so `aborted` waits for them; each is bounded by thawTimeoutMs.
+    void Promise.allSettled([deleted, this.abortThaw]).finally(() => this.actor.send({ type: 'CLEANED' }));
   }
 }
 

@@ -17,10 +17,29 @@ export interface VolumeSnapshotRef {
   readonly snapshotRef: string;
 }
 
+/**
+ * One member of a group snapshot, with when it was taken. A snapshot is not an instant: a copy or a
+ * storage call takes time, and the member holds what its volume held at some moment in between. So
+ * the backend reports that interval, on the coordinator's clock, and the coordinator checks that it
+ * lies inside the common frozen window (DESIGN.md section 9: members snapshotted at different
+ * instants, or outside the freeze window, are what goes wrong elsewhere). A backend that copies the
+ * members one after another reports each member's own interval; one that snapshots the whole group
+ * with a single call (a storage array's consistency-group snapshot) reports that call's interval
+ * for every member, since it cannot know more.
+ */
+export interface TakenVolumeSnapshot extends VolumeSnapshotRef {
+  /** Just before the backend started on this member (its copy or its command). */
+  readonly startedAtUnixMs: number;
+  /** Once this member's snapshot existed (its copy or its command finished). */
+  readonly endedAtUnixMs: number;
+}
+
 export interface VolumeBackend {
   readonly kind: 'directory' | 'command';
   /** One call for the whole group, while every member is frozen. */
   snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>>;
+  /** `snapshot`, with the interval in which each member was taken (see TakenVolumeSnapshot). */
+  snapshotTimed(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>>;
   /** Puts each volume back to its snapshot (a rollback: the servers are frozen meanwhile). */
   revert(snapshots: readonly VolumeSnapshotRef[], volumes: readonly Volume[]): Promise<Result<void>>;
   /** Puts a snapshot onto another volume (restore into other servers); the target is frozen meanwhile. */
@@ -29,19 +48,22 @@ export interface VolumeBackend {
   delete(snapshots: readonly VolumeSnapshotRef[]): Promise<Result<void>>;
 }
 
-/** `directory:/path/for/snapshots` or `command:/path/to/templates.json`. */
-export async function createVolumeBackend(spec: string, logger: Logger): Promise<Result<VolumeBackend>> {
+/**
+ * `directory:/path/for/snapshots` or `command:/path/to/templates.json`. `nowUnixMs` must be the
+ * clock the checkpoint runs use: the snapshot times are compared with the frozen windows they record.
+ */
+export async function createVolumeBackend(spec: string, logger: Logger, nowUnixMs: () => number = Date.now): Promise<Result<VolumeBackend>> {
   const at = spec.indexOf(':');
   const kind = at < 0 ? spec : spec.slice(0, at);
   const arg = at < 0 ? '' : spec.slice(at + 1);
   if (kind === 'directory') {
     if (arg === '') return fail('invalid-argument', 'the directory backend needs a snapshot directory: directory:/var/lib/snapshots');
-    return { ok: true, value: new DirectoryBackend(arg, logger) };
+    return { ok: true, value: new DirectoryBackend(arg, logger, nowUnixMs) };
   }
   if (kind === 'command') {
     const templates = await parseCommandTemplates(arg);
     if (!templates.ok) return templates;
-    return { ok: true, value: new CommandBackend(templates.value, logger) };
+    return { ok: true, value: new CommandBackend(templates.value, logger, nowUnixMs) };
   }
   return fail('invalid-argument', `unknown volume backend ${JSON.stringify(kind)}: use directory:PATH or command:TEMPLATES.json`);
 }

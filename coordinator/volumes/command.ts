@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { fail, ok, type Result } from '../errors.js';
 import type { Volume } from '../model.js';
-import type { VolumeBackend, VolumeSnapshotRef } from './backend.js';
+import type { TakenVolumeSnapshot, VolumeBackend, VolumeSnapshotRef } from './backend.js';
 
 export interface CommandTemplates {
   /** Placeholders: {ref} (the volume's backendRef), {volume}, {server}, {checkpoint}, {snapshot}. */
@@ -53,6 +53,7 @@ export class CommandBackend implements VolumeBackend {
   constructor(
     private readonly t: CommandTemplates,
     logger: Logger,
+    private readonly nowUnixMs: () => number = Date.now,
   ) {
     this.log = logger.child({ component: 'volumes', backend: 'command' });
   }
@@ -74,16 +75,27 @@ export class CommandBackend implements VolumeBackend {
   }
 
   async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>> {
-    const refs: VolumeSnapshotRef[] = [];
+    const taken = await this.snapshotTimed(volumes, checkpointId);
+    return taken.ok ? ok(taken.value.map(({ volumeId, server, snapshotRef }) => ({ volumeId, server, snapshotRef }))) : taken;
+  }
+
+  /**
+   * One command per volume, one after another: each member's interval is its own command's run.
+   * The instant the storage took the snapshot lies somewhere inside it; the command cannot tell us
+   * more, so nothing narrower is claimed.
+   */
+  async snapshotTimed(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>> {
+    const refs: TakenVolumeSnapshot[] = [];
     for (const v of volumes) {
       const values = this.values(v, String(checkpointId));
       const name = fill(this.t.snapshotName ?? '{ref}@cp-{checkpoint}', values);
+      const startedAtUnixMs = this.nowUnixMs();
       const r = await this.run(this.t.snapshot.map((a) => fill(a, { ...values, snapshot: name })), { checkpointId, volume: v.id, step: 'snapshot' });
       if (!r.ok) {
         await this.delete(refs);
         return r;
       }
-      refs.push({ volumeId: v.id, server: v.server, snapshotRef: name });
+      refs.push({ volumeId: v.id, server: v.server, snapshotRef: name, startedAtUnixMs, endedAtUnixMs: this.nowUnixMs() });
     }
     return ok(refs);
   }

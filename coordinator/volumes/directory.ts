@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { fail, ok, type Result } from '../errors.js';
 import type { Volume } from '../model.js';
-import type { VolumeBackend, VolumeSnapshotRef } from './backend.js';
+import type { TakenVolumeSnapshot, VolumeBackend, VolumeSnapshotRef } from './backend.js';
 
 export class DirectoryBackend implements VolumeBackend {
   readonly kind = 'directory' as const;
@@ -18,19 +18,28 @@ export class DirectoryBackend implements VolumeBackend {
   constructor(
     private readonly root: string,
     logger: Logger,
+    private readonly nowUnixMs: () => number = Date.now,
   ) {
     this.log = logger.child({ component: 'volumes', backend: 'directory' });
   }
 
   async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>> {
-    const refs: VolumeSnapshotRef[] = [];
+    const taken = await this.snapshotTimed(volumes, checkpointId);
+    return taken.ok ? ok(taken.value.map(({ volumeId, server, snapshotRef }) => ({ volumeId, server, snapshotRef }))) : taken;
+  }
+
+  /** The volumes are copied one after another, so each member has an interval of its own. */
+  async snapshotTimed(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>> {
+    const refs: TakenVolumeSnapshot[] = [];
     try {
       for (const v of volumes) {
         const target = join(this.root, String(checkpointId), v.server, v.id);
+        const startedAtUnixMs = this.nowUnixMs();
         await mkdir(join(this.root, String(checkpointId), v.server), { recursive: true });
         await cp(v.backendRef, target, { recursive: true, mode: constants.COPYFILE_FICLONE, errorOnExist: true, force: false });
-        refs.push({ volumeId: v.id, server: v.server, snapshotRef: target });
-        this.log.info({ checkpointId, volume: v.id, server: v.server, from: v.backendRef, to: target }, 'volume snapshotted');
+        const endedAtUnixMs = this.nowUnixMs();
+        refs.push({ volumeId: v.id, server: v.server, snapshotRef: target, startedAtUnixMs, endedAtUnixMs });
+        this.log.info({ checkpointId, volume: v.id, server: v.server, from: v.backendRef, to: target, copyMs: endedAtUnixMs - startedAtUnixMs }, 'volume snapshotted');
       }
     } catch (error) {
       await this.delete(refs);

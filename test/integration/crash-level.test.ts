@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
-import type { PlanInput } from '../../coordinator/model.js';
+import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
 import { orphansBetween, pauseFile, readRecords } from '../../examples/writer-app.js';
 import { agentConfigFor, spawnTsx, value, waitUntil, type Child } from '../support/live-processes.js';
@@ -101,6 +101,35 @@ function orphansIn(record: { volumes: readonly { server: string; snapshotRef: st
   return orphans;
 }
 
+/**
+ * Each volume's snapshot lies inside its own server's frozen window (frozen <= snapshot <= thawed,
+ * as recorded beside the volume and on the server) and inside the common one (after the last
+ * server froze, before the first thawed); no server thawed by its watchdog. The directory backend
+ * copies the volumes one after another in plan order, so their times must not go backwards.
+ */
+function expectInsideFrozenWindows(r: CheckpointRecord): void {
+  const servers = r.servers ?? [];
+  expect(servers.map((f) => f.server).sort()).toEqual([...SERVERS]);
+  for (const f of servers) {
+    expect(f.frozenAtUnixMs, `${f.server} frozen`).toBeDefined();
+    expect(f.thawedAtUnixMs, `${f.server} thawed`).toBeDefined();
+    expect(f.byWatchdog ?? false).toBe(false);
+  }
+  const lastFrozen = Math.max(...servers.map((f) => f.frozenAtUnixMs ?? Infinity));
+  const firstThawed = Math.min(...servers.map((f) => f.thawedAtUnixMs ?? -Infinity));
+  for (const v of r.volumes) {
+    const own = servers.find((f) => f.server === v.server);
+    expect(v.frozenAtUnixMs, `${v.volumeId}: its server's freeze`).toBe(own?.frozenAtUnixMs);
+    expect(v.thawedAtUnixMs, `${v.volumeId}: its server's thaw`).toBe(own?.thawedAtUnixMs);
+    expect(v.snapshotAtUnixMs, `${v.volumeId} snapshotted after ${v.server} froze`).toBeGreaterThanOrEqual(v.frozenAtUnixMs);
+    expect(v.thawedAtUnixMs, `${v.server} thawed after ${v.volumeId} was snapshotted`).toBeGreaterThanOrEqual(v.snapshotAtUnixMs);
+    expect(v.snapshotAtUnixMs, `${v.volumeId} snapshotted after every server froze`).toBeGreaterThanOrEqual(lastFrozen);
+    expect(v.snapshotAtUnixMs, `${v.volumeId} snapshotted before any server thawed`).toBeLessThanOrEqual(firstThawed);
+  }
+  const inPlanOrder = plan.volumes.map((pv) => r.volumes.find((v) => v.volumeId === pv.id)?.snapshotAtUnixMs ?? Number.NaN);
+  expect(inPlanOrder).toEqual([...inPlanOrder].sort((a, b) => a - b));
+}
+
 describe('crash level with the directory volume backend', () => {
   it('every crash-level checkpoint is a group snapshot inside the common frozen window, with no orphan across volumes', async () => {
     let received = 0;
@@ -109,10 +138,7 @@ describe('crash level with the directory volume backend', () => {
       expect(r.state, r.failureDetail).toBe('completed');
       expect(r.levelAchieved).toBe('crash');
       expect(r.volumes).toHaveLength(3);
-      for (const f of r.servers ?? []) {
-        expect(f.frozenAtUnixMs).toBeLessThanOrEqual(r.volumes[0]?.snapshotAtUnixMs ?? 0);
-        expect(f.byWatchdog ?? false).toBe(false);
-      }
+      expectInsideFrozenWindows(r);
       expect(orphansIn(r)).toBe(0);
       const verified = value(await client.verify(r.id), 'verify');
       expect(verified.problems).toEqual([]);

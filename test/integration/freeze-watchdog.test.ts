@@ -5,9 +5,13 @@
  * Hooks are shell scripts in a temporary hook directory; a thaw hook writes the wall-clock time it
  * ran into a marker file, so the test sees when the guest was thawed without asking the agent.
  *
+ * One describe puts the real coordinator process in front of the agent instead, and SIGKILLs it
+ * while the agent is frozen.
+ *
  * Pins down: freeze answers `frozen` with its hook results; the agent thaws by itself at the
- * deadline when the coordinator goes away (it never sends thaw) and when NATS itself is stopped
- * (the measured overshoots are printed); the watchdog thaw is reported as `thawed {byWatchdog}`;
+ * deadline when no thaw ever comes, when the coordinator process that froze it is killed, and when
+ * NATS itself is stopped (the measured overshoots are printed); the watchdog thaw is reported as
+ * `thawed {byWatchdog}`;
  * a hook that hangs is killed at its timeout and the freeze declined as hook-failed with every app
  * thawed; a hook that exits 1 has its stderr in the decline; a thaw command answers `thawed`;
  * SIGTERM while frozen thaws before the agent exits; `snapagent status` prints the freeze status.
@@ -19,9 +23,10 @@ import { connect, type NatsConnection, type Subscription } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FREEZE_DEFAULTS } from '../../agent/config.js';
 import { readFreezeStatus } from '../../agent/freeze-status.js';
+import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import { controlSubject, decodeEvent, encodeControl, eventSubject, type AgentEvent, type ControlCommand } from '../../src/wire/index.js';
 import { HookWorld } from '../support/hooks.js';
-import { ROOT, spawnTsx, waitUntil, type Child } from '../support/live-processes.js';
+import { ROOT, spawnTsx, value, waitUntil, type Child } from '../support/live-processes.js';
 import { startNatsServer, type NatsServerHandle } from '../support/nats-server.js';
 
 const TENANT = 'wd';
@@ -117,7 +122,7 @@ function printOvershoot(what: string, markerMs: number, sentAtMs: number, deadli
   return overshootMs;
 }
 
-describe('freeze watchdog with a real agent process: the coordinator goes away', () => {
+describe('freeze watchdog with a real agent process: no thaw ever comes', () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
   let agent: AgentUnderTest;
@@ -149,9 +154,9 @@ describe('freeze watchdog with a real agent process: the coordinator goes away',
       const st = await readFreezeStatus(agent.world.stateDir);
       return st.ok && st.status.frozen && st.status.checkpointId === 1;
     }, { timeoutMs: 900, intervalMs: 10 });
-    // The coordinator is gone: nobody sends thaw.
+    // Nobody sends thaw (the test plays a coordinator that went quiet; the next describe kills a real one).
     const markerMs = await waitForMarker(marker);
-    const overshootMs = printOvershoot('coordinator gone', markerMs, sentAtMs, 1_000);
+    const overshootMs = printOvershoot('no thaw sent', markerMs, sentAtMs, 1_000);
     expect(overshootMs).toBeGreaterThanOrEqual(0);
     expect(overshootMs).toBeLessThan(3_000);
     const thawed = await waitUntil('thawed {byWatchdog}', () => agent.events.find((e) => e.type === 'thawed' && e.checkpointId === 1), { timeoutMs: EVENT_WAIT_MS });
@@ -221,6 +226,75 @@ describe('freeze watchdog with a real agent process: the coordinator goes away',
       stderr: expect.stringContaining('APP2: flush failed: disk quota exceeded'),
     });
     rmSync(join(w.hooksDir, 'APP2', '20-fail'));
+  }, 60_000);
+});
+
+describe('freeze watchdog with a real coordinator process: the coordinator is SIGKILLed while frozen', () => {
+  const PLAN_ID = 'wd-kill';
+  const DEADLINE_MS = 3_000;
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  let coordinator: Child;
+  let client: CoordinatorClient;
+  let agent: AgentUnderTest;
+  let marker: string;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    coordinator = spawnTsx('coordinator', 'coordinator/main.ts', ['--nats', nats.url, '--listen', '127.0.0.1:0', '--log-level', 'warn']);
+    client = new CoordinatorClient((await coordinator.waitForOutput(/listening on (\S+)/))[1] as string, { callTimeoutMs: 20_000 });
+    agent = await AgentUnderTest.start('s4', nats, nc, {}, (w) => {
+      marker = join(w.root, 'thawed-at');
+      markerHook(w, '50-marker', marker);
+    });
+    // s5 has no agent, so the coordinator waits for its `frozen` and holds s4 frozen meanwhile:
+    // the window in which the test kills it. Nothing else of the coordinator's is needed.
+    value(await client.registerPlan({ id: PLAN_ID, tenant: TENANT, servers: ['s4', 's5'], apps: [{ server: 's4', app: 'APP1' }], channels: [], volumes: [] }, 0), 'registering the plan');
+  }, 60_000);
+
+  afterAll(async () => {
+    client?.close();
+    await agent?.stop();
+    await coordinator?.stop();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it(`freeze through the coordinator with a ${DEADLINE_MS} ms deadline, SIGKILL the coordinator while frozen: the agent thaws by itself by the deadline`, async () => {
+    const requestedAtMs = Date.now();
+    const taken = value(await client.takeSnapshot({ planId: PLAN_ID, level: 'crash', options: { timeoutMs: 60_000, freezeDeadlineMs: DEADLINE_MS } }), 'take crash');
+    const frozen = await waitUntil('s4 to answer frozen to the coordinator', () => agent.events.find((e) => e.type === 'frozen' && e.checkpointId === taken.id), { timeoutMs: EVENT_WAIT_MS, intervalMs: 10 });
+    // The agent's own deadline (its clock is the test's: one machine), from its status file.
+    const frozenStatus = await waitUntil('the status file to say frozen', async () => {
+      const st = await readFreezeStatus(agent.world.stateDir);
+      return st.ok && st.status.frozen && st.status.checkpointId === taken.id && st.status.deadlineAtUnixMs !== undefined ? st.status : undefined;
+    }, { timeoutMs: DEADLINE_MS, intervalMs: 10 });
+    const deadlineAtUnixMs = frozenStatus.deadlineAtUnixMs as number;
+    coordinator.process.kill('SIGKILL');
+    const exit = await coordinator.exited;
+    const killedAtMs = Date.now();
+    expect(exit.signal).toBe('SIGKILL');
+    // Killed inside the frozen window, with the guest still frozen: only the agent can thaw it now.
+    expect(killedAtMs).toBeLessThan(deadlineAtUnixMs);
+    expect(existsSync(marker)).toBe(false);
+    const markerMs = await waitForMarker(marker);
+    const overshootMs = markerMs - deadlineAtUnixMs;
+    console.log(
+      `watchdog (coordinator process SIGKILLed ${deadlineAtUnixMs - killedAtMs} ms before the deadline, agent process, deadline ${DEADLINE_MS} ms): the thaw hook ran ${overshootMs} ms after the agent's deadline (${markerMs - (requestedAtMs + DEADLINE_MS)} ms after TakeSnapshot was called + the deadline)`,
+    );
+    expect(overshootMs).toBeGreaterThanOrEqual(0);
+    expect(overshootMs).toBeLessThan(3_000);
+    // The deadline counts from the agent receiving the freeze, which came after the request.
+    expect(deadlineAtUnixMs).toBeGreaterThanOrEqual(requestedAtMs + DEADLINE_MS);
+    const thawed = await waitUntil('thawed {byWatchdog}', () => agent.events.find((e) => e.type === 'thawed' && e.checkpointId === taken.id), { timeoutMs: EVENT_WAIT_MS });
+    expect(thawed).toMatchObject({ type: 'thawed', byWatchdog: true, frozenAtUnixMs: frozen.type === 'frozen' ? frozen.frozenAtUnixMs : -1 });
+    if (thawed.type === 'thawed') expect(thawed.hooks.map((h) => `${h.action} ${h.hook}`)).toEqual(['thaw 50-marker', 'resume 50-marker']);
+    await waitUntil('the status file to say thawed by the watchdog', async () => {
+      const st = await readFreezeStatus(agent.world.stateDir);
+      return st.ok && !st.status.frozen && st.status.lastThaw?.checkpointId === taken.id && st.status.lastThaw.cause === 'watchdog';
+    }, { timeoutMs: EVENT_WAIT_MS });
+    expect(agent.child.alive()).toBe(true);
   }, 60_000);
 });
 
