@@ -29,6 +29,7 @@ import { Endpoint, objectName, type StatePort } from './endpoint.js';
 import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
+import { lazyChild } from './lazy-log.js';
 import { JetStreamStateObjects, type StateObjects } from './state-store.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -265,7 +266,7 @@ export class Agent implements AppHost {
   }
 
   private async handle(c: Control): Promise<void> {
-    const log = this.log.child({ requestId: c.requestId, ...('checkpointId' in c ? { checkpointId: c.checkpointId } : {}) });
+    const log = lazyChild(this.log, { requestId: c.requestId, ...('checkpointId' in c ? { checkpointId: c.checkpointId } : {}) });
     switch (c.type) {
       case 'trigger': {
         log.info({ policy: c.policy.kind, initiators: c.initiatorApps }, 'trigger');

@@ -548,13 +548,13 @@ export class Endpoint implements AppLink {
       const now = this.o.clock.nowMs();
       this.forget(e.checkpointId);
       this.counters.acks += 1;
-      const stats: WireAckStats = {
-        ...e.stats,
+      // Object.assign rather than a spread followed by more fields (slow on Node 20; once per ack).
+      const stats: WireAckStats = Object.assign({}, e.stats, {
         startDelayMs: t?.triggerMs !== undefined ? Math.max(0, Math.round(t.firstSeenMs - t.triggerMs)) : 0,
         alignmentMs: t?.snapshotStartMs !== undefined ? Math.round(t.snapshotStartMs - t.firstSeenMs) : 0,
         syncMs: Math.round(t?.syncMs ?? 0),
         asyncMs: t?.uploadStartMs !== undefined ? Math.round(now - t.uploadStartMs) : 0,
-      };
+      });
       if (!t?.state) {
         this.log.error({ checkpointId: e.checkpointId }, 'ack without a stored state: a bug');
         this.decline(e.checkpointId, 'internal', `${this.app}: no stored state`);

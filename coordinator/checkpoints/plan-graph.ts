@@ -88,14 +88,28 @@ export function initiatorsFor(g: PlanGraph, policy: PolicyConfig): ProcessId[] {
 }
 
 /** The apps of one server among `processes`. */
-export function appsOn(server: string, processes: readonly ProcessId[]): string[] {
-  return processes.flatMap((p) => {
-    const s = splitProcessId(p);
-    return s && s.server === server ? [s.app] : [];
-  });
+/** What a server's trigger names: its apps among the initiators, and the back edges into its apps. */
+export interface ServerTrigger {
+  readonly initiatorApps: string[];
+  readonly backEdgeChannels: ChannelId[];
 }
 
-/** The back edges that end at an app of this server. */
-export function backEdgesInto(server: string, g: PlanGraph): ChannelId[] {
-  return g.graph.channels.filter((c) => g.backEdges.has(c.id) && splitProcessId(c.to)?.server === server).map((c) => c.id);
+/**
+ * Every server's trigger, in one pass over the initiators and the channels (a plan may have a
+ * thousand servers: a pass per server would make each round quadratic).
+ */
+export function serverTriggers(g: PlanGraph, initiators: readonly ProcessId[], withBackEdges: boolean): Map<string, ServerTrigger> {
+  const byServer = new Map<string, ServerTrigger>(g.servers.map((s) => [s, { initiatorApps: [], backEdgeChannels: [] }]));
+  for (const p of initiators) {
+    const s = splitProcessId(p);
+    if (s) byServer.get(s.server)?.initiatorApps.push(s.app);
+  }
+  if (withBackEdges) {
+    for (const c of g.graph.channels) {
+      if (!g.backEdges.has(c.id)) continue;
+      const to = splitProcessId(c.to);
+      if (to) byServer.get(to.server)?.backEdgeChannels.push(c.id);
+    }
+  }
+  return byServer;
 }

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { CheckpointRecord, ConsistencyLevel, FailureReason, ProgressEvent } from '../model.js';
-import type { CheckpointStore } from '../store/index.js';
+import type { CheckpointStore, StoredCheckpoint } from '../store/index.js';
 
 export type Failure = { readonly reason: FailureReason; readonly detail: string } | null;
 
@@ -36,10 +36,12 @@ export class RecordWriter {
   private writes: Promise<void> = Promise.resolve();
   private pending: { readonly fn: Update; readonly key: string | undefined }[] = [];
 
+  /** `stored`: the record as created, so that the first write needs no read. */
   constructor(
     private readonly store: CheckpointStore,
     private readonly id: number,
     private readonly log: Logger,
+    private stored?: StoredCheckpoint,
   ) {}
 
   /**
@@ -56,7 +58,8 @@ export class RecordWriter {
       .then(async () => {
         const batch = this.pending;
         this.pending = [];
-        const r = await this.store.update(this.id, (record) => batch.reduce((acc, u) => u.fn(acc), record));
+        const r = await this.store.update(this.id, (record) => batch.reduce((acc, u) => u.fn(acc), record), this.stored);
+        this.stored = r.ok ? r.value : undefined;
         if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
       })
       .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));

@@ -14,13 +14,13 @@ import { processId, type AgentEvent, type WireDeclineReason } from '../../src/wi
 import { sha256Digest, type StateObjects } from '../../agent/state-store.js';
 import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, InlineState, Plan, ProgressEvent } from '../model.js';
-import type { CheckpointStore } from '../store/index.js';
+import type { CheckpointStore, StoredCheckpoint } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
 import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import type { VolumeSnapshot } from '../model.js';
 import { PartTable } from './part-table.js';
-import { appsOn, backEdgesInto, initiatorsFor, type PlanGraph } from './plan-graph.js';
+import { initiatorsFor, serverTriggers, type PlanGraph } from './plan-graph.js';
 
 type AckEvent = Extract<AgentEvent, { type: 'ack' }>;
 
@@ -36,6 +36,8 @@ export interface RunDeps {
   readonly watched: (id: CheckpointId) => boolean;
   /** The trigger's inline_state_bytes_max: an app's state up to this size comes in its ack. */
   readonly inlineStateBytesMax: number;
+  /** The record as the service created it (its revision spares the first write a read). */
+  readonly stored?: StoredCheckpoint;
   /** Called once, when the checkpoint ended either way. */
   readonly ended: (record: CheckpointRecord) => void;
   readonly commitTimeoutMs: number;
@@ -75,6 +77,7 @@ export class CheckpointRun {
   private readonly parts: PartTable;
   private assembled: CheckpointRecord | undefined;
   private readonly writer: RecordWriter;
+  private refresh: NodeJS.Timeout | undefined;
   private finished = false;
   /** The last progress phase each app reported, to say who is missing when the checkpoint times out. */
   private readonly phases = new Map<ProcessId, string>();
@@ -91,7 +94,7 @@ export class CheckpointRun {
     this.base = initial;
     this.parts = new PartTable(initial.parts);
     this.log = deps.logger.child({ checkpointId: initial.id, plan: plan.id, tenant: plan.tenant });
-    this.writer = new RecordWriter(deps.store, initial.id, this.log);
+    this.writer = new RecordWriter(deps.store, initial.id, this.log, deps.stored);
     const tracker = CheckpointTracker.create<AckEvent>({
       participants: g.participants,
       checkpointTimeoutMs: initial.options.timeoutMs,
@@ -115,7 +118,7 @@ export class CheckpointRun {
   }
 
   get id(): number {
-    return this.record.id;
+    return this.base.id;
   }
 
   get current(): CheckpointRecord {
@@ -192,7 +195,7 @@ export class CheckpointRun {
       this.actor.send({ type: 'FAIL', reason: 'declined', detail });
       return;
     }
-    const result = this.tracker.step({ type: 'ack', checkpointId: this.record.id, process, ack: e });
+    const result = this.tracker.step({ type: 'ack', checkpointId: this.base.id, process, ack: e });
     if (result.rejected) {
       this.log.warn({ server: e.server, app: e.app, reason: result.rejected.reason }, result.rejected.detail);
       return;
@@ -218,18 +221,17 @@ export class CheckpointRun {
   }
 
   private patchPart(server: string, app: string | undefined, patch: Partial<AppPart>): void {
-    if (!this.parts.patch(server, app, patch)) return;
-    this.persist((r) => ({ ...r, parts: this.parts.all }), 'parts');
+    if (this.parts.patch(server, app, patch)) this.refreshSoon();
   }
 
   private recordState(state: CheckpointRecord['state'], failureIn: { reason: FailureReason; detail: string } | null): void {
     const failure = state === 'aborting' || state === 'aborted' ? this.withMissingApps(failureIn) : failureIn;
     const now = this.deps.nowUnixMs();
-    const extra = stateFields(state, failure, now, this.record.levelRequested);
+    const extra = stateFields(state, failure, now, this.base.levelRequested);
     this.setBase({ state, ...extra });
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
-    const snapshot = this.record;
-    this.persist((r) => ({ ...r, ...extra, state, parts: snapshot.parts }));
+    if (state === 'aborting' || state === 'completed' || state === 'aborted') this.persistNow();
+    else this.refreshSoon();
     this.emit('state-changed', undefined, undefined, extra.failureDetail);
     if (state === 'completed' || state === 'aborted') {
       this.finished = true;
@@ -237,8 +239,26 @@ export class CheckpointRun {
     }
   }
 
-  private persist(fn: (r: CheckpointRecord) => CheckpointRecord, key?: string): void {
-    this.writer.persist(fn, key);
+  /** Queues a write of the live record (state, fields and parts as they are when it is written). */
+  private persistNow(): void {
+    if (this.refresh !== undefined) clearTimeout(this.refresh);
+    this.refresh = undefined;
+    this.writer.persist((r) => ({ ...r, ...this.record }), 'live');
+  }
+
+  /**
+   * While the checkpoint runs, the stored record follows the live one (which Get and Watch serve)
+   * within RECORD_REFRESH_MS: a round of a thousand acks is then not a thousand writes of a growing
+   * record, and a round that ends sooner is written once, at its end. The end and an abort are
+   * written at once: those are what another reader must not miss.
+   */
+  private refreshSoon(): void {
+    if (this.refresh !== undefined || this.finished) return;
+    this.refresh = setTimeout(() => {
+      this.refresh = undefined;
+      this.persistNow();
+    }, RECORD_REFRESH_MS);
+    this.refresh.unref();
   }
 
   private emit(kind: ProgressEvent['kind'], server: string | undefined, app: string | undefined, detail: string | undefined): void {
@@ -249,23 +269,26 @@ export class CheckpointRun {
 
   private sendTriggers(): void {
     const initiators = initiatorsFor(this.g, this.policy);
-    const started = this.tracker.step({ type: 'start', checkpointId: this.record.id, initiators });
+    const started = this.tracker.step({ type: 'start', checkpointId: this.base.id, initiators });
     if (started.rejected) {
       queueMicrotask(() => this.actor.send({ type: 'FAIL', reason: 'internal', detail: started.rejected?.detail ?? 'tracker refused' }));
       return;
     }
+    const aligned = this.policy.kind === 'aligned' || this.policy.kind === 'aligned-timeout';
+    const triggers = serverTriggers(this.g, initiators, aligned);
     try {
       for (const server of this.g.servers) {
+        const t = triggers.get(server) ?? { initiatorApps: [], backEdgeChannels: [] };
         this.deps.bus.send({
           type: 'trigger',
           tenant: this.plan.tenant,
           server,
-          epoch: this.record.epoch,
-          checkpointId: this.record.id,
+          epoch: this.base.epoch,
+          checkpointId: this.base.id,
           policy: this.policy,
-          timeoutMs: this.record.options.timeoutMs,
-          initiatorApps: appsOn(server, initiators),
-          backEdgeChannels: this.policy.kind === 'aligned' || this.policy.kind === 'aligned-timeout' ? backEdgesInto(server, this.g) : [],
+          timeoutMs: this.base.options.timeoutMs,
+          initiatorApps: t.initiatorApps,
+          backEdgeChannels: t.backEdgeChannels,
           inlineStateBytesMax: this.deps.inlineStateBytesMax,
         });
       }
@@ -314,18 +337,18 @@ export class CheckpointRun {
     const taken: VolumeSnapshot[] = [];
     for (const v of this.plan.volumes) {
       const at = this.deps.nowUnixMs();
-      const r = await this.deps.volumes.snapshot([v], this.record.id);
+      const r = await this.deps.volumes.snapshot([v], this.base.id);
       if (!r.ok) throw new CommitError('volume-snapshot-failed', r.error.message);
       for (const s of r.value) taken.push({ ...s, frozenAtUnixMs: 0, snapshotAtUnixMs: at, thawedAtUnixMs: 0 });
     }
     this.setBase({ volumes: taken });
-    this.persist((r) => ({ ...r, volumes: taken }));
+    this.refreshSoon();
   }
 
   private notify(notice: 'complete' | 'abort', detail = ''): void {
     for (const server of this.g.servers) {
       try {
-        const base = { tenant: this.plan.tenant, server, epoch: this.record.epoch, checkpointId: this.record.id };
+        const base = { tenant: this.plan.tenant, server, epoch: this.base.epoch, checkpointId: this.base.id };
         if (notice === 'complete') this.deps.bus.send({ ...base, type: 'complete' });
         else this.deps.bus.send({ ...base, type: 'abort', reason: detail.slice(0, 500) });
       } catch (error) {
@@ -341,7 +364,7 @@ export class CheckpointRun {
     void (async () => {
       // An app that stored its state but never acked is not in the record: its object is found by
       // the checkpoint's prefix (agent/endpoint.ts objectName: cp/<id>/<server>/<app>/<kind>).
-      const stored = await this.deps.objects.list(this.plan.tenant, `cp/${this.record.id}/`);
+      const stored = await this.deps.objects.list(this.plan.tenant, `cp/${this.base.id}/`);
       if (!stored.ok) this.log.warn({ error: stored.error.message }, 'objects of an aborted checkpoint not listed');
       const r = await this.deps.objects.delete(this.plan.tenant, [...new Set([...names, ...(stored.ok ? stored.value : [])])]);
       if (!r.ok) this.log.warn({ error: r.error.message }, 'parts of an aborted checkpoint not deleted');
@@ -354,6 +377,9 @@ export class CheckpointRun {
 function inlineState(bytes: Uint8Array): InlineState {
   return { base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'), digest: sha256Digest(bytes), sizeBytes: bytes.byteLength };
 }
+
+/** How far the stored record of a running checkpoint may lag behind the live one. */
+const RECORD_REFRESH_MS = 1_000;
 
 /** Object look-ups of a commit in flight at once. */
 const COMMIT_LOOKUPS_IN_FLIGHT_MAX = 32;

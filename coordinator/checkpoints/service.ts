@@ -12,7 +12,7 @@ import type { CheckpointsApi, Page, RestoreRequest, TakeSnapshotRequest, VerifyR
 import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
 import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
-import type { CoordinatorStore } from '../store/index.js';
+import type { CoordinatorStore, StoredCheckpoint } from '../store/index.js';
 import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
 import { OpaqueRun } from './opaque-run.js';
 import { crashRollback, rollback, restoreInto, type RestoreDeps } from './restore.js';
@@ -88,6 +88,9 @@ export class CheckpointService implements CheckpointsApi {
   private readonly runs = new Map<CheckpointId, Run>();
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
   private readonly endedListeners: ((record: CheckpointRecord) => void)[] = [];
+  /** Completed checkpoint ids per plan, ascending, once retention has listed them (see applyRetention). */
+  private readonly completedIds = new Map<string, CheckpointId[]>();
+  private readonly retention = new Map<string, Promise<void>>();
   private readonly log: Logger;
 
   constructor(
@@ -226,13 +229,13 @@ export class CheckpointService implements CheckpointsApi {
               progress: (e) => this.fanOut(e),
               ended: (r) => this.ended(r),
             })
-          : this.appRun(record, plan.value, g.value, policy);
+          : this.appRun(record, plan.value, g.value, policy, created.value.stored);
     this.runs.set(record.id, run);
     run.start();
     return ok(run.current);
   }
 
-  private appRun(record: CheckpointRecord, plan: Plan, g: PlanGraph, policy: PolicyConfig): Run {
+  private appRun(record: CheckpointRecord, plan: Plan, g: PlanGraph, policy: PolicyConfig, stored: StoredCheckpoint): Run {
     return new CheckpointRun(record, plan, g, policy, {
       bus: this.bus,
       store: this.store.checkpoints,
@@ -244,6 +247,7 @@ export class CheckpointService implements CheckpointsApi {
       progress: (e) => this.fanOut(e),
       watched: (id) => (this.watchers.get(id)?.size ?? 0) > 0,
       inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length),
+      stored,
       ended: (r) => this.ended(r),
     });
   }
@@ -291,7 +295,7 @@ export class CheckpointService implements CheckpointsApi {
     }
     for (const l of this.watchers.get(record.id) ?? []) l.onEnd();
     this.watchers.delete(record.id);
-    if (record.state === 'completed') void this.applyRetention(record.planId);
+    if (record.state === 'completed') this.applyRetention(record);
   }
 
   /**
@@ -315,20 +319,52 @@ export class CheckpointService implements CheckpointsApi {
     this.log.warn({ checkpointId: failed.id, fallback: taken.value.id }, 'fell back to crash level');
   }
 
-  /** Keeps the newest `retainedPerPlan` completed checkpoints of a plan; deletes the rest with their objects. */
-  private async applyRetention(planId: string): Promise<void> {
-    const completed: CheckpointRecord[] = [];
+  /**
+   * Keeps the newest `retainedPerPlan` completed checkpoints of a plan; deletes the rest with their
+   * objects. The completed ids of a plan are read from the store once, then kept up to date here:
+   * reading every record of the plan at every completion made retention the largest cost of a round
+   * for a plan of a thousand apps. Runs one at a time per plan.
+   */
+  private applyRetention(completed: CheckpointRecord): void {
+    const planId = completed.planId;
+    const previous = this.retention.get(planId) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      let ids = this.completedIds.get(planId);
+      if (ids === undefined) {
+        const listed = await this.listCompleted(planId);
+        if (!listed.ok) {
+          this.log.warn({ plan: planId, error: listed.error.message }, 'retention skipped: completed checkpoints not listed');
+          return;
+        }
+        ids = listed.value;
+        this.completedIds.set(planId, ids);
+      }
+      if (!ids.includes(completed.id)) ids.push(completed.id);
+      ids.sort((a, b) => a - b);
+      while (ids.length > this.options.retainedPerPlan) {
+        const old = ids[0] as CheckpointId;
+        const r = await this.delete(old);
+        if (!r.ok && r.error.kind !== 'not-found') {
+          this.log.warn({ checkpointId: old, plan: planId, error: r.error.message }, 'checkpoint not deleted by retention; tried again at the next completion');
+          return;
+        }
+        if (ids.includes(old)) ids.splice(ids.indexOf(old), 1);
+        this.log.info({ checkpointId: old, plan: planId }, 'checkpoint deleted by retention');
+      }
+    });
+    this.retention.set(planId, next);
+  }
+
+  private async listCompleted(planId: string): Promise<Result<CheckpointId[]>> {
+    const ids: CheckpointId[] = [];
     let token = '';
     do {
       const page = await this.store.checkpoints.list({ planId, states: ['completed'] }, 500, token);
-      if (!page.ok) return;
-      completed.push(...page.value.items);
+      if (!page.ok) return page;
+      ids.push(...page.value.items.map((c) => c.id));
       token = page.value.nextPageToken;
     } while (token !== '');
-    for (const old of completed.slice(this.options.retainedPerPlan)) {
-      const r = await this.delete(old.id);
-      if (r.ok) this.log.info({ checkpointId: old.id, plan: planId }, 'checkpoint deleted by retention');
-    }
+    return ok(ids);
   }
 
   async get(id: CheckpointId): Promise<Result<CheckpointRecord>> {
@@ -370,7 +406,12 @@ export class CheckpointService implements CheckpointsApi {
     const names = stored.value.record.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
     const removed = await this.objects.delete(stored.value.record.tenant, names);
     if (!removed.ok) return fail('unavailable', `the parts of checkpoint ${id} could not be deleted: ${removed.error.message}`);
-    return this.store.checkpoints.delete(id);
+    const deleted = await this.store.checkpoints.delete(id);
+    if (deleted.ok) {
+      const ids = this.completedIds.get(stored.value.record.planId);
+      if (ids?.includes(id)) ids.splice(ids.indexOf(id), 1);
+    }
+    return deleted;
   }
 
   async verify(id: CheckpointId): Promise<Result<VerifyReport>> {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeChannelState } from '../../src/wire/index.js';
 import { decodeTokens } from '../../examples/token-app.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
+import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { INITIAL_TOKENS, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';
 
 let world: LiveWorld;
@@ -22,8 +23,8 @@ async function completed(id: number): Promise<CheckpointRecord> {
 async function tokensIn(record: CheckpointRecord): Promise<number> {
   let total = 0;
   for (const p of record.parts) {
-    const state = await world.objects.get(TENANT, p.state!);
-    if (!state.ok) throw new Error(state.error.message);
+    const state = await readPartState(TENANT, p, world.objects);
+    if (!state.ok) throw new Error(state.message);
     total += decodeTokens(state.value);
     if (p.channelState) {
       const bytes = await world.objects.get(TENANT, p.channelState);

@@ -43,7 +43,7 @@ export interface LiveWorld {
 
 export const silent = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
 
-export async function startLiveWorld(options: { timeoutMs?: number } = {}): Promise<LiveWorld> {
+export async function startLiveWorld(options: { timeoutMs?: number; retainedPerPlan?: number } = {}): Promise<LiveWorld> {
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
   const store = await openCoordinatorStore(nc);
@@ -54,6 +54,7 @@ export async function startLiveWorld(options: { timeoutMs?: number } = {}): Prom
     ...CHECKPOINT_SERVICE_DEFAULTS,
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: options.timeoutMs ?? 10_000 },
     restoreTimeoutMs: 10_000,
+    retainedPerPlan: options.retainedPerPlan ?? CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan,
   });
   const created = await store.plans.create({ ...demoPlan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
   if (!created.ok) throw new Error(created.error.message);

@@ -1,0 +1,37 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { lazyChild } from '../../agent/lazy-log.js';
+
+function capture(level: string): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  const logger = pino({ level }, sink);
+  return { logger, lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+describe('lazy child logger', () => {
+  it('a line at an enabled level carries the bindings, like a pino child', () => {
+    const { logger, lines } = capture('info');
+    lazyChild(logger, { checkpointId: 7 }).warn({ app: 'a' }, 'late');
+    expect(lines()).toEqual([expect.objectContaining({ checkpointId: 7, app: 'a', msg: 'late' })]);
+  });
+
+  it('lines below the level make no child at all', () => {
+    const { logger, lines } = capture('warn');
+    const child = vi.spyOn(logger, 'child');
+    const log = lazyChild(logger, { checkpointId: 7 });
+    log.info('trigger');
+    log.debug('details');
+    expect(child).not.toHaveBeenCalled();
+    expect(lines()).toEqual([]);
+    log.error('failed');
+    expect(child).toHaveBeenCalledTimes(1);
+    expect(lines()).toEqual([expect.objectContaining({ checkpointId: 7, msg: 'failed' })]);
+  });
+});
