@@ -35,6 +35,12 @@ export function validateAgentRegistryLimits(l: AgentRegistryLimits): string | un
   return undefined;
 }
 
+/**
+ * What a rollback or restore needs to know of the agents before it sends them anything: is one alive
+ * on this server? AgentRegistry is one; tests pass a map.
+ */
+export type AgentPresence = Pick<AgentRegistry, 'get'>;
+
 /** What observing one event did; `ignored` outcomes are logged at debug by the caller if it wants. */
 export type ObserveOutcome =
   | 'registered'

@@ -115,6 +115,7 @@ async function main(): Promise<number> {
     retainedPerPlan: numbers.retain,
     restoreTimeoutMs: numbers.restoreTimeoutMs,
     inlineStateBytesMax,
+    agents,
     ...(volumes ? { volumes } : {}),
   });
   const plans = new PlanRegistry({

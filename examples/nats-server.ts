@@ -19,6 +19,8 @@ export interface NatsServerHandle {
   readonly port: number;
   /** The JetStream store directory (removed by stop). */
   readonly storeDir: string;
+  /** The server's process id (with `detached`, also its process group id). */
+  readonly pid: number;
   /** Stops the server (SIGTERM, then SIGKILL after a grace period) and removes its store. Idempotent. */
   stop(): Promise<void>;
 }
@@ -32,6 +34,11 @@ export interface NatsServerOptions {
   readonly stopGraceMs?: number;
   /** Attempts with a fresh port when the chosen one was taken between choosing and binding. */
   readonly portAttemptsMax?: number;
+  /**
+   * Runs the server in a process group of its own, so a terminal's Ctrl-C (sent to the whole
+   * foreground group) does not stop it behind its owner's back; the owner stops it with stop().
+   */
+  readonly detached?: boolean;
 }
 
 const defaults = {
@@ -91,12 +98,13 @@ class StartError extends Error {
   }
 }
 
-async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: number): Promise<NatsServerHandle> {
+async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: number, detached: boolean): Promise<NatsServerHandle> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), 'nats-test-'));
   const url = `nats://127.0.0.1:${port}`;
   const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
   });
 
   let output = '';
@@ -166,6 +174,7 @@ async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: nu
     url,
     port,
     storeDir,
+    pid: child.pid as number,
     stop: () => (stopping ??= cleanUp()),
   };
 }
@@ -176,9 +185,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const readyTimeoutMs = options.readyTimeoutMs ?? defaults.readyTimeoutMs;
   const stopGraceMs = options.stopGraceMs ?? defaults.stopGraceMs;
   const portAttemptsMax = options.portAttemptsMax ?? defaults.portAttemptsMax;
+  const detached = options.detached ?? false;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(binary, readyTimeoutMs, stopGraceMs);
+      return await startOnce(binary, readyTimeoutMs, stopGraceMs, detached);
     } catch (error) {
       if (error instanceof StartError && error.portTaken && attempt < portAttemptsMax) continue;
       throw error instanceof StartError ? new Error(error.message) : error;

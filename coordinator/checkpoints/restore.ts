@@ -11,6 +11,7 @@ import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
 import { parseChannelId } from '../../src/ids.js';
 import { processId, type AppRestore } from '../../src/wire/index.js';
 import type { StateObjects } from '../../agent/state-store.js';
+import type { AgentPresence } from '../agents.js';
 import type { RestoreRequest } from '../api.js';
 import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
@@ -27,9 +28,37 @@ export interface RestoreDeps {
   readonly timeoutMs: number;
   /** Crash-level checkpoints are restored volume by volume through the backend. */
   readonly volumes?: VolumeBackend;
+  /**
+   * Which agents are alive. With it, a rollback or restore to a server without a live agent fails at
+   * once, before anything is sent or an epoch moved, instead of waiting `timeoutMs` for an answer
+   * that cannot come. Without it that check is skipped.
+   */
+  readonly agents?: AgentPresence;
+}
+
+/**
+ * FAILED_PRECONDITION naming every one of `servers` without a live agent, or ok. A late agent (silent
+ * for a while, not yet offline) passes: it may only be busy, and the restore's own timeout is the
+ * right judge of that; an agent never seen or offline cannot answer.
+ */
+export function checkAgentsPresent(tenant: string, servers: readonly string[], deps: Pick<RestoreDeps, 'agents'>, what: string): Result<void> {
+  const agents = deps.agents;
+  if (agents === undefined) return ok(undefined);
+  const absent = [...new Set(servers)].sort().flatMap((server) => {
+    const agent = agents.get(tenant, server);
+    if (agent === undefined) return [`${server} (no agent has registered)`];
+    return agent.status === 'offline' ? [`${server} (its agent is offline)`] : [];
+  });
+  if (absent.length === 0) return ok(undefined);
+  return fail(
+    'failed-precondition',
+    `${what} not started: no live agent of tenant ${tenant} on ${absent.join(', ')}; start an agent there (snapctl agents lists them) or choose servers that have one`,
+  );
 }
 
 export async function rollback(record: CheckpointRecord, deps: RestoreDeps): Promise<Result<{ epoch: Epoch }>> {
+  const present = checkAgentsPresent(record.tenant, record.parts.map((p) => p.server), deps, `rollback to checkpoint ${record.id}`);
+  if (!present.ok) return present;
   const epoch = await deps.store.epochs.bump(record.planId);
   if (!epoch.ok) return epoch;
   const identity = new Map(record.parts.map((p) => [processId(p.server, p.app), { server: p.server, app: p.app }]));
@@ -58,6 +87,10 @@ export async function restoreInto(
   if (missing.length > 0) return fail('invalid-argument', `no target for ${missing.join(', ')}: map every server (or app) of the checkpoint`);
   const targets = [...mapping.values()].map((t) => processId(t.server, t.app));
   if (new Set(targets).size !== targets.length) return fail('invalid-argument', 'two source apps map to the same target app');
+  const targetServers = [...mapping.values()].map((t) => t.server);
+  const volumeServers = record.value.volumes.flatMap((v) => request.servers[v.server] ?? []);
+  const present = checkAgentsPresent(record.value.tenant, [...targetServers, ...volumeServers], deps, `restore of checkpoint ${request.checkpointId}`);
+  if (!present.ok) return present;
   // The targets run under an epoch line of their own, so the original plan's epoch is left untouched.
   // When the targets are the apps of a registered plan, that line is the plan's: its checkpoints are
   // triggered at its epoch, which must be the one its apps are restored into.
@@ -178,6 +211,8 @@ export async function crashRollback(
   deps: RestoreDeps,
 ): Promise<Result<{ epoch: Epoch }>> {
   const log = deps.logger.child({ checkpointId: record.id, plan: record.planId, tenant: record.tenant, level: 'crash' });
+  const present = checkAgentsPresent(record.tenant, servers, deps, `rollback to checkpoint ${record.id}`);
+  if (!present.ok) return present;
   if (record.volumes.length > 0 && !backend) return fail('failed-precondition', 'the checkpoint has volume snapshots but this coordinator has no volume backend');
   const thawAll = (afterRestore: boolean): Promise<(import('../../src/wire/index.js').AgentEvent | undefined)[]> =>
     Promise.all(servers.map((server) => deps.bus.request({ type: 'thaw', tenant: record.tenant, server, epoch: record.epoch, checkpointId: record.id, afterRestore }, deps.timeoutMs)));

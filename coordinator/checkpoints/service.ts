@@ -35,6 +35,8 @@ export interface CheckpointServiceOptions {
   readonly inlineStateBytesMax: number;
   /** All inline states of one checkpoint together at most this: a large plan's apps get less each. */
   readonly inlineStateRecordBytesMax: number;
+  /** Who is online: a rollback or restore to a server without an agent fails at once. */
+  readonly agents?: RestoreDeps['agents'];
   /** The group snapshot of a crash-level checkpoint; absent: plans with volumes cannot go crash. */
   readonly volumes?: VolumeBackend;
 }
@@ -428,6 +430,7 @@ export class CheckpointService implements CheckpointsApi {
       objects: this.objects,
       logger: this.log,
       timeoutMs: this.options.restoreTimeoutMs,
+      ...(this.options.agents ? { agents: this.options.agents } : {}),
       ...(this.options.volumes ? { volumes: this.options.volumes } : {}),
     };
   }

@@ -35,12 +35,20 @@ export interface CallError {
 export type CallResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: CallError };
 
 export interface ClientOptions {
-  /** Each unary call fails with DEADLINE_EXCEEDED after this long. */
+  /** Each unary call but rollback and restore fails with DEADLINE_EXCEEDED after this long. */
   readonly callTimeoutMs: number;
+  /**
+   * Rollback and restore fail with DEADLINE_EXCEEDED after this long. They wait on agents: a rollback
+   * takes a safety checkpoint (its timeout, 30 s by default, then its commit), then asks every agent
+   * to restore and then to resume (the coordinator's --restore-timeout-ms, 30 s by default, each).
+   * The client must outwait all of that, or it reports a timeout for an operation that goes on and
+   * may well succeed.
+   */
+  readonly restoreCallTimeoutMs: number;
   readonly credentials?: ChannelCredentials;
 }
 
-export const clientOptionsDefault: ClientOptions = { callTimeoutMs: 30_000 };
+export const clientOptionsDefault: ClientOptions = { callTimeoutMs: 30_000, restoreCallTimeoutMs: 180_000 };
 
 export function codeName(code: number): string {
   return (GrpcStatus as unknown as Record<number, string>)[code] ?? `code ${code}`;
@@ -83,11 +91,16 @@ export class CoordinatorClient {
     this.client.close();
   }
 
-  private call<T>(method: string, request: unknown, read: (response: Record<string, unknown>) => Result<T>): Promise<CallResult<T>> {
+  private call<T>(
+    method: string,
+    request: unknown,
+    read: (response: Record<string, unknown>) => Result<T>,
+    timeoutMs: number = this.options.callTimeoutMs,
+  ): Promise<CallResult<T>> {
     const fn = (this.client as unknown as Record<string, Unary>)[method];
     if (fn === undefined) throw new Error(`no method ${method}`);
     return new Promise((resolve) => {
-      fn.call(this.client, request, { deadline: new Date(Date.now() + this.options.callTimeoutMs) }, (error, response) => {
+      fn.call(this.client, request, { deadline: new Date(Date.now() + timeoutMs) }, (error, response) => {
         resolve(error !== null ? { ok: false, error: callError(error) } : fromResult(read(response)));
       });
     });
@@ -128,14 +141,16 @@ export class CoordinatorClient {
   }
 
   rollback(id: CheckpointId, skipSafetyCheckpoint: boolean, idempotencyKey?: string): Promise<CallResult<{ safetyCheckpointId: number; epoch: number }>> {
-    return this.call('RollbackSnapshot', { checkpoint_id: id, skip_safety_checkpoint: skipSafetyCheckpoint, idempotency_key: idempotencyKey ?? '' }, (r) => ({
-      ok: true,
-      value: { safetyCheckpointId: Number(r.safety_checkpoint_id ?? 0), epoch: Number(r.epoch ?? 0) },
-    }));
+    return this.call(
+      'RollbackSnapshot',
+      { checkpoint_id: id, skip_safety_checkpoint: skipSafetyCheckpoint, idempotency_key: idempotencyKey ?? '' },
+      (r) => ({ ok: true, value: { safetyCheckpointId: Number(r.safety_checkpoint_id ?? 0), epoch: Number(r.epoch ?? 0) } }),
+      this.options.restoreCallTimeoutMs,
+    );
   }
 
   restore(request: RestoreRequest): Promise<CallResult<{ epoch: number }>> {
-    return this.call('RestoreSnapshot', restoreRequestToProto(request), (r) => ({ ok: true, value: { epoch: Number(r.epoch ?? 0) } }));
+    return this.call('RestoreSnapshot', restoreRequestToProto(request), (r) => ({ ok: true, value: { epoch: Number(r.epoch ?? 0) } }), this.options.restoreCallTimeoutMs);
   }
 
   verify(id: CheckpointId): Promise<CallResult<VerifyReport>> {

@@ -26,7 +26,8 @@ const EXIT_HELP = `Exit codes:
 
 const GLOBAL_HELP = `Global options (before or after the command):
   --address HOST:PORT   the coordinator's gRPC address (default: $SNAPCTL_ADDRESS, else ${ADDRESS_DEFAULT})
-  --json                machine-readable output: one JSON document (take --watch: one per line)
+  --json                machine-readable output: one JSON document (take --watch: one per line);
+                        a failure too, as {"error": {"code", "message", "text"}} on stdout alone
   -h, --help            help on the command`;
 
 export const HELP: Readonly<Record<string, string>> = {

@@ -5,9 +5,10 @@
  */
 import type { Page } from '../api.js';
 import type { CheckpointView } from '../checkpoint-view.js';
-import type { CallResult, CoordinatorClient } from '../grpc/client.js';
+import { clientOptionsDefault, type CallResult, type CoordinatorClient } from '../grpc/client.js';
 import type { PlanInput } from '../model.js';
 import { parseCommandLine, type Command, type GlobalOptions } from './args.js';
+import { errorText } from './errors.js';
 import { EXIT } from './help.js';
 import { parsePlanFile } from './plan-file.js';
 import { agentsTable, checkpointsTable, checkpointText, planText, plansTable, verifyText } from './render.js';
@@ -94,16 +95,32 @@ export async function runSnapctl(
   }
 }
 
-function out(io: SnapctlIo, global: GlobalOptions, json: unknown, text: string): void {
-  io.stdout(global.json ? `${JSON.stringify(json, null, 2)}\n` : text);
+/** What a command needs to print: where to, in which form, and what to say in its errors. */
+interface Cx {
+  readonly io: SnapctlIo;
+  readonly global: GlobalOptions;
+  readonly command: Command['kind'];
 }
 
-/** The value of a call, or the error printed and Failed(1) thrown. */
-function check<T>(io: SnapctlIo, global: GlobalOptions, result: CallResult<T>): T {
+function out(cx: Cx, json: unknown, text: string): void {
+  cx.io.stdout(cx.global.json ? `${JSON.stringify(json, null, 2)}\n` : text);
+}
+
+/**
+ * Reports a failure in one place: with --json a JSON document on stdout (where a script reads it),
+ * else a line on stderr. `code` is the gRPC code name, or what snapctl itself ran into; `message` the
+ * coordinator's own words (default: `text`); `text` the line shown to a person.
+ */
+function report(cx: Cx, code: string, text: string, message: string = text): void {
+  if (cx.global.json) cx.io.stdout(`${JSON.stringify({ error: { code, message, text } })}\n`);
+  else cx.io.stderr(`snapctl: ${text}\n`);
+}
+
+/** The value of a call, or the error reported and Failed(1) thrown. */
+function check<T>(cx: Cx, result: CallResult<T>): T {
   if (result.ok) return result.value;
-  const { codeName, message } = result.error;
-  io.stderr(`snapctl: ${codeName}: ${message}\n`);
-  if (global.json) io.stdout(`${JSON.stringify({ error: { code: codeName, message } })}\n`);
+  const callTimeoutMs = cx.command === 'rollback' || cx.command === 'restore' ? clientOptionsDefault.restoreCallTimeoutMs : clientOptionsDefault.callTimeoutMs;
+  report(cx, result.error.codeName, errorText(result.error, { address: cx.global.address, command: cx.command, callTimeoutMs }), result.error.message);
   throw new Failed(EXIT.coordinator);
 }
 
@@ -120,15 +137,16 @@ async function collect<T>(limit: number, fetch: (pageSize: number, token: string
 }
 
 async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient, plan: PlanInput | undefined): Promise<number> {
+  const cx: Cx = { io, global, command: command.kind };
   switch (command.kind) {
     case 'plans-list': {
-      const plans = await collect(Number.MAX_SAFE_INTEGER, async (pageSize, token) => check(io, global, await client.listPlans(command.tenant, pageSize, token)));
-      out(io, global, { plans }, plansTable(plans));
+      const plans = await collect(Number.MAX_SAFE_INTEGER, async (pageSize, token) => check(cx, await client.listPlans(command.tenant, pageSize, token)));
+      out(cx, { plans }, plansTable(plans));
       return EXIT.ok;
     }
     case 'plans-show': {
-      const p = check(io, global, await client.getPlan(command.planId));
-      out(io, global, p, planText(p));
+      const p = check(cx, await client.getPlan(command.planId));
+      out(cx, p, planText(p));
       return EXIT.ok;
     }
     case 'plans-register': {
@@ -137,65 +155,66 @@ async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOp
       if (command.replace) {
         const current = await client.getPlan(plan.id);
         if (current.ok) revision = current.value.revision;
-        else if (current.error.codeName !== 'NOT_FOUND') check(io, global, current);
+        else if (current.error.codeName !== 'NOT_FOUND') check(cx, current);
       }
-      const stored = check(io, global, await client.registerPlan(plan, revision));
-      out(io, global, stored, `plan ${stored.id} ${revision === 0 ? 'registered' : 'replaced'} (revision ${stored.revision})\n`);
+      const stored = check(cx, await client.registerPlan(plan, revision));
+      out(cx, stored, `plan ${stored.id} ${revision === 0 ? 'registered' : 'replaced'} (revision ${stored.revision})\n`);
       return EXIT.ok;
     }
     case 'plans-delete':
-      check(io, global, await client.deletePlan(command.planId, command.withCheckpoints));
-      out(io, global, { deleted: command.planId }, `plan ${command.planId} deleted${command.withCheckpoints ? ' with its checkpoints' : ''}\n`);
+      check(cx, await client.deletePlan(command.planId, command.withCheckpoints));
+      out(cx, { deleted: command.planId }, `plan ${command.planId} deleted${command.withCheckpoints ? ' with its checkpoints' : ''}\n`);
       return EXIT.ok;
     case 'take': {
-      const cp = check(io, global, await client.takeSnapshot(command.request));
+      const cp = check(cx, await client.takeSnapshot(command.request));
       if (!command.watch) {
-        out(io, global, cp, `checkpoint ${cp.id} started (plan ${cp.planId}, level ${cp.levelRequested})\n`);
+        out(cx, cp, `checkpoint ${cp.id} started (plan ${cp.planId}, level ${cp.levelRequested})\n`);
         return EXIT.ok;
       }
       if (!global.json) io.stdout(`checkpoint ${cp.id} started (plan ${cp.planId}, level ${cp.levelRequested})\n`);
-      return watch(cp.id, global, io, client);
+      return watch(cp.id, cx, client);
     }
     case 'list': {
       const filter = { ...(command.planId !== undefined ? { planId: command.planId } : {}), ...(command.states !== undefined ? { states: command.states } : {}) };
-      const items = await collect(command.limit, async (pageSize, pageToken) => check(io, global, await client.listCheckpoints({ filter, pageSize, pageToken })));
-      out(io, global, { checkpoints: items }, checkpointsTable(items));
+      const items = await collect(command.limit, async (pageSize, pageToken) => check(cx, await client.listCheckpoints({ filter, pageSize, pageToken })));
+      out(cx, { checkpoints: items }, checkpointsTable(items));
       return EXIT.ok;
     }
     case 'show': {
-      const c = check(io, global, await client.getCheckpoint(command.id));
-      out(io, global, c, checkpointText(c));
+      const c = check(cx, await client.getCheckpoint(command.id));
+      out(cx, c, checkpointText(c));
       return EXIT.ok;
     }
     case 'rollback': {
-      const r = check(io, global, await client.rollback(command.id, command.skipSafety, command.idempotencyKey));
+      const r = check(cx, await client.rollback(command.id, command.skipSafety, command.idempotencyKey));
       const safety = r.safetyCheckpointId === 0 ? 'no safety checkpoint' : `safety checkpoint ${r.safetyCheckpointId}`;
-      out(io, global, r, `rolled back to checkpoint ${command.id}: plan now in epoch ${r.epoch} (${safety})\n`);
+      out(cx, r, `rolled back to checkpoint ${command.id}: plan now in epoch ${r.epoch} (${safety})\n`);
       return EXIT.ok;
     }
     case 'restore': {
-      const r = check(io, global, await client.restore(command.request));
-      out(io, global, r, `restored checkpoint ${command.request.checkpointId}: targets start in epoch ${r.epoch}\n`);
+      const r = check(cx, await client.restore(command.request));
+      out(cx, r, `restored checkpoint ${command.request.checkpointId}: targets start in epoch ${r.epoch}\n`);
       return EXIT.ok;
     }
     case 'verify': {
-      const report = check(io, global, await client.verify(command.id));
-      out(io, global, { id: command.id, ...report }, verifyText(command.id, report));
+      const report = check(cx, await client.verify(command.id));
+      out(cx, { id: command.id, ...report }, verifyText(command.id, report));
       return report.ok ? EXIT.ok : EXIT.verifyFailed;
     }
     case 'delete':
-      check(io, global, await client.deleteCheckpoint(command.id));
-      out(io, global, { deleted: command.id }, `checkpoint ${command.id} deleted\n`);
+      check(cx, await client.deleteCheckpoint(command.id));
+      out(cx, { deleted: command.id }, `checkpoint ${command.id} deleted\n`);
       return EXIT.ok;
     case 'agents': {
-      const agents = check(io, global, await client.listAgents(command.tenant));
-      out(io, global, { agents }, agentsTable(agents, io.now()));
+      const agents = check(cx, await client.listAgents(command.tenant));
+      out(cx, { agents }, agentsTable(agents, io.now()));
       return EXIT.ok;
     }
   }
 }
 
-async function watch(id: number, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient): Promise<number> {
+async function watch(id: number, cx: Cx, client: SnapctlClient): Promise<number> {
+  const { io, global } = cx;
   const view = new WatchView(io.stdoutIsTTY ? 'tty' : 'lines', io.now);
   let last: CheckpointView | undefined;
   let interrupted = false;
@@ -210,13 +229,13 @@ async function watch(id: number, global: GlobalOptions, io: SnapctlIo, client: S
   const result = await stream.done;
   stopListening();
   if (interrupted) {
-    io.stderr(`snapctl: stopped watching; checkpoint ${id} goes on (snapctl show ${id})\n`);
+    report(cx, 'INTERRUPTED', `stopped watching; checkpoint ${id} goes on (snapctl show ${id})`);
     return EXIT.interrupted;
   }
-  if (!result.ok) check(io, global, result);
+  if (!result.ok) check(cx, result);
   if (!global.json) io.stdout(view.finish());
   if (last?.state === 'completed') return EXIT.ok;
   if (last?.state === 'aborted') return EXIT.aborted;
-  io.stderr(`snapctl: the watch of checkpoint ${id} ended while it was ${last?.state ?? 'unknown'}\n`);
+  report(cx, 'WATCH_ENDED', `the watch of checkpoint ${id} ended while it was ${last?.state ?? 'unknown'}`);
   return EXIT.coordinator;
 }

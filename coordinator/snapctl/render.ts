@@ -40,16 +40,30 @@ export function failureText(c: Pick<CheckpointView, 'failureReason' | 'failureDe
   return c.failureDetail === undefined ? c.failureReason : `${c.failureReason}: ${c.failureDetail}`;
 }
 
+/**
+ * A crash-level checkpoint is taken by freezing servers, not by apps acking: its apps never ack, so
+ * its progress is its servers' (only when the record lists them; older records and fakes do not).
+ */
+function byServers(c: CheckpointView): boolean {
+  return (c.levelAchieved ?? c.levelRequested) === 'crash' && c.servers.length > 0;
+}
+
+/** `3/3 acked`, or `2/3 frozen` for a checkpoint taken by freezing servers. */
+export function progressText(c: CheckpointView): string {
+  if (byServers(c)) return `${c.servers.filter((f) => f.frozenAtUnixMs !== undefined).length}/${c.servers.length} frozen`;
+  return `${c.stats.acked}/${c.stats.total} acked`;
+}
+
 export function checkpointsTable(checkpoints: readonly CheckpointView[]): string {
   if (checkpoints.length === 0) return 'no checkpoints\n';
   return table(
-    ['ID', 'PLAN', 'LEVEL', 'STATE', 'ACKED', 'CREATED', 'DURATION', 'SIZE', 'FAILURE'],
+    ['ID', 'PLAN', 'LEVEL', 'STATE', 'PROGRESS', 'CREATED', 'DURATION', 'SIZE', 'FAILURE'],
     checkpoints.map((c) => [
       `${c.id}${c.safety ? '*' : ''}`,
       c.planId,
       levelText(c),
       c.state,
-      `${c.stats.acked}/${c.stats.total}`,
+      progressText(c),
       timeText(c.createdAtUnixMs),
       c.stats.durationMs > 0 ? durationText(c.stats.durationMs) : '-',
       bytesText(c.stats.sizeBytes),
@@ -95,7 +109,7 @@ export function checkpointText(c: CheckpointView): string {
     `triggered        ${timeText(c.stats.triggeredAtUnixMs)}`,
     `last ack         ${timeText(c.stats.lastAckAtUnixMs)}`,
     `finished         ${timeText(c.finishedAtUnixMs)}${c.stats.durationMs > 0 ? ` (${durationText(c.stats.durationMs)})` : ''}`,
-    `acked            ${c.stats.acked}/${c.stats.total}`,
+    byServers(c) ? `servers frozen   ${progressText(c).replace(/ frozen$/, '')}` : `acked            ${c.stats.acked}/${c.stats.total}`,
     `size             ${bytesText(c.stats.sizeBytes)} (channel state ${bytesText(c.stats.channelStateBytes)})`,
     '',
   ];
@@ -132,7 +146,10 @@ export function checkpointText(c: CheckpointView): string {
     ]),
   );
   const hooks = hookRows.length === 0 ? '' : table(['SERVER', 'APP', 'HOOK', 'ACTION', 'EXIT', 'TOOK', 'TRIES', 'STDERR (LAST LINE)'], hookRows);
-  return `${lines.join('\n')}\n${appStatsTable(c)}\n${volumes}${servers ? `\n${servers}` : ''}${hooks ? `\n${hooks}` : ''}`;
+  // At crash level the apps are captured with their servers' volumes and never ack: a table of "no"
+  // rows would only mislead, so the servers' table says how the checkpoint went instead.
+  const apps = byServers(c) ? `apps: ${c.stats.apps.map((a) => `${a.server}/${a.app}`).join(', ') || 'none'} (crash level: captured on their servers' volumes, no per-app state)\n` : appStatsTable(c);
+  return `${lines.join('\n')}\n${apps}\n${volumes}${servers ? `\n${servers}` : ''}${hooks ? `\n${hooks}` : ''}`;
 }
 
 export function agentsTable(agents: readonly AgentInfo[], nowUnixMs: number): string {

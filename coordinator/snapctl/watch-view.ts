@@ -5,7 +5,7 @@
  */
 import type { CheckpointView } from '../checkpoint-view.js';
 import type { ProgressView } from '../grpc/convert.js';
-import { failureText, levelText } from './render.js';
+import { failureText, levelText, progressText } from './render.js';
 import { bytesText, durationText, table } from './table.js';
 
 export type WatchMode = 'tty' | 'lines';
@@ -74,8 +74,15 @@ export class WatchView {
     return durationText(Math.max(0, this.now() - this.startedAtMs));
   }
 
+  /** `acked 1/2`, or `frozen 2/3` at crash level, where servers freeze and apps never ack. */
+  private progress(c: CheckpointView): string {
+    const [count, what] = progressText(c).split(' ');
+    return `${what} ${count}`;
+  }
+
   private header(c: CheckpointView): string {
-    return `checkpoint ${c.id}  plan ${c.planId}  level ${levelText(c)}  state ${c.state}  acked ${c.stats.acked}/${c.stats.total}  ${this.elapsed()}`;
+    // Labelled, so it is not taken for the checkpoint's own duration that finish() reports.
+    return `checkpoint ${c.id}  plan ${c.planId}  level ${levelText(c)}  state ${c.state}  ${this.progress(c)}  watching for ${this.elapsed()}`;
   }
 
   private redraw(): string {
@@ -107,7 +114,7 @@ export class WatchView {
     const at = `[+${this.elapsed()}] checkpoint ${c.id}`;
     switch (e.kind) {
       case 'state-changed':
-        return `${at} ${c.state} (acked ${c.stats.acked}/${c.stats.total})${c.state === 'aborted' || c.state === 'aborting' ? `: ${failureText(c)}` : ''}\n`;
+        return `${at} ${c.state} (${this.progress(c)})${c.state === 'aborted' || c.state === 'aborting' ? `: ${failureText(c)}` : ''}\n`;
       case 'app-acked': {
         const s = c.stats.apps.find((a) => a.server === e.server && a.app === e.app);
         const detail = s === undefined ? '' : ` (align ${durationText(s.alignmentMs)}, sync ${durationText(s.syncMs)}, async ${durationText(s.asyncMs)}, ${bytesText(s.sizeBytes)})`;

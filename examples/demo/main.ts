@@ -23,6 +23,16 @@ import { decodeTokens } from '../token-app.js';
 import { orphansBetween, pauseFile, readRecords } from '../writer-app.js';
 import { agentConfigJson, demoPlan } from './plan.js';
 
+/** What the demo's exit code says. */
+const EXIT = { passed: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+/**
+ * Completed checkpoints the coordinator keeps of the demo's plan: an hour at one a second. Its own
+ * default (20) would delete a checkpoint some 20 s after it was taken, before a user has had time to
+ * pick its id from `snapctl list` and verify it. The states are a few bytes each, kept inline.
+ */
+const RETAINED_CHECKPOINTS = 3600;
+
 const HELP = `npm start -- [options]: the live demo
 
 options:
@@ -38,7 +48,17 @@ options:
   -h, --help          this help
 
 NATS_URL=nats://host:port uses that NATS server (JetStream enabled) instead of starting one.
-exit codes: 0 every check passed, 1 a check failed, 2 usage or set-up error`;
+The coordinator keeps the last ${RETAINED_CHECKPOINTS} completed checkpoints of the plan (an hour at the default
+interval), so an id from \`snapctl list\` can be verified, shown or rolled back to while the demo runs.
+
+Ctrl-C ends the run like --duration: the current step finishes, the summary is printed, everything
+is stopped, and the exit code is the verdict's (a second Ctrl-C quits at once; the processes the
+demo started are stopped all the same).
+exit codes: 0 every check passed, 1 a check failed, 2 usage or set-up error,
+            130 interrupted before any checkpoint was taken`;
+
+/** A Ctrl-C this long after the first one means "quit at once" rather than being the same one relayed. */
+const SECOND_INTERRUPT_AFTER_MS = 1_000;
 
 const TENANT = 'demo';
 const PLAN: PlanInput = demoPlan(TENANT);
@@ -79,17 +99,39 @@ function orphansAcrossVolumes(volumes: readonly { server: string; snapshotRef: s
   return orphans;
 }
 
-const children: ChildProcess[] = [];
+/**
+ * The processes the demo started. Each runs in a process group of its own (`detached`): a terminal's
+ * Ctrl-C goes to the whole foreground group, and must reach the demo alone, which then finishes its
+ * step, prints its summary and stops them itself. Should the demo die first, the reaper stops them.
+ */
+const children: { name: string; process: ChildProcess }[] = [];
 let nats: NatsServerHandle | undefined;
 let workDir: string | undefined;
+let reaper: ChildProcess | undefined;
+let stopping = false;
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** Starts the reaper (see reaper.ts), before anything it would have to clean up. */
+function startReaper(): void {
+  reaper = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'reaper.ts')], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  // A reaper that failed to start must not fail the demo; it only loses its safety net.
+  reaper.on('error', () => undefined);
+  reaper.stdin?.on('error', () => undefined);
+  reaper.unref();
+}
+
+/** Tells the reaper what to clean up if the demo dies without stopping it. */
+function leaveToReaper(line: string): void {
+  reaper?.stdin?.write(`${line}\n`);
+}
+
 function startChild(name: string, args: string[], onLine?: (line: string) => void): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
-  children.push(child);
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env }, detached: true });
+  children.push({ name, process: child });
+  if (child.pid !== undefined) leaveToReaper(`group ${child.pid}`);
   let buffer = '';
   child.stdout?.on('data', (d: Buffer) => {
     buffer += d.toString();
@@ -111,26 +153,64 @@ function startChild(name: string, args: string[], onLine?: (line: string) => voi
   return child;
 }
 
-let stopping = false;
+/** "the agents, the coordinator and nats-server": what the demo started, for the closing lines. */
+function startedText(): string {
+  const names = [
+    ...(children.some((c) => c.name.startsWith('agent')) ? ['the agents'] : []),
+    ...(children.some((c) => c.name === 'coordinator') ? ['the coordinator'] : []),
+    ...(nats !== undefined ? ['nats-server'] : []),
+  ];
+  return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
 
+function stopChild(c: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return resolve();
+    const kill = setTimeout(() => c.kill('SIGKILL'), 5_000);
+    c.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    c.kill('SIGTERM');
+  });
+}
+
+/** Stops everything the demo started, saying so only when it started something. */
 async function stopAll(): Promise<void> {
   stopping = true;
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const kill = setTimeout(() => c.kill('SIGKILL'), 5_000);
-          c.once('exit', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          c.kill('SIGTERM');
-        }),
-    ),
-  );
+  const what = startedText();
+  if (what !== '') say(`\nstopping ${what} ...`);
+  await Promise.all(children.map((c) => stopChild(c.process)));
   await nats?.stop();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
+  // Everything is stopped: the reaper has nothing left to do. Waiting for it leaves no zombie behind.
+  if (reaper !== undefined) await stopChild(reaper);
+  if (what !== '') say('stopped.');
+}
+
+/**
+ * The summary's lines: a header and one line per checkpoint, each column as wide as its widest cell
+ * (ids and durations grow with a long run). Numbers are right-aligned, text left-aligned.
+ */
+function summaryTable(rows: readonly Row[], level: ConsistencyLevel): string[] {
+  const columns: { header: string; right: boolean; cell: (r: Row) => string }[] = [
+    { header: 'id', right: true, cell: (r) => String(r.id) },
+    { header: 'state', right: false, cell: (r) => r.state.slice(0, 40) },
+    { header: 'ms', right: true, cell: (r) => String(r.durationMs) },
+    level === 'crash'
+      ? { header: 'orphans', right: true, cell: (r) => String(r.orphans ?? '-') }
+      : { header: 'tokens', right: true, cell: (r) => String(r.tokens ?? '-') },
+    { header: 'cut checker', right: false, cell: (r) => (r.verified ? 'ok' : `${r.problems} violation${r.problems === 1 ? '' : 's'}`) },
+    { header: 'note', right: false, cell: (r) => r.note },
+  ];
+  const cells = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => c.cell(r)))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((line) => (line[i] as string).length)));
+  return cells.map((line) =>
+    line
+      .map((text, i) => (columns[i]?.right ? text.padStart(widths[i] as number) : text.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** The tokens in a checkpoint: in the apps' states plus in the channel states it recorded. */
@@ -170,16 +250,16 @@ async function main(): Promise<number> {
     }));
   } catch (error) {
     console.error(`${error instanceof Error ? error.message : String(error)}\n\n${HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   if (values.help) {
     say(HELP);
-    return 0;
+    return EXIT.passed;
   }
   const level = values.level as ConsistencyLevel;
   if (level !== 'app' && level !== 'none' && level !== 'crash') {
     console.error(`--level must be app, crash or none, got ${values.level}`);
-    return 2;
+    return EXIT.usage;
   }
   const durationS = values.duration === undefined ? Infinity : Number(values.duration);
   const intervalMs = Number(values['interval-ms']);
@@ -187,37 +267,50 @@ async function main(): Promise<number> {
   const initialTokens = Number(values.tokens);
   if (!(durationS > 0) || !(intervalMs > 0) || !Number.isInteger(rollbackAfter) || rollbackAfter < 1 || !(initialTokens >= 0)) {
     console.error(`invalid option value\n\n${HELP}`);
-    return 2;
+    return EXIT.usage;
   }
   const total = initialTokens * PLAN.apps.length;
-  let interrupted = false;
-  process.once('SIGINT', () => {
-    interrupted = true;
-  });
-  process.once('SIGTERM', () => {
-    interrupted = true;
-  });
+  let interruptedAtMs: number | undefined;
+  const interrupted = (): boolean => interruptedAtMs !== undefined;
+  process.on('SIGINT', () => onInterrupt('SIGINT'));
+  process.on('SIGTERM', () => onInterrupt('SIGTERM'));
+  function onInterrupt(signal: NodeJS.Signals): void {
+    if (interruptedAtMs === undefined) {
+      interruptedAtMs = Date.now();
+      if (signal === 'SIGINT') say('\n(Ctrl-C: finishing the current step, then the summary; Ctrl-C again quits at once)');
+      return;
+    }
+    // One Ctrl-C can arrive twice: tsx's launcher (npm start) relays it to the demo unless the demo
+    // confirmed it within 30 ms, which a busy machine misses. A second one a moment later is meant.
+    if (Date.now() - interruptedAtMs < SECOND_INTERRUPT_AFTER_MS) return;
+    say('\nquitting at once (the reaper stops what the demo started)');
+    process.exit(EXIT.interrupted);
+  }
+  startReaper();
 
   let url = process.env['NATS_URL'];
   if (url) say(`using NATS at ${url}`);
   else {
     say('starting nats-server with JetStream ...');
     try {
-      nats = await startNatsServer();
+      nats = await startNatsServer({ detached: true });
     } catch (error) {
       console.error(error instanceof Error ? error.message : String(error));
-      return 2;
+      return EXIT.usage;
     }
+    leaveToReaper(`group ${nats.pid}`);
+    leaveToReaper(`dir ${nats.storeDir}`);
     url = nats.url;
     say(`  nats-server on ${url}`);
   }
   workDir = mkdtempSync(join(tmpdir(), 'snapshot-demo-'));
+  leaveToReaper(`dir ${workDir}`);
 
   say('starting the coordinator ...');
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the coordinator did not start within 20 s')), 20_000);
     const volumeBackend = level === 'crash' ? ['--volume-backend', `directory:${join(workDir as string, 'snapshots')}`] : [];
-    const child = startChild('coordinator', ['coordinator/main.ts', '--nats', url as string, '--listen', values.grpc as string, '--log-level', 'warn', ...volumeBackend], (line) => {
+    const child = startChild('coordinator', ['coordinator/main.ts', '--nats', url as string, '--listen', values.grpc as string, '--log-level', 'warn', '--retain', String(RETAINED_CHECKPOINTS), ...volumeBackend], (line) => {
       const m = /^listening on (.+)$/.exec(line);
       if (m) {
         clearTimeout(timer);
@@ -253,20 +346,20 @@ async function main(): Promise<number> {
     const registered = await client.registerPlan(plan, 0);
     if (!registered.ok) throw new Error(`registering the plan failed: ${registered.error.message}`);
     // Wait until every agent registered, so the first checkpoint does not time out on a late start.
-    for (let i = 0; ; i++) {
+    for (let i = 0; !interrupted(); i++) {
       const agents = await client.listAgents(TENANT);
       if (agents.ok && agents.value.filter((x) => x.status === 'online').length === PLAN.apps.length) break;
       if (i > 100) throw new Error('the agents did not register within 20 s');
       await new Promise((r) => setTimeout(r, 200));
     }
-    say(`plan "demo" registered; agents online; ${level === 'crash' ? 'each app writes records to its volume and sends their ids downstream' : `${total} tokens in the system`}\n`);
     const deadline = Date.now() + durationS * 1000;
-    say(`taking ${level}-level checkpoints every ${intervalMs} ms while the apps run${Number.isFinite(durationS) ? ` for ${durationS} s` : ' (Ctrl-C to stop)'}:`);
+    if (!interrupted()) say(`plan "demo" registered; agents online; ${level === 'crash' ? 'each app writes records to its volume and sends their ids downstream' : `${total} tokens in the system`}\n`);
+    if (!interrupted()) say(`taking ${level}-level checkpoints every ${intervalMs} ms while the apps run${Number.isFinite(durationS) ? ` for ${durationS} s` : ' (Ctrl-C to stop)'}:`);
 
     const rows: Row[] = [];
     let rolledBackTo: number | undefined;
     let failures = 0;
-    while (!interrupted && Date.now() < deadline) {
+    while (!interrupted() && Date.now() < deadline) {
       const started = Date.now();
       const taken = await client.takeSnapshot({ planId: 'demo', level, options: { timeoutMs: 10_000 } });
       if (!taken.ok) {
@@ -341,11 +434,7 @@ async function main(): Promise<number> {
     const conserved = completed.filter((r) => r.tokens === total).length;
     const violating = completed.filter((r) => !r.verified || (r.orphans ?? 0) > 0).length;
     say('\nsummary');
-    say(`  id  state                 ms  ${level === 'crash' ? 'orphans' : ' tokens'}  cut checker  note`);
-    for (const r of rows) {
-      const measure = level === 'crash' ? String(r.orphans ?? '-') : String(r.tokens ?? '-');
-      say(`  ${String(r.id).padStart(2)}  ${r.state.slice(0, 20).padEnd(20)} ${String(r.durationMs).padStart(4)}  ${measure.padStart(7)}  ${(r.verified ? 'ok' : `${r.problems} violation${r.problems === 1 ? '' : 's'}`).padEnd(11)}  ${r.note}`);
-    }
+    for (const line of summaryTable(rows, level)) say(`  ${line}`);
     say(`\n  ${completed.length} of ${rows.length} checkpoints completed; rollback ${rolledBackTo !== undefined ? `to ${rolledBackTo} done` : level === 'crash' ? 'not run at this level' : 'not reached'}`);
     if (level === 'app') say(`  ${conserved} of ${completed.length} conserved all ${total} tokens (app states plus the messages recorded in flight)`);
     say(
@@ -359,9 +448,13 @@ async function main(): Promise<number> {
       say('  after rolling back to an inconsistent checkpoint the apps disagree about what was sent and received:');
       say('  their channels fail and later checkpoints are declined, which is what level none costs');
     }
+    if (interrupted() && rows.length === 0) {
+      say('  verdict: none, interrupted before the first checkpoint');
+      return EXIT.interrupted;
+    }
     const passed = level === 'none' ? true : failures === 0 && completed.length > 0;
     say(`  verdict: ${passed ? 'every check passed' : 'SOME CHECKS FAILED'}`);
-    return passed ? 0 : 1;
+    return passed ? EXIT.passed : EXIT.failed;
   } finally {
     client.close();
     await nc.drain().catch(() => undefined);
@@ -371,11 +464,9 @@ async function main(): Promise<number> {
 main()
   .catch((error: unknown) => {
     console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
+    return EXIT.failed;
   })
   .then(async (code) => {
-    say('\nstopping the agents, the coordinator and nats-server ...');
     await stopAll();
-    say('stopped.');
     process.exit(code);
   });

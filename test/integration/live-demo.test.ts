@@ -1,9 +1,12 @@
 /**
  * The main job (`npm start`) end to end, as a user runs it: nats-server, the coordinator and three
- * agents as processes, checkpoints while the apps run, a rollback, and a verdict, at each level.
+ * agents as processes, checkpoints while the apps run, a rollback, and a verdict, at each level;
+ * and how it ends: Ctrl-C from a terminal, or the demo killed outright.
  */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { spawnTsx } from '../support/live-processes.js';
+import { ROOT, spawnTsx, waitUntil } from '../support/live-processes.js';
 
 async function runDemo(args: string[]): Promise<string> {
   const demo = spawnTsx('demo', 'examples/demo/main.ts', ['--grpc', '127.0.0.1:0', ...args]);
@@ -39,4 +42,137 @@ describe('the live demo', () => {
     const out = await runDemo(['--duration', '5', '--level', 'none', '--interval-ms', '300', '--rollback-after', '100']);
     expect(out).toMatch(/cut checker verdict for level none: \d+ of \d+ checkpoints NOT consistent/);
   }, 90_000);
+});
+
+/**
+ * The demo as `npm start` runs it (through tsx's launcher, which relays signals), in a process group
+ * of its own, as a terminal's foreground job is: the test can then signal the whole group, as Ctrl-C does.
+ */
+function startDemoAsJob(args: readonly string[]): { job: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const job = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), 'examples/demo/main.ts', '--grpc', '127.0.0.1:0', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  job.stdout?.on('data', (d: Buffer) => void (output += d.toString('utf8')));
+  job.stderr?.on('data', (d: Buffer) => void (output += d.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => job.once('exit', (code) => resolve(code)));
+  // A failing test must not leave the job running.
+  process.once('exit', () => {
+    try {
+      process.kill(-(job.pid as number), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  return { job, output: () => output, exited };
+}
+
+/** Every process below `pid` (children, grandchildren, ...), from one `ps` listing. */
+function descendants(pid: number): { pid: number; args: string }[] {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3] as string }));
+  const found: { pid: number; args: string }[] = [];
+  const walk = (parent: number): void => {
+    for (const r of rows.filter((x) => x.ppid === parent)) {
+      found.push({ pid: r.pid, args: r.args });
+      walk(r.pid);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/** Those of `pids` still running (a zombie has finished running: it only waits to be reaped). */
+function running(processes: readonly { pid: number; args: string }[]): string[] {
+  if (processes.length === 0) return [];
+  let listing = '';
+  try {
+    listing = execFileSync('ps', ['-o', 'pid=,stat=', '-p', processes.map((p) => p.pid).join(',')], { encoding: 'utf8' });
+  } catch {
+    return []; // ps exits 1 when none of them exists
+  }
+  const alive = new Set(
+    listing
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([pid, stat]) => pid !== undefined && pid !== '' && !(stat ?? '').startsWith('Z'))
+      .map(([pid]) => Number(pid)),
+  );
+  return processes.filter((p) => alive.has(p.pid)).map((p) => `${p.pid} ${p.args}`);
+}
+
+/** The processes the demo started, once its agents run: nats-server, the coordinator, the agents, the reaper. */
+async function demoProcesses(jobPid: number): Promise<{ pid: number; args: string }[]> {
+  return waitUntil('the demo to start nats-server, the coordinator, three agents and its reaper', () => {
+    const all = descendants(jobPid);
+    const ours = all.filter((p) => /nats-server|coordinator\/main\.ts|agent\/main\.ts|reaper\.ts/.test(p.args));
+    return ours.filter((p) => /agent\/main\.ts/.test(p.args)).length === 3 && ours.some((p) => /nats-server/.test(p.args)) ? all : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 200 });
+}
+
+function checkpointsCompleted(output: string): number {
+  return output.match(/completed in +\d+ ms/g)?.length ?? 0;
+}
+
+describe('the live demo ends cleanly', () => {
+  it('Ctrl-C during checkpoints: the current step finishes, the summary is printed, it exits 0 with the verdict and leaves no process running', async () => {
+    const demo = startDemoAsJob(['--interval-ms', '50']);
+    const started = await demoProcesses(demo.job.pid as number);
+    await waitUntil('three checkpoints', () => checkpointsCompleted(demo.output()) >= 3 || undefined, { timeoutMs: 60_000, intervalMs: 50 });
+    // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+    process.kill(-(demo.job.pid as number), 'SIGINT');
+    const code = await demo.exited;
+    const out = demo.output();
+    expect(out).not.toMatch(/demo failed|NATS unavailable|exited with code|was killed by/);
+    expect(out).toMatch(/\nsummary\n {2}id +state +ms +tokens +cut checker +note\n/);
+    expect(out).toContain('verdict: every check passed');
+    expect(out).toMatch(/stopping the agents, the coordinator and nats-server \.\.\.\nstopped\.\n$/);
+    expect(code, out).toBe(0);
+    await waitUntil('every process the demo started to be gone', () => running(started).length === 0 || undefined, { timeoutMs: 10_000 }).catch(() => {
+      expect(running(started)).toEqual([]);
+    });
+  }, 120_000);
+
+  it('the demo killed outright (SIGKILL): its reaper stops nats-server, the coordinator and the agents', async () => {
+    const demo = startDemoAsJob(['--interval-ms', '200']);
+    const started = await demoProcesses(demo.job.pid as number);
+    await waitUntil('a checkpoint', () => checkpointsCompleted(demo.output()) >= 1 || undefined, { timeoutMs: 60_000, intervalMs: 50 });
+    const main = started.find((p) => /examples\/demo\/main\.ts/.test(p.args));
+    expect(main, 'the demo process').toBeDefined();
+    process.kill(main?.pid as number, 'SIGKILL');
+    await demo.exited;
+    const children = started.filter((p) => /nats-server|coordinator\/main\.ts|agent\/main\.ts|reaper\.ts/.test(p.args));
+    expect(children).toHaveLength(6);
+    await waitUntil('the demo\'s children to be stopped by its reaper', () => running(children).length === 0 || undefined, { timeoutMs: 20_000, intervalMs: 200 }).catch(() => {
+      expect(running(children)).toEqual([]);
+    });
+  }, 120_000);
+
+  it('--help starts nothing and so says nothing about stopping', async () => {
+    const demo = spawnTsx('demo', 'examples/demo/main.ts', ['--help']);
+    const { code } = await demo.exited;
+    expect(code).toBe(0);
+    expect(demo.stdout()).toContain('exit codes: 0 every check passed');
+    expect(demo.stdout()).not.toMatch(/^stopping |^stopped\.$/m);
+  }, 30_000);
+
+  it('without nats-server it exits 2 with the install hint and says nothing about stopping', async () => {
+    const missing = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/main.ts', '--grpc', '127.0.0.1:0'], {
+      cwd: ROOT,
+      env: { ...process.env, NATS_SERVER_BIN: '/nonexistent/nats-server' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    missing.stdout?.on('data', (d: Buffer) => void (out += d.toString('utf8')));
+    missing.stderr?.on('data', (d: Buffer) => void (out += d.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => missing.once('exit', resolve));
+    expect(code, out).toBe(2);
+    expect(out).toMatch(/nats-server binary '\/nonexistent\/nats-server' not found/);
+    expect(out).not.toMatch(/^stopping |^stopped\.$/m);
+  }, 30_000);
 });

@@ -151,6 +151,13 @@ describe('restore into a second set of agents', () => {
     const original = await live.take({ planId: 'demo' });
     const originalTokens = await completed(original);
 
+    // Before their agents exist, a restore onto t1..t3 is refused at once, naming them, and nothing moves.
+    const asked = Date.now();
+    const early = await live.client.restore({ checkpointId: target.id, servers: { s1: 't1', s2: 't2', s3: 't3' }, apps: [] });
+    expect(early.ok ? 'restored' : early.error.codeName).toBe('FAILED_PRECONDITION');
+    expect(early.ok ? '' : early.error.message).toMatch(/t1.*t2.*t3/);
+    expect(Date.now() - asked).toBeLessThan(5_000);
+
     // t1, t2, t3 host the same apps with the channels renamed, start empty and never transfer.
     await live.startAgents(COPY, { initialTokens: 0, transferIntervalMs: 0 });
     await live.register(COPY);

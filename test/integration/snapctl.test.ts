@@ -150,11 +150,18 @@ describe('snapctl (child process, real gRPC server)', () => {
     expect(verify.stdout).toMatch(/1 problem\n.*\nsrv1\/APP1 state\s+digest mismatch/);
   });
 
-  it('a coordinator error exits 1 with the gRPC code, and so does an unreachable coordinator', async () => {
-    const [missing, unreachable] = await Promise.all([snapctl([...at, 'show', '424242']), snapctl(['--address', '127.0.0.1:1', 'agents'])]);
+  it('a coordinator error exits 1 with the gRPC code, and a missing checkpoint may have been deleted by retention', async () => {
+    const missing = await snapctl([...at, 'show', '424242']);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toBe('snapctl: NOT_FOUND: checkpoint 424242 does not exist\n');
-    expect(unreachable.code).toBe(1);
-    expect(unreachable.stderr).toMatch(/^snapctl: UNAVAILABLE: /);
+    expect(missing.stderr).toMatch(/^snapctl: NOT_FOUND: checkpoint 424242 does not exist \(it may have been deleted by retention: .*\)\n$/);
+  });
+
+  it('an unreachable coordinator exits 1 naming the address and what to do, in one place with --json', async () => {
+    const [unreachable, json] = await Promise.all([snapctl(['--address', '127.0.0.1:1', 'agents']), snapctl(['--address', '127.0.0.1:1', '--json', 'agents'])]);
+    expect(unreachable).toMatchObject({ code: 1, stdout: '' });
+    expect(unreachable.stderr).toMatch(/^snapctl: cannot reach the coordinator at 127\.0\.0\.1:1 \(connection refused\)\. .*`npm start`.*--address HOST:PORT/);
+    expect(unreachable.stderr).not.toMatch(/UNAVAILABLE|No connection established/);
+    expect(json).toMatchObject({ code: 1, stderr: '' });
+    expect((JSON.parse(json.stdout) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkpointView } from '../../coordinator/checkpoint-view.js';
 import { checkpointFromProto, checkpointToProto } from '../../coordinator/grpc/convert.js';
-import { checkpointText } from '../../coordinator/snapctl/render.js';
+import { checkpointsTable, checkpointText } from '../../coordinator/snapctl/render.js';
 import { checkpointRecord } from '../support/coordinator-fixtures.js';
 
 const crashRecord = {
@@ -35,5 +35,33 @@ describe('snapctl show', () => {
   it('servers, hooks and the fallback reason survive the gRPC round trip', () => {
     const back = checkpointFromProto(JSON.parse(JSON.stringify(checkpointToProto(crashRecord))));
     expect(back.ok && back.value).toEqual(checkpointView(crashRecord));
+  });
+});
+
+describe('snapctl show and list at crash level', () => {
+  // As a crash-level run records it: servers frozen and thawed, apps never acking.
+  const crash = checkpointView({
+    ...checkpointRecord({ id: 9, state: 'completed', levelRequested: 'crash', levelAchieved: 'crash' }),
+    servers: [
+      { server: 'srv1', frozenAtUnixMs: 1_767_225_600_000, thawedAtUnixMs: 1_767_225_600_120, hooks: [] },
+      { server: 'srv2', frozenAtUnixMs: 1_767_225_600_010, thawedAtUnixMs: 1_767_225_600_130, hooks: [] },
+    ],
+  });
+
+  it('show gives the servers frozen instead of app acks and no table of unacked apps', () => {
+    const text = checkpointText(crash);
+    expect(text).toMatch(/^servers frozen +2\/2$/m);
+    expect(text).not.toMatch(/^acked /m);
+    expect(text).not.toMatch(/^APP +ACKED/m);
+    expect(text).toContain('apps: srv1/APP1, srv2/APP2 (crash level');
+    expect(text).toMatch(/^srv1 +\S+ +\S+ +120ms +no$/m);
+  });
+
+  it('list gives a crash-level checkpoint its servers frozen and an app-level one its apps acked', () => {
+    const app = checkpointView(checkpointRecord({ id: 8, state: 'completed', levelAchieved: 'app', parts: [{ server: 'srv1', app: 'APP1', acked: true }] }));
+    const table = checkpointsTable([crash, app]);
+    expect(table).toMatch(/^ID +PLAN +LEVEL +STATE +PROGRESS/);
+    expect(table).toMatch(/^9 +demo +crash +completed +2\/2 frozen/m);
+    expect(table).toMatch(/^8 +demo +app +completed +1\/1 acked/m);
   });
 });
