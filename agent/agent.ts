@@ -270,6 +270,9 @@ export class Agent implements AppHost {
     switch (c.type) {
       case 'trigger': {
         log.info({ policy: c.policy.kind, initiators: c.initiatorApps }, 'trigger');
+        // The previous checkpoint's complete notice travels with this trigger; it goes first, as it
+        // would have had it come on its own.
+        if (c.completedCheckpointId !== undefined) for (const e of await this.attached()) e.complete(c.completedCheckpointId);
         for (const cfg of this.config.apps) {
           const ready = this.endpoints.get(cfg.name);
           if (!ready) {

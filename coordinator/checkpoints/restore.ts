@@ -87,15 +87,16 @@ export async function restoreInto(
   if (missing.length > 0) return fail('invalid-argument', `no target for ${missing.join(', ')}: map every server (or app) of the checkpoint`);
   const targets = [...mapping.values()].map((t) => processId(t.server, t.app));
   if (new Set(targets).size !== targets.length) return fail('invalid-argument', 'two source apps map to the same target app');
-  const targetServers = [...mapping.values()].map((t) => t.server);
-  const volumeServers = record.value.volumes.flatMap((v) => request.servers[v.server] ?? []);
-  const present = checkAgentsPresent(record.value.tenant, [...targetServers, ...volumeServers], deps, `restore of checkpoint ${request.checkpointId}`);
-  if (!present.ok) return present;
   // The targets run under an epoch line of their own, so the original plan's epoch is left untouched.
   // When the targets are the apps of a registered plan, that line is the plan's: its checkpoints are
   // triggered at its epoch, which must be the one its apps are restored into.
   const owner = await planOfTargets(record.value.tenant, targets, deps.store);
   if (!owner.ok) return owner;
+  // Last of the checks: what is wrong with the request itself is said before who is missing.
+  const targetServers = [...mapping.values()].map((t) => t.server);
+  const volumeServers = record.value.volumes.flatMap((v) => request.servers[v.server] ?? []);
+  const present = checkAgentsPresent(record.value.tenant, [...targetServers, ...volumeServers], deps, `restore of checkpoint ${request.checkpointId}`);
+  if (!present.ok) return present;
   if (record.value.levelAchieved === 'crash') return crashRestoreInto(record.value, request.servers, owner.value, deps);
   const key = owner.value ?? `restore-${createHash('sha256').update(`${record.value.planId}|${[...targets].sort().join(',')}`).digest('hex').slice(0, 32)}`;
   const epoch = await deps.store.epochs.bump(key);

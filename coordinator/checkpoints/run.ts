@@ -38,6 +38,8 @@ export interface RunDeps {
   readonly inlineStateBytesMax: number;
   /** The record as the service created it (its revision spares the first write a read). */
   readonly stored?: StoredCheckpoint;
+  /** The plan's newest completed checkpoint before this one, announced with the triggers. */
+  readonly completedBefore?: CheckpointId;
   /** Called once, when the checkpoint ended either way. */
   readonly ended: (record: CheckpointRecord) => void;
   readonly commitTimeoutMs: number;
@@ -107,7 +109,9 @@ export class CheckpointRun {
         recordState: (_, params) => this.recordState(params.state as CheckpointRecord['state'], params.failure),
         sendTriggers: () => this.sendTriggers(),
         commit: () => this.commit(),
-        sendCompletes: () => this.notify('complete'),
+        // The complete notice rides on the plan's next trigger (Trigger.completed_checkpoint_id); only a
+        // sync participant, paused until it hears, gets one of its own.
+        sendCompletes: () => (this.policy.kind === 'sync' ? this.notify('complete') : undefined),
         sendAborts: (_, params) => this.notify('abort', params.detail),
         cleanUp: () => this.cleanUp(),
       },
@@ -290,6 +294,7 @@ export class CheckpointRun {
           initiatorApps: t.initiatorApps,
           backEdgeChannels: t.backEdgeChannels,
           inlineStateBytesMax: this.deps.inlineStateBytesMax,
+          ...(this.deps.completedBefore ? { completedCheckpointId: this.deps.completedBefore } : {}),
         });
       }
     } catch (error) {

@@ -93,6 +93,8 @@ export class CheckpointService implements CheckpointsApi {
   /** Completed checkpoint ids per plan, ascending, once retention has listed them (see applyRetention). */
   private readonly completedIds = new Map<string, CheckpointId[]>();
   private readonly retention = new Map<string, Promise<void>>();
+  /** Each plan's newest completed checkpoint, whose complete notice goes out with the next trigger. */
+  private readonly lastCompleted = new Map<string, CheckpointId>();
   private readonly log: Logger;
 
   constructor(
@@ -250,6 +252,7 @@ export class CheckpointService implements CheckpointsApi {
       watched: (id) => (this.watchers.get(id)?.size ?? 0) > 0,
       inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length),
       stored,
+      ...(this.lastCompleted.has(plan.id) ? { completedBefore: this.lastCompleted.get(plan.id) } : {}),
       ended: (r) => this.ended(r),
     });
   }
@@ -297,7 +300,10 @@ export class CheckpointService implements CheckpointsApi {
     }
     for (const l of this.watchers.get(record.id) ?? []) l.onEnd();
     this.watchers.delete(record.id);
-    if (record.state === 'completed') this.applyRetention(record);
+    if (record.state === 'completed') {
+      if (record.id > (this.lastCompleted.get(record.planId) ?? 0)) this.lastCompleted.set(record.planId, record.id);
+      this.applyRetention(record);
+    }
   }
 
   /**

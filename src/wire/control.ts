@@ -91,6 +91,7 @@ export function readControl(reader: FieldReader, message: Fields): Control {
           reader.channel(c, `trigger.back_edge_channels[${i}]`),
         ),
         inlineStateBytesMax: reader.uint32(body.inline_state_bytes_max, 'trigger.inline_state_bytes_max'),
+        ...completedField(reader.uint(body.completed_checkpoint_id, 'trigger.completed_checkpoint_id'), checkpointId, reader),
       });
     case 'abort':
       return Object.assign(header, { type, checkpointId, reason: reader.text(body.reason, 'abort.reason', wireFormat.detailCharsMax) });
@@ -129,6 +130,13 @@ export function readControl(reader: FieldReader, message: Fields): Control {
   }
 }
 
+/** A trigger's completed_checkpoint_id: absent when 0; an earlier checkpoint than the one triggered. */
+function completedField(completed: number, checkpointId: number, reader: FieldReader): { completedCheckpointId?: number } {
+  if (completed === 0) return {};
+  if (completed >= checkpointId) reader.fail('trigger.completed_checkpoint_id', `must be below the checkpoint triggered (${checkpointId}), got ${completed}`);
+  return { completedCheckpointId: completed };
+}
+
 function policyFields(policy: PolicyConfig): Fields {
   const kind: WirePolicyKind = policy.kind === 'aligned-timeout' ? 'aligned' : policy.kind;
   return {
@@ -145,6 +153,7 @@ function commandFields(control: Control): Fields {
         initiator_apps: control.initiatorApps,
         back_edge_channels: control.backEdgeChannels,
         inline_state_bytes_max: control.inlineStateBytesMax || undefined,
+        completed_checkpoint_id: control.completedCheckpointId,
       });
     case 'abort':
       return { reason: control.reason };

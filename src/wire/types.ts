@@ -90,6 +90,8 @@ export type ControlCommand =
       readonly backEdgeChannels: readonly ChannelId[];
       /** A state of at most this many bytes is acked inline; 0: never. */
       readonly inlineStateBytesMax: number;
+      /** The complete notice of the plan's previous checkpoint; absent when none completed. */
+      readonly completedCheckpointId?: CheckpointId;
     }
   | { readonly type: 'abort'; readonly checkpointId: CheckpointId; readonly reason: string }
   | { readonly type: 'complete'; readonly checkpointId: CheckpointId }

@@ -7,7 +7,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
-import { channelSubject, creditSubject, decodeControl, decodeCredit, decodeEnvelope, decodeEvent, encodeControl, encodeCredit, encodeEnvelope, encodeEvent } from '../../src/wire/index.js';
+import { channelSubject, controlSubject, creditSubject, decodeControl, decodeCredit, decodeEnvelope, decodeEvent, encodeControl, encodeCredit, encodeEnvelope, encodeEvent } from '../../src/wire/index.js';
 import { encodeTokens } from '../../examples/token-app.js';
 import { cyclicPlan, LiveSystem, sleep, value, waitUntil } from '../support/live-processes.js';
 
@@ -60,6 +60,33 @@ describe('app-consistent checkpoints of agents in separate processes while traff
       expect(live.deadChildren()).toEqual([]);
     }, 60_000);
   }
+});
+
+describe('complete notices', () => {
+  it('ride on the next trigger instead of a message per server after every checkpoint', async () => {
+    const seen: { type: string; checkpointId?: number; completed?: number }[] = [];
+    const sub = live.nc.subscribe(controlSubject(TENANT, '*'), {
+      callback: (_e, m) => {
+        const c = decodeControl(m.data);
+        if (c.ok && c.value.server === 's1') {
+          const v = c.value;
+          seen.push({ type: v.type, ...('checkpointId' in v ? { checkpointId: v.checkpointId } : {}), ...(v.type === 'trigger' && v.completedCheckpointId !== undefined ? { completed: v.completedCheckpointId } : {}) });
+        }
+      },
+    });
+    await live.nc.flush();
+    try {
+      const first = await live.take({ planId: 'demo', options: { alignmentMode: 'aligned', timeoutMs: 10_000 } });
+      await expectConsistent(first);
+      const second = await live.take({ planId: 'demo', options: { alignmentMode: 'aligned', timeoutMs: 10_000 } });
+      await expectConsistent(second);
+      await live.nc.flush();
+      expect(seen.filter((c) => c.type === 'complete')).toEqual([]);
+      expect(seen.filter((c) => c.type === 'trigger' && c.checkpointId === second.id)).toEqual([{ type: 'trigger', checkpointId: second.id, completed: first.id }]);
+    } finally {
+      sub.unsubscribe();
+    }
+  }, 60_000);
 });
 
 /** Envelopes and credits of some channels as seen on the wire, with the time they were seen. */
@@ -260,16 +287,30 @@ describe('invalid gRPC arguments against the running coordinator', () => {
     expect(failure(await c.restore({ checkpointId: done.id, servers: { s1: 'x1' }, apps: [] }))).toEqual({ code: GrpcStatus.INVALID_ARGUMENT, message: expect.stringMatching(/no target for s2\/APP2, s3\/APP3/) });
     expect(failure(await c.restore({ checkpointId: done.id, servers: { s1: 's1' }, apps: [] }))).toEqual({ code: GrpcStatus.INVALID_ARGUMENT, message: expect.stringMatching(/is the source itself: that is a rollback/) });
 
-    // Agents that never answer a restore: UNAVAILABLE once the restore timeout is over, naming them.
-    const unavailable = failure(await c.restore({ checkpointId: done.id, servers: { s1: 'x1', s2: 'x2', s3: 'x3' }, apps: [] }));
-    expect(unavailable.code).toBe(GrpcStatus.UNAVAILABLE);
-    expect(unavailable.message).toMatch(new RegExp(`^restore to checkpoint ${done.id} incomplete \\(x1: no answer within 2000 ms; x2: no answer within 2000 ms; x3: no answer within 2000 ms\\)`));
+    // Servers without an agent: refused at once, naming them, before anything is sent.
+    const asked = Date.now();
+    const absent = failure(await c.restore({ checkpointId: done.id, servers: { s1: 'x1', s2: 'x2', s3: 'x3' }, apps: [] }));
+    expect(absent.code).toBe(GrpcStatus.FAILED_PRECONDITION);
+    expect(absent.message).toMatch(/no live agent of tenant lp on x1 \(no agent has registered\), x2 .*, x3 /);
+    expect(Date.now() - asked).toBeLessThan(2_000);
 
     // Targets that a registered plan holds only some of: refused, since that plan could not take a
     // checkpoint with part of its apps moved to another epoch.
     value(await c.registerPlan({ id: 'partial', tenant: TENANT, servers: ['y1'], apps: [{ server: 'y1', app: 'APP1' }], channels: [], volumes: [] }, 0));
     const partial = failure(await c.restore({ checkpointId: done.id, servers: { s1: 'y1', s2: 'y2', s3: 'y3' }, apps: [] }));
     expect(partial).toEqual({ code: GrpcStatus.FAILED_PRECONDITION, message: expect.stringMatching(/^the restore targets y1\/APP1, y2\/APP2, y3\/APP3 are not exactly the apps of one plan \(plan partial has y1\/APP1\)/) });
+
+    // An agent that is registered but does not answer the restore (stopped): UNAVAILABLE once the
+    // restore timeout is over, naming it. Last, since it leaves s2 behind the others' epoch.
+    const s2 = live.agents.get('s2');
+    s2?.process.kill('SIGSTOP');
+    try {
+      const unavailable = failure(await c.rollback(done.id, true));
+      expect(unavailable.code).toBe(GrpcStatus.UNAVAILABLE);
+      expect(unavailable.message).toMatch(/s2: no answer within 2000 ms/);
+    } finally {
+      s2?.process.kill('SIGCONT');
+    }
 
     // Still serving.
     expect(value(await c.getCheckpoint(done.id)).state).toBe('completed');

@@ -29,9 +29,23 @@ function untouchable<T extends object>(name: string): T {
   });
 }
 
+/**
+ * The store as far as the restore may read it before the agents are checked: the plans (is the
+ * request itself sound?) and nothing else (no epoch moved, no record touched).
+ */
+function readOnlyPlans(): RestoreDeps['store'] {
+  const plans = { list: async () => ({ ok: true as const, value: { items: [], nextPageToken: '' } }) };
+  return new Proxy({} as RestoreDeps['store'], {
+    get: (_, key) => {
+      if (key === 'plans') return plans;
+      throw new Error(`store.${String(key)} was used before the agents were checked`);
+    },
+  });
+}
+
 function deps(present: AgentPresence): RestoreDeps {
   return {
-    store: untouchable('store'),
+    store: readOnlyPlans(),
     bus: untouchable('bus'),
     objects: untouchable('objects'),
     logger: pino({ level: 'silent' }),

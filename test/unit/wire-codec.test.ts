@@ -57,6 +57,10 @@ const validControls: ReadonlyArray<readonly [string, Control]> = [
     'trigger with an inline state limit',
     { ...ctl, type: 'trigger', checkpointId: 11, policy: { kind: 'aligned' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 16_384 },
   ],
+  [
+    'trigger carrying the complete notice of the previous checkpoint',
+    { ...ctl, type: 'trigger', checkpointId: 12, policy: { kind: 'aligned' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 0, completedCheckpointId: 11 },
+  ],
   ['trigger, none', { ...ctl, type: 'trigger', checkpointId: 10, policy: { kind: 'none' }, timeoutMs: 5, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 0 }],
   ['abort with a reason', { ...ctl, type: 'abort', checkpointId: 7, reason: 'timeout after 30000 ms' }],
   ['abort without a reason', { ...ctl, type: 'abort', checkpointId: 7, reason: '' }],
@@ -282,6 +286,11 @@ const invalidControls: readonly InvalidCase[] = [
   { name: 'no command', fields: { ...rawCtl }, field: 'command' },
   { name: 'two commands', fields: { ...rawCtl, thaw: {}, abort: {} }, field: 'command' },
   { name: 'a trigger without checkpoint id', fields: { ...rawCtl, checkpoint_id: 0, trigger: rawTrigger }, field: 'checkpoint_id' },
+  {
+    name: 'a trigger announcing its own checkpoint as completed',
+    fields: { ...rawCtl, trigger: { ...rawTrigger, completed_checkpoint_id: 7 } },
+    field: 'trigger.completed_checkpoint_id',
+  },
   { name: 'a checkpoint id above MAX_SAFE_INTEGER', fields: { ...rawCtl, checkpoint_id: aboveSafe, thaw: {} }, field: 'checkpoint_id' },
   { name: 'a ping with a checkpoint id', fields: { ...rawCtl, ping: {} }, field: 'checkpoint_id' },
   { name: 'a trigger with policy UNSPECIFIED', fields: { ...rawCtl, trigger: { ...rawTrigger, policy: 0 } }, field: 'trigger.policy' },

@@ -154,6 +154,10 @@ export const wireDescriptor = {
                 "inline_state_bytes_max": {
                   "type": "uint32",
                   "id": 6
+                },
+                "completed_checkpoint_id": {
+                  "type": "uint64",
+                  "id": 7
                 }
               }
             },
