@@ -85,6 +85,14 @@ export class CrashRun {
     return this.record.id;
   }
 
+  get tenant(): string {
+    return this.record.tenant;
+  }
+
+  get epoch(): number {
+    return this.record.epoch;
+  }
+
   get current(): CheckpointRecord {
     return this.record;
   }

@@ -125,6 +125,14 @@ export class CheckpointRun {
     return this.base.id;
   }
 
+  get tenant(): string {
+    return this.base.tenant;
+  }
+
+  get epoch(): number {
+    return this.base.epoch;
+  }
+
   get current(): CheckpointRecord {
     return this.record;
   }

@@ -44,6 +44,9 @@ export interface CheckpointServiceOptions {
 /** What the service needs of a checkpoint in flight, whatever its level. */
 interface Run {
   readonly id: CheckpointId;
+  /** Of the record, without assembling it (that copies every part: not once per event of a large plan). */
+  readonly tenant: string;
+  readonly epoch: number;
   readonly current: CheckpointRecord;
   start(): void;
   cancel(detail: string): void;
@@ -118,14 +121,14 @@ export class CheckpointService implements CheckpointsApi {
       if (e.type !== 'progress') this.log.debug({ checkpointId: e.checkpointId, server: e.server, type: e.type }, 'event for a checkpoint not in flight');
       return;
     }
-    if (run.current.tenant !== e.tenant) {
+    if (run.tenant !== e.tenant) {
       this.log.warn({ checkpointId: e.checkpointId, tenant: e.tenant }, 'event from another tenant for this checkpoint: dropped');
       return;
     }
     // An agent at another epoch refuses the trigger with stale-epoch, under its own epoch: that
     // answer is for this checkpoint (it cannot complete), so it fails it now rather than at its timeout.
     const epochRefusal = e.type === 'decline' && e.reason === 'stale-epoch';
-    if (e.epoch !== run.current.epoch && !epochRefusal) {
+    if (e.epoch !== run.epoch && !epochRefusal) {
       this.log.warn({ checkpointId: e.checkpointId, server: e.server, epoch: e.epoch }, 'event of another epoch: dropped');
       return;
     }
