@@ -122,6 +122,13 @@ export interface StateObjectsOptions {
   readonly requestTimeoutMs: number;
   /** How long reading one object's data may take before it fails as unavailable. */
   readonly readTimeoutMs: number;
+  /**
+   * How long each chunk of a put may wait for JetStream's acknowledgement. A put sends all its
+   * chunks at once, so the last chunk of a large state (or of several apps storing together) waits
+   * behind every earlier one: requestTimeoutMs failed 128 MiB states as "NATS unavailable". The
+   * checkpoint's own timeout still bounds the whole upload.
+   */
+  readonly putTimeoutMs: number;
 }
 
 export const stateObjectsOptionsDefault: StateObjectsOptions = {
@@ -130,6 +137,7 @@ export const stateObjectsOptionsDefault: StateObjectsOptions = {
   bucketBytesMax: 0,
   requestTimeoutMs: 5_000,
   readTimeoutMs: 60_000,
+  putTimeoutMs: 120_000,
 };
 
 export function validateStateObjectsOptions(o: StateObjectsOptions): string | undefined {
@@ -139,6 +147,7 @@ export function validateStateObjectsOptions(o: StateObjectsOptions): string | un
     ['bucketBytesMax', o.bucketBytesMax, 0],
     ['requestTimeoutMs', o.requestTimeoutMs, 1],
     ['readTimeoutMs', o.readTimeoutMs, 1],
+    ['putTimeoutMs', o.putTimeoutMs, 1],
   ];
   for (const [name, value, min] of rules) {
     if (!Number.isSafeInteger(value) || value < min) return `${name} must be an integer >= ${min}, got ${value}`;
@@ -174,14 +183,18 @@ function refOf(info: ObjectInfo): ObjectRef {
 
 export class JetStreamStateObjects implements StateObjects {
   private readonly js: JetStreamClient;
+  /** The same, with putTimeoutMs: puts go through it. */
+  private readonly jsPut: JetStreamClient;
   private readonly options: StateObjectsOptions;
   private readonly buckets = new Map<string, Promise<ObjectStore>>();
+  private readonly putBuckets = new Map<string, Promise<ObjectStore>>();
 
   constructor(nc: NatsConnection, overrides: Partial<StateObjectsOptions> = {}) {
     this.options = { ...stateObjectsOptionsDefault, ...overrides };
     const invalid = validateStateObjectsOptions(this.options);
     if (invalid !== undefined) throw new Error(`invalid state object options: ${invalid}`);
     this.js = nc.jetstream({ timeout: this.options.requestTimeoutMs });
+    this.jsPut = nc.jetstream({ timeout: this.options.putTimeoutMs });
   }
 
   async put(tenant: string, name: string, bytes: Uint8Array): Promise<StateResult<ObjectRef>> {
@@ -191,7 +204,7 @@ export class JetStreamStateObjects implements StateObjects {
       return fail('too-large', `object ${name} is ${bytes.byteLength} bytes, more than objectBytesMax ${this.options.objectBytesMax}`);
     }
     try {
-      const os = await this.bucket(tenant);
+      const os = await this.bucket(tenant, this.jsPut, this.putBuckets);
       return { ok: true, value: refOf(await os.putBlob({ name }, bytes)) };
     } catch (error) {
       return storeFailure(error, `storing ${name} for tenant ${tenant}`);
@@ -276,14 +289,14 @@ export class JetStreamStateObjects implements StateObjects {
     }
   }
 
-  private bucket(tenant: string): Promise<ObjectStore> {
-    let bucket = this.buckets.get(tenant);
+  private bucket(tenant: string, js: JetStreamClient = this.js, cache: Map<string, Promise<ObjectStore>> = this.buckets): Promise<ObjectStore> {
+    let bucket = cache.get(tenant);
     if (bucket === undefined) {
       const opts = { replicas: this.options.replicas, ...(this.options.bucketBytesMax > 0 ? { max_bytes: this.options.bucketBytesMax } : {}) };
-      bucket = this.js.views.os(stateBucketName(tenant), opts);
+      bucket = js.views.os(stateBucketName(tenant), opts);
       // A failed open (NATS down) must not poison the cache for the next call.
-      bucket.catch(() => this.buckets.delete(tenant));
-      this.buckets.set(tenant, bucket);
+      bucket.catch(() => cache.delete(tenant));
+      cache.set(tenant, bucket);
     }
     return bucket;
   }
