@@ -79,6 +79,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private failure: Error | undefined;
   private counts = { published: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0 };
   private lastPublishedSeq: number;
+  private pumpScheduled = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -137,7 +138,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
         );
         return;
       }
-      this.pump();
+      this.pumpSoon();
     });
   }
 
@@ -223,6 +224,21 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     }
     this.counts.creditsReceived += 1;
     this.pump();
+  }
+
+  /**
+   * Messages are published together once the current task is over: nats.js writes to the socket
+   * in a microtask after a publish onto an empty buffer, so publishing each send as it came made a
+   * socket write per message (1 KiB messages: half the producer's CPU). A barrier is published at
+   * once (pump), behind whatever is queued, since its latency is the checkpoint's.
+   */
+  private pumpSoon(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   /** Publishes everything the credit in force releases, in queue order. */
