@@ -298,7 +298,15 @@ export class CheckpointService implements CheckpointsApi {
   private ended(record: CheckpointRecord): void {
     this.runs.delete(record.id);
     for (const l of this.endedListeners) l(record);
-    if (record.state === 'aborted' && record.levelRequested === 'app' && record.options.fallbackPolicy === 'downgrade' && record.fallbackReason === undefined) {
+    // A cancelled checkpoint was stopped on purpose (a manual request outranking it, a rollback of its
+    // plan): falling back would start the very work the cancel was for stopping.
+    if (
+      record.state === 'aborted' &&
+      record.failureReason !== 'cancelled' &&
+      record.levelRequested === 'app' &&
+      record.options.fallbackPolicy === 'downgrade' &&
+      record.fallbackReason === undefined
+    ) {
       void this.fallBack(record);
     }
     for (const l of this.watchers.get(record.id) ?? []) l.onEnd();

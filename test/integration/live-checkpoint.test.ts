@@ -96,4 +96,24 @@ describe('app-consistent checkpoints over NATS (agents in this process)', () => 
     expect(p.failureReason).toBe('cancelled');
     expect(p.failureDetail).toContain('manual checkpoint request outranks');
   }, 60_000);
+
+  it('a checkpoint cancelled by a rollback does not fall back to crash level, even with fallback policy downgrade', async () => {
+    const target = await world.service.take({ planId: 'demo', level: 'app', options: {} });
+    if (!target.ok) throw new Error(target.error.message);
+    expect(await completed(target.value.id)).toMatchObject({ state: 'completed' });
+    const running = await world.service.take({ planId: 'demo', level: 'app', options: { fallbackPolicy: 'downgrade' } });
+    if (!running.ok) throw new Error(running.error.message);
+    // The rollback cancels the checkpoint in flight; a fallback would start a crash-level checkpoint
+    // (freezing every server) in the middle of the restore.
+    const rolled = await world.service.rollback({ checkpointId: target.value.id, skipSafetyCheckpoint: true });
+    expect(rolled.ok, rolled.ok ? '' : rolled.error.message).toBe(true);
+    const cancelled = await completed(running.value.id);
+    expect(cancelled).toMatchObject({ state: 'aborted', failureReason: 'cancelled' });
+    await new Promise((r) => setTimeout(r, 300));
+    const page = await world.service.list({ planId: 'demo' }, 5, '');
+    if (!page.ok) throw new Error(page.error.message);
+    expect(page.value.items.filter((c) => c.id > running.value.id)).toEqual([]);
+    const stored = await world.service.get(running.value.id);
+    expect(stored.ok && stored.value.failureDetail).not.toContain('fell back');
+  }, 60_000);
 });
