@@ -130,6 +130,8 @@ export class Endpoint implements AppLink {
   private readonly outbound = new Map<ChannelId, OutboundChannel>();
   private readonly inbound = new Map<ChannelId, InboundChannel>();
   private chain: Promise<void> = Promise.resolve();
+  /** Tasks queued or running on the chain. */
+  private tasks = 0;
   private readonly timings = new Map<CheckpointId, CheckpointTiming>();
   private readonly timers = new Map<CheckpointId, () => void>();
   private readonly held = new Map<ChannelId, HeldChannel>();
@@ -197,7 +199,10 @@ export class Endpoint implements AppLink {
     if (!this.outbound.has(channel)) {
       return Promise.reject(new AppSendError('unknown-channel', `${channel} is not an output of ${this.app}; outputs: ${this.outputs.join(', ') || 'none'}`));
     }
-    if (this.delivering && !this.sendsPaused) return this.sendDuringDelivery(channel, payload);
+    if (this.delivering && !this.sendsPaused) return this.sendNow(channel, payload);
+    // Nothing is queued or running before it: the send goes into the core now, where a queued one
+    // would have gone too, without the promises of the queue (a send is the hot path of a producer).
+    if (this.tasks === 0 && !this.sendsPaused && this.core.paused === null) return this.sendNow(channel, payload);
     return new Promise<void>((resolve, reject) => {
       const attempt = (): void => {
         this.enqueue(async () => {
@@ -368,9 +373,15 @@ export class Endpoint implements AppLink {
   // ---- driving the core ---------------------------------------------------------------------
 
   private enqueue(task: () => Promise<void>): void {
-    this.chain = this.chain.then(task).catch((error: unknown) => {
-      this.log.error({ err: error }, 'endpoint task failed');
-    });
+    this.tasks += 1;
+    this.chain = this.chain
+      .then(task)
+      .catch((error: unknown) => {
+        this.log.error({ err: error }, 'endpoint task failed');
+      })
+      .then(() => {
+        this.tasks -= 1;
+      });
   }
 
   /** Feeds one input and carries out its effects; returns the rejection reason, if any. */
@@ -391,10 +402,11 @@ export class Endpoint implements AppLink {
   }
 
   /**
-   * A send made while the app handles a delivery goes into the core at once: a delivery is always the
-   * last effect of its step, so the send lands right after it, before anything queued behind.
+   * A send straight into the core. Made while the app handles a delivery it must go in at once: a
+   * delivery is always the last effect of its step, so the send lands right after it, before anything
+   * queued behind. Made with nothing queued, it lands where the queue would have put it.
    */
-  private sendDuringDelivery(channel: ChannelId, payload: Uint8Array): Promise<void> {
+  private sendNow(channel: ChannelId, payload: Uint8Array): Promise<void> {
     const result = this.core.step({ type: 'send', channel, payload });
     if (result.rejected) return Promise.reject(new AppSendError(result.rejected.reason === 'unknown-channel' ? 'unknown-channel' : 'channel-failed', result.rejected.detail));
     let sent: Promise<void> | undefined;
