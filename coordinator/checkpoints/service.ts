@@ -141,7 +141,8 @@ export class CheckpointService implements CheckpointsApi {
   }
 
   async take(request: TakeSnapshotRequest): Promise<Result<CheckpointRecord>> {
-    const plan = await this.store.plans.get(request.planId);
+    // Both reads at once: one round trip instead of two (each costs a socket write and a wake-up).
+    const [plan, epoch] = await Promise.all([this.store.plans.get(request.planId), this.store.epochs.get(request.planId)]);
     if (!plan.ok) return plan;
     const options: SnapshotOptions = { ...this.options.defaults, ...definedOnly(request.options) };
     if (options.timeoutMs > this.options.timeoutMsMax) {
@@ -181,7 +182,6 @@ export class CheckpointService implements CheckpointsApi {
     if (running.length >= this.options.checkpointsInFlightPerPlanMax) {
       return fail('failed-precondition', `checkpoint ${running.map((r) => r.id).join(', ')} of plan ${request.planId} is still running (at most ${this.options.checkpointsInFlightPerPlanMax} at once)`);
     }
-    const epoch = await this.store.epochs.get(request.planId);
     if (!epoch.ok) return epoch;
     const id = await this.store.checkpoints.nextId();
     if (!id.ok) return id;

@@ -19,7 +19,7 @@ import { isCheckpointId } from '../../src/ids.js';
 import type { Page } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { CheckpointRecord, CheckpointState } from '../model.js';
-import { incrementCounter, pauseBeforeRetry, type CasRetry } from './counter.js';
+import { incrementCounter, pauseBeforeRetry, type CasRetry, type CounterState } from './counter.js';
 import { decodeJsonObject, encodeJson } from './json.js';
 import { isWrongLastSequence, storeError } from './nats-errors.js';
 import { decodePageToken, filterFingerprint, validatePageSize } from './page-token.js';
@@ -128,6 +128,9 @@ interface Claim {
 }
 
 export class JetStreamCheckpointStore implements CheckpointStore {
+  /** The id counter as this store last wrote it: the next increment tries it before reading. */
+  private lastId: CounterState | undefined;
+
   constructor(
     private readonly records: KV,
     private readonly meta: KV,
@@ -145,7 +148,9 @@ export class JetStreamCheckpointStore implements CheckpointStore {
   }
 
   nextId(): Promise<Result<CheckpointId>> {
-    return incrementCounter(this.meta, CHECKPOINT_ID_COUNTER_KEY, this.limits, () => this.highestStoredId());
+    return incrementCounter(this.meta, CHECKPOINT_ID_COUNTER_KEY, this.limits, () => this.highestStoredId(), this.lastId, (written) => {
+      this.lastId = written;
+    });
   }
 
   async create(record: CheckpointRecord): Promise<Result<CreateOutcome>> {
