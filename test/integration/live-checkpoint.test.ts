@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeChannelState } from '../../src/wire/index.js';
+import { controlSubject, decodeChannelState, eventSubject } from '../../src/wire/index.js';
 import { decodeTokens } from '../../examples/token-app.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
-import { INITIAL_TOKENS, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';
+import { demoPlan, INITIAL_TOKENS, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';
 
 let world: LiveWorld;
 
@@ -80,6 +80,25 @@ describe('app-consistent checkpoints over NATS (agents in this process)', () => 
     expect(final.state, final.failureDetail).toBe('completed');
     expect(final.epoch).toBe(1);
     expect(await tokensIn(final)).toBe(3 * INITIAL_TOKENS);
+  }, 60_000);
+
+  it('bytes that do not decode on a control or event subject are counted and dropped, and the next checkpoint completes', async () => {
+    const [first] = [...world.agents.values()];
+    if (!first) throw new Error('no agent');
+    const agent = first.agent;
+    const server = demoPlan.apps.find((a) => a.app === [...world.agents.keys()][0])?.server as string;
+    const before = { control: agent.counters.malformedControl, events: world.bus.counters.malformedEvents };
+    world.nc.publish(controlSubject(TENANT, server), new Uint8Array([0xff, 0x01, 0x02]));
+    world.nc.publish(eventSubject(TENANT, server), new Uint8Array([0x0a, 0x80]));
+    await world.nc.flush();
+    for (let i = 0; i < 100 && (agent.counters.malformedControl === before.control || world.bus.counters.malformedEvents === before.events); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(agent.counters.malformedControl).toBe(before.control + 1);
+    expect(world.bus.counters.malformedEvents).toBe(before.events + 1);
+    const taken = await world.service.take({ planId: 'demo', level: 'app', options: {} });
+    if (!taken.ok) throw new Error(taken.error.message);
+    expect((await completed(taken.value.id)).state).toBe('completed');
   }, 60_000);
 
   it('a manual request outranks a periodic checkpoint in flight: the periodic one is cancelled, the manual one completes', async () => {
