@@ -24,6 +24,9 @@ export interface BusCounters {
 
 type ControlWithoutId = { readonly tenant: string; readonly server: string; readonly epoch: number } & ControlCommand;
 
+/** nats-server's default max_payload, for a connection that has not said yet. */
+const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
 export class ControlBus {
   private sub: Subscription | undefined;
   private readonly bootId = randomBytes(4).toString('hex');
@@ -53,6 +56,11 @@ export class ControlBus {
   onEvents(listener: (e: AgentEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** The largest message the NATS server takes (its max_payload), as it announced on connecting. */
+  get maxPayloadBytes(): number {
+    return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES;
   }
 
   /** Publishes a command; returns its request id. */

@@ -7,7 +7,7 @@
  *   await nats.stop();
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,8 @@ export interface NatsServerOptions {
    * foreground group) does not stop it behind its owner's back; the owner stops it with stop().
    */
   readonly detached?: boolean;
+  /** The server's max_payload (default nats-server's, 1 MiB): tests of what does not fit a message. */
+  readonly maxPayloadBytes?: number;
 }
 
 const defaults = {
@@ -98,11 +100,19 @@ class StartError extends Error {
   }
 }
 
-async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: number, detached: boolean): Promise<NatsServerHandle> {
+function writeConfig(dir: string, text: string): string {
+  const file = join(dir, 'nats-server.conf');
+  writeFileSync(file, text);
+  return file;
+}
+
+async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: number, detached: boolean, maxPayloadBytes: number | undefined): Promise<NatsServerHandle> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), 'nats-test-'));
   const url = `nats://127.0.0.1:${port}`;
-  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], {
+  // max_payload has no command-line flag: it goes in a configuration file.
+  const config = maxPayloadBytes === undefined ? [] : ['-c', writeConfig(storeDir, `max_payload: ${maxPayloadBytes}\n`)];
+  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...config], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached,
   });
@@ -188,7 +198,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const detached = options.detached ?? false;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(binary, readyTimeoutMs, stopGraceMs, detached);
+      return await startOnce(binary, readyTimeoutMs, stopGraceMs, detached, options.maxPayloadBytes);
     } catch (error) {
       if (error instanceof StartError && error.portTaken && attempt < portAttemptsMax) continue;
       throw error instanceof StartError ? new Error(error.message) : error;

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { CheckpointRecord, ConsistencyLevel, FailureReason, ProgressEvent } from '../model.js';
+import { fail, type Result } from '../errors.js';
 import type { CheckpointStore, StoredCheckpoint } from '../store/index.js';
 
 export type Failure = { readonly reason: FailureReason; readonly detail: string } | null;
@@ -35,6 +36,8 @@ type Update = (r: CheckpointRecord) => CheckpointRecord;
 export class RecordWriter {
   private writes: Promise<void> = Promise.resolve();
   private pending: { readonly fn: Update; readonly key: string | undefined }[] = [];
+  /** The outcome of the latest write. */
+  private last: Result<StoredCheckpoint> | undefined;
 
   /** `stored`: the record as created, so that the first write needs no read. */
   constructor(
@@ -43,6 +46,20 @@ export class RecordWriter {
     private readonly log: Logger,
     private stored?: StoredCheckpoint,
   ) {}
+
+  /**
+   * Queues an update like `persist` and resolves with its outcome: for the writes a decision rests
+   * on (the commit), where a failure must be seen rather than logged.
+   */
+  write(fn: Update): Promise<Result<StoredCheckpoint>> {
+    return new Promise((resolve) => {
+      this.persist(fn);
+      // The batch that takes this update is the last one queued: its outcome is this write's.
+      this.writes = this.writes.then(() => {
+        resolve(this.last ?? fail('internal', 'the checkpoint record write failed (see the log)'));
+      });
+    });
+  }
 
   /**
    * Queues a compare-and-set update of the stored record behind every earlier one. An update with a
@@ -58,8 +75,10 @@ export class RecordWriter {
       .then(async () => {
         const batch = this.pending;
         this.pending = [];
+        this.last = undefined;
         const r = await this.store.update(this.id, (record) => batch.reduce((acc, u) => u.fn(acc), record), this.stored);
         this.stored = r.ok ? r.value : undefined;
+        this.last = r;
         if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
       })
       .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));

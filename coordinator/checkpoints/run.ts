@@ -80,6 +80,8 @@ export class CheckpointRun {
   private assembled: CheckpointRecord | undefined;
   private readonly writer: RecordWriter;
   private refresh: NodeJS.Timeout | undefined;
+  /** The fields the commit stored with the completed record. */
+  private committed: Partial<CheckpointRecord> | undefined;
   private finished = false;
   /** The last progress phase each app reported, to say who is missing when the checkpoint times out. */
   private readonly phases = new Map<ProcessId, string>();
@@ -239,11 +241,13 @@ export class CheckpointRun {
   private recordState(state: CheckpointRecord['state'], failureIn: { reason: FailureReason; detail: string } | null): void {
     const failure = state === 'aborting' || state === 'aborted' ? this.withMissingApps(failureIn) : failureIn;
     const now = this.deps.nowUnixMs();
-    const extra = stateFields(state, failure, now, this.base.levelRequested);
+    // The completed record was written by the commit; its fields are the ones that were stored.
+    const extra = state === 'completed' && this.committed ? this.committed : stateFields(state, failure, now, this.base.levelRequested);
     this.setBase({ state, ...extra });
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
-    if (state === 'aborting' || state === 'completed' || state === 'aborted') this.persistNow();
-    else this.refreshSoon();
+    if (state === 'aborting' || state === 'aborted') this.persistNow();
+    else if (state !== 'completed') this.refreshSoon();
+    else if (this.refresh !== undefined) clearTimeout(this.refresh);
     this.emit('state-changed', undefined, undefined, extra.failureDetail);
     if (state === 'completed' || state === 'aborted') {
       this.finished = true;
@@ -333,7 +337,13 @@ export class CheckpointRun {
         if (orphans.length > 0) throw new CommitError('internal', `the cut is not consistent: ${orphans.map((v) => v.message).join('; ')}`);
       }
       if (this.policy.kind === 'none' && this.plan.volumes.length > 0) await this.copyVolumesOneByOne();
-      await this.writer.flushed();
+      // The commit point (invariant 6): the record stored as completed, with every part. Reported
+      // completed only once that write landed; a failed write (a record above the server's
+      // max_payload, NATS down) aborts the checkpoint instead.
+      const fields = stateFields('completed', null, this.deps.nowUnixMs(), this.base.levelRequested);
+      const written = await this.writer.write((r) => ({ ...r, ...this.record, ...fields, state: 'completed' }));
+      if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
+      this.committed = fields;
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'store-failed';

@@ -253,7 +253,7 @@ export class CheckpointService implements CheckpointsApi {
       ...(this.options.volumes ? { volumes: this.options.volumes } : {}),
       progress: (e) => this.fanOut(e),
       watched: (id) => (this.watchers.get(id)?.size ?? 0) > 0,
-      inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length),
+      inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length, this.bus.maxPayloadBytes),
       stored,
       ...(this.lastCompleted.has(plan.id) ? { completedBefore: this.lastCompleted.get(plan.id) } : {}),
       ended: (r) => this.ended(r),
@@ -490,10 +490,13 @@ export class CheckpointService implements CheckpointsApi {
 
 /**
  * What one app of a plan of `apps` apps may ack inline: the configured limit, shared out so that
- * every inline state of the checkpoint together stays within the record's budget.
+ * every inline state of the checkpoint together stays within the record's budget. The record is one
+ * KV value, so the budget is also at most a quarter of the server's max_payload: base64 makes the
+ * states a third larger, and the parts' own fields need the rest.
  */
-export function inlineStateBytesMax(o: Pick<CheckpointServiceOptions, 'inlineStateBytesMax' | 'inlineStateRecordBytesMax'>, apps: number): number {
-  return Math.min(o.inlineStateBytesMax, Math.floor(o.inlineStateRecordBytesMax / Math.max(1, apps)));
+export function inlineStateBytesMax(o: Pick<CheckpointServiceOptions, 'inlineStateBytesMax' | 'inlineStateRecordBytesMax'>, apps: number, maxPayloadBytes: number): number {
+  const budget = Math.min(o.inlineStateRecordBytesMax, Math.floor(maxPayloadBytes / 4));
+  return Math.min(o.inlineStateBytesMax, Math.floor(budget / Math.max(1, apps)));
 }
 
 function definedOnly<T extends object>(o: Partial<T>): Partial<T> {
