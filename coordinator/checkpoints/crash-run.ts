@@ -47,6 +47,8 @@ export class CrashRun {
   private record: CheckpointRecord;
   private readonly writer: RecordWriter;
   private finished = false;
+  /** The fields the commit stored with the completed record. */
+  private committed: Partial<CheckpointRecord> | undefined;
   private readonly servers: string[];
   private readonly frozen = new Map<string, ServerFreeze>();
   private snapshotStartedAt: number | undefined;
@@ -145,11 +147,12 @@ export class CrashRun {
 
   private recordState(state: CheckpointRecord['state'], failure: { reason: FailureReason; detail: string } | null): void {
     const now = this.deps.nowUnixMs();
-    const extra = stateFields(state, failure, now, 'crash');
+    const extra = state === 'completed' && this.committed ? this.committed : stateFields(state, failure, now, 'crash');
     this.record = { ...this.record, state, ...extra };
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
     const snapshot = this.record;
-    this.persist((r) => ({ ...r, ...extra, state, volumes: snapshot.volumes, ...(snapshot.servers ? { servers: snapshot.servers } : {}) }));
+    // The completed record was stored by the commit.
+    if (state !== 'completed') this.persist((r) => ({ ...r, ...extra, state, volumes: snapshot.volumes, ...(snapshot.servers ? { servers: snapshot.servers } : {}) }));
     this.emit('state-changed', undefined, extra.failureDetail);
     if (state === 'completed' || state === 'aborted') {
       this.finished = true;
@@ -204,8 +207,11 @@ export class CrashRun {
         thawedAtUnixMs: this.frozen.get(t.server)?.thawedAtUnixMs ?? 0,
       }));
       this.record = { ...this.record, volumes: volumesRecord };
-      this.persist((r) => ({ ...r, volumes: volumesRecord }));
-      await this.writer.flushed();
+      // The commit point: completed only once the completed record is stored (see run.ts commit).
+      const fields = stateFields('completed', null, this.deps.nowUnixMs(), 'crash');
+      const written = await this.writer.write((r) => ({ ...r, ...this.record, ...fields, state: 'completed' }));
+      if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
+      this.committed = fields;
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'internal';

@@ -59,6 +59,8 @@ export class OpaqueRun {
   private record: CheckpointRecord;
   private readonly writer: RecordWriter;
   private finished = false;
+  /** The fields the commit stored with the completed record. */
+  private committed: Partial<CheckpointRecord> | undefined;
   private readonly apps = new Map<ProcessId, AppProgress>();
   /** Every position reported so far, by channel (what `received` of an intra-component input uses). */
   private readonly positions: Record<ChannelId, number> = {};
@@ -263,7 +265,11 @@ export class OpaqueRun {
       for (const p of this.record.parts) if (p.counts) snapshots[processId(p.server, p.app)] = p.counts;
       const report = checkCut({ channels: this.graph.channels, snapshots, channelStates: {} });
       if (report.violations.length > 0) throw new CommitError('internal', `the cut is not consistent: ${report.violations.map((v) => v.message).join('; ')}`);
-      await this.writer.flushed();
+      // The commit point: completed only once the completed record is stored (see run.ts commit).
+      const fields = stateFields('completed', null, this.deps.nowUnixMs(), 'app');
+      const written = await this.writer.write((r) => ({ ...r, ...this.record, ...fields, state: 'completed' }));
+      if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
+      this.committed = fields;
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'store-failed';
@@ -281,11 +287,12 @@ export class OpaqueRun {
 
   private recordState(state: CheckpointRecord['state'], failure: { reason: FailureReason; detail: string } | null): void {
     const now = this.deps.nowUnixMs();
-    const extra = stateFields(state, failure, now, 'app');
+    const extra = state === 'completed' && this.committed ? this.committed : stateFields(state, failure, now, 'app');
     this.record = { ...this.record, state, ...extra };
     this.log.info({ state, ...(extra.failureReason ? { failure: extra.failureReason, detail: extra.failureDetail } : {}) }, `checkpoint ${state}`);
     const snapshot = this.record;
-    this.persist((r) => ({ ...r, ...extra, state, parts: snapshot.parts }));
+    // The completed record was stored by the commit.
+    if (state !== 'completed') this.persist((r) => ({ ...r, ...extra, state, parts: snapshot.parts }));
     this.emit('state-changed', undefined, undefined, extra.failureDetail);
     if (state === 'completed' || state === 'aborted') {
       this.finished = true;
