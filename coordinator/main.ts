@@ -45,6 +45,9 @@ options:
 It prints "listening on HOST:PORT" once the gRPC server is up.
 exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error`;
 
+/** How often the coordinator looks for checkpoints left in flight by a coordinator that stopped. */
+const STALE_SWEEP_INTERVAL_MS = 60_000;
+
 async function main(): Promise<number> {
   let values;
   try {
@@ -142,6 +145,15 @@ async function main(): Promise<number> {
     if (r.state === 'completed') for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
   });
   for (const s of running) s.start();
+  // Checkpoints a previous coordinator left in flight: ended now and every minute after.
+  const sweep = async (): Promise<void> => {
+    const swept = await checkpoints.sweepStale();
+    if (!swept.ok) logger.warn({ error: swept.error.message }, 'stale checkpoints not swept');
+    else if (swept.value.length > 0) logger.warn({ checkpoints: swept.value }, 'stale checkpoints aborted');
+  };
+  await sweep();
+  const sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
+  sweeper.unref();
   const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: values.listen, logger });
   const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
   console.log(`listening on ${host}:${server.port}`);
@@ -151,6 +163,7 @@ async function main(): Promise<number> {
   });
   logger.info('stopping');
   for (const s of running) s.stop();
+  clearInterval(sweeper);
   await server.close();
   bus.stop();
   await nc.drain().catch(() => undefined);

@@ -64,6 +64,11 @@ export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
   inlineStateRecordBytesMax: 128 * 1024,
 };
 
+/** A record in one of these states is a checkpoint some coordinator is (or was) running. */
+const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
+/** Slack on top of a checkpoint's timeouts before its record counts as left behind (clock skew, a slow commit). */
+const STALE_MARGIN_MS = 60_000;
+
 /** The most a checkpoint record may give to inline states (the record is one KV value, below NATS's max_payload). */
 export const INLINE_STATE_BYTES_LIMIT = 256 * 1024;
 
@@ -336,6 +341,46 @@ export class CheckpointService implements CheckpointsApi {
     }
     await this.store.checkpoints.update(failed.id, (r) => ({ ...r, failureDetail: `${r.failureDetail ?? ''}; fell back to crash-level checkpoint ${taken.value.id}` }));
     this.log.warn({ checkpointId: failed.id, fallback: taken.value.id }, 'fell back to crash level');
+  }
+
+  /**
+   * Ends the checkpoints a coordinator left behind: a record still in flight that no run of this
+   * coordinator owns, older than its own timeout plus the commit timeout (so no live coordinator can
+   * still complete it), is marked aborted and its stored parts deleted. Without this, a coordinator
+   * that died mid-checkpoint left a `collecting` record and its objects for ever. Returns the ids
+   * ended. Run at start-up and now and then (coordinator/main.ts).
+   */
+  async sweepStale(): Promise<Result<CheckpointId[]>> {
+    const now = this.nowUnixMs();
+    const stale: CheckpointRecord[] = [];
+    let token = '';
+    do {
+      const page = await this.store.checkpoints.list({ states: IN_FLIGHT_STATES }, 500, token);
+      if (!page.ok) return page;
+      for (const r of page.value.items) {
+        if (this.runs.has(r.id)) continue;
+        if (now > r.createdAtUnixMs + r.options.timeoutMs + this.options.commitTimeoutMs + STALE_MARGIN_MS) stale.push(r);
+      }
+      token = page.value.nextPageToken;
+    } while (token !== '');
+    const ended: CheckpointId[] = [];
+    for (const r of stale) {
+      const names = r.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
+      const listed = await this.objects.list(r.tenant, `cp/${r.id}/`);
+      const removed = await this.objects.delete(r.tenant, [...new Set([...names, ...(listed.ok ? listed.value : [])])]);
+      if (!removed.ok) this.log.warn({ checkpointId: r.id, error: removed.error.message }, 'parts of a stale checkpoint not deleted');
+      const detail = `found ${r.state} ${Math.round((now - r.createdAtUnixMs) / 1000)} s after it was created, with no coordinator running it (the one that did stopped): aborted`;
+      const updated = await this.store.checkpoints.update(r.id, (cur) =>
+        TERMINAL_STATES.includes(cur.state) ? undefined : { ...cur, state: 'aborted', failureReason: 'timeout', failureDetail: detail, finishedAtUnixMs: now },
+      );
+      if (!updated.ok) {
+        this.log.warn({ checkpointId: r.id, error: updated.error.message }, 'stale checkpoint not marked aborted');
+        continue;
+      }
+      this.log.warn({ checkpointId: r.id, plan: r.planId, tenant: r.tenant, state: r.state }, 'stale checkpoint aborted');
+      ended.push(r.id);
+    }
+    return ok(ended);
   }
 
   /**
