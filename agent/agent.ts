@@ -54,6 +54,8 @@ export class Agent implements AppHost {
   private readonly seenRequests = new Map<string, true>();
   private readonly bootId = randomBytes(4).toString('hex');
   private eventCounter = 0;
+  /** When this agent last published anything (performance.now()). */
+  private lastPublishedMs = Number.NEGATIVE_INFINITY;
   private epochNow: Epoch = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private sub: Subscription | undefined;
@@ -139,7 +141,12 @@ export class Agent implements AppHost {
     });
     await this.nc.flush();
     this.register();
-    this.heartbeat = setInterval(() => this.sendHeartbeat(undefined), this.config.heartbeatIntervalMs);
+    this.heartbeat = setInterval(() => {
+      // Any event tells the coordinator this agent is alive: a busy agent (acking checkpoint after
+      // checkpoint) needs no heartbeat on top, an idle one still sends one every interval. (Half an
+      // interval: the last heartbeat itself went out a little after the previous tick.)
+      if (performance.now() - this.lastPublishedMs >= this.config.heartbeatIntervalMs / 2) this.sendHeartbeat(undefined);
+    }, this.config.heartbeatIntervalMs);
     this.heartbeat.unref();
     void (async () => {
       for await (const s of this.nc.status()) {
@@ -474,6 +481,7 @@ export class Agent implements AppHost {
     }
     this.nc.publish(eventSubject(this.config.tenant, this.config.server), encoded.value);
     this.counters.eventsPublished += 1;
+    this.lastPublishedMs = performance.now();
   }
 
   /**

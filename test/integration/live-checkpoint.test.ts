@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlSubject, decodeChannelState, eventSubject } from '../../src/wire/index.js';
+import { controlSubject, decodeChannelState, decodeEvent, eventSubject } from '../../src/wire/index.js';
 import { decodeTokens } from '../../examples/token-app.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
@@ -99,6 +99,33 @@ describe('app-consistent checkpoints over NATS (agents in this process)', () => 
     const taken = await world.service.take({ planId: 'demo', level: 'app', options: {} });
     if (!taken.ok) throw new Error(taken.error.message);
     expect((await completed(taken.value.id)).state).toBe('completed');
+  }, 60_000);
+
+  it('an agent busy acking checkpoints sends no heartbeats on top; an idle one heartbeats every interval (500 ms here)', async () => {
+    const server = demoPlan.apps[0]?.server as string;
+    const heartbeats: number[] = [];
+    const sub = world.nc.subscribe(eventSubject(TENANT, server), {
+      callback: (_e, m) => {
+        const d = decodeEvent(m.data);
+        if (d.ok && d.value.type === 'heartbeat') heartbeats.push(Date.now());
+      },
+    });
+    try {
+      const busyFrom = Date.now();
+      while (Date.now() - busyFrom < 1_500) {
+        const taken = await world.service.take({ planId: 'demo', level: 'app', options: {} });
+        if (!taken.ok) throw new Error(taken.error.message);
+        await completed(taken.value.id);
+      }
+      const busy = heartbeats.filter((t) => t >= busyFrom + 250).length;
+      const idleFrom = Date.now();
+      await new Promise((r) => setTimeout(r, 1_600));
+      const idle = heartbeats.filter((t) => t >= idleFrom).length;
+      expect(busy).toBeLessThanOrEqual(1);
+      expect(idle).toBeGreaterThanOrEqual(2);
+    } finally {
+      sub.unsubscribe();
+    }
   }, 60_000);
 
   it('a manual request outranks a periodic checkpoint in flight: the periodic one is cancelled, the manual one completes', async () => {
