@@ -82,6 +82,8 @@ export class CheckpointRun {
   private refresh: NodeJS.Timeout | undefined;
   /** The fields the commit stored with the completed record. */
   private committed: Partial<CheckpointRecord> | undefined;
+  /** Set when the commit writes the completed record: refreshes stop. */
+  private sealed = false;
   private finished = false;
   /** The last progress phase each app reported, to say who is missing when the checkpoint times out. */
   private readonly phases = new Map<ProcessId, string>();
@@ -269,7 +271,7 @@ export class CheckpointRun {
    * written at once: those are what another reader must not miss.
    */
   private refreshSoon(): void {
-    if (this.refresh !== undefined || this.finished) return;
+    if (this.refresh !== undefined || this.finished || this.sealed) return;
     this.refresh = setTimeout(() => {
       this.refresh = undefined;
       this.persistNow();
@@ -341,6 +343,10 @@ export class CheckpointRun {
       // completed only once that write landed; a failed write (a record above the server's
       // max_payload, NATS down) aborts the checkpoint instead.
       const fields = stateFields('completed', null, this.deps.nowUnixMs(), this.base.levelRequested);
+      // No refresh may land after this write: it would store the live state, still `committing`.
+      this.sealed = true;
+      if (this.refresh !== undefined) clearTimeout(this.refresh);
+      this.refresh = undefined;
       const written = await this.writer.write((r) => ({ ...r, ...this.record, ...fields, state: 'completed' }));
       if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
       this.committed = fields;
