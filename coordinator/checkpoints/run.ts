@@ -143,7 +143,8 @@ export class CheckpointRun {
 
   private get record(): CheckpointRecord {
     const parts = this.parts.all;
-    if (this.assembled?.parts !== parts || this.assembled.state !== this.base.state) this.assembled = { ...this.base, parts };
+    // setBase drops the assembled record; a patched part gives a new parts array.
+    if (this.assembled?.parts !== parts) this.assembled = { ...this.base, parts };
     return this.assembled;
   }
 
