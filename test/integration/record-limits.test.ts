@@ -16,6 +16,7 @@ import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
+import { encodeEvent, eventSubject } from '../../src/wire/index.js';
 import { startNatsServer, type NatsServerHandle } from '../support/nats-server.js';
 
 const TENANT = 'limits';
@@ -70,6 +71,35 @@ afterAll(async () => {
   bus?.stop();
   await nc?.drain().catch(() => undefined);
   await nats?.stop();
+});
+
+describe('an ack above the inline limit the trigger set', () => {
+  it('is a protocol violation: the checkpoint aborts saying so, and nothing of it is stored as completed', async () => {
+    // A plan whose one agent is not running: the test plays it and acks with too much inline state.
+    const plan: PlanInput = { id: 'forged', tenant: TENANT, servers: ['forged-s0'], apps: [{ server: 'forged-s0', app: 'a0' }], channels: [], volumes: [] };
+    const created = await store.plans.create({ ...plan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
+    if (!created.ok) throw new Error(created.error.message);
+    const taken = await service.take({ planId: 'forged', level: 'app', options: { timeoutMs: 10_000 } });
+    if (!taken.ok) throw new Error(taken.error.message);
+    // One app, max_payload 32 KiB: the limit is a quarter of that, 8 KiB.
+    const ack = encodeEvent({
+      requestId: 'forged-1',
+      tenant: TENANT,
+      server: 'forged-s0',
+      epoch: 0,
+      type: 'ack',
+      checkpointId: taken.value.id,
+      app: 'a0',
+      counts: { sent: {}, received: {} },
+      state: { kind: 'inline', bytes: new Uint8Array(9_000) },
+      stats: { startDelayMs: 0, alignmentMs: 0, syncMs: 0, asyncMs: 0, bufferedMessages: 0, channelStateMessages: 0, finishedUnaligned: false },
+    });
+    if (!ack.ok) throw new Error(ack.error.message);
+    nc.publish(eventSubject(TENANT, 'forged-s0'), ack.value);
+    const done = await service.waitFor(taken.value.id);
+    expect(done.state).toBe('aborted');
+    expect(done.failureDetail).toMatch(/acked 9000 bytes of state inline, above the trigger's limit of 8192/);
+  }, 30_000);
 });
 
 describe('the checkpoint record and the server max_payload', () => {
