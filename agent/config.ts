@@ -182,6 +182,7 @@ export function parseAgentConfig(json: unknown): ConfigResult {
   const channels: ChannelLimits = {
     creditWindowMessages: positive('creditWindowMessages', CHANNEL_LIMITS_DEFAULT.creditWindowMessages, ch, 'channels.creditWindowMessages'),
     outboundQueueMessagesMax: positive('outboundQueueMessagesMax', CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax, ch, 'channels.outboundQueueMessagesMax'),
+    inFlightBytesMax: positive('inFlightBytesMax', CHANNEL_LIMITS_DEFAULT.inFlightBytesMax, ch, 'channels.inFlightBytesMax'),
     creditRefreshMs: positive('creditRefreshMs', CHANNEL_LIMITS_DEFAULT.creditRefreshMs, ch, 'channels.creditRefreshMs'),
   };
   const logLevel = typeof o['logLevel'] === 'string' ? o['logLevel'] : AGENT_DEFAULTS.logLevel;

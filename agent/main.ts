@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { TokenApp } from '../examples/token-app.js';
 import { WriterApp } from '../examples/writer-app.js';
 import { Agent } from './agent.js';
+import { CHANNEL_LIMITS_DEFAULT } from './channels/index.js';
 import { AGENT_DEFAULTS, FREEZE_DEFAULTS, loadAgentConfig } from './config.js';
 import { checkFreezeSetup } from './freeze.js';
 import { processAlive, readFreezeStatus } from './freeze-status.js';
@@ -44,8 +45,8 @@ and the next SIGUSR2 starts them again (tests use it to quiesce the traffic)
 
 limits (configuration file, defaults):
   heartbeatIntervalMs ${AGENT_DEFAULTS.heartbeatIntervalMs}, triggerWaitMs ${AGENT_DEFAULTS.triggerWaitMs}, controlIdsRememberedMax ${AGENT_DEFAULTS.controlIdsRememberedMax},
-  channels.creditWindowMessages 256, channels.outboundQueueMessagesMax 10000,
-  channels.creditRefreshMs 1000
+  channels.creditWindowMessages ${CHANNEL_LIMITS_DEFAULT.creditWindowMessages}, channels.inFlightBytesMax ${CHANNEL_LIMITS_DEFAULT.inFlightBytesMax},
+  channels.outboundQueueMessagesMax ${CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax}, channels.creditRefreshMs ${CHANNEL_LIMITS_DEFAULT.creditRefreshMs}
 
 crash consistency (configuration file, "freeze": {...}; see docs/hooks.md), defaults:
   freeze.hooksDir DIR                  hook directory (fsfreeze-hook.d style), default none

@@ -18,6 +18,7 @@ import { runDepth } from './depth.js';
 import { runMemory } from './memory.js';
 import { print, type BenchResult } from './lib/report.js';
 import { runState } from './state.js';
+import { CHANNEL_LIMITS_DEFAULT } from '../agent/channels/index.js';
 
 const USAGE = `usage: npm run bench -- <benchmark> [options] [--json]
 
@@ -28,7 +29,7 @@ benchmarks and their options (defaults in brackets):
             --depth D [20]  --mode aligned|unaligned [aligned]  --rounds R [30]  --warmup W [3]  --workers K [2]
   channel   in-band channel throughput (1 KiB) vs plain NATS pub/sub; then with checkpoints
             --messages N [100000]  --payload BYTES [1024]  --interval MS [100]  --window N [1000]  --repeat K [3]
-            --credit-window N [the agent's default, 256]: the receiver's credit window, in messages
+            --credit-window N [the agent's default, ${CHANNEL_LIMITS_DEFAULT.creditWindowMessages}]: the receiver's credit window, in messages
   state     checkpoint of apps holding state vs a plain Object Store put of the same bytes
             --bytes LIST [1M,64M] (e.g. 1M,64M,512M)  --apps A [4]  --rounds R [3]  --warmup W [1]  --workers K [2]
   memory    coordinator RSS with N registered agents and a checkpoint in flight; agent RSS

@@ -38,6 +38,7 @@ export function resolveChannelLimits(partial: Partial<ChannelLimits> | undefined
   const limits: ChannelLimits = { ...CHANNEL_LIMITS_DEFAULT, ...partial };
   positiveInteger('creditWindowMessages', limits.creditWindowMessages, CREDIT_WINDOW_MESSAGES_MAX);
   positiveInteger('outboundQueueMessagesMax', limits.outboundQueueMessagesMax, Number.MAX_SAFE_INTEGER);
+  positiveInteger('inFlightBytesMax', limits.inFlightBytesMax, Number.MAX_SAFE_INTEGER);
   positiveInteger('creditRefreshMs', limits.creditRefreshMs, TIMER_DELAY_MS_MAX);
   return limits;
 }

@@ -6,7 +6,11 @@
  * Rules (docs/channels.md):
  * - nothing leaves before the first credit of the current epoch, so a restarted receiver is never
  *   flooded with what was queued for its predecessor;
- * - a message leaves only when `seq <= receivedSeq + window` of the latest credit;
+ * - a message leaves only when `seq <= receivedSeq + window` of the latest credit, and when the
+ *   bytes already sent and not yet consumed (seq above the credit's receivedSeq) leave room for it
+ *   under `inFlightBytesMax`; a message larger than that cap still leaves once nothing is in flight.
+ *   The window counts messages; the cap keeps large messages from piling up in the server beyond
+ *   its per-client pending limit (a slow consumer is cut off there);
  * - a barrier needs no credit of its own but never overtakes a queued message: FIFO order is what
  *   puts a barrier exactly at its cut position;
  * - the latest credit of the epoch replaces the previous one (credits travel on one subject from one
@@ -17,7 +21,7 @@ import type { Credit } from '../../src/wire/index.js';
 import { assertCount } from './config.js';
 
 export type QueuedEntry<T> =
-  | { readonly kind: 'message'; readonly seq: number; readonly item: T }
+  | { readonly kind: 'message'; readonly seq: number; readonly bytes: number; readonly item: T }
   | { readonly kind: 'barrier'; readonly item: T };
 
 /**
@@ -44,16 +48,25 @@ export class OutboundQueue<T> {
   private waitedMs = 0;
   /** When the head became blocked for lack of credit; undefined while it is not blocked. */
   private blockedSinceMs: number | undefined;
+  /** Messages sent and not yet reported consumed, oldest first, with their sizes. */
+  private inFlight: { readonly seq: number; readonly bytes: number }[] = [];
+  private inFlightHead = 0;
+  private inFlightBytesNow = 0;
 
   constructor(
     readonly channel: ChannelId,
     epoch: Epoch,
     /** Messages (not barriers) that may wait at once; more are refused. */
     readonly queueMessagesMax: number,
+    /** Bytes of messages sent and not yet consumed that may be outstanding at once. */
+    readonly inFlightBytesMax: number = Number.MAX_SAFE_INTEGER,
   ) {
     assertCount('epoch', epoch);
     if (!Number.isSafeInteger(queueMessagesMax) || queueMessagesMax <= 0) {
       throw new RangeError(`queueMessagesMax must be a positive integer, got ${String(queueMessagesMax)}`);
+    }
+    if (!Number.isSafeInteger(inFlightBytesMax) || inFlightBytesMax <= 0) {
+      throw new RangeError(`inFlightBytesMax must be a positive integer, got ${String(inFlightBytesMax)}`);
     }
     this.currentEpoch = epoch;
   }
@@ -72,6 +85,11 @@ export class OutboundQueue<T> {
     return this.entries.length - this.head;
   }
 
+  /** Bytes sent and not yet reported consumed. */
+  get inFlightBytes(): number {
+    return this.inFlightBytesNow;
+  }
+
   /** The highest seq the latest credit allows, or undefined before the first credit of the epoch. */
   get creditLimitSeq(): number | undefined {
     return this.sendLimitSeq;
@@ -81,10 +99,11 @@ export class OutboundQueue<T> {
    * Queues a message. Barriers are never refused: refusing one would fail a checkpoint for a reason
    * that has nothing to do with it, and there are at most as many as checkpoints in flight.
    */
-  enqueueMessage(seq: number, item: T, nowMs: number): EnqueueOutcome {
+  enqueueMessage(seq: number, item: T, nowMs: number, bytes = 0): EnqueueOutcome {
     assertCount('seq', seq);
+    assertCount('bytes', bytes);
     if (this.messagesQueued >= this.queueMessagesMax) return 'queue-full';
-    this.entries.push({ kind: 'message', seq, item });
+    this.entries.push({ kind: 'message', seq, bytes, item });
     this.messagesQueued += 1;
     this.updateWait(nowMs);
     return 'queued';
@@ -103,6 +122,7 @@ export class OutboundQueue<T> {
       return 'future-epoch';
     }
     this.sendLimitSeq = credit.receivedSeq + credit.window;
+    this.releaseConsumed(credit.receivedSeq);
     this.updateWait(nowMs);
     return 'accepted';
   }
@@ -114,6 +134,10 @@ export class OutboundQueue<T> {
       const entry = this.peek();
       if (entry === undefined || !this.mayLeave(entry)) break;
       this.removeHead();
+      if (entry.kind === 'message') {
+        this.inFlight.push({ seq: entry.seq, bytes: entry.bytes });
+        this.inFlightBytesNow += entry.bytes;
+      }
       ready.push(entry.item);
     }
     this.updateWait(nowMs);
@@ -132,6 +156,10 @@ export class OutboundQueue<T> {
     const dropped = this.removeAll();
     this.currentEpoch = epoch;
     this.sendLimitSeq = undefined;
+    // The receiver of the new epoch starts afresh: nothing of the old one counts as in flight.
+    this.inFlight = [];
+    this.inFlightHead = 0;
+    this.inFlightBytesNow = 0;
     const early = this.earlyCredit;
     if (early !== undefined && early.epoch <= epoch) {
       this.earlyCredit = undefined;
@@ -157,7 +185,23 @@ export class OutboundQueue<T> {
 
   private mayLeave(entry: QueuedEntry<T>): boolean {
     if (this.sendLimitSeq === undefined) return false;
-    return entry.kind === 'barrier' || entry.seq <= this.sendLimitSeq;
+    if (entry.kind === 'barrier') return true;
+    if (entry.seq > this.sendLimitSeq) return false;
+    return this.inFlightBytesNow === 0 || this.inFlightBytesNow + entry.bytes <= this.inFlightBytesMax;
+  }
+
+  /** Forgets the messages the receiver has consumed (seq up to `consumedSeq`). */
+  private releaseConsumed(consumedSeq: number): void {
+    for (;;) {
+      const oldest = this.inFlight[this.inFlightHead];
+      if (oldest === undefined || oldest.seq > consumedSeq) break;
+      this.inFlightBytesNow -= oldest.bytes;
+      this.inFlightHead += 1;
+    }
+    if (this.inFlightHead >= 1024 && this.inFlightHead * 2 >= this.inFlight.length) {
+      this.inFlight = this.inFlight.slice(this.inFlightHead);
+      this.inFlightHead = 0;
+    }
   }
 
   private peek(): QueuedEntry<T> | undefined {

@@ -93,7 +93,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     assertCount('lastSentSeq', this.lastPublishedSeq);
     this.id = options.channel;
     this.subject = subjects.data;
-    this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax);
+    this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax, limits.inFlightBytesMax);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({
       component: 'channel-out',
       tenant: options.tenant,
@@ -128,7 +128,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     const encoded = this.encode({ type: 'message', channel: this.id, epoch, seq, payload });
     if (encoded instanceof Error) return Promise.reject(encoded);
     return new Promise<void>((resolve, reject) => {
-      const outcome = this.queue.enqueueMessage(seq, { bytes: encoded, seq, resolve, reject }, performance.now());
+      const outcome = this.queue.enqueueMessage(seq, { bytes: encoded, seq, resolve, reject }, performance.now(), encoded.byteLength);
       if (outcome === 'queue-full') {
         reject(
           new AppSendError(

@@ -59,6 +59,12 @@ export type EnvelopeHandler = (envelope: Envelope) => void;
 export interface ChannelLimits {
   /** Messages the receiver lets the sender have in flight beyond what it consumed. */
   readonly creditWindowMessages: number;
+  /**
+   * Bytes the sender lets be in flight (sent, not yet consumed), whatever the window: keeps large
+   * messages well below nats-server's per-client pending limit (64 MiB), past which the server cuts
+   * a slow consumer off. One message larger than this still goes once nothing else is in flight.
+   */
+  readonly inFlightBytesMax: number;
   /** Messages an outbound channel queues (waiting for credit) before sends are refused. */
   readonly outboundQueueMessagesMax: number;
   /** How often the receiver repeats its credit (credits are cumulative, so a lost one is repaired). */
@@ -66,7 +72,10 @@ export interface ChannelLimits {
 }
 
 export const CHANNEL_LIMITS_DEFAULT: ChannelLimits = {
-  creditWindowMessages: 256,
+  // 1024 rather than 256: with 1 KiB messages a window of 256 left the sender waiting for credit
+  // (docs/BENCHMARKS.md, channel, +35 %); inFlightBytesMax bounds what large messages may pile up.
+  creditWindowMessages: 1024,
+  inFlightBytesMax: 8 * 1024 * 1024,
   outboundQueueMessagesMax: 10_000,
   creditRefreshMs: 1_000,
 };

@@ -25,6 +25,62 @@ function sendAll(q: OutboundQueue<string>, seqs: number[], nowMs = 0): void {
   for (const seq of seqs) expect(q.enqueueMessage(seq, `m${seq}`, nowMs)).toBe('queued');
 }
 
+describe('outbound queue: bytes in flight', () => {
+  /** A queue whose window is wide (100 messages) and whose byte cap is 100. */
+  function capped(): OutboundQueue<string> {
+    const q = new OutboundQueue<string>(CH, 0, 1_000, 100);
+    q.applyCredit(credit(0, 100), 0);
+    return q;
+  }
+
+  it('within the window, a message waits while the bytes sent and not consumed would pass the cap', () => {
+    const q = capped();
+    for (const seq of [1, 2, 3]) q.enqueueMessage(seq, `m${seq}`, 0, 40);
+    expect(q.takeReady(0)).toEqual(['m1', 'm2']);
+    expect(q.inFlightBytes).toBe(80);
+    // The receiver consumed m1: 40 bytes are free again, so m3 goes.
+    q.applyCredit(credit(1, 100), 0);
+    expect(q.inFlightBytes).toBe(40);
+    expect(q.takeReady(0)).toEqual(['m3']);
+    expect(q.inFlightBytes).toBe(80);
+  });
+
+  it('a message larger than the cap still leaves once nothing is in flight, so it cannot stall the channel', () => {
+    const q = capped();
+    q.enqueueMessage(1, 'small', 0, 10);
+    q.enqueueMessage(2, 'huge', 0, 500);
+    expect(q.takeReady(0)).toEqual(['small']);
+    q.applyCredit(credit(1, 100), 0);
+    expect(q.takeReady(0)).toEqual(['huge']);
+  });
+
+  it('a barrier behind a message held by the cap waits with it (it never overtakes)', () => {
+    const q = capped();
+    q.enqueueMessage(1, 'm1', 0, 90);
+    q.enqueueMessage(2, 'm2', 0, 20);
+    q.enqueueBarrier('b', 0);
+    expect(q.takeReady(0)).toEqual(['m1']);
+    q.applyCredit(credit(1, 100), 0);
+    expect(q.takeReady(0)).toEqual(['m2', 'b']);
+  });
+
+  it('a reset forgets what was in flight in the old epoch', () => {
+    const q = capped();
+    q.enqueueMessage(1, 'm1', 0, 90);
+    expect(q.takeReady(0)).toEqual(['m1']);
+    q.reset(1, 0);
+    expect(q.inFlightBytes).toBe(0);
+    q.applyCredit(credit(0, 100, 1), 0);
+    q.enqueueMessage(1, 'n1', 0, 90);
+    expect(q.takeReady(0)).toEqual(['n1']);
+  });
+
+  it('the cap is validated at construction', () => {
+    expect(() => new OutboundQueue<string>(CH, 0, 10, 0)).toThrow(/inFlightBytesMax/);
+    expect(() => resolveChannelLimits({ inFlightBytesMax: -1 })).toThrow(ChannelConfigError);
+  });
+});
+
 describe('outbound queue', () => {
   it('before the first credit nothing leaves, not even a barrier', () => {
     const q = queue();
