@@ -188,7 +188,7 @@ export class CrashRun {
       this.snapshotStartedAt = this.deps.nowUnixMs();
       if (volumes.length > 0) {
         if (!this.deps.volumes) throw new CommitError('volume-snapshot-failed', `plan ${this.plan.id} has volumes but the coordinator has no volume backend (start it with --volume-backend)`);
-        const taken = await this.deps.volumes.snapshotTimed(volumes, this.record.id);
+        const taken = await this.deps.volumes.snapshot(volumes, this.record.id);
         if (!taken.ok) throw new CommitError('volume-snapshot-failed', taken.error.message);
         this.taken = taken.value;
       }

@@ -366,10 +366,11 @@ export class CheckpointRun {
     if (!this.deps.volumes) throw new CommitError('volume-snapshot-failed', `plan ${this.plan.id} has volumes but the coordinator has no volume backend`);
     const taken: VolumeSnapshot[] = [];
     for (const v of this.plan.volumes) {
-      const at = this.deps.nowUnixMs();
       const r = await this.deps.volumes.snapshot([v], this.base.id);
       if (!r.ok) throw new CommitError('volume-snapshot-failed', r.error.message);
-      for (const s of r.value) taken.push({ ...s, frozenAtUnixMs: 0, snapshotAtUnixMs: at, thawedAtUnixMs: 0 });
+      for (const s of r.value) {
+        taken.push({ volumeId: s.volumeId, server: s.server, snapshotRef: s.snapshotRef, frozenAtUnixMs: 0, snapshotAtUnixMs: s.startedAtUnixMs, thawedAtUnixMs: 0 });
+      }
     }
     this.setBase({ volumes: taken });
     this.refreshSoon();

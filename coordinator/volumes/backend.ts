@@ -36,10 +36,8 @@ export interface TakenVolumeSnapshot extends VolumeSnapshotRef {
 
 export interface VolumeBackend {
   readonly kind: 'directory' | 'command';
-  /** One call for the whole group, while every member is frozen. */
-  snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>>;
-  /** `snapshot`, with the interval in which each member was taken (see TakenVolumeSnapshot). */
-  snapshotTimed(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>>;
+  /** One call for the whole group, while every member is frozen; with each member's interval (see TakenVolumeSnapshot). */
+  snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>>;
   /** Puts each volume back to its snapshot (a rollback: the servers are frozen meanwhile). */
   revert(snapshots: readonly VolumeSnapshotRef[], volumes: readonly Volume[]): Promise<Result<void>>;
   /** Puts a snapshot onto another volume (restore into other servers); the target is frozen meanwhile. */

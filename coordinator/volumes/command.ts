@@ -74,17 +74,12 @@ export class CommandBackend implements VolumeBackend {
     return base;
   }
 
-  async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>> {
-    const taken = await this.snapshotTimed(volumes, checkpointId);
-    return taken.ok ? ok(taken.value.map(({ volumeId, server, snapshotRef }) => ({ volumeId, server, snapshotRef }))) : taken;
-  }
-
   /**
    * One command per volume, one after another: each member's interval is its own command's run.
    * The instant the storage took the snapshot lies somewhere inside it; the command cannot tell us
    * more, so nothing narrower is claimed.
    */
-  async snapshotTimed(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>> {
+  async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>> {
     const refs: TakenVolumeSnapshot[] = [];
     for (const v of volumes) {
       const values = this.values(v, String(checkpointId));

@@ -23,13 +23,8 @@ export class DirectoryBackend implements VolumeBackend {
     this.log = logger.child({ component: 'volumes', backend: 'directory' });
   }
 
-  async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<VolumeSnapshotRef[]>> {
-    const taken = await this.snapshotTimed(volumes, checkpointId);
-    return taken.ok ? ok(taken.value.map(({ volumeId, server, snapshotRef }) => ({ volumeId, server, snapshotRef }))) : taken;
-  }
-
   /** The volumes are copied one after another, so each member has an interval of its own. */
-  async snapshotTimed(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>> {
+  async snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>> {
     const refs: TakenVolumeSnapshot[] = [];
     try {
       for (const v of volumes) {

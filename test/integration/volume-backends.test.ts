@@ -73,7 +73,7 @@ describe('command volume backend', () => {
     if (!backend.ok) throw new Error(backend.error.message);
     const volumes = [{ id: 'v1', server: 's1', backendRef: 'pool/img1' }];
     const snaps = await backend.value.snapshot(volumes, 12);
-    expect(snaps.ok && snaps.value).toEqual([{ volumeId: 'v1', server: 's1', snapshotRef: 'pool/img1@cp-12' }]);
+    expect(snaps.ok && snaps.value).toEqual([{ volumeId: 'v1', server: 's1', snapshotRef: 'pool/img1@cp-12', startedAtUnixMs: expect.any(Number), endedAtUnixMs: expect.any(Number) }]);
     if (!snaps.ok) return;
     expect((await backend.value.revert(snaps.value, volumes)).ok).toBe(true);
     expect(readFileSync(logFile, 'utf8')).toBe('snap pool/img1 pool/img1@cp-12\nrollback pool/img1@cp-12\n');
