@@ -25,7 +25,7 @@ import type { CheckpointRecord, FailureReason, Plan, ProgressEvent, ServerFreeze
 import type { CheckpointStore } from '../store/index.js';
 import type { TakenVolumeSnapshot, VolumeBackend } from '../volumes/backend.js';
 import { checkpointLifecycle } from './lifecycle.js';
-import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
+import { CommitError, progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import { declineToFailure } from './run.js';
 
 export interface CrashRunDeps {
@@ -207,11 +207,8 @@ export class CrashRun {
         thawedAtUnixMs: this.frozen.get(t.server)?.thawedAtUnixMs ?? 0,
       }));
       this.record = { ...this.record, volumes: volumesRecord };
-      // The commit point: completed only once the completed record is stored (see run.ts commit).
-      const fields = stateFields('completed', null, this.deps.nowUnixMs(), 'crash');
-      const written = await this.writer.write((r) => ({ ...r, ...this.record, ...fields, state: 'completed' }));
-      if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
-      this.committed = fields;
+      // The commit point: completed only once the completed record is stored.
+      this.committed = await this.writer.commitCompleted(() => this.record, 'crash', this.deps.nowUnixMs());
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'internal';
@@ -294,14 +291,5 @@ export class CrashRun {
     // The thaw answers land in the record (servers[].thawedAtUnixMs) only while the run is not
     // finished, so `aborted` waits for them; each is bounded by thawTimeoutMs.
     void Promise.allSettled([deleted, this.abortThaw]).finally(() => this.actor.send({ type: 'CLEANED' }));
-  }
-}
-
-class CommitError extends Error {
-  constructor(
-    readonly reason: FailureReason,
-    message: string,
-  ) {
-    super(message);
   }
 }

@@ -30,7 +30,7 @@ import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
-import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
+import { CommitError, progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import { declineToFailure } from './run.js';
 
 export interface OpaqueRunDeps {
@@ -265,11 +265,8 @@ export class OpaqueRun {
       for (const p of this.record.parts) if (p.counts) snapshots[processId(p.server, p.app)] = p.counts;
       const report = checkCut({ channels: this.graph.channels, snapshots, channelStates: {} });
       if (report.violations.length > 0) throw new CommitError('internal', `the cut is not consistent: ${report.violations.map((v) => v.message).join('; ')}`);
-      // The commit point: completed only once the completed record is stored (see run.ts commit).
-      const fields = stateFields('completed', null, this.deps.nowUnixMs(), 'app');
-      const written = await this.writer.write((r) => ({ ...r, ...this.record, ...fields, state: 'completed' }));
-      if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
-      this.committed = fields;
+      // The commit point: completed only once the completed record is stored.
+      this.committed = await this.writer.commitCompleted(() => this.record, 'app', this.deps.nowUnixMs());
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'store-failed';
@@ -318,14 +315,5 @@ export class OpaqueRun {
     })()
       .catch((error: unknown) => this.log.warn({ err: error }, 'states of an aborted checkpoint not deleted'))
       .finally(() => this.actor.send({ type: 'CLEANED' }));
-  }
-}
-
-class CommitError extends Error {
-  constructor(
-    readonly reason: FailureReason,
-    message: string,
-  ) {
-    super(message);
   }
 }

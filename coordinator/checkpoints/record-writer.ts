@@ -33,6 +33,16 @@ type Update = (r: CheckpointRecord) => CheckpointRecord;
  * queue up while a write is in flight go out together in the next one. A round of a thousand acks
  * is then a handful of writes, not a thousand read-modify-write cycles of a growing record.
  */
+/** Why a commit failed: the reason the checkpoint is aborted with. */
+export class CommitError extends Error {
+  constructor(
+    readonly reason: FailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export class RecordWriter {
   private writes: Promise<void> = Promise.resolve();
   private pending: { readonly fn: Update; readonly key: string | undefined }[] = [];
@@ -46,6 +56,18 @@ export class RecordWriter {
     private readonly log: Logger,
     private stored?: StoredCheckpoint,
   ) {}
+
+  /**
+   * The commit point (invariant 6): stores `current()` as completed and resolves with the fields the
+   * completed state added; a write that fails throws CommitError('store-failed'), so the checkpoint
+   * aborts instead of being reported completed while the store says otherwise.
+   */
+  async commitCompleted(current: () => CheckpointRecord, levelAchieved: ConsistencyLevel, nowUnixMs: number): Promise<Partial<CheckpointRecord>> {
+    const fields = stateFields('completed', null, nowUnixMs, levelAchieved);
+    const written = await this.write((r) => ({ ...r, ...current(), ...fields, state: 'completed' }));
+    if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
+    return fields;
+  }
 
   /**
    * Queues an update like `persist` and resolves with its outcome: for the writes a decision rests

@@ -16,7 +16,7 @@ import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, InlineState, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore, StoredCheckpoint } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
-import { progressEvent, RecordWriter, stateFields } from './record-writer.js';
+import { CommitError, progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import type { VolumeSnapshot } from '../model.js';
 import { PartTable } from './part-table.js';
@@ -340,17 +340,12 @@ export class CheckpointRun {
         if (orphans.length > 0) throw new CommitError('internal', `the cut is not consistent: ${orphans.map((v) => v.message).join('; ')}`);
       }
       if (this.policy.kind === 'none' && this.plan.volumes.length > 0) await this.copyVolumesOneByOne();
-      // The commit point (invariant 6): the record stored as completed, with every part. Reported
-      // completed only once that write landed; a failed write (a record above the server's
-      // max_payload, NATS down) aborts the checkpoint instead.
-      const fields = stateFields('completed', null, this.deps.nowUnixMs(), this.base.levelRequested);
-      // No refresh may land after this write: it would store the live state, still `committing`.
+      // The commit point (RecordWriter.commitCompleted). No refresh may land after its write: it
+      // would store the live state, still `committing`.
       this.sealed = true;
       if (this.refresh !== undefined) clearTimeout(this.refresh);
       this.refresh = undefined;
-      const written = await this.writer.write((r) => ({ ...r, ...this.record, ...fields, state: 'completed' }));
-      if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
-      this.committed = fields;
+      this.committed = await this.writer.commitCompleted(() => this.record, this.base.levelRequested, this.deps.nowUnixMs());
       this.actor.send({ type: 'COMMITTED' });
     })().catch((error: unknown) => {
       const reason = error instanceof CommitError ? error.reason : 'store-failed';
@@ -422,13 +417,4 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
     while (next < items.length) await fn(items[next++] as T);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}
-
-class CommitError extends Error {
-  constructor(
-    readonly reason: FailureReason,
-    message: string,
-  ) {
-    super(message);
-  }
 }
