@@ -374,14 +374,15 @@ export class Endpoint implements AppLink {
 
   private enqueue(task: () => Promise<void>): void {
     this.tasks += 1;
-    this.chain = this.chain
-      .then(task)
-      .catch((error: unknown) => {
-        this.log.error({ err: error }, 'endpoint task failed');
-      })
-      .then(() => {
+    this.chain = this.chain.then(task).then(
+      () => {
         this.tasks -= 1;
-      });
+      },
+      (error: unknown) => {
+        this.tasks -= 1;
+        this.log.error({ err: error }, 'endpoint task failed');
+      },
+    );
   }
 
   /** Feeds one input and carries out its effects; returns the rejection reason, if any. */

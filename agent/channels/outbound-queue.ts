@@ -35,10 +35,46 @@ export type CreditOutcome = 'accepted' | 'other-channel' | 'stale-epoch' | 'futu
 
 export type EnqueueOutcome = 'queued' | 'queue-full';
 
-export class OutboundQueue<T> {
-  private entries: QueuedEntry<T>[] = [];
-  /** Index of the head in `entries`; removing from the front stays O(1) on long queues. */
+/** A FIFO whose removals from the front stay O(1) on long queues; memory follows its length. */
+class Fifo<E> {
+  private items: E[] = [];
   private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: E): void {
+    this.items.push(item);
+  }
+
+  peek(): E | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): E | undefined {
+    const item = this.items[this.head];
+    if (item === undefined) return undefined;
+    this.head += 1;
+    // Compact once the consumed prefix dominates.
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+
+  /** Empties it; returns what was in it, oldest first. */
+  clear(): E[] {
+    const all = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return all;
+  }
+}
+
+export class OutboundQueue<T> {
+  private readonly entries = new Fifo<QueuedEntry<T>>();
   private messagesQueued = 0;
   private currentEpoch: Epoch;
   /** Highest seq that may be sent; undefined until a credit of the current epoch arrived. */
@@ -49,8 +85,7 @@ export class OutboundQueue<T> {
   /** When the head became blocked for lack of credit; undefined while it is not blocked. */
   private blockedSinceMs: number | undefined;
   /** Messages sent and not yet reported consumed, oldest first, with their sizes. */
-  private inFlight: { readonly seq: number; readonly bytes: number }[] = [];
-  private inFlightHead = 0;
+  private readonly inFlight = new Fifo<{ readonly seq: number; readonly bytes: number }>();
   private inFlightBytesNow = 0;
 
   constructor(
@@ -82,7 +117,7 @@ export class OutboundQueue<T> {
 
   /** Entries waiting, messages and barriers. */
   get length(): number {
-    return this.entries.length - this.head;
+    return this.entries.length;
   }
 
   /** Bytes sent and not yet reported consumed. */
@@ -157,8 +192,7 @@ export class OutboundQueue<T> {
     this.currentEpoch = epoch;
     this.sendLimitSeq = undefined;
     // The receiver of the new epoch starts afresh: nothing of the old one counts as in flight.
-    this.inFlight = [];
-    this.inFlightHead = 0;
+    this.inFlight.clear();
     this.inFlightBytesNow = 0;
     const early = this.earlyCredit;
     if (early !== undefined && early.epoch <= epoch) {
@@ -171,9 +205,7 @@ export class OutboundQueue<T> {
 
   /** Empties the queue (close); returns what was waiting. */
   removeAll(): T[] {
-    const all = this.entries.slice(this.head).map((entry) => entry.item);
-    this.entries = [];
-    this.head = 0;
+    const all = this.entries.clear().map((entry) => entry.item);
     this.messagesQueued = 0;
     return all;
   }
@@ -192,32 +224,19 @@ export class OutboundQueue<T> {
 
   /** Forgets the messages the receiver has consumed (seq up to `consumedSeq`). */
   private releaseConsumed(consumedSeq: number): void {
-    for (;;) {
-      const oldest = this.inFlight[this.inFlightHead];
-      if (oldest === undefined || oldest.seq > consumedSeq) break;
+    for (let oldest = this.inFlight.peek(); oldest !== undefined && oldest.seq <= consumedSeq; oldest = this.inFlight.peek()) {
       this.inFlightBytesNow -= oldest.bytes;
-      this.inFlightHead += 1;
-    }
-    if (this.inFlightHead >= 1024 && this.inFlightHead * 2 >= this.inFlight.length) {
-      this.inFlight = this.inFlight.slice(this.inFlightHead);
-      this.inFlightHead = 0;
+      this.inFlight.shift();
     }
   }
 
   private peek(): QueuedEntry<T> | undefined {
-    return this.entries[this.head];
+    return this.entries.peek();
   }
 
   private removeHead(): void {
-    const entry = this.entries[this.head];
-    if (entry === undefined) return;
-    if (entry.kind === 'message') this.messagesQueued -= 1;
-    this.head += 1;
-    // Compact once the consumed prefix dominates, so memory follows the queue's length.
-    if (this.head >= 1024 && this.head * 2 >= this.entries.length) {
-      this.entries = this.entries.slice(this.head);
-      this.head = 0;
-    }
+    const entry = this.entries.shift();
+    if (entry?.kind === 'message') this.messagesQueued -= 1;
   }
 
   private updateWait(nowMs: number): void {
