@@ -30,6 +30,7 @@ import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
 import { checkpointLifecycle } from './lifecycle.js';
+import { deleteCheckpointObjects } from './part-state.js';
 import { CommitError, progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import { declineToFailure } from './run.js';
 
@@ -308,10 +309,8 @@ export class OpaqueRun {
   /** An aborted checkpoint leaves nothing behind: every state stored under its prefix is deleted. */
   private cleanUp(): void {
     void (async () => {
-      const stored = await this.deps.objects.list(this.plan.tenant, `cp/${this.record.id}/`);
-      const names = [...new Set([...this.record.parts.flatMap((p) => (p.state ? [p.state.name] : [])), ...(stored.ok ? stored.value : [])])];
-      const r = await this.deps.objects.delete(this.plan.tenant, names);
-      if (!r.ok) this.log.warn({ error: r.error.message }, 'states of an aborted checkpoint not deleted');
+      const r = await deleteCheckpointObjects(this.deps.objects, this.record);
+      if (!r.ok) this.log.warn({ error: r.message }, 'states of an aborted checkpoint not deleted');
     })()
       .catch((error: unknown) => this.log.warn({ err: error }, 'states of an aborted checkpoint not deleted'))
       .finally(() => this.actor.send({ type: 'CLEANED' }));

@@ -5,7 +5,7 @@
  */
 import { sha256Digest, type StateObjects } from '../../agent/state-store.js';
 import type { AppState } from '../../src/wire/index.js';
-import type { AppPart } from '../model.js';
+import type { AppPart, CheckpointRecord } from '../model.js';
 
 export type PartStateResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
 
@@ -29,4 +29,21 @@ export async function readPartState(tenant: string, p: AppPart, objects: StateOb
   if (state.value.kind === 'inline') return { ok: true, value: state.value.bytes };
   const read = await objects.get(tenant, state.value.ref);
   return read.ok ? read : { ok: false, message: read.error.message };
+}
+
+/** The objects a record's parts name: app states and channel states. */
+export function storedObjectNames(record: Pick<CheckpointRecord, 'parts'>): string[] {
+  return record.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
+}
+
+/**
+ * Deletes every object of a checkpoint that did not complete: those its parts name, and those an
+ * app stored but never acked, found by the checkpoint's prefix (agent/endpoint.ts objectName:
+ * cp/<id>/<server>/<app>/<kind>).
+ */
+export async function deleteCheckpointObjects(objects: StateObjects, record: Pick<CheckpointRecord, 'id' | 'tenant' | 'parts'>): Promise<PartStateResult<void>> {
+  const listed = await objects.list(record.tenant, `cp/${record.id}/`);
+  const deleted = await objects.delete(record.tenant, [...new Set([...storedObjectNames(record), ...(listed.ok ? listed.value : [])])]);
+  if (!deleted.ok) return { ok: false, message: deleted.error.message };
+  return listed.ok ? { ok: true, value: undefined } : { ok: false, message: `not every object could be listed: ${listed.error.message}` };
 }

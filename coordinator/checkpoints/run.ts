@@ -19,6 +19,7 @@ import { checkpointLifecycle } from './lifecycle.js';
 import { CommitError, progressEvent, RecordWriter, stateFields } from './record-writer.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import type { VolumeSnapshot } from '../model.js';
+import { deleteCheckpointObjects } from './part-state.js';
 import { PartTable } from './part-table.js';
 import { initiatorsFor, serverTriggers, type PlanGraph } from './plan-graph.js';
 
@@ -386,14 +387,9 @@ export class CheckpointRun {
 
   /** An aborted checkpoint leaves nothing behind: the parts some apps already stored are deleted. */
   private cleanUp(): void {
-    const names = this.record.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
     void (async () => {
-      // An app that stored its state but never acked is not in the record: its object is found by
-      // the checkpoint's prefix (agent/endpoint.ts objectName: cp/<id>/<server>/<app>/<kind>).
-      const stored = await this.deps.objects.list(this.plan.tenant, `cp/${this.base.id}/`);
-      if (!stored.ok) this.log.warn({ error: stored.error.message }, 'objects of an aborted checkpoint not listed');
-      const r = await this.deps.objects.delete(this.plan.tenant, [...new Set([...names, ...(stored.ok ? stored.value : [])])]);
-      if (!r.ok) this.log.warn({ error: r.error.message }, 'parts of an aborted checkpoint not deleted');
+      const r = await deleteCheckpointObjects(this.deps.objects, this.record);
+      if (!r.ok) this.log.warn({ error: r.message }, 'parts of an aborted checkpoint not deleted');
     })()
       .catch((error: unknown) => this.log.warn({ err: error }, 'parts of an aborted checkpoint not deleted'))
       .finally(() => this.actor.send({ type: 'CLEANED' }));

@@ -20,6 +20,7 @@ import { CheckpointRun } from './run.js';
 import { CrashRun } from './crash-run.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { verifyCheckpoint } from './verify.js';
+import { deleteCheckpointObjects, storedObjectNames } from './part-state.js';
 
 export interface CheckpointServiceOptions {
   readonly defaults: SnapshotOptions;
@@ -365,10 +366,8 @@ export class CheckpointService implements CheckpointsApi {
     } while (token !== '');
     const ended: CheckpointId[] = [];
     for (const r of stale) {
-      const names = r.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
-      const listed = await this.objects.list(r.tenant, `cp/${r.id}/`);
-      const removed = await this.objects.delete(r.tenant, [...new Set([...names, ...(listed.ok ? listed.value : [])])]);
-      if (!removed.ok) this.log.warn({ checkpointId: r.id, error: removed.error.message }, 'parts of a stale checkpoint not deleted');
+      const removed = await deleteCheckpointObjects(this.objects, r);
+      if (!removed.ok) this.log.warn({ checkpointId: r.id, error: removed.message }, 'parts of a stale checkpoint not deleted');
       const detail = `found ${r.state} ${Math.round((now - r.createdAtUnixMs) / 1000)} s after it was created, with no coordinator running it (the one that did stopped): aborted`;
       const updated = await this.store.checkpoints.update(r.id, (cur) =>
         TERMINAL_STATES.includes(cur.state) ? undefined : { ...cur, state: 'aborted', failureReason: 'timeout', failureDetail: detail, finishedAtUnixMs: now },
@@ -467,8 +466,7 @@ export class CheckpointService implements CheckpointsApi {
     if (this.runs.has(id)) return fail('failed-precondition', `checkpoint ${id} is still running; it can be deleted once it completed or aborted`);
     const stored = await this.store.checkpoints.get(id);
     if (!stored.ok) return stored;
-    const names = stored.value.record.parts.flatMap((p) => [p.state?.name, p.channelState?.name].filter((n): n is string => n !== undefined));
-    const removed = await this.objects.delete(stored.value.record.tenant, names);
+    const removed = await this.objects.delete(stored.value.record.tenant, storedObjectNames(stored.value.record));
     if (!removed.ok) return fail('unavailable', `the parts of checkpoint ${id} could not be deleted: ${removed.error.message}`);
     const deleted = await this.store.checkpoints.delete(id);
     if (deleted.ok) {
