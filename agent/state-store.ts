@@ -56,11 +56,7 @@ export interface StateObjects {
   delete(tenant: string, names: readonly string[]): Promise<StateResult<void>>;
 }
 
-export type StateObjectKind = 'state' | 'channels';
-
 export const STATE_BUCKET_PREFIX = 'snap-state-';
-/** Every name this module builds starts with this; GC of a checkpoint deletes by prefix. */
-const CHECKPOINT_OBJECT_ROOT = 'cp';
 const DIGEST_ALGORITHM = 'SHA-256=';
 /** Longest object name (as src/wire accepts in an ObjectRef). */
 const OBJECT_NAME_CHARS_MAX = 256;
@@ -68,25 +64,6 @@ const OBJECT_NAME = /^[^\u0000-\u001f\u007f]+$/;
 
 export function stateBucketName(tenant: string): string {
   return `${STATE_BUCKET_PREFIX}${tenant}`;
-}
-
-function assertName(what: string, value: string): void {
-  if (!isName(value)) throw new Error(`${what} ${JSON.stringify(value)} is not a name ([A-Za-z0-9_-]{1,64})`);
-}
-
-/** `cp/<planId>/<checkpointId>/<server>/<app>/<kind>`: one object per app and kind per checkpoint. */
-export function stateObjectName(planId: string, checkpointId: CheckpointId, server: string, app: string, kind: StateObjectKind): string {
-  assertName('plan id', planId);
-  assertName('server', server);
-  assertName('app', app);
-  if (!Number.isSafeInteger(checkpointId) || checkpointId <= 0) throw new Error(`checkpoint id ${checkpointId} is not a positive integer`);
-  return `${CHECKPOINT_OBJECT_ROOT}/${planId}/${checkpointId}/${server}/${app}/${kind}`;
-}
-
-/** The prefix of every object of a checkpoint (or, without an id, of a plan), for `list`/GC. */
-export function stateObjectPrefix(planId: string, checkpointId?: CheckpointId): string {
-  assertName('plan id', planId);
-  return checkpointId === undefined ? `${CHECKPOINT_OBJECT_ROOT}/${planId}/` : `${CHECKPOINT_OBJECT_ROOT}/${planId}/${checkpointId}/`;
 }
 
 /** SHA-256 of the bytes as NATS writes it: `SHA-256=` and padded base64url. */

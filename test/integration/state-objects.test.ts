@@ -5,14 +5,13 @@
  * digest, never wrong bytes.
  */
 import { connect, type NatsConnection } from 'nats';
+import { objectName } from '../../agent/endpoint.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   JetStreamStateObjects,
   parseSha256Digest,
   sha256Digest,
   stateBucketName,
-  stateObjectName,
-  stateObjectPrefix,
   type StateResult,
 } from '../../agent/state-store.js';
 import { type NatsServerHandle, startNatsServer } from '../support/nats-server.js';
@@ -53,17 +52,9 @@ describe('state objects on a JetStream Object Store', () => {
     if (data !== undefined) await nc.jetstream().publish(subject, data);
   }
 
-  it('object names follow cp/<plan>/<checkpoint>/<server>/<app>/<kind> and reject what is not a name', () => {
-    expect(stateObjectName('demo', 42, 'srv1', 'APP1', 'state')).toBe('cp/demo/42/srv1/APP1/state');
-    expect(stateObjectName('demo', 42, 'srv1', 'APP1', 'channels')).toBe('cp/demo/42/srv1/APP1/channels');
-    expect(stateObjectPrefix('demo', 42)).toBe('cp/demo/42/');
-    expect(() => stateObjectName('demo', 0, 'srv1', 'APP1', 'state')).toThrow(/positive integer/);
-    expect(() => stateObjectName('demo', 1, 'srv/1', 'APP1', 'state')).toThrow(/server/);
-  });
-
   it('put returns the ref with the digest as NATS writes it, and get returns the same bytes', async () => {
     const bytes = blob(300_000, 1); // several chunks
-    const name = stateObjectName('demo', 1, 'srv1', 'APP1', 'state');
+    const name = objectName(1, 'srv1', 'APP1', 'state');
     const ref = value(await objects.put('acme', name, bytes));
     expect(ref).toEqual({ name, digest: sha256Digest(bytes), sizeBytes: bytes.byteLength });
     expect(ref.digest).toMatch(/^SHA-256=[A-Za-z0-9_-]{43}=$/);
@@ -72,14 +63,14 @@ describe('state objects on a JetStream Object Store', () => {
   });
 
   it('an empty object round-trips', async () => {
-    const name = stateObjectName('demo', 1, 'srv1', 'APP1', 'channels');
+    const name = objectName(1, 'srv1', 'APP1', 'channels');
     const ref = value(await objects.put('acme', name, new Uint8Array(0)));
     expect(ref.sizeBytes).toBe(0);
     expect(value(await objects.get('acme', ref))).toEqual(new Uint8Array(0));
   });
 
   it('an object replaced after it was acked is a digest mismatch naming both digests', async () => {
-    const name = stateObjectName('demo', 2, 'srv1', 'APP1', 'state');
+    const name = objectName(2, 'srv1', 'APP1', 'state');
     const ref = value(await objects.put('acme', name, blob(1000, 2)));
     const replaced = value(await objects.put('acme', name, blob(1000, 3)));
     const got = await objects.get('acme', ref);
@@ -93,7 +84,7 @@ describe('state objects on a JetStream Object Store', () => {
   });
 
   it('data rewritten in the stream behind unchanged metadata is caught by hashing what was read', async () => {
-    const name = stateObjectName('demo', 3, 'srv2', 'APP2', 'state');
+    const name = objectName(3, 'srv2', 'APP2', 'state');
     const original = blob(4096, 4);
     const ref = value(await objects.put('acme', name, original));
     const tampered = original.slice();
@@ -108,7 +99,7 @@ describe('state objects on a JetStream Object Store', () => {
   });
 
   it('data gone from the stream is a size mismatch, not an empty state', async () => {
-    const name = stateObjectName('demo', 4, 'srv2', 'APP2', 'state');
+    const name = objectName(4, 'srv2', 'APP2', 'state');
     const ref = value(await objects.put('acme', name, blob(2048, 5)));
     await rewriteChunks('acme', name, undefined);
     const got = await objects.get('acme', ref);
@@ -117,7 +108,7 @@ describe('state objects on a JetStream Object Store', () => {
   });
 
   it('a ref with another size, or a digest that is not SHA-256, is refused before any data is read', async () => {
-    const name = stateObjectName('demo', 5, 'srv1', 'APP1', 'state');
+    const name = objectName(5, 'srv1', 'APP1', 'state');
     const ref = value(await objects.put('acme', name, blob(10, 6)));
     const wrongSize = await objects.get('acme', { ...ref, sizeBytes: 11 });
     expect(wrongSize.ok ? 'ok' : wrongSize.error.kind).toBe('size-mismatch');
@@ -127,7 +118,7 @@ describe('state objects on a JetStream Object Store', () => {
 
   it('digests compare as bytes: hex and unpadded base64 forms of the same digest are accepted', async () => {
     const bytes = blob(77, 7);
-    const name = stateObjectName('demo', 6, 'srv1', 'APP1', 'state');
+    const name = objectName(6, 'srv1', 'APP1', 'state');
     const ref = value(await objects.put('acme', name, bytes));
     const raw = parseSha256Digest(ref.digest);
     expect(raw).toBeDefined();
@@ -138,20 +129,20 @@ describe('state objects on a JetStream Object Store', () => {
   });
 
   it('tenants are separate buckets: one tenant cannot read another tenant\'s object by its ref', async () => {
-    const name = stateObjectName('demo', 7, 'srv1', 'APP1', 'state');
+    const name = objectName(7, 'srv1', 'APP1', 'state');
     const ref = value(await objects.put('acme', name, blob(10, 8)));
     const other = await objects.get('globex', ref);
     expect(other.ok ? 'ok' : other.error.kind).toBe('not-found');
   });
 
   it('list by prefix and delete (missing names are fine) clean up a checkpoint\'s parts', async () => {
-    const names = ['APP1', 'APP2'].map((app) => stateObjectName('gc', 9, 'srv1', app, 'state'));
+    const names = ['APP1', 'APP2'].map((app) => objectName(9, 'srv1', app, 'state'));
     for (const name of names) value(await objects.put('acme', name, blob(5, 9)));
-    value(await objects.put('acme', stateObjectName('gc', 10, 'srv1', 'APP1', 'state'), blob(5, 9)));
-    expect(value(await objects.list('acme', stateObjectPrefix('gc', 9)))).toEqual(names);
-    value(await objects.delete('acme', [...names, 'cp/gc/9/never/was/state']));
-    expect(value(await objects.list('acme', stateObjectPrefix('gc', 9)))).toEqual([]);
-    expect(value(await objects.list('acme', stateObjectPrefix('gc')))).toHaveLength(1);
+    value(await objects.put('acme', objectName(10, 'srv1', 'APP1', 'state'), blob(5, 9)));
+    expect(value(await objects.list('acme', 'cp/9/'))).toEqual(names);
+    value(await objects.delete('acme', [...names, 'cp/9/never/was/state']));
+    expect(value(await objects.list('acme', 'cp/9/'))).toEqual([]);
+    expect(value(await objects.list('acme', 'cp/10/'))).toHaveLength(1);
     const gone = await objects.info('acme', names[0] ?? '');
     expect(gone.ok ? 'ok' : gone.error.kind).toBe('not-found');
   });
