@@ -28,6 +28,15 @@ function running(pid: number): boolean {
   }
 }
 
+async function goneWithin(pid: number, ms: number): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (running(pid)) {
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
 function opts(overrides: Partial<RunOptions> = {}): RunOptions {
   return { action: 'freeze', env: { ...process.env }, log: quiet, hookTimeoutMs: 5_000, hookRetriesMax: 0, hookKillGraceMs: 500, ...overrides };
 }
@@ -106,9 +115,10 @@ describe('running one hook', () => {
     expect(r.stderr).toContain('about to hang');
     expect(r.stderr).toContain('[agent] timed out after 300 ms');
     expect(tookMs).toBeLessThan(300 + 2_000);
-    // The whole process group went: the backgrounded sleep is gone too.
+    // The whole process group went: the backgrounded sleep is gone too. The signal reaches it at
+    // the same time as the shell, but on a busy machine it may die a moment after the shell did.
     const childPid = Number(readFileSync(pidFile, 'utf8'));
-    expect(running(childPid)).toBe(false);
+    expect(await goneWithin(childPid, 2_000)).toBe(true);
   });
 
   it('a hook that ignores SIGTERM is killed with SIGKILL after the grace period', async () => {
