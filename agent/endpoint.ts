@@ -19,6 +19,9 @@ import type { InboundChannel, OutboundChannel } from './channels/types.js';
 
 type Payload = Uint8Array;
 type Ack = Extract<Effect<Payload>, { type: 'ack' }>;
+type Deliver = Extract<Effect<Payload>, { type: 'deliver' }>;
+/** What feeding an input gives: the rejection reason, if any, at once or once its effects are done. */
+type FeedResult = RejectReason | undefined | Promise<RejectReason | undefined>;
 
 /** Where app state and channel state go; the agent adapts the tenant's Object Store to this. */
 export interface StatePort {
@@ -132,6 +135,8 @@ export class Endpoint implements AppLink {
   private chain: Promise<void> = Promise.resolve();
   /** Tasks queued or running on the chain. */
   private tasks = 0;
+  /** The envelopes of the last task queued, while that task is a batch of envelopes that still takes more. */
+  private openBatch: Envelope[] | undefined;
   private readonly timings = new Map<CheckpointId, CheckpointTiming>();
   private readonly timers = new Map<CheckpointId, () => void>();
   private readonly held = new Map<ChannelId, HeldChannel>();
@@ -359,20 +364,43 @@ export class Endpoint implements AppLink {
     for (const e of h.items) this.onEnvelope(e);
   }
 
+  /**
+   * Envelopes that arrive one after another share one task: a burst of messages costs one turn of
+   * the queue instead of one each. An envelope joins the last queued task only if that task is a
+   * batch of envelopes and nothing else was queued since, so every input still reaches the core in
+   * arrival order.
+   */
   private enqueueEnvelope(e: Envelope): void {
-    this.enqueue(async () => {
+    if (this.openBatch !== undefined) {
+      this.openBatch.push(e);
+      return;
+    }
+    const batch: Envelope[] = [e];
+    this.enqueue(() => this.feedEnvelopes(batch));
+    this.openBatch = batch;
+  }
+
+  private async feedEnvelopes(batch: Envelope[]): Promise<void> {
+    // The length is read at every turn: envelopes that arrive while one waits for the app join here.
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i] as Envelope;
+      let fed: FeedResult;
       if (e.type === 'message') {
-        await this.feed({ type: 'message', channel: e.channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
+        fed = this.feed({ type: 'message', channel: e.channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
       } else {
         this.timing(e.checkpointId, this.o.clock.nowMs());
-        await this.feed({ type: 'barrier', channel: e.channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
+        fed = this.feed({ type: 'barrier', channel: e.channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
       }
-    });
+      if (fed instanceof Promise) await fed;
+    }
+    // Closed in the same turn as the last check of the length, so no envelope is left behind in it.
+    if (this.openBatch === batch) this.openBatch = undefined;
   }
 
   // ---- driving the core ---------------------------------------------------------------------
 
   private enqueue(task: () => Promise<void>): void {
+    this.openBatch = undefined;
     this.tasks += 1;
     this.chain = this.chain.then(task).then(
       () => {
@@ -385,21 +413,34 @@ export class Endpoint implements AppLink {
     );
   }
 
-  /** Feeds one input and carries out its effects; returns the rejection reason, if any. */
-  private async feed(input: Input<Payload>): Promise<RejectReason | undefined> {
+  /**
+   * Feeds one input and carries out its effects; gives the rejection reason, if any. Synchronous
+   * unless an effect has to wait (the app's delivery or snapshot returned a promise): a message to
+   * an app that handles it at once costs no turn of the event loop.
+   */
+  private feed(input: Input<Payload>): FeedResult {
     const result = this.core.step(input);
     if (result.rejected) {
       const { reason, detail } = result.rejected;
       const quiet = reason.startsWith('duplicate') || reason.startsWith('stale') || reason === 'paused';
       this.log[quiet ? 'debug' : 'warn']({ input: input.type, reason, ...('checkpointId' in input ? { checkpointId: input.checkpointId } : {}) }, detail);
     }
-    for (const e of result.effects) await this.effect(e);
-    // Released items wait until the app has handled the delivery before them (and sent what it would).
-    while (this.core.backlogSize > 0) {
-      const more = this.core.step({ type: 'drain' });
-      for (const e of more.effects) await this.effect(e);
+    const waiting = this.carryOut(result.effects, 0);
+    const reason = result.rejected?.reason;
+    return waiting === undefined ? reason : waiting.then(() => reason);
+  }
+
+  /**
+   * Carries out `effects` from `from` on, in order, then whatever the core released meanwhile:
+   * released items wait until the app has handled the delivery before them (and sent what it would).
+   */
+  private carryOut(effects: readonly Effect<Payload>[], from: number): Promise<void> | undefined {
+    for (let i = from; i < effects.length; i++) {
+      const waiting = this.effect(effects[i] as Effect<Payload>);
+      if (waiting !== undefined) return waiting.then(() => this.carryOut(effects, i + 1));
     }
-    return result.rejected?.reason;
+    if (this.core.backlogSize === 0) return undefined;
+    return this.carryOut(this.core.step({ type: 'drain' }).effects, 0);
   }
 
   /**
@@ -418,7 +459,8 @@ export class Endpoint implements AppLink {
     return sent ?? Promise.reject(new AppSendError('channel-failed', `the core did not transmit on ${channel}`));
   }
 
-  private async effect(e: Effect<Payload>): Promise<void> {
+  /** Carries out one effect; a promise only when the effect has to wait. */
+  private effect(e: Effect<Payload>): Promise<void> | undefined {
     switch (e.type) {
       case 'transmit': {
         const sent = (this.outbound.get(e.channel) as OutboundChannel).sendMessage(e.seq, e.epoch, e.payload);
@@ -434,24 +476,13 @@ export class Endpoint implements AppLink {
         });
         return;
       }
-      case 'deliver': {
-        this.counters.delivered += 1;
-        this.delivering = true;
-        try {
-          await this.o.handler.deliver(e.channel, e.payload);
-        } catch (error) {
-          this.log.error({ channel: e.channel, seq: e.seq, err: error }, 'the app failed to handle a message');
-        } finally {
-          this.delivering = false;
-        }
-        this.inbound.get(e.channel)?.consumed(this.core.deliveredFrom(e.channel));
-        return;
-      }
+      case 'deliver':
+        return this.deliver(e);
       case 'snapshot':
         return this.onSnapshot(e.checkpointId);
       case 'ack':
         this.onAck(e);
-        return;
+        return undefined;
       case 'decline': {
         const failed = [...this.failedInputs].map(([c, why]) => `input ${c} failed: ${why}`).join('; ');
         this.decline(e.checkpointId, e.reason, `${this.app}: ${e.reason === 'channel-failed' && failed !== '' ? failed : e.reason}`);
@@ -489,6 +520,32 @@ export class Endpoint implements AppLink {
         this.log.error({ channel: e.channel, detail: e.detail }, 'input channel failed: no checkpoint can complete until a rollback');
         return;
     }
+  }
+
+  private deliver(e: Deliver): Promise<void> | undefined {
+    this.counters.delivered += 1;
+    this.delivering = true;
+    let handled: void | Promise<void>;
+    try {
+      handled = this.o.handler.deliver(e.channel, e.payload);
+    } catch (error) {
+      this.delivered(e, error);
+      return undefined;
+    }
+    if (!isThenable(handled)) {
+      this.delivered(e, undefined);
+      return undefined;
+    }
+    return Promise.resolve(handled).then(
+      () => this.delivered(e, undefined),
+      (error: unknown) => this.delivered(e, error ?? new Error('rejected without a reason')),
+    );
+  }
+
+  private delivered(e: Deliver, error: unknown): void {
+    this.delivering = false;
+    if (error !== undefined) this.log.error({ channel: e.channel, seq: e.seq, err: error }, 'the app failed to handle a message');
+    this.inbound.get(e.channel)?.consumed(this.core.deliveredFrom(e.channel));
   }
 
   private flushHeldSends(): void {
@@ -605,6 +662,10 @@ export class Endpoint implements AppLink {
     this.log.warn({ checkpointId, reason }, detail);
     this.o.publish({ type: 'decline', checkpointId, app: this.app, reason, detail });
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 function stopTimers(t: CheckpointTiming): void {

@@ -13,16 +13,22 @@ import { assertCount } from './config.js';
 /**
  * - `grant`: consumption moved at least half a window past the last credit: publish one now, so the
  *   sender never drains its window while a credit could have been on its way;
+ * - `caught-up`: everything that arrived is consumed, less than half a window since the last credit:
+ *   the sender may be waiting for a reason of its own (its cap on bytes in flight, with large
+ *   messages, is reached long before half the window), so a credit is due once nothing more arrives
+ *   right away (`owesIdleCredit`);
  * - `hold`: progress recorded; the next grant or refresh carries it;
  * - `not-advanced`: `seq` is not beyond what was already consumed (a repeat); nothing changes.
  */
-export type ConsumeOutcome = 'grant' | 'hold' | 'not-advanced';
+export type ConsumeOutcome = 'grant' | 'caught-up' | 'hold' | 'not-advanced';
 
 export class CreditGrant {
   private currentEpoch: Epoch;
   private consumedSeq: number;
   /** receivedSeq of the last credit handed out. */
   private grantedSeq: number;
+  /** The highest seq of this epoch that arrived (consumed or not). */
+  private arrivedSeq: number;
   /** Consumption that makes a credit worth sending before the refresh timer fires. */
   readonly grantStepMessages: number;
 
@@ -40,6 +46,7 @@ export class CreditGrant {
     this.currentEpoch = epoch;
     this.consumedSeq = consumedSeq;
     this.grantedSeq = consumedSeq;
+    this.arrivedSeq = consumedSeq;
     this.grantStepMessages = Math.max(1, Math.ceil(windowMessages / 2));
   }
 
@@ -51,11 +58,22 @@ export class CreditGrant {
     return this.consumedSeq;
   }
 
+  /** An envelope of this epoch arrived: a message `seq`, or a barrier after message `seq`. */
+  arrived(seq: number): void {
+    if (seq > this.arrivedSeq) this.arrivedSeq = seq;
+  }
+
   consume(seq: number): ConsumeOutcome {
     assertCount('seq', seq);
     if (seq <= this.consumedSeq) return 'not-advanced';
     this.consumedSeq = seq;
-    return seq - this.grantedSeq >= this.grantStepMessages ? 'grant' : 'hold';
+    if (seq - this.grantedSeq >= this.grantStepMessages) return 'grant';
+    return seq >= this.arrivedSeq ? 'caught-up' : 'hold';
+  }
+
+  /** Everything that arrived is consumed and not all of it granted: the sender may be waiting. */
+  get owesIdleCredit(): boolean {
+    return this.consumedSeq >= this.arrivedSeq && this.consumedSeq > this.grantedSeq;
   }
 
   /** The credit to publish now; it records that this much has been granted. */
@@ -74,5 +92,6 @@ export class CreditGrant {
     this.currentEpoch = epoch;
     this.consumedSeq = consumedSeq;
     this.grantedSeq = consumedSeq;
+    this.arrivedSeq = consumedSeq;
   }
 }

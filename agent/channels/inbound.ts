@@ -6,7 +6,7 @@
 import type { NatsConnection, Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import type { ChannelId, Epoch } from '../../src/ids.js';
-import { decodeEnvelope, encodeCredit, type TenantId, type WireLimits } from '../../src/wire/index.js';
+import { ChannelCodec, encodeCredit, type TenantId, type WireLimits } from '../../src/wire/index.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
 import { CreditGrant } from './credit-grant.js';
 import type { ChannelLimits, EnvelopeHandler, InboundChannel, InboundStats } from './types.js';
@@ -62,10 +62,12 @@ class NatsInboundChannel implements InboundChannelHandle {
   private readonly creditSubject: string;
   private readonly grant: CreditGrant;
   private readonly wireLimits: WireLimits;
+  private readonly codec: ChannelCodec;
   private readonly onEnvelope: EnvelopeHandler;
   private readonly log: Logger;
   private readonly subscription: Subscription;
   private readonly refreshTimer: NodeJS.Timeout;
+  private idleCreditScheduled = false;
   private closed = false;
   private counts = { received: 0, malformed: 0, misrouted: 0, creditsSent: 0, handlerErrors: 0 };
 
@@ -77,6 +79,7 @@ class NatsInboundChannel implements InboundChannelHandle {
     const subjects = resolveChannelSubjects(options.tenant, options.channel);
     this.wireLimits = resolveWireLimits(options.wireLimits);
     this.id = options.channel;
+    this.codec = new ChannelCodec(options.channel, this.wireLimits);
     this.creditSubject = subjects.credit;
     this.grant = new CreditGrant(options.channel, options.epoch, options.deliveredSeq ?? 0, limits.creditWindowMessages);
     this.onEnvelope = options.onEnvelope;
@@ -109,7 +112,23 @@ class NatsInboundChannel implements InboundChannelHandle {
 
   consumed(seq: number): void {
     if (this.closed) return;
-    if (this.grant.consume(seq) === 'grant') this.publishCredit();
+    const outcome = this.grant.consume(seq);
+    if (outcome === 'grant') this.publishCredit();
+    else if (outcome === 'caught-up') this.scheduleIdleCredit();
+  }
+
+  /**
+   * A credit once the envelopes that came in the same read are handled, if nothing new arrived by
+   * then: in a steady stream the next envelope is already there and the half-window grants do the
+   * work; a sender that stopped short of half a window gets its credit now, not at the refresh.
+   */
+  private scheduleIdleCredit(): void {
+    if (this.idleCreditScheduled) return;
+    this.idleCreditScheduled = true;
+    setImmediate(() => {
+      this.idleCreditScheduled = false;
+      if (!this.closed && this.grant.owesIdleCredit) this.publishCredit();
+    });
   }
 
   reset(epoch: Epoch, deliveredSeq: number): void {
@@ -132,7 +151,7 @@ class NatsInboundChannel implements InboundChannelHandle {
   }
 
   private onData(bytes: Uint8Array): void {
-    const decoded = decodeEnvelope(bytes, this.wireLimits);
+    const decoded = this.codec.decode(bytes);
     if (!decoded.ok) {
       this.counts.malformed += 1;
       this.log.warn({ error: decoded.error }, 'malformed envelope dropped');
@@ -146,6 +165,7 @@ class NatsInboundChannel implements InboundChannelHandle {
       return;
     }
     this.counts.received += 1;
+    if (envelope.epoch === this.grant.epoch) this.grant.arrived(envelope.type === 'message' ? envelope.seq : envelope.afterSeq);
     try {
       this.onEnvelope(envelope);
     } catch (error) {

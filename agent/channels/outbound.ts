@@ -10,7 +10,7 @@
 import type { NatsConnection, Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
-import { decodeCredit, encodeEnvelope, type Envelope, type TenantId, type WireLimits } from '../../src/wire/index.js';
+import { ChannelCodec, decodeCredit, encodeEnvelope, type Envelope, type TenantId, type WireLimits, type WireResult } from '../../src/wire/index.js';
 import { AppSendError } from '../app.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
 import { OutboundQueue } from './outbound-queue.js';
@@ -72,6 +72,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private readonly subject: string;
   private readonly queue: OutboundQueue<Pending>;
   private readonly wireLimits: WireLimits;
+  private readonly codec: ChannelCodec;
   private readonly log: Logger;
   private readonly subscription: Subscription;
   private closed = false;
@@ -93,6 +94,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     assertCount('lastSentSeq', this.lastPublishedSeq);
     this.id = options.channel;
     this.subject = subjects.data;
+    this.codec = new ChannelCodec(options.channel, this.wireLimits);
     this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax, limits.inFlightBytesMax);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({
       component: 'channel-out',
@@ -125,7 +127,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   sendMessage(seq: number, epoch: Epoch, payload: Uint8Array): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
-    const encoded = this.encode({ type: 'message', channel: this.id, epoch, seq, payload });
+    const encoded = this.checked('message', this.codec.encodeMessage(epoch, seq, payload));
     if (encoded instanceof Error) return Promise.reject(encoded);
     return new Promise<void>((resolve, reject) => {
       const outcome = this.queue.enqueueMessage(seq, { bytes: encoded, seq, resolve, reject }, performance.now(), encoded.byteLength);
@@ -145,7 +147,8 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   sendBarrier(checkpointId: CheckpointId, epoch: Epoch, afterSeq: number): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
-    const encoded = this.encode({ type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId });
+    const barrier: Envelope = { type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId };
+    const encoded = this.checked('barrier', encodeEnvelope(barrier, this.wireLimits));
     if (encoded instanceof Error) return Promise.reject(encoded);
     return new Promise<void>((resolve, reject) => {
       this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, resolve, reject }, performance.now());
@@ -188,14 +191,13 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   }
 
   /** The envelope's bytes, or the error to reject the send with. */
-  private encode(envelope: Envelope): Uint8Array | Error {
-    const encoded = encodeEnvelope(envelope, this.wireLimits);
+  private checked(type: Envelope['type'], encoded: WireResult<Uint8Array>): Uint8Array | Error {
     if (!encoded.ok) {
       if (encoded.error.kind === 'too-large') {
         return new AppSendError('payload-too-large', `channel ${this.id}: ${encoded.error.message}`);
       }
       // Seq, epoch and checkpoint id come from the core: an invalid one is a bug there, not the app's.
-      return new RangeError(`channel ${this.id}: invalid ${envelope.type} envelope: ${encoded.error.message}`);
+      return new RangeError(`channel ${this.id}: invalid ${type} envelope: ${encoded.error.message}`);
     }
     // The server refuses anything above its max_payload, which may be below our own limit.
     const serverMaxBytes = this.nc.info?.max_payload;

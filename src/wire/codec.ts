@@ -36,10 +36,11 @@ function invalid<T>(field: string, message: string): WireResult<T> {
 }
 
 function tooLarge<T>(sizeBytes: number, limits: WireLimits): WireResult<T> {
-  return failure({
-    kind: 'too-large',
-    message: `message is ${sizeBytes} bytes; wireMessageBytesMax is ${limits.wireMessageBytesMax}`,
-  });
+  return failure(tooLargeError(sizeBytes, limits));
+}
+
+export function tooLargeError(sizeBytes: number, limits: WireLimits): WireError {
+  return { kind: 'too-large', message: `message is ${sizeBytes} bytes; wireMessageBytesMax is ${limits.wireMessageBytesMax}` };
 }
 
 type Read<T> = (reader: FieldReader, message: Fields) => T;

@@ -11,6 +11,7 @@ export {
   encodeEvent,
   wireLimitsDefault,
 } from './codec.js';
+export { ChannelCodec } from './channel-codec.js';
 export { isChannelId, isName, isProcessId, wireFormat } from './fields.js';
 export type {
   AgentEvent,

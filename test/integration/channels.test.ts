@@ -357,6 +357,25 @@ describe('in-band channels over a real nats-server', () => {
     expect(out.stats.creditWaitMs).toBeGreaterThan(0);
   });
 
+  it('a sender held by its cap on bytes in flight, far short of half the window, gets its credit without waiting for the refresh', async () => {
+    // 64 KiB messages, 256 KiB in flight at most: 4 messages, where half the window is 512. Before the
+    // receiver granted on catching up, every 4 messages waited for the refresh (here an hour).
+    const total = 40;
+    const limits = { creditWindowMessages: 1024, inFlightBytesMax: 256 * 1024, creditRefreshMs: 3_600_000 };
+    const seqs: number[] = [];
+    const pair = await openPair(freshChannel(), limits, (envelope) => {
+      if (envelope.type !== 'message') return;
+      seqs.push(envelope.seq);
+      pair.inb.consumed(envelope.seq);
+    });
+    const sent = Promise.all(Array.from({ length: total }, (_, i) => pair.out.sendMessage(i + 1, 0, payloadFor(i + 1, 64 * 1024))));
+    await waitFor(`${total} messages`, () => seqs.length === total, 10_000);
+    await sent;
+    expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    // It did run into the cap: it needed credits beyond the first one.
+    expect(pair.out.stats.creditsReceived).toBeGreaterThan(total / 4 - 1);
+  });
+
   it('sends are refused with typed errors: queue full, payload too large, closed', async () => {
     // No receiver: nothing is ever granted, so everything queues.
     const out = await openOutbound(senderNc, {

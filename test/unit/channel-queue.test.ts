@@ -266,6 +266,7 @@ describe('credit grant', () => {
 
   it('asks for a grant once consumption moved half a window past the last credit', () => {
     const g = new CreditGrant(CH, 0, 0, 8);
+    g.arrived(20);
     g.credit();
     expect(g.grantStepMessages).toBe(4);
     expect(g.consume(1)).toBe('hold');
@@ -278,6 +279,7 @@ describe('credit grant', () => {
 
   it('a refresh credit moves the reference point for the next grant', () => {
     const g = new CreditGrant(CH, 0, 0, 8);
+    g.arrived(20);
     g.consume(3);
     expect(g.credit().receivedSeq).toBe(3);
     expect(g.consume(6)).toBe('hold');
@@ -289,6 +291,34 @@ describe('credit grant', () => {
     expect(g.consume(1)).toBe('grant');
     g.credit();
     expect(g.consume(2)).toBe('grant');
+  });
+
+  it('says when everything that arrived is consumed short of half a window, and owes a credit until one is given', () => {
+    const g = new CreditGrant(CH, 0, 0, 8);
+    g.arrived(3);
+    expect(g.owesIdleCredit).toBe(false);
+    expect(g.consume(2)).toBe('hold');
+    expect(g.owesIdleCredit).toBe(false);
+    expect(g.consume(3)).toBe('caught-up');
+    expect(g.owesIdleCredit).toBe(true);
+    // More arrived before the credit went out: not owed any more; the next catch-up owes it again.
+    g.arrived(5);
+    expect(g.owesIdleCredit).toBe(false);
+    expect(g.consume(5)).toBe('grant');
+    expect(g.credit().receivedSeq).toBe(5);
+    expect(g.owesIdleCredit).toBe(false);
+    g.arrived(6);
+    expect(g.consume(6)).toBe('caught-up');
+    g.credit();
+    expect(g.owesIdleCredit).toBe(false);
+  });
+
+  it('a reset starts the arrivals of the new epoch from its first seq', () => {
+    const g = new CreditGrant(CH, 0, 0, 8);
+    g.arrived(7);
+    g.reset(1, 2);
+    g.arrived(3);
+    expect(g.consume(3)).toBe('caught-up');
   });
 
   it('a repeated or older seq changes nothing', () => {
@@ -304,6 +334,7 @@ describe('credit grant', () => {
     g.consume(20);
     g.reset(1, 12);
     expect(g.credit()).toEqual({ channel: CH, epoch: 1, receivedSeq: 12, window: 8 });
+    g.arrived(16);
     expect(g.consume(15)).toBe('hold');
     expect(() => g.reset(0, 0)).toThrow(RangeError);
   });

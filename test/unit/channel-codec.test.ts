@@ -1,0 +1,102 @@
+/**
+ * The per-channel codec of data messages (src/wire/channel-codec.ts) against the general codec: the
+ * same bytes out for any message envelope, and the same answer in for any bytes at all (valid,
+ * mutated, truncated, another channel's, a barrier), so the fast path can never accept what the
+ * general decoder refuses or read a field differently.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ChannelCodec, decodeEnvelope, encodeEnvelope, type Envelope, type WireLimits } from '../../src/wire/index.js';
+
+const CHANNEL = 'srv1/APP1->srv2/APP2';
+const OTHER = 'srv1/APP1->srv2/APP3';
+const limits: WireLimits = { wireMessageBytesMax: 4096 };
+
+const safeUint = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 2 ** 32 + 5 }), fc.constantFrom(0, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER));
+const positive = safeUint.filter((n) => n > 0);
+const payload = fc.uint8Array({ maxLength: 600 });
+
+function general(envelope: Envelope): Uint8Array {
+  const r = encodeEnvelope(envelope, limits);
+  if (!r.ok) throw new Error(r.error.message);
+  return r.value;
+}
+
+describe('ChannelCodec', () => {
+  const codec = new ChannelCodec(CHANNEL, limits);
+
+  it('writes the same bytes as the general codec for any message envelope', () => {
+    fc.assert(
+      fc.property(safeUint, positive, payload, (epoch, seq, p) => {
+        const fast = codec.encodeMessage(epoch, seq, p);
+        expect(fast.ok).toBe(true);
+        if (fast.ok) expect(fast.value).toEqual(general({ type: 'message', channel: CHANNEL, epoch, seq, payload: p }));
+      }),
+    );
+  });
+
+  it('decodes what it wrote to the envelope it came from, the payload as a view of the bytes', () => {
+    fc.assert(
+      fc.property(safeUint, positive, payload, (epoch, seq, p) => {
+        const bytes = codec.encodeMessage(epoch, seq, p);
+        if (!bytes.ok) throw new Error(bytes.error.message);
+        // By the fast path, not by falling back to the general decoder.
+        expect(codec.readMessage(bytes.value)).toBeDefined();
+        const back = codec.decode(bytes.value);
+        expect(back).toEqual({ ok: true, value: { type: 'message', channel: CHANNEL, epoch, seq, payload: p } });
+        if (back.ok && back.value.type === 'message' && p.byteLength > 0) expect(back.value.payload.buffer).toBe(bytes.value.buffer);
+      }),
+    );
+  });
+
+  it('gives the general decoder\'s answer for any bytes: mutated, cut, extended, random, barriers, other channels', () => {
+    const sample = fc.oneof(
+      fc.tuple(safeUint, positive, payload, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([epoch, seq, p, at, value]) => {
+        const b = general({ type: 'message', channel: CHANNEL, epoch, seq, payload: p });
+        b[at % b.byteLength] = value;
+        return b;
+      }),
+      fc.tuple(safeUint, positive, payload, fc.nat()).map(([epoch, seq, p, cut]) => {
+        const b = general({ type: 'message', channel: CHANNEL, epoch, seq, payload: p });
+        return b.subarray(0, cut % (b.byteLength + 1));
+      }),
+      fc.tuple(safeUint, positive, payload, fc.uint8Array({ minLength: 1, maxLength: 8 })).map(([epoch, seq, p, tail]) => {
+        const b = general({ type: 'message', channel: CHANNEL, epoch, seq, payload: p });
+        const out = new Uint8Array(b.byteLength + tail.byteLength);
+        out.set(b);
+        out.set(tail, b.byteLength);
+        return out;
+      }),
+      fc.tuple(safeUint, positive, payload).map(([epoch, seq, p]) => general({ type: 'message', channel: OTHER, epoch, seq, payload: p })),
+      fc.tuple(safeUint, safeUint, positive).map(([epoch, afterSeq, checkpointId]) => general({ type: 'barrier', channel: CHANNEL, epoch, afterSeq, checkpointId })),
+      fc.uint8Array({ maxLength: 64 }),
+    );
+    fc.assert(
+      fc.property(sample, (bytes) => {
+        expect(codec.decode(bytes)).toEqual(decodeEnvelope(bytes, limits));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('reads a Node Buffer (what nats.js delivers) as the general decoder does', () => {
+    const bytes = general({ type: 'message', channel: CHANNEL, epoch: 3, seq: 9, payload: new Uint8Array([1, 2, 3]) });
+    const buffer = Buffer.concat([Buffer.from([0xff]), Buffer.from(bytes)]).subarray(1);
+    const fast = codec.decode(buffer);
+    expect(fast).toEqual(decodeEnvelope(buffer, limits));
+    if (fast.ok && fast.value.type === 'message') expect(fast.value.payload.constructor).toBe(Uint8Array);
+  });
+
+  it('refuses what the general encoder refuses, with the same kind of error', () => {
+    const big = new Uint8Array(limits.wireMessageBytesMax);
+    expect(codec.encodeMessage(1, 1, big)).toMatchObject({ ok: false, error: { kind: 'too-large' } });
+    expect(encodeEnvelope({ type: 'message', channel: CHANNEL, epoch: 1, seq: 1, payload: big }, limits)).toMatchObject({ ok: false, error: { kind: 'too-large' } });
+    expect(codec.encodeMessage(1, 0, new Uint8Array(1))).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'seq' } });
+    expect(codec.encodeMessage(-1, 1, new Uint8Array(1))).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'epoch' } });
+    expect(codec.encodeMessage(1, 2 ** 53, new Uint8Array(1))).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'seq' } });
+  });
+
+  it('is made only for a valid channel id', () => {
+    expect(() => new ChannelCodec('not a channel')).toThrow(RangeError);
+  });
+});
