@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { Participant } from '../src/core/participant.js';
 import type { Effect, Input, PolicyConfig, RecordedMessage, RejectReason, SnapshotCounts } from '../src/core/types.js';
 import type { ChannelId, CheckpointId, Epoch } from '../src/ids.js';
-import { encodeChannelState, type AgentEventBody, type AppState, type Envelope, type ObjectRef, type WireAckStats, type WireDeclineReason } from '../src/wire/index.js';
+import { encodeChannelState, type AgentEventBody, type AppState, type ChannelItem, type ObjectRef, type WireAckStats, type WireDeclineReason } from '../src/wire/index.js';
 import { AppSendError, type AppHandler, type AppLink } from './app.js';
 import type { InboundChannel, OutboundChannel } from './channels/types.js';
 
@@ -60,7 +60,7 @@ export interface EndpointOptions {
     channel: ChannelId,
     epoch: Epoch,
     deliveredSeq: number,
-    onEnvelope: (e: Envelope) => void,
+    onEnvelope: (e: ChannelItem) => void,
   ) => Promise<InboundChannel>;
   readonly state: StatePort;
   /** Publishes an event from this app to the coordinator (the agent adds the header). */
@@ -107,7 +107,7 @@ interface CheckpointTiming {
 
 interface HeldChannel {
   readonly checkpointId: CheckpointId;
-  readonly items: Envelope[];
+  readonly items: ChannelItem[];
   readonly cancel: () => void;
 }
 
@@ -136,7 +136,7 @@ export class Endpoint implements AppLink {
   /** Tasks queued or running on the chain. */
   private tasks = 0;
   /** The envelopes of the last task queued, while that task is a batch of envelopes that still takes more. */
-  private openBatch: Envelope[] | undefined;
+  private openBatch: ChannelItem[] | undefined;
   private readonly timings = new Map<CheckpointId, CheckpointTiming>();
   private readonly timers = new Map<CheckpointId, () => void>();
   private readonly held = new Map<ChannelId, HeldChannel>();
@@ -332,7 +332,7 @@ export class Endpoint implements AppLink {
 
   // ---- the channels ---------------------------------------------------------------------------
 
-  private onEnvelope(e: Envelope): void {
+  private onEnvelope(e: ChannelItem): void {
     if (this.closed) return;
     const held = this.held.get(e.channel);
     if (held) {
@@ -370,20 +370,20 @@ export class Endpoint implements AppLink {
    * batch of envelopes and nothing else was queued since, so every input still reaches the core in
    * arrival order.
    */
-  private enqueueEnvelope(e: Envelope): void {
+  private enqueueEnvelope(e: ChannelItem): void {
     if (this.openBatch !== undefined) {
       this.openBatch.push(e);
       return;
     }
-    const batch: Envelope[] = [e];
+    const batch: ChannelItem[] = [e];
     this.enqueue(() => this.feedEnvelopes(batch));
     this.openBatch = batch;
   }
 
-  private async feedEnvelopes(batch: Envelope[]): Promise<void> {
+  private async feedEnvelopes(batch: ChannelItem[]): Promise<void> {
     // The length is read at every turn: envelopes that arrive while one waits for the app join here.
     for (let i = 0; i < batch.length; i++) {
-      const e = batch[i] as Envelope;
+      const e = batch[i] as ChannelItem;
       let fed: FeedResult;
       if (e.type === 'message') {
         fed = this.feed({ type: 'message', channel: e.channel, seq: e.seq, epoch: e.epoch, payload: e.payload });

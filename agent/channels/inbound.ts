@@ -6,7 +6,7 @@
 import type { NatsConnection, Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import type { ChannelId, Epoch } from '../../src/ids.js';
-import { ChannelCodec, encodeCredit, type TenantId, type WireLimits } from '../../src/wire/index.js';
+import { ChannelCodec, encodeCredit, forEachItem, type ChannelItem, type TenantId, type WireLimits } from '../../src/wire/index.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
 import { CreditGrant } from './credit-grant.js';
 import type { ChannelLimits, EnvelopeHandler, InboundChannel, InboundStats } from './types.js';
@@ -164,16 +164,23 @@ class NatsInboundChannel implements InboundChannelHandle {
       this.log.warn({ envelopeChannel: envelope.channel, type: envelope.type }, 'misrouted envelope dropped');
       return;
     }
+    if (envelope.epoch === this.grant.epoch) {
+      this.grant.arrived(envelope.type === 'message' ? envelope.seq : envelope.type === 'run' ? envelope.firstSeq + envelope.payloads.length - 1 : envelope.afterSeq);
+    }
+    // A run is handed over as its messages, so nothing past this point knows runs exist.
+    forEachItem(envelope, this.hand);
+  }
+
+  private readonly hand = (item: ChannelItem): void => {
     this.counts.received += 1;
-    if (envelope.epoch === this.grant.epoch) this.grant.arrived(envelope.type === 'message' ? envelope.seq : envelope.afterSeq);
     try {
-      this.onEnvelope(envelope);
+      this.onEnvelope(item);
     } catch (error) {
       // Thrown into the NATS client it would break its read loop for every subscription.
       this.counts.handlerErrors += 1;
-      this.log.error({ err: error, type: envelope.type }, 'envelope handler threw');
+      this.log.error({ err: error, type: item.type }, 'envelope handler threw');
     }
-  }
+  };
 
   private publishCredit(): void {
     if (this.closed) return;

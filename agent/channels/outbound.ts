@@ -44,12 +44,24 @@ export interface OutboundChannelHandle extends OutboundChannel {
 }
 
 interface Pending {
+  /** The item's own envelope: a message (which a run may take the payload of) or a barrier. */
   readonly bytes: Uint8Array;
   /** Undefined for a barrier. */
   readonly seq: number | undefined;
+  /** The message's payload size: the payload is the last bytes of its envelope. */
+  readonly payloadBytes: number;
+  /** The epoch in the envelope; a run holds messages of one epoch. */
+  readonly epoch: Epoch;
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
 }
+
+/**
+ * Messages ready together go out as runs of at most this many bytes (and never above the server's
+ * max_payload): large enough that per-message costs fade, small enough not to hold a slow
+ * receiver's read loop on one message.
+ */
+const RUN_BYTES_MAX = 64 * 1024;
 
 /**
  * Opens the sending end and subscribes to its credits. Resolves once the server has the
@@ -78,7 +90,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private closed = false;
   /** Set when a publish failed: the receiver will see a gap, so nothing more is sent until a reset. */
   private failure: Error | undefined;
-  private counts = { published: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0 };
+  private counts = { published: 0, envelopesPublished: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0 };
   private lastPublishedSeq: number;
   private pumpScheduled = false;
 
@@ -94,7 +106,8 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     assertCount('lastSentSeq', this.lastPublishedSeq);
     this.id = options.channel;
     this.subject = subjects.data;
-    this.codec = new ChannelCodec(options.channel, this.wireLimits);
+    // Node's own pool for small envelopes, and no zero-filling of runs the codec overwrites anyway.
+    this.codec = new ChannelCodec(options.channel, this.wireLimits, (size) => Buffer.allocUnsafe(size));
     this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax, limits.inFlightBytesMax);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({
       component: 'channel-out',
@@ -130,7 +143,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     const encoded = this.checked('message', this.codec.encodeMessage(epoch, seq, payload));
     if (encoded instanceof Error) return Promise.reject(encoded);
     return new Promise<void>((resolve, reject) => {
-      const outcome = this.queue.enqueueMessage(seq, { bytes: encoded, seq, resolve, reject }, performance.now(), encoded.byteLength);
+      const outcome = this.queue.enqueueMessage(seq, { bytes: encoded, seq, payloadBytes: payload.byteLength, epoch, resolve, reject }, performance.now(), encoded.byteLength);
       if (outcome === 'queue-full') {
         reject(
           new AppSendError(
@@ -151,7 +164,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     const encoded = this.checked('barrier', encodeEnvelope(barrier, this.wireLimits));
     if (encoded instanceof Error) return Promise.reject(encoded);
     return new Promise<void>((resolve, reject) => {
-      this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, resolve, reject }, performance.now());
+      this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, payloadBytes: 0, epoch, resolve, reject }, performance.now());
       this.pump();
     });
   }
@@ -243,22 +256,53 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     });
   }
 
-  /** Publishes everything the credit in force releases, in queue order. */
+  /**
+   * Publishes everything the credit in force releases, in queue order: consecutive messages as
+   * runs (one NATS message each), a barrier on its own between them.
+   */
   private pump(): void {
     if (this.closed || this.failure) return;
     const ready = this.queue.takeReady(performance.now());
-    for (let i = 0; i < ready.length; i++) {
-      const pending = ready[i] as Pending;
+    const runBytesMax = Math.min(RUN_BYTES_MAX, this.wireLimits.wireMessageBytesMax, this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY);
+    let i = 0;
+    while (i < ready.length) {
+      const first = ready[i] as Pending;
+      let end = i + 1;
+      if (first.seq !== undefined) {
+        let items = this.codec.runItemSize(first.payloadBytes);
+        for (; end < ready.length; end++) {
+          const next = ready[end] as Pending;
+          if (next.seq === undefined || next.epoch !== first.epoch) break;
+          const more = items + this.codec.runItemSize(next.payloadBytes);
+          if (this.codec.runSize(first.epoch, first.seq, more) > runBytesMax) break;
+          items = more;
+        }
+      }
       try {
-        this.nc.publish(this.subject, pending.bytes);
+        this.nc.publish(this.subject, this.envelopeOf(ready, i, end));
       } catch (error) {
         this.fail(error instanceof Error ? error : new Error(String(error)), ready.slice(i));
         return;
       }
-      this.counts.published += 1;
-      if (pending.seq !== undefined) this.lastPublishedSeq = pending.seq;
-      pending.resolve();
+      this.counts.envelopesPublished += 1;
+      for (; i < end; i++) {
+        const pending = ready[i] as Pending;
+        this.counts.published += 1;
+        if (pending.seq !== undefined) this.lastPublishedSeq = pending.seq;
+        pending.resolve();
+      }
     }
+  }
+
+  /** The one envelope for ready[from..to): the item's own, or a run of the messages. */
+  private envelopeOf(ready: readonly Pending[], from: number, to: number): Uint8Array {
+    const first = ready[from] as Pending;
+    if (to - from === 1 || first.seq === undefined) return first.bytes;
+    const payloads = ready.slice(from, to).map((p) => p.bytes.subarray(p.bytes.byteLength - p.payloadBytes));
+    const run = this.codec.encodeRun(first.epoch, first.seq, payloads);
+    // Every message fits on its own and the run is kept under the limits: a failure is a bug here.
+    if (!run.ok) throw new Error(`channel ${this.id}: a run of ${to - from} from seq ${first.seq} did not encode: ${run.error.message}`);
+    return run.value;
   }
 
   /**

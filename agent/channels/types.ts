@@ -7,7 +7,7 @@
  * (a gap in sequence numbers or a barrier's afterSeq fails the channel loudly).
  */
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
-import type { Envelope } from '../../src/wire/index.js';
+import type { ChannelItem } from '../../src/wire/index.js';
 
 export interface OutboundChannel {
   readonly id: ChannelId;
@@ -27,6 +27,8 @@ export interface OutboundChannel {
 
 export interface OutboundStats {
   readonly published: number;
+  /** NATS messages those went out in: a run of messages is one. */
+  readonly envelopesPublished: number;
   readonly queued: number;
   /** Time spent with a message waiting for credit, in ms. */
   readonly creditWaitMs: number;
@@ -54,7 +56,7 @@ export interface InboundStats {
 }
 
 /** Called for every envelope that decodes and validates, in arrival order. */
-export type EnvelopeHandler = (envelope: Envelope) => void;
+export type EnvelopeHandler = (envelope: ChannelItem) => void;
 
 export interface ChannelLimits {
   /** Messages the receiver lets the sender have in flight beyond what it consumed. */

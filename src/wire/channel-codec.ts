@@ -1,5 +1,5 @@
 /**
- * The data messages of one channel, encoded and decoded without protobufjs. A channel carries one
+ * The data messages of one channel (single messages and runs), encoded and decoded without protobufjs. A channel carries one
  * envelope per app message, and on a 1 KiB message the general codec spent more than the NATS
  * client did: a reflective encode, a copy, a check of the channel id on every message (a regular
  * expression), and on the way in a string decoded and checked again. Here the channel id is checked
@@ -21,6 +21,9 @@ const TAG_CHANNEL = 0x0a;
 const TAG_EPOCH = 0x10;
 const TAG_SEQ = 0x18;
 const TAG_PAYLOAD = 0x22;
+/** Field 6 (run), length-delimited; inside it field 1 (payloads), each length-delimited. */
+const TAG_RUN = 0x32;
+const TAG_RUN_PAYLOAD = 0x0a;
 
 /** 7 bits a byte: 8 bytes hold 56 bits, more than any safe integer; a longer varint is not ours. */
 const VARINT_BYTES_MAX = 8;
@@ -40,11 +43,16 @@ export class ChannelCodec {
   private slab = new Uint8Array(0);
   private slabUsed = 0;
 
-  /** Throws RangeError for a channel id that is not one: callers check ids where they are configured. */
+  /**
+   * Throws RangeError for a channel id that is not one: callers check ids where they are configured.
+   * `allocate` gives the memory of each envelope (every byte is written); by default, slabs.
+   */
   constructor(
     channel: ChannelId,
     private readonly limits: WireLimits = wireLimitsDefault,
+    allocate?: (size: number) => Uint8Array,
   ) {
+    if (allocate) this.allocate = allocate;
     if (!isChannelId(channel)) throw new RangeError(`not a channel id: ${JSON.stringify(channel)}`);
     this.channel = channel;
     const text = new TextEncoder().encode(channel);
@@ -53,17 +61,74 @@ export class ChannelCodec {
     this.channelField.set(text, writeVarint(this.channelField, 1, text.byteLength));
   }
 
+  /** The size of the envelope of one message with a payload of `payloadBytes`. */
+  messageSize(epoch: number, seq: number, payloadBytes: number): number {
+    return this.headerSize(epoch, seq) + 1 + varintSize(payloadBytes) + payloadBytes;
+  }
+
+  /** What a payload of `payloadBytes` adds to a run. */
+  runItemSize(payloadBytes: number): number {
+    return 1 + varintSize(payloadBytes) + payloadBytes;
+  }
+
+  /** The size of the envelope of a run whose items add up to `itemsBytes` (see runItemSize). */
+  runSize(epoch: number, firstSeq: number, itemsBytes: number): number {
+    return this.headerSize(epoch, firstSeq) + 1 + varintSize(itemsBytes) + itemsBytes;
+  }
+
   /**
    * The envelope of app message `seq` of `epoch` on this channel. Seq and epoch come from the core,
    * so a value out of range is a bug there: it is reported as `invalid` all the same.
    */
   encodeMessage(epoch: number, seq: number, payload: Uint8Array): WireResult<Uint8Array> {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) return invalid('epoch', `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${epoch}`);
-    if (!Number.isSafeInteger(seq) || seq <= 0) return invalid('seq', `must be a positive integer, got ${seq}`);
-    const size =
-      this.channelField.byteLength + (epoch === 0 ? 0 : 1 + varintSize(epoch)) + 1 + varintSize(seq) + 1 + varintSize(payload.byteLength) + payload.byteLength;
+    const problem = this.problem(epoch, seq, 1);
+    if (problem) return problem;
+    const size = this.messageSize(epoch, seq, payload.byteLength);
     if (size > this.limits.wireMessageBytesMax) return { ok: false, error: tooLargeError(size, this.limits) };
     const out = this.allocate(size);
+    let at = this.writeHeader(out, epoch, seq);
+    out[at++] = TAG_PAYLOAD;
+    at = writeVarint(out, at, payload.byteLength);
+    out.set(payload, at);
+    return { ok: true, value: out };
+  }
+
+  /** The envelope of messages firstSeq, firstSeq + 1, ...: a run of `payloads`, or a message if only one. */
+  encodeRun(epoch: number, firstSeq: number, payloads: readonly Uint8Array[]): WireResult<Uint8Array> {
+    if (payloads.length === 1) return this.encodeMessage(epoch, firstSeq, payloads[0] as Uint8Array);
+    if (payloads.length === 0) return invalid('run.payloads', 'must hold at least two messages, got 0');
+    const problem = this.problem(epoch, firstSeq, payloads.length);
+    if (problem) return problem;
+    let itemsBytes = 0;
+    for (const p of payloads) itemsBytes += this.runItemSize(p.byteLength);
+    const size = this.runSize(epoch, firstSeq, itemsBytes);
+    if (size > this.limits.wireMessageBytesMax) return { ok: false, error: tooLargeError(size, this.limits) };
+    const out = this.allocate(size);
+    let at = this.writeHeader(out, epoch, firstSeq);
+    out[at++] = TAG_RUN;
+    at = writeVarint(out, at, itemsBytes);
+    for (const p of payloads) {
+      out[at++] = TAG_RUN_PAYLOAD;
+      at = writeVarint(out, at, p.byteLength);
+      out.set(p, at);
+      at += p.byteLength;
+    }
+    return { ok: true, value: out };
+  }
+
+  private problem(epoch: number, seq: number, count: number): WireResult<Uint8Array> | undefined {
+    if (!Number.isSafeInteger(epoch) || epoch < 0) return invalid('epoch', `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${epoch}`);
+    if (!Number.isSafeInteger(seq) || seq <= 0) return invalid('seq', `must be a positive integer, got ${seq}`);
+    if (count - 1 > Number.MAX_SAFE_INTEGER - seq) return invalid('seq', `a run of ${count} from ${seq} goes past ${Number.MAX_SAFE_INTEGER}`);
+    return undefined;
+  }
+
+  private headerSize(epoch: number, seq: number): number {
+    return this.channelField.byteLength + (epoch === 0 ? 0 : 1 + varintSize(epoch)) + 1 + varintSize(seq);
+  }
+
+  /** Channel, epoch and seq; returns where the body goes. */
+  private writeHeader(out: Uint8Array, epoch: number, seq: number): number {
     out.set(this.channelField, 0);
     let at = this.channelField.byteLength;
     // proto3 leaves a zero scalar out, as protobufjs does.
@@ -72,14 +137,10 @@ export class ChannelCodec {
       at = writeVarint(out, at, epoch);
     }
     out[at++] = TAG_SEQ;
-    at = writeVarint(out, at, seq);
-    out[at++] = TAG_PAYLOAD;
-    at = writeVarint(out, at, payload.byteLength);
-    out.set(payload, at);
-    return { ok: true, value: out };
+    return writeVarint(out, at, seq);
   }
 
-  private allocate(size: number): Uint8Array {
+  private allocate = (size: number): Uint8Array => {
     if (size > SLAB_ENVELOPE_BYTES_MAX) return new Uint8Array(size);
     if (this.slabUsed + size > this.slab.byteLength) {
       this.slab = new Uint8Array(SLAB_BYTES);
@@ -88,7 +149,7 @@ export class ChannelCodec {
     const out = this.slab.subarray(this.slabUsed, this.slabUsed + size);
     this.slabUsed += size;
     return out;
-  }
+  };
 
   /**
    * Any bytes from the channel's subject, as `decodeEnvelope` would return them. A message's payload
@@ -99,7 +160,7 @@ export class ChannelCodec {
     return message !== undefined ? { ok: true, value: message } : decodeEnvelope(bytes, this.limits);
   }
 
-  /** The fast path alone: a message envelope of this channel in this encoder's layout; undefined for anything else. */
+  /** The fast path alone: a message or run of this channel in this encoder's layout; undefined for anything else. */
   readMessage(bytes: Uint8Array): Envelope | undefined {
     if (!(bytes instanceof Uint8Array) || bytes.byteLength > this.limits.wireMessageBytesMax) return undefined;
     const field = this.channelField;
@@ -118,14 +179,29 @@ export class ChannelCodec {
     cursor.at += 1;
     const seq = readVarint(bytes, cursor);
     if (seq === undefined || seq === 0) return undefined;
-    if (bytes[cursor.at] !== TAG_PAYLOAD) return undefined;
+    const tag = bytes[cursor.at];
+    if (tag !== TAG_PAYLOAD && tag !== TAG_RUN) return undefined;
     cursor.at += 1;
     const length = readVarint(bytes, cursor);
     if (length === undefined || cursor.at + length !== end) return undefined;
-    // One view, a plain Uint8Array even when nats.js hands over a Buffer (as the general decoder gives).
-    const payload = new Uint8Array(bytes.buffer, bytes.byteOffset + cursor.at, end - cursor.at);
-    return { type: 'message', channel: this.channel, epoch, seq, payload };
+    if (tag === TAG_PAYLOAD) return { type: 'message', channel: this.channel, epoch, seq, payload: view(bytes, cursor.at, end) };
+    const payloads: Uint8Array[] = [];
+    while (cursor.at < end) {
+      if (bytes[cursor.at] !== TAG_RUN_PAYLOAD) return undefined;
+      cursor.at += 1;
+      const n = readVarint(bytes, cursor);
+      if (n === undefined || cursor.at + n > end) return undefined;
+      payloads.push(view(bytes, cursor.at, cursor.at + n));
+      cursor.at += n;
+    }
+    if (payloads.length < 2 || payloads.length - 1 > Number.MAX_SAFE_INTEGER - seq) return undefined;
+    return { type: 'run', channel: this.channel, epoch, firstSeq: seq, payloads };
   }
+}
+
+/** One view, a plain Uint8Array even when nats.js hands over a Buffer (as the general decoder gives). */
+function view(bytes: Uint8Array, from: number, to: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + from, to - from);
 }
 
 function invalid<T>(field: string, message: string): WireResult<T> {

@@ -4,9 +4,9 @@
  */
 import { type FieldReader, type Fields, plainBytes } from './fields.js';
 import { oneofCase } from './oneof.js';
-import type { Credit, Envelope } from './types.js';
+import type { ChannelItem, Credit, Envelope } from './types.js';
 
-const bodyMembers = ['payload', 'barrier'] as const;
+const bodyMembers = ['payload', 'barrier', 'run'] as const;
 
 export function readEnvelope(reader: FieldReader, message: Fields): Envelope {
   const channel = reader.channel(message.channel, 'channel');
@@ -20,6 +20,13 @@ export function readEnvelope(reader: FieldReader, message: Fields): Envelope {
     return { type: 'barrier', channel, epoch, afterSeq: reader.uint(message.seq, 'seq'), checkpointId };
   }
   const seq = reader.positive(message.seq, 'seq');
+  if (body === 'run') {
+    const run = reader.message(message.run, 'run');
+    const payloads = reader.list(run.payloads, 'run.payloads').map((p, i) => plainBytes(reader.bytes(p, `run.payloads[${i}]`)));
+    if (payloads.length < 2) reader.fail('run.payloads', `must hold at least two messages, got ${payloads.length}`);
+    if (payloads.length - 1 > Number.MAX_SAFE_INTEGER - seq) reader.fail('seq', `a run of ${payloads.length} from ${seq} goes past ${Number.MAX_SAFE_INTEGER}`);
+    return { type: 'run', channel, epoch, firstSeq: seq, payloads };
+  }
   const payload = body === 'payload' ? plainBytes(reader.bytes(message.payload, 'payload')) : new Uint8Array(0);
   return { type: 'message', channel, epoch, seq, payload };
 }
@@ -35,7 +42,18 @@ export function envelopeFields(envelope: Envelope): Fields {
       barrier: { checkpoint_id: envelope.checkpointId, epoch },
     };
   }
+  if (envelope.type === 'run') return { channel: envelope.channel, epoch, seq: envelope.firstSeq, run: { payloads: envelope.payloads } };
   return { channel: envelope.channel, epoch, seq: envelope.seq, payload: envelope.payload };
+}
+
+/** A message or barrier as it is; a run as its messages, in order. */
+export function forEachItem(envelope: Envelope, fn: (item: ChannelItem) => void): void {
+  if (envelope.type !== 'run') {
+    fn(envelope);
+    return;
+  }
+  const { channel, epoch, firstSeq, payloads } = envelope;
+  for (let i = 0; i < payloads.length; i++) fn({ type: 'message', channel, epoch, seq: firstSeq + i, payload: payloads[i] as Uint8Array });
 }
 
 export function readCredit(reader: FieldReader, message: Fields): Credit {

@@ -12,6 +12,7 @@ export {
   wireLimitsDefault,
 } from './codec.js';
 export { ChannelCodec } from './channel-codec.js';
+export { forEachItem } from './channel.js';
 export { isChannelId, isName, isProcessId, wireFormat } from './fields.js';
 export type {
   AgentEvent,
@@ -25,6 +26,7 @@ export type {
   ControlCommand,
   ControlHeader,
   ControlType,
+  ChannelItem,
   Credit,
   Envelope,
   ObjectRef,

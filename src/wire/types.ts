@@ -256,7 +256,19 @@ export type Envelope =
       /** Sequence number of the last message sent before the barrier; 0 if none (wire field `seq`). */
       readonly afterSeq: number;
       readonly checkpointId: CheckpointId;
+    }
+  | {
+      /** Messages firstSeq, firstSeq + 1, ... in one envelope (at least two). */
+      readonly type: 'run';
+      readonly channel: ChannelId;
+      readonly epoch: Epoch;
+      readonly firstSeq: number;
+      /** Views into the decoded bytes, as a message's payload is. */
+      readonly payloads: readonly Uint8Array[];
     };
+
+/** What a channel hands its receiver: a run arrives as its messages, one by one. */
+export type ChannelItem = Exclude<Envelope, { readonly type: 'run' }>;
 
 /** Receiver -> sender: messages with seq <= receivedSeq + window may be sent. */
 export interface Credit {

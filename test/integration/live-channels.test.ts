@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
 import { encodeTokens } from '../../examples/token-app.js';
-import { channelSubject, creditSubject, decodeCredit, decodeEnvelope, encodeEnvelope } from '../../src/wire/index.js';
+import { channelSubject, creditSubject, decodeCredit, decodeEnvelope, encodeEnvelope, forEachItem } from '../../src/wire/index.js';
 import { cyclicPlan, LiveSystem, value, waitUntil } from '../support/live-processes.js';
 
 const TENANT = 'chan';
@@ -64,13 +64,16 @@ describe('a consumer slowed on purpose', () => {
       live.nc.subscribe(channelSubject(TENANT, SLOW) as string, {
         callback: (_e, m) => {
           const d = decodeEnvelope(m.data);
-          if (!d.ok || d.value.type !== 'message') return;
-          seqs.push(d.value.seq);
-          // Envelopes that arrive before the first credit this connection sees were let go by a
-          // credit granted before it subscribed: there is nothing to hold them against.
-          if (limit === 0) return;
-          if (d.value.seq > limit) beyondCredit += 1;
-          maxOutstanding = Math.max(maxOutstanding, d.value.seq - consumed);
+          if (!d.ok) return;
+          forEachItem(d.value, (item) => {
+            if (item.type !== 'message') return;
+            seqs.push(item.seq);
+            // Envelopes that arrive before the first credit this connection sees were let go by a
+            // credit granted before it subscribed: there is nothing to hold them against.
+            if (limit === 0) return;
+            if (item.seq > limit) beyondCredit += 1;
+            maxOutstanding = Math.max(maxOutstanding, item.seq - consumed);
+          });
         },
       }),
     ];
@@ -106,7 +109,7 @@ describe('a gap on purpose', () => {
     const sub = live.nc.subscribe(channelSubject(TENANT, GAPPED) as string, {
       callback: (_e, m) => {
         const d = decodeEnvelope(m.data);
-        if (d.ok && d.value.type === 'message') lastSeq = Math.max(lastSeq, d.value.seq);
+        if (d.ok) forEachItem(d.value, (item) => item.type === 'message' && (lastSeq = Math.max(lastSeq, item.seq)));
       },
     });
     try {

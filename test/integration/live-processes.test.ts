@@ -7,7 +7,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
-import { channelSubject, controlSubject, creditSubject, decodeControl, decodeCredit, decodeEnvelope, decodeEvent, encodeControl, encodeCredit, encodeEnvelope, encodeEvent } from '../../src/wire/index.js';
+import { channelSubject, controlSubject, creditSubject, decodeControl, decodeCredit, decodeEnvelope, decodeEvent, encodeControl, encodeCredit, encodeEnvelope, encodeEvent, forEachItem } from '../../src/wire/index.js';
 import { encodeTokens } from '../../examples/token-app.js';
 import { cyclicPlan, LiveSystem, sleep, value, waitUntil } from '../support/live-processes.js';
 
@@ -100,7 +100,7 @@ function watchWire(channels: readonly string[]): { seqs: Map<string, { at: numbe
       live.nc.subscribe(channelSubject(TENANT, ch) as string, {
         callback: (_e, m) => {
           const d = decodeEnvelope(m.data);
-          if (d.ok && d.value.type === 'message') seqs.get(ch)?.push({ at: Date.now(), seq: d.value.seq });
+          if (d.ok) forEachItem(d.value, (item) => item.type === 'message' && seqs.get(ch)?.push({ at: Date.now(), seq: item.seq }));
         },
       }),
       live.nc.subscribe(creditSubject(TENANT, ch) as string, {

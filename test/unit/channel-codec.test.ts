@@ -35,6 +35,23 @@ describe('ChannelCodec', () => {
     );
   });
 
+  it('writes the same bytes as the general codec for any run, and a run of one as a message', () => {
+    fc.assert(
+      fc.property(safeUint, fc.integer({ min: 1, max: 2 ** 40 }), fc.array(payload.map((p) => p.subarray(0, 40)), { minLength: 1, maxLength: 8 }), (epoch, firstSeq, payloads) => {
+        const fast = codec.encodeRun(epoch, firstSeq, payloads);
+        expect(fast.ok).toBe(true);
+        const expected: Envelope =
+          payloads.length === 1
+            ? { type: 'message', channel: CHANNEL, epoch, seq: firstSeq, payload: payloads[0] as Uint8Array }
+            : { type: 'run', channel: CHANNEL, epoch, firstSeq, payloads };
+        if (fast.ok) {
+          expect(fast.value).toEqual(general(expected));
+          expect(codec.readMessage(fast.value)).toEqual(expected);
+        }
+      }),
+    );
+  });
+
   it('decodes what it wrote to the envelope it came from, the payload as a view of the bytes', () => {
     fc.assert(
       fc.property(safeUint, positive, payload, (epoch, seq, p) => {
@@ -69,6 +86,12 @@ describe('ChannelCodec', () => {
       }),
       fc.tuple(safeUint, positive, payload).map(([epoch, seq, p]) => general({ type: 'message', channel: OTHER, epoch, seq, payload: p })),
       fc.tuple(safeUint, safeUint, positive).map(([epoch, afterSeq, checkpointId]) => general({ type: 'barrier', channel: CHANNEL, epoch, afterSeq, checkpointId })),
+      fc.tuple(safeUint, positive, fc.array(fc.uint8Array({ maxLength: 12 }), { minLength: 2, maxLength: 5 }), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([epoch, firstSeq, payloads, at, value]) => {
+        const b = general({ type: 'run', channel: CHANNEL, epoch, firstSeq: Math.min(firstSeq, 2 ** 50), payloads });
+        // Mutated half the time, so valid runs and broken ones both come through.
+        if (at % 2 === 0) b[at % b.byteLength] = value;
+        return b;
+      }),
       fc.uint8Array({ maxLength: 64 }),
     );
     fc.assert(
@@ -85,6 +108,21 @@ describe('ChannelCodec', () => {
     const fast = codec.decode(buffer);
     expect(fast).toEqual(decodeEnvelope(buffer, limits));
     if (fast.ok && fast.value.type === 'message') expect(fast.value.payload.constructor).toBe(Uint8Array);
+  });
+
+  it('writes every byte of the memory it is given: an allocator that hands out dirty memory changes nothing', () => {
+    const dirty = new ChannelCodec(CHANNEL, limits, (size) => new Uint8Array(size).fill(0xee));
+    fc.assert(
+      fc.property(safeUint, fc.integer({ min: 1, max: 2 ** 40 }), fc.array(payload.map((p) => p.subarray(0, 40)), { minLength: 1, maxLength: 8 }), (epoch, firstSeq, payloads) => {
+        expect(dirty.encodeRun(epoch, firstSeq, payloads)).toEqual(codec.encodeRun(epoch, firstSeq, payloads));
+        expect(dirty.encodeMessage(epoch, firstSeq, payloads[0] as Uint8Array)).toEqual(codec.encodeMessage(epoch, firstSeq, payloads[0] as Uint8Array));
+      }),
+    );
+  });
+
+  it('refuses an empty run, and a run past the largest seq', () => {
+    expect(codec.encodeRun(1, 1, [])).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'run.payloads' } });
+    expect(codec.encodeRun(1, Number.MAX_SAFE_INTEGER, [new Uint8Array(1), new Uint8Array(1)])).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'seq' } });
   });
 
   it('refuses what the general encoder refuses, with the same kind of error', () => {

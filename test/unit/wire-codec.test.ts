@@ -187,6 +187,7 @@ const validEnvelopes: ReadonlyArray<readonly [string, Envelope]> = [
   ['empty message in epoch 0', { type: 'message', channel: 'p->q', epoch: 0, seq: Number.MAX_SAFE_INTEGER, payload: new Uint8Array(0) }],
   ['barrier before any message', { type: 'barrier', channel: 'p->q', epoch: 0, afterSeq: 0, checkpointId: 1 }],
   ['barrier after messages', { type: 'barrier', channel: 'srv1/APP1->q', epoch: 2, afterSeq: 41, checkpointId: 9 }],
+  ['run of three, one empty', { type: 'run', channel: 'srv1/APP1->srv2/APP2', epoch: 1, firstSeq: 7, payloads: [new Uint8Array([1]), new Uint8Array(0), new Uint8Array([2, 3])] }],
 ];
 
 const validCredits: ReadonlyArray<readonly [string, Credit]> = [
@@ -456,6 +457,10 @@ const invalidEnvelopes: readonly InvalidCase[] = [
   { name: 'a payload and a barrier', fields: { ...rawEnv, payload: new Uint8Array(1), barrier: { checkpoint_id: 1, epoch: 1 } }, field: 'body' },
   { name: 'a barrier without checkpoint id', fields: { ...rawEnv, barrier: { epoch: 1 } }, field: 'barrier.checkpoint_id' },
   { name: 'a barrier of another epoch than its envelope', fields: { ...rawEnv, barrier: { checkpoint_id: 1, epoch: 2 } }, field: 'barrier.epoch' },
+  { name: 'a run of one message', fields: { ...rawEnv, seq: 1, run: { payloads: [new Uint8Array(1)] } }, field: 'run.payloads' },
+  { name: 'a run with seq 0', fields: { ...rawEnv, seq: 0, run: { payloads: [new Uint8Array(1), new Uint8Array(1)] } }, field: 'seq' },
+  { name: 'a run that goes past MAX_SAFE_INTEGER', fields: { ...rawEnv, seq: Number.MAX_SAFE_INTEGER, run: { payloads: [new Uint8Array(1), new Uint8Array(1)] } }, field: 'seq' },
+  { name: 'a payload and a run', fields: { ...rawEnv, seq: 1, payload: new Uint8Array(1), run: { payloads: [new Uint8Array(1), new Uint8Array(1)] } }, field: 'body' },
   ...badChannelIds.map(([channel, why]) => ({
     name: `a channel id with ${why}`,
     fields: { ...rawEnv, channel, payload: new Uint8Array(1) },
@@ -696,6 +701,7 @@ describe('wire codec: totality', () => {
     const envelope: fc.Arbitrary<Envelope> = fc.oneof(
       fc.record({ type: fc.constant('message' as const), channel, epoch: uint, seq: positive, payload: fc.uint8Array({ maxLength: 64 }) }),
       fc.record({ type: fc.constant('barrier' as const), channel, epoch: uint, afterSeq: uint, checkpointId: positive }),
+      fc.record({ type: fc.constant('run' as const), channel, epoch: uint, firstSeq: fc.integer({ min: 1, max: 1_000_000 }), payloads: fc.array(fc.uint8Array({ maxLength: 16 }), { minLength: 2, maxLength: 6 }) }),
     );
     fc.assert(
       fc.property(envelope, (e) => {

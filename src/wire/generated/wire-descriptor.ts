@@ -704,12 +704,22 @@ export const wireDescriptor = {
                 }
               }
             },
+            "MessageRun": {
+              "fields": {
+                "payloads": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 1
+                }
+              }
+            },
             "Envelope": {
               "oneofs": {
                 "body": {
                   "oneof": [
                     "payload",
-                    "barrier"
+                    "barrier",
+                    "run"
                   ]
                 }
               },
@@ -733,6 +743,10 @@ export const wireDescriptor = {
                 "barrier": {
                   "type": "Barrier",
                   "id": 5
+                },
+                "run": {
+                  "type": "MessageRun",
+                  "id": 6
                 }
               }
             },
