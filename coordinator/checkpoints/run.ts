@@ -218,22 +218,21 @@ export class CheckpointRun {
       this.log.warn({ server: e.server, app: e.app, reason: result.rejected.reason }, result.rejected.detail);
       return;
     }
-    const now = this.deps.nowUnixMs();
-    this.patchPart(e.server, e.app, {
-      acked: true,
-      ackedAtUnixMs: now,
-      ...(e.state.kind === 'object' ? { state: e.state.ref } : { inlineState: inlineState(e.state.bytes) }),
-      ...(e.channelState ? { channelState: e.channelState } : {}),
-      counts: e.counts,
-      startDelayMs: e.stats.startDelayMs,
-      alignmentMs: e.stats.alignmentMs,
-      syncMs: e.stats.syncMs,
-      asyncMs: e.stats.asyncMs,
-      bufferedMessages: e.stats.bufferedMessages,
-      channelStateMessages: e.stats.channelStateMessages,
-      finishedUnaligned: e.stats.finishedUnaligned,
-    });
-    this.log.info({ server: e.server, app: e.app, ...e.stats }, 'app acked');
+    // Built field by field: spreads in the middle of a literal take Node 20's slow path, once per ack.
+    const patch: { -readonly [K in keyof AppPart]?: AppPart[K] } = { acked: true, ackedAtUnixMs: this.deps.nowUnixMs() };
+    if (e.state.kind === 'object') patch.state = e.state.ref;
+    else patch.inlineState = inlineState(e.state.bytes);
+    if (e.channelState) patch.channelState = e.channelState;
+    patch.counts = e.counts;
+    patch.startDelayMs = e.stats.startDelayMs;
+    patch.alignmentMs = e.stats.alignmentMs;
+    patch.syncMs = e.stats.syncMs;
+    patch.asyncMs = e.stats.asyncMs;
+    patch.bufferedMessages = e.stats.bufferedMessages;
+    patch.channelStateMessages = e.stats.channelStateMessages;
+    patch.finishedUnaligned = e.stats.finishedUnaligned;
+    this.patchPart(e.server, e.app, patch);
+    if (this.log.isLevelEnabled('info')) this.log.info(Object.assign({ server: e.server, app: e.app }, e.stats), 'app acked');
     this.emit('app-acked', e.server, e.app, undefined);
     if (result.effects.some((x) => x.type === 'completed')) this.actor.send({ type: 'ALL_ACKED' });
   }
@@ -310,7 +309,7 @@ export class CheckpointRun {
           initiatorApps: t.initiatorApps,
           backEdgeChannels: t.backEdgeChannels,
           inlineStateBytesMax: this.deps.inlineStateBytesMax,
-          ...(this.deps.completedBefore ? { completedCheckpointId: this.deps.completedBefore } : {}),
+          completedCheckpointId: this.deps.completedBefore,
         });
       }
     } catch (error) {
