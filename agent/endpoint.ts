@@ -384,14 +384,19 @@ export class Endpoint implements AppLink {
     // The length is read at every turn: envelopes that arrive while one waits for the app join here.
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i] as ChannelItem;
-      let fed: FeedResult;
-      if (e.type === 'message') {
-        fed = this.feed({ type: 'message', channel: e.channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
-      } else {
-        this.timing(e.checkpointId, this.o.clock.nowMs());
-        fed = this.feed({ type: 'barrier', channel: e.channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
+      try {
+        let fed: FeedResult;
+        if (e.type === 'message') {
+          fed = this.feed({ type: 'message', channel: e.channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
+        } else {
+          this.timing(e.checkpointId, this.o.clock.nowMs());
+          fed = this.feed({ type: 'barrier', channel: e.channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
+        }
+        if (fed instanceof Promise) await fed;
+      } catch (error) {
+        // As a task of its own would have: the failure is logged and the envelopes after it still go in.
+        this.log.error({ err: error, channel: e.channel, type: e.type }, 'endpoint task failed');
       }
-      if (fed instanceof Promise) await fed;
     }
     // Closed in the same turn as the last check of the length, so no envelope is left behind in it.
     if (this.openBatch === batch) this.openBatch = undefined;
