@@ -57,6 +57,9 @@ export async function openInbound(nc: NatsConnection, options: InboundOptions): 
   return channel;
 }
 
+/** The shortest time between two catch-up credits of one channel. */
+const IDLE_CREDIT_INTERVAL_MS = 10;
+
 class NatsInboundChannel implements InboundChannelHandle {
   readonly id: ChannelId;
   private readonly creditSubject: string;
@@ -68,6 +71,8 @@ class NatsInboundChannel implements InboundChannelHandle {
   private readonly subscription: Subscription;
   private readonly refreshTimer: NodeJS.Timeout;
   private idleCreditScheduled = false;
+  /** When the last catch-up credit went out (performance.now()). */
+  private lastIdleCreditMs = Number.NEGATIVE_INFINITY;
   private closed = false;
   private counts = { received: 0, malformed: 0, misrouted: 0, creditsSent: 0, handlerErrors: 0 };
 
@@ -120,15 +125,21 @@ class NatsInboundChannel implements InboundChannelHandle {
   /**
    * A credit once the envelopes that came in the same read are handled, if nothing new arrived by
    * then: in a steady stream the next envelope is already there and the half-window grants do the
-   * work; a sender that stopped short of half a window gets its credit now, not at the refresh.
+   * work; a sender that stopped short of half a window gets its credit now, not at the refresh. At
+   * most one every IDLE_CREDIT_INTERVAL_MS, so a trickle of messages does not bring a credit each.
    */
   private scheduleIdleCredit(): void {
     if (this.idleCreditScheduled) return;
     this.idleCreditScheduled = true;
-    setImmediate(() => {
+    const fire = (): void => {
       this.idleCreditScheduled = false;
-      if (!this.closed && this.grant.owesIdleCredit) this.publishCredit();
-    });
+      if (this.closed || !this.grant.owesIdleCredit) return;
+      this.lastIdleCreditMs = performance.now();
+      this.publishCredit();
+    };
+    const waitMs = this.lastIdleCreditMs + IDLE_CREDIT_INTERVAL_MS - performance.now();
+    if (waitMs <= 0) setImmediate(fire);
+    else setTimeout(fire, waitMs).unref();
   }
 
   reset(epoch: Epoch, deliveredSeq: number): void {

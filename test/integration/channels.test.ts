@@ -378,6 +378,24 @@ describe('in-band channels over a real nats-server', () => {
     expect(pair.out.stats.creditsReceived).toBeGreaterThan(total / 4 - 1);
   });
 
+  it('a trickle of messages, each consumed at once, does not bring a credit per message', async () => {
+    const total = 60;
+    const seqs: number[] = [];
+    const pair = await openPair(freshChannel(), { creditWindowMessages: 1024 }, (envelope) => {
+      if (envelope.type !== 'message') return;
+      seqs.push(envelope.seq);
+      pair.inb.consumed(envelope.seq);
+    });
+    const sentBefore = pair.inb.stats.creditsSent;
+    for (let seq = 1; seq <= total; seq++) {
+      await pair.out.sendMessage(seq, 0, payloadFor(seq, 16));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await waitFor(`${total} messages`, () => seqs.length === total);
+    // Catch-up credits at most every 10 ms (and the refresh every second): far fewer than one a message.
+    expect(pair.inb.stats.creditsSent - sentBefore).toBeLessThan(total / 2);
+  });
+
   it('sends are refused with typed errors: queue full, payload too large, closed', async () => {
     // No receiver: nothing is ever granted, so everything queues.
     const out = await openOutbound(senderNc, {
