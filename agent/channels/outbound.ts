@@ -272,7 +272,9 @@ class NatsOutboundChannel implements OutboundChannelHandle {
         let items = this.codec.runItemSize(first.payloadBytes);
         for (; end < ready.length; end++) {
           const next = ready[end] as Pending;
-          if (next.seq === undefined || next.epoch !== first.epoch) break;
+          // A run numbers its messages from the first: a gap (a send refused after the core numbered
+          // it) must reach the receiver as one, so it ends the run.
+          if (next.seq !== first.seq + (end - i) || next.epoch !== first.epoch) break;
           const more = items + this.codec.runItemSize(next.payloadBytes);
           if (this.codec.runSize(first.epoch, first.seq, more) > runBytesMax) break;
           items = more;

@@ -378,6 +378,19 @@ describe('in-band channels over a real nats-server', () => {
     expect(pair.out.stats.creditsReceived).toBeGreaterThan(total / 4 - 1);
   });
 
+  it('messages sent together go out as runs, and a gap in their seqs (a send refused after the core numbered it) still reaches the receiver', async () => {
+    const seqs: number[] = [];
+    const pair = await openPair(freshChannel(), {}, (envelope) => {
+      if (envelope.type === 'message') seqs.push(envelope.seq);
+    });
+    const sent = [1, 2, 3, 5, 6, 7];
+    await Promise.all(sent.map((seq) => pair.out.sendMessage(seq, 0, payloadFor(seq, 32))));
+    await waitFor('the messages', () => seqs.length === sent.length);
+    expect(seqs).toEqual(sent);
+    // Two runs (1-3 and 5-7), not one that would have numbered 5 as 4.
+    expect(pair.out.stats.envelopesPublished).toBe(2);
+  });
+
   it('a trickle of messages, each consumed at once, does not bring a credit per message', async () => {
     const total = 60;
     const seqs: number[] = [];
