@@ -53,6 +53,9 @@ interface AppProgress {
   hooks: HookResult[];
 }
 
+/** How long the clean-up of an aborted checkpoint waits for captures under way to answer. */
+const CAPTURE_ANSWER_WAIT_MS = 10_000;
+
 export class OpaqueRun {
   private readonly actor: Actor<typeof checkpointLifecycle>;
   private readonly log: Logger;
@@ -65,6 +68,10 @@ export class OpaqueRun {
   private readonly apps = new Map<ProcessId, AppProgress>();
   /** Every position reported so far, by channel (what `received` of an intra-component input uses). */
   private readonly positions: Record<ChannelId, number> = {};
+  /** Apps told to capture that have not answered (captured or declined) yet. */
+  private readonly capturing = new Set<ProcessId>();
+  /** Called when `capturing` empties. */
+  private capturesSettled: (() => void) | undefined;
 
   constructor(
     initial: CheckpointRecord,
@@ -136,6 +143,7 @@ export class OpaqueRun {
       const who = processId(e.server, e.app);
       const a = this.apps.get(who);
       if (!a) return;
+      this.answered(who);
       a.hooks.push(...e.hooks);
       this.patchPart(e.server, e.app, { acked: true, ackedAtUnixMs: this.deps.nowUnixMs(), state: e.state, counts: this.countsOf(who) });
       this.emit('app-acked', e.server, e.app, undefined);
@@ -144,6 +152,7 @@ export class OpaqueRun {
     }
     if (e.type === 'decline') {
       const who = e.app !== undefined ? processId(e.server, e.app) : e.server;
+      this.answered(who);
       this.apps.get(who)?.hooks.push(...(e.hooks ?? []));
       this.log.warn({ server: e.server, app: e.app, reason: e.reason }, `declined: ${e.detail}`);
       const hooks = (e.hooks ?? []).filter((h) => h.exitCode !== 0 || h.timedOut || h.signal !== undefined);
@@ -191,6 +200,7 @@ export class OpaqueRun {
         this.sendPerServer(e.apps, (server, apps) => ({ type: 'quiesce', apps, drainTo: Object.fromEntries(Object.entries(e.drainTo).filter(([c]) => apps.some((app) => c.endsWith(`->${server}/${app}`)))) }));
         return;
       case 'capture':
+        for (const app of e.apps) this.capturing.add(app);
         this.sendPerServer(e.apps, (_, apps) => ({ type: 'capture', apps }));
         return;
       case 'resume':
@@ -306,9 +316,27 @@ export class OpaqueRun {
     this.deps.progress(progressEvent(kind, this.deps.nowUnixMs(), this.record, { server, app, detail }));
   }
 
-  /** An aborted checkpoint leaves nothing behind: every state stored under its prefix is deleted. */
+  private answered(who: ProcessId): void {
+    if (!this.capturing.delete(who) || this.capturing.size > 0) return;
+    this.capturesSettled?.();
+  }
+
+  /**
+   * An aborted checkpoint leaves nothing behind: every state stored under its prefix is deleted.
+   * A capture still under way stores its state after the abort; its answer (or a grace period) is
+   * waited for first, so that state is deleted too rather than left behind.
+   */
   private cleanUp(): void {
     void (async () => {
+      if (this.capturing.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          this.capturesSettled = resolve;
+          timer = setTimeout(resolve, CAPTURE_ANSWER_WAIT_MS);
+        });
+        clearTimeout(timer);
+        if (this.capturing.size > 0) this.log.warn({ apps: [...this.capturing] }, 'captures still unanswered: states they store later stay until deleted by hand');
+      }
       const r = await deleteCheckpointObjects(this.deps.objects, this.record);
       if (!r.ok) this.log.warn({ error: r.message }, 'states of an aborted checkpoint not deleted');
     })()
