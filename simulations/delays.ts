@@ -21,6 +21,18 @@ export function sampleDelayMs(model: DelayModel, random: () => number): number {
   }
 }
 
+/** How far ahead the bulk of the model's deliveries land: its fixed delay, its maximum, its p99. */
+export function delayReachMs(model: DelayModel): number {
+  switch (model.kind) {
+    case 'fixed':
+      return model.ms;
+    case 'uniform':
+      return model.maxMs;
+    case 'long-tail':
+      return model.p99Ms;
+  }
+}
+
 export function delayModelScheduler(model: DelayModel, slowChannel?: { channel: string; delayFactor: number }): DeliveryScheduler {
   return {
     arrivalMs(request: DeliveryRequest, random: () => number): number {

@@ -10,8 +10,9 @@ import { CheckpointTracker, type TrackerEffect } from '../src/core/tracker.js';
 import type { Effect, Input, PolicyConfig, RecordedMessage, SnapshotCounts } from '../src/core/types.js';
 import { backEdges, initiators, stronglyConnectedComponents, validateGraph, type AppGraph } from '../src/graph/index.js';
 import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../src/ids.js';
-import { delayModelScheduler, sampleDelayMs } from './delays.js';
-import { EventQueue } from './event-queue.js';
+import { ChannelLogs } from './channel-logs.js';
+import { delayModelScheduler, delayReachMs, sampleDelayMs } from './delays.js';
+import { agendaBucketMs, EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
 import { buildTopology } from './topology.js';
 import type {
@@ -25,7 +26,7 @@ import type {
   TraceEvent,
   ViolationReport,
 } from './types.js';
-import { copyApp, TRANSFER_TOKENS_MAX, type AppState } from './workload.js';
+import { captureApp, restoreApp, TRANSFER_TOKENS_MAX, type AppState, type LiveApp } from './workload.js';
 
 /** Bytes a simulated message stands for in channel-state and buffer metrics (seq, epoch, payload). */
 export const MESSAGE_BYTES = 24;
@@ -35,6 +36,13 @@ const ALIGNMENT_TIMEOUT_MS_DEFAULT = 20;
 const IN_FLIGHT_CHECKPOINTS_MAX = 8;
 /** A run that keeps generating events after its duration is a bug; stop it rather than spin. */
 const DRAIN_EVENTS_MAX = 50_000_000;
+/**
+ * Ticks per agenda bucket (see EventQueue): every process ticks once per send interval, and the
+ * messages those ticks send add about as many events again, so a bucket holds a few dozen events.
+ */
+const AGENDA_TICKS_PER_BUCKET = 16;
+/** A tick is scheduled at most this many send intervals ahead (see onTick). */
+const TICK_REACH_INTERVALS = 1.5;
 
 type Payload = number;
 type Ack = Extract<Effect<Payload>, { type: 'ack' }>;
@@ -55,20 +63,24 @@ const enum K {
 type ToCoordinator = { ack: Ack } | { decline: CheckpointId; reason: string };
 
 /**
- * One entry of the agenda. Every kind is this one class, so the hot path sees one object shape; a
- * field a kind does not use keeps its default. What each kind uses:
+ * What the agenda holds. A process stands for its own next tick (it has exactly one): ticks are most
+ * of a run's events, and this way a tick loads no event object besides the process it runs.
+ */
+type Agendum = SimProcess | SimEvent;
+
+/**
+ * An entry of the agenda other than a tick. Every kind is this one class, so the hot path sees one
+ * object shape; a field a kind does not use keeps its default. What each kind uses:
  * - `Arrive`: `ch` and the wire item: `epoch`, `seq`, `payload`, `id` (the barrier's checkpoint, 0 for
  *   a data message) and `trace`;
- * - `Tick`, `ServiceDone`, `Crash`: `proc`;
+ * - `ServiceDone`, `Crash`: `proc`;
  * - `Control`: `proc`, `epoch`, `input`; `ToCoordinator`: `proc`, `epoch`, `msg`;
  * - `Stored`, `Timer`: `proc`, `epoch`, `id`; `CheckpointTimeout`: `epoch`, `id`; `StartCheckpoint`: nothing.
- * Ticks and arrivals (almost every event) are recycled through a free list once handled: they would
- * otherwise live just long enough in the agenda to be promoted out of V8's young generation.
+ * Arrivals (most of the rest) are recycled through a free list once handled: they would otherwise
+ * live just long enough in the agenda to be promoted out of V8's young generation.
  */
 class SimEvent {
-  k: K = K.Tick;
-  at = 0;
-  order = 0;
+  k: Exclude<K, K.Tick> = K.Arrive;
   proc: SimProcess | null = null;
   ch: SimChannel | null = null;
   epoch: Epoch = 0;
@@ -82,13 +94,16 @@ class SimEvent {
   cancelled = false;
 }
 
-interface SimProcess {
+interface SimProcess extends LiveApp {
+  /** As an agendum (see Agendum), the process is its next tick. */
+  readonly k: K.Tick;
   readonly id: ProcessId;
   readonly index: number;
   readonly core: Participant<Payload>;
   readonly outputs: SimChannel[];
   readonly isSource: boolean;
-  app: AppState;
+  /** No outputs; a tick reads this rather than the `outputs` array, another object. */
+  readonly isSink: boolean;
   readonly snapshots: Map<CheckpointId, AppState>;
   readonly firstSeenAt: Map<CheckpointId, number>;
   readonly stallMs: Map<CheckpointId, number>;
@@ -103,6 +118,8 @@ interface SimProcess {
 
 interface SimChannel {
   readonly id: ChannelId;
+  /** Position in `channels`, the channel's number in the logs. */
+  readonly index: number;
   readonly from: SimProcess;
   readonly to: SimProcess;
   lastArrivalMs: number;
@@ -110,8 +127,6 @@ interface SimChannel {
   /** The scenario's slow-channel factor for this channel (1 for all others), for the default scheduler. */
   readonly delayFactor: number;
   inFlight: number;
-  /** Payload of every message sent in the current epoch, by seq (index seq - 1). */
-  log: Payload[];
   /** Trace records of the current epoch's messages, by seq, when tracing. */
   traced: MutableTrace[];
 }
@@ -165,14 +180,15 @@ class Simulation {
   private readonly procs: SimProcess[] = [];
   private readonly byId = new Map<ProcessId, SimProcess>();
   private readonly channels: SimChannel[] = [];
-  private readonly queue = new EventQueue<SimEvent>();
+  private readonly sentPayloads: ChannelLogs;
+  private readonly queue: EventQueue<Agendum>;
   /**
    * The inputs of the two hottest steps, reused: the core reads an input during `step` and keeps
    * nothing of it, and neither step can start another of its kind before it returns.
    */
   private readonly sendInput = { type: 'send' as const, channel: '' as ChannelId, payload: 0 as Payload };
   private readonly messageInput = { type: 'message' as const, channel: '' as ChannelId, seq: 0, epoch: 0 as Epoch, payload: 0 as Payload };
-  /** Handled ticks and arrivals, for reuse (see SimEvent). */
+  /** Handled arrivals, for reuse (see SimEvent). */
   private readonly spare: SimEvent[] = [];
   private readonly tracker: CheckpointTracker<Ack>;
   private readonly scheduler: DeliveryScheduler;
@@ -211,6 +227,9 @@ class Simulation {
     this.graph = buildTopology(scenario.topology, options.seed);
     const valid = validateGraph(this.graph);
     if (!valid.ok) throw new SimulationError(`invalid topology: ${valid.errors.map((e) => e.message).join('; ')}`);
+    const interval = scenario.workload.sendIntervalMs;
+    const reachMs = Math.max(TICK_REACH_INTERVALS * interval, delayReachMs(scenario.delays));
+    this.queue = new EventQueue(agendaBucketMs(this.graph.processes.length / interval, AGENDA_TICKS_PER_BUCKET, reachMs));
     this.fifo = scenario.fifo ?? true;
     this.windowMax = scenario.channelWindowMessagesMax ?? CHANNEL_WINDOW_MESSAGES_DEFAULT;
     this.scheduler = options.scheduler ?? delayModelScheduler(scenario.delays, scenario.skew?.slowChannel);
@@ -239,14 +258,18 @@ class Simulation {
       if (!created.ok) throw new SimulationError(created.error.message);
       const slow = scenario.skew?.slowProcess;
       const app = this.initialApp();
-      this.initialApps.set(id, copyApp(app));
+      this.initialApps.set(id, app);
       const proc: SimProcess = {
+        k: K.Tick,
         id,
         index,
         core: created.participant,
         outputs: [],
         isSource: ins.length === 0,
-        app,
+        isSink: !outputs.has(id),
+        tokens: 0,
+        count: 0,
+        outbox: [],
         snapshots: new Map(),
         firstSeenAt: new Map(),
         stallMs: new Map(),
@@ -256,6 +279,7 @@ class Simulation {
         controlArrivalMs: 0,
         timers: new Map(),
       };
+      restoreApp(proc, app);
       this.procs.push(proc);
       this.byId.set(id, proc);
     });
@@ -264,18 +288,19 @@ class Simulation {
       const from = this.byId.get(c.from) as SimProcess;
       const ch: SimChannel = {
         id: c.id,
+        index: this.channels.length,
         from,
         to: this.byId.get(c.to) as SimProcess,
         lastArrivalMs: 0,
         wireIndex: 0,
         delayFactor: slowChannel && slowChannel.channel === c.id ? slowChannel.delayFactor : 1,
         inFlight: 0,
-        log: [],
         traced: [],
       };
       from.outputs.push(ch);
       this.channels.push(ch);
     }
+    this.sentPayloads = new ChannelLogs(this.channels.length);
     const tracker = CheckpointTracker.create<Ack>({
       participants: this.graph.processes,
       checkpointTimeoutMs: scenario.checkpoints.timeoutMs,
@@ -297,48 +322,49 @@ class Simulation {
       if (this.scenario.workload.kind === 'counting' && !p.isSource) continue;
       this.scheduleTick(p, this.rng.next() * interval);
     }
-    this.schedule(this.event(K.StartCheckpoint, this.scenario.checkpoints.firstAtMs));
+    this.schedule(this.event(K.StartCheckpoint), this.scenario.checkpoints.firstAtMs);
     for (const f of this.scenario.faults ?? []) {
       const proc = this.byId.get(f.process);
       if (!proc) throw new SimulationError(`fault names unknown process ${f.process}`);
-      const crash = this.event(K.Crash, f.atMs);
+      const crash = this.event(K.Crash);
       crash.proc = proc;
-      this.schedule(crash);
+      this.schedule(crash, f.atMs);
     }
     for (;;) {
-      const ev = this.queue.pop();
-      if (!ev) break;
+      const next = this.queue.pop();
+      if (next === undefined) break;
       // A cancelled timer must not move time forward: the run ends at its last real event.
-      if (ev.cancelled) continue;
-      this.now = ev.at;
+      if (next.k !== K.Tick && next.cancelled) continue;
+      this.now = this.queue.lastAt;
       this.events += 1;
       if (!this.stopped && this.now >= this.scenario.durationMs) this.stopped = true;
       if (this.events > DRAIN_EVENTS_MAX) throw new SimulationError(`run exceeded ${DRAIN_EVENTS_MAX} events`);
-      this.handle(ev);
-      // A held arrival is in its process's service queue; everything else of these kinds is done with.
-      if (ev.k === K.Tick || (ev.k === K.Arrive && (ev.ch as SimChannel).to.serviceTimeMs === 0)) this.recycle(ev);
+      if (next.k === K.Tick) {
+        this.onTick(next);
+        continue;
+      }
+      this.handle(next);
+      // A held arrival is in its process's service queue; any other arrival is done with.
+      if (next.k === K.Arrive && (next.ch as SimChannel).to.serviceTimeMs === 0) this.recycle(next);
     }
     this.checkFinalLegality();
     return this.result();
   }
 
-  /** A blank event of kind `k` at `at`; the caller fills in the fields its kind uses, then schedules it. */
-  private event(k: K, at: number): SimEvent {
+  /** A blank event of kind `k`; the caller fills in the fields its kind uses, then schedules it. */
+  private event(k: Exclude<K, K.Tick>): SimEvent {
     const ev = this.spare.pop() ?? new SimEvent();
     ev.k = k;
-    ev.at = at;
     return ev;
   }
 
-  private schedule(ev: SimEvent): SimEvent {
-    this.queue.push(ev);
+  private schedule(ev: SimEvent, at: number): SimEvent {
+    this.queue.push(ev, at);
     return ev;
   }
 
   private scheduleTick(p: SimProcess, at: number): void {
-    const ev = this.event(K.Tick, at);
-    ev.proc = p;
-    this.queue.push(ev);
+    this.queue.push(p, at);
   }
 
   /** Drops the references a handled event holds and keeps it for reuse. */
@@ -357,8 +383,6 @@ class Simulation {
 
   private handle(ev: SimEvent): void {
     switch (ev.k) {
-      case K.Tick:
-        return this.onTick(ev.proc as SimProcess);
       case K.Arrive:
         return this.onArrive(ev);
       case K.ServiceDone:
@@ -397,21 +421,23 @@ class Simulation {
     if (this.stopped) return;
     const w = this.scenario.workload;
     this.scheduleTick(p, this.now + w.sendIntervalMs * (0.5 + this.rng.next()));
-    if (p.core.paused !== null || p.outputs.length === 0) return;
-    if (p.app.kind === 'tokens') {
-      if (p.app.tokens <= 0) return;
+    // Most ticks send nothing. The checks draw nothing from the PRNG, so their order is free: those
+    // that read only the process come first, the core (another object) last.
+    if (w.kind === 'tokens') {
+      if (p.tokens <= 0 || p.isSink || p.core.paused !== null) return;
       const ch = this.rng.pick(p.outputs);
       if (ch.inFlight >= this.windowMax) return; // backpressure: the app waits for credit
-      const amount = 1 + this.rng.int(Math.min(p.app.tokens, TRANSFER_TOKENS_MAX));
-      p.app.tokens -= amount;
+      const amount = 1 + this.rng.int(Math.min(p.tokens, TRANSFER_TOKENS_MAX));
+      p.tokens -= amount;
       const send = this.sendInput;
       send.channel = ch.id;
       send.payload = amount;
       this.step(p, send);
     } else {
+      if (p.isSink || p.core.paused !== null) return;
       if (p.outputs.some((c) => c.inFlight >= this.windowMax)) return;
-      p.app.count += 1;
-      for (const ch of p.outputs) this.step(p, { type: 'send', channel: ch.id, payload: p.app.count });
+      p.count += 1;
+      for (const ch of p.outputs) this.step(p, { type: 'send', channel: ch.id, payload: p.count });
     }
   }
 
@@ -424,21 +450,21 @@ class Simulation {
       this.deliveriesPerMs = grown;
     }
     this.deliveriesPerMs[ms] = (this.deliveriesPerMs[ms] as number) + 1;
-    if (p.app.kind === 'tokens') {
-      p.app.tokens += payload;
+    if (this.scenario.workload.kind === 'tokens') {
+      p.tokens += payload;
       return;
     }
-    p.app.count += 1;
+    p.count += 1;
     for (const ch of p.outputs) {
-      if (p.core.paused !== null) p.app.outbox.push({ channel: ch.id, value: payload });
+      if (p.core.paused !== null) p.outbox.push({ channel: ch.id, value: payload });
       else this.step(p, { type: 'send', channel: ch.id, payload });
     }
   }
 
   private flushOutbox(p: SimProcess): void {
-    if (p.app.kind !== 'counting') return;
-    const pending = p.app.outbox;
-    p.app.outbox = [];
+    if (this.scenario.workload.kind !== 'counting') return;
+    const pending = p.outbox;
+    p.outbox = [];
     for (const o of pending) this.step(p, { type: 'send', channel: o.channel, payload: o.value });
   }
 
@@ -461,14 +487,14 @@ class Simulation {
     if (at < this.now) at = this.now;
     ch.lastArrivalMs = at;
     if (barrier === 0) ch.inFlight += 1;
-    const ev = this.event(K.Arrive, at);
+    const ev = this.event(K.Arrive);
     ev.ch = ch;
     ev.epoch = epoch;
     ev.seq = seq;
     ev.payload = payload;
     ev.id = barrier;
     ev.trace = trace;
-    this.queue.push(ev);
+    this.queue.push(ev, at);
   }
 
   private onArrive(ev: SimEvent): void {
@@ -483,9 +509,9 @@ class Simulation {
 
   private startService(p: SimProcess): void {
     p.busy = true;
-    const ev = this.event(K.ServiceDone, this.now + p.serviceTimeMs);
+    const ev = this.event(K.ServiceDone);
     ev.proc = p;
-    this.schedule(ev);
+    this.schedule(ev, this.now + p.serviceTimeMs);
   }
 
   private onServiceDone(p: SimProcess): void {
@@ -542,7 +568,7 @@ class Simulation {
       case 'transmit': {
         const ch = this.channel(p, e.channel);
         this.messagesSent += 1;
-        ch.log[e.seq - 1] = e.payload;
+        this.sentPayloads.record(ch.index, e.seq, e.payload);
         let trace: MutableTrace | undefined;
         if (this.trace) {
           trace = {
@@ -581,32 +607,33 @@ class Simulation {
       case 'deliver':
         return this.onDeliver(p, e.payload);
       case 'snapshot': {
-        p.snapshots.set(e.checkpointId, copyApp(p.app));
+        p.snapshots.set(e.checkpointId, captureApp(this.scenario.workload.kind, p));
         const first = p.firstSeenAt.get(e.checkpointId) ?? this.now;
         p.stallMs.set(e.checkpointId, this.now - first);
         this.trace?.push({ kind: 'snapshot', process: p.id, checkpointId: e.checkpointId, atMs: this.now } as MutableTrace);
-        const stored = this.event(K.Stored, this.now + STORE_DELAY_MS);
+        const stored = this.event(K.Stored);
         stored.proc = p;
         stored.epoch = this.epoch;
         stored.id = e.checkpointId;
-        this.schedule(stored);
+        this.schedule(stored, this.now + STORE_DELAY_MS);
         return;
       }
       case 'ack':
       case 'decline': {
-        const ev = this.event(K.ToCoordinator, this.now + this.controlDelay());
+        const at = this.now + this.controlDelay();
+        const ev = this.event(K.ToCoordinator);
         ev.epoch = this.epoch;
         ev.proc = p;
         ev.msg = e.type === 'ack' ? { ack: e } : { decline: e.checkpointId, reason: e.reason };
-        this.schedule(ev);
+        this.schedule(ev, at);
         return;
       }
       case 'start-timer': {
-        const timer = this.event(K.Timer, this.now + e.afterMs);
+        const timer = this.event(K.Timer);
         timer.proc = p;
         timer.epoch = this.epoch;
         timer.id = e.timer.checkpointId;
-        p.timers.set(e.timer.checkpointId, this.schedule(timer));
+        p.timers.set(e.timer.checkpointId, this.schedule(timer, this.now + e.afterMs));
         return;
       }
       case 'cancel-timer':
@@ -639,11 +666,11 @@ class Simulation {
     let at = this.now + this.controlDelay();
     if (at < p.controlArrivalMs) at = p.controlArrivalMs;
     p.controlArrivalMs = at;
-    const ev = this.event(K.Control, at);
+    const ev = this.event(K.Control);
     ev.proc = p;
     ev.epoch = this.epoch;
     ev.input = input;
-    this.schedule(ev);
+    this.schedule(ev, at);
   }
 
   // ---- the coordinator ------------------------------------------------------------------------
@@ -651,7 +678,7 @@ class Simulation {
   private onStartCheckpoint(): void {
     const s = this.scenario.checkpoints;
     if (this.stopped || (s.count !== undefined && this.checkpointsStarted >= s.count)) return;
-    this.schedule(this.event(K.StartCheckpoint, this.now + s.intervalMs));
+    this.schedule(this.event(K.StartCheckpoint), this.now + s.intervalMs);
     const rounds = this.options.algorithm === 'chandy-lamport' && s.initiators === 'concurrent' ? Math.max(1, s.concurrentInitiators ?? 2) : 1;
     for (let r = 0; r < rounds; r++) {
       if (s.count !== undefined && this.checkpointsStarted >= s.count) return;
@@ -702,10 +729,10 @@ class Simulation {
           this.control(this.byId.get(e.process) as SimProcess, { type: 'trigger', checkpointId: e.checkpointId });
           break;
         case 'start-timer': {
-          const timeout = this.event(K.CheckpointTimeout, this.now + e.afterMs);
+          const timeout = this.event(K.CheckpointTimeout);
           timeout.epoch = this.epoch;
           timeout.id = e.checkpointId;
-          this.timeouts.set(e.checkpointId, this.schedule(timeout));
+          this.timeouts.set(e.checkpointId, this.schedule(timeout, this.now + e.afterMs));
           break;
         }
         case 'cancel-timer':
@@ -746,7 +773,7 @@ class Simulation {
       snapshots[p.id] = ack.counts;
       record.apps.set(p.id, app);
       record.counts.set(p.id, ack.counts);
-      record.channelStates.set(p.id, { ...ack.channelStates });
+      record.channelStates.set(p.id, Object.assign({}, ack.channelStates));
       if (app.kind === 'tokens') tokens[p.id] = app.tokens;
       for (const [ch, msgs] of Object.entries(ack.channelStates)) {
         channelStates[ch] = msgs;
@@ -805,7 +832,7 @@ class Simulation {
     this.trace?.push({ kind: 'recover', checkpointId: rec ? rec.id : null, atMs: this.now } as MutableTrace);
     for (const ch of this.channels) {
       const sent = rec ? (rec.counts.get(ch.from.id)?.sent[ch.id] ?? 0) : 0;
-      ch.log.length = sent;
+      this.sentPayloads.truncate(ch.index, sent);
       ch.traced.length = Math.min(ch.traced.length, sent);
       ch.inFlight = 0;
     }
@@ -814,7 +841,7 @@ class Simulation {
       q.snapshots.clear();
       q.firstSeenAt.clear();
       q.stallMs.clear();
-      q.app = copyApp(rec ? (rec.apps.get(q.id) as AppState) : (this.initialApps.get(q.id) as AppState));
+      restoreApp(q, rec ? (rec.apps.get(q.id) as AppState) : (this.initialApps.get(q.id) as AppState));
     }
     for (const q of this.procs) {
       const counts = rec ? (rec.counts.get(q.id) as SnapshotCounts) : { sent: {}, received: {} };
@@ -839,45 +866,43 @@ class Simulation {
    */
   private checkFinalLegality(): void {
     const w = this.scenario.workload;
+    const inputs: SimChannel[][] = this.procs.map(() => []);
+    for (const ch of this.channels) (inputs[ch.to.index] as SimChannel[]).push(ch);
     for (const p of this.procs) {
       let received = 0;
       let receivedCount = 0;
-      for (const ch of this.channels) {
-        if (ch.to !== p) continue;
+      for (const ch of inputs[p.index] as SimChannel[]) {
         const n = p.core.deliveredFrom(ch.id);
         receivedCount += n;
-        for (let i = 0; i < n; i++) received += ch.log[i] ?? Number.NaN;
+        received = this.sentPayloads.sum(ch.index, n, received);
       }
-      if (p.app.kind === 'tokens' && w.kind === 'tokens') {
+      if (w.kind === 'tokens') {
         let sent = 0;
-        for (const ch of p.outputs) {
-          const n = p.core.sentOn(ch.id);
-          for (let i = 0; i < n; i++) sent += ch.log[i] ?? Number.NaN;
-        }
+        for (const ch of p.outputs) sent = this.sentPayloads.sum(ch.index, p.core.sentOn(ch.id), sent);
         const expected = w.initialTokens + received - sent;
-        if (p.app.tokens !== expected) {
+        if (p.tokens !== expected) {
           this.violations.push({
             checkpointId: this.latest?.id ?? 0,
             kind: 'illegal-run',
-            message: `${p.id} holds ${p.app.tokens} tokens but its channel logs say ${expected} (initial ${w.initialTokens} + received ${received} - sent ${sent})`,
+            message: `${p.id} holds ${p.tokens} tokens but its channel logs say ${expected} (initial ${w.initialTokens} + received ${received} - sent ${sent})`,
           });
         }
-      } else if (p.app.kind === 'counting') {
-        if (!p.isSource && p.app.count !== receivedCount) {
+      } else {
+        if (!p.isSource && p.count !== receivedCount) {
           this.violations.push({
             checkpointId: this.latest?.id ?? 0,
             kind: 'illegal-run',
-            message: `${p.id} counted ${p.app.count} but received ${receivedCount}`,
+            message: `${p.id} counted ${p.count} but received ${receivedCount}`,
           });
         }
         for (const ch of p.outputs) {
-          const owed = p.app.outbox.filter((o) => o.channel === ch.id).length;
-          if (p.core.sentOn(ch.id) + owed !== p.app.count) {
+          const owed = p.outbox.filter((o) => o.channel === ch.id).length;
+          if (p.core.sentOn(ch.id) + owed !== p.count) {
             this.violations.push({
               checkpointId: this.latest?.id ?? 0,
               kind: 'illegal-run',
               channel: ch.id,
-              message: `${p.id} sent ${p.core.sentOn(ch.id)} (+${owed} held) on ${ch.id} but counted ${p.app.count}`,
+              message: `${p.id} sent ${p.core.sentOn(ch.id)} (+${owed} held) on ${ch.id} but counted ${p.count}`,
             });
           }
         }

@@ -4,10 +4,12 @@
  */
 
 export class Prng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
+  /**
+   * The state words a, b, c, d. A uint32 does not fit V8's small integers, so as object fields they
+   * would be boxed doubles, read and written through a pointer on every draw; a Uint32Array holds
+   * them unboxed and its stores wrap modulo 2^32, which is the `>>> 0` of the reference algorithm.
+   */
+  private readonly s = new Uint32Array(4);
 
   constructor(seed: number) {
     let s = seed >>> 0;
@@ -18,20 +20,26 @@ export class Prng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
       return (z ^ (z >>> 16)) >>> 0;
     };
-    this.a = next();
-    this.b = next();
-    this.c = next();
-    this.d = next();
+    const st = this.s;
+    st[0] = next();
+    st[1] = next();
+    st[2] = next();
+    st[3] = next();
     for (let i = 0; i < 12; i++) this.nextUint32();
   }
 
   nextUint32(): number {
-    const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
-    this.d = (this.d + 1) >>> 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) >>> 0;
-    this.c = ((this.c << 21) | (this.c >>> 11)) >>> 0;
-    this.c = (this.c + t) >>> 0;
+    const st = this.s;
+    const a = st[0] as number;
+    const b = st[1] as number;
+    const c = st[2] as number;
+    const d = st[3] as number;
+    // Sums stay far below 2^53, so they are exact and the stores' wrap equals the reference's `>>> 0`.
+    const t = (a + b + d) >>> 0;
+    st[3] = d + 1;
+    st[0] = b ^ (b >>> 9);
+    st[1] = c + (c << 3);
+    st[2] = ((c << 21) | (c >>> 11)) + t;
     return t;
   }
 
