@@ -248,15 +248,20 @@ describe('a freeze hook that hangs, with the real coordinator and agents', () =>
     expect(next.state, next.failureDetail).toBe('completed');
   }, 120_000);
 
+  /** Takes an app-level checkpoint of the opaque plan with fallback `downgrade`; its record once it aborted naming the crash-level replacement. */
+  async function appCheckpointThatFellBack(): Promise<CheckpointRecord> {
+    const taken = value(await client.takeSnapshot({ planId: opaquePlan.id, level: 'app', options: { timeoutMs: 20_000, freezeDeadlineMs: FREEZE_DEADLINE_MS, fallbackPolicy: 'downgrade' } }), 'take app');
+    return waitUntil(`checkpoint ${taken.id} to abort and name its replacement`, async () => {
+      const c = await store.checkpoints.get(taken.id);
+      return c.ok && c.value.record.state === 'aborted' && /fell back/.test(c.value.record.failureDetail ?? '') ? c.value.record : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 50 });
+  }
+
   it('fallback downgrade: an opaque app\'s quiesce hook hangs, the app-level checkpoint aborts at its timeout, the apps are resumed, and a crash-level checkpoint replaces it', async () => {
     writeFileSync(hangAppFlag(), '');
     let failed: CheckpointRecord;
     try {
-      const taken = value(await client.takeSnapshot({ planId: opaquePlan.id, level: 'app', options: { timeoutMs: 20_000, freezeDeadlineMs: FREEZE_DEADLINE_MS, fallbackPolicy: 'downgrade' } }), 'take app');
-      failed = await waitUntil(`checkpoint ${taken.id} to abort and name its replacement`, async () => {
-        const c = await store.checkpoints.get(taken.id);
-        return c.ok && c.value.record.state === 'aborted' && /fell back/.test(c.value.record.failureDetail ?? '') ? c.value.record : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 50 });
+      failed = await appCheckpointThatFellBack();
     } finally {
       rmSync(hangAppFlag(), { force: true });
     }
@@ -286,11 +291,7 @@ describe('a freeze hook that hangs, with the real coordinator and agents', () =>
     let failed: CheckpointRecord;
     let r: CheckpointRecord;
     try {
-      const taken = value(await client.takeSnapshot({ planId: opaquePlan.id, level: 'app', options: { timeoutMs: 20_000, freezeDeadlineMs: FREEZE_DEADLINE_MS, fallbackPolicy: 'downgrade' } }), 'take app');
-      failed = await waitUntil(`checkpoint ${taken.id} to abort and name its replacement`, async () => {
-        const c = await store.checkpoints.get(taken.id);
-        return c.ok && c.value.record.state === 'aborted' && /fell back/.test(c.value.record.failureDetail ?? '') ? c.value.record : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 50 });
+      failed = await appCheckpointThatFellBack();
       r = await ended(Number(/crash-level checkpoint (\d+)/.exec(failed.failureDetail ?? '')?.[1]));
     } finally {
       rmSync(hangFlag(), { force: true });
