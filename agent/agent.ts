@@ -32,7 +32,7 @@ import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
 import { lazyChild } from './lazy-log.js';
-import { JetStreamStateObjects, type StateObjects } from './state-store.js';
+import { JetStreamStateObjects, type StateObjects } from '../adapters/state-store.js';
 
 export const AGENT_VERSION = '0.1.0';
 

@@ -22,7 +22,7 @@ export interface BusCounters {
   controlsSent: number;
 }
 
-type ControlWithoutId = { readonly tenant: string; readonly server: string; readonly epoch: number } & ControlCommand;
+type ControlWithoutId = { readonly tenant: string; readonly server: string; readonly plan: string; readonly epoch: number } & ControlCommand;
 
 /** nats-server's default max_payload, for a connection that has not said yet. */
 const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;

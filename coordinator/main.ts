@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { connect } from 'nats';
 import { pino } from 'pino';
-import { JetStreamStateObjects } from '../agent/state-store.js';
+import { JetStreamStateObjects } from '../adapters/state-store.js';
 import { AgentRegistry } from './agents.js';
 import { ControlBus } from './bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';

@@ -5,7 +5,7 @@
  */
 import { connect, type NatsConnection } from 'nats';
 import { pino, type Logger } from 'pino';
-import { JetStreamStateObjects } from '../../agent/state-store.js';
+import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import { AgentRegistry } from '../../coordinator/agents.js';
 import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';

@@ -172,7 +172,7 @@ export class CrashRun {
     const deadlineMs = this.record.options.freezeDeadlineMs;
     try {
       for (const server of this.servers) {
-        this.deps.bus.send({ type: 'freeze', tenant: this.plan.tenant, server, epoch: this.record.epoch, checkpointId: this.record.id, deadlineMs });
+        this.deps.bus.send({ type: 'freeze', tenant: this.plan.tenant, server, plan: this.plan.id, epoch: this.record.epoch, checkpointId: this.record.id, deadlineMs });
       }
     } catch (error) {
       queueMicrotask(() => this.actor.send({ type: 'FAIL', reason: 'internal', detail: String(error) }));
@@ -262,7 +262,7 @@ export class CrashRun {
       this.servers.map(async (server) => {
         try {
           const reply = await this.deps.bus.request(
-            { type: 'thaw', tenant: this.plan.tenant, server, epoch: this.record.epoch, checkpointId: this.record.id, afterRestore: false },
+            { type: 'thaw', tenant: this.plan.tenant, server, plan: this.plan.id, epoch: this.record.epoch, checkpointId: this.record.id, afterRestore: false },
             this.deps.thawTimeoutMs,
           );
           return reply?.type === 'thawed' ? undefined : server;

@@ -25,7 +25,7 @@ import type { SnapshotCounts } from '../../src/core/types.js';
 import type { AppGraph } from '../../src/graph/index.js';
 import type { ChannelId, ProcessId } from '../../src/ids.js';
 import { processId, splitProcessId, type AgentEvent, type HookResult } from '../../src/wire/index.js';
-import type { StateObjects } from '../../agent/state-store.js';
+import type { StateObjects } from '../../adapters/state-store.js';
 import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore } from '../store/index.js';
@@ -245,7 +245,7 @@ export class OpaqueRun {
     for (const [server, names] of byServer) {
       const c = command(server, names);
       try {
-        const base = { tenant: this.plan.tenant, server, epoch: this.record.epoch, checkpointId: this.record.id };
+        const base = { tenant: this.plan.tenant, server, plan: this.plan.id, epoch: this.record.epoch, checkpointId: this.record.id };
         this.deps.bus.send({ ...base, ...c });
       } catch (error) {
         this.log.error({ server, command: c.type, err: error }, 'command not sent');

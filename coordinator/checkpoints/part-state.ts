@@ -3,7 +3,7 @@
  * inline in the record (AppPart.inlineState). Whoever needs the bytes (restore, verify, the demo's
  * conservation check) goes through here, so both places are read and checked the same way.
  */
-import { sha256Digest, type StateObjects } from '../../agent/state-store.js';
+import { sha256Digest, type StateObjects } from '../../adapters/state-store.js';
 import type { AppState } from '../../src/wire/index.js';
 import type { AppPart, CheckpointRecord } from '../model.js';
 

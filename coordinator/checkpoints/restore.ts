@@ -10,7 +10,7 @@ import type { SnapshotCounts } from '../../src/core/types.js';
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
 import { parseChannelId } from '../../src/ids.js';
 import { processId, type AppRestore } from '../../src/wire/index.js';
-import type { StateObjects } from '../../agent/state-store.js';
+import type { StateObjects } from '../../adapters/state-store.js';
 import type { AgentPresence } from '../agents.js';
 import type { RestoreRequest } from '../api.js';
 import type { ControlBus } from '../bus.js';
@@ -62,7 +62,7 @@ export async function rollback(record: CheckpointRecord, deps: RestoreDeps): Pro
   const epoch = await deps.store.epochs.bump(record.planId);
   if (!epoch.ok) return epoch;
   const identity = new Map(record.parts.map((p) => [processId(p.server, p.app), { server: p.server, app: p.app }]));
-  return runRestore(record, identity, epoch.value, deps, 'rollback');
+  return runRestore(record, identity, epoch.value, deps, 'rollback', record.planId);
 }
 
 export async function restoreInto(
@@ -101,7 +101,7 @@ export async function restoreInto(
   const key = owner.value ?? `restore-${createHash('sha256').update(`${record.value.planId}|${[...targets].sort().join(',')}`).digest('hex').slice(0, 32)}`;
   const epoch = await deps.store.epochs.bump(key);
   if (!epoch.ok) return epoch;
-  return runRestore(record.value, mapping, epoch.value, deps, 'restore');
+  return runRestore(record.value, mapping, epoch.value, deps, 'restore', key);
 }
 
 /**
@@ -151,6 +151,8 @@ async function runRestore(
   epoch: Epoch,
   deps: RestoreDeps,
   what: 'rollback' | 'restore',
+  /** The plan (or, for a restore into servers of no plan, the restore's own line) whose epoch this is. */
+  epochLine: string,
 ): Promise<Result<{ epoch: Epoch }>> {
   const log = deps.logger.child({ checkpointId: record.id, plan: record.planId, tenant: record.tenant, epoch });
   const byServer = new Map<string, AppRestore[]>();
@@ -177,7 +179,7 @@ async function runRestore(
   log.info({ servers: [...byServer.keys()] }, `${what}: restoring`);
   const answers = await Promise.all(
     [...byServer].map(async ([server, apps]) => {
-      const reply = await deps.bus.request({ type: 'restore', tenant: record.tenant, server, epoch, checkpointId: record.id, apps }, deps.timeoutMs);
+      const reply = await deps.bus.request({ type: 'restore', tenant: record.tenant, server, plan: epochLine, epoch, checkpointId: record.id, apps }, deps.timeoutMs);
       return { server, reply };
     }),
   );
@@ -190,7 +192,7 @@ async function runRestore(
     return fail('unavailable', `${what} to checkpoint ${record.id} incomplete (${detail}); the apps that did restore stay paused at epoch ${epoch}: retry the ${what}`);
   }
   const resumed = await Promise.all(
-    [...byServer.keys()].map((server) => deps.bus.request({ type: 'resume', tenant: record.tenant, server, epoch, checkpointId: record.id, apps: [] }, deps.timeoutMs)),
+    [...byServer.keys()].map((server) => deps.bus.request({ type: 'resume', tenant: record.tenant, server, plan: epochLine, epoch, checkpointId: record.id, apps: [] }, deps.timeoutMs)),
   );
   const notResumed = [...byServer.keys()].filter((_, i) => resumed[i]?.type !== 'resumed');
   if (notResumed.length > 0) return fail('unavailable', `${what} done but ${notResumed.join(', ')} did not confirm resuming; check the agents`);
@@ -216,9 +218,9 @@ export async function crashRollback(
   if (!present.ok) return present;
   if (record.volumes.length > 0 && !backend) return fail('failed-precondition', 'the checkpoint has volume snapshots but this coordinator has no volume backend');
   const thawAll = (afterRestore: boolean): Promise<(import('../../src/wire/index.js').AgentEvent | undefined)[]> =>
-    Promise.all(servers.map((server) => deps.bus.request({ type: 'thaw', tenant: record.tenant, server, epoch: record.epoch, checkpointId: record.id, afterRestore }, deps.timeoutMs)));
+    Promise.all(servers.map((server) => deps.bus.request({ type: 'thaw', tenant: record.tenant, server, plan: record.planId, epoch: record.epoch, checkpointId: record.id, afterRestore }, deps.timeoutMs)));
   const frozen = await Promise.all(
-    servers.map((server) => deps.bus.request({ type: 'freeze', tenant: record.tenant, server, epoch: record.epoch, checkpointId: record.id, deadlineMs: freezeDeadlineMs }, deps.timeoutMs)),
+    servers.map((server) => deps.bus.request({ type: 'freeze', tenant: record.tenant, server, plan: record.planId, epoch: record.epoch, checkpointId: record.id, deadlineMs: freezeDeadlineMs }, deps.timeoutMs)),
   );
   const notFrozen = servers.filter((_, i) => frozen[i]?.type !== 'frozen');
   if (notFrozen.length > 0) {
@@ -272,9 +274,9 @@ async function crashRestoreInto(
   const targetServers = [...new Set(pairs.map((p) => p.volume.server))];
   const freezeDeadlineMs = record.options.freezeDeadlineMs;
   const thawAll = (afterRestore: boolean) =>
-    Promise.all(targetServers.map((server) => deps.bus.request({ type: 'thaw', tenant: record.tenant, server, epoch: epoch.value, checkpointId: record.id, afterRestore }, deps.timeoutMs)));
+    Promise.all(targetServers.map((server) => deps.bus.request({ type: 'thaw', tenant: record.tenant, server, plan: targetPlanId, epoch: epoch.value, checkpointId: record.id, afterRestore }, deps.timeoutMs)));
   const frozen = await Promise.all(
-    targetServers.map((server) => deps.bus.request({ type: 'freeze', tenant: record.tenant, server, epoch: epoch.value, checkpointId: record.id, deadlineMs: freezeDeadlineMs }, deps.timeoutMs)),
+    targetServers.map((server) => deps.bus.request({ type: 'freeze', tenant: record.tenant, server, plan: targetPlanId, epoch: epoch.value, checkpointId: record.id, deadlineMs: freezeDeadlineMs }, deps.timeoutMs)),
   );
   const notFrozen = targetServers.filter((_, i) => frozen[i]?.type !== 'frozen');
   if (notFrozen.length > 0) {

@@ -11,7 +11,7 @@ import { CheckpointTracker } from '../../src/core/tracker.js';
 import type { PolicyConfig, SnapshotCounts } from '../../src/core/types.js';
 import type { CheckpointId, ProcessId } from '../../src/ids.js';
 import { processId, type AgentEvent, type WireDeclineReason } from '../../src/wire/index.js';
-import { sha256Digest, type StateObjects } from '../../agent/state-store.js';
+import { sha256Digest, type StateObjects } from '../../adapters/state-store.js';
 import type { ControlBus } from '../bus.js';
 import type { AppPart, CheckpointRecord, FailureReason, InlineState, Plan, ProgressEvent } from '../model.js';
 import type { CheckpointStore, StoredCheckpoint } from '../store/index.js';
@@ -302,6 +302,7 @@ export class CheckpointRun {
           type: 'trigger',
           tenant: this.plan.tenant,
           server,
+          plan: this.plan.id,
           epoch: this.base.epoch,
           checkpointId: this.base.id,
           policy: this.policy,
@@ -374,7 +375,7 @@ export class CheckpointRun {
   private notify(notice: 'complete' | 'abort', detail = ''): void {
     for (const server of this.g.servers) {
       try {
-        const base = { tenant: this.plan.tenant, server, epoch: this.base.epoch, checkpointId: this.base.id };
+        const base = { tenant: this.plan.tenant, server, plan: this.plan.id, epoch: this.base.epoch, checkpointId: this.base.id };
         if (notice === 'complete') this.deps.bus.send({ ...base, type: 'complete' });
         else this.deps.bus.send({ ...base, type: 'abort', reason: detail.slice(0, 500) });
       } catch (error) {

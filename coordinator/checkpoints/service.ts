@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { PolicyConfig } from '../../src/core/types.js';
 import type { CheckpointId } from '../../src/ids.js';
 import type { AgentEvent } from '../../src/wire/index.js';
-import type { StateObjects } from '../../agent/state-store.js';
+import type { StateObjects } from '../../adapters/state-store.js';
 import type { CheckpointsApi, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
@@ -15,7 +15,8 @@ import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan
 import type { CoordinatorStore, StoredCheckpoint } from '../store/index.js';
 import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
 import { OpaqueRun } from './opaque-run.js';
-import { crashRollback, rollback, restoreInto, type RestoreDeps } from './restore.js';
+import type { RestoreDeps } from './restore.js';
+import { Operations, type RollbackOutcome, type RollbackRequest } from './operations.js';
 import { CheckpointRun } from './run.js';
 import { CrashRun } from './crash-run.js';
 import type { VolumeBackend } from '../volumes/backend.js';
@@ -483,8 +484,15 @@ export class CheckpointService implements CheckpointsApi {
     return ok(await verifyCheckpoint(record.value, plan.ok ? plan.value : undefined, this.objects));
   }
 
-  private restoreDeps(): RestoreDeps {
-    return {
+  private readonly operations: Operations = new Operations({
+    take: (r) => this.take(r),
+    waitFor: (id) => this.waitFor(id),
+    get: (id) => this.get(id),
+    cancelRunsOf: (planId, detail) => {
+      for (const r of this.runs.values()) if (r.current.planId === planId) r.cancel(detail);
+    },
+    store: () => this.store,
+    restoreDeps: () => ({
       store: this.store,
       bus: this.bus,
       objects: this.objects,
@@ -492,42 +500,16 @@ export class CheckpointService implements CheckpointsApi {
       timeoutMs: this.options.restoreTimeoutMs,
       ...(this.options.agents ? { agents: this.options.agents } : {}),
       ...(this.options.volumes ? { volumes: this.options.volumes } : {}),
-    };
-  }
+    }),
+    volumes: () => this.options.volumes,
+  });
 
-  async rollback(request: { checkpointId: CheckpointId; skipSafetyCheckpoint: boolean; idempotencyKey?: string }): Promise<Result<{ safetyCheckpointId: CheckpointId | 0; epoch: number }>> {
-    const target = await this.get(request.checkpointId);
-    if (!target.ok) return target;
-    if (target.value.state !== 'completed') {
-      return fail('failed-precondition', `checkpoint ${request.checkpointId} is ${target.value.state}; only a completed checkpoint can be rolled back to`);
-    }
-    const crash = target.value.levelAchieved === 'crash';
-    let safetyCheckpointId: CheckpointId | 0 = 0;
-    if (!request.skipSafetyCheckpoint) {
-      // Rollback is destructive: first keep the present, so the rollback itself can be undone.
-      const safety = await this.take({ planId: target.value.planId, level: crash ? 'crash' : 'app', options: {}, safety: true });
-      if (!safety.ok) return fail('failed-precondition', `the safety checkpoint before the rollback could not start: ${safety.error.message} (pass skip_safety_checkpoint to roll back without one)`);
-      const final = await this.waitFor(safety.value.id);
-      if (final.state !== 'completed') {
-        return fail('failed-precondition', `the safety checkpoint ${final.id} before the rollback ${final.state}: ${final.failureDetail ?? ''} (pass skip_safety_checkpoint to roll back without one)`);
-      }
-      safetyCheckpointId = final.id;
-    }
-    const running = [...this.runs.values()].filter((r) => r.current.planId === target.value.planId);
-    for (const r of running) r.cancel(`plan ${target.value.planId} is being rolled back to checkpoint ${request.checkpointId}`);
-    let done: Result<{ epoch: number }>;
-    if (crash) {
-      const plan = await this.store.plans.get(target.value.planId);
-      if (!plan.ok) return plan;
-      done = await crashRollback(target.value, plan.value.servers, plan.value.volumes, this.options.volumes, target.value.options.freezeDeadlineMs, this.restoreDeps());
-    } else {
-      done = await rollback(target.value, this.restoreDeps());
-    }
-    return done.ok ? ok({ safetyCheckpointId, epoch: done.value.epoch }) : done;
+  rollback(request: RollbackRequest): Promise<Result<RollbackOutcome>> {
+    return this.operations.rollback(request);
   }
 
   restore(request: RestoreRequest): Promise<Result<{ epoch: number }>> {
-    return restoreInto(request, this.restoreDeps(), (id) => this.get(id));
+    return this.operations.restore(request);
   }
 }
 

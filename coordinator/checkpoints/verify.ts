@@ -6,7 +6,7 @@ import { checkCut } from '../../src/checker/index.js';
 import type { RecordedMessage, SnapshotCounts } from '../../src/core/types.js';
 import type { ChannelId, ProcessId } from '../../src/ids.js';
 import { decodeChannelState, processId } from '../../src/wire/index.js';
-import type { StateObjects } from '../../agent/state-store.js';
+import type { StateObjects } from '../../adapters/state-store.js';
 import type { VerifyReport } from '../api.js';
 import type { CheckpointRecord, Plan } from '../model.js';
 import { isAllOpaque, opaqueGraph, planGraph } from './plan-graph.js';

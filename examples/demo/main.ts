@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from 'nats';
-import { JetStreamStateObjects } from '../../agent/state-store.js';
+import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import { openCoordinatorStore } from '../../coordinator/store/index.js';

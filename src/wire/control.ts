@@ -66,12 +66,17 @@ export function readControl(reader: FieldReader, message: Fields): Control {
     requestId: reader.requestId(message.request_id, 'request_id'),
     tenant: reader.name(message.tenant, 'tenant'),
     server: reader.name(message.server, 'server'),
+    plan: reader.optionalName(message.plan, 'plan') ?? '',
     epoch: reader.uint(message.epoch, 'epoch'),
   };
   // Each case adds its fields to the header with Object.assign: `{ ...header, type, ... }` takes a
   // slow path on Node 20 (a spread followed by more properties, about 2 µs) on every message.
   const type = oneofCase(reader, message, 'command', controlTypes);
+  if (type === undefined || type === 'ping') {
+    if (header.plan !== '') reader.fail('plan', 'must be empty for ping');
+  }
   if (type === undefined) return Object.assign(header, { type: 'ping' as const });
+  if (header.plan === '') reader.fail('plan', 'is required for every command but ping');
   if (type === 'ping') {
     // A ping is about no checkpoint; a non-zero id means the sender confused its commands.
     if (reader.uint(message.checkpoint_id, 'checkpoint_id') !== 0) reader.fail('checkpoint_id', 'must be 0 for ping');
@@ -190,6 +195,7 @@ export function controlFields(control: Control): Fields {
     request_id: control.requestId,
     tenant: control.tenant,
     server: control.server,
+    plan: control.plan === '' ? undefined : control.plan,
     checkpoint_id: control.type === 'ping' ? undefined : control.checkpointId,
     epoch: control.epoch === 0 ? undefined : control.epoch,
     [control.type]: commandFields(control),

@@ -57,6 +57,9 @@ export interface ControlHeader {
   readonly requestId: RequestId;
   readonly tenant: TenantId;
   readonly server: ServerId;
+  /** The plan the command is about; '' only on ping. Epochs belong to plans (DESIGN §3). */
+  readonly plan: string;
+  /** The plan's epoch. */
   readonly epoch: Epoch;
 }
 

@@ -85,7 +85,7 @@ class AgentUnderTest {
   send(command: ControlCommand): string {
     this.counter += 1;
     const requestId = `test:${this.server}:${this.counter}`;
-    const encoded = encodeControl({ requestId, tenant: TENANT, server: this.server, epoch: 0, ...command });
+    const encoded = encodeControl({ requestId, tenant: TENANT, server: this.server, plan: command.type === 'ping' ? '' : 'demo', epoch: 0, ...command });
     if (!encoded.ok) throw new Error(encoded.error.message);
     this.nc.publish(controlSubject(TENANT, this.server), encoded.value);
     return requestId;

@@ -205,7 +205,7 @@ describe('malformed bytes on every subject', () => {
   it('random bytes and truncated valid messages on ctl, evt, ch and cr crash nothing: each is logged as malformed and the next checkpoint completes', async () => {
     const ch12 = 's1/APP1->s2/APP2';
     const valid = {
-      ctl: ok(encodeControl({ type: 'ping', requestId: 'test:ping:1', tenant: TENANT, server: 's1', epoch: 0 })),
+      ctl: ok(encodeControl({ type: 'ping', requestId: 'test:ping:1', tenant: TENANT, server: 's1', plan: '', epoch: 0 })),
       evt: ok(encodeEvent({ type: 'heartbeat', frozen: false, checkpointsInFlight: [1, 2], requestId: 'test:hb:1', tenant: TENANT, server: 's1', epoch: 0 })),
       // Of a message far ahead, so that a prefix that still decoded could not pass for the next one.
       ch: ok(encodeEnvelope({ type: 'message', channel: ch12, epoch: 0, seq: 1_000_000_000, payload: encodeTokens(5) })),

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unpackState } from '../../agent/opaque.js';
-import { JetStreamStateObjects } from '../../agent/state-store.js';
+import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';

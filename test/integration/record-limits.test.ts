@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { parseAgentConfig } from '../../agent/config.js';
-import { JetStreamStateObjects } from '../../agent/state-store.js';
+import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import { TrivialApp } from '../../bench/lib/apps.js';
 import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';

@@ -13,7 +13,7 @@ import {
   sha256Digest,
   stateBucketName,
   type StateResult,
-} from '../../agent/state-store.js';
+} from '../../adapters/state-store.js';
 import { type NatsServerHandle, startNatsServer } from '../support/nats-server.js';
 
 function value<T>(result: StateResult<T>): T {

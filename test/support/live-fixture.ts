@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from 'nats';
 import { pino } from 'pino';
 import { Agent } from '../../agent/agent.js';
 import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
-import { JetStreamStateObjects } from '../../agent/state-store.js';
+import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
 import type { PlanInput } from '../../coordinator/model.js';

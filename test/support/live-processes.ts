@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from 'nats';
-import { JetStreamStateObjects } from '../../agent/state-store.js';
+import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import type { ChannelLimits } from '../../agent/channels/types.js';
 import type { TakeSnapshotRequest } from '../../coordinator/api.js';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';

@@ -33,7 +33,7 @@ const stateRef = { name: 'demo/7/srv1/APP1/state', digest: 'SHA-256=n4bQgYhMfWWa
 const channelState = { name: 'demo/7/srv1/APP1/channels', digest: 'SHA-256=abc_-DEF', sizeBytes: 0 };
 const state = { kind: 'object', ref: stateRef } as const;
 const inlineState = { kind: 'inline', bytes: new Uint8Array([1, 2, 3]) } as const;
-const ctl = { requestId: 'ckpt-7:trigger:srv1', tenant: 'acme', server: 'srv1', epoch: 3 } as const;
+const ctl = { requestId: 'ckpt-7:trigger:srv1', tenant: 'acme', server: 'srv1', plan: 'p1', epoch: 3 } as const;
 const evt = { requestId: 'evt-0001', tenant: 'acme', server: 'srv1', epoch: 3 } as const;
 const stats = {
   startDelayMs: 3,
@@ -103,8 +103,8 @@ const validControls: ReadonlyArray<readonly [string, Control]> = [
   ['quiesce of a source', { ...ctl, type: 'quiesce', checkpointId: 7, apps: ['APP1'], drainTo: {} }],
   ['quiesce with drain positions', { ...ctl, type: 'quiesce', checkpointId: 7, apps: ['APP2', 'APP3'], drainTo: { 'srv1/APP1->srv1/APP2': 0, 'srv2/APP9->srv1/APP3': 1234 } }],
   ['capture', { ...ctl, type: 'capture', checkpointId: 7, apps: ['APP1'] }],
-  ['ping', { ...ctl, type: 'ping' }],
-  ['ping in epoch 0', { ...ctl, epoch: 0, type: 'ping' }],
+  ['ping', { ...ctl, plan: '', type: 'ping' }],
+  ['ping in epoch 0', { ...ctl, plan: '', epoch: 0, type: 'ping' }],
 ];
 
 const validEvents: ReadonlyArray<readonly [string, AgentEvent]> = [

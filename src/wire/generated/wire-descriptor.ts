@@ -85,6 +85,10 @@ export const wireDescriptor = {
                   "type": "uint64",
                   "id": 5
                 },
+                "plan": {
+                  "type": "string",
+                  "id": 6
+                },
                 "trigger": {
                   "type": "Trigger",
                   "id": 10
