@@ -76,7 +76,7 @@ export function readControl(reader: FieldReader, message: Fields): Control {
     if (header.plan !== '') reader.fail('plan', 'must be empty for ping');
   }
   if (type === undefined) return Object.assign(header, { type: 'ping' as const });
-  if (header.plan === '') reader.fail('plan', 'is required for every command but ping');
+  if (type !== 'ping' && header.plan === '') reader.fail('plan', 'is required for every command but ping');
   if (type === 'ping') {
     // A ping is about no checkpoint; a non-zero id means the sender confused its commands.
     if (reader.uint(message.checkpoint_id, 'checkpoint_id') !== 0) reader.fail('checkpoint_id', 'must be 0 for ping');

@@ -260,7 +260,7 @@ describe('wire codec: round trips', () => {
 // ------------------------------------------------------------------------------------------------
 
 const aboveSafe = '9007199254740992';
-const rawCtl = { request_id: 'r-1', tenant: 'acme', server: 'srv1', epoch: 1, checkpoint_id: 7 };
+const rawCtl = { request_id: 'r-1', tenant: 'acme', server: 'srv1', plan: 'p1', epoch: 1, checkpoint_id: 7 };
 const rawTrigger = { policy: 1, timeout_ms: 1000, initiator_apps: ['APP1'] };
 const rawRef = { name: 'obj', digest: 'SHA-256=abc', size_bytes: 3 };
 const rawAppRestore = { app: 'APP1', state: rawRef, sent: [{ channel: 'a->b', count: 1 }], received: [] };
@@ -293,7 +293,10 @@ const invalidControls: readonly InvalidCase[] = [
     field: 'trigger.completed_checkpoint_id',
   },
   { name: 'a checkpoint id above MAX_SAFE_INTEGER', fields: { ...rawCtl, checkpoint_id: aboveSafe, thaw: {} }, field: 'checkpoint_id' },
-  { name: 'a ping with a checkpoint id', fields: { ...rawCtl, ping: {} }, field: 'checkpoint_id' },
+  { name: 'a ping with a checkpoint id', fields: { ...rawCtl, plan: '', ping: {} }, field: 'checkpoint_id' },
+  { name: 'a ping naming a plan', fields: { ...rawCtl, checkpoint_id: 0, ping: {} }, field: 'plan' },
+  { name: 'a trigger without a plan', fields: { ...rawCtl, plan: '', trigger: rawTrigger }, field: 'plan' },
+  { name: 'a trigger with a malformed plan', fields: { ...rawCtl, plan: 'a.b', trigger: rawTrigger }, field: 'plan' },
   { name: 'a trigger with policy UNSPECIFIED', fields: { ...rawCtl, trigger: { ...rawTrigger, policy: 0 } }, field: 'trigger.policy' },
   { name: 'a trigger with an unknown policy', fields: { ...rawCtl, trigger: { ...rawTrigger, policy: 99 } }, field: 'trigger.policy' },
   {
