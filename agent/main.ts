@@ -11,8 +11,8 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { join } from 'node:path';
-import { TokenApp } from '../examples/token-app.js';
-import { WriterApp } from '../examples/writer-app.js';
+import { TokenApp } from './demo-apps/token-app.js';
+import { WriterApp } from './demo-apps/writer-app.js';
 import { Agent } from './agent.js';
 import { CHANNEL_LIMITS_DEFAULT } from './channels/index.js';
 import { AGENT_DEFAULTS, FREEZE_DEFAULTS, loadAgentConfig } from './config.js';

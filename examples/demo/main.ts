@@ -19,8 +19,8 @@ import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import type { ConsistencyLevel, PlanInput } from '../../coordinator/model.js';
 import { decodeChannelState } from '../../src/wire/index.js';
 import { startNatsServer, type NatsServerHandle } from '../nats-server.js';
-import { decodeTokens } from '../token-app.js';
-import { orphansBetween, pauseFile, readRecords } from '../writer-app.js';
+import { decodeTokens } from '../../agent/demo-apps/token-app.js';
+import { orphansBetween, pauseFile, readRecords } from '../../agent/demo-apps/writer-app.js';
 import { agentConfigJson, demoPlan } from './plan.js';
 
 /** What the demo's exit code says. */

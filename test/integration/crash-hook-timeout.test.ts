@@ -26,7 +26,7 @@ import { readFreezeStatus } from '../../agent/freeze-status.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
-import { pauseFile, readRecords } from '../../examples/writer-app.js';
+import { pauseFile, readRecords } from '../../agent/demo-apps/writer-app.js';
 import { decodeEvent, eventSubject, type AgentEvent } from '../../src/wire/index.js';
 import { agentConfigFor, channelIdOf, spawnTsx, value, waitUntil, type Child } from '../support/live-processes.js';
 import { startNatsServer, type NatsServerHandle } from '../support/nats-server.js';

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
-import { orphansBetween, pauseFile, readRecords } from '../../examples/writer-app.js';
+import { orphansBetween, pauseFile, readRecords } from '../../agent/demo-apps/writer-app.js';
 import { agentConfigFor, spawnTsx, value, waitUntil, type Child } from '../support/live-processes.js';
 import { startNatsServer, type NatsServerHandle } from '../support/nats-server.js';
 

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
-import { encodeTokens } from '../../examples/token-app.js';
+import { encodeTokens } from '../../agent/demo-apps/token-app.js';
 import { channelSubject, creditSubject, decodeCredit, decodeEnvelope, encodeEnvelope, forEachItem } from '../../src/wire/index.js';
 import { cyclicPlan, LiveSystem, value, waitUntil } from '../support/live-processes.js';
 

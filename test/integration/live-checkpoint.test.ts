@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlSubject, decodeChannelState, decodeEvent, eventSubject } from '../../src/wire/index.js';
-import { decodeTokens } from '../../examples/token-app.js';
+import { decodeTokens } from '../../agent/demo-apps/token-app.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { demoPlan, INITIAL_TOKENS, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';

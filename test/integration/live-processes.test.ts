@@ -8,7 +8,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
 import { channelSubject, controlSubject, creditSubject, decodeControl, decodeCredit, decodeEnvelope, decodeEvent, encodeControl, encodeCredit, encodeEnvelope, encodeEvent, forEachItem } from '../../src/wire/index.js';
-import { encodeTokens } from '../../examples/token-app.js';
+import { encodeTokens } from '../../agent/demo-apps/token-app.js';
 import { cyclicPlan, LiveSystem, sleep, value, waitUntil } from '../support/live-processes.js';
 
 const TENANT = 'lp';

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
-import { encodeTokens } from '../../examples/token-app.js';
+import { encodeTokens } from '../../agent/demo-apps/token-app.js';
 import { channelSubject, decodeChannelState, encodeEnvelope } from '../../src/wire/index.js';
 import { cyclicPlan, LiveSystem, value, type TokenCount } from '../support/live-processes.js';
 

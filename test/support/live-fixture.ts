@@ -13,7 +13,7 @@ import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
 import type { PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
-import { TokenApp } from '../../examples/token-app.js';
+import { TokenApp } from '../../agent/demo-apps/token-app.js';
 import { agentConfigJson, demoPlan as demoPlanOf } from '../../examples/demo/plan.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
 

@@ -22,7 +22,7 @@ import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { CoordinatorClient, type CallResult } from '../../coordinator/grpc/client.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
-import { decodeTokens } from '../../examples/token-app.js';
+import { decodeTokens } from '../../agent/demo-apps/token-app.js';
 import type { CheckpointId } from '../../src/ids.js';
 import { decodeChannelState, processId } from '../../src/wire/index.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';

@@ -9,8 +9,8 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AppHandler, AppLink } from '../agent/app.js';
-import type { ChannelId } from '../src/ids.js';
+import type { AppHandler, AppLink } from '../app.js';
+import type { ChannelId } from '../../src/ids.js';
 
 export const RECORDS_FILE = 'records.log';
 /** The pause marker of a volume: beside it, so a revert of the volume leaves it alone. */

@@ -6,8 +6,8 @@
  * It is an embedded app (an AppHandler living in the agent's process); the same logic works through
  * the local API with the SDK.
  */
-import type { AppHandler, AppLink } from '../agent/app.js';
-import type { ChannelId } from '../src/ids.js';
+import type { AppHandler, AppLink } from '../app.js';
+import type { ChannelId } from '../../src/ids.js';
 
 export function encodeTokens(n: number): Uint8Array {
   const b = new Uint8Array(8);
