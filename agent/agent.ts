@@ -1,23 +1,30 @@
 /**
  * The agent daemon: one per VM, the only NATS client in the VM. It registers, heartbeats, takes the
- * coordinator's commands from its control subject (deduplicated by request id, fenced by epoch),
- * hosts one `Endpoint` per attached app, and publishes what they report. Anything that arrives on a
- * subject and does not decode is logged, counted and dropped; nothing crashes the daemon.
+ * coordinator's commands from its control subject and its tenant's plan triggers, hosts one
+ * `Endpoint` per attached app, and publishes what they report. Which command to carry out, fence or
+ * answer from memory is decided by the pure `AgentControl` (src/control/agent-control.ts; epochs per
+ * plan, deduplication with remembered answers); this file only carries its effects out (docs/agent.md).
+ * Anything that arrives on a subject and does not decode is logged, counted and dropped; nothing
+ * crashes the daemon.
  */
 import { randomBytes } from 'node:crypto';
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
 import type { RecordedMessage } from '../src/core/types.js';
-import type { ChannelId, Epoch } from '../src/ids.js';
+import type { ChannelId } from '../src/ids.js';
+import { AGENT_CONTROL_DEFAULTS, AgentControl, type AgentControlStep } from '../src/control/agent-control.js';
+import { NO_NEGATIVE_CONTROLS } from '../src/control/negative-controls.js';
 import {
   controlSubject,
   decodeChannelState,
   decodeControl,
+  decodePlanTrigger,
   encodeEvent,
   eventSubject,
+  planTriggerWildcard,
   type AgentEvent,
   type AgentEventBody,
-  type AgentEventHeader,
+  type AppName,
   type AppRestore,
   type Control,
   type HookResult,
@@ -37,10 +44,14 @@ import { JetStreamStateObjects, type StateObjects } from '../adapters/state-stor
 export const AGENT_VERSION = '0.1.0';
 
 export interface AgentCounters {
+  /** Commands and plan triggers that did not decode. */
   malformedControl: number;
   duplicateControl: number;
   foreignControl: number;
+  /** Fenced commands: of an older epoch of their plan, or of a newer one whose restore was missed. */
   staleEpochControl: number;
+  /** Plan triggers of plans without an app on this server. */
+  notServedTriggers: number;
   eventsPublished: number;
   eventsUnencodable: number;
 }
@@ -55,14 +66,12 @@ export class Agent implements AppHost {
   private readonly endpoints = new Map<string, Promise<Endpoint>>();
   /** The endpoints of `endpoints` that are open, by app. */
   private readonly opened = new Map<string, Endpoint>();
-  private readonly seenRequests = new Map<string, true>();
-  private readonly bootId = randomBytes(4).toString('hex');
-  private eventCounter = 0;
+  /** The control decisions: epochs per plan, fencing, deduplication, event stamping. */
+  private readonly control: AgentControl;
   /** When this agent last published anything (performance.now()). */
   private lastPublishedMs = Number.NEGATIVE_INFINITY;
-  private epochNow: Epoch = 0;
   private heartbeat: NodeJS.Timeout | undefined;
-  private sub: Subscription | undefined;
+  private readonly subs: Subscription[] = [];
   private stopped = false;
   /** As the NATS client last reported it; only for saying in the log whether a report went out. */
   private natsConnected = true;
@@ -71,6 +80,7 @@ export class Agent implements AppHost {
     duplicateControl: 0,
     foreignControl: 0,
     staleEpochControl: 0,
+    notServedTriggers: 0,
     eventsPublished: 0,
     eventsUnencodable: 0,
   };
@@ -99,6 +109,16 @@ export class Agent implements AppHost {
     readonly nc: NatsConnection,
     private readonly objects: StateObjects,
   ) {
+    this.control = new AgentControl({
+      tenant: config.tenant,
+      server: config.server,
+      bootId: randomBytes(4).toString('hex'),
+      apps: config.apps.map((a) => a.name),
+      requestsRememberedMax: config.controlIdsRememberedMax,
+      answersPerRequestMax: AGENT_CONTROL_DEFAULTS.answersPerRequestMax,
+      checkpointsRememberedMax: AGENT_CONTROL_DEFAULTS.checkpointsRememberedMax,
+      negativeControls: NO_NEGATIVE_CONTROLS,
+    });
     this.freezer = new FreezeController({
       tenant: config.tenant,
       server: config.server,
@@ -125,8 +145,9 @@ export class Agent implements AppHost {
   /** Freeze, thaw and the freeze watchdog of this server (crash consistency, docs/hooks.md). */
   readonly freezer: FreezeController;
 
-  get epoch(): Epoch {
-    return this.epochNow;
+  /** This agent's epoch of `plan` (undefined: it knows nothing of the plan yet). */
+  epochOf(plan: string): number | undefined {
+    return this.control.epochOf(plan);
   }
 
   private async begin(): Promise<void> {
@@ -134,15 +155,27 @@ export class Agent implements AppHost {
     const recovered = await this.freezer.recover();
     if (recovered) this.publishThawed(recovered, undefined);
     await this.freezer.start();
-    this.sub = this.nc.subscribe(controlSubject(this.config.tenant, this.config.server), {
-      callback: (err, msg) => {
-        if (err) {
-          this.log.error({ err }, 'control subscription failed');
-          return;
-        }
-        this.onControl(msg.data);
-      },
-    });
+    this.subs.push(
+      this.nc.subscribe(controlSubject(this.config.tenant, this.config.server), {
+        callback: (err, msg) => {
+          if (err) {
+            this.log.error({ err }, 'control subscription failed');
+            return;
+          }
+          this.onControl(msg.data);
+        },
+      }),
+      // Every plan trigger of the tenant: the machine ignores those of plans without apps here.
+      this.nc.subscribe(planTriggerWildcard(this.config.tenant), {
+        callback: (err, msg) => {
+          if (err) {
+            this.log.error({ err }, 'plan trigger subscription failed');
+            return;
+          }
+          this.onPlanTrigger(msg.data);
+        },
+      }),
+    );
     await this.nc.flush();
     this.register();
     this.heartbeat = setInterval(() => {
@@ -183,7 +216,7 @@ export class Agent implements AppHost {
       app,
       inputs: cfg.inputs,
       outputs: cfg.outputs,
-      epoch: this.epochNow,
+      epoch: this.control.generationOf(app),
       handler,
       openOutbound: (channel, epoch, lastSentSeq) => openOutbound(this.nc, { tenant, channel, epoch, lastSentSeq, limits, logger: log }),
       openInbound: (channel, epoch, deliveredSeq, onEnvelope) => openInbound(this.nc, { tenant, channel, epoch, deliveredSeq, limits, logger: log, onEnvelope }),
@@ -259,53 +292,68 @@ export class Agent implements AppHost {
       this.log.warn({ error: decoded.error.message, field: decoded.error.field }, 'malformed control message dropped');
       return;
     }
-    const c = decoded.value;
-    if (c.tenant !== this.config.tenant || c.server !== this.config.server) {
-      this.counters.foreignControl += 1;
-      this.log.warn({ to: `${c.tenant}/${c.server}` }, 'control message for another agent dropped');
-      return;
-    }
-    if (this.seenRequests.has(c.requestId)) {
-      this.counters.duplicateControl += 1;
-      this.log.debug({ requestId: c.requestId }, 'duplicate control message dropped');
-      return;
-    }
-    this.seenRequests.set(c.requestId, true);
-    if (this.seenRequests.size > this.config.controlIdsRememberedMax) {
-      this.seenRequests.delete(this.seenRequests.keys().next().value as string);
-    }
-    // A restore brings the new epoch; everything else must be of the epoch we are in. Except a thaw:
-    // thawing only ever makes the guest safer, so no fence may keep one from running.
-    if (c.type !== 'thaw' && (c.epoch < this.epochNow || (c.type !== 'restore' && c.type !== 'ping' && c.epoch > this.epochNow))) {
-      this.counters.staleEpochControl += 1;
-      this.log.warn({ type: c.type, epoch: c.epoch, agentEpoch: this.epochNow }, 'control message of another epoch');
-      if (c.type === 'trigger') this.declineAll(c, 'stale-epoch', `agent ${this.config.server} is at epoch ${this.epochNow}, the trigger at ${c.epoch}`);
-      if (c.type === 'freeze') this.publish({ type: 'decline', checkpointId: c.checkpointId, reason: 'stale-epoch', detail: `agent ${this.config.server} is at epoch ${this.epochNow}, the freeze at ${c.epoch}` }, c.requestId);
-      return;
-    }
-    this.handle(c).catch((error: unknown) => this.log.error({ type: c.type, err: error }, 'control handling failed'));
+    this.apply(this.control.step({ type: 'control', control: decoded.value }));
   }
 
-  private async handle(c: Control): Promise<void> {
-    const log = lazyChild(this.log, { requestId: c.requestId, ...('checkpointId' in c ? { checkpointId: c.checkpointId } : {}) });
+  private onPlanTrigger(bytes: Uint8Array): void {
+    const decoded = decodePlanTrigger(bytes);
+    if (!decoded.ok) {
+      this.counters.malformedControl += 1;
+      this.log.warn({ error: decoded.error.message, field: decoded.error.field }, 'malformed plan trigger dropped');
+      return;
+    }
+    this.apply(this.control.step({ type: 'plan-trigger', trigger: decoded.value }));
+  }
+
+  /** Carries out a step of the control machine: its publishes first, then its command. */
+  private apply(step: AgentControlStep): void {
+    if (step.rejected !== undefined) {
+      const { reason, detail } = step.rejected;
+      if (reason === 'duplicate') {
+        this.counters.duplicateControl += 1;
+        this.log.debug({ detail }, 'duplicate control message: remembered answers published again');
+      } else if (reason === 'foreign') {
+        this.counters.foreignControl += 1;
+        this.log.warn({ detail }, 'control message for another agent dropped');
+      } else if (reason === 'not-served') {
+        this.counters.notServedTriggers += 1;
+      } else {
+        this.counters.staleEpochControl += 1;
+        this.log.warn({ reason, detail }, 'control message of another epoch of its plan');
+      }
+    }
+    for (const effect of step.effects) {
+      if (effect.type === 'publish') this.publishEvent(effect.event);
+      else {
+        const c = effect.control;
+        this.handle(c, effect.apps).catch((error: unknown) => this.log.error({ type: c.type, plan: c.plan, err: error }, 'control handling failed'));
+      }
+    }
+  }
+
+  /** Carries out a command the control machine let through, for the apps it named. */
+  private async handle(c: Control, apps: readonly AppName[]): Promise<void> {
+    const log = lazyChild(this.log, { requestId: c.requestId, plan: c.plan, ...('checkpointId' in c ? { checkpointId: c.checkpointId } : {}) });
     switch (c.type) {
       case 'trigger': {
-        log.info({ policy: c.policy.kind, initiators: c.initiatorApps }, 'trigger');
+        log.info({ policy: c.policy.kind, initiators: c.initiatorApps, apps }, 'trigger');
         // The previous checkpoint's complete notice travels with this trigger; it goes first, as it
         // would have had it come on its own.
         const attached = this.attachedNow() ?? (await this.attached());
-        if (c.completedCheckpointId !== undefined) for (const e of attached) e.complete(c.completedCheckpointId);
-        for (const cfg of this.config.apps) {
-          const e = attached.find((a) => a.app === cfg.name);
+        const planApps = attached.filter((e) => apps.includes(e.app));
+        if (c.completedCheckpointId !== undefined) for (const e of planApps) e.complete(c.completedCheckpointId);
+        for (const app of apps) {
+          const e = planApps.find((a) => a.app === app);
           if (!e) {
-            this.publish({ type: 'decline', checkpointId: c.checkpointId, app: cfg.name, reason: 'unknown-app', detail: `${cfg.name} is not attached to the agent on ${this.config.server}` }, c.requestId);
+            const where = this.config.apps.some((a) => a.name === app) ? 'is not attached to' : 'is not configured on';
+            this.publish({ type: 'decline', checkpointId: c.checkpointId, app, reason: 'unknown-app', detail: `${app} ${where} the agent on ${this.config.server}` }, c.requestId);
             continue;
           }
           e.trigger({
             checkpointId: c.checkpointId,
             policy: c.policy,
             timeoutMs: c.timeoutMs,
-            initiator: c.initiatorApps.includes(cfg.name),
+            initiator: c.initiatorApps.includes(app),
             backEdgeInputs: c.backEdgeChannels.filter((ch) => e.inputs.includes(ch)),
             inlineStateBytesMax: c.inlineStateBytesMax,
           });
@@ -328,9 +376,10 @@ export class Agent implements AppHost {
           log.info({ apps: c.apps }, 'opaque apps resumed');
           return;
         }
-        for (const e of await this.attached()) e.resume();
+        // After a restore: the apps the machine says this plan's restore put back, no others.
+        for (const e of await this.attached()) if (apps.includes(e.app)) e.resume();
         this.publish({ type: 'resumed' }, c.requestId);
-        log.info('resumed');
+        log.info({ apps }, 'resumed');
         return;
       case 'quiesce':
         await Promise.all(
@@ -354,6 +403,11 @@ export class Agent implements AppHost {
         return;
       case 'ping':
         this.sendHeartbeat(c.requestId);
+        return;
+      case 'hello':
+        // A coordinator that does not know this agent (it restarted): register again.
+        log.info('hello: registering again');
+        this.register(c.requestId);
         return;
       case 'freeze':
         return this.freeze(c, log);
@@ -435,7 +489,7 @@ export class Agent implements AppHost {
         );
         restored.push(a.app);
       }
-      this.epochNow = c.epoch;
+      // The machine adopts the plan's new epoch as it stamps this answer.
       this.publish({ type: 'restored', checkpointId: c.checkpointId, apps: restored }, c.requestId);
       log.info({ epoch: c.epoch }, 'restored');
     } catch (error) {
@@ -465,14 +519,10 @@ export class Agent implements AppHost {
     return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   }
 
-  private declineAll(c: Extract<Control, { type: 'trigger' }>, reason: WireDeclineReason, detail: string): void {
-    for (const cfg of this.config.apps) this.publish({ type: 'decline', checkpointId: c.checkpointId, app: cfg.name, reason, detail }, c.requestId);
-  }
-
   // ---- events -----------------------------------------------------------------------------------
 
-  private register(): void {
-    this.publish({ type: 'register', apps: this.config.apps.map((a) => a.name), version: AGENT_VERSION });
+  private register(inReplyTo?: string): void {
+    this.publish({ type: 'register', apps: this.config.apps.map((a) => a.name), version: AGENT_VERSION }, inReplyTo);
   }
 
   private sendHeartbeat(inReplyTo: string | undefined): void {
@@ -482,16 +532,18 @@ export class Agent implements AppHost {
     });
   }
 
+  /** Publishes an event through the control machine, which stamps it and remembers answers. */
   private publish(body: AgentEventBody, inReplyTo?: string): void {
     if (this.stopped || this.nc.isClosed()) return;
-    this.eventCounter += 1;
-    // Object.assign rather than spreads (Node 20's slow path for spread literals; once per event).
-    const header: AgentEventHeader = { requestId: `${this.config.server}:${this.bootId}:${this.eventCounter}`, tenant: this.config.tenant, server: this.config.server, epoch: this.epochNow };
-    if (inReplyTo !== undefined) Object.assign(header, { inReplyTo });
-    const encoded = encodeEvent(Object.assign(header, body) as AgentEvent);
+    this.apply(this.control.step(inReplyTo === undefined ? { type: 'event', body } : { type: 'event', body, inReplyTo }));
+  }
+
+  private publishEvent(event: AgentEvent): void {
+    if (this.stopped || this.nc.isClosed()) return;
+    const encoded = encodeEvent(event);
     if (!encoded.ok) {
       this.counters.eventsUnencodable += 1;
-      this.log.error({ event: body.type, error: encoded.error.message, field: encoded.error.field }, 'event not encodable: dropped');
+      this.log.error({ event: event.type, error: encoded.error.message, field: encoded.error.field }, 'event not encodable: dropped');
       return;
     }
     this.nc.publish(eventSubject(this.config.tenant, this.config.server), encoded.value);
@@ -506,7 +558,7 @@ export class Agent implements AppHost {
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
-    this.sub?.unsubscribe();
+    for (const sub of this.subs) sub.unsubscribe();
     await this.stopFreezing();
     await this.opaque.close();
     if (this.heartbeat) clearInterval(this.heartbeat);

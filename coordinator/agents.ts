@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import type { AgentEvent } from '../src/wire/index.js';
 import type { AgentsApi } from './api.js';
+import type { ControlBus } from './bus.js';
 import { fail, ok, type Result } from './errors.js';
 import type { AgentInfo, AgentStatus } from './model.js';
 
@@ -49,7 +50,7 @@ export type ObserveOutcome =
   | 'frozen'
   | 'thawed'
   | 'alive'
-  /** A heartbeat or other event from an agent that never registered: tracked, apps unknown. */
+  /** An event from an agent that has not registered with this coordinator: tracked, apps unknown. */
   | 'unregistered'
   /** A new agent beyond agentsMax. */
   | 'registry-full';
@@ -115,12 +116,12 @@ export class AgentRegistry implements AgentsApi {
         return isNew || entry.registeredAtUnixMs === 0 ? 'unregistered' : 'heartbeat';
       case 'frozen':
         entry.frozen = true;
-        return 'frozen';
+        return entry.registeredAtUnixMs === 0 ? 'unregistered' : 'frozen';
       case 'thawed':
         entry.frozen = false;
-        return 'thawed';
+        return entry.registeredAtUnixMs === 0 ? 'unregistered' : 'thawed';
       default:
-        return isNew ? 'unregistered' : 'alive';
+        return entry.registeredAtUnixMs === 0 ? 'unregistered' : 'alive';
     }
   }
 
@@ -161,4 +162,32 @@ export class AgentRegistry implements AgentsApi {
       frozen: e.frozen,
     };
   }
+}
+
+/** How often at most the coordinator asks one unregistered agent to register again. */
+export const HELLO_INTERVAL_MS = 1_000;
+
+/**
+ * Feeds every event of the bus to the registry and asks an agent the registry does not know as
+ * registered to register again (a `hello` on its control subject, at most once per
+ * `helloIntervalMs`). After a coordinator restart the agents are known again with their apps at
+ * their next sign of life (a heartbeat, at most one heartbeat interval later), without any state
+ * kept across the restart. Returns a function that stops it.
+ */
+export function trackAgents(bus: Pick<ControlBus, 'onEvents' | 'send'>, registry: AgentRegistry, options: { helloIntervalMs?: number; now?: () => number } = {}): () => void {
+  const helloIntervalMs = options.helloIntervalMs ?? HELLO_INTERVAL_MS;
+  if (!Number.isSafeInteger(helloIntervalMs) || helloIntervalMs < 1) throw new Error(`helloIntervalMs must be a positive integer, got ${String(helloIntervalMs)}`);
+  const now = options.now ?? Date.now;
+  const askedAt = new Map<string, number>();
+  return bus.onEvents((e) => {
+    const k = key(e.tenant, e.server);
+    if (registry.observe(e) !== 'unregistered') {
+      askedAt.delete(k);
+      return;
+    }
+    const t = now();
+    if (t - (askedAt.get(k) ?? Number.NEGATIVE_INFINITY) < helloIntervalMs) return;
+    askedAt.set(k, t);
+    bus.send({ type: 'hello', tenant: e.tenant, server: e.server, plan: '', epoch: 0 });
+  });
 }

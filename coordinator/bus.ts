@@ -1,7 +1,12 @@
 /**
  * The coordinator's side of the control plane: commands published on each agent's control subject,
- * events taken from every agent's event subject. An event that does not decode, or whose server is
- * not the one of the subject it came on (a forged sender), is logged, counted and dropped.
+ * a checkpoint's trigger once per plan on the plan's trigger subject, events taken from every agent's
+ * event subject. An event that does not decode, or whose server is not the one of the subject it came
+ * on (a forged sender), is logged, counted and dropped.
+ *
+ * Core NATS delivers at most once, so `request` resends its command, under the same request id,
+ * until the agent answers or the time is up; the agent carries a command out once and answers a
+ * duplicate with its first answer (src/control/agent-control.ts), so a resend is always safe.
  */
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Subscription } from 'nats';
@@ -11,18 +16,38 @@ import {
   controlSubject,
   decodeEvent,
   encodeControl,
+  encodePlanTrigger,
+  planTriggerSubject,
   type AgentEvent,
   type Control,
   type ControlCommand,
+  type PlanTrigger,
 } from '../src/wire/index.js';
 
 export interface BusCounters {
   malformedEvents: number;
   forgedEvents: number;
   controlsSent: number;
+  /** Commands published again by `request` because no answer had come yet. */
+  controlsResent: number;
+  planTriggersSent: number;
 }
 
-type ControlWithoutId = { readonly tenant: string; readonly server: string; readonly plan: string; readonly epoch: number } & ControlCommand;
+export type ControlWithoutId = { readonly tenant: string; readonly server: string; readonly plan: string; readonly epoch: number } & ControlCommand;
+
+export type PlanTriggerWithoutId = Omit<PlanTrigger, 'requestId'>;
+
+export interface ControlBusLimits {
+  /** `request` publishes its command again after this long without an answer, until its timeout. */
+  readonly resendIntervalMs: number;
+}
+
+export const CONTROL_BUS_LIMITS_DEFAULT: ControlBusLimits = { resendIntervalMs: 1_000 };
+
+export function validateControlBusLimits(l: ControlBusLimits): string | undefined {
+  if (!Number.isSafeInteger(l.resendIntervalMs) || l.resendIntervalMs < 1) return `resendIntervalMs must be a positive integer, got ${String(l.resendIntervalMs)}`;
+  return undefined;
+}
 
 /** nats-server's default max_payload, for a connection that has not said yet. */
 const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -33,12 +58,18 @@ export class ControlBus {
   private counter = 0;
   private readonly waiters = new Map<string, (e: AgentEvent) => void>();
   private readonly listeners = new Set<(e: AgentEvent) => void>();
-  readonly counters: BusCounters = { malformedEvents: 0, forgedEvents: 0, controlsSent: 0 };
+  readonly counters: BusCounters = { malformedEvents: 0, forgedEvents: 0, controlsSent: 0, controlsResent: 0, planTriggersSent: 0 };
+  private readonly limits: ControlBusLimits;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly log: Logger,
-  ) {}
+    limits: Partial<ControlBusLimits> = {},
+  ) {
+    this.limits = { ...CONTROL_BUS_LIMITS_DEFAULT, ...limits };
+    const invalid = validateControlBusLimits(this.limits);
+    if (invalid !== undefined) throw new Error(`invalid control bus limits: ${invalid}`);
+  }
 
   async start(): Promise<void> {
     this.sub = this.nc.subscribe(ALL_EVENTS_SUBJECT, {
@@ -63,10 +94,24 @@ export class ControlBus {
     return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES;
   }
 
-  /** Publishes a command; returns its request id. */
-  send(control: ControlWithoutId): string {
+  /** A request id no other command of this coordinator process has. */
+  newRequestId(): string {
     this.counter += 1;
-    const requestId = `c:${this.bootId}:${this.counter}`;
+    return `c:${this.bootId}:${this.counter}`;
+  }
+
+  /**
+   * Publishes a command; returns its request id. A caller that resends by itself (a pure machine
+   * owning its retries) passes the id of the first send, so the agent answers the resend with its
+   * first answer instead of doing the work again.
+   */
+  send(control: ControlWithoutId, requestId: string = this.newRequestId()): string {
+    this.nc.publish(controlSubject(control.tenant, control.server), this.encode(control, requestId));
+    this.counters.controlsSent += 1;
+    return requestId;
+  }
+
+  private encode(control: ControlWithoutId, requestId: string): Uint8Array {
     // Object.assign, not `{ ...control, requestId }`: on Node 20 a spread followed by more properties
     // takes a slow path (about 2 µs), and this runs once per server of every checkpoint.
     const encoded = encodeControl(Object.assign({ requestId }, control) as Control);
@@ -75,29 +120,52 @@ export class ControlBus {
       this.log.error({ type: control.type, server: control.server, error: encoded.error.message, field: encoded.error.field }, 'command not encodable');
       throw new Error(`command ${control.type} for ${control.server} is not encodable: ${encoded.error.message}`);
     }
-    this.nc.publish(controlSubject(control.tenant, control.server), encoded.value);
-    this.counters.controlsSent += 1;
+    return encoded.value;
+  }
+
+  /**
+   * A checkpoint's trigger once for the whole plan (DESIGN §5), read by the plan's agents; returns
+   * its request id (pass the first one's to resend it). Answers come as acks and declines.
+   */
+  broadcastTrigger(trigger: PlanTriggerWithoutId, requestId: string = this.newRequestId()): string {
+    const encoded = encodePlanTrigger(Object.assign({ requestId }, trigger) as PlanTrigger);
+    if (!encoded.ok) {
+      this.log.error({ plan: trigger.plan, checkpointId: trigger.checkpointId, error: encoded.error.message, field: encoded.error.field }, 'plan trigger not encodable');
+      throw new Error(`trigger of checkpoint ${trigger.checkpointId} for plan ${trigger.plan} is not encodable: ${encoded.error.message}`);
+    }
+    this.nc.publish(planTriggerSubject(trigger.tenant, trigger.plan), encoded.value);
+    this.counters.planTriggersSent += 1;
     return requestId;
   }
 
   /**
    * Sends a command and waits for the agent's answer (an event whose inReplyTo is the command's
-   * request id). Resolves undefined after `timeoutMs` without one.
+   * request id), publishing it again under the same id every `resendIntervalMs` until then: a
+   * command published before the agent subscribed (it was restarting) or lost on the way is still
+   * answered. Resolves undefined after `timeoutMs` without an answer.
    */
   request(control: ControlWithoutId, timeoutMs: number): Promise<AgentEvent | undefined> {
     return new Promise((resolve) => {
-      let requestId = '';
-      const timer = setTimeout(() => {
-        this.waiters.delete(requestId);
-        resolve(undefined);
-      }, timeoutMs);
-      timer.unref();
-      requestId = this.send(control);
-      this.waiters.set(requestId, (e) => {
+      const requestId = this.newRequestId();
+      const bytes = this.encode(control, requestId);
+      const subject = controlSubject(control.tenant, control.server);
+      const resend = setInterval(() => {
+        this.nc.publish(subject, bytes);
+        this.counters.controlsResent += 1;
+        this.log.debug({ type: control.type, server: control.server, plan: control.plan, requestId }, 'no answer yet: command resent');
+      }, this.limits.resendIntervalMs);
+      resend.unref();
+      const done = (e: AgentEvent | undefined): void => {
         clearTimeout(timer);
+        clearInterval(resend);
         this.waiters.delete(requestId);
         resolve(e);
-      });
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      timer.unref();
+      this.waiters.set(requestId, done);
+      this.nc.publish(subject, bytes);
+      this.counters.controlsSent += 1;
     });
   }
 

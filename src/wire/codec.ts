@@ -12,8 +12,9 @@ import { agentEventFields, readAgentEvent } from './event.js';
 import { controlEncodeProblem, controlFields, readControl } from './control.js';
 import { creditFields, envelopeFields, readCredit, readEnvelope } from './channel.js';
 import { FieldReader, type Fields, plainBytes } from './fields.js';
-import { agentEventType, controlType, creditType, envelopeType } from './schema.js';
-import type { AgentEvent, Control, Credit, Envelope, WireError, WireLimits, WireResult } from './types.js';
+import { planTriggerEncodeProblem, planTriggerFields, readPlanTrigger } from './plan-trigger.js';
+import { agentEventType, controlType, creditType, envelopeType, planTriggerType } from './schema.js';
+import type { AgentEvent, Control, Credit, Envelope, PlanTrigger, WireError, WireLimits, WireResult } from './types.js';
 
 /** 1 MiB, the NATS server's default max_payload: a larger message would not be delivered anyway. */
 export const wireLimitsDefault: WireLimits = { wireMessageBytesMax: 1024 * 1024 };
@@ -79,6 +80,16 @@ export function encodeControl(control: Control, limits: WireLimits = wireLimitsD
   const problem = controlEncodeProblem(control);
   if (problem !== undefined) return invalid(problem.field, problem.message);
   return encodeWith(controlType, controlFields(control), limits, readControl);
+}
+
+export function decodePlanTrigger(bytes: Uint8Array, limits: WireLimits = wireLimitsDefault): WireResult<PlanTrigger> {
+  return decodeWith(planTriggerType, bytes, limits, readPlanTrigger);
+}
+
+export function encodePlanTrigger(trigger: PlanTrigger, limits: WireLimits = wireLimitsDefault): WireResult<Uint8Array> {
+  const problem = planTriggerEncodeProblem(trigger);
+  if (problem !== undefined) return invalid(problem.field, problem.message);
+  return encodeWith(planTriggerType, planTriggerFields(trigger), limits, readPlanTrigger);
 }
 
 export function decodeEvent(bytes: Uint8Array, limits: WireLimits = wireLimitsDefault): WireResult<AgentEvent> {

@@ -20,16 +20,18 @@ export const controlTypes: readonly ControlType[] = [
   'ping',
   'quiesce',
   'capture',
+  'hello',
 ];
 
-function readPolicy(reader: FieldReader, trigger: Fields): PolicyConfig {
-  const kind = reader.enumValue(trigger.policy, 'trigger.policy', policyTable.byNumber);
-  const alignmentTimeoutMs = reader.uint32(trigger.alignment_timeout_ms, 'trigger.alignment_timeout_ms');
+/** The policy fields of a Trigger or a PlanTrigger (`prefix`: where they sit, for error paths). */
+export function readPolicy(reader: FieldReader, trigger: Fields, prefix = 'trigger.'): PolicyConfig {
+  const kind = reader.enumValue(trigger.policy, `${prefix}policy`, policyTable.byNumber);
+  const alignmentTimeoutMs = reader.uint32(trigger.alignment_timeout_ms, `${prefix}alignment_timeout_ms`);
   if (kind === undefined) return { kind: 'none' };
   if (kind === 'aligned') {
     return alignmentTimeoutMs > 0 ? { kind: 'aligned-timeout', alignmentTimeoutMs } : { kind: 'aligned' };
   }
-  if (alignmentTimeoutMs > 0) reader.fail('trigger.alignment_timeout_ms', 'is only allowed with POLICY_ALIGNED');
+  if (alignmentTimeoutMs > 0) reader.fail(`${prefix}alignment_timeout_ms`, 'is only allowed with POLICY_ALIGNED');
   return { kind };
 }
 
@@ -72,20 +74,21 @@ export function readControl(reader: FieldReader, message: Fields): Control {
   // Each case adds its fields to the header with Object.assign: `{ ...header, type, ... }` takes a
   // slow path on Node 20 (a spread followed by more properties, about 2 µs) on every message.
   const type = oneofCase(reader, message, 'command', controlTypes);
-  if (type === undefined || type === 'ping') {
-    if (header.plan !== '') reader.fail('plan', 'must be empty for ping');
+  if (type === undefined || type === 'ping' || type === 'hello') {
+    if (header.plan !== '') reader.fail('plan', `must be empty for ${type ?? 'ping'}`);
   }
   if (type === undefined) return Object.assign(header, { type: 'ping' as const });
-  if (type !== 'ping' && header.plan === '') reader.fail('plan', 'is required for every command but ping');
-  if (type === 'ping') {
-    // A ping is about no checkpoint; a non-zero id means the sender confused its commands.
-    if (reader.uint(message.checkpoint_id, 'checkpoint_id') !== 0) reader.fail('checkpoint_id', 'must be 0 for ping');
+  if (type !== 'ping' && type !== 'hello' && header.plan === '') reader.fail('plan', 'is required for every command but ping and hello');
+  if (type === 'ping' || type === 'hello') {
+    // Ping and hello are about no checkpoint; a non-zero id means the sender confused its commands.
+    if (reader.uint(message.checkpoint_id, 'checkpoint_id') !== 0) reader.fail('checkpoint_id', `must be 0 for ${type}`);
     return Object.assign(header, { type });
   }
   const checkpointId = reader.positive(message.checkpoint_id, 'checkpoint_id');
   const body = reader.message(message[type], type);
   switch (type) {
-    case 'trigger':
+    case 'trigger': {
+      const apps = reader.names(body.apps, 'trigger.apps');
       return Object.assign(header, {
         type,
         checkpointId,
@@ -96,8 +99,10 @@ export function readControl(reader: FieldReader, message: Fields): Control {
           reader.channel(c, `trigger.back_edge_channels[${i}]`),
         ),
         inlineStateBytesMax: reader.uint32(body.inline_state_bytes_max, 'trigger.inline_state_bytes_max'),
-        ...completedField(reader.uint(body.completed_checkpoint_id, 'trigger.completed_checkpoint_id'), checkpointId, reader),
+        ...completedField(reader.uint(body.completed_checkpoint_id, 'trigger.completed_checkpoint_id'), checkpointId, reader, 'trigger.completed_checkpoint_id'),
+        ...(apps.length > 0 ? { apps } : {}),
       });
+    }
     case 'abort':
       return Object.assign(header, { type, checkpointId, reason: reader.text(body.reason, 'abort.reason', wireFormat.detailCharsMax) });
     case 'freeze':
@@ -136,13 +141,13 @@ export function readControl(reader: FieldReader, message: Fields): Control {
 }
 
 /** A trigger's completed_checkpoint_id: absent when 0; an earlier checkpoint than the one triggered. */
-function completedField(completed: number, checkpointId: number, reader: FieldReader): { completedCheckpointId?: number } {
+export function completedField(completed: number, checkpointId: number, reader: FieldReader, field: string): { completedCheckpointId?: number } {
   if (completed === 0) return {};
-  if (completed >= checkpointId) reader.fail('trigger.completed_checkpoint_id', `must be below the checkpoint triggered (${checkpointId}), got ${completed}`);
+  if (completed >= checkpointId) reader.fail(field, `must be below the checkpoint triggered (${checkpointId}), got ${completed}`);
   return { completedCheckpointId: completed };
 }
 
-function policyFields(policy: PolicyConfig): Fields {
+export function policyFields(policy: PolicyConfig): Fields {
   const kind: WirePolicyKind = policy.kind === 'aligned-timeout' ? 'aligned' : policy.kind;
   return {
     policy: policyTable.byName.get(kind),
@@ -159,6 +164,7 @@ function commandFields(control: Control): Fields {
         back_edge_channels: control.backEdgeChannels,
         inline_state_bytes_max: control.inlineStateBytesMax || undefined,
         completed_checkpoint_id: control.completedCheckpointId,
+        apps: control.apps !== undefined && control.apps.length > 0 ? control.apps : undefined,
       });
     case 'abort':
       return { reason: control.reason };
@@ -185,6 +191,7 @@ function commandFields(control: Control): Fields {
       return { apps: control.apps };
     case 'complete':
     case 'ping':
+    case 'hello':
       return {};
   }
 }
@@ -196,7 +203,7 @@ export function controlFields(control: Control): Fields {
     tenant: control.tenant,
     server: control.server,
     plan: control.plan === '' ? undefined : control.plan,
-    checkpoint_id: control.type === 'ping' ? undefined : control.checkpointId,
+    checkpoint_id: control.type === 'ping' || control.type === 'hello' ? undefined : control.checkpointId,
     epoch: control.epoch === 0 ? undefined : control.epoch,
     [control.type]: commandFields(control),
   };
@@ -204,9 +211,15 @@ export function controlFields(control: Control): Fields {
 
 /** What the proto fields cannot express and so `readControl` cannot see: checked before encoding. */
 export function controlEncodeProblem(control: Control): { field: string; message: string } | undefined {
-  if (control.type === 'trigger' && control.policy.kind === 'aligned-timeout' && !(control.policy.alignmentTimeoutMs > 0)) {
+  if (control.type === 'trigger') return policyEncodeProblem(control.policy, 'trigger.');
+  return undefined;
+}
+
+/** An aligned-timeout policy whose timeout would travel as plain aligned. */
+export function policyEncodeProblem(policy: PolicyConfig, prefix: string): { field: string; message: string } | undefined {
+  if (policy.kind === 'aligned-timeout' && !(policy.alignmentTimeoutMs > 0)) {
     return {
-      field: 'trigger.alignment_timeout_ms',
+      field: `${prefix}alignment_timeout_ms`,
       message: 'must be positive for policy aligned-timeout (0 would travel as plain aligned)',
     };
   }

@@ -23,6 +23,7 @@ export const agentEventType = messageType('AgentEvent');
 export const envelopeType = messageType('Envelope');
 export const creditType = messageType('Credit');
 export const channelStateType = messageType('ChannelState');
+export const planTriggerType = messageType('PlanTrigger');
 
 export interface EnumTable<T extends string> {
   readonly byNumber: ReadonlyMap<number, T>;
@@ -89,10 +90,3 @@ export const progressPhaseTable = enumTable<ProgressPhase>('ProgressPhase', 'PRO
   'snapshot-taken': true,
   uploading: true,
 });
-
-/** Field names of a oneof, in .proto order, read from the descriptor. */
-export function oneofMembers(type: protobuf.Type, oneofName: string): readonly string[] {
-  const oneof = type.oneofs[oneofName];
-  if (oneof === undefined) throw new Error(`wire schema: ${type.name} has no oneof ${oneofName}`);
-  return oneof.oneof;
-}

@@ -2,6 +2,7 @@
  * NATS subjects, tenant-scoped so NATS authorization can isolate tenants (DESIGN.md section 5):
  *
  *   snap.<tenant>.ctl.<server>                          Control     coordinator -> agent
+ *   snap.<tenant>.plan.<plan>.trg                       PlanTrigger coordinator -> the plan's agents
  *   snap.<tenant>.evt.<server>                          AgentEvent  agent -> coordinator
  *   snap.<tenant>.ch.<fromServer>.<fromApp>.<toServer>.<toApp>   Envelope   data channel
  *   snap.<tenant>.cr.<fromServer>.<fromApp>.<toServer>.<toApp>   Credit     receiver -> sender
@@ -20,9 +21,14 @@ export function eventSubject(tenant: string, server: string): string {
   return `${SUBJECT_ROOT}.${tenant}.evt.${server}`;
 }
 
-/** Every agent event of a tenant (what the coordinator subscribes to). */
-export function eventWildcard(tenant: string): string {
-  return `${SUBJECT_ROOT}.${tenant}.evt.*`;
+/** A plan's trigger broadcast (DESIGN §5): one message per checkpoint for all the plan's agents. */
+export function planTriggerSubject(tenant: string, plan: string): string {
+  return `${SUBJECT_ROOT}.${tenant}.plan.${plan}.trg`;
+}
+
+/** Every plan trigger of a tenant: what an agent subscribes to (it ignores plans it does not serve). */
+export function planTriggerWildcard(tenant: string): string {
+  return `${SUBJECT_ROOT}.${tenant}.plan.*.trg`;
 }
 
 /** Every agent event of every tenant. */

@@ -95,6 +95,8 @@ export type ControlCommand =
       readonly inlineStateBytesMax: number;
       /** The complete notice of the plan's previous checkpoint; absent when none completed. */
       readonly completedCheckpointId?: CheckpointId;
+      /** The plan's apps on this server; absent or empty: every app of the server. */
+      readonly apps?: readonly AppName[];
     }
   | { readonly type: 'abort'; readonly checkpointId: CheckpointId; readonly reason: string }
   | { readonly type: 'complete'; readonly checkpointId: CheckpointId }
@@ -108,12 +110,39 @@ export type ControlCommand =
   | { readonly type: 'quiesce'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[]; readonly drainTo: Readonly<Record<ChannelId, number>> }
   /** Opaque apps: store the state their quiesce hooks wrote. */
   | { readonly type: 'capture'; readonly checkpointId: CheckpointId; readonly apps: readonly AppName[] }
-  | { readonly type: 'ping' };
+  | { readonly type: 'ping' }
+  /** The coordinator does not know this agent as registered: register again (about no plan). */
+  | { readonly type: 'hello' };
 
 export type ControlType = ControlCommand['type'];
 
 /** A control message: the header and the command side by side, so `switch (c.type)` narrows. */
 export type Control = ControlHeader & ControlCommand;
+
+/** What one server needs of a plan's trigger broadcast (ServerTrigger in wire.proto). */
+export interface ServerTrigger {
+  readonly server: ServerId;
+  /** The plan's apps on this server, at least one. */
+  readonly apps: readonly AppName[];
+  /** Those of them that snapshot now. */
+  readonly initiatorApps: readonly AppName[];
+  readonly backEdgeChannels: readonly ChannelId[];
+}
+
+/** A checkpoint's trigger once per plan, on snap.<tenant>.plan.<plan>.trg (PlanTrigger in wire.proto). */
+export interface PlanTrigger {
+  readonly requestId: RequestId;
+  readonly tenant: TenantId;
+  readonly plan: string;
+  readonly epoch: Epoch;
+  readonly checkpointId: CheckpointId;
+  readonly policy: PolicyConfig;
+  readonly timeoutMs: number;
+  readonly inlineStateBytesMax: number;
+  readonly completedCheckpointId?: CheckpointId;
+  /** Every server of the plan, once. */
+  readonly servers: readonly ServerTrigger[];
+}
 
 // ------------------------------------------------------------------------------------------------
 // Agent -> coordinator

@@ -60,7 +60,8 @@ export const wireDescriptor = {
                     "resume",
                     "ping",
                     "quiesce",
-                    "capture"
+                    "capture",
+                    "hello"
                   ]
                 }
               },
@@ -128,6 +129,10 @@ export const wireDescriptor = {
                 "capture": {
                   "type": "Capture",
                   "id": 19
+                },
+                "hello": {
+                  "type": "Hello",
+                  "id": 20
                 }
               }
             },
@@ -162,6 +167,11 @@ export const wireDescriptor = {
                 "completed_checkpoint_id": {
                   "type": "uint64",
                   "id": 7
+                },
+                "apps": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 8
                 }
               }
             },
@@ -290,6 +300,81 @@ export const wireDescriptor = {
             },
             "Ping": {
               "fields": {}
+            },
+            "Hello": {
+              "fields": {}
+            },
+            "PlanTrigger": {
+              "fields": {
+                "request_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "tenant": {
+                  "type": "string",
+                  "id": 2
+                },
+                "plan": {
+                  "type": "string",
+                  "id": 3
+                },
+                "epoch": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 5
+                },
+                "policy": {
+                  "type": "Policy",
+                  "id": 6
+                },
+                "alignment_timeout_ms": {
+                  "type": "uint32",
+                  "id": 7
+                },
+                "timeout_ms": {
+                  "type": "uint32",
+                  "id": 8
+                },
+                "inline_state_bytes_max": {
+                  "type": "uint32",
+                  "id": 9
+                },
+                "completed_checkpoint_id": {
+                  "type": "uint64",
+                  "id": 10
+                },
+                "servers": {
+                  "rule": "repeated",
+                  "type": "ServerTrigger",
+                  "id": 11
+                }
+              }
+            },
+            "ServerTrigger": {
+              "fields": {
+                "server": {
+                  "type": "string",
+                  "id": 1
+                },
+                "apps": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 2
+                },
+                "initiator_apps": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 3
+                },
+                "back_edge_channels": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 4
+                }
+              }
             },
             "AgentEvent": {
               "oneofs": {

@@ -1,0 +1,307 @@
+/**
+ * The agent's control decisions as a pure machine (DESIGN §3, §5): which of the coordinator's
+ * commands to carry out, which to fence, which to answer from memory, and how every event the agent
+ * publishes is stamped. The agent daemon (agent/agent.ts) is the shell: it feeds decoded commands and
+ * the events its apps and hooks produce, and carries out the effects.
+ *
+ * - **Epochs per plan.** The agent keeps one epoch per plan it serves. A command of an older epoch
+ *   of its plan is fenced (`stale-epoch`); other plans on the same server are not affected, so a
+ *   rollback of plan A never makes plan B's triggers stale, and a new plan over apps that were
+ *   restored into is served at once.
+ * - A newer epoch than the agent knows is adopted by a restore once it succeeded (the `restored`
+ *   answer), by a freeze or thaw (a crash-level rollback announces the plan's new epoch with them),
+ *   and by any command of a plan the agent knows nothing of (it restarted, or the plan is new to it:
+ *   there is no past of that plan here to fence). Any other command of a newer epoch means the agent
+ *   missed a restore: its apps still hold the abandoned future, so it is refused (`stale-epoch`,
+ *   "behind") until the restore comes.
+ * - **Deduplication with remembered answers.** Every command's request id is remembered with the
+ *   answers the agent published for it (replies, and the acks and declines of a trigger's
+ *   checkpoint). A duplicate is not carried out again: its remembered answers are published again,
+ *   byte for byte the same events, so a coordinator that resends a command until it is answered
+ *   gets its answer and the work is done once.
+ * - Abort and thaw are never fenced: they only release (blocked inputs, a frozen guest).
+ *
+ * The freeze deadline is not a timer of this machine: the FreezeController (agent/freeze.ts) owns the
+ * watchdog, which must thaw the guest even when the daemon's event loop is wedged on NATS, and keeps
+ * its deadline in a status file that survives a restart of the agent.
+ */
+import type { CheckpointId, Epoch } from '../ids.js';
+import type { AgentEvent, AgentEventBody, AppName, Control, PlanTrigger, RequestId, WireDeclineReason } from '../wire/types.js';
+import type { NegativeControls } from './negative-controls.js';
+
+export interface AgentControlConfig {
+  readonly tenant: string;
+  readonly server: string;
+  /** Makes this agent's event ids unique across its restarts (the shell draws it once at start). */
+  readonly bootId: string;
+  /** The apps configured on this server. */
+  readonly apps: readonly AppName[];
+  /** Request ids remembered, with their answers, to answer duplicates; the oldest is forgotten first. */
+  readonly requestsRememberedMax: number;
+  /** Answers remembered for one request (a trigger's acks and declines, one per app and retry). */
+  readonly answersPerRequestMax: number;
+  /** Checkpoints whose plan and epoch are remembered, to stamp their acks; the oldest goes first. */
+  readonly checkpointsRememberedMax: number;
+  /** Only `epoch-per-agent` concerns this machine: one epoch for all plans (defect 1 of issue 9). */
+  readonly negativeControls: NegativeControls;
+}
+
+export const AGENT_CONTROL_DEFAULTS = {
+  requestsRememberedMax: 4_096,
+  answersPerRequestMax: 256,
+  checkpointsRememberedMax: 1_024,
+} as const;
+
+/** Problems of a config, or [] when it is usable. */
+export function validateAgentControlConfig(c: AgentControlConfig): string[] {
+  const problems: string[] = [];
+  for (const name of ['requestsRememberedMax', 'answersPerRequestMax', 'checkpointsRememberedMax'] as const) {
+    const v = c[name];
+    if (!Number.isSafeInteger(v) || v < 1) problems.push(`${name} must be a positive integer, got ${String(v)}`);
+  }
+  if (c.apps.length === 0) problems.push('apps must name at least one app');
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(c.bootId)) problems.push(`bootId must be 1 to 32 of [A-Za-z0-9_-], got ${JSON.stringify(c.bootId)}`);
+  return problems;
+}
+
+export type AgentControlInput =
+  /** A decoded command from the agent's control subject. */
+  | { readonly type: 'control'; readonly control: Control }
+  /** A decoded trigger broadcast of one of the tenant's plans. */
+  | { readonly type: 'plan-trigger'; readonly trigger: PlanTrigger }
+  /** Something the shell reports: an answer to `inReplyTo`, or unsolicited (acks, watchdog thaws, heartbeats). */
+  | { readonly type: 'event'; readonly body: AgentEventBody; readonly inReplyTo?: RequestId };
+
+/**
+ * What the shell must do, in this order: every `publish` first (remembered answers, refusals), then
+ * at most one `execute`.
+ */
+export type AgentControlEffect =
+  /** Publish this event on the agent's event subject, as it is. */
+  | { readonly type: 'publish'; readonly event: AgentEvent }
+  /**
+   * Carry out this command for these apps: the plan's apps of a trigger, the apps a resume after a
+   * restore releases, every configured app for commands about the whole server.
+   */
+  | { readonly type: 'execute'; readonly control: Control; readonly apps: readonly AppName[] };
+
+export type AgentControlRejection =
+  /** Addressed to another tenant or server. */
+  | 'foreign'
+  /** A request id seen before; its remembered answers (if any yet) were published again. */
+  | 'duplicate'
+  /** A command of an epoch older than the agent's for its plan. */
+  | 'stale-epoch'
+  /** A command of a newer epoch of a plan whose restore this agent has not done. */
+  | 'behind'
+  /** A trigger broadcast of a plan without an entry for this server. */
+  | 'not-served';
+
+export interface AgentControlStep {
+  readonly effects: readonly AgentControlEffect[];
+  readonly rejected?: { readonly reason: AgentControlRejection; readonly detail: string };
+}
+
+interface RequestMemory {
+  readonly control: Control;
+  readonly answers: AgentEvent[];
+}
+
+interface CheckpointMemory {
+  readonly plan: string;
+  readonly epoch: Epoch;
+  /** The trigger (or freeze, quiesce) that brought the checkpoint: its acks are answers to it. */
+  readonly requestId: RequestId;
+}
+
+/** Commands that carry out nothing but a fresh answer; never remembered. */
+function isProbe(c: Control): c is Extract<Control, { type: 'ping' | 'hello' }> {
+  return c.type === 'ping' || c.type === 'hello';
+}
+
+export class AgentControl {
+  private readonly epochs = new Map<string, Epoch>();
+  private readonly requests = new Map<RequestId, RequestMemory>();
+  private readonly checkpoints = new Map<CheckpointId, CheckpointMemory>();
+  /** Per plan: the apps its last restore put back (and a resume without apps releases). */
+  private readonly restoredApps = new Map<string, readonly AppName[]>();
+  /** Per app: the epoch it was last restored into: the generation its channels open at. */
+  private readonly generations = new Map<AppName, Epoch>();
+  private eventCounter = 0;
+
+  constructor(private readonly config: AgentControlConfig) {
+    const problems = validateAgentControlConfig(config);
+    if (problems.length > 0) throw new Error(`invalid agent control config: ${problems.join('; ')}`);
+  }
+
+  /** The agent's epoch of `plan`; undefined when it knows nothing of the plan. */
+  epochOf(plan: string): Epoch | undefined {
+    return this.epochs.get(this.key(plan));
+  }
+
+  /** The generation an app's channels open at: the epoch of its last restore, 0 if none. */
+  generationOf(app: AppName): Epoch {
+    return this.generations.get(app) ?? 0;
+  }
+
+  step(input: AgentControlInput): AgentControlStep {
+    switch (input.type) {
+      case 'control':
+        return this.onControl(input.control);
+      case 'plan-trigger':
+        return this.onPlanTrigger(input.trigger);
+      case 'event':
+        return { effects: [{ type: 'publish', event: this.onEvent(input.body, input.inReplyTo) }] };
+    }
+  }
+
+  /** The negative control keeps one epoch for every plan: the defect the per-plan map fixes. */
+  private key(plan: string): string {
+    return this.config.negativeControls.has('epoch-per-agent') ? '' : plan;
+  }
+
+  private onPlanTrigger(t: PlanTrigger): AgentControlStep {
+    if (t.tenant !== this.config.tenant) return { effects: [], rejected: { reason: 'foreign', detail: `trigger of tenant ${t.tenant}` } };
+    const mine = t.servers.find((s) => s.server === this.config.server);
+    if (mine === undefined) return { effects: [], rejected: { reason: 'not-served', detail: `plan ${t.plan} has no app on ${this.config.server}` } };
+    const control: Control = {
+      requestId: t.requestId,
+      tenant: t.tenant,
+      server: this.config.server,
+      plan: t.plan,
+      epoch: t.epoch,
+      type: 'trigger',
+      checkpointId: t.checkpointId,
+      policy: t.policy,
+      timeoutMs: t.timeoutMs,
+      initiatorApps: mine.initiatorApps,
+      backEdgeChannels: mine.backEdgeChannels,
+      inlineStateBytesMax: t.inlineStateBytesMax,
+      ...(t.completedCheckpointId !== undefined ? { completedCheckpointId: t.completedCheckpointId } : {}),
+      apps: mine.apps,
+    };
+    return this.onControl(control);
+  }
+
+  private onControl(c: Control): AgentControlStep {
+    if (c.tenant !== this.config.tenant || c.server !== this.config.server) {
+      return { effects: [], rejected: { reason: 'foreign', detail: `addressed to ${c.tenant}/${c.server}` } };
+    }
+    if (isProbe(c)) return { effects: [{ type: 'execute', control: c, apps: this.config.apps }] };
+    const seen = this.requests.get(c.requestId);
+    if (seen !== undefined) {
+      return {
+        effects: seen.answers.map((event) => ({ type: 'publish', event })),
+        rejected: { reason: 'duplicate', detail: `request ${c.requestId} (${seen.control.type}) seen before; ${seen.answers.length} answer(s) published again` },
+      };
+    }
+    this.remember(c);
+    const fence = this.fence(c);
+    if (fence !== undefined) return fence;
+    if (c.type === 'trigger' || c.type === 'freeze' || c.type === 'quiesce') {
+      this.rememberCheckpoint(c.checkpointId, { plan: c.plan, epoch: c.epoch, requestId: c.requestId });
+    }
+    return { effects: [{ type: 'execute', control: c, apps: this.appsFor(c) }] };
+  }
+
+  /** Undefined when `c` may be carried out (adopting its epoch where the rules say so); else the refusal. */
+  private fence(c: Exclude<Control, { type: 'ping' | 'hello' }>): AgentControlStep | undefined {
+    if (c.type === 'thaw' || c.type === 'abort') return undefined;
+    const key = this.key(c.plan);
+    const known = this.epochs.get(key);
+    if (known !== undefined && c.epoch < known) {
+      return this.refuse(c, 'stale-epoch', `agent ${this.config.server} is at epoch ${known} of plan ${c.plan}, the ${c.type} at ${c.epoch}`);
+    }
+    if (c.type === 'restore') return undefined;
+    if (known === undefined || c.type === 'freeze') {
+      if (known === undefined || c.epoch > known) this.epochs.set(key, c.epoch);
+      return undefined;
+    }
+    if (c.epoch > known) {
+      return this.refuse(c, 'behind', `agent ${this.config.server} is at epoch ${known} of plan ${c.plan}, the ${c.type} at ${c.epoch}: it missed the restore to epoch ${c.epoch}`);
+    }
+    return undefined;
+  }
+
+  /** A fenced command: refused, with a decline where the coordinator waits for an answer. */
+  private refuse(c: Exclude<Control, { type: 'ping' | 'hello' | 'thaw' | 'abort' }>, reason: 'stale-epoch' | 'behind', detail: string): AgentControlStep {
+    const declines: { app?: AppName; reason: WireDeclineReason }[] = [];
+    switch (c.type) {
+      case 'trigger':
+        for (const app of this.appsFor(c)) declines.push({ app, reason: 'stale-epoch' });
+        break;
+      case 'quiesce':
+      case 'capture':
+        for (const app of c.apps) declines.push({ app, reason: 'stale-epoch' });
+        break;
+      case 'freeze':
+      case 'restore':
+        declines.push({ reason: 'stale-epoch' });
+        break;
+      case 'resume':
+      case 'complete':
+        break;
+    }
+    const effects: AgentControlEffect[] = declines.map((d) => ({
+      type: 'publish',
+      event: this.onEvent({ type: 'decline', checkpointId: c.checkpointId, ...(d.app !== undefined ? { app: d.app } : {}), reason: d.reason, detail }, c.requestId),
+    }));
+    return { effects, rejected: { reason, detail } };
+  }
+
+  private appsFor(c: Control): readonly AppName[] {
+    switch (c.type) {
+      case 'trigger':
+        return c.apps !== undefined && c.apps.length > 0 ? c.apps : this.config.apps;
+      case 'restore':
+        return c.apps.map((a) => a.app);
+      case 'resume':
+        if (c.apps.length > 0) return c.apps;
+        return this.restoredApps.get(this.key(c.plan)) ?? this.config.apps;
+      case 'quiesce':
+      case 'capture':
+        return c.apps;
+      default:
+        return this.config.apps;
+    }
+  }
+
+  /**
+   * Stamps an event (id, epoch, inReplyTo), and remembers it as an answer of the request it answers:
+   * the one named, or, for an ack or decline of a checkpoint, the command that brought it.
+   */
+  private onEvent(body: AgentEventBody, inReplyTo: RequestId | undefined): AgentEvent {
+    this.eventCounter += 1;
+    const answered = inReplyTo !== undefined ? this.requests.get(inReplyTo) : undefined;
+    const checkpoint = 'checkpointId' in body ? this.checkpoints.get(body.checkpointId) : undefined;
+    if (answered !== undefined && body.type === 'restored' && answered.control.type === 'restore') this.adoptRestore(answered.control, body.apps);
+    const epoch = answered !== undefined && !isProbe(answered.control) ? answered.control.epoch : (checkpoint?.epoch ?? 0);
+    const header = { requestId: `${this.config.server}:${this.config.bootId}:${this.eventCounter}`, tenant: this.config.tenant, server: this.config.server, epoch };
+    if (inReplyTo !== undefined) Object.assign(header, { inReplyTo });
+    // Object.assign rather than spreads (Node 20's slow path for spread literals; once per event).
+    const event = Object.assign(header, body) as AgentEvent;
+    const owner = answered ?? (checkpoint !== undefined && (body.type === 'ack' || body.type === 'decline') ? this.requests.get(checkpoint.requestId) : undefined);
+    if (owner !== undefined && owner.answers.length < this.config.answersPerRequestMax) owner.answers.push(event);
+    return event;
+  }
+
+  private adoptRestore(c: Extract<Control, { type: 'restore' }>, apps: readonly AppName[]): void {
+    const key = this.key(c.plan);
+    const known = this.epochs.get(key);
+    if (known === undefined || c.epoch > known) this.epochs.set(key, c.epoch);
+    this.restoredApps.set(key, apps);
+    for (const app of apps) this.generations.set(app, c.epoch);
+  }
+
+  private remember(c: Control): void {
+    this.requests.set(c.requestId, { control: c, answers: [] });
+    if (this.requests.size > this.config.requestsRememberedMax) this.requests.delete(this.requests.keys().next().value as RequestId);
+  }
+
+  private rememberCheckpoint(id: CheckpointId, m: CheckpointMemory): void {
+    // A quiesce of a later component of the same checkpoint keeps the first command as the owner.
+    if (this.checkpoints.has(id)) return;
+    this.checkpoints.set(id, m);
+    if (this.checkpoints.size > this.config.checkpointsRememberedMax) this.checkpoints.delete(this.checkpoints.keys().next().value as CheckpointId);
+  }
+}
