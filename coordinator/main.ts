@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { connect } from 'nats';
 import { pino } from 'pino';
 import { JetStreamStateObjects } from '../adapters/state-store.js';
-import { AgentRegistry } from './agents.js';
+import { AgentRegistry, trackAgents } from './agents.js';
 import { ControlBus } from './bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';
 import { ok } from './errors.js';
@@ -110,7 +110,8 @@ async function main(): Promise<number> {
   const objects = new JetStreamStateObjects(nc);
   const bus = new ControlBus(nc, logger.child({ component: 'bus' }));
   const agents = new AgentRegistry({ logger });
-  bus.onEvents((e) => agents.observe(e));
+  // Agents that registered with a previous coordinator are asked to register again (docs/agent.md).
+  trackAgents(bus, agents);
   await bus.start();
   const checkpoints = new CheckpointService(store, objects, bus, logger, {
     ...CHECKPOINT_SERVICE_DEFAULTS,
