@@ -182,17 +182,14 @@ describe('restore into a second set of agents', () => {
     expect(live.deadChildren()).toEqual([]);
   }, 90_000);
 
-  it('a plan registered over agents already at a later epoch has its checkpoints declined at once with epoch-changed, naming both epochs', async () => {
-    // Known limitation: a plan starts at epoch 0; agents a restore moved on refuse its triggers.
-    // What matters is that it fails fast and says why, instead of waiting for the timeout.
+  it('a plan registered over agents that were restored into completes a checkpoint at once (epochs per plan)', async () => {
+    // A new plan starts at epoch 0 while its apps' channels are of the restore's generation: the
+    // agents keep one epoch per plan (issue 9, defect 1), so the new plan's trigger is not stale.
     value(await live.client.deletePlan('copy', true), 'DeletePlan');
     const again = { ...COPY, id: 'copy-again' };
     await live.register(again);
-    const started = Date.now();
     const c = await live.take({ planId: 'copy-again', options: { timeoutMs: 20_000 } });
-    expect(c.state).toBe('aborted');
-    expect(Date.now() - started).toBeLessThan(10_000);
-    expect(c.failureReason).toBe('epoch-changed');
-    expect(c.failureDetail).toMatch(/^t[123]\/APP[123] declined \(stale-epoch\): agent t[123] is at epoch 1, the trigger at 0$/);
+    expect(c.state, `${c.failureReason ?? ''} ${c.failureDetail ?? ''}`).toBe('completed');
+    expect(c.epoch).toBe(0);
   }, 60_000);
 });
