@@ -64,6 +64,8 @@ export const EVENT_HOOK_STDERR_CHARS_MAX = 256 * 1024;
 
 export class Agent implements AppHost {
   private readonly endpoints = new Map<string, Promise<Endpoint>>();
+  /** Restores waiting for their app to attach (see attachedWithin), by app. */
+  private readonly attachWaiters = new Map<string, (() => void)[]>();
   /** The endpoints of `endpoints` that are open, by app. */
   private readonly opened = new Map<string, Endpoint>();
   /** The control decisions: epochs per plan, fencing, deduplication, event stamping. */
@@ -234,6 +236,8 @@ export class Agent implements AppHost {
       limits: { triggerWaitMs: this.config.triggerWaitMs },
     });
     this.endpoints.set(app, ready);
+    for (const wake of this.attachWaiters.get(app) ?? []) wake();
+    this.attachWaiters.delete(app);
     // Once open, sends go straight to the endpoint: a send is a producer's hot path, and a promise
     // step per message showed in its profile.
     let opened: Endpoint | undefined;
@@ -476,8 +480,8 @@ export class Agent implements AppHost {
     const restored: string[] = [];
     try {
       for (const a of c.apps) {
-        const ready = this.endpoints.get(a.app);
-        if (!ready) throw new RestoreError('unknown-app', `${a.app} is not attached on ${this.config.server}`);
+        const ready = this.endpoints.get(a.app) ?? (await this.attachedWithin(a.app, this.config.triggerWaitMs));
+        if (!ready) throw new RestoreError('unknown-app', `${a.app} is not attached on ${this.config.server} (waited ${this.config.triggerWaitMs} ms)`);
         const endpoint = await ready;
         const port = this.statePort();
         const state = a.state.kind === 'inline' ? a.state.bytes : await port.get(a.state.ref);
@@ -507,6 +511,25 @@ export class Agent implements AppHost {
     const out: Record<ChannelId, RecordedMessage<Uint8Array>[]> = {};
     for (const [recorded, msgs] of Object.entries(decoded.value)) out[a.channelAliases[recorded] ?? recorded] = [...msgs];
     return out;
+  }
+
+  /**
+   * The app's endpoint once it attaches, if within `waitMs`: a restarted agent may take a resent
+   * restore before its apps attached again (embedded apps attach after start, local API apps
+   * reconnect), and its answer is remembered for the duplicates.
+   */
+  private attachedWithin(app: string, waitMs: number): Promise<Promise<Endpoint> | undefined> {
+    if (!this.config.apps.some((a) => a.name === app)) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.endpoints.get(app)), waitMs);
+      timer.unref();
+      const list = this.attachWaiters.get(app) ?? [];
+      list.push(() => {
+        clearTimeout(timer);
+        resolve(this.endpoints.get(app));
+      });
+      this.attachWaiters.set(app, list);
+    });
   }
 
   /** The attached endpoints if all are open (the usual case, without waiting); undefined otherwise. */
