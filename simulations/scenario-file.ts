@@ -259,12 +259,16 @@ function checkDelays(v: Validator, value: unknown): void {
       v.fail(`${path}.maxMs`, `must be >= delays.minMs (${min}), got ${max}`);
     }
   } else if (kind === 'long-tail') {
-    const d = v.object(value, path, ['kind', 'medianMs', 'p99Ms']);
+    const d = v.object(value, path, ['kind', 'medianMs', 'p99Ms', 'maxMs']);
     if (d === undefined) return;
     const median = v.number(d, 'medianMs', path, { min: 0, exclusive: true });
     const p99 = v.number(d, 'p99Ms', path, { min: 0, exclusive: true });
+    const max = v.number(d, 'maxMs', path, { required: false, min: 0, exclusive: true });
     if (median !== undefined && p99 !== undefined && p99 < median) {
       v.fail(`${path}.p99Ms`, `must be >= delays.medianMs (${median}), got ${p99}`);
+    }
+    if (max !== undefined && p99 !== undefined && max < p99) {
+      v.fail(`${path}.maxMs`, `must be >= delays.p99Ms (${p99}), got ${max}`);
     }
   }
 }

@@ -29,8 +29,11 @@ export type TopologySpec =
 export type DelayModel =
   | { readonly kind: 'fixed'; readonly ms: number }
   | { readonly kind: 'uniform'; readonly minMs: number; readonly maxMs: number }
-  /** Log-normal-ish: most deliveries near the median, a few far out. */
-  | { readonly kind: 'long-tail'; readonly medianMs: number; readonly p99Ms: number };
+  /**
+   * Log-normal-ish: most deliveries near the median, a few far out, none beyond `maxMs` (default
+   * 5x p99, see LONG_TAIL_MAX_PER_P99 in delays.ts: an unbounded tail outlasts any timeout).
+   */
+  | { readonly kind: 'long-tail'; readonly medianMs: number; readonly p99Ms: number; readonly maxMs?: number };
 
 export type Workload =
   /** Every process holds tokens and transfers random amounts to its out-neighbours; the total is conserved. */

@@ -3,92 +3,18 @@
  * topologies, schedules, delays, workloads, trigger times and seeds. A failure prints the run's seed,
  * the shrunk scenario, and the command that replays it with the simulator's CLI.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runSimulation } from '../../simulations/engine.js';
 import type { Algorithm, Scenario, SimResult } from '../../simulations/types.js';
+import { CHECKPOINT_TIMEOUT_MS, checkedScenario, checkpointMsBound, reproduction, scenarioArb } from './generated-scenarios.js';
 
 const RUNS_PER_ALGORITHM = 250;
-
-const topology = fc.oneof(
-  fc.record({
-    kind: fc.constantFrom('pipeline', 'fan-in', 'fan-out', 'diamond', 'ring', 'complete' as const),
-    processes: fc.integer({ min: 2, max: 6 }),
-  }),
-  fc.record({
-    kind: fc.constantFrom('random-dag', 'random-cyclic' as const),
-    processes: fc.integer({ min: 2, max: 9 }),
-    degree: fc.double({ min: 1, max: 3, noNaN: true }),
-    graphSeed: fc.integer({ min: 0, max: 1_000_000 }),
-  }),
-);
-
-const delays = fc.oneof(
-  fc.record({ kind: fc.constant('fixed' as const), ms: fc.integer({ min: 0, max: 5 }) }),
-  fc.integer({ min: 0, max: 5 }).chain((minMs) =>
-    fc.record({ kind: fc.constant('uniform' as const), minMs: fc.constant(minMs), maxMs: fc.integer({ min: minMs, max: 20 }) }),
-  ),
-  fc.record({ kind: fc.constant('long-tail' as const), medianMs: fc.integer({ min: 1, max: 5 }), p99Ms: fc.integer({ min: 5, max: 60 }) }),
-);
-
-const workload = fc.oneof(
-  fc.record({ kind: fc.constant('tokens' as const), initialTokens: fc.integer({ min: 1, max: 200 }), sendIntervalMs: fc.integer({ min: 1, max: 10 }) }),
-  fc.record({ kind: fc.constant('counting' as const), sendIntervalMs: fc.integer({ min: 1, max: 10 }) }),
-);
-
-function scenarioArb(options: { faults: boolean }): fc.Arbitrary<Scenario> {
-  return fc
-    .record({
-      topology,
-      delays,
-      workload,
-      firstAtMs: fc.integer({ min: 0, max: 60 }),
-      intervalMs: fc.integer({ min: 5, max: 80 }),
-      concurrent: fc.boolean(),
-      alignmentTimeoutMs: fc.integer({ min: 0, max: 30 }),
-      window: fc.integer({ min: 1, max: 64 }),
-      slowFactor: fc.option(fc.integer({ min: 2, max: 10 }), { nil: undefined }),
-      crashAtMs: options.faults ? fc.integer({ min: 1, max: 290 }) : fc.constant(undefined),
-    })
-    .map((g) => {
-      const channelOf = g.slowFactor !== undefined ? 'p0->p1' : undefined;
-      const s: Scenario = {
-        name: 'generated',
-        topology: g.topology as Scenario['topology'],
-        workload: g.workload,
-        delays: g.delays,
-        checkpoints: {
-          firstAtMs: g.firstAtMs,
-          intervalMs: g.intervalMs,
-          timeoutMs: 10_000,
-          initiators: g.concurrent ? 'concurrent' : 'one',
-          concurrentInitiators: 2,
-        },
-        alignmentTimeoutMs: g.alignmentTimeoutMs,
-        channelWindowMessagesMax: g.window,
-        ...(channelOf && g.slowFactor !== undefined ? { skew: { slowChannel: { channel: channelOf, delayFactor: g.slowFactor } } } : {}),
-        ...(g.crashAtMs !== undefined ? { faults: [{ kind: 'crash' as const, process: 'p0', atMs: g.crashAtMs }] } : {}),
-        durationMs: 300,
-      };
-      return s;
-    });
-}
-
-/** Saves a failing scenario and returns the command that replays it. */
-function reproduction(scenario: Scenario, algorithm: Algorithm, seed: number): string {
-  const dir = join(process.cwd(), '.test-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `failing-${algorithm}-${seed}.json`);
-  writeFileSync(file, JSON.stringify(scenario, null, 2));
-  return `npm run sim -- run --scenario ${file} --algorithm ${algorithm} --seed ${seed}`;
-}
 
 function explain(r: SimResult, scenario: Scenario): string {
   return [
     `seed ${r.seed}, algorithm ${r.algorithm}`,
-    `replay: ${reproduction(scenario, r.algorithm, r.seed)}`,
+    `replay: ${reproduction(scenario, r.algorithm, r.seed).command}`,
     ...r.violations.slice(0, 5).map((v) => `  checkpoint ${v.checkpointId}: ${v.message}`),
     ...r.checkpoints.filter((c) => !c.completed).slice(0, 3).map((c) => `  checkpoint ${c.id} not completed: ${c.abortReason ?? '?'}`),
   ].join('\n');
@@ -101,7 +27,10 @@ describe('simulated runs of the production core', () => {
     it(`${algorithm}: every checkpoint completes without faults and every completed one passes invariants 1-4`, () => {
       const seen = { channelState: 0, buffered: 0, unaligned: 0, checkpoints: 0 };
       fc.assert(
-        fc.property(scenarioArb({ faults: false }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (scenario, seed) => {
+        fc.property(scenarioArb({ faults: false }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (generated, seed) => {
+          const scenario = checkedScenario(generated);
+          // Liveness needs a timeout above the slowest a checkpoint can be on this network.
+          expect(checkpointMsBound(scenario)).toBeLessThan(CHECKPOINT_TIMEOUT_MS);
           const r = runSimulation(scenario, { algorithm, seed });
           const allCompleted = r.checkpoints.every((c) => c.completed);
           if (!r.consistent || !allCompleted || r.metrics.checkpointsTriggered === 0) {
@@ -125,7 +54,8 @@ describe('simulated runs of the production core', () => {
   for (const algorithm of sound) {
     it(`${algorithm}: after a crash every process recovers from the latest completed checkpoint into a legal run`, () => {
       fc.assert(
-        fc.property(scenarioArb({ faults: true }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (scenario, seed) => {
+        fc.property(scenarioArb({ faults: true }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (generated, seed) => {
+          const scenario = checkedScenario(generated);
           const r = runSimulation(scenario, { algorithm, seed });
           if (!r.consistent || r.metrics.recoveries !== 1) throw new Error(explain(r, scenario));
           // Liveness after the fault: the next checkpoint triggered after the crash completes.
