@@ -10,12 +10,24 @@ export type CoordinatorErrorKind =
   | 'deadline-exceeded'
   | 'unavailable'
   | 'aborted'
+  | 'resource-exhausted'
   | 'internal';
 
 export interface CoordinatorError {
   readonly kind: CoordinatorErrorKind;
   readonly message: string;
+  /**
+   * A fixed, machine-readable token for callers that act on the cause rather than the code (e.g.
+   * PLAN_BUSY: the same request succeeds once a checkpoint in flight ended). It travels as a
+   * google.rpc.ErrorInfo reason and as trailing metadata (grpc/status.ts), and starts the message.
+   */
+  readonly reason?: ErrorReason;
+  /** ErrorInfo metadata: the values behind the reason (plan id, checkpoint ids, ...). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
+
+/** The reasons docs/api.md documents; a caller may switch on them. */
+export type ErrorReason = 'PLAN_BUSY' | 'IDEMPOTENCY_KEY_REUSED' | 'APP_IN_ANOTHER_PLAN';
 
 export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: CoordinatorError };
 
@@ -25,4 +37,9 @@ export function ok<T>(value: T): Result<T> {
 
 export function fail<T = never>(kind: CoordinatorErrorKind, message: string): Result<T> {
   return { ok: false, error: { kind, message } };
+}
+
+/** A failure with a machine-readable reason; the message starts with the reason token. */
+export function failWith<T = never>(kind: CoordinatorErrorKind, reason: ErrorReason, message: string, metadata: Readonly<Record<string, string>> = {}): Result<T> {
+  return { ok: false, error: { kind, reason, message: `${reason}: ${message}`, metadata } };
 }

@@ -55,6 +55,12 @@ export interface SnapshotOptions {
   readonly alignmentTimeoutMs: number;
   readonly fallbackPolicy: FallbackPolicy;
   readonly freezeDeadlineMs: number;
+  /**
+   * Pacing: checkpoints of the plan in flight at once, this one included; a request beyond it is
+   * answered busy (RESOURCE_EXHAUSTED, PLAN_BUSY). Absent (records written before the option
+   * existed, callers that leave it out): 1.
+   */
+  readonly maxConcurrent?: number;
 }
 
 export type CheckpointState =
@@ -123,6 +129,10 @@ export interface VolumeSnapshot {
   readonly frozenAtUnixMs: number;
   readonly snapshotAtUnixMs: number;
   readonly thawedAtUnixMs: number;
+  /** An aborted checkpoint's snapshot, deleted through the volume backend at this time. */
+  readonly deletedAtUnixMs?: number;
+  /** Why an aborted checkpoint's snapshot could not be deleted (it is left on the backend). */
+  readonly deleteError?: string;
 }
 
 /** One server's part of a crash-level checkpoint: its frozen window and what its hooks did. */

@@ -23,6 +23,7 @@ import {
   type ProgressView,
 } from './convert.js';
 import { coordinatorGrpc } from './descriptor.js';
+import { errorInfoOf } from './status.js';
 
 export interface CallError {
   /** The gRPC status code. */
@@ -30,6 +31,8 @@ export interface CallError {
   /** Its name, e.g. `NOT_FOUND`. */
   readonly codeName: string;
   readonly message: string;
+  /** The machine-readable reason of the status (its google.rpc.ErrorInfo), e.g. PLAN_BUSY. */
+  readonly reason?: string;
 }
 
 export type CallResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: CallError };
@@ -57,7 +60,8 @@ export function codeName(code: number): string {
 function callError(error: ServiceError | Error): CallError {
   const code = 'code' in error && typeof error.code === 'number' ? error.code : GrpcStatus.UNKNOWN;
   const details = 'details' in error && typeof error.details === 'string' && error.details !== '' ? error.details : error.message;
-  return { code, codeName: codeName(code), message: details };
+  const info = 'metadata' in error ? errorInfoOf(error.metadata) : undefined;
+  return { code, codeName: codeName(code), message: details, ...(info ? { reason: info.reason } : {}) };
 }
 
 /** A response the client cannot read is reported like a status, as INTERNAL. */

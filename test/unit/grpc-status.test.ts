@@ -4,7 +4,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import type { CoordinatorErrorKind } from '../../coordinator/errors.js';
-import { grpcCode, toServiceError } from '../../coordinator/grpc/status.js';
+import { errorInfoOf, ERROR_DOMAIN, grpcCode, REASON_TRAILER, toServiceError } from '../../coordinator/grpc/status.js';
 
 const expected: Record<CoordinatorErrorKind, GrpcStatus> = {
   'invalid-argument': GrpcStatus.INVALID_ARGUMENT,
@@ -14,6 +14,7 @@ const expected: Record<CoordinatorErrorKind, GrpcStatus> = {
   'deadline-exceeded': GrpcStatus.DEADLINE_EXCEEDED,
   unavailable: GrpcStatus.UNAVAILABLE,
   aborted: GrpcStatus.ABORTED,
+  'resource-exhausted': GrpcStatus.RESOURCE_EXHAUSTED,
   internal: GrpcStatus.INTERNAL,
 };
 
@@ -34,5 +35,17 @@ describe('gRPC status mapping', () => {
       code: GrpcStatus.NOT_FOUND,
       details: 'plan p1 does not exist',
     });
+  });
+
+  it('an error with a reason carries it as a google.rpc.ErrorInfo detail and as a plain trailer', () => {
+    const e = toServiceError({ kind: 'resource-exhausted', reason: 'PLAN_BUSY', message: 'PLAN_BUSY: checkpoint 7 of plan demo is in flight', metadata: { plan_id: 'demo', in_flight: '7' } });
+    expect(e.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+    expect(errorInfoOf(e.metadata)).toEqual({ reason: 'PLAN_BUSY', domain: ERROR_DOMAIN, metadata: { plan_id: 'demo', in_flight: '7' } });
+    expect(e.metadata?.get(REASON_TRAILER)).toEqual(['PLAN_BUSY']);
+    expect(e.metadata?.get('snapshot-error-plan-id')).toEqual(['demo']);
+  });
+
+  it('an error without a reason carries no details trailer', () => {
+    expect(errorInfoOf(toServiceError({ kind: 'not-found', message: 'x' }).metadata)).toBeUndefined();
   });
 });
