@@ -123,7 +123,7 @@ export class AgentControl {
   private readonly epochs = new Map<string, Epoch>();
   private readonly requests = new Map<RequestId, RequestMemory>();
   private readonly checkpoints = new Map<CheckpointId, CheckpointMemory>();
-  /** Per plan: the apps its last restore put back (and a resume without apps releases). */
+  /** Per plan: the apps its last restore paused (and a resume without apps releases). */
   private readonly restoredApps = new Map<string, readonly AppName[]>();
   /** Per app: the epoch it was last restored into: the generation its channels open at. */
   private readonly generations = new Map<AppName, Epoch>();
@@ -201,6 +201,8 @@ export class AgentControl {
     if (c.type === 'trigger' || c.type === 'freeze' || c.type === 'quiesce') {
       this.rememberCheckpoint(c.checkpointId, { plan: c.plan, epoch: c.epoch, requestId: c.requestId });
     }
+    // A restore pauses its apps as it begins, so its resume releases all of them, even if some failed.
+    if (c.type === 'restore') this.restoredApps.set(this.key(c.plan), c.apps.map((a) => a.app));
     return { effects: [{ type: 'execute', control: c, apps: this.appsFor(c) }] };
   }
 
@@ -257,7 +259,8 @@ export class AgentControl {
         return c.apps.map((a) => a.app);
       case 'resume':
         if (c.apps.length > 0) return c.apps;
-        return this.restoredApps.get(this.key(c.plan)) ?? this.config.apps;
+        // Never another plan's apps: releasing them could let one send into a restore under way.
+        return this.restoredApps.get(this.key(c.plan)) ?? [];
       case 'quiesce':
       case 'capture':
         return c.apps;
@@ -289,7 +292,6 @@ export class AgentControl {
     const key = this.key(c.plan);
     const known = this.epochs.get(key);
     if (known === undefined || c.epoch > known) this.epochs.set(key, c.epoch);
-    this.restoredApps.set(key, apps);
     for (const app of apps) this.generations.set(app, c.epoch);
   }
 

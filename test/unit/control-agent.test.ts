@@ -230,12 +230,14 @@ describe('agent control: events, apps and the trigger broadcast', () => {
     expect(hb.requestId).toMatch(/^s1:boot:\d+$/);
   });
 
-  it('a trigger without apps reaches every app of the server; a resume without apps releases the apps of the plan\'s restore', () => {
+  it('a trigger without apps reaches every app of the server; a resume without apps releases the apps of the plan\'s restore and no others', () => {
     const m = machine();
     const c = control('A', 0, { type: 'trigger', checkpointId: 1, policy: { kind: 'aligned' }, timeoutMs: 1_000, initiatorApps: [], backEdgeChannels: [], inlineStateBytesMax: 0 });
     expect(executed(m.step({ type: 'control', control: c }))?.apps).toEqual(['a1', 'b1']);
     restoreDone(m, 'A', 1, ['a1']);
     expect(executed(m.step({ type: 'control', control: control('A', 1, { type: 'resume', checkpointId: 1, apps: [] }) }))?.apps).toEqual(['a1']);
+    // A plan never restored here (the agent restarted since): nothing of another plan is released.
+    expect(executed(m.step({ type: 'control', control: control('B', 0, { type: 'resume', checkpointId: 1, apps: [] }) }))?.apps).toEqual([]);
   });
 
   it('a command for another server or tenant is refused as foreign', () => {
