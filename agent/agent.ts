@@ -147,11 +147,6 @@ export class Agent implements AppHost {
   /** Freeze, thaw and the freeze watchdog of this server (crash consistency, docs/hooks.md). */
   readonly freezer: FreezeController;
 
-  /** This agent's epoch of `plan` (undefined: it knows nothing of the plan yet). */
-  epochOf(plan: string): number | undefined {
-    return this.control.epochOf(plan);
-  }
-
   private async begin(): Promise<void> {
     // Before any command can arrive: a guest that a crashed predecessor left frozen is thawed first.
     const recovered = await this.freezer.recover();
