@@ -83,7 +83,7 @@ export interface AgentConfig {
   /** Unix socket of the local API for apps in other processes; absent: embedded apps only. */
   readonly localApiSocket?: string;
   readonly heartbeatIntervalMs: number;
-  /** Control request ids remembered to drop duplicates. */
+  /** Control request ids remembered, with the answers given, to answer a duplicate without doing the work again. */
   readonly controlIdsRememberedMax: number;
   readonly triggerWaitMs: number;
   readonly channels: ChannelLimits;

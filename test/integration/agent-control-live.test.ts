@@ -177,7 +177,11 @@ describe('defect 1: epochs per plan on the agent', () => {
   it('after a rollback of plan A, plan B on the same servers completes its next checkpoint', async () => {
     const first = await answers((trigger('A', 0, 1, A, { s1: ['a1'] }), 1), ['s1/a1', 's2/a2']);
     await answers((trigger('B', 0, 2, B, { s1: ['b1'] }), 2), ['s1/b1', 's2/b2']);
+    const b2 = apps.get('s2/b2') as CounterApp;
+    const receivedBefore = b2.received;
     await rollback('A', 1, first);
+    // Plan B's channel kept flowing through plan A's restore on the same agents.
+    await until('plan B traffic after plan A\'s restore', () => (b2.received > receivedBefore ? true : undefined));
     // Plan B is still at epoch 0: its trigger must not be refused as stale.
     await answers((trigger('B', 0, 3, B, { s1: ['b1'] }), 3), ['s1/b1', 's2/b2']);
     // Plan A runs at its new epoch, over channels of the new generation.
