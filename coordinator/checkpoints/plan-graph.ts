@@ -1,22 +1,14 @@
 /**
- * What a checkpoint needs from a plan's app graph: the participants (`server/app`), who initiates
- * under each policy, and which inputs close a cycle (for aligned mode), grouped by server so each
- * agent's trigger carries only its own part.
+ * A plan record's app graph, as the round machines take it: the in-band graph an app-level round
+ * runs barriers over (src/control/round-graph.ts says who initiates), and the opaque graph a
+ * quiescing round orders.
  */
-import type { PolicyConfig } from '../../src/core/types.js';
-import { backEdges, initiators, stronglyConnectedComponents, validateGraph, type AppGraph } from '../../src/graph/index.js';
-import type { ChannelId, ProcessId } from '../../src/ids.js';
-import { processId, splitProcessId } from '../../src/wire/index.js';
+import { backEdges, validateGraph, type AppGraph } from '../../src/graph/index.js';
+import type { PlanGraph } from '../../src/control/round-graph.js';
+import { processId } from '../../src/wire/index.js';
 import type { Plan } from '../model.js';
 
-export interface PlanGraph {
-  readonly graph: AppGraph;
-  readonly participants: readonly ProcessId[];
-  readonly servers: readonly string[];
-  readonly backEdges: ReadonlySet<ChannelId>;
-  /** Channels the barrier protocol cannot see (opaque, log): not supported at level app yet. */
-  readonly unsupportedChannels: readonly string[];
-}
+export type { PlanGraph };
 
 export function planGraph(plan: Plan): { ok: true; value: PlanGraph } | { ok: false; message: string } {
   const processes = plan.apps.map((a) => processId(a.server, a.app));
@@ -57,59 +49,4 @@ export function opaqueGraph(plan: Plan): { ok: true; value: AppGraph } | { ok: f
   });
   if (!v.ok) return { ok: false, message: `plan ${plan.id} has an invalid app graph: ${v.errors.map((e) => e.message).join('; ')}` };
   return { ok: true, value: v.graph };
-}
-
-/**
- * Who is triggered: under ABS the sources once back edges are removed; under Chandy-Lamport one
- * process per source component (a marker reaches only what is downstream; the first member keeps the
- * choice deterministic); under sync and none every process.
- */
-export function initiatorsFor(g: PlanGraph, policy: PolicyConfig): ProcessId[] {
-  switch (policy.kind) {
-    case 'aligned':
-    case 'aligned-timeout':
-      return initiators(g.graph);
-    case 'unaligned': {
-      const sccs = stronglyConnectedComponents(g.graph);
-      const component = new Map<ProcessId, number>();
-      sccs.forEach((members, i) => members.forEach((m) => component.set(m, i)));
-      const fed = new Set<number>();
-      for (const c of g.graph.channels) {
-        const a = component.get(c.from);
-        const b = component.get(c.to);
-        if (a !== b && b !== undefined) fed.add(b);
-      }
-      return sccs.flatMap((members, i) => (fed.has(i) ? [] : [members[0] as ProcessId]));
-    }
-    case 'sync':
-    case 'none':
-      return [...g.participants];
-  }
-}
-
-/** The apps of one server among `processes`. */
-/** What a server's trigger names: its apps among the initiators, and the back edges into its apps. */
-export interface ServerTrigger {
-  readonly initiatorApps: string[];
-  readonly backEdgeChannels: ChannelId[];
-}
-
-/**
- * Every server's trigger, in one pass over the initiators and the channels (a plan may have a
- * thousand servers: a pass per server would make each round quadratic).
- */
-export function serverTriggers(g: PlanGraph, initiators: readonly ProcessId[], withBackEdges: boolean): Map<string, ServerTrigger> {
-  const byServer = new Map<string, ServerTrigger>(g.servers.map((s) => [s, { initiatorApps: [], backEdgeChannels: [] }]));
-  for (const p of initiators) {
-    const s = splitProcessId(p);
-    if (s) byServer.get(s.server)?.initiatorApps.push(s.app);
-  }
-  if (withBackEdges) {
-    for (const c of g.graph.channels) {
-      if (!g.backEdges.has(c.id)) continue;
-      const to = splitProcessId(c.to);
-      if (to) byServer.get(to.server)?.backEdgeChannels.push(c.id);
-    }
-  }
-  return byServer;
 }

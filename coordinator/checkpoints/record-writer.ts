@@ -48,6 +48,7 @@ export class RecordWriter {
   private pending: { readonly fn: Update; readonly key: string | undefined }[] = [];
   /** The outcome of the latest write. */
   private last: Result<StoredCheckpoint> | undefined;
+  private written: ((r: Result<StoredCheckpoint>) => void) | undefined;
 
   /** `stored`: the record as created, so that the first write needs no read. */
   constructor(
@@ -56,6 +57,11 @@ export class RecordWriter {
     private readonly log: Logger,
     private stored?: StoredCheckpoint,
   ) {}
+
+  /** Called with the outcome of every write (the round retries a failed refresh). */
+  onWritten(listener: (r: Result<StoredCheckpoint>) => void): void {
+    this.written = listener;
+  }
 
   /**
    * The commit point (invariant 6): stores `current()` as completed and resolves with the fields the
@@ -102,6 +108,7 @@ export class RecordWriter {
         this.stored = r.ok ? r.value : undefined;
         this.last = r;
         if (!r.ok) this.log.error({ error: r.error.message }, 'checkpoint record not written');
+        this.written?.(r);
       })
       .catch((error: unknown) => this.log.error({ err: error }, 'checkpoint record write failed'));
   }

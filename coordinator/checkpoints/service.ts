@@ -1,6 +1,6 @@
 /**
  * The checkpoint operations of the coordinator (CheckpointsApi): take, get, list, watch, verify,
- * delete, rollback and restore. Each checkpoint in flight is a CheckpointRun; this module owns the
+ * delete, rollback and restore. Each checkpoint in flight is a CheckpointRunner; this module owns the
  * request validation, defaults, idempotency, pacing, retention and the fan-out of progress events.
  */
 import type { Logger } from 'pino';
@@ -14,11 +14,15 @@ import { fail, ok, type Result } from '../errors.js';
 import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
 import type { CoordinatorStore, StoredCheckpoint } from '../store/index.js';
 import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
-import { OpaqueRun } from './opaque-run.js';
 import type { RestoreDeps } from './restore.js';
 import { Operations, type RollbackOutcome, type RollbackRequest } from './operations.js';
-import { CheckpointRun } from './run.js';
-import { CrashRun } from './crash-run.js';
+import { CheckpointRunner, type RunnerDeps } from './runner.js';
+import { AppLevel } from '../../src/control/round-app.js';
+import { CrashLevel } from '../../src/control/round-crash.js';
+import { OpaqueLevel } from '../../src/control/round-opaque.js';
+import type { RoundLevel } from '../../src/control/round.js';
+import { NO_NEGATIVE_CONTROLS, type NegativeControls } from '../../src/control/negative-controls.js';
+import type { AppGraph } from '../../src/graph/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { verifyCheckpoint } from './verify.js';
 import { deleteCheckpointObjects, storedObjectNames } from './part-state.js';
@@ -41,6 +45,8 @@ export interface CheckpointServiceOptions {
   readonly agents?: RestoreDeps['agents'];
   /** The group snapshot of a crash-level checkpoint; absent: plans with volumes cannot go crash. */
   readonly volumes?: VolumeBackend;
+  /** Defects re-created on purpose for the fault simulator (src/control/negative-controls.ts); never in production. */
+  readonly negativeControls?: NegativeControls;
 }
 
 /** What the service needs of a checkpoint in flight, whatever its level. */
@@ -68,6 +74,8 @@ export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
 
 /** A record in one of these states is a checkpoint some coordinator is (or was) running. */
 const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
+/** How long an aborted round waits at least for answers under way (captures, a volume snapshot) before it cleans up. */
+const ABORT_SETTLE_MS = 10_000;
 /** Slack on top of a checkpoint's timeouts before its record counts as left behind (clock skew, a slow commit). */
 const STALE_MARGIN_MS = 60_000;
 
@@ -166,7 +174,7 @@ export class CheckpointService implements CheckpointsApi {
     const g = planGraph(plan.value);
     if (!g.ok) return fail('failed-precondition', g.message);
     // Level app: in-band channels run the barrier protocol, a plan of opaque channels only is cut by
-    // quiescing (OpaqueRun); anything else (log channels, in-band mixed with opaque) is not supported.
+    // quiescing (src/control/round-opaque.ts); anything else (log channels, in-band mixed with opaque) is not supported.
     const opaque = request.level === 'app' && isAllOpaque(plan.value) ? opaqueGraph(plan.value) : undefined;
     if (opaque && !opaque.ok) return fail('failed-precondition', opaque.message);
     if (request.level === 'app' && !opaque && g.value.unsupportedChannels.length > 0) {
@@ -219,52 +227,55 @@ export class CheckpointService implements CheckpointsApi {
           : options.alignmentTimeoutMs > 0
             ? { kind: 'aligned-timeout', alignmentTimeoutMs: options.alignmentTimeoutMs }
             : { kind: 'aligned' };
-    const run: Run =
-      request.level === 'crash'
-        ? new CrashRun(record, plan.value, {
-            bus: this.bus,
-            store: this.store.checkpoints,
-            volumes: this.options.volumes,
-            logger: this.log,
-            nowUnixMs: this.nowUnixMs,
-            commitTimeoutMs: this.options.commitTimeoutMs,
-            thawTimeoutMs: Math.max(1_000, Math.min(options.freezeDeadlineMs, 30_000)),
-            progress: (e) => this.fanOut(e),
-            ended: (r) => this.ended(r),
-          })
-        : opaque?.ok
-          ? new OpaqueRun(record, plan.value, opaque.value, {
-              bus: this.bus,
-              store: this.store.checkpoints,
-              objects: this.objects,
-              logger: this.log,
-              nowUnixMs: this.nowUnixMs,
-              commitTimeoutMs: this.options.commitTimeoutMs,
-              progress: (e) => this.fanOut(e),
-              ended: (r) => this.ended(r),
-            })
-          : this.appRun(record, plan.value, g.value, policy, created.value.stored);
+    const run: Run = this.runFor(request.level, record, plan.value, g.value, opaque?.ok ? opaque.value : undefined, policy, created.value.stored);
     this.runs.set(record.id, run);
     run.start();
     return ok(run.current);
   }
 
-  private appRun(record: CheckpointRecord, plan: Plan, g: PlanGraph, policy: PolicyConfig, stored: StoredCheckpoint): Run {
-    return new CheckpointRun(record, plan, g, policy, {
+  /**
+   * The round of one checkpoint: the level chosen here (crash; app over in-band channels; app over
+   * opaque channels, cut by quiescing), one runner for all of them.
+   */
+  private runFor(level: TakeSnapshotRequest['level'], record: CheckpointRecord, plan: Plan, g: PlanGraph, opaque: AppGraph | undefined, policy: PolicyConfig, stored: StoredCheckpoint): Run {
+    const volumes = plan.volumes.map((v) => ({ id: v.id, server: v.server }));
+    const thawTimeoutMs = Math.max(1_000, Math.min(record.options.freezeDeadlineMs, 30_000));
+    const created =
+      level === 'crash'
+        ? CrashLevel.create({ planId: plan.id, servers: plan.servers, volumes, volumeBackend: this.options.volumes !== undefined, freezeDeadlineMs: record.options.freezeDeadlineMs })
+        : opaque
+          ? { ok: true as const, level: new OpaqueLevel({ graph: opaque }) as RoundLevel }
+          : AppLevel.create({
+              checkpointId: record.id,
+              graph: g,
+              policy,
+              timeoutMs: record.options.timeoutMs,
+              inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length, this.bus.maxPayloadBytes),
+              completedBefore: this.lastCompleted.get(plan.id),
+              volumes,
+              volumeBackend: this.options.volumes !== undefined,
+              planId: plan.id,
+            });
+    if (!created.ok) throw new Error(`checkpoint ${record.id} of plan ${plan.id}: ${created.message}`);
+    const deps: RunnerDeps = {
       bus: this.bus,
       store: this.store.checkpoints,
       objects: this.objects,
+      volumes: this.options.volumes,
       logger: this.log,
       nowUnixMs: this.nowUnixMs,
-      commitTimeoutMs: this.options.commitTimeoutMs,
-      ...(this.options.volumes ? { volumes: this.options.volumes } : {}),
       progress: (e) => this.fanOut(e),
       watched: (id) => (this.watchers.get(id)?.size ?? 0) > 0,
-      inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length, this.bus.maxPayloadBytes),
       stored,
-      ...(this.lastCompleted.has(plan.id) ? { completedBefore: this.lastCompleted.get(plan.id) } : {}),
       ended: (r) => this.ended(r),
-    });
+      commitTimeoutMs: this.options.commitTimeoutMs,
+      thawTimeoutMs,
+      // An abort waits for the thaws it asked for (each bounded by thawTimeoutMs) and for captures
+      // or a volume snapshot under way, so that what they leave is deleted with the rest.
+      settleMs: Math.max(ABORT_SETTLE_MS, thawTimeoutMs + 1_000),
+      negativeControls: this.options.negativeControls ?? NO_NEGATIVE_CONTROLS,
+    };
+    return new CheckpointRunner(record, plan, created.level, deps);
   }
 
   /** Resolves with the final record of a checkpoint (used by rollback's safety checkpoint). */

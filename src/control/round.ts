@@ -1,0 +1,575 @@
+/**
+ * The coordinator's per-checkpoint round as a sans-I/O state machine: inputs in (agent events,
+ * timer firings, the outcomes of the I/O it asked for), effects out, in the order the shell must
+ * carry them out. One machine for every level; what differs between levels (who is triggered and
+ * how, what "every participant answered" means, what the commit needs first, what an abort must
+ * undo) sits behind `RoundLevel`, with one module per level (round-app, round-crash, round-opaque).
+ *
+ *   pending -> triggering -> collecting -> committing -> completed
+ *                  \______________\____________\______-> aborting -> aborted
+ *
+ * The machine owns what every level shares: the phases and the record's state, the checkpoint and
+ * commit timeouts, the refresh of the stored record, the failure (the first one wins), the bounded
+ * wait of an abort for answers still under way, and the clean-up of every part. A volume group
+ * snapshot is the one call whose result may land after the round aborted, even after it ended: the
+ * machine then asks for the deletion of the snapshots it brings (defect 6 of issue 9), and records
+ * which were deleted, or which could not be and why.
+ *
+ * Timers are effects (`start-timer`, `cancel-timer`) and come back as `timer-fired`; time comes in
+ * as `nowMs` on every input. Stale, duplicate and unknown inputs are `rejected` outcomes, never
+ * exceptions.
+ */
+import type { AgentEvent, ControlCommand, ObjectRef } from '../wire/index.js';
+import type { PolicyConfig } from '../core/types.js';
+import type { ServerTrigger } from './round-graph.js';
+import type { NegativeControls } from './negative-controls.js';
+
+export type RoundState = 'pending' | 'triggering' | 'collecting' | 'committing' | 'completed' | 'aborting' | 'aborted';
+
+export type RoundFailureReason =
+  | 'timeout'
+  | 'declined'
+  | 'agent-unavailable'
+  | 'channel-failed'
+  | 'subsumed'
+  | 'store-failed'
+  | 'freeze-failed'
+  | 'volume-snapshot-failed'
+  | 'hook-failed'
+  | 'epoch-changed'
+  | 'cancelled'
+  | 'internal';
+
+export interface RoundFailure {
+  readonly reason: RoundFailureReason;
+  readonly detail: string;
+}
+
+export type RoundTimer = 'checkpoint' | 'commit' | 'refresh' | 'settle';
+
+/** The agent events a round takes. */
+export type RoundEventType = 'ack' | 'decline' | 'progress' | 'frozen' | 'thawed' | 'quiesced' | 'captured';
+export type RoundEvent = Extract<AgentEvent, { type: RoundEventType }>;
+export type RoundEventInput = { [K in RoundEventType]: { readonly type: K; readonly event: Extract<AgentEvent, { type: K }>; readonly nowMs: number } }[RoundEventType];
+
+/** One member of a volume group snapshot, with the interval in which the backend took it. */
+export interface TakenVolume {
+  readonly volumeId: string;
+  readonly server: string;
+  readonly snapshotRef: string;
+  readonly startedAtUnixMs: number;
+  readonly endedAtUnixMs: number;
+}
+
+/** A volume snapshot as the checkpoint record keeps it (coordinator/model.ts VolumeSnapshot). */
+export interface RoundVolumeRecord {
+  readonly volumeId: string;
+  readonly server: string;
+  readonly snapshotRef: string;
+  readonly frozenAtUnixMs: number;
+  readonly snapshotAtUnixMs: number;
+  readonly thawedAtUnixMs: number;
+  /** An aborted checkpoint's snapshot, deleted through the backend. */
+  readonly deletedAtUnixMs?: number;
+  /** Why an aborted checkpoint's snapshot could not be deleted. */
+  readonly deleteError?: string;
+}
+
+export type RoundInput =
+  | { readonly type: 'start'; readonly nowMs: number }
+  | RoundEventInput
+  | { readonly type: 'timer-fired'; readonly name: RoundTimer; readonly nowMs: number }
+  | { readonly type: 'cancel'; readonly detail: string; readonly nowMs: number }
+  /** A command the round asked to publish could not be sent (not for best-effort ones). */
+  | { readonly type: 'publish-failed'; readonly server: string; readonly command: string; readonly detail: string; readonly nowMs: number }
+  /** A write of the live record finished. */
+  | { readonly type: 'stored'; readonly ok: boolean; readonly detail?: string; readonly nowMs: number }
+  /** The volume call returned; `taken` holds what exists even when it failed half way. */
+  | { readonly type: 'volume-snapshot-finished'; readonly ok: boolean; readonly taken: readonly TakenVolume[]; readonly detail?: string; readonly nowMs: number }
+  | { readonly type: 'thaw-answered'; readonly server: string; readonly confirmed: boolean; readonly nowMs: number }
+  | { readonly type: 'committed'; readonly ok: true; readonly nowMs: number }
+  | { readonly type: 'committed'; readonly ok: false; readonly reason: RoundFailureReason; readonly detail: string; readonly nowMs: number }
+  /** A clean-up finished: `objectsError` when stored objects were left; the volumes it was given, and why they were not deleted. */
+  | { readonly type: 'cleaned'; readonly objectsError?: string; readonly volumes: readonly TakenVolume[]; readonly volumesError?: string; readonly nowMs: number };
+
+/** Fields of an app's part in the record (coordinator/model.ts AppPart) that a level sets. */
+export interface PartPatch {
+  readonly acked?: boolean;
+  readonly ackedAtUnixMs?: number;
+  readonly state?: ObjectRef;
+  readonly counts?: { readonly sent: Readonly<Record<string, number>>; readonly received: Readonly<Record<string, number>> };
+  readonly alignmentMs?: number;
+  readonly failureReason?: RoundFailureReason;
+  readonly failureDetail?: string;
+}
+
+/** Fields of a server's frozen window in the record (coordinator/model.ts ServerFreeze). */
+export interface ServerPatch {
+  readonly frozenAtUnixMs?: number;
+  readonly thawedAtUnixMs?: number;
+  readonly agentFrozenAtUnixMs?: number;
+  readonly agentThawedAtUnixMs?: number;
+  readonly byWatchdog?: boolean;
+  readonly hooks?: Extract<AgentEvent, { type: 'frozen' }>['hooks'];
+}
+
+export type ProgressKind = 'app-progress' | 'app-acked' | 'app-declined' | 'server-frozen' | 'server-thawed' | 'volumes-snapshotted';
+
+/** A command for one server, without the header (tenant, plan, epoch) the shell adds. */
+export type RoundCommand = Exclude<ControlCommand, { type: 'ping' } | { type: 'trigger' }>;
+
+/**
+ * What the shell carries out, in the order given. Within one step: a `set-state` comes before the
+ * `persist` that stores it; record changes (`patch-part`, `part-acked`, `patch-server`,
+ * `set-volumes`, `set-failure`) come before the `commit` or `persist` that must include them;
+ * `ended` comes last, after the final state was set and persisted.
+ */
+export type RoundEffect =
+  | { readonly type: 'set-state'; readonly state: RoundState; readonly failure: RoundFailure | null; readonly nowMs: number }
+  | { readonly type: 'set-failure'; readonly failure: RoundFailure }
+  /** Write the live record now (the shell coalesces writes queued behind one in flight). */
+  | { readonly type: 'persist' }
+  | { readonly type: 'patch-part'; readonly server: string; readonly app: string | undefined; readonly patch: PartPatch }
+  /** An app's ack accepted: the shell builds its part (inline state digest, statistics) from the ack. */
+  | { readonly type: 'part-acked'; readonly ack: Extract<AgentEvent, { type: 'ack' }>; readonly atMs: number }
+  | { readonly type: 'patch-server'; readonly server: string; readonly patch: ServerPatch }
+  | { readonly type: 'set-volumes'; readonly volumes: readonly RoundVolumeRecord[] }
+  | { readonly type: 'progress'; readonly kind: ProgressKind; readonly server?: string; readonly app?: string; readonly detail?: string }
+  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string; readonly fields?: Readonly<Record<string, unknown>> }
+  /**
+   * The app level's triggers, one per server. One effect, so that sending them once per plan
+   * (DESIGN.md section 5) changes only the shell's handling of it.
+   */
+  | {
+      readonly type: 'trigger';
+      readonly triggers: readonly ServerTrigger[];
+      readonly policy: PolicyConfig;
+      readonly timeoutMs: number;
+      readonly inlineStateBytesMax: number;
+      readonly completedCheckpointId: number | undefined;
+    }
+  /** A command to one server; a best-effort one that cannot be sent is only logged. */
+  | { readonly type: 'publish'; readonly server: string; readonly command: RoundCommand; readonly bestEffort: boolean }
+  /** Thaw these servers and answer each with `thaw-answered` (the shell bounds the wait). */
+  | { readonly type: 'request-thaw'; readonly servers: readonly string[] }
+  | { readonly type: 'start-timer'; readonly name: RoundTimer; readonly ms: number }
+  | { readonly type: 'cancel-timer'; readonly name: RoundTimer }
+  /** Snapshot the plan's volumes: as one group, or (level none) each on its own, one after another. */
+  | { readonly type: 'snapshot-volumes'; readonly oneByOne: boolean }
+  /** The atomic commit: check each object against its acked digest, then store the record as completed. */
+  | { readonly type: 'commit'; readonly objects: readonly CommitObject[] }
+  /** Delete the round's stored objects (when `objects`) and these volume snapshots; answer `cleaned`. */
+  | { readonly type: 'clean-up'; readonly objects: boolean; readonly volumes: readonly TakenVolume[] }
+  | { readonly type: 'ended'; readonly state: 'completed' | 'aborted' };
+
+export interface CommitObject {
+  readonly who: string;
+  readonly ref: ObjectRef;
+}
+
+export type RoundRejectReason =
+  | 'not-started'
+  | 'already-started'
+  | 'aborted'
+  | 'finished'
+  | 'unexpected'
+  | 'unknown-participant'
+  | 'duplicate'
+  | 'stale-timer'
+  | 'refused';
+
+export interface RoundRejection {
+  readonly reason: RoundRejectReason;
+  readonly detail: string;
+}
+
+export interface RoundResult {
+  readonly effects: readonly RoundEffect[];
+  readonly rejected?: RoundRejection;
+}
+
+/** What a level sees of the round while it handles an input. */
+export interface LevelContext {
+  readonly checkpointId: number;
+  readonly nowMs: number;
+  readonly state: RoundState;
+  /** The round's failure once it aborts. */
+  readonly failure: RoundFailure | null;
+  emit(effect: RoundEffect): void;
+  /** Every participant answered: the round goes on to commit (ignored unless collecting). */
+  ready(): void;
+  /** The round fails with this reason (the first failure wins; later ones are ignored). */
+  fail(reason: RoundFailureReason, detail: string): void;
+  /** Ask for the volume snapshot; its result comes to `volumesTaken`. */
+  snapshotVolumes(oneByOne: boolean): void;
+  /** Everything is checked: commit, checking these objects' digests first. */
+  commit(objects: readonly CommitObject[]): void;
+}
+
+/** One consistency level's part of a round. */
+export interface RoundLevel {
+  readonly kind: 'app' | 'crash' | 'opaque';
+  /** Whether participants store objects (states, channel states) that an abort must delete. */
+  readonly storesObjects: boolean;
+  /** The round starts: trigger, freeze or quiesce. */
+  start(ctx: LevelContext): void;
+  /** An agent event while the round runs or aborts. */
+  event(input: RoundEventInput, ctx: LevelContext): RoundRejection | undefined;
+  /** Every participant answered: check the cut, take the volumes, then `ctx.commit`. */
+  commit(ctx: LevelContext): void;
+  /** The volume call returned while committing. */
+  volumesTaken(ok: boolean, taken: readonly TakenVolume[], detail: string | undefined, ctx: LevelContext): void;
+  /** A thaw was answered (or its wait ran out). */
+  thawAnswered(server: string, confirmed: boolean, ctx: LevelContext): void;
+  /** What a timeout waited for, in words (the level may mark the silent parts too). */
+  timedOut(ctx: LevelContext): string;
+  /** The round aborts: undo what the level started (abort notices, thaws, resumes). */
+  abort(ctx: LevelContext): void;
+  /** The round completed. */
+  completed(ctx: LevelContext): void;
+  /** While aborting: answers the level still waits for (thaws, captures) before the clean-up. */
+  awaiting(): boolean;
+  /** The record's entries for volume snapshots taken by this round. */
+  volumeRecords(taken: readonly TakenVolume[]): RoundVolumeRecord[];
+}
+
+export interface RoundConfig {
+  readonly checkpointId: number;
+  /** Covers triggering and collecting. */
+  readonly timeoutMs: number;
+  /** Covers committing (the volume snapshot of a crash-level round included). */
+  readonly commitTimeoutMs: number;
+  /** How far the stored record of a running round may lag behind the live one. */
+  readonly refreshMs: number;
+  /** How long an abort waits for answers under way (thaws, captures, a volume call) before it cleans up. */
+  readonly settleMs: number;
+  readonly negativeControls: NegativeControls;
+}
+
+export type RoundConfigError = { readonly kind: 'invalid-config'; readonly message: string };
+
+type VolumeCall = 'idle' | 'running' | 'returned';
+
+export class Round implements LevelContext {
+  private phase: RoundState = 'pending';
+  private failed: RoundFailure | null = null;
+  private out: RoundEffect[] = [];
+  private now = 0;
+  private readonly armed = new Set<RoundTimer>();
+  /** Set once the commit was asked for: no refresh may store the live record over the completed one. */
+  private sealed = false;
+  /** The clean-up of the abort was asked for. */
+  private cleaning = false;
+  private volumeCall: VolumeCall = 'idle';
+  /** Volume snapshots this round took (known to exist), with their records once cleaned. */
+  private taken: TakenVolume[] = [];
+  private volumeRecords: RoundVolumeRecord[] = [];
+
+  static create(config: RoundConfig, level: RoundLevel): { ok: true; round: Round } | { ok: false; error: RoundConfigError } {
+    const problems: string[] = [];
+    for (const [name, v] of [
+      ['timeoutMs', config.timeoutMs],
+      ['commitTimeoutMs', config.commitTimeoutMs],
+      ['refreshMs', config.refreshMs],
+      ['settleMs', config.settleMs],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v <= 0) problems.push(`${name} must be a positive integer, got ${v}`);
+    }
+    if (problems.length > 0) return { ok: false, error: { kind: 'invalid-config', message: problems.join('; ') } };
+    return { ok: true, round: new Round(config, level) };
+  }
+
+  private constructor(
+    private readonly config: RoundConfig,
+    private readonly level: RoundLevel,
+  ) {}
+
+  get checkpointId(): number {
+    return this.config.checkpointId;
+  }
+
+  get nowMs(): number {
+    return this.now;
+  }
+
+  get state(): RoundState {
+    return this.phase;
+  }
+
+  get failure(): RoundFailure | null {
+    return this.failed;
+  }
+
+  step(input: RoundInput): RoundResult {
+    const out: RoundEffect[] = [];
+    this.out = out;
+    this.now = input.nowMs;
+    const rejected = this.dispatch(input);
+    return rejected ? { effects: out, rejected } : { effects: out };
+  }
+
+  // ---- LevelContext -----------------------------------------------------------------------------
+
+  emit(effect: RoundEffect): void {
+    this.out.push(effect);
+    if (effect.type === 'patch-part' || effect.type === 'part-acked' || effect.type === 'patch-server') this.refreshSoon();
+  }
+
+  ready(): void {
+    if (this.phase !== 'collecting' && this.phase !== 'triggering') return;
+    this.cancelTimer('checkpoint');
+    this.setState('committing');
+    this.startTimer('commit', this.config.commitTimeoutMs);
+    this.level.commit(this);
+  }
+
+  fail(reason: RoundFailureReason, detail: string): void {
+    if (this.phase === 'aborting' || this.phase === 'aborted' || this.phase === 'completed') return;
+    this.failed = { reason, detail };
+    this.cancelTimer('checkpoint');
+    this.cancelTimer('commit');
+    this.cancelTimer('refresh');
+    this.setState('aborting');
+    this.emit({ type: 'persist' });
+    this.level.abort(this);
+    this.settleOrWait();
+  }
+
+  snapshotVolumes(oneByOne: boolean): void {
+    if (this.phase !== 'committing' || this.volumeCall !== 'idle') return;
+    this.volumeCall = 'running';
+    this.out.push({ type: 'snapshot-volumes', oneByOne });
+  }
+
+  commit(objects: readonly CommitObject[]): void {
+    if (this.phase !== 'committing' || this.sealed) return;
+    this.sealed = true;
+    this.cancelTimer('refresh');
+    this.out.push({ type: 'commit', objects });
+  }
+
+  // ---- inputs -----------------------------------------------------------------------------------
+
+  private dispatch(input: RoundInput): RoundRejection | undefined {
+    switch (input.type) {
+      case 'start':
+        if (this.phase !== 'pending') return { reason: 'already-started', detail: `checkpoint ${this.checkpointId} already started (${this.phase})` };
+        this.setState('triggering');
+        this.startTimer('checkpoint', this.config.timeoutMs);
+        this.level.start(this);
+        // The level may have failed already (a command not sent, a tracker refusal).
+        if ((this.phase as RoundState) === 'triggering') this.setState('collecting');
+        return undefined;
+      case 'cancel':
+        if (this.finished()) return { reason: 'finished', detail: `checkpoint ${this.checkpointId} already ${this.phase}` };
+        if (this.phase === 'aborting') return { reason: 'aborted', detail: `checkpoint ${this.checkpointId} is already aborting` };
+        this.fail('cancelled', input.detail);
+        return undefined;
+      case 'timer-fired':
+        return this.timerFired(input.name);
+      case 'publish-failed':
+        if (this.finished()) return { reason: 'finished', detail: `checkpoint ${this.checkpointId} already ${this.phase}` };
+        this.fail('internal', `${input.command} for ${input.server} not sent: ${input.detail}`);
+        return undefined;
+      case 'stored':
+        // A failed write of the live record is written again at the next refresh: every write stores
+        // the whole live record, so one that lands repairs the ones that did not.
+        if (!input.ok && !this.sealed && !this.finished()) this.refreshSoon();
+        return undefined;
+      case 'volume-snapshot-finished':
+        return this.volumesReturned(input.ok, input.taken, input.detail);
+      case 'thaw-answered':
+        if (this.finished()) return { reason: 'finished', detail: `thaw answer of ${input.server} after checkpoint ${this.checkpointId} ended` };
+        this.level.thawAnswered(input.server, input.confirmed, this);
+        if (this.phase === 'aborting') this.settleOrWait();
+        return undefined;
+      case 'committed':
+        if (this.phase !== 'committing') {
+          const reason = this.finished() ? 'finished' : this.phase === 'aborting' ? 'aborted' : 'unexpected';
+          return { reason, detail: `commit outcome of checkpoint ${this.checkpointId} while ${this.phase}` };
+        }
+        if (!input.ok) {
+          this.fail(input.reason, input.detail);
+          return undefined;
+        }
+        this.cancelTimer('commit');
+        this.setState('completed');
+        this.level.completed(this);
+        this.out.push({ type: 'ended', state: 'completed' });
+        return undefined;
+      case 'cleaned':
+        return this.cleaned(input.objectsError, input.volumes, input.volumesError);
+      default:
+        return this.agentEvent(input);
+    }
+  }
+
+  private agentEvent(input: RoundEventInput): RoundRejection | undefined {
+    if (this.phase === 'pending') return { reason: 'not-started', detail: `${input.type} from ${input.event.server} before checkpoint ${this.checkpointId} started` };
+    if (this.finished()) return { reason: 'finished', detail: `${input.type} from ${input.event.server} after checkpoint ${this.checkpointId} ${this.phase}` };
+    const rejected = this.level.event(input, this);
+    if (this.phase === 'aborting') this.settleOrWait();
+    return rejected;
+  }
+
+  private timerFired(name: RoundTimer): RoundRejection | undefined {
+    if (!this.armed.delete(name)) return { reason: 'stale-timer', detail: `timer ${name} of checkpoint ${this.checkpointId} fired while not armed` };
+    switch (name) {
+      case 'checkpoint': {
+        const waited = this.level.timedOut(this);
+        const base = `not every app acked within ${this.config.timeoutMs} ms`;
+        this.fail('timeout', waited === '' ? base : `${base}: ${waited}`);
+        return undefined;
+      }
+      case 'commit':
+        this.fail('store-failed', `the commit did not finish within ${this.config.commitTimeoutMs} ms`);
+        return undefined;
+      case 'refresh':
+        if (!this.sealed && !this.finished()) this.out.push({ type: 'persist' });
+        return undefined;
+      case 'settle':
+        this.out.push({ type: 'log', level: 'warn', message: `aborted: answers still outstanding after ${this.config.settleMs} ms; cleaning up without them` });
+        this.cleanUp();
+        return undefined;
+    }
+  }
+
+  /**
+   * The volume call returned. While committing, the level goes on with it. Otherwise the round
+   * aborted meanwhile: the snapshots exist now and belong to nothing, so they are deleted (unless
+   * the negative control keeps them, re-creating defect 6).
+   */
+  private volumesReturned(ok: boolean, taken: readonly TakenVolume[], detail: string | undefined): RoundRejection | undefined {
+    if (this.volumeCall !== 'running') return { reason: 'unexpected', detail: `volume snapshot result of checkpoint ${this.checkpointId} without a call running` };
+    this.volumeCall = 'returned';
+    if (this.phase === 'committing') {
+      this.taken = [...taken];
+      this.level.volumesTaken(ok, taken, detail, this);
+      return undefined;
+    }
+    if (taken.length === 0) {
+      if (this.phase === 'aborting') this.settleOrWait();
+      return undefined;
+    }
+    if (this.config.negativeControls.has('leak-late-volume-snapshots')) {
+      this.out.push({ type: 'log', level: 'warn', message: 'volume snapshots finished after the abort are kept (negative control leak-late-volume-snapshots)', fields: { volumes: taken.map((t) => t.snapshotRef) } });
+      return undefined;
+    }
+    this.out.push({ type: 'log', level: 'warn', message: 'volume snapshots finished after the abort: deleting them', fields: { volumes: taken.map((t) => t.snapshotRef) } });
+    if (this.phase === 'aborting' && !this.cleaning) {
+      // Not cleaned up yet: they go with the rest.
+      this.taken = [...taken];
+      this.settleOrWait();
+      return undefined;
+    }
+    this.out.push({ type: 'clean-up', objects: false, volumes: taken });
+    return undefined;
+  }
+
+  private cleaned(objectsError: string | undefined, volumes: readonly TakenVolume[], volumesError: string | undefined): RoundRejection | undefined {
+    if (!this.cleaning) return { reason: 'unexpected', detail: `clean-up outcome of checkpoint ${this.checkpointId} that was not asked for` };
+    if (objectsError !== undefined) this.out.push({ type: 'log', level: 'warn', message: 'stored parts of an aborted checkpoint not deleted', fields: { error: objectsError } });
+    const records = this.level.volumeRecords(volumes).map((r) =>
+      volumesError === undefined ? Object.assign({}, r, { deletedAtUnixMs: this.now }) : Object.assign({}, r, { deleteError: volumesError }),
+    );
+    this.volumeRecords = this.volumeRecords.concat(records);
+    if (records.length > 0) this.out.push({ type: 'set-volumes', volumes: this.volumeRecords });
+    const note = volumeNote(volumes, volumesError);
+    if (this.phase === 'aborting') {
+      const failure = this.failed ?? { reason: 'internal', detail: 'aborted' };
+      this.failed = note === '' ? failure : { reason: failure.reason, detail: `${failure.detail}; ${note}` };
+      this.setState('aborted');
+      this.out.push({ type: 'persist' });
+      this.out.push({ type: 'ended', state: 'aborted' });
+      return undefined;
+    }
+    // Snapshots deleted after the record said aborted: the record says so too.
+    if (note !== '' && this.failed) {
+      this.failed = { reason: this.failed.reason, detail: `${this.failed.detail}; ${note}` };
+      this.out.push({ type: 'set-failure', failure: this.failed });
+    }
+    if (records.length > 0 || note !== '') this.out.push({ type: 'persist' });
+    return undefined;
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------
+
+  private finished(): boolean {
+    return this.phase === 'completed' || this.phase === 'aborted';
+  }
+
+  private setState(state: RoundState): void {
+    this.phase = state;
+    this.out.push({ type: 'set-state', state, failure: state === 'aborting' || state === 'aborted' ? this.failed : null, nowMs: this.now });
+    if (state === 'triggering' || state === 'collecting' || state === 'committing') this.refreshSoon();
+  }
+
+  private refreshSoon(): void {
+    if (this.sealed || this.armed.has('refresh') || this.finished()) return;
+    this.startTimer('refresh', this.config.refreshMs);
+  }
+
+  private startTimer(name: RoundTimer, ms: number): void {
+    this.armed.add(name);
+    this.out.push({ type: 'start-timer', name, ms });
+  }
+
+  private cancelTimer(name: RoundTimer): void {
+    if (this.armed.delete(name)) this.out.push({ type: 'cancel-timer', name });
+  }
+
+  /** Whether the abort still waits for a volume call (the negative control does not wait). */
+  private awaitingVolumes(): boolean {
+    return this.volumeCall === 'running' && !this.config.negativeControls.has('leak-late-volume-snapshots');
+  }
+
+  /** While aborting: clean up once nothing is awaited any more, else wait (bounded by the settle timer). */
+  private settleOrWait(): void {
+    if (this.cleaning) return;
+    if (this.level.awaiting() || this.awaitingVolumes()) {
+      if (!this.armed.has('settle')) this.startTimer('settle', this.config.settleMs);
+      return;
+    }
+    this.cleanUp();
+  }
+
+  private cleanUp(): void {
+    if (this.cleaning) return;
+    this.cleaning = true;
+    this.cancelTimer('settle');
+    this.cancelTimer('refresh');
+    const volumes = this.taken;
+    this.taken = [];
+    this.out.push({ type: 'clean-up', objects: this.level.storesObjects, volumes });
+  }
+}
+
+function volumeNote(volumes: readonly TakenVolume[], error: string | undefined): string {
+  if (volumes.length === 0) return '';
+  const names = volumes.map((v) => `${v.volumeId} of ${v.server} (${v.snapshotRef})`).join(', ');
+  return error === undefined ? `volume snapshots deleted: ${names}` : `volume snapshots not deleted: ${names}: ${error}`;
+}
+
+/** The failure reason of an agent's decline. */
+export function declineToFailure(reason: Extract<AgentEvent, { type: 'decline' }>['reason']): RoundFailureReason {
+  switch (reason) {
+    case 'subsumed':
+      return 'subsumed';
+    case 'channel-failed':
+      return 'channel-failed';
+    case 'timeout':
+      return 'timeout';
+    case 'store-failed':
+      return 'store-failed';
+    case 'hook-failed':
+      return 'hook-failed';
+    case 'freeze-failed':
+      return 'freeze-failed';
+    case 'stale-epoch':
+      return 'epoch-changed';
+    case 'unknown-app':
+      return 'agent-unavailable';
+    default:
+      return 'declined';
+  }
+}
