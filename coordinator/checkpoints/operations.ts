@@ -1,15 +1,34 @@
 /**
- * Rollback and restore as the service offers them: the checks and the safety checkpoint, then the
- * restore itself (restore.ts). Kept apart from the checkpoint service, which it reaches only through
- * the small port below.
+ * Rollback and restore as the service offers them: the shell of the operation machine
+ * (src/control/operation.ts). It answers what can be answered from the request alone at once
+ * (unknown or unfinished checkpoint, a bad mapping), claims the idempotency key, then runs the
+ * machine and carries out its effects: the checks (restore.ts), the safety checkpoint, the epoch,
+ * the commands to the agents (resent under the same request id), the volume backend, timers, and
+ * the operation's record in the store (coordinator/store/operations.ts). Every decision on order,
+ * resends and how a failure ends is the machine's.
  */
+import type { Logger } from 'pino';
+import { NO_NEGATIVE_CONTROLS, type NegativeControls } from '../../src/control/negative-controls.js';
+import { checkRestoreMapping } from '../../src/control/operation-check.js';
+import { decideKeyed } from '../../src/control/operation-key.js';
+import {
+  OperationMachine,
+  type OperationEffect,
+  type OperationInput,
+  type OperationKind,
+  type OperationLevel,
+  type OperationOutcome,
+  type TimerName,
+} from '../../src/control/operation.js';
 import type { CheckpointId } from '../../src/ids.js';
+import { processId, type AgentEvent, type AppRestore } from '../../src/wire/index.js';
 import type { RestoreRequest, TakeSnapshotRequest } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
-import type { CheckpointRecord } from '../model.js';
+import type { CheckpointRecord, ConsistencyLevel } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
+import { operationEnded, type OperationRecord } from '../store/operations.js';
 import type { VolumeBackend } from '../volumes/backend.js';
-import { crashRollback, restoreInto, rollback, type RestoreDeps } from './restore.js';
+import { checkAgentsPresent, checkPartsReadable, epochLineOfTargets, identityMapping, restoreCommands, volumePairs, type RestoreDeps } from './restore.js';
 
 export interface RollbackRequest {
   readonly checkpointId: CheckpointId;
@@ -34,40 +53,415 @@ export interface OperationsPort {
   volumes(): VolumeBackend | undefined;
 }
 
+export interface OperationsOptions {
+  /** How often a command an agent has not answered is sent again (same request id). */
+  readonly resendIntervalMs: number;
+  /** Only the fault simulator and tests set these. */
+  readonly negativeControls: NegativeControls;
+}
+
+export const OPERATIONS_DEFAULTS: OperationsOptions = { resendIntervalMs: 1_000, negativeControls: NO_NEGATIVE_CONTROLS };
+
+/** An operation ready to run: what the machine's effects need, decided from the request. */
+interface Prepared {
+  readonly kind: OperationKind;
+  readonly level: OperationLevel;
+  readonly checkpoint: CheckpointRecord;
+  readonly title: string;
+  /** The call in words, compared when an idempotency key is reused. */
+  readonly request: string;
+  readonly epochLine: string;
+  /** The registered plan whose epoch moves: its checkpoints in flight are cancelled. */
+  readonly cancelPlan?: string;
+  readonly servers: readonly string[];
+  readonly takeSafetyCheckpoint: boolean;
+  readonly safetyLevel: ConsistencyLevel;
+  readonly hasVolumes: boolean;
+  /** Everything that must hold before the plan changes; app level: what each server is sent. */
+  validate(): Promise<Result<Map<string, AppRestore[]>>>;
+  /** Crash level: put the volumes back, or onto the targets. */
+  volumes(): Promise<Result<void>>;
+}
+
 export class Operations {
-  constructor(private readonly port: OperationsPort) {}
+  /** Operations this process runs, by record key; a keyed retry joins one. */
+  private readonly running = new Map<string, Promise<OperationOutcome>>();
+  /** The operation running on each epoch line: a second one on the same line is refused while it runs. */
+  private readonly busyLines = new Map<string, string>();
+  private readonly options: OperationsOptions;
+
+  constructor(
+    private readonly port: OperationsPort,
+    options: Partial<OperationsOptions> = {},
+  ) {
+    this.options = { ...OPERATIONS_DEFAULTS, ...options };
+    if (!Number.isSafeInteger(this.options.resendIntervalMs) || this.options.resendIntervalMs < 1) {
+      throw new Error(`resendIntervalMs must be a positive integer, got ${this.options.resendIntervalMs}`);
+    }
+  }
 
   async rollback(request: RollbackRequest): Promise<Result<RollbackOutcome>> {
     const target = await this.port.get(request.checkpointId);
     if (!target.ok) return target;
-    if (target.value.state !== 'completed') {
-      return fail('failed-precondition', `checkpoint ${request.checkpointId} is ${target.value.state}; only a completed checkpoint can be rolled back to`);
+    const cp = target.value;
+    if (cp.state !== 'completed') {
+      return fail('failed-precondition', `checkpoint ${cp.id} is ${cp.state}; only a completed checkpoint can be rolled back to`);
     }
-    const crash = target.value.levelAchieved === 'crash';
-    let safetyCheckpointId: CheckpointId | 0 = 0;
-    if (!request.skipSafetyCheckpoint) {
-      // Rollback is destructive: first keep the present, so the rollback itself can be undone.
-      const safety = await this.port.take({ planId: target.value.planId, level: crash ? 'crash' : 'app', options: {}, safety: true });
-      if (!safety.ok) return fail('failed-precondition', `the safety checkpoint before the rollback could not start: ${safety.error.message} (pass skip_safety_checkpoint to roll back without one)`);
-      const final = await this.port.waitFor(safety.value.id);
-      if (final.state !== 'completed') {
-        return fail('failed-precondition', `the safety checkpoint ${final.id} before the rollback ${final.state}: ${final.failureDetail ?? ''} (pass skip_safety_checkpoint to roll back without one)`);
-      }
-      safetyCheckpointId = final.id;
-    }
-    this.port.cancelRunsOf(target.value.planId, `plan ${target.value.planId} is being rolled back to checkpoint ${request.checkpointId}`);
-    let done: Result<{ epoch: number }>;
+    const deps = this.port.restoreDeps();
+    const crash = cp.levelAchieved === 'crash';
+    const title = `rollback to checkpoint ${cp.id}`;
+    let servers = [...new Set(cp.parts.map((p) => p.server))].sort();
+    let volumes: () => Promise<Result<void>> = async () => ok(undefined);
     if (crash) {
-      const plan = await this.port.store().plans.get(target.value.planId);
-      if (!plan.ok) return plan;
-      done = await crashRollback(target.value, plan.value.servers, plan.value.volumes, this.port.volumes(), target.value.options.freezeDeadlineMs, this.port.restoreDeps());
-    } else {
-      done = await rollback(target.value, this.port.restoreDeps());
+      const plan = await this.port.store().plans.get(cp.planId);
+      if (!plan.ok) return plan.error.kind === 'not-found' ? fail('failed-precondition', `${title}: plan ${cp.planId} is not registered any more, and a crash-level rollback freezes its servers`) : plan;
+      if (cp.volumes.length > 0 && !deps.volumes) return fail('failed-precondition', `${title}: the checkpoint has volume snapshots but this coordinator has no volume backend`);
+      servers = [...plan.value.servers].sort();
+      const backend = deps.volumes;
+      volumes = async () => (backend ? backend.revert(cp.volumes, plan.value.volumes) : ok(undefined));
     }
-    return done.ok ? ok({ safetyCheckpointId, epoch: done.value.epoch }) : done;
+    // A plan left in needs-repair by an earlier operation has no consistent present to keep.
+    const repairing = await this.needsRepair(cp.planId);
+    if (!repairing.ok) return repairing;
+    const prepared: Prepared = {
+      kind: 'rollback',
+      level: crash ? 'crash' : 'app',
+      checkpoint: cp,
+      title,
+      request: `${title} ${request.skipSafetyCheckpoint ? 'without' : 'with'} a safety checkpoint`,
+      epochLine: cp.planId,
+      cancelPlan: cp.planId,
+      servers,
+      takeSafetyCheckpoint: !request.skipSafetyCheckpoint && !repairing.value,
+      safetyLevel: crash ? 'crash' : 'app',
+      hasVolumes: crash && cp.volumes.length > 0,
+      validate: async () => {
+        const present = checkAgentsPresent(cp.tenant, servers, deps.agents, title);
+        if (!present.ok) return present;
+        if (crash) return ok(new Map());
+        const readable = await checkPartsReadable(cp, deps.objects);
+        if (!readable.ok) return readable;
+        return restoreCommands(cp, identityMapping(cp));
+      },
+      volumes,
+    };
+    const done = await this.execute(prepared, request.idempotencyKey);
+    return done.ok ? ok({ safetyCheckpointId: done.value.safetyCheckpointId, epoch: done.value.epoch }) : done;
   }
 
-  restore(request: RestoreRequest): Promise<Result<{ epoch: number }>> {
-    return restoreInto(request, this.port.restoreDeps(), (id) => this.port.get(id));
+  async restore(request: RestoreRequest): Promise<Result<{ epoch: number }>> {
+    const source = await this.port.get(request.checkpointId);
+    if (!source.ok) return source;
+    const cp = source.value;
+    if (cp.state !== 'completed') return fail('failed-precondition', `checkpoint ${cp.id} is ${cp.state}; only a completed checkpoint can be restored`);
+    const crash = cp.levelAchieved === 'crash';
+    const mapping = checkRestoreMapping(
+      { id: cp.id, apps: cp.parts.map((p) => ({ server: p.server, app: p.app })), volumeServers: crash ? cp.volumes.map((v) => v.server) : [] },
+      { servers: request.servers, apps: request.apps },
+    );
+    if (!mapping.ok) return fail(mapping.kind, mapping.message);
+    const deps = this.port.restoreDeps();
+    const targets = [...mapping.targets.values()].map((t) => processId(t.server, t.app));
+    const line = await epochLineOfTargets(cp, targets, deps.store);
+    if (!line.ok) return line;
+    const title = `restore of checkpoint ${cp.id}`;
+    let servers = [...new Set([...mapping.targets.values()].map((t) => t.server))].sort();
+    let volumes: () => Promise<Result<void>> = async () => ok(undefined);
+    if (crash) {
+      const backend = deps.volumes;
+      if (!backend) return fail('failed-precondition', `${title}: the checkpoint holds volume snapshots but this coordinator has no volume backend`);
+      if (line.value.plan === undefined) {
+        return fail('failed-precondition', `${title}: a crash-level checkpoint is restored onto the volumes of a registered plan: register a plan for the target servers, with their volumes, first`);
+      }
+      const target = await deps.store.plans.get(line.value.plan);
+      if (!target.ok) return target;
+      const pairs = volumePairs(cp, request.servers, target.value);
+      if (!pairs.ok) return pairs;
+      servers = [...new Set([...servers, ...pairs.value.map((p) => p.volume.server)])].sort();
+      volumes = async () => {
+        for (const p of pairs.value) {
+          const r = await backend.restoreTo(p.snapshot, p.volume);
+          if (!r.ok) return fail(r.error.kind, `volume ${p.snapshot.volumeId} onto ${p.volume.id} of ${p.volume.server}: ${r.error.message}`);
+        }
+        return ok(undefined);
+      };
+    }
+    const mapped = [...mapping.targets].map(([from, to]) => `${from}->${processId(to.server, to.app)}`).sort();
+    const prepared: Prepared = {
+      kind: 'restore',
+      level: crash ? 'crash' : 'app',
+      checkpoint: cp,
+      title,
+      request: `${title} onto ${mapped.join(', ')}`,
+      epochLine: line.value.line,
+      ...(line.value.plan !== undefined ? { cancelPlan: line.value.plan } : {}),
+      servers,
+      // A restore leaves the checkpoint's own servers alone: there is no present of theirs to keep.
+      takeSafetyCheckpoint: false,
+      safetyLevel: 'app',
+      hasVolumes: crash && cp.volumes.length > 0,
+      validate: async () => {
+        const present = checkAgentsPresent(cp.tenant, servers, deps.agents, title);
+        if (!present.ok) return present;
+        if (crash) return ok(new Map());
+        const readable = await checkPartsReadable(cp, deps.objects);
+        if (!readable.ok) return readable;
+        return restoreCommands(cp, mapping.targets);
+      },
+      volumes,
+    };
+    const done = await this.execute(prepared, request.idempotencyKey);
+    return done.ok ? ok({ epoch: done.value.epoch }) : done;
   }
+
+  /** True when the plan's newest operation that did something ended in needs-repair. */
+  private async needsRepair(planId: string): Promise<Result<boolean>> {
+    const ops = await this.port.store().operations.list(planId);
+    if (!ops.ok) return ops;
+    const last = ops.value.find((o) => o.epochLine === planId && o.state !== 'refused');
+    return ok(last?.state === 'needs-repair');
+  }
+
+  /** Claims the key (if any), then runs the operation or answers with the one that holds the key. */
+  private async execute(p: Prepared, key: string | undefined): Promise<Result<Extract<OperationOutcome, { ok: true }>>> {
+    const store = this.port.store().operations;
+    const nowMs = Date.now();
+    const record: OperationRecord = {
+      id: store.newId(p.kind, key),
+      kind: p.kind,
+      level: p.level,
+      planId: p.checkpoint.planId,
+      tenant: p.checkpoint.tenant,
+      checkpointId: p.checkpoint.id,
+      epochLine: p.epochLine,
+      request: p.request,
+      ...(key !== undefined ? { idempotencyKey: key } : {}),
+      state: 'validating',
+      detail: 'accepted',
+      safetyCheckpointId: 0,
+      createdAtUnixMs: nowMs,
+      updatedAtUnixMs: nowMs,
+    };
+    let runAs = record;
+    if (key !== undefined) {
+      const claimed = await store.claim(record);
+      if (!claimed.ok) return claimed;
+      if (!claimed.value.created) {
+        const existing = claimed.value.existing;
+        const decision = decideKeyed(key, p.request, existing, this.options.negativeControls);
+        switch (decision.type) {
+          case 'replay':
+            return outcomeResult(decision.outcome);
+          case 'join':
+            return outcomeResult(await this.join(existing));
+          case 'conflict':
+            return fail('invalid-argument', decision.message);
+          case 'run':
+            runAs = { ...record, id: store.newId(p.kind, undefined) };
+        }
+      }
+    }
+    const busy = this.busyLines.get(p.epochLine);
+    if (busy !== undefined) {
+      const refusal: OperationOutcome = { ok: false, kind: 'failed-precondition', message: `${p.title} not started: operation ${busy} on the same plan is still running; wait for it to end` };
+      await store.put({ ...runAs, state: 'refused', detail: refusal.message, outcome: refusal });
+      return outcomeResult(refusal);
+    }
+    if (runAs !== record || key === undefined) {
+      const created = await store.put(runAs);
+      if (!created.ok) return created;
+    }
+    const run = new OperationRun(p, runAs, this.port, this.options);
+    const storeKey = `${runAs.planId}/${runAs.id}`;
+    this.busyLines.set(p.epochLine, runAs.id);
+    const done = run.start().finally(() => {
+      this.running.delete(storeKey);
+      if (this.busyLines.get(p.epochLine) === runAs.id) this.busyLines.delete(p.epochLine);
+    });
+    this.running.set(storeKey, done);
+    return outcomeResult(await done);
+  }
+
+  /**
+   * The outcome of an operation that holds a key: awaited here when this process runs it, else read
+   * from the store until it ends (another coordinator runs it), for as long as its phases may take.
+   */
+  private async join(existing: OperationRecord): Promise<OperationOutcome> {
+    const local = this.running.get(`${existing.planId}/${existing.id}`);
+    if (local) return local;
+    const deps = this.port.restoreDeps();
+    const untilMs = Date.now() + 8 * deps.timeoutMs;
+    while (Date.now() < untilMs) {
+      const r = await this.port.store().operations.get(existing.planId, existing.id);
+      if (r.ok && r.value !== undefined && operationEnded(r.value) && r.value.outcome) return r.value.outcome;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    return { ok: false, kind: 'unavailable', message: `operation ${existing.id} (${existing.request}) is still running; call again with the same key for its result` };
+  }
+}
+
+function outcomeResult(o: OperationOutcome): Result<Extract<OperationOutcome, { ok: true }>> {
+  return o.ok ? ok(o) : fail(o.kind, o.message);
+}
+
+/** One operation under way: feeds the machine and carries out its effects. */
+class OperationRun {
+  private record: OperationRecord;
+  private readonly machine: OperationMachine;
+  private readonly deps: RestoreDeps;
+  private readonly log: Logger;
+  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
+  /** Record writes, one after another, so the store never goes back to an older state. */
+  private writes: Promise<unknown> = Promise.resolve();
+  private stopListening: () => void = () => undefined;
+  private commands = new Map<string, AppRestore[]>();
+  private resolve: (o: OperationOutcome) => void = () => undefined;
+
+  constructor(
+    private readonly p: Prepared,
+    record: OperationRecord,
+    private readonly port: OperationsPort,
+    options: OperationsOptions,
+  ) {
+    this.record = record;
+    this.deps = port.restoreDeps();
+    this.log = this.deps.logger.child({ operation: record.id, kind: p.kind, checkpointId: p.checkpoint.id, plan: p.checkpoint.planId, tenant: p.checkpoint.tenant });
+    this.machine = new OperationMachine({
+      kind: p.kind,
+      level: p.level,
+      id: record.id,
+      title: p.title,
+      servers: p.servers,
+      takeSafetyCheckpoint: p.takeSafetyCheckpoint,
+      hasVolumes: p.hasVolumes,
+      phaseTimeoutMs: this.deps.timeoutMs,
+      resendIntervalMs: options.resendIntervalMs,
+      negativeControls: options.negativeControls,
+    });
+  }
+
+  start(): Promise<OperationOutcome> {
+    const done = new Promise<OperationOutcome>((resolve) => {
+      this.resolve = resolve;
+    });
+    const prefix = `op:${this.record.id}:`;
+    this.stopListening = this.deps.bus.onEvents((e) => {
+      if (e.inReplyTo?.startsWith(prefix) && e.tenant === this.p.checkpoint.tenant) this.onAnswer(e);
+    });
+    this.feed({ type: 'start', nowMs: Date.now() });
+    return done;
+  }
+
+  private onAnswer(e: AgentEvent): void {
+    const requestId = e.inReplyTo as string;
+    const nowMs = Date.now();
+    if (e.type === 'restored' || e.type === 'resumed' || e.type === 'frozen' || e.type === 'thawed') {
+      this.feed({ type: 'answer', nowMs, server: e.server, requestId, event: e.type });
+    } else if (e.type === 'decline') {
+      this.feed({ type: 'answer', nowMs, server: e.server, requestId, event: 'declined', detail: `${e.reason}: ${e.detail}` });
+    }
+  }
+
+  private feed(input: OperationInput): void {
+    const r = this.machine.step(input);
+    if (r.rejected) this.log.debug({ input: input.type, reason: r.rejected.reason, detail: r.rejected.detail }, 'operation input rejected');
+    for (const e of r.effects) this.carryOut(e);
+  }
+
+  private carryOut(e: OperationEffect): void {
+    const cp = this.p.checkpoint;
+    switch (e.type) {
+      case 'persist':
+        this.record = { ...this.record, state: e.state, detail: e.detail, safetyCheckpointId: e.safetyCheckpointId, updatedAtUnixMs: e.atMs, ...(e.epoch !== undefined ? { epoch: e.epoch } : {}) };
+        this.log.info({ state: e.state, epoch: e.epoch }, e.detail);
+        this.write(this.record);
+        return;
+      case 'validate':
+        void this.p.validate().then((r) => {
+          if (r.ok) this.commands = r.value;
+          this.feed(r.ok ? { type: 'validated', nowMs: Date.now() } : { type: 'invalid', nowMs: Date.now(), kind: invalidKind(r.error.kind), message: r.error.message });
+        });
+        return;
+      case 'take-safety-checkpoint':
+        void this.safetyCheckpoint().then((r) =>
+          this.feed(r.ok ? { type: 'safety-completed', nowMs: Date.now(), checkpointId: r.value } : { type: 'safety-failed', nowMs: Date.now(), detail: r.error.message }),
+        );
+        return;
+      case 'cancel-checkpoints':
+        if (this.p.cancelPlan !== undefined) this.port.cancelRunsOf(this.p.cancelPlan, e.detail);
+        return;
+      case 'set-epoch': {
+        const epochs = this.deps.store.epochs;
+        void (e.bump ? epochs.bump(this.p.epochLine) : epochs.get(this.p.epochLine)).then((r) =>
+          this.feed(r.ok ? { type: 'epoch-set', nowMs: Date.now(), epoch: r.value } : { type: 'epoch-failed', nowMs: Date.now(), detail: r.error.message }),
+        );
+        return;
+      }
+      case 'send': {
+        const header = { tenant: cp.tenant, server: e.server, plan: this.p.epochLine, epoch: e.epoch, checkpointId: cp.id };
+        if (e.resend) this.log.debug({ server: e.server, command: e.command, requestId: e.requestId }, 'command resent');
+        switch (e.command) {
+          case 'restore':
+            this.deps.bus.send({ ...header, type: 'restore', apps: this.commands.get(e.server) ?? [] }, e.requestId);
+            return;
+          case 'resume':
+            this.deps.bus.send({ ...header, type: 'resume', apps: [] }, e.requestId);
+            return;
+          case 'freeze':
+            this.deps.bus.send({ ...header, type: 'freeze', deadlineMs: cp.options.freezeDeadlineMs }, e.requestId);
+            return;
+          case 'thaw':
+            this.deps.bus.send({ ...header, type: 'thaw', afterRestore: e.afterRestore ?? false }, e.requestId);
+            return;
+        }
+        return;
+      }
+      case 'volumes':
+        void this.p.volumes().then((r) => this.feed(r.ok ? { type: 'volumes-done', nowMs: Date.now() } : { type: 'volumes-failed', nowMs: Date.now(), detail: r.error.message }));
+        return;
+      case 'start-timer': {
+        clearTimeout(this.timers.get(e.name));
+        const timer = setTimeout(() => this.feed({ type: 'timer-fired', nowMs: Date.now(), name: e.name, seq: e.seq }), e.ms);
+        timer.unref();
+        this.timers.set(e.name, timer);
+        return;
+      }
+      case 'cancel-timer':
+        clearTimeout(this.timers.get(e.name));
+        this.timers.delete(e.name);
+        return;
+      case 'finished': {
+        for (const t of this.timers.values()) clearTimeout(t);
+        this.timers.clear();
+        this.stopListening();
+        this.record = { ...this.record, outcome: e.outcome };
+        this.write(this.record);
+        if (e.state !== 'completed') this.log.warn({ state: e.state }, e.outcome.ok ? 'operation ended' : e.outcome.message);
+        void this.writes.then(() => this.resolve(e.outcome));
+        return;
+      }
+    }
+  }
+
+  private write(record: OperationRecord): void {
+    this.writes = this.writes.then(async () => {
+      const r = await this.deps.store.operations.put(record);
+      // The operation goes on: its record is for the operator and for retries, not for its own steps.
+      if (!r.ok) this.log.warn({ state: record.state, error: r.error.message }, 'operation record not written');
+    });
+  }
+
+  private async safetyCheckpoint(): Promise<Result<CheckpointId>> {
+    const cp = this.p.checkpoint;
+    const taken = await this.port.take({ planId: cp.planId, level: this.p.safetyLevel, options: {}, safety: true });
+    if (!taken.ok) return fail(taken.error.kind, `it could not start: ${taken.error.message}`);
+    const final = await this.port.waitFor(taken.value.id);
+    if (final.state !== 'completed') return fail('failed-precondition', `checkpoint ${final.id} ${final.state}: ${final.failureDetail ?? ''}`);
+    return ok(final.id);
+  }
+}
+
+/** The kinds a refusal keeps; anything else the checks can return is a store that did not answer. */
+function invalidKind(kind: string): 'invalid-argument' | 'not-found' | 'failed-precondition' | 'unavailable' | 'internal' {
+  return kind === 'invalid-argument' || kind === 'not-found' || kind === 'failed-precondition' || kind === 'internal' ? kind : 'unavailable';
 }
