@@ -299,9 +299,6 @@ export class Participant<P> {
       if (!this.finished.has(id) && !this.pending.has(id)) this.begin(id);
       return reject('gap', detail);
     }
-    if (this.policy.kind === 'none') {
-      return reject('unexpected-barrier', `barrier ${id} on ${channel}: policy none sends no barriers`);
-    }
     if (ch.backlogged > 0) {
       this.toBacklog(ch, { type: 'barrier', checkpointId: id });
       this.processBacklog();
@@ -315,6 +312,12 @@ export class Participant<P> {
   }
 
   private processBarrier(ch: InputChannel<P>, id: CheckpointId): Rejection | undefined {
+    // Refused here, on the one path every barrier takes (directly or out of the backlog), before it
+    // could start a checkpoint; it also narrows the policy to one that has a barrier handler.
+    const policy = this.policy;
+    if (policy.kind === 'none') {
+      return reject('unexpected-barrier', `barrier ${id} on ${ch.id}: policy none sends no barriers`);
+    }
     if (this.finished.has(id)) return reject('stale-barrier', `checkpoint ${id} already finished at ${this.id}`);
     let p = this.pending.get(id);
     let released: InputChannel<P>[] = [];
@@ -331,7 +334,7 @@ export class Participant<P> {
       return reject('duplicate-barrier', `barrier ${id} on ${ch.id} already arrived`);
     }
     p.barrierChannels.add(ch.id);
-    const rejected = this.policy.onBarrier(this.controller, p, ch.id);
+    const rejected = policy.onBarrier(this.controller, p, ch.id);
     this.release(released);
     return rejected;
   }

@@ -40,14 +40,28 @@ export interface PolicyController {
  */
 export type Concurrency = 'independent' | 'one-aligning' | 'one-at-a-time';
 
-export interface BarrierPolicy {
-  readonly kind: PolicyKind;
+interface PolicyCommon {
   readonly concurrency: Concurrency;
   onTrigger(c: PolicyController, p: PendingCheckpoint): void;
-  /** Called once per input per checkpoint, after the participant filtered stale and duplicate barriers. */
-  onBarrier(c: PolicyController, p: PendingCheckpoint, channel: ChannelId): Rejection | undefined;
   onAlignmentTimeout(c: PolicyController, p: PendingCheckpoint): void;
 }
+
+/** A policy whose processes exchange barriers (sync calls them markers): every policy but none. */
+export interface PolicyWithBarriers extends PolicyCommon {
+  readonly kind: Exclude<PolicyKind, 'none'>;
+  /** Called once per input per checkpoint, after the participant filtered stale and duplicate barriers. */
+  onBarrier(c: PolicyController, p: PendingCheckpoint, channel: ChannelId): Rejection | undefined;
+}
+
+/**
+ * Policy none sends no barriers, so a barrier that reaches it is a peer's protocol error: the
+ * participant refuses it before it would start a checkpoint, and there is no handler to ask.
+ */
+export interface PolicyWithoutBarriers extends PolicyCommon {
+  readonly kind: 'none';
+}
+
+export type BarrierPolicy = PolicyWithBarriers | PolicyWithoutBarriers;
 
 export type PolicyError = { readonly kind: 'invalid-policy'; readonly message: string };
 

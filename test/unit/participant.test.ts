@@ -27,6 +27,16 @@ describe('participant configuration', () => {
 });
 
 describe('participant rules', () => {
+  it('none: a barrier is refused as unexpected and starts no checkpoint', () => {
+    const p = make({ policy: { kind: 'none' } });
+    const r = p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
+    expect(r.rejected?.reason).toBe('unexpected-barrier');
+    expect(r.effects).toEqual([]);
+    expect(p.inFlight()).toEqual([]);
+    // The refused barrier left no trace: a trigger of the same id still snapshots.
+    expect(p.step({ type: 'trigger', checkpointId: 1 }).effects.map((e) => e.type)).toEqual(['snapshot']);
+  });
+
   it('sending on an unknown channel is rejected, not thrown', () => {
     expect(make().step({ type: 'send', channel: 'b->z', payload: 'x' }).rejected?.reason).toBe('unknown-channel');
   });

@@ -3,10 +3,10 @@
  * unaligned: snapshot now, forward barriers, release the blocked inputs (what they hold is after the
  * cut) and record the inputs still missing their barrier.
  */
-import type { BarrierPolicy } from '../policy.js';
+import type { PolicyWithBarriers } from '../policy.js';
 import { alignedOnBarrier } from './aligned.js';
 
-export function alignedTimeoutPolicy(alignmentTimeoutMs: number): BarrierPolicy {
+export function alignedTimeoutPolicy(alignmentTimeoutMs: number): PolicyWithBarriers {
   return {
     kind: 'aligned-timeout',
     concurrency: 'one-aligning',

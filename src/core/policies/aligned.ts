@@ -3,7 +3,7 @@
  * when every forward input delivered its barrier. Back-edge inputs of a cycle are not waited for: what
  * arrives on them between the snapshot and their barrier is recorded (ABS for cyclic graphs).
  */
-import type { BarrierPolicy, PolicyController } from '../policy.js';
+import type { PolicyWithBarriers, PolicyController } from '../policy.js';
 import type { PendingCheckpoint } from '../pending.js';
 import type { ChannelId } from '../../ids.js';
 
@@ -18,7 +18,7 @@ export function alignedOnBarrier(c: PolicyController, p: PendingCheckpoint, chan
   return undefined;
 }
 
-export const alignedPolicy: BarrierPolicy = {
+export const alignedPolicy: PolicyWithBarriers = {
   kind: 'aligned',
   concurrency: 'one-aligning',
   onTrigger(c, p) {

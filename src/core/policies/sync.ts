@@ -4,9 +4,9 @@
  * snapshot is taken with empty channel states. The app stays paused until `complete` or `abort`.
  * Every process of the plan is triggered. This is the synchronous baseline, honest about its stall.
  */
-import type { BarrierPolicy } from '../policy.js';
+import type { PolicyWithBarriers } from '../policy.js';
 
-export const syncPolicy: BarrierPolicy = {
+export const syncPolicy: PolicyWithBarriers = {
   kind: 'sync',
   concurrency: 'one-at-a-time',
   onTrigger(c, p) {

@@ -2,9 +2,9 @@
  * Chandy-Lamport: the first barrier (or a trigger) takes the snapshot and forwards barriers at once;
  * every other input is recorded until its own barrier arrives. No stall, channel state recorded.
  */
-import type { BarrierPolicy } from '../policy.js';
+import type { PolicyWithBarriers } from '../policy.js';
 
-export const unalignedPolicy: BarrierPolicy = {
+export const unalignedPolicy: PolicyWithBarriers = {
   kind: 'unaligned',
   concurrency: 'independent',
   onTrigger(c, p) {
