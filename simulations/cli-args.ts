@@ -38,8 +38,8 @@ export type Command =
 
 export type ParsedCommand = { readonly ok: true; readonly command: Command } | { readonly ok: false; readonly error: string };
 
-export const SEED_DEFAULT = 1;
-export const ALGORITHM_DEFAULT: Algorithm = 'abs';
+const SEED_DEFAULT = 1;
+const ALGORITHM_DEFAULT: Algorithm = 'abs';
 const COMPARE_ALGORITHMS_DEFAULT: readonly Algorithm[] = ALGORITHMS;
 const SWEEP_ALGORITHMS_DEFAULT: readonly Algorithm[] = ['abs'];
 /**

@@ -33,7 +33,7 @@ export type Simulate = (scenario: Scenario, options: RunOptions) => SimResult;
 export const EXIT = { ok: 0, violations: 1, usage: 2, internal: 3 } as const;
 
 /** Sweeps longer than this many runs report progress. */
-export const SWEEP_PROGRESS_RUNS_MIN = 4;
+const SWEEP_PROGRESS_RUNS_MIN = 4;
 /** Plain-line progress (not a terminal) prints at most about this many lines. */
 const PROGRESS_LINES_MAX = 50;
 
@@ -258,7 +258,7 @@ export class InternalError extends Error {
 }
 
 /** What `--json` prints for one run: the result without its trace, plus how to reproduce it. */
-export function jsonOfRun(result: SimResult, scenario: Scenario, reproduce: string): Record<string, unknown> {
+function jsonOfRun(result: SimResult, scenario: Scenario, reproduce: string): Record<string, unknown> {
   return {
     scenario: result.scenario,
     algorithm: result.algorithm,

@@ -14,7 +14,7 @@ const Z_P99 = 2.326;
 export const LONG_TAIL_MAX_PER_P99 = 5;
 
 /** The longest delay a long-tail model gives: its `maxMs`, or LONG_TAIL_MAX_PER_P99 times its p99. */
-export function longTailMaxMs(model: Extract<DelayModel, { kind: 'long-tail' }>): number {
+function longTailMaxMs(model: Extract<DelayModel, { kind: 'long-tail' }>): number {
   return model.maxMs ?? model.p99Ms * LONG_TAIL_MAX_PER_P99;
 }
 

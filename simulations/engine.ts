@@ -29,7 +29,7 @@ import type {
 import { captureApp, restoreApp, TRANSFER_TOKENS_MAX, type AppState, type LiveApp } from './workload.js';
 
 /** Bytes a simulated message stands for in channel-state and buffer metrics (seq, epoch, payload). */
-export const MESSAGE_BYTES = 24;
+const MESSAGE_BYTES = 24;
 const STORE_DELAY_MS = 1;
 const CHANNEL_WINDOW_MESSAGES_DEFAULT = 64;
 const ALIGNMENT_TIMEOUT_MS_DEFAULT = 20;
@@ -153,7 +153,7 @@ interface CheckpointLog {
   readonly stallMs: Record<ProcessId, number>;
 }
 
-export function policyFor(algorithm: Algorithm, alignmentTimeoutMs: number): PolicyConfig {
+function policyFor(algorithm: Algorithm, alignmentTimeoutMs: number): PolicyConfig {
   switch (algorithm) {
     case 'chandy-lamport':
       return { kind: 'unaligned' };

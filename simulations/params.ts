@@ -114,7 +114,7 @@ export function parseParamValue(spec: ParamSpec, text: string): { ok: true; valu
 }
 
 /** Most points one sweep may have, so a typo in a range cannot start a million runs. */
-export const SWEEP_POINTS_MAX = 1000;
+const SWEEP_POINTS_MAX = 1000;
 
 export interface SweepSpec {
   readonly param: ParamSpec;

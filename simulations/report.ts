@@ -14,7 +14,7 @@ export interface ReportOptions {
 /** A long run can trigger thousands of checkpoints; the table shows this many, JSON has them all. */
 export const CHECKPOINT_ROWS_MAX = 200;
 /** Violations listed in text; the count is always exact. */
-export const VIOLATIONS_LISTED_MAX = 20;
+const VIOLATIONS_LISTED_MAX = 20;
 
 export function formatRunReport(result: SimResult, options: ReportOptions = {}): string {
   const color = options.color ?? false;

@@ -49,7 +49,7 @@ export const PROCESSES_MIN: Readonly<Record<GeneratedTopologyKind, number>> = {
 };
 
 /** Limits on what a scenario may ask for, so a typo (an extra zero) is an error rather than a hung run. */
-export const SCENARIO_LIMITS = {
+const SCENARIO_LIMITS = {
   processesMax: 10_000,
   durationMsMax: 3_600_000,
   faultsMax: 1_000,

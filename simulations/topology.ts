@@ -7,18 +7,6 @@ import type { AppGraph } from '../src/graph/index.js';
 import { Prng } from './prng.js';
 import type { TopologySpec } from './types.js';
 
-export const TOPOLOGY_KINDS = [
-  'pipeline',
-  'fan-in',
-  'fan-out',
-  'diamond',
-  'ring',
-  'complete',
-  'random-dag',
-  'random-cyclic',
-  'explicit',
-] as const;
-
 const DEGREE_DEFAULT = 2;
 
 export function buildTopology(spec: TopologySpec, runSeed: number): AppGraph {

@@ -56,7 +56,7 @@ interface OutputChannel {
   sent: number;
 }
 
-export const FINISHED_IDS_REMEMBERED_MAX_DEFAULT = 1024;
+const FINISHED_IDS_REMEMBERED_MAX_DEFAULT = 1024;
 
 export type ParticipantConfigError = { readonly kind: 'invalid-config'; readonly message: string };
 
