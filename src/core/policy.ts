@@ -75,12 +75,14 @@ export function createPolicy(
       return { ok: true, policy: alignedPolicy };
     case 'aligned-timeout': {
       const ms = config.alignmentTimeoutMs;
-      if (!Number.isFinite(ms) || ms < 0) {
+      // A timeout of 0 gives up aligning at the first barrier: 'unaligned' under another name, and
+      // one the wire and the scenario file cannot express, so the core refuses it too.
+      if (!Number.isFinite(ms) || ms <= 0) {
         return {
           ok: false,
           error: {
             kind: 'invalid-policy',
-            message: `alignmentTimeoutMs must be a finite number >= 0, got ${String(ms)}`,
+            message: `alignmentTimeoutMs must be a finite number > 0, got ${String(ms)}`,
           },
         };
       }

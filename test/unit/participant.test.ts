@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Participant } from '../../src/core/participant.js';
+import { createPolicy } from '../../src/core/policy.js';
 import { FinishedIds } from '../../src/core/finished-ids.js';
 
 function make(over: Partial<Parameters<typeof Participant.create>[0]> = {}) {
@@ -23,6 +24,26 @@ describe('participant configuration', () => {
       expect(r.error.message).toContain('a->b is listed twice');
       expect(r.error.message).toContain('back edge x->b');
     }
+  });
+});
+
+describe('policy factory', () => {
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY])('aligned-timeout: an alignment timeout of %s ms is refused with a typed error', (ms) => {
+    const r = createPolicy({ kind: 'aligned-timeout', alignmentTimeoutMs: ms });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error.kind).toBe('invalid-policy');
+      expect(r.error.message).toContain('alignmentTimeoutMs must be a finite number > 0');
+    }
+  });
+
+  it('aligned-timeout: a participant refuses an alignment timeout of 0 at creation and at configure', () => {
+    const created = Participant.create({ id: 'b', inputs: ['a->b'], outputs: [], policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 } });
+    expect(created.ok).toBe(false);
+    const p = make();
+    expect(p.step({ type: 'configure', policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 }, backEdgeInputs: [] }).rejected?.reason).toBe('invalid-config');
+    expect(p.policyKind).toBe('aligned');
+    expect(createPolicy({ kind: 'aligned-timeout', alignmentTimeoutMs: 0.5 }).ok).toBe(true);
   });
 });
 
