@@ -65,12 +65,14 @@ let nc: NatsConnection;
 let bus: ControlBus;
 const events: AgentEvent[] = [];
 const agents: Agent[] = [];
+const byServer = new Map<string, Agent>();
 const apps = new Map<string, CounterApp>();
 let traffic: NodeJS.Timeout | undefined;
 
 async function startAgent(server: string, appConfigs: { name: string; inputs?: string[]; outputs?: string[] }[]): Promise<Agent> {
   const agent = await Agent.start(config(server, appConfigs, nats.url), silent);
   agents.push(agent);
+  byServer.set(server, agent);
   for (const a of appConfigs) {
     const app = new CounterApp();
     const attached = agent.attach(a.name, app);
@@ -215,6 +217,17 @@ describe('defect 3b: commands are resent until answered, and answered once', () 
     const again = await until('the remembered answer', () => events.filter((e) => e.inReplyTo === requestId && e.requestId === reply?.requestId).length >= 2 ? true : undefined);
     expect(again).toBe(true);
     expect(app.restores).toBe(1);
+  }, 20_000);
+});
+
+describe('an agent restart', () => {
+  it('a restarted agent serves its plan at the epoch the plan\'s next command brings', async () => {
+    // s3 was restored into plan D's epoch 1 above; a new agent process knows nothing of it.
+    const s3 = byServer.get('s3') as Agent;
+    await s3.stop();
+    agents.splice(agents.indexOf(s3), 1);
+    await startAgent('s3', [{ name: 'd1' }]);
+    await answers((trigger('D', 1, 30, { s3: ['d1'] }, { s3: ['d1'] }), 30), ['s3/d1']);
   }, 20_000);
 });
 
