@@ -1,0 +1,474 @@
+/**
+ * The simulated coordinator: the real round machine (src/control/round.ts with its app and crash
+ * levels) and the real admission step (src/control/admission.ts) in a shell that does what
+ * coordinator/checkpoints/runner.ts and the checkpoint service do with their effects, against the
+ * simulated KV, Object Store, volume backend and bus. It keeps nothing that a restart must not lose:
+ * what survives is in the KV.
+ */
+import { EMPTY_SLOTS, stepAdmission, type AdmissionStep, type PlanSlots } from '../../src/control/admission.js';
+import type { NegativeControls } from '../../src/control/negative-controls.js';
+import { AppLevel } from '../../src/control/round-app.js';
+import { CrashLevel } from '../../src/control/round-crash.js';
+import { Round, type RoundEffect, type RoundInput, type RoundLevel, type TakenVolume } from '../../src/control/round.js';
+import type { AgentEvent, Control } from '../../src/wire/index.js';
+import type { Prng } from '../prng.js';
+import type { Agenda } from './agenda.js';
+import type { FaultProfile } from './faults.js';
+import type { Io } from './io.js';
+import type { Ledger } from './invariants.js';
+import type { Network } from './network.js';
+import { SimProcess } from './process.js';
+import { CHECKPOINT_COUNTER, checkpointKey, epochKey, objectPrefix, slotsKey, type CheckpointRecord } from './records.js';
+import { StoreCalls } from './store-calls.js';
+import type { SimKv, SimObjects, SimVolumes } from './stores.js';
+import { TENANT, type SimPlan, type Topology } from './topology.js';
+
+export const ROUND_COMMIT_TIMEOUT_MS = 3_000;
+export const ROUND_REFRESH_MS = 500;
+export const ROUND_SETTLE_MS = 1_500;
+/** How long the shell waits for a thaw's answer (resending it) before it tells the round "not confirmed". */
+export const THAW_WAIT_MS = 1_000;
+export const RESEND_MS = 200;
+export const MAX_CONCURRENT_MAX = 8;
+
+export interface CoordinatorWorld {
+  readonly agenda: Agenda;
+  readonly prng: Prng;
+  readonly io: Io;
+  readonly kv: SimKv;
+  readonly objects: SimObjects;
+  readonly volumes: SimVolumes;
+  readonly ledger: Ledger;
+  readonly controls: Network<Control>;
+  readonly topology: Topology;
+  readonly faults: () => FaultProfile;
+  readonly negativeControls: NegativeControls;
+  readonly trace: (what: string) => void;
+  /** When each checkpoint's clean-up was asked for (the world's record, not the coordinator's). */
+  readonly cleanUps: Map<number, number>;
+}
+
+export type TakeAnswer = { readonly ok: true; readonly id: number } | { readonly ok: false; readonly code: 'busy' | 'unavailable' | 'failed'; readonly message: string };
+
+/** One round run by this coordinator: the machine, the record it keeps, its writes in order. */
+class RoundRun {
+  readonly thawWaits = new Map<string, { readonly requestId: string; answered: boolean }>();
+  /** Record writes go one at a time, the newest waiting (the real RecordWriter coalesces the same way). */
+  writing = false;
+  queued: (() => void) | undefined;
+  /** Run once no record write is in flight or queued. */
+  drained: (() => void)[] = [];
+  readonly onEnd: ((r: CheckpointRecord) => void)[] = [];
+  publishSerial = 0;
+
+  constructor(
+    readonly plan: SimPlan,
+    readonly round: Round,
+    readonly record: CheckpointRecord,
+    readonly incarnation: number,
+  ) {}
+}
+
+export class CoordinatorHost {
+  readonly process: SimProcess;
+  private calls: StoreCalls;
+  private readonly rounds = new Map<number, RoundRun>();
+  private readonly lastCompleted = new Map<string, number>();
+  /** When each agent was last heard from. */
+  readonly agentsSeen = new Map<string, number>();
+  /** Operation answers (`op:` request ids) go to the operations shell. */
+  operationAnswer: (e: AgentEvent) => void = () => undefined;
+
+  constructor(private readonly w: CoordinatorWorld) {
+    this.process = new SimProcess('coordinator', w.agenda, (what) => (what.endsWith(' refresh') ? undefined : w.trace(what)));
+    this.calls = this.newCalls();
+  }
+
+  private newCalls(): StoreCalls {
+    return new StoreCalls(this.w.io, this.w.kv, this.process, (ms, fn) => this.process.later(ms, '', fn));
+  }
+
+  get store(): StoreCalls {
+    return this.calls;
+  }
+
+  get owner(): string {
+    return `c${this.process.incarnation}`;
+  }
+
+  plan(id: string): SimPlan {
+    const p = this.w.topology.plans.find((x) => x.id === id);
+    if (p === undefined) throw new Error(`no plan ${id}`);
+    return p;
+  }
+
+  crash(): void {
+    this.process.crash();
+    for (const run of this.rounds.values()) this.w.ledger.roundEnded(run.plan.id, run.record.id);
+    this.rounds.clear();
+    this.lastCompleted.clear();
+    this.agentsSeen.clear();
+  }
+
+  boot(): void {
+    this.process.restart();
+    this.calls = this.newCalls();
+    // Agents re-register when a coordinator starts (defect 9): the hello.
+    for (const server of [...this.w.topology.servers, ...this.w.topology.spareServers]) {
+      this.w.controls.send('coordinator', server, { type: 'hello', requestId: `hello:${this.owner}`, tenant: TENANT, server, plan: '', epoch: 0 });
+    }
+  }
+
+  runningOf(plan: string): number[] {
+    return [...this.rounds.values()].filter((r) => r.plan.id === plan).map((r) => r.record.id);
+  }
+
+  /** Calls `done` with the round's final record when it ends (at once if it is not running here). */
+  whenEnded(id: number, done: (r: CheckpointRecord | undefined) => void): void {
+    const run = this.rounds.get(id);
+    if (run === undefined) done(undefined);
+    else run.onEnd.push(done);
+  }
+
+  // ---- TakeSnapshot ----------------------------------------------------------------------------
+
+  /**
+   * Admission as the checkpoint service does it: the slots read first, then the id allocated and the
+   * epoch read (the awaits a check-then-act admission decided across), then the step written by
+   * compare-and-set at the revision it read.
+   */
+  take(planId: string, periodic: boolean, answer: (a: TakeAnswer) => void): void {
+    const plan = this.plan(planId);
+    this.calls.read(slotsKey(planId), (entry) => {
+      const checked = (entry?.value as PlanSlots | undefined) ?? EMPTY_SLOTS;
+      this.calls.increment(CHECKPOINT_COUNTER, (id) => {
+        this.calls.read(epochKey(planId), (e) => {
+          const epoch = (e?.value as number | undefined) ?? 0;
+          let last: AdmissionStep | undefined;
+          let slotsNow: PlanSlots = EMPTY_SLOTS;
+          // A write whose reply was lost may have landed with its preemptions; the retry then finds its
+          // own slot ('duplicate') and no preemption. Those of every attempt are kept, and the ones
+          // whose slot is gone now are carried out.
+          const preempts = new Map<number, number>();
+          this.calls.update<PlanSlots>(
+            slotsKey(planId),
+            (current) => {
+              slotsNow = current ?? EMPTY_SLOTS;
+              last = stepAdmission(slotsNow, { type: 'request', checkpointId: id, periodic, maxConcurrent: plan.maxConcurrent, owner: this.owner, nowMs: this.w.agenda.now, checked }, { maxConcurrentMax: MAX_CONCURRENT_MAX, negativeControls: this.w.negativeControls });
+              for (const e of last.effects) if (e.type === 'preempt') preempts.set(e.checkpointId, e.by);
+              if (last.changed) slotsNow = last.slots;
+              return last.changed ? last.slots : undefined;
+            },
+            () => {
+              const step = last as AdmissionStep;
+              const held = new Set(slotsNow.slots.map((s) => s.checkpointId));
+              const extra = [...preempts].filter(([p]) => !held.has(p) && !step.effects.some((e) => e.type === 'preempt' && e.checkpointId === p));
+              const effects = [...extra.map(([p, by]) => ({ type: 'preempt' as const, checkpointId: p, by })), ...step.effects];
+              this.admitted(plan, id, epoch, periodic, Object.assign({}, step, { effects }), answer);
+            },
+          );
+        });
+      });
+    });
+  }
+
+  private admitted(plan: SimPlan, id: number, epoch: number, periodic: boolean, step: AdmissionStep, answer: (a: TakeAnswer) => void): void {
+    for (const e of step.effects) {
+      if (e.type === 'busy') {
+        this.w.trace(`take ${plan.id}: busy (${e.inFlight.join(', ')} in flight)`);
+        answer({ ok: false, code: 'busy', message: `plan ${plan.id} has ${e.inFlight.length} checkpoint(s) in flight` });
+        return;
+      }
+      if (e.type === 'preempt') this.cancel(e.checkpointId, `a manual request (checkpoint ${e.by}) took its slot`);
+    }
+    const record: CheckpointRecord = { id, plan: plan.id, level: plan.level, epoch, state: 'pending', failure: null, parts: [], volumes: [], pinned: false, owner: this.owner, periodic };
+    const level = this.levelFor(plan, id);
+    const created = Round.create({ checkpointId: id, timeoutMs: plan.timeoutMs, commitTimeoutMs: ROUND_COMMIT_TIMEOUT_MS, refreshMs: ROUND_REFRESH_MS, settleMs: ROUND_SETTLE_MS, negativeControls: this.w.negativeControls }, level);
+    if (!created.ok) throw new Error(created.error.message);
+    const run = new RoundRun(plan, created.round, record, this.process.incarnation);
+    this.rounds.set(id, run);
+    this.w.trace(`take ${plan.id}: checkpoint ${id} admitted at epoch ${epoch}${periodic ? ' (periodic)' : ''}`);
+    answer({ ok: true, id });
+    this.writeRecord(run, () => this.feed(run, { type: 'start', nowMs: this.w.agenda.now }));
+  }
+
+  private levelFor(plan: SimPlan, id: number): RoundLevel {
+    if (plan.level === 'crash') {
+      const r = CrashLevel.create({ planId: plan.id, servers: plan.servers, volumes: plan.volumes.map((v) => ({ id: v.volume, server: v.server })), volumeBackend: true, freezeDeadlineMs: plan.freezeDeadlineMs });
+      if (!r.ok) throw new Error(r.message);
+      return r.level;
+    }
+    const participants = plan.apps.map((a) => `${a.server}/${a.app}`);
+    const r = AppLevel.create({
+      checkpointId: id,
+      graph: { graph: { processes: participants, channels: [] }, participants, servers: plan.servers, backEdges: new Set(), unsupportedChannels: [] },
+      policy: { kind: 'aligned' },
+      timeoutMs: plan.timeoutMs,
+      inlineStateBytesMax: 0,
+      completedBefore: this.lastCompleted.get(plan.id),
+      volumes: [],
+      volumeBackend: true,
+      planId: plan.id,
+    });
+    if (!r.ok) throw new Error(r.message);
+    return r.level;
+  }
+
+  cancel(id: number, detail: string): boolean {
+    const run = this.rounds.get(id);
+    if (run === undefined) return false;
+    this.feed(run, { type: 'cancel', detail, nowMs: this.w.agenda.now });
+    return true;
+  }
+
+  // ---- agent events -----------------------------------------------------------------------------
+
+  onEvent(e: AgentEvent): void {
+    if (!this.process.up) return;
+    this.agentsSeen.set(e.server, this.w.agenda.now);
+    const reply = e.inReplyTo ?? '';
+    if (reply.startsWith('op:')) {
+      this.operationAnswer(e);
+      return;
+    }
+    if (reply.startsWith('thaw:')) {
+      for (const run of this.rounds.values()) {
+        const wait = run.thawWaits.get(e.server);
+        if (wait !== undefined && wait.requestId === reply && !wait.answered) {
+          wait.answered = true;
+          this.feed(run, { type: 'thaw-answered', server: e.server, confirmed: e.type === 'thawed', nowMs: this.w.agenda.now });
+        }
+      }
+    }
+    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress' && e.type !== 'frozen' && e.type !== 'thawed') return;
+    const run = this.rounds.get(e.checkpointId);
+    if (run === undefined) return;
+    this.feed(run, { type: e.type, event: e, nowMs: this.w.agenda.now } as RoundInput);
+  }
+
+  // ---- the runner -------------------------------------------------------------------------------
+
+  /**
+   * Feeds the round of this incarnation. A round that ended still takes the answer of its volume
+   * call (and the outcome of the clean-up that answer asks for): snapshots finished after the end
+   * must be deleted too.
+   */
+  private feed(run: RoundRun, input: RoundInput): void {
+    if (!this.process.up || run.incarnation !== this.process.incarnation) return;
+    const late = input.type === 'volume-snapshot-finished' || input.type === 'cleaned' || input.type === 'stored';
+    if (this.rounds.get(run.record.id) !== run && !late) return;
+    const r = run.round.step(input);
+    if (r.rejected && r.rejected.reason !== 'finished' && r.rejected.reason !== 'stale-timer') {
+      this.w.trace(`ckpt ${run.record.id} rejected ${input.type}: ${r.rejected.reason}`);
+    }
+    for (const e of r.effects) this.apply(run, e);
+  }
+
+  private apply(run: RoundRun, e: RoundEffect): void {
+    const id = run.record.id;
+    switch (e.type) {
+      case 'set-state':
+        run.record.state = e.state;
+        run.record.failure = e.failure;
+        this.w.trace(`ckpt ${id} ${e.state}${e.failure ? ` (${e.failure.reason}: ${e.failure.detail})` : ''}`);
+        if (e.state === 'triggering') this.w.ledger.roundStarted(run.plan.id, id, this.w.agenda.now);
+        if (e.state === 'aborting' || e.state === 'aborted' || e.state === 'completed') this.w.ledger.roundEnded(run.plan.id, id);
+        return;
+      case 'set-failure':
+        run.record.failure = e.failure;
+        return;
+      case 'persist':
+        this.writeRecord(run, (ok) => this.feed(run, { type: 'stored', ok, nowMs: this.w.agenda.now }));
+        return;
+      case 'part-acked':
+        if (e.ack.state.kind === 'object') run.record.parts.push({ server: e.ack.server, app: e.ack.app, ref: e.ack.state.ref });
+        return;
+      case 'set-volumes':
+        run.record.volumes = e.volumes;
+        return;
+      case 'patch-part':
+      case 'patch-server':
+      case 'progress':
+        return;
+      case 'log':
+        if (e.level === 'warn') this.w.trace(`ckpt ${id}: ${e.message}`);
+        return;
+      case 'trigger':
+        for (const t of e.triggers) {
+          const apps = run.plan.apps.filter((a) => a.server === t.server).map((a) => a.app);
+          this.w.controls.send('coordinator', t.server, {
+            requestId: `trg:${id}:${t.server}`,
+            tenant: TENANT,
+            server: t.server,
+            plan: run.plan.id,
+            epoch: run.record.epoch,
+            type: 'trigger',
+            checkpointId: id,
+            policy: e.policy,
+            timeoutMs: e.timeoutMs,
+            initiatorApps: t.initiatorApps,
+            backEdgeChannels: t.backEdgeChannels,
+            inlineStateBytesMax: e.inlineStateBytesMax,
+            ...(e.completedCheckpointId !== undefined ? { completedCheckpointId: e.completedCheckpointId } : {}),
+            apps,
+          } as Control);
+        }
+        return;
+      case 'publish':
+        this.w.controls.send('coordinator', e.server, Object.assign({ requestId: `${e.command.type}:${id}:${e.server}:${++run.publishSerial}`, tenant: TENANT, server: e.server, plan: run.plan.id, epoch: run.record.epoch }, e.command) as Control);
+        return;
+      case 'request-thaw':
+        for (const server of e.servers) this.requestThaw(run, server);
+        return;
+      case 'start-timer':
+        this.process.startTimer(`round ${id} ${e.name}`, e.ms, () => this.feed(run, { type: 'timer-fired', name: e.name, nowMs: this.w.agenda.now }));
+        return;
+      case 'cancel-timer':
+        this.process.cancelTimer(`round ${id} ${e.name}`);
+        return;
+      case 'snapshot-volumes':
+        this.snapshotVolumes(run);
+        return;
+      case 'commit':
+        this.commit(run, e.objects.map((o) => o.ref));
+        return;
+      case 'clean-up':
+        this.cleanUp(run, e.objects, e.volumes);
+        return;
+      case 'ended':
+        this.ended(run, e.state);
+        return;
+    }
+  }
+
+  /** Writes the live record; writes of one round go one at a time, in order. */
+  private writeRecord(run: RoundRun, done: (ok: boolean, error?: string) => void, value: () => CheckpointRecord = () => run.record): void {
+    const write = (): void => {
+      run.writing = true;
+      this.calls.put(checkpointKey(run.record.id), value(), (ok, error) => {
+        run.writing = false;
+        const next = run.queued;
+        run.queued = undefined;
+        if (next !== undefined) next();
+        done(ok, error);
+        if (!run.writing) for (const fn of run.drained.splice(0)) fn();
+      });
+    };
+    if (run.writing) run.queued = write;
+    else write();
+  }
+
+  /** A thaw, resent until answered or `THAW_WAIT_MS` ran out (bus.request with its resend). */
+  private requestThaw(run: RoundRun, server: string): void {
+    const requestId = `thaw:${run.record.id}:${server}:${++run.publishSerial}`;
+    const wait = { requestId, answered: false };
+    run.thawWaits.set(server, wait);
+    const control = { requestId, tenant: TENANT, server, plan: run.plan.id, epoch: run.record.epoch, type: 'thaw', checkpointId: run.record.id, afterRestore: false } as Control;
+    const started = this.w.agenda.now;
+    const send = (): void => {
+      if (wait.answered || run.thawWaits.get(server) !== wait) return;
+      if (this.w.agenda.now - started >= THAW_WAIT_MS) {
+        wait.answered = true;
+        this.feed(run, { type: 'thaw-answered', server, confirmed: false, nowMs: this.w.agenda.now });
+        return;
+      }
+      this.w.controls.send('coordinator', server, control);
+      this.process.later(RESEND_MS, '', send);
+    };
+    send();
+  }
+
+  /** The backend takes the group (or fails part way); its answer may come after the round aborted, or never. */
+  private snapshotVolumes(run: RoundRun): void {
+    const f = this.w.faults();
+    const delay = 1 + this.w.prng.int(f.volumeDelayMsMax);
+    const fails = this.w.prng.next() < f.volumeFailureProbability;
+    const volumes = run.plan.volumes;
+    const keep = fails ? this.w.prng.int(volumes.length + 1) : volumes.length;
+    const started = this.w.agenda.now;
+    const incarnation = this.process.incarnation;
+    this.w.agenda.after(delay, `volume backend ${fails ? 'fails' : 'takes'} snapshot of ckpt ${run.record.id}`, () => {
+      const taken = this.w.volumes.snapshot(volumes.slice(0, keep).map((v) => v.volume), `ckpt-${run.record.id}`, started);
+      if (this.process.incarnation !== incarnation) return;
+      const refs: TakenVolume[] = taken.map((t, i) => ({ volumeId: t.volume, server: (volumes[i] as { server: string }).server, snapshotRef: t.id, startedAtUnixMs: started, endedAtUnixMs: this.w.agenda.now }));
+      this.feed(run, { type: 'volume-snapshot-finished', ok: !fails, taken: refs, ...(fails ? { detail: 'the volume backend failed' } : {}), nowMs: this.w.agenda.now });
+    });
+  }
+
+  /** Every object read back against its digest, then the record written completed: the commit point. */
+  private commit(run: RoundRun, refs: readonly { name: string; digest: string }[]): void {
+    const check = (i: number): void => {
+      if (i === refs.length) {
+        const record = Object.assign({}, run.record, { state: 'completed' as const });
+        this.writeRecord(
+          run,
+          (ok, error) => {
+            if (ok) {
+              this.lastCompleted.set(run.plan.id, run.record.id);
+              this.feed(run, { type: 'committed', ok: true, nowMs: this.w.agenda.now });
+            } else this.feed(run, { type: 'committed', ok: false, reason: 'store-failed', detail: error ?? 'store error', nowMs: this.w.agenda.now });
+          },
+          () => record,
+        );
+        return;
+      }
+      const ref = refs[i] as { name: string; digest: string };
+      this.w.io.call(
+        this.process,
+        `info ${ref.name}`,
+        () => this.w.objects.get(ref.name),
+        (r) => {
+          if (!r.ok) this.feed(run, { type: 'committed', ok: false, reason: 'store-failed', detail: r.error, nowMs: this.w.agenda.now });
+          else if (r.value?.digest !== ref.digest) this.feed(run, { type: 'committed', ok: false, reason: 'store-failed', detail: `${ref.name} missing or changed`, nowMs: this.w.agenda.now });
+          else check(i + 1);
+        },
+      );
+    };
+    check(0);
+  }
+
+  /** Deletes are idempotent: retried until they land, as the client retries a timed-out delete. */
+  private cleanUp(run: RoundRun, objects: boolean, volumes: readonly TakenVolume[]): void {
+    if (!this.w.cleanUps.has(run.record.id)) this.w.cleanUps.set(run.record.id, this.w.agenda.now);
+    const names = objects ? this.w.objects.list().filter((o) => o.name.startsWith(objectPrefix(run.record.id))).map((o) => o.name) : [];
+    this.deleteAll(names, volumes.map((v) => v.snapshotRef), () => this.feed(run, { type: 'cleaned', volumes, nowMs: this.w.agenda.now }));
+  }
+
+  deleteAll(objects: readonly string[], snapshots: readonly string[], done: () => void): void {
+    const items = [...objects.map((o) => ({ kind: 'object' as const, name: o })), ...snapshots.map((s) => ({ kind: 'volume' as const, name: s }))];
+    const next = (i: number): void => {
+      if (i === items.length) {
+        done();
+        return;
+      }
+      const item = items[i] as { kind: 'object' | 'volume'; name: string };
+      this.calls.retried(`delete ${item.name}`, () => (item.kind === 'object' ? this.w.objects.delete(item.name) : this.w.volumes.delete(item.name)), () => next(i + 1));
+    };
+    next(0);
+  }
+
+  private ended(run: RoundRun, state: 'completed' | 'aborted'): void {
+    const id = run.record.id;
+    this.w.trace(`ckpt ${id} ended ${state}`);
+    this.w.ledger.roundEnded(run.plan.id, id);
+    const finish = (): void => {
+      this.rounds.delete(id);
+      for (const cb of run.onEnd) cb(run.record);
+      this.releaseSlot(run.plan.id, id);
+    };
+    // The final record lands before the slot is freed.
+    if (run.writing) run.drained.push(finish);
+    else finish();
+  }
+
+  releaseSlot(planId: string, id: number): void {
+    this.calls.update<PlanSlots>(
+      slotsKey(planId),
+      (current) => {
+        const step = stepAdmission(current ?? EMPTY_SLOTS, { type: 'release', checkpointId: id }, { maxConcurrentMax: MAX_CONCURRENT_MAX, negativeControls: this.w.negativeControls });
+        return step.changed ? step.slots : undefined;
+      },
+      () => undefined,
+    );
+  }
+}
