@@ -40,7 +40,10 @@ export interface AgentControlConfig {
   readonly requestsRememberedMax: number;
   /** Answers remembered for one request (a trigger's acks and declines, one per app and retry). */
   readonly answersPerRequestMax: number;
-  /** Checkpoints whose plan and epoch are remembered, to stamp their acks; the oldest goes first. */
+  /**
+   * Checkpoints whose plan, epoch and acks are remembered, to stamp late acks and to publish the
+   * acks again for a resent trigger; the oldest goes first. Small: an ack may carry an inline state.
+   */
   readonly checkpointsRememberedMax: number;
   /** Only `epoch-per-agent` concerns this machine: one epoch for all plans (defect 1 of issue 9). */
   readonly negativeControls: NegativeControls;
@@ -49,7 +52,7 @@ export interface AgentControlConfig {
 export const AGENT_CONTROL_DEFAULTS = {
   requestsRememberedMax: 4_096,
   answersPerRequestMax: 256,
-  checkpointsRememberedMax: 1_024,
+  checkpointsRememberedMax: 64,
 } as const;
 
 /** Problems of a config, or [] when it is usable. */
@@ -112,6 +115,8 @@ interface CheckpointMemory {
   readonly epoch: Epoch;
   /** The trigger (or freeze, quiesce) that brought the checkpoint: its acks are answers to it. */
   readonly requestId: RequestId;
+  /** Its acks and declines published without inReplyTo (the endpoints'), kept with the checkpoint. */
+  readonly answers: AgentEvent[];
 }
 
 /** Commands that carry out nothing but a fresh answer; never remembered. */
@@ -190,16 +195,18 @@ export class AgentControl {
     if (isProbe(c)) return { effects: [{ type: 'execute', control: c, apps: this.config.apps }] };
     const seen = this.requests.get(c.requestId);
     if (seen !== undefined) {
+      const checkpoint = 'checkpointId' in c ? this.checkpoints.get(c.checkpointId) : undefined;
+      const answers = checkpoint?.requestId === c.requestId ? [...seen.answers, ...checkpoint.answers] : seen.answers;
       return {
-        effects: seen.answers.map((event) => ({ type: 'publish', event })),
-        rejected: { reason: 'duplicate', detail: `request ${c.requestId} (${seen.control.type}) seen before; ${seen.answers.length} answer(s) published again` },
+        effects: answers.map((event) => ({ type: 'publish', event })),
+        rejected: { reason: 'duplicate', detail: `request ${c.requestId} (${seen.control.type}) seen before; ${answers.length} answer(s) published again` },
       };
     }
     this.remember(c);
     const fence = this.fence(c);
     if (fence !== undefined) return fence;
     if (c.type === 'trigger' || c.type === 'freeze' || c.type === 'quiesce') {
-      this.rememberCheckpoint(c.checkpointId, { plan: c.plan, epoch: c.epoch, requestId: c.requestId });
+      this.rememberCheckpoint(c.checkpointId, { plan: c.plan, epoch: c.epoch, requestId: c.requestId, answers: [] });
     }
     // A restore pauses its apps as it begins, so its resume releases all of them, even if some failed.
     if (c.type === 'restore') this.restoredApps.set(this.key(c.plan), c.apps.map((a) => a.app));
@@ -283,7 +290,7 @@ export class AgentControl {
     if (inReplyTo !== undefined) Object.assign(header, { inReplyTo });
     // Object.assign rather than spreads (Node 20's slow path for spread literals; once per event).
     const event = Object.assign(header, body) as AgentEvent;
-    const owner = answered ?? (checkpoint !== undefined && (body.type === 'ack' || body.type === 'decline') ? this.requests.get(checkpoint.requestId) : undefined);
+    const owner = answered ?? (checkpoint !== undefined && (body.type === 'ack' || body.type === 'decline') ? checkpoint : undefined);
     if (owner !== undefined && owner.answers.length < this.config.answersPerRequestMax) owner.answers.push(event);
     return event;
   }

@@ -191,6 +191,16 @@ describe('agent control: duplicates are answered from memory', () => {
     expect(published(m.step({ type: 'control', control: c }))).toEqual([ack]);
   });
 
+  it('the acks of a trigger are remembered only with the newest checkpointsRememberedMax checkpoints (an ack may carry state)', () => {
+    const m = machine({ checkpointsRememberedMax: 1 });
+    const c = trigger('A', 0, 1, ['a1']);
+    m.step({ type: 'control', control: c });
+    m.step({ type: 'event', body: { type: 'decline', checkpointId: 1, app: 'a1', reason: 'timeout', detail: 'late' } });
+    expect(published(m.step({ type: 'control', control: c }))).toHaveLength(1);
+    m.step({ type: 'control', control: trigger('A', 0, 2, ['a1']) });
+    expect(published(m.step({ type: 'control', control: c }))).toEqual([]);
+  });
+
   it('a refusal is remembered too: a duplicate of a fenced trigger gets the same declines', () => {
     const m = machine();
     restoreDone(m, 'A', 2, ['a1']);
