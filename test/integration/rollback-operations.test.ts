@@ -165,6 +165,8 @@ describe('rollback: check first, then act', () => {
   it('defect 3: a crash-level rollback after an agent restart succeeds', async () => {
     const app = await completed();
     const crash = await completed('crash');
+    // The plan moves on to a new epoch, then an agent restarts: the chaos run's case.
+    value(await world.service.rollback({ checkpointId: app.id, skipSafetyCheckpoint: true }), 'app-level rollback');
     await world.stopAgent('s1');
     await world.startAgent('s1');
     const rolled = value(await world.service.rollback({ checkpointId: crash.id, skipSafetyCheckpoint: true }), 'crash-level rollback');
