@@ -5,7 +5,9 @@
  * - 3: a crash-level rollback works after an app-level rollback and after an agent restart;
  * - 3b: a restore reaches an agent that came up after it was first sent;
  * - 4: a rollback or restore retried with the same idempotency key runs once;
- * - 8: a restore onto the checkpoint's own servers, or with a bad mapping, is refused at once.
+ * - 8: a restore onto the checkpoint's own servers, or with a bad mapping, is refused at once, and
+ *   one that the agents refuse (a lower epoch) fails at once;
+ * - a failure after the epoch moved ends in needs-repair, and one rollback repairs it.
  * The tests share one world and run in order; each says what it starts from.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +32,7 @@ const COPY: PlanInput = (() => {
 let world: OperationsWorld;
 
 beforeAll(async () => {
-  world = await startOperationsWorld({ tenant: TENANT, restoreTimeoutMs: 10_000, plans: [COPY] });
+  world = await startOperationsWorld({ tenant: TENANT, restoreTimeoutMs: 5_000, plans: [COPY] });
 }, 60_000);
 
 afterAll(async () => {
@@ -162,6 +164,27 @@ describe('rollback: check first, then act', () => {
     await completed();
   }, 90_000);
 
+  it('a rollback that fails after the epoch moved (an agent gone for good) ends in needs-repair on its record; one rollback repairs the plan', async () => {
+    const target = await completed();
+    await world.stopAgent('s2');
+    // s2 still counts as present (late): the rollback goes ahead, and s2 never answers.
+    const failed = await world.service.rollback({ checkpointId: target.id, skipSafetyCheckpoint: true });
+    expect(failed.ok).toBe(false);
+    if (!failed.ok) {
+      expect(failed.error.kind).toBe('unavailable');
+      expect(failed.error.message).toContain('s2: no answer within 5000 ms');
+      expect(failed.error.message).toContain('roll back again');
+    }
+    const [last] = value(await world.store.operations.list('demo'), 'operations');
+    expect(last?.state).toBe('needs-repair');
+    expect(last?.epoch).toBe(await epochOf('demo'));
+    await world.startAgent('s2');
+    // The repair: one call. The present is not consistent, so no safety checkpoint is taken.
+    const repaired = value(await world.service.rollback({ checkpointId: target.id, skipSafetyCheckpoint: false }), 'repairing rollback');
+    expect(repaired.safetyCheckpointId).toBe(0);
+    await completed();
+  }, 90_000);
+
   it('defect 3: a crash-level rollback after an agent restart succeeds', async () => {
     const app = await completed();
     const crash = await completed('crash');
@@ -211,5 +234,21 @@ describe('restore: bad requests are refused at once', () => {
     expect(first.epoch).toBe(epoch + 1);
     expect(await epochOf('copy')).toBe(epoch + 1);
     await completed('app', 'copy');
+  }, 60_000);
+
+  it('defect 8: a restore the agents refuse (an epoch below theirs) fails at once with FAILED_PRECONDITION, not after the timeout', async () => {
+    const source = await completed();
+    const mapping = { checkpointId: source.id, servers: { s1: 't1', s2: 't2', s3: 't3' }, apps: [] };
+    value(await world.service.restore(mapping), 'restore');
+    // The epoch line goes back (a meta bucket restored from an old backup): the next restore's epoch
+    // is below the agents'.
+    await world.store.buckets.meta.put('epoch.copy', new TextEncoder().encode('0'));
+    const started = Date.now();
+    const r = await world.service.restore(mapping);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.kind).toBe('failed-precondition');
+    expect(r.error.message).toContain('stale-epoch');
   }, 60_000);
 });
