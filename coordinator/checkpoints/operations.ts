@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { NO_NEGATIVE_CONTROLS, type NegativeControls } from '../../src/control/negative-controls.js';
 import { checkRestoreMapping } from '../../src/control/operation-check.js';
-import { decideKeyed } from '../../src/control/operation-key.js';
+import { decideKeyed, type KeyedOperation } from '../../src/control/operation-key.js';
 import {
   OperationMachine,
   type OperationEffect,
@@ -84,10 +84,11 @@ interface Prepared {
 }
 
 export class Operations {
-  /** Operations this process runs, by record key; a keyed retry joins one. */
-  private readonly running = new Map<string, Promise<OperationOutcome>>();
-  /** The operation running on each epoch line: a second one on the same line is refused while it runs. */
-  private readonly busyLines = new Map<string, string>();
+  /**
+   * The operation this process runs on each epoch line: a second one on the same line is refused
+   * while it runs, and a retry of it (same key) joins it.
+   */
+  private readonly busyLines = new Map<string, { readonly id: string; readonly key?: string; readonly request: string; readonly done: Promise<OperationOutcome> }>();
   private readonly options: OperationsOptions;
 
   constructor(
@@ -242,57 +243,84 @@ export class Operations {
       createdAtUnixMs: nowMs,
       updatedAtUnixMs: nowMs,
     };
+    const fresh = (): OperationRecord => ({ ...record, id: store.newId(p.kind, undefined) });
     let runAs = record;
     if (key !== undefined) {
-      const claimed = await store.claim(record);
-      if (!claimed.ok) return claimed;
-      if (!claimed.value.created) {
-        const existing = claimed.value.existing;
-        const decision = decideKeyed(key, p.request, existing, this.options.negativeControls);
-        switch (decision.type) {
-          case 'replay':
-            return outcomeResult(decision.outcome);
-          case 'join':
-            return outcomeResult(await this.join(existing));
-          case 'conflict':
-            return fail('invalid-argument', decision.message);
-          case 'run':
-            runAs = { ...record, id: store.newId(p.kind, undefined) };
-        }
+      const found = await store.get(record.planId, record.id);
+      if (!found.ok) return found;
+      if (found.value !== undefined) {
+        const answer = await this.answerKeyed(key, p, found.value);
+        if (answer !== undefined) return outcomeResult(answer);
+        runAs = fresh();
       }
     }
+    // From this check to the busy mark nothing awaits: two calls in this process cannot both pass.
     const busy = this.busyLines.get(p.epochLine);
     if (busy !== undefined) {
-      const refusal: OperationOutcome = { ok: false, kind: 'failed-precondition', message: `${p.title} not started: operation ${busy} on the same plan is still running; wait for it to end` };
-      await store.put({ ...runAs, state: 'refused', detail: refusal.message, outcome: refusal });
-      return outcomeResult(refusal);
+      if (key !== undefined && busy.key === key) {
+        const answer = await this.answerKeyed(key, p, { id: busy.id, request: busy.request, state: 'validating' });
+        if (answer !== undefined) return outcomeResult(answer);
+      }
+      return fail('failed-precondition', `${p.title} not started: operation ${busy.id} (${busy.request}) on the same plan is still running; wait for it to end`);
     }
-    if (runAs !== record || key === undefined) {
-      const created = await store.put(runAs);
-      if (!created.ok) return created;
-    }
-    const run = new OperationRun(p, runAs, this.port, this.options);
-    const storeKey = `${runAs.planId}/${runAs.id}`;
-    this.busyLines.set(p.epochLine, runAs.id);
-    const done = run.start().finally(() => {
-      this.running.delete(storeKey);
-      if (this.busyLines.get(p.epochLine) === runAs.id) this.busyLines.delete(p.epochLine);
+    let release: (o: OperationOutcome) => void = () => undefined;
+    const done = new Promise<OperationOutcome>((resolve) => {
+      release = resolve;
     });
-    this.running.set(storeKey, done);
-    return outcomeResult(await done);
+    this.busyLines.set(p.epochLine, { id: runAs.id, ...(runAs === record && key !== undefined ? { key } : {}), request: p.request, done });
+    let outcome: OperationOutcome = { ok: false, kind: 'internal', message: `${p.title} ended without an outcome` };
+    try {
+      if (runAs === record && key !== undefined) {
+        const claimed = await store.claim(runAs);
+        if (!claimed.ok) return claimed;
+        if (!claimed.value.created) {
+          // Another coordinator claimed the key between the look-up and the claim.
+          const answer = await this.answerKeyed(key, p, claimed.value.existing);
+          if (answer !== undefined) {
+            outcome = answer;
+            return outcomeResult(answer);
+          }
+          runAs = fresh();
+        }
+      }
+      if (runAs !== record || key === undefined) {
+        const created = await store.put(runAs);
+        if (!created.ok) return created;
+      }
+      outcome = await new OperationRun(p, runAs, this.port, this.options).start();
+      return outcomeResult(outcome);
+    } finally {
+      if (this.busyLines.get(p.epochLine)?.id === runAs.id || this.busyLines.get(p.epochLine)?.id === record.id) this.busyLines.delete(p.epochLine);
+      release(outcome);
+    }
+  }
+
+  /** What a call finds under its key: the outcome to answer with, or undefined to run (negative control only). */
+  private async answerKeyed(key: string, p: Prepared, existing: KeyedOperation): Promise<OperationOutcome | undefined> {
+    const decision = decideKeyed(key, p.request, existing, this.options.negativeControls);
+    switch (decision.type) {
+      case 'replay':
+        return decision.outcome;
+      case 'join':
+        return this.join(p.checkpoint.planId, existing);
+      case 'conflict':
+        return { ok: false, kind: 'invalid-argument', message: decision.message };
+      case 'run':
+        return undefined;
+    }
   }
 
   /**
    * The outcome of an operation that holds a key: awaited here when this process runs it, else read
    * from the store until it ends (another coordinator runs it), for as long as its phases may take.
    */
-  private async join(existing: OperationRecord): Promise<OperationOutcome> {
-    const local = this.running.get(`${existing.planId}/${existing.id}`);
-    if (local) return local;
+  private async join(planId: string, existing: KeyedOperation): Promise<OperationOutcome> {
+    const local = [...this.busyLines.values()].find((b) => b.id === existing.id);
+    if (local) return local.done;
     const deps = this.port.restoreDeps();
     const untilMs = Date.now() + 8 * deps.timeoutMs;
     while (Date.now() < untilMs) {
-      const r = await this.port.store().operations.get(existing.planId, existing.id);
+      const r = await this.port.store().operations.get(planId, existing.id);
       if (r.ok && r.value !== undefined && operationEnded(r.value) && r.value.outcome) return r.value.outcome;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
