@@ -58,6 +58,14 @@ export interface VerifyReport {
   readonly problems: readonly { readonly part: string; readonly detail: string }[];
 }
 
+/** What DeleteCheckpoint removed besides the record, so the answer says so (issue 9, defect 6). */
+export interface DeleteOutcome {
+  /** Stored objects (app states, channel states) deleted. */
+  readonly deletedObjects: number;
+  /** The backend's references of the volume snapshots deleted. */
+  readonly deletedVolumeSnapshots: readonly string[];
+}
+
 export interface CheckpointsApi {
   /** Creates the checkpoint and starts it; resolves as soon as it has an id (watch for the end). */
   take(request: TakeSnapshotRequest): Promise<Result<CheckpointRecord>>;
@@ -71,7 +79,12 @@ export interface CheckpointsApi {
   rollback(request: { checkpointId: CheckpointId; skipSafetyCheckpoint: boolean; idempotencyKey?: string }): Promise<Result<{ safetyCheckpointId: CheckpointId | 0; epoch: number }>>;
   restore(request: RestoreRequest): Promise<Result<{ epoch: number }>>;
   verify(id: CheckpointId): Promise<Result<VerifyReport>>;
-  delete(id: CheckpointId): Promise<Result<void>>;
+  /** The record, its stored parts and its volume snapshots; FAILED_PRECONDITION while running or pinned. */
+  delete(id: CheckpointId, idempotencyKey?: string): Promise<Result<DeleteOutcome>>;
+  /** Aborts a checkpoint in flight; answers with its record (ABORTING, or ABORTED when it had ended so). */
+  cancel(id: CheckpointId, idempotencyKey?: string): Promise<Result<CheckpointRecord>>;
+  /** Pins (or unpins) a completed checkpoint: retention never deletes a pinned one. */
+  pin(id: CheckpointId, pinned: boolean, idempotencyKey?: string): Promise<Result<CheckpointRecord>>;
 }
 
 export interface AgentsApi {

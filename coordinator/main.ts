@@ -145,14 +145,17 @@ async function main(): Promise<number> {
   checkpoints.onEnded((r) => {
     if (r.state === 'completed') for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
   });
+  // Rounds a stopped coordinator left in flight: aborted and cleaned up before anything new starts
+  // (their admission slots count until then). One coordinator at a time: see docs/api.md, restart.
+  const recovered = await checkpoints.recover();
+  if (!recovered.ok) logger.warn({ error: recovered.error.message }, 'rounds left by a stopped coordinator not recovered');
   for (const s of running) s.start();
-  // Checkpoints a previous coordinator left in flight: ended now and every minute after.
+  // A record left in flight later on (a run that could not write its end) is swept every minute.
   const sweep = async (): Promise<void> => {
     const swept = await checkpoints.sweepStale();
     if (!swept.ok) logger.warn({ error: swept.error.message }, 'stale checkpoints not swept');
     else if (swept.value.length > 0) logger.warn({ checkpoints: swept.value }, 'stale checkpoints aborted');
   };
-  await sweep();
   const sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
   sweeper.unref();
   const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: values.listen, logger });

@@ -87,6 +87,8 @@ export type FailureReason =
   | 'epoch-changed'
   | 'cancelled'
   | 'too-many-failures'
+  /** The coordinator running it stopped; the next one to start aborted it (docs/api.md, restart). */
+  | 'coordinator-lost'
   | 'internal';
 
 /**
@@ -174,6 +176,8 @@ export interface CheckpointRecord {
   readonly safety: boolean;
   /** Started by a periodic schedule rather than a request. */
   readonly periodic?: boolean;
+  /** Kept by retention whatever its age (PinCheckpoint); only a completed checkpoint is pinned. */
+  readonly pinned?: boolean;
 }
 
 /** A progress event of a checkpoint, as WatchCheckpoint streams it. */

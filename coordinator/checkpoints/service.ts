@@ -3,12 +3,13 @@
  * delete, rollback and restore. Each checkpoint in flight is a CheckpointRunner; this module owns the
  * request validation, defaults, idempotency, pacing, retention and the fan-out of progress events.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { PolicyConfig } from '../../src/core/types.js';
 import type { CheckpointId } from '../../src/ids.js';
 import type { AgentEvent } from '../../src/wire/index.js';
 import type { StateObjects } from '../../adapters/state-store.js';
-import type { CheckpointsApi, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { CheckpointsApi, DeleteOutcome, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
 import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
@@ -25,14 +26,28 @@ import { NO_NEGATIVE_CONTROLS, type NegativeControls } from '../../src/control/n
 import type { AppGraph } from '../../src/graph/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { verifyCheckpoint } from './verify.js';
-import { deleteCheckpointObjects, storedObjectNames } from './part-state.js';
+import { Admission } from './admission.js';
+import { canRetire, retireParts } from './retire.js';
+import { recoverLeftRounds, type RecoveryReport } from './recover.js';
+import { decideRetention } from '../../src/control/retention.js';
+import type { KeyedCallKind } from '../store/index.js';
+import { sameTake, snapshotOptions } from './snapshot-options.js';
+import type { AdmissionConfig } from '../../src/control/admission.js';
+import { deleteCheckpointObjects } from './part-state.js';
 
 export interface CheckpointServiceOptions {
   readonly defaults: SnapshotOptions;
-  /** Checkpoints of one plan in flight at once; a request beyond it is FAILED_PRECONDITION. */
-  readonly checkpointsInFlightPerPlanMax: number;
-  /** Completed checkpoints kept per plan; older ones (and their objects) are deleted. */
+  /**
+   * The largest max_concurrent a request may ask for (checkpoints of one plan in flight at once; a
+   * request beyond its own max_concurrent is answered busy, RESOURCE_EXHAUSTED with PLAN_BUSY).
+   */
+  readonly maxConcurrentMax: number;
+  /** The longest freeze_deadline_ms a request may ask for (agents cut theirs to their own maximum, 60 s by default). */
+  readonly freezeDeadlineMsMax: number;
+  /** Completed checkpoints kept per plan; older ones (with their objects and volume snapshots) are deleted. */
   readonly retainedPerPlan: number;
+  /** Retention keeps the targets and safety checkpoints of this many of a plan's last rollbacks. */
+  readonly rollbacksProtected: number;
   readonly commitTimeoutMs: number;
   /** How long a rollback or restore waits for each agent to answer. */
   readonly restoreTimeoutMs: number;
@@ -63,8 +78,10 @@ interface Run {
 
 export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
   defaults: { timeoutMs: 30_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'fail', freezeDeadlineMs: 10_000 },
-  checkpointsInFlightPerPlanMax: 1,
+  maxConcurrentMax: 8,
+  freezeDeadlineMsMax: 60_000,
   retainedPerPlan: 20,
+  rollbacksProtected: 5,
   commitTimeoutMs: 30_000,
   restoreTimeoutMs: 30_000,
   timeoutMsMax: 3_600_000,
@@ -85,8 +102,10 @@ export const INLINE_STATE_BYTES_LIMIT = 256 * 1024;
 export function validateServiceOptions(o: CheckpointServiceOptions): string | undefined {
   const positive: [string, number][] = [
     ['defaults.timeoutMs', o.defaults.timeoutMs],
-    ['checkpointsInFlightPerPlanMax', o.checkpointsInFlightPerPlanMax],
+    ['maxConcurrentMax', o.maxConcurrentMax],
+    ['freezeDeadlineMsMax', o.freezeDeadlineMsMax],
     ['retainedPerPlan', o.retainedPerPlan],
+    ['rollbacksProtected', o.rollbacksProtected],
     ['commitTimeoutMs', o.commitTimeoutMs],
     ['restoreTimeoutMs', o.restoreTimeoutMs],
     ['timeoutMsMax', o.timeoutMsMax],
@@ -109,11 +128,16 @@ export class CheckpointService implements CheckpointsApi {
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
   private readonly endedListeners: ((record: CheckpointRecord) => void)[] = [];
   /** Completed checkpoint ids per plan, ascending, once retention has listed them (see applyRetention). */
-  private readonly completedIds = new Map<string, CheckpointId[]>();
+  /** Completed checkpoints per plan (id -> pinned), once retention has listed them (see applyRetention). */
+  private readonly completedIds = new Map<string, Map<CheckpointId, boolean>>();
   private readonly retention = new Map<string, Promise<void>>();
   /** Each plan's newest completed checkpoint, whose complete notice goes out with the next trigger. */
   private readonly lastCompleted = new Map<string, CheckpointId>();
   private readonly log: Logger;
+  private readonly admission: Admission;
+  private readonly admissionConfig: AdmissionConfig;
+  /** Checkpoints admitted whose run is not registered yet (see liveIds). */
+  private readonly admitting = new Set<CheckpointId>();
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -126,7 +150,42 @@ export class CheckpointService implements CheckpointsApi {
     this.log = logger.child({ component: 'checkpoints' });
     const invalid = validateServiceOptions(options);
     if (invalid) throw new Error(`invalid checkpoint service options: ${invalid}`);
+    this.admissionConfig = { maxConcurrentMax: options.maxConcurrentMax, negativeControls: options.negativeControls ?? NO_NEGATIVE_CONTROLS };
+    this.admission = new Admission(store.slots, randomUUID(), this.admissionConfig, this.log, nowUnixMs);
     bus.onEvents((e) => this.onEvent(e));
+  }
+
+  /** A slot for the checkpoint, or PLAN_BUSY. The id counts as live from here until its run is registered. */
+  private async admit(planId: string, id: CheckpointId, periodic: boolean, maxConcurrent: number): Promise<Result<void>> {
+    this.admitting.add(id);
+    const admitted = await this.admission.request(planId, id, periodic, maxConcurrent, () => this.liveIds());
+    if (!admitted.ok) {
+      this.admitting.delete(id);
+      return admitted;
+    }
+    for (const p of admitted.value.preempted) {
+      const run = this.runs.get(p);
+      if (run) run.cancel(`a manual checkpoint request (checkpoint ${id}) outranks periodic checkpoint ${p}`);
+      else this.log.warn({ checkpointId: p, plan: planId }, 'preempted periodic checkpoint is run by another coordinator: not cancelled from here');
+    }
+    return ok(undefined);
+  }
+
+  /**
+   * The checkpoints whose admission slots this coordinator must keep: runs whose record is not final
+   * yet, and requests between admission and the start of their run. A run whose record is final
+   * only finishes its last store writes; its slot is free for the next request at once (a caller
+   * that saw it completed or aborted must be able to take the next one).
+   */
+  private liveIds(): CheckpointId[] {
+    const live = [...this.admitting];
+    for (const r of this.runs.values()) if (!TERMINAL_STATES.includes(r.current.state)) live.push(r.id);
+    return live;
+  }
+
+  private releaseSlot(planId: string, id: CheckpointId): Promise<void> {
+    this.admitting.delete(id);
+    return this.admission.release(planId, id);
   }
 
   private onEvent(e: AgentEvent): void {
@@ -150,6 +209,26 @@ export class CheckpointService implements CheckpointsApi {
     run.onEvent(e);
   }
 
+  /**
+   * Ends at once the rounds a stopped coordinator left in flight (coordinator/checkpoints/recover.ts):
+   * run before the gRPC server starts. Assumes no other coordinator runs rounds meanwhile (the
+   * leader lease of issue 11 makes that so; docs/api.md).
+   */
+  recover(): Promise<Result<RecoveryReport>> {
+    return recoverLeftRounds(
+      {
+        store: this.store,
+        objects: this.objects,
+        bus: this.bus,
+        volumes: this.options.volumes,
+        admission: this.admissionConfig,
+        logger: this.log,
+        nowUnixMs: this.nowUnixMs,
+      },
+      this.liveIds(),
+    );
+  }
+
   /** In-flight runs, for a clean shutdown. */
   inFlight(): CheckpointId[] {
     return [...this.runs.keys()];
@@ -159,14 +238,13 @@ export class CheckpointService implements CheckpointsApi {
     // Both reads at once: one round trip instead of two (each costs a socket write and a wake-up).
     const [plan, epoch] = await Promise.all([this.store.plans.get(request.planId), this.store.epochs.get(request.planId)]);
     if (!plan.ok) return plan;
-    const options: SnapshotOptions = { ...this.options.defaults, ...definedOnly(request.options) };
-    if (options.timeoutMs > this.options.timeoutMsMax) {
-      return fail('invalid-argument', `timeout_ms ${options.timeoutMs} is above the maximum ${this.options.timeoutMsMax}`);
-    }
+    const checkedOptions = snapshotOptions(this.options, request.options);
+    if (!checkedOptions.ok) return checkedOptions;
+    const options = checkedOptions.value;
     if (request.idempotencyKey) {
       const existing = await this.store.checkpoints.findByIdempotencyKey(request.planId, request.idempotencyKey);
       if (!existing.ok) return existing;
-      if (existing.value) return ok(existing.value);
+      if (existing.value) return sameTake(existing.value, request, options);
     }
     if (request.level !== 'app' && plan.value.volumes.length > 0 && !this.options.volumes) {
       return fail('failed-precondition', `plan ${plan.value.id} has volumes but this coordinator has no volume backend: start it with --volume-backend directory:PATH or command:FILE`);
@@ -185,21 +263,12 @@ export class CheckpointService implements CheckpointsApi {
           : `has channels level app does not support in this version (in-band only, or opaque only): ${g.value.unsupportedChannels.join(', ')}`;
       return fail('failed-precondition', `plan ${plan.value.id} ${why}`);
     }
-    // A run whose record is already final only finishes its last store writes: it is not in flight
-    // (a caller that saw it completed or aborted must be able to take the next one at once).
-    const inFlight = (): Run[] =>
-      [...this.runs.values()].filter((r) => r.current.planId === request.planId && !TERMINAL_STATES.includes(r.current.state) && r.current.state !== 'aborting');
-    // A manual request outranks periodic checkpoints: those in its way are cancelled.
-    if (!request.periodic) {
-      for (const r of inFlight()) if (r.current.periodic) r.cancel(`a manual checkpoint request outranks periodic checkpoint ${r.id}`);
-    }
-    const running = inFlight();
-    if (running.length >= this.options.checkpointsInFlightPerPlanMax) {
-      return fail('failed-precondition', `checkpoint ${running.map((r) => r.id).join(', ')} of plan ${request.planId} is still running (at most ${this.options.checkpointsInFlightPerPlanMax} at once)`);
-    }
     if (!epoch.ok) return epoch;
     const id = await this.store.checkpoints.nextId();
     if (!id.ok) return id;
+    // The id first, then the slot: a busy answer leaves a gap in the ids, never a second checkpoint.
+    const admitted = await this.admit(plan.value.id, id.value, request.periodic ?? false, options.maxConcurrent ?? 1);
+    if (!admitted.ok) return admitted;
     const record: CheckpointRecord = {
       id: id.value,
       planId: plan.value.id,
@@ -211,14 +280,16 @@ export class CheckpointService implements CheckpointsApi {
       epoch: epoch.value,
       options,
       ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
+      // After admission: the record's interval is the time it held its slot.
       createdAtUnixMs: this.nowUnixMs(),
       parts: plan.value.apps.map((a) => ({ server: a.server, app: a.app, acked: false })),
       volumes: [],
       safety: request.safety ?? false,
     };
     const created = await this.store.checkpoints.create(record);
+    if (!created.ok || !created.value.created) this.releaseSlot(record.planId, record.id);
     if (!created.ok) return created;
-    if (!created.value.created) return ok(created.value.existing.record);
+    if (!created.value.created) return sameTake(created.value.existing.record, request, options);
     const policy: PolicyConfig =
       request.level === 'none'
         ? { kind: 'none' }
@@ -229,6 +300,7 @@ export class CheckpointService implements CheckpointsApi {
             : { kind: 'aligned' };
     const run: Run = this.runFor(request.level, record, plan.value, g.value, opaque?.ok ? opaque.value : undefined, policy, created.value.stored);
     this.runs.set(record.id, run);
+    this.admitting.delete(record.id);
     run.start();
     return ok(run.current);
   }
@@ -315,6 +387,7 @@ export class CheckpointService implements CheckpointsApi {
 
   private ended(record: CheckpointRecord): void {
     this.runs.delete(record.id);
+    void this.releaseSlot(record.planId, record.id);
     for (const l of this.endedListeners) l(record);
     // A cancelled checkpoint was stopped on purpose (a manual request outranking it, a rollback of its
     // plan): falling back would start the very work the cancel was for stopping.
@@ -395,48 +468,62 @@ export class CheckpointService implements CheckpointsApi {
   }
 
   /**
-   * Keeps the newest `retainedPerPlan` completed checkpoints of a plan; deletes the rest with their
-   * objects. The completed ids of a plan are read from the store once, then kept up to date here:
-   * reading every record of the plan at every completion made retention the largest cost of a round
-   * for a plan of a thousand apps. Runs one at a time per plan.
+   * Retention of a plan (src/control/retention.ts decides): the newest `retainedPerPlan` completed
+   * checkpoints are kept, and so are pinned ones and the targets and safety checkpoints of the
+   * plan's last `rollbacksProtected` rollbacks; the rest go with their parts and volume snapshots.
+   * The completed ids of a plan are read from the store once, then kept up to date here: reading
+   * every record of the plan at every completion made retention the largest cost of a round for a
+   * plan of a thousand apps. Runs one at a time per plan.
    */
   private applyRetention(completed: CheckpointRecord): void {
     const planId = completed.planId;
     const previous = this.retention.get(planId) ?? Promise.resolve();
     const next = previous.then(async () => {
-      let ids = this.completedIds.get(planId);
-      if (ids === undefined) {
+      let known = this.completedIds.get(planId);
+      if (known === undefined) {
         const listed = await this.listCompleted(planId);
         if (!listed.ok) {
           this.log.warn({ plan: planId, error: listed.error.message }, 'retention skipped: completed checkpoints not listed');
           return;
         }
-        ids = listed.value;
-        this.completedIds.set(planId, ids);
+        known = listed.value;
+        this.completedIds.set(planId, known);
       }
-      if (!ids.includes(completed.id)) ids.push(completed.id);
-      ids.sort((a, b) => a - b);
-      while (ids.length > this.options.retainedPerPlan) {
-        const old = ids[0] as CheckpointId;
+      if (!known.has(completed.id)) known.set(completed.id, completed.pinned === true);
+      const rollbacks = await this.store.operations.recentRollbacks(planId, this.options.rollbacksProtected);
+      if (!rollbacks.ok) {
+        // Without them retention cannot tell what protects a rollback: better keep too much.
+        this.log.warn({ plan: planId, error: rollbacks.error.message }, 'retention skipped: recent rollbacks not read');
+        return;
+      }
+      const decision = decideRetention({
+        completed: [...known].map(([id, pinned]) => ({ id, pinned })),
+        keepNewest: this.options.retainedPerPlan,
+        protectedIds: rollbacks.value.flatMap((r) => [
+          { id: r.targetId, because: 'rollback-target' as const },
+          ...(r.safetyId !== 0 ? [{ id: r.safetyId, because: 'rollback-safety' as const }] : []),
+        ]),
+      });
+      for (const old of decision.delete) {
         const r = await this.delete(old);
         if (!r.ok && r.error.kind !== 'not-found') {
-          this.log.warn({ checkpointId: old, plan: planId, error: r.error.message }, 'checkpoint not deleted by retention; tried again at the next completion');
+          this.log.warn({ checkpointId: old, plan: planId, tenant: completed.tenant, error: r.error.message }, 'checkpoint not deleted by retention; tried again at the next completion');
           return;
         }
-        if (ids.includes(old)) ids.splice(ids.indexOf(old), 1);
-        this.log.info({ checkpointId: old, plan: planId }, 'checkpoint deleted by retention');
+        known.delete(old);
+        if (r.ok) this.log.info({ checkpointId: old, plan: planId, tenant: completed.tenant, ...r.value }, 'checkpoint deleted by retention');
       }
     });
     this.retention.set(planId, next);
   }
 
-  private async listCompleted(planId: string): Promise<Result<CheckpointId[]>> {
-    const ids: CheckpointId[] = [];
+  private async listCompleted(planId: string): Promise<Result<Map<CheckpointId, boolean>>> {
+    const ids = new Map<CheckpointId, boolean>();
     let token = '';
     do {
       const page = await this.store.checkpoints.list({ planId, states: ['completed'] }, 500, token);
       if (!page.ok) return page;
-      ids.push(...page.value.items.map((c) => c.id));
+      for (const c of page.value.items) ids.set(c.id, c.pinned === true);
       token = page.value.nextPageToken;
     } while (token !== '');
     return ok(ids);
@@ -474,18 +561,83 @@ export class CheckpointService implements CheckpointsApi {
     });
   }
 
-  async delete(id: CheckpointId): Promise<Result<void>> {
-    if (this.runs.has(id)) return fail('failed-precondition', `checkpoint ${id} is still running; it can be deleted once it completed or aborted`);
-    const stored = await this.store.checkpoints.get(id);
-    if (!stored.ok) return stored;
-    const removed = await this.objects.delete(stored.value.record.tenant, storedObjectNames(stored.value.record));
-    if (!removed.ok) return fail('unavailable', `the parts of checkpoint ${id} could not be deleted: ${removed.error.message}`);
-    const deleted = await this.store.checkpoints.delete(id);
-    if (deleted.ok) {
-      const ids = this.completedIds.get(stored.value.record.planId);
-      if (ids?.includes(id)) ids.splice(ids.indexOf(id), 1);
+  /**
+   * Runs a call on one checkpoint under its idempotency key (store/keyed.ts): a retry returns the
+   * first call's result; a failed call gives the key back so that a retry runs again.
+   */
+  private async keyed<T extends object>(kind: KeyedCallKind, key: string | undefined, request: string, call: () => Promise<Result<T>>): Promise<Result<T>> {
+    if (key === undefined || key === '') return call();
+    const k = { kind, key, request };
+    const claim = await this.store.keyed.claim(k);
+    if (!claim.ok) return claim;
+    if (!claim.value.fresh) return ok(claim.value.result as T);
+    const result = await call();
+    if (!result.ok) {
+      await this.store.keyed.abandon(k, claim.value.revision);
+      return result;
     }
-    return deleted;
+    const finished = await this.store.keyed.finish(k, claim.value.revision, result.value as Record<string, unknown>);
+    if (!finished.ok) this.log.warn({ kind, error: finished.error.message }, 'result of a keyed call not recorded; a retry may run it again');
+    return result;
+  }
+
+  delete(id: CheckpointId, idempotencyKey?: string): Promise<Result<DeleteOutcome>> {
+    return this.keyed('delete', idempotencyKey, `DeleteCheckpoint ${id}`, async () => {
+      const running = this.runs.get(id);
+      if (running && !TERMINAL_STATES.includes(running.current.state)) {
+        return fail('failed-precondition', `checkpoint ${id} is still running; cancel it (CancelCheckpoint) or delete it once it completed or aborted`);
+      }
+      const stored = await this.store.checkpoints.get(id);
+      if (!stored.ok) return stored.error.kind === 'not-found' ? fail('not-found', `checkpoint ${id} does not exist (never taken, or deleted)`) : stored;
+      const record = stored.value.record;
+      if (!TERMINAL_STATES.includes(record.state)) {
+        return fail('failed-precondition', `checkpoint ${id} is ${record.state} and run by another coordinator; delete it once it completed or aborted`);
+      }
+      if (record.pinned) return fail('failed-precondition', `checkpoint ${id} is pinned; unpin it (UnpinCheckpoint) before deleting it`);
+      // Checked before anything is deleted: a refusal changes nothing.
+      const retirable = canRetire(record, this.options.volumes);
+      if (!retirable.ok) return retirable;
+      const retired = await retireParts(record, this.objects, this.options.volumes);
+      if (!retired.ok) return retired;
+      const deleted = await this.store.checkpoints.delete(id);
+      if (!deleted.ok) return deleted;
+      this.completedIds.get(record.planId)?.delete(id);
+      this.log.info({ checkpointId: id, plan: record.planId, tenant: record.tenant, ...retired.value }, 'checkpoint deleted');
+      return retired;
+    });
+  }
+
+  cancel(id: CheckpointId, idempotencyKey?: string): Promise<Result<CheckpointRecord>> {
+    return this.keyed('cancel', idempotencyKey, `CancelCheckpoint ${id}`, async () => {
+      const run = this.runs.get(id);
+      if (run && !TERMINAL_STATES.includes(run.current.state)) {
+        run.cancel('cancelled by request (CancelCheckpoint)');
+        this.log.info({ checkpointId: id, plan: run.current.planId, tenant: run.tenant }, 'checkpoint cancelled by request');
+        return ok(run.current);
+      }
+      const current = await this.get(id);
+      if (!current.ok) return current.error.kind === 'not-found' ? fail('not-found', `checkpoint ${id} does not exist (never taken, or deleted)`) : current;
+      const state = current.value.state;
+      if (state === 'aborted') return ok(current.value);
+      if (state === 'completed') return fail('failed-precondition', `checkpoint ${id} already completed; delete it (DeleteCheckpoint) to discard it`);
+      return fail('unavailable', `checkpoint ${id} is ${state} but not run by this coordinator; cancel it on the coordinator that runs it`);
+    });
+  }
+
+  pin(id: CheckpointId, pinned: boolean, idempotencyKey?: string): Promise<Result<CheckpointRecord>> {
+    const call = pinned ? 'PinCheckpoint' : 'UnpinCheckpoint';
+    return this.keyed(pinned ? 'pin' : 'unpin', idempotencyKey, `${call} ${id}`, async () => {
+      const updated = await this.store.checkpoints.update(id, (r) => {
+        if (r.state !== 'completed' || (r.pinned === true) === pinned) return undefined;
+        return pinned ? { ...r, pinned: true } : (({ pinned: _, ...rest }) => rest)(r);
+      });
+      if (!updated.ok) return updated.error.kind === 'not-found' ? fail('not-found', `checkpoint ${id} does not exist (never taken, or deleted)`) : updated;
+      const record = updated.value.record;
+      if (record.state !== 'completed') return fail('failed-precondition', `checkpoint ${id} is ${record.state}; only a completed checkpoint can be pinned or unpinned`);
+      this.completedIds.get(record.planId)?.set(id, pinned);
+      this.log.info({ checkpointId: id, plan: record.planId, tenant: record.tenant, pinned }, pinned ? 'checkpoint pinned' : 'checkpoint unpinned');
+      return ok(record);
+    });
   }
 
   async verify(id: CheckpointId): Promise<Result<VerifyReport>> {
@@ -533,8 +685,4 @@ export class CheckpointService implements CheckpointsApi {
 export function inlineStateBytesMax(o: Pick<CheckpointServiceOptions, 'inlineStateBytesMax' | 'inlineStateRecordBytesMax'>, apps: number, maxPayloadBytes: number): number {
   const budget = Math.min(o.inlineStateRecordBytesMax, Math.floor(maxPayloadBytes / 4));
   return Math.min(o.inlineStateBytesMax, Math.floor(budget / Math.max(1, apps)));
-}
-
-function definedOnly<T extends object>(o: Partial<T>): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -89,6 +89,7 @@ export const failureReasons = table<FailureReason>('FailureReason', 'FAILURE_REA
   'epoch-changed': true,
   cancelled: true,
   'too-many-failures': true,
+  'coordinator-lost': true,
   internal: true,
 });
 export const progressKinds = table<ProgressKind>('ProgressKind', 'PROGRESS_KIND', {

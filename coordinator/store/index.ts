@@ -1,8 +1,8 @@
 /**
  * The coordinator's durable state on NATS JetStream: plans, checkpoint records and their id
- * sequence, and per-plan epochs. `openCoordinatorStore` opens (or creates) the buckets and returns
- * the three stores; everything else talks to the interfaces, so a test or the simulator can supply
- * its own.
+ * sequence, per-plan epochs, per-plan admission slots, and rollback/restore operations.
+ * `openCoordinatorStore` opens (or creates) the buckets and returns the stores;
+ * everything else talks to the interfaces, so a test or the simulator can supply its own.
  */
 import type { NatsConnection } from 'nats';
 import { JetStreamCheckpointStore, type CheckpointStore, type CheckpointStoreLimits } from './checkpoints.js';
@@ -10,6 +10,9 @@ import { casRetryDefault, validateCasRetry } from './counter.js';
 import { JetStreamEpochStore, type EpochStore } from './epochs.js';
 import { bucketOptionsDefault, openBuckets, validateBucketOptions, type BucketOptions, type CoordinatorBuckets } from './kv.js';
 import { JetStreamPlanStore, type PlanStore } from './plans.js';
+import { JetStreamSlotStore, type SlotStore } from './slots.js';
+import { JetStreamKeyedCallStore, type KeyedCallStore } from './keyed.js';
+import { JetStreamOperationStore, type OperationStore } from './operations.js';
 
 export type { CheckpointFilter, CheckpointStore, CheckpointStoreLimits, CreateOutcome, StoredCheckpoint } from './checkpoints.js';
 export { checkpointKey, CHECKPOINT_ID_COUNTER_KEY, JetStreamCheckpointStore } from './checkpoints.js';
@@ -20,6 +23,10 @@ export type { BucketOptions, CoordinatorBuckets } from './kv.js';
 export { BUCKET_CHECKPOINTS, BUCKET_META, BUCKET_PLANS, openBuckets } from './kv.js';
 export type { PlanFilter, PlanStore, PlanValue } from './plans.js';
 export { JetStreamPlanStore, planKey } from './plans.js';
+export type { SlotStep, SlotStore } from './slots.js';
+export type { KeyedCall, KeyedCallKind, KeyedCallStore, KeyedClaim } from './keyed.js';
+export { JetStreamKeyedCallStore, keyedCallKey } from './keyed.js';
+export { JetStreamSlotStore, slotsKey } from './slots.js';
 
 export interface CoordinatorStoreOptions extends BucketOptions, CheckpointStoreLimits {}
 
@@ -34,6 +41,12 @@ export interface CoordinatorStore {
   readonly plans: PlanStore;
   readonly checkpoints: CheckpointStore;
   readonly epochs: EpochStore;
+  /** Each plan's admission slots: its checkpoints in flight. */
+  readonly slots: SlotStore;
+  /** Idempotency keys of DeleteCheckpoint, CancelCheckpoint, PinCheckpoint and UnpinCheckpoint. */
+  readonly keyed: KeyedCallStore;
+  /** Rollback and restore operations (coordinator/store/operations.ts). */
+  readonly operations: OperationStore;
   readonly buckets: CoordinatorBuckets;
 }
 
@@ -50,6 +63,9 @@ export async function openCoordinatorStore(
     plans: new JetStreamPlanStore(buckets.plans, options.pageSizeMax),
     checkpoints: new JetStreamCheckpointStore(buckets.checkpoints, buckets.meta, options),
     epochs: new JetStreamEpochStore(buckets.meta, options),
+    slots: new JetStreamSlotStore(buckets.meta, options),
+    keyed: new JetStreamKeyedCallStore(buckets.checkpoints, options.idempotencyClaimStaleMs),
+    operations: new JetStreamOperationStore(buckets.meta),
     buckets,
   };
 }

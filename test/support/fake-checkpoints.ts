@@ -5,7 +5,7 @@
  * plan `stuck`, whose checkpoints never end (for cancellation tests). Checkpoint id 666 makes
  * `get` throw, standing in for a bug behind the API.
  */
-import type { CheckpointsApi, Page, TakeSnapshotRequest, VerifyReport } from '../../coordinator/api.js';
+import type { CheckpointsApi, DeleteOutcome, Page, TakeSnapshotRequest, VerifyReport } from '../../coordinator/api.js';
 import { fail, ok, type Result } from '../../coordinator/errors.js';
 import type { CheckpointRecord, CheckpointState, ProgressEvent } from '../../coordinator/model.js';
 import type { CheckpointId } from '../../src/ids.js';
@@ -177,8 +177,29 @@ export class FakeCheckpoints implements CheckpointsApi {
     return ok({ ok: true, problems: [] });
   }
 
-  async delete(id: CheckpointId): Promise<Result<void>> {
-    return this.records.delete(id) ? ok(undefined) : fail('not-found', `checkpoint ${id} does not exist`);
+  async delete(id: CheckpointId): Promise<Result<DeleteOutcome>> {
+    const r = this.records.get(id);
+    if (r === undefined) return fail('not-found', `checkpoint ${id} does not exist`);
+    this.records.delete(id);
+    return ok({ deletedObjects: r.parts.length, deletedVolumeSnapshots: r.volumes.map((v) => v.snapshotRef) });
+  }
+
+  async cancel(id: CheckpointId): Promise<Result<CheckpointRecord>> {
+    const r = this.records.get(id);
+    if (r === undefined) return fail('not-found', `checkpoint ${id} does not exist`);
+    if (r.state === 'completed') return fail('failed-precondition', `checkpoint ${id} already completed`);
+    const aborted: CheckpointRecord = { ...r, state: 'aborted', failureReason: 'cancelled' };
+    this.records.set(id, aborted);
+    return ok(aborted);
+  }
+
+  async pin(id: CheckpointId, pinned: boolean): Promise<Result<CheckpointRecord>> {
+    const r = this.records.get(id);
+    if (r === undefined) return fail('not-found', `checkpoint ${id} does not exist`);
+    if (r.state !== 'completed') return fail('failed-precondition', `checkpoint ${id} is ${r.state}`);
+    const next: CheckpointRecord = { ...r, pinned };
+    this.records.set(id, next);
+    return ok(next);
   }
 
   /** For PlanRegistry's callbacks. */

@@ -61,6 +61,18 @@ export const coordinatorDescriptor = {
                   "requestType": "DeleteCheckpointRequest",
                   "responseType": "DeleteCheckpointResponse"
                 },
+                "CancelCheckpoint": {
+                  "requestType": "CancelCheckpointRequest",
+                  "responseType": "CancelCheckpointResponse"
+                },
+                "PinCheckpoint": {
+                  "requestType": "PinCheckpointRequest",
+                  "responseType": "PinCheckpointResponse"
+                },
+                "UnpinCheckpoint": {
+                  "requestType": "UnpinCheckpointRequest",
+                  "responseType": "UnpinCheckpointResponse"
+                },
                 "ListAgents": {
                   "requestType": "ListAgentsRequest",
                   "responseType": "ListAgentsResponse"
@@ -290,6 +302,10 @@ export const coordinatorDescriptor = {
                 "freeze_deadline_ms": {
                   "type": "uint32",
                   "id": 5
+                },
+                "max_concurrent": {
+                  "type": "uint32",
+                  "id": 6
                 }
               }
             },
@@ -352,7 +368,8 @@ export const coordinatorDescriptor = {
                 "FAILURE_REASON_EPOCH_CHANGED": 10,
                 "FAILURE_REASON_CANCELLED": 11,
                 "FAILURE_REASON_TOO_MANY_FAILURES": 12,
-                "FAILURE_REASON_INTERNAL": 13
+                "FAILURE_REASON_INTERNAL": 13,
+                "FAILURE_REASON_COORDINATOR_LOST": 14
               }
             },
             "AppStats": {
@@ -551,6 +568,10 @@ export const coordinatorDescriptor = {
                   "rule": "repeated",
                   "type": "ServerFreeze",
                   "id": 18
+                },
+                "pinned": {
+                  "type": "bool",
+                  "id": 19
                 }
               }
             },
@@ -845,11 +866,85 @@ export const coordinatorDescriptor = {
                 "checkpoint_id": {
                   "type": "uint64",
                   "id": 1
+                },
+                "idempotency_key": {
+                  "type": "string",
+                  "id": 2
                 }
               }
             },
             "DeleteCheckpointResponse": {
-              "fields": {}
+              "fields": {
+                "deleted_objects": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "deleted_volume_snapshots": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "CancelCheckpointRequest": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "idempotency_key": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "CancelCheckpointResponse": {
+              "fields": {
+                "checkpoint": {
+                  "type": "Checkpoint",
+                  "id": 1
+                }
+              }
+            },
+            "PinCheckpointRequest": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "idempotency_key": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "PinCheckpointResponse": {
+              "fields": {
+                "checkpoint": {
+                  "type": "Checkpoint",
+                  "id": 1
+                }
+              }
+            },
+            "UnpinCheckpointRequest": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "idempotency_key": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "UnpinCheckpointResponse": {
+              "fields": {
+                "checkpoint": {
+                  "type": "Checkpoint",
+                  "id": 1
+                }
+              }
             },
             "AgentStatus": {
               "values": {
