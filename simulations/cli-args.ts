@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GENERATED_TOPOLOGY_KINDS, type GeneratedTopologyKind } from './scenario-file.js';
 import { paramSpec, parseParamValue, parseSweep, PARAMS, SEED_MAX, type ParamSpec, type SweepSpec } from './params.js';
 import { ALGORITHMS, type Algorithm } from './types.js';
+import { err, ok, type Result } from '../src/result.js';
 
 export type ScenarioSource =
   | { readonly kind: 'file'; readonly path: string }
@@ -36,7 +37,8 @@ export type Command =
   | { readonly kind: 'compare'; readonly common: CommonOptions; readonly algorithms: readonly Algorithm[]; readonly json: boolean }
   | { readonly kind: 'sweep'; readonly common: CommonOptions; readonly algorithms: readonly Algorithm[]; readonly sweep: SweepSpec };
 
-export type ParsedCommand = { readonly ok: true; readonly command: Command } | { readonly ok: false; readonly error: string };
+/** A command, or a usage error naming the problem. */
+export type ParsedCommand = Result<Command, string>;
 
 const SEED_DEFAULT = 1;
 const ALGORITHM_DEFAULT: Algorithm = 'abs';
@@ -160,16 +162,16 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
     const topic = rest[0];
     if (topic === undefined) return help(HELP.main);
     if (isSubcommand(topic)) return help(HELP[topic]);
-    return fail(`unknown command "${topic}" (commands: run, compare, sweep)`);
+    return err(`unknown command "${topic}" (commands: run, compare, sweep)`);
   }
-  if (!isSubcommand(first)) return fail(`unknown command "${first}" (commands: run, compare, sweep; try --help)`);
+  if (!isSubcommand(first)) return err(`unknown command "${first}" (commands: run, compare, sweep; try --help)`);
 
   let parsed;
   try {
     parsed = parseArgs({ args: [...rest], options: OPTIONS[first], strict: true, allowPositionals: first === 'sweep' });
-  } catch (err) {
+  } catch (error) {
     // parseArgs's messages already name the flag ("Unknown option '--sed'"); add where to look.
-    return fail(`${(err as Error).message} (see: npm run sim -- ${first} --help)`);
+    return err(`${(error as Error).message} (see: npm run sim -- ${first} --help)`);
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   if (values['help'] === true) return help(HELP[first]);
@@ -183,7 +185,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
       const algorithm = parseAlgorithm(str(values['algorithm']) ?? ALGORITHM_DEFAULT);
       if (!algorithm.ok) return algorithm;
       const svg = str(values['svg']);
-      if (svg === '') return fail('--svg needs a file name');
+      if (svg === '') return err('--svg needs a file name');
       return ok({
         kind: 'run',
         common: common.value,
@@ -205,23 +207,23 @@ function parseSweepCommand(values: Record<string, string | boolean | string[] | 
   const algorithms = parseAlgorithms(str(values['algorithms']), SWEEP_ALGORITHMS_DEFAULT);
   if (!algorithms.ok) return algorithms;
   if (positionals.length !== 1) {
-    return fail(
+    return err(
       positionals.length === 0
         ? 'sweep needs PARAM=FROM..TO[:STEP], e.g. sweep processes=2..12'
         : `sweep takes one PARAM=FROM..TO[:STEP], got ${positionals.length}: ${positionals.join(' ')}`,
     );
   }
   const sweep = parseSweep(positionals[0]!);
-  if (!sweep.ok) return fail(sweep.error);
-  const common = parseCommon(values, sweep.sweep);
+  if (!sweep.ok) return err(sweep.error);
+  const common = parseCommon(values, sweep.value);
   if (!common.ok) return common;
-  if (common.value.sets.some((s) => s.param.name === sweep.sweep.param.name)) {
-    return fail(`--set ${sweep.sweep.param.name}=... conflicts with sweeping ${sweep.sweep.param.name}`);
+  if (common.value.sets.some((s) => s.param.name === sweep.value.param.name)) {
+    return err(`--set ${sweep.value.param.name}=... conflicts with sweeping ${sweep.value.param.name}`);
   }
-  return ok({ kind: 'sweep', common: common.value, algorithms: algorithms.value, sweep: sweep.sweep });
+  return ok({ kind: 'sweep', common: common.value, algorithms: algorithms.value, sweep: sweep.value });
 }
 
-function parseCommon(values: Record<string, string | boolean | string[] | undefined>, sweep?: SweepSpec): Result<CommonOptions> {
+function parseCommon(values: Record<string, string | boolean | string[] | undefined>, sweep?: SweepSpec): Result<CommonOptions, string> {
   const source = parseSource(values, sweep);
   if (!source.ok) return source;
 
@@ -230,7 +232,7 @@ function parseCommon(values: Record<string, string | boolean | string[] | undefi
   if (seedText !== undefined) {
     const n = Number(seedText);
     if (!/^\d+$/.test(seedText) || !Number.isSafeInteger(n) || n > SEED_MAX) {
-      return fail(`--seed must be an integer from 0 to ${SEED_MAX}, got "${seedText}"`);
+      return err(`--seed must be an integer from 0 to ${SEED_MAX}, got "${seedText}"`);
     }
     seed = n;
   }
@@ -243,15 +245,15 @@ function parseCommon(values: Record<string, string | boolean | string[] | undefi
     const spec = paramSpec(name);
     if (spec === undefined || spec.name === 'seed') {
       const known = PARAMS.filter((p) => p.name !== 'seed').map((p) => p.name);
-      return fail(`--set: unknown parameter "${name}" (known: ${known.join(', ')}; the seed is --seed)`);
+      return err(`--set: unknown parameter "${name}" (known: ${known.join(', ')}; the seed is --seed)`);
     }
-    if (eq < 0) return fail(`--set expects PARAM=VALUE, got "${text}"`);
+    if (eq < 0) return err(`--set expects PARAM=VALUE, got "${text}"`);
     const value = parseParamValue(spec, text.slice(eq + 1));
-    if (!value.ok) return fail(`--set: ${value.error}`);
-    if (sets.some((s) => s.param.name === spec.name)) return fail(`--set ${spec.name} is given twice`);
+    if (!value.ok) return err(`--set: ${value.error}`);
+    if (sets.some((s) => s.param.name === spec.name)) return err(`--set ${spec.name} is given twice`);
     sets.push({ param: spec, value: value.value });
   }
-  return { ok: true, value: { source: source.value, seed, sets } };
+  return ok({ source: source.value, seed, sets });
 }
 
 /**
@@ -259,54 +261,54 @@ function parseCommon(values: Record<string, string | boolean | string[] | undefi
  * no --processes (the base takes the largest swept size, which every shape accepts if any size does,
  * so a too-small size is reported by its sweep point) and, without a scenario, takes the default graph.
  */
-function parseSource(values: Record<string, string | boolean | string[] | undefined>, sweep: SweepSpec | undefined): Result<ScenarioSource> {
+function parseSource(values: Record<string, string | boolean | string[] | undefined>, sweep: SweepSpec | undefined): Result<ScenarioSource, string> {
   const scenario = str(values['scenario']);
   const topology = str(values['topology']);
   const processes = str(values['processes']);
   const sweptProcesses = sweep?.param.name === 'processes' ? Math.max(...sweep.values) : undefined;
 
-  if (scenario !== undefined && topology !== undefined) return fail('give either --scenario or --topology, not both');
+  if (scenario !== undefined && topology !== undefined) return err('give either --scenario or --topology, not both');
   if (scenario !== undefined) {
-    if (processes !== undefined) return fail('--processes goes with --topology; to resize a generated scenario file use --set processes=N');
-    if (scenario === '') return fail('--scenario needs a file name');
-    return { ok: true, value: { kind: 'file', path: scenario } };
+    if (processes !== undefined) return err('--processes goes with --topology; to resize a generated scenario file use --set processes=N');
+    if (scenario === '') return err('--scenario needs a file name');
+    return ok({ kind: 'file', path: scenario });
   }
   if (topology === undefined) {
-    if (sweptProcesses === undefined) return fail('say what to simulate: --scenario FILE or --topology KIND --processes N');
-    if (processes !== undefined) return fail(`--processes conflicts with sweeping processes (add --topology KIND to choose the graph)`);
-    return { ok: true, value: { kind: 'topology', topology: SWEEP_TOPOLOGY_DEFAULT, processes: sweptProcesses, topologyDefaulted: true } };
+    if (sweptProcesses === undefined) return err('say what to simulate: --scenario FILE or --topology KIND --processes N');
+    if (processes !== undefined) return err(`--processes conflicts with sweeping processes (add --topology KIND to choose the graph)`);
+    return ok({ kind: 'topology', topology: SWEEP_TOPOLOGY_DEFAULT, processes: sweptProcesses, topologyDefaulted: true });
   }
   if (!(GENERATED_TOPOLOGY_KINDS as readonly string[]).includes(topology)) {
-    return fail(`unknown --topology "${topology}" (known: ${GENERATED_TOPOLOGY_KINDS.join(', ')})`);
+    return err(`unknown --topology "${topology}" (known: ${GENERATED_TOPOLOGY_KINDS.join(', ')})`);
   }
   if (processes === undefined) {
-    if (sweptProcesses === undefined) return fail('--topology needs --processes N');
-    return { ok: true, value: { kind: 'topology', topology: topology as GeneratedTopologyKind, processes: sweptProcesses } };
+    if (sweptProcesses === undefined) return err('--topology needs --processes N');
+    return ok({ kind: 'topology', topology: topology as GeneratedTopologyKind, processes: sweptProcesses });
   }
   const n = Number(processes);
   if (!/^\d+$/.test(processes) || !Number.isSafeInteger(n) || n < 1) {
-    return fail(`--processes must be a positive integer, got "${processes}"`);
+    return err(`--processes must be a positive integer, got "${processes}"`);
   }
-  return { ok: true, value: { kind: 'topology', topology: topology as GeneratedTopologyKind, processes: n } };
+  return ok({ kind: 'topology', topology: topology as GeneratedTopologyKind, processes: n });
 }
 
-function parseAlgorithm(text: string): Result<Algorithm> {
-  if ((ALGORITHMS as readonly string[]).includes(text)) return { ok: true, value: text as Algorithm };
-  return fail(`unknown algorithm "${text}" (known: ${ALGORITHMS.join(', ')})`);
+function parseAlgorithm(text: string): Result<Algorithm, string> {
+  if ((ALGORITHMS as readonly string[]).includes(text)) return ok(text as Algorithm);
+  return err(`unknown algorithm "${text}" (known: ${ALGORITHMS.join(', ')})`);
 }
 
-function parseAlgorithms(text: string | undefined, fallback: readonly Algorithm[]): Result<readonly Algorithm[]> {
-  if (text === undefined) return { ok: true, value: fallback };
+function parseAlgorithms(text: string | undefined, fallback: readonly Algorithm[]): Result<readonly Algorithm[], string> {
+  if (text === undefined) return ok(fallback);
   const names = text.split(',').map((s) => s.trim());
   const out: Algorithm[] = [];
   for (const name of names) {
-    if (name === '') return fail(`--algorithms has an empty entry: "${text}"`);
+    if (name === '') return err(`--algorithms has an empty entry: "${text}"`);
     const algorithm = parseAlgorithm(name);
     if (!algorithm.ok) return algorithm;
-    if (out.includes(algorithm.value)) return fail(`--algorithms lists ${name} twice`);
+    if (out.includes(algorithm.value)) return err(`--algorithms lists ${name} twice`);
     out.push(algorithm.value);
   }
-  return { ok: true, value: out };
+  return ok(out);
 }
 
 /**
@@ -326,8 +328,6 @@ function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
-
 function isSubcommand(word: string): word is Subcommand {
   return word === 'run' || word === 'compare' || word === 'sweep';
 }
@@ -336,14 +336,6 @@ function str(value: string | boolean | string[] | undefined): string | undefined
   return typeof value === 'string' ? value : undefined;
 }
 
-function ok(command: Command): ParsedCommand {
-  return { ok: true, command };
-}
-
 function help(text: string): ParsedCommand {
-  return { ok: true, command: { kind: 'help', text } };
-}
-
-function fail(error: string): { readonly ok: false; readonly error: string } {
-  return { ok: false, error };
+  return ok({ kind: 'help', text });
 }

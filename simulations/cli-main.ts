@@ -46,7 +46,7 @@ export function runCli(argv: readonly string[], io: CliIo, simulate: Simulate): 
     io.stderr(`error: ${parsed.error}\n`);
     return EXIT.usage;
   }
-  const command = parsed.command;
+  const command = parsed.value;
   try {
     switch (command.kind) {
       case 'help':
@@ -146,10 +146,10 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
   const points = sweep.values.map((value) => {
     const applied = applyParam(base, common.seed, sweep.param.name, value);
     if (!applied.ok) throw new UsageError(`sweep ${sweep.param.name}=${value}: ${applied.error}`);
-    const valid = validateScenario(applied.applied.scenario, `sweep ${sweep.param.name}=${value}`);
-    if (!valid.ok) throw new UsageError(valid.errors.join('\n'));
-    if (applied.applied.note !== undefined) notes.add(applied.applied.note);
-    return { value, scenario: valid.scenario, seed: applied.applied.seed };
+    const valid = validateScenario(applied.value.scenario, `sweep ${sweep.param.name}=${value}`);
+    if (!valid.ok) throw new UsageError(valid.error.join('\n'));
+    if (applied.value.note !== undefined) notes.add(applied.value.note);
+    return { value, scenario: valid.value, seed: applied.value.seed };
   });
   for (const note of notes) io.stderr(`note: ${note}\n`);
 
@@ -215,8 +215,8 @@ function loadScenario(common: CommonOptions, io: CliIo): Scenario {
       throw new UsageError(`cannot read scenario file ${source}: ${(err as Error).message}`);
     }
     const parsed = parseScenario(text, source);
-    if (!parsed.ok) throw new UsageError(`invalid scenario file ${source}:\n  ${parsed.errors.join('\n  ')}`);
-    scenario = parsed.scenario;
+    if (!parsed.ok) throw new UsageError(`invalid scenario file ${source}:\n  ${parsed.error.join('\n  ')}`);
+    scenario = parsed.value;
   } else {
     source = `--topology ${common.source.topology} --processes ${common.source.processes}`;
     scenario = scenarioForTopology(common.source.topology, common.source.processes);
@@ -224,11 +224,11 @@ function loadScenario(common: CommonOptions, io: CliIo): Scenario {
   for (const set of common.sets) {
     const applied = applyParam(scenario, common.seed, set.param.name, set.value);
     if (!applied.ok) throw new UsageError(`--set ${set.param.name}=${set.value}: ${applied.error}`);
-    scenario = applied.applied.scenario;
+    scenario = applied.value.scenario;
   }
   const valid = validateScenario(scenario, source);
-  if (!valid.ok) throw new UsageError(`invalid scenario:\n  ${valid.errors.join('\n  ')}`);
-  return valid.scenario;
+  if (!valid.ok) throw new UsageError(`invalid scenario:\n  ${valid.error.join('\n  ')}`);
+  return valid.value;
 }
 
 /**

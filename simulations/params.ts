@@ -7,6 +7,7 @@
  * flags and sweeps alike.
  */
 import type { AppGraph } from '../src/graph/index.js';
+import { err, ok, type Result } from '../src/result.js';
 import { buildTopology } from './topology.js';
 import type { Scenario } from './types.js';
 
@@ -43,43 +44,40 @@ export interface Applied {
   readonly note?: string;
 }
 
-export type ApplyResult = { readonly ok: true; readonly applied: Applied } | { readonly ok: false; readonly error: string };
+export type ApplyResult = Result<Applied, string>;
 
 export function applyParam(scenario: Scenario, seed: number, name: ParamName, value: number): ApplyResult {
-  const ok = (s: Scenario, note?: string): ApplyResult => ({
-    ok: true,
-    applied: note === undefined ? { scenario: s, seed } : { scenario: s, seed, note },
-  });
+  const applied = (s: Scenario, note?: string): ApplyResult => ok(note === undefined ? { scenario: s, seed } : { scenario: s, seed, note });
   switch (name) {
     case 'processes': {
       const t = scenario.topology;
       if (t.kind === 'explicit') {
-        return { ok: false, error: 'processes can only be set for a generated topology (the scenario lists its processes explicitly)' };
+        return err('processes can only be set for a generated topology (the scenario lists its processes explicitly)');
       }
       // A generated scenario is named after its size; keep the name telling the truth.
       const name = scenario.name === `${t.kind}-${t.processes}` ? `${t.kind}-${value}` : scenario.name;
-      return ok({ ...scenario, name, topology: { ...t, processes: value } });
+      return applied({ ...scenario, name, topology: { ...t, processes: value } });
     }
     case 'skew': {
       const existing = scenario.skew?.slowChannel;
       if (existing !== undefined) {
-        return ok({ ...scenario, skew: { ...scenario.skew, slowChannel: { ...existing, delayFactor: value } } });
+        return applied({ ...scenario, skew: { ...scenario.skew, slowChannel: { ...existing, delayFactor: value } } });
       }
       const channel = defaultSlowChannel(buildTopology(scenario.topology, seed));
-      if (channel === undefined) return { ok: false, error: 'skew needs a channel to slow down, and the topology has none' };
-      return ok(
+      if (channel === undefined) return err('skew needs a channel to slow down, and the topology has none');
+      return applied(
         { ...scenario, skew: { ...scenario.skew, slowChannel: { channel, delayFactor: value } } },
         `skew slows channel ${channel} (set skew.slowChannel in a scenario file to choose another)`,
       );
     }
     case 'interval':
-      return ok({ ...scenario, checkpoints: { ...scenario.checkpoints, intervalMs: value } });
+      return applied({ ...scenario, checkpoints: { ...scenario.checkpoints, intervalMs: value } });
     case 'seed':
-      return { ok: true, applied: { scenario, seed: value } };
+      return ok({ scenario, seed: value });
     case 'window':
-      return ok({ ...scenario, channelWindowMessagesMax: value });
+      return applied({ ...scenario, channelWindowMessagesMax: value });
     case 'alignment-timeout':
-      return ok({ ...scenario, alignmentTimeoutMs: value });
+      return applied({ ...scenario, alignmentTimeoutMs: value });
   }
 }
 
@@ -100,7 +98,7 @@ export function defaultSlowChannel(graph: AppGraph): string | undefined {
 }
 
 /** Parses one value for a param: a finite number meeting the param's rules. */
-export function parseParamValue(spec: ParamSpec, text: string): { ok: true; value: number } | { ok: false; error: string } {
+export function parseParamValue(spec: ParamSpec, text: string): Result<number, string> {
   const value = Number(text);
   const what = `${spec.integer ? 'an integer' : 'a number'} ${spec.exclusive ? '>' : '>='} ${spec.min}`;
   const valid =
@@ -109,8 +107,8 @@ export function parseParamValue(spec: ParamSpec, text: string): { ok: true; valu
     (spec.exclusive ? value > spec.min : value >= spec.min) &&
     (!spec.integer || Number.isSafeInteger(value)) &&
     (spec.name !== 'seed' || value <= SEED_MAX);
-  if (!valid) return { ok: false, error: `${spec.name} must be ${what}${spec.name === 'seed' ? ` and <= ${SEED_MAX}` : ''}, got "${text}"` };
-  return { ok: true, value };
+  if (!valid) return err(`${spec.name} must be ${what}${spec.name === 'seed' ? ` and <= ${SEED_MAX}` : ''}, got "${text}"`);
+  return ok(value);
 }
 
 /** Most points one sweep may have, so a typo in a range cannot start a million runs. */
@@ -125,13 +123,13 @@ export interface SweepSpec {
  * `PARAM=FROM..TO[:STEP]` (inclusive, STEP defaults to 1) or `PARAM=V1,V2,...`. Points are computed as
  * FROM + i * STEP and rounded to 10 decimals, so `0.1` steps do not drift into `0.30000000000000004`.
  */
-export function parseSweep(text: string): { ok: true; sweep: SweepSpec } | { ok: false; error: string } {
+export function parseSweep(text: string): Result<SweepSpec, string> {
   const eq = text.indexOf('=');
-  if (eq <= 0) return { ok: false, error: `sweep expects PARAM=FROM..TO[:STEP], got "${text}"` };
+  if (eq <= 0) return err(`sweep expects PARAM=FROM..TO[:STEP], got "${text}"`);
   const name = text.slice(0, eq);
   const spec = paramSpec(name);
   if (spec === undefined) {
-    return { ok: false, error: `unknown sweep parameter "${name}" (known: ${PARAMS.map((p) => p.name).join(', ')})` };
+    return err(`unknown sweep parameter "${name}" (known: ${PARAMS.map((p) => p.name).join(', ')})`);
   }
   const body = text.slice(eq + 1);
   const colon = body.indexOf(':');
@@ -146,29 +144,29 @@ export function parseSweep(text: string): { ok: true; sweep: SweepSpec } | { ok:
     if (!parsedTo.ok) return parsedTo;
     const stepValue = Number(step);
     if (step.trim() === '' || !Number.isFinite(stepValue) || stepValue <= 0 || (spec.integer && !Number.isSafeInteger(stepValue))) {
-      return { ok: false, error: `sweep step must be ${spec.integer ? 'an integer' : 'a number'} > 0, got "${step}"` };
+      return err(`sweep step must be ${spec.integer ? 'an integer' : 'a number'} > 0, got "${step}"`);
     }
     if (parsedTo.value < parsedFrom.value) {
-      return { ok: false, error: `sweep range must go up (FROM <= TO), got ${parsedFrom.value}..${parsedTo.value}` };
+      return err(`sweep range must go up (FROM <= TO), got ${parsedFrom.value}..${parsedTo.value}`);
     }
     const count = Math.floor((parsedTo.value - parsedFrom.value) / stepValue + 1e-9) + 1;
     if (count > SWEEP_POINTS_MAX) {
-      return { ok: false, error: `sweep has ${count} points; at most ${SWEEP_POINTS_MAX} are allowed` };
+      return err(`sweep has ${count} points; at most ${SWEEP_POINTS_MAX} are allowed`);
     }
     values = Array.from({ length: count }, (_, i) => Number((parsedFrom.value + i * stepValue).toFixed(10)));
   } else if (ends.length === 1 && colon < 0) {
     const parts = body.split(',');
     if (parts.length > SWEEP_POINTS_MAX) {
-      return { ok: false, error: `sweep has ${parts.length} points; at most ${SWEEP_POINTS_MAX} are allowed` };
+      return err(`sweep has ${parts.length} points; at most ${SWEEP_POINTS_MAX} are allowed`);
     }
     values = [];
     for (const part of parts) {
       const parsed = parseParamValue(spec, part);
-      if (!parsed.ok) return { ok: false, error: `${parsed.error} (sweep expects PARAM=FROM..TO[:STEP] or PARAM=V1,V2,...)` };
+      if (!parsed.ok) return err(`${parsed.error} (sweep expects PARAM=FROM..TO[:STEP] or PARAM=V1,V2,...)`);
       values.push(parsed.value);
     }
   } else {
-    return { ok: false, error: `sweep expects PARAM=FROM..TO[:STEP] or PARAM=V1,V2,..., got "${text}"` };
+    return err(`sweep expects PARAM=FROM..TO[:STEP] or PARAM=V1,V2,..., got "${text}"`);
   }
-  return { ok: true, sweep: { param: spec, values } };
+  return ok({ param: spec, values });
 }

@@ -14,11 +14,11 @@
 import { validateGraph } from '../src/graph/index.js';
 import { parseChannelId, type ProcessId } from '../src/ids.js';
 import { buildTopology } from './topology.js';
+import { err, ok, type Result } from '../src/result.js';
 import type { Scenario, TopologySpec } from './types.js';
 
-export type ScenarioParse =
-  | { readonly ok: true; readonly scenario: Scenario }
-  | { readonly ok: false; readonly errors: readonly string[] };
+/** A valid scenario, or every problem found, each naming its path. */
+export type ScenarioParse = Result<Scenario, readonly string[]>;
 
 export type GeneratedTopologyKind = Exclude<TopologySpec['kind'], 'explicit'>;
 
@@ -67,8 +67,8 @@ export function parseScenario(text: string, source: string): ScenarioParse {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (err) {
-    return { ok: false, errors: [`${source}: not valid JSON: ${(err as Error).message}`] };
+  } catch (error) {
+    return err([`${source}: not valid JSON: ${(error as Error).message}`]);
   }
   return validateScenario(value, source);
 }
@@ -90,7 +90,7 @@ export function validateScenario(value: unknown, source: string): ScenarioParse 
     'faults',
     'durationMs',
   ]);
-  if (root === undefined) return { ok: false, errors: v.errors };
+  if (root === undefined) return err(v.errors);
 
   v.string(root, 'name', '', { required: true, maxLength: SCENARIO_LIMITS.nameLengthMax });
   v.string(root, 'description', '', { required: false });
@@ -105,9 +105,9 @@ export function validateScenario(value: unknown, source: string): ScenarioParse 
   checkSkew(v, root['skew'], known);
   checkFaults(v, root['faults'], durationMs, known);
 
-  if (v.errors.length > 0) return { ok: false, errors: v.errors };
+  if (v.errors.length > 0) return err(v.errors);
   // Every field was checked above against the Scenario type, so the cast only names what is proven.
-  return { ok: true, scenario: value as Scenario };
+  return ok(value as Scenario);
 }
 
 /**

@@ -3,6 +3,7 @@
  * algorithm from their own scheduler (see docs/core.md), and what the agent and coordinator use.
  */
 export * from './ids.js';
+export { err, ok, type Err, type Ok, type Result } from './result.js';
 export type {
   AckStats,
   ChannelOrder,

@@ -106,7 +106,7 @@ export class Participant<P> {
     if (problems.length > 0 || !policy.ok) {
       return { ok: false, error: { kind: 'invalid-config', message: `participant ${config.id}: ${problems.join('; ')}` } };
     }
-    return { ok: true, participant: new Participant<P>(config, policy.policy, max) };
+    return { ok: true, participant: new Participant<P>(config, policy.value, max) };
   }
 
   private constructor(config: ParticipantConfig, policy: BarrierPolicy, finishedMax: number) {
@@ -217,7 +217,7 @@ export class Participant<P> {
     for (const b of backEdgeInputs) {
       if (!this.inputs.has(b)) return reject('unknown-channel', `back edge ${b} is not an input of ${this.id}`);
     }
-    this.policy = created.policy;
+    this.policy = created.value;
     const back = new Set(backEdgeInputs);
     for (const ch of this.inputList) ch.backEdge = back.has(ch.id);
     return undefined;

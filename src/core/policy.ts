@@ -4,6 +4,7 @@
  * participant owns sequencing, buffering, recording and completion, so each policy stays a few lines.
  */
 import type { ChannelId } from '../ids.js';
+import { err, ok, type Result } from '../result.js';
 import type { PendingCheckpoint } from './pending.js';
 import type { PolicyConfig, PolicyKind, Rejection } from './types.js';
 import { alignedPolicy } from './policies/aligned.js';
@@ -65,39 +66,28 @@ export type BarrierPolicy = PolicyWithBarriers | PolicyWithoutBarriers;
 
 export type PolicyError = { readonly kind: 'invalid-policy'; readonly message: string };
 
-export function createPolicy(
-  config: PolicyConfig,
-): { ok: true; policy: BarrierPolicy } | { ok: false; error: PolicyError } {
+export function createPolicy(config: PolicyConfig): Result<BarrierPolicy, PolicyError> {
   switch (config.kind) {
     case 'unaligned':
-      return { ok: true, policy: unalignedPolicy };
+      return ok(unalignedPolicy);
     case 'aligned':
-      return { ok: true, policy: alignedPolicy };
+      return ok(alignedPolicy);
     case 'aligned-timeout': {
       const ms = config.alignmentTimeoutMs;
       // A timeout of 0 gives up aligning at the first barrier: 'unaligned' under another name, and
       // one the wire and the scenario file cannot express, so the core refuses it too.
       if (!Number.isFinite(ms) || ms <= 0) {
-        return {
-          ok: false,
-          error: {
-            kind: 'invalid-policy',
-            message: `alignmentTimeoutMs must be a finite number > 0, got ${String(ms)}`,
-          },
-        };
+        return err({ kind: 'invalid-policy', message: `alignmentTimeoutMs must be a finite number > 0, got ${String(ms)}` });
       }
-      return { ok: true, policy: alignedTimeoutPolicy(ms) };
+      return ok(alignedTimeoutPolicy(ms));
     }
     case 'sync':
-      return { ok: true, policy: syncPolicy };
+      return ok(syncPolicy);
     case 'none':
-      return { ok: true, policy: nonePolicy };
+      return ok(nonePolicy);
     default: {
       const unknown: never = config;
-      return {
-        ok: false,
-        error: { kind: 'invalid-policy', message: `unknown policy ${JSON.stringify(unknown)}` },
-      };
+      return err({ kind: 'invalid-policy', message: `unknown policy ${JSON.stringify(unknown)}` });
     }
   }
 }

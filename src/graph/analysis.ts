@@ -12,14 +12,13 @@
  */
 import type { ChannelId, ProcessId } from '../ids.js';
 import type { AppGraph, Channel } from './graph.js';
+import { err, ok, type Result } from '../result.js';
 
-export type TopologicalOrder =
-  | { readonly ok: true; readonly order: readonly ProcessId[] }
-  /**
-   * `cycle` lists processes p0, p1, ..., pk joined by channels p0->p1, ..., pk->p0, starting at its
-   * earliest-declared process.
-   */
-  | { readonly ok: false; readonly cycle: readonly ProcessId[] };
+/**
+ * The order, or a cycle that prevents one: `cycle` lists processes p0, p1, ..., pk joined by channels
+ * p0->p1, ..., pk->p0, starting at its earliest-declared process.
+ */
+export type TopologicalOrder = Result<readonly ProcessId[], { readonly cycle: readonly ProcessId[] }>;
 
 /**
  * Topological order by Kahn's algorithm; among the processes ready at any point the earliest declared
@@ -47,8 +46,8 @@ export function topologicalOrder(graph: AppGraph): TopologicalOrder {
       if (inDegree[q] === 0) ready.push(q);
     }
   }
-  if (order.length === n) return { ok: true, order };
-  return { ok: false, cycle: findCycleAmong(graph, index, emitted) };
+  if (order.length === n) return ok(order);
+  return err({ cycle: findCycleAmong(graph, index, emitted) });
 }
 
 /**

@@ -25,9 +25,7 @@ export interface WireError {
   readonly message: string;
 }
 
-export type WireResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly error: WireError };
+export type WireResult<T> = import('../result.js').Result<T, WireError>;
 
 export interface WireLimits {
   /** Longest message accepted or produced, in bytes; checked before any decoding. */

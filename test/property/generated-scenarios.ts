@@ -113,7 +113,7 @@ export function checkpointMsBound(s: Scenario): number {
 /** The scenario as the CLI would load it from the file a failure writes; throws when it would not. */
 export function checkedScenario(s: Scenario): Scenario {
   const valid = validateScenario(JSON.parse(JSON.stringify(s)) as unknown, 'generated scenario');
-  if (!valid.ok) throw new Error(`the generator made a scenario the CLI refuses:\n${valid.errors.join('\n')}`);
+  if (!valid.ok) throw new Error(`the generator made a scenario the CLI refuses:\n${valid.error.join('\n')}`);
   return s;
 }
 

@@ -136,18 +136,18 @@ describe('validateGraph', () => {
 describe('topologicalOrder', () => {
   it('a DAG is ordered with ties broken by declaration order', () => {
     const graph = graphOf(['d', 'c', 'b', 'a'], ['a->b', 'c->b', 'b->d']);
-    expect(topologicalOrder(graph)).toEqual({ ok: true, order: ['c', 'a', 'b', 'd'] });
+    expect(topologicalOrder(graph)).toEqual({ ok: true, value: ['c', 'a', 'b', 'd'] });
   });
 
   it('a process that becomes ready early still waits for an earlier-declared ready process', () => {
     // After a, both c (declared 2nd) and b (declared 3rd) are ready; c goes first.
     const graph = graphOf(['a', 'c', 'b'], ['a->b', 'a->c']);
-    expect(topologicalOrder(graph)).toEqual({ ok: true, order: ['a', 'c', 'b'] });
+    expect(topologicalOrder(graph)).toEqual({ ok: true, value: ['a', 'c', 'b'] });
   });
 
   it('a graph with a cycle yields the cycle, starting at its earliest-declared process', () => {
     const graph = graphOf(['s', 'x', 'y', 'z'], ['s->x', 'y->z', 'z->x', 'x->y']);
-    expect(topologicalOrder(graph)).toEqual({ ok: false, cycle: ['x', 'y', 'z'] });
+    expect(topologicalOrder(graph)).toEqual({ ok: false, error: { cycle: ['x', 'y', 'z'] } });
   });
 
   it('the reported cycle is made of real channels', () => {
@@ -156,8 +156,8 @@ describe('topologicalOrder', () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     const ids = new Set(graph.channels.map((c) => c.id));
-    result.cycle.forEach((p, i) => expect(ids.has(`${p}->${result.cycle[(i + 1) % result.cycle.length]}`)).toBe(true));
-    expect(result.cycle[0]).toBe('a');
+    result.error.cycle.forEach((p, i) => expect(ids.has(`${p}->${result.error.cycle[(i + 1) % result.error.cycle.length]}`)).toBe(true));
+    expect(result.error.cycle[0]).toBe('a');
   });
 });
 
@@ -195,7 +195,7 @@ describe('backEdges and initiators', () => {
     // s has an input (t->s), so there is no source; the DFS starts at s, the first declared process.
     expect([...backEdges(graph)]).toEqual(['t->s']);
     expect(initiators(graph)).toEqual(['s']);
-    expect(topologicalOrder(without(graph, backEdges(graph)))).toEqual({ ok: true, order: ['s', 'a', 'b', 't'] });
+    expect(topologicalOrder(without(graph, backEdges(graph)))).toEqual({ ok: true, value: ['s', 'a', 'b', 't'] });
   });
 
   it('a diamond fed by a source with a cycle inside: the DFS starts at the source', () => {
@@ -295,6 +295,6 @@ describe('large graphs', () => {
     expect(initiators(graph)).toEqual(['p0']);
     const cut = topologicalOrder(graph);
     expect(cut.ok).toBe(false);
-    if (!cut.ok) expect(cut.cycle).toHaveLength(100_000);
+    if (!cut.ok) expect(cut.error.cycle).toHaveLength(100_000);
   });
 });

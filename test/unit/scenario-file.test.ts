@@ -33,7 +33,7 @@ function errorsOf(mutate: (s: Record<string, any>) => void): readonly string[] {
   const s = valid();
   mutate(s);
   const result = parseScenario(JSON.stringify(s), 'test.json');
-  return result.ok ? [] : result.errors;
+  return result.ok ? [] : result.error;
 }
 
 /** [what is wrong, how to break the scenario, a message that must be among the errors]. */
@@ -119,12 +119,12 @@ describe('scenario files', () => {
   it('text that is not JSON is rejected with the parser message and the source', () => {
     const result = parseScenario('{ "name": ', 'broken.json');
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.errors[0]).toMatch(/^broken\.json: not valid JSON: /);
+    if (!result.ok) expect(result.error[0]).toMatch(/^broken\.json: not valid JSON: /);
   });
 
   it('a value that is not an object is rejected as a whole', () => {
     const result = parseScenario('[1, 2]', 'array.json');
-    expect(result).toEqual({ ok: false, errors: ['array.json: the scenario must be an object, got [1,2]'] });
+    expect(result).toEqual({ ok: false, error: ['array.json: the scenario must be an object, got [1,2]'] });
   });
 
   it('every problem in a file is reported at once, not just the first', () => {
@@ -150,17 +150,17 @@ describe('scenario files', () => {
 
   it.each(shipped)('shipped scenario %s parses and says what behaviour it shows', (file) => {
     const result = parseScenario(readFileSync(join(scenariosDir, file), 'utf8'), file);
-    expect(result.ok ? [] : result.errors).toEqual([]);
+    expect(result.ok ? [] : result.error).toEqual([]);
     if (!result.ok) return;
-    expect(result.scenario.name).toBe(file.replace(/\.json$/, ''));
-    expect(result.scenario.description?.length ?? 0).toBeGreaterThan(40);
+    expect(result.value.name).toBe(file.replace(/\.json$/, ''));
+    expect(result.value.description?.length ?? 0).toBeGreaterThan(40);
   });
 
   it('the shipped scenarios cover the behaviours the simulator is meant to show', () => {
     const scenarios = shipped.map((f) => {
       const r = parseScenario(readFileSync(join(scenariosDir, f), 'utf8'), f);
-      if (!r.ok) throw new Error(r.errors.join('\n'));
-      return r.scenario;
+      if (!r.ok) throw new Error(r.error.join('\n'));
+      return r.value;
     });
     expect(scenarios.some((s) => s.skew?.slowChannel !== undefined)).toBe(true);
     expect(scenarios.some((s) => s.skew?.slowProcess !== undefined)).toBe(true);
@@ -176,7 +176,7 @@ describe('scenario files', () => {
 describe('default scenarios for --topology KIND --processes N', () => {
   it.each(GENERATED_TOPOLOGY_KINDS)('the default %s scenario is valid at its smallest size', (kind) => {
     const scenario = scenarioForTopology(kind, PROCESSES_MIN[kind]);
-    expect(validateScenario(scenario, kind)).toEqual({ ok: true, scenario });
+    expect(validateScenario(scenario, kind)).toEqual({ ok: true, value: scenario });
   });
 
   it('the defaults are a token workload, 1-10 ms uniform delays and checkpoints every 100 ms from 50 ms', () => {

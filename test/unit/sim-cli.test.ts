@@ -23,13 +23,13 @@ describe('sim CLI arguments', () => {
   it('with no arguments or --help prints the overall help', () => {
     for (const argv of [[], ['--help'], ['-h'], ['help']]) {
       const parsed = parseCommandLine(argv);
-      expect(parsed.ok && parsed.command.kind === 'help' && parsed.command.text.includes('Commands:')).toBe(true);
+      expect(parsed.ok && parsed.value.kind === 'help' && parsed.value.text.includes('Commands:')).toBe(true);
     }
   });
 
   it.each(['run', 'compare', 'sweep'])('%s --help prints that command help even without a scenario', (cmd) => {
     const parsed = parseCommandLine([cmd, '--help']);
-    expect(parsed.ok && parsed.command.kind === 'help' && parsed.command.text.startsWith(`Usage: npm run sim -- ${cmd}`)).toBe(true);
+    expect(parsed.ok && parsed.value.kind === 'help' && parsed.value.text.startsWith(`Usage: npm run sim -- ${cmd}`)).toBe(true);
   });
 
   it.each<[string, string[], string]>([
@@ -66,7 +66,7 @@ describe('sim CLI arguments', () => {
     const parsed = parseCommandLine(['run', '--topology', 'ring', '--processes', '4']);
     expect(parsed).toEqual({
       ok: true,
-      command: {
+      value: {
         kind: 'run',
         common: { source: { kind: 'topology', topology: 'ring', processes: 4 }, seed: 1, sets: [] },
         algorithm: 'abs',
@@ -77,14 +77,14 @@ describe('sim CLI arguments', () => {
 
   it('a sweep of processes needs no --processes, and without a scenario takes the default topology', () => {
     const defaulted = parseCommandLine(['sweep', 'processes=2..12', '--algorithms', 'abs,chandy-lamport']);
-    expect(defaulted.ok && defaulted.command.kind === 'sweep' && defaulted.command.common.source).toEqual({
+    expect(defaulted.ok && defaulted.value.kind === 'sweep' && defaulted.value.common.source).toEqual({
       kind: 'topology',
       topology: SWEEP_TOPOLOGY_DEFAULT,
       processes: 12,
       topologyDefaulted: true,
     });
     const chosen = parseCommandLine(['sweep', 'processes=2..5', '--topology', 'ring']);
-    expect(chosen.ok && chosen.command.kind === 'sweep' && chosen.command.common.source).toEqual({ kind: 'topology', topology: 'ring', processes: 5 });
+    expect(chosen.ok && chosen.value.kind === 'sweep' && chosen.value.common.source).toEqual({ kind: 'topology', topology: 'ring', processes: 5 });
   });
 
   it.each<[string, string[], string]>([
@@ -97,7 +97,7 @@ describe('sim CLI arguments', () => {
 
   it('compare defaults to every algorithm', () => {
     const parsed = parseCommandLine(['compare', '--scenario', 'x.json']);
-    expect(parsed.ok && parsed.command.kind === 'compare' && parsed.command.algorithms).toEqual([
+    expect(parsed.ok && parsed.value.kind === 'compare' && parsed.value.algorithms).toEqual([
       'chandy-lamport',
       'abs',
       'abs-timeout',
@@ -111,7 +111,7 @@ describe('sweep ranges', () => {
   const values = (text: string): readonly number[] => {
     const parsed = parseSweep(text);
     if (!parsed.ok) throw new Error(parsed.error);
-    return parsed.sweep.values;
+    return parsed.value.values;
   };
 
   it('FROM..TO is inclusive with a step of one', () => {

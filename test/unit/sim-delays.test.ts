@@ -66,6 +66,6 @@ describe('long-tail maxMs in a scenario file', () => {
 
   it('below the p99 is refused with the reason', () => {
     const r = validateScenario(withDelays({ kind: 'long-tail', medianMs: 1, p99Ms: 49, maxMs: 10 }), 'f');
-    expect(r.ok ? [] : r.errors).toEqual(['f: delays.maxMs must be >= delays.p99Ms (49), got 10']);
+    expect(r.ok ? [] : r.error).toEqual(['f: delays.maxMs must be >= delays.p99Ms (49), got 10']);
   });
 });

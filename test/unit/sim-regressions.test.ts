@@ -23,8 +23,8 @@ const regressions: readonly { file: string; algorithm: Algorithm; seed: number; 
 describe('simulator regressions', () => {
   it.each(regressions)('$file, $algorithm, seed $seed: every checkpoint completes and every cut is consistent ($bug)', ({ file, algorithm, seed }) => {
     const parsed = parseScenario(readFileSync(join(scenariosDir, file), 'utf8'), file);
-    if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
-    const r = runSimulation(parsed.scenario, { algorithm, seed });
+    if (!parsed.ok) throw new Error(parsed.error.join('\n'));
+    const r = runSimulation(parsed.value, { algorithm, seed });
     expect(r.violations).toEqual([]);
     expect(r.checkpoints.filter((c) => !c.completed).map((c) => `${c.id}: ${c.abortReason ?? '?'}`)).toEqual([]);
     expect(r.metrics.checkpointsCompleted).toBeGreaterThan(0);
