@@ -7,12 +7,12 @@
  * cleaned up and when are the machine's.
  */
 import type { Logger } from 'pino';
-import { Round, type CommitObject, type RoundEffect, type RoundFailure, type RoundFailureReason, type RoundInput, type RoundLevel, type RoundTimer, type TakenVolume } from '../../src/control/round.js';
+import { Round, type CommitObject, type RoundEffect, type RoundFailure, type RoundInput, type RoundLevel, type RoundTimer, type TakenVolume } from '../../src/control/round.js';
 import type { NegativeControls } from '../../src/control/negative-controls.js';
 import type { AgentEvent } from '../../src/wire/index.js';
 import { sha256Digest, type StateObjects } from '../../adapters/state-store.js';
 import type { ControlBus } from '../bus.js';
-import type { AppPart, CheckpointRecord, ConsistencyLevel, FailureReason, InlineState, Plan, ProgressEvent, ServerFreeze } from '../model.js';
+import type { AppPart, CheckpointRecord, ConsistencyLevel, InlineState, Plan, ProgressEvent, ServerFreeze } from '../model.js';
 import type { CheckpointStore, StoredCheckpoint } from '../store/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { deleteCheckpointObjects } from './part-state.js';
@@ -326,8 +326,8 @@ export class CheckpointRunner {
       this.committed = await this.writer.commitCompleted(() => this.record, this.levelAchieved, this.deps.nowUnixMs());
       this.feed({ type: 'committed', ok: true, nowMs: this.deps.nowUnixMs() });
     })().catch((error: unknown) => {
-      const reason = error instanceof CommitError ? roundReason(error.reason) : 'store-failed';
-      this.feed({ type: 'committed', ok: false, reason, detail: error instanceof Error ? error.message : String(error), nowMs: this.deps.nowUnixMs() });
+      // Every way this can fail is the store's: an object missing or different, or the record write.
+      this.feed({ type: 'committed', ok: false, reason: 'store-failed', detail: error instanceof Error ? error.message : String(error), nowMs: this.deps.nowUnixMs() });
     });
   }
 
@@ -350,10 +350,6 @@ export class CheckpointRunner {
     };
     void run().then((r) => this.feed(Object.assign({ type: 'cleaned' as const, volumes, nowMs: this.deps.nowUnixMs() }, r)));
   }
-}
-
-function roundReason(reason: FailureReason): RoundFailureReason {
-  return reason === 'too-many-failures' ? 'internal' : reason;
 }
 
 function inlineState(bytes: Uint8Array): InlineState {

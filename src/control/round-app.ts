@@ -174,6 +174,8 @@ export class AppLevel implements RoundLevel {
 
   thawAnswered(): void {}
 
+  timerFired(): void {}
+
   /**
    * A timeout names the apps that did not ack, those that never answered the trigger first: the
    * one that is silent is the one to look at, the others usually wait for it (alignment).

@@ -67,6 +67,20 @@ export class CrashLevel implements RoundLevel {
     for (const server of this.config.servers) {
       ctx.emit({ type: 'publish', server, command: { type: 'freeze', checkpointId: ctx.checkpointId, deadlineMs: this.config.freezeDeadlineMs }, bestEffort: false });
     }
+    // Each agent's watchdog thaws at its own receipt of the freeze plus the deadline, so no earlier
+    // than now plus the deadline: a group snapshot that has ended by then lies inside every frozen
+    // window, whatever became of the watchdogs' `thawed` events.
+    ctx.startTimer('freeze-deadline', this.config.freezeDeadlineMs);
+  }
+
+  /**
+   * The freeze deadline passed before the group snapshot ended: the watchdogs may have thawed their
+   * servers, and a `thawed` event that was lost would hide it from the window check. Not a crash cut.
+   */
+  timerFired(_name: 'freeze-deadline', ctx: LevelContext): void {
+    if (this.snapshotEndedAt !== undefined) return;
+    const what = this.step === 'freezing' ? 'not every server froze' : 'the volume snapshot did not end';
+    ctx.fail('freeze-failed', `${what} within the freeze deadline of ${this.config.freezeDeadlineMs} ms (the agents' watchdogs thaw them then)`);
   }
 
   event(input: RoundEventInput, ctx: LevelContext): RoundRejection | undefined {
@@ -129,6 +143,7 @@ export class CrashLevel implements RoundLevel {
 
   volumesTaken(ok: boolean, taken: readonly TakenVolume[], detail: string | undefined, ctx: LevelContext): void {
     this.snapshotEndedAt = ctx.nowMs;
+    ctx.cancelTimer('freeze-deadline');
     this.taken = taken;
     if (!ok) {
       ctx.fail('volume-snapshot-failed', detail ?? 'the volume backend failed');

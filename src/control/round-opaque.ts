@@ -214,6 +214,8 @@ export class OpaqueLevel implements RoundLevel {
 
   thawAnswered(): void {}
 
+  timerFired(): void {}
+
   timedOut(): string {
     const missing = [...this.apps].filter(([, a]) => a.state === undefined).map(([who, a]) => `${who} (${a.quiesceSentAt === undefined ? 'waiting for upstream' : a.outputPositions === undefined ? 'quiescing' : 'capturing'})`);
     return missing.length > 0 ? `not captured: ${missing.join(', ')}` : '';

@@ -45,7 +45,9 @@ export interface RoundFailure {
   readonly detail: string;
 }
 
-export type RoundTimer = 'checkpoint' | 'commit' | 'refresh' | 'settle';
+/** Timers a level arms for itself (the crash level: its agents' freeze deadline). */
+export type LevelTimer = 'freeze-deadline';
+export type RoundTimer = 'checkpoint' | 'commit' | 'refresh' | 'settle' | LevelTimer;
 
 /** The agent events a round takes. */
 export type RoundEventType = 'ack' | 'decline' | 'progress' | 'frozen' | 'thawed' | 'quiesced' | 'captured';
@@ -204,6 +206,9 @@ export interface LevelContext {
   snapshotVolumes(oneByOne: boolean): void;
   /** Everything is checked: commit, checking these objects' digests first. */
   commit(objects: readonly CommitObject[]): void;
+  /** Arms one of the level's own timers; it comes back to `RoundLevel.timerFired`. */
+  startTimer(name: LevelTimer, ms: number): void;
+  cancelTimer(name: LevelTimer): void;
 }
 
 /** One consistency level's part of a round. */
@@ -221,6 +226,8 @@ export interface RoundLevel {
   volumesTaken(ok: boolean, taken: readonly TakenVolume[], detail: string | undefined, ctx: LevelContext): void;
   /** A thaw was answered (or its wait ran out). */
   thawAnswered(server: string, confirmed: boolean, ctx: LevelContext): void;
+  /** One of the level's own timers fired while the round runs. */
+  timerFired(name: LevelTimer, ctx: LevelContext): void;
   /** What a timeout waited for, in words (the level may mark the silent parts too). */
   timedOut(ctx: LevelContext): string;
   /** The round aborts: undo what the level started (abort notices, thaws, resumes). */
@@ -326,9 +333,8 @@ export class Round implements LevelContext {
   fail(reason: RoundFailureReason, detail: string): void {
     if (this.phase === 'aborting' || this.phase === 'aborted' || this.phase === 'completed') return;
     this.failed = { reason, detail };
-    this.cancelTimer('checkpoint');
-    this.cancelTimer('commit');
-    this.cancelTimer('refresh');
+    // Every timer of the running round, the level's own included: the abort undoes the level's work.
+    for (const name of [...this.armed]) if (name !== 'settle') this.cancelTimer(name);
     this.setState('aborting');
     this.emit({ type: 'persist' });
     this.level.abort(this);
@@ -431,6 +437,9 @@ export class Round implements LevelContext {
         this.out.push({ type: 'log', level: 'warn', message: `aborted: answers still outstanding after ${this.config.settleMs} ms; cleaning up without them` });
         this.cleanUp();
         return undefined;
+      default:
+        this.level.timerFired(name, this);
+        return undefined;
     }
   }
 
@@ -509,12 +518,12 @@ export class Round implements LevelContext {
     this.startTimer('refresh', this.config.refreshMs);
   }
 
-  private startTimer(name: RoundTimer, ms: number): void {
+  startTimer(name: RoundTimer, ms: number): void {
     this.armed.add(name);
     this.out.push({ type: 'start-timer', name, ms });
   }
 
-  private cancelTimer(name: RoundTimer): void {
+  cancelTimer(name: RoundTimer): void {
     if (this.armed.delete(name)) this.out.push({ type: 'cancel-timer', name });
   }
 

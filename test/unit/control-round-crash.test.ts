@@ -84,6 +84,32 @@ describe('round at the crash level', () => {
     expect(d.of('clean-up')).toEqual([{ type: 'clean-up', objects: false, volumes: [] }]);
   });
 
+  it('the freeze deadline passing before the group snapshot ended fails the round, even when no watchdog thaw is heard', () => {
+    const d = crash();
+    expect(d.of('start-timer')).toContainEqual({ type: 'start-timer', name: 'freeze-deadline', ms: 500 });
+    frozenAll(d);
+    d.nowMs = 1_500;
+    d.feed({ type: 'timer-fired', name: 'freeze-deadline' });
+    expect(d.round.failure).toEqual({ reason: 'freeze-failed', detail: "the volume snapshot did not end within the freeze deadline of 500 ms (the agents' watchdogs thaw them then)" });
+    expect(d.of('request-thaw')).toHaveLength(1);
+  });
+
+  it('a server that has not frozen by the freeze deadline fails the round then, not at the checkpoint timeout', () => {
+    const d = crash();
+    d.feed({ type: 'frozen', event: frozen('s1') });
+    d.feed({ type: 'timer-fired', name: 'freeze-deadline' });
+    expect(d.round.failure?.detail).toBe("not every server froze within the freeze deadline of 500 ms (the agents' watchdogs thaw them then)");
+  });
+
+  it('a group snapshot that ended before the freeze deadline is not affected by it: the timer is cancelled', () => {
+    const d = crash();
+    frozenAll(d);
+    d.feed({ type: 'volume-snapshot-finished', ok: true, taken: taken(1_000) });
+    expect(d.of('cancel-timer')).toContainEqual({ type: 'cancel-timer', name: 'freeze-deadline' });
+    expect(d.feed({ type: 'timer-fired', name: 'freeze-deadline' }).rejected?.reason).toBe('stale-timer');
+    expect(d.round.failure).toBeNull();
+  });
+
   it('a timeout names the servers that did not freeze', () => {
     const d = crash();
     d.feed({ type: 'frozen', event: frozen('s1') });
