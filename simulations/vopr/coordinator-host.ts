@@ -18,7 +18,7 @@ import type { Io } from './io.js';
 import type { Ledger } from './invariants.js';
 import type { Network } from './network.js';
 import { SimProcess } from './process.js';
-import { CHECKPOINT_COUNTER, checkpointKey, epochKey, objectPrefix, slotsKey, type CheckpointRecord } from './records.js';
+import { CHECKPOINT_COUNTER, checkpointKey, epochKey, liveVolumeRefs, objectPrefix, slotsKey, type CheckpointRecord } from './records.js';
 import { StoreCalls } from './store-calls.js';
 import type { SimKv, SimObjects, SimVolumes } from './stores.js';
 import { TENANT, type SimPlan, type Topology } from './topology.js';
@@ -459,6 +459,39 @@ export class CoordinatorHost {
     // The final record lands before the slot is freed.
     if (run.writing) run.drained.push(finish);
     else finish();
+  }
+
+  /**
+   * DeleteCheckpoint: the record first (from then on the checkpoint is gone for every reader), then
+   * its objects and volume snapshots. A checkpoint an operation uses (target, safety) is kept, as
+   * retention keeps them (defect 7).
+   */
+  deleteCheckpoint(id: number, protectedIds: ReadonlySet<number>, answer: (ok: boolean, message: string) => void): void {
+    if (protectedIds.has(id)) {
+      answer(false, `checkpoint ${id} is the target or safety checkpoint of a rollback`);
+      return;
+    }
+    let record: CheckpointRecord | undefined;
+    let landed = false;
+    this.calls.update<CheckpointRecord>(
+      checkpointKey(id),
+      (current) => {
+        // An earlier attempt whose reply was lost may have written it already.
+        landed = record !== undefined && current?.state === 'deleted';
+        if (current === undefined || current.state !== 'completed') return undefined;
+        record = current;
+        return Object.assign({}, current, { state: 'deleted' as const });
+      },
+      (written) => {
+        if (written === undefined && !landed) {
+          answer(false, `checkpoint ${id} is not a completed checkpoint`);
+          return;
+        }
+        this.w.trace(`ckpt ${id} deleted`);
+        const r = record as CheckpointRecord;
+        this.deleteAll(r.parts.map((p) => p.ref.name), liveVolumeRefs(r), () => answer(true, 'deleted'));
+      },
+    );
   }
 
   releaseSlot(planId: string, id: number): void {

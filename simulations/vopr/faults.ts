@@ -26,6 +26,8 @@ export interface FaultProfile {
   readonly coordinatorCrashEveryMs: number;
   /** How long a crashed process stays down. */
   readonly downMsMax: number;
+  /** Storage corrupts a stored app state now and then (a rollback to it must be refused before anything changes). */
+  readonly corruptsObjects: boolean;
 }
 
 export const NO_FAULTS: FaultProfile = {
@@ -39,6 +41,7 @@ export const NO_FAULTS: FaultProfile = {
   agentCrashEveryMs: Number.POSITIVE_INFINITY,
   coordinatorCrashEveryMs: Number.POSITIVE_INFINITY,
   downMsMax: 0,
+  corruptsObjects: false,
 };
 
 /** One seed's profile: each fault is off in about a third of the seeds and of varying strength in the rest. */
@@ -56,6 +59,7 @@ export function drawFaultProfile(prng: Prng): FaultProfile {
     agentCrashEveryMs: maybe(0.6, () => 2_000 + prng.int(10_000), Number.POSITIVE_INFINITY),
     coordinatorCrashEveryMs: maybe(0.5, () => 4_000 + prng.int(15_000), Number.POSITIVE_INFINITY),
     downMsMax: 200 + prng.int(3_000),
+    corruptsObjects: prng.next() < 0.5,
   };
 }
 
@@ -73,5 +77,6 @@ export function describeFaults(f: FaultProfile): string {
     `agent-crash-every=${every(f.agentCrashEveryMs)}`,
     `coordinator-crash-every=${every(f.coordinatorCrashEveryMs)}`,
     `down<=${f.downMsMax}ms`,
+    `corruption=${f.corruptsObjects ? 'on' : 'off'}`,
   ].join(' ');
 }

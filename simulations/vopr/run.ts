@@ -9,6 +9,7 @@ import type { RunSeed } from './cli-main.js';
 import { describeFaults } from './faults.js';
 import type { SeedResult } from './result.js';
 import { describeTopology } from './topology.js';
+import { corruptObject, deleteCall, restoreCall, rollbackCall } from './api-calls.js';
 import { heal, startWorkload } from './workload.js';
 import { World } from './world.js';
 
@@ -29,13 +30,25 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
   world.note(`seed ${seed}: plans ${describeTopology(world.topology)}`);
   for (const agent of world.agents.values()) agent.boot(false);
   world.coordinator.boot();
-  startWorkload(world, SAFETY_MS, { extra: [], coordinatorCrashes: false });
+  startWorkload(world, SAFETY_MS, {
+    extra: [
+      { weight: 1.2, run: () => rollbackCall(world) },
+      { weight: 0.5, run: () => restoreCall(world) },
+      { weight: 0.6, run: () => deleteCall(world) },
+      { weight: 0.3, run: () => corruptObject(world) },
+    ],
+    coordinatorCrashes: false,
+  });
   agenda.at(SAFETY_MS, '', () => heal(world));
   const livenessEnd = SAFETY_MS + SETTLE_MS + LIVENESS_MS;
   const done = new Set<string>();
   agenda.at(SAFETY_MS + SETTLE_MS, '', () => {
     world.note('LIVENESS: every plan must complete a checkpoint');
-    for (const plan of world.topology.plans) livenessTake(world, plan.id, livenessEnd, done);
+    for (const plan of world.topology.plans) {
+      // A plan left in needs-repair is repaired with the one call the design promises: a rollback.
+      if (world.operationsLedger.lastState.get(plan.id) === 'needs-repair') repair(world, plan.id, livenessEnd, () => livenessTake(world, plan.id, livenessEnd, done));
+      else livenessTake(world, plan.id, livenessEnd, done);
+    }
   });
   const end = livenessEnd + QUIET_MS;
   let steps = 0;
@@ -76,6 +89,20 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
     counts: world.counts,
   };
 };
+
+/** One rollback (no safety checkpoint: there is no consistent present) to the plan's newest completed checkpoint, retried until it completes. */
+function repair(world: World, plan: string, until: number, then: () => void): void {
+  const target = world.completedOf(plan).at(-1);
+  if (target === undefined) {
+    world.ledger.wedged(plan, world.agenda.now, `plan ${plan} needs repair and has no completed checkpoint to roll back to`);
+    return;
+  }
+  world.note(`REPAIR ${plan}: rollback to ckpt ${target.id}`);
+  world.operations.call({ kind: 'rollback', checkpointId: target.id, skipSafety: true }, (o) => {
+    if (o.ok) then();
+    else if (world.agenda.now + LIVENESS_RETRY_MS < until) world.agenda.after(LIVENESS_RETRY_MS, '', () => repair(world, plan, until, then));
+  });
+}
 
 /** A manual checkpoint of the plan, retried while the plan is busy or the checkpoint aborts, until one completes. */
 function livenessTake(world: World, plan: string, until: number, done: Set<string>): void {

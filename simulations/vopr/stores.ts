@@ -85,6 +85,12 @@ export class SimObjects {
     return this.objects.get(name);
   }
 
+  /** Storage damage: the object's bytes no longer match the digest it was stored with. */
+  corrupt(name: string): void {
+    const o = this.objects.get(name);
+    if (o !== undefined) this.objects.set(name, Object.assign({}, o, { digest: `${o.digest}-corrupt` }));
+  }
+
   delete(name: string): boolean {
     const had = this.objects.delete(name);
     if (had) this.onDelete(name);

@@ -15,6 +15,7 @@ import type { KnownFinding } from './known-findings.js';
 import { Io } from './io.js';
 import { describeControl, describeEvent } from './messages.js';
 import { Network } from './network.js';
+import { OperationsHost, type OperationsLedger } from './operation-host.js';
 import { liveVolumeRefs, type CheckpointRecord } from './records.js';
 import { SimKv, SimObjects, SimVolumes } from './stores.js';
 import { drawTopology, type Topology } from './topology.js';
@@ -37,6 +38,8 @@ export class World {
   readonly events: Network<AgentEvent>;
   readonly agents = new Map<string, AgentHost>();
   readonly coordinator: CoordinatorHost;
+  readonly operations: OperationsHost;
+  readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set() };
   /** Random choices of the workload and the crashes, apart from the network's and the stores'. */
   readonly prng: Prng;
   readonly counts: Record<string, number> = {};
@@ -78,7 +81,7 @@ export class World {
       this.agents.set(server, agent);
       this.controls.listen(server, (c) => agent.receive(c));
     }
-    this.coordinator = new CoordinatorHost({
+    const coordinatorWorld = {
       agenda: this.agenda,
       prng: root.fork(),
       io,
@@ -92,7 +95,9 @@ export class World {
       negativeControls,
       trace,
       cleanUps: this.cleanUps,
-    });
+    };
+    this.coordinator = new CoordinatorHost(coordinatorWorld);
+    this.operations = new OperationsHost(this.coordinator, coordinatorWorld, this.operationsLedger);
     this.events.listen('coordinator', (e) => this.coordinator.onEvent(e));
   }
 
@@ -149,6 +154,15 @@ export class World {
       const r = this.kv.get(key)?.value as CheckpointRecord | undefined;
       if (r?.state === 'aborted') this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${r.id}`, 'commit-outcome-unknown');
     }
+  }
+
+  /** The completed checkpoints of a plan as a client lists them, oldest first. */
+  completedOf(plan: string): CheckpointRecord[] {
+    return this.kv
+      .keys('ckpt.')
+      .map((k) => this.kv.get(k)?.value as CheckpointRecord)
+      .filter((r) => r.plan === plan && r.state === 'completed')
+      .sort((a, b) => a.id - b.id);
   }
 
   /** Objects and volume snapshots that a checkpoint still in flight may own. */
