@@ -26,7 +26,7 @@ import type { RestoreRequest, TakeSnapshotRequest } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { CheckpointRecord, ConsistencyLevel } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
-import { operationEnded, type OperationRecord } from '../store/operations.js';
+import { operationEnded, OPERATIONS_KEPT_PER_PLAN, type OperationRecord } from '../store/operations.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { checkAgentsPresent, checkPartsReadable, epochLineOfTargets, identityMapping, restoreCommands, volumePairs, type RestoreDeps } from './restore.js';
 
@@ -288,6 +288,8 @@ export class Operations {
         if (!created.ok) return created;
       }
       outcome = await new OperationRun(p, runAs, this.port, this.options).start();
+      const pruned = await store.prune(runAs.planId, OPERATIONS_KEPT_PER_PLAN);
+      if (!pruned.ok) this.port.restoreDeps().logger.warn({ plan: runAs.planId, error: pruned.error.message }, 'old operation records not deleted; tried again after the next operation');
       return outcomeResult(outcome);
     } finally {
       if (this.busyLines.get(p.epochLine)?.id === runAs.id || this.busyLines.get(p.epochLine)?.id === record.id) this.busyLines.delete(p.epochLine);

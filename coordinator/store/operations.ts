@@ -60,7 +60,15 @@ export interface OperationStore {
    * safety checkpoints, which retention must keep.
    */
   recentRollbacks(planId: string, count: number): Promise<Result<readonly RecentRollback[]>>;
+  /** Deletes the plan's ended operations beyond the newest `keepMax`; returns how many went. */
+  prune(planId: string, keepMax: number): Promise<Result<number>>;
 }
+
+/**
+ * Operations kept per plan: enough for retention's last rollbacks and for retries of recent keys;
+ * older ones are deleted when an operation of the plan ends, so the records do not grow for ever.
+ */
+export const OPERATIONS_KEPT_PER_PLAN = 100;
 
 const PLAN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -131,8 +139,7 @@ export class JetStreamOperationStore implements OperationStore {
       return { ok: false, error: storeError(error, `listing the operations of plan ${planId}`) };
     }
     const records: OperationRecord[] = [];
-    for (const id of ids) {
-      const r = await this.get(planId, id);
+    for (const r of await Promise.all(ids.map((id) => this.get(planId, id)))) {
       if (!r.ok) return r;
       if (r.value !== undefined) records.push(r.value);
     }
@@ -151,6 +158,19 @@ export class JetStreamOperationStore implements OperationStore {
         .slice(0, count)
         .map((r) => ({ targetId: r.checkpointId, safetyId: r.safetyCheckpointId, atUnixMs: r.createdAtUnixMs })),
     );
+  }
+
+  async prune(planId: string, keepMax: number): Promise<Result<number>> {
+    if (!Number.isSafeInteger(keepMax) || keepMax < 1) return fail('invalid-argument', `keepMax must be a positive integer, got ${keepMax}`);
+    const all = await this.list(planId);
+    if (!all.ok) return all;
+    const old = all.value.slice(keepMax).filter(operationEnded);
+    try {
+      for (const r of old) await this.meta.purge(operationKey(planId, r.id));
+    } catch (error) {
+      return { ok: false, error: storeError(error, `deleting old operations of plan ${planId}`) };
+    }
+    return ok(old.length);
   }
 }
 
