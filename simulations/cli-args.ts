@@ -58,7 +58,12 @@ const SOURCE_HELP = `Scenario (exactly one):
     .map((p) => p.name)
     .join(', ')}`;
 
-const EXIT_HELP = `Exit codes: 0 consistent, 1 violations found (run only), 2 usage error, 3 the simulator failed (a bug).`;
+const EXIT_HELP = `Exit codes:
+  0  consistent: no violation (compare and sweep exit 0 whatever they find)
+  1  violations found by run: an inconsistent cut or an illegal recovery (safety), or a checkpoint
+     that did not complete in a run without faults (liveness)
+  2  usage error
+  3  the simulator failed (a bug)`;
 
 export const HELP = {
   main: `Deterministic snapshot simulator: runs the production core (src/) over simulated channels.

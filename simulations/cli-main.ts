@@ -4,8 +4,9 @@
  *
  * Output rules: stdout carries only the product (the table, the JSON, the CSV), byte-identical for the
  * same inputs; notes, progress and errors go to stderr. Exit codes: 0 consistent (or a comparison or
- * sweep that ran), 1 violations in a `run`, 2 a usage error (flags, unreadable or invalid scenario, a
- * scenario the simulator refuses), 3 the simulator failed (a bug: the reproducing command is printed).
+ * sweep that ran), 1 violations in a `run` (safety, or liveness: a checkpoint that did not complete in
+ * a run without faults), 2 a usage error (flags, unreadable or invalid scenario, a scenario the
+ * simulator refuses), 3 the simulator failed (a bug: the reproducing command is printed).
  */
 import { parseCommandLine, reproduceCommand, type Command, type CommonOptions } from './cli-args.js';
 import { SimulationError } from './engine.js';
@@ -263,6 +264,8 @@ function jsonOfRun(result: SimResult, scenario: Scenario, reproduce: string): Re
     scenario: result.scenario,
     algorithm: result.algorithm,
     seed: result.seed,
+    // The verdict counts liveness violations too; `consistent` is safety alone.
+    verdict: verdictOf(result),
     consistent: result.consistent,
     violations: result.violations,
     checkpoints: result.checkpoints,

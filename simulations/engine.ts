@@ -15,16 +15,17 @@ import { delayModelScheduler, delayReachMs, sampleDelayMs } from './delays.js';
 import { agendaBucketMs, EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
 import { buildTopology } from './topology.js';
-import type {
-  Algorithm,
-  CheckpointReport,
-  DelayModel,
-  DeliveryScheduler,
-  RunOptions,
-  Scenario,
-  SimResult,
-  TraceEvent,
-  ViolationReport,
+import {
+  LIVENESS_VIOLATION,
+  type Algorithm,
+  type CheckpointReport,
+  type DelayModel,
+  type DeliveryScheduler,
+  type RunOptions,
+  type Scenario,
+  type SimResult,
+  type TraceEvent,
+  type ViolationReport,
 } from './types.js';
 import { captureApp, restoreApp, TRANSFER_TOKENS_MAX, type AppState, type LiveApp } from './workload.js';
 
@@ -968,14 +969,32 @@ class Simulation {
       seed: this.options.seed,
       processes: this.graph.processes,
       channels: this.graph.channels,
+      // `consistent` is safety alone (invariants 1-4); liveness is reported beside it, as a violation.
       consistent: this.violations.length === 0,
-      violations: this.violations,
+      violations: [...this.violations, ...livenessViolations(checkpoints, this.scenario)],
       checkpoints,
       metrics,
       endedAtMs: round(this.now),
       ...(this.trace ? { trace: this.trace as unknown as TraceEvent[] } : {}),
     };
   }
+}
+
+/**
+ * Invariant 5 (DESIGN §4): with no failures every triggered checkpoint completes. The run drains its
+ * queue after `durationMs`, so every checkpoint has ended by now, completed or aborted. A scenario
+ * with faults may abort checkpoints (the recovery is checked instead); one without may not, whatever
+ * the reason: a timeout there is a protocol that stalled, or a timeout shorter than the network needs.
+ */
+function livenessViolations(checkpoints: readonly CheckpointReport[], scenario: Scenario): ViolationReport[] {
+  if ((scenario.faults ?? []).length > 0) return [];
+  return checkpoints
+    .filter((c) => !c.completed)
+    .map((c) => ({
+      checkpointId: c.id,
+      kind: LIVENESS_VIOLATION,
+      message: `did not complete in a run without faults (${c.abortReason ?? 'no reason recorded'})`,
+    }));
 }
 
 function cancel(timers: Map<CheckpointId, SimEvent>, id: CheckpointId): void {

@@ -4,7 +4,7 @@
  * result always renders to the same bytes, which is what makes `diff` of two runs meaningful.
  */
 import { fixed, renderTable, type Cell, type Column } from './text-table.js';
-import type { CheckpointReport, SimResult, ViolationReport } from './types.js';
+import { LIVENESS_VIOLATION, type CheckpointReport, type SimResult, type ViolationReport } from './types.js';
 
 export interface ReportOptions {
   /** ANSI colour for verdicts; only for a terminal (the CLI passes `stdout.isTTY`). */
@@ -98,7 +98,10 @@ export function formatComparison(results: readonly SimResult[], options: ReportO
   return [header, '', renderTable(columns, rows, color)].join('\n') + '\n';
 }
 
-/** `consistent` or `VIOLATIONS`: the word a reader (or a grep) looks for. */
+/**
+ * `consistent` or `VIOLATIONS`: the word a reader (or a grep) looks for. A liveness violation (a
+ * checkpoint that did not complete in a run without faults) fails the run as a safety one does.
+ */
 export function verdictOf(result: SimResult): 'consistent' | 'VIOLATIONS' {
   return result.consistent && result.violations.length === 0 ? 'consistent' : 'VIOLATIONS';
 }
@@ -110,10 +113,15 @@ function verdictCell(result: SimResult): Cell {
 
 function verdictText(result: SimResult, color: boolean): string {
   const verdict = verdictOf(result);
+  const liveness = result.violations.filter((v) => v.kind === LIVENESS_VIOLATION).length;
   const text =
     verdict === 'consistent'
       ? 'consistent (every completed checkpoint is a consistent cut)'
-      : `VIOLATIONS (${result.violations.length} found)`;
+      : liveness === 0
+        ? `VIOLATIONS (${result.violations.length} found)`
+        : `VIOLATIONS (${result.violations.length} found: ` +
+          `${liveness < result.violations.length ? `${result.violations.length - liveness} safety, ` : ''}${liveness} liveness, ` +
+          `${liveness === 1 ? 'a checkpoint' : 'checkpoints'} that did not complete in a run without faults)`;
   if (!color) return text;
   return `${verdict === 'consistent' ? '\u001b[32m' : '\u001b[31m'}${text}\u001b[0m`;
 }

@@ -109,6 +109,12 @@ export interface DeliveryScheduler {
   arrivalMs(request: DeliveryRequest, random: () => number): number;
 }
 
+/**
+ * The kind of a violation of invariant 5: a checkpoint that did not complete in a run without faults.
+ * Every other kind is a safety violation (a cut checker's finding, an illegal recovery).
+ */
+export const LIVENESS_VIOLATION = 'liveness';
+
 export interface ViolationReport {
   readonly checkpointId: CheckpointId;
   readonly kind: string;
@@ -187,6 +193,7 @@ export interface SimResult {
   readonly channels: readonly { readonly id: ChannelId; readonly from: ProcessId; readonly to: ProcessId }[];
   /** True when every completed checkpoint passed the cut checker and every recovery was legal. */
   readonly consistent: boolean;
+  /** Safety violations, then liveness ones (`LIVENESS_VIOLATION`); the run passes only when empty. */
   readonly violations: readonly ViolationReport[];
   readonly checkpoints: readonly CheckpointReport[];
   readonly metrics: RunMetrics;

@@ -108,6 +108,18 @@ describe('comparison report', () => {
   it('gives the verdict VIOLATIONS when violations were reported even if consistent is set', () => {
     expect(verdictOf(simResult({ violations: [{ checkpointId: 1, kind: 'orphan', message: 'x' }] }))).toBe('VIOLATIONS');
   });
+
+  it('counts liveness violations apart from safety ones in the verdict line', () => {
+    const liveness = { checkpointId: 2, kind: 'liveness', message: 'did not complete in a run without faults (timeout: x)' };
+    const orphan = { checkpointId: 1, kind: 'orphan', message: 'x' };
+    expect(verdictOf(simResult({ violations: [liveness] }))).toBe('VIOLATIONS');
+    expect(formatRunReport(simResult({ violations: [liveness] }))).toContain(
+      'verdict: VIOLATIONS (1 found: 1 liveness, a checkpoint that did not complete in a run without faults)\n',
+    );
+    expect(formatRunReport(simResult({ consistent: false, violations: [orphan, liveness, { ...liveness, checkpointId: 3 }] }))).toContain(
+      'verdict: VIOLATIONS (3 found: 1 safety, 2 liveness, checkpoints that did not complete in a run without faults)\n',
+    );
+  });
 });
 
 describe('text tables', () => {
