@@ -249,28 +249,26 @@ export class CheckpointRunner {
     if (this.log.isLevelEnabled('info')) this.log.info(Object.assign({ server: e.server, app: e.app }, e.stats), 'app acked');
   }
 
-  /** One trigger per server, as today; sending one per plan (DESIGN.md section 5) changes only this. */
+  /**
+   * One trigger for the whole plan on its trigger subject (DESIGN.md section 5, decided 2026-12): a
+   * round of N servers is one publish instead of N, and every agent of the plan reads its own part.
+   */
   private sendTriggers(e: Extract<RoundEffect, { type: 'trigger' }>): void {
-    for (const t of e.triggers) {
-      try {
-        this.deps.bus.send({
-          type: 'trigger',
-          tenant: this.plan.tenant,
-          server: t.server,
-          plan: this.plan.id,
-          epoch: this.base.epoch,
-          checkpointId: this.base.id,
-          policy: e.policy,
-          timeoutMs: e.timeoutMs,
-          initiatorApps: t.initiatorApps,
-          backEdgeChannels: t.backEdgeChannels,
-          inlineStateBytesMax: e.inlineStateBytesMax,
-          completedCheckpointId: e.completedCheckpointId,
-        });
-      } catch (error) {
-        this.feed({ type: 'publish-failed', server: t.server, command: 'trigger', detail: String(error), nowMs: this.deps.nowUnixMs() });
-        return;
-      }
+    try {
+      this.deps.bus.broadcastTrigger({
+        tenant: this.plan.tenant,
+        plan: this.plan.id,
+        epoch: this.base.epoch,
+        checkpointId: this.base.id,
+        policy: e.policy,
+        timeoutMs: e.timeoutMs,
+        inlineStateBytesMax: e.inlineStateBytesMax,
+        ...(e.completedCheckpointId !== undefined ? { completedCheckpointId: e.completedCheckpointId } : {}),
+        servers: e.triggers,
+      });
+    } catch (error) {
+      const first = e.triggers[0]?.server ?? '';
+      this.feed({ type: 'publish-failed', server: first, command: 'trigger', detail: String(error), nowMs: this.deps.nowUnixMs() });
     }
   }
 

@@ -46,9 +46,13 @@ export function initiatorsFor(g: PlanGraph, policy: PolicyConfig): ProcessId[] {
   }
 }
 
-/** What a server's trigger names: its apps among the initiators, and the back edges into its apps. */
+/**
+ * What a server's trigger names: the plan's apps on it (an agent may host apps of other plans, which
+ * this trigger must not reach), those among the initiators, and the back edges into its apps.
+ */
 export interface ServerTrigger {
   readonly server: string;
+  readonly apps: string[];
   readonly initiatorApps: string[];
   readonly backEdgeChannels: ChannelId[];
 }
@@ -58,8 +62,12 @@ export interface ServerTrigger {
  * channels (a plan may have a thousand servers: a pass per server would make each round quadratic).
  */
 export function serverTriggers(g: PlanGraph, initiators: readonly ProcessId[], withBackEdges: boolean): ServerTrigger[] {
-  const list: ServerTrigger[] = g.servers.map((server) => ({ server, initiatorApps: [], backEdgeChannels: [] }));
+  const list: ServerTrigger[] = g.servers.map((server) => ({ server, apps: [], initiatorApps: [], backEdgeChannels: [] }));
   const byServer = new Map<string, ServerTrigger>(list.map((t) => [t.server, t]));
+  for (const p of g.participants) {
+    const s = splitProcessId(p);
+    if (s) byServer.get(s.server)?.apps.push(s.app);
+  }
   for (const p of initiators) {
     const s = splitProcessId(p);
     if (s) byServer.get(s.server)?.initiatorApps.push(s.app);

@@ -38,8 +38,8 @@ describe('round at level app', () => {
     expect(d.of('start-timer')).toContainEqual({ type: 'start-timer', name: 'checkpoint', ms: 1_000 });
     const [t] = d.of('trigger');
     expect(t?.triggers).toEqual([
-      { server: 's1', initiatorApps: ['a'], backEdgeChannels: [] },
-      { server: 's2', initiatorApps: [], backEdgeChannels: [] },
+      { server: 's1', apps: ['a'], initiatorApps: ['a'], backEdgeChannels: [] },
+      { server: 's2', apps: ['b'], initiatorApps: [], backEdgeChannels: [] },
     ]);
     expect(t?.completedCheckpointId).toBe(3);
   });
