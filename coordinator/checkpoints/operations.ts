@@ -124,6 +124,9 @@ export class Operations {
     // A plan left in needs-repair by an earlier operation has no consistent present to keep.
     const repairing = await this.needsRepair(cp.planId);
     if (!repairing.ok) return repairing;
+    if (repairing.value && !request.skipSafetyCheckpoint) {
+      deps.logger.info({ checkpointId: cp.id, plan: cp.planId, tenant: cp.tenant }, 'the plan needs repair: its present is not consistent, so no safety checkpoint is taken');
+    }
     const prepared: Prepared = {
       kind: 'rollback',
       level: crash ? 'crash' : 'app',
