@@ -228,6 +228,8 @@ export class Operations {
 
   /** Claims the key (if any), then runs the operation or answers with the one that holds the key. */
   private async execute(p: Prepared, key: string | undefined): Promise<Result<Extract<OperationOutcome, { ok: true }>>> {
+    // The machine needs a server to talk to; a checkpoint of no app and no volume has nothing to put back.
+    if (p.servers.length === 0) return fail('failed-precondition', `${p.title} not started: the checkpoint holds no app and no volume to put back`);
     const store = this.port.store().operations;
     const nowMs = Date.now();
     const record: OperationRecord = {
