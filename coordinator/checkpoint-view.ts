@@ -57,6 +57,7 @@ export type CheckpointView = Pick<
   | 'volumes'
   | 'safety'
   | 'fallbackReason'
+  | 'pinned'
 > & { readonly stats: CheckpointStatsView; readonly servers: NonNullable<CheckpointRecord['servers']> };
 
 export function checkpointStats(record: CheckpointRecord): CheckpointStatsView {
@@ -107,13 +108,15 @@ export function checkpointView(r: CheckpointRecord): CheckpointView {
     ...(present(r.failureReason) ? { failureReason: r.failureReason } : {}),
     ...(present(r.failureDetail) ? { failureDetail: r.failureDetail } : {}),
     epoch: r.epoch,
-    options: r.options,
+    // max_concurrent 0 on the wire means 1, so a record written before the option shows 1.
+    options: { ...r.options, maxConcurrent: r.options.maxConcurrent ?? 1 },
     ...(present(r.idempotencyKey) ? { idempotencyKey: r.idempotencyKey } : {}),
     createdAtUnixMs: r.createdAtUnixMs,
     ...(present(r.finishedAtUnixMs) ? { finishedAtUnixMs: r.finishedAtUnixMs } : {}),
     volumes: r.volumes,
     safety: r.safety,
     ...(present(r.fallbackReason) ? { fallbackReason: r.fallbackReason } : {}),
+    ...(r.pinned === true ? { pinned: true } : {}),
     servers: r.servers ?? [],
     stats: checkpointStats(r),
   };

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Page, PlansApi } from './api.js';
-import { fail, ok, type Result } from './errors.js';
+import { fail, failWith, ok, type Result } from './errors.js';
 import type { Plan, PlanInput } from './model.js';
 import { planLimitsDefault, validatePlan, validatePlanLimits, type PlanLimits } from './plan-validation.js';
 import type { PlanStore } from './store/index.js';
@@ -72,6 +72,8 @@ export class PlanRegistry implements PlansApi {
       this.log.info({ planId: input.id, tenant: input.tenant, reason: valid.error.message }, 'plan rejected');
       return valid;
     }
+    const shared = await this.appsInOtherPlans(input);
+    if (!shared.ok) return shared;
     const at = this.now();
     let stored: Result<Plan>;
     if (expectedRevision === 0) {
@@ -95,6 +97,38 @@ export class PlanRegistry implements PlansApi {
       this.log.info({ planId: input.id, tenant: input.tenant, kind: stored.error.kind, reason: stored.error.message }, 'plan not registered');
     }
     return stored;
+  }
+
+  /**
+   * An app belongs to at most one plan (decided in docs/api.md): its epoch, its fencing and its
+   * checkpoints would otherwise be the business of two plans that roll back independently, and a
+   * rollback of one would put the app back behind the other's back. Checked across the tenant's
+   * plans before the write; two registrations racing with the same app can both pass, which the
+   * leader of issue 11, the only writer of plans, rules out.
+   */
+  private async appsInOtherPlans(input: PlanInput): Promise<Result<void>> {
+    const mine = new Set(input.apps.map((a) => `${a.server}/${a.app}`));
+    let token = '';
+    do {
+      const page = await this.deps.store.list({ tenant: input.tenant }, 100, token);
+      if (!page.ok) return page;
+      for (const other of page.value.items) {
+        if (other.id === input.id) continue;
+        const both = other.apps.map((a) => `${a.server}/${a.app}`).filter((a) => mine.has(a));
+        if (both.length > 0) {
+          this.log.info({ planId: input.id, tenant: input.tenant, other: other.id, apps: both.slice(0, 10) }, 'plan rejected: apps in another plan');
+          const shown = both.slice(0, 5).join(', ') + (both.length > 5 ? ` and ${both.length - 5} more` : '');
+          return failWith(
+            'failed-precondition',
+            'APP_IN_ANOTHER_PLAN',
+            `plan ${input.id} includes ${shown}, already in plan ${other.id}: an app belongs to at most one plan; remove it from plan ${other.id} first (or from this one)`,
+            { plan_id: input.id, other_plan_id: other.id, apps: both.slice(0, 20).join(',') },
+          );
+        }
+      }
+      token = page.value.nextPageToken;
+    } while (token !== '');
+    return ok(undefined);
   }
 
   async get(planId: string): Promise<Result<Plan>> {

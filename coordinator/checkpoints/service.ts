@@ -77,7 +77,7 @@ interface Run {
 }
 
 export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
-  defaults: { timeoutMs: 30_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'fail', freezeDeadlineMs: 10_000 },
+  defaults: { timeoutMs: 30_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'fail', freezeDeadlineMs: 10_000, maxConcurrent: 1 },
   maxConcurrentMax: 8,
   freezeDeadlineMsMax: 60_000,
   retainedPerPlan: 20,

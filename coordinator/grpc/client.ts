@@ -5,13 +5,14 @@
  */
 import { credentials as grpcCredentials, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { CheckpointId } from '../../src/ids.js';
-import type { Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { DeleteOutcome, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { Result } from '../errors.js';
 import type { AgentInfo, Plan, PlanInput } from '../model.js';
 import type { CheckpointView } from '../checkpoint-view.js';
 import {
   agentFromProto,
   checkpointFromProto,
+  deleteOutcomeFromProto,
   listCheckpointsRequestToProto,
   planFromProto,
   planInputToProto,
@@ -161,8 +162,17 @@ export class CoordinatorClient {
     return this.call('VerifyCheckpoint', { checkpoint_id: id }, (r) => verifyReportFromProto(r));
   }
 
-  deleteCheckpoint(id: CheckpointId): Promise<CallResult<void>> {
-    return this.call('DeleteCheckpoint', { checkpoint_id: id }, () => ({ ok: true, value: undefined }));
+  deleteCheckpoint(id: CheckpointId, idempotencyKey?: string): Promise<CallResult<DeleteOutcome>> {
+    return this.call('DeleteCheckpoint', { checkpoint_id: id, idempotency_key: idempotencyKey ?? '' }, (r) => deleteOutcomeFromProto(r));
+  }
+
+  cancelCheckpoint(id: CheckpointId, idempotencyKey?: string): Promise<CallResult<CheckpointView>> {
+    return this.call('CancelCheckpoint', { checkpoint_id: id, idempotency_key: idempotencyKey ?? '' }, (r) => checkpointFromProto(r.checkpoint));
+  }
+
+  /** PinCheckpoint, or UnpinCheckpoint with `pinned` false. */
+  pinCheckpoint(id: CheckpointId, pinned: boolean, idempotencyKey?: string): Promise<CallResult<CheckpointView>> {
+    return this.call(pinned ? 'PinCheckpoint' : 'UnpinCheckpoint', { checkpoint_id: id, idempotency_key: idempotencyKey ?? '' }, (r) => checkpointFromProto(r.checkpoint));
   }
 
   listAgents(tenant: string | undefined): Promise<CallResult<AgentInfo[]>> {

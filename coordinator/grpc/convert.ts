@@ -11,7 +11,7 @@
  */
 import type { CheckpointId } from '../../src/ids.js';
 import type { HookAction } from '../../src/wire/index.js';
-import type { RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { DeleteOutcome, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import { ok, type Result } from '../errors.js';
 import type { AgentInfo, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
 import { checkpointStats, checkpointView, type AppStatsView, type CheckpointView } from '../checkpoint-view.js';
@@ -64,6 +64,7 @@ export interface PbSnapshotOptions {
   alignment_timeout_ms: number;
   fallback_policy: string;
   freeze_deadline_ms: number;
+  max_concurrent: number;
 }
 export interface PbAppStats {
   server: string;
@@ -117,6 +118,7 @@ export interface PbCheckpoint {
   safety: boolean;
   fallback_reason: string;
   servers: PbServerFreeze[];
+  pinned: boolean;
 }
 export interface PbHookRun {
   hook: string;
@@ -367,6 +369,8 @@ export function takeSnapshotRequestFromProto(request: unknown, limits: RequestLi
     if (fallbackPolicy !== undefined) options.fallbackPolicy = fallbackPolicy;
     const freezeDeadlineMs = o.u32('freeze_deadline_ms');
     if (freezeDeadlineMs > 0) options.freezeDeadlineMs = freezeDeadlineMs;
+    const maxConcurrent = o.u32('max_concurrent');
+    if (maxConcurrent > 0) options.maxConcurrent = maxConcurrent;
   }
   const key = idempotencyKey(r, 'idempotency_key', limits);
   return done(r, { planId, level, options, ...(key !== undefined ? { idempotencyKey: key } : {}) });
@@ -383,6 +387,7 @@ export function takeSnapshotRequestToProto(request: TakeSnapshotRequest): Record
       alignment_timeout_ms: o.alignmentTimeoutMs ?? 0,
       fallback_policy: o.fallbackPolicy === undefined ? fallbackPolicies.unspecified : fallbackPolicies.toProto(o.fallbackPolicy),
       freeze_deadline_ms: o.freezeDeadlineMs ?? 0,
+      max_concurrent: o.maxConcurrent ?? 0,
     },
     idempotency_key: request.idempotencyKey ?? '',
   };
@@ -392,6 +397,30 @@ export function checkpointIdRequestFromProto(request: unknown): Result<Checkpoin
   const r = ProtoReader.of(request, '');
   const id = checkpointId(r, 'checkpoint_id');
   return done(r, id);
+}
+
+/** DeleteCheckpoint, CancelCheckpoint, PinCheckpoint and UnpinCheckpoint: a checkpoint and an optional key. */
+export interface KeyedCheckpointArgs {
+  readonly checkpointId: CheckpointId;
+  readonly idempotencyKey?: string;
+}
+
+export function keyedCheckpointRequestFromProto(request: unknown, limits: RequestLimits): Result<KeyedCheckpointArgs> {
+  const r = ProtoReader.of(request, '');
+  const id = checkpointId(r, 'checkpoint_id');
+  const key = idempotencyKey(r, 'idempotency_key', limits);
+  return done(r, { checkpointId: id, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+}
+
+export function deleteOutcomeToProto(o: DeleteOutcome): { deleted_objects: number; deleted_volume_snapshots: string[] } {
+  return { deleted_objects: u32(o.deletedObjects), deleted_volume_snapshots: [...o.deletedVolumeSnapshots] };
+}
+
+export function deleteOutcomeFromProto(message: unknown): Result<DeleteOutcome> {
+  const r = ProtoReader.of(message, '', 'internal');
+  const deletedObjects = r.u32('deleted_objects');
+  const deletedVolumeSnapshots = r.list('deleted_volume_snapshots').map((s) => String(s));
+  return done(r, { deletedObjects, deletedVolumeSnapshots });
 }
 
 export interface ListCheckpointsArgs {
@@ -491,6 +520,7 @@ function optionsToProto(o: SnapshotOptions): PbSnapshotOptions {
     alignment_timeout_ms: o.alignmentTimeoutMs,
     fallback_policy: fallbackPolicies.toProto(o.fallbackPolicy),
     freeze_deadline_ms: o.freezeDeadlineMs,
+    max_concurrent: o.maxConcurrent ?? 1,
   };
 }
 
@@ -557,6 +587,7 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
     volumes: record.volumes.map(volumeToProto),
     safety: record.safety,
     fallback_reason: record.fallbackReason ?? '',
+    pinned: record.pinned === true,
     servers: (record.servers ?? []).map((f) => ({
       server: f.server,
       frozen_at_unix_ms: f.frozenAtUnixMs ?? 0,
@@ -651,6 +682,7 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
       alignmentTimeoutMs: o.u32('alignment_timeout_ms'),
       fallbackPolicy: o.enumValue('fallback_policy', fallbackPolicies, false) ?? 'fail',
       freezeDeadlineMs: o.u32('freeze_deadline_ms'),
+      maxConcurrent: o.u32('max_concurrent') || 1,
     },
     ...optional('idempotencyKey', r.string('idempotency_key'), ''),
     createdAtUnixMs: r.i64('created_at_unix_ms'),
@@ -675,6 +707,7 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
     })),
     safety: r.bool('safety'),
     ...optional('fallbackReason', r.string('fallback_reason'), ''),
+    ...(r.bool('pinned') ? { pinned: true } : {}),
     servers: r.messages('servers').map((f) => ({
       server: f.string('server'),
       ...optional('frozenAtUnixMs', f.i64('frozen_at_unix_ms'), 0),

@@ -25,7 +25,9 @@ export type Command =
   | { readonly kind: 'rollback'; readonly id: number; readonly skipSafety: boolean; readonly idempotencyKey?: string }
   | { readonly kind: 'restore'; readonly request: RestoreRequest }
   | { readonly kind: 'verify'; readonly id: number }
-  | { readonly kind: 'delete'; readonly id: number }
+  | { readonly kind: 'delete'; readonly id: number; readonly idempotencyKey?: string }
+  | { readonly kind: 'cancel'; readonly id: number; readonly idempotencyKey?: string }
+  | { readonly kind: 'pin' | 'unpin'; readonly id: number; readonly idempotencyKey?: string }
   | { readonly kind: 'agents'; readonly tenant?: string };
 
 export type Parsed =
@@ -61,6 +63,7 @@ const COMMANDS: Readonly<Record<string, { options: Options; positionals: number 
       timeout: { type: 'string' },
       fallback: { type: 'string' },
       'freeze-deadline': { type: 'string' },
+      'max-concurrent': { type: 'string' },
       'idempotency-key': { type: 'string' },
       watch: { type: 'boolean' },
     },
@@ -71,7 +74,10 @@ const COMMANDS: Readonly<Record<string, { options: Options; positionals: number 
   rollback: { options: { 'no-safety': { type: 'boolean' }, 'idempotency-key': { type: 'string' } }, positionals: 1 },
   restore: { options: { map: { type: 'string', multiple: true }, 'idempotency-key': { type: 'string' } }, positionals: 1 },
   verify: { options: {}, positionals: 1 },
-  delete: { options: {}, positionals: 1 },
+  delete: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
+  cancel: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
+  pin: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
+  unpin: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
   agents: { options: { tenant: { type: 'string' } }, positionals: 0 },
 };
 
@@ -197,6 +203,8 @@ function build(key: string, values: Record<string, string | boolean | (string | 
       if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
       const freezeDeadlineMs = int('--freeze-deadline', str('freeze-deadline'), 1, UINT32_MAX);
       if (freezeDeadlineMs !== undefined) options.freezeDeadlineMs = freezeDeadlineMs;
+      const maxConcurrent = int('--max-concurrent', str('max-concurrent'), 1, UINT32_MAX);
+      if (maxConcurrent !== undefined) options.maxConcurrent = maxConcurrent;
       const fallback = oneOf('--fallback', str('fallback'), ['fail', 'downgrade'] as const);
       if (fallback !== undefined) options.fallbackPolicy = fallback;
       const idempotencyKey = key2('idempotency-key');
@@ -225,7 +233,12 @@ function build(key: string, values: Record<string, string | boolean | (string | 
     case 'verify':
       return { kind: 'verify', id: checkpointId(positionals[0]) };
     case 'delete':
-      return { kind: 'delete', id: checkpointId(positionals[0]) };
+    case 'cancel':
+    case 'pin':
+    case 'unpin': {
+      const idempotencyKey = key2('idempotency-key');
+      return { kind: key, id: checkpointId(positionals[0]), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+    }
     case 'agents': {
       const tenant = name('--tenant', str('tenant'));
       return { kind: 'agents', ...(tenant !== undefined ? { tenant } : {}) };

@@ -46,7 +46,9 @@ Commands:
   rollback ID [--no-safety]               put the plan's apps back to a checkpoint
   restore ID --map SRC=DST[,...]          load a checkpoint into other servers or apps
   verify ID                               check every part and the cut of a checkpoint
-  delete ID                               delete a checkpoint and its stored parts
+  delete ID                               delete a checkpoint, its stored parts and volume snapshots
+  cancel ID                               abort a checkpoint in flight
+  pin ID / unpin ID                       keep a checkpoint whatever retention says / stop keeping it
   agents [--tenant T]                     registered agents and their heartbeats
   help [COMMAND]                          help on a command (also: COMMAND --help)
 
@@ -138,7 +140,10 @@ Options:
   --timeout MS               abort if not completed within MS (default: the coordinator's)
   --fallback fail|downgrade  when the level cannot be reached (default: fail)
   --freeze-deadline MS       crash level: agents thaw by themselves after MS (default: the coordinator's)
-  --idempotency-key K        a retry with the same key returns the same checkpoint
+  --max-concurrent N         checkpoints of the plan in flight at once, this one included (default 1);
+                             beyond it the plan is busy: RESOURCE_EXHAUSTED, reason PLAN_BUSY
+  --idempotency-key K        a retry with the same key returns the same checkpoint; the same key with
+                             other options is refused (IDEMPOTENCY_KEY_REUSED)
   --watch                    follow the checkpoint to its end
 
 ${GLOBAL_HELP}
@@ -209,9 +214,52 @@ ${GLOBAL_HELP}
 
 ${EXIT_HELP}
 `,
-  delete: `Usage: snapctl delete ID
+  delete: `Usage: snapctl delete ID [--idempotency-key K]
 
-Deletes checkpoint ID and its stored parts.
+Deletes checkpoint ID, its stored parts and its volume snapshots (through the coordinator's volume
+backend), and prints what went. Refused while it runs (cancel it first) or is pinned (unpin it first).
+
+Options:
+  --idempotency-key K    a retry with the same key answers as the first call did
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  cancel: `Usage: snapctl cancel ID [--idempotency-key K]
+
+Aborts checkpoint ID while it is in flight: agents are told, its stored parts and volume snapshots
+are deleted, and it ends ABORTED with reason cancelled. Cancelling an aborted checkpoint is a no-op;
+a completed one is refused (delete it instead).
+
+Options:
+  --idempotency-key K    a retry with the same key answers as the first call did
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+
+Example:
+  snapctl cancel 42 && snapctl show 42
+`,
+  pin: `Usage: snapctl pin ID [--idempotency-key K]
+
+Pins completed checkpoint ID: retention never deletes it, and it does not count against the
+number kept per plan. A pinned checkpoint cannot be deleted until it is unpinned.
+
+Options:
+  --idempotency-key K    a retry with the same key answers as the first call did
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  unpin: `Usage: snapctl unpin ID [--idempotency-key K]
+
+Unpins checkpoint ID: retention treats it like any other completed checkpoint again.
+
+Options:
+  --idempotency-key K    a retry with the same key answers as the first call did
 
 ${GLOBAL_HELP}
 

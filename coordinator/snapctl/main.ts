@@ -28,6 +28,8 @@ export type SnapctlClient = Pick<
   | 'restore'
   | 'verify'
   | 'deleteCheckpoint'
+  | 'cancelCheckpoint'
+  | 'pinCheckpoint'
   | 'listAgents'
   | 'close'
 >;
@@ -201,10 +203,23 @@ async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOp
       out(cx, { id: command.id, ...report }, verifyText(command.id, report));
       return report.ok ? EXIT.ok : EXIT.verifyFailed;
     }
-    case 'delete':
-      check(cx, await client.deleteCheckpoint(command.id));
-      out(cx, { deleted: command.id }, `checkpoint ${command.id} deleted\n`);
+    case 'delete': {
+      const d = check(cx, await client.deleteCheckpoint(command.id, command.idempotencyKey));
+      const volumes = d.deletedVolumeSnapshots.length === 0 ? '' : `, ${d.deletedVolumeSnapshots.length} volume snapshot(s): ${d.deletedVolumeSnapshots.join(', ')}`;
+      out(cx, { deleted: command.id, ...d }, `checkpoint ${command.id} deleted with ${d.deletedObjects} stored object(s)${volumes}\n`);
       return EXIT.ok;
+    }
+    case 'cancel': {
+      const c = check(cx, await client.cancelCheckpoint(command.id, command.idempotencyKey));
+      out(cx, c, `checkpoint ${c.id} ${c.state === 'aborted' ? 'aborted' : `cancelled: ${c.state} (snapctl show ${c.id} follows it to aborted)`}\n`);
+      return EXIT.ok;
+    }
+    case 'pin':
+    case 'unpin': {
+      const c = check(cx, await client.pinCheckpoint(command.id, command.kind === 'pin', command.idempotencyKey));
+      out(cx, c, `checkpoint ${c.id} ${c.pinned ? 'pinned: retention keeps it' : 'unpinned'}\n`);
+      return EXIT.ok;
+    }
     case 'agents': {
       const agents = check(cx, await client.listAgents(command.tenant));
       out(cx, { agents }, agentsTable(agents, io.now()));

@@ -59,7 +59,7 @@ export function checkpointsTable(checkpoints: readonly CheckpointView[]): string
   return table(
     ['ID', 'PLAN', 'LEVEL', 'STATE', 'PROGRESS', 'CREATED', 'DURATION', 'SIZE', 'FAILURE'],
     checkpoints.map((c) => [
-      `${c.id}${c.safety ? '*' : ''}`,
+      `${c.id}${c.safety ? '*' : ''}${c.pinned ? ' (pinned)' : ''}`,
       c.planId,
       levelText(c),
       c.state,
@@ -95,7 +95,7 @@ export function appStatsTable(c: CheckpointView): string {
 export function checkpointText(c: CheckpointView): string {
   const o = c.options;
   const lines = [
-    `checkpoint ${c.id}${c.safety ? ' (safety checkpoint taken by a rollback)' : ''}`,
+    `checkpoint ${c.id}${c.safety ? ' (safety checkpoint taken by a rollback)' : ''}${c.pinned ? ' (pinned: retention keeps it)' : ''}`,
     `plan             ${c.planId} (tenant ${c.tenant}, epoch ${c.epoch})`,
     `level            requested ${c.levelRequested}, achieved ${c.levelAchieved ?? '-'}`,
     ...(c.fallbackReason !== undefined ? [`fallback         ${c.fallbackReason}`] : []),
@@ -103,7 +103,7 @@ export function checkpointText(c: CheckpointView): string {
     ...(c.failureReason !== undefined || c.failureDetail !== undefined ? [`failure          ${failureText(c)}`] : []),
     `options          timeout ${durationText(o.timeoutMs)}, ${o.alignmentMode}` +
       (o.alignmentMode === 'aligned' ? `, alignment timeout ${o.alignmentTimeoutMs === 0 ? 'never' : durationText(o.alignmentTimeoutMs)}` : '') +
-      `, fallback ${o.fallbackPolicy}, freeze deadline ${durationText(o.freezeDeadlineMs)}`,
+      `, fallback ${o.fallbackPolicy}, freeze deadline ${durationText(o.freezeDeadlineMs)}, max concurrent ${o.maxConcurrent ?? 1}`,
     ...(c.idempotencyKey !== undefined ? [`idempotency key  ${c.idempotencyKey}`] : []),
     `created          ${timeText(c.createdAtUnixMs)}`,
     `triggered        ${timeText(c.stats.triggeredAtUnixMs)}`,

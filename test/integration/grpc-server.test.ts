@@ -11,6 +11,7 @@ import { coordinatorGrpc } from '../../coordinator/grpc/descriptor.js';
 import { healthGrpc } from '../../coordinator/grpc/health.js';
 import type { ProgressView } from '../../coordinator/grpc/convert.js';
 import { planInput } from '../support/coordinator-fixtures.js';
+import type { AppRef, PlanInput } from '../../coordinator/model.js';
 import { STUCK_PLAN, THROWING_CHECKPOINT_ID } from '../support/fake-checkpoints.js';
 import { startTestCoordinator, type TestCoordinator } from '../support/test-coordinator.js';
 
@@ -98,7 +99,14 @@ describe('coordinator gRPC server', () => {
     });
 
     it('ListPlans pages by tenant with the default page size when page_size is 0', async () => {
-      for (let i = 0; i < 12; i++) value(await client.registerPlan(planInput({ id: `lp-${String(i).padStart(2, '0')}`, tenant: 'lister' }), 0));
+      // Each plan on servers of its own: an app belongs to at most one plan.
+      const onOwnServers = (id: string): PlanInput => {
+        const p = planInput({ id, tenant: 'lister' });
+        const s = (server: string): string => `${server}-${id}`;
+        const ref = (a: AppRef): AppRef => ({ server: s(a.server), app: a.app });
+        return { ...p, servers: p.servers.map(s), apps: p.apps.map(ref), channels: p.channels.map((c) => ({ ...c, from: ref(c.from), to: ref(c.to) })), volumes: p.volumes.map((v) => ({ ...v, server: s(v.server) })) };
+      };
+      for (let i = 0; i < 12; i++) value(await client.registerPlan(onOwnServers(`lp-${String(i).padStart(2, '0')}`), 0));
       const first = value(await client.listPlans('lister', 0, ''));
       expect(first.items).toHaveLength(10);
       const second = value(await client.listPlans('lister', 0, first.nextPageToken));
@@ -207,7 +215,7 @@ describe('coordinator gRPC server', () => {
     it('TakeSnapshot answers with the accepted record; the options carry the defaults the API filled in', async () => {
       const cp = value(await client.takeSnapshot({ planId: 'p-take', level: 'crash', options: { fallbackPolicy: 'downgrade' }, idempotencyKey: 'op-1' }));
       expect(cp).toMatchObject({ planId: 'p-take', levelRequested: 'crash', state: 'pending', idempotencyKey: 'op-1' });
-      expect(cp.options).toEqual({ timeoutMs: 60_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'downgrade', freezeDeadlineMs: 30_000 });
+      expect(cp.options).toEqual({ timeoutMs: 60_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'downgrade', freezeDeadlineMs: 30_000, maxConcurrent: 1 });
       const retry = value(await client.takeSnapshot({ planId: 'p-take', level: 'crash', options: {}, idempotencyKey: 'op-1' }));
       expect(retry.id).toBe(cp.id);
     });
