@@ -16,6 +16,7 @@ import { hash } from 'node:crypto';
 import { consumerOpts, type JetStreamClient, type NatsConnection, type ObjectInfo, type ObjectStore } from 'nats';
 import type { CheckpointId } from '../src/ids.js';
 import { isName, type ObjectRef } from '../src/wire/index.js';
+import type { Result } from '../src/result.js';
 
 export type StateErrorKind =
   /** A tenant or object name that cannot be stored (caller's bug or a forged ref). */
@@ -41,7 +42,7 @@ export interface StateError {
   readonly actual?: { readonly digest?: string; readonly sizeBytes?: number };
 }
 
-export type StateResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: StateError };
+export type StateResult<T> = Result<T, StateError>;
 
 export interface StateObjects {
   /** Stores (or replaces) an object; the ref carries the digest as NATS computed it. */
