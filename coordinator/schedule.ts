@@ -100,7 +100,7 @@ export class PlanSchedule {
     const taken = await this.deps.take({ planId: this.spec.planId, level: this.spec.level, options: {}, periodic: true });
     if (!taken.ok) {
       // A checkpoint already in flight (manual or late periodic) simply skips this tick.
-      if (taken.error.kind !== 'failed-precondition' || !/still running/.test(taken.error.message)) this.failed(taken.error.message);
+      if (taken.error.reason !== 'PLAN_BUSY') this.failed(taken.error.message);
       this.arm(Math.max(this.spec.minPauseMs, this.spec.intervalMs - (Date.now() - started)));
       return;
     }

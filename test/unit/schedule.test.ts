@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TakeSnapshotRequest } from '../../coordinator/api.js';
-import { fail, ok } from '../../coordinator/errors.js';
+import { failWith, ok } from '../../coordinator/errors.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
 import { parseScheduleSpec, PlanSchedule } from '../../coordinator/schedule.js';
 import { checkpointRecord } from '../support/coordinator-fixtures.js';
@@ -39,7 +39,7 @@ describe('periodic schedule', () => {
       take: async (r: TakeSnapshotRequest) => {
         requests.push(r);
         const next = outcomes.shift() ?? 'completed';
-        if (next === 'busy') return fail<CheckpointRecord>('failed-precondition', 'checkpoint 1 of plan demo is still running');
+        if (next === 'busy') return failWith<CheckpointRecord>('resource-exhausted', 'PLAN_BUSY', 'checkpoint 1 of plan demo is in flight (max_concurrent 1)');
         id += 1;
         return ok({ ...checkpointRecord(), id, state: next === 'completed' ? ('completed' as const) : ('aborted' as const), failureDetail: next === 'aborted' ? 'timeout' : undefined } as CheckpointRecord);
       },
