@@ -34,7 +34,7 @@ export function deleteCall(world: World): void {
   if (all.length === 0) return;
   const victim = world.prng.pick(all);
   world.note(`api delete ckpt ${victim.id}`);
-  world.coordinator.deleteCheckpoint(victim.id, world.operationsLedger.protectedIds, (ok, message) => world.note(`api delete ckpt ${victim.id}: ${ok ? 'ok' : message}`));
+  world.coordinator.deleteCheckpoint(victim.id, (ok, message) => world.note(`api delete ckpt ${victim.id}: ${ok ? 'ok' : message}`));
 }
 
 function keyed(world: World, base: Omit<OperationCall, 'key'>): void {
@@ -67,4 +67,13 @@ export function corruptObject(world: World): void {
   const name = world.prng.pick(parts);
   world.note(`CORRUPT ${name}`);
   world.objects.corrupt(name);
+}
+
+export function pinCall(world: World): void {
+  const all = world.topology.plans.flatMap((p) => world.completedOf(p.id));
+  if (all.length === 0) return;
+  const r = world.prng.pick(all);
+  const pinned = !r.pinned;
+  world.coordinator.pin(r.id, pinned, (ok) => world.note(`api ${pinned ? 'pin' : 'unpin'} ckpt ${r.id}: ${ok ? 'ok' : 'unchanged'}`));
+  world.count(pinned ? 'pins' : 'unpins');
 }

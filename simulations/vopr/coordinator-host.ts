@@ -7,6 +7,8 @@
  */
 import { EMPTY_SLOTS, stepAdmission, type AdmissionStep, type PlanSlots } from '../../src/control/admission.js';
 import type { NegativeControls } from '../../src/control/negative-controls.js';
+import { decideRecovery } from '../../src/control/recovery.js';
+import { decideRetention } from '../../src/control/retention.js';
 import { AppLevel } from '../../src/control/round-app.js';
 import { CrashLevel } from '../../src/control/round-crash.js';
 import { Round, type RoundEffect, type RoundInput, type RoundLevel, type TakenVolume } from '../../src/control/round.js';
@@ -30,6 +32,7 @@ export const ROUND_SETTLE_MS = 1_500;
 export const THAW_WAIT_MS = 1_000;
 export const RESEND_MS = 200;
 export const MAX_CONCURRENT_MAX = 8;
+const IN_FLIGHT: readonly string[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
 
 export interface CoordinatorWorld {
   readonly agenda: Agenda;
@@ -46,7 +49,14 @@ export interface CoordinatorWorld {
   readonly trace: (what: string) => void;
   /** When each checkpoint's clean-up was asked for (the world's record, not the coordinator's). */
   readonly cleanUps: Map<number, number>;
+  /** A delete decided to go: from now on the checkpoint's parts may go. */
+  readonly deleting: (id: number) => void;
+  /** Targets and safety checkpoints of rollbacks and restores (what the operations store tells retention). */
+  readonly protectedIds: ReadonlySet<number>;
 }
+
+/** Completed checkpoints retention keeps per plan, besides pinned and protected ones. */
+export const RETAINED_PER_PLAN = 3;
 
 export type TakeAnswer = { readonly ok: true; readonly id: number } | { readonly ok: false; readonly code: 'busy' | 'unavailable' | 'failed'; readonly message: string };
 
@@ -76,6 +86,8 @@ export class CoordinatorHost {
   private readonly lastCompleted = new Map<string, number>();
   /** When each agent was last heard from. */
   readonly agentsSeen = new Map<string, number>();
+  /** Checkpoints whose volume call has not returned (the world's view, for the known findings). */
+  readonly volumeCallsPending = new Set<number>();
   /** Operation answers (`op:` request ids) go to the operations shell. */
   operationAnswer: (e: AgentEvent) => void = () => undefined;
 
@@ -102,6 +114,11 @@ export class CoordinatorHost {
     return p;
   }
 
+  /** The rounds running now, by id (the world notes them when the process dies). */
+  runningIds(): number[] {
+    return [...this.rounds.keys()];
+  }
+
   crash(): void {
     this.process.crash();
     for (const run of this.rounds.values()) this.w.ledger.roundEnded(run.plan.id, run.record.id);
@@ -111,8 +128,10 @@ export class CoordinatorHost {
   }
 
   boot(): void {
+    const restarted = this.process.incarnation > 0;
     this.process.restart();
     this.calls = this.newCalls();
+    if (restarted) this.recover();
     // Agents re-register when a coordinator starts (defect 9): the hello.
     for (const server of [...this.w.topology.servers, ...this.w.topology.spareServers]) {
       this.w.controls.send('coordinator', server, { type: 'hello', requestId: `hello:${this.owner}`, tenant: TENANT, server, plan: '', epoch: 0 });
@@ -128,6 +147,61 @@ export class CoordinatorHost {
     const run = this.rounds.get(id);
     if (run === undefined) done(undefined);
     else run.onEnd.push(done);
+  }
+
+  // ---- start-up recovery (src/control/recovery.ts decides) ---------------------------------------
+
+  /**
+   * As coordinator/checkpoints/recover.ts: every record in flight and every plan's slots read, then
+   * the actions carried out in order; an abort deletes the parts and writes the record aborted, and
+   * only then is its slot released.
+   */
+  private recover(): void {
+    this.calls.retried(
+      'list checkpoints and slots',
+      () => ({
+        records: this.w.kv.keys('ckpt.').map((k) => this.w.kv.get(k)?.value as CheckpointRecord),
+        slots: this.w.topology.plans.map((p) => ({ planId: p.id, slots: ((this.w.kv.get(slotsKey(p.id))?.value as PlanSlots | undefined) ?? EMPTY_SLOTS).slots })),
+      }),
+      ({ records, slots }) => {
+        const inFlight = records.filter((r) => IN_FLIGHT.includes(r.state));
+        const actions = decideRecovery({
+          inFlight: inFlight.map((r) => ({ checkpointId: r.id, planId: r.plan, state: r.state, createdAtUnixMs: r.createdAtMs })),
+          slots: slots.filter((s) => s.slots.length > 0),
+          runningHere: [],
+          nowMs: this.w.agenda.now,
+        });
+        const byId = new Map(inFlight.map((r) => [r.id, r]));
+        const aborted = new Set<number>();
+        const next = (i: number): void => {
+          const a = actions[i];
+          if (a === undefined) return;
+          if (a.type === 'release-slot') {
+            if (a.reason !== 'aborted-now' || aborted.has(a.checkpointId)) this.releaseSlot(a.planId, a.checkpointId);
+            next(i + 1);
+            return;
+          }
+          const r = byId.get(a.checkpointId) as CheckpointRecord;
+          this.w.trace(`recovery: aborting ckpt ${r.id} (${r.state}) left by a stopped coordinator`);
+          for (const server of this.plan(r.plan).servers) {
+            this.w.controls.send('coordinator', server, { requestId: `abort:${r.id}:${server}:recovery`, tenant: TENANT, server, plan: r.plan, epoch: r.epoch, type: 'abort', checkpointId: r.id, reason: 'the coordinator running this checkpoint stopped' } as Control);
+          }
+          if (!this.w.cleanUps.has(r.id)) this.w.cleanUps.set(r.id, this.w.agenda.now);
+          const objects = this.w.objects.list().filter((o) => o.name.startsWith(objectPrefix(r.id))).map((o) => o.name);
+          this.deleteAll(objects, liveVolumeRefs(r), () =>
+            this.calls.update<CheckpointRecord>(
+              checkpointKey(r.id),
+              (cur) => (cur === undefined || !IN_FLIGHT.includes(cur.state) ? undefined : Object.assign({}, cur, { state: 'aborted' as const, failure: { reason: 'internal' as const, detail: a.detail } })),
+              () => {
+                aborted.add(r.id);
+                next(i + 1);
+              },
+            ),
+          );
+        };
+        next(0);
+      },
+    );
   }
 
   // ---- TakeSnapshot ----------------------------------------------------------------------------
@@ -181,7 +255,7 @@ export class CoordinatorHost {
       }
       if (e.type === 'preempt') this.cancel(e.checkpointId, `a manual request (checkpoint ${e.by}) took its slot`);
     }
-    const record: CheckpointRecord = { id, plan: plan.id, level: plan.level, epoch, state: 'pending', failure: null, parts: [], volumes: [], pinned: false, owner: this.owner, periodic };
+    const record: CheckpointRecord = { id, plan: plan.id, level: plan.level, epoch, state: 'pending', failure: null, parts: [], volumes: [], pinned: false, owner: this.owner, periodic, createdAtMs: this.w.agenda.now };
     const level = this.levelFor(plan, id);
     const created = Round.create({ checkpointId: id, timeoutMs: plan.timeoutMs, commitTimeoutMs: ROUND_COMMIT_TIMEOUT_MS, refreshMs: ROUND_REFRESH_MS, settleMs: ROUND_SETTLE_MS, negativeControls: this.w.negativeControls }, level);
     if (!created.ok) throw new Error(created.error.message);
@@ -387,8 +461,10 @@ export class CoordinatorHost {
     const keep = fails ? this.w.prng.int(volumes.length + 1) : volumes.length;
     const started = this.w.agenda.now;
     const incarnation = this.process.incarnation;
+    this.volumeCallsPending.add(run.record.id);
     this.w.agenda.after(delay, `volume backend ${fails ? 'fails' : 'takes'} snapshot of ckpt ${run.record.id}`, () => {
       const taken = this.w.volumes.snapshot(volumes.slice(0, keep).map((v) => v.volume), `ckpt-${run.record.id}`, started);
+      this.volumeCallsPending.delete(run.record.id);
       if (this.process.incarnation !== incarnation) return;
       const refs: TakenVolume[] = taken.map((t, i) => ({ volumeId: t.volume, server: (volumes[i] as { server: string }).server, snapshotRef: t.id, startedAtUnixMs: started, endedAtUnixMs: this.w.agenda.now }));
       this.feed(run, { type: 'volume-snapshot-finished', ok: !fails, taken: refs, ...(fails ? { detail: 'the volume backend failed' } : {}), nowMs: this.w.agenda.now });
@@ -453,6 +529,7 @@ export class CoordinatorHost {
     this.w.ledger.roundEnded(run.plan.id, id);
     const finish = (): void => {
       this.rounds.delete(id);
+      if (state === 'completed') this.applyRetention(run.plan.id);
       for (const cb of run.onEnd) cb(run.record);
       this.releaseSlot(run.plan.id, id);
     };
@@ -462,35 +539,57 @@ export class CoordinatorHost {
   }
 
   /**
-   * DeleteCheckpoint: the record first (from then on the checkpoint is gone for every reader), then
-   * its objects and volume snapshots. A checkpoint an operation uses (target, safety) is kept, as
-   * retention keeps them (defect 7).
+   * DeleteCheckpoint as the checkpoint service does it: checks first (a refusal changes nothing),
+   * then the parts (objects and volume snapshots), then the record. A checkpoint an operation uses
+   * (target, safety) or a pinned one is kept, as retention keeps them (defect 7).
    */
-  deleteCheckpoint(id: number, protectedIds: ReadonlySet<number>, answer: (ok: boolean, message: string) => void): void {
-    if (protectedIds.has(id)) {
+  deleteCheckpoint(id: number, answer: (ok: boolean, message: string) => void): void {
+    if (this.w.protectedIds.has(id)) {
       answer(false, `checkpoint ${id} is the target or safety checkpoint of a rollback`);
       return;
     }
-    let record: CheckpointRecord | undefined;
-    let landed = false;
+    this.calls.read(checkpointKey(id), (entry) => {
+      const r = entry?.value as CheckpointRecord | undefined;
+      if (r === undefined || r.state !== 'completed') return answer(false, `checkpoint ${id} is not a completed checkpoint`);
+      if (r.pinned) return answer(false, `checkpoint ${id} is pinned`);
+      this.w.deleting(id);
+      this.deleteAll(r.parts.map((p) => p.ref.name), liveVolumeRefs(r), () =>
+        this.calls.retried(`delete ${checkpointKey(id)}`, () => this.w.kv.delete(checkpointKey(id)), () => {
+          this.w.trace(`ckpt ${id} deleted`);
+          answer(true, 'deleted');
+        }),
+      );
+    });
+  }
+
+  /** Retention after a completion, as the service applies it: src/control/retention.ts decides, deletes go one by one. */
+  private applyRetention(planId: string): void {
+    this.calls.retried(
+      `list completed of ${planId}`,
+      () => this.w.kv.keys('ckpt.').map((k) => this.w.kv.get(k)?.value as CheckpointRecord).filter((r) => r.plan === planId && r.state === 'completed'),
+      (completed) => {
+        const decision = decideRetention({
+          completed: completed.map((r) => ({ id: r.id, pinned: r.pinned })),
+          keepNewest: RETAINED_PER_PLAN,
+          protectedIds: completed.filter((r) => this.w.protectedIds.has(r.id)).map((r) => ({ id: r.id, because: 'rollback-target' as const })),
+        });
+        const next = (i: number): void => {
+          const id = decision.delete[i];
+          if (id === undefined) return;
+          this.w.trace(`retention: deleting ckpt ${id} of ${planId}`);
+          this.deleteCheckpoint(id, () => next(i + 1));
+        };
+        next(0);
+      },
+    );
+  }
+
+  /** PinCheckpoint / UnpinCheckpoint: a completed record's flag, by compare-and-set. */
+  pin(id: number, pinned: boolean, answer: (ok: boolean) => void): void {
     this.calls.update<CheckpointRecord>(
       checkpointKey(id),
-      (current) => {
-        // An earlier attempt whose reply was lost may have written it already.
-        landed = record !== undefined && current?.state === 'deleted';
-        if (current === undefined || current.state !== 'completed') return undefined;
-        record = current;
-        return Object.assign({}, current, { state: 'deleted' as const });
-      },
-      (written) => {
-        if (written === undefined && !landed) {
-          answer(false, `checkpoint ${id} is not a completed checkpoint`);
-          return;
-        }
-        this.w.trace(`ckpt ${id} deleted`);
-        const r = record as CheckpointRecord;
-        this.deleteAll(r.parts.map((p) => p.ref.name), liveVolumeRefs(r), () => answer(true, 'deleted'));
-      },
+      (r) => (r === undefined || r.state !== 'completed' || r.pinned === pinned ? undefined : Object.assign({}, r, { pinned })),
+      (written) => answer(written !== undefined),
     );
   }
 

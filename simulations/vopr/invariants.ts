@@ -61,6 +61,15 @@ export class Ledger {
   private readonly keyedExecutions = new Map<string, number>();
   private readonly inFlight = new Map<string, Set<number>>();
 
+  /**
+   * Held apps whose hold is a visible, repairable state rather than a violation: a restore an agent
+   * declined leaves the operation in needs-repair and the apps it restored paused for the operator
+   * (set by the world).
+   */
+  exemptHold: (kind: Hold['kind'], checkpoint: number) => boolean = () => false;
+  /** Tells which held apps are a known finding (set by the world). */
+  knownHold: (kind: Hold['kind'], checkpoint: number) => KnownFinding | undefined = () => undefined;
+
   constructor(private readonly limitOf: (plan: string) => number) {}
 
   violate(invariant: Invariant, subject: string, atMs: number, detail: string, known?: KnownFinding): void {
@@ -187,8 +196,8 @@ export class Ledger {
   /** After every step: no app held past its deadline (the parts of completed checkpoints are checked as they change). */
   checkStep(nowMs: number): void {
     for (const [app, h] of this.holds) {
-      if (nowMs > h.deadlineAtMs + DEADLINE_SLACK_MS) {
-        this.violate('no-app-held-past-deadline', app, nowMs, `${app} ${h.kind} by checkpoint ${h.checkpoint} since ${h.sinceMs} ms, deadline ${h.deadlineAtMs} ms`);
+      if (nowMs > h.deadlineAtMs + DEADLINE_SLACK_MS && !this.exemptHold(h.kind, h.checkpoint)) {
+        this.violate('no-app-held-past-deadline', app, nowMs, `${app} ${h.kind} by checkpoint ${h.checkpoint} since ${h.sinceMs} ms, deadline ${h.deadlineAtMs} ms`, this.knownHold(h.kind, h.checkpoint));
       }
     }
   }

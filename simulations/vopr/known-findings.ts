@@ -19,6 +19,27 @@ export const KNOWN_FINDINGS = {
       'the completed record may land although the round aborted: a commit write whose reply was lost (seed 2), or a cancel while ' +
       'the commit write is in flight (seed 29), lets the clean-up delete the parts of a record that says completed',
   },
+  'volume-snapshots-of-dead-coordinator': {
+    owner: 'src/control/recovery.ts and coordinator/checkpoints/recover.ts (API), src/control/round.ts (ROUND)',
+    seed: 7,
+    what:
+      'volume snapshots that the backend finishes after the coordinator that asked for them died (or that a round took but had not ' +
+      'recorded yet when it died) are never deleted: recovery deletes only what the records list',
+  },
+  'operation-orphaned-by-crash': {
+    owner: 'coordinator/checkpoints/operations.ts (OPS), src/control/recovery.ts (API)',
+    seed: 12,
+    what:
+      'a rollback or restore under way when its coordinator dies is neither finished nor failed by the next one: its record stays ' +
+      'in its phase and the apps it restored stay paused until an operator rolls back again',
+  },
+  'delete-cut-short': {
+    owner: 'coordinator/checkpoints/service.ts delete (API)',
+    seed: 185,
+    what:
+      'a DeleteCheckpoint cut short by a coordinator crash after it deleted the parts and before it deleted the record leaves a record ' +
+      'that says completed without its parts (nothing finishes the delete)',
+  },
 } as const;
 
 export type KnownFinding = keyof typeof KNOWN_FINDINGS;

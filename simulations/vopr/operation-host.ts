@@ -33,6 +33,8 @@ export interface OperationsLedger {
   readonly lastState: Map<string, OperationState>;
   /** Checkpoints that operations rolled back or restored to, or took as safety checkpoints: not deleted. */
   readonly protectedIds: Set<number>;
+  /** Checkpoints of operations that ended in needs-repair because an agent declined (a visible, repairable state). */
+  readonly declinedRepairs: Set<number>;
 }
 
 class OperationRun {
@@ -81,6 +83,11 @@ export class OperationsHost {
 
   private get process(): SimProcess {
     return this.c.process;
+  }
+
+  /** Checkpoints of the operations running now (the world notes them when the process dies). */
+  runningCheckpoints(): number[] {
+    return [...this.runs.values()].map((r) => r.record.id);
   }
 
   /** The coordinator crashed: its operations are gone with it (their records stay). */
@@ -233,6 +240,7 @@ export class OperationsHost {
           this.c.store.retried(`put ${idempotencyKey(run.call.key)}`, () => this.w.kv.put(idempotencyKey(run.call.key as string), keyed), () => undefined);
         }
         this.w.trace(`op ${run.id} finished ${e.state} at ${now} ms`);
+        if (e.state === 'needs-repair' && !e.outcome.ok && e.outcome.kind === 'failed-precondition') this.ledger.declinedRepairs.add(run.record.id);
         run.reply(e.outcome);
         return;
     }

@@ -16,6 +16,7 @@ export interface CheckpointRecord {
   /** The coordinator incarnation that ran it (recovery aborts the rounds of dead ones). */
   readonly owner: string;
   readonly periodic: boolean;
+  readonly createdAtMs: number;
 }
 
 export const checkpointKey = (id: number): string => `ckpt.${id}`;

@@ -9,7 +9,7 @@ import type { RunSeed } from './cli-main.js';
 import { describeFaults } from './faults.js';
 import type { SeedResult } from './result.js';
 import { describeTopology } from './topology.js';
-import { corruptObject, deleteCall, restoreCall, rollbackCall } from './api-calls.js';
+import { corruptObject, deleteCall, pinCall, restoreCall, rollbackCall } from './api-calls.js';
 import { heal, startWorkload } from './workload.js';
 import { World } from './world.js';
 
@@ -36,8 +36,9 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
       { weight: 0.5, run: () => restoreCall(world) },
       { weight: 0.6, run: () => deleteCall(world) },
       { weight: 0.3, run: () => corruptObject(world) },
+      { weight: 0.4, run: () => pinCall(world) },
     ],
-    coordinatorCrashes: false,
+    coordinatorCrashes: true,
   });
   agenda.at(SAFETY_MS, '', () => heal(world));
   const livenessEnd = SAFETY_MS + SETTLE_MS + LIVENESS_MS;
@@ -46,7 +47,7 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
     world.note('LIVENESS: every plan must complete a checkpoint');
     for (const plan of world.topology.plans) {
       // A plan left in needs-repair is repaired with the one call the design promises: a rollback.
-      if (world.operationsLedger.lastState.get(plan.id) === 'needs-repair') repair(world, plan.id, livenessEnd, () => livenessTake(world, plan.id, livenessEnd, done));
+      if (needsRepair(world.operationsLedger.lastState.get(plan.id))) repair(world, plan.id, livenessEnd, () => livenessTake(world, plan.id, livenessEnd, done));
       else livenessTake(world, plan.id, livenessEnd, done);
     }
   });
@@ -72,6 +73,7 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
     world.inFlightItems(),
     (item) => world.knownLeak(item),
   );
+  world.checkCompletedRecords();
   world.recogniseUnknownCommits();
   ledger.checkConverged(
     agenda.now,
@@ -90,9 +92,14 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
   };
 };
 
-/** One rollback (no safety checkpoint: there is no consistent present) to the plan's newest completed checkpoint, retried until it completes. */
-function repair(world: World, plan: string, until: number, then: () => void): void {
-  const target = world.completedOf(plan).at(-1);
+/**
+ * The one call that repairs a plan in needs-repair: a rollback (no safety checkpoint: there is no
+ * consistent present) to its newest completed checkpoint, or, when that one is refused (a part
+ * damaged), to the next older one, until one completes.
+ */
+function repair(world: World, plan: string, until: number, then: () => void, skip = 0): void {
+  const completed = world.completedOf(plan);
+  const target = completed[completed.length - 1 - (skip % Math.max(1, completed.length))];
   if (target === undefined) {
     world.ledger.wedged(plan, world.agenda.now, `plan ${plan} needs repair and has no completed checkpoint to roll back to`);
     return;
@@ -100,8 +107,13 @@ function repair(world: World, plan: string, until: number, then: () => void): vo
   world.note(`REPAIR ${plan}: rollback to ckpt ${target.id}`);
   world.operations.call({ kind: 'rollback', checkpointId: target.id, skipSafety: true }, (o) => {
     if (o.ok) then();
-    else if (world.agenda.now + LIVENESS_RETRY_MS < until) world.agenda.after(LIVENESS_RETRY_MS, '', () => repair(world, plan, until, then));
+    else if (world.agenda.now + LIVENESS_RETRY_MS < until) world.agenda.after(LIVENESS_RETRY_MS, '', () => repair(world, plan, until, then, o.kind === 'unavailable' ? skip : skip + 1));
   });
+}
+
+/** The newest operation of the plan moved its epoch and did not finish: it ended in needs-repair, or died with its coordinator. */
+function needsRepair(state: string | undefined): boolean {
+  return state !== undefined && state !== 'completed' && state !== 'failed' && state !== 'refused';
 }
 
 /** A manual checkpoint of the plan, retried while the plan is busy or the checkpoint aborts, until one completes. */

@@ -98,7 +98,7 @@ function scheduleCrashes(world: World, until: number, coordinatorCrashes: boolea
     if (!c.process.up) return;
     world.note('CRASH coordinator');
     world.count('coordinator crashes');
-    c.crash();
+    world.crashCoordinator();
     agenda.after(1 + prng.int(f.downMsMax), '', () => {
       if (c.process.up) return;
       world.note('RESTART coordinator');

@@ -39,10 +39,15 @@ export class World {
   readonly agents = new Map<string, AgentHost>();
   readonly coordinator: CoordinatorHost;
   readonly operations: OperationsHost;
-  readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set() };
+  readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set(), declinedRepairs: new Set() };
   /** Random choices of the workload and the crashes, apart from the network's and the stores'. */
   readonly prng: Prng;
   readonly counts: Record<string, number> = {};
+  /** Rounds that a coordinator crash cut short, and checkpoints of operations it cut short. */
+  readonly cutByCrash = new Set<number>();
+  readonly operationsCutByCrash = new Set<number>();
+  /** Checkpoints a delete started on. */
+  readonly deletes = new Set<number>();
   /** When each checkpoint's clean-up was asked for (to recognise states stored after it). */
   readonly cleanUps = new Map<number, number>();
 
@@ -95,10 +100,17 @@ export class World {
       negativeControls,
       trace,
       cleanUps: this.cleanUps,
+      protectedIds: this.operationsLedger.protectedIds,
+      deleting: (id: number) => {
+        this.deletes.add(id);
+        this.ledger.deleted(id);
+      },
     };
     this.coordinator = new CoordinatorHost(coordinatorWorld);
     this.operations = new OperationsHost(this.coordinator, coordinatorWorld, this.operationsLedger);
     this.events.listen('coordinator', (e) => this.coordinator.onEvent(e));
+    this.ledger.exemptHold = (kind, checkpoint) => kind === 'quiesced' && this.operationsLedger.declinedRepairs.has(checkpoint);
+    this.ledger.knownHold = (kind, checkpoint) => (kind === 'quiesced' && this.operationsCutByCrash.has(checkpoint) ? 'operation-orphaned-by-crash' : undefined);
   }
 
   note(what: string): void {
@@ -141,6 +153,8 @@ export class World {
 
   /** Leaked items the world can name as a known finding (known-findings.ts). */
   knownLeak(item: string): KnownFinding | undefined {
+    const v = /^vs-\d+ \(ckpt-(\d+)\)$/.exec(item);
+    if (v !== null) return this.cutByCrash.has(Number(v[1])) ? 'volume-snapshots-of-dead-coordinator' : undefined;
     const m = /^ckpt\/(\d+)\//.exec(item);
     if (m === null) return undefined;
     const cleaned = this.cleanUps.get(Number(m[1]));
@@ -148,12 +162,17 @@ export class World {
     return cleaned !== undefined && stored !== undefined && stored >= cleaned ? 'late-state-after-abort' : undefined;
   }
 
-  /** Completed records that were overwritten as aborted: the commit's outcome was not what the round believed. */
+  /** Completed records whose parts an abort deleted: the commit's outcome was not what the round believed. */
   recogniseUnknownCommits(): void {
-    for (const key of this.kv.keys('ckpt.')) {
-      const r = this.kv.get(key)?.value as CheckpointRecord | undefined;
-      if (r?.state === 'aborted') this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${r.id}`, 'commit-outcome-unknown');
-    }
+    // The parts went in an abort's clean-up: the round believed its commit had failed.
+    for (const id of this.cleanUps.keys()) this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${id}`, 'commit-outcome-unknown');
+  }
+
+  crashCoordinator(): void {
+    for (const id of [...this.coordinator.runningIds(), ...this.coordinator.volumeCallsPending]) this.cutByCrash.add(id);
+    for (const id of this.operations.runningCheckpoints()) this.operationsCutByCrash.add(id);
+    this.coordinator.crash();
+    this.operations.crash();
   }
 
   /** The completed checkpoints of a plan as a client lists them, oldest first. */
@@ -165,9 +184,26 @@ export class World {
       .sort((a, b) => a.id - b.id);
   }
 
-  /** Objects and volume snapshots that a checkpoint still in flight may own. */
+  /** At the end: every record that says completed still has every part (a delete cut short by a crash may leave one that does not). */
+  checkCompletedRecords(): void {
+    for (const key of this.kv.keys('ckpt.')) {
+      const r = this.kv.get(key)?.value as CheckpointRecord;
+      if (r.state !== 'completed') continue;
+      const missing = [...r.parts.map((p) => p.ref.name).filter((n) => this.objects.get(n) === undefined), ...liveVolumeRefs(r).filter((v) => !this.volumes.has(v))];
+      if (missing.length === 0) continue;
+      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : this.deletes.has(r.id) ? 'delete-cut-short' : undefined;
+      this.ledger.violate('completed-checkpoints-whole', `checkpoint ${r.id}`, this.agenda.now, `the record of checkpoint ${r.id} says completed, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} gone`, known);
+    }
+  }
+
+  /** Objects and volume snapshots that a completed record or a checkpoint still in flight owns. */
   inFlightItems(): Set<string> {
     const live = new Set<string>();
+    // A record that still says completed owns its parts, whatever a delete cut short did.
+    for (const key of this.kv.keys('ckpt.')) {
+      const r = this.kv.get(key)?.value as CheckpointRecord;
+      if (r.state === 'completed') for (const x of [...r.parts.map((p) => p.ref.name), ...liveVolumeRefs(r)]) live.add(x);
+    }
     for (const plan of this.topology.plans) {
       for (const id of this.coordinator.runningOf(plan.id)) {
         for (const o of this.objects.list()) if (o.name.startsWith(`ckpt/${id}/`)) live.add(o.name);
