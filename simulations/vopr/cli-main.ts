@@ -81,7 +81,7 @@ export function failureReport(r: SeedResult, controls: readonly NegativeControl[
     `FAILED seed ${r.seed} at ${r.violations.find((v) => v.known === undefined)?.atMs ?? 0} ms (faults: ${r.faults})`,
     ...r.violations.map((v) => `  ${v.invariant} at ${v.atMs} ms: ${v.detail}${v.known !== undefined ? ` [known finding ${v.known}]` : ''}`),
     `  reproduce: ${reproduceCommand(r.seed, controls)}`,
-    `  last ${r.traceTail.length} events (trace ${r.traceDigest}):`,
+    `  the last ${r.traceTail.length} events about it (whole trace ${r.traceDigest}; --trace prints it):`,
     ...r.traceTail.map((line) => `    ${line}`),
     '',
   ].join('\n');

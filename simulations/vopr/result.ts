@@ -8,7 +8,7 @@ export interface SeedResult {
   readonly simulatedMs: number;
   readonly faults: string;
   readonly violations: readonly Violation[];
-  /** The last lines of the trace, oldest first. */
+  /** The minimal trace of the first failure (focus.ts), oldest first; empty without one. */
   readonly traceTail: readonly string[];
   /** Every line of the trace, when asked for. */
   readonly traceAll?: readonly string[];

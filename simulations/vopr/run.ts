@@ -7,6 +7,7 @@
 import type { NegativeControl } from '../../src/control/negative-controls.js';
 import type { RunSeed } from './cli-main.js';
 import { describeFaults } from './faults.js';
+import { focusTrace } from './focus.js';
 import type { SeedResult } from './result.js';
 import { describeTopology } from './topology.js';
 import { corruptObject, deleteCall, pinCall, restoreCall, rollbackCall } from './api-calls.js';
@@ -25,7 +26,7 @@ export const STEPS_MAX = 2_000_000;
 const LIVENESS_RETRY_MS = 300;
 
 export const runSeed: RunSeed = (seed: number, controls: readonly NegativeControl[], options: { readonly traceAll: boolean }): SeedResult => {
-  const world = new World(seed, new Set(controls), options.traceAll);
+  const world = new World(seed, new Set(controls));
   const { agenda, ledger } = world;
   world.note(`seed ${seed}: plans ${describeTopology(world.topology)}`);
   for (const agent of world.agents.values()) agent.boot(false);
@@ -79,15 +80,17 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
     agenda.now,
     world.topology.plans.flatMap((p) => p.servers.map((server) => ({ server, plan: p.id, epoch: world.agents.get(server)?.controlMachine.epochOf(p.id) }))),
   );
+  const violations = [...ledger.violations].sort((a, b) => a.atMs - b.atMs);
+  const first = violations.find((v) => v.known === undefined);
   return {
     seed,
     steps,
     simulatedMs: agenda.now,
     faults: describeFaults(world.faultProfile),
-    violations: [...ledger.violations].sort((a, b) => a.atMs - b.atMs),
-    traceTail: world.trace.tail(),
-    ...(world.traceAll !== undefined ? { traceAll: world.traceAll } : {}),
-    traceDigest: world.trace.digest(),
+    violations,
+    traceTail: first === undefined ? [] : focusTrace(world.traceAll, first),
+    ...(options.traceAll ? { traceAll: world.traceAll } : {}),
+    traceDigest: fnv1a(world.traceAll),
     counts: world.counts,
   };
 };
@@ -131,4 +134,14 @@ function livenessTake(world: World, plan: string, until: number, done: Set<strin
       else retry();
     });
   });
+}
+
+/** FNV-1a (32 bits) of every line and its newline, as 8 hex digits: equal digests, (almost surely) equal traces. */
+function fnv1a(lines: readonly string[]): string {
+  let h = 0x811c9dc5;
+  for (const line of lines) {
+    for (let i = 0; i < line.length; i++) h = Math.imul(h ^ line.charCodeAt(i), 0x01000193) >>> 0;
+    h = Math.imul(h ^ 10, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }

@@ -19,9 +19,6 @@ import { OperationsHost, type OperationsLedger } from './operation-host.js';
 import { liveVolumeRefs, type CheckpointRecord } from './records.js';
 import { SimKv, SimObjects, SimVolumes } from './stores.js';
 import { drawTopology, type Topology } from './topology.js';
-import { Trace } from './trace.js';
-
-export const TRACE_KEEP = 60;
 
 export class World {
   readonly agenda = new Agenda();
@@ -32,8 +29,8 @@ export class World {
   readonly kv: SimKv;
   readonly objects: SimObjects;
   readonly volumes: SimVolumes;
-  readonly trace = new Trace(TRACE_KEEP);
-  readonly traceAll: string[] | undefined;
+  /** Every line of the trace, `<time> <what>` (the failure report picks its minimal trace from them). */
+  readonly traceAll: string[] = [];
   readonly controls: Network<Control>;
   readonly events: Network<AgentEvent>;
   readonly agents = new Map<string, AgentHost>();
@@ -54,13 +51,11 @@ export class World {
   constructor(
     readonly seed: number,
     readonly negativeControls: ReadonlySet<NegativeControl>,
-    keepTrace: boolean,
   ) {
     const root = new Prng(seed);
     this.topology = drawTopology(root.fork());
     this.faultProfile = drawFaultProfile(root.fork());
     this.prng = root.fork();
-    this.traceAll = keepTrace ? [] : undefined;
     const faults = (): FaultProfile => (this.faultsActive ? this.faultProfile : NO_FAULTS);
     const plans = new Map(this.topology.plans.map((p) => [p.id, p]));
     this.ledger = new Ledger((plan) => plans.get(plan)?.maxConcurrent ?? 1);
@@ -114,8 +109,7 @@ export class World {
   }
 
   note(what: string): void {
-    this.trace.add(this.agenda.now, what);
-    this.traceAll?.push(`${String(this.agenda.now).padStart(7)} ${what}`);
+    this.traceAll.push(`${String(this.agenda.now).padStart(7)} ${what}`);
   }
 
   count(what: string, n = 1): void {
