@@ -165,7 +165,7 @@ export class CheckpointService implements CheckpointsApi {
     }
     for (const p of admitted.value.preempted) {
       const run = this.runs.get(p);
-      if (run) run.cancel(`a manual checkpoint request (checkpoint ${id}) outranks periodic checkpoint ${p}`);
+      if (run) run.cancel(`a manual checkpoint request outranks periodic checkpoint ${p}: checkpoint ${id} took its slot`);
       else this.log.warn({ checkpointId: p, plan: planId }, 'preempted periodic checkpoint is run by another coordinator: not cancelled from here');
     }
     return ok(undefined);
@@ -298,9 +298,14 @@ export class CheckpointService implements CheckpointsApi {
           : options.alignmentTimeoutMs > 0
             ? { kind: 'aligned-timeout', alignmentTimeoutMs: options.alignmentTimeoutMs }
             : { kind: 'aligned' };
-    const run: Run = this.runFor(request.level, record, plan.value, g.value, opaque?.ok ? opaque.value : undefined, policy, created.value.stored);
+    let run: Run;
+    try {
+      run = this.runFor(request.level, record, plan.value, g.value, opaque?.ok ? opaque.value : undefined, policy, created.value.stored);
+    } finally {
+      // Registered below with no await in between; a run that failed to build (a bug) holds no slot.
+      this.admitting.delete(record.id);
+    }
     this.runs.set(record.id, run);
-    this.admitting.delete(record.id);
     run.start();
     return ok(run.current);
   }

@@ -364,7 +364,7 @@ async function main(): Promise<number> {
       const taken = await client.takeSnapshot({ planId: 'demo', level, options: { timeoutMs: 10_000 } });
       if (!taken.ok) {
         // A checkpoint or rollback started from snapctl meanwhile is not a failure of the demo.
-        const busy = taken.error.codeName === 'FAILED_PRECONDITION' && /still running/.test(taken.error.message);
+        const busy = taken.error.reason === 'PLAN_BUSY';
         say(`  ${busy ? 'skipped: another checkpoint of the plan is running' : `! take failed: ${taken.error.message}`}`);
         if (!busy) failures += 1;
       } else {

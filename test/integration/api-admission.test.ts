@@ -83,6 +83,20 @@ describe('admission of checkpoints of one plan (defect 5)', () => {
     expect(results.filter((r) => !r.ok).map((r) => !r.ok && r.error.kind)).toEqual(['resource-exhausted', 'resource-exhausted']);
   }, 30_000);
 
+  it('two coordinators over one store admit one checkpoint of a plan between them', async () => {
+    await world.addPlan(agentlessPlan('shared'));
+    const other = world.startService();
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? world.service : other).take({ planId: 'shared', level: 'app', options: { timeoutMs: 60_000 } })),
+    );
+    const admitted = results.flatMap((r) => (r.ok ? [r.value] : []));
+    expect(admitted).toHaveLength(1);
+    expect(results.filter((r) => !r.ok).every((r) => !r.ok && r.error.reason === 'PLAN_BUSY')).toBe(true);
+    const owner = admitted[0] as CheckpointRecord;
+    const mine = await world.service.cancel(owner.id);
+    if (!mine.ok) await other.cancel(owner.id);
+  }, 30_000);
+
   it('120 concurrent calls over four plans: none fails for want of a checkpoint id, and each plan admits one', async () => {
     const plans = ['busy3', 'busy4', 'busy1', 'busy2'];
     const results = await Promise.all(Array.from({ length: 120 }, (_, i) => world.service.take({ planId: plans[i % 4] as string, level: 'app', options: { timeoutMs: 60_000 } })));

@@ -128,9 +128,14 @@ describe('an agent that never answers', () => {
       s2.process.kill('SIGSTOP');
       const started = Date.now();
       const taken = value(await live.client.takeSnapshot({ planId: 'demo', level: 'app', options: { alignmentMode: 'aligned', timeoutMs: 2_000 } }));
-      // One checkpoint of a plan at a time: a second request while it hangs is refused, saying why.
+      // One checkpoint of a plan at a time: a second request while it hangs is told the plan is busy, and why.
       const second = await live.client.takeSnapshot({ planId: 'demo', level: 'app', options: {} });
-      expect(second.ok ? 'ok' : second.error).toEqual({ code: GrpcStatus.FAILED_PRECONDITION, codeName: 'FAILED_PRECONDITION', message: `checkpoint ${taken.id} of plan demo is still running (at most 1 at once)` });
+      expect(second.ok ? 'ok' : second.error).toEqual({
+        code: GrpcStatus.RESOURCE_EXHAUSTED,
+        codeName: 'RESOURCE_EXHAUSTED',
+        reason: 'PLAN_BUSY',
+        message: `PLAN_BUSY: checkpoint ${taken.id} of plan demo is in flight (max_concurrent 1); retry once it has ended, or cancel it`,
+      });
       const c = await live.final(taken.id);
       const abortedAt = Date.now();
       expect(c.state).toBe('aborted');
