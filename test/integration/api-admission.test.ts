@@ -7,7 +7,9 @@
  * records' own times show), that a busy plan answers RESOURCE_EXHAUSTED with the reason PLAN_BUSY,
  * and that id allocation never fails under contention.
  */
+import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import type { Result } from '../../coordinator/errors.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
 import { agentlessPlan, startApiWorld, type ApiWorld } from '../support/api-world.js';
@@ -96,6 +98,24 @@ describe('admission of checkpoints of one plan (defect 5)', () => {
     const mine = await world.service.cancel(owner.id);
     if (!mine.ok) await other.cancel(owner.id);
   }, 30_000);
+
+  it('checkpoint ids from two coordinators at once: 2 x 150 concurrent allocations all succeed, all distinct', async () => {
+    const nc2 = await connect({ servers: world.nats.url });
+    try {
+      const second = await openCoordinatorStore(nc2);
+      const results = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 === 0 ? world.store : second).checkpoints.nextId()));
+      expect(results.filter((r) => !r.ok).map((r) => !r.ok && r.error.message)).toEqual([]);
+      const ids = results.flatMap((r) => (r.ok ? [r.value] : []));
+      expect(new Set(ids).size).toBe(300);
+      // Each coordinator's own allocations strictly increase in the order it made them.
+      for (const parity of [0, 1]) {
+        const own = ids.filter((_, i) => i % 2 === parity);
+        expect(own).toEqual([...own].sort((a, b) => a - b));
+      }
+    } finally {
+      await nc2.close();
+    }
+  }, 60_000);
 
   it('120 concurrent calls over four plans: none fails for want of a checkpoint id, and each plan admits one', async () => {
     const plans = ['busy3', 'busy4', 'busy1', 'busy2'];
