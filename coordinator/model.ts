@@ -73,6 +73,8 @@ export type CheckpointState =
   | 'aborted';
 
 export const TERMINAL_STATES: readonly CheckpointState[] = ['completed', 'aborted'];
+/** A record in one of these states is a checkpoint some coordinator is (or was) running. */
+export const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
 
 export type FailureReason =
   | 'timeout'

@@ -11,7 +11,7 @@ import { stepAdmission, type AdmissionConfig, type Slot } from '../../src/contro
 import { decideRecovery, type RecoveryAction } from '../../src/control/recovery.js';
 import type { ControlBus } from '../bus.js';
 import { ok, type Result } from '../errors.js';
-import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState } from '../model.js';
+import { IN_FLIGHT_STATES, TERMINAL_STATES, type CheckpointRecord } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { retireParts } from './retire.js';
@@ -25,8 +25,6 @@ export interface RecoveryDeps {
   readonly logger: Logger;
   readonly nowUnixMs: () => number;
 }
-
-const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
 
 export interface RecoveryReport {
   readonly aborted: readonly number[];

@@ -12,7 +12,7 @@ import type { StateObjects } from '../../adapters/state-store.js';
 import type { CheckpointsApi, DeleteOutcome, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { ControlBus } from '../bus.js';
 import { fail, ok, type Result } from '../errors.js';
-import { TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
+import { IN_FLIGHT_STATES, TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
 import type { CoordinatorStore, StoredCheckpoint } from '../store/index.js';
 import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
 import type { RestoreDeps } from './restore.js';
@@ -89,8 +89,6 @@ export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
   inlineStateRecordBytesMax: 128 * 1024,
 };
 
-/** A record in one of these states is a checkpoint some coordinator is (or was) running. */
-const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
 /** How long an aborted round waits at least for answers under way (captures, a volume snapshot) before it cleans up. */
 const ABORT_SETTLE_MS = 10_000;
 /** Slack on top of a checkpoint's timeouts before its record counts as left behind (clock skew, a slow commit). */
@@ -127,7 +125,6 @@ export class CheckpointService implements CheckpointsApi {
   private readonly runs = new Map<CheckpointId, Run>();
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
   private readonly endedListeners: ((record: CheckpointRecord) => void)[] = [];
-  /** Completed checkpoint ids per plan, ascending, once retention has listed them (see applyRetention). */
   /** Completed checkpoints per plan (id -> pinned), once retention has listed them (see applyRetention). */
   private readonly completedIds = new Map<string, Map<CheckpointId, boolean>>();
   private readonly retention = new Map<string, Promise<void>>();
