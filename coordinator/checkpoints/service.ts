@@ -263,9 +263,20 @@ export class CheckpointService implements CheckpointsApi {
     if (!epoch.ok) return epoch;
     const id = await this.store.checkpoints.nextId();
     if (!id.ok) return id;
-    // The id first, then the slot: a busy answer leaves a gap in the ids, never a second checkpoint.
+    // The id first, then the key, then the slot: a busy answer leaves a gap in the ids, never a
+    // second checkpoint, and a concurrent retry of this very request is told to retry (ABORTED),
+    // not that the plan is busy with its own first call.
+    const key = request.idempotencyKey;
+    if (key) {
+      const claimed = await this.store.checkpoints.claimIdempotencyKey(plan.value.id, key, id.value);
+      if (!claimed.ok) return claimed;
+      if ('existing' in claimed.value) return sameTake(claimed.value.existing.record, request, options);
+    }
     const admitted = await this.admit(plan.value.id, id.value, request.periodic ?? false, options.maxConcurrent ?? 1);
-    if (!admitted.ok) return admitted;
+    if (!admitted.ok) {
+      if (key) await this.store.checkpoints.releaseIdempotencyKey(plan.value.id, key, id.value);
+      return admitted;
+    }
     const record: CheckpointRecord = {
       id: id.value,
       planId: plan.value.id,

@@ -46,6 +46,8 @@ export type CreateOutcome =
   | { readonly created: true; readonly stored: StoredCheckpoint }
   | { readonly created: false; readonly existing: StoredCheckpoint };
 
+export type IdempotencyClaim = { readonly key: string; readonly revision: number } | { readonly existing: StoredCheckpoint };
+
 export interface CheckpointStore {
   /** The next id: strictly greater than every id handed out before, by any coordinator. */
   nextId(): Promise<Result<CheckpointId>>;
@@ -66,6 +68,15 @@ export interface CheckpointStore {
   /** Newest first. */
   list(filter: CheckpointFilter, pageSize: number, pageToken: string): Promise<Result<Page<CheckpointRecord>>>;
   findByIdempotencyKey(planId: string, key: string): Promise<Result<CheckpointRecord | undefined>>;
+  /**
+   * Claims the key for a checkpoint about to be created under `checkpointId` (whose `create` then
+   * finds the claim its own), or finds the checkpoint that owns it; ABORTED while another request
+   * with the key is being processed. Lets a caller hold the key across admission, so a concurrent
+   * retry is told to retry rather than that the plan is busy with its own first call.
+   */
+  claimIdempotencyKey(planId: string, key: string, checkpointId: CheckpointId): Promise<Result<IdempotencyClaim>>;
+  /** Gives the key back if `checkpointId` still holds it (the checkpoint was never created). */
+  releaseIdempotencyKey(planId: string, key: string, checkpointId: CheckpointId): Promise<void>;
   /** Deletes the record and its idempotency claim; NOT_FOUND when absent. Stored parts are the caller's. */
   delete(id: CheckpointId): Promise<Result<void>>;
 }
@@ -298,7 +309,17 @@ export class JetStreamCheckpointStore implements CheckpointStore {
   }
 
   /** Claims the record's idempotency key, or finds the checkpoint that owns it. */
-  private async claim(record: CheckpointRecord): Promise<Result<{ key: string; revision: number } | { existing: StoredCheckpoint }>> {
+  claimIdempotencyKey(planId: string, key: string, checkpointId: CheckpointId): Promise<Result<IdempotencyClaim>> {
+    return this.claim({ planId, idempotencyKey: key, id: checkpointId });
+  }
+
+  async releaseIdempotencyKey(planId: string, key: string, checkpointId: CheckpointId): Promise<void> {
+    const k = claimKey(planId, key);
+    const claim = await this.readClaim(k);
+    if (claim.ok && claim.value?.checkpointId === checkpointId) await this.records.delete(k, { previousSeq: claim.value.revision }).catch(() => undefined);
+  }
+
+  private async claim(record: Pick<CheckpointRecord, 'planId' | 'idempotencyKey' | 'id'>): Promise<Result<IdempotencyClaim>> {
     const key = claimKey(record.planId, record.idempotencyKey ?? '');
     const value = encodeJson({ checkpointId: record.id });
     for (let attempt = 1; attempt <= this.limits.casAttemptsMax; attempt++) {
@@ -310,6 +331,8 @@ export class JetStreamCheckpointStore implements CheckpointStore {
       const claim = await this.readClaim(key);
       if (!claim.ok) return claim;
       if (claim.value === undefined) continue; // released in between: try to create it again
+      // Claimed by this very checkpoint beforehand (claimIdempotencyKey, before admission): ours.
+      if (claim.value.checkpointId === record.id) return ok({ key, revision: claim.value.revision });
       const owner = await this.get(claim.value.checkpointId);
       if (owner.ok) return ok({ existing: owner.value });
       if (owner.error.kind !== 'not-found') return owner;

@@ -14,7 +14,7 @@ import { JetStreamSlotStore, type SlotStore } from './slots.js';
 import { JetStreamKeyedCallStore, type KeyedCallStore } from './keyed.js';
 import { JetStreamOperationStore, type OperationStore } from './operations.js';
 
-export type { CheckpointFilter, CheckpointStore, CheckpointStoreLimits, CreateOutcome, StoredCheckpoint } from './checkpoints.js';
+export type { CheckpointFilter, CheckpointStore, CheckpointStoreLimits, CreateOutcome, IdempotencyClaim, StoredCheckpoint } from './checkpoints.js';
 export { checkpointKey, CHECKPOINT_ID_COUNTER_KEY, JetStreamCheckpointStore } from './checkpoints.js';
 export type { CasRetry } from './counter.js';
 export type { EpochStore } from './epochs.js';

@@ -188,6 +188,20 @@ describe('bad input is refused at once and changes nothing', () => {
   }, 30_000);
 });
 
+describe('a take retried while the first call is under way', () => {
+  it('concurrent takes with one key make one checkpoint; the others get it or are told to retry, never that the plan is busy', async () => {
+    const results = await Promise.all(Array.from({ length: 6 }, () => world.service.take({ planId: 'idle1', level: 'app', options: { timeoutMs: 60_000 }, idempotencyKey: 'op-race' })));
+    const ids = new Set(results.flatMap((r) => (r.ok ? [r.value.id] : [])));
+    expect(ids.size).toBe(1);
+    expect(results.flatMap((r) => (r.ok ? [] : [r.error.kind]))).not.toContain('resource-exhausted');
+    expect(results.flatMap((r) => (r.ok ? [] : [r.error.kind])).every((k) => k === 'aborted')).toBe(true);
+    const retried = value(await world.service.take({ planId: 'idle1', level: 'app', options: { timeoutMs: 60_000 }, idempotencyKey: 'op-race' }), 'retry');
+    expect(ids.has(retried.id)).toBe(true);
+    value(await world.service.cancel(retried.id), 'cancel');
+    await world.service.waitFor(retried.id);
+  }, 30_000);
+});
+
 describe('a coordinator started over a dead one (defect 9, coordinator side)', () => {
   it("aborts the dead coordinator's round at once, with its parts, and then admits the plan's next checkpoint", async () => {
     // What a coordinator that died mid-round leaves: a fresh record in flight, its slot, a stored part.
