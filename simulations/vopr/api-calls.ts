@@ -14,8 +14,10 @@ export function rollbackCall(world: World): void {
   const plan = world.prng.pick(world.topology.plans);
   const completed = world.completedOf(plan.id);
   if (completed.length === 0) return;
-  // Mostly the newest, as an operator does; sometimes an older one.
-  const target = world.prng.next() < 0.7 ? (completed[completed.length - 1] as (typeof completed)[number]) : world.prng.pick(completed);
+  // Mostly the newest, as an operator does; sometimes an older one; and the damaged one, which must be
+  // refused before anything changes (defect 2).
+  const damaged = completed.find((r) => r.id === world.damaged);
+  const target = damaged !== undefined && world.prng.next() < 0.5 ? damaged : world.prng.next() < 0.7 ? (completed[completed.length - 1] as (typeof completed)[number]) : world.prng.pick(completed);
   keyed(world, { kind: 'rollback', checkpointId: target.id, skipSafety: world.prng.next() < 0.5 });
 }
 
@@ -61,10 +63,19 @@ function keyed(world: World, base: Omit<OperationCall, 'key'>): void {
 
 /** Storage damages one app state of a completed checkpoint (a fault, not a call). */
 export function corruptObject(world: World): void {
-  if (!world.faultProfile.corruptsObjects) return;
-  const parts = world.topology.plans.flatMap((p) => world.completedOf(p.id)).flatMap((r) => r.parts.map((x) => x.ref.name));
+  // Once per run at most: damage is rare, and a plan whose every checkpoint is damaged cannot be repaired by anyone.
+  if (!world.faultProfile.corruptsObjects || world.counts['corruptions'] !== undefined) return;
+  // Only where the plan keeps another checkpoint: with its only one damaged, a plan whose rollback
+  // failed after the epoch moved could not be repaired by any call (a limit, stated in docs/vopr.md).
+  const parts = world.topology.plans
+    .map((p) => world.completedOf(p.id))
+    .filter((list) => list.length >= 2)
+    .flat()
+    .flatMap((r) => r.parts.map((x) => ({ id: r.id, name: x.ref.name })));
   if (parts.length === 0) return;
-  const name = world.prng.pick(parts);
+  const { id, name } = world.prng.pick(parts);
+  world.damaged = id;
+  world.count('corruptions');
   world.note(`CORRUPT ${name}`);
   world.objects.corrupt(name);
 }

@@ -262,8 +262,18 @@ export class CoordinatorHost {
     const run = new RoundRun(plan, created.round, record, this.process.incarnation);
     this.rounds.set(id, run);
     this.w.trace(`take ${plan.id}: checkpoint ${id} admitted at epoch ${epoch}${periodic ? ' (periodic)' : ''}`);
-    answer({ ok: true, id });
-    this.writeRecord(run, () => this.feed(run, { type: 'start', nowMs: this.w.agenda.now }));
+    // As the service: the record is written before the round starts, and a take whose record could
+    // not be written fails (so recovery always finds the rounds a dead coordinator ran).
+    this.writeRecord(run, (ok, error) => {
+      if (!ok) {
+        this.rounds.delete(id);
+        this.releaseSlot(plan.id, id);
+        answer({ ok: false, code: 'unavailable', message: `the record of checkpoint ${id} was not written: ${error ?? ''}` });
+        return;
+      }
+      answer({ ok: true, id });
+      this.feed(run, { type: 'start', nowMs: this.w.agenda.now });
+    });
   }
 
   private levelFor(plan: SimPlan, id: number): RoundLevel {

@@ -16,7 +16,9 @@ export function focusPatterns(v: Violation): RegExp[] {
     for (const g of m.slice(1)) if (g !== undefined) for (const id of g.split(/,\s*/)) if (id !== '') ids.add(id);
   }
   for (const id of ids) out.push(new RegExp(`\\bckpt[ /-]${id}\\b|\\bcheckpoint ${id}\\b|:${id}:`));
-  for (const m of v.detail.matchAll(/\bplan (p\d+)/g)) out.push(new RegExp(`\\b${m[1]}\\b`));
+  // The checkpoints it names tell its story best; plans, agents and keys only when it names none.
+  if (out.length > 0) return out;
+  for (const m of v.detail.matchAll(/\bplan (p\d+)/g)) out.push(new RegExp(`\\b${m[1]}\\b|^ *\\d+ op `));
   for (const m of v.detail.matchAll(/\bagent ([sr]\d+)\b|\b([sr]\d+)\/a\d+/g)) out.push(new RegExp(`\\b${m[1] ?? m[2]}\\b`));
   for (const m of v.detail.matchAll(/\bkey (k\d+-\d+)/g)) out.push(new RegExp(`\\b${m[1]}\\b`));
   return out;

@@ -28,17 +28,17 @@ export const KNOWN_FINDINGS = {
   },
   'operation-orphaned-by-crash': {
     owner: 'coordinator/checkpoints/operations.ts (OPS), src/control/recovery.ts (API)',
-    seed: 12,
+    seed: 104,
     what:
       'a rollback or restore under way when its coordinator dies is neither finished nor failed by the next one: its record stays ' +
       'in its phase and the apps it restored stay paused until an operator rolls back again',
   },
-  'delete-cut-short': {
-    owner: 'coordinator/checkpoints/service.ts delete (API)',
-    seed: 185,
+  'pin-races-delete': {
+    owner: 'coordinator/checkpoints/service.ts delete and pin (API)',
+    seed: 1115,
     what:
-      'a DeleteCheckpoint cut short by a coordinator crash after it deleted the parts and before it deleted the record leaves a record ' +
-      'that says completed without its parts (nothing finishes the delete)',
+      'a PinCheckpoint that lands while a DeleteCheckpoint deletes the parts succeeds, and the pinned checkpoint loses its parts: ' +
+      'the delete checks the pin, then deletes parts, and changes the record only at the end',
   },
 } as const;
 

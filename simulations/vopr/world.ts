@@ -43,8 +43,11 @@ export class World {
   /** Rounds that a coordinator crash cut short, and checkpoints of operations it cut short. */
   readonly cutByCrash = new Set<number>();
   readonly operationsCutByCrash = new Set<number>();
-  /** Checkpoints a delete started on. */
+  /** The checkpoint whose state storage damaged, if any. */
+  damaged: number | undefined;
+  /** Checkpoints a delete started on, and those whose record was written again (a pin) while it ran. */
   readonly deletes = new Set<number>();
+  readonly racedDeletes = new Set<number>();
   /** When each checkpoint's clean-up was asked for (to recognise states stored after it). */
   readonly cleanUps = new Map<number, number>();
 
@@ -122,6 +125,7 @@ export class World {
       const id = Number(key.slice('ckpt.'.length));
       const r = value as CheckpointRecord | undefined;
       if (r !== undefined && r.state === 'completed') {
+        if (this.deletes.has(id)) this.racedDeletes.add(id);
         this.checkConsistent(r);
         this.ledger.committed(id, r.plan, r.parts.map((p) => p.ref.name), liveVolumeRefs(r), this.agenda.now, (x) => this.objects.get(x) !== undefined || this.volumes.has(x));
       }
@@ -160,6 +164,7 @@ export class World {
   recogniseUnknownCommits(): void {
     // The parts went in an abort's clean-up: the round believed its commit had failed.
     for (const id of this.cleanUps.keys()) this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${id}`, 'commit-outcome-unknown');
+    for (const id of this.racedDeletes) this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${id}`, 'pin-races-delete');
   }
 
   crashCoordinator(): void {
@@ -178,14 +183,14 @@ export class World {
       .sort((a, b) => a.id - b.id);
   }
 
-  /** At the end: every record that says completed still has every part (a delete cut short by a crash may leave one that does not). */
+  /** At the end: every record that says completed still has every part. */
   checkCompletedRecords(): void {
     for (const key of this.kv.keys('ckpt.')) {
       const r = this.kv.get(key)?.value as CheckpointRecord;
       if (r.state !== 'completed') continue;
       const missing = [...r.parts.map((p) => p.ref.name).filter((n) => this.objects.get(n) === undefined), ...liveVolumeRefs(r).filter((v) => !this.volumes.has(v))];
       if (missing.length === 0) continue;
-      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : this.deletes.has(r.id) ? 'delete-cut-short' : undefined;
+      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : this.racedDeletes.has(r.id) ? 'pin-races-delete' : undefined;
       this.ledger.violate('completed-checkpoints-whole', `checkpoint ${r.id}`, this.agenda.now, `the record of checkpoint ${r.id} says completed, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} gone`, known);
     }
   }
