@@ -33,7 +33,6 @@ import { decideRetention } from '../../src/control/retention.js';
 import type { KeyedCallKind } from '../store/index.js';
 import { sameTake, snapshotOptions } from './snapshot-options.js';
 import type { AdmissionConfig } from '../../src/control/admission.js';
-import { deleteCheckpointObjects } from './part-state.js';
 
 export interface CheckpointServiceOptions {
   readonly defaults: SnapshotOptions;
@@ -464,8 +463,8 @@ export class CheckpointService implements CheckpointsApi {
     } while (token !== '');
     const ended: CheckpointId[] = [];
     for (const r of stale) {
-      const removed = await deleteCheckpointObjects(this.objects, r);
-      if (!removed.ok) this.log.warn({ checkpointId: r.id, error: removed.message }, 'parts of a stale checkpoint not deleted');
+      const removed = await retireParts(r, this.objects, this.options.volumes);
+      if (!removed.ok) this.log.warn({ checkpointId: r.id, plan: r.planId, tenant: r.tenant, error: removed.error.message }, 'parts of a stale checkpoint not deleted');
       const detail = `found ${r.state} ${Math.round((now - r.createdAtUnixMs) / 1000)} s after it was created, with no coordinator running it (the one that did stopped): aborted`;
       const updated = await this.store.checkpoints.update(r.id, (cur) =>
         TERMINAL_STATES.includes(cur.state) ? undefined : { ...cur, state: 'aborted', failureReason: 'timeout', failureDetail: detail, finishedAtUnixMs: now },
@@ -475,6 +474,8 @@ export class CheckpointService implements CheckpointsApi {
         continue;
       }
       this.log.warn({ checkpointId: r.id, plan: r.planId, tenant: r.tenant, state: r.state }, 'stale checkpoint aborted');
+      // Its admission slot goes with it, whoever admitted it: the plan is not busy with it any more.
+      await this.admission.release(r.planId, r.id);
       ended.push(r.id);
     }
     return ok(ended);
