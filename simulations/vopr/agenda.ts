@@ -21,10 +21,6 @@ export class Agenda {
     return this.nowMs;
   }
 
-  get size(): number {
-    return this.heap.size;
-  }
-
   /** Time of the next event, or Infinity when none is due. */
   get nextAt(): number {
     return this.heap.size === 0 ? Number.POSITIVE_INFINITY : this.heap.minAt;

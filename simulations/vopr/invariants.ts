@@ -18,6 +18,7 @@ export const INVARIANTS = [
   'keyed-operation-once',
   'in-flight-limit',
   'no-plan-wedged',
+  'refusal-changes-nothing',
 ] as const;
 
 export type Invariant = (typeof INVARIANTS)[number];
@@ -105,10 +106,6 @@ export class Ledger {
     for (const [app, h] of [...this.holds]) if (app.startsWith(prefix) && h.kind === kind) this.holds.delete(app);
   }
 
-  heldApps(): string[] {
-    return [...this.holds.keys()].sort();
-  }
-
   // --- checkpoints ---------------------------------------------------------------------------
 
   /**
@@ -140,10 +137,6 @@ export class Ledger {
     }
   }
 
-  completedIds(): number[] {
-    return [...this.completed.keys()].sort((a, b) => a - b);
-  }
-
   roundStarted(plan: string, id: number, nowMs: number): void {
     const set = this.inFlight.get(plan) ?? new Set<number>();
     set.add(id);
@@ -156,10 +149,6 @@ export class Ledger {
 
   roundEnded(plan: string, id: number): void {
     this.inFlight.get(plan)?.delete(id);
-  }
-
-  inFlightOf(plan: string): number {
-    return this.inFlight.get(plan)?.size ?? 0;
   }
 
   // --- epochs and keyed operations -----------------------------------------------------------
@@ -225,6 +214,13 @@ export class Ledger {
         this.violate('agents-converge', `${a.server}|${a.plan}`, nowMs, `agent ${a.server} holds epoch ${a.epoch ?? 'none'} for plan ${a.plan}, whose epoch is ${want}`);
       }
     }
+  }
+
+  /** An operation that ended refused or failed ("nothing was changed") must have left its epoch line's epoch as it found it. */
+  operationEnded(operation: string, line: string, state: string, epochAtStart: number, nowMs: number): void {
+    if (state !== 'refused' && state !== 'failed') return;
+    const now = this.epochOf(line);
+    if (now !== epochAtStart) this.violate('refusal-changes-nothing', operation, nowMs, `operation ${operation} ended ${state} ("nothing was changed"), but the epoch of ${line} moved from ${epochAtStart} to ${now}`);
   }
 
   wedged(plan: string, nowMs: number, detail: string): void {

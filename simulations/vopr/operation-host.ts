@@ -50,6 +50,8 @@ class OperationRun {
     readonly ownsKey: boolean,
     readonly request: string,
     readonly reply: (o: OperationOutcome) => void,
+    /** The epoch line's epoch when the operation started (the world's view). */
+    readonly epochAtStart: number,
     negativeControls: CoordinatorWorld['negativeControls'],
     takeSafety: boolean,
   ) {
@@ -171,7 +173,7 @@ export class OperationsHost {
     }
     // A plan left in needs-repair has no consistent present to keep (as the coordinator decides).
     const takeSafety = call.kind === 'rollback' && !call.skipSafety && this.ledger.lastState.get(line) !== 'needs-repair';
-    const run = new OperationRun(id, call, record, line, servers, restores, this.process.incarnation, ownsKey, request, reply, this.w.negativeControls, takeSafety);
+    const run = new OperationRun(id, call, record, line, servers, restores, this.process.incarnation, ownsKey, request, reply, this.w.ledger.epochOf(line), this.w.negativeControls, takeSafety);
     this.runs.set(id, run);
     this.busyLines.set(line, id);
     this.ledger.protectedIds.add(record.id);
@@ -241,6 +243,7 @@ export class OperationsHost {
         }
         this.w.trace(`op ${run.id} finished ${e.state} at ${now} ms`);
         if (e.state === 'needs-repair' && !e.outcome.ok && e.outcome.kind === 'failed-precondition') this.ledger.declinedRepairs.add(run.record.id);
+        this.w.ledger.operationEnded(run.id, run.line, e.state, run.epochAtStart, now);
         run.reply(e.outcome);
         return;
     }

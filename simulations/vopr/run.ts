@@ -80,6 +80,9 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
     agenda.now,
     world.topology.plans.flatMap((p) => p.servers.map((server) => ({ server, plan: p.id, epoch: world.agents.get(server)?.controlMachine.epochOf(p.id) }))),
   );
+  world.count('messages sent', world.controls.stats.sent + world.events.stats.sent);
+  world.count('messages lost', world.controls.stats.lost + world.events.stats.lost);
+  world.count('messages duplicated', world.controls.stats.duplicated + world.events.stats.duplicated);
   const violations = [...ledger.violations].sort((a, b) => a.atMs - b.atMs);
   const first = violations.find((v) => v.known === undefined);
   return {
