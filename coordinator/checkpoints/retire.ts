@@ -26,7 +26,10 @@ export function canRetire(record: CheckpointRecord, volumes: VolumeBackend | und
 export async function retireParts(record: CheckpointRecord, objects: StateObjects, volumes: VolumeBackend | undefined): Promise<Result<DeleteOutcome>> {
   const retirable = canRetire(record, volumes);
   if (!retirable.ok) return retirable;
-  const names = storedObjectNames(record);
+  // The parts' objects, and those an app stored but never acked (an incomplete checkpoint's), by prefix.
+  const listed = await objects.list(record.tenant, `cp/${record.id}/`);
+  if (!listed.ok) return fail('unavailable', `the stored parts of checkpoint ${record.id} could not be listed: ${listed.error.message}`);
+  const names = [...new Set([...storedObjectNames(record), ...listed.value])];
   const removed = await objects.delete(record.tenant, names);
   if (!removed.ok) return fail('unavailable', `the stored parts of checkpoint ${record.id} could not be deleted: ${removed.error.message}`);
   const refs = record.volumes.map((v) => ({ volumeId: v.volumeId, server: v.server, snapshotRef: v.snapshotRef }));

@@ -492,43 +492,55 @@ export class CheckpointService implements CheckpointsApi {
   private applyRetention(completed: CheckpointRecord): void {
     const planId = completed.planId;
     const previous = this.retention.get(planId) ?? Promise.resolve();
-    const next = previous.then(async () => {
-      let known = this.completedIds.get(planId);
-      if (known === undefined) {
-        const listed = await this.listCompleted(planId);
-        if (!listed.ok) {
-          this.log.warn({ plan: planId, error: listed.error.message }, 'retention skipped: completed checkpoints not listed');
-          return;
-        }
-        known = listed.value;
-        this.completedIds.set(planId, known);
-      }
-      if (!known.has(completed.id)) known.set(completed.id, completed.pinned === true);
-      const rollbacks = await this.store.operations.recentRollbacks(planId, this.options.rollbacksProtected);
-      if (!rollbacks.ok) {
-        // Without them retention cannot tell what protects a rollback: better keep too much.
-        this.log.warn({ plan: planId, error: rollbacks.error.message }, 'retention skipped: recent rollbacks not read');
-        return;
-      }
-      const decision = decideRetention({
-        completed: [...known].map(([id, pinned]) => ({ id, pinned })),
-        keepNewest: this.options.retainedPerPlan,
-        protectedIds: rollbacks.value.flatMap((r) => [
-          { id: r.targetId, because: 'rollback-target' as const },
-          ...(r.safetyId !== 0 ? [{ id: r.safetyId, because: 'rollback-safety' as const }] : []),
-        ]),
-      });
-      for (const old of decision.delete) {
-        const r = await this.delete(old);
-        if (!r.ok && r.error.kind !== 'not-found') {
-          this.log.warn({ checkpointId: old, plan: planId, tenant: completed.tenant, error: r.error.message }, 'checkpoint not deleted by retention; tried again at the next completion');
-          return;
-        }
-        known.delete(old);
-        if (r.ok) this.log.info({ checkpointId: old, plan: planId, tenant: completed.tenant, ...r.value }, 'checkpoint deleted by retention');
-      }
+    const next = previous.then(() => this.retainPlan(planId, completed)).catch((error: unknown) => {
+      // A pass that threw must not end retention of the plan: the chain goes on with the next one.
+      this.log.error({ plan: planId, tenant: completed.tenant, err: error }, 'retention pass failed');
     });
     this.retention.set(planId, next);
+  }
+
+  private async retainPlan(planId: string, completed: CheckpointRecord): Promise<void> {
+    let known = this.completedIds.get(planId);
+    if (known === undefined) {
+      const listed = await this.listCompleted(planId);
+      if (!listed.ok) {
+        this.log.warn({ plan: planId, error: listed.error.message }, 'retention skipped: completed checkpoints not listed');
+        return;
+      }
+      known = listed.value;
+      this.completedIds.set(planId, known);
+    }
+    if (!known.has(completed.id)) known.set(completed.id, completed.pinned === true);
+    const rollbacks = await this.store.operations.recentRollbacks(planId, this.options.rollbacksProtected);
+    if (!rollbacks.ok) {
+      // Without them retention cannot tell what protects a rollback: better keep too much.
+      this.log.warn({ plan: planId, error: rollbacks.error.message }, 'retention skipped: recent rollbacks not read');
+      return;
+    }
+    const decision = decideRetention({
+      completed: [...known].map(([id, pinned]) => ({ id, pinned })),
+      keepNewest: this.options.retainedPerPlan,
+      protectedIds: rollbacks.value.flatMap((r) => [
+        { id: r.targetId, because: 'rollback-target' as const },
+        ...(r.safetyId !== 0 ? [{ id: r.safetyId, because: 'rollback-safety' as const }] : []),
+      ]),
+    });
+    for (const old of decision.delete) {
+      const r = await this.delete(old);
+      if (!r.ok && r.error.kind === 'failed-precondition') {
+        // Pinned since this plan's list was read (the store is the truth): kept, the rest go on.
+        const stored = await this.store.checkpoints.get(old);
+        if (stored.ok && stored.value.record.pinned === true) known.set(old, true);
+        this.log.info({ checkpointId: old, plan: planId, tenant: completed.tenant, reason: r.error.message }, 'checkpoint kept by retention');
+        continue;
+      }
+      if (!r.ok && r.error.kind !== 'not-found') {
+        this.log.warn({ checkpointId: old, plan: planId, tenant: completed.tenant, error: r.error.message }, 'checkpoint not deleted by retention; tried again at the next completion');
+        return;
+      }
+      known.delete(old);
+      if (r.ok) this.log.info({ checkpointId: old, plan: planId, tenant: completed.tenant, ...r.value }, 'checkpoint deleted by retention');
+    }
   }
 
   private async listCompleted(planId: string): Promise<Result<Map<CheckpointId, boolean>>> {
