@@ -46,6 +46,12 @@ function isSlot(v: unknown): v is Slot {
 
 export class JetStreamSlotStore implements SlotStore {
   private readonly queues = new Map<string, Promise<void>>();
+  /**
+   * Each plan's slots as this process last read or wrote them: the first attempt of a transaction
+   * starts from here instead of a read (one round trip instead of two when no other coordinator
+   * wrote since; a conflict falls back to reading), as the checkpoint id counter does.
+   */
+  private readonly known = new Map<string, { slots: PlanSlots; revision: number }>();
   private readonly retry: CasRetry;
 
   constructor(
@@ -80,19 +86,27 @@ export class JetStreamSlotStore implements SlotStore {
 
   private async casLoop<T>(planId: string, step: (current: PlanSlots) => SlotStep<T>): Promise<Result<T>> {
     for (let attempt = 1; ; attempt++) {
-      const current = await this.readAt(planId);
+      const cached = attempt === 1 ? this.known.get(planId) : undefined;
+      const current = cached !== undefined ? ok(cached) : await this.readAt(planId);
       if (!current.ok) return current;
       const { next, out } = step(current.value.slots);
+      // Deciding on a cached state is only safe if it is written: nothing to write, so read first.
+      if (next === undefined && cached !== undefined) {
+        this.known.delete(planId);
+        continue;
+      }
       if (next === undefined) return ok(out);
       try {
         const bytes = encodeJson({ slots: next.slots });
-        if (current.value.revision === 0) await this.meta.create(slotsKey(planId), bytes);
-        else await this.meta.update(slotsKey(planId), bytes, current.value.revision);
+        const revision = current.value.revision === 0 ? await this.meta.create(slotsKey(planId), bytes) : await this.meta.update(slotsKey(planId), bytes, current.value.revision);
+        this.known.set(planId, { slots: next, revision });
         return ok(out);
       } catch (error) {
+        this.known.delete(planId);
         if (!isWrongLastSequence(error)) return { ok: false, error: storeError(error, `writing the admission slots of plan ${planId}`) };
       }
-      await pauseBeforeRetry(this.retry, attempt);
+      // A conflict on the cached state is no contention: read again at once.
+      if (cached === undefined) await pauseBeforeRetry(this.retry, attempt);
     }
   }
 
