@@ -7,7 +7,22 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointView } from '../../coordinator/checkpoint-view.js';
-import { channelSubject, controlSubject, creditSubject, decodeControl, decodeCredit, decodeEnvelope, decodeEvent, encodeControl, encodeCredit, encodeEnvelope, encodeEvent, forEachItem } from '../../src/wire/index.js';
+import {
+  channelSubject,
+  controlSubject,
+  creditSubject,
+  decodeControl,
+  decodeCredit,
+  decodeEnvelope,
+  decodeEvent,
+  decodePlanTrigger,
+  encodeControl,
+  encodeCredit,
+  encodeEnvelope,
+  encodeEvent,
+  forEachItem,
+  planTriggerSubject,
+} from '../../src/wire/index.js';
 import { encodeTokens } from '../../agent/demo-apps/token-app.js';
 import { cyclicPlan, LiveSystem, sleep, value, waitUntil } from '../support/live-processes.js';
 
@@ -62,18 +77,24 @@ describe('app-consistent checkpoints of agents in separate processes while traff
   }
 });
 
-describe('complete notices', () => {
-  it('ride on the next trigger instead of a message per server after every checkpoint', async () => {
-    const seen: { type: string; checkpointId?: number; completed?: number }[] = [];
-    const sub = live.nc.subscribe(controlSubject(TENANT, '*'), {
-      callback: (_e, m) => {
-        const c = decodeControl(m.data);
-        if (c.ok && c.value.server === 's1') {
-          const v = c.value;
-          seen.push({ type: v.type, ...('checkpointId' in v ? { checkpointId: v.checkpointId } : {}), ...(v.type === 'trigger' && v.completedCheckpointId !== undefined ? { completed: v.completedCheckpointId } : {}) });
-        }
-      },
-    });
+describe('complete notices and triggers', () => {
+  it('a trigger goes out once per plan and carries the complete notice; no message per server after a checkpoint', async () => {
+    const commands: { type: string; server: string }[] = [];
+    const triggers: { checkpointId: number; completed?: number; servers: string[] }[] = [];
+    const subs = [
+      live.nc.subscribe(controlSubject(TENANT, '*'), {
+        callback: (_e, m) => {
+          const c = decodeControl(m.data);
+          if (c.ok) commands.push({ type: c.value.type, server: c.value.server });
+        },
+      }),
+      live.nc.subscribe(planTriggerSubject(TENANT, 'demo'), {
+        callback: (_e, m) => {
+          const t = decodePlanTrigger(m.data);
+          if (t.ok) triggers.push({ checkpointId: t.value.checkpointId, ...(t.value.completedCheckpointId !== undefined ? { completed: t.value.completedCheckpointId } : {}), servers: t.value.servers.map((s) => s.server) });
+        },
+      }),
+    ];
     await live.nc.flush();
     try {
       const first = await live.take({ planId: 'demo', options: { alignmentMode: 'aligned', timeoutMs: 10_000 } });
@@ -81,10 +102,12 @@ describe('complete notices', () => {
       const second = await live.take({ planId: 'demo', options: { alignmentMode: 'aligned', timeoutMs: 10_000 } });
       await expectConsistent(second);
       await live.nc.flush();
-      expect(seen.filter((c) => c.type === 'complete')).toEqual([]);
-      expect(seen.filter((c) => c.type === 'trigger' && c.checkpointId === second.id)).toEqual([{ type: 'trigger', checkpointId: second.id, completed: first.id }]);
+      // Neither a complete nor a trigger per server: the plan's one trigger names every server.
+      expect(commands.filter((c) => c.type === 'complete' || c.type === 'trigger')).toEqual([]);
+      expect(triggers.filter((t) => t.checkpointId === first.id)).toHaveLength(1);
+      expect(triggers.filter((t) => t.checkpointId === second.id)).toEqual([{ checkpointId: second.id, completed: first.id, servers: ['s1', 's2', 's3'] }]);
     } finally {
-      sub.unsubscribe();
+      for (const s of subs) s.unsubscribe();
     }
   }, 60_000);
 });
