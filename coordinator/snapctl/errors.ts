@@ -2,7 +2,8 @@
  * How snapctl words a failed call for a person. The coordinator's own messages are shown as they are
  * (they name what is wrong); what is rewritten is what a person cannot act on: grpc-js's transport
  * texts ("No connection established. Last error: ..."), a bare "Deadline exceeded", a NOT_FOUND
- * that retention explains, and API field names where snapctl has a flag.
+ * that retention explains, a busy plan (which snapctl command shows or stops what is in the way), and
+ * API field names where snapctl has a flag.
  */
 import type { CallError } from '../grpc/client.js';
 import type { Command } from './args.js';
@@ -16,7 +17,7 @@ export interface ErrorContext {
 }
 
 /** Commands that name one checkpoint by its id. */
-const ABOUT_ONE_CHECKPOINT: ReadonlySet<Command['kind']> = new Set(['show', 'verify', 'rollback', 'restore', 'delete']);
+const ABOUT_ONE_CHECKPOINT: ReadonlySet<Command['kind']> = new Set(['show', 'verify', 'rollback', 'restore', 'delete', 'cancel', 'pin', 'unpin']);
 
 /** grpc-js's words for "there is no coordinator there", as opposed to the coordinator's own UNAVAILABLE. */
 const NO_CONNECTION = /No connection established|failed to connect|Connection dropped|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|Name resolution failed/i;
@@ -48,6 +49,10 @@ export function errorText(error: CallError, cx: ErrorContext): string {
       return `${waited}; the ${cx.command} may still be running there: check \`snapctl agents\` and \`snapctl list\` before retrying`;
     }
     return waited;
+  }
+  if (error.reason === 'PLAN_BUSY') {
+    const inFlight = /checkpoints? ([\d, ]+) of plan/.exec(error.message)?.[1]?.split(', ')[0];
+    return `${error.codeName}: ${error.message}${inFlight !== undefined ? ` (\`snapctl show ${inFlight}\` follows it; \`snapctl cancel ${inFlight}\` stops it)` : ''}`;
   }
   if (error.codeName === 'NOT_FOUND' && ABOUT_ONE_CHECKPOINT.has(cx.command) && /\bcheckpoint \d+/.test(error.message)) {
     return `${error.codeName}: ${error.message} (it may have been deleted by retention: the coordinator keeps only the newest completed checkpoints of each plan; \`snapctl list\` shows those it has)`;

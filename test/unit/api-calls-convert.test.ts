@@ -1,13 +1,14 @@
 /**
  * The edges of issue 9's checkpoint calls without a server: the request and answer conversions of
  * Delete, Cancel, Pin and Unpin, max_concurrent and pinned through the proto and back, the options
- * checks of TakeSnapshot, and the snapctl command lines that reach them.
+ * checks of TakeSnapshot, and snapctl's command lines for them and its words for a busy plan.
  */
 import { describe, expect, it } from 'vitest';
 import { sameTake, snapshotOptions } from '../../coordinator/checkpoints/snapshot-options.js';
 import { checkpointView } from '../../coordinator/checkpoint-view.js';
 import { checkpointFromProto, checkpointToProto, deleteOutcomeFromProto, deleteOutcomeToProto, keyedCheckpointRequestFromProto, requestLimitsDefault, takeSnapshotRequestFromProto } from '../../coordinator/grpc/convert.js';
 import { parseCommandLine } from '../../coordinator/snapctl/args.js';
+import { errorText } from '../../coordinator/snapctl/errors.js';
 import { checkpointRecord } from '../support/coordinator-fixtures.js';
 
 const limits = { defaults: { timeoutMs: 30_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'fail', freezeDeadlineMs: 10_000, maxConcurrent: 1 }, timeoutMsMax: 3_600_000, freezeDeadlineMsMax: 60_000, maxConcurrentMax: 8 } as const;
@@ -91,5 +92,15 @@ describe('snapctl command lines of the new calls', () => {
 
   it('each new command has its --help', () => {
     for (const c of ['cancel', 'pin', 'unpin', 'delete']) expect(parse(c, '--help')).toMatchObject({ ok: true, command: { kind: 'help', text: expect.stringMatching(new RegExp(`^Usage: snapctl ${c} ID`)) } });
+  });
+});
+
+describe('snapctl on a busy plan', () => {
+  it('shows the coordinator\'s words and which command shows or stops the checkpoint in the way', () => {
+    const text = errorText(
+      { code: 8, codeName: 'RESOURCE_EXHAUSTED', reason: 'PLAN_BUSY', message: 'PLAN_BUSY: checkpoint 41 of plan demo is in flight (max_concurrent 1); retry once it has ended, or cancel it' },
+      { address: '127.0.0.1:50051', command: 'take', callTimeoutMs: 30_000 },
+    );
+    expect(text).toBe('RESOURCE_EXHAUSTED: PLAN_BUSY: checkpoint 41 of plan demo is in flight (max_concurrent 1); retry once it has ended, or cancel it (`snapctl show 41` follows it; `snapctl cancel 41` stops it)');
   });
 });
