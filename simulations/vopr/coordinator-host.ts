@@ -86,8 +86,9 @@ export class CoordinatorHost {
   private readonly lastCompleted = new Map<string, number>();
   /** When each agent was last heard from. */
   readonly agentsSeen = new Map<string, number>();
-  /** Checkpoints whose volume call has not returned (the world's view, for the known findings). */
+  /** Checkpoints whose volume call has not returned, and those whose deletion of volume snapshots has not finished (the world's view, for the known findings). */
   readonly volumeCallsPending = new Set<number>();
+  readonly volumeDeletesPending = new Set<number>();
   /** Operation answers (`op:` request ids) go to the operations shell. */
   operationAnswer: (e: AgentEvent) => void = () => undefined;
 
@@ -121,6 +122,8 @@ export class CoordinatorHost {
 
   crash(): void {
     this.process.crash();
+    this.volumeCallsPending.clear();
+    this.volumeDeletesPending.clear();
     for (const run of this.rounds.values()) this.w.ledger.roundEnded(run.plan.id, run.record.id);
     this.rounds.clear();
     this.lastCompleted.clear();
@@ -516,8 +519,12 @@ export class CoordinatorHost {
   /** Deletes are idempotent: retried until they land, as the client retries a timed-out delete. */
   private cleanUp(run: RoundRun, objects: boolean, volumes: readonly TakenVolume[]): void {
     if (!this.w.cleanUps.has(run.record.id)) this.w.cleanUps.set(run.record.id, this.w.agenda.now);
+    if (volumes.length > 0) this.volumeDeletesPending.add(run.record.id);
     const names = objects ? this.w.objects.list().filter((o) => o.name.startsWith(objectPrefix(run.record.id))).map((o) => o.name) : [];
-    this.deleteAll(names, volumes.map((v) => v.snapshotRef), () => this.feed(run, { type: 'cleaned', volumes, nowMs: this.w.agenda.now }));
+    this.deleteAll(names, volumes.map((v) => v.snapshotRef), () => {
+      this.volumeDeletesPending.delete(run.record.id);
+      this.feed(run, { type: 'cleaned', volumes, nowMs: this.w.agenda.now });
+    });
   }
 
   deleteAll(objects: readonly string[], snapshots: readonly string[], done: () => void): void {

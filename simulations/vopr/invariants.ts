@@ -35,6 +35,8 @@ export interface Violation {
 export const DEADLINE_SLACK_MS = 50;
 
 interface Hold {
+  /** Set when the world recognises the hold as an open defect's doing. */
+  readonly known?: KnownFinding;
   readonly kind: 'frozen' | 'quiesced';
   readonly sinceMs: number;
   readonly deadlineAtMs: number;
@@ -90,11 +92,12 @@ export class Ledger {
 
   // --- apps held by a freeze or a quiesce ---------------------------------------------------
 
-  hold(app: string, kind: Hold['kind'], checkpoint: number, nowMs: number, deadlineMs: number): void {
+  hold(app: string, kind: Hold['kind'], checkpoint: number, nowMs: number, deadlineMs: number, known?: KnownFinding): void {
     const held = this.holds.get(app);
     // A second freeze of a frozen app keeps the first deadline: the watchdog counts from the first.
     if (held !== undefined && held.kind === kind) return;
-    this.holds.set(app, { kind, sinceMs: nowMs, deadlineAtMs: nowMs + deadlineMs, checkpoint });
+    const hold: Hold = { kind, sinceMs: nowMs, deadlineAtMs: nowMs + deadlineMs, checkpoint };
+    this.holds.set(app, known === undefined ? hold : Object.assign({ known }, hold));
   }
 
   release(app: string, kind: Hold['kind']): void {
@@ -186,7 +189,7 @@ export class Ledger {
   checkStep(nowMs: number): void {
     for (const [app, h] of this.holds) {
       if (nowMs > h.deadlineAtMs + DEADLINE_SLACK_MS && !this.exemptHold(h.kind, h.checkpoint)) {
-        this.violate('no-app-held-past-deadline', app, nowMs, `${app} ${h.kind} by checkpoint ${h.checkpoint} since ${h.sinceMs} ms, deadline ${h.deadlineAtMs} ms`, this.knownHold(h.kind, h.checkpoint));
+        this.violate('no-app-held-past-deadline', app, nowMs, `${app} ${h.kind} by checkpoint ${h.checkpoint} since ${h.sinceMs} ms, deadline ${h.deadlineAtMs} ms`, h.known ?? this.knownHold(h.kind, h.checkpoint));
       }
     }
   }

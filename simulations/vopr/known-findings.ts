@@ -28,10 +28,17 @@ export const KNOWN_FINDINGS = {
   },
   'operation-orphaned-by-crash': {
     owner: 'coordinator/checkpoints/operations.ts (OPS), src/control/recovery.ts (API)',
-    seed: 104,
+    seed: 110,
     what:
       'a rollback or restore under way when its coordinator dies is neither finished nor failed by the next one: its record stays ' +
       'in its phase and the apps it restored stay paused until an operator rolls back again',
+  },
+  'delete-cut-short': {
+    owner: 'coordinator/checkpoints/service.ts delete (API)',
+    seed: 5158,
+    what:
+      'a DeleteCheckpoint cut short by a coordinator crash after it deleted the parts and before it deleted the record leaves a record ' +
+      'that says completed without its parts (nothing finishes the delete)',
   },
   'pin-races-delete': {
     owner: 'coordinator/checkpoints/service.ts delete and pin (API)',
@@ -39,6 +46,13 @@ export const KNOWN_FINDINGS = {
     what:
       'a PinCheckpoint that lands while a DeleteCheckpoint deletes the parts succeeds, and the pinned checkpoint loses its parts: ' +
       'the delete checks the pin, then deletes parts, and changes the record only at the end',
+  },
+  'stale-restore-after-agent-restart': {
+    owner: 'src/control/agent-control.ts (AGENT), src/control/operation.ts (OPS)',
+    seed: 8095,
+    what:
+      'an agent that restarted after it restored forgets the request ids it answered; a resend of the restore still on the wire ' +
+      'arrives after the resume and is carried out again (same epoch, so not fenced): the apps are restored again and stay paused',
   },
 } as const;
 

@@ -29,7 +29,7 @@ export interface OperationCall {
 
 /** What the world learns of operations, whatever becomes of the coordinator that ran them. */
 export interface OperationsLedger {
-  /** Per epoch line, the state of its newest operation that did something (not refused). */
+  /** Per epoch line, the state of its newest operation that may have moved its epoch. */
   readonly lastState: Map<string, OperationState>;
   /** Checkpoints that operations rolled back or restored to, or took as safety checkpoints: not deleted. */
   readonly protectedIds: Set<number>;
@@ -39,6 +39,8 @@ export interface OperationsLedger {
 
 class OperationRun {
   readonly machine: OperationMachine;
+  /** The seq of the newest phase whose commands went out (request ids carry it). */
+  phaseSeq = 0;
   constructor(
     readonly id: string,
     readonly call: OperationCall,
@@ -85,6 +87,13 @@ export class OperationsHost {
 
   private get process(): SimProcess {
     return this.c.process;
+  }
+
+  /** Whether the phase a command (`op:<operation>:<seq>:<server>`) belongs to is over: its operation ended or moved on. */
+  phaseOver(requestId: string): boolean {
+    const [, id, seq] = requestId.split(':');
+    const run = this.runs.get(id ?? '');
+    return run === undefined || run.phaseSeq > Number(seq);
   }
 
   /** Checkpoints of the operations running now (the world notes them when the process dies). */
@@ -194,7 +203,9 @@ export class OperationsHost {
       case 'persist':
         this.w.trace(`op ${run.id} ${e.state}${e.epoch !== undefined ? ` epoch ${e.epoch}` : ''}: ${e.detail}`);
         this.c.store.put(operationKey(run.id), { id: run.id, line: run.line, state: e.state, detail: e.detail, epoch: e.epoch, safety: e.safetyCheckpointId }, () => undefined);
-        if (e.state !== 'refused' && e.state !== 'validating') this.ledger.lastState.set(run.line, e.state);
+        // Only operations that may have moved the epoch count: a later one refused or failed before it
+        // changed anything leaves the plan as it found it, repair still due.
+        if (!['validating', 'safety-checkpoint', 'refused', 'failed'].includes(e.state)) this.ledger.lastState.set(run.line, e.state);
         return;
       case 'validate':
         this.validate(run);
@@ -222,6 +233,7 @@ export class OperationsHost {
         });
         return;
       case 'send':
+        run.phaseSeq = Math.max(run.phaseSeq, Number(e.requestId.split(':')[2]));
         this.w.controls.send('coordinator', e.server, this.command(run, e));
         return;
       case 'volumes':

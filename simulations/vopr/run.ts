@@ -119,7 +119,7 @@ function repair(world: World, plan: string, until: number, then: () => void, ski
 
 /** The newest operation of the plan moved its epoch and did not finish: it ended in needs-repair, or died with its coordinator. */
 function needsRepair(state: string | undefined): boolean {
-  return state !== undefined && state !== 'completed' && state !== 'failed' && state !== 'refused';
+  return state !== undefined && state !== 'completed';
 }
 
 /** A manual checkpoint of the plan, retried while the plan is busy or the checkpoint aborts, until one completes. */

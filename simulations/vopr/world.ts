@@ -80,6 +80,7 @@ export class World {
         trace,
         plansHere: this.topology.plans.filter((p) => p.servers.includes(server)).map((p) => p.id),
         negativeControls,
+        phaseOver: (requestId) => this.operations.phaseOver(requestId),
       });
       this.agents.set(server, agent);
       this.controls.listen(server, (c) => agent.receive(c));
@@ -168,7 +169,7 @@ export class World {
   }
 
   crashCoordinator(): void {
-    for (const id of [...this.coordinator.runningIds(), ...this.coordinator.volumeCallsPending]) this.cutByCrash.add(id);
+    for (const id of [...this.coordinator.runningIds(), ...this.coordinator.volumeCallsPending, ...this.coordinator.volumeDeletesPending]) this.cutByCrash.add(id);
     for (const id of this.operations.runningCheckpoints()) this.operationsCutByCrash.add(id);
     this.coordinator.crash();
     this.operations.crash();
@@ -190,7 +191,7 @@ export class World {
       if (r.state !== 'completed') continue;
       const missing = [...r.parts.map((p) => p.ref.name).filter((n) => this.objects.get(n) === undefined), ...liveVolumeRefs(r).filter((v) => !this.volumes.has(v))];
       if (missing.length === 0) continue;
-      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : this.racedDeletes.has(r.id) ? 'pin-races-delete' : undefined;
+      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : this.racedDeletes.has(r.id) ? 'pin-races-delete' : this.deletes.has(r.id) ? 'delete-cut-short' : undefined;
       this.ledger.violate('completed-checkpoints-whole', `checkpoint ${r.id}`, this.agenda.now, `the record of checkpoint ${r.id} says completed, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} gone`, known);
     }
   }
