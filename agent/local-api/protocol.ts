@@ -17,6 +17,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs/light.js';
 import type { AppSendErrorKind } from '../app.js';
 import type { ChannelId, CheckpointId } from '../../src/ids.js';
+import { type EnumTable, enumTable } from '../../src/wire/enum-table.js';
 import { localDescriptor } from '../../src/wire/generated/local-descriptor.js';
 import { FieldReader, type Fields, plainBytes, wireFormat } from '../../src/wire/fields.js';
 import { oneofCase } from '../../src/wire/oneof.js';
@@ -107,33 +108,11 @@ const root = protobuf.Root.fromJSON(localDescriptor as unknown as protobuf.IName
 const appToAgentType = root.lookupType('snapshot.v1.AppToAgent');
 const agentToAppType = root.lookupType('snapshot.v1.AgentToApp');
 
-interface EnumTable<T extends string> {
-  readonly byNumber: ReadonlyMap<number, T>;
-  readonly byName: ReadonlyMap<T, number>;
+function localEnum<T extends string>(enumName: string, prefix: string, names: Readonly<Record<T, true>>): EnumTable<T> {
+  return enumTable('local API schema', enumName, root.lookupEnum(enumName).values, prefix, names);
 }
 
-/**
- * Pairs each TypeScript name with its proto number, read from the descriptor so that the .proto
- * stays the one source of truth. Module load fails when either side has a value the other lacks.
- */
-function enumTable<T extends string>(enumName: string, prefix: string, names: Readonly<Record<T, true>>): EnumTable<T> {
-  const values = root.lookupEnum(enumName).values;
-  const byNumber = new Map<number, T>();
-  const byName = new Map<T, number>();
-  for (const name of Object.keys(names) as T[]) {
-    const valueName = prefix + name.toUpperCase().replaceAll('-', '_');
-    const number = values[valueName];
-    if (number === undefined || number === 0) throw new Error(`local API schema: ${enumName} has no value ${valueName} for '${name}'`);
-    byNumber.set(number, name);
-    byName.set(name, number);
-  }
-  for (const [valueName, number] of Object.entries(values)) {
-    if (number !== 0 && !byNumber.has(number)) throw new Error(`local API schema: ${enumName}.${valueName} has no TypeScript name`);
-  }
-  return { byNumber, byName };
-}
-
-const sendErrorKindTable = enumTable<LocalSendErrorKind>('snapshot.v1.AgentToApp.SendResult.SendErrorKind', 'SEND_ERROR_KIND_', {
+const sendErrorKindTable = localEnum<LocalSendErrorKind>('snapshot.v1.AgentToApp.SendResult.SendErrorKind', 'SEND_ERROR_KIND', {
   'unknown-channel': true,
   'queue-full': true,
   'channel-failed': true,
@@ -142,7 +121,7 @@ const sendErrorKindTable = enumTable<LocalSendErrorKind>('snapshot.v1.AgentToApp
   'discarded-by-restore': true,
 });
 
-const errorKindTable = enumTable<LocalErrorKind>('snapshot.v1.AgentToApp.Error.ErrorKind', 'ERROR_KIND_', {
+const errorKindTable = localEnum<LocalErrorKind>('snapshot.v1.AgentToApp.Error.ErrorKind', 'ERROR_KIND', {
   'unknown-app': true,
   'already-attached': true,
   protocol: true,

@@ -1,9 +1,9 @@
 /**
- * The proto enums and the model's string unions, side by side. A proto value is the model value
- * upper-cased, `-` as `_`, behind the enum's prefix (`in-band` <-> `CHANNEL_KIND_IN_BAND`); the
- * lists below are typed against the model so a value added to the model fails to compile until it
- * is listed, and a unit test checks every list against the .proto's descriptor.
+ * The proto enums of coordinator.proto and the model's string unions, side by side, as tables of
+ * src/wire/enum-table.ts (`in-band` <-> `CHANNEL_KIND_IN_BAND`): a value added on either side only
+ * fails to compile or to load until the other side has it.
  */
+import { type EnumTable, enumTable } from '../../src/wire/enum-table.js';
 import { coordinatorDescriptor } from '../../src/wire/generated/coordinator-descriptor.js';
 import type {
   AgentStatus,
@@ -16,49 +16,12 @@ import type {
   ProgressEvent,
 } from '../model.js';
 
-export interface EnumTable<M extends string> {
-  /** The proto enum's name, e.g. `ConsistencyLevel`. */
-  readonly name: string;
-  readonly unspecified: string;
-  /** Every model value, in proto number order. */
-  readonly values: readonly M[];
-  toProto(value: M): string;
-  /** The model value of a proto name or number; undefined for UNSPECIFIED and unknown values. */
-  fromProto(value: string | number): M | undefined;
-  /** Proto names a person may type or read in an error message, UNSPECIFIED left out. */
-  readonly protoNames: readonly string[];
-}
-
-type Values<M extends string> = { readonly [K in M]: true };
-
-/** The proto numbers of an enum, from the generated descriptor (the .proto is the source of truth). */
-function protoNumbers(enumName: string): Readonly<Record<string, number>> {
+/** The table of one coordinator.proto enum, its numbers read from the generated descriptor. */
+function table<M extends string>(name: string, prefix: string, all: Readonly<Record<M, true>>): EnumTable<M> {
   const nested = coordinatorDescriptor.nested.snapshot.nested.v1.nested as Record<string, { values?: Record<string, number> }>;
-  const values = nested[enumName]?.values;
-  if (values === undefined) throw new Error(`enum ${enumName} is not in coordinator.proto`);
-  return values;
-}
-
-function table<M extends string>(name: string, prefix: string, all: Values<M>): EnumTable<M> {
-  const numbers = protoNumbers(name);
-  const toName = (m: M): string => `${prefix}_${m.toUpperCase().replace(/-/g, '_')}`;
-  const values = (Object.keys(all) as M[]).sort((a, b) => (numbers[toName(a)] ?? 0) - (numbers[toName(b)] ?? 0));
-  const byName = new Map<string, M>();
-  const byNumber = new Map<number, M>();
-  for (const m of values) {
-    const n = numbers[toName(m)];
-    if (n === undefined) throw new Error(`${name} has no value ${toName(m)} for ${m}`);
-    byName.set(toName(m), m);
-    byNumber.set(n, m);
-  }
-  return {
-    name,
-    unspecified: `${prefix}_UNSPECIFIED`,
-    values,
-    toProto: toName,
-    fromProto: (v) => (typeof v === 'number' ? byNumber.get(v) : byName.get(v)),
-    protoNames: values.map(toName),
-  };
+  const values = nested[name]?.values;
+  if (values === undefined) throw new Error(`coordinator schema: enum ${name} is not in coordinator.proto`);
+  return enumTable('coordinator schema', name, values, prefix, all);
 }
 
 export type ProgressKind = ProgressEvent['kind'];

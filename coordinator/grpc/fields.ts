@@ -9,7 +9,7 @@
  * reader works on objects a test or a client builds by hand.
  */
 import type { CoordinatorError, CoordinatorErrorKind } from '../errors.js';
-import type { EnumTable } from './enums.js';
+import type { EnumTable } from '../../src/wire/enum-table.js';
 
 type Obj = Readonly<Record<string, unknown>>;
 
