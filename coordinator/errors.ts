@@ -2,6 +2,8 @@
  * The coordinator's operating errors as typed values. Each kind maps to one gRPC status code, in one
  * place (grpc/status.ts); the message is written for the person who reads it.
  */
+import { err, type Result as CoreResult } from '../src/result.js';
+
 export type CoordinatorErrorKind =
   | 'invalid-argument'
   | 'not-found'
@@ -29,17 +31,16 @@ export interface CoordinatorError {
 /** The reasons docs/api.md documents; a caller may switch on them. */
 export type ErrorReason = 'PLAN_BUSY' | 'IDEMPOTENCY_KEY_REUSED' | 'APP_IN_ANOTHER_PLAN';
 
-export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: CoordinatorError };
+/** src/result.ts's Result, with the coordinator's error. */
+export type Result<T> = CoreResult<T, CoordinatorError>;
 
-export function ok<T>(value: T): Result<T> {
-  return { ok: true, value };
-}
+export { ok } from '../src/result.js';
 
 export function fail<T = never>(kind: CoordinatorErrorKind, message: string): Result<T> {
-  return { ok: false, error: { kind, message } };
+  return err({ kind, message });
 }
 
 /** A failure with a machine-readable reason; the message starts with the reason token. */
 export function failWith<T = never>(kind: CoordinatorErrorKind, reason: ErrorReason, message: string, metadata: Readonly<Record<string, string>> = {}): Result<T> {
-  return { ok: false, error: { kind, reason, message: `${reason}: ${message}`, metadata } };
+  return err({ kind, reason, message: `${reason}: ${message}`, metadata });
 }

@@ -369,13 +369,13 @@ function decodeWith<T>(type: protobuf.Type, bytes: Uint8Array, read: Read<T>): W
     const detail = error instanceof Error ? error.message : String(error);
     return { ok: false, error: { kind: 'malformed', message: `not a valid ${type.name} protobuf: ${detail}` } };
   }
-  const reader = new FieldReader();
+  const reader = FieldReader.wire();
   const value = read(reader, message);
   return reader.error === undefined ? { ok: true, value } : { ok: false, error: reader.error };
 }
 
 function encodeWith(type: protobuf.Type, fields: Fields, read: Read<unknown>): WireResult<Uint8Array> {
-  const reader = new FieldReader();
+  const reader = FieldReader.wire();
   read(reader, fields);
   if (reader.error !== undefined) return { ok: false, error: reader.error };
   return { ok: true, value: plainBytes(type.encode(fields).finish()) };

@@ -6,6 +6,7 @@
 import { credentials as grpcCredentials, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { CheckpointId } from '../../src/ids.js';
 import type { DeleteOutcome, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { Result as CoreResult } from '../../src/result.js';
 import type { Result } from '../errors.js';
 import type { AgentInfo, Plan, PlanInput } from '../model.js';
 import type { CheckpointView } from '../checkpoint-view.js';
@@ -36,7 +37,8 @@ export interface CallError {
   readonly reason?: string;
 }
 
-export type CallResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: CallError };
+/** src/result.ts's Result, with the status the call ended with. */
+export type CallResult<T> = CoreResult<T, CallError>;
 
 export interface ClientOptions {
   /** Each unary call but rollback and restore fails with DEADLINE_EXCEEDED after this long. */

@@ -10,6 +10,7 @@
  * (level, channel kind, checkpoint state filters). Unknown numbers are rejected.
  */
 import type { CheckpointId } from '../../src/ids.js';
+import { isName } from '../../src/wire/fields.js';
 import type { HookAction } from '../../src/wire/index.js';
 import type { DeleteOutcome, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import { ok, type Result } from '../errors.js';
@@ -191,7 +192,6 @@ export function validateRequestLimits(l: RequestLimits): string | undefined {
   return undefined;
 }
 
-const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 function done<T>(reader: ProtoReader, value: T): Result<T> {
@@ -204,7 +204,7 @@ function name(r: ProtoReader, field: string, required: boolean): string {
     if (required) r.fail(field, `${r.at(field)} is required`);
     return '';
   }
-  if (!NAME.test(v)) r.fail(field, `${r.at(field)} ${JSON.stringify(v.slice(0, 80))} must match [A-Za-z0-9_-]{1,64}`);
+  if (!isName(v)) r.fail(field, `${r.at(field)} ${JSON.stringify(v.slice(0, 80))} must match [A-Za-z0-9_-]{1,64}`);
   return v;
 }
 

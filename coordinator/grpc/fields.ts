@@ -1,50 +1,43 @@
 /**
- * Reading decoded protobuf messages (as @grpc/proto-loader hands them over, see descriptor.ts)
- * field by field, with the field's path in every error. Like src/wire's FieldReader, a reader keeps
- * the first error and returns a harmless placeholder for a bad field, so conversion code reads top
- * to bottom; the caller checks `error` once and never lets a value built from placeholders escape.
- *
- * 64-bit integers arrive as decimal strings (`longs: String`): exact, so a value beyond 2^53 - 1
- * is rejected rather than silently rounded. Numbers and Long objects are accepted too, so the same
- * reader works on objects a test or a client builds by hand.
+ * Reading decoded protobuf messages (as @grpc/proto-loader hands them over, see descriptor.ts) field
+ * by field: a thin adapter over src/wire's FieldReader, which does the reading, the bounds and the
+ * first-error rule. What the adapter adds is only what gRPC conversion needs: fields addressed by
+ * name on the message at hand, nested readers that extend the path and share one first error, that
+ * error as a CoordinatorError whose message starts with the field's path, and enums that arrive as
+ * proto names (`enums: String`) as well as numbers. 64-bit integers arrive as decimal strings
+ * (`longs: String`); the shared reader takes them exactly, so a value beyond 2^53 - 1 is refused.
  */
-import type { CoordinatorError, CoordinatorErrorKind } from '../errors.js';
+import { FieldReader, type Fields } from '../../src/wire/fields.js';
 import type { EnumTable } from '../../src/wire/enum-table.js';
+import type { CoordinatorError, CoordinatorErrorKind } from '../errors.js';
 
-type Obj = Readonly<Record<string, unknown>>;
-
-function isObj(value: unknown): value is Obj {
+function isObj(value: unknown): value is Fields {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isLongLike(value: unknown): value is { low: number; high: number; unsigned?: boolean; toString(): string } {
-  return isObj(value) && typeof value.low === 'number' && typeof value.high === 'number';
-}
-
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
 export class ProtoReader {
-  /** Shared by a reader and every reader it hands out for nested messages. */
-  private readonly state: { error: CoordinatorError | undefined };
-
-  constructor(
-    private readonly obj: Obj,
+  private constructor(
+    private readonly obj: Fields,
     private readonly path: string,
-    /** invalid-argument for requests; internal for responses a client reads from the coordinator. */
-    private readonly kind: CoordinatorErrorKind,
-    state?: { error: CoordinatorError | undefined },
-  ) {
-    this.state = state ?? { error: undefined };
-  }
+    /** Shared by a reader and every reader it hands out for nested messages. */
+    private readonly fields: FieldReader<CoordinatorError>,
+  ) {}
 
+  /** `kind`: invalid-argument for requests; internal for responses a client reads from the coordinator. */
   static of(value: unknown, path: string, kind: CoordinatorErrorKind = 'invalid-argument'): ProtoReader {
-    const reader = new ProtoReader(isObj(value) ? value : {}, path, kind);
+    // Conversion code writes messages that start with the path ("plan.apps[2].server is required");
+    // the shared reader's do not ("must be a string"), so they get the path in front.
+    const fields = new FieldReader<CoordinatorError>((where, message) => ({
+      kind,
+      message: where === '' || message.startsWith(where) ? message : `${where}: ${message}`,
+    }));
+    const reader = new ProtoReader(isObj(value) ? value : {}, path, fields);
     if (!isObj(value)) reader.fail('', `${path === '' ? 'the message' : path} is missing or not a message`);
     return reader;
   }
 
   get error(): CoordinatorError | undefined {
-    return this.state.error;
+    return this.fields.error;
   }
 
   /** The field's path for messages: `plan.apps[2].server`. */
@@ -54,10 +47,7 @@ export class ProtoReader {
   }
 
   fail(field: string, message: string): void {
-    if (this.state.error === undefined) {
-      const where = this.at(field);
-      this.state.error = { kind: this.kind, message: where === '' || message.startsWith(where) ? message : `${where}: ${message}` };
-    }
+    this.fields.fail(this.at(field), message);
   }
 
   has(field: string): boolean {
@@ -66,115 +56,53 @@ export class ProtoReader {
   }
 
   string(field: string): string {
-    const v = this.obj[field];
-    if (v === undefined || v === null) return '';
-    if (typeof v !== 'string') {
-      this.fail(field, 'must be a string');
-      return '';
-    }
-    return v;
+    return this.fields.text(this.obj[field], this.at(field), Number.MAX_SAFE_INTEGER);
   }
 
   bool(field: string): boolean {
-    const v = this.obj[field];
-    if (v === undefined || v === null) return false;
-    if (typeof v !== 'boolean') {
-      this.fail(field, 'must be a boolean');
-      return false;
-    }
-    return v;
+    return this.fields.bool(this.obj[field], this.at(field));
   }
 
   u32(field: string): number {
-    const v = this.obj[field];
-    if (v === undefined || v === null) return 0;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) {
-      this.fail(field, `must be an unsigned 32-bit integer, got ${String(v)}`);
-      return 0;
-    }
-    return v;
+    return this.fields.uint32(this.obj[field], this.at(field));
   }
 
   i32(field: string): number {
-    const v = this.obj[field];
-    if (v === undefined || v === null) return 0;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) {
-      this.fail(field, `must be a signed 32-bit integer, got ${String(v)}`);
-      return 0;
-    }
-    return v;
+    return this.fields.int32(this.obj[field], this.at(field));
   }
 
-  /** uint64 as a number; above Number.MAX_SAFE_INTEGER is an error, not a rounding. */
   u64(field: string): number {
-    return this.int64(field, false);
+    return this.fields.uint(this.obj[field], this.at(field));
   }
 
   i64(field: string): number {
-    return this.int64(field, true);
-  }
-
-  private int64(field: string, signed: boolean): number {
-    const v = this.obj[field];
-    if (v === undefined || v === null) return 0;
-    let big: bigint | undefined;
-    if (typeof v === 'number' && Number.isInteger(v)) big = BigInt(v);
-    else if (typeof v === 'string' && /^-?[0-9]{1,20}$/.test(v)) big = BigInt(v);
-    else if (typeof v === 'bigint') big = v;
-    else if (isLongLike(v)) big = BigInt(v.toString());
-    if (big === undefined) {
-      this.fail(field, `must be an integer, got ${String(v).slice(0, 40)}`);
-      return 0;
-    }
-    if (!signed && big < 0n) {
-      this.fail(field, `must not be negative, got ${big}`);
-      return 0;
-    }
-    if (big > MAX_SAFE || big < -MAX_SAFE) {
-      this.fail(field, `${big} is beyond the largest integer this coordinator handles exactly (${Number.MAX_SAFE_INTEGER})`);
-      return 0;
-    }
-    return Number(big);
+    return this.fields.int(this.obj[field], this.at(field));
   }
 
   /** A nested message, or undefined when absent. */
   message(field: string): ProtoReader | undefined {
-    const v = this.obj[field];
-    if (v === undefined || v === null) return undefined;
-    if (!isObj(v)) {
-      this.fail(field, 'must be a message');
-      return undefined;
-    }
-    return new ProtoReader(v, this.at(field), this.kind, this.state);
+    const nested = this.fields.optionalMessage(this.obj[field], this.at(field));
+    return nested === undefined ? undefined : new ProtoReader(nested, this.at(field), this.fields);
   }
 
   /** A required nested message: an absent one is an error naming the field. */
   required(field: string): ProtoReader {
-    const m = this.message(field);
-    if (m !== undefined) return m;
+    const nested = this.message(field);
+    if (nested !== undefined) return nested;
     this.fail(field, `${this.at(field)} is required`);
-    return new ProtoReader({}, this.at(field), this.kind, this.state);
+    return new ProtoReader({}, this.at(field), this.fields);
   }
 
-  list(field: string): unknown[] {
-    const v = this.obj[field];
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) {
-      this.fail(field, 'must be a list');
-      return [];
-    }
-    return v;
+  list(field: string): readonly unknown[] {
+    return this.fields.list(this.obj[field], this.at(field));
   }
 
   /** Readers over a repeated message field, each with its index in its path. */
   messages(field: string): ProtoReader[] {
     return this.list(field).map((item, i) => {
       const path = `${this.at(field)}[${i}]`;
-      if (!isObj(item)) {
-        this.fail('', `${path} must be a message`);
-        return new ProtoReader({}, path, this.kind, this.state);
-      }
-      return new ProtoReader(item, path, this.kind, this.state);
+      if (!isObj(item)) this.fail('', `${path} must be a message`);
+      return new ProtoReader(isObj(item) ? item : {}, path, this.fields);
     });
   }
 

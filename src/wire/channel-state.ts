@@ -31,7 +31,7 @@ export function encodeChannelState(states: ChannelStates): WireResult<Uint8Array
   for (const [channel, list] of Object.entries(states)) {
     for (const m of list) messages.push({ channel, seq: m.seq, payload: m.payload });
   }
-  const reader = new FieldReader();
+  const reader = FieldReader.wire();
   read(reader, { messages });
   if (reader.error !== undefined) return { ok: false, error: reader.error };
   const bytes = channelStateType.encode({ messages }).finish();
@@ -51,7 +51,7 @@ export function decodeChannelState(bytes: Uint8Array): WireResult<ChannelStates>
   } catch (error) {
     return { ok: false, error: { kind: 'malformed', message: `not a valid ChannelState protobuf: ${error instanceof Error ? error.message : String(error)}` } };
   }
-  const reader = new FieldReader();
+  const reader = FieldReader.wire();
   const value = read(reader, message);
   return reader.error === undefined ? { ok: true, value } : { ok: false, error: reader.error };
 }

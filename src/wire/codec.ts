@@ -58,13 +58,13 @@ function decodeWith<T>(type: protobuf.Type, bytes: Uint8Array, limits: WireLimit
     const detail = error instanceof Error ? error.message : String(error);
     return failure({ kind: 'malformed', message: `not a valid ${type.name} protobuf: ${detail}` });
   }
-  const reader = new FieldReader();
+  const reader = FieldReader.wire();
   const value = read(reader, message);
   return reader.error === undefined ? { ok: true, value } : failure(reader.error);
 }
 
 function encodeWith(type: protobuf.Type, fields: Fields, limits: WireLimits, read: Read<unknown>): WireResult<Uint8Array> {
-  const reader = new FieldReader();
+  const reader = FieldReader.wire();
   read(reader, fields);
   if (reader.error !== undefined) return failure(reader.error);
   const bytes = type.encode(fields).finish();

@@ -1,10 +1,14 @@
 /**
- * Field-level validation shared by every wire message, for decoded protobuf messages and for the
- * plain objects the encoders build alike (so encode and decode enforce exactly the same rules).
+ * The one field reader of the project, for every decoded protobuf message and for the plain objects
+ * the encoders build alike (so encode and decode enforce exactly the same rules). The wire codecs
+ * and the local API use it directly; the coordinator's gRPC conversion wraps it in a thin adapter
+ * (coordinator/grpc/fields.ts) that adds only what proto-loader objects need.
  *
  * A `FieldReader` keeps the first error and hands back a harmless placeholder for a bad field, so
  * mapping code reads top to bottom without an early return after every field; the caller checks
- * `reader.error` once at the end and never lets a value built from placeholders escape.
+ * `reader.error` once at the end and never lets a value built from placeholders escape. The error's
+ * type is the caller's (`WireError` here, `CoordinatorError` in the coordinator): a reader is made
+ * with the function that turns a field path and a message into it.
  */
 import { parseChannelId } from '../ids.js';
 import type { AppState, ObjectRef, WireError } from './types.js';
@@ -30,9 +34,10 @@ const digestPattern = /^[A-Za-z0-9-]{1,32}=[A-Za-z0-9+/_-]{1,220}={0,2}$/;
 /** Anything but control characters, which would garble logs and subjects. */
 const objectNamePattern = /^[^\u0000-\u001f\u007f]{1,256}$/;
 
-const uint32Max = 0xffff_ffff;
-/** 2^53 / 2^32: a uint64 whose high word reaches this no longer fits a safe number. */
-const safeHighWordLimit = 0x20_0000;
+const safeMax = BigInt(Number.MAX_SAFE_INTEGER);
+const uint32Max = 0xffff_ffffn;
+const int32Min = -0x8000_0000n;
+const int32Max = 0x7fff_ffffn;
 
 export function isName(value: string): boolean {
   return namePattern.test(value);
@@ -56,10 +61,6 @@ function describe(value: unknown): string {
   return String(value);
 }
 
-/**
- * protobufjs hands 64-bit fields over as a `Long` when the `long` package is present and as a
- * number otherwise; both are accepted, and so is a number from an encoder's plain object.
- */
 function isLongLike(value: unknown): value is { low: number; high: number; unsigned?: boolean } {
   return (
     typeof value === 'object' &&
@@ -67,6 +68,24 @@ function isLongLike(value: unknown): value is { low: number; high: number; unsig
     typeof (value as { low?: unknown }).low === 'number' &&
     typeof (value as { high?: unknown }).high === 'number'
   );
+}
+
+/**
+ * The exact integer of a 64-bit field, in any form a reader meets: protobufjs hands over a `Long`
+ * when the `long` package is present and a number otherwise, @grpc/proto-loader a decimal string
+ * (`longs: String`), and an encoder's or a test's plain object a number. Kept as a bigint until the
+ * bounds are checked, so a value beyond 2^53 - 1 is refused rather than silently rounded. A Long
+ * without an `unsigned` flag reads as unsigned, the way uint64 fields arrive.
+ */
+function integerOf(value: unknown): bigint | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? BigInt(value) : undefined;
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'string') return /^-?[0-9]{1,20}$/.test(value) ? BigInt(value) : undefined;
+  if (isLongLike(value)) {
+    const bits = (BigInt(value.high >>> 0) << 32n) | BigInt(value.low >>> 0);
+    return value.unsigned === false ? BigInt.asIntN(64, bits) : bits;
+  }
+  return undefined;
 }
 
 export type Fields = Readonly<Record<string, unknown>>;
@@ -79,40 +98,56 @@ export function plainBytes(bytes: Uint8Array): Uint8Array {
   return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-export class FieldReader {
-  private first: WireError | undefined;
+/** Makes a reader's error from the path of the failing field and what is wrong with it. */
+export type FieldErrorOf<E> = (field: string, message: string) => E;
 
-  get error(): WireError | undefined {
+const invalidWireField: FieldErrorOf<WireError> = (field, message) => ({ kind: 'invalid', field, message });
+
+export class FieldReader<E = WireError> {
+  private first: E | undefined;
+
+  constructor(private readonly errorOf: FieldErrorOf<E>) {}
+
+  /** A reader for the wire codecs: every error is an `invalid` WireError naming the field. */
+  static wire(): FieldReader {
+    return new FieldReader(invalidWireField);
+  }
+
+  get error(): E | undefined {
     return this.first;
   }
 
   fail(field: string, message: string): void {
-    this.first ??= { kind: 'invalid', field, message };
+    this.first ??= this.errorOf(field, message);
   }
 
-  /** An unsigned integer no larger than Number.MAX_SAFE_INTEGER; absent reads as 0. */
-  uint(value: unknown, field: string): number {
+  /** An integer from `min` to `max`; absent reads as 0. */
+  private integer(value: unknown, field: string, min: bigint, max: bigint): number {
     if (value === undefined || value === null) return 0;
-    if (typeof value === 'number') {
-      if (Number.isSafeInteger(value) && value >= 0) return value;
-      this.fail(field, `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${describe(value)}`);
-      return 0;
-    }
-    if (isLongLike(value)) {
-      const high = value.high >>> 0;
-      if (high < safeHighWordLimit) return high * 0x1_0000_0000 + (value.low >>> 0);
-      this.fail(field, `must be at most ${Number.MAX_SAFE_INTEGER} (Number.MAX_SAFE_INTEGER)`);
-      return 0;
-    }
-    this.fail(field, `must be an integer, got ${describe(value)}`);
+    const n = integerOf(value);
+    if (n === undefined) this.fail(field, `must be an integer, got ${describe(value)}`);
+    else if (n >= min && n <= max) return Number(n);
+    else if (max === safeMax && n > safeMax) this.fail(field, `${n} is beyond the largest integer handled exactly (${Number.MAX_SAFE_INTEGER})`);
+    else this.fail(field, `must be an integer from ${min} to ${max}, got ${n}`);
     return 0;
+  }
+
+  /** An unsigned integer no larger than Number.MAX_SAFE_INTEGER (uint64 fields); absent reads as 0. */
+  uint(value: unknown, field: string): number {
+    return this.integer(value, field, 0n, safeMax);
+  }
+
+  /** A signed integer within +-Number.MAX_SAFE_INTEGER (int64 fields); absent reads as 0. */
+  int(value: unknown, field: string): number {
+    return this.integer(value, field, -safeMax, safeMax);
   }
 
   uint32(value: unknown, field: string): number {
-    const n = this.uint(value, field);
-    if (n <= uint32Max) return n;
-    this.fail(field, `must be at most ${uint32Max}, got ${n}`);
-    return 0;
+    return this.integer(value, field, 0n, uint32Max);
+  }
+
+  int32(value: unknown, field: string): number {
+    return this.integer(value, field, int32Min, int32Max);
   }
 
   /** A uint (or uint32) that must not be 0: ids, sequence numbers, timeouts. */
