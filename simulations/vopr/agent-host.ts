@@ -24,6 +24,8 @@ import { TENANT } from './topology.js';
 export const HEARTBEAT_MS = 1_000;
 /** How long a restored app may stay paused waiting for its resume before it counts as held too long. */
 export const PAUSE_DEADLINE_MS = 10_000;
+/** An opaque app still stopped this long after its quiesce is resumed by the agent (agent/opaque.ts freezeDeadlineMsMax). */
+export const OPAQUE_QUIESCE_DEADLINE_MS = 5_000;
 
 export interface AgentWorld {
   readonly agenda: Agenda;
@@ -36,6 +38,8 @@ export interface AgentWorld {
   /** The plans that have apps on this server (for the epoch observations). */
   readonly plansHere: readonly string[];
   readonly negativeControls: NegativeControls;
+  /** The opaque channels out of an app (`server/app`). */
+  readonly channelsFrom: (app: string) => readonly string[];
   /** Whether a command's phase of its operation is over (the world asks the operations; for the known findings). */
   readonly phaseOver: (requestId: string) => boolean;
 }
@@ -91,6 +95,8 @@ export class AgentHost {
     this.process.crash();
     // The endpoints that held restored apps paused are gone: the apps run again.
     this.w.ledger.releaseAll(`${this.server}/`, 'quiesced');
+    // Opaque apps stopped by their hooks stay stopped, and the timer that would have resumed them is gone.
+    this.w.ledger.recogniseHolds(`${this.server}/`, 'stopped', 'opaque-stopped-after-agent-restart');
   }
 
   receive(c: Control): void {
@@ -155,6 +161,11 @@ export class AgentHost {
         this.restore(c);
         return;
       case 'resume':
+        if (c.apps.length > 0) {
+          // Opaque apps after their capture: their resume hooks run; nobody waits for an answer.
+          for (const app of c.apps) this.resumeOpaque(c.checkpointId, app);
+          return;
+        }
         for (const app of apps) this.w.ledger.release(`${this.server}/${app}`, 'quiesced');
         this.emit({ type: 'resumed' }, c.requestId);
         return;
@@ -163,10 +174,47 @@ export class AgentHost {
         this.emit({ type: 'register', apps: this.apps, version: 'vopr' });
         return;
       case 'quiesce':
+        for (const app of c.apps) this.quiesceOpaque(c.checkpointId, app, c.requestId);
+        return;
       case 'capture':
-        // No opaque apps in this world.
+        for (const app of c.apps) this.captureOpaque(c.checkpointId, app, c.requestId);
         return;
     }
+  }
+
+  /**
+   * An opaque app's quiesce hook drains it and stops it, and it reports how much it sent on each
+   * output. The app stays stopped (outside the agent) until a resume; the agent resumes it by itself
+   * at its quiesce deadline, with a timer of the agent process (agent/opaque.ts), which dies with it.
+   */
+  private quiesceOpaque(checkpointId: number, app: string, requestId: string): void {
+    this.process.later(1 + this.w.prng.int(10), '', () => {
+      const who = `${this.server}/${app}`;
+      this.w.ledger.hold(`${who}#${checkpointId}`, 'stopped', checkpointId, this.w.agenda.now, OPAQUE_QUIESCE_DEADLINE_MS);
+      this.process.later(OPAQUE_QUIESCE_DEADLINE_MS, '', () => this.w.ledger.release(`${who}#${checkpointId}`, 'stopped'));
+      const outputs = this.w.channelsFrom(who);
+      const positions: Record<string, number> = {};
+      for (const ch of outputs) positions[ch] = Math.floor(this.w.agenda.now / 10);
+      this.emit({ type: 'quiesced', checkpointId, app, outputPositions: positions, hooks: [] }, requestId);
+    });
+  }
+
+  private captureOpaque(checkpointId: number, app: string, requestId: string): void {
+    const name = `ckpt/${checkpointId}/${this.server}/${app}`;
+    const ref = { name, digest: `SHA-256=${checkpointId}-${this.server}-${app}`, sizeBytes: 100 };
+    this.w.io.call(
+      this.process,
+      `put ${name}`,
+      () => this.w.objects.put(ref),
+      (r) => {
+        if (r.ok) this.emit({ type: 'captured', checkpointId, app, state: ref, hooks: [] }, requestId);
+        else this.emit({ type: 'decline', checkpointId, app, reason: 'store-failed', detail: r.error }, requestId);
+      },
+    );
+  }
+
+  private resumeOpaque(checkpointId: number, app: string): void {
+    this.w.ledger.release(`${this.server}/${app}#${checkpointId}`, 'stopped');
   }
 
   /** Ends one freeze of the guest; its start, or undefined when it was not frozen by that checkpoint. */

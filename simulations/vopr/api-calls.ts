@@ -11,7 +11,10 @@ import type { World } from './world.js';
 const RETRIES_MAX = 2;
 
 export function rollbackCall(world: World): void {
-  const plan = world.prng.pick(world.topology.plans);
+  // Rollback of opaque checkpoints is not implemented (docs/architecture.md).
+  const plans = world.topology.plans.filter((p) => p.level !== 'opaque');
+  if (plans.length === 0) return;
+  const plan = world.prng.pick(plans);
   const completed = world.completedOf(plan.id);
   if (completed.length === 0) return;
   // Mostly the newest, as an operator does; sometimes an older one; and the damaged one, which must be

@@ -11,6 +11,7 @@ import { decideRecovery } from '../../src/control/recovery.js';
 import { decideRetention } from '../../src/control/retention.js';
 import { AppLevel } from '../../src/control/round-app.js';
 import { CrashLevel } from '../../src/control/round-crash.js';
+import { OpaqueLevel } from '../../src/control/round-opaque.js';
 import { Round, type RoundEffect, type RoundInput, type RoundLevel, type TakenVolume } from '../../src/control/round.js';
 import type { AgentEvent, Control } from '../../src/wire/index.js';
 import type { Prng } from '../prng.js';
@@ -280,6 +281,7 @@ export class CoordinatorHost {
   }
 
   private levelFor(plan: SimPlan, id: number): RoundLevel {
+    if (plan.level === 'opaque') return new OpaqueLevel({ graph: { processes: plan.apps.map((a) => `${a.server}/${a.app}`), channels: plan.channels } });
     if (plan.level === 'crash') {
       const r = CrashLevel.create({ planId: plan.id, servers: plan.servers, volumes: plan.volumes.map((v) => ({ id: v.volume, server: v.server })), volumeBackend: true, freezeDeadlineMs: plan.freezeDeadlineMs });
       if (!r.ok) throw new Error(r.message);
@@ -327,7 +329,7 @@ export class CoordinatorHost {
         }
       }
     }
-    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress' && e.type !== 'frozen' && e.type !== 'thawed') return;
+    if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress' && e.type !== 'frozen' && e.type !== 'thawed' && e.type !== 'quiesced' && e.type !== 'captured') return;
     const run = this.rounds.get(e.checkpointId);
     if (run === undefined) return;
     this.feed(run, { type: e.type, event: e, nowMs: this.w.agenda.now } as RoundInput);
@@ -374,6 +376,12 @@ export class CoordinatorHost {
         run.record.volumes = e.volumes;
         return;
       case 'patch-part':
+        // The opaque level records a captured state this way.
+        if (e.patch.state !== undefined && e.app !== undefined) {
+          const app = e.app;
+          run.record.parts = [...run.record.parts.filter((p) => !(p.server === e.server && p.app === app)), { server: e.server, app, ref: e.patch.state }];
+        }
+        return;
       case 'patch-server':
       case 'progress':
         return;

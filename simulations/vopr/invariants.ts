@@ -37,7 +37,8 @@ export const DEADLINE_SLACK_MS = 50;
 interface Hold {
   /** Set when the world recognises the hold as an open defect's doing. */
   readonly known?: KnownFinding;
-  readonly kind: 'frozen' | 'quiesced';
+  /** frozen: a crash-level freeze; quiesced: paused by a restore until its resume; stopped: an opaque app quiesced by its hooks. */
+  readonly kind: 'frozen' | 'quiesced' | 'stopped';
   readonly sinceMs: number;
   readonly deadlineAtMs: number;
   readonly checkpoint: number;
@@ -102,6 +103,11 @@ export class Ledger {
 
   release(app: string, kind: Hold['kind']): void {
     if (this.holds.get(app)?.kind === kind) this.holds.delete(app);
+  }
+
+  /** Every hold of this kind on apps whose name starts with `prefix` is now a known finding's doing. */
+  recogniseHolds(prefix: string, kind: Hold['kind'], known: KnownFinding): void {
+    for (const [app, h] of [...this.holds]) if (app.startsWith(prefix) && h.kind === kind) this.holds.set(app, Object.assign({}, h, { known }));
   }
 
   /** Every hold of this kind on apps whose name starts with `prefix` ends (a restarted agent's paused apps run again). */

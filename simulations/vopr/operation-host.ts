@@ -59,7 +59,7 @@ class OperationRun {
   ) {
     this.machine = new OperationMachine({
       kind: call.kind,
-      level: record.level,
+      level: record.level === 'crash' ? 'crash' : 'app',
       id,
       title: `${call.kind} to checkpoint ${record.id}`,
       servers,
@@ -113,6 +113,7 @@ export class OperationsHost {
       const record = entry?.value as CheckpointRecord | undefined;
       if (record === undefined || record.state === 'deleted') return refuse('not-found', `checkpoint ${call.checkpointId} not found`);
       if (record.state !== 'completed') return refuse('failed-precondition', `checkpoint ${record.id} is ${record.state}`);
+      if (record.level === 'opaque') return refuse('failed-precondition', `checkpoint ${record.id} is of opaque apps, whose rollback is not implemented`);
       const plan = this.c.plan(record.plan);
       let servers: string[];
       let line: string;

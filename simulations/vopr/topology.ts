@@ -3,11 +3,13 @@
  * case of defect 1) but never an app: an app belongs to at most one plan (docs/api.md). Spare
  * servers, in no plan, are where checkpoints are restored into.
  */
+import { channelId } from '../../src/ids.js';
 import type { Prng } from '../prng.js';
 
 export const TENANT = 't1';
 
-export type Level = 'app' | 'crash';
+/** `opaque`: level app over the apps' own channels (quiesced in topological order, src/control/round-opaque.ts). */
+export type Level = 'app' | 'crash' | 'opaque';
 
 export interface SimApp {
   readonly server: string;
@@ -21,6 +23,8 @@ export interface SimPlan {
   readonly servers: readonly string[];
   /** One volume per server of the plan, named `<server>-<plan>`. */
   readonly volumes: readonly { readonly server: string; readonly volume: string }[];
+  /** Opaque plans: a chain over the apps in order; empty otherwise. */
+  readonly channels: readonly { readonly id: string; readonly from: string; readonly to: string }[];
   readonly maxConcurrent: number;
   readonly timeoutMs: number;
   readonly freezeDeadlineMs: number;
@@ -54,10 +58,14 @@ export function drawTopology(prng: Prng): Topology {
     chosen.sort();
     const apps = chosen.map((server) => ({ server, app: (free.get(server) as string[]).shift() as string }));
     const id = `p${p + 1}`;
+    const r = prng.next();
+    const level: Level = r < 0.4 ? 'app' : r < 0.75 ? 'crash' : 'opaque';
+    const ids = apps.map((a) => `${a.server}/${a.app}`);
     plans.push({
       id,
-      level: prng.next() < 0.5 ? 'app' : 'crash',
+      level,
       apps,
+      channels: level === 'opaque' ? ids.slice(1).map((to, i) => ({ id: channelId(ids[i] as string, to), from: ids[i] as string, to })) : [],
       servers: chosen,
       volumes: chosen.map((server) => ({ server, volume: `${server}-${id}` })),
       maxConcurrent: prng.next() < 0.7 ? 1 : 2,

@@ -81,6 +81,7 @@ export class World {
         plansHere: this.topology.plans.filter((p) => p.servers.includes(server)).map((p) => p.id),
         negativeControls,
         phaseOver: (requestId) => this.operations.phaseOver(requestId),
+        channelsFrom: (app) => this.topology.plans.flatMap((p) => p.channels.filter((c) => c.from === app).map((c) => c.id)),
       });
       this.agents.set(server, agent);
       this.controls.listen(server, (c) => agent.receive(c));
@@ -140,8 +141,9 @@ export class World {
   private checkConsistent(r: CheckpointRecord): void {
     const plan = this.topology.plans.find((p) => p.id === r.plan);
     if (plan === undefined) return;
-    const want = plan.level === 'app' ? plan.apps.map((a) => `${a.server}/${a.app}`) : plan.volumes.map((v) => v.volume);
-    const have = plan.level === 'app' ? r.parts.map((p) => `${p.server}/${p.app}`) : r.volumes.map((v) => v.volumeId);
+    const byApp = plan.level !== 'crash';
+    const want = byApp ? plan.apps.map((a) => `${a.server}/${a.app}`) : plan.volumes.map((v) => v.volume);
+    const have = byApp ? r.parts.map((p) => `${p.server}/${p.app}`) : r.volumes.map((v) => v.volumeId);
     const missing = want.filter((x) => !have.includes(x));
     const extra = have.filter((x, i) => !want.includes(x) || have.indexOf(x) !== i);
     if (missing.length > 0 || extra.length > 0) {
