@@ -46,7 +46,7 @@ function keyed(world: World, base: Omit<OperationCall, 'key'>): void {
   const key = world.prng.next() < 0.8 ? `k${world.seed}-${world.agenda.now}` : undefined;
   const call: OperationCall = key !== undefined ? Object.assign({ key }, base) : base;
   const attempt = (n: number): void => {
-    if (!world.coordinator.process.up) {
+    if (!world.coordinator.process.up || !world.coordinator.serving) {
       if (key !== undefined && n < RETRIES_MAX) world.agenda.after(500 + world.prng.int(2_000), '', () => attempt(n + 1));
       return;
     }

@@ -90,6 +90,8 @@ export class CoordinatorHost {
   /** Checkpoints whose volume call has not returned, and those whose deletion of volume snapshots has not finished (the world's view, for the known findings). */
   readonly volumeCallsPending = new Set<number>();
   readonly volumeDeletesPending = new Set<number>();
+  /** False from a restart until recovery has run: the gRPC server starts only after it (coordinator/main.ts). */
+  serving = true;
   /** Operation answers (`op:` request ids) go to the operations shell. */
   operationAnswer: (e: AgentEvent) => void = () => undefined;
 
@@ -135,6 +137,7 @@ export class CoordinatorHost {
     const restarted = this.process.incarnation > 0;
     this.process.restart();
     this.calls = this.newCalls();
+    this.serving = !restarted;
     if (restarted) this.recover();
     // Agents re-register when a coordinator starts (defect 9): the hello.
     for (const server of [...this.w.topology.servers, ...this.w.topology.spareServers]) {
@@ -179,7 +182,10 @@ export class CoordinatorHost {
         const aborted = new Set<number>();
         const next = (i: number): void => {
           const a = actions[i];
-          if (a === undefined) return;
+          if (a === undefined) {
+            this.serving = true;
+            return;
+          }
           if (a.type === 'release-slot') {
             if (a.reason !== 'aborted-now' || aborted.has(a.checkpointId)) this.releaseSlot(a.planId, a.checkpointId);
             next(i + 1);
@@ -216,6 +222,10 @@ export class CoordinatorHost {
    * compare-and-set at the revision it read.
    */
   take(planId: string, periodic: boolean, answer: (a: TakeAnswer) => void): void {
+    if (!this.serving) {
+      answer({ ok: false, code: 'unavailable', message: 'the coordinator is starting (recovery under way)' });
+      return;
+    }
     const plan = this.plan(planId);
     this.calls.read(slotsKey(planId), (entry) => {
       const checked = (entry?.value as PlanSlots | undefined) ?? EMPTY_SLOTS;

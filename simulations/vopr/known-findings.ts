@@ -35,7 +35,7 @@ export const KNOWN_FINDINGS = {
   },
   'delete-cut-short': {
     owner: 'coordinator/checkpoints/service.ts delete (API)',
-    seed: 927,
+    seed: 2322,
     what:
       'a DeleteCheckpoint cut short by a coordinator crash after it deleted the parts and before it deleted the record leaves a record ' +
       'that says completed without its parts (nothing finishes the delete)',

@@ -108,7 +108,8 @@ export class OperationsHost {
   }
 
   call(call: OperationCall, reply: (o: OperationOutcome) => void): void {
-    const refuse = (kind: 'not-found' | 'failed-precondition' | 'invalid-argument', message: string): void => reply({ ok: false, kind, message });
+    const refuse = (kind: 'not-found' | 'failed-precondition' | 'invalid-argument' | 'unavailable', message: string): void => reply({ ok: false, kind, message });
+    if (!this.c.serving) return refuse('unavailable', 'the coordinator is starting (recovery under way)');
     this.c.store.read(checkpointKey(call.checkpointId), (entry) => {
       const record = entry?.value as CheckpointRecord | undefined;
       if (record === undefined || record.state === 'deleted') return refuse('not-found', `checkpoint ${call.checkpointId} not found`);

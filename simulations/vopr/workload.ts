@@ -28,7 +28,7 @@ export function startWorkload(world: World, until: number, workload: Workload): 
   const cancelWeight = 1;
   const extraWeight = workload.extra.reduce((s, x) => s + x.weight, 0);
   const call = (): void => {
-    if (!coordinator.process.up) return;
+    if (!coordinator.process.up || !coordinator.serving) return;
     let r = prng.next() * (takeWeight + cancelWeight + extraWeight);
     if (r < takeWeight) {
       const plan = prng.pick(topology.plans);
