@@ -1,7 +1,7 @@
 /**
  * Opaque apps (channel kind `opaque`: the app's own TCP, invisible to the agent): the agent can
- * only run the app's hooks. The coordinator drives the cut (coordinator/checkpoints/opaque-run.ts,
- * the pure `QuiescePlan`); this file carries out its three commands for one app at a time:
+ * only run the app's hooks. The coordinator drives the cut (src/control/round-opaque.ts, over the
+ * pure `QuiescePlan`); this file carries out its three commands for one app at a time:
  *
  *   quiesce  the app's hooks (`<hooksDir>/<app>/`, lexical order) run with action `freeze`: they
  *            let the app consume its inputs up to SNAP_DRAIN_TO, stop it, write its state into
@@ -40,6 +40,11 @@ interface Quiesced {
   readonly checkpointId: CheckpointId;
   watchdog: NodeJS.Timeout | undefined;
   resumedByWatchdog: boolean;
+  /**
+   * Every quiesce hook succeeded and reported its positions: only then does SNAP_STATE_DIR hold the
+   * state of the stopped app. The app counts as quiesced (for the resume) from before its hooks run.
+   */
+  stateReady: boolean;
 }
 
 /** `position <channel> <n>` lines of a hook's stdout; other lines are ignored. */
@@ -159,6 +164,8 @@ export class OpaqueApps {
       if (foreign.length > 0) return { ok: false, reason: 'hook-failed', detail: `${app}: the hooks reported positions for ${foreign.join(', ')}, which are not outputs of ${app}`, hooks };
       const missing = cfg.outputs.filter((c) => positions[c] === undefined);
       if (missing.length > 0) return { ok: false, reason: 'hook-failed', detail: `${app}: no hook reported the position of output ${missing.join(', ')} (print "position <channel> <n>")`, hooks };
+      const q = this.quiesced.get(app);
+      if (q?.checkpointId === checkpointId) q.stateReady = true;
       this.log.info({ checkpointId, app, positions }, 'opaque app quiesced');
       return { ok: true, outputPositions: positions, hooks };
     });
@@ -171,6 +178,8 @@ export class OpaqueApps {
         const why = q?.resumedByWatchdog ? 'was resumed by the agent at the quiesce deadline' : `is not quiesced for checkpoint ${checkpointId}`;
         return { ok: false, reason: 'freeze-failed', detail: `${app} ${why}`, hooks: [] };
       }
+      // Packing a directory the hooks did not finish writing would store a state of no moment at all.
+      if (!q.stateReady) return { ok: false, reason: 'freeze-failed', detail: `${app}: its quiesce for checkpoint ${checkpointId} did not succeed, so its state directory is incomplete`, hooks: [] };
       try {
         const bytes = await packDir(this.stateDirOf(app));
         const state = await this.o.store(objectName, bytes);
@@ -188,7 +197,7 @@ export class OpaqueApps {
       if (q?.watchdog) clearTimeout(q.watchdog);
       if (cause === 'watchdog') {
         if (!q || q.checkpointId !== checkpointId) return [];
-        this.quiesced.set(app, { checkpointId: 0, watchdog: undefined, resumedByWatchdog: true });
+        this.quiesced.set(app, { checkpointId: 0, watchdog: undefined, resumedByWatchdog: true, stateReady: false });
       } else {
         this.quiesced.delete(app);
       }
@@ -214,7 +223,7 @@ export class OpaqueApps {
   private markQuiesced(checkpointId: CheckpointId, app: string): void {
     const prior = this.quiesced.get(app);
     if (prior?.watchdog) clearTimeout(prior.watchdog);
-    const entry: Quiesced = { checkpointId, watchdog: undefined, resumedByWatchdog: false };
+    const entry: Quiesced = { checkpointId, watchdog: undefined, resumedByWatchdog: false, stateReady: false };
     entry.watchdog = setTimeout(() => {
       this.log.warn({ checkpointId, app, afterMs: this.o.config.freezeDeadlineMsMax }, 'opaque app still quiesced at the deadline: resuming it');
       void this.resume(checkpointId, app, 'watchdog');

@@ -28,14 +28,14 @@ export interface Ended {
   readonly spawnError?: NodeJS.ErrnoException;
 }
 
-/** How long stderr may stay open after the hook itself exited (a child it left behind holds it). */
+/** How long stdout and stderr may stay open after the hook itself exited (a child it left behind holds them). */
 export const STDIO_DRAIN_MS = 200;
 
 export interface Spawned {
   readonly child: ChildProcess;
   readonly stderr: Tail;
   readonly stdout: Tail;
-  /** Resolves once the process exited and its stderr was read (or STDIO_DRAIN_MS passed). */
+  /** Resolves once the process exited and its stdout and stderr were read to the end (or STDIO_DRAIN_MS passed). */
   readonly ended: Promise<Ended>;
   hasEnded(): boolean;
   /** Sends a signal to the whole process group; a group that is gone already is not an error. */
@@ -81,10 +81,11 @@ export function spawnBounded(file: string, args: readonly string[], options: Spa
   child.stdin?.on('error', () => undefined);
 
   let done = false;
-  const stderrClosed = new Promise<void>((resolve) => {
-    if (!child.stderr) resolve();
-    else child.stderr.once('close', () => resolve());
-  });
+  // Both streams, not only stderr: an opaque app's quiesce hook prints its positions on stdout as
+  // its last act, and the end of stderr can be handled (and the hook taken as over) in the same turn
+  // of the event loop before the last chunk of stdout is read; the positions were then missing.
+  const closed = (stream: NodeJS.ReadableStream | null): Promise<void> => new Promise<void>((resolve) => (stream ? stream.once('close', () => resolve()) : resolve()));
+  const stdioClosed = Promise.all([closed(child.stdout), closed(child.stderr)]);
   const ended = new Promise<Ended>((resolve) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
       // 'error' without 'exit' means it never started; after a start, 'exit' follows on its own.
@@ -94,7 +95,9 @@ export function spawnBounded(file: string, args: readonly string[], options: Spa
       }
     });
     child.once('exit', (code, signal) => {
-      void Promise.race([stderrClosed, sleep(STDIO_DRAIN_MS)]).then(() => {
+      // After the bound, one more turn of the event loop: a loaded machine may fire the timer before
+      // polling the pipes whose data and end were ready long before.
+      void Promise.race([stdioClosed, sleep(STDIO_DRAIN_MS).then(nextTurn)]).then(() => {
         done = true;
         resolve({ code, signal });
       });
@@ -132,6 +135,10 @@ export function spawnBounded(file: string, args: readonly string[], options: Spa
         return ended;
       })()),
   };
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 export function sleep(ms: number): Promise<void> {

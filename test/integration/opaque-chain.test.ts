@@ -112,7 +112,9 @@ beforeAll(async () => {
     const downstream = i < CHAIN.length - 1 ? outFile(app) : '';
     const output = plan.channels.find((c) => c.from.app === app);
     // The app's quiesce hook: ask the app to drain to SNAP_DRAIN_TO and stop, wait for it, hand its
-    // state over, report its output position. `fail-<app>` makes it fail on purpose.
+    // state over, report its output position. `fail-<app>` makes it fail on purpose. `set -e`: a
+    // copy into SNAP_STATE_DIR that fails must fail the quiesce (and name the error in the
+    // checkpoint's failure), never leave a state that silently lacks a file.
     const hooks = join(dir, 'hooks', server);
     mkdirSync(join(hooks, app), { recursive: true });
     const hook = join(hooks, app, '10-quiesce');
@@ -121,6 +123,7 @@ beforeAll(async () => {
       hook,
       [
         '#!/bin/sh',
+        'set -e',
         `D='${D}'`,
         'case "$1" in',
         '  freeze)',
