@@ -7,19 +7,11 @@
  * connected component, which is quiesced as one, the sender's position). An abort resumes every app
  * told to quiesce and not resumed yet, and waits (bounded) for captures under way, so that the
  * states they store are deleted by the clean-up rather than left behind.
- *
- * A resume the plan asks for is held back until every app downstream of it (transitively, outside
- * its own strongly connected component) has been sent its resume. The plan looks only at a
- * component's direct downstream: in a chain A -> B -> C it resumed A as soon as B was captured,
- * while C was still draining, which breaks the design's "every app stays stopped until everything
- * downstream of it is captured, downstream first" (docs/architecture.md, "Opaque apps") and made
- * A's recorded stall shorter than C's under load. The hold belongs in src/core/quiesce.ts; it sits
- * here until that module takes it over, and is then a no-op.
  */
 import { checkCut } from '../checker/index.js';
 import { QuiescePlan, type QuiesceEffect, type QuiesceInput } from '../core/quiesce.js';
 import type { SnapshotCounts } from '../core/types.js';
-import { stronglyConnectedComponents, type AppGraph } from '../graph/index.js';
+import type { AppGraph } from '../graph/index.js';
 import type { ChannelId, ProcessId } from '../ids.js';
 import { processId, splitProcessId, type AgentEvent, type ObjectRef } from '../wire/index.js';
 import {
@@ -56,29 +48,10 @@ export class OpaqueLevel implements RoundLevel {
   private readonly positions: Record<ChannelId, number> = {};
   /** Apps told to capture that have not answered (captured or declined) yet. */
   private readonly capturing = new Set<ProcessId>();
-  /** Per app, the apps downstream of it outside its own strongly connected component. */
-  private readonly downstream = new Map<ProcessId, readonly ProcessId[]>();
-  /** Apps the plan resumed whose resume waits for everything downstream of them to be resumed first. */
-  private readonly held = new Set<ProcessId>();
 
   constructor(private readonly config: OpaqueLevelConfig) {
     this.plan = new QuiescePlan(config.graph);
     for (const p of config.graph.processes) this.apps.set(p, { drainTo: {} });
-    const componentOf = new Map<ProcessId, number>();
-    stronglyConnectedComponents(config.graph).forEach((apps, i) => apps.forEach((a) => componentOf.set(a, i)));
-    const next = new Map<ProcessId, ProcessId[]>();
-    for (const c of config.graph.channels) next.set(c.from, [...(next.get(c.from) ?? []), c.to]);
-    for (const p of config.graph.processes) {
-      const seen = new Set<ProcessId>();
-      const todo = [...(next.get(p) ?? [])];
-      while (todo.length > 0) {
-        const q = todo.pop() as ProcessId;
-        if (seen.has(q)) continue;
-        seen.add(q);
-        todo.push(...(next.get(q) ?? []));
-      }
-      this.downstream.set(p, [...seen].filter((q) => componentOf.get(q) !== componentOf.get(p)));
-    }
   }
 
   start(ctx: LevelContext): void {
@@ -181,12 +154,6 @@ export class OpaqueLevel implements RoundLevel {
         this.resume(e.apps, ctx);
         return;
       case 'done':
-        // The plan resumes everything before it is done, and the hold releases an app once its
-        // downstream is resumed: nothing can still be held here.
-        if (this.held.size > 0) {
-          ctx.fail('internal', `the quiesce plan is done while resumes are held back: ${[...this.held].join(', ')}`);
-          return;
-        }
         ctx.emit({ type: 'log', level: 'info', message: 'every app captured and resumed', fields: { positions: e.positions } });
         ctx.ready();
         return;
@@ -196,38 +163,20 @@ export class OpaqueLevel implements RoundLevel {
     }
   }
 
-  /**
-   * Resume commands for these apps, downstream first: an app is held back until every app downstream
-   * of it has been sent its resume. While the round aborts, an app downstream that was never told to
-   * quiesce holds nothing back (it never will be), so every quiesced app is released at once, in
-   * waves. The stall (quiesce sent -> resume sent) goes to the part.
-   */
+  /** Resume commands for these apps; the stall (quiesce sent -> resume sent) goes to the part. */
   private resume(apps: readonly ProcessId[], ctx: LevelContext): void {
-    for (const app of apps) {
+    const todo = apps.filter((app) => {
       const a = this.apps.get(app);
-      if (a !== undefined && a.quiesceSentAt !== undefined && a.resumeSentAt === undefined) this.held.add(app);
+      return a !== undefined && a.quiesceSentAt !== undefined && a.resumeSentAt === undefined;
+    });
+    for (const app of todo) {
+      const a = this.apps.get(app) as AppProgress;
+      a.resumeSentAt = ctx.nowMs;
+      const s = splitProcessId(app);
+      if (s) ctx.emit({ type: 'patch-part', server: s.server, app: s.app, patch: { alignmentMs: ctx.nowMs - (a.quiesceSentAt as number) } });
     }
-    const aborting = ctx.state === 'aborting';
-    const clear = (d: ProcessId): boolean => {
-      const a = this.apps.get(d);
-      return a === undefined || a.resumeSentAt !== undefined || (aborting && a.quiesceSentAt === undefined);
-    };
-    for (;;) {
-      const wave = [...this.held].filter((app) => (this.downstream.get(app) ?? []).every(clear));
-      if (wave.length === 0) break;
-      for (const app of wave) {
-        this.held.delete(app);
-        const a = this.apps.get(app) as AppProgress;
-        a.resumeSentAt = ctx.nowMs;
-        const s = splitProcessId(app);
-        if (s) ctx.emit({ type: 'patch-part', server: s.server, app: s.app, patch: { alignmentMs: ctx.nowMs - (a.quiesceSentAt as number) } });
-      }
-      // A resume that cannot be sent is logged: the agent's own deadline resumes the app.
-      this.perServer(wave, ctx, true, (list) => ({ type: 'resume', checkpointId: ctx.checkpointId, apps: names(list) }));
-    }
-    // The strongly connected components downstream of an app form no cycle, so an abort always
-    // drains the hold; anything left would stay stopped until the agent's deadline.
-    if (aborting && this.held.size > 0) throw new Error(`opaque level: resumes still held back while aborting: ${[...this.held].join(', ')}`);
+    // A resume that cannot be sent is logged: the agent's own deadline resumes the app.
+    this.perServer(todo, ctx, true, (list) => ({ type: 'resume', checkpointId: ctx.checkpointId, apps: names(list) }));
   }
 
   private perServer(apps: readonly ProcessId[], ctx: LevelContext, bestEffort: boolean, command: (apps: ProcessId[]) => RoundCommand): void {
@@ -273,7 +222,8 @@ export class OpaqueLevel implements RoundLevel {
   }
 
   abort(ctx: LevelContext): void {
-    this.resume([...this.apps.keys()], ctx);
+    // Downstream first, as the plan resumes at a normal end.
+    this.resume(this.plan.order().reverse().flat(), ctx);
   }
 
   completed(): void {}

@@ -216,9 +216,11 @@ describe('opaque chain of three apps', () => {
       expect(b.sum).toBe((a.produced * (a.produced + 1)) / 2);
       expect(c.sum).toBe(b.sum);
       expect(a.produced).toBeGreaterThan(0);
-      // The stall of the synchronous baseline is recorded per app; upstream stalls longest.
+      // The stall of the synchronous baseline is recorded per app. B is quiesced before C and stays
+      // quiesced until C is captured, so it stalls at least as long as C; A runs again as soon as B
+      // (still quiesced) is captured, so A's stall may be shorter than either.
       for (const app of ['A', 'B', 'C']) expect(part(app)?.alignmentMs).toBeGreaterThanOrEqual(0);
-      expect(part('A')?.alignmentMs ?? 0).toBeGreaterThanOrEqual(part('C')?.alignmentMs ?? 0);
+      expect(part('B')?.alignmentMs ?? 0).toBeGreaterThanOrEqual(part('C')?.alignmentMs ?? 0);
       // The apps run again afterwards.
       await waitUntil('C to consume past the checkpoint', () => liveState('C').consumed > c.consumed + 20, { timeoutMs: 10_000 });
       for (const app of ['A', 'B', 'C']) expect(existsSync(join(appDir(app), 'drain'))).toBe(false);
