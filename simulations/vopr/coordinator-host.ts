@@ -7,8 +7,6 @@
  */
 import { EMPTY_SLOTS, stepAdmission, type AdmissionStep, type PlanSlots } from '../../src/control/admission.js';
 import type { NegativeControls } from '../../src/control/negative-controls.js';
-import { decideRecovery } from '../../src/control/recovery.js';
-import { decideRetention } from '../../src/control/retention.js';
 import { AppLevel } from '../../src/control/round-app.js';
 import { CrashLevel } from '../../src/control/round-crash.js';
 import { OpaqueLevel } from '../../src/control/round-opaque.js';
@@ -21,6 +19,8 @@ import type { Io } from './io.js';
 import type { Ledger } from './invariants.js';
 import type { Network } from './network.js';
 import { SimProcess } from './process.js';
+import { recoverLeftRounds } from './recovery-host.js';
+import { applyRetention, deleteCheckpoint, pinCheckpoint } from './service-calls.js';
 import { CHECKPOINT_COUNTER, checkpointKey, epochKey, liveVolumeRefs, objectPrefix, slotsKey, type CheckpointRecord } from './records.js';
 import { StoreCalls } from './store-calls.js';
 import type { SimKv, SimObjects, SimVolumes } from './stores.js';
@@ -33,7 +33,6 @@ export const ROUND_SETTLE_MS = 1_500;
 export const THAW_WAIT_MS = 1_000;
 export const RESEND_MS = 200;
 export const MAX_CONCURRENT_MAX = 8;
-const IN_FLIGHT: readonly string[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
 
 export interface CoordinatorWorld {
   readonly agenda: Agenda;
@@ -50,14 +49,14 @@ export interface CoordinatorWorld {
   readonly trace: (what: string) => void;
   /** When each checkpoint's clean-up was asked for (the world's record, not the coordinator's). */
   readonly cleanUps: Map<number, number>;
+  /** Rounds a preemption could not cancel (the world's record, for the known findings). */
+  readonly preemptsRefused: Set<number>;
   /** A delete decided to go: from now on the checkpoint's parts may go. */
   readonly deleting: (id: number) => void;
   /** Targets and safety checkpoints of rollbacks and restores (what the operations store tells retention). */
   readonly protectedIds: ReadonlySet<number>;
 }
 
-/** Completed checkpoints retention keeps per plan, besides pinned and protected ones. */
-export const RETAINED_PER_PLAN = 3;
 
 export type TakeAnswer = { readonly ok: true; readonly id: number } | { readonly ok: false; readonly code: 'busy' | 'unavailable' | 'failed'; readonly message: string };
 
@@ -138,7 +137,7 @@ export class CoordinatorHost {
     this.process.restart();
     this.calls = this.newCalls();
     this.serving = !restarted;
-    if (restarted) this.recover();
+    if (restarted) recoverLeftRounds(this, this.w);
     // Agents re-register when a coordinator starts (defect 9): the hello.
     for (const server of [...this.w.topology.servers, ...this.w.topology.spareServers]) {
       this.w.controls.send('coordinator', server, { type: 'hello', requestId: `hello:${this.owner}`, tenant: TENANT, server, plan: '', epoch: 0 });
@@ -154,64 +153,6 @@ export class CoordinatorHost {
     const run = this.rounds.get(id);
     if (run === undefined) done(undefined);
     else run.onEnd.push(done);
-  }
-
-  // ---- start-up recovery (src/control/recovery.ts decides) ---------------------------------------
-
-  /**
-   * As coordinator/checkpoints/recover.ts: every record in flight and every plan's slots read, then
-   * the actions carried out in order; an abort deletes the parts and writes the record aborted, and
-   * only then is its slot released.
-   */
-  private recover(): void {
-    this.calls.retried(
-      'list checkpoints and slots',
-      () => ({
-        records: this.w.kv.keys('ckpt.').map((k) => this.w.kv.get(k)?.value as CheckpointRecord),
-        slots: this.w.topology.plans.map((p) => ({ planId: p.id, slots: ((this.w.kv.get(slotsKey(p.id))?.value as PlanSlots | undefined) ?? EMPTY_SLOTS).slots })),
-      }),
-      ({ records, slots }) => {
-        const inFlight = records.filter((r) => IN_FLIGHT.includes(r.state));
-        const actions = decideRecovery({
-          inFlight: inFlight.map((r) => ({ checkpointId: r.id, planId: r.plan, state: r.state, createdAtUnixMs: r.createdAtMs })),
-          slots: slots.filter((s) => s.slots.length > 0),
-          runningHere: [],
-          nowMs: this.w.agenda.now,
-        });
-        const byId = new Map(inFlight.map((r) => [r.id, r]));
-        const aborted = new Set<number>();
-        const next = (i: number): void => {
-          const a = actions[i];
-          if (a === undefined) {
-            this.serving = true;
-            return;
-          }
-          if (a.type === 'release-slot') {
-            if (a.reason !== 'aborted-now' || aborted.has(a.checkpointId)) this.releaseSlot(a.planId, a.checkpointId);
-            next(i + 1);
-            return;
-          }
-          const r = byId.get(a.checkpointId) as CheckpointRecord;
-          this.w.trace(`recovery: aborting ckpt ${r.id} (${r.state}) left by a stopped coordinator`);
-          for (const server of this.plan(r.plan).servers) {
-            this.w.controls.send('coordinator', server, { requestId: `abort:${r.id}:${server}:recovery`, tenant: TENANT, server, plan: r.plan, epoch: r.epoch, type: 'abort', checkpointId: r.id, reason: 'the coordinator running this checkpoint stopped' } as Control);
-          }
-          if (!this.w.cleanUps.has(r.id)) this.w.cleanUps.set(r.id, this.w.agenda.now);
-          const objects = this.w.objects.list().filter((o) => o.name.startsWith(objectPrefix(r.id))).map((o) => o.name);
-          this.deleteAll(objects, liveVolumeRefs(r), () =>
-            this.calls.update<CheckpointRecord>(
-              checkpointKey(r.id),
-              (cur) => (cur === undefined || !IN_FLIGHT.includes(cur.state) ? undefined : Object.assign({}, cur, { state: 'aborted' as const, failure: { reason: 'internal' as const, detail: a.detail } })),
-              () => {
-                aborted.add(r.id);
-                next(i + 1);
-              },
-            ),
-          );
-        };
-        next(0);
-      },
-    );
   }
 
   // ---- TakeSnapshot ----------------------------------------------------------------------------
@@ -267,7 +208,7 @@ export class CoordinatorHost {
         answer({ ok: false, code: 'busy', message: `plan ${plan.id} has ${e.inFlight.length} checkpoint(s) in flight` });
         return;
       }
-      if (e.type === 'preempt') this.cancel(e.checkpointId, `a manual request (checkpoint ${e.by}) took its slot`);
+      if (e.type === 'preempt' && !this.cancel(e.checkpointId, `a manual request (checkpoint ${e.by}) took its slot`)) this.w.preemptsRefused.add(e.checkpointId);
     }
     const record: CheckpointRecord = { id, plan: plan.id, level: plan.level, epoch, state: 'pending', failure: null, parts: [], volumes: [], pinned: false, owner: this.owner, periodic, createdAtMs: this.w.agenda.now };
     const level = this.levelFor(plan, id);
@@ -313,11 +254,11 @@ export class CoordinatorHost {
     return r.level;
   }
 
+  /** False when the round is not running here or refused the cancel (it is committing). */
   cancel(id: number, detail: string): boolean {
     const run = this.rounds.get(id);
     if (run === undefined) return false;
-    this.feed(run, { type: 'cancel', detail, nowMs: this.w.agenda.now });
-    return true;
+    return this.feed(run, { type: 'cancel', detail, nowMs: this.w.agenda.now });
   }
 
   // ---- agent events -----------------------------------------------------------------------------
@@ -352,15 +293,17 @@ export class CoordinatorHost {
    * call (and the outcome of the clean-up that answer asks for): snapshots finished after the end
    * must be deleted too.
    */
-  private feed(run: RoundRun, input: RoundInput): void {
-    if (!this.process.up || run.incarnation !== this.process.incarnation) return;
+  /** Whether the round took the input (false: not fed, or rejected). */
+  private feed(run: RoundRun, input: RoundInput): boolean {
+    if (!this.process.up || run.incarnation !== this.process.incarnation) return false;
     const late = input.type === 'volume-snapshot-finished' || input.type === 'cleaned' || input.type === 'stored';
-    if (this.rounds.get(run.record.id) !== run && !late) return;
+    if (this.rounds.get(run.record.id) !== run && !late) return false;
     const r = run.round.step(input);
     if (r.rejected && r.rejected.reason !== 'finished' && r.rejected.reason !== 'stale-timer') {
       this.w.trace(`ckpt ${run.record.id} rejected ${input.type}: ${r.rejected.reason}`);
     }
     for (const e of r.effects) this.apply(run, e);
+    return r.rejected === undefined;
   }
 
   private apply(run: RoundRun, e: RoundEffect): void {
@@ -564,7 +507,7 @@ export class CoordinatorHost {
     this.w.ledger.roundEnded(run.plan.id, id);
     const finish = (): void => {
       this.rounds.delete(id);
-      if (state === 'completed') this.applyRetention(run.plan.id);
+      if (state === 'completed') applyRetention(this, this.w, run.plan.id);
       for (const cb of run.onEnd) cb(run.record);
       this.releaseSlot(run.plan.id, id);
     };
@@ -573,59 +516,12 @@ export class CoordinatorHost {
     else finish();
   }
 
-  /**
-   * DeleteCheckpoint as the checkpoint service does it: checks first (a refusal changes nothing),
-   * then the parts (objects and volume snapshots), then the record. A checkpoint an operation uses
-   * (target, safety) or a pinned one is kept, as retention keeps them (defect 7).
-   */
   deleteCheckpoint(id: number, answer: (ok: boolean, message: string) => void): void {
-    if (this.w.protectedIds.has(id)) {
-      answer(false, `checkpoint ${id} is the target or safety checkpoint of a rollback`);
-      return;
-    }
-    this.calls.read(checkpointKey(id), (entry) => {
-      const r = entry?.value as CheckpointRecord | undefined;
-      if (r === undefined || r.state !== 'completed') return answer(false, `checkpoint ${id} is not a completed checkpoint`);
-      if (r.pinned) return answer(false, `checkpoint ${id} is pinned`);
-      this.w.deleting(id);
-      this.deleteAll(r.parts.map((p) => p.ref.name), liveVolumeRefs(r), () =>
-        this.calls.retried(`delete ${checkpointKey(id)}`, () => this.w.kv.delete(checkpointKey(id)), () => {
-          this.w.trace(`ckpt ${id} deleted`);
-          answer(true, 'deleted');
-        }),
-      );
-    });
+    deleteCheckpoint(this, this.w, id, answer);
   }
 
-  /** Retention after a completion, as the service applies it: src/control/retention.ts decides, deletes go one by one. */
-  private applyRetention(planId: string): void {
-    this.calls.retried(
-      `list completed of ${planId}`,
-      () => this.w.kv.keys('ckpt.').map((k) => this.w.kv.get(k)?.value as CheckpointRecord).filter((r) => r.plan === planId && r.state === 'completed'),
-      (completed) => {
-        const decision = decideRetention({
-          completed: completed.map((r) => ({ id: r.id, pinned: r.pinned })),
-          keepNewest: RETAINED_PER_PLAN,
-          protectedIds: completed.filter((r) => this.w.protectedIds.has(r.id)).map((r) => ({ id: r.id, because: 'rollback-target' as const })),
-        });
-        const next = (i: number): void => {
-          const id = decision.delete[i];
-          if (id === undefined) return;
-          this.w.trace(`retention: deleting ckpt ${id} of ${planId}`);
-          this.deleteCheckpoint(id, () => next(i + 1));
-        };
-        next(0);
-      },
-    );
-  }
-
-  /** PinCheckpoint / UnpinCheckpoint: a completed record's flag, by compare-and-set. */
   pin(id: number, pinned: boolean, answer: (ok: boolean) => void): void {
-    this.calls.update<CheckpointRecord>(
-      checkpointKey(id),
-      (r) => (r === undefined || r.state !== 'completed' || r.pinned === pinned ? undefined : Object.assign({}, r, { pinned })),
-      (written) => answer(written !== undefined),
-    );
+    pinCheckpoint(this, id, pinned, answer);
   }
 
   releaseSlot(planId: string, id: number): void {

@@ -71,6 +71,8 @@ export class Ledger {
    * (set by the world).
    */
   exemptHold: (kind: Hold['kind'], checkpoint: number) => boolean = () => false;
+  /** Tells whether an excess of checkpoints in flight is a known finding (set by the world). */
+  knownInFlight: (ids: readonly number[]) => KnownFinding | undefined = () => undefined;
   /** Tells which held apps are a known finding (set by the world). */
   knownHold: (kind: Hold['kind'], checkpoint: number) => KnownFinding | undefined = () => undefined;
 
@@ -152,7 +154,8 @@ export class Ledger {
     this.inFlight.set(plan, set);
     const limit = this.limitOf(plan);
     if (set.size > limit) {
-      this.violate('in-flight-limit', plan, nowMs, `plan ${plan} has ${set.size} checkpoints in flight (${[...set].sort((a, b) => a - b).join(', ')}), limit ${limit}`);
+      const ids = [...set].sort((a, b) => a - b);
+      this.violate('in-flight-limit', plan, nowMs, `plan ${plan} has ${set.size} checkpoints in flight (${ids.join(', ')}), limit ${limit}`, this.knownInFlight(ids));
     }
   }
 

@@ -21,10 +21,10 @@ export const KNOWN_FINDINGS = {
   },
   'volume-snapshots-of-dead-coordinator': {
     owner: 'src/control/recovery.ts and coordinator/checkpoints/recover.ts (API), src/control/round.ts (ROUND)',
-    seed: 5,
+    seed: 7,
     what:
-      'volume snapshots that the backend finishes after the coordinator that asked for them died (or that a round took but had not ' +
-      'recorded yet when it died) are never deleted: recovery deletes only what the records list',
+      'volume snapshots of a round that had already ended (aborted) when its coordinator died, whose late backend answer or whose ' +
+      'deletion the crash cut, are never deleted: recovery sweeps the backend only for records still in flight',
   },
   'operation-orphaned-by-crash': {
     owner: 'coordinator/checkpoints/operations.ts (OPS), src/control/recovery.ts (API)',
@@ -32,20 +32,6 @@ export const KNOWN_FINDINGS = {
     what:
       'a rollback or restore under way when its coordinator dies is neither finished nor failed by the next one: its record stays ' +
       'in its phase and the apps it restored stay paused until an operator rolls back again',
-  },
-  'delete-cut-short': {
-    owner: 'coordinator/checkpoints/service.ts delete (API)',
-    seed: 2322,
-    what:
-      'a DeleteCheckpoint cut short by a coordinator crash after it deleted the parts and before it deleted the record leaves a record ' +
-      'that says completed without its parts (nothing finishes the delete)',
-  },
-  'pin-races-delete': {
-    owner: 'coordinator/checkpoints/service.ts delete and pin (API)',
-    seed: 2002,
-    what:
-      'a PinCheckpoint that lands while a DeleteCheckpoint deletes the parts succeeds, and the pinned checkpoint loses its parts: ' +
-      'the delete checks the pin, then deletes parts, and changes the record only at the end',
   },
   'stale-restore-after-agent-restart': {
     owner: 'src/control/agent-control.ts (AGENT), src/control/operation.ts (OPS)',
@@ -60,6 +46,13 @@ export const KNOWN_FINDINGS = {
     what:
       'an opaque app whose resume was lost (resumes are sent once, best effort) waits for the agent to resume it at its quiesce ' +
       'deadline; that timer lives in the agent process, so an agent that restarts meanwhile leaves the app stopped for ever',
+  },
+  'preempt-while-committing': {
+    owner: 'src/control/admission.ts (API), src/control/round.ts (ROUND)',
+    seed: 48,
+    what:
+      'a manual take preempts a periodic checkpoint that is already committing: admission gives its slot away at once, the round ' +
+      'refuses the cancel (it is committing) and runs on, so the plan has more than max_concurrent checkpoints in flight',
   },
 } as const;
 

@@ -13,6 +13,8 @@ export interface CheckpointRecord {
   parts: { readonly server: string; readonly app: string; readonly ref: ObjectRef }[];
   volumes: readonly RoundVolumeRecord[];
   pinned: boolean;
+  /** A DeleteCheckpoint began (src/control/retention.ts decideDeleteMark): the parts may be gone, the record goes last. */
+  deleting?: boolean;
   /** The coordinator incarnation that ran it (recovery aborts the rounds of dead ones). */
   readonly owner: string;
   readonly periodic: boolean;

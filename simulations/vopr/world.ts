@@ -43,11 +43,9 @@ export class World {
   /** Rounds that a coordinator crash cut short, and checkpoints of operations it cut short. */
   readonly cutByCrash = new Set<number>();
   readonly operationsCutByCrash = new Set<number>();
+  readonly preemptsRefused = new Set<number>();
   /** The checkpoint whose state storage damaged, if any. */
   damaged: number | undefined;
-  /** Checkpoints a delete started on, and those whose record was written again (a pin) while it ran. */
-  readonly deletes = new Set<number>();
-  readonly racedDeletes = new Set<number>();
   /** When each checkpoint's clean-up was asked for (to recognise states stored after it). */
   readonly cleanUps = new Map<number, number>();
 
@@ -101,14 +99,13 @@ export class World {
       trace,
       cleanUps: this.cleanUps,
       protectedIds: this.operationsLedger.protectedIds,
-      deleting: (id: number) => {
-        this.deletes.add(id);
-        this.ledger.deleted(id);
-      },
+      preemptsRefused: this.preemptsRefused,
+      deleting: (id: number) => this.ledger.deleted(id),
     };
     this.coordinator = new CoordinatorHost(coordinatorWorld);
     this.operations = new OperationsHost(this.coordinator, coordinatorWorld, this.operationsLedger);
     this.events.listen('coordinator', (e) => this.coordinator.onEvent(e));
+    this.ledger.knownInFlight = (ids) => (ids.some((id) => this.preemptsRefused.has(id)) ? 'preempt-while-committing' : undefined);
     this.ledger.exemptHold = (kind, checkpoint) => kind === 'quiesced' && this.operationsLedger.declinedRepairs.has(checkpoint);
     this.ledger.knownHold = (kind, checkpoint) => (kind === 'quiesced' && this.operationsCutByCrash.has(checkpoint) ? 'operation-orphaned-by-crash' : undefined);
   }
@@ -126,8 +123,7 @@ export class World {
     if (key.startsWith('ckpt.')) {
       const id = Number(key.slice('ckpt.'.length));
       const r = value as CheckpointRecord | undefined;
-      if (r !== undefined && r.state === 'completed') {
-        if (this.deletes.has(id)) this.racedDeletes.add(id);
+      if (r !== undefined && r.state === 'completed' && r.deleting !== true) {
         this.checkConsistent(r);
         this.ledger.committed(id, r.plan, r.parts.map((p) => p.ref.name), liveVolumeRefs(r), this.agenda.now, (x) => this.objects.get(x) !== undefined || this.volumes.has(x));
       }
@@ -167,7 +163,6 @@ export class World {
   recogniseUnknownCommits(): void {
     // The parts went in an abort's clean-up: the round believed its commit had failed.
     for (const id of this.cleanUps.keys()) this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${id}`, 'commit-outcome-unknown');
-    for (const id of this.racedDeletes) this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${id}`, 'pin-races-delete');
   }
 
   crashCoordinator(): void {
@@ -182,7 +177,7 @@ export class World {
     return this.kv
       .keys('ckpt.')
       .map((k) => this.kv.get(k)?.value as CheckpointRecord)
-      .filter((r) => r.plan === plan && r.state === 'completed')
+      .filter((r) => r.plan === plan && r.state === 'completed' && r.deleting !== true)
       .sort((a, b) => a.id - b.id);
   }
 
@@ -190,10 +185,10 @@ export class World {
   checkCompletedRecords(): void {
     for (const key of this.kv.keys('ckpt.')) {
       const r = this.kv.get(key)?.value as CheckpointRecord;
-      if (r.state !== 'completed') continue;
+      if (r.state !== 'completed' || r.deleting === true) continue;
       const missing = [...r.parts.map((p) => p.ref.name).filter((n) => this.objects.get(n) === undefined), ...liveVolumeRefs(r).filter((v) => !this.volumes.has(v))];
       if (missing.length === 0) continue;
-      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : this.racedDeletes.has(r.id) ? 'pin-races-delete' : this.deletes.has(r.id) ? 'delete-cut-short' : undefined;
+      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : undefined;
       this.ledger.violate('completed-checkpoints-whole', `checkpoint ${r.id}`, this.agenda.now, `the record of checkpoint ${r.id} says completed, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} gone`, known);
     }
   }
@@ -204,7 +199,7 @@ export class World {
     // A record that still says completed owns its parts, whatever a delete cut short did.
     for (const key of this.kv.keys('ckpt.')) {
       const r = this.kv.get(key)?.value as CheckpointRecord;
-      if (r.state === 'completed') for (const x of [...r.parts.map((p) => p.ref.name), ...liveVolumeRefs(r)]) live.add(x);
+      if (r.state === 'completed' && r.deleting !== true) for (const x of [...r.parts.map((p) => p.ref.name), ...liveVolumeRefs(r)]) live.add(x);
     }
     for (const plan of this.topology.plans) {
       for (const id of this.coordinator.runningOf(plan.id)) {
