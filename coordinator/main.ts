@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { JetStreamStateObjects } from '../adapters/state-store.js';
 import { AgentRegistry, trackAgents } from './agents.js';
 import { ControlBus } from './bus.js';
+import { recoverLeftOperations } from './checkpoints/recover-operations.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';
 import { ok } from './errors.js';
 import { startGrpcServer } from './grpc/server.js';
@@ -149,6 +150,9 @@ async function main(): Promise<number> {
   // (their admission slots count until then). One coordinator at a time: see docs/api.md, restart.
   const recovered = await checkpoints.recover();
   if (!recovered.ok) logger.warn({ error: recovered.error.message }, 'rounds left by a stopped coordinator not recovered');
+  // Rollbacks and restores it left under way: finished from their phase or ended (docs/rollback.md).
+  const left = await recoverLeftOperations({ store, bus, objects, logger, timeoutMs: numbers.restoreTimeoutMs, nowUnixMs: Date.now });
+  if (!left.ok) logger.warn({ error: left.error.message }, 'rollbacks and restores left by a stopped coordinator not recovered');
   for (const s of running) s.start();
   // A record left in flight later on (a run that could not write its end) is swept every minute.
   const sweep = async (): Promise<void> => {

@@ -24,7 +24,7 @@ import type { CheckpointId } from '../../src/ids.js';
 import { processId, type AgentEvent, type AppRestore } from '../../src/wire/index.js';
 import type { RestoreRequest, TakeSnapshotRequest } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
-import type { CheckpointRecord, ConsistencyLevel } from '../model.js';
+import type { AppRef, CheckpointRecord, ConsistencyLevel } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
 import { operationEnded, OPERATIONS_KEPT_PER_PLAN, type OperationRecord } from '../store/operations.js';
 import type { VolumeBackend } from '../volumes/backend.js';
@@ -74,6 +74,8 @@ interface Prepared {
   /** The registered plan whose epoch moves: its checkpoints in flight are cancelled. */
   readonly cancelPlan?: string;
   readonly servers: readonly string[];
+  /** Restore: where each of the checkpoint's apps goes (recorded, so that a coordinator taking over can send the restore again). */
+  readonly mapping?: Readonly<Record<string, AppRef>>;
   readonly takeSafetyCheckpoint: boolean;
   readonly safetyLevel: ConsistencyLevel;
   readonly hasVolumes: boolean;
@@ -198,6 +200,7 @@ export class Operations {
       title,
       request: `${title} onto ${mapped.join(', ')}`,
       epochLine: line.value.line,
+      mapping: Object.fromEntries([...mapping.targets].map(([from, to]) => [from, { server: to.server, app: to.app }])),
       ...(line.value.plan !== undefined ? { cancelPlan: line.value.plan } : {}),
       servers,
       // A restore leaves the checkpoint's own servers alone: there is no present of theirs to keep.
@@ -241,6 +244,8 @@ export class Operations {
       checkpointId: p.checkpoint.id,
       epochLine: p.epochLine,
       request: p.request,
+      servers: p.servers,
+      ...(p.mapping !== undefined ? { mapping: p.mapping } : {}),
       ...(key !== undefined ? { idempotencyKey: key } : {}),
       state: 'validating',
       detail: 'accepted',
@@ -339,6 +344,56 @@ function outcomeResult(o: OperationOutcome): Result<Extract<OperationOutcome, { 
   return o.ok ? ok(o) : fail(o.kind, o.message);
 }
 
+/** How often an operation's record write is tried, and the pause before the next try (times the attempt). */
+const RECORD_WRITE_ATTEMPTS_MAX = 4;
+const RECORD_WRITE_RETRY_MS = 250;
+
+/** What running an operation needs of the checkpoint service. */
+type RunPort = Pick<OperationsPort, 'take' | 'waitFor' | 'cancelRunsOf' | 'restoreDeps'>;
+
+/**
+ * Finishes an operation a stopped coordinator left (coordinator/checkpoints/recover-operations.ts):
+ * the machine goes on from `input.phase` under the operation's old request ids. `commands` is what
+ * each server is sent to restore (app level, phase `restoring`). Such a machine never validates,
+ * takes a safety checkpoint, sets the epoch or touches volumes: those effects throw.
+ */
+export function takeOverOperation(
+  record: OperationRecord,
+  checkpoint: CheckpointRecord,
+  servers: readonly string[],
+  commands: ReadonlyMap<string, AppRestore[]>,
+  input: Extract<OperationInput, { type: 'recover' }>,
+  deps: RestoreDeps,
+  options: Partial<OperationsOptions> = {},
+): Promise<OperationOutcome> {
+  const notAfterTakeOver = (what: string) => (): never => {
+    throw new Error(`operation ${record.id} taken over in ${input.phase} asked to ${what}`);
+  };
+  const p: Prepared = {
+    kind: record.kind,
+    level: record.level,
+    checkpoint,
+    title: `${record.kind === 'rollback' ? 'rollback to' : 'restore of'} checkpoint ${record.checkpointId}`,
+    request: record.request,
+    epochLine: record.epochLine,
+    servers,
+    takeSafetyCheckpoint: false,
+    safetyLevel: record.level,
+    hasVolumes: false,
+    validate: notAfterTakeOver('validate'),
+    volumes: notAfterTakeOver('put volumes back'),
+  };
+  const port: RunPort = {
+    take: notAfterTakeOver('take a safety checkpoint'),
+    waitFor: notAfterTakeOver('wait for a safety checkpoint'),
+    cancelRunsOf: notAfterTakeOver('cancel checkpoints'),
+    restoreDeps: () => deps,
+  };
+  const run = new OperationRun(p, record, port, { ...OPERATIONS_DEFAULTS, ...options });
+  run.setCommands(commands);
+  return run.start(input);
+}
+
 /** One operation under way: feeds the machine and carries out its effects. */
 class OperationRun {
   private record: OperationRecord;
@@ -355,7 +410,7 @@ class OperationRun {
   constructor(
     private readonly p: Prepared,
     record: OperationRecord,
-    private readonly port: OperationsPort,
+    private readonly port: RunPort,
     options: OperationsOptions,
   ) {
     this.record = record;
@@ -375,7 +430,12 @@ class OperationRun {
     });
   }
 
-  start(): Promise<OperationOutcome> {
+  setCommands(commands: ReadonlyMap<string, AppRestore[]>): void {
+    this.commands = new Map(commands);
+  }
+
+  /** Runs the operation from `first`: `start`, or `recover` for one taken over. */
+  start(first: OperationInput = { type: 'start', nowMs: Date.now() }): Promise<OperationOutcome> {
     const done = new Promise<OperationOutcome>((resolve) => {
       this.resolve = resolve;
     });
@@ -383,7 +443,7 @@ class OperationRun {
     this.stopListening = this.deps.bus.onEvents((e) => {
       if (e.inReplyTo?.startsWith(prefix) && e.tenant === this.p.checkpoint.tenant) this.onAnswer(e);
     });
-    this.feed({ type: 'start', nowMs: Date.now() });
+    this.feed(first);
     return done;
   }
 
@@ -480,9 +540,18 @@ class OperationRun {
 
   private write(record: OperationRecord): void {
     this.writes = this.writes.then(async () => {
-      const r = await this.deps.store.operations.put(record);
-      // The operation goes on: its record is for the operator and for retries, not for its own steps.
-      if (!r.ok) this.log.warn({ state: record.state, error: r.error.message }, 'operation record not written');
+      // A record left behind its operation misleads the coordinator that takes it over after a
+      // restart (recover-operations.ts), so a failed write is tried again a few times.
+      for (let attempt = 1; ; attempt += 1) {
+        const r = await this.deps.store.operations.put(record);
+        if (r.ok) return;
+        // The operation goes on: its record is for the operator and for retries, not for its own steps.
+        if (attempt === RECORD_WRITE_ATTEMPTS_MAX) {
+          this.log.warn({ state: record.state, error: r.error.message }, 'operation record not written');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, RECORD_WRITE_RETRY_MS * attempt));
+      }
     });
   }
 

@@ -10,6 +10,7 @@ import type { KV } from 'nats';
 import type { OperationKind, OperationLevel, OperationOutcome, OperationState } from '../../src/control/operation.js';
 import { OPERATION_FINAL_STATES } from '../../src/control/operation.js';
 import { fail, ok, type Result } from '../errors.js';
+import type { AppRef } from '../model.js';
 import { decodeJsonObject, encodeJson } from './json.js';
 import { isWrongLastSequence, storeError } from './nats-errors.js';
 
@@ -25,6 +26,10 @@ export interface OperationRecord {
   readonly epochLine: string;
   /** The call in words; a key reused for other words is refused naming both. */
   readonly request: string;
+  /** The servers that get its commands: a coordinator that takes the operation over sends to them. */
+  readonly servers?: readonly string[];
+  /** Restore: where each of the checkpoint's apps (`server/app`) goes, so its restore can be sent again. */
+  readonly mapping?: Readonly<Record<string, AppRef>>;
   readonly idempotencyKey?: string;
   readonly state: OperationState;
   readonly detail: string;
@@ -55,6 +60,8 @@ export interface OperationStore {
   get(planId: string, id: string): Promise<Result<OperationRecord | undefined>>;
   /** Every operation on checkpoints of the plan, newest first. */
   list(planId: string): Promise<Result<OperationRecord[]>>;
+  /** Every operation of every plan whose state is not final, oldest first: what a starting coordinator takes over. */
+  unfinished(): Promise<Result<OperationRecord[]>>;
   /**
    * The plan's last `count` rollbacks that went past validation, newest first: their targets and
    * safety checkpoints, which retention must keep.
@@ -144,6 +151,25 @@ export class JetStreamOperationStore implements OperationStore {
       if (r.value !== undefined) records.push(r.value);
     }
     return ok(records.sort((a, b) => b.createdAtUnixMs - a.createdAtUnixMs || (a.id < b.id ? 1 : -1)));
+  }
+
+  async unfinished(): Promise<Result<OperationRecord[]>> {
+    const keys: { planId: string; id: string }[] = [];
+    try {
+      for await (const key of await this.meta.keys('op.>')) {
+        // op.<planId>.<id>: a plan id holds no dot.
+        const [, planId, ...rest] = key.split('.');
+        if (planId !== undefined && rest.length > 0) keys.push({ planId, id: rest.join('.') });
+      }
+    } catch (error) {
+      return { ok: false, error: storeError(error, 'listing the operations') };
+    }
+    const records: OperationRecord[] = [];
+    for (const r of await Promise.all(keys.map((k) => this.get(k.planId, k.id)))) {
+      if (!r.ok) return r;
+      if (r.value !== undefined && !operationEnded(r.value)) records.push(r.value);
+    }
+    return ok(records.sort((a, b) => a.createdAtUnixMs - b.createdAtUnixMs || (a.id < b.id ? -1 : 1)));
   }
 
   async recentRollbacks(planId: string, count: number): Promise<Result<readonly RecentRollback[]>> {

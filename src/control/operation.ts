@@ -18,6 +18,10 @@
  * Control messages go over core NATS, at most once: each command is resent with the same request id
  * every `resendIntervalMs` until its server answers or the phase's `phaseTimeoutMs` runs out; an
  * agent answers a duplicate with its first answer and does the work once (defect 3b).
+ *
+ * An operation whose coordinator stopped is taken over by the next one (`recover` instead of
+ * `start`, decided by operation-recovery.ts): it goes on from the phase it was in, under the same
+ * request ids, or its record is ended in a final state naming the call that repairs it.
  */
 import type { NegativeControls } from './negative-controls.js';
 
@@ -53,6 +57,15 @@ export type OperationOutcome =
   | { readonly ok: false; readonly kind: OperationErrorKind; readonly message: string };
 
 export type AgentCommand = 'restore' | 'resume' | 'freeze' | 'thaw';
+
+/** A phase an operation taken over from a stopped coordinator goes on from (operation-recovery.ts). */
+export type RedoPhase = 'restoring' | 'resuming' | 'thawing' | 'thawing-back';
+
+/**
+ * The seq of each such phase's request ids: the first fan-out of an operation is 1 (`restoring`,
+ * `freezing`), the second 2 (`resuming`; `thawing` or `thawing-back`, after `freezing`).
+ */
+const REDO_SEQ: Readonly<Record<RedoPhase, number>> = { restoring: 1, resuming: 2, thawing: 2, 'thawing-back': 2 };
 export type TimerName = 'resend' | 'deadline';
 
 export interface OperationConfig {
@@ -76,6 +89,21 @@ export interface OperationConfig {
 
 export type OperationInput =
   | { readonly type: 'start'; readonly nowMs: number }
+  /**
+   * Instead of `start`: finish an operation a stopped coordinator left in `phase`
+   * (src/control/operation-recovery.ts decides which): the phase's commands go out again under the
+   * request ids they had, so an agent that already answered answers from memory. `thawing-back`
+   * then ends in `thenState` with `thenDetail`.
+   */
+  | {
+      readonly type: 'recover';
+      readonly nowMs: number;
+      readonly phase: RedoPhase;
+      readonly epoch: number;
+      readonly safetyCheckpointId: number;
+      readonly thenState?: 'failed' | 'needs-repair';
+      readonly thenDetail?: string;
+    }
   /** Every check passed: the checkpoint, its parts (read and digest-checked), the agents, the mapping. */
   | { readonly type: 'validated'; readonly nowMs: number }
   | { readonly type: 'invalid'; readonly nowMs: number; readonly kind: OperationErrorKind; readonly message: string }
@@ -190,6 +218,8 @@ export class OperationMachine {
   private validated = false;
   /** Whether the current thaw phase runs the restore hooks (kept for its resends). */
   private afterRestoreNow = false;
+  /** Taken over from a coordinator that stopped (`recover`): its end says so. */
+  private recovered = false;
 
   constructor(private readonly config: OperationConfig) {
     const invalid = validateOperationConfig(config);
@@ -211,6 +241,10 @@ export class OperationMachine {
       this.persist('validating', 'checking the checkpoint, its parts, the agents and the mapping', input.nowMs, out);
       out.push({ type: 'validate' });
       return { effects: out };
+    }
+    if (input.type === 'recover') {
+      if (s !== 'new') return reject(out, 'already-started', 'the operation already started');
+      return this.recover(input, out);
     }
     if (s === 'new') return reject(out, 'not-started', 'start the operation first');
     switch (input.type) {
@@ -273,6 +307,25 @@ export class OperationMachine {
     return this.setEpoch(nowMs, out);
   }
 
+  private recover(input: Extract<OperationInput, { type: 'recover' }>, out: OperationEffect[]): OperationResult {
+    const appPhase = input.phase === 'restoring' || input.phase === 'resuming';
+    if (appPhase !== (this.config.level === 'app')) throw new Error(`a ${this.config.level}-level operation cannot be recovered in ${input.phase}`);
+    if ((input.phase === 'thawing-back') !== (input.thenState !== undefined && input.thenDetail !== undefined)) {
+      throw new Error('thawing-back, and only thawing-back, is recovered with the state and detail it ends in');
+    }
+    this.validated = true;
+    this.recovered = true;
+    this.epoch = input.epoch;
+    this.safetyCheckpointId = input.safetyCheckpointId;
+    // The phase's request ids are the ones the stopped coordinator used: fanOut bumps seq first.
+    this.seq = REDO_SEQ[input.phase] - 1;
+    if (input.thenState !== undefined && input.thenDetail !== undefined) {
+      const kind: OperationErrorKind = input.thenState === 'failed' ? 'unavailable' : 'internal';
+      this.afterThawBack = { state: input.thenState, outcome: { ok: false, kind, message: input.thenDetail }, detail: input.thenDetail };
+    }
+    return this.fanOut(input.phase, input.phase === 'thawing', input.nowMs, out, 'taken over from a coordinator that stopped: ');
+  }
+
   private setEpoch(nowMs: number, out: OperationEffect[]): OperationResult {
     const bump = this.config.level === 'app';
     this.persist('setting-epoch', bump ? 'bumping the epoch' : 'reading the epoch', nowMs, out);
@@ -285,12 +338,12 @@ export class OperationMachine {
     return this.fanOut(this.config.level === 'app' ? 'restoring' : 'freezing', false, nowMs, out);
   }
 
-  private fanOut(phase: FanOut, afterRestore: boolean, nowMs: number, out: OperationEffect[]): OperationResult {
+  private fanOut(phase: FanOut, afterRestore: boolean, nowMs: number, out: OperationEffect[], note = ''): OperationResult {
     this.seq += 1;
     this.afterRestoreNow = afterRestore;
     this.pending.clear();
     this.answered.clear();
-    this.persist(phase, `${COMMAND_OF[phase].command} sent to ${this.config.servers.join(', ')}`, nowMs, out);
+    this.persist(phase, `${note}${COMMAND_OF[phase].command} sent to ${this.config.servers.join(', ')}`, nowMs, out);
     for (const server of this.config.servers) {
       const requestId = operationRequestId(this.config.id, this.seq, server);
       this.pending.set(server, requestId);
@@ -364,7 +417,7 @@ export class OperationMachine {
         return this.fanOut('thawing', true, nowMs, out);
       case 'resuming':
       case 'thawing':
-        return this.finish('completed', `${this.config.title} complete at epoch ${epoch}`, { ok: true, epoch, safetyCheckpointId: this.safetyCheckpointId }, nowMs, out);
+        return this.finish('completed', `${this.config.title} complete at epoch ${epoch}${this.recovered ? ', finished by the coordinator that started after the one running it stopped' : ''}`, { ok: true, epoch, safetyCheckpointId: this.safetyCheckpointId }, nowMs, out);
       case 'thawing-back': {
         const end = this.afterThawBack as NonNullable<OperationMachine['afterThawBack']>;
         return this.finish(end.state, end.detail, end.outcome, nowMs, out);

@@ -7,11 +7,18 @@
  * - 4: a rollback or restore retried with the same idempotency key runs once;
  * - 8: a restore onto the checkpoint's own servers, or with a bad mapping, is refused at once, and
  *   one that the agents refuse (a lower epoch) fails at once;
- * - a failure after the epoch moved ends in needs-repair, and one rollback repairs it.
+ * - a failure after the epoch moved ends in needs-repair, and one rollback repairs it;
+ * - an operation left under way by a coordinator that stopped is finished (or ended in a visible
+ *   state) by the next one's start-up recovery, so no app stays paused for ever.
  * The tests share one world and run in order; each says what it starts from.
  */
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recoverLeftOperations } from '../../coordinator/checkpoints/recover-operations.js';
+import { identityMapping, restoreCommands } from '../../coordinator/checkpoints/restore.js';
 import type { Result } from '../../coordinator/errors.js';
+import type { OperationRecord } from '../../coordinator/store/operations.js';
+import { operationRequestId } from '../../src/control/operation.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { demoPlan } from '../../examples/demo/plan.js';
 import { startOperationsWorld, type OperationsWorld } from '../support/operations-world.js';
@@ -250,5 +257,70 @@ describe('restore: bad requests are refused at once', () => {
     if (r.ok) return;
     expect(r.error.kind).toBe('failed-precondition');
     expect(r.error.message).toContain('stale-epoch');
+  }, 60_000);
+});
+
+describe('operations left under way by a coordinator that stopped', () => {
+  const recover = async () =>
+    value(
+      await recoverLeftOperations({ store: world.store, bus: world.bus, objects: world.objects, logger: pino({ level: 'silent' }), timeoutMs: 5_000, nowUnixMs: Date.now, options: { resendIntervalMs: 200 } }),
+      'recover',
+    );
+  const leftRecord = (target: CheckpointRecord, id: string, state: OperationRecord['state'], epoch?: number): OperationRecord => ({
+    id,
+    kind: 'rollback',
+    level: 'app',
+    planId: 'demo',
+    tenant: TENANT,
+    checkpointId: target.id,
+    epochLine: 'demo',
+    request: `rollback to checkpoint ${target.id} without a safety checkpoint`,
+    servers: [...new Set(target.parts.map((p) => p.server))].sort(),
+    state,
+    detail: 'left by a coordinator that stopped',
+    ...(epoch !== undefined ? { epoch } : {}),
+    safetyCheckpointId: 0,
+    createdAtUnixMs: Date.now(),
+    updatedAtUnixMs: Date.now(),
+  });
+
+  it('left in restoring (one server restored and paused at the new epoch, the others not): the next coordinator finishes it and the plan checkpoints again', async () => {
+    const target = await completed();
+    const epoch = value(await world.store.epochs.bump('demo'), 'bump');
+    const commands = value(restoreCommands(target, identityMapping(target)), 'commands');
+    const record = leftRecord(target, 'rb-left-restoring', 'restoring', epoch);
+    const first = record.servers?.[0] as string;
+    // The dead coordinator's restore reached the first server only.
+    const requestId = operationRequestId(record.id, 1, first);
+    const restored = new Promise<void>((resolve) => {
+      const stop = world.bus.onEvents((e) => {
+        if (e.inReplyTo === requestId && e.type === 'restored') {
+          stop();
+          resolve();
+        }
+      });
+    });
+    world.bus.send({ tenant: TENANT, server: first, plan: 'demo', epoch, checkpointId: target.id, type: 'restore', apps: commands.get(first) ?? [] }, requestId);
+    await restored;
+    value(await world.store.operations.put(record), 'left record');
+    const report = await recover();
+    expect(report).toEqual({ finished: [record.id], ended: [] });
+    const after = value(await world.store.operations.get('demo', record.id), 'record');
+    expect(after?.state, after?.detail).toBe('completed');
+    expect(after?.outcome).toEqual({ ok: true, epoch, safetyCheckpointId: 0 });
+    expect(await epochOf('demo')).toBe(epoch);
+    await completed();
+  }, 60_000);
+
+  it('left while bumping the epoch: ended at once in needs-repair naming the rollback that repairs it; a recovery after that finds nothing left', async () => {
+    const target = await completed();
+    const record = leftRecord(target, 'rb-left-epoch', 'setting-epoch');
+    value(await world.store.operations.put(record), 'left record');
+    expect(await recover()).toEqual({ finished: [], ended: [record.id] });
+    const after = value(await world.store.operations.get('demo', record.id), 'record');
+    expect(after?.state).toBe('needs-repair');
+    expect(after?.detail).toContain(`RollbackSnapshot to checkpoint ${target.id}`);
+    expect(after?.outcome?.ok).toBe(false);
+    expect(await recover()).toEqual({ finished: [], ended: [] });
   }, 60_000);
 });
