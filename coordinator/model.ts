@@ -180,6 +180,12 @@ export interface CheckpointRecord {
   readonly periodic?: boolean;
   /** Kept by retention whatever its age (PinCheckpoint); only a completed checkpoint is pinned. */
   readonly pinned?: boolean;
+  /**
+   * A DeleteCheckpoint (or retention) began: written before the first part is deleted, so its parts
+   * may be gone; a pin is refused, and a retry or the next coordinator's recovery finishes the
+   * delete (src/control/retention.ts decideDeleteMark).
+   */
+  readonly deleting?: boolean;
 }
 
 /** A progress event of a checkpoint, as WatchCheckpoint streams it. */

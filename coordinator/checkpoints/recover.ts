@@ -3,18 +3,20 @@
  * every plan's admission slots, then carries out the actions in their order. An abort tells the
  * record's agents (best effort: an agent that misses it times its part out, and a frozen guest
  * thaws at its own deadline), deletes the stored parts and volume snapshots, and writes the record
- * `aborted` (`coordinator-lost`); only then is the slot released.
+ * `aborted` (`coordinator-lost`); only then is the slot released. A left crash-level round also has
+ * the volume backend delete every snapshot named after its checkpoint, recorded or not. Deletes a
+ * stopped coordinator began (records marked `deleting`) are finished.
  */
 import type { Logger } from 'pino';
 import type { StateObjects } from '../../adapters/state-store.js';
 import { stepAdmission, type AdmissionConfig, type Slot } from '../../src/control/admission.js';
-import { decideRecovery, type RecoveryAction } from '../../src/control/recovery.js';
+import { decideRecovery, decideUnfinishedDeletes, type RecoveryAction } from '../../src/control/recovery.js';
 import type { ControlBus } from '../bus.js';
 import { ok, type Result } from '../errors.js';
 import { IN_FLIGHT_STATES, TERMINAL_STATES, type CheckpointRecord } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
-import { retireParts } from './retire.js';
+import { finishMarkedDelete, retireParts } from './retire.js';
 
 export interface RecoveryDeps {
   readonly store: CoordinatorStore;
@@ -29,6 +31,8 @@ export interface RecoveryDeps {
 export interface RecoveryReport {
   readonly aborted: readonly number[];
   readonly released: readonly number[];
+  /** Deletes a stopped coordinator began, finished now. */
+  readonly deleted: readonly number[];
 }
 
 export async function recoverLeftRounds(deps: RecoveryDeps, runningHere: readonly number[]): Promise<Result<RecoveryReport>> {
@@ -41,6 +45,13 @@ export async function recoverLeftRounds(deps: RecoveryDeps, runningHere: readonl
     records.push(...page.value.items);
     token = page.value.nextPageToken;
   } while (token !== '');
+  const marked: CheckpointRecord[] = [];
+  do {
+    const page = await deps.store.checkpoints.list({ deleting: true }, 500, token);
+    if (!page.ok) return page;
+    marked.push(...page.value.items);
+    token = page.value.nextPageToken;
+  } while (token !== '');
   const plans = await deps.store.slots.plans();
   if (!plans.ok) return plans;
   const slots: { planId: string; slots: readonly Slot[] }[] = [];
@@ -51,7 +62,7 @@ export async function recoverLeftRounds(deps: RecoveryDeps, runningHere: readonl
   }
   const now = deps.nowUnixMs();
   const actions = decideRecovery({
-    inFlight: records.map((r) => ({ checkpointId: r.id, planId: r.planId, state: r.state, createdAtUnixMs: r.createdAtUnixMs })),
+    inFlight: records.map((r) => ({ checkpointId: r.id, planId: r.planId, state: r.state, createdAtUnixMs: r.createdAtUnixMs, hasVolumes: mayHoldVolumeSnapshots(r) })),
     slots,
     runningHere,
     nowMs: now,
@@ -74,8 +85,21 @@ export async function recoverLeftRounds(deps: RecoveryDeps, runningHere: readonl
       else if (step.value) released.push(a.checkpointId);
     }
   }
+  const deleted: number[] = [];
+  const markedById = new Map(marked.map((r) => [r.id, r]));
+  for (const d of decideUnfinishedDeletes(marked.map((r) => ({ checkpointId: r.id, planId: r.planId, state: r.state })), [])) {
+    const record = markedById.get(d.checkpointId) as CheckpointRecord;
+    const at = { checkpointId: record.id, plan: record.planId, tenant: record.tenant };
+    const finished = await finishMarkedDelete(record, deps.objects, deps.volumes, deps.store.checkpoints);
+    // Left marked: a DeleteCheckpoint retry, retention or the next start-up finishes it.
+    if (!finished.ok) log.warn({ ...at, error: finished.error.message }, 'delete left by a stopped coordinator not finished');
+    else {
+      log.warn({ ...at, ...finished.value }, 'delete left by a stopped coordinator finished');
+      deleted.push(record.id);
+    }
+  }
   if (aborted.length > 0 || released.length > 0) log.warn({ aborted, released }, 'rounds left by a stopped coordinator ended');
-  return ok({ aborted, released });
+  return ok({ aborted, released, deleted });
 }
 
 async function abortLeft(deps: RecoveryDeps, log: Logger, record: CheckpointRecord, action: Extract<RecoveryAction, { type: 'abort' }>): Promise<boolean> {
@@ -90,6 +114,7 @@ async function abortLeft(deps: RecoveryDeps, log: Logger, record: CheckpointReco
   }
   const retired = await retireParts(record, deps.objects, deps.volumes);
   if (!retired.ok) log.warn({ ...at, error: retired.error.message }, 'parts of a left round not all deleted');
+  if (action.sweepVolumes && deps.volumes !== undefined) await sweepCheckpointVolumes(deps.store, deps.volumes, log, record);
   const now = deps.nowUnixMs();
   const updated = await deps.store.checkpoints.update(record.id, (cur) =>
     TERMINAL_STATES.includes(cur.state) ? undefined : { ...cur, state: 'aborted', failureReason: 'coordinator-lost', failureDetail: action.detail, finishedAtUnixMs: now },
@@ -100,4 +125,23 @@ async function abortLeft(deps: RecoveryDeps, log: Logger, record: CheckpointReco
   }
   log.warn({ ...at, ...(retired.ok ? retired.value : {}) }, 'left round aborted');
   return true;
+}
+
+/** A round of this record may have had the backend snapshot volumes, recorded or not. */
+export function mayHoldVolumeSnapshots(record: CheckpointRecord): boolean {
+  return record.levelRequested !== 'app' || record.volumes.length > 0;
+}
+
+/**
+ * The volume snapshots of a left round that its record does not list: the backend answered after
+ * the round's coordinator died, or before the round wrote them down, or a crash cut their deletion.
+ * The backend finds them by the checkpoint's name. Best effort: what it cannot delete stays, logged.
+ */
+export async function sweepCheckpointVolumes(store: CoordinatorStore, volumes: VolumeBackend, log: Logger, record: CheckpointRecord): Promise<void> {
+  const at = { checkpointId: record.id, plan: record.planId, tenant: record.tenant };
+  const plan = await store.plans.get(record.planId);
+  // A plan deleted since: the directory backend still finds them by the id alone.
+  const planVolumes = plan.ok ? plan.value.volumes : [];
+  const swept = await volumes.deleteForCheckpoint(record.id, planVolumes);
+  if (!swept.ok) log.warn({ ...at, error: swept.error.message }, 'volume snapshots of a left round not looked for: any the record does not list stay on the backend');
 }

@@ -8,6 +8,7 @@ import type { StateObjects } from '../../adapters/state-store.js';
 import type { DeleteOutcome } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { CheckpointRecord } from '../model.js';
+import type { CheckpointStore } from '../store/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { storedObjectNames } from './part-state.js';
 
@@ -38,4 +39,23 @@ export async function retireParts(record: CheckpointRecord, objects: StateObject
     if (!gone.ok) return fail('unavailable', `the volume snapshots of checkpoint ${record.id} could not be deleted: ${gone.error.message}`);
   }
   return ok({ deletedObjects: names.length, deletedVolumeSnapshots: refs.map((r) => r.snapshotRef) });
+}
+
+/**
+ * Finishes the delete of a record marked `deleting` (src/control/retention.ts decideDeleteMark): its
+ * parts and volume snapshots, then the record. Idempotent, so a retry, retention and recovery may all
+ * finish one delete; a record already gone counts as deleted.
+ */
+export async function finishMarkedDelete(
+  record: CheckpointRecord,
+  objects: StateObjects,
+  volumes: VolumeBackend | undefined,
+  checkpoints: CheckpointStore,
+): Promise<Result<DeleteOutcome>> {
+  if (record.deleting !== true) return fail('internal', `checkpoint ${record.id} is not marked deleting: its parts must not go`);
+  const retired = await retireParts(record, objects, volumes);
+  if (!retired.ok) return retired;
+  const deleted = await checkpoints.delete(record.id);
+  if (!deleted.ok && deleted.error.kind !== 'not-found') return deleted;
+  return retired;
 }

@@ -27,9 +27,9 @@ import type { AppGraph } from '../../src/graph/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { verifyCheckpoint } from './verify.js';
 import { Admission } from './admission.js';
-import { canRetire, retireParts } from './retire.js';
-import { recoverLeftRounds, type RecoveryReport } from './recover.js';
-import { decideRetention } from '../../src/control/retention.js';
+import { canRetire, finishMarkedDelete, retireParts } from './retire.js';
+import { mayHoldVolumeSnapshots, recoverLeftRounds, sweepCheckpointVolumes, type RecoveryReport } from './recover.js';
+import { decideDeleteMark, decidePin, decideRetention, type DeleteMarkDecision, type PinDecision } from '../../src/control/retention.js';
 import type { KeyedCallKind } from '../store/index.js';
 import { sameTake, snapshotOptions } from './snapshot-options.js';
 import type { AdmissionConfig } from '../../src/control/admission.js';
@@ -465,6 +465,8 @@ export class CheckpointService implements CheckpointsApi {
     for (const r of stale) {
       const removed = await retireParts(r, this.objects, this.options.volumes);
       if (!removed.ok) this.log.warn({ checkpointId: r.id, plan: r.planId, tenant: r.tenant, error: removed.error.message }, 'parts of a stale checkpoint not deleted');
+      // As recovery does: its coordinator stopped, so snapshots it never wrote down may exist.
+      if (this.options.volumes !== undefined && mayHoldVolumeSnapshots(r)) await sweepCheckpointVolumes(this.store, this.options.volumes, this.log, r);
       const detail = `found ${r.state} ${Math.round((now - r.createdAtUnixMs) / 1000)} s after it was created, with no coordinator running it (the one that did stopped): aborted`;
       const updated = await this.store.checkpoints.update(r.id, (cur) =>
         TERMINAL_STATES.includes(cur.state) ? undefined : { ...cur, state: 'aborted', failureReason: 'timeout', failureDetail: detail, finishedAtUnixMs: now },
@@ -615,22 +617,42 @@ export class CheckpointService implements CheckpointsApi {
       }
       const stored = await this.store.checkpoints.get(id);
       if (!stored.ok) return stored.error.kind === 'not-found' ? fail('not-found', `checkpoint ${id} does not exist (never taken, or deleted)`) : stored;
-      const record = stored.value.record;
-      if (!TERMINAL_STATES.includes(record.state)) {
-        return fail('failed-precondition', `checkpoint ${id} is ${record.state} and run by another coordinator; delete it once it completed or aborted`);
-      }
-      if (record.pinned) return fail('failed-precondition', `checkpoint ${id} is pinned; unpin it (UnpinCheckpoint) before deleting it`);
-      // Checked before anything is deleted: a refusal changes nothing.
-      const retirable = canRetire(record, this.options.volumes);
+      // Checked before anything is written: a refusal changes nothing.
+      const retirable = canRetire(stored.value.record, this.options.volumes);
       if (!retirable.ok) return retirable;
-      const retired = await retireParts(record, this.objects, this.options.volumes);
-      if (!retired.ok) return retired;
-      const deleted = await this.store.checkpoints.delete(id);
-      if (!deleted.ok) return deleted;
-      this.completedIds.get(record.planId)?.delete(id);
-      this.log.info({ checkpointId: id, plan: record.planId, tenant: record.tenant, ...retired.value }, 'checkpoint deleted');
-      return retired;
+      // The mark first (src/control/retention.ts decides), by compare-and-set: from here a pin is
+      // refused, and a delete cut short is finished by a retry or by the next coordinator's recovery.
+      let refused: DeleteMarkDecision | undefined;
+      const marked = await this.store.checkpoints.update(
+        id,
+        (r) => {
+          const d = decideDeleteMark(r);
+          refused = d.type === 'refused' ? d : undefined;
+          return d.type === 'mark' ? { ...r, deleting: true } : undefined;
+        },
+        stored.value,
+      );
+      if (!marked.ok) return marked.error.kind === 'not-found' ? fail('not-found', `checkpoint ${id} does not exist (never taken, or deleted)`) : marked;
+      if (refused?.type === 'refused') {
+        const state = marked.value.record.state;
+        return fail(
+          'failed-precondition',
+          refused.reason === 'pinned'
+            ? `checkpoint ${id} is pinned; unpin it (UnpinCheckpoint) before deleting it`
+            : `checkpoint ${id} is ${state} and run by another coordinator; delete it once it completed or aborted`,
+        );
+      }
+      return this.finishDelete(marked.value.record);
     });
+  }
+
+  /** The parts and volume snapshots of a record marked `deleting`, then the record. */
+  private async finishDelete(record: CheckpointRecord): Promise<Result<DeleteOutcome>> {
+    const retired = await finishMarkedDelete(record, this.objects, this.options.volumes, this.store.checkpoints);
+    if (!retired.ok) return retired;
+    this.completedIds.get(record.planId)?.delete(record.id);
+    this.log.info({ checkpointId: record.id, plan: record.planId, tenant: record.tenant, ...retired.value }, 'checkpoint deleted');
+    return retired;
   }
 
   cancel(id: CheckpointId, idempotencyKey?: string): Promise<Result<CheckpointRecord>> {
@@ -653,13 +675,24 @@ export class CheckpointService implements CheckpointsApi {
   pin(id: CheckpointId, pinned: boolean, idempotencyKey?: string): Promise<Result<CheckpointRecord>> {
     const call = pinned ? 'PinCheckpoint' : 'UnpinCheckpoint';
     return this.keyed(pinned ? 'pin' : 'unpin', idempotencyKey, `${call} ${id}`, async () => {
+      // One compare-and-set with a delete's mark (src/control/retention.ts decidePin): of a pin and a
+      // delete that race, one is refused.
+      let decision: PinDecision | undefined;
       const updated = await this.store.checkpoints.update(id, (r) => {
-        if (r.state !== 'completed' || (r.pinned === true) === pinned) return undefined;
+        decision = decidePin(r, pinned);
+        if (decision.type !== 'write') return undefined;
         return pinned ? { ...r, pinned: true } : (({ pinned: _, ...rest }) => rest)(r);
       });
       if (!updated.ok) return updated.error.kind === 'not-found' ? fail('not-found', `checkpoint ${id} does not exist (never taken, or deleted)`) : updated;
       const record = updated.value.record;
-      if (record.state !== 'completed') return fail('failed-precondition', `checkpoint ${id} is ${record.state}; only a completed checkpoint can be pinned or unpinned`);
+      if (decision?.type === 'refused') {
+        return fail(
+          'failed-precondition',
+          decision.reason === 'deleting'
+            ? `checkpoint ${id} is being deleted; it cannot be pinned or unpinned`
+            : `checkpoint ${id} is ${record.state}; only a completed checkpoint can be pinned or unpinned`,
+        );
+      }
       this.completedIds.get(record.planId)?.set(id, pinned);
       this.log.info({ checkpointId: id, plan: record.planId, tenant: record.tenant, pinned }, pinned ? 'checkpoint pinned' : 'checkpoint unpinned');
       return ok(record);

@@ -35,6 +35,8 @@ export interface CheckpointFilter {
   readonly planId?: string;
   /** Only records in one of these states; undefined or empty: any state. */
   readonly states?: readonly CheckpointState[];
+  /** Only records marked `deleting` (deletes begun and not finished). */
+  readonly deleting?: boolean;
 }
 
 /**
@@ -235,7 +237,8 @@ export class JetStreamCheckpointStore implements CheckpointStore {
     const size = validatePageSize(pageSize, this.limits.pageSizeMax);
     if (!size.ok) return size;
     const states = filter.states !== undefined && filter.states.length > 0 ? [...new Set(filter.states)].sort() : undefined;
-    const fingerprint = filterFingerprint({ kind: 'checkpoints', planId: filter.planId ?? null, states: states ?? null });
+    const deleting = filter.deleting === true;
+    const fingerprint = filterFingerprint({ kind: 'checkpoints', planId: filter.planId ?? null, states: states ?? null, ...(deleting ? { deleting } : {}) });
     const after = decodePageToken(pageToken, fingerprint);
     if (!after.ok) return after;
     const keys = await listKeys(this.records, `${RECORD_PREFIX}*`);
@@ -253,7 +256,7 @@ export class JetStreamCheckpointStore implements CheckpointStore {
         const record = decodeRecord(entry);
         if (!record.ok) return record;
         const r = record.value;
-        const keep = (filter.planId === undefined || r.planId === filter.planId) && (states === undefined || states.includes(r.state));
+        const keep = (filter.planId === undefined || r.planId === filter.planId) && (states === undefined || states.includes(r.state)) && (!deleting || r.deleting === true);
         return ok(keep ? r : undefined);
       },
     });

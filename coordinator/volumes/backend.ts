@@ -44,6 +44,15 @@ export interface VolumeBackend {
   restoreTo(snapshot: VolumeSnapshotRef, target: Volume): Promise<Result<void>>;
   /** Deletes snapshots (an aborted or retired checkpoint); a missing one is not an error. */
   delete(snapshots: readonly VolumeSnapshotRef[]): Promise<Result<void>>;
+  /**
+   * Deletes whatever snapshot the backend holds of checkpoint `checkpointId`, recorded or not (each
+   * backend names its snapshots after their checkpoint); none is not an error. For the snapshots no
+   * record lists: a backend that answered after its coordinator died, or whose answer the round had
+   * not written down yet, or a clean-up a crash cut. `volumes`: the plan's, as it stands now.
+   * FAILED_PRECONDITION when the backend cannot find them (a command backend without the
+   * `deleteCheckpoint` template).
+   */
+  deleteForCheckpoint(checkpointId: number, volumes: readonly Volume[]): Promise<Result<void>>;
 }
 
 /**

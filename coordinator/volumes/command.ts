@@ -17,6 +17,14 @@ export interface CommandTemplates {
   readonly delete: readonly string[];
   /** Optional: puts a snapshot onto another volume (restore into other servers), e.g. `rbd clone`. */
   readonly restore?: readonly string[];
+  /**
+   * Optional: deletes the snapshot of one volume for one checkpoint, recorded or not, and succeeds
+   * when there is none (e.g. a script around `rbd snap rm {snapshot}` that ignores "not found").
+   * Run once per volume of the plan, with {snapshot} the name `snapshotName` gives; the coordinator
+   * uses it for rounds a crash cut short, whose snapshots no record lists. Without it, those are
+   * left on the backend (logged).
+   */
+  readonly deleteCheckpoint?: readonly string[];
   /** What a snapshot is called, from the same placeholders; default `{ref}@cp-{checkpoint}`. */
   readonly snapshotName?: string;
   readonly commandTimeoutMs?: number;
@@ -33,11 +41,18 @@ export async function parseCommandTemplates(path: string): Promise<Result<Comman
     return fail('invalid-argument', `cannot read command templates ${path}: ${error instanceof Error ? error.message : String(error)}`);
   }
   const o = (json ?? {}) as Record<string, unknown>;
-  for (const k of ['snapshot', 'revert', 'delete']) {
+  for (const k of ['snapshot', 'revert', 'delete', 'restore', 'deleteCheckpoint']) {
     const v = o[k];
+    const optional = k === 'restore' || k === 'deleteCheckpoint';
+    if (optional && v === undefined) continue;
     if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) {
       return fail('invalid-argument', `${path}: "${k}" must be a non-empty list of strings (the command and its arguments)`);
     }
+  }
+  // The sweep finds a checkpoint's snapshots by name: a name without the checkpoint would be
+  // another checkpoint's snapshot too, and the sweep would delete that one.
+  if (o.deleteCheckpoint !== undefined && typeof o.snapshotName === 'string' && !o.snapshotName.includes('{checkpoint}')) {
+    return fail('invalid-argument', `${path}: with "deleteCheckpoint", "snapshotName" must contain {checkpoint}`);
   }
   return ok(o as unknown as CommandTemplates);
 }
@@ -83,7 +98,7 @@ export class CommandBackend implements VolumeBackend {
     const refs: TakenVolumeSnapshot[] = [];
     for (const v of volumes) {
       const values = this.values(v, String(checkpointId));
-      const name = fill(this.t.snapshotName ?? '{ref}@cp-{checkpoint}', values);
+      const name = this.snapshotName(values);
       const startedAtUnixMs = this.nowUnixMs();
       const r = await this.run(this.t.snapshot.map((a) => fill(a, { ...values, snapshot: name })), { checkpointId, volume: v.id, step: 'snapshot' });
       if (!r.ok) {
@@ -93,6 +108,23 @@ export class CommandBackend implements VolumeBackend {
       refs.push({ volumeId: v.id, server: v.server, snapshotRef: name, startedAtUnixMs, endedAtUnixMs: this.nowUnixMs() });
     }
     return ok(refs);
+  }
+
+  private snapshotName(values: Record<string, string>): string {
+    return fill(this.t.snapshotName ?? '{ref}@cp-{checkpoint}', values);
+  }
+
+  async deleteForCheckpoint(checkpointId: number, volumes: readonly Volume[]): Promise<Result<void>> {
+    const template = this.t.deleteCheckpoint;
+    if (template === undefined) {
+      return fail('failed-precondition', `the command volume backend has no "deleteCheckpoint" template: snapshots of checkpoint ${checkpointId} that no record lists cannot be found`);
+    }
+    for (const v of volumes) {
+      const values = this.values(v, String(checkpointId));
+      const r = await this.run(template.map((a) => fill(a, { ...values, snapshot: this.snapshotName(values) })), { checkpointId, volume: v.id, step: 'delete-checkpoint' });
+      if (!r.ok) return r;
+    }
+    return ok(undefined);
   }
 
   async revert(snapshots: readonly VolumeSnapshotRef[], volumes: readonly Volume[]): Promise<Result<void>> {

@@ -77,6 +77,17 @@ export class DirectoryBackend implements VolumeBackend {
     return ok(undefined);
   }
 
+  /** Every snapshot of a checkpoint is under PATH/<checkpoint>/, a partial copy included. */
+  async deleteForCheckpoint(checkpointId: number): Promise<Result<void>> {
+    if (!Number.isSafeInteger(checkpointId) || checkpointId <= 0) return fail('invalid-argument', `checkpoint id must be a positive integer, got ${checkpointId}`);
+    try {
+      await rm(join(this.root, String(checkpointId)), { recursive: true, force: true });
+    } catch (error) {
+      return fail('internal', `deleting the snapshots of checkpoint ${checkpointId} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return ok(undefined);
+  }
+
   async delete(snapshots: readonly VolumeSnapshotRef[]): Promise<Result<void>> {
     for (const s of snapshots) await rm(s.snapshotRef, { recursive: true, force: true });
     return ok(undefined);

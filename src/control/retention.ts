@@ -1,5 +1,6 @@
 /**
- * Retention as a pure decision: given a plan's completed checkpoints, which ones to delete. It keeps
+ * Retention as a pure decision: given a plan's completed checkpoints, which ones to delete; and the
+ * decisions of a delete and a pin on one record (decideDeleteMark, decidePin, below). Retention keeps
  * the newest `keepNewest`, and besides them, whatever they are, every pinned checkpoint and every
  * protected one (the targets and safety checkpoints of the plan's last rollbacks, DESIGN.md section
  * 7: the way back from a rollback must not be deleted behind the operator's back). Kept checkpoints
@@ -39,4 +40,48 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
     } else doomed.push(c.id);
   }
   return { delete: doomed.reverse(), kept };
+}
+
+/**
+ * What a delete and a pin need of a checkpoint's record. A delete marks the record first
+ * (`deleting`), by compare-and-set, and only then removes the parts and the record: the mark and a
+ * pin are writes of the one record, so of a delete and a pin that race exactly one wins (the
+ * loser's compare-and-set fails, it reads again and is refused). A delete cut short leaves the
+ * mark, which tells a retry and the next coordinator's recovery to finish it (DeleteCheckpoint
+ * used to check the pin, delete the parts, and change the record only at the end: a pin landing in
+ * between succeeded on a checkpoint without parts, and a crash in between left a completed record
+ * without parts that nothing finished).
+ */
+export interface DeletableRecord {
+  readonly state: string;
+  readonly pinned?: boolean;
+  /** Set once a delete has begun: the parts may be gone; the record goes last. */
+  readonly deleting?: boolean;
+}
+
+export type DeleteMarkDecision =
+  /** Write the mark (compare-and-set), then delete the parts, then the record. */
+  | { readonly type: 'mark' }
+  /** Marked already (a retry, or a delete cut short): finish it, parts then record. */
+  | { readonly type: 'finish' }
+  | { readonly type: 'refused'; readonly reason: 'in-flight' | 'pinned' };
+
+export function decideDeleteMark(r: DeletableRecord): DeleteMarkDecision {
+  if (r.deleting === true) return { type: 'finish' };
+  if (r.state !== 'completed' && r.state !== 'aborted') return { type: 'refused', reason: 'in-flight' };
+  if (r.pinned === true) return { type: 'refused', reason: 'pinned' };
+  return { type: 'mark' };
+}
+
+export type PinDecision =
+  | { readonly type: 'write' }
+  /** Pinned (or unpinned) already. */
+  | { readonly type: 'unchanged' }
+  | { readonly type: 'refused'; readonly reason: 'not-completed' | 'deleting' };
+
+export function decidePin(r: DeletableRecord, pinned: boolean): PinDecision {
+  // A checkpoint being deleted may have lost parts already: pinning it would keep a husk.
+  if (r.deleting === true) return { type: 'refused', reason: 'deleting' };
+  if (r.state !== 'completed') return { type: 'refused', reason: 'not-completed' };
+  return (r.pinned === true) === pinned ? { type: 'unchanged' } : { type: 'write' };
 }

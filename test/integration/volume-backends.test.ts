@@ -59,6 +59,23 @@ describe('directory volume backend', () => {
     expect(r.ok).toBe(false);
     expect(existsSync(join(root, 'snaps', '3', 's1', 'vol1'))).toBe(false);
   });
+
+  it("deletes every snapshot of a checkpoint by its id, recorded or not, and only that checkpoint's; none is not an error", async () => {
+    const root = temp();
+    const v1 = join(root, 'vol1');
+    mkdirSync(v1);
+    writeFileSync(join(v1, 'data'), 'one');
+    const backend = await createVolumeBackend(`directory:${join(root, 'snaps')}`, log);
+    if (!backend.ok) throw new Error(backend.error.message);
+    const volumes = [{ id: 'vol1', server: 's1', backendRef: v1 }];
+    const lost = await backend.value.snapshot(volumes, 21);
+    const kept = await backend.value.snapshot(volumes, 22);
+    if (!lost.ok || !kept.ok) throw new Error('snapshot failed');
+    expect((await backend.value.deleteForCheckpoint(21, volumes)).ok).toBe(true);
+    expect(existsSync(join(root, 'snaps', '21'))).toBe(false);
+    for (const s of kept.value) expect(existsSync(s.snapshotRef)).toBe(true);
+    expect((await backend.value.deleteForCheckpoint(21, volumes)).ok).toBe(true);
+  });
 });
 
 describe('command volume backend', () => {
@@ -85,6 +102,30 @@ describe('command volume backend', () => {
     if (!r.ok) expect(r.error.message).toContain('no such image');
   });
 
+  it('the deleteCheckpoint template runs once per volume with the snapshot name of that checkpoint; without it, the sweep is refused', async () => {
+    const root = temp();
+    const logFile = join(root, 'calls');
+    const script = join(root, 'vol.sh');
+    writeFileSync(script, `#!/bin/sh\necho "$@" >> ${logFile}\n`, { mode: 0o755 });
+    const templates = join(root, 't.json');
+    const base = { snapshot: [script, 'snap', '{snapshot}'], revert: [script, 'rollback', '{snapshot}'], delete: [script, 'rm', '{snapshot}'] };
+    writeFileSync(templates, JSON.stringify({ ...base, deleteCheckpoint: [script, 'rm-if-any', '{snapshot}', '{checkpoint}'] }));
+    const backend = await createVolumeBackend(`command:${templates}`, log);
+    if (!backend.ok) throw new Error(backend.error.message);
+    const volumes = [
+      { id: 'v1', server: 's1', backendRef: 'pool/img1' },
+      { id: 'v2', server: 's2', backendRef: 'pool/img2' },
+    ];
+    expect((await backend.value.deleteForCheckpoint(31, volumes)).ok).toBe(true);
+    expect(readFileSync(logFile, 'utf8')).toBe('rm-if-any pool/img1@cp-31 31\nrm-if-any pool/img2@cp-31 31\n');
+    writeFileSync(templates, JSON.stringify(base));
+    const without = await createVolumeBackend(`command:${templates}`, log);
+    if (!without.ok) throw new Error(without.error.message);
+    const r = await without.value.deleteForCheckpoint(31, volumes);
+    expect(!r.ok && r.error.kind).toBe('failed-precondition');
+    expect(!r.ok && r.error.message).toContain('"deleteCheckpoint"');
+  });
+
   it('an unknown backend or a bad template file is a clear error at start-up', async () => {
     const bad = await createVolumeBackend('ceph:x', log);
     expect(!bad.ok && bad.error.message).toContain('unknown volume backend');
@@ -92,5 +133,11 @@ describe('command volume backend', () => {
     writeFileSync(join(root, 't.json'), JSON.stringify({ snapshot: [] }));
     const r = await createVolumeBackend(`command:${join(root, 't.json')}`, log);
     expect(!r.ok && r.error.message).toContain('"snapshot" must be a non-empty list');
+    writeFileSync(join(root, 't.json'), JSON.stringify({ snapshot: ['x'], revert: ['x'], delete: ['x'], deleteCheckpoint: 'rm' }));
+    const optional = await createVolumeBackend(`command:${join(root, 't.json')}`, log);
+    expect(!optional.ok && optional.error.message).toContain('"deleteCheckpoint" must be a non-empty list');
+    writeFileSync(join(root, 't.json'), JSON.stringify({ snapshot: ['x'], revert: ['x'], delete: ['x'], deleteCheckpoint: ['x', '{snapshot}'], snapshotName: '{ref}@latest' }));
+    const unnamed = await createVolumeBackend(`command:${join(root, 't.json')}`, log);
+    expect(!unnamed.ok && unnamed.error.message).toContain('"snapshotName" must contain {checkpoint}');
   });
 });

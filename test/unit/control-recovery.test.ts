@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRecovery, type RecoveryInput } from '../../src/control/recovery.js';
+import { decideRecovery, decideUnfinishedDeletes, type RecoveryInput } from '../../src/control/recovery.js';
 
 const slot = (checkpointId: number) => ({ checkpointId, periodic: false, owner: 'dead', admittedAtUnixMs: 0 });
 const rec = (checkpointId: number, planId = 'p1', state = 'collecting') => ({ checkpointId, planId, state, createdAtUnixMs: 10_000 });
@@ -42,5 +42,30 @@ describe('recovery at coordinator start', () => {
 
   it('nothing left behind, nothing to do', () => {
     expect(decide({})).toEqual([]);
+  });
+});
+
+describe('recovery: what no record lists, and deletes cut short', () => {
+  it('an aborted round that may have taken volume snapshots has the backend sweep them by its name (volume-snapshots-of-dead-coordinator)', () => {
+    const actions = decide({ inFlight: [{ ...rec(7), hasVolumes: true }, rec(8)] });
+    expect(actions.map((a) => a.type === 'abort' && [a.checkpointId, a.sweepVolumes])).toEqual([
+      [7, true],
+      [8, false],
+    ]);
+  });
+
+  it('a final record marked deleting is a delete cut short: it is finished, oldest first (delete-cut-short)', () => {
+    const marked = [
+      { checkpointId: 9, planId: 'p2', state: 'completed' },
+      { checkpointId: 4, planId: 'p1', state: 'aborted' },
+    ];
+    expect(decideUnfinishedDeletes(marked, [])).toEqual([
+      { type: 'finish-delete', checkpointId: 4, planId: 'p1' },
+      { type: 'finish-delete', checkpointId: 9, planId: 'p2' },
+    ]);
+  });
+
+  it('a delete this coordinator is running itself is left to it', () => {
+    expect(decideUnfinishedDeletes([{ checkpointId: 4, planId: 'p1', state: 'completed' }], [4])).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRetention } from '../../src/control/retention.js';
+import { decideDeleteMark, decidePin, decideRetention, type DeletableRecord } from '../../src/control/retention.js';
 
 const completed = (ids: readonly number[], pinned: readonly number[] = []): { id: number; pinned: boolean }[] => ids.map((id) => ({ id, pinned: pinned.includes(id) }));
 
@@ -45,5 +45,40 @@ describe('retention decision', () => {
   it('nothing to delete while the plan has no more than N', () => {
     expect(decideRetention({ completed: completed([1, 2]), keepNewest: 2, protectedIds: [] }).delete).toEqual([]);
     expect(decideRetention({ completed: [], keepNewest: 2, protectedIds: [] }).delete).toEqual([]);
+  });
+});
+
+describe('a delete and a pin on one record (pin-races-delete, delete-cut-short)', () => {
+  const completedRecord: DeletableRecord = { state: 'completed' };
+
+  it('a delete marks the record before anything goes; a pinned or running checkpoint is refused, unmarked', () => {
+    expect(decideDeleteMark(completedRecord)).toEqual({ type: 'mark' });
+    expect(decideDeleteMark({ state: 'aborted' })).toEqual({ type: 'mark' });
+    expect(decideDeleteMark({ state: 'completed', pinned: true })).toEqual({ type: 'refused', reason: 'pinned' });
+    for (const state of ['pending', 'triggering', 'collecting', 'committing', 'aborting']) expect(decideDeleteMark({ state })).toEqual({ type: 'refused', reason: 'in-flight' });
+  });
+
+  it('a record marked already is a delete cut short or retried: it is finished, never refused', () => {
+    expect(decideDeleteMark({ state: 'completed', deleting: true })).toEqual({ type: 'finish' });
+  });
+
+  it('a pin of a record being deleted is refused: its parts may be gone', () => {
+    expect(decidePin({ state: 'completed', deleting: true }, true)).toEqual({ type: 'refused', reason: 'deleting' });
+    expect(decidePin({ state: 'completed', deleting: true }, false)).toEqual({ type: 'refused', reason: 'deleting' });
+  });
+
+  it('pin: only a completed record, and pinning a pinned one changes nothing', () => {
+    expect(decidePin(completedRecord, true)).toEqual({ type: 'write' });
+    expect(decidePin({ state: 'completed', pinned: true }, true)).toEqual({ type: 'unchanged' });
+    expect(decidePin({ state: 'completed', pinned: true }, false)).toEqual({ type: 'write' });
+    expect(decidePin({ state: 'aborted' }, true)).toEqual({ type: 'refused', reason: 'not-completed' });
+  });
+
+  it('of a pin and a delete racing on one revision, the one written second is refused whichever goes first', () => {
+    // Compare-and-set: the loser reads the winner's record and decides again.
+    const pinnedFirst = { ...completedRecord, pinned: true };
+    expect(decideDeleteMark(pinnedFirst).type).toBe('refused');
+    const markedFirst = { ...completedRecord, deleting: true };
+    expect(decidePin(markedFirst, true).type).toBe('refused');
   });
 });
