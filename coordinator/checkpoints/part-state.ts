@@ -37,13 +37,13 @@ export function storedObjectNames(record: Pick<CheckpointRecord, 'parts'>): stri
 }
 
 /**
- * Deletes every object of a checkpoint that did not complete: those its parts name, and those an
- * app stored but never acked, found by the checkpoint's prefix (agent/endpoint.ts objectName:
- * cp/<id>/<server>/<app>/<kind>).
+ * Deletes every object of a checkpoint that did not complete: those its parts name, those an app
+ * stored but never acked, found by the checkpoint's prefix (agent/endpoint.ts objectName:
+ * cp/<id>/<server>/<app>/<kind>), and `also` (named by acks that came after the abort).
  */
-export async function deleteCheckpointObjects(objects: StateObjects, record: Pick<CheckpointRecord, 'id' | 'tenant' | 'parts'>): Promise<PartStateResult<void>> {
+export async function deleteCheckpointObjects(objects: StateObjects, record: Pick<CheckpointRecord, 'id' | 'tenant' | 'parts'>, also: readonly string[] = []): Promise<PartStateResult<void>> {
   const listed = await objects.list(record.tenant, `cp/${record.id}/`);
-  const deleted = await objects.delete(record.tenant, [...new Set([...storedObjectNames(record), ...(listed.ok ? listed.value : [])])]);
+  const deleted = await objects.delete(record.tenant, [...new Set([...storedObjectNames(record), ...also, ...(listed.ok ? listed.value : [])])]);
   if (!deleted.ok) return { ok: false, message: deleted.error.message };
   return listed.ok ? { ok: true, value: undefined } : { ok: false, message: `not every object could be listed: ${listed.error.message}` };
 }

@@ -28,12 +28,7 @@ export function stateFields(state: CheckpointRecord['state'], failure: Failure, 
 
 type Update = (r: CheckpointRecord) => CheckpointRecord;
 
-/**
- * Writes a run's record changes in the order they were asked for, coalescing: the updates that
- * queue up while a write is in flight go out together in the next one. A round of a thousand acks
- * is then a handful of writes, not a thousand read-modify-write cycles of a growing record.
- */
-/** Why a commit failed: the reason the checkpoint is aborted with. */
+/** Why a commit failed before its write: the reason the checkpoint is aborted with. */
 export class CommitError extends Error {
   constructor(
     readonly reason: FailureReason,
@@ -43,6 +38,11 @@ export class CommitError extends Error {
   }
 }
 
+/**
+ * Writes a run's record changes in the order they were asked for, coalescing: the updates that
+ * queue up while a write is in flight go out together in the next one. A round of a thousand acks
+ * is then a handful of writes, not a thousand read-modify-write cycles of a growing record.
+ */
 export class RecordWriter {
   private writes: Promise<void> = Promise.resolve();
   private pending: { readonly fn: Update; readonly key: string | undefined }[] = [];
@@ -65,14 +65,30 @@ export class RecordWriter {
 
   /**
    * The commit point (invariant 6): stores `current()` as completed and resolves with the fields the
-   * completed state added; a write that fails throws CommitError('store-failed'), so the checkpoint
-   * aborts instead of being reported completed while the store says otherwise.
+   * completed state added. A failed write may still have landed (a timeout, a lost reply): the error
+   * says so, and the round reads the record back (`readBack`) rather than guess.
    */
-  async commitCompleted(current: () => CheckpointRecord, levelAchieved: ConsistencyLevel, nowUnixMs: number): Promise<Partial<CheckpointRecord>> {
+  async commitCompleted(current: () => CheckpointRecord, levelAchieved: ConsistencyLevel, nowUnixMs: number): Promise<Result<Partial<CheckpointRecord>>> {
     const fields = stateFields('completed', null, nowUnixMs, levelAchieved);
     const written = await this.write((r) => ({ ...r, ...current(), ...fields, state: 'completed' }));
-    if (!written.ok) throw new CommitError('store-failed', `the completed record could not be stored: ${written.error.message}`);
-    return fields;
+    return written.ok ? { ok: true, value: fields } : written;
+  }
+
+  /**
+   * The record as stored, read after every write queued before it. A record that is not completed is
+   * written back unchanged (compare-and-set): that moves its revision, so a commit write still in
+   * flight somewhere can no longer land after this answer. A completed one is left as it is.
+   */
+  readBack(): Promise<Result<CheckpointRecord>> {
+    return new Promise((resolve) => {
+      this.writes = this.writes
+        .then(async () => {
+          const r = await this.store.update(this.id, (record) => (record.state === 'completed' ? undefined : record));
+          this.stored = r.ok ? r.value : undefined;
+          resolve(r.ok ? { ok: true, value: r.value.record } : r);
+        })
+        .catch((error: unknown) => resolve(fail('internal', `the checkpoint record could not be read back: ${String(error)}`)));
+    });
   }
 
   /**

@@ -7,7 +7,7 @@
  * cleaned up and when are the machine's.
  */
 import type { Logger } from 'pino';
-import { Round, type CommitObject, type RoundEffect, type RoundFailure, type RoundInput, type RoundLevel, type RoundTimer, type TakenVolume } from '../../src/control/round.js';
+import { Round, type CommitObject, type RoundEffect, type RoundFailure, type RoundInput, type RoundLevel, type RoundRejection, type RoundTimer, type TakenVolume } from '../../src/control/round.js';
 import type { NegativeControls } from '../../src/control/negative-controls.js';
 import type { AgentEvent } from '../../src/wire/index.js';
 import { sha256Digest, type StateObjects } from '../../adapters/state-store.js';
@@ -64,6 +64,10 @@ export class CheckpointRunner {
   /** Inputs that arrived while effects were being carried out (a send failing at once). */
   private readonly queue: RoundInput[] = [];
   private stepping = false;
+  /** The commit's checks and write: a read-back of the record waits for it to settle. */
+  private commitTask: Promise<void> = Promise.resolve();
+  /** Why the step just fed was rejected (a cancel answers with it). */
+  private lastRejection: RoundRejection | undefined;
 
   constructor(
     initial: CheckpointRecord,
@@ -112,11 +116,17 @@ export class CheckpointRunner {
     this.feed({ type: 'start', nowMs: this.deps.nowUnixMs() });
   }
 
-  cancel(detail: string): void {
+  /** Why the round refused the cancel (it ended, or its commit is under way and decides), if it did. */
+  cancel(detail: string): RoundRejection | undefined {
+    this.lastRejection = undefined;
     this.feed({ type: 'cancel', detail, nowMs: this.deps.nowUnixMs() });
+    return this.lastRejection;
   }
 
-  /** Every agent event about this checkpoint. */
+  /**
+   * Every agent event about this checkpoint, also after it ended (when the service still routes
+   * them): an answer that comes after the abort names objects the round then deletes.
+   */
   onEvent(e: AgentEvent): void {
     if (e.type !== 'ack' && e.type !== 'decline' && e.type !== 'progress' && e.type !== 'frozen' && e.type !== 'thawed' && e.type !== 'quiesced' && e.type !== 'captured') return;
     this.feed({ type: e.type, event: e, nowMs: this.deps.nowUnixMs() } as RoundInput);
@@ -138,6 +148,7 @@ export class CheckpointRunner {
 
   private step(input: RoundInput): void {
     const r = this.round.step(input);
+    if (input.type === 'cancel') this.lastRejection = r.rejected;
     if (r.rejected) {
       const fields = { input: input.type, reason: r.rejected.reason, ...('event' in input ? { server: input.event.server } : {}) };
       // Events after the end are expected (progress, a late thaw): not worth a warning.
@@ -195,8 +206,8 @@ export class CheckpointRunner {
           this.timers.delete(e.name);
           this.feed({ type: 'timer-fired', name: e.name, nowMs: this.deps.nowUnixMs() });
         }, e.ms);
-        // The refresh alone must not keep a process alive; the round's deadlines must fire.
-        if (e.name === 'refresh') timer.unref();
+        // The refresh and the sweep after an abort must not keep a process alive; the round's deadlines must fire.
+        if (e.name === 'refresh' || e.name === 'late-sweep') timer.unref();
         this.timers.set(e.name, timer);
         return;
       }
@@ -208,11 +219,17 @@ export class CheckpointRunner {
         return this.snapshotVolumes(e.oneByOne);
       case 'commit':
         return this.commit(e.objects);
+      case 'read-record':
+        return this.readRecord();
       case 'clean-up':
-        return this.cleanUp(e.objects, e.volumes);
+        return this.cleanUp(e.objects, e.volumes, e.lateObjects ?? []);
       case 'ended':
-        for (const t of this.timers.values()) clearTimeout(t);
-        this.timers.clear();
+        // The sweep an aborted round arms as it ends fires after the end; nothing else may.
+        for (const [name, t] of this.timers) {
+          if (name === 'late-sweep') continue;
+          clearTimeout(t);
+          this.timers.delete(name);
+        }
         void this.writer.flushed().then(() => this.deps.ended(this.record));
         return;
     }
@@ -311,31 +328,54 @@ export class CheckpointRunner {
 
   /**
    * The atomic commit: every object exists with the digest its app acked, and only then is the
-   * record written as completed. That write is the commit point (RecordWriter.commitCompleted).
+   * record written as completed. That write is the commit point (RecordWriter.commitCompleted): a
+   * check that fails means the record was not written; a write that fails may have landed, which
+   * the round resolves by reading the record back.
    */
   private commit(objects: readonly CommitObject[]): void {
-    void (async () => {
+    const checked = (async () => {
       // Independent look-ups, so several at a time; bounded, so a large plan does not flood NATS.
       await eachLimited(objects, COMMIT_LOOKUPS_IN_FLIGHT_MAX, async ({ who, ref }) => {
         const info = await this.deps.objects.info(this.plan.tenant, ref.name);
         if (!info.ok) throw new CommitError('store-failed', `${who}: ${ref.name}: ${info.error.message}`);
         if (info.value.digest !== ref.digest) throw new CommitError('store-failed', `${who}: ${ref.name} has digest ${info.value.digest}, the app acked ${ref.digest}`);
       });
-      this.committed = await this.writer.commitCompleted(() => this.record, this.levelAchieved, this.deps.nowUnixMs());
-      this.feed({ type: 'committed', ok: true, nowMs: this.deps.nowUnixMs() });
-    })().catch((error: unknown) => {
-      // Every way this can fail is the store's: an object missing or different, or the record write.
-      this.feed({ type: 'committed', ok: false, reason: 'store-failed', detail: error instanceof Error ? error.message : String(error), nowMs: this.deps.nowUnixMs() });
-    });
+    })();
+    this.commitTask = checked.then(
+      async () => {
+        const written = await this.writer.commitCompleted(() => this.record, this.levelAchieved, this.deps.nowUnixMs());
+        if (written.ok) {
+          this.committed = written.value;
+          this.feed({ type: 'committed', ok: true, nowMs: this.deps.nowUnixMs() });
+        } else this.feed({ type: 'commit-unknown', detail: `the completed record may not have been stored: ${written.error.message}`, nowMs: this.deps.nowUnixMs() });
+      },
+      (error: unknown) => {
+        // An object missing or different, or its look-up failed: the record was not written.
+        this.feed({ type: 'committed', ok: false, reason: 'store-failed', detail: error instanceof Error ? error.message : String(error), nowMs: this.deps.nowUnixMs() });
+      },
+    );
   }
 
-  /** Deletes what an aborted round stored: its objects (found by the record and the checkpoint's prefix) and volume snapshots. */
-  private cleanUp(objects: boolean, volumes: readonly TakenVolume[]): void {
+  /** After the commit settled (its write cannot land later), the record as stored. */
+  private readRecord(): void {
+    void this.commitTask
+      .then(() => this.writer.readBack())
+      .then((r) => {
+        if (r.ok && r.value.state === 'completed') this.committed = { finishedAtUnixMs: r.value.finishedAtUnixMs, levelAchieved: r.value.levelAchieved };
+        this.feed(r.ok ? { type: 'record-read', ok: true, state: r.value.state, nowMs: this.deps.nowUnixMs() } : { type: 'record-read', ok: false, detail: r.error.message, nowMs: this.deps.nowUnixMs() });
+      });
+  }
+
+  /** Deletes what an aborted round stored: its objects (found by the record, the checkpoint's prefix and late acks) and volume snapshots. */
+  private cleanUp(objects: boolean, volumes: readonly TakenVolume[], lateObjects: readonly string[]): void {
     const run = async (): Promise<{ objectsError?: string; volumesError?: string }> => {
       const out: { objectsError?: string; volumesError?: string } = {};
       if (objects) {
-        const r = await deleteCheckpointObjects(this.deps.objects, this.record).catch((error: unknown) => ({ ok: false as const, message: String(error) }));
+        const r = await deleteCheckpointObjects(this.deps.objects, this.record, lateObjects).catch((error: unknown) => ({ ok: false as const, message: String(error) }));
         if (!r.ok) out.objectsError = r.message;
+      } else if (lateObjects.length > 0) {
+        const r = await this.deps.objects.delete(this.plan.tenant, lateObjects).catch((error: unknown) => ({ ok: false as const, error: { message: String(error) } }));
+        if (!r.ok) out.objectsError = r.error.message;
       }
       if (volumes.length > 0) {
         if (!this.deps.volumes) out.volumesError = 'the coordinator has no volume backend';

@@ -13,7 +13,17 @@
  * wait of an abort for answers still under way, and the clean-up of every part. A volume group
  * snapshot is the one call whose result may land after the round aborted, even after it ended: the
  * machine then asks for the deletion of the snapshots it brings (defect 6 of issue 9), and records
- * which were deleted, or which could not be and why.
+ * which were deleted, or which could not be and why. An agent's answer may come late the same way
+ * (its trigger came late, or the abort notice was lost): one that names stored objects (an ack, a
+ * capture) has them deleted, one that declines has the checkpoint's prefix swept again, whenever
+ * it arrives. For an answer that never comes, an aborted round that stores objects sweeps its
+ * prefix once more after the agents' own timeout (`late-sweep`, a timer that fires after the end).
+ *
+ * Once the commit is asked for, its outcome decides: the round deletes no part until it knows
+ * whether the completed record landed. A failure meanwhile (a decline, a level's timer) waits for
+ * that outcome, a cancel is refused as too late, and an outcome that is not known (the commit's
+ * write failed in a way that may have landed, or it never answered) is resolved by reading the
+ * record back (`read-record`, answered by `record-read`).
  *
  * Timers are effects (`start-timer`, `cancel-timer`) and come back as `timer-fired`; time comes in
  * as `nowMs` on every input. Stale, duplicate and unknown inputs are `rejected` outcomes, never
@@ -47,7 +57,8 @@ export interface RoundFailure {
 
 /** Timers a level arms for itself (the crash level: its agents' freeze deadline). */
 export type LevelTimer = 'freeze-deadline';
-export type RoundTimer = 'checkpoint' | 'commit' | 'refresh' | 'settle' | LevelTimer;
+/** `late-sweep`: armed when an aborted round of a level that stores objects ended (see `cleaned`). */
+export type RoundTimer = 'checkpoint' | 'commit' | 'refresh' | 'settle' | 'late-sweep' | LevelTimer;
 
 /** The agent events a round takes. */
 export type RoundEventType = 'ack' | 'decline' | 'progress' | 'frozen' | 'thawed' | 'quiesced' | 'captured';
@@ -90,7 +101,13 @@ export type RoundInput =
   | { readonly type: 'volume-snapshot-finished'; readonly ok: boolean; readonly taken: readonly TakenVolume[]; readonly detail?: string; readonly nowMs: number }
   | { readonly type: 'thaw-answered'; readonly server: string; readonly confirmed: boolean; readonly nowMs: number }
   | { readonly type: 'committed'; readonly ok: true; readonly nowMs: number }
+  /** The commit is known not to have stored the completed record (a check failed before the write). */
   | { readonly type: 'committed'; readonly ok: false; readonly reason: RoundFailureReason; readonly detail: string; readonly nowMs: number }
+  /** The commit's write failed in a way that may have landed (a timeout, a lost reply): the record is read back. */
+  | { readonly type: 'commit-unknown'; readonly detail: string; readonly nowMs: number }
+  /** The record as read back (`state` as stored), or why it could not be read. */
+  | { readonly type: 'record-read'; readonly ok: true; readonly state: string; readonly nowMs: number }
+  | { readonly type: 'record-read'; readonly ok: false; readonly detail: string; readonly nowMs: number }
   /** A clean-up finished: `objectsError` when stored objects were left; the volumes it was given, and why they were not deleted. */
   | { readonly type: 'cleaned'; readonly objectsError?: string; readonly volumes: readonly TakenVolume[]; readonly volumesError?: string; readonly nowMs: number };
 
@@ -160,8 +177,18 @@ export type RoundEffect =
   | { readonly type: 'snapshot-volumes'; readonly oneByOne: boolean }
   /** The atomic commit: check each object against its acked digest, then store the record as completed. */
   | { readonly type: 'commit'; readonly objects: readonly CommitObject[] }
-  /** Delete the round's stored objects (when `objects`) and these volume snapshots; answer `cleaned`. */
-  | { readonly type: 'clean-up'; readonly objects: boolean; readonly volumes: readonly TakenVolume[] }
+  /**
+   * Read the stored record back once every write asked for before it has settled, so that a write
+   * still in flight cannot land after the answer (a compare-and-set re-write fences it); answer
+   * `record-read`.
+   */
+  | { readonly type: 'read-record' }
+  /**
+   * Delete the round's stored objects (when `objects`: those the record names and those under the
+   * checkpoint's prefix), the objects named by answers that came after the abort (`lateObjects`,
+   * which the record does not list), and these volume snapshots; answer `cleaned`.
+   */
+  | { readonly type: 'clean-up'; readonly objects: boolean; readonly volumes: readonly TakenVolume[]; readonly lateObjects?: readonly string[] }
   | { readonly type: 'ended'; readonly state: 'completed' | 'aborted' };
 
 export interface CommitObject {
@@ -178,6 +205,8 @@ export type RoundRejectReason =
   | 'unknown-participant'
   | 'duplicate'
   | 'stale-timer'
+  /** A cancel after the commit was asked for: too late, the commit's outcome decides. */
+  | 'committing'
   | 'refused';
 
 export interface RoundRejection {
@@ -257,6 +286,9 @@ export type RoundConfigError = { readonly kind: 'invalid-config'; readonly messa
 
 type VolumeCall = 'idle' | 'running' | 'returned';
 
+/** The commit from the round's side: asked for, its outcome awaited, or being read back. */
+type CommitCall = 'idle' | 'running' | 'reading' | 'settled';
+
 export class Round implements LevelContext {
   private phase: RoundState = 'pending';
   private failed: RoundFailure | null = null;
@@ -271,6 +303,15 @@ export class Round implements LevelContext {
   /** Volume snapshots this round took (known to exist), with their records once cleaned. */
   private taken: TakenVolume[] = [];
   private volumeRecords: RoundVolumeRecord[] = [];
+  private commitCall: CommitCall = 'idle';
+  /** Why the commit's outcome was not known, for the failure if the read-back says it did not land. */
+  private commitUnknown = '';
+  /** A failure that came while the commit's outcome was awaited: it stands if the commit did not land. */
+  private deferred: RoundFailure | null = null;
+  /** Objects named by answers that came while the clean-up ran, not yet handed to a clean-up. */
+  private lateObjects: string[] = [];
+  /** An answer came while the clean-up ran: it is done again (by prefix, and `lateObjects`) once that one answered. */
+  private sweepAgain = false;
 
   static create(config: RoundConfig, level: RoundLevel): { ok: true; round: Round } | { ok: false; error: RoundConfigError } {
     const problems: string[] = [];
@@ -332,6 +373,14 @@ export class Round implements LevelContext {
 
   fail(reason: RoundFailureReason, detail: string): void {
     if (this.phase === 'aborting' || this.phase === 'aborted' || this.phase === 'completed') return;
+    if (this.commitOutstanding()) {
+      // The completed record may land: aborting now would delete the parts it names.
+      if (this.deferred === null) {
+        this.deferred = { reason, detail };
+        this.out.push({ type: 'log', level: 'warn', message: `failure while the commit is under way; its outcome decides: ${detail}`, fields: { reason } });
+      }
+      return;
+    }
     this.failed = { reason, detail };
     // Every timer of the running round, the level's own included: the abort undoes the level's work.
     for (const name of [...this.armed]) if (name !== 'settle') this.cancelTimer(name);
@@ -350,6 +399,7 @@ export class Round implements LevelContext {
   commit(objects: readonly CommitObject[]): void {
     if (this.phase !== 'committing' || this.sealed) return;
     this.sealed = true;
+    this.commitCall = 'running';
     this.cancelTimer('refresh');
     this.out.push({ type: 'commit', objects });
   }
@@ -369,6 +419,7 @@ export class Round implements LevelContext {
       case 'cancel':
         if (this.finished()) return { reason: 'finished', detail: `checkpoint ${this.checkpointId} already ${this.phase}` };
         if (this.phase === 'aborting') return { reason: 'aborted', detail: `checkpoint ${this.checkpointId} is already aborting` };
+        if (this.commitOutstanding()) return { reason: 'committing', detail: `checkpoint ${this.checkpointId} is committing: the cancel came too late, the commit's outcome decides` };
         this.fail('cancelled', input.detail);
         return undefined;
       case 'timer-fired':
@@ -390,18 +441,26 @@ export class Round implements LevelContext {
         if (this.phase === 'aborting') this.settleOrWait();
         return undefined;
       case 'committed':
-        if (this.phase !== 'committing') {
-          const reason = this.finished() ? 'finished' : this.phase === 'aborting' ? 'aborted' : 'unexpected';
-          return { reason, detail: `commit outcome of checkpoint ${this.checkpointId} while ${this.phase}` };
-        }
+        if (!this.commitOutstanding()) return this.noCommit(input.type);
+        if (input.ok) this.completed();
+        else this.commitFailed(input.reason, input.detail);
+        return undefined;
+      case 'commit-unknown':
+        if (!this.commitOutstanding()) return this.noCommit(input.type);
+        // A read-back already asked for answers this too.
+        if (this.commitCall === 'running') this.readBack(input.detail);
+        return undefined;
+      case 'record-read':
+        if (this.commitCall !== 'reading' || this.phase !== 'committing') return this.noCommit(input.type);
         if (!input.ok) {
-          this.fail(input.reason, input.detail);
+          // Read again when the commit timer fires: without the record nothing can be decided.
+          this.out.push({ type: 'log', level: 'warn', message: `the record could not be read back; reading it again: ${input.detail}` });
           return undefined;
         }
-        this.cancelTimer('commit');
-        this.setState('completed');
-        this.level.completed(this);
-        this.out.push({ type: 'ended', state: 'completed' });
+        if (input.state === 'completed') {
+          this.out.push({ type: 'log', level: 'warn', message: `the commit's outcome was unknown (${this.commitUnknown}); the record read back says completed` });
+          this.completed();
+        } else this.commitFailed('store-failed', `${this.commitUnknown}; the record read back says ${input.state}: the commit did not land`);
         return undefined;
       case 'cleaned':
         return this.cleaned(input.objectsError, input.volumes, input.volumesError);
@@ -412,10 +471,68 @@ export class Round implements LevelContext {
 
   private agentEvent(input: RoundEventInput): RoundRejection | undefined {
     if (this.phase === 'pending') return { reason: 'not-started', detail: `${input.type} from ${input.event.server} before checkpoint ${this.checkpointId} started` };
+    // What an answer stored after the abort's clean-up was asked for belongs to nothing (the level
+    // refuses the answer): the round deletes its objects. Before that, the clean-up to come finds
+    // them (by the record or the checkpoint's prefix).
+    const afterCleanUp = (this.phase === 'aborting' && this.cleaning) || this.phase === 'aborted';
+    const late = afterCleanUp ? storedBy(input) : [];
+    // A decline names nothing, but its agent worked on the checkpoint after the clean-up: a store
+    // that failed as it saw it may have landed (a lost reply). Its prefix is swept again.
+    if (late.length > 0 || (afterCleanUp && input.type === 'decline' && input.event.app !== undefined)) this.deleteLate(input, late);
     if (this.finished()) return { reason: 'finished', detail: `${input.type} from ${input.event.server} after checkpoint ${this.checkpointId} ${this.phase}` };
     const rejected = this.level.event(input, this);
     if (this.phase === 'aborting') this.settleOrWait();
     return rejected;
+  }
+
+  /**
+   * Objects stored for this checkpoint after its clean-up was asked for: while that clean-up runs
+   * (it may have listed the prefix before they were stored), right after it; once the round ended,
+   * at once.
+   */
+  private deleteLate(input: RoundEventInput, names: readonly string[]): void {
+    this.out.push({ type: 'log', level: 'warn', message: `${input.type} from ${input.event.server} after the abort's clean-up: deleting what it stored`, fields: { objects: names } });
+    if (this.phase === 'aborting') {
+      this.lateObjects.push(...names);
+      this.sweepAgain = true;
+      return;
+    }
+    this.out.push(this.lateCleanUp(names));
+  }
+
+  private commitOutstanding(): boolean {
+    return this.phase === 'committing' && (this.commitCall === 'running' || this.commitCall === 'reading');
+  }
+
+  private noCommit(input: string): RoundRejection {
+    const reason = this.finished() ? 'finished' : this.phase === 'aborting' ? 'aborted' : 'unexpected';
+    return { reason, detail: `${input} of checkpoint ${this.checkpointId} while ${this.phase} with no commit outcome awaited` };
+  }
+
+  private readBack(why: string): void {
+    this.commitCall = 'reading';
+    this.commitUnknown = why;
+    this.out.push({ type: 'log', level: 'warn', message: `the commit's outcome is unknown (${why}): reading the record back` });
+    this.out.push({ type: 'read-record' });
+    // Bounds the read too: when it fires, the record is read again.
+    this.cancelTimer('commit');
+    this.startTimer('commit', this.config.commitTimeoutMs);
+  }
+
+  private completed(): void {
+    this.commitCall = 'settled';
+    this.cancelTimer('commit');
+    if (this.deferred !== null) this.out.push({ type: 'log', level: 'warn', message: `the commit landed: a failure while it was under way came too late: ${this.deferred.detail}`, fields: { reason: this.deferred.reason } });
+    this.setState('completed');
+    this.level.completed(this);
+    this.out.push({ type: 'ended', state: 'completed' });
+  }
+
+  /** The completed record did not land: the round aborts, with the failure that came first. */
+  private commitFailed(reason: RoundFailureReason, detail: string): void {
+    this.commitCall = 'settled';
+    const first = this.deferred ?? { reason, detail };
+    this.fail(first.reason, first.detail);
   }
 
   private timerFired(name: RoundTimer): RoundRejection | undefined {
@@ -428,7 +545,9 @@ export class Round implements LevelContext {
         return undefined;
       }
       case 'commit':
-        this.fail('store-failed', `the commit did not finish within ${this.config.commitTimeoutMs} ms`);
+        // Once asked for, the commit may have landed: its outcome is read back, not guessed.
+        if (this.commitOutstanding()) this.readBack(`the commit did not answer within ${this.config.commitTimeoutMs} ms`);
+        else this.fail('store-failed', `the commit did not finish within ${this.config.commitTimeoutMs} ms`);
         return undefined;
       case 'refresh':
         if (!this.sealed && !this.finished()) this.out.push({ type: 'persist' });
@@ -436,6 +555,9 @@ export class Round implements LevelContext {
       case 'settle':
         this.out.push({ type: 'log', level: 'warn', message: `aborted: answers still outstanding after ${this.config.settleMs} ms; cleaning up without them` });
         this.cleanUp();
+        return undefined;
+      case 'late-sweep':
+        this.out.push({ type: 'clean-up', objects: true, volumes: [] });
         return undefined;
       default:
         this.level.timerFired(name, this);
@@ -489,6 +611,12 @@ export class Round implements LevelContext {
       this.failed = note === '' ? failure : { reason: failure.reason, detail: `${failure.detail}; ${note}` };
       this.setState('aborted');
       this.out.push({ type: 'persist' });
+      // Stored after the clean-up listed what there was: deleted now.
+      if (this.sweepAgain) this.out.push(this.lateCleanUp(this.takeLate()));
+      // An agent whose trigger came late, and whose answer is lost or held back by the abort notice,
+      // may still store its part until its own timeout: the prefix is swept once more after that
+      // (a coordinator that dies before is covered by the sweep of aborted checkpoints).
+      if (this.level.storesObjects) this.startTimer('late-sweep', this.config.timeoutMs + this.config.settleMs);
       this.out.push({ type: 'ended', state: 'aborted' });
       return undefined;
     }
@@ -550,6 +678,31 @@ export class Round implements LevelContext {
     const volumes = this.taken;
     this.taken = [];
     this.out.push({ type: 'clean-up', objects: this.level.storesObjects, volumes });
+  }
+
+  private lateCleanUp(names: readonly string[]): RoundEffect {
+    return names.length > 0 ? { type: 'clean-up', objects: this.level.storesObjects, volumes: [], lateObjects: names } : { type: 'clean-up', objects: this.level.storesObjects, volumes: [] };
+  }
+
+  private takeLate(): string[] {
+    const late = [...new Set(this.lateObjects)];
+    this.lateObjects = [];
+    this.sweepAgain = false;
+    return late;
+  }
+}
+
+/** The stored objects an agent's answer names: an ack's state and channel state, a capture's state. */
+function storedBy(input: RoundEventInput): string[] {
+  switch (input.type) {
+    case 'ack': {
+      const e = input.event;
+      return [...(e.state.kind === 'object' ? [e.state.ref.name] : []), ...(e.channelState ? [e.channelState.name] : [])];
+    }
+    case 'captured':
+      return [input.event.state.name];
+    default:
+      return [];
   }
 }
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { AppLevel, type AppLevelConfig } from '../../src/control/round-app.js';
 import { Round, type RoundInput, type RoundLevel } from '../../src/control/round.js';
 import { NO_NEGATIVE_CONTROLS } from '../../src/control/negative-controls.js';
-import { ack, CHECKPOINT_ID, decline, drive, planGraphOf, progress, type Driver, type InputAt } from '../support/round-fixtures.js';
+import { ack, CHECKPOINT_ID, decline, drive, planGraphOf, progress, ref, type Driver, type InputAt } from '../support/round-fixtures.js';
 
 function appLevel(config: Partial<AppLevelConfig> = {}): AppLevel {
   const created = AppLevel.create({
@@ -28,6 +28,14 @@ function appLevel(config: Partial<AppLevelConfig> = {}): AppLevel {
 function started(level: RoundLevel = appLevel()): Driver {
   const d = drive(level);
   d.feed({ type: 'start' });
+  return d;
+}
+
+/** A one-app round whose commit was asked for. */
+function committing(): Driver {
+  const d = started(appLevel({ graph: planGraphOf(['s1/a'], []) }));
+  d.feed({ type: 'ack', event: ack('s1/a') });
+  expect(d.of('commit')).toHaveLength(1);
   return d;
 }
 
@@ -66,17 +74,52 @@ describe('round at level app', () => {
     expect(d.round.failure?.detail).toMatch(/the cut is not consistent/);
   });
 
-  it('a late ack after abort is rejected and changes nothing', () => {
+  it('an ack while the abort cleans up is refused, and the object it names is deleted once that clean-up answered', () => {
     const d = started();
     d.feed({ type: 'cancel', detail: 'a manual request outranks it' });
     expect(d.round.state).toBe('aborting');
-    const before = d.effects.length;
+    expect(d.of('clean-up')).toEqual([{ type: 'clean-up', objects: true, volumes: [] }]);
     const r = d.feed({ type: 'ack', event: ack('s1/a') });
     expect(r.rejected?.reason).toBe('aborted');
-    expect(d.effects.length).toBe(before);
+    // The clean-up under way may have listed the prefix before this object was stored.
+    expect(d.of('clean-up')).toHaveLength(1);
+    const before = d.effects.length;
+    d.feed({ type: 'cleaned', volumes: [] });
+    expect(d.effects.slice(before).map((e) => e.type)).toEqual(['set-state', 'persist', 'clean-up', 'start-timer', 'ended']);
+    expect(d.of('clean-up')[1]).toEqual({ type: 'clean-up', objects: true, volumes: [], lateObjects: ['cp/7/s1/a/state'] });
+    expect(d.round.state).toBe('aborted');
+  });
+
+  it('an ack after the round ended aborted (its trigger came late, or the abort notice was lost): a clean-up of the objects it names', () => {
+    const d = started();
+    d.feed({ type: 'cancel', detail: 'stop' });
     d.feed({ type: 'cleaned', volumes: [] });
     expect(d.round.state).toBe('aborted');
-    expect(d.feed({ type: 'ack', event: ack('s2/b') }).rejected?.reason).toBe('finished');
+    const late = Object.assign({}, ack('s2/b'), { channelState: ref('cp/7/s2/b/channels') });
+    const r = d.feed({ type: 'ack', event: late });
+    expect(r.rejected?.reason).toBe('finished');
+    expect(r.effects.filter((e) => e.type === 'clean-up')).toEqual([{ type: 'clean-up', objects: true, volumes: [], lateObjects: ['cp/7/s2/b/state', 'cp/7/s2/b/channels'] }]);
+    // Its outcome is taken (logged when objects were left), the record is not changed.
+    const cleaned = d.feed({ type: 'cleaned', objectsError: 'NATS down', volumes: [] });
+    expect(cleaned.rejected).toBeUndefined();
+    expect(cleaned.effects.map((e) => e.type)).toEqual(['log']);
+  });
+
+  it("a decline after the round ended aborted: the checkpoint's prefix is swept again (a store it saw fail may have landed)", () => {
+    const d = started();
+    d.feed({ type: 'cancel', detail: 'stop' });
+    d.feed({ type: 'cleaned', volumes: [] });
+    const r = d.feed({ type: 'decline', event: decline('s2', 'b', 'store-failed', 'timeout on put (it may have landed)') });
+    expect(r.rejected?.reason).toBe('finished');
+    expect(r.effects.filter((e) => e.type === 'clean-up')).toEqual([{ type: 'clean-up', objects: true, volumes: [] }]);
+  });
+
+  it("an ack after the round completed deletes nothing: its object is the record's", () => {
+    const d = started(appLevel({ graph: planGraphOf(['s1/a'], []) }));
+    d.feed({ type: 'ack', event: ack('s1/a') });
+    d.feed({ type: 'committed', ok: true });
+    expect(d.feed({ type: 'ack', event: ack('s1/a') }).rejected?.reason).toBe('finished');
+    expect(d.of('clean-up')).toEqual([]);
   });
 
   it('a decline aborts: the part says why, every server gets an abort notice, every stored part is cleaned up, then aborted', () => {
@@ -93,8 +136,20 @@ describe('round at level app', () => {
     expect(d.states().at(-1)).toBe('aborting');
     d.feed({ type: 'cleaned', volumes: [] });
     expect(d.states().at(-1)).toBe('aborted');
-    expect(d.effects.at(-2)).toEqual({ type: 'persist' });
+    expect(d.effects.at(-3)).toEqual({ type: 'persist' });
     expect(d.effects.at(-1)).toEqual({ type: 'ended', state: 'aborted' });
+  });
+
+  it("an aborted round sweeps its prefix once more after the agents' own timeout: an answer lost or held back by the abort notice leaves its object behind", () => {
+    const d = started();
+    d.feed({ type: 'cancel', detail: 'stop' });
+    d.feed({ type: 'cleaned', volumes: [] });
+    // Armed before the end (1 000 ms checkpoint timeout + 5 000 ms settle), fired after it.
+    expect(d.effects.at(-2)).toEqual({ type: 'start-timer', name: 'late-sweep', ms: 6_000 });
+    const r = d.feed({ type: 'timer-fired', name: 'late-sweep' });
+    expect(r.rejected).toBeUndefined();
+    expect(r.effects).toEqual([{ type: 'clean-up', objects: true, volumes: [] }]);
+    expect(d.feed({ type: 'cleaned', volumes: [] }).rejected).toBeUndefined();
   });
 
   it('a timeout names the silent apps first, then those that answered with their phase, and marks the silent parts', () => {
@@ -116,18 +171,74 @@ describe('round at level app', () => {
     expect(d.round.failure?.detail).toMatch(/3 bytes of state inline, above the trigger's limit of 2/);
   });
 
-  it('a commit that fails aborts with its reason and cleans up; a commit that never returns times out as store-failed', () => {
-    const d = started(appLevel({ graph: planGraphOf(['s1/a'], []) }));
-    d.feed({ type: 'ack', event: ack('s1/a') });
-    d.feed({ type: 'committed', ok: false, reason: 'store-failed', detail: 'max_payload' });
-    expect(d.round.failure).toEqual({ reason: 'store-failed', detail: 'max_payload' });
+  it('a commit known not to have stored the record aborts with its reason and cleans up', () => {
+    const d = committing();
+    d.feed({ type: 'committed', ok: false, reason: 'store-failed', detail: 'cp/7/s1/a/state missing' });
+    expect(d.round.failure).toEqual({ reason: 'store-failed', detail: 'cp/7/s1/a/state missing' });
     expect(d.of('clean-up')).toHaveLength(1);
+  });
 
-    const slow = started(appLevel({ graph: planGraphOf(['s1/a'], []) }));
-    slow.feed({ type: 'ack', event: ack('s1/a') });
-    slow.feed({ type: 'timer-fired', name: 'commit' });
-    expect(slow.round.failure).toEqual({ reason: 'store-failed', detail: 'the commit did not finish within 2000 ms' });
-    expect(slow.feed({ type: 'committed', ok: true }).rejected?.reason).toBe('aborted');
+  it('a commit write that may have landed is read back before anything is deleted: the record says completed, the round completes', () => {
+    const d = committing();
+    d.feed({ type: 'commit-unknown', detail: 'timeout on put' });
+    expect(d.of('read-record')).toHaveLength(1);
+    expect(d.round.state).toBe('committing');
+    expect(d.of('clean-up')).toEqual([]);
+    d.feed({ type: 'record-read', ok: true, state: 'completed' });
+    expect(d.round.state).toBe('completed');
+    expect(d.effects.at(-1)).toEqual({ type: 'ended', state: 'completed' });
+    expect(d.of('clean-up')).toEqual([]);
+  });
+
+  it('a commit write that may have landed and did not: the round aborts as store-failed, saying why, and cleans up', () => {
+    const d = committing();
+    d.feed({ type: 'commit-unknown', detail: 'timeout on put' });
+    d.feed({ type: 'record-read', ok: true, state: 'committing' });
+    expect(d.round.failure).toEqual({ reason: 'store-failed', detail: 'timeout on put; the record read back says committing: the commit did not land' });
+    expect(d.of('clean-up')).toHaveLength(1);
+  });
+
+  it('a commit that never answers is read back at the commit timer, and read again while the read does not answer', () => {
+    const d = committing();
+    d.feed({ type: 'timer-fired', name: 'commit' });
+    expect(d.round.failure).toBeNull();
+    expect(d.of('read-record')).toHaveLength(1);
+    d.feed({ type: 'record-read', ok: false, detail: 'NATS down' });
+    expect(d.of('read-record')).toHaveLength(1);
+    expect(d.of('start-timer').at(-1)).toEqual({ type: 'start-timer', name: 'commit', ms: 2_000 });
+    d.feed({ type: 'timer-fired', name: 'commit' });
+    expect(d.of('read-record')).toHaveLength(2);
+    // The commit's own answer, if it comes first, settles it; the read that follows is refused.
+    d.feed({ type: 'committed', ok: true });
+    expect(d.round.state).toBe('completed');
+    expect(d.feed({ type: 'record-read', ok: true, state: 'completed' }).rejected?.reason).toBe('finished');
+  });
+
+  it('a cancel while the commit is under way is refused as too late: the commit landing completes the round', () => {
+    const d = committing();
+    const r = d.feed({ type: 'cancel', detail: 'CancelCheckpoint' });
+    expect(r.rejected?.reason).toBe('committing');
+    expect(r.effects).toEqual([]);
+    d.feed({ type: 'commit-unknown', detail: 'lost reply' });
+    expect(d.feed({ type: 'cancel', detail: 'again' }).rejected?.reason).toBe('committing');
+    d.feed({ type: 'record-read', ok: true, state: 'completed' });
+    expect(d.round.state).toBe('completed');
+    expect(d.of('clean-up')).toEqual([]);
+  });
+
+  it("a failure while the commit is under way waits for its outcome: dropped if it landed, the round's failure if it did not", () => {
+    const landed = committing();
+    landed.feed({ type: 'publish-failed', server: 's1', command: 'abort', detail: 'closed' });
+    expect(landed.round.state).toBe('committing');
+    expect(landed.of('clean-up')).toEqual([]);
+    landed.feed({ type: 'committed', ok: true });
+    expect(landed.round.state).toBe('completed');
+
+    const lost = committing();
+    lost.feed({ type: 'publish-failed', server: 's1', command: 'abort', detail: 'closed' });
+    lost.feed({ type: 'committed', ok: false, reason: 'store-failed', detail: 'object missing' });
+    expect(lost.round.failure).toEqual({ reason: 'internal', detail: 'abort for s1 not sent: closed' });
+    expect(lost.of('clean-up')).toHaveLength(1);
   });
 
   it('the stored record follows the live one: one refresh timer for many acks, none once the commit is asked for', () => {
@@ -190,6 +301,8 @@ describe('round inputs that are refused', () => {
     { name: 'a commit outcome while collecting', before: ['start'], input: { type: 'committed', ok: true }, reason: 'unexpected' },
     { name: 'a clean-up outcome nobody asked for', before: ['start'], input: { type: 'cleaned', volumes: [] }, reason: 'unexpected' },
     { name: 'a volume result without a call', before: ['start'], input: { type: 'volume-snapshot-finished', ok: true, taken: [] }, reason: 'unexpected' },
+    { name: 'an unknown commit outcome while collecting', before: ['start'], input: { type: 'commit-unknown', detail: 'timeout' }, reason: 'unexpected' },
+    { name: 'a record read back that nobody asked for', before: ['start'], input: { type: 'record-read', ok: true, state: 'completed' }, reason: 'unexpected' },
     { name: 'a cancel of an aborting round', before: ['start', 'cancel'], input: { type: 'cancel', detail: 'again' }, reason: 'aborted' },
   ];
   const prior: Record<string, InputAt> = {
