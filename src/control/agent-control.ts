@@ -9,11 +9,21 @@
  *   rollback of plan A never makes plan B's triggers stale, and a new plan over apps that were
  *   restored into is served at once.
  * - A newer epoch than the agent knows is adopted by a restore once it succeeded (the `restored`
- *   answer), by a freeze or thaw (a crash-level rollback announces the plan's new epoch with them),
- *   and by any command of a plan the agent knows nothing of (it restarted, or the plan is new to it:
+ *   answer), by a freeze (a crash-level rollback announces the plan's epoch with it), and by any
+ *   other command of a plan the agent knows nothing of (it restarted, or the plan is new to it:
  *   there is no past of that plan here to fence). Any other command of a newer epoch means the agent
  *   missed a restore: its apps still hold the abandoned future, so it is refused (`stale-epoch`,
  *   "behind") until the restore comes.
+ * - **A restore moves its plan's epoch forward.** One older than the agent's epoch of its plan, or
+ *   at an epoch whose restore the agent knows has ended here, is stale and declined (`stale-epoch`),
+ *   unless its request id is remembered (then it is a duplicate, answered from memory). The agent
+ *   knows a restore at epoch E ended when it answered `restored` to it, or when it took the plan's
+ *   resume without apps at E: the operation resumes only once every server restored. So a resend
+ *   of a restore that reaches an agent which restored, restarted (forgetting the request id) and was
+ *   resumed is refused instead of pausing the apps again with no resume to follow. A restore of a
+ *   plan the agent knows nothing of is carried out: that is how a restarted agent gets its apps'
+ *   state back; and so is one at the epoch a trigger brought, since a checkpoint may be admitted at
+ *   the new epoch while the restore is still on its way.
  * - **Deduplication with remembered answers.** Every command's request id is remembered with the
  *   answers the agent published for it (replies, and the acks and declines of a trigger's
  *   checkpoint). A duplicate is not carried out again: its remembered answers are published again,
@@ -130,6 +140,11 @@ export class AgentControl {
   private readonly checkpoints = new Map<CheckpointId, CheckpointMemory>();
   /** Per plan: the apps its last restore paused (and a resume without apps releases). */
   private readonly restoredApps = new Map<string, readonly AppName[]>();
+  /**
+   * Per plan: the newest epoch whose restore has ended on this agent (it answered `restored`, or took
+   * the operation's resume): a restore at that epoch or older is stale. Never above `epochs`.
+   */
+  private readonly restoresEnded = new Map<string, Epoch>();
   /** Per app: the epoch it was last restored into: the generation its channels open at. */
   private readonly generations = new Map<AppName, Epoch>();
   private eventCounter = 0;
@@ -210,6 +225,8 @@ export class AgentControl {
     }
     // A restore pauses its apps as it begins, so its resume releases all of them, even if some failed.
     if (c.type === 'restore') this.restoredApps.set(this.key(c.plan), c.apps.map((a) => a.app));
+    // The operation resumes (a resume without apps) only once every server restored: the restore at this epoch is over.
+    if (c.type === 'resume' && c.apps.length === 0) this.restoreEnded(c.plan, c.epoch);
     return { effects: [{ type: 'execute', control: c, apps: this.appsFor(c) }] };
   }
 
@@ -218,6 +235,17 @@ export class AgentControl {
     if (c.type === 'thaw' || c.type === 'abort') return undefined;
     const key = this.key(c.plan);
     const known = this.epochs.get(key);
+    if (c.type === 'restore') {
+      // Every restore moves its plan to a new epoch (the operation bumps it first), so one at an
+      // epoch whose restore ended here is a resend still on the wire: typically one that reached an
+      // agent which restored, restarted, forgot the request id and took the operation's resume.
+      // Carried out, it would pause the apps after their resume, and no resume follows. Declined, it
+      // changes nothing: the operation drops an answer of a phase it has left.
+      const ended = this.restoresEnded.get(key);
+      if (ended !== undefined && c.epoch <= ended) {
+        return this.refuse(c, 'stale-epoch', `agent ${this.config.server}: the restore of plan ${c.plan} at epoch ${ended} has ended here; a restore must move the epoch forward, this one is at ${c.epoch}`);
+      }
+    }
     if (known !== undefined && c.epoch < known) {
       return this.refuse(c, 'stale-epoch', `agent ${this.config.server} is at epoch ${known} of plan ${c.plan}, the ${c.type} at ${c.epoch}`);
     }
@@ -300,6 +328,16 @@ export class AgentControl {
     const known = this.epochs.get(key);
     if (known === undefined || c.epoch > known) this.epochs.set(key, c.epoch);
     for (const app of apps) this.generations.set(app, c.epoch);
+    this.restoreEnded(c.plan, c.epoch);
+  }
+
+  private restoreEnded(plan: string, epoch: Epoch): void {
+    const key = this.key(plan);
+    const ended = this.restoresEnded.get(key);
+    if (ended === undefined || epoch > ended) this.restoresEnded.set(key, epoch);
+    const known = this.epochs.get(key);
+    // Both callers come after the plan's epoch was set to at least this one (adopted, or passed the fence).
+    if (known === undefined || (this.restoresEnded.get(key) as Epoch) > known) throw new Error(`agent control: restore of plan ${plan} ended at epoch ${epoch} above the agent's epoch ${String(known)}`);
   }
 
   private remember(c: Control): void {

@@ -199,10 +199,15 @@ describe('defect 1: epochs per plan on the agent', () => {
   }, 20_000);
 });
 
+/** Plan D's restore into s3 (epoch 1) and its request id, resent after s3 restarts. */
+const dRestore = {
+  control: { type: 'restore' as const, tenant: TENANT, server: 's3', plan: 'D', epoch: 1, checkpointId: 9, apps: [{ app: 'd1', state: { kind: 'inline' as const, bytes: new TextEncoder().encode(JSON.stringify({ sent: 7, received: 0 })) }, counts: { sent: {}, received: {} }, channelAliases: {} }] },
+  requestId: '',
+};
+
 describe('defect 3b: commands are resent until answered, and answered once', () => {
   it('a restore published before the agent subscribed is answered once the agent is up', async () => {
-    const state = new TextEncoder().encode(JSON.stringify({ sent: 7, received: 0 }));
-    const control = { type: 'restore' as const, tenant: TENANT, server: 's3', plan: 'D', epoch: 1, checkpointId: 9, apps: [{ app: 'd1', state: { kind: 'inline' as const, bytes: state }, counts: { sent: {}, received: {} }, channelAliases: {} }] };
+    const control = dRestore.control;
     const answer = bus.request(control, 8_000);
     await new Promise((r) => setTimeout(r, 1_200));
     await startAgent('s3', [{ name: 'd1' }]);
@@ -213,6 +218,7 @@ describe('defect 3b: commands are resent until answered, and answered once', () 
 
     // The same command again (a resend after a lost answer): the first answer, not a second restore.
     const requestId = reply?.inReplyTo as string;
+    dRestore.requestId = requestId;
     bus.send(control, requestId);
     const again = await until('the remembered answer', () => events.filter((e) => e.inReplyTo === requestId && e.requestId === reply?.requestId).length >= 2 ? true : undefined);
     expect(again).toBe(true);
@@ -228,6 +234,20 @@ describe('an agent restart', () => {
     agents.splice(agents.indexOf(s3), 1);
     await startAgent('s3', [{ name: 'd1' }]);
     await answers((trigger('D', 1, 30, { s3: ['d1'] }, { s3: ['d1'] }), 30), ['s3/d1']);
+  }, 20_000);
+
+  it('a resend of the restore it carried out before it restarted, coming after the resume, is declined as stale, and its app is not restored again', async () => {
+    // The new process forgot the request id; the operation's resume tells it plan D's restore at epoch 1 is over.
+    const resumed = await bus.request({ type: 'resume', tenant: TENANT, server: 's3', plan: 'D', epoch: 1, checkpointId: 9, apps: [] }, 5_000);
+    expect(resumed?.type).toBe('resumed');
+    const { requestId, control } = dRestore;
+    expect(requestId).not.toBe('');
+    bus.send(control, requestId);
+    const decline = await until('the decline of the stale restore', () => events.find((e) => e.inReplyTo === requestId && e.type === 'decline'));
+    expect(decline.type === 'decline' && decline.reason).toBe('stale-epoch');
+    expect(apps.get('s3/d1')?.restores).toBe(0);
+    // Not paused: plan D's next checkpoint completes.
+    await answers((trigger('D', 1, 31, { s3: ['d1'] }, { s3: ['d1'] }), 31), ['s3/d1']);
   }, 20_000);
 });
 
