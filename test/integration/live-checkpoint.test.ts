@@ -153,13 +153,16 @@ describe('app-consistent checkpoints over NATS (agents in this process)', () => 
     // (freezing every server) in the middle of the restore.
     const rolled = await world.service.rollback({ checkpointId: target.value.id, skipSafetyCheckpoint: true });
     expect(rolled.ok, rolled.ok ? '' : rolled.error.message).toBe(true);
-    const cancelled = await completed(running.value.id);
-    expect(cancelled).toMatchObject({ state: 'aborted', failureReason: 'cancelled' });
+    // A checkpoint already committing when the cancel came is not cancelled (its completed record
+    // may be landing): it completes. Either way nothing falls back.
+    const ended = await completed(running.value.id);
+    expect(ended.state === 'completed' ? 'completed' : `${ended.state} ${ended.failureReason ?? ''}`).toMatch(/^(completed|aborted cancelled)$/);
     await new Promise((r) => setTimeout(r, 300));
     const page = await world.service.list({ planId: 'demo' }, 5, '');
     if (!page.ok) throw new Error(page.error.message);
     expect(page.value.items.filter((c) => c.id > running.value.id)).toEqual([]);
     const stored = await world.service.get(running.value.id);
-    expect(stored.ok && stored.value.failureDetail).not.toContain('fell back');
+    expect(stored.ok).toBe(true);
+    expect(stored.ok ? (stored.value.failureDetail ?? '') : '').not.toContain('fell back');
   }, 60_000);
 });
