@@ -22,7 +22,7 @@ export interface BenchCoordinator {
   readonly service: CheckpointService;
   /** Takes one app-level checkpoint and waits until it ended; the time from the request to the end. */
   round(planId: string, options?: Partial<SnapshotOptions>): Promise<{ ms: number; record: CheckpointRecord }>;
-  /** Starts a checkpoint without waiting; undefined when one is still running (the service refused). */
+  /** Starts a checkpoint without waiting; undefined when one is still running (the plan is busy). */
   start(planId: string, options?: Partial<SnapshotOptions>): Promise<{ id: number; ended: Promise<CheckpointRecord> } | undefined>;
   createPlan(plan: PlanInput): Promise<void>;
   stop(): Promise<void>;
@@ -70,7 +70,8 @@ export async function startCoordinator(url: string, o: CoordinatorOptions): Prom
   const start: BenchCoordinator['start'] = async (planId, options = {}) => {
     const taken = await service.take({ planId, level: 'app', options });
     if (!taken.ok) {
-      if (taken.error.kind === 'failed-precondition') return undefined;
+      // Busy: the previous checkpoint of the plan is still in flight (RESOURCE_EXHAUSTED, PLAN_BUSY).
+      if (taken.error.kind === 'resource-exhausted') return undefined;
       throw new Error(`take failed: ${taken.error.message}`);
     }
     return { id: taken.value.id, ended: endOf(taken.value.id) };

@@ -118,7 +118,7 @@ describe('the checkpoint record and the server max_payload', () => {
     const done = await checkpoint('many-apps');
     expect(done.state).toBe('aborted');
     expect(done.failureReason).toBe('store-failed');
-    expect(done.failureDetail).toMatch(/completed record could not be stored/);
+    expect(done.failureDetail).toMatch(/MAX_PAYLOAD_EXCEEDED.*the commit did not land/);
     const stored = await store.checkpoints.get(done.id);
     expect(stored.ok && stored.value.record.state).not.toBe('completed');
   }, 60_000);
