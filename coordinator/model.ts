@@ -2,6 +2,7 @@
  * The coordinator's records, as stored in JetStream KV (JSON) and mapped to and from the gRPC
  * messages of proto/snapshot/v1/coordinator.proto. camelCase, numbers for ids and times.
  */
+import type { RoundFailureReason } from '../src/control/round.js';
 import type { SnapshotCounts } from '../src/core/types.js';
 import type { CheckpointId, Epoch } from '../src/ids.js';
 import type { HookResult, ObjectRef } from '../src/wire/index.js';
@@ -76,22 +77,12 @@ export const TERMINAL_STATES: readonly CheckpointState[] = ['completed', 'aborte
 /** A record in one of these states is a checkpoint some coordinator is (or was) running. */
 export const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
 
+/** Why a checkpoint aborted: what its round decides (src/control/round.ts), and what only the service knows. */
 export type FailureReason =
-  | 'timeout'
-  | 'declined'
-  | 'agent-unavailable'
-  | 'channel-failed'
-  | 'subsumed'
-  | 'store-failed'
-  | 'freeze-failed'
-  | 'volume-snapshot-failed'
-  | 'hook-failed'
-  | 'epoch-changed'
-  | 'cancelled'
+  | RoundFailureReason
   | 'too-many-failures'
   /** The coordinator running it stopped; the next one to start aborted it (docs/api.md, restart). */
-  | 'coordinator-lost'
-  | 'internal';
+  | 'coordinator-lost';
 
 /**
  * A small app state kept in the checkpoint record itself rather than as an object (the app acked it
