@@ -40,8 +40,6 @@ export interface AgentWorld {
   readonly negativeControls: NegativeControls;
   /** The opaque channels out of an app (`server/app`). */
   readonly channelsFrom: (app: string) => readonly string[];
-  /** Whether a command's phase of its operation is over (the world asks the operations; for the known findings). */
-  readonly phaseOver: (requestId: string) => boolean;
 }
 
 export class AgentHost {
@@ -266,9 +264,7 @@ export class AgentHost {
       this.emit({ type: 'decline', checkpointId: c.checkpointId, reason: 'restore-failed', detail: `state of ${missing.map((a) => a.app).join(', ')} missing or changed` }, c.requestId);
       return;
     }
-    // A resend of a restore whose phase is over, carried out by an agent that restarted since and forgot it.
-    const stale = this.w.phaseOver(c.requestId) ? 'stale-restore-after-agent-restart' : undefined;
-    for (const a of c.apps) this.w.ledger.hold(`${this.server}/${a.app}`, 'quiesced', c.checkpointId, this.w.agenda.now, PAUSE_DEADLINE_MS, stale);
+    for (const a of c.apps) this.w.ledger.hold(`${this.server}/${a.app}`, 'quiesced', c.checkpointId, this.w.agenda.now, PAUSE_DEADLINE_MS);
     this.emit({ type: 'restored', checkpointId: c.checkpointId, apps: c.apps.map((a) => a.app) }, c.requestId);
   }
 }

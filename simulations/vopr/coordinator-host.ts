@@ -93,6 +93,8 @@ export class CoordinatorHost {
   serving = true;
   /** Operation answers (`op:` request ids) go to the operations shell. */
   operationAnswer: (e: AgentEvent) => void = () => undefined;
+  /** At start-up, after the rounds: the operations a stopped coordinator left under way (the operations shell). */
+  recoverOperations: (done: () => void) => void = (done) => done();
 
   constructor(private readonly w: CoordinatorWorld) {
     this.process = new SimProcess('coordinator', w.agenda, (what) => (what.endsWith(' refresh') ? undefined : w.trace(what)));
@@ -137,7 +139,8 @@ export class CoordinatorHost {
     this.process.restart();
     this.calls = this.newCalls();
     this.serving = !restarted;
-    if (restarted) recoverLeftRounds(this, this.w);
+    // As coordinator/main.ts: the rounds left in flight, then the rollbacks and restores left under way, then serve.
+    if (restarted) recoverLeftRounds(this, this.w, () => this.recoverOperations(() => (this.serving = true)));
     // Agents re-register when a coordinator starts (defect 9): the hello.
     for (const server of [...this.w.topology.servers, ...this.w.topology.spareServers]) {
       this.w.controls.send('coordinator', server, { type: 'hello', requestId: `hello:${this.owner}`, tenant: TENANT, server, plan: '', epoch: 0 });
@@ -296,7 +299,8 @@ export class CoordinatorHost {
   /** Whether the round took the input (false: not fed, or rejected). */
   private feed(run: RoundRun, input: RoundInput): boolean {
     if (!this.process.up || run.incarnation !== this.process.incarnation) return false;
-    const late = input.type === 'volume-snapshot-finished' || input.type === 'cleaned' || input.type === 'stored';
+    // The sweep an aborted round arms as it ends fires after the end (runner.ts keeps that one timer).
+    const late = input.type === 'volume-snapshot-finished' || input.type === 'cleaned' || input.type === 'stored' || (input.type === 'timer-fired' && input.name === 'late-sweep');
     if (this.rounds.get(run.record.id) !== run && !late) return false;
     const r = run.round.step(input);
     if (r.rejected && r.rejected.reason !== 'finished' && r.rejected.reason !== 'stale-timer') {
@@ -380,8 +384,11 @@ export class CoordinatorHost {
       case 'commit':
         this.commit(run, e.objects.map((o) => o.ref));
         return;
+      case 'read-record':
+        this.readRecord(run);
+        return;
       case 'clean-up':
-        this.cleanUp(run, e.objects, e.volumes);
+        this.cleanUp(run, e.objects, e.volumes, e.lateObjects ?? []);
         return;
       case 'ended':
         this.ended(run, e.state);
@@ -456,7 +463,8 @@ export class CoordinatorHost {
             if (ok) {
               this.lastCompleted.set(run.plan.id, run.record.id);
               this.feed(run, { type: 'committed', ok: true, nowMs: this.w.agenda.now });
-            } else this.feed(run, { type: 'committed', ok: false, reason: 'store-failed', detail: error ?? 'store error', nowMs: this.w.agenda.now });
+              // A failed write may have landed (a lost reply): the round reads the record back.
+            } else this.feed(run, { type: 'commit-unknown', detail: `the completed record may not have been stored: ${error ?? 'store error'}`, nowMs: this.w.agenda.now });
           },
           () => record,
         );
@@ -477,11 +485,37 @@ export class CoordinatorHost {
     check(0);
   }
 
+  /**
+   * RecordWriter.readBack: once every write asked for before has settled, the record is read, and
+   * written back unchanged by compare-and-set when it is not completed (fencing a commit write still
+   * in flight); the round is told the state it found.
+   */
+  private readRecord(run: RoundRun): void {
+    const read = (): void => {
+      let seen: CheckpointRecord | undefined;
+      this.calls.update<CheckpointRecord>(
+        checkpointKey(run.record.id),
+        (current) => {
+          seen = current;
+          return current === undefined || current.state === 'completed' ? undefined : current;
+        },
+        () => {
+          if (seen?.state === 'completed') this.lastCompleted.set(run.plan.id, run.record.id);
+          this.feed(run, seen === undefined ? { type: 'record-read', ok: false, detail: 'the record is gone', nowMs: this.w.agenda.now } : { type: 'record-read', ok: true, state: seen.state, nowMs: this.w.agenda.now });
+        },
+      );
+    };
+    if (run.writing) run.drained.push(read);
+    else read();
+  }
+
   /** Deletes are idempotent: retried until they land, as the client retries a timed-out delete. */
-  private cleanUp(run: RoundRun, objects: boolean, volumes: readonly TakenVolume[]): void {
+  private cleanUp(run: RoundRun, objects: boolean, volumes: readonly TakenVolume[], lateObjects: readonly string[]): void {
     if (!this.w.cleanUps.has(run.record.id)) this.w.cleanUps.set(run.record.id, this.w.agenda.now);
     if (volumes.length > 0) this.volumeDeletesPending.add(run.record.id);
-    const names = objects ? this.w.objects.list().filter((o) => o.name.startsWith(objectPrefix(run.record.id))).map((o) => o.name) : [];
+    // Those the prefix finds, and those named by answers that came after the abort (part-state.ts deleteCheckpointObjects).
+    const listed = objects ? this.w.objects.list().filter((o) => o.name.startsWith(objectPrefix(run.record.id))).map((o) => o.name) : [];
+    const names = [...new Set([...listed, ...lateObjects])];
     this.deleteAll(names, volumes.map((v) => v.snapshotRef), () => {
       this.volumeDeletesPending.delete(run.record.id);
       this.feed(run, { type: 'cleaned', volumes, nowMs: this.w.agenda.now });

@@ -228,11 +228,15 @@ export class Ledger {
     }
   }
 
-  /** An operation that ended refused or failed ("nothing was changed") must have left its epoch line's epoch as it found it. */
-  operationEnded(operation: string, line: string, state: string, epochAtStart: number, nowMs: number): void {
+  /**
+   * An operation that ended refused or failed ("nothing was changed") must have left its epoch line's
+   * epoch as it found it, and must not have asked the volume backend to put volumes back.
+   */
+  operationEnded(operation: string, line: string, state: string, epochAtStart: number, nowMs: number, volumesPutBack = false, known?: KnownFinding): void {
     if (state !== 'refused' && state !== 'failed') return;
     const now = this.epochOf(line);
-    if (now !== epochAtStart) this.violate('refusal-changes-nothing', operation, nowMs, `operation ${operation} ended ${state} ("nothing was changed"), but the epoch of ${line} moved from ${epochAtStart} to ${now}`);
+    if (now !== epochAtStart) this.violate('refusal-changes-nothing', operation, nowMs, `operation ${operation} ended ${state} ("nothing was changed"), but the epoch of ${line} moved from ${epochAtStart} to ${now}`, known);
+    else if (volumesPutBack) this.violate('refusal-changes-nothing', operation, nowMs, `operation ${operation} ended ${state} ("nothing was changed"), but it had asked the volume backend to put the volumes of ${line} back`, known);
   }
 
   wedged(plan: string, nowMs: number, detail: string): void {

@@ -6,40 +6,31 @@
  */
 export const KNOWN_FINDINGS = {
   'late-state-after-abort': {
-    owner: 'src/control/round-app.ts (ROUND)',
+    owner: 'src/control/round.ts, coordinator/checkpoints/recover.ts (ROUND, API)',
     seed: 1,
     what:
-      'an app state stored after its round aborted and cleaned up (the trigger arrived late, or the abort notice was lost) is never deleted: ' +
-      'the round rejects the late ack and no one deletes its object',
+      'an app state stored after its round aborted and cleaned up (the trigger arrived late, or the abort notice was lost) is deleted by ' +
+      "the round's late sweep (timeoutMs + settleMs after its end), a timer of the coordinator process: when the coordinator dies before it fires, " +
+      'no one deletes the object (recovery looks at rounds in flight only)',
   },
-  'commit-outcome-unknown': {
-    owner: 'src/control/round.ts and coordinator/checkpoints/runner.ts (ROUND)',
-    seed: 16,
-    what:
-      'the completed record may land although the round aborted: a commit write whose reply was lost, or a cancel while ' +
-      'the commit write is in flight, lets the clean-up delete the parts of a record that says completed',
-  },
+
   'volume-snapshots-of-dead-coordinator': {
     owner: 'src/control/recovery.ts and coordinator/checkpoints/recover.ts (API), src/control/round.ts (ROUND)',
-    seed: 7,
+    seed: 9,
     what:
       'volume snapshots of a round that had already ended (aborted) when its coordinator died, whose late backend answer or whose ' +
       'deletion the crash cut, are never deleted: recovery sweeps the backend only for records still in flight',
   },
-  'operation-orphaned-by-crash': {
-    owner: 'coordinator/checkpoints/operations.ts (OPS), src/control/recovery.ts (API)',
-    seed: 101,
+  'operation-record-behind': {
+    owner: 'coordinator/checkpoints/operations.ts (OPS)',
+    seed: 276,
     what:
-      'a rollback or restore under way when its coordinator dies is neither finished nor failed by the next one: its record stays ' +
-      'in its phase and the apps it restored stay paused until an operator rolls back again',
+      'an operation record says less than its operation did when its coordinator stops: record writes go in a chain where a failed ' +
+      'write of an old state is retried (up to 4 times, 250 ms apart and more) before the newer states, and the epoch bump does not ' +
+      'wait for the write of setting-epoch; the next coordinator then ends a rollback that moved the epoch (or completed) as failed, ' +
+      '"nothing was changed"',
   },
-  'stale-restore-after-agent-restart': {
-    owner: 'src/control/agent-control.ts (AGENT), src/control/operation.ts (OPS)',
-    seed: 422,
-    what:
-      'an agent that restarted after it restored forgets the request ids it answered; a resend of the restore still on the wire ' +
-      'arrives after the resume and is carried out again (same epoch, so not fenced): the apps are restored again and stay paused',
-  },
+
   'opaque-stopped-after-agent-restart': {
     owner: 'agent/opaque.ts and src/control/agent-control.ts (AGENT), src/control/round-opaque.ts (ROUND)',
     seed: 19,
@@ -49,7 +40,7 @@ export const KNOWN_FINDINGS = {
   },
   'preempt-while-committing': {
     owner: 'src/control/admission.ts (API), src/control/round.ts (ROUND)',
-    seed: 48,
+    seed: 3,
     what:
       'a manual take preempts a periodic checkpoint that is already committing: admission gives its slot away at once, the round ' +
       'refuses the cancel (it is committing) and runs on, so the plan has more than max_concurrent checkpoints in flight',

@@ -2,21 +2,28 @@
  * Rollback and restore: the real operation machine (src/control/operation.ts), its idempotency
  * decision (operation-key.ts) and mapping check (operation-check.ts) in a shell that does what
  * coordinator/checkpoints/operations.ts does: check the call, claim the key, one operation per epoch
- * line at a time, then carry out the effects against the simulated stores and agents.
+ * line at a time, then carry out the effects against the simulated stores and agents. At start-up
+ * a restarted coordinator takes over the operations its predecessor left under way, with the real
+ * decision (src/control/operation-recovery.ts), as coordinator/checkpoints/recover-operations.ts.
  */
 import { checkRestoreMapping } from '../../src/control/operation-check.js';
 import { decideKeyed, type KeyedOperation } from '../../src/control/operation-key.js';
-import { OperationMachine, type OperationEffect, type OperationInput, type OperationOutcome, type OperationState } from '../../src/control/operation.js';
+import { decideOperationRecovery } from '../../src/control/operation-recovery.js';
+import { OPERATION_FINAL_STATES, OperationMachine, type OperationEffect, type OperationInput, type OperationOutcome, type OperationState } from '../../src/control/operation.js';
 import type { AgentEvent, AppRestore, Control } from '../../src/wire/index.js';
 import type { CoordinatorHost, CoordinatorWorld } from './coordinator-host.js';
+import type { KnownFinding } from './known-findings.js';
 import { SimProcess } from './process.js';
-import { checkpointKey, epochKey, idempotencyKey, liveVolumeRefs, operationKey, type CheckpointRecord } from './records.js';
+import { checkpointKey, epochKey, idempotencyKey, liveVolumeRefs, operationKey, restoreCommands, type CheckpointRecord, type OperationRecord } from './records.js';
 import { TENANT } from './topology.js';
 
 export const OPERATION_PHASE_TIMEOUT_MS = 4_000;
 export const OPERATION_RESEND_MS = 250;
 /** An agent silent for longer is not present (a rollback to its server is refused at once). */
 export const AGENT_PRESENT_MS = 3_000;
+/** An operation's record writes: one at a time, in order, each tried this many times (operations.ts RECORD_WRITE_ATTEMPTS_MAX). */
+export const RECORD_WRITE_ATTEMPTS_MAX = 4;
+export const RECORD_WRITE_RETRY_MS = 250;
 
 export interface OperationCall {
   readonly kind: 'rollback' | 'restore';
@@ -35,40 +42,67 @@ export interface OperationsLedger {
   readonly protectedIds: Set<number>;
   /** Checkpoints of operations that ended in needs-repair because an agent declined (a visible, repairable state). */
   readonly declinedRepairs: Set<number>;
+  /** Per operation, its epoch line's epoch when it started (kept by the world across coordinator restarts). */
+  readonly epochAtStart: Map<string, number>;
+  /** Per operation, the newest state its machine persisted (what its record should say, whatever landed). */
+  readonly persisted: Map<string, OperationState>;
+  /** Operations that asked the volume backend to put volumes back. */
+  readonly volumesPutBack: Set<string>;
+  /** Checkpoints of operations taken over from a record that said less than they had done. */
+  readonly behindCheckpoints: Set<number>;
 }
 
 class OperationRun {
   readonly machine: OperationMachine;
-  /** The seq of the newest phase whose commands went out (request ids carry it). */
-  phaseSeq = 0;
+  /** The record as the operation last said it; writes go one at a time, in order. */
+  current: OperationRecord;
+  readonly writes: OperationRecord[] = [];
+  writing = false;
+  /** Run once no record write is in flight or queued. */
+  readonly drained: (() => void)[] = [];
+  /** Taken over from a record that said less than the operation had done (a known finding's doing). */
+  behind: KnownFinding | undefined;
   constructor(
     readonly id: string,
     readonly call: OperationCall,
     readonly record: CheckpointRecord,
-    readonly line: string,
-    readonly servers: readonly string[],
+    initial: OperationRecord,
     readonly restores: ReadonlyMap<string, AppRestore[]>,
     readonly incarnation: number,
     readonly ownsKey: boolean,
-    readonly request: string,
     readonly reply: (o: OperationOutcome) => void,
     /** The epoch line's epoch when the operation started (the world's view). */
     readonly epochAtStart: number,
     negativeControls: CoordinatorWorld['negativeControls'],
     takeSafety: boolean,
+    /** False for an operation taken over: its volumes are never put back again (operations.ts takeOverOperation). */
+    volumes: boolean,
   ) {
+    this.current = initial;
     this.machine = new OperationMachine({
       kind: call.kind,
       level: record.level === 'crash' ? 'crash' : 'app',
       id,
       title: `${call.kind} to checkpoint ${record.id}`,
-      servers,
+      servers: initial.servers,
       takeSafetyCheckpoint: takeSafety,
-      hasVolumes: record.level === 'crash' && record.volumes.length > 0,
+      hasVolumes: volumes && record.level === 'crash' && record.volumes.length > 0,
       phaseTimeoutMs: OPERATION_PHASE_TIMEOUT_MS,
       resendIntervalMs: OPERATION_RESEND_MS,
       negativeControls,
     });
+  }
+
+  get line(): string {
+    return this.current.line;
+  }
+
+  get servers(): readonly string[] {
+    return this.current.servers;
+  }
+
+  get request(): string {
+    return this.current.request;
   }
 }
 
@@ -83,22 +117,11 @@ export class OperationsHost {
     private readonly ledger: OperationsLedger,
   ) {
     c.operationAnswer = (e) => this.answer(e);
+    c.recoverOperations = (done) => this.recoverLeft(done);
   }
 
   private get process(): SimProcess {
     return this.c.process;
-  }
-
-  /** Whether the phase a command (`op:<operation>:<seq>:<server>`) belongs to is over: its operation ended or moved on. */
-  phaseOver(requestId: string): boolean {
-    const [, id, seq] = requestId.split(':');
-    const run = this.runs.get(id ?? '');
-    return run === undefined || run.phaseSeq > Number(seq);
-  }
-
-  /** Checkpoints of the operations running now (the world notes them when the process dies). */
-  runningCheckpoints(): number[] {
-    return [...this.runs.values()].map((r) => r.record.id);
   }
 
   /** The coordinator crashed: its operations are gone with it (their records stay). */
@@ -118,12 +141,11 @@ export class OperationsHost {
       const plan = this.c.plan(record.plan);
       let servers: string[];
       let line: string;
-      const restores = new Map<string, AppRestore[]>();
-      const restoreOf = (part: CheckpointRecord['parts'][number], app: string): AppRestore => ({ app, state: { kind: 'object', ref: part.ref }, counts: { sent: {}, received: {} }, channelAliases: {} });
+      let mapping: OperationRecord['mapping'];
       if (call.kind === 'rollback') {
         servers = record.level === 'crash' ? [...plan.servers] : [...new Set(record.parts.map((p) => p.server))].sort();
         line = record.plan;
-        for (const p of record.parts) restores.set(p.server, [...(restores.get(p.server) ?? []), restoreOf(p, p.app)]);
+        mapping = Object.fromEntries(record.parts.map((p) => [`${p.server}/${p.app}`, { server: p.server, app: p.app }]));
       } else {
         if (record.level !== 'app') return refuse('failed-precondition', 'this world restores app-level checkpoints only');
         const target = call.target as string;
@@ -132,11 +154,15 @@ export class OperationsHost {
         if (!check.ok) return refuse(check.kind, check.message);
         servers = [target];
         line = `restore-${record.plan}-${target}`;
-        restores.set(target, record.parts.map((p, i) => restoreOf(p, `a${i + 1}`)));
+        mapping = Object.fromEntries(apps.map((a) => [`${a.source.server}/${a.source.app}`, a.target]));
       }
+      const restores = restoreCommands(record, mapping) ?? new Map<string, AppRestore[]>();
       const request = `${call.kind} ${record.id}${call.target !== undefined ? ` into ${call.target}` : ''} ${call.skipSafety ? 'without' : 'with'} a safety checkpoint`;
       const id = `${this.c.owner}-op${++this.serial}`;
-      const start = (ownsKey: boolean, runId: string): void => this.start(call, record, line, servers, restores, request, runId, ownsKey, reply);
+      const start = (ownsKey: boolean, runId: string): void => {
+        const initial: OperationRecord = { id: runId, kind: call.kind, level: record.level === 'crash' ? 'crash' : 'app', checkpointId: record.id, line, request, servers, mapping, ...(ownsKey && call.key !== undefined ? { key: call.key } : {}), state: 'validating', detail: 'accepted', safety: 0 };
+        this.start(call, record, initial, restores, ownsKey, reply);
+      };
       if (call.key === undefined) return start(false, id);
       const key = call.key;
       let seen: KeyedOperation | undefined;
@@ -176,7 +202,8 @@ export class OperationsHost {
     });
   }
 
-  private start(call: OperationCall, record: CheckpointRecord, line: string, servers: readonly string[], restores: ReadonlyMap<string, AppRestore[]>, request: string, id: string, ownsKey: boolean, reply: (o: OperationOutcome) => void): void {
+  private start(call: OperationCall, record: CheckpointRecord, initial: OperationRecord, restores: ReadonlyMap<string, AppRestore[]>, ownsKey: boolean, reply: (o: OperationOutcome) => void): void {
+    const { id, line, request } = initial;
     const busy = this.busyLines.get(line);
     if (busy !== undefined) {
       reply({ ok: false, kind: 'failed-precondition', message: `operation ${busy} on ${line} is still running` });
@@ -184,7 +211,9 @@ export class OperationsHost {
     }
     // A plan left in needs-repair has no consistent present to keep (as the coordinator decides).
     const takeSafety = call.kind === 'rollback' && !call.skipSafety && this.ledger.lastState.get(line) !== 'needs-repair';
-    const run = new OperationRun(id, call, record, line, servers, restores, this.process.incarnation, ownsKey, request, reply, this.w.ledger.epochOf(line), this.w.negativeControls, takeSafety);
+    const epochAtStart = this.w.ledger.epochOf(line);
+    this.ledger.epochAtStart.set(id, epochAtStart);
+    const run = new OperationRun(id, call, record, initial, restores, this.process.incarnation, ownsKey, reply, epochAtStart, this.w.negativeControls, takeSafety, true);
     this.runs.set(id, run);
     this.busyLines.set(line, id);
     this.ledger.protectedIds.add(record.id);
@@ -204,10 +233,10 @@ export class OperationsHost {
     switch (e.type) {
       case 'persist':
         this.w.trace(`op ${run.id} ${e.state}${e.epoch !== undefined ? ` epoch ${e.epoch}` : ''}: ${e.detail}`);
-        this.c.store.put(operationKey(run.id), { id: run.id, line: run.line, state: e.state, detail: e.detail, epoch: e.epoch, safety: e.safetyCheckpointId }, () => undefined);
-        // Only operations that may have moved the epoch count: a later one refused or failed before it
-        // changed anything leaves the plan as it found it, repair still due.
-        if (!['validating', 'safety-checkpoint', 'refused', 'failed'].includes(e.state)) this.ledger.lastState.set(run.line, e.state);
+        run.current = Object.assign({}, run.current, { state: e.state, detail: e.detail, safety: e.safetyCheckpointId }, e.epoch !== undefined ? { epoch: e.epoch } : {});
+        this.write(run, run.current);
+        this.ledger.persisted.set(run.id, e.state);
+        this.noteState(run.line, e.state);
         return;
       case 'validate':
         this.validate(run);
@@ -235,7 +264,6 @@ export class OperationsHost {
         });
         return;
       case 'send':
-        run.phaseSeq = Math.max(run.phaseSeq, Number(e.requestId.split(':')[2]));
         this.w.controls.send('coordinator', e.server, this.command(run, e));
         return;
       case 'volumes':
@@ -251,16 +279,151 @@ export class OperationsHost {
         this.runs.delete(run.id);
         if (this.busyLines.get(run.line) === run.id) this.busyLines.delete(run.line);
         // The key's record says the outcome once, with its final state: retries replay it from there.
-        if (run.ownsKey && run.call.key !== undefined) {
-          const keyed: KeyedOperation = { id: run.id, request: run.request, state: e.state, outcome: e.outcome };
-          this.c.store.retried(`put ${idempotencyKey(run.call.key)}`, () => this.w.kv.put(idempotencyKey(run.call.key as string), keyed), () => undefined);
-        }
+        if (run.ownsKey && run.call.key !== undefined) this.writeKeyed(run.call.key, { id: run.id, request: run.request, state: e.state, outcome: e.outcome });
+        run.current = Object.assign({}, run.current, { outcome: e.outcome });
+        this.write(run, run.current);
         this.w.trace(`op ${run.id} finished ${e.state} at ${now} ms`);
         if (e.state === 'needs-repair' && !e.outcome.ok && e.outcome.kind === 'failed-precondition') this.ledger.declinedRepairs.add(run.record.id);
-        this.w.ledger.operationEnded(run.id, run.line, e.state, run.epochAtStart, now);
-        run.reply(e.outcome);
+        this.w.ledger.operationEnded(run.id, run.line, e.state, run.epochAtStart, now, this.ledger.volumesPutBack.has(run.id), run.behind);
+        // The call is answered once the record says how it ended.
+        this.whenWritten(run, () => run.reply(e.outcome));
         return;
     }
+  }
+
+  /** Only operations that may have moved the epoch count: a later one refused or failed before it changed anything leaves the plan as it found it, repair still due. */
+  private noteState(line: string, state: OperationState): void {
+    if (!['validating', 'safety-checkpoint', 'refused', 'failed'].includes(state)) this.ledger.lastState.set(line, state);
+  }
+
+  private writeKeyed(key: string, keyed: KeyedOperation, done: () => void = () => undefined): void {
+    this.c.store.retried(`put ${idempotencyKey(key)}`, () => this.w.kv.put(idempotencyKey(key), keyed), done);
+  }
+
+  /**
+   * The record written as the operation says it, one write at a time and in order, each tried up to
+   * RECORD_WRITE_ATTEMPTS_MAX times (operations.ts `write`): the operation goes on meanwhile.
+   */
+  private write(run: OperationRun, value: OperationRecord): void {
+    run.writes.push(value);
+    if (!run.writing) this.writeNext(run);
+  }
+
+  private writeNext(run: OperationRun): void {
+    const value = run.writes.shift();
+    if (value === undefined) {
+      run.writing = false;
+      for (const fn of run.drained.splice(0)) fn();
+      return;
+    }
+    run.writing = true;
+    const attempt = (n: number): void =>
+      this.c.store.put(operationKey(run.id), value, (ok) => {
+        if (ok || n === RECORD_WRITE_ATTEMPTS_MAX) this.writeNext(run);
+        else this.process.later(RECORD_WRITE_RETRY_MS * n, '', () => attempt(n + 1));
+      });
+    attempt(1);
+  }
+
+  private whenWritten(run: OperationRun, fn: () => void): void {
+    if (run.writing) run.drained.push(fn);
+    else fn();
+  }
+
+  // ---- start-up: the operations a stopped coordinator left under way ---------------------------
+
+  /**
+   * As coordinator/checkpoints/recover-operations.ts: every operation record whose state is not final
+   * is read, with its checkpoint and its line's epoch; the decision ends its record at once, or the
+   * machine takes it over from its phase (under its old request ids). `done` once every one ended.
+   */
+  private recoverLeft(done: () => void): void {
+    this.c.store.retried(
+      'list operations',
+      () => this.w.kv.keys('op.').map((k) => this.w.kv.get(k)?.value as OperationRecord),
+      (records) => {
+        const left = records.filter((r) => !OPERATION_FINAL_STATES.includes(r.state));
+        let open = left.length;
+        if (open === 0) return done();
+        const ended = (): void => {
+          open -= 1;
+          if (open === 0) done();
+        };
+        for (const r of left) this.recoverOne(r, ended);
+      },
+    );
+  }
+
+  private recoverOne(left: OperationRecord, done: () => void): void {
+    this.c.store.read(checkpointKey(left.checkpointId), (entry) => {
+      const record = entry?.value as CheckpointRecord | undefined;
+      this.c.store.read(epochKey(left.line), (e) => {
+        const lineEpoch = (e?.value as number | undefined) ?? 0;
+        const restores = record !== undefined && left.level === 'app' ? restoreCommands(record, left.mapping) : undefined;
+        const decision = decideOperationRecovery({
+          id: left.id,
+          kind: left.kind,
+          level: left.level,
+          checkpointId: left.checkpointId,
+          state: left.state,
+          ...(left.epoch !== undefined ? { epoch: left.epoch } : {}),
+          lineEpoch,
+          serversKnown: left.servers.length > 0 && record !== undefined,
+          restoreCommandsKnown: restores !== undefined,
+        });
+        const epochAtStart = this.ledger.epochAtStart.get(left.id) ?? lineEpoch;
+        // The record says less than its operation did: a newer state's write was held behind an older one's retries, or the crash came first.
+        const behind: KnownFinding | undefined = this.ledger.persisted.get(left.id) !== left.state ? 'operation-record-behind' : undefined;
+        if (behind !== undefined) this.ledger.behindCheckpoints.add(left.checkpointId);
+        if (behind !== undefined) this.w.trace(`recovery: op ${left.id}'s record says ${left.state}, its operation had reached ${this.ledger.persisted.get(left.id) ?? '-'}`);
+        switch (decision.type) {
+          case 'none':
+            return done();
+          case 'end': {
+            this.w.trace(`recovery: op ${left.id} (${left.state}) ended ${decision.state}: ${decision.detail}`);
+            const final: OperationRecord = Object.assign({}, left, { state: decision.state, detail: decision.detail, outcome: decision.outcome });
+            // The service keeps the key's outcome in the operation's record; here it has a record of its own, written first.
+            const write = (): void =>
+              this.c.store.put(operationKey(left.id), final, (ok) => {
+                if (!ok) {
+                  this.w.trace(`recovery: op ${left.id} not ended: its record could not be written`);
+                  return done();
+                }
+                this.ledger.persisted.set(left.id, decision.state);
+                this.noteState(left.line, decision.state);
+                this.w.ledger.operationEnded(left.id, left.line, decision.state, epochAtStart, this.w.agenda.now, this.ledger.volumesPutBack.has(left.id), behind);
+                done();
+              });
+            if (left.key !== undefined) this.writeKeyed(left.key, { id: left.id, request: left.request, state: decision.state, outcome: decision.outcome }, write);
+            else write();
+            return;
+          }
+          case 'redo': {
+            if (record === undefined) throw new Error(`operation ${left.id}: ${decision.phase} redone without its checkpoint`);
+            const call: OperationCall = Object.assign(
+              { kind: left.kind, checkpointId: left.checkpointId, skipSafety: true },
+              left.key !== undefined ? { key: left.key } : {},
+              left.kind === 'restore' ? { target: left.servers[0] as string } : {},
+            );
+            const run = new OperationRun(left.id, call, record, left, restores ?? new Map(), this.process.incarnation, left.key !== undefined, () => done(), epochAtStart, this.w.negativeControls, false, false);
+            run.behind = behind;
+            this.runs.set(left.id, run);
+            this.busyLines.set(left.line, left.id);
+            this.w.trace(`recovery: op ${left.id} (${left.state}) taken over: ${decision.phase} again`);
+            this.feed(run, {
+              type: 'recover',
+              nowMs: this.w.agenda.now,
+              phase: decision.phase,
+              epoch: decision.epoch,
+              safetyCheckpointId: left.safety,
+              ...(decision.thenState !== undefined ? { thenState: decision.thenState } : {}),
+              ...(decision.thenDetail !== undefined ? { thenDetail: decision.thenDetail } : {}),
+            });
+            return;
+          }
+        }
+      });
+    });
   }
 
   private command(run: OperationRun, e: Extract<OperationEffect, { type: 'send' }>): Control {
@@ -305,6 +468,7 @@ export class OperationsHost {
     const fails = this.w.prng.next() < f.volumeFailureProbability;
     const incarnation = this.process.incarnation;
     if (run.call.key !== undefined) this.w.ledger.executed(run.call.key, `${run.call.kind} (volumes of checkpoint ${run.record.id} put back)`, this.w.agenda.now);
+    this.ledger.volumesPutBack.add(run.id);
     this.w.agenda.after(1 + this.w.prng.int(f.volumeDelayMsMax), `volume backend ${fails ? 'fails to revert' : 'reverts'} volumes to ckpt ${run.record.id}`, () => {
       if (this.process.incarnation !== incarnation) return;
       const missing = liveVolumeRefs(run.record).filter((v) => !this.w.volumes.has(v));

@@ -1,6 +1,7 @@
 /** What the simulated coordinator keeps in its KV bucket, and the keys it keeps it under. */
+import type { OperationKind, OperationLevel, OperationOutcome, OperationState } from '../../src/control/operation.js';
 import type { RoundFailure, RoundState, RoundVolumeRecord } from '../../src/control/round.js';
-import type { ObjectRef } from '../../src/wire/index.js';
+import type { AppRestore, ObjectRef } from '../../src/wire/index.js';
 import type { Level } from './topology.js';
 
 export interface CheckpointRecord {
@@ -19,6 +20,41 @@ export interface CheckpointRecord {
   readonly owner: string;
   readonly periodic: boolean;
   readonly createdAtMs: number;
+}
+
+/**
+ * A rollback's or restore's record (coordinator/store/operations.ts OperationRecord): what an
+ * operator sees, and what the next coordinator needs to take it over (its servers, the mapping).
+ */
+export interface OperationRecord {
+  readonly id: string;
+  readonly kind: OperationKind;
+  readonly level: OperationLevel;
+  readonly checkpointId: number;
+  /** The epoch line it sets: the plan, or a restore's own line. */
+  readonly line: string;
+  readonly request: string;
+  readonly servers: readonly string[];
+  /** Where each of the checkpoint's apps (`server/app`) goes. */
+  readonly mapping: Readonly<Record<string, { readonly server: string; readonly app: string }>>;
+  /** The idempotency key whose record this operation answers (the service keeps both in one record). */
+  readonly key?: string;
+  readonly state: OperationState;
+  readonly detail: string;
+  readonly epoch?: number;
+  readonly safety: number;
+  readonly outcome?: OperationOutcome;
+}
+
+/** What each server is sent to restore (coordinator/checkpoints/restore.ts restoreCommands); undefined when an app of the checkpoint has no target. */
+export function restoreCommands(r: CheckpointRecord, mapping: OperationRecord['mapping']): Map<string, AppRestore[]> | undefined {
+  const byServer = new Map<string, AppRestore[]>();
+  for (const p of r.parts) {
+    const target = mapping[`${p.server}/${p.app}`];
+    if (target === undefined) return undefined;
+    byServer.set(target.server, [...(byServer.get(target.server) ?? []), { app: target.app, state: { kind: 'object', ref: p.ref }, counts: { sent: {}, received: {} }, channelAliases: {} }]);
+  }
+  return byServer;
 }
 
 export const checkpointKey = (id: number): string => `ckpt.${id}`;

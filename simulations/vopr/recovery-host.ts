@@ -14,9 +14,9 @@ const IN_FLIGHT: readonly string[] = ['pending', 'triggering', 'collecting', 'co
 /**
  * As coordinator/checkpoints/recover.ts: every record in flight and every plan's slots read, then
  * the actions carried out in order; an abort deletes the parts and writes the record aborted, and
- * only then is its slot released.
+ * only then is its slot released. `done` once every action ran.
  */
-export function recoverLeftRounds(c: CoordinatorHost, w: CoordinatorWorld): void {
+export function recoverLeftRounds(c: CoordinatorHost, w: CoordinatorWorld, done: () => void): void {
   c.store.retried(
     'list checkpoints and slots',
     () => ({
@@ -73,7 +73,7 @@ export function recoverLeftRounds(c: CoordinatorHost, w: CoordinatorWorld): void
       const finishDeletes = (k: number): void => {
         const f = unfinished[k];
         if (f === undefined) {
-          c.serving = true;
+          done();
           return;
         }
         const r = byId.get(f.checkpointId) as CheckpointRecord;

@@ -75,7 +75,6 @@ export const runSeed: RunSeed = (seed: number, controls: readonly NegativeContro
     (item) => world.knownLeak(item),
   );
   world.checkCompletedRecords();
-  world.recogniseUnknownCommits();
   ledger.checkConverged(
     agenda.now,
     world.topology.plans.flatMap((p) => p.servers.map((server) => ({ server, plan: p.id, epoch: world.agents.get(server)?.controlMachine.epochOf(p.id) }))),

@@ -36,13 +36,12 @@ export class World {
   readonly agents = new Map<string, AgentHost>();
   readonly coordinator: CoordinatorHost;
   readonly operations: OperationsHost;
-  readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set(), declinedRepairs: new Set() };
+  readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set(), declinedRepairs: new Set(), epochAtStart: new Map(), persisted: new Map(), volumesPutBack: new Set(), behindCheckpoints: new Set() };
   /** Random choices of the workload and the crashes, apart from the network's and the stores'. */
   readonly prng: Prng;
   readonly counts: Record<string, number> = {};
-  /** Rounds that a coordinator crash cut short, and checkpoints of operations it cut short. */
+  /** Rounds that a coordinator crash cut short. */
   readonly cutByCrash = new Set<number>();
-  readonly operationsCutByCrash = new Set<number>();
   readonly preemptsRefused = new Set<number>();
   /** The checkpoint whose state storage damaged, if any. */
   damaged: number | undefined;
@@ -78,7 +77,6 @@ export class World {
         trace,
         plansHere: this.topology.plans.filter((p) => p.servers.includes(server)).map((p) => p.id),
         negativeControls,
-        phaseOver: (requestId) => this.operations.phaseOver(requestId),
         channelsFrom: (app) => this.topology.plans.flatMap((p) => p.channels.filter((c) => c.from === app).map((c) => c.id)),
       });
       this.agents.set(server, agent);
@@ -107,7 +105,8 @@ export class World {
     this.events.listen('coordinator', (e) => this.coordinator.onEvent(e));
     this.ledger.knownInFlight = (ids) => (ids.some((id) => this.preemptsRefused.has(id)) ? 'preempt-while-committing' : undefined);
     this.ledger.exemptHold = (kind, checkpoint) => kind === 'quiesced' && this.operationsLedger.declinedRepairs.has(checkpoint);
-    this.ledger.knownHold = (kind, checkpoint) => (kind === 'quiesced' && this.operationsCutByCrash.has(checkpoint) ? 'operation-orphaned-by-crash' : undefined);
+    // Apps an operation restored stay paused when the next coordinator ended it from a record that said less than it had done.
+    this.ledger.knownHold = (kind, checkpoint) => (kind === 'quiesced' && this.operationsLedger.behindCheckpoints.has(checkpoint) ? 'operation-record-behind' : undefined);
   }
 
   note(what: string): void {
@@ -159,15 +158,8 @@ export class World {
     return cleaned !== undefined && stored !== undefined && stored >= cleaned ? 'late-state-after-abort' : undefined;
   }
 
-  /** Completed records whose parts an abort deleted: the commit's outcome was not what the round believed. */
-  recogniseUnknownCommits(): void {
-    // The parts went in an abort's clean-up: the round believed its commit had failed.
-    for (const id of this.cleanUps.keys()) this.ledger.recognise('completed-checkpoints-whole', `checkpoint ${id}`, 'commit-outcome-unknown');
-  }
-
   crashCoordinator(): void {
     for (const id of [...this.coordinator.runningIds(), ...this.coordinator.volumeCallsPending, ...this.coordinator.volumeDeletesPending]) this.cutByCrash.add(id);
-    for (const id of this.operations.runningCheckpoints()) this.operationsCutByCrash.add(id);
     this.coordinator.crash();
     this.operations.crash();
   }
@@ -188,8 +180,7 @@ export class World {
       if (r.state !== 'completed' || r.deleting === true) continue;
       const missing = [...r.parts.map((p) => p.ref.name).filter((n) => this.objects.get(n) === undefined), ...liveVolumeRefs(r).filter((v) => !this.volumes.has(v))];
       if (missing.length === 0) continue;
-      const known = this.cleanUps.has(r.id) ? 'commit-outcome-unknown' : undefined;
-      this.ledger.violate('completed-checkpoints-whole', `checkpoint ${r.id}`, this.agenda.now, `the record of checkpoint ${r.id} says completed, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} gone`, known);
+      this.ledger.violate('completed-checkpoints-whole', `checkpoint ${r.id}`, this.agenda.now, `the record of checkpoint ${r.id} says completed, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} gone`);
     }
   }
 
