@@ -486,8 +486,11 @@ class OperationRun {
         if (this.p.cancelPlan !== undefined) this.port.cancelRunsOf(this.p.cancelPlan, e.detail);
         return;
       case 'set-epoch': {
+        // The record must say `setting-epoch` before the epoch moves (the machine persists first):
+        // a coordinator that dies in between leaves a record that tells the next one what may have
+        // happened, not a `validating` it would end as "nothing was changed" (VOPR operation-record-behind).
         const epochs = this.deps.store.epochs;
-        void (e.bump ? epochs.bump(this.p.epochLine) : epochs.get(this.p.epochLine)).then((r) =>
+        void this.writes.then(() => (e.bump ? epochs.bump(this.p.epochLine) : epochs.get(this.p.epochLine))).then((r) =>
           this.feed(r.ok ? { type: 'epoch-set', nowMs: Date.now(), epoch: r.value } : { type: 'epoch-failed', nowMs: Date.now(), detail: r.error.message }),
         );
         return;
@@ -512,7 +515,8 @@ class OperationRun {
         return;
       }
       case 'volumes':
-        void this.p.volumes().then((r) => this.feed(r.ok ? { type: 'volumes-done', nowMs: Date.now() } : { type: 'volumes-failed', nowMs: Date.now(), detail: r.error.message }));
+        // As for the epoch: the record says the volumes are being put back before they are.
+        void this.writes.then(() => this.p.volumes()).then((r) => this.feed(r.ok ? { type: 'volumes-done', nowMs: Date.now() } : { type: 'volumes-failed', nowMs: Date.now(), detail: r.error.message }));
         return;
       case 'start-timer': {
         clearTimeout(this.timers.get(e.name));
