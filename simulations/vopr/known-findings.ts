@@ -21,15 +21,7 @@ export const KNOWN_FINDINGS = {
       'volume snapshots of a round that had already ended (aborted) when its coordinator died, whose late backend answer or whose ' +
       'deletion the crash cut, are never deleted: recovery sweeps the backend only for records still in flight',
   },
-  'operation-record-behind': {
-    owner: 'coordinator/checkpoints/operations.ts (OPS)',
-    seed: 276,
-    what:
-      'an operation record says less than its operation did when its coordinator stops: record writes go in a chain where a failed ' +
-      'write of an old state is retried (up to 4 times, 250 ms apart and more) before the newer states, and the epoch bump does not ' +
-      'wait for the write of setting-epoch; the next coordinator then ends a rollback that moved the epoch (or completed) as failed, ' +
-      '"nothing was changed"',
-  },
+
 
   'opaque-stopped-after-agent-restart': {
     owner: 'agent/opaque.ts and src/control/agent-control.ts (AGENT), src/control/round-opaque.ts (ROUND)',

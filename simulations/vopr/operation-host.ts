@@ -12,7 +12,6 @@ import { decideOperationRecovery } from '../../src/control/operation-recovery.js
 import { OPERATION_FINAL_STATES, OperationMachine, type OperationEffect, type OperationInput, type OperationOutcome, type OperationState } from '../../src/control/operation.js';
 import type { AgentEvent, AppRestore, Control } from '../../src/wire/index.js';
 import type { CoordinatorHost, CoordinatorWorld } from './coordinator-host.js';
-import type { KnownFinding } from './known-findings.js';
 import { SimProcess } from './process.js';
 import { checkpointKey, epochKey, idempotencyKey, liveVolumeRefs, operationKey, restoreCommands, type CheckpointRecord, type OperationRecord } from './records.js';
 import { TENANT } from './topology.js';
@@ -44,12 +43,10 @@ export interface OperationsLedger {
   readonly declinedRepairs: Set<number>;
   /** Per operation, its epoch line's epoch when it started (kept by the world across coordinator restarts). */
   readonly epochAtStart: Map<string, number>;
-  /** Per operation, the newest state its machine persisted (what its record should say, whatever landed). */
+  /** Per operation, the newest state its machine persisted (what its record should say, whatever landed; for the trace). */
   readonly persisted: Map<string, OperationState>;
   /** Operations that asked the volume backend to put volumes back. */
   readonly volumesPutBack: Set<string>;
-  /** Checkpoints of operations taken over from a record that said less than they had done. */
-  readonly behindCheckpoints: Set<number>;
 }
 
 class OperationRun {
@@ -60,8 +57,6 @@ class OperationRun {
   writing = false;
   /** Run once no record write is in flight or queued. */
   readonly drained: (() => void)[] = [];
-  /** Taken over from a record that said less than the operation had done (a known finding's doing). */
-  behind: KnownFinding | undefined;
   constructor(
     readonly id: string,
     readonly call: OperationCall,
@@ -254,20 +249,24 @@ export class OperationsHost {
         for (const id of this.c.runningOf(run.record.plan)) this.c.cancel(id, e.detail);
         return;
       case 'set-epoch':
-        if (!e.bump) {
-          this.c.store.read(epochKey(run.line), (entry) => this.feed(run, { type: 'epoch-set', nowMs: this.w.agenda.now, epoch: (entry?.value as number | undefined) ?? 0 }));
-          return;
-        }
-        this.c.store.increment(epochKey(run.line), (epoch) => {
-          if (run.call.key !== undefined) this.w.ledger.executed(run.call.key, `${run.call.kind} (epoch of ${run.line} bumped to ${epoch})`, this.w.agenda.now);
-          this.feed(run, { type: 'epoch-set', nowMs: this.w.agenda.now, epoch });
+        // As operations.ts: only once the record writes before it settled (the record says setting-epoch before the epoch moves).
+        this.whenWritten(run, () => {
+          if (!e.bump) {
+            this.c.store.read(epochKey(run.line), (entry) => this.feed(run, { type: 'epoch-set', nowMs: this.w.agenda.now, epoch: (entry?.value as number | undefined) ?? 0 }));
+            return;
+          }
+          this.c.store.increment(epochKey(run.line), (epoch) => {
+            if (run.call.key !== undefined) this.w.ledger.executed(run.call.key, `${run.call.kind} (epoch of ${run.line} bumped to ${epoch})`, this.w.agenda.now);
+            this.feed(run, { type: 'epoch-set', nowMs: this.w.agenda.now, epoch });
+          });
         });
         return;
       case 'send':
         this.w.controls.send('coordinator', e.server, this.command(run, e));
         return;
       case 'volumes':
-        this.revertVolumes(run);
+        // As for the epoch: the record says reverting before the volumes are put back.
+        this.whenWritten(run, () => this.revertVolumes(run));
         return;
       case 'start-timer':
         this.process.startTimer(`op ${run.id} ${e.name}`, e.ms, () => this.feed(run, { type: 'timer-fired', nowMs: this.w.agenda.now, name: e.name, seq: e.seq }));
@@ -284,7 +283,7 @@ export class OperationsHost {
         this.write(run, run.current);
         this.w.trace(`op ${run.id} finished ${e.state} at ${now} ms`);
         if (e.state === 'needs-repair' && !e.outcome.ok && e.outcome.kind === 'failed-precondition') this.ledger.declinedRepairs.add(run.record.id);
-        this.w.ledger.operationEnded(run.id, run.line, e.state, run.epochAtStart, now, this.ledger.volumesPutBack.has(run.id), run.behind);
+        this.w.ledger.operationEnded(run.id, run.line, e.state, run.epochAtStart, now, this.ledger.volumesPutBack.has(run.id));
         // The call is answered once the record says how it ended.
         this.whenWritten(run, () => run.reply(e.outcome));
         return;
@@ -372,10 +371,8 @@ export class OperationsHost {
           restoreCommandsKnown: restores !== undefined,
         });
         const epochAtStart = this.ledger.epochAtStart.get(left.id) ?? lineEpoch;
-        // The record says less than its operation did: a newer state's write was held behind an older one's retries, or the crash came first.
-        const behind: KnownFinding | undefined = this.ledger.persisted.get(left.id) !== left.state ? 'operation-record-behind' : undefined;
-        if (behind !== undefined) this.ledger.behindCheckpoints.add(left.checkpointId);
-        if (behind !== undefined) this.w.trace(`recovery: op ${left.id}'s record says ${left.state}, its operation had reached ${this.ledger.persisted.get(left.id) ?? '-'}`);
+        // The record says less than its operation did (was VOPR's operation-record-behind): worth a line of the trace.
+        if (this.ledger.persisted.get(left.id) !== left.state) this.w.trace(`recovery: op ${left.id}'s record says ${left.state}, its operation had reached ${this.ledger.persisted.get(left.id) ?? '-'}`);
         switch (decision.type) {
           case 'none':
             return done();
@@ -391,7 +388,7 @@ export class OperationsHost {
                 }
                 this.ledger.persisted.set(left.id, decision.state);
                 this.noteState(left.line, decision.state);
-                this.w.ledger.operationEnded(left.id, left.line, decision.state, epochAtStart, this.w.agenda.now, this.ledger.volumesPutBack.has(left.id), behind);
+                this.w.ledger.operationEnded(left.id, left.line, decision.state, epochAtStart, this.w.agenda.now, this.ledger.volumesPutBack.has(left.id));
                 done();
               });
             if (left.key !== undefined) this.writeKeyed(left.key, { id: left.id, request: left.request, state: decision.state, outcome: decision.outcome }, write);
@@ -406,7 +403,6 @@ export class OperationsHost {
               left.kind === 'restore' ? { target: left.servers[0] as string } : {},
             );
             const run = new OperationRun(left.id, call, record, left, restores ?? new Map(), this.process.incarnation, left.key !== undefined, () => done(), epochAtStart, this.w.negativeControls, false, false);
-            run.behind = behind;
             this.runs.set(left.id, run);
             this.busyLines.set(left.line, left.id);
             this.w.trace(`recovery: op ${left.id} (${left.state}) taken over: ${decision.phase} again`);
