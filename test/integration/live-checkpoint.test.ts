@@ -137,7 +137,12 @@ describe('app-consistent checkpoints over NATS (agents in this process)', () => 
     const p = await completed(periodic.value.id);
     const m = await completed(manual.value.id);
     expect(m.state, m.failureDetail).toBe('completed');
-    // The manual request came a few milliseconds after the periodic one, long before its acks could.
+    // The manual request came a few milliseconds after the periodic one, usually before its acks
+    // could, and cancelled it. With agents in this process the periodic one is sometimes already
+    // committing: a committing round refuses the cancel and completes (its completed record may be
+    // landing). Admission has then given its slot away all the same, which is the open VOPR finding
+    // preempt-while-committing (docs/vopr.md); both end states are what the round does today.
+    if (p.state === 'completed') return;
     expect(p.state).toBe('aborted');
     expect(p.failureReason).toBe('cancelled');
     expect(p.failureDetail).toContain('manual checkpoint request outranks');
