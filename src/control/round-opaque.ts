@@ -165,18 +165,18 @@ export class OpaqueLevel implements RoundLevel {
 
   /** Resume commands for these apps; the stall (quiesce sent -> resume sent) goes to the part. */
   private resume(apps: readonly ProcessId[], ctx: LevelContext): void {
-    const todo = apps.filter((app) => {
+    const toResume = apps.filter((app) => {
       const a = this.apps.get(app);
       return a !== undefined && a.quiesceSentAt !== undefined && a.resumeSentAt === undefined;
     });
-    for (const app of todo) {
+    for (const app of toResume) {
       const a = this.apps.get(app) as AppProgress;
       a.resumeSentAt = ctx.nowMs;
       const s = splitProcessId(app);
       if (s) ctx.emit({ type: 'patch-part', server: s.server, app: s.app, patch: { alignmentMs: ctx.nowMs - (a.quiesceSentAt as number) } });
     }
     // A resume that cannot be sent is logged: the agent's own deadline resumes the app.
-    this.perServer(todo, ctx, true, (list) => ({ type: 'resume', checkpointId: ctx.checkpointId, apps: names(list) }));
+    this.perServer(toResume, ctx, true, (list) => ({ type: 'resume', checkpointId: ctx.checkpointId, apps: names(list) }));
   }
 
   private perServer(apps: readonly ProcessId[], ctx: LevelContext, bestEffort: boolean, command: (apps: ProcessId[]) => RoundCommand): void {
