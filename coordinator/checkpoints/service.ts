@@ -124,6 +124,7 @@ export class CheckpointService implements CheckpointsApi {
   private readonly runs = new Map<CheckpointId, Run>();
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
   private readonly endedListeners: ((record: CheckpointRecord) => void)[] = [];
+  private readonly operationListeners: ((kind: 'rollback' | 'restore', succeeded: boolean) => void)[] = [];
   /** Completed checkpoints per plan (id -> pinned), once retention has listed them (see applyRetention). */
   private readonly completedIds = new Map<string, Map<CheckpointId, boolean>>();
   private readonly retention = new Map<string, Promise<void>>();
@@ -726,12 +727,25 @@ export class CheckpointService implements CheckpointsApi {
     volumes: () => this.options.volumes,
   });
 
-  rollback(request: RollbackRequest): Promise<Result<RollbackOutcome>> {
-    return this.operations.rollback(request);
+  async rollback(request: RollbackRequest): Promise<Result<RollbackOutcome>> {
+    const result = await this.operations.rollback(request);
+    this.operationEnded('rollback', result.ok);
+    return result;
   }
 
-  restore(request: RestoreRequest): Promise<Result<{ epoch: number }>> {
-    return this.operations.restore(request);
+  async restore(request: RestoreRequest): Promise<Result<{ epoch: number }>> {
+    const result = await this.operations.restore(request);
+    this.operationEnded('restore', result.ok);
+    return result;
+  }
+
+  /** Called with every rollback and restore call that returned (the metrics listen). */
+  onOperationEnded(listener: (kind: 'rollback' | 'restore', succeeded: boolean) => void): void {
+    this.operationListeners.push(listener);
+  }
+
+  private operationEnded(kind: 'rollback' | 'restore', succeeded: boolean): void {
+    for (const l of this.operationListeners) l(kind, succeeded);
   }
 }
 

@@ -11,7 +11,7 @@
  *   way they do for a Python caller.
  */
 import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
-import { fromJSON, type Options } from '@grpc/proto-loader';
+import { fromJSON, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import { coordinatorDescriptor } from '../../src/wire/generated/coordinator-descriptor.js';
 
 export const protoLoaderOptions: Options = {
@@ -31,10 +31,16 @@ export interface CoordinatorGrpc {
 }
 
 let loaded: CoordinatorGrpc | undefined;
+let definition: PackageDefinition | undefined;
+
+/** The package definition (with its file descriptors, which server reflection serves). */
+export function coordinatorPackageDefinition(): PackageDefinition {
+  return (definition ??= fromJSON(coordinatorDescriptor as unknown as Parameters<typeof fromJSON>[0], protoLoaderOptions));
+}
 
 export function coordinatorGrpc(): CoordinatorGrpc {
   if (loaded === undefined) {
-    const definition = fromJSON(coordinatorDescriptor as unknown as Parameters<typeof fromJSON>[0], protoLoaderOptions);
+    const definition = coordinatorPackageDefinition();
     const pkg = loadPackageDefinition(definition) as unknown as { snapshot: { v1: GrpcObject } };
     const Client = pkg.snapshot.v1['Coordinator'] as ServiceClientConstructor;
     loaded = { service: Client.service, Client };

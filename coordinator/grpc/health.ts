@@ -8,7 +8,7 @@
  * out), parsed at start-up so the message layout is the standard one byte for byte.
  */
 import { loadPackageDefinition, status as GrpcStatus, type GrpcObject, type Server, type ServerUnaryCall, type ServerWritableStream, type ServiceClientConstructor, type ServiceDefinition, type sendUnaryData } from '@grpc/grpc-js';
-import { fromJSON } from '@grpc/proto-loader';
+import { fromJSON, type PackageDefinition } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { protoLoaderOptions } from './descriptor.js';
 
@@ -29,13 +29,21 @@ service Health {
 export type ServingStatus = 'SERVING' | 'NOT_SERVING';
 
 let healthClient: ServiceClientConstructor | undefined;
+let healthDefinition: PackageDefinition | undefined;
+
+/** The package definition (with its file descriptors, which server reflection serves). */
+export function healthPackageDefinition(): PackageDefinition {
+  if (healthDefinition === undefined) {
+    const root = protobuf.parse(HEALTH_PROTO, { keepCase: true }).root;
+    healthDefinition = fromJSON(root.toJSON() as Parameters<typeof fromJSON>[0], protoLoaderOptions);
+  }
+  return healthDefinition;
+}
 
 /** The Health service definition and a client constructor for it (tests, probes). */
 export function healthGrpc(): { service: ServiceDefinition; Client: ServiceClientConstructor } {
   if (healthClient === undefined) {
-    const root = protobuf.parse(HEALTH_PROTO, { keepCase: true }).root;
-    const definition = fromJSON(root.toJSON() as Parameters<typeof fromJSON>[0], protoLoaderOptions);
-    const pkg = loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: GrpcObject } } };
+    const pkg = loadPackageDefinition(healthPackageDefinition()) as unknown as { grpc: { health: { v1: GrpcObject } } };
     healthClient = pkg.grpc.health.v1['Health'] as ServiceClientConstructor;
   }
   return { service: healthClient.service, Client: healthClient };

@@ -1,6 +1,6 @@
 /**
  * The coordinator's gRPC server: the Coordinator service over a CoordinatorApi, plus the standard
- * grpc.health.v1 service.
+ * grpc.health.v1 service and server reflection (grpc.reflection.v1 and v1alpha).
  *
  * Every handler has the same shape: convert and validate the request (convert.ts; a bad field is
  * INVALID_ARGUMENT naming it), call the API, map a typed error to its status code (status.ts, the
@@ -16,6 +16,7 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
 import type { CoordinatorApi } from '../api.js';
 import type { CoordinatorError, Result } from '../errors.js';
@@ -41,8 +42,8 @@ import {
   verifyReportToProto,
   type RequestLimits,
 } from './convert.js';
-import { COORDINATOR_SERVICE_NAME, coordinatorGrpc } from './descriptor.js';
-import { HealthService } from './health.js';
+import { COORDINATOR_SERVICE_NAME, coordinatorGrpc, coordinatorPackageDefinition } from './descriptor.js';
+import { HealthService, healthPackageDefinition } from './health.js';
 import { toServiceError } from './status.js';
 
 export interface GrpcServerLimits extends RequestLimits {
@@ -370,6 +371,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ListAgents: unary(log, stats, 'ListAgents', listAgentsRequestFromProto, (tenant) => api.agents.list(tenant), (agents) => ({ agents: agents.map(agentToProto) })),
   };
   server.addService(tolerantDeserializers(coordinatorGrpc().service), handlers);
+  // grpc.reflection (v1 and v1alpha): grpcurl and grpcui list and call the API without the .proto files.
+  new ReflectionService({ ...coordinatorPackageDefinition(), ...healthPackageDefinition() }).addToServer(server);
 
   const credentials = options.credentials ?? ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => {

@@ -28,7 +28,7 @@ export const MAY_IMPORT: Readonly<Record<string, Rule>> = {
   agent: { folders: ['agent', 'adapters', 'src'], packages: ['nats', 'pino', '@grpc/grpc-js', 'protobufjs'], nodeBuiltins: true },
   coordinator: {
     folders: ['coordinator', 'adapters', 'src'],
-    packages: ['nats', 'pino', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'xstate'],
+    packages: ['nats', 'pino', '@grpc/grpc-js', '@grpc/proto-loader', '@grpc/reflection', 'protobufjs', 'xstate', 'prom-client'],
     nodeBuiltins: true,
   },
   simulations: { folders: ['simulations', 'src'], packages: [], nodeBuiltins: true },

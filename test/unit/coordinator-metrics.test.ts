@@ -1,0 +1,107 @@
+/**
+ * The coordinator's metrics as Prometheus reads them: what an ended checkpoint, a rollback and the
+ * scrape-time sources add to the exposition, and the HTTP endpoint (404, and a port in use named).
+ */
+import { createServer } from 'node:net';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { CoordinatorMetrics } from '../../coordinator/metrics/coordinator-metrics.js';
+import { startMetricsServer } from '../../coordinator/metrics/server.js';
+import type { AgentInfo } from '../../coordinator/model.js';
+import { checkpointRecord } from '../support/coordinator-fixtures.js';
+
+const T0 = 1_700_000_000_000;
+const logger = pino({ level: 'silent' });
+
+function agent(server: string, status: AgentInfo['status']): AgentInfo {
+  return { tenant: 'acme', server, apps: [], version: '1', status, registeredAtUnixMs: T0, lastHeartbeatAtUnixMs: T0, frozen: false };
+}
+
+/** The value of one sample line, e.g. `snapcoord_checkpoints_total{plan="demo",...}`. */
+function sample(text: string, line: string): number | undefined {
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found === undefined ? undefined : Number(found.slice(line.length + 1));
+}
+
+describe('coordinator metrics', () => {
+  it('counts ended checkpoints by plan, level and result, with durations, sizes and the age of the last success', async () => {
+    let now = T0 + 10_000;
+    const metrics = new CoordinatorMetrics({ inFlight: () => 2, agents: async () => [agent('a', 'online'), agent('b', 'late'), agent('c', 'offline')] }, () => now, { processMetrics: false });
+    const completed = checkpointRecord({
+      state: 'completed',
+      levelAchieved: 'app',
+      triggeredAtUnixMs: T0,
+      finishedAtUnixMs: T0 + 1_500,
+      parts: [
+        { server: 'srv1', app: 'APP1', acked: true, alignmentMs: 20, syncMs: 3, state: { name: 'k1', sizeBytes: 4096, digest: 'd' } },
+        { server: 'srv2', app: 'APP2', acked: true, alignmentMs: 0, syncMs: 2, inlineState: { base64: '', digest: 'd', sizeBytes: 100 } },
+      ],
+    });
+    metrics.checkpointEnded(completed);
+    metrics.checkpointEnded(completed);
+    metrics.checkpointEnded(checkpointRecord({ id: 3, state: 'aborted', failureReason: 'timeout', triggeredAtUnixMs: T0, finishedAtUnixMs: T0 + 30_000 }));
+    metrics.operationEnded('rollback', true);
+    metrics.operationEnded('restore', false);
+    now = T0 + 61_500;
+    const { body, contentType } = await metrics.exposition();
+    expect(contentType).toContain('text/plain');
+    expect(sample(body, 'snapcoord_checkpoints_total{plan="demo",level="app",result="completed"}')).toBe(2);
+    expect(sample(body, 'snapcoord_checkpoints_total{plan="demo",level="app",result="aborted"}')).toBe(1);
+    expect(sample(body, 'snapcoord_checkpoint_failures_total{plan="demo",reason="timeout"}')).toBe(1);
+    expect(sample(body, 'snapcoord_checkpoint_duration_seconds_sum{plan="demo",level="app",result="completed"}')).toBe(3);
+    expect(sample(body, 'snapcoord_checkpoint_size_bytes_sum{plan="demo",level="app"}')).toBe(2 * 4196);
+    expect(sample(body, 'snapcoord_checkpoint_alignment_duration_seconds_count{plan="demo"}')).toBe(4);
+    expect(sample(body, 'snapcoord_checkpoint_flush_duration_seconds_sum{plan="demo"}')).toBeCloseTo(0.01, 6);
+    expect(sample(body, 'snapcoord_checkpoint_last_success_age_seconds{plan="demo"}')).toBe(60);
+    expect(sample(body, 'snapcoord_checkpoints_in_flight')).toBe(2);
+    expect(sample(body, 'snapcoord_agents_registered')).toBe(3);
+    expect(sample(body, 'snapcoord_agents_stale{status="late"}')).toBe(1);
+    expect(sample(body, 'snapcoord_agents_stale{status="offline"}')).toBe(1);
+    expect(sample(body, 'snapcoord_rollbacks_total{result="succeeded"}')).toBe(1);
+    expect(sample(body, 'snapcoord_restores_total{result="failed"}')).toBe(1);
+  });
+
+  it('a crash-level checkpoint records each server frozen window, and no alignment', async () => {
+    const metrics = new CoordinatorMetrics({ inFlight: () => 0, agents: async () => [] }, () => T0, { processMetrics: false });
+    metrics.checkpointEnded(
+      checkpointRecord({
+        state: 'completed',
+        levelRequested: 'crash',
+        levelAchieved: 'crash',
+        triggeredAtUnixMs: T0,
+        finishedAtUnixMs: T0 + 200,
+        servers: [
+          { server: 'srv1', frozenAtUnixMs: T0 + 10, thawedAtUnixMs: T0 + 60, hooks: [] },
+          { server: 'srv2', frozenAtUnixMs: T0 + 10, thawedAtUnixMs: T0 + 110, hooks: [] },
+        ],
+      }),
+    );
+    const { body } = await metrics.exposition();
+    expect(sample(body, 'snapcoord_checkpoints_total{plan="demo",level="crash",result="completed"}')).toBe(1);
+    expect(sample(body, 'snapcoord_checkpoint_freeze_duration_seconds_sum{plan="demo"}')).toBeCloseTo(0.15, 6);
+    expect(sample(body, 'snapcoord_checkpoint_alignment_duration_seconds_count{plan="demo"}')).toBeUndefined();
+  });
+
+  it('serves /metrics over HTTP, 404 elsewhere, and names a port already in use', async () => {
+    const metrics = new CoordinatorMetrics({ inFlight: () => 0, agents: async () => [] }, Date.now);
+    const served = await startMetricsServer({ metrics, host: '127.0.0.1', port: 0, logger });
+    if (!served.ok) throw new Error(served.error.message);
+    try {
+      const page = await fetch(`http://127.0.0.1:${served.value.port}/metrics`);
+      expect(page.status).toBe(200);
+      const text = await page.text();
+      expect(text).toContain('# TYPE snapcoord_checkpoints_total counter');
+      expect(text).toContain('process_cpu_seconds_total');
+      expect((await fetch(`http://127.0.0.1:${served.value.port}/`)).status).toBe(404);
+      const again = await startMetricsServer({ metrics, host: '127.0.0.1', port: served.value.port, logger });
+      expect(again.ok).toBe(false);
+      if (!again.ok) expect(again.error.message).toBe(`metrics port 127.0.0.1:${served.value.port} is already in use by another process; choose another with --metrics-port (metrics.port), or 0 for a free one`);
+    } finally {
+      await served.value.close();
+    }
+    // Closed: the port is free again.
+    const probe = createServer();
+    await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(served.value.port, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  });
+});
