@@ -23,6 +23,7 @@ import {
   type ControlCommand,
   type PlanTrigger,
 } from '../src/wire/index.js';
+import { PlanLayouts, type ServerPart } from './plan-layouts.js';
 
 export interface BusCounters {
   malformedEvents: number;
@@ -31,11 +32,14 @@ export interface BusCounters {
   /** Commands published again by `request` because no answer had come yet. */
   controlsResent: number;
   planTriggersSent: number;
+  /** Triggers with a server's part, sent beside a broadcast to servers not known to hold its layout. */
+  partsSent: number;
 }
 
 export type ControlWithoutId = { readonly tenant: string; readonly server: string; readonly plan: string; readonly epoch: number } & ControlCommand;
 
-export type PlanTriggerWithoutId = Omit<PlanTrigger, 'requestId'>;
+/** A trigger broadcast as the round asks for it: every server's part, which the bus sends only where needed. */
+export type PlanTriggerRequest = Omit<PlanTrigger, 'requestId' | 'layout'> & { readonly servers: readonly ServerPart[] };
 
 export interface ControlBusLimits {
   /** `request` publishes its command again after this long without an answer, until its timeout. */
@@ -58,7 +62,8 @@ export class ControlBus {
   private counter = 0;
   private readonly waiters = new Map<string, (e: AgentEvent) => void>();
   private readonly listeners = new Set<(e: AgentEvent) => void>();
-  readonly counters: BusCounters = { malformedEvents: 0, forgedEvents: 0, controlsSent: 0, controlsResent: 0, planTriggersSent: 0 };
+  readonly counters: BusCounters = { malformedEvents: 0, forgedEvents: 0, controlsSent: 0, controlsResent: 0, planTriggersSent: 0, partsSent: 0 };
+  private readonly layouts = new PlanLayouts();
   private readonly limits: ControlBusLimits;
 
   constructor(
@@ -125,16 +130,52 @@ export class ControlBus {
 
   /**
    * A checkpoint's trigger once for the whole plan (DESIGN §5), read by the plan's agents; returns
-   * its request id (pass the first one's to resend it). Answers come as acks and declines.
+   * its request id (pass the first one's to resend it). The broadcast names the plan's layout, not
+   * the servers' parts: a server not known to hold that layout gets a Trigger with its part, under
+   * the same request id, so it carries out one command whichever copy comes first. Answers come as
+   * acks and declines.
    */
-  broadcastTrigger(trigger: PlanTriggerWithoutId, requestId: string = this.newRequestId()): string {
-    const encoded = encodePlanTrigger(Object.assign({ requestId }, trigger) as PlanTrigger);
+  broadcastTrigger(trigger: PlanTriggerRequest, requestId: string = this.newRequestId()): string {
+    const layout = PlanLayouts.idOf(trigger.servers);
+    const broadcast: PlanTrigger = {
+      requestId,
+      tenant: trigger.tenant,
+      plan: trigger.plan,
+      epoch: trigger.epoch,
+      checkpointId: trigger.checkpointId,
+      policy: trigger.policy,
+      timeoutMs: trigger.timeoutMs,
+      inlineStateBytesMax: trigger.inlineStateBytesMax,
+      layout,
+    };
+    if (trigger.completedCheckpointId !== undefined) Object.assign(broadcast, { completedCheckpointId: trigger.completedCheckpointId });
+    const encoded = encodePlanTrigger(broadcast);
     if (!encoded.ok) {
       this.log.error({ plan: trigger.plan, checkpointId: trigger.checkpointId, error: encoded.error.message, field: encoded.error.field }, 'plan trigger not encodable');
       throw new Error(`trigger of checkpoint ${trigger.checkpointId} for plan ${trigger.plan} is not encodable: ${encoded.error.message}`);
     }
     this.nc.publish(planTriggerSubject(trigger.tenant, trigger.plan), encoded.value);
     this.counters.planTriggersSent += 1;
+    for (const part of this.layouts.missing(trigger.tenant, trigger.plan, trigger.checkpointId, layout, trigger.servers)) {
+      const control: ControlWithoutId = {
+        tenant: trigger.tenant,
+        server: part.server,
+        plan: trigger.plan,
+        epoch: trigger.epoch,
+        type: 'trigger',
+        checkpointId: trigger.checkpointId,
+        policy: trigger.policy,
+        timeoutMs: trigger.timeoutMs,
+        initiatorApps: part.initiatorApps,
+        backEdgeChannels: part.backEdgeChannels,
+        inlineStateBytesMax: trigger.inlineStateBytesMax,
+        apps: part.apps,
+        layout,
+      };
+      if (trigger.completedCheckpointId !== undefined) Object.assign(control, { completedCheckpointId: trigger.completedCheckpointId });
+      this.nc.publish(controlSubject(trigger.tenant, part.server), this.encode(control, requestId));
+      this.counters.partsSent += 1;
+    }
     return requestId;
   }
 
@@ -183,6 +224,8 @@ export class ControlBus {
       this.log.warn({ subject, claims: `${e.tenant}/${e.server}` }, 'event claims another sender than its subject: dropped');
       return;
     }
+    if (e.type === 'register') this.layouts.forget(e.tenant, e.server);
+    else if (e.type === 'ack' || e.type === 'decline' || e.type === 'progress') this.layouts.answered(e.tenant, e.server, e.checkpointId);
     if (e.inReplyTo !== undefined) this.waiters.get(e.inReplyTo)?.(e);
     for (const l of this.listeners) {
       try {

@@ -268,7 +268,8 @@ export class CheckpointRunner {
 
   /**
    * One trigger for the whole plan on its trigger subject (DESIGN.md section 5, decided 2026-12): a
-   * round of N servers is one publish instead of N, and every agent of the plan reads its own part.
+   * round of N servers is one publish instead of N; the bus sends a server its own part only while
+   * it is not known to hold the plan's layout (coordinator/plan-layouts.ts).
    */
   private sendTriggers(e: Extract<RoundEffect, { type: 'trigger' }>): void {
     try {

@@ -30,6 +30,12 @@
  *   byte for byte the same events, so a coordinator that resends a command until it is answered
  *   gets its answer and the work is done once.
  * - Abort and thaw are never fenced: they only release (blocked inputs, a frozen guest).
+ * - **Plan layouts.** A plan's trigger broadcast carries no per-server part (its size would grow with
+ *   the plan, and every agent decodes it: a round quadratic in the servers). A Trigger addressed to
+ *   this server that names a layout is kept as the plan's layout; a broadcast of that layout is
+ *   carried out as that Trigger with the broadcast's ids, epoch and policy, and one of another layout
+ *   is ignored (`not-served`): this agent is not in the plan, or the coordinator sends it the Trigger
+ *   with its part under the same request id.
  *
  * The freeze deadline is not a timer of this machine: the FreezeController (agent/freeze.ts) owns the
  * watchdog, which must thaw the guest even when the daemon's event loop is wedged on NATS, and keeps
@@ -107,7 +113,7 @@ export type AgentControlRejection =
   | 'stale-epoch'
   /** A command of a newer epoch of a plan whose restore this agent has not done. */
   | 'behind'
-  /** A trigger broadcast of a plan without an entry for this server. */
+  /** A trigger broadcast of a layout this agent does not hold (not in the plan, or not told yet). */
   | 'not-served';
 
 export interface AgentControlStep {
@@ -118,6 +124,14 @@ export interface AgentControlStep {
 interface RequestMemory {
   readonly control: Control;
   readonly answers: AgentEvent[];
+}
+
+/** This server's part of a plan's triggers, as the last Trigger that named a layout gave it. */
+interface PlanLayout {
+  readonly layout: string;
+  readonly apps: readonly AppName[];
+  readonly initiatorApps: readonly AppName[];
+  readonly backEdgeChannels: readonly string[];
 }
 
 interface CheckpointMemory {
@@ -147,6 +161,8 @@ export class AgentControl {
   private readonly restoresEnded = new Map<string, Epoch>();
   /** Per app: the epoch it was last restored into: the generation its channels open at. */
   private readonly generations = new Map<AppName, Epoch>();
+  /** Per plan: its layout (one per plan this server is in; plans are few). */
+  private readonly layouts = new Map<string, PlanLayout>();
   private eventCounter = 0;
 
   constructor(private readonly config: AgentControlConfig) {
@@ -182,8 +198,14 @@ export class AgentControl {
 
   private onPlanTrigger(t: PlanTrigger): AgentControlStep {
     if (t.tenant !== this.config.tenant) return { effects: [], rejected: { reason: 'foreign', detail: `trigger of tenant ${t.tenant}` } };
-    const mine = t.servers.find((s) => s.server === this.config.server);
-    if (mine === undefined) return { effects: [], rejected: { reason: 'not-served', detail: `plan ${t.plan} has no app on ${this.config.server}` } };
+    // The same command as a Trigger already taken (the coordinator sends both while it is unsure
+    // this server holds the layout): its answers are on their way, nothing to publish again.
+    if (this.requests.has(t.requestId)) return { effects: [], rejected: { reason: 'duplicate', detail: `request ${t.requestId} came as a Trigger first` } };
+    const mine = this.layouts.get(t.plan);
+    if (mine === undefined || mine.layout !== t.layout) {
+      const held = mine === undefined ? 'none' : mine.layout;
+      return { effects: [], rejected: { reason: 'not-served', detail: `plan ${t.plan} layout ${t.layout}; this server holds ${held}` } };
+    }
     const control: Control = {
       requestId: t.requestId,
       tenant: t.tenant,
@@ -197,9 +219,9 @@ export class AgentControl {
       initiatorApps: mine.initiatorApps,
       backEdgeChannels: mine.backEdgeChannels,
       inlineStateBytesMax: t.inlineStateBytesMax,
-      ...(t.completedCheckpointId !== undefined ? { completedCheckpointId: t.completedCheckpointId } : {}),
       apps: mine.apps,
     };
+    if (t.completedCheckpointId !== undefined) Object.assign(control, { completedCheckpointId: t.completedCheckpointId });
     return this.onControl(control);
   }
 
@@ -208,6 +230,9 @@ export class AgentControl {
       return { effects: [], rejected: { reason: 'foreign', detail: `addressed to ${c.tenant}/${c.server}` } };
     }
     if (isProbe(c)) return { effects: [{ type: 'execute', control: c, apps: this.config.apps }] };
+    if (c.type === 'trigger' && c.layout !== undefined) {
+      this.layouts.set(c.plan, { layout: c.layout, apps: this.appsFor(c), initiatorApps: c.initiatorApps, backEdgeChannels: c.backEdgeChannels });
+    }
     const seen = this.requests.get(c.requestId);
     if (seen !== undefined) {
       const checkpoint = 'checkpointId' in c ? this.checkpoints.get(c.checkpointId) : undefined;

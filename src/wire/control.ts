@@ -101,6 +101,7 @@ export function readControl(reader: FieldReader, message: Fields): Control {
         inlineStateBytesMax: reader.uint32(body.inline_state_bytes_max, 'trigger.inline_state_bytes_max'),
         ...completedField(reader.uint(body.completed_checkpoint_id, 'trigger.completed_checkpoint_id'), checkpointId, reader, 'trigger.completed_checkpoint_id'),
         ...(apps.length > 0 ? { apps } : {}),
+        ...optionalLayout(reader.optionalRequestId(body.layout, 'trigger.layout')),
       });
     }
     case 'abort':
@@ -140,6 +141,10 @@ export function readControl(reader: FieldReader, message: Fields): Control {
   }
 }
 
+function optionalLayout(layout: string | undefined): { layout?: string } {
+  return layout === undefined ? {} : { layout };
+}
+
 /** A trigger's completed_checkpoint_id: absent when 0; an earlier checkpoint than the one triggered. */
 export function completedField(completed: number, checkpointId: number, reader: FieldReader, field: string): { completedCheckpointId?: number } {
   if (completed === 0) return {};
@@ -165,6 +170,7 @@ function commandFields(control: Control): Fields {
         inline_state_bytes_max: control.inlineStateBytesMax || undefined,
         completed_checkpoint_id: control.completedCheckpointId,
         apps: control.apps !== undefined && control.apps.length > 0 ? control.apps : undefined,
+        layout: control.layout,
       });
     case 'abort':
       return { reason: control.reason };

@@ -36,7 +36,7 @@ export type {
   ProgressPhase,
   RequestId,
   ServerId,
-  ServerTrigger,
+  LayoutId,
   TenantId,
   WireAckStats,
   HookAction,

@@ -95,6 +95,8 @@ export type ControlCommand =
       readonly completedCheckpointId?: CheckpointId;
       /** The plan's apps on this server; absent or empty: every app of the server. */
       readonly apps?: readonly AppName[];
+      /** The plan's layout this part belongs to: the agent keeps it for the plan's PlanTriggers. */
+      readonly layout?: LayoutId;
     }
   | { readonly type: 'abort'; readonly checkpointId: CheckpointId; readonly reason: string }
   | { readonly type: 'complete'; readonly checkpointId: CheckpointId }
@@ -117,16 +119,6 @@ export type ControlType = ControlCommand['type'];
 /** A control message: the header and the command side by side, so `switch (c.type)` narrows. */
 export type Control = ControlHeader & ControlCommand;
 
-/** What one server needs of a plan's trigger broadcast (ServerTrigger in wire.proto). */
-export interface ServerTrigger {
-  readonly server: ServerId;
-  /** The plan's apps on this server, at least one. */
-  readonly apps: readonly AppName[];
-  /** Those of them that snapshot now. */
-  readonly initiatorApps: readonly AppName[];
-  readonly backEdgeChannels: readonly ChannelId[];
-}
-
 /** A checkpoint's trigger once per plan, on snap.<tenant>.plan.<plan>.trg (PlanTrigger in wire.proto). */
 export interface PlanTrigger {
   readonly requestId: RequestId;
@@ -138,9 +130,12 @@ export interface PlanTrigger {
   readonly timeoutMs: number;
   readonly inlineStateBytesMax: number;
   readonly completedCheckpointId?: CheckpointId;
-  /** Every server of the plan, once. */
-  readonly servers: readonly ServerTrigger[];
+  /** The layout of per-server parts this checkpoint uses: an agent that holds it knows its part. */
+  readonly layout: LayoutId;
 }
+
+/** Names a plan's per-server trigger parts as the coordinator last sent them ([A-Za-z0-9_.:-]{1,128}). */
+export type LayoutId = string;
 
 // ------------------------------------------------------------------------------------------------
 // Agent -> coordinator

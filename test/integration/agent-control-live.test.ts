@@ -274,13 +274,12 @@ describe('defect 9: agents register again with a new coordinator', () => {
 });
 
 describe('the trigger broadcast', () => {
-  it('one message per plan reaches the plan\'s agents, and agents of other plans ignore it', async () => {
-    const before = events.length;
+  const broadcast = (checkpointId: number): string =>
     bus.broadcastTrigger({
       tenant: TENANT,
       plan: 'B',
       epoch: 0,
-      checkpointId: 20,
+      checkpointId,
       policy: { kind: 'aligned' },
       timeoutMs: 10_000,
       inlineStateBytesMax: 4096,
@@ -289,9 +288,21 @@ describe('the trigger broadcast', () => {
         { server: 's2', apps: ['b2'], initiatorApps: [], backEdgeChannels: [] },
       ],
     });
+
+  it('one message per plan reaches the plan\'s agents, and agents of other plans ignore it', async () => {
+    const before = events.length;
+    const partsBefore = bus.counters.partsSent;
+    broadcast(20);
     await answers(20, ['s1/b1', 's2/b2']);
+    // First time: neither agent is known to hold the plan's layout, so each got its part as well.
+    expect(bus.counters.partsSent - partsBefore).toBe(2);
     await new Promise((r) => setTimeout(r, 300));
     const others = events.slice(before).filter((e) => e.type === 'ack' && e.checkpointId === 20 && !['b1', 'b2'].includes(e.app));
     expect(others).toEqual([]);
+    // Their acks showed they hold it: the next checkpoint is the broadcast alone, and still reaches both.
+    const partsAfterFirst = bus.counters.partsSent;
+    broadcast(21);
+    await answers(21, ['s1/b1', 's2/b2']);
+    expect(bus.counters.partsSent).toBe(partsAfterFirst);
   }, 20_000);
 });

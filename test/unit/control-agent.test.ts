@@ -256,7 +256,7 @@ describe('agent control: events, apps and the trigger broadcast', () => {
     expect(m.step({ type: 'control', control: c }).rejected?.reason).toBe('foreign');
   });
 
-  it('a plan trigger is carried out from this server\'s entry, and ignored without one', () => {
+  it('a plan trigger is carried out as the Trigger that brought its layout, and ignored without it', () => {
     const m = machine();
     const t: PlanTrigger = {
       requestId: 'b1',
@@ -267,14 +267,24 @@ describe('agent control: events, apps and the trigger broadcast', () => {
       policy: { kind: 'unaligned' },
       timeoutMs: 1_000,
       inlineStateBytesMax: 0,
-      servers: [{ server: S, apps: ['a1'], initiatorApps: ['a1'], backEdgeChannels: [] }],
+      layout: 'L1',
     };
-    const step = m.step({ type: 'plan-trigger', trigger: t });
-    const e = step.effects[0];
-    expect(e?.type === 'execute' && e.control.type === 'trigger' && [e.control.initiatorApps, e.apps, e.control.requestId]).toEqual([['a1'], ['a1'], 'b1']);
-    expect(m.step({ type: 'plan-trigger', trigger: t }).rejected?.reason).toBe('duplicate');
-    expect(m.step({ type: 'plan-trigger', trigger: { ...t, requestId: 'b2', servers: [{ server: 's9', apps: ['x'], initiatorApps: [], backEdgeChannels: [] }] } }).rejected?.reason).toBe('not-served');
-    expect(m.step({ type: 'plan-trigger', trigger: { ...t, requestId: 'b3', tenant: 'other' } }).rejected?.reason).toBe('foreign');
+    // No layout held yet: this server may not be in the plan at all.
+    expect(m.step({ type: 'plan-trigger', trigger: t }).rejected?.reason).toBe('not-served');
+    // The coordinator sends the part under the broadcast's request id; it is carried out once.
+    const part = Object.assign({}, trigger('A', 0, 4, ['a1']), { requestId: 'b1', layout: 'L1', apps: ['a1'], backEdgeChannels: ['s0/x->s1/a1'] });
+    const first = m.step({ type: 'control', control: part }).effects[0];
+    expect(first?.type === 'execute' && first.control.type === 'trigger' && first.control.checkpointId).toBe(4);
+    expect(m.step({ type: 'plan-trigger', trigger: t })).toEqual({ effects: [], rejected: { reason: 'duplicate', detail: 'request b1 came as a Trigger first' } });
+    // The next checkpoint of the same layout needs the broadcast only.
+    const next = m.step({ type: 'plan-trigger', trigger: { ...t, requestId: 'b2', checkpointId: 5, completedCheckpointId: 4 } });
+    const e = next.effects[0];
+    expect(e?.type === 'execute' && e.control.type === 'trigger' && [e.control.initiatorApps, e.control.backEdgeChannels, e.apps, e.control.requestId, e.control.completedCheckpointId]).toEqual([['a1'], ['s0/x->s1/a1'], ['a1'], 'b2', 4]);
+    expect(m.step({ type: 'plan-trigger', trigger: { ...t, requestId: 'b2', checkpointId: 5 } }).rejected?.reason).toBe('duplicate');
+    // Another layout (the plan changed) is not guessed at from the old one.
+    expect(m.step({ type: 'plan-trigger', trigger: { ...t, requestId: 'b3', checkpointId: 6, layout: 'L2' } }).rejected?.reason).toBe('not-served');
+    expect(m.step({ type: 'plan-trigger', trigger: { ...t, requestId: 'b4', plan: 'B', checkpointId: 7 } }).rejected?.reason).toBe('not-served');
+    expect(m.step({ type: 'plan-trigger', trigger: { ...t, requestId: 'b5', tenant: 'other' } }).rejected?.reason).toBe('foreign');
   });
 
   it('limits are checked at construction', () => {

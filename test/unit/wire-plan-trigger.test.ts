@@ -24,10 +24,7 @@ const trigger: PlanTrigger = {
   timeoutMs: 10_000,
   inlineStateBytesMax: 4096,
   completedCheckpointId: 40,
-  servers: [
-    { server: 's1', apps: ['a', 'b'], initiatorApps: ['a'], backEdgeChannels: ['s2/c->s1/a'] },
-    { server: 's2', apps: ['c'], initiatorApps: [], backEdgeChannels: [] },
-  ],
+  layout: 'Xy_1-z',
 };
 
 function encoded(t: PlanTrigger): Uint8Array {
@@ -47,10 +44,8 @@ describe('plan trigger broadcast on the wire', () => {
   });
 
   it.each([
-    ['no server', { servers: [] }, 'servers'],
-    ['a server twice', { servers: [trigger.servers[1], trigger.servers[1]] }, 'servers[1]'],
-    ['a server without apps', { servers: [{ server: 's1', apps: [], initiatorApps: [], backEdgeChannels: [] }] }, 'servers[0].apps'],
-    ['an initiator that is not one of the apps', { servers: [{ server: 's1', apps: ['a'], initiatorApps: ['z'], backEdgeChannels: [] }] }, 'servers[0].initiator_apps'],
+    ['no layout', { layout: '' }, 'layout'],
+    ['a layout with a space', { layout: 'a b' }, 'layout'],
     ['a completed checkpoint not below the triggered one', { completedCheckpointId: 42 }, 'completed_checkpoint_id'],
     ['an aligned timeout of 0', { policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 } }, 'alignment_timeout_ms'],
   ])('a plan trigger with %s is refused naming the field', (_what, patch, field) => {
@@ -77,6 +72,20 @@ describe('hello and a trigger\'s apps on the wire', () => {
   it('a hello that names a plan is refused', () => {
     const r = encodeControl({ ...base, plan: 'p', type: 'hello' } as Control);
     expect(!r.ok && r.error.field).toBe('plan');
+  });
+
+  it('a plan trigger stays the same size whatever the plan\'s size: it names a layout, not the servers', () => {
+    expect(encoded(trigger).byteLength).toBeLessThan(80);
+  });
+
+  it('a trigger may name the layout its part belongs to; an empty one reads as absent', () => {
+    const t = { ...base, plan: 'p', type: 'trigger', checkpointId: 1, policy: { kind: 'aligned' }, timeoutMs: 100, initiatorApps: ['a'], backEdgeChannels: [], inlineStateBytesMax: 0, apps: ['a'] } as const;
+    const withLayout = encodeControl({ ...t, layout: 'L1' });
+    expect(withLayout.ok && decodeControl(withLayout.value)).toEqual({ ok: true, value: { ...t, layout: 'L1' } });
+    const empty = encodeControl({ ...t, layout: '' });
+    expect(empty.ok && decodeControl(empty.value)).toEqual({ ok: true, value: t });
+    const bad = encodeControl({ ...t, layout: 'no spaces' });
+    expect(!bad.ok && bad.error.field).toBe('trigger.layout');
   });
 
   it('a trigger carries its plan\'s apps on the server; none reads as absent (every app)', () => {

@@ -172,6 +172,10 @@ export const wireDescriptor = {
                   "rule": "repeated",
                   "type": "string",
                   "id": 8
+                },
+                "layout": {
+                  "type": "string",
+                  "id": 9
                 }
               }
             },
@@ -346,35 +350,17 @@ export const wireDescriptor = {
                   "type": "uint64",
                   "id": 10
                 },
-                "servers": {
-                  "rule": "repeated",
-                  "type": "ServerTrigger",
-                  "id": 11
+                "layout": {
+                  "type": "string",
+                  "id": 12
                 }
-              }
-            },
-            "ServerTrigger": {
-              "fields": {
-                "server": {
-                  "type": "string",
-                  "id": 1
-                },
-                "apps": {
-                  "rule": "repeated",
-                  "type": "string",
-                  "id": 2
-                },
-                "initiator_apps": {
-                  "rule": "repeated",
-                  "type": "string",
-                  "id": 3
-                },
-                "back_edge_channels": {
-                  "rule": "repeated",
-                  "type": "string",
-                  "id": 4
-                }
-              }
+              },
+              "reserved": [
+                [
+                  11,
+                  11
+                ]
+              ]
             },
             "AgentEvent": {
               "oneofs": {
