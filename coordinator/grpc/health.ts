@@ -56,19 +56,28 @@ export function healthGrpc(): { service: ServiceDefinition; Client: ServiceClien
 export class HealthService {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly watchers = new Set<{ service: string; call: ServerWritableStream<unknown, unknown> }>();
+  private down = false;
 
   constructor(services: readonly string[]) {
     for (const s of ['', ...services]) this.statuses.set(s, 'SERVING');
   }
 
+  /** Ignored once shut down: a server that is stopping never says SERVING again. */
   setStatus(service: string, status: ServingStatus): void {
+    if (this.down) return;
     this.statuses.set(service, status);
     for (const w of this.watchers) if (w.service === service) w.call.write({ status });
   }
 
+  /** Every known service at once (the whole server is or is not able to work). */
+  setAll(status: ServingStatus): void {
+    for (const service of this.statuses.keys()) this.setStatus(service, status);
+  }
+
   /** Every known service NOT_SERVING, then every watch stream ended. */
   shutdown(): void {
-    for (const service of this.statuses.keys()) this.setStatus(service, 'NOT_SERVING');
+    this.setAll('NOT_SERVING');
+    this.down = true;
     for (const w of this.watchers) w.call.end();
     this.watchers.clear();
   }
