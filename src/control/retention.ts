@@ -6,16 +6,36 @@
  * 7: the way back from a rollback must not be deleted behind the operator's back). Kept checkpoints
  * of those kinds do not count against `keepNewest`, so pinning an old checkpoint never pushes a
  * recent one out (issue 9, defect 7: retention deleted a rollback's safety checkpoint and target).
+ * A plan's retention policy (RetentionRules) replaces `keepNewest` with its own rules; the pinned
+ * and protected ones stay kept whatever the rules say.
  */
 
-export type KeptBecause = 'newest' | 'pinned' | 'rollback-target' | 'rollback-safety';
+export type KeptBecause = 'newest' | 'pinned' | 'rollback-target' | 'rollback-safety' | 'daily' | 'weekly' | 'monthly' | 'within';
+
+/**
+ * A plan's retention policy (coordinator/policies/): a checkpoint is kept when any rule keeps it.
+ * `keepLast` the newest N; `keepDaily`/`keepWeekly`/`keepMonthly` the newest checkpoint of each of
+ * the last N days/weeks/months that have one (GFS, in UTC, weeks from Monday); `keepWithinMs`
+ * every checkpoint finished at most that long before now. 0 turns a rule off.
+ */
+export interface RetentionRules {
+  readonly keepLast: number;
+  readonly keepDaily: number;
+  readonly keepWeekly: number;
+  readonly keepMonthly: number;
+  readonly keepWithinMs: number;
+}
 
 export interface RetentionInput {
-  /** The plan's completed checkpoints, in any order. */
-  readonly completed: readonly { readonly id: number; readonly pinned: boolean }[];
-  /** At least 1 (the service validates its retainedPerPlan at construction). */
+  /** The plan's completed checkpoints, in any order; `finishedAtUnixMs` is needed by the rules. */
+  readonly completed: readonly { readonly id: number; readonly pinned: boolean; readonly finishedAtUnixMs?: number }[];
+  /** At least 1 (the service validates its retainedPerPlan at construction); used when there are no rules. */
   readonly keepNewest: number;
   readonly protectedIds: readonly { readonly id: number; readonly because: 'rollback-target' | 'rollback-safety' }[];
+  /** A plan's policy; absent: keep the newest `keepNewest`. */
+  readonly rules?: RetentionRules;
+  /** For `keepWithinMs`. */
+  readonly nowUnixMs?: number;
 }
 
 export interface RetentionDecision {
@@ -24,20 +44,66 @@ export interface RetentionDecision {
   readonly kept: readonly { readonly id: number; readonly because: KeptBecause }[];
 }
 
+const DAY_MS = 86_400_000;
+
+/** The GFS period a finish time falls in: a UTC day, a week starting Monday (1970-01-01 was a Thursday), a month. */
+function period(kind: 'daily' | 'weekly' | 'monthly', unixMs: number): number {
+  const day = Math.floor(unixMs / DAY_MS);
+  if (kind === 'daily') return day;
+  if (kind === 'weekly') return Math.floor((day + 3) / 7);
+  const d = new Date(unixMs);
+  return d.getUTCFullYear() * 12 + d.getUTCMonth();
+}
+
+/** Whether a rule keeps this checkpoint, and which; `newest` counts against keepLast (or keepNewest). */
+type Keeper = (c: { readonly finishedAtUnixMs?: number }) => KeptBecause | undefined;
+
+function ruleKeeper(rules: RetentionRules | undefined, keepNewest: number, nowUnixMs: number): Keeper {
+  let newest = 0;
+  const keepLast = rules === undefined ? keepNewest : rules.keepLast;
+  const gfs = (['daily', 'weekly', 'monthly'] as const).map((kind) => ({
+    kind,
+    left: rules === undefined ? 0 : kind === 'daily' ? rules.keepDaily : kind === 'weekly' ? rules.keepWeekly : rules.keepMonthly,
+    last: undefined as number | undefined,
+  }));
+  return (c) => {
+    let why: KeptBecause | undefined;
+    if (newest < keepLast) {
+      newest += 1;
+      why = 'newest';
+    }
+    // Every GFS period is counted even when an earlier rule keeps the checkpoint already: the
+    // newest of a day is that day's, whatever else keeps it.
+    if (c.finishedAtUnixMs !== undefined) {
+      for (const g of gfs) {
+        if (g.left === 0) continue;
+        const p = period(g.kind, c.finishedAtUnixMs);
+        if (p === g.last) continue;
+        g.last = p;
+        g.left -= 1;
+        why ??= g.kind;
+      }
+      if (why === undefined && rules !== undefined && rules.keepWithinMs > 0 && nowUnixMs - c.finishedAtUnixMs <= rules.keepWithinMs) why = 'within';
+    }
+    return why;
+  };
+}
+
 export function decideRetention(input: RetentionInput): RetentionDecision {
   const protectedWhy = new Map<number, KeptBecause>();
   for (const p of input.protectedIds) if (!protectedWhy.has(p.id)) protectedWhy.set(p.id, p.because);
   const newestFirst = [...input.completed].sort((a, b) => b.id - a.id);
   const kept: { id: number; because: KeptBecause }[] = [];
   const doomed: number[] = [];
-  let newest = 0;
+  const keeps = ruleKeeper(input.rules, input.keepNewest, input.nowUnixMs ?? 0);
   for (const c of newestFirst) {
     const why: KeptBecause | undefined = c.pinned ? 'pinned' : protectedWhy.get(c.id);
     if (why !== undefined) kept.push({ id: c.id, because: why });
-    else if (newest < input.keepNewest) {
-      newest += 1;
-      kept.push({ id: c.id, because: 'newest' });
-    } else doomed.push(c.id);
+    else {
+      const rule = keeps(c);
+      if (rule !== undefined) kept.push({ id: c.id, because: rule });
+      else doomed.push(c.id);
+    }
   }
   return { delete: doomed.reverse(), kept };
 }
