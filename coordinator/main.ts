@@ -3,110 +3,90 @@
  * agent's events, and serves the gRPC API (with grpc.health.v1) for the protection service.
  *
  *   snapcoord --nats nats://127.0.0.1:4222 --listen 127.0.0.1:50051
+ *   snapcoord --config /etc/snapcoord/config.json
  *
- * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage.
+ * Options: coordinator/config-schema.ts (file, environment and flags; docs/configuration.md).
+ * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage or configuration.
  */
-import { parseArgs } from 'node:util';
 import { connect } from 'nats';
-import { pino } from 'pino';
+import { loadConfig } from '../adapters/config-schema.js';
+import { rootLogger } from '../adapters/logger.js';
+import { VERSION } from '../adapters/version.js';
 import { JetStreamStateObjects } from '../adapters/state-store.js';
 import { AgentRegistry, trackAgents } from './agents.js';
 import { ControlBus } from './bus.js';
 import { recoverLeftOperations } from './checkpoints/recover-operations.js';
-import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from './checkpoints/service.js';
+import { coordinatorConfigSchema } from './config-schema.js';
 import { ok } from './errors.js';
 import { startGrpcServer } from './grpc/server.js';
 import { PlanRegistry } from './plans.js';
 import { openCoordinatorStore } from './store/index.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
-import { parseScheduleSpec, PlanSchedule, type ScheduleSpec } from './schedule.js';
+import { PlanSchedule } from './schedule.js';
 
 const HELP = `snapcoord: the snapshot coordinator
 
-usage: snapcoord [options]
+usage: snapcoord [--config FILE] [options]
 
-options:
-  --nats URL                 NATS server with JetStream (default $NATS_URL or nats://127.0.0.1:4222)
-  --listen HOST:PORT         gRPC address (default 127.0.0.1:50051; port 0 picks a free one)
-  --timeout-ms MS            default checkpoint timeout (default ${CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs})
-  --retain N                 completed checkpoints kept per plan (default ${CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan})
-  --restore-timeout-ms MS    how long a rollback waits for each agent (default ${CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs})
-  --inline-state-bytes-max N an app state up to N bytes travels in the ack and is kept in the
-                             checkpoint record instead of as an object; 0: always an object
+options (each sets the configuration key in brackets; a flag wins over its environment variable,
+which wins over the file; docs/configuration.md lists every key with its default and unit):
+  --config FILE              configuration file (JSON) of the keys below
+  --nats URL                 [natsUrl] NATS server with JetStream (env NATS_URL, default nats://127.0.0.1:4222)
+  --listen HOST:PORT         [listen] gRPC address (default 127.0.0.1:50051; port 0 picks a free one)
+  --timeout-ms MS            [timeoutMs] default checkpoint timeout (default ${CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs})
+  --retain N                 [retain] completed checkpoints kept per plan (default ${CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan})
+  --restore-timeout-ms MS    [restoreTimeoutMs] how long a rollback waits for each agent (default ${CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs})
+  --inline-state-bytes-max N [inlineStateBytesMax] an app state up to N bytes travels in the ack and is
+                             kept in the checkpoint record instead of as an object; 0: always an object
                              (default ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax}; a plan's apps share ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateRecordBytesMax} bytes of record)
-  --volume-backend SPEC      crash level: directory:PATH (volumes are directories, snapshots go under
-                             PATH) or command:FILE.json (argument templates, e.g. rbd snap create)
-  --schedule SPEC            periodic checkpoints of a plan (repeatable):
+  --volume-backend SPEC      [volumeBackend] crash level: directory:PATH (volumes are directories,
+                             snapshots go under PATH) or command:FILE.json (argument templates, e.g. rbd snap create)
+  --schedule SPEC            [schedules] periodic checkpoints of a plan (repeatable):
                              plan=ID,interval=MS[,level=app|crash|none][,min-pause=MS][,tolerable-failures=N]
                              (defaults: level app, min-pause 0, tolerable-failures 3; a manual request
                              outranks a periodic checkpoint)
-  --log-level LEVEL          pino level (default info)
+  --metrics-port PORT        [metrics.port] serve Prometheus /metrics on this port (default: off)
+  --metrics-host HOST        [metrics.host] address of /metrics (default 127.0.0.1)
+  --log-level LEVEL          [logLevel] pino level (default info)
+  --version                  print the version and exit
   -h, --help                 this help
 
 It prints "listening on HOST:PORT" once the gRPC server is up.
-exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error`;
+exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error`;
 
 /** How often the coordinator looks for checkpoints left in flight by a coordinator that stopped. */
 const STALE_SWEEP_INTERVAL_MS = 60_000;
 
 async function main(): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        nats: { type: 'string', default: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' },
-        listen: { type: 'string', default: '127.0.0.1:50051' },
-        'timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs) },
-        retain: { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan) },
-        'restore-timeout-ms': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs) },
-        'inline-state-bytes-max': { type: 'string', default: String(CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax) },
-        'volume-backend': { type: 'string' },
-        schedule: { type: 'string', multiple: true, default: [] },
-        'log-level': { type: 'string', default: 'info' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    console.error(`snapcoord: ${error instanceof Error ? error.message : String(error)}\n\n${HELP}`);
+  const loaded = loadConfig(coordinatorConfigSchema, process.argv.slice(2), process.env, {
+    extra: { config: { type: 'string' }, version: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  if (loaded.values['version'] === true) {
+    console.log(VERSION);
+    return 0;
+  }
+  if (!loaded.ok) {
+    const where = typeof loaded.values['config'] === 'string' ? ` ${loaded.values['config']}` : '';
+    console.error(loaded.kind === 'usage' ? `snapcoord: ${loaded.problems.join('; ')}\n\n${HELP}` : `snapcoord: invalid configuration${where}:\n  ${loaded.problems.join('\n  ')}`);
     return 2;
   }
-  if (values.help) {
+  if (loaded.values['help'] === true) {
     console.log(HELP);
     return 0;
   }
-  const numbers = { timeoutMs: Number(values['timeout-ms']), retain: Number(values.retain), restoreTimeoutMs: Number(values['restore-timeout-ms']) };
-  for (const [name, v] of Object.entries(numbers)) {
-    if (!Number.isSafeInteger(v) || v <= 0) {
-      console.error(`snapcoord: ${name} must be a positive integer, got ${String(v)}`);
-      return 2;
-    }
-  }
-  const inlineStateBytesMax = Number(values['inline-state-bytes-max']);
-  if (!Number.isSafeInteger(inlineStateBytesMax) || inlineStateBytesMax < 0 || inlineStateBytesMax > INLINE_STATE_BYTES_LIMIT) {
-    console.error(`snapcoord: --inline-state-bytes-max must be an integer from 0 to ${INLINE_STATE_BYTES_LIMIT}, got ${values['inline-state-bytes-max']}`);
-    return 2;
-  }
-  const schedules: ScheduleSpec[] = [];
-  for (const text of values.schedule) {
-    const parsed = parseScheduleSpec(text);
-    if (!parsed.ok) {
-      console.error(`snapcoord: ${parsed.message}`);
-      return 2;
-    }
-    schedules.push(parsed.spec);
-  }
-  const logger = pino({ level: values['log-level'], base: { component: 'coordinator' } });
+  const options = loaded.config;
+  const logger = rootLogger({ level: options.logLevel, bindings: { component: 'coordinator' } });
   let volumes: VolumeBackend | undefined;
-  if (values['volume-backend'] !== undefined) {
-    const created = await createVolumeBackend(values['volume-backend'], logger);
+  if (options.volumeBackend !== undefined) {
+    const created = await createVolumeBackend(options.volumeBackend, logger);
     if (!created.ok) {
       console.error(`snapcoord: ${created.error.message}`);
       return 2;
     }
     volumes = created.value;
   }
-  const nc = await connect({ servers: values.nats, name: 'snapshot-coordinator', maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: options.natsUrl, name: 'snapshot-coordinator', maxReconnectAttempts: -1 });
   const store = await openCoordinatorStore(nc);
   const objects = new JetStreamStateObjects(nc);
   const bus = new ControlBus(nc, logger.child({ component: 'bus' }));
@@ -116,10 +96,10 @@ async function main(): Promise<number> {
   await bus.start();
   const checkpoints = new CheckpointService(store, objects, bus, logger, {
     ...CHECKPOINT_SERVICE_DEFAULTS,
-    defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: numbers.timeoutMs },
-    retainedPerPlan: numbers.retain,
-    restoreTimeoutMs: numbers.restoreTimeoutMs,
-    inlineStateBytesMax,
+    defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: options.timeoutMs },
+    retainedPerPlan: options.retain,
+    restoreTimeoutMs: options.restoreTimeoutMs,
+    inlineStateBytesMax: options.inlineStateBytesMax,
     agents,
     ...(volumes ? { volumes } : {}),
   });
@@ -142,7 +122,7 @@ async function main(): Promise<number> {
       }
     },
   });
-  const running = schedules.map((spec) => new PlanSchedule(spec, { take: (r) => checkpoints.take(r), waitFor: (id) => checkpoints.waitFor(id), logger }));
+  const running = options.schedules.map((spec) => new PlanSchedule(spec, { take: (r) => checkpoints.take(r), waitFor: (id) => checkpoints.waitFor(id), logger }));
   checkpoints.onEnded((r) => {
     if (r.state === 'completed') for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
   });
@@ -151,7 +131,7 @@ async function main(): Promise<number> {
   const recovered = await checkpoints.recover();
   if (!recovered.ok) logger.warn({ error: recovered.error.message }, 'rounds left by a stopped coordinator not recovered');
   // Rollbacks and restores it left under way: finished from their phase or ended (docs/rollback.md).
-  const left = await recoverLeftOperations({ store, bus, objects, logger, timeoutMs: numbers.restoreTimeoutMs, nowUnixMs: Date.now });
+  const left = await recoverLeftOperations({ store, bus, objects, logger, timeoutMs: options.restoreTimeoutMs, nowUnixMs: Date.now });
   if (!left.ok) logger.warn({ error: left.error.message }, 'rollbacks and restores left by a stopped coordinator not recovered');
   for (const s of running) s.start();
   // A record left in flight later on (a run that could not write its end) is swept every minute.
@@ -162,8 +142,8 @@ async function main(): Promise<number> {
   };
   const sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
   sweeper.unref();
-  const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: values.listen, logger });
-  const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
+  const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: options.listen, logger });
+  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   console.log(`listening on ${host}:${server.port}`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -23,12 +23,12 @@ interface Rule {
 /** The "may import" table of DESIGN.md section 2, one row per top-level folder. */
 export const MAY_IMPORT: Readonly<Record<string, Rule>> = {
   src: { folders: ['src'], packages: ['protobufjs/minimal.js', 'protobufjs/light.js'], nodeBuiltins: false },
-  adapters: { folders: ['adapters', 'src'], packages: ['nats'], nodeBuiltins: true },
+  adapters: { folders: ['adapters', 'src'], packages: ['nats', 'pino', 'zod'], nodeBuiltins: true },
   // The agent's local API for apps is gRPC over a Unix socket (docs/apps.md).
-  agent: { folders: ['agent', 'adapters', 'src'], packages: ['nats', 'pino', '@grpc/grpc-js', 'protobufjs'], nodeBuiltins: true },
+  agent: { folders: ['agent', 'adapters', 'src'], packages: ['nats', 'pino', 'zod', '@grpc/grpc-js', 'protobufjs'], nodeBuiltins: true },
   coordinator: {
     folders: ['coordinator', 'adapters', 'src'],
-    packages: ['nats', 'pino', '@grpc/grpc-js', '@grpc/proto-loader', '@grpc/reflection', 'protobufjs', 'xstate', 'prom-client'],
+    packages: ['nats', 'pino', 'zod', '@grpc/grpc-js', '@grpc/proto-loader', '@grpc/reflection', 'protobufjs', 'xstate', 'prom-client'],
     nodeBuiltins: true,
   },
   simulations: { folders: ['simulations', 'src'], packages: [], nodeBuiltins: true },

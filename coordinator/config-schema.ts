@@ -1,0 +1,98 @@
+/**
+ * The coordinator's options: one schema for the configuration file (`--config FILE`, JSON), the
+ * environment and the command-line flags. docs/configuration.md is generated from it
+ * (`npm run gen:config-docs`).
+ */
+import { z } from 'zod';
+import { field, durationMs, integer, LOG_LEVELS, type Parsed, parseWith } from '../adapters/config-schema.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';
+import { parseScheduleSpec, type ScheduleSpec } from './schedule.js';
+
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/;
+
+const scheduleSpec = z.string({ error: 'must be a schedule text' }).transform((text, ctx): ScheduleSpec => {
+  const parsed = parseScheduleSpec(text);
+  if (parsed.ok) return parsed.spec;
+  // parseScheduleSpec speaks of the flag ("--schedule TEXT: ..."); the path already names the entry.
+  ctx.addIssue({ code: 'custom', message: parsed.message.slice(`--schedule ${text}: `.length), input: text });
+  return z.NEVER;
+});
+
+export const coordinatorConfigSchema = z.strictObject({
+  natsUrl: field(z.string({ error: 'must be a NATS URL' }).min(1, { error: 'must be a NATS URL' }).default('nats://127.0.0.1:4222'), {
+    description: 'NATS server with JetStream (the store lives in its KV and Object Store)',
+    unit: 'URL',
+    flag: '--nats',
+    env: 'NATS_URL',
+  }),
+  listen: field(z.string({ error: 'must be HOST:PORT' }).regex(HOST_PORT, { error: 'must be HOST:PORT' }).default('127.0.0.1:50051'), {
+    description: 'address of the gRPC API (port 0 picks a free one)',
+    unit: 'HOST:PORT',
+    flag: '--listen',
+    env: 'SNAPCOORD_LISTEN',
+  }),
+  timeoutMs: field(durationMs().default(CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs), {
+    description: "a checkpoint's timeout when its request gives none",
+    unit: 'ms',
+    flag: '--timeout-ms',
+    env: 'SNAPCOORD_TIMEOUT_MS',
+  }),
+  retain: field(integer(1).default(CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan), {
+    description: 'completed checkpoints kept per plan (older ones are deleted, pinned ones kept)',
+    unit: 'checkpoints',
+    flag: '--retain',
+    env: 'SNAPCOORD_RETAIN',
+  }),
+  restoreTimeoutMs: field(durationMs().default(CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs), {
+    description: 'how long a rollback or restore waits for each agent',
+    unit: 'ms',
+    flag: '--restore-timeout-ms',
+    env: 'SNAPCOORD_RESTORE_TIMEOUT_MS',
+  }),
+  inlineStateBytesMax: field(integer(0, INLINE_STATE_BYTES_LIMIT).default(CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax), {
+    description: `an app state up to this size travels in its ack and is kept in the checkpoint record instead of as an object; 0: always an object (a plan's apps share ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateRecordBytesMax} bytes of record)`,
+    unit: 'bytes',
+    flag: '--inline-state-bytes-max',
+    env: 'SNAPCOORD_INLINE_STATE_BYTES_MAX',
+  }),
+  volumeBackend: field(z.string({ error: 'must be directory:PATH or command:FILE.json' }).regex(/^(directory|command):.+$/, { error: 'must be directory:PATH or command:FILE.json' }).optional(), {
+    description: 'crash level: directory:PATH (volumes are directories, snapshots go under PATH) or command:FILE.json (argument templates, e.g. rbd snap create); none: plans with volumes cannot take crash checkpoints',
+    flag: '--volume-backend',
+    env: 'SNAPCOORD_VOLUME_BACKEND',
+  }),
+  schedules: field(z.array(scheduleSpec, { error: 'must be a list of schedule texts' }).default([]), {
+    description:
+      'periodic checkpoints, one text per plan: plan=ID,interval=MS[,level=app|crash|none][,min-pause=MS][,tolerable-failures=N] (defaults: level app, min-pause 0, tolerable-failures 3; a manual request outranks a periodic checkpoint); the flag is repeated, the variable separates texts by ";"',
+    flag: '--schedule',
+    env: 'SNAPCOORD_SCHEDULES',
+    envSeparator: ';',
+  }),
+  logLevel: field(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'), {
+    description: 'pino log level (JSON lines on stdout)',
+    flag: '--log-level',
+    env: 'SNAPCOORD_LOG_LEVEL',
+  }),
+  metrics: field(
+    z
+      .strictObject({
+        port: field(integer(0, 65_535).optional(), {
+          description: 'port of the Prometheus /metrics endpoint; absent: no endpoint (0 picks a free one)',
+          flag: '--metrics-port',
+          env: 'SNAPCOORD_METRICS_PORT',
+        }),
+        host: field(z.string({ error: 'must be a host name or address' }).min(1, { error: 'must be a host name or address' }).default('127.0.0.1'), {
+          description: 'address the /metrics endpoint listens on',
+          flag: '--metrics-host',
+          env: 'SNAPCOORD_METRICS_HOST',
+        }),
+      }, { error: 'must be an object' })
+      .prefault({}),
+    { description: 'the Prometheus endpoint' },
+  ),
+});
+
+export type CoordinatorConfig = z.output<typeof coordinatorConfigSchema>;
+
+export function parseCoordinatorConfig(input: unknown): Parsed<CoordinatorConfig> {
+  return parseWith(coordinatorConfigSchema, input);
+}
