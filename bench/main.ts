@@ -6,6 +6,7 @@
  *   npm run bench -- channel --messages 100000
  *   npm run bench -- state --bytes 1M,64M
  *   npm run bench -- memory --agents 1000
+ *   npm run bench -- scale --servers 1000 --duration 30m
  *
  * Each starts its own nats-server (JetStream, temporary store), measures the floor and the project
  * in the same run with the same process layout, and prints both with their ratio; `--json` prints
@@ -16,6 +17,7 @@ import { runChannel } from './channel.js';
 import { runControl } from './control.js';
 import { runDepth } from './depth.js';
 import { runMemory } from './memory.js';
+import { runScale } from './scale.js';
 import { print, type BenchResult } from './lib/report.js';
 import { runState } from './state.js';
 import { CHANNEL_LIMITS_DEFAULT } from '../agent/channels/index.js';
@@ -34,6 +36,14 @@ benchmarks and their options (defaults in brackets):
             --bytes LIST [1M,64M] (e.g. 1M,64M,512M)  --apps A [4]  --rounds R [3]  --warmup W [1]  --workers K [2]
   memory    coordinator RSS with N registered agents and a checkpoint in flight; agent RSS
             --agents N [1000]  --workers K [2]
+  scale     N servers x 3 apps (pipelines a->b->c chained across servers, a few cycles) under channel traffic,
+            checkpointed every T for a duration: completed/aborted, checkpoint p50/p99, alignment p99, traffic
+            with a checkpoint in flight vs without, the coordinator's CPU and RSS
+            --servers N [1000]  --duration D [30m]  --every T [10s]  --warmup W [20s]  --workers K [2]
+            --rate MSG/S per channel [10]  --payload BYTES [256]
+            --level app|crash [app]: crash freezes every server and snapshots one directory volume per server
+            (the directory backend); it adds the frozen window beyond the backend's own time (e.g. --servers 128)
+            durations: 90s, 5m, 1h, 250ms (a bare number is seconds)
 
 common: --json (one JSON line), --log-level LEVEL [warn] (coordinator and agents)`;
 
@@ -54,6 +64,11 @@ const { values, positionals } = parseArgs({
     repeat: { type: 'string' },
     bytes: { type: 'string' },
     apps: { type: 'string' },
+    servers: { type: 'string' },
+    duration: { type: 'string' },
+    every: { type: 'string' },
+    rate: { type: 'string' },
+    level: { type: 'string' },
     json: { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'warn' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -72,6 +87,16 @@ function usage(problem?: string): never {
   if (problem) console.error(`bench: ${problem}\n`);
   console.error(USAGE);
   process.exit(problem ? 2 : 0);
+}
+
+/** `90s`, `5m`, `1h`, `250ms`, or a bare number of seconds -> milliseconds. */
+function duration(name: 'duration' | 'every' | 'warmup', fallback: string): number {
+  const raw = values[name] ?? fallback;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
+  if (!m) usage(`--${name}: cannot read ${JSON.stringify(raw)} (e.g. 90s, 5m, 1h)`);
+  const ms = Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']);
+  if (ms < 1) usage(`--${name} must be at least 1 ms`);
+  return ms;
 }
 
 /** `1M,64M,512K,1000` -> bytes (K, M, G are powers of 1024). */
@@ -117,6 +142,22 @@ async function main(): Promise<void> {
     case 'memory':
       result = await runMemory({ agents: int('agents', 1000), workers: int('workers', 2), logLevel });
       break;
+    case 'scale': {
+      const level = values.level ?? 'app';
+      if (level !== 'app' && level !== 'crash') usage(`--level must be app or crash, got ${level}`);
+      result = await runScale({
+        servers: int('servers', 1000),
+        workers: int('workers', 2),
+        level,
+        durationMs: duration('duration', '30m'),
+        everyMs: duration('every', '10s'),
+        warmupMs: duration('warmup', '20s'),
+        ratePerChannel: int('rate', 10, 0),
+        payloadBytes: int('payload', 256),
+        logLevel,
+      });
+      break;
+    }
     default:
       usage(`unknown benchmark ${name}`);
   }

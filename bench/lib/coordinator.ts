@@ -11,6 +11,7 @@ import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
 import type { CheckpointRecord, PlanInput, SnapshotOptions } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
+import type { VolumeBackend } from '../../coordinator/volumes/backend.js';
 
 export const TENANT = 'bench';
 
@@ -22,8 +23,8 @@ export interface BenchCoordinator {
   readonly service: CheckpointService;
   /** Takes one app-level checkpoint and waits until it ended; the time from the request to the end. */
   round(planId: string, options?: Partial<SnapshotOptions>): Promise<{ ms: number; record: CheckpointRecord }>;
-  /** Starts a checkpoint without waiting; undefined when one is still running (the plan is busy). */
-  start(planId: string, options?: Partial<SnapshotOptions>): Promise<{ id: number; ended: Promise<CheckpointRecord> } | undefined>;
+  /** Starts a checkpoint (app level unless told) without waiting; undefined when one is still running (the plan is busy). */
+  start(planId: string, options?: Partial<SnapshotOptions>, level?: 'app' | 'crash'): Promise<{ id: number; ended: Promise<CheckpointRecord> } | undefined>;
   createPlan(plan: PlanInput): Promise<void>;
   stop(): Promise<void>;
 }
@@ -33,6 +34,8 @@ export interface CoordinatorOptions {
   /** Completed checkpoints kept per plan: above the rounds of a run, so retention deletes run no GC in the middle of it. */
   readonly retainedPerPlan: number;
   readonly logLevel: string;
+  /** The group snapshot of crash-level checkpoints (the scale benchmark's crash mode). */
+  readonly volumes?: VolumeBackend;
 }
 
 export async function startCoordinator(url: string, o: CoordinatorOptions): Promise<BenchCoordinator> {
@@ -49,6 +52,7 @@ export async function startCoordinator(url: string, o: CoordinatorOptions): Prom
     ...CHECKPOINT_SERVICE_DEFAULTS,
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: o.timeoutMs },
     retainedPerPlan: o.retainedPerPlan,
+    ...(o.volumes ? { volumes: o.volumes } : {}),
   });
   const ended = new Map<number, CheckpointRecord>();
   const waiting = new Map<number, (r: CheckpointRecord) => void>();
@@ -67,8 +71,8 @@ export async function startCoordinator(url: string, o: CoordinatorOptions): Prom
     }
     return new Promise((resolve) => waiting.set(id, resolve));
   };
-  const start: BenchCoordinator['start'] = async (planId, options = {}) => {
-    const taken = await service.take({ planId, level: 'app', options });
+  const start: BenchCoordinator['start'] = async (planId, options = {}, level = 'app') => {
+    const taken = await service.take({ planId, level, options });
     if (!taken.ok) {
       // Busy: the previous checkpoint of the plan is still in flight (RESOURCE_EXHAUSTED, PLAN_BUSY).
       if (taken.error.kind === 'resource-exhausted') return undefined;

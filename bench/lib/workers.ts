@@ -46,13 +46,13 @@ export class WorkerPool {
     });
   }
 
-  /** Forks `count` workers (TypeScript through tsx, like the main process) and waits until each answers. */
-  static async start(count: number): Promise<WorkerPool> {
+  /** Forks `count` workers (TypeScript through tsx, like the main process) and waits until each answers; `entry`: a worker module of another benchmark. */
+  static async start(count: number, entry: string = WORKER_ENTRY): Promise<WorkerPool> {
     if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`workers must be a positive integer, got ${count}`);
     // BENCH_CPU_PROF=DIR: every worker writes a V8 CPU profile there when it exits (node --cpu-prof).
     const prof = process.env['BENCH_CPU_PROF'];
     const execArgv = ['--import', 'tsx', '--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])];
-    const children = Array.from({ length: count }, (_, i) => fork(WORKER_ENTRY, [String(i)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    const children = Array.from({ length: count }, (_, i) => fork(entry, [String(i)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     const pool = new WorkerPool(children);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {

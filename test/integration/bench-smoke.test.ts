@@ -70,4 +70,28 @@ describe.concurrent('live benchmarks, tiny sizes (floor, project and ratio in on
     expectFloorProjectRatio(out, 'memory');
     expect((out['extra'] as Record<string, unknown>)['checkpoint']).toMatchObject({ state: 'completed' });
   });
+
+  it('scale: 4 servers x 3 apps under channel traffic, checkpointed every second', { timeout: SMOKE_TIMEOUT_MS }, async () => {
+    const out = await bench('scale', '--servers', '4', '--duration', '3s', '--every', '1s', '--warmup', '2s', '--workers', '1');
+    expectFloorProjectRatio(out, 'scale');
+    const extra = out['extra'] as Record<string, Record<string, unknown>>;
+    // a->b->c on each server, c->a between servers, and the one pipeline closed into a cycle.
+    expect(extra['plan']).toEqual({ servers: 4, apps: 12, channels: 12, cycles: 1 });
+    expect(extra['checkpoints']?.['taken']).toBeGreaterThanOrEqual(2);
+    const sends = extra['sends'] as Record<string, number>;
+    expect(sends['delivered']).toBeGreaterThan(0);
+    expect(sends['failed']).toBe(0);
+    expect(Object.keys(extra['alignmentMs'] ?? {})).toContain('appP99');
+    expect(Object.keys(extra['coordinator'] ?? {})).toEqual(expect.arrayContaining(['cpuPercentOfACore', 'rssMiB']));
+  });
+
+  it('scale, crash level: 3 servers frozen, their directory volumes snapshotted as a group', { timeout: SMOKE_TIMEOUT_MS }, async () => {
+    const out = await bench('scale', '--level', 'crash', '--servers', '3', '--duration', '2s', '--every', '1s', '--warmup', '1s', '--workers', '1');
+    expectFloorProjectRatio(out, 'scale');
+    const extra = out['extra'] as Record<string, Record<string, Record<string, number>>>;
+    const frozen = extra['frozenMs'];
+    expect(frozen?.['window']?.['p99']).toBeGreaterThan(0);
+    // The backend's call happens inside the frozen window, so the window is never shorter.
+    expect(frozen?.['beyondBackend']?.['p50']).toBeGreaterThanOrEqual(0);
+  });
 });

@@ -1,0 +1,250 @@
+/**
+ * A worker process of the scale benchmark (bench/scale.ts; the pool is lib/workers.ts). It hosts
+ * many agents (`Agent`, each on its own NATS connection, as bench/worker.ts starts them) whose apps
+ * are relays: each sends on every output at a steady rate and counts what arrives, in time buckets,
+ * so the main process can compare the traffic in windows with a checkpoint in flight against the
+ * windows without. Before the agents, it can host plain-NATS members for the floor of the checkpoint
+ * time (a broadcast answered by one connection per server).
+ */
+import { connect, type NatsConnection } from 'nats';
+import { pino } from 'pino';
+import { Agent } from '../agent/agent.js';
+import type { AppHandler, AppLink } from '../agent/app.js';
+import { parseAgentConfig } from '../agent/config.js';
+import type { ChannelId } from '../src/ids.js';
+import type { WorkerReply, WorkerRequest } from './lib/workers.js';
+
+/** Agents and connections are opened this many at a time: a burst of 500 handshakes helps nobody. */
+const OPEN_CONCURRENCY = 32;
+/** The traffic timer: every output sends its share of the rate once per tick. */
+const TICK_MS = 100;
+/**
+ * Sends an output may have waiting for credit; above it a tick sends nothing there (counted as held
+ * back). The rate is offered, not forced: a channel that cannot keep up shows as held-back sends.
+ */
+const OUTSTANDING_PER_OUTPUT_MAX = 64;
+
+const index = Number(process.argv[2] ?? 0);
+// Logs go to stderr: stdout carries the benchmark's result (one JSON line with --json).
+const logger = pino({ level: process.env['BENCH_LOG_LEVEL'] ?? 'warn' }, pino.destination(2)).child({ worker: index });
+
+export interface ScaleTraffic {
+  /** Messages a second on each channel. */
+  readonly ratePerChannel: number;
+  readonly payloadBytes: number;
+  /** Width of the delivery-count buckets (wall clock, the same on every process of the machine). */
+  readonly bucketMs: number;
+}
+
+/** What a worker counted since its agents started. */
+export interface ScaleCounts {
+  /** [bucket start (Unix ms), messages delivered to this worker's apps in it]. */
+  readonly buckets: readonly (readonly [number, number])[];
+  readonly sent: number;
+  readonly delivered: number;
+  readonly heldBack: number;
+  readonly sendFailures: number;
+  readonly firstSendFailure?: string;
+}
+
+class Traffic {
+  readonly delivered = new Map<number, number>();
+  deliveredTotal = 0;
+  sent = 0;
+  heldBack = 0;
+  sendFailures = 0;
+  firstSendFailure: string | undefined;
+
+  constructor(readonly o: ScaleTraffic) {}
+
+  countDelivery(): void {
+    const bucket = Math.floor(Date.now() / this.o.bucketMs) * this.o.bucketMs;
+    this.delivered.set(bucket, (this.delivered.get(bucket) ?? 0) + 1);
+    this.deliveredTotal += 1;
+  }
+}
+
+/** An app of the scale plan: counts what arrives, sends on its outputs when the worker's timer says so. */
+class RelayApp implements AppHandler {
+  private link: AppLink | undefined;
+  private received = 0;
+  private sentHere = 0;
+  private readonly outstanding = new Map<ChannelId, number>();
+  private credit = 0;
+  private readonly payload: Uint8Array;
+
+  constructor(private readonly traffic: Traffic) {
+    this.payload = new Uint8Array(traffic.o.payloadBytes).fill(0x61);
+  }
+
+  bind(link: AppLink): void {
+    this.link = link;
+    for (const c of link.outputs) this.outstanding.set(c, 0);
+  }
+
+  deliver(): void {
+    this.received += 1;
+    this.traffic.countDelivery();
+  }
+
+  /** Called every tick: sends this tick's share of the rate on each output (fractions carry over). */
+  tick(): void {
+    const link = this.link;
+    if (!link || link.outputs.length === 0) return;
+    this.credit += (this.traffic.o.ratePerChannel * TICK_MS) / 1000;
+    const n = Math.floor(this.credit);
+    this.credit -= n;
+    for (const channel of link.outputs) {
+      for (let i = 0; i < n; i++) {
+        const waiting = this.outstanding.get(channel) ?? 0;
+        if (waiting >= OUTSTANDING_PER_OUTPUT_MAX) {
+          this.traffic.heldBack += n - i;
+          break;
+        }
+        this.outstanding.set(channel, waiting + 1);
+        this.sentHere += 1;
+        this.traffic.sent += 1;
+        link.send(channel, this.payload).then(
+          () => this.settle(channel),
+          (error: unknown) => {
+            this.settle(channel);
+            this.traffic.sendFailures += 1;
+            this.traffic.firstSendFailure ??= error instanceof Error ? error.message : String(error);
+          },
+        );
+      }
+    }
+  }
+
+  private settle(channel: ChannelId): void {
+    this.outstanding.set(channel, (this.outstanding.get(channel) ?? 1) - 1);
+  }
+
+  snapshot(): Uint8Array {
+    const b = new Uint8Array(16);
+    const v = new DataView(b.buffer);
+    v.setBigUint64(0, BigInt(this.sentHere));
+    v.setBigUint64(8, BigInt(this.received));
+    return b;
+  }
+
+  restore(): void {}
+}
+
+const connections: NatsConnection[] = [];
+const agents: Agent[] = [];
+const relays: RelayApp[] = [];
+let traffic: Traffic | undefined;
+let timer: NodeJS.Timeout | undefined;
+
+async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += OPEN_CONCURRENCY) await Promise.all(items.slice(i, i + OPEN_CONCURRENCY).map(fn));
+}
+
+const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
+  ping: () => ({ pid: process.pid }),
+  cpu: () => process.cpuUsage(),
+  'memory.peak': () => process.resourceUsage().maxRSS * 1024,
+
+  /** Floor: each member on its own connection answers a broadcast with its name on the reply subject. */
+  'floor.members': async (a: { url: string; names: string[]; broadcast: string; reply: string }) => {
+    await inBatches(a.names, async (name) => {
+      const nc = await connect({ servers: a.url, name: `floor ${name}` });
+      connections.push(nc);
+      const answer = new TextEncoder().encode(name);
+      nc.subscribe(a.broadcast, { callback: (err) => !err && nc.publish(a.reply, answer) });
+      await nc.flush();
+    });
+    return a.names.length;
+  },
+  'floor.close': async () => {
+    await Promise.allSettled(connections.splice(0).map((nc) => nc.close()));
+    return true;
+  },
+
+  /**
+   * Starts agents (their configuration files as JSON), a relay on every configured app. Channels
+   * open once both ends are up, which may be on the other worker: `scale.ready` waits for that.
+   */
+  'scale.agents': async (a: { configs: Record<string, unknown>[]; traffic: ScaleTraffic }) => {
+    traffic ??= new Traffic(a.traffic);
+    const t = traffic;
+    await inBatches(a.configs, async (raw) => {
+      const parsed = parseAgentConfig(raw);
+      if (!parsed.ok) throw new Error(parsed.problems.join('; '));
+      const agent = await Agent.start(parsed.config, logger);
+      agents.push(agent);
+      for (const app of parsed.config.apps) {
+        const relay = new RelayApp(t);
+        const attached = agent.attach(app.name, relay);
+        if (!attached.ok) throw new Error(attached.error.message);
+        relay.bind(attached.link);
+        relays.push(relay);
+      }
+    });
+    return agents.length;
+  },
+  'scale.ready': async () => {
+    await Promise.all(agents.map((a) => a.ready()));
+    return agents.length;
+  },
+  'scale.traffic': (a: { on: boolean }) => {
+    clearInterval(timer);
+    timer = undefined;
+    if (a.on) {
+      timer = setInterval(() => {
+        for (const r of relays) r.tick();
+      }, TICK_MS);
+    }
+    return true;
+  },
+  'scale.counts': (): ScaleCounts => {
+    const t = traffic;
+    if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0 };
+    return {
+      buckets: [...t.delivered.entries()],
+      sent: t.sent,
+      delivered: t.deliveredTotal,
+      heldBack: t.heldBack,
+      sendFailures: t.sendFailures,
+      ...(t.firstSendFailure !== undefined ? { firstSendFailure: t.firstSendFailure } : {}),
+    };
+  },
+
+  stop: async () => {
+    await closeAll();
+    setImmediate(() => process.exit(0));
+    return true;
+  },
+};
+
+async function closeAll(): Promise<void> {
+  clearInterval(timer);
+  timer = undefined;
+  await Promise.allSettled(agents.splice(0).map((a) => a.stop()));
+  relays.length = 0;
+  traffic = undefined;
+  await Promise.allSettled(connections.splice(0).map((nc) => nc.close()));
+}
+
+process.on('message', (m: WorkerRequest) => {
+  const fn = commands[m.cmd];
+  const reply = (r: WorkerReply): void => {
+    process.send?.(r);
+  };
+  if (!fn) {
+    reply({ id: m.id, ok: false, error: `unknown command ${m.cmd}` });
+    return;
+  }
+  Promise.resolve()
+    .then(() => fn(m.args as never))
+    .then(
+      (value) => reply({ id: m.id, ok: true, value }),
+      (error: unknown) => reply({ id: m.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+    );
+});
+
+// The main process going away takes the worker with it.
+process.on('disconnect', () => {
+  void closeAll().finally(() => process.exit(0));
+});

@@ -1,0 +1,392 @@
+/**
+ * `scale`: a plan of N servers with 3 apps each under live channel traffic, checkpointed every T for
+ * a duration (DESIGN.md section 8: 1,000 servers x 3 apps, every 10 s, 30 minutes, every checkpoint
+ * completes, p99 under 2 s; crash level, 128 servers: frozen window p99 under 1 s beyond the volume
+ * backend's own time).
+ *
+ * The graph: on each server a -> b -> c; servers are chained in pipelines of PIPELINE_SERVERS
+ * (c of one server -> a of the next), and every CYCLE_EVERY-th pipeline is closed into a cycle
+ * (its last c -> its first a, a back edge). Every app sends `rate` messages a second on each output
+ * and counts what arrives (bench/scale-worker.ts). Agents (agent/agent.ts, one NATS connection
+ * each) are spread over the worker processes; the coordinator (bench/lib/coordinator.ts: the real
+ * service, store and bus) runs in this process, so this process's CPU and RSS are the coordinator's.
+ *
+ * Phases: floor members answer broadcasts while the traffic runs with no checkpoint (the floors of
+ * the checkpoint time and of the traffic rate), then checkpoints every T for the duration; a tick
+ * that finds the previous checkpoint still running is skipped and counted.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from 'nats';
+import { pino } from 'pino';
+import type { CheckpointRecord, PlanInput } from '../coordinator/model.js';
+import { DirectoryBackend } from '../coordinator/volumes/directory.js';
+import { agentConfig, startCoordinator, TENANT } from './lib/coordinator.js';
+import { cpuSnapshot, type BenchEnv, type CpuSnapshot } from './lib/env.js';
+import { atLeast, atMost, type BenchResult, type Row } from './lib/report.js';
+import { percentile, round, summarize } from './lib/stats.js';
+import { spread, WorkerPool } from './lib/workers.js';
+import { TimedVolumeBackend } from './scale-volumes.js';
+import type { ScaleCounts, ScaleTraffic } from './scale-worker.js';
+import { startNatsServer } from '../examples/nats-server.js';
+
+export interface ScaleOptions {
+  readonly servers: number;
+  readonly workers: number;
+  readonly level: 'app' | 'crash';
+  readonly durationMs: number;
+  readonly everyMs: number;
+  /** Traffic with no checkpoint before the first one (the floors are measured in it). */
+  readonly warmupMs: number;
+  readonly ratePerChannel: number;
+  readonly payloadBytes: number;
+  readonly logLevel: string;
+}
+
+export const PIPELINE_SERVERS = 10;
+export const CYCLE_EVERY = 5;
+const APPS = ['a', 'b', 'c'] as const;
+const BUCKET_MS = 250;
+const FLOOR_ROUND_EVERY_MS = 500;
+const SAMPLE_EVERY_MS = 1_000;
+const TARGET_P99_MS = 2_000;
+const TARGET_FROZEN_BEYOND_P99_MS = 1_000;
+/** Bytes in each server's volume (crash level): a few small files, as a guest's changed blocks would be few. */
+const VOLUME_FILES = 4;
+const VOLUME_FILE_BYTES = 4096;
+const SCALE_WORKER_ENTRY = fileURLToPath(new URL('./scale-worker.ts', import.meta.url));
+
+/** The scale plan: per server a -> b -> c, servers chained in pipelines, every CYCLE_EVERY-th one a cycle. */
+export function scalePlan(id: string, servers: number, volumeRoot?: string): PlanInput {
+  const names = Array.from({ length: servers }, (_, i) => `s${i}`);
+  const ref = (server: string, app: string) => ({ server, app });
+  const channels: PlanInput['channels'][number][] = [];
+  for (let i = 0; i < servers; i++) {
+    const s = names[i] as string;
+    channels.push({ from: ref(s, 'a'), to: ref(s, 'b'), kind: 'in-band' }, { from: ref(s, 'b'), to: ref(s, 'c'), kind: 'in-band' });
+    const pipeline = Math.floor(i / PIPELINE_SERVERS);
+    const first = pipeline * PIPELINE_SERVERS;
+    const last = Math.min(servers, first + PIPELINE_SERVERS) - 1;
+    if (i < last) channels.push({ from: ref(s, 'c'), to: ref(names[i + 1] as string, 'a'), kind: 'in-band' });
+    else if (pipeline % CYCLE_EVERY === 0 && last > first) channels.push({ from: ref(s, 'c'), to: ref(names[first] as string, 'a'), kind: 'in-band' });
+  }
+  return {
+    id,
+    tenant: TENANT,
+    servers: names,
+    apps: names.flatMap((server) => APPS.map((app) => ref(server, app))),
+    channels,
+    volumes: volumeRoot === undefined ? [] : names.map((server) => ({ id: `vol-${server}`, server, backendRef: join(volumeRoot, server) })),
+  };
+}
+
+interface Taken {
+  readonly requestedAtUnixMs: number;
+  readonly ms: number;
+  readonly record: CheckpointRecord;
+}
+
+export async function runScale(o: ScaleOptions): Promise<BenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-scale-'));
+  const nats = await startNatsServer();
+  let pool: WorkerPool | undefined;
+  try {
+    pool = await WorkerPool.start(o.workers, SCALE_WORKER_ENTRY);
+    return await measure({ nats, pool }, o, dir);
+  } finally {
+    await pool?.stop();
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<BenchResult> {
+  const { nats, pool } = env;
+  const crash = o.level === 'crash';
+  const volumeRoot = crash ? join(dir, 'volumes') : undefined;
+  const plan = scalePlan('scale', o.servers, volumeRoot);
+  let volumes: TimedVolumeBackend | undefined;
+  if (volumeRoot !== undefined) {
+    for (const v of plan.volumes) {
+      mkdirSync(v.backendRef, { recursive: true });
+      for (let f = 0; f < VOLUME_FILES; f++) writeFileSync(join(v.backendRef, `block-${f}`), new Uint8Array(VOLUME_FILE_BYTES).fill(f + 1));
+    }
+    volumes = new TimedVolumeBackend(new DirectoryBackend(join(dir, 'snapshots'), pino({ level: o.logLevel }, pino.destination(2))));
+  }
+  // The service's defaults (timeout, retention) as a deployment would run them.
+  const coordinator = await startCoordinator(nats.url, { timeoutMs: 30_000, retainedPerPlan: 20, logLevel: o.logLevel, ...(volumes ? { volumes } : {}) });
+  try {
+    await coordinator.createPlan(plan);
+
+    // ---- floor members (one plain connection per server), then the agents ----
+    const groups = spread(plan.servers, pool.size);
+    await pool.all('floor.members', (w) => ({ url: nats.url, names: groups[w], broadcast: 'bench.scale.broadcast', reply: 'bench.scale.reply' }));
+    const traffic: ScaleTraffic = { ratePerChannel: o.ratePerChannel, payloadBytes: o.payloadBytes, bucketMs: BUCKET_MS };
+    const configs = plan.servers.map((server) =>
+      agentConfig(plan, server, nats.url, crash ? { stateDir: join(dir, 'agent-state', server), freeze: { hookRetriesMax: 0 } } : {}),
+    );
+    const byWorker = spread(configs, pool.size);
+    const startedAt = performance.now();
+    await pool.all('scale.agents', (w) => ({ configs: byWorker[w], traffic }));
+    await pool.all('scale.ready', () => ({}));
+    const agentsStartMs = performance.now() - startedAt;
+
+    // ---- warm-up: traffic, no checkpoint; the broadcast floor meanwhile ----
+    await pool.all('scale.traffic', () => ({ on: true }));
+    const warmFrom = Date.now();
+    const floorMs = await broadcastRounds(nats.url, o.servers, o.warmupMs);
+    const warmTo = Date.now();
+    await pool.all('floor.close', () => ({}));
+
+    // ---- checkpoints every T for the duration ----
+    const cpu0 = await cpuSnapshot(env);
+    const rss: number[] = [];
+    const sampler = setInterval(() => rss.push(process.memoryUsage().rss), SAMPLE_EVERY_MS);
+    const taken: Promise<Taken>[] = [];
+    let attempted = 0;
+    let skippedBusy = 0;
+    let starting = false;
+    const tick = (): void => {
+      if (starting) {
+        skippedBusy += 1;
+        return;
+      }
+      starting = true;
+      attempted += 1;
+      const requestedAtUnixMs = Date.now();
+      const t0 = performance.now();
+      coordinator
+        .start(plan.id, {}, o.level)
+        .then((s) => {
+          if (!s) skippedBusy += 1;
+          else taken.push(s.ended.then((record) => ({ requestedAtUnixMs, ms: performance.now() - t0, record })));
+        })
+        .finally(() => (starting = false));
+    };
+    const checkpointsFrom = Date.now();
+    tick();
+    const ticker = setInterval(tick, o.everyMs);
+    await new Promise((r) => setTimeout(r, o.durationMs));
+    clearInterval(ticker);
+    while (starting) await new Promise((r) => setTimeout(r, 10));
+    const results = await Promise.all(taken);
+    const checkpointsTo = Date.now();
+    clearInterval(sampler);
+    rss.push(process.memoryUsage().rss);
+    const cpu1 = await cpuSnapshot(env);
+    await pool.all('scale.traffic', () => ({ on: false }));
+    const counts = await pool.all<ScaleCounts>('scale.counts', () => ({}));
+
+    return report(o, plan, {
+      agentsStartMs,
+      floorMs,
+      warm: [warmFrom, warmTo],
+      run: [checkpointsFrom, checkpointsTo],
+      results,
+      attempted,
+      skippedBusy,
+      cpu: [cpu0, cpu1],
+      rss,
+      counts,
+      volumeCalls: volumes?.calls,
+    });
+  } finally {
+    await pool.all('scale.traffic', () => ({ on: false })).catch(() => undefined);
+    await coordinator.stop();
+  }
+}
+
+/** Plain-NATS broadcast-and-gather rounds to one connection per server, for `forMs`: the floor of a checkpoint round. */
+async function broadcastRounds(url: string, members: number, forMs: number): Promise<number[]> {
+  const nc = await connect({ servers: url, name: 'bench scale floor gatherer' });
+  let replies = 0;
+  let gathered: (() => void) | undefined;
+  nc.subscribe('bench.scale.reply', {
+    callback: () => {
+      replies += 1;
+      if (replies === members) gathered?.();
+    },
+  });
+  await nc.flush();
+  const ms: number[] = [];
+  const question = new Uint8Array(64);
+  const end = performance.now() + forMs;
+  try {
+    while (performance.now() < end) {
+      replies = 0;
+      const done = new Promise<void>((resolve) => (gathered = resolve));
+      const t0 = performance.now();
+      nc.publish('bench.scale.broadcast', question);
+      await done;
+      ms.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, FLOOR_ROUND_EVERY_MS));
+    }
+  } finally {
+    await nc.close();
+  }
+  return ms;
+}
+
+interface Measured {
+  readonly agentsStartMs: number;
+  readonly floorMs: readonly number[];
+  readonly warm: readonly [number, number];
+  readonly run: readonly [number, number];
+  readonly results: readonly Taken[];
+  readonly attempted: number;
+  readonly skippedBusy: number;
+  readonly cpu: readonly [CpuSnapshot, CpuSnapshot];
+  readonly rss: readonly number[];
+  readonly counts: readonly ScaleCounts[];
+  readonly volumeCalls: ReadonlyMap<number, { readonly ms: number; readonly members: number }> | undefined;
+}
+
+function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
+  const completed = m.results.filter((r) => r.record.state === 'completed');
+  const aborted: Record<string, number> = {};
+  const abortDetails: string[] = [];
+  for (const r of m.results) {
+    if (r.record.state === 'completed') continue;
+    const reason = r.record.failureReason ?? r.record.state;
+    aborted[reason] = (aborted[reason] ?? 0) + 1;
+    if (abortDetails.length < 5) abortDetails.push(`${r.record.id}: ${reason}: ${(r.record.failureDetail ?? '').slice(0, 300)}`);
+  }
+  const ckptMs = summarize(completed.map((r) => r.ms));
+  const floor = summarize(m.floorMs);
+  // Every app's alignment in every completed checkpoint, and each checkpoint's slowest app.
+  const alignments = completed.flatMap((r) => r.record.parts.map((p) => p.alignmentMs ?? 0));
+  const alignmentWorst = completed.map((r) => Math.max(0, ...r.record.parts.map((p) => p.alignmentMs ?? 0)));
+
+  // Traffic: delivered per bucket over every worker; a bucket is "checkpointing" when any checkpoint
+  // was in flight (request to end) during it. Only whole buckets inside a phase count.
+  const delivered = new Map<number, number>();
+  for (const c of m.counts) for (const [b, n] of c.buckets) delivered.set(b, (delivered.get(b) ?? 0) + n);
+  const rateOf = (buckets: number[]): number => (buckets.length === 0 ? Number.NaN : buckets.reduce((s, b) => s + (delivered.get(b) ?? 0), 0) / ((buckets.length * BUCKET_MS) / 1000));
+  const bucketsIn = (from: number, to: number): number[] => {
+    const out: number[] = [];
+    for (let b = Math.ceil(from / BUCKET_MS) * BUCKET_MS; b + BUCKET_MS <= to; b += BUCKET_MS) out.push(b);
+    return out;
+  };
+  // The first quarter of the warm-up is left out: channels still fill their credit windows then.
+  const warmBuckets = bucketsIn(m.warm[0] + (m.warm[1] - m.warm[0]) / 4, m.warm[1]);
+  const inFlight = m.results.map((r) => [r.requestedAtUnixMs, r.requestedAtUnixMs + r.ms] as const);
+  const busy: number[] = [];
+  const idle: number[] = [];
+  for (const b of bucketsIn(m.run[0], m.run[1])) (inFlight.some(([s, e]) => s < b + BUCKET_MS && e > b) ? busy : idle).push(b);
+  const rateFloor = rateOf(warmBuckets);
+  const rateBusy = rateOf(busy);
+  const rateIdle = rateOf(idle);
+  const offered = plan.channels.length * o.ratePerChannel;
+  const sum = (f: (c: ScaleCounts) => number): number => m.counts.reduce((s, c) => s + f(c), 0);
+
+  const seconds = (m.run[1] - m.run[0]) / 1000;
+  const [c0, c1] = m.cpu;
+  const coordinatorCpuSec = c1.main - c0.main;
+
+  const rows: Row[] = [];
+  const completedRow = atLeast('checkpoints completed / taken', 'count', m.results.length, completed.length, 1);
+  rows.push(
+    completedRow,
+    atMost('checkpoint time p50 (vs broadcast-and-gather)', 'ms', floor.p50, ckptMs.p50),
+    atMost('checkpoint time p99 (vs broadcast-and-gather)', 'ms', floor.p99, ckptMs.p99),
+    atLeast('traffic, checkpoint in flight (vs none: warm-up)', 'msg/s', rateFloor, rateBusy),
+    atLeast('traffic, no checkpoint in flight (vs warm-up)', 'msg/s', rateFloor, rateIdle),
+  );
+  const targets: Record<string, boolean> = {
+    everyCheckpointCompleted: m.results.length > 0 && completed.length === m.results.length && m.skippedBusy === 0,
+    checkpointP99Under2s: ckptMs.p99 < TARGET_P99_MS,
+  };
+  const extra: Record<string, unknown> = {
+    plan: { servers: plan.servers.length, apps: plan.apps.length, channels: plan.channels.length, cycles: plan.channels.filter((c) => c.to.app === 'a' && Number(c.to.server.slice(1)) < Number(c.from.server.slice(1))).length },
+    agentsStartMs: Math.round(m.agentsStartMs),
+    checkpoints: { ticks: m.attempted, taken: m.results.length, completed: completed.length, skippedBusy: m.skippedBusy, aborted, ...(abortDetails.length > 0 ? { abortDetails } : {}) },
+    checkpointMs: { p50: round(ckptMs.p50), p99: round(ckptMs.p99), max: round(ckptMs.max), mean: round(ckptMs.mean) },
+    floorBroadcastMs: { rounds: floor.n, p50: round(floor.p50), p99: round(floor.p99), max: round(floor.max) },
+    ...(o.level === 'app' ? { alignmentMs: { appP50: round(percentile(alignments, 50)), appP99: round(percentile(alignments, 99)), perCheckpointWorstP50: round(percentile(alignmentWorst, 50)), perCheckpointWorstP99: round(percentile(alignmentWorst, 99)) } } : {}),
+    trafficMsgPerSec: {
+      offered,
+      warmup: Math.round(rateFloor),
+      checkpointInFlight: Math.round(rateBusy),
+      noCheckpointInFlight: Math.round(rateIdle),
+      lostWhileCheckpointing: round(1 - rateBusy / rateIdle),
+      windows: { inFlight: busy.length, idle: idle.length, bucketMs: BUCKET_MS },
+    },
+    sends: { sent: sum((c) => c.sent), delivered: sum((c) => c.delivered), heldBack: sum((c) => c.heldBack), failed: sum((c) => c.sendFailures), ...firstFailure(m.counts) },
+    coordinator: {
+      cpuPercentOfACore: round((coordinatorCpuSec / seconds) * 100),
+      cpuMsPerCheckpoint: m.results.length > 0 ? round((coordinatorCpuSec * 1000) / m.results.length) : null,
+      rssMiB: { final: round((m.rss[m.rss.length - 1] ?? 0) / 2 ** 20), peak: round(Math.max(...m.rss) / 2 ** 20) },
+    },
+    cpuPercentOfACore: { workers: round(((c1.workers - c0.workers) / seconds) * 100), natsServer: round(((c1.natsServer - c0.natsServer) / seconds) * 100) },
+    targets,
+  };
+  if (m.volumeCalls) {
+    const frozen = crashWindows(completed.map((r) => r.record), m.volumeCalls);
+    const beyond = summarize(frozen.map((f) => f.windowMs - f.backendMs));
+    const backend = summarize(frozen.map((f) => f.backendMs));
+    const window = summarize(frozen.map((f) => f.windowMs));
+    rows.push(atMost('frozen window p50 (vs the backend\'s own time)', 'ms', backend.p50, window.p50), atMost('frozen window p99 (vs the backend\'s own time)', 'ms', backend.p99, window.p99));
+    extra['frozenMs'] = {
+      window: { p50: round(window.p50), p99: round(window.p99), max: round(window.max) },
+      backend: { p50: round(backend.p50), p99: round(backend.p99), max: round(backend.max) },
+      beyondBackend: { p50: round(beyond.p50), p99: round(beyond.p99), max: round(beyond.max) },
+      perServer: summaryMs(frozen.flatMap((f) => f.perServerMs)),
+    };
+    targets['frozenBeyondBackendP99Under1s'] = beyond.p99 < TARGET_FROZEN_BEYOND_P99_MS;
+  }
+  return {
+    benchmark: 'scale',
+    params: {
+      level: o.level,
+      servers: o.servers,
+      workers: o.workers,
+      durationS: o.durationMs / 1000,
+      everyS: o.everyMs / 1000,
+      warmupS: o.warmupMs / 1000,
+      ratePerChannel: o.ratePerChannel,
+      payloadBytes: o.payloadBytes,
+    },
+    headline: completedRow,
+    rows,
+    extra,
+    notes: [
+      'checkpoint time: from the request to the record written completed, measured here; its floor is a plain NATS broadcast to one connection per server and the gathering of the replies, during the warm-up (traffic, no checkpoint)',
+      'traffic: messages delivered to every app per second, in 250 ms windows with a checkpoint in flight (request to end) and without; the floor is the warm-up\'s rate',
+      ...(o.level === 'app' ? ['alignmentMs: what each app reports in its ack (agent/endpoint.ts), over every app of every completed checkpoint; perCheckpointWorst is each checkpoint\'s slowest app'] : []),
+      'coordinator: this process (the coordinator and the benchmark driver, which is idle between ticks); CPU over the checkpoint phase',
+      ...(m.volumeCalls
+        ? ['frozen window: first server frozen to last server thawed, as the record gives them (the coordinator\'s clock); the backend\'s own time is its snapshot call, timed around the directory backend']
+        : []),
+    ],
+  };
+}
+
+function firstFailure(counts: readonly ScaleCounts[]): { firstFailure?: string } {
+  const f = counts.find((c) => c.firstSendFailure !== undefined)?.firstSendFailure;
+  return f === undefined ? {} : { firstFailure: f };
+}
+
+function summaryMs(xs: readonly number[]): Record<string, number> {
+  const s = summarize(xs);
+  return { p50: round(s.p50), p99: round(s.p99), max: round(s.max) };
+}
+
+/** Per completed crash-level checkpoint: its common frozen window, each server's, and the backend's call. */
+function crashWindows(records: readonly CheckpointRecord[], calls: ReadonlyMap<number, { readonly ms: number }>): { windowMs: number; backendMs: number; perServerMs: number[] }[] {
+  const out: { windowMs: number; backendMs: number; perServerMs: number[] }[] = [];
+  for (const r of records) {
+    const servers = r.servers ?? [];
+    const call = calls.get(r.id);
+    if (servers.length === 0 || !call) continue;
+    const frozen = Math.min(...servers.map((s) => s.frozenAtUnixMs ?? Number.NaN));
+    const thawed = Math.max(...servers.map((s) => s.thawedAtUnixMs ?? Number.NaN));
+    out.push({
+      windowMs: thawed - frozen,
+      backendMs: call.ms,
+      perServerMs: servers.map((s) => (s.thawedAtUnixMs ?? Number.NaN) - (s.frozenAtUnixMs ?? Number.NaN)),
+    });
+  }
+  return out;
+}
