@@ -19,7 +19,9 @@ import { recoverLeftOperations } from './checkpoints/recover-operations.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from './checkpoints/service.js';
 import { coordinatorConfigSchema } from './config-schema.js';
 import { ok } from './errors.js';
+import { storeProbe, watchReadiness } from './grpc/readiness.js';
 import { startGrpcServer } from './grpc/server.js';
+import { serveCoordinatorMetrics } from './metrics/index.js';
 import { PlanRegistry } from './plans.js';
 import { openCoordinatorStore } from './store/index.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
@@ -122,6 +124,12 @@ async function main(): Promise<number> {
       }
     },
   });
+  const metricsPort = options.metrics.port;
+  const metricsServer = metricsPort === undefined ? undefined : await serveCoordinatorMetrics({ checkpoints, agents, host: options.metrics.host, port: metricsPort, logger });
+  if (metricsServer !== undefined && !metricsServer.ok) {
+    console.error(`snapcoord: ${metricsServer.error.message}`);
+    return 2;
+  }
   const running = options.schedules.map((spec) => new PlanSchedule(spec, { take: (r) => checkpoints.take(r), waitFor: (id) => checkpoints.waitFor(id), logger }));
   checkpoints.onEnded((r) => {
     if (r.state === 'completed') for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
@@ -144,6 +152,8 @@ async function main(): Promise<number> {
   sweeper.unref();
   const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: options.listen, logger });
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  // Health follows NATS and the store from here on (grpc/readiness.ts).
+  const readiness = watchReadiness({ nc, probeStore: storeProbe(store.buckets), setStatus: (s) => server.health.setAll(s), logger });
   console.log(`listening on ${host}:${server.port}`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -152,7 +162,9 @@ async function main(): Promise<number> {
   logger.info('stopping');
   for (const s of running) s.stop();
   clearInterval(sweeper);
+  readiness.stop();
   await server.close();
+  await metricsServer?.value.close();
   bus.stop();
   await nc.drain().catch(() => undefined);
   return 0;

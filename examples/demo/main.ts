@@ -45,6 +45,8 @@ options:
   --rollback-after N  roll back to the first checkpoint after N checkpoints (default 3)
   --tokens N          tokens each app starts with (default 1000)
   --grpc HOST:PORT    the coordinator's gRPC address (default 127.0.0.1:50051; port 0 picks a free one)
+  --metrics-port P    the coordinator serves Prometheus metrics at http://127.0.0.1:P/metrics
+                      (default: no metrics endpoint)
   -h, --help          this help
 
 NATS_URL=nats://host:port uses that NATS server (JetStream enabled) instead of starting one.
@@ -244,6 +246,7 @@ async function main(): Promise<number> {
         'rollback-after': { type: 'string', default: '3' },
         tokens: { type: 'string', default: '1000' },
         grpc: { type: 'string', default: '127.0.0.1:50051' },
+        'metrics-port': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -303,6 +306,11 @@ async function main(): Promise<number> {
     url = nats.url;
     say(`  nats-server on ${url}`);
   }
+  const metricsPort = values['metrics-port'];
+  if (metricsPort !== undefined && !(/^\d{1,5}$/.test(metricsPort) && Number(metricsPort) >= 1 && Number(metricsPort) <= 65_535)) {
+    console.error(`--metrics-port must be a port from 1 to 65535, got ${metricsPort}`);
+    return EXIT.usage;
+  }
   workDir = mkdtempSync(join(tmpdir(), 'snapshot-demo-'));
   leaveToReaper(`dir ${workDir}`);
 
@@ -310,7 +318,8 @@ async function main(): Promise<number> {
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the coordinator did not start within 20 s')), 20_000);
     const volumeBackend = level === 'crash' ? ['--volume-backend', `directory:${join(workDir as string, 'snapshots')}`] : [];
-    const child = startChild('coordinator', ['coordinator/main.ts', '--nats', url as string, '--listen', values.grpc as string, '--log-level', 'warn', '--retain', String(RETAINED_CHECKPOINTS), ...volumeBackend], (line) => {
+    const metrics = metricsPort !== undefined ? ['--metrics-port', metricsPort] : [];
+    const child = startChild('coordinator', ['coordinator/main.ts', '--nats', url as string, '--listen', values.grpc as string, '--log-level', 'warn', '--retain', String(RETAINED_CHECKPOINTS), ...volumeBackend, ...metrics], (line) => {
       const m = /^listening on (.+)$/.exec(line);
       if (m) {
         clearTimeout(timer);
@@ -323,6 +332,7 @@ async function main(): Promise<number> {
     });
   });
   say(`  coordinator gRPC on ${address}  (try: SNAPCTL_ADDRESS=${address} npm run -s snapctl -- list)`);
+  if (metricsPort !== undefined) say(`  coordinator metrics on http://127.0.0.1:${metricsPort}/metrics`);
 
   say(`starting three agents (s1/APP1, s2/APP2, s3/APP3) with ${level === 'crash' ? 'writer apps on volumes' : 'token apps'} ...`);
   const plan: PlanInput = level === 'crash' ? { ...PLAN, volumes: PLAN.apps.map((a) => ({ id: `vol-${a.server}`, server: a.server, backendRef: volumeOf(workDir as string, a.server, a.app) })) } : PLAN;
