@@ -132,6 +132,8 @@ export function describeIssues(schema: z.ZodType, issues: readonly z.core.$ZodIs
     }
     const input = (issue as { input?: unknown }).input;
     const subject = path === '' ? 'the configuration' : path;
+    // A check across keys says everything itself (`apps[1].name APP1 is listed twice`).
+    if (issue.code === 'custom' && (issue.params as { plain?: boolean } | undefined)?.plain === true) return [`${subject} ${issue.message}`];
     if (issue.code === 'invalid_type' && input === undefined) return [`${subject} is required: ${issue.message}`];
     return [`${subject} ${issue.message}, got ${shown(input)}`];
   });

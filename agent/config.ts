@@ -1,10 +1,12 @@
 /**
- * The agent's configuration file (JSON), validated once at start-up: a bad file is a list of clear
- * problems, never an agent that half works.
+ * The agent's configuration file (JSON), validated once at start-up against one schema
+ * (`agentConfigSchema`, zod): a bad file is a list of clear problems, each naming its key path, never
+ * an agent that half works. Unknown keys are refused with the nearest real key suggested.
  */
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, normalize } from 'node:path';
+import { z } from 'zod';
+import { field, integer, LOG_LEVELS, overlay, parseWith, readConfigFile, type FieldMeta } from '../adapters/config-schema.js';
 import type { ChannelId } from '../src/ids.js';
 import { isChannelId, isName, splitProcessId } from '../src/wire/index.js';
 import { parseChannelId } from '../src/ids.js';
@@ -54,8 +56,6 @@ export const FREEZE_DEFAULTS = {
 /** Above this, retries only make a stuck freeze longer. */
 export const HOOK_RETRIES_MAX_LIMIT = 10;
 
-const freezeKeys = ['hooksDir', 'mounts', 'sync', 'hookTimeoutMs', 'hookRetriesMax', 'hookKillGraceMs', 'freezeDeadlineMsMax', 'sessionReadyTimeoutMs', 'sessionReleaseTimeoutMs'];
-
 /**
  * Where the agent keeps its runtime state (the freeze status file, hook state directories) when the
  * configuration names none: under /run for root (a tmpfs, emptied at boot, like a freeze), else in
@@ -98,162 +98,157 @@ export const AGENT_DEFAULTS = {
   controlIdsRememberedMax: 4_096,
   triggerWaitMs: 2_000,
   logLevel: 'info',
-} as const;
+} as const satisfies { logLevel: (typeof LOG_LEVELS)[number] } & Record<string, unknown>;
 
 export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; problems: string[] };
 
-export function loadAgentConfig(path: string): ConfigResult {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    return { ok: false, problems: [`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`] };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, problems: [`${path} is not JSON: ${error instanceof Error ? error.message : String(error)}`] };
-  }
-  return parseAgentConfig(json);
-}
+const name = (what: string): z.ZodString => z.string({ error: `must be ${what}: a name of [A-Za-z0-9_-]{1,64}` }).refine(isName, { error: `must be ${what}: a name of [A-Za-z0-9_-]{1,64}` });
+const absolutePath = (): z.ZodType<string, string> =>
+  z
+    .string({ error: 'must be an absolute path' })
+    .refine((p) => isAbsolute(p), { error: 'must be an absolute path' })
+    .transform((p) => normalize(p));
+const channelId = z.string({ error: 'must be a channel id like s1/app1->s2/app2' }).refine(isChannelId, { error: 'must be a channel id like s1/app1->s2/app2' });
+const positive = (fallback: number, meta: FieldMeta): z.ZodDefault<z.ZodNumber> => field(integer(1).default(fallback), meta);
+const freezeLimit = (key: keyof typeof FREEZE_DEFAULTS & string, min: number, meta: FieldMeta, max?: number): z.ZodDefault<z.ZodNumber> =>
+  field(integer(min, max).default(FREEZE_DEFAULTS[key] as number), meta);
 
-export function parseAgentConfig(json: unknown): ConfigResult {
-  const problems: string[] = [];
-  const o = (json ?? {}) as Record<string, unknown>;
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return { ok: false, problems: ['the configuration must be a JSON object'] };
-  const name = (field: string): string => {
-    const v = o[field];
-    if (typeof v !== 'string' || !isName(v)) problems.push(`${field} must be a name of [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(v)}`);
-    return typeof v === 'string' ? v : '';
-  };
-  const positive = (field: string, fallback: number, from: Record<string, unknown> = o, path = field): number => {
-    const v = from[field];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) problems.push(`${path} must be a positive integer, got ${JSON.stringify(v)}`);
-    return typeof v === 'number' ? v : fallback;
-  };
-  const tenant = name('tenant');
-  const server = name('server');
-  const natsRaw = (o['nats'] ?? {}) as Record<string, unknown>;
-  const servers = natsRaw['servers'];
-  if (!Array.isArray(servers) || servers.length === 0 || servers.some((s) => typeof s !== 'string' || s === '')) {
-    problems.push('nats.servers must be a non-empty list of URLs, e.g. ["nats://127.0.0.1:4222"]');
-  }
-  const optionalText = (field: string): string | undefined => {
-    const v = natsRaw[field];
-    if (v !== undefined && typeof v !== 'string') problems.push(`nats.${field} must be a string`);
-    return typeof v === 'string' ? v : undefined;
-  };
-  const apps: AgentAppConfig[] = [];
-  const rawApps = o['apps'];
-  if (!Array.isArray(rawApps) || rawApps.length === 0) problems.push('apps must list at least one app: [{"name": ..., "inputs": [...], "outputs": [...]}]');
-  const seen = new Set<string>();
-  (Array.isArray(rawApps) ? rawApps : []).forEach((a: unknown, i) => {
-    const app = (a ?? {}) as Record<string, unknown>;
-    const appName = app['name'];
-    if (typeof appName !== 'string' || !isName(appName)) problems.push(`apps[${i}].name must be a name, got ${JSON.stringify(appName)}`);
-    else if (seen.has(appName)) problems.push(`apps[${i}].name ${appName} is listed twice`);
-    else seen.add(appName);
-    const channels = (field: 'inputs' | 'outputs'): ChannelId[] => {
-      const list = app[field] ?? [];
-      if (!Array.isArray(list)) {
-        problems.push(`apps[${i}].${field} must be a list of channel ids`);
-        return [];
-      }
-      return list.flatMap((c: unknown, j) => {
-        if (typeof c !== 'string' || !isChannelId(c)) {
-          problems.push(`apps[${i}].${field}[${j}] must be a channel id like s1/app1->s2/app2, got ${JSON.stringify(c)}`);
-          return [];
-        }
-        const ends = parseChannelId(c);
-        const here = ends && splitProcessId(field === 'inputs' ? ends.to : ends.from);
-        if (!here || here.server !== server || here.app !== appName) {
-          problems.push(`apps[${i}].${field}[${j}] ${c} does not ${field === 'inputs' ? 'end' : 'start'} at ${server}/${String(appName)}`);
-        }
-        return [c];
-      });
-    };
-    apps.push({ name: typeof appName === 'string' ? appName : '', inputs: channels('inputs'), outputs: channels('outputs') });
-  });
-  const socket = o['localApiSocket'];
-  if (socket !== undefined && (typeof socket !== 'string' || socket === '')) problems.push('localApiSocket must be a path');
-  const ch = (o['channels'] ?? {}) as Record<string, unknown>;
-  const channels: ChannelLimits = {
-    creditWindowMessages: positive('creditWindowMessages', CHANNEL_LIMITS_DEFAULT.creditWindowMessages, ch, 'channels.creditWindowMessages'),
-    outboundQueueMessagesMax: positive('outboundQueueMessagesMax', CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax, ch, 'channels.outboundQueueMessagesMax'),
-    inFlightBytesMax: positive('inFlightBytesMax', CHANNEL_LIMITS_DEFAULT.inFlightBytesMax, ch, 'channels.inFlightBytesMax'),
-    creditRefreshMs: positive('creditRefreshMs', CHANNEL_LIMITS_DEFAULT.creditRefreshMs, ch, 'channels.creditRefreshMs'),
-  };
-  const logLevel = typeof o['logLevel'] === 'string' ? o['logLevel'] : AGENT_DEFAULTS.logLevel;
-  const freeze = parseFreezeConfig(o['freeze'], problems);
-  const stateDirRaw = o['stateDir'];
-  if (stateDirRaw !== undefined && (typeof stateDirRaw !== 'string' || !isAbsolute(stateDirRaw))) problems.push(`stateDir must be an absolute path, got ${JSON.stringify(stateDirRaw)}`);
-  const stateDir = typeof stateDirRaw === 'string' && isAbsolute(stateDirRaw) ? normalize(stateDirRaw) : defaultStateDir(tenant || 'tenant', server || 'server');
-  const config: AgentConfig = {
-    tenant,
-    server,
-    nats: {
-      servers: Array.isArray(servers) ? (servers as string[]) : [],
-      ...(optionalText('user') !== undefined ? { user: optionalText('user') as string } : {}),
-      ...(optionalText('pass') !== undefined ? { pass: optionalText('pass') as string } : {}),
-      ...(optionalText('token') !== undefined ? { token: optionalText('token') as string } : {}),
+const mountPoint = absolutePath().refine((m) => !m.includes(':'), { error: "contains ':', the separator of SNAP_MOUNTS" });
+
+const freezeSchema = z
+  .strictObject(
+    {
+      hooksDir: field(absolutePath().optional(), {
+        description: 'hook directory (qemu-ga fsfreeze-hook.d style, docs/hooks.md); absent: only the built-in steps. Must exist at start-up; a directory in it that names no configured app is refused',
+        unit: 'path',
+        flag: '--hooks-dir',
+        env: 'SNAPAGENT_HOOKS_DIR',
+      }),
+      mounts: field(
+        z
+          .array(mountPoint, { error: 'must be a list of absolute mount points' })
+          .superRefine((mounts, ctx) => {
+            mounts.forEach((m, i) => {
+              if (mounts.indexOf(m) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `${m} is listed twice`, params: { plain: true } });
+            });
+          })
+          .default([]),
+        { description: 'mount points frozen with fsfreeze -f in this order (list a nested mount before its parent), thawed in reverse', unit: 'paths' },
+      ),
+      sync: field(z.boolean({ error: 'must be true or false' }).default(FREEZE_DEFAULTS.sync), { description: 'run sync before the mounts are frozen' }),
+      hookTimeoutMs: freezeLimit('hookTimeoutMs', 1, { description: 'one attempt of one hook (or built-in step); then SIGTERM', unit: 'ms' }),
+      hookRetriesMax: freezeLimit('hookRetriesMax', 0, { description: 'further attempts after a failed one; 0: a single attempt', unit: 'attempts' }, HOOK_RETRIES_MAX_LIMIT),
+      hookKillGraceMs: freezeLimit('hookKillGraceMs', 1, { description: 'from SIGTERM to SIGKILL for a hook or session that overran', unit: 'ms' }),
+      freezeDeadlineMsMax: freezeLimit('freezeDeadlineMsMax', 1, { description: "the longest frozen window: a coordinator's longer deadline is cut to this; the watchdog thaws at the deadline", unit: 'ms' }),
+      sessionReadyTimeoutMs: freezeLimit('sessionReadyTimeoutMs', 1, { description: 'how long a hook session may take to print "ready"', unit: 'ms' }),
+      sessionReleaseTimeoutMs: freezeLimit('sessionReleaseTimeoutMs', 1, { description: 'how long a hook session may take to exit after "release"; then it is killed', unit: 'ms' }),
     },
-    apps,
-    ...(typeof socket === 'string' && socket !== '' ? { localApiSocket: socket } : {}),
-    heartbeatIntervalMs: positive('heartbeatIntervalMs', AGENT_DEFAULTS.heartbeatIntervalMs),
-    controlIdsRememberedMax: positive('controlIdsRememberedMax', AGENT_DEFAULTS.controlIdsRememberedMax),
-    triggerWaitMs: positive('triggerWaitMs', AGENT_DEFAULTS.triggerWaitMs),
-    channels,
-    logLevel,
-    freeze,
-    stateDir,
-  };
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
+    { error: 'must be an object: {"hooksDir": ..., "mounts": [...], ...}' },
+  )
+  .prefault({});
+
+const appSchema = z.strictObject(
+  {
+    name: field(name('an app name'), { description: 'the app, unique on this server' }),
+    inputs: field(z.array(channelId, { error: 'must be a list of channel ids' }).default([]), { description: 'channels into the app; each must end at SERVER/NAME' }),
+    outputs: field(z.array(channelId, { error: 'must be a list of channel ids' }).default([]), { description: 'channels out of the app; each must start at SERVER/NAME' }),
+  },
+  { error: 'must be an object: {"name": ..., "inputs": [...], "outputs": [...]}' },
+);
+
+/** The agent's configuration file; docs/configuration.md is generated from it. */
+export const agentConfigSchema = z
+  .strictObject(
+    {
+      tenant: field(name('the tenant'), { description: "the tenant this VM belongs to (its NATS subjects are the tenant's)", flag: '--tenant', env: 'SNAPAGENT_TENANT' }),
+      server: field(name('the server'), { description: 'this server (VM), as the plans name it', flag: '--server', env: 'SNAPAGENT_SERVER' }),
+      nats: field(
+        z
+          .strictObject(
+            {
+              servers: field(z.array(z.string().min(1), { error: 'must be a non-empty list of URLs, e.g. ["nats://127.0.0.1:4222"]' }).min(1, { error: 'must be a non-empty list of URLs, e.g. ["nats://127.0.0.1:4222"]' }), {
+                description: 'NATS servers (the flag is repeated, the variable separates URLs by ",")',
+                unit: 'URLs',
+                flag: '--nats',
+                env: 'SNAPAGENT_NATS_SERVERS',
+              }),
+              user: field(z.string({ error: 'must be a string' }).optional(), { description: 'NATS user', env: 'SNAPAGENT_NATS_USER' }),
+              pass: field(z.string({ error: 'must be a string' }).optional(), { description: 'NATS password', env: 'SNAPAGENT_NATS_PASS' }),
+              token: field(z.string({ error: 'must be a string' }).optional(), { description: 'NATS token', env: 'SNAPAGENT_NATS_TOKEN' }),
+            },
+            { error: 'must be an object: {"servers": ["nats://..."]}' },
+          ),
+        { description: 'the NATS connection' },
+      ),
+      apps: field(z.array(appSchema, { error: 'must list at least one app: [{"name": ..., "inputs": [...], "outputs": [...]}]' }).min(1, { error: 'must list at least one app: [{"name": ..., "inputs": [...], "outputs": [...]}]' }), {
+        description: 'the apps this agent hosts, with their in-band channels',
+      }),
+      localApiSocket: field(z.string({ error: 'must be a path' }).min(1, { error: 'must be a path' }).optional(), {
+        description: 'Unix socket of the local API for apps in other processes (docs/apps.md); absent: embedded apps only',
+        unit: 'path',
+      }),
+      heartbeatIntervalMs: positive(AGENT_DEFAULTS.heartbeatIntervalMs, { description: 'a heartbeat while the agent sends nothing else', unit: 'ms' }),
+      controlIdsRememberedMax: positive(AGENT_DEFAULTS.controlIdsRememberedMax, {
+        description: 'control request ids remembered, with the answers given, to answer a duplicate without doing the work again',
+        unit: 'request ids',
+      }),
+      triggerWaitMs: positive(AGENT_DEFAULTS.triggerWaitMs, { description: 'how long a trigger or restore waits for its app to attach', unit: 'ms' }),
+      channels: field(
+        z
+          .strictObject(
+            {
+              creditWindowMessages: positive(CHANNEL_LIMITS_DEFAULT.creditWindowMessages, { description: 'messages the receiver lets the sender have in flight beyond what it consumed', unit: 'messages' }),
+              inFlightBytesMax: positive(CHANNEL_LIMITS_DEFAULT.inFlightBytesMax, { description: 'bytes the sender lets be in flight, whatever the window', unit: 'bytes' }),
+              outboundQueueMessagesMax: positive(CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax, { description: 'messages an outbound channel queues (waiting for credit) before sends are refused', unit: 'messages' }),
+              creditRefreshMs: positive(CHANNEL_LIMITS_DEFAULT.creditRefreshMs, { description: 'how often the receiver repeats its credit', unit: 'ms' }),
+            },
+            { error: 'must be an object' },
+          )
+          .prefault({}),
+        { description: 'in-band channel limits (docs/channels.md)' },
+      ),
+      logLevel: field(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default(AGENT_DEFAULTS.logLevel), {
+        description: 'pino log level (JSON lines on stdout)',
+        flag: '--log-level',
+        env: 'SNAPAGENT_LOG_LEVEL',
+      }),
+      freeze: field(freezeSchema, { description: 'crash consistency on this server (docs/hooks.md)' }),
+      stateDir: field(absolutePath().optional(), {
+        description: 'runtime state: the freeze status file (snapagent status), hook state directories; never on a frozen mount',
+        unit: 'path',
+        flag: '--state-dir',
+        env: 'SNAPAGENT_STATE_DIR',
+        defaultText: '/run/snapagent/TENANT-SERVER as root; else $XDG_RUNTIME_DIR/snapagent/TENANT-SERVER, else TMPDIR/snapagent-UID/TENANT-SERVER',
+      }),
+    },
+    { error: 'must be a JSON object' },
+  )
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.apps.forEach((app, i) => {
+      if (seen.has(app.name)) ctx.addIssue({ code: 'custom', path: ['apps', i, 'name'], message: `${app.name} is listed twice`, params: { plain: true } });
+      seen.add(app.name);
+      for (const end of ['inputs', 'outputs'] as const) {
+        app[end].forEach((channel, j) => {
+          const ends = parseChannelId(channel);
+          const here = ends && splitProcessId(end === 'inputs' ? ends.to : ends.from);
+          if (!here || here.server !== c.server || here.app !== app.name) {
+            ctx.addIssue({ code: 'custom', path: ['apps', i, end, j], message: `${channel} does not ${end === 'inputs' ? 'end' : 'start'} at ${c.server}/${app.name}`, params: { plain: true } });
+          }
+        });
+      }
+    });
+  })
+  // The state directory's default depends on the tenant and server, and on who runs the agent.
+  .transform((c): AgentConfig => ({ ...c, stateDir: c.stateDir ?? defaultStateDir(c.tenant, c.server) }));
+
+/** The configuration judged by the schema: the config, or one problem per key, each naming its path. */
+export function parseAgentConfig(json: unknown): ConfigResult {
+  const parsed = parseWith(agentConfigSchema, json);
+  return parsed.ok ? { ok: true, config: parsed.config } : { ok: false, problems: [...parsed.problems] };
 }
 
-function parseFreezeConfig(raw: unknown, problems: string[]): FreezeConfig {
-  if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
-    problems.push('freeze must be an object: {"hooksDir": ..., "mounts": [...], ...}');
-    raw = {};
-  }
-  const f = (raw ?? {}) as Record<string, unknown>;
-  // A misspelt limit silently left at its default is how a configured timeout gets ignored.
-  for (const key of Object.keys(f)) if (!freezeKeys.includes(key)) problems.push(`freeze.${key} is not a setting; the settings are ${freezeKeys.join(', ')}`);
-  const integer = (field: keyof typeof FREEZE_DEFAULTS & string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const v = f[field];
-    const fallback = FREEZE_DEFAULTS[field] as number;
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-      problems.push(`freeze.${field} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(v)}`);
-      return fallback;
-    }
-    return v;
-  };
-  const hooksDir = f['hooksDir'];
-  if (hooksDir !== undefined && (typeof hooksDir !== 'string' || !isAbsolute(hooksDir))) problems.push(`freeze.hooksDir must be an absolute path, got ${JSON.stringify(hooksDir)}`);
-  const mountsRaw = f['mounts'] ?? [];
-  const mounts: string[] = [];
-  if (!Array.isArray(mountsRaw)) problems.push('freeze.mounts must be a list of absolute mount points');
-  else {
-    mountsRaw.forEach((m: unknown, i) => {
-      if (typeof m !== 'string' || !isAbsolute(m)) problems.push(`freeze.mounts[${i}] must be an absolute path, got ${JSON.stringify(m)}`);
-      else if (m.includes(':')) problems.push(`freeze.mounts[${i}] ${m} contains ':', the separator of SNAP_MOUNTS`);
-      else if (mounts.includes(normalize(m))) problems.push(`freeze.mounts[${i}] ${m} is listed twice`);
-      else mounts.push(normalize(m));
-    });
-  }
-  const sync = f['sync'];
-  if (sync !== undefined && typeof sync !== 'boolean') problems.push(`freeze.sync must be true or false, got ${JSON.stringify(sync)}`);
-  return {
-    ...(typeof hooksDir === 'string' && isAbsolute(hooksDir) ? { hooksDir: normalize(hooksDir) } : {}),
-    mounts,
-    sync: typeof sync === 'boolean' ? sync : FREEZE_DEFAULTS.sync,
-    hookTimeoutMs: integer('hookTimeoutMs', 1),
-    hookRetriesMax: integer('hookRetriesMax', 0, HOOK_RETRIES_MAX_LIMIT),
-    hookKillGraceMs: integer('hookKillGraceMs', 1),
-    freezeDeadlineMsMax: integer('freezeDeadlineMsMax', 1),
-    sessionReadyTimeoutMs: integer('sessionReadyTimeoutMs', 1),
-    sessionReleaseTimeoutMs: integer('sessionReleaseTimeoutMs', 1),
-  };
+/** The flags and environment variables laid over the file (docs/configuration.md), then judged. */
+export function agentConfigFrom(file: unknown, env: NodeJS.ProcessEnv, flags: Record<string, unknown>): ConfigResult {
+  return parseAgentConfig(overlay(agentConfigSchema, file, env, flags));
 }

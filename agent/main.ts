@@ -9,15 +9,18 @@
  * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage or configuration.
  */
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { join } from 'node:path';
+import { flagOptions, readConfigFile } from '../adapters/config-schema.js';
+import { rootLogger } from '../adapters/logger.js';
+import { VERSION } from '../adapters/version.js';
 import { TokenApp } from './demo-apps/token-app.js';
 import { WriterApp } from './demo-apps/writer-app.js';
 import { Agent } from './agent.js';
 import { CHANNEL_LIMITS_DEFAULT } from './channels/index.js';
-import { AGENT_DEFAULTS, FREEZE_DEFAULTS, loadAgentConfig } from './config.js';
+import { AGENT_DEFAULTS, agentConfigFrom, agentConfigSchema, FREEZE_DEFAULTS } from './config.js';
 import { checkFreezeSetup } from './freeze.js';
 import { processAlive, readFreezeStatus } from './freeze-status.js';
+import { unknownHookEntries } from './hooks/index.js';
 import { startLocalApi } from './local-api/server.js';
 
 const HELP = `snapagent: the snapshot agent, one per VM
@@ -25,10 +28,20 @@ const HELP = `snapagent: the snapshot agent, one per VM
 usage: snapagent --config FILE [options]
        snapagent status --config FILE    print the freeze status (JSON): frozen, checkpointId,
                                          frozenAtUnixMs, deadlineAtUnixMs, frozen mounts, last thaw
+       snapagent --version
 
 options:
   --config FILE               agent configuration (JSON): tenant, server, nats.servers, apps with
-                              their input and output channels, limits (see docs/agent.md)
+                              their input and output channels, limits. Every key, its default and
+                              unit: docs/configuration.md; what the agent does: docs/agent.md.
+                              An unknown key is refused, naming the nearest real one.
+  --tenant NAME, --server NAME, --nats URL (repeatable), --log-level LEVEL, --state-dir DIR,
+  --hooks-dir DIR             set the keys tenant, server, nats.servers, logLevel, stateDir and
+                              freeze.hooksDir over the file's (environment: SNAPAGENT_TENANT,
+                              SNAPAGENT_SERVER, SNAPAGENT_NATS_SERVERS, SNAPAGENT_LOG_LEVEL,
+                              SNAPAGENT_STATE_DIR, SNAPAGENT_HOOKS_DIR; also SNAPAGENT_NATS_USER,
+                              SNAPAGENT_NATS_PASS, SNAPAGENT_NATS_TOKEN); a flag wins over a variable,
+                              a variable over the file
   --demo-app tokens           host the demo token app for every configured app (embedded mode)
   --demo-app writer           host the crash-level demo app: it writes records to its volume
                               (--volume DIR/<app>) and sends their ids downstream
@@ -37,6 +50,7 @@ options:
   --transfer-interval-ms MS   how often each demo app transfers tokens (default 5; 0: never)
   --deliver-delay-ms MS       how long each demo app takes to handle one message (default 0):
                               a slow consumer on purpose
+  --version                   print the version and exit
   -h, --help                  this help
 
 signals: SIGINT/SIGTERM/SIGHUP stop the agent, thawing the guest first if it is frozen (further
@@ -49,7 +63,8 @@ limits (configuration file, defaults):
   channels.outboundQueueMessagesMax ${CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax}, channels.creditRefreshMs ${CHANNEL_LIMITS_DEFAULT.creditRefreshMs}
 
 crash consistency (configuration file, "freeze": {...}; see docs/hooks.md), defaults:
-  freeze.hooksDir DIR                  hook directory (fsfreeze-hook.d style), default none
+  freeze.hooksDir DIR                  hook directory (fsfreeze-hook.d style), default none; a
+                                       directory in it that names no configured app is refused
   freeze.mounts [DIR, ...]             mount points for fsfreeze -f / -u, default none
   freeze.sync BOOL                     run sync before fsfreeze, default ${FREEZE_DEFAULTS.sync}
   freeze.hookTimeoutMs MS              one attempt of one hook, then SIGTERM, default ${FREEZE_DEFAULTS.hookTimeoutMs}
@@ -77,17 +92,19 @@ async function printStatus(stateDir: string): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  let values;
+  let values: Record<string, unknown>;
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
       options: {
+        ...flagOptions(agentConfigSchema),
         config: { type: 'string' },
         'demo-app': { type: 'string' },
         volume: { type: 'string' },
         'initial-tokens': { type: 'string', default: '1000' },
         'transfer-interval-ms': { type: 'string', default: '5' },
         'deliver-delay-ms': { type: 'string', default: '0' },
+        version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -97,11 +114,16 @@ async function main(): Promise<number> {
     console.error(`snapagent: ${error instanceof Error ? error.message : String(error)}\n\n${HELP}`);
     return 2;
   }
-  if (values.help) {
+  if (values['help'] === true) {
     console.log(HELP);
     return 0;
   }
-  if (!values.config) {
+  if (values['version'] === true) {
+    console.log(VERSION);
+    return 0;
+  }
+  const configPath = values['config'];
+  if (typeof configPath !== 'string') {
     console.error(`snapagent: --config is required\n\n${HELP}`);
     return 2;
   }
@@ -109,23 +131,27 @@ async function main(): Promise<number> {
     console.error(`snapagent: unknown command ${positionals.join(' ')}; the only command is status\n\n${HELP}`);
     return 2;
   }
-  const loaded = loadAgentConfig(values.config);
+  const file = readConfigFile(configPath);
+  const loaded = file.ok ? agentConfigFrom(file.value, process.env, values) : { ok: false as const, problems: [file.problem] };
   if (!loaded.ok) {
-    console.error(`snapagent: invalid configuration ${values.config}:\n  ${loaded.problems.join('\n  ')}`);
+    console.error(`snapagent: invalid configuration ${configPath}:\n  ${loaded.problems.join('\n  ')}`);
     return 2;
   }
   if (positionals[0] === 'status') return printStatus(loaded.config.stateDir);
   const freezeProblems = await checkFreezeSetup(loaded.config);
+  const hooksDir = loaded.config.freeze.hooksDir;
+  if (freezeProblems.length === 0 && hooksDir !== undefined) freezeProblems.push(...(await unknownHookEntries(hooksDir, loaded.config.apps.map((a) => a.name))));
   if (freezeProblems.length > 0) {
-    console.error(`snapagent: the freeze setup of ${values.config} is not usable:\n  ${freezeProblems.join('\n  ')}`);
+    console.error(`snapagent: the freeze setup of ${configPath} is not usable:\n  ${freezeProblems.join('\n  ')}`);
     return 2;
   }
-  const demo = values['demo-app'];
+  const demo = values['demo-app'] as string | undefined;
+  const volumeDir = values['volume'];
   if (demo !== undefined && demo !== 'tokens' && demo !== 'writer') {
     console.error(`snapagent: unknown --demo-app ${demo}; the demo apps are tokens and writer`);
     return 2;
   }
-  if (demo === 'writer' && values.volume === undefined) {
+  if (demo === 'writer' && typeof volumeDir !== 'string') {
     console.error('snapagent: --demo-app writer needs --volume DIR');
     return 2;
   }
@@ -144,7 +170,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loaded.config;
-  const logger = pino({ level: config.logLevel, base: { component: 'agent' } });
+  const logger = rootLogger({ level: config.logLevel, bindings: { component: 'agent' } });
   const agent = await Agent.start(config, logger);
   const closers: (() => Promise<void> | void)[] = [];
   if (config.localApiSocket) {
@@ -181,7 +207,7 @@ async function main(): Promise<number> {
   if (demo === 'writer') {
     const writers: WriterApp[] = [];
     for (const a of config.apps) {
-      const app = new WriterApp(join(values.volume as string, a.name));
+      const app = new WriterApp(join(volumeDir as string, a.name));
       const attached = agent.attach(a.name, app);
       if (!attached.ok) throw new Error(attached.error.message);
       app.bind(attached.link);

@@ -13,6 +13,7 @@
 import { constants, type Stats } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nearest } from '../../adapters/config-schema.js';
 
 export const SESSION_DIR = 'session.d';
 
@@ -27,6 +28,11 @@ export interface HookFile {
 export interface Skipped {
   readonly path: string;
   readonly why: string;
+  /**
+   * A directory the layout has no place for (most often a misspelt app name or `session.d`), as
+   * opposed to a hook switched off on purpose (a dotfile, `chmod -x`). Refused at start-up.
+   */
+  readonly unknown?: true;
 }
 
 export interface HookSet {
@@ -115,7 +121,7 @@ export async function discoverHooks(hooksDir: string, apps: readonly string[]): 
   const top = await scan(hooksDir, undefined, '', skipped);
   const sessionsIn = async (dir: string, app: string | undefined): Promise<HookFile[]> => {
     const found = await scan(dir, app, `${SESSION_DIR}/`, skipped);
-    for (const sub of found.dirs) skipped.push({ path: join(dir, sub), why: 'a directory inside session.d' });
+    for (const sub of found.dirs) skipped.push({ path: join(dir, sub), why: 'a directory inside session.d', unknown: true });
     return found.files;
   };
   const serverSessions = top.dirs.includes(SESSION_DIR) ? await sessionsIn(join(hooksDir, SESSION_DIR), undefined) : [];
@@ -125,7 +131,9 @@ export async function discoverHooks(hooksDir: string, apps: readonly string[]): 
   for (const dir of top.dirs) {
     if (dir === SESSION_DIR) continue;
     if (!configured.has(dir)) {
-      skipped.push({ path: join(hooksDir, dir), why: `a directory that names no configured app (apps: ${[...configured].join(', ') || 'none'})` });
+      const near = nearest(dir, [...configured, SESSION_DIR]);
+      const hint = near !== undefined ? `; did you mean ${near}?` : '';
+      skipped.push({ path: join(hooksDir, dir), why: `a directory that names no configured app (apps: ${[...configured].join(', ') || 'none'})${hint}`, unknown: true });
     }
   }
   // top.dirs is sorted, so apps come in lexical order.
@@ -135,10 +143,24 @@ export async function discoverHooks(hooksDir: string, apps: readonly string[]): 
     hooks.push(...own.files);
     for (const sub of own.dirs) {
       if (sub === SESSION_DIR) sessions.push(...(await sessionsIn(join(appDir, SESSION_DIR), app)));
-      else skipped.push({ path: join(appDir, sub), why: 'a directory inside an app hook directory (only session.d is read)' });
+      else skipped.push({ path: join(appDir, sub), why: 'a directory inside an app hook directory (only session.d is read)', unknown: true });
     }
   }
   hooks.push(...top.files);
   sessions.push(...serverSessions);
   return { hooks, sessions, skipped };
+}
+
+/**
+ * What in the hook directory has no place in its layout, one problem per entry, for the agent to
+ * refuse to start on: a hook directory of a misspelt app would otherwise be skipped at every freeze.
+ */
+export async function unknownHookEntries(hooksDir: string, apps: readonly string[]): Promise<string[]> {
+  let set: HookSet;
+  try {
+    set = await discoverHooks(hooksDir, apps);
+  } catch (error) {
+    return [`freeze.hooksDir: ${error instanceof Error ? error.message : String(error)}`];
+  }
+  return set.skipped.filter((s) => s.unknown).map((s) => `freeze.hooksDir: ${s.path} is ${s.why}`);
 }

@@ -67,6 +67,10 @@ export async function runHook(cmd: HookCommand, options: RunOptions): Promise<Ho
  */
 export async function runHookWithOutput(cmd: HookCommand, options: RunOptions): Promise<{ result: HookResult; stdout: string }> {
   const startedMs = performance.now();
+  // The result shows what the hook itself wrote on stderr, every attempt's in turn (the tail is
+  // kept), with the agent's own words only where the hook could say nothing (it did not start, could
+  // not run or timed out); the attempt count is a field of its own. A line of the agent's between
+  // attempts was what a reader of the first line saw instead of the hook's error.
   const stderr = new Tail(HOOK_STDERR_CHARS_MAX);
   const log = options.log.child({ hook: cmd.name, action: options.action, ...(cmd.app !== undefined ? { app: cmd.app } : {}) });
   const attemptsMax = 1 + options.hookRetriesMax;
@@ -79,11 +83,12 @@ export async function runHookWithOutput(cmd: HookCommand, options: RunOptions): 
       break;
     }
     attempts += 1;
-    if (attemptsMax > 1) stderr.push(`${attempts > 1 ? '\n' : ''}[agent] attempt ${attempts} of ${attemptsMax}\n`);
-    last = await attempt(cmd, options, Math.min(options.hookTimeoutMs, leftMs), stderr, attempts);
+    const own = new Tail(HOOK_STDERR_CHARS_MAX);
+    last = await attempt(cmd, options, Math.min(options.hookTimeoutMs, leftMs), own, attempts);
+    stderr.push(own.value());
     const failed = last.timedOut || last.exitCode !== 0 || last.signal !== undefined;
     if (!failed) break;
-    log.warn({ attempt: attempts, attemptsMax, exitCode: last.exitCode, signal: last.signal, timedOut: last.timedOut }, 'hook attempt failed');
+    log.warn({ attempt: attempts, attemptsMax, exitCode: last.exitCode, signal: last.signal, timedOut: last.timedOut, stderr: own.value() }, 'hook attempt failed');
     if (attempts < attemptsMax) await sleep(HOOK_RETRY_PAUSE_MS);
   }
   const result: HookResult = {

@@ -153,6 +153,16 @@ describe('running one hook', () => {
     expect(readFileSync(counter, 'utf8').split('\n').filter(Boolean)).toHaveLength(3);
   });
 
+  it("a retried hook's stderr is its own, first line first: no note of the agent's between attempts", async () => {
+    world = new HookWorld();
+    const path = world.file('10-broken', `echo "db: cannot lock tables (SNAP_ATTEMPT=$SNAP_ATTEMPT)" >&2\nexit 3`);
+    const r = await runHook({ name: '10-broken', file: path, args: ['freeze'] }, opts({ hookRetriesMax: 1 }));
+    expect(r).toMatchObject({ exitCode: 3, attempts: 2 });
+    expect(r.stderr.split('\n')[0]).toBe('db: cannot lock tables (SNAP_ATTEMPT=1)');
+    expect(r.stderr).toContain('db: cannot lock tables (SNAP_ATTEMPT=2)');
+    expect(r.stderr).not.toContain('[agent]');
+  });
+
   it('retries stop at the deadline: no attempt starts after endByMs', async () => {
     world = new HookWorld();
     const path = world.file('10-slow-fail', `sleep 0.2\nexit 1`);

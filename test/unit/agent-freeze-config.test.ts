@@ -1,5 +1,5 @@
 /**
- * The agent configuration's `freeze` section and `stateDir` (agent/config.ts): every limit named,
+ * The agent configuration's `freeze` section and `stateDir` (agent/config.ts, one zod schema): every limit named,
  * validated once at start-up, defaults when absent, and a misspelt setting rejected rather than
  * silently left at its default (how configured timeouts get ignored elsewhere).
  */
@@ -55,10 +55,14 @@ describe('agent config: freeze', () => {
     });
   });
 
-  it('a misspelt setting is a problem, naming the real ones', () => {
-    const p = problems({ freeze: { hookTimeoutMS: 5_000 } });
+  it('a misspelt setting is a problem, naming the real one', () => {
+    expect(problems({ freeze: { hookTimeoutMS: 5_000 } })).toEqual(['freeze.hookTimeoutMS is not a setting; did you mean freeze.hookTimeoutMs?']);
+  });
+
+  it('a setting nothing resembles is a problem, listing the real ones', () => {
+    const p = problems({ freeze: { quiesceEverything: true } });
     expect(p).toHaveLength(1);
-    expect(p[0]).toMatch(/freeze.hookTimeoutMS is not a setting; the settings are .*hookTimeoutMs/);
+    expect(p[0]).toMatch(/^freeze.quiesceEverything is not a setting; the settings of freeze are hooksDir, mounts, sync, hookTimeoutMs/);
   });
 
   it('bad values are problems, one per field', () => {
@@ -78,8 +82,8 @@ describe('agent config: freeze', () => {
     expect(p).toEqual([
       'freeze.hooksDir must be an absolute path, got "hooks.d"',
       'freeze.mounts[1] must be an absolute path, got "data2"',
+      `freeze.mounts[3] contains ':', the separator of SNAP_MOUNTS, got "/a:b"`,
       'freeze.mounts[2] /data is listed twice',
-      "freeze.mounts[3] /a:b contains ':', the separator of SNAP_MOUNTS",
       'freeze.sync must be true or false, got "yes"',
       'freeze.hookTimeoutMs must be an integer >= 1, got 0',
       `freeze.hookRetriesMax must be an integer from 0 to ${HOOK_RETRIES_MAX_LIMIT}, got ${HOOK_RETRIES_MAX_LIMIT + 1}`,
@@ -91,6 +95,6 @@ describe('agent config: freeze', () => {
   });
 
   it('freeze must be an object', () => {
-    expect(problems({ freeze: [] })).toEqual(['freeze must be an object: {"hooksDir": ..., "mounts": [...], ...}']);
+    expect(problems({ freeze: [] })).toEqual(['freeze must be an object: {"hooksDir": ..., "mounts": [...], ...}, got []']);
   });
 });
