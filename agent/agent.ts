@@ -20,6 +20,7 @@ import {
   decodeControl,
   decodePlanTrigger,
   encodeEvent,
+  encodeEventTrusted,
   eventSubject,
   planTriggerWildcard,
   type AgentEvent,
@@ -38,7 +39,7 @@ import { Endpoint, objectName, type StatePort } from './endpoint.js';
 import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
-import { lazyChild } from './lazy-log.js';
+import { lazyChild, type LazyLog } from './lazy-log.js';
 import { JetStreamStateObjects, type StateObjects } from '../adapters/state-store.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -417,7 +418,7 @@ export class Agent implements AppHost {
 
   // ---- crash consistency: freeze and thaw ---------------------------------------------------------
 
-  private async freeze(c: Extract<Control, { type: 'freeze' }>, log: Logger): Promise<void> {
+  private async freeze(c: Extract<Control, { type: 'freeze' }>, log: LazyLog): Promise<void> {
     log.info({ deadlineMs: c.deadlineMs }, 'freeze');
     const out = await this.freezer.freeze(c.checkpointId, c.deadlineMs, 'crash');
     if (out.ok) {
@@ -428,7 +429,7 @@ export class Agent implements AppHost {
     this.publish({ type: 'decline', checkpointId: c.checkpointId, reason: out.reason, detail: out.detail.slice(0, wireFormat.detailCharsMax), hooks: fitHooks(out.hooks) }, c.requestId);
   }
 
-  private async thaw(c: Extract<Control, { type: 'thaw' }>, log: Logger): Promise<void> {
+  private async thaw(c: Extract<Control, { type: 'thaw' }>, log: LazyLog): Promise<void> {
     log.info({ afterRestore: c.afterRestore }, 'thaw');
     this.publishThawed(await this.freezer.thaw(c.checkpointId, { afterRestore: c.afterRestore }), c.requestId);
   }
@@ -470,7 +471,7 @@ export class Agent implements AppHost {
     );
   }
 
-  private async restore(c: Extract<Control, { type: 'restore' }>, log: Logger): Promise<void> {
+  private async restore(c: Extract<Control, { type: 'restore' }>, log: LazyLog): Promise<void> {
     log.info({ epoch: c.epoch, apps: c.apps.map((a) => a.app) }, 'restore');
     const restored: string[] = [];
     try {
@@ -558,7 +559,9 @@ export class Agent implements AppHost {
 
   private publishEvent(event: AgentEvent): void {
     if (this.stopped || this.nc.isClosed()) return;
-    const encoded = encodeEvent(event);
+    // The events sent once per app and checkpoint skip the encoder's checks (they are built here
+    // from typed values); every other kind, whose text may come from hooks, is checked.
+    const encoded = event.type === 'ack' || event.type === 'progress' || event.type === 'heartbeat' ? encodeEventTrusted(event) : encodeEvent(event);
     if (!encoded.ok) {
       this.counters.eventsUnencodable += 1;
       this.log.error({ event: event.type, error: encoded.error.message, field: encoded.error.field }, 'event not encodable: dropped');

@@ -100,6 +100,18 @@ export function encodeEvent(event: AgentEvent, limits: WireLimits = wireLimitsDe
   return encodeWith(agentEventType, agentEventFields(event), limits, readAgentEvent);
 }
 
+/**
+ * `encodeEvent` without the decoder's checks, for the hot path of events a process builds from its
+ * own typed values (an agent's acks, progress and heartbeats: once per app and checkpoint). The
+ * checks cost more than the encoding; the size limit still holds. test/unit/wire-codec.test.ts holds
+ * that it writes exactly `encodeEvent`'s bytes for every valid event.
+ */
+export function encodeEventTrusted(event: AgentEvent, limits: WireLimits = wireLimitsDefault): WireResult<Uint8Array> {
+  const bytes = agentEventType.encode(agentEventFields(event)).finish();
+  if (bytes.byteLength > limits.wireMessageBytesMax) return tooLarge(bytes.byteLength, limits);
+  return { ok: true, value: plainBytes(bytes) };
+}
+
 export function decodeEnvelope(bytes: Uint8Array, limits: WireLimits = wireLimitsDefault): WireResult<Envelope> {
   return decodeWith(envelopeType, bytes, limits, readEnvelope);
 }

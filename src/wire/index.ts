@@ -11,6 +11,7 @@ export {
   encodeCredit,
   encodeEnvelope,
   encodeEvent,
+  encodeEventTrusted,
   wireLimitsDefault,
 } from './codec.js';
 export { ChannelCodec } from './channel-codec.js';

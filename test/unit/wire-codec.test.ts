@@ -15,6 +15,7 @@ import {
   encodeCredit,
   encodeEnvelope,
   encodeEvent,
+  encodeEventTrusted,
   wireLimitsDefault,
   type AgentEvent,
   type Control,
@@ -216,6 +217,19 @@ describe('wire codec: round trips', () => {
 
   it.each(validEvents)('event %s: decode(encode(x)) is x', (_name, event) => {
     expect(value(decodeEvent(value(encodeEvent(event))))).toEqual(event);
+  });
+
+  it.each(validEvents)('event %s: the trusted encoder writes the checked encoder\'s bytes', (_name, event) => {
+    expect(value(encodeEventTrusted(event))).toEqual(value(encodeEvent(event)));
+  });
+
+  it('the trusted encoder skips the checks, not the size limit', () => {
+    const [, event] = validEvents[0] as readonly [string, AgentEvent];
+    const bad = { ...event, server: 'not a valid server id' } as AgentEvent;
+    expect(encodeEvent(bad).ok).toBe(false);
+    expect(encodeEventTrusted(bad).ok).toBe(true);
+    const r = encodeEventTrusted(event, { wireMessageBytesMax: 4 });
+    expect(!r.ok && r.error.kind).toBe('too-large');
   });
 
   it.each(validEnvelopes)('envelope %s: decode(encode(x)) is x', (_name, envelope) => {
