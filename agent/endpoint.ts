@@ -11,15 +11,16 @@
  */
 import type { Logger } from 'pino';
 import { Participant } from '../src/core/participant.js';
-import type { Effect, Input, PolicyConfig, RecordedMessage, RejectReason, SnapshotCounts } from '../src/core/types.js';
+import type { CheckpointAck, Effect, Input, InputHandle, OutputHandle, PolicyConfig, RecordedMessage, RejectReason, SnapshotCounts } from '../src/core/types.js';
 import type { ChannelId, CheckpointId, Epoch } from '../src/ids.js';
 import { encodeChannelState, type AgentEventBody, type AppState, type ChannelItem, type ObjectRef, type WireAckStats, type WireDeclineReason } from '../src/wire/index.js';
 import { AppSendError, type AppHandler, type AppLink } from './app.js';
 import type { InboundChannel, OutboundChannel } from './channels/types.js';
 
 type Payload = Uint8Array;
-type Ack = Extract<Effect<Payload>, { type: 'ack' }>;
+type Ack = CheckpointAck<Payload>;
 type Deliver = Extract<Effect<Payload>, { type: 'deliver' }>;
+const DRAIN: Input<Payload> = { type: 'drain' };
 /** What feeding an input gives: the rejection reason, if any, at once or once its effects are done. */
 type FeedResult = RejectReason | undefined | Promise<RejectReason | undefined>;
 
@@ -130,8 +131,9 @@ export class Endpoint implements AppLink {
   private readonly core: Participant<Payload>;
   private readonly log: Logger;
   private readonly limits: EndpointLimits;
-  private readonly outbound = new Map<ChannelId, OutboundChannel>();
-  private readonly inbound = new Map<ChannelId, InboundChannel>();
+  /** By the core's handle of the channel (its position in `outputs`, `inputs`). */
+  private readonly outbound: OutboundChannel[] = [];
+  private readonly inbound: InboundChannel[] = [];
   private chain: Promise<void> = Promise.resolve();
   /** Tasks queued or running on the chain. */
   private tasks = 0;
@@ -179,7 +181,7 @@ export class Endpoint implements AppLink {
     if (!created.ok) throw new Error(created.error.message);
     this.core = created.participant;
     // The agent starts endpoints at the agent's epoch; a fresh core is at 0, so move it there.
-    if (o.epoch > 0) this.core.step({ type: 'restore', epoch: o.epoch, counts: { sent: {}, received: {} }, channelStates: {} });
+    if (o.epoch > 0) this.feed({ type: 'restore', epoch: o.epoch, counts: { sent: {}, received: {} }, channelStates: {} });
   }
 
   get stats(): EndpointStats {
@@ -191,9 +193,9 @@ export class Endpoint implements AppLink {
   }
 
   private async openChannels(epoch: Epoch): Promise<void> {
-    for (const c of this.o.outputs) this.outbound.set(c, await this.o.openOutbound(c, epoch, this.core.sentOn(c)));
-    for (const c of this.o.inputs) {
-      this.inbound.set(c, await this.o.openInbound(c, epoch, this.core.deliveredFrom(c), (e) => this.onEnvelope(e)));
+    for (const [h, c] of this.o.outputs.entries()) this.outbound.push(await this.o.openOutbound(c, epoch, this.core.sentOn(h)));
+    for (const [h, c] of this.o.inputs.entries()) {
+      this.inbound.push(await this.o.openInbound(c, epoch, this.core.deliveredFrom(h), (e) => this.onEnvelope(e)));
     }
   }
 
@@ -201,13 +203,14 @@ export class Endpoint implements AppLink {
 
   send(channel: ChannelId, payload: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new AppSendError('closed', `${this.app} is detached`));
-    if (!this.outbound.has(channel)) {
+    const output = this.core.outputHandle(channel);
+    if (output === undefined) {
       return Promise.reject(new AppSendError('unknown-channel', `${channel} is not an output of ${this.app}; outputs: ${this.outputs.join(', ') || 'none'}`));
     }
-    if (this.delivering && !this.sendsPaused) return this.sendNow(channel, payload);
+    if (this.delivering && !this.sendsPaused) return this.sendNow(output, payload);
     // Nothing is queued or running before it: the send goes into the core now, where a queued one
     // would have gone too, without the promises of the queue (a send is the hot path of a producer).
-    if (this.tasks === 0 && !this.sendsPaused && this.core.paused === null) return this.sendNow(channel, payload);
+    if (this.tasks === 0 && !this.sendsPaused && this.core.paused === null) return this.sendNow(output, payload);
     return new Promise<void>((resolve, reject) => {
       const attempt = (): void => {
         this.enqueue(async () => {
@@ -216,13 +219,9 @@ export class Endpoint implements AppLink {
             return;
           }
           this.transmitted = undefined;
-          const rejected = await this.feed({ type: 'send', channel, payload });
+          const rejected = await this.feed({ type: 'send', channel: output, payload });
           if (rejected === 'paused') {
             this.heldSends.push(attempt);
-            return;
-          }
-          if (rejected === 'unknown-channel') {
-            reject(new AppSendError('unknown-channel', `${channel} is not an output of ${this.app}`));
             return;
           }
           const sent = this.transmitted as Promise<void> | undefined;
@@ -241,7 +240,7 @@ export class Endpoint implements AppLink {
     for (const h of this.held.values()) h.cancel();
     for (const t of this.timings.values()) stopTimers(t);
     for (const id of this.core.inFlight()) this.decline(id, 'internal', `${this.app} detached`);
-    await Promise.allSettled([...this.outbound.values(), ...this.inbound.values()].map((c) => c.close()));
+    await Promise.allSettled([...this.outbound, ...this.inbound].map((c) => c.close()));
   }
 
   // ---- the coordinator's commands ------------------------------------------------------------
@@ -260,8 +259,9 @@ export class Endpoint implements AppLink {
         this.o.publish({ type: 'progress', checkpointId: info.checkpointId, app: this.app, phase: 'started', bytesDone: 0 }),
       );
       if (this.core.inFlight().length === 0 && this.core.paused === null) {
-        const configured = this.core.step({ type: 'configure', policy: info.policy, backEdgeInputs: info.backEdgeInputs });
-        if (configured.rejected) this.log.warn({ checkpointId: info.checkpointId, reason: configured.rejected.detail }, 'could not apply the requested policy');
+        // A configure has no effects to carry out: it only sets the rules of the next checkpoint.
+        const refused = this.core.step({ type: 'configure', policy: info.policy, backEdgeInputs: info.backEdgeInputs });
+        if (refused) this.log.warn({ checkpointId: info.checkpointId, reason: refused.detail }, 'could not apply the requested policy');
       } else if (this.core.policyKind !== info.policy.kind) {
         this.log.info({ checkpointId: info.checkpointId, policy: this.core.policyKind, requested: info.policy.kind }, 'checkpoints in flight: keeping the current policy');
       }
@@ -311,8 +311,8 @@ export class Endpoint implements AppLink {
           await this.o.handler.restore(state, info.checkpointId);
           const rejected = await this.feed({ type: 'restore', epoch: info.epoch, counts: info.counts, channelStates });
           if (rejected) throw new Error(`the core refused the restore: ${rejected}`);
-          for (const [c, out] of this.outbound) out.reset(info.epoch, this.core.sentOn(c));
-          for (const [c, inb] of this.inbound) inb.reset(info.epoch, this.core.deliveredFrom(c));
+          for (const [h, out] of this.outbound.entries()) out.reset(info.epoch, this.core.sentOn(h));
+          for (const [h, inb] of this.inbound.entries()) inb.reset(info.epoch, this.core.deliveredFrom(h));
           this.failedInputs.clear();
           resolve();
         } catch (error) {
@@ -385,12 +385,15 @@ export class Endpoint implements AppLink {
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i] as ChannelItem;
       try {
+        // Each inbound channel passes on only envelopes of its own id, an input's: the core refuses
+        // the handle -1 as an unknown channel, should one ever come.
+        const channel = this.core.inputHandle(e.channel) ?? -1;
         let fed: FeedResult;
         if (e.type === 'message') {
-          fed = this.feed({ type: 'message', channel: e.channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
+          fed = this.feed({ type: 'message', channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
         } else {
           this.timing(e.checkpointId, this.o.clock.nowMs());
-          fed = this.feed({ type: 'barrier', channel: e.channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
+          fed = this.feed({ type: 'barrier', channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
         }
         if (fed instanceof Promise) await fed;
       } catch (error) {
@@ -424,28 +427,42 @@ export class Endpoint implements AppLink {
    * an app that handles it at once costs no turn of the event loop.
    */
   private feed(input: Input<Payload>): FeedResult {
-    const result = this.core.step(input);
-    if (result.rejected) {
-      const { reason, detail } = result.rejected;
+    const mark = this.core.effects.length;
+    const rejected = this.core.step(input);
+    if (rejected) {
+      const { reason, detail } = rejected;
       const quiet = reason.startsWith('duplicate') || reason.startsWith('stale') || reason === 'paused';
       this.log[quiet ? 'debug' : 'warn']({ input: input.type, reason, ...('checkpointId' in input ? { checkpointId: input.checkpointId } : {}) }, detail);
     }
-    const waiting = this.carryOut(result.effects, 0);
-    const reason = result.rejected?.reason;
+    const waiting = this.carryOut(mark, mark, this.core.effects.length);
+    const reason = rejected?.reason;
     return waiting === undefined ? reason : waiting.then(() => reason);
   }
 
   /**
-   * Carries out `effects` from `from` on, in order, then whatever the core released meanwhile:
-   * released items wait until the app has handled the delivery before them (and sent what it would).
+   * Carries out the effects `from`..`end` of the step that wrote them from `mark` on, in order, and
+   * releases them; then whatever the core released meanwhile: released items wait until the app has
+   * handled the delivery before them (and sent what it would). While an effect waits, the step's
+   * effects stay unreleased: a send made meanwhile (`sendNow`) writes and releases its own after them.
    */
-  private carryOut(effects: readonly Effect<Payload>[], from: number): Promise<void> | undefined {
-    for (let i = from; i < effects.length; i++) {
-      const waiting = this.effect(effects[i] as Effect<Payload>);
-      if (waiting !== undefined) return waiting.then(() => this.carryOut(effects, i + 1));
+  private carryOut(mark: number, from: number, end: number): Promise<void> | undefined {
+    const effects = this.core.effects;
+    for (let i = from; i < end; i++) {
+      const waiting = this.effect(effects.at(i));
+      if (waiting !== undefined) {
+        return waiting.then(
+          () => this.carryOut(mark, i + 1, end),
+          (error: unknown) => {
+            effects.release(mark);
+            throw error;
+          },
+        );
+      }
     }
+    effects.release(mark);
     if (this.core.backlogSize === 0) return undefined;
-    return this.carryOut(this.core.step({ type: 'drain' }).effects, 0);
+    this.core.step(DRAIN);
+    return this.carryOut(mark, mark, effects.length);
   }
 
   /**
@@ -453,31 +470,39 @@ export class Endpoint implements AppLink {
    * delivery is always the last effect of its step, so the send lands right after it, before anything
    * queued behind. Made with nothing queued, it lands where the queue would have put it.
    */
-  private sendNow(channel: ChannelId, payload: Uint8Array): Promise<void> {
-    const result = this.core.step({ type: 'send', channel, payload });
-    if (result.rejected) return Promise.reject(new AppSendError(result.rejected.reason === 'unknown-channel' ? 'unknown-channel' : 'channel-failed', result.rejected.detail));
+  private sendNow(channel: OutputHandle, payload: Uint8Array): Promise<void> {
+    const effects = this.core.effects;
+    const mark = effects.length;
+    const rejected = this.core.step({ type: 'send', channel, payload });
     let sent: Promise<void> | undefined;
-    for (const e of result.effects) {
-      if (e.type !== 'transmit') throw new Error(`a send produced ${e.type}: a bug in the core`);
-      sent = (this.outbound.get(e.channel) as OutboundChannel).sendMessage(e.seq, e.epoch, e.payload);
+    let other: string | undefined;
+    for (let i = mark; i < effects.length; i++) {
+      const e = effects.at(i);
+      if (e.type === 'transmit') sent = (this.outbound[e.channel] as OutboundChannel).sendMessage(e.seq, e.epoch, e.payload);
+      else other = e.type;
     }
-    return sent ?? Promise.reject(new AppSendError('channel-failed', `the core did not transmit on ${channel}`));
+    effects.release(mark);
+    if (other !== undefined) throw new Error(`a send produced ${other}: a bug in the core`);
+    if (rejected) return Promise.reject(new AppSendError(rejected.reason === 'unknown-channel' ? 'unknown-channel' : 'channel-failed', rejected.detail));
+    return sent ?? Promise.reject(new AppSendError('channel-failed', `the core did not transmit on ${this.core.outputId(channel)}`));
   }
 
   /** Carries out one effect; a promise only when the effect has to wait. */
   private effect(e: Effect<Payload>): Promise<void> | undefined {
     switch (e.type) {
       case 'transmit': {
-        const sent = (this.outbound.get(e.channel) as OutboundChannel).sendMessage(e.seq, e.epoch, e.payload);
+        const sent = (this.outbound[e.channel] as OutboundChannel).sendMessage(e.seq, e.epoch, e.payload);
         this.transmitted = sent;
         // The app that sent it sees a failure through its own promise; this copy must not go unhandled.
         sent.catch(() => undefined);
         return;
       }
       case 'send-barrier': {
-        const out = this.outbound.get(e.channel) as OutboundChannel;
-        out.sendBarrier(e.checkpointId, e.epoch, this.core.sentOn(e.channel)).catch((error: unknown) => {
-          this.log.warn({ checkpointId: e.checkpointId, channel: e.channel, err: error }, 'barrier not sent');
+        const out = this.outbound[e.channel] as OutboundChannel;
+        const checkpointId = e.checkpointId;
+        const channel = this.core.outputId(e.channel);
+        out.sendBarrier(checkpointId, e.epoch, e.afterSeq).catch((error: unknown) => {
+          this.log.warn({ checkpointId, channel, err: error }, 'barrier not sent');
         });
         return;
       }
@@ -486,7 +511,7 @@ export class Endpoint implements AppLink {
       case 'snapshot':
         return this.onSnapshot(e.checkpointId);
       case 'ack':
-        this.onAck(e);
+        this.onAck(e.ack);
         return undefined;
       case 'decline': {
         const failed = [...this.failedInputs].map(([c, why]) => `input ${c} failed: ${why}`).join('; ');
@@ -494,13 +519,15 @@ export class Endpoint implements AppLink {
         return;
       }
       case 'start-timer': {
-        const id = e.timer.checkpointId;
+        // The effect's record is reused once released; the timer key it points to is the shell's.
+        const timer = e.timer;
+        const id = timer.checkpointId;
         this.timers.set(
           id,
           this.o.clock.setTimer(e.afterMs, () => {
             this.timers.delete(id);
             this.enqueue(async () => {
-              await this.feed({ type: 'timer', timer: e.timer });
+              await this.feed({ type: 'timer', timer });
             });
           }),
         );
@@ -519,11 +546,13 @@ export class Endpoint implements AppLink {
         this.o.handler.resumed?.();
         this.flushHeldSends();
         return;
-      case 'channel-failed':
+      case 'channel-failed': {
+        const channel = this.core.inputId(e.channel);
         this.counters.channelFailures += 1;
-        this.failedInputs.set(e.channel, e.detail);
-        this.log.error({ channel: e.channel, detail: e.detail }, 'input channel failed: no checkpoint can complete until a rollback');
+        this.failedInputs.set(channel, e.detail);
+        this.log.error({ channel, detail: e.detail }, 'input channel failed: no checkpoint can complete until a rollback');
         return;
+      }
     }
   }
 
@@ -532,7 +561,7 @@ export class Endpoint implements AppLink {
     this.delivering = true;
     let handled: void | Promise<void>;
     try {
-      handled = this.o.handler.deliver(e.channel, e.payload);
+      handled = this.o.handler.deliver(this.core.inputId(e.channel), e.payload);
     } catch (error) {
       this.delivered(e, error);
       return undefined;
@@ -549,8 +578,8 @@ export class Endpoint implements AppLink {
 
   private delivered(e: Deliver, error: unknown): void {
     this.delivering = false;
-    if (error !== undefined) this.log.error({ channel: e.channel, seq: e.seq, err: error }, 'the app failed to handle a message');
-    this.inbound.get(e.channel)?.consumed(this.core.deliveredFrom(e.channel));
+    if (error !== undefined) this.log.error({ channel: this.core.inputId(e.channel), seq: e.seq, err: error }, 'the app failed to handle a message');
+    this.inbound[e.channel]?.consumed(this.core.deliveredFrom(e.channel));
   }
 
   private flushHeldSends(): void {

@@ -7,7 +7,7 @@
 import { checkCut } from '../src/checker/index.js';
 import { Participant } from '../src/core/participant.js';
 import { CheckpointTracker, type TrackerEffect } from '../src/core/tracker.js';
-import type { Effect, Input, PolicyConfig, RecordedMessage, SnapshotCounts } from '../src/core/types.js';
+import type { CheckpointAck, Effect, Input, InputHandle, OutputHandle, PolicyConfig, RecordedMessage, Rejection, SnapshotCounts } from '../src/core/types.js';
 import { backEdges, initiators, stronglyConnectedComponents, validateGraph, type AppGraph } from '../src/graph/index.js';
 import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../src/ids.js';
 import { ChannelLogs } from './channel-logs.js';
@@ -46,7 +46,9 @@ const AGENDA_TICKS_PER_BUCKET = 16;
 const TICK_REACH_INTERVALS = 1.5;
 
 type Payload = number;
-type Ack = Extract<Effect<Payload>, { type: 'ack' }>;
+type Ack = CheckpointAck<Payload>;
+/** The drain input carries nothing, so every drain shares one. */
+const DRAIN: Input<Payload> = { type: 'drain' };
 
 const enum K {
   Arrive,
@@ -101,6 +103,7 @@ interface SimProcess extends LiveApp {
   readonly id: ProcessId;
   readonly index: number;
   readonly core: Participant<Payload>;
+  /** By output handle: the core's outputs are listed in the order of this array. */
   readonly outputs: SimChannel[];
   readonly isSource: boolean;
   /** No outputs; a tick reads this rather than the `outputs` array, another object. */
@@ -123,6 +126,10 @@ interface SimChannel {
   readonly index: number;
   readonly from: SimProcess;
   readonly to: SimProcess;
+  /** The channel's handle in the sender's core (its position in `from.outputs`). */
+  readonly outHandle: OutputHandle;
+  /** The channel's handle in the receiver's core. */
+  readonly inHandle: InputHandle;
   lastArrivalMs: number;
   wireIndex: number;
   /** The scenario's slow-channel factor for this channel (1 for all others), for the default scheduler. */
@@ -184,11 +191,12 @@ class Simulation {
   private readonly sentPayloads: ChannelLogs;
   private readonly queue: EventQueue<Agendum>;
   /**
-   * The inputs of the two hottest steps, reused: the core reads an input during `step` and keeps
-   * nothing of it, and neither step can start another of its kind before it returns.
+   * The inputs of the hottest steps, reused: the core reads an input during `step` and keeps nothing
+   * of it, and a step fed while carrying out another's effects starts after that step returned.
    */
-  private readonly sendInput = { type: 'send' as const, channel: '' as ChannelId, payload: 0 as Payload };
-  private readonly messageInput = { type: 'message' as const, channel: '' as ChannelId, seq: 0, epoch: 0 as Epoch, payload: 0 as Payload };
+  private readonly sendInput = { type: 'send' as const, channel: 0 as OutputHandle, payload: 0 as Payload };
+  private readonly messageInput = { type: 'message' as const, channel: 0 as InputHandle, seq: 0, epoch: 0 as Epoch, payload: 0 as Payload };
+  private readonly barrierInput = { type: 'barrier' as const, channel: 0 as InputHandle, checkpointId: 0 as CheckpointId, epoch: 0 as Epoch };
   /** Handled arrivals, for reuse (see SimEvent). */
   private readonly spare: SimEvent[] = [];
   private readonly tracker: CheckpointTracker<Ack>;
@@ -287,11 +295,20 @@ class Simulation {
     const slowChannel = scenario.skew?.slowChannel;
     for (const c of this.graph.channels) {
       const from = this.byId.get(c.from) as SimProcess;
+      const to = this.byId.get(c.to) as SimProcess;
+      const outHandle = from.core.outputHandle(c.id);
+      const inHandle = to.core.inputHandle(c.id);
+      // The outputs were handed to the core in this same order: a handle indexes `from.outputs`.
+      if (outHandle !== from.outputs.length || inHandle === undefined) {
+        throw new SimulationError(`channel ${c.id} has output handle ${String(outHandle)} and input handle ${String(inHandle)}`);
+      }
       const ch: SimChannel = {
         id: c.id,
         index: this.channels.length,
         from,
-        to: this.byId.get(c.to) as SimProcess,
+        to,
+        outHandle,
+        inHandle,
         lastArrivalMs: 0,
         wireIndex: 0,
         delayFactor: slowChannel && slowChannel.channel === c.id ? slowChannel.delayFactor : 1,
@@ -430,15 +447,12 @@ class Simulation {
       if (ch.inFlight >= this.windowMax) return; // backpressure: the app waits for credit
       const amount = 1 + this.rng.int(Math.min(p.tokens, TRANSFER_TOKENS_MAX));
       p.tokens -= amount;
-      const send = this.sendInput;
-      send.channel = ch.id;
-      send.payload = amount;
-      this.step(p, send);
+      this.send(p, ch, amount);
     } else {
       if (p.isSink || p.core.paused !== null) return;
       if (p.outputs.some((c) => c.inFlight >= this.windowMax)) return;
       p.count += 1;
-      for (const ch of p.outputs) this.step(p, { type: 'send', channel: ch.id, payload: p.count });
+      for (const ch of p.outputs) this.send(p, ch, p.count);
     }
   }
 
@@ -458,15 +472,22 @@ class Simulation {
     p.count += 1;
     for (const ch of p.outputs) {
       if (p.core.paused !== null) p.outbox.push({ channel: ch.id, value: payload });
-      else this.step(p, { type: 'send', channel: ch.id, payload });
+      else this.send(p, ch, payload);
     }
+  }
+
+  private send(p: SimProcess, ch: SimChannel, payload: Payload): void {
+    const send = this.sendInput;
+    send.channel = ch.outHandle;
+    send.payload = payload;
+    this.step(p, send);
   }
 
   private flushOutbox(p: SimProcess): void {
     if (this.scenario.workload.kind !== 'counting') return;
     const pending = p.outbox;
     p.outbox = [];
-    for (const o of pending) this.step(p, { type: 'send', channel: o.channel, payload: o.value });
+    for (const o of pending) this.send(p, this.channelById(p, o.channel), o.value);
   }
 
   // ---- the network --------------------------------------------------------------------------
@@ -534,14 +555,18 @@ class Simulation {
     const p = ch.to;
     if (barrier === 0) {
       const message = this.messageInput;
-      message.channel = ch.id;
+      message.channel = ch.inHandle;
       message.seq = w.seq;
       message.epoch = w.epoch;
       message.payload = w.payload;
       this.step(p, message);
     } else {
       if (!p.firstSeenAt.has(barrier)) p.firstSeenAt.set(barrier, this.now);
-      this.step(p, { type: 'barrier', channel: ch.id, checkpointId: barrier, epoch: w.epoch });
+      const input = this.barrierInput;
+      input.channel = ch.inHandle;
+      input.checkpointId = barrier;
+      input.epoch = w.epoch;
+      this.step(p, input);
     }
   }
 
@@ -549,25 +574,30 @@ class Simulation {
 
   private step(p: SimProcess, input: Input<Payload>): void {
     if (input.type === 'trigger' && !p.firstSeenAt.has(input.checkpointId)) p.firstSeenAt.set(input.checkpointId, this.now);
-    this.stepDepth += 1;
-    const result = p.core.step(input);
-    for (const e of result.effects) this.effect(p, e);
-    this.stepDepth -= 1;
+    this.feed(p, input);
     // Released items are pumped only at the top: an app still handling a delivery sends first.
     if (this.stepDepth === 0) {
-      while (p.core.backlogSize > 0) {
-        this.stepDepth += 1;
-        const more = p.core.step({ type: 'drain' });
-        for (const e of more.effects) this.effect(p, e);
-        this.stepDepth -= 1;
-      }
+      while (p.core.backlogSize > 0) this.feed(p, DRAIN);
     }
+  }
+
+  /** One core step and its effects, carried out in order; a step its effects feed nests inside. */
+  private feed(p: SimProcess, input: Input<Payload>): Rejection | undefined {
+    this.stepDepth += 1;
+    const effects = p.core.effects;
+    const mark = effects.length;
+    const rejected = p.core.step(input);
+    const end = effects.length;
+    for (let i = mark; i < end; i++) this.effect(p, effects.at(i));
+    effects.release(mark);
+    this.stepDepth -= 1;
+    return rejected;
   }
 
   private effect(p: SimProcess, e: Effect<Payload>): void {
     switch (e.type) {
       case 'transmit': {
-        const ch = this.channel(p, e.channel);
+        const ch = p.outputs[e.channel] as SimChannel;
         this.messagesSent += 1;
         this.sentPayloads.record(ch.index, e.seq, e.payload);
         let trace: MutableTrace | undefined;
@@ -588,7 +618,7 @@ class Simulation {
         return;
       }
       case 'send-barrier': {
-        const ch = this.channel(p, e.channel);
+        const ch = p.outputs[e.channel] as SimChannel;
         this.barriersSent += 1;
         let trace: MutableTrace | undefined;
         if (this.trace) {
@@ -625,7 +655,7 @@ class Simulation {
         const ev = this.event(K.ToCoordinator);
         ev.epoch = this.epoch;
         ev.proc = p;
-        ev.msg = e.type === 'ack' ? { ack: e } : { decline: e.checkpointId, reason: e.reason };
+        ev.msg = e.type === 'ack' ? { ack: e.ack } : { decline: e.checkpointId, reason: e.reason };
         this.schedule(ev, at);
         return;
       }
@@ -645,14 +675,14 @@ class Simulation {
       case 'resumed':
         return this.flushOutbox(p);
       case 'channel-failed':
-        this.violations.push({ checkpointId: 0, kind: 'channel-failed', channel: e.channel, message: e.detail });
+        this.violations.push({ checkpointId: 0, kind: 'channel-failed', channel: p.core.inputId(e.channel), message: e.detail });
         return;
     }
   }
 
-  private channel(p: SimProcess, id: ChannelId): SimChannel {
+  private channelById(p: SimProcess, id: ChannelId): SimChannel {
     for (const ch of p.outputs) if (ch.id === id) return ch;
-    throw new SimulationError(`core of ${p.id} used unknown output ${id}`);
+    throw new SimulationError(`${p.id} has no output ${id}`);
   }
 
   private controlDelay(): number {
@@ -847,15 +877,14 @@ class Simulation {
     for (const q of this.procs) {
       const counts = rec ? (rec.counts.get(q.id) as SnapshotCounts) : { sent: {}, received: {} };
       const states = rec ? (rec.channelStates.get(q.id) ?? {}) : {};
-      const result = q.core.step({ type: 'restore', epoch: this.epoch, counts, channelStates: states });
-      if (result.rejected) {
+      const rejected = this.feed(q, { type: 'restore', epoch: this.epoch, counts, channelStates: states });
+      if (rejected) {
         this.violations.push({
           checkpointId: rec ? rec.id : 0,
           kind: 'restore-rejected',
-          message: `${q.id} could not restore: ${result.rejected.detail}`,
+          message: `${q.id} could not restore: ${rejected.detail}`,
         });
       }
-      for (const e of result.effects) this.effect(q, e);
       this.flushOutbox(q);
     }
   }
@@ -873,13 +902,13 @@ class Simulation {
       let received = 0;
       let receivedCount = 0;
       for (const ch of inputs[p.index] as SimChannel[]) {
-        const n = p.core.deliveredFrom(ch.id);
+        const n = p.core.deliveredFrom(ch.inHandle);
         receivedCount += n;
         received = this.sentPayloads.sum(ch.index, n, received);
       }
       if (w.kind === 'tokens') {
         let sent = 0;
-        for (const ch of p.outputs) sent = this.sentPayloads.sum(ch.index, p.core.sentOn(ch.id), sent);
+        for (const ch of p.outputs) sent = this.sentPayloads.sum(ch.index, p.core.sentOn(ch.outHandle), sent);
         const expected = w.initialTokens + received - sent;
         if (p.tokens !== expected) {
           this.violations.push({
@@ -898,12 +927,12 @@ class Simulation {
         }
         for (const ch of p.outputs) {
           const owed = p.outbox.filter((o) => o.channel === ch.id).length;
-          if (p.core.sentOn(ch.id) + owed !== p.count) {
+          if (p.core.sentOn(ch.outHandle) + owed !== p.count) {
             this.violations.push({
               checkpointId: this.latest?.id ?? 0,
               kind: 'illegal-run',
               channel: ch.id,
-              message: `${p.id} sent ${p.core.sentOn(ch.id)} (+${owed} held) on ${ch.id} but counted ${p.count}`,
+              message: `${p.id} sent ${p.core.sentOn(ch.outHandle)} (+${owed} held) on ${ch.id} but counted ${p.count}`,
             });
           }
         }

@@ -7,9 +7,14 @@ export { err, ok, type Err, type Ok, type Result } from './result.js';
 export type {
   AckStats,
   ChannelOrder,
+  CheckpointAck,
   DeclineReason,
   Effect,
+  Effects,
+  EffectType,
   Input,
+  InputHandle,
+  OutputHandle,
   ParticipantConfig,
   PolicyConfig,
   PolicyKind,
@@ -17,7 +22,6 @@ export type {
   Rejection,
   RejectReason,
   SnapshotCounts,
-  StepResult,
   TimerKey,
 } from './core/types.js';
 export { Participant, type ParticipantConfigError } from './core/participant.js';

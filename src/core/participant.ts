@@ -1,6 +1,6 @@
 /**
  * A participant is one Chandy-Lamport process (one app endpoint) as a sans-I/O state machine:
- * `step(input)` returns the effects the shell must carry out, in order. It owns what every barrier
+ * `step(input)` writes the effects the shell must carry out, in order, into `effects`. It owns what every barrier
  * policy shares: per-channel sequence numbers and gap detection, epoch fencing, blocked-input buffers,
  * channel-state recording, completion and restore. The policy (see policy.ts) only decides when to
  * snapshot and whether an input blocks.
@@ -8,21 +8,24 @@
  * Nothing here reads a clock, starts a timer or does I/O: timers are effects, their firing an input.
  */
 import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../ids.js';
+import { EffectBuffer } from './effects.js';
 import { FinishedIds } from './finished-ids.js';
 import { newPending, type PendingCheckpoint } from './pending.js';
 import { createPolicy, type BarrierPolicy, type PolicyController } from './policy.js';
 import type {
   ChannelOrder,
   DeclineReason,
-  Effect,
+  Effects,
   Input,
+  InputHandle,
+  OutputHandle,
   ParticipantConfig,
   PolicyConfig,
   RecordedMessage,
   Rejection,
   RejectReason,
   SnapshotCounts,
-  StepResult,
+  TimerKey,
 } from './types.js';
 
 type Buffered<P> =
@@ -31,6 +34,7 @@ type Buffered<P> =
 
 interface InputChannel<P> {
   readonly id: ChannelId;
+  readonly handle: InputHandle;
   backEdge: boolean;
   /** Highest sequence number that arrived (delivered or buffered). */
   lastArrived: number;
@@ -53,8 +57,12 @@ interface BacklogEntry<P> {
 
 interface OutputChannel {
   readonly id: ChannelId;
+  readonly handle: OutputHandle;
   sent: number;
 }
+
+/** What a step that releases nothing hands on: shared, so such a step allocates no list. */
+const NOTHING_RELEASED: readonly never[] = [];
 
 const FINISHED_IDS_REMEMBERED_MAX_DEFAULT = 1024;
 
@@ -64,6 +72,7 @@ export class Participant<P> {
   readonly id: ProcessId;
   private policy: BarrierPolicy;
   private readonly order: ChannelOrder;
+  /** By id, to resolve handles and the ids of a restore or a configure; the hot path uses the lists. */
   private readonly inputs = new Map<ChannelId, InputChannel<P>>();
   private readonly inputList: InputChannel<P>[] = [];
   private readonly outputs = new Map<ChannelId, OutputChannel>();
@@ -74,7 +83,9 @@ export class Participant<P> {
   private epochNow: Epoch = 0;
   private pausedFor: CheckpointId | null = null;
   private failedInputs = 0;
-  private out: Effect<P>[] = [];
+  private readonly out = new EffectBuffer<P>();
+  /** What the steps wrote and the shell has not released yet (see `Effects`). */
+  readonly effects: Effects<P> = this.out;
   /**
    * Released items not processed yet. A step stops at a barrier once it has delivered a message, so a
    * `deliver` is never followed by a snapshot or a barrier in the same batch: whatever the app sends
@@ -118,6 +129,7 @@ export class Participant<P> {
     for (const id of config.inputs) {
       const ch: InputChannel<P> = {
         id,
+        handle: this.inputList.length,
         backEdge: backEdges.has(id),
         lastArrived: 0,
         delivered: 0,
@@ -131,7 +143,7 @@ export class Participant<P> {
       this.inputList.push(ch);
     }
     for (const id of config.outputs) {
-      const ch = { id, sent: 0 };
+      const ch = { id, handle: this.outputList.length, sent: 0 };
       this.outputs.set(id, ch);
       this.outputList.push(ch);
     }
@@ -151,18 +163,50 @@ export class Participant<P> {
     return [...this.pending.keys()];
   }
 
-  isBlocked(channel: ChannelId): boolean {
-    return this.inputs.get(channel)?.blockedFor != null;
+  /** The handle of an input channel, or undefined when it is not one; resolve once, then keep it. */
+  inputHandle(channel: ChannelId): InputHandle | undefined {
+    return this.inputs.get(channel)?.handle;
+  }
+
+  /** The handle of an output channel, or undefined when it is not one. */
+  outputHandle(channel: ChannelId): OutputHandle | undefined {
+    return this.outputs.get(channel)?.handle;
+  }
+
+  /** The channel id of an input handle. */
+  inputId(channel: InputHandle): ChannelId {
+    return this.input(channel).id;
+  }
+
+  /** The channel id of an output handle. */
+  outputId(channel: OutputHandle): ChannelId {
+    return this.output(channel).id;
+  }
+
+  isBlocked(channel: InputHandle): boolean {
+    return this.input(channel).blockedFor !== null;
   }
 
   /** Messages sent on an output so far (its last sequence number). */
-  sentOn(channel: ChannelId): number {
-    return this.outputs.get(channel)?.sent ?? 0;
+  sentOn(channel: OutputHandle): number {
+    return this.output(channel).sent;
   }
 
   /** Messages delivered to the app from an input so far. */
-  deliveredFrom(channel: ChannelId): number {
-    return this.inputs.get(channel)?.delivered ?? 0;
+  deliveredFrom(channel: InputHandle): number {
+    return this.input(channel).delivered;
+  }
+
+  private input(channel: InputHandle): InputChannel<P> {
+    const ch = this.inputList[channel];
+    if (ch === undefined) throw new RangeError(`${this.id} has no input ${channel} (${this.inputList.length} inputs)`);
+    return ch;
+  }
+
+  private output(channel: OutputHandle): OutputChannel {
+    const ch = this.outputList[channel];
+    if (ch === undefined) throw new RangeError(`${this.id} has no output ${channel} (${this.outputList.length} outputs)`);
+    return ch;
   }
 
   /** Released items still to process: feed `{type:'drain'}` until this is 0. */
@@ -172,12 +216,15 @@ export class Participant<P> {
     return n;
   }
 
-  step(input: Input<P>): StepResult<P> {
-    this.out = [];
+  /**
+   * Feeds one input. Its effects are appended to `effects`, in the order they must be carried out;
+   * a rejected input (a value, never an exception) may still have effects (a gap declines checkpoints).
+   */
+  step(input: Input<P>): Rejection | undefined {
     this.deliveredThisStep = false;
     const rejected = this.dispatch(input);
     if (rejected) this.count(rejected.reason);
-    return rejected ? { effects: this.out, rejected } : { effects: this.out };
+    return rejected;
   }
 
   private dispatch(input: Input<P>): Rejection | undefined {
@@ -227,35 +274,35 @@ export class Participant<P> {
     return this.policy.kind;
   }
 
-  private onSend(channel: ChannelId, payload: P): Rejection | undefined {
-    const out = this.outputs.get(channel);
-    if (!out) return reject('unknown-channel', `${channel} is not an output of ${this.id}`);
+  private onSend(channel: OutputHandle, payload: P): Rejection | undefined {
+    const out = this.outputList[channel];
+    if (out === undefined) return reject('unknown-channel', `output ${channel} is not one of the ${this.outputList.length} outputs of ${this.id}`);
     if (this.pausedFor !== null) {
       return reject('paused', `${this.id} is paused by sync checkpoint ${this.pausedFor}; hold the send until resumed`);
     }
     out.sent += 1;
-    this.out.push({ type: 'transmit', channel, seq: out.sent, epoch: this.epochNow, payload });
+    this.out.transmit(channel, out.sent, this.epochNow, payload);
     return undefined;
   }
 
-  private arrival(channel: ChannelId, epoch: Epoch): InputChannel<P> | Rejection {
-    const ch = this.inputs.get(channel);
-    if (!ch) return reject('unknown-channel', `${channel} is not an input of ${this.id}`);
-    if (epoch < this.epochNow) return reject('stale-epoch', `epoch ${epoch} on ${channel} is older than ${this.epochNow}`);
+  private arrival(channel: InputHandle, epoch: Epoch): InputChannel<P> | Rejection {
+    const ch = this.inputList[channel];
+    if (ch === undefined) return reject('unknown-channel', `input ${channel} is not one of the ${this.inputList.length} inputs of ${this.id}`);
+    if (epoch < this.epochNow) return reject('stale-epoch', `epoch ${epoch} on ${ch.id} is older than ${this.epochNow}`);
     if (epoch > this.epochNow) {
-      return reject('future-epoch', `epoch ${epoch} on ${channel} is ahead of ${this.epochNow}: restore first`);
+      return reject('future-epoch', `epoch ${epoch} on ${ch.id} is ahead of ${this.epochNow}: restore first`);
     }
-    if (ch.failed !== null) return reject('channel-failed', `${channel} failed earlier: ${ch.failed}`);
+    if (ch.failed !== null) return reject('channel-failed', `${ch.id} failed earlier: ${ch.failed}`);
     return ch;
   }
 
-  private onMessage(channel: ChannelId, seq: number, epoch: Epoch, payload: P): Rejection | undefined {
+  private onMessage(channel: InputHandle, seq: number, epoch: Epoch, payload: P): Rejection | undefined {
     const ch = this.arrival(channel, epoch);
     if (!isInput(ch)) return ch;
     if (this.order === 'fifo-checked') {
-      if (seq <= ch.lastArrived) return reject('duplicate-message', `seq ${seq} on ${channel} already arrived (last ${ch.lastArrived})`);
+      if (seq <= ch.lastArrived) return reject('duplicate-message', `seq ${seq} on ${ch.id} already arrived (last ${ch.lastArrived})`);
       if (seq !== ch.lastArrived + 1) {
-        const detail = `expected seq ${ch.lastArrived + 1} on ${channel}, got ${seq}: ${seq - ch.lastArrived - 1} message(s) lost`;
+        const detail = `expected seq ${ch.lastArrived + 1} on ${ch.id}, got ${seq}: ${seq - ch.lastArrived - 1} message(s) lost`;
         this.failChannel(ch, detail);
         return reject('gap', detail);
       }
@@ -283,10 +330,10 @@ export class Participant<P> {
     if (ch.recorders.length > 0) {
       for (const rec of ch.recorders) rec.push({ seq, payload });
     }
-    this.out.push({ type: 'deliver', channel: ch.id, seq, payload });
+    this.out.deliver(ch.handle, seq, payload);
   }
 
-  private onBarrier(channel: ChannelId, id: CheckpointId, epoch: Epoch, afterSeq: number | undefined): Rejection | undefined {
+  private onBarrier(channel: InputHandle, id: CheckpointId, epoch: Epoch, afterSeq: number | undefined): Rejection | undefined {
     const ch = this.arrival(channel, epoch);
     if (!isInput(ch)) {
       // A barrier behind a gap still names a checkpoint that cannot complete: say so now, not at timeout.
@@ -294,7 +341,7 @@ export class Participant<P> {
       return ch;
     }
     if (afterSeq !== undefined && this.order === 'fifo-checked' && afterSeq !== ch.lastArrived) {
-      const detail = `barrier ${id} on ${channel} follows seq ${afterSeq} but seq ${ch.lastArrived} arrived last: ${afterSeq > ch.lastArrived ? `${afterSeq - ch.lastArrived} message(s) lost` : 'messages out of order'}`;
+      const detail = `barrier ${id} on ${ch.id} follows seq ${afterSeq} but seq ${ch.lastArrived} arrived last: ${afterSeq > ch.lastArrived ? `${afterSeq - ch.lastArrived} message(s) lost` : 'messages out of order'}`;
       this.failChannel(ch, detail);
       if (!this.finished.has(id) && !this.pending.has(id)) this.begin(id);
       return reject('gap', detail);
@@ -320,7 +367,7 @@ export class Participant<P> {
     }
     if (this.finished.has(id)) return reject('stale-barrier', `checkpoint ${id} already finished at ${this.id}`);
     let p = this.pending.get(id);
-    let released: InputChannel<P>[] = [];
+    let released: readonly InputChannel<P>[] = NOTHING_RELEASED;
     if (!p) {
       if (this.policy.concurrency !== 'independent' && id < this.highestSeen) {
         return reject('stale-barrier', `barrier ${id} on ${ch.id} is older than checkpoint ${this.highestSeen}`);
@@ -329,12 +376,12 @@ export class Participant<P> {
       p = this.begin(id);
       if (!p) return this.release(released);
     }
-    if (p.barrierChannels.has(ch.id)) {
+    if (p.barrierChannels.has(ch.handle)) {
       this.release(released);
       return reject('duplicate-barrier', `barrier ${id} on ${ch.id} already arrived`);
     }
-    p.barrierChannels.add(ch.id);
-    const rejected = policy.onBarrier(this.controller, p, ch.id);
+    p.barrierChannels.add(ch.handle);
+    const rejected = policy.onBarrier(this.controller, p, ch.handle);
     this.release(released);
     return rejected;
   }
@@ -345,7 +392,7 @@ export class Participant<P> {
     if (p && (p.triggered || p.phase === 'snapshotted')) {
       return reject('duplicate-trigger', `checkpoint ${id} is already snapshotted or triggered at ${this.id}`);
     }
-    let released: InputChannel<P>[] = [];
+    let released: readonly InputChannel<P>[] = NOTHING_RELEASED;
     if (!p) {
       if (this.policy.concurrency !== 'independent' && id < this.highestSeen) {
         return reject('stale-trigger', `trigger ${id} is older than checkpoint ${this.highestSeen}`);
@@ -365,7 +412,7 @@ export class Participant<P> {
     if (id > this.highestSeen) this.highestSeen = id;
     const p = newPending(id);
     if (this.failedInputs > 0) {
-      this.out.push({ type: 'decline', checkpointId: id, reason: 'channel-failed' });
+      this.out.decline(id, 'channel-failed');
       this.finished.add(id);
       return undefined;
     }
@@ -377,9 +424,9 @@ export class Participant<P> {
    * Applies the concurrency rule before a newer checkpoint starts: the older ones it subsumes are
    * declined and their blocked inputs returned, to be released once the newer one is set up.
    */
-  private subsumeOlder(id: CheckpointId): InputChannel<P>[] {
+  private subsumeOlder(id: CheckpointId): readonly InputChannel<P>[] {
     const rule = this.policy.concurrency;
-    if (rule === 'independent') return [];
+    if (rule === 'independent') return NOTHING_RELEASED;
     const released: InputChannel<P>[] = [];
     for (const q of [...this.pending.values()]) {
       if (q.id >= id) continue;
@@ -391,18 +438,18 @@ export class Participant<P> {
 
   /** Ends a checkpoint without an ack; returns its blocked inputs for the caller to release. */
   private abandon(p: PendingCheckpoint, decline: DeclineReason | null): InputChannel<P>[] {
-    if (decline) this.out.push({ type: 'decline', checkpointId: p.id, reason: decline });
+    if (decline) this.out.decline(p.id, decline);
     this.cancelTimer(p);
     const blocked: InputChannel<P>[] = [];
-    for (const id of p.blocked) {
-      const ch = this.inputs.get(id) as InputChannel<P>;
+    for (const h of p.blocked) {
+      const ch = this.inputList[h] as InputChannel<P>;
       ch.blockedFor = null;
       blocked.push(ch);
     }
     p.blocked.clear();
-    for (const id of p.recording.keys()) {
-      const ch = this.inputs.get(id) as InputChannel<P>;
-      ch.recorders = ch.recorders.filter((r) => r !== p.recording.get(id));
+    for (const [h, rec] of p.recording) {
+      const ch = this.inputList[h] as InputChannel<P>;
+      ch.recorders = ch.recorders.filter((r) => r !== rec);
     }
     p.recording.clear();
     this.pending.delete(p.id);
@@ -557,7 +604,7 @@ export class Participant<P> {
   private failChannel(ch: InputChannel<P>, detail: string): void {
     ch.failed = detail;
     this.failedInputs += 1;
-    this.out.push({ type: 'channel-failed', channel: ch.id, detail });
+    this.out.channelFailed(ch.handle, detail);
     for (const p of [...this.pending.values()]) this.release(this.abandon(p, 'channel-failed'));
   }
 
@@ -567,10 +614,9 @@ export class Participant<P> {
     assert(p.blocked.size === 0, `checkpoint ${p.id} completing with blocked inputs`);
     const channelStates: Record<ChannelId, readonly RecordedMessage<P>[]> = {};
     for (const ch of this.inputList) {
-      channelStates[ch.id] = (p.channelStates.get(ch.id) ?? []) as RecordedMessage<P>[];
+      channelStates[ch.id] = (p.channelStates.get(ch.handle) ?? []) as RecordedMessage<P>[];
     }
-    this.out.push({
-      type: 'ack',
+    this.out.ack({
       checkpointId: p.id,
       counts: p.counts,
       channelStates,
@@ -595,14 +641,14 @@ export class Participant<P> {
   private cancelTimer(p: PendingCheckpoint): void {
     if (!p.alignmentTimerRunning) return;
     p.alignmentTimerRunning = false;
-    this.out.push({ type: 'cancel-timer', timer: { kind: 'alignment', checkpointId: p.id } });
+    this.out.cancelTimer(alignmentTimer(p.id));
   }
 
   private resume(): void {
     const id = this.pausedFor;
     if (id === null) return;
     this.pausedFor = null;
-    this.out.push({ type: 'resumed', checkpointId: id });
+    this.out.resumed(id);
   }
 
   private count(reason: RejectReason): void {
@@ -616,24 +662,22 @@ export class Participant<P> {
         assert(!this.deliveredThisStep, `checkpoint ${p.id} snapshotted after a delivery in the same step at ${this.id}`);
         p.counts = this.snapshotCounts();
         p.phase = 'snapshotted';
-        this.out.push({ type: 'snapshot', checkpointId: p.id, counts: p.counts });
+        this.out.snapshot(p.id, p.counts);
         if (how.sendBarriers) {
-          for (const out of this.outputList) {
-            this.out.push({ type: 'send-barrier', channel: out.id, checkpointId: p.id, epoch: this.epochNow });
-          }
+          for (const out of this.outputList) this.out.sendBarrier(out.handle, p.id, this.epochNow, out.sent);
         }
         if (how.recordOpenInputs) {
           for (const ch of this.inputList) {
-            if (p.barrierChannels.has(ch.id)) continue;
+            if (p.barrierChannels.has(ch.handle)) continue;
             const rec: RecordedMessage<P>[] = [];
-            p.recording.set(ch.id, rec as RecordedMessage<unknown>[]);
+            p.recording.set(ch.handle, rec as RecordedMessage<unknown>[]);
             ch.recorders.push(rec);
           }
         }
         this.cancelTimer(p);
         const blocked: InputChannel<P>[] = [];
-        for (const id of p.blocked) {
-          const ch = this.inputs.get(id) as InputChannel<P>;
+        for (const h of p.blocked) {
+          const ch = this.inputList[h] as InputChannel<P>;
           ch.blockedFor = null;
           blocked.push(ch);
         }
@@ -641,15 +685,15 @@ export class Participant<P> {
         this.release(blocked);
       },
       block: (p, channel) => {
-        const ch = this.inputs.get(channel) as InputChannel<P>;
-        assert(ch.blockedFor === null, `${channel} blocked twice at ${this.id}`);
+        const ch = this.inputList[channel] as InputChannel<P>;
+        assert(ch.blockedFor === null, `${ch.id} blocked twice at ${this.id}`);
         ch.blockedFor = p;
         p.blocked.add(channel);
       },
       closeRecording: (p, channel) => {
+        const ch = this.inputList[channel] as InputChannel<P>;
         const rec = p.recording.get(channel);
-        assert(rec !== undefined, `no recording of ${channel} for ${p.id} at ${this.id}`);
-        const ch = this.inputs.get(channel) as InputChannel<P>;
+        assert(rec !== undefined, `no recording of ${ch.id} for ${p.id} at ${this.id}`);
         ch.recorders = ch.recorders.filter((r) => r !== rec);
         p.recording.delete(channel);
         p.channelStates.set(channel, rec);
@@ -658,31 +702,34 @@ export class Participant<P> {
       },
       forwardInputsAligned: (p) => {
         for (const ch of this.inputList) {
-          if (!ch.backEdge && !p.barrierChannels.has(ch.id)) return false;
+          if (!ch.backEdge && !p.barrierChannels.has(ch.handle)) return false;
         }
         return true;
       },
       allInputsAligned: (p) => {
         for (const ch of this.inputList) {
-          if (!p.barrierChannels.has(ch.id)) return false;
+          if (!p.barrierChannels.has(ch.handle)) return false;
         }
         return true;
       },
       startAlignmentTimer: (p, afterMs) => {
         p.alignmentTimerRunning = true;
-        this.out.push({ type: 'start-timer', timer: { kind: 'alignment', checkpointId: p.id }, afterMs });
+        this.out.startTimer(alignmentTimer(p.id), afterMs);
       },
       pauseAndFlush: (p) => {
         if (this.pausedFor === null) {
           this.pausedFor = p.id;
-          this.out.push({ type: 'paused', checkpointId: p.id });
+          this.out.paused(p.id);
         }
-        for (const out of this.outputList) {
-          this.out.push({ type: 'send-barrier', channel: out.id, checkpointId: p.id, epoch: this.epochNow });
-        }
+        for (const out of this.outputList) this.out.sendBarrier(out.handle, p.id, this.epochNow, out.sent);
       },
+      inputId: (channel) => (this.inputList[channel] as InputChannel<P>).id,
     };
   }
+}
+
+function alignmentTimer(checkpointId: CheckpointId): TimerKey {
+  return { kind: 'alignment', checkpointId };
 }
 
 function reject(reason: RejectReason, detail: string): Rejection {

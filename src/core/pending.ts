@@ -1,6 +1,6 @@
 /** The participant's record of one checkpoint it has seen but not finished. */
-import type { ChannelId, CheckpointId } from '../ids.js';
-import type { RecordedMessage, SnapshotCounts } from './types.js';
+import type { CheckpointId } from '../ids.js';
+import type { InputHandle, RecordedMessage, SnapshotCounts } from './types.js';
 
 export type PendingPhase =
   /** Barriers are arriving; the local snapshot is not taken yet. */
@@ -12,13 +12,13 @@ export interface PendingCheckpoint {
   readonly id: CheckpointId;
   phase: PendingPhase;
   /** Inputs whose barrier for this checkpoint has been processed. */
-  readonly barrierChannels: Set<ChannelId>;
+  readonly barrierChannels: Set<InputHandle>;
   /** Inputs recorded since the snapshot whose barrier has not arrived yet. */
-  readonly recording: Map<ChannelId, RecordedMessage<unknown>[]>;
+  readonly recording: Map<InputHandle, RecordedMessage<unknown>[]>;
   /** Finished channel states, by input. */
-  readonly channelStates: Map<ChannelId, RecordedMessage<unknown>[]>;
+  readonly channelStates: Map<InputHandle, RecordedMessage<unknown>[]>;
   /** Inputs blocked for this checkpoint (aligned and sync). */
-  readonly blocked: Set<ChannelId>;
+  readonly blocked: Set<InputHandle>;
   counts: SnapshotCounts | undefined;
   stored: boolean;
   /** Initiated here (trigger), as opposed to started by a barrier. */

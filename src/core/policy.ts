@@ -3,10 +3,10 @@
  * decides only *when* a participant snapshots and what happens to an input after its barrier; the
  * participant owns sequencing, buffering, recording and completion, so each policy stays a few lines.
  */
-import type { ChannelId } from '../ids.js';
 import { err, ok, type Result } from '../result.js';
 import type { PendingCheckpoint } from './pending.js';
-import type { PolicyConfig, PolicyKind, Rejection } from './types.js';
+import type { ChannelId } from '../ids.js';
+import type { InputHandle, PolicyConfig, PolicyKind, Rejection } from './types.js';
 import { alignedPolicy } from './policies/aligned.js';
 import { alignedTimeoutPolicy } from './policies/aligned-timeout.js';
 import { nonePolicy } from './policies/none.js';
@@ -18,9 +18,9 @@ export interface PolicyController {
   /** Take the local snapshot now; optionally send barriers on every output and record open inputs. */
   snapshot(p: PendingCheckpoint, how: { sendBarriers: boolean; recordOpenInputs: boolean }): void;
   /** Hold back everything arriving on this input until the checkpoint snapshots. */
-  block(p: PendingCheckpoint, channel: ChannelId): void;
+  block(p: PendingCheckpoint, channel: InputHandle): void;
   /** The input's barrier arrived after the snapshot: its channel state is complete. */
-  closeRecording(p: PendingCheckpoint, channel: ChannelId): void;
+  closeRecording(p: PendingCheckpoint, channel: InputHandle): void;
   /** True when every input that must align (all but back edges) delivered this checkpoint's barrier. */
   forwardInputsAligned(p: PendingCheckpoint): boolean;
   /** True when every input, back edges included, delivered this checkpoint's barrier. */
@@ -28,6 +28,8 @@ export interface PolicyController {
   startAlignmentTimer(p: PendingCheckpoint, afterMs: number): void;
   /** Stop the app's sends and flush every output with a marker (sync). */
   pauseAndFlush(p: PendingCheckpoint): void;
+  /** The input's channel id, for a rejection's detail. */
+  inputId(channel: InputHandle): ChannelId;
 }
 
 /**
@@ -51,7 +53,7 @@ interface PolicyCommon {
 export interface PolicyWithBarriers extends PolicyCommon {
   readonly kind: Exclude<PolicyKind, 'none'>;
   /** Called once per input per checkpoint, after the participant filtered stale and duplicate barriers. */
-  onBarrier(c: PolicyController, p: PendingCheckpoint, channel: ChannelId): Rejection | undefined;
+  onBarrier(c: PolicyController, p: PendingCheckpoint, channel: InputHandle): Rejection | undefined;
 }
 
 /**

@@ -2,11 +2,22 @@
  * The participant's vocabulary: what goes in (inputs), what comes out (effects), and why an input can
  * be turned away (rejections). A participant is one process of Chandy-Lamport: one app endpoint.
  *
- * Effects are returned in the order the shell must carry them out. In particular a `snapshot` effect
- * must be executed (the app's state captured) before any effect after it in the same batch: the
+ * Effects are written in the order the shell must carry them out. In particular a `snapshot` effect
+ * must be executed (the app's state captured) before any effect after it in the same step: the
  * barriers that follow it and the messages delivered after it are on the far side of the cut.
+ *
+ * On the hot path (send, message, barrier, transmit, deliver) a channel is named by its handle, a
+ * small integer fixed when the participant is created: an input's handle is its position in
+ * `ParticipantConfig.inputs`, an output's its position in `outputs`. Channel ids appear only where a
+ * value leaves the participant for good (counts, channel states, acks) or comes in rarely (restore,
+ * configure).
  */
 import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../ids.js';
+
+/** An input channel of one participant: its position in `ParticipantConfig.inputs`. */
+export type InputHandle = number;
+/** An output channel of one participant: its position in `ParticipantConfig.outputs`. */
+export type OutputHandle = number;
 
 /** How a participant with several inputs lines its barriers up. One module each in `policies/`. */
 export type PolicyConfig =
@@ -63,11 +74,11 @@ export type Input<P> =
   /** Become an initiator of this checkpoint: snapshot now (sync: pause and flush first). */
   | { readonly type: 'trigger'; readonly checkpointId: CheckpointId }
   /** The app asks to send on one of its outputs. */
-  | { readonly type: 'send'; readonly channel: ChannelId; readonly payload: P }
+  | { readonly type: 'send'; readonly channel: OutputHandle; readonly payload: P }
   /** A data message arrived on an input. */
   | {
       readonly type: 'message';
-      readonly channel: ChannelId;
+      readonly channel: InputHandle;
       readonly seq: number;
       readonly epoch: Epoch;
       readonly payload: P;
@@ -75,12 +86,13 @@ export type Input<P> =
   /** A barrier (marker) arrived on an input. */
   | {
       readonly type: 'barrier';
-      readonly channel: ChannelId;
+      readonly channel: InputHandle;
       readonly checkpointId: CheckpointId;
       readonly epoch: Epoch;
       /**
-       * Sequence number of the sender's last message before this barrier, when the transport carries
-       * it: a barrier that claims more messages than arrived reveals a gap even with no message after it.
+       * Sequence number of the sender's last message before this barrier (the `afterSeq` of its
+       * `send-barrier` effect), when the transport carries it: a barrier that claims more messages
+       * than arrived reveals a gap even with no message after it.
        */
       readonly afterSeq?: number;
     }
@@ -119,34 +131,44 @@ export interface AckStats {
   readonly finishedUnaligned: boolean;
 }
 
+/** A participant's finished part of a checkpoint: a fresh value the shell may keep. */
+export interface CheckpointAck<P> {
+  readonly checkpointId: CheckpointId;
+  readonly counts: SnapshotCounts;
+  /** Every input's recorded messages, keyed by channel id (empty for an input not recorded). */
+  readonly channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>;
+  readonly stats: AckStats;
+}
+
+/**
+ * One effect. The participant writes effects into records it reuses (see `Effects`): an effect is
+ * valid until its step's effects are released, so a shell that needs a value later copies that value
+ * (the objects an effect points to, `counts`, `ack` and `timer`, are fresh and may be kept).
+ */
 export type Effect<P> =
   /** Put this app message on the wire of an output channel. */
   | {
       readonly type: 'transmit';
-      readonly channel: ChannelId;
+      readonly channel: OutputHandle;
       readonly seq: number;
       readonly epoch: Epoch;
       readonly payload: P;
     }
   /** Hand this message to the app. */
-  | { readonly type: 'deliver'; readonly channel: ChannelId; readonly seq: number; readonly payload: P }
+  | { readonly type: 'deliver'; readonly channel: InputHandle; readonly seq: number; readonly payload: P }
   /** Capture the app's state now, before carrying out any later effect. */
   | { readonly type: 'snapshot'; readonly checkpointId: CheckpointId; readonly counts: SnapshotCounts }
   /** Put a barrier on the wire of an output channel. */
   | {
       readonly type: 'send-barrier';
-      readonly channel: ChannelId;
+      readonly channel: OutputHandle;
       readonly checkpointId: CheckpointId;
       readonly epoch: Epoch;
+      /** Sequence number of the last message sent on this output before the barrier. */
+      readonly afterSeq: number;
     }
   /** This participant's part of the checkpoint is done: state stored, channel states complete. */
-  | {
-      readonly type: 'ack';
-      readonly checkpointId: CheckpointId;
-      readonly counts: SnapshotCounts;
-      readonly channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>;
-      readonly stats: AckStats;
-    }
+  | { readonly type: 'ack'; readonly ack: CheckpointAck<P> }
   /** This participant cannot complete the checkpoint. */
   | { readonly type: 'decline'; readonly checkpointId: CheckpointId; readonly reason: DeclineReason }
   | { readonly type: 'start-timer'; readonly timer: TimerKey; readonly afterMs: number }
@@ -155,7 +177,24 @@ export type Effect<P> =
   | { readonly type: 'paused'; readonly checkpointId: CheckpointId }
   | { readonly type: 'resumed'; readonly checkpointId: CheckpointId }
   /** An input lost a message (gap) or broke order; it stays failed until a restore. */
-  | { readonly type: 'channel-failed'; readonly channel: ChannelId; readonly detail: string };
+  | { readonly type: 'channel-failed'; readonly channel: InputHandle; readonly detail: string };
+
+export type EffectType = Effect<unknown>['type'];
+
+/**
+ * The effects a participant has written and the shell has not released yet, oldest first. A step
+ * appends its effects; the shell notes `length` before the step, carries out the effects from that
+ * mark to the `length` after it, then calls `release(mark)`. A step fed while the shell is still
+ * carrying out an earlier one (the app sends while it handles a delivery) appends after the earlier
+ * step's effects and is released first, so marks nest like stack frames.
+ */
+export interface Effects<P> {
+  readonly length: number;
+  /** The effect at `index` (0 <= index < length); the record is reused once released. */
+  at(index: number): Effect<P>;
+  /** Forgets the effects from `mark` on; every step fed since that mark must be carried out. */
+  release(mark: number): void;
+}
 
 export type DeclineReason =
   /** A barrier of a later checkpoint arrived before this one aligned (aligned modes). */
@@ -191,10 +230,4 @@ export type RejectReason =
 export interface Rejection {
   readonly reason: RejectReason;
   readonly detail: string;
-}
-
-export interface StepResult<P> {
-  readonly effects: readonly Effect<P>[];
-  /** Present when the input was turned away; effects may still be non-empty (a gap declines checkpoints). */
-  readonly rejected?: Rejection;
 }

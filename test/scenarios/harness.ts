@@ -25,12 +25,12 @@
  */
 import { checkCut } from '../../src/checker/index.js';
 import { Participant } from '../../src/core/participant.js';
-import type { Effect, Input, PolicyConfig, RecordedMessage, SnapshotCounts, StepResult } from '../../src/core/types.js';
+import type { CheckpointAck, Effect, Input, InputHandle, OutputHandle, PolicyConfig, RecordedMessage, Rejection, SnapshotCounts } from '../../src/core/types.js';
 import { backEdges, validateGraph, type AppGraph } from '../../src/graph/index.js';
 import { parseChannelId, type ChannelId, type CheckpointId, type ProcessId } from '../../src/ids.js';
 
 type Payload = string;
-type Ack = Extract<Effect<Payload>, { type: 'ack' }>;
+type Ack = CheckpointAck<Payload>;
 type WireItem =
   | { kind: 'message'; seq: number; epoch: number; payload: Payload }
   | { kind: 'barrier'; id: CheckpointId; epoch: number };
@@ -115,8 +115,10 @@ export class ScenarioWorld {
         return;
       case 'policy':
         return this.setPolicy(args);
-      case 'send':
-        return this.step(this.ends(args[0]).from, { type: 'send', channel: args[0] as string, payload: args[1] ?? '' });
+      case 'send': {
+        const from = this.ends(args[0]).from;
+        return this.step(from, { type: 'send', channel: this.output(from, args[0] as string), payload: args[1] ?? '' });
+      }
       case 'trigger':
         return this.step(args[0] as string, { type: 'trigger', checkpointId: int(args[1]) });
       case 'deliver':
@@ -140,10 +142,10 @@ export class ScenarioWorld {
       }
       case 'barrier': {
         const after = option(args, 'after');
-        const channel = args[0] as string;
-        return this.step(this.ends(channel).to, {
+        const to = this.ends(args[0]).to;
+        return this.step(to, {
           type: 'barrier',
-          channel,
+          channel: this.input(to, args[0] as string),
           checkpointId: int(args[1]),
           epoch: option(args, 'epoch') ?? 0,
           ...(after !== undefined ? { afterSeq: after } : {}),
@@ -221,14 +223,30 @@ export class ScenarioWorld {
     for (let i = 0; i < n && w.length > 0; i++) this.arrive(channel, w.shift() as WireItem);
   }
 
-  private arrive(channel: ChannelId, item: WireItem): void {
-    const to = this.ends(channel).to;
+  private arrive(id: ChannelId, item: WireItem): void {
+    const to = this.ends(id).to;
+    const channel = this.input(to, id);
     this.step(
       to,
       item.kind === 'message'
         ? { type: 'message', channel, seq: item.seq, epoch: item.epoch, payload: item.payload }
         : { type: 'barrier', channel, checkpointId: item.id, epoch: item.epoch },
     );
+  }
+
+  /** The handle of an input of `p`; -1 for a channel that is not one, which the core must refuse. */
+  private input(p: ProcessId, channel: ChannelId): InputHandle {
+    return this.core(p).inputHandle(channel) ?? -1;
+  }
+
+  private output(p: ProcessId, channel: ChannelId): OutputHandle {
+    return this.core(p).outputHandle(channel) ?? -1;
+  }
+
+  private core(p: ProcessId): Participant<Payload> {
+    const core = this.participants.get(p);
+    if (!core) throw new Error(`unknown process ${p}`);
+    return core;
   }
 
   private restore(id: CheckpointId, epoch: number): void {
@@ -238,7 +256,7 @@ export class ScenarioWorld {
     for (const [p, core] of this.participants) {
       const ack = acks.get(p);
       if (!ack) throw new Error(`${p} never acked ${id}`);
-      this.print(p, core.step({ type: 'restore', epoch, counts: ack.counts, channelStates: ack.channelStates }));
+      this.step(p, { type: 'restore', epoch, counts: ack.counts, channelStates: ack.channelStates });
     }
   }
 
@@ -257,28 +275,32 @@ export class ScenarioWorld {
   }
 
   private step(p: ProcessId, input: Input<Payload>): void {
-    const core = this.participants.get(p);
-    if (!core) throw new Error(`unknown process ${p}`);
-    this.print(p, core.step(input));
+    const core = this.core(p);
+    this.feed(p, core, input);
     // The harness pumps released items as a shell must; a pump is printed as its own line.
     while (core.backlogSize > 0) {
       this.out.push(`${p}: (drain)`);
-      this.print(p, core.step({ type: 'drain' }));
+      this.feed(p, core, { type: 'drain' });
     }
   }
 
-  private print(p: ProcessId, result: StepResult<Payload>): void {
-    for (const e of result.effects) {
-      this.out.push(`${p}: ${describeEffect(e)}`);
-      if (e.type === 'transmit') this.wire(e.channel).push({ kind: 'message', seq: e.seq, epoch: e.epoch, payload: e.payload });
-      if (e.type === 'send-barrier') this.wire(e.channel).push({ kind: 'barrier', id: e.checkpointId, epoch: e.epoch });
+  /** Steps the core and prints what it wrote, then releases it: the wires keep copies of what they carry. */
+  private feed(p: ProcessId, core: Participant<Payload>, input: Input<Payload>): void {
+    const mark = core.effects.length;
+    const rejected: Rejection | undefined = core.step(input);
+    for (let i = mark; i < core.effects.length; i++) {
+      const e = core.effects.at(i);
+      this.out.push(`${p}: ${describeEffect(core, e)}`);
+      if (e.type === 'transmit') this.wire(core.outputId(e.channel)).push({ kind: 'message', seq: e.seq, epoch: e.epoch, payload: e.payload });
+      if (e.type === 'send-barrier') this.wire(core.outputId(e.channel)).push({ kind: 'barrier', id: e.checkpointId, epoch: e.epoch });
       if (e.type === 'ack') {
-        const m = this.acks.get(e.checkpointId) ?? new Map<ProcessId, Ack>();
-        m.set(p, e);
-        this.acks.set(e.checkpointId, m);
+        const m = this.acks.get(e.ack.checkpointId) ?? new Map<ProcessId, Ack>();
+        m.set(p, e.ack);
+        this.acks.set(e.ack.checkpointId, m);
       }
     }
-    if (result.rejected) this.out.push(`${p}: rejected ${result.rejected.reason} (${result.rejected.detail})`);
+    core.effects.release(mark);
+    if (rejected) this.out.push(`${p}: rejected ${rejected.reason} (${rejected.detail})`);
   }
 
   private wire(channel: string): WireItem[] {
@@ -307,22 +329,22 @@ function counts(c: SnapshotCounts): string {
   return `sent ${fmt(c.sent)} received ${fmt(c.received)}`;
 }
 
-function describeEffect(e: Effect<Payload>): string {
+function describeEffect(core: Participant<Payload>, e: Effect<Payload>): string {
   switch (e.type) {
     case 'transmit':
-      return `transmit ${e.channel} #${e.seq}(${e.payload})${e.epoch ? ` epoch=${e.epoch}` : ''}`;
+      return `transmit ${core.outputId(e.channel)} #${e.seq}(${e.payload})${e.epoch ? ` epoch=${e.epoch}` : ''}`;
     case 'deliver':
-      return `deliver ${e.channel} #${e.seq}(${e.payload})`;
+      return `deliver ${core.inputId(e.channel)} #${e.seq}(${e.payload})`;
     case 'snapshot':
       return `snapshot ${e.checkpointId}: ${counts(e.counts)}`;
     case 'send-barrier':
-      return `barrier ${e.checkpointId} on ${e.channel}${e.epoch ? ` epoch=${e.epoch}` : ''}`;
+      return `barrier ${e.checkpointId} on ${core.outputId(e.channel)}${e.epoch ? ` epoch=${e.epoch}` : ''}`;
     case 'ack': {
-      const states = Object.entries(e.channelStates)
+      const states = Object.entries(e.ack.channelStates)
         .filter(([, m]) => m.length > 0)
         .map(([c, m]) => `${c}=[${m.map((x) => `#${x.seq}(${x.payload})`).join(' ')}]`);
-      const s = e.stats;
-      return `ack ${e.checkpointId}: state ${states.length ? states.join(' ') : '-'}; buffered ${s.bufferedMessages}${s.finishedUnaligned ? '; finished unaligned' : ''}`;
+      const s = e.ack.stats;
+      return `ack ${e.ack.checkpointId}: state ${states.length ? states.join(' ') : '-'}; buffered ${s.bufferedMessages}${s.finishedUnaligned ? '; finished unaligned' : ''}`;
     }
     case 'decline':
       return `decline ${e.checkpointId}: ${e.reason}`;
@@ -335,7 +357,7 @@ function describeEffect(e: Effect<Payload>): string {
     case 'resumed':
       return `resumed after ${e.checkpointId}`;
     case 'channel-failed':
-      return `channel failed ${e.channel}: ${e.detail}`;
+      return `channel failed ${core.inputId(e.channel)}: ${e.detail}`;
   }
 }
 

@@ -2,11 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { Participant } from '../../src/core/participant.js';
 import { createPolicy } from '../../src/core/policy.js';
 import { FinishedIds } from '../../src/core/finished-ids.js';
+import type { ChannelId } from '../../src/ids.js';
+import { stepById as step } from '../support/core-driver.js';
 
 function make(over: Partial<Parameters<typeof Participant.create>[0]> = {}) {
   const r = Participant.create<string>({ id: 'b', inputs: ['a->b'], outputs: ['b->c'], policy: { kind: 'aligned' }, ...over });
   if (!r.ok) throw new Error(r.error.message);
   return r.participant;
+}
+
+function input(p: Participant<string>, id: ChannelId): number {
+  const h = p.inputHandle(id);
+  if (h === undefined) throw new Error(`${id} is not an input of ${p.id}`);
+  return h;
 }
 
 describe('participant configuration', () => {
@@ -41,7 +49,7 @@ describe('policy factory', () => {
     const created = Participant.create({ id: 'b', inputs: ['a->b'], outputs: [], policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 } });
     expect(created.ok).toBe(false);
     const p = make();
-    expect(p.step({ type: 'configure', policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 }, backEdgeInputs: [] }).rejected?.reason).toBe('invalid-config');
+    expect(step(p, { type: 'configure', policy: { kind: 'aligned-timeout', alignmentTimeoutMs: 0 }, backEdgeInputs: [] }).rejected?.reason).toBe('invalid-config');
     expect(p.policyKind).toBe('aligned');
     expect(createPolicy({ kind: 'aligned-timeout', alignmentTimeoutMs: 0.5 }).ok).toBe(true);
   });
@@ -50,46 +58,46 @@ describe('policy factory', () => {
 describe('participant rules', () => {
   it('none: a barrier is refused as unexpected and starts no checkpoint', () => {
     const p = make({ policy: { kind: 'none' } });
-    const r = p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
+    const r = step(p, { type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
     expect(r.rejected?.reason).toBe('unexpected-barrier');
     expect(r.effects).toEqual([]);
     expect(p.inFlight()).toEqual([]);
     // The refused barrier left no trace: a trigger of the same id still snapshots.
-    expect(p.step({ type: 'trigger', checkpointId: 1 }).effects.map((e) => e.type)).toEqual(['snapshot']);
+    expect(step(p, { type: 'trigger', checkpointId: 1 }).effects.map((e) => e.type)).toEqual(['snapshot']);
   });
 
   it('sending on an unknown channel is rejected, not thrown', () => {
-    expect(make().step({ type: 'send', channel: 'b->z', payload: 'x' }).rejected?.reason).toBe('unknown-channel');
+    expect(step(make(), { type: 'send', channel: 'b->z', payload: 'x' }).rejected?.reason).toBe('unknown-channel');
   });
 
   it('snapshot-stored before the snapshot, twice, or for an unknown checkpoint is rejected', () => {
     const p = make({ inputs: ['a->b', 'x->b'] });
-    p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
-    expect(p.step({ type: 'snapshot-stored', checkpointId: 1 }).rejected?.reason).toBe('not-snapshotted');
-    expect(p.step({ type: 'snapshot-stored', checkpointId: 7 }).rejected?.reason).toBe('unknown-checkpoint');
-    p.step({ type: 'barrier', channel: 'x->b', checkpointId: 1, epoch: 0 });
+    step(p, { type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
+    expect(step(p, { type: 'snapshot-stored', checkpointId: 1 }).rejected?.reason).toBe('not-snapshotted');
+    expect(step(p, { type: 'snapshot-stored', checkpointId: 7 }).rejected?.reason).toBe('unknown-checkpoint');
+    step(p, { type: 'barrier', channel: 'x->b', checkpointId: 1, epoch: 0 });
     // Stored once completes the checkpoint (no input is recorded), so a second store finds nothing.
-    expect(p.step({ type: 'snapshot-stored', checkpointId: 1 }).effects.map((e) => e.type)).toEqual(['ack']);
-    expect(p.step({ type: 'snapshot-stored', checkpointId: 1 }).rejected?.reason).toBe('unknown-checkpoint');
+    expect(step(p, { type: 'snapshot-stored', checkpointId: 1 }).effects.map((e) => e.type)).toEqual(['ack']);
+    expect(step(p, { type: 'snapshot-stored', checkpointId: 1 }).rejected?.reason).toBe('unknown-checkpoint');
   });
 
   it('an abort releases blocked inputs in order and forgets the checkpoint', () => {
     const p = make({ inputs: ['a->b', 'x->b'] });
-    p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
-    expect(p.isBlocked('a->b')).toBe(true);
-    expect(p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' }).effects).toEqual([]);
-    expect(p.step({ type: 'message', channel: 'a->b', seq: 2, epoch: 0, payload: 'm2' }).effects).toEqual([]);
-    const r = p.step({ type: 'abort', checkpointId: 1 });
+    step(p, { type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 });
+    expect(p.isBlocked(input(p, 'a->b'))).toBe(true);
+    expect(step(p, { type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' }).effects).toEqual([]);
+    expect(step(p, { type: 'message', channel: 'a->b', seq: 2, epoch: 0, payload: 'm2' }).effects).toEqual([]);
+    const r = step(p, { type: 'abort', checkpointId: 1 });
     expect(r.effects.map((e) => (e.type === 'deliver' ? e.payload : e.type))).toEqual(['m1', 'm2']);
-    expect(p.isBlocked('a->b')).toBe(false);
+    expect(p.isBlocked(input(p, 'a->b'))).toBe(false);
     expect(p.inFlight()).toEqual([]);
-    expect(p.step({ type: 'barrier', channel: 'x->b', checkpointId: 1, epoch: 0 }).rejected?.reason).toBe('stale-barrier');
+    expect(step(p, { type: 'barrier', channel: 'x->b', checkpointId: 1, epoch: 0 }).rejected?.reason).toBe('stale-barrier');
   });
 
   it('a restore with a bad channel state leaves the participant untouched', () => {
     const p = make();
-    p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' });
-    const r = p.step({
+    step(p, { type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' });
+    const r = step(p, {
       type: 'restore',
       epoch: 1,
       counts: { sent: {}, received: { 'a->b': 0 } },
@@ -97,22 +105,22 @@ describe('participant rules', () => {
     });
     expect(r.rejected?.reason).toBe('gap');
     expect(p.epoch).toBe(0);
-    expect(p.deliveredFrom('a->b')).toBe(1);
+    expect(p.deliveredFrom(input(p, 'a->b'))).toBe(1);
   });
 
   it('a restore must move the epoch forward', () => {
     const p = make();
     const counts = { sent: {}, received: {} };
-    expect(p.step({ type: 'restore', epoch: 0, counts, channelStates: {} }).rejected?.reason).toBe('epoch-not-increasing');
-    expect(p.step({ type: 'restore', epoch: 2, counts, channelStates: {} }).rejected).toBeUndefined();
+    expect(step(p, { type: 'restore', epoch: 0, counts, channelStates: {} }).rejected?.reason).toBe('epoch-not-increasing');
+    expect(step(p, { type: 'restore', epoch: 2, counts, channelStates: {} }).rejected).toBeUndefined();
     expect(p.epoch).toBe(2);
   });
 
   it('rejections are counted by reason', () => {
     const p = make();
-    p.step({ type: 'barrier', channel: 'q->b', checkpointId: 1, epoch: 0 });
-    p.step({ type: 'barrier', channel: 'q->b', checkpointId: 1, epoch: 0 });
-    p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 3, payload: 'x' });
+    step(p, { type: 'barrier', channel: 'q->b', checkpointId: 1, epoch: 0 });
+    step(p, { type: 'barrier', channel: 'q->b', checkpointId: 1, epoch: 0 });
+    step(p, { type: 'message', channel: 'a->b', seq: 1, epoch: 3, payload: 'x' });
     expect(p.rejections).toEqual({ 'unknown-channel': 2, 'future-epoch': 1 });
   });
 });
@@ -122,27 +130,27 @@ describe('duplicate barriers', () => {
 
   it('unaligned: a second barrier of a checkpoint on the same input is rejected, counted, and changes nothing', () => {
     const p = make({ inputs: ['a->b', 'x->b'], policy: { kind: 'unaligned' } });
-    expect(p.step(barrier('a->b')).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
-    const again = p.step(barrier('a->b'));
+    expect(step(p, barrier('a->b')).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
+    const again = step(p, barrier('a->b'));
     expect(again.rejected?.reason).toBe('duplicate-barrier');
     expect(again.effects).toEqual([]);
     expect(p.rejections).toEqual({ 'duplicate-barrier': 1 });
     // x->b is still recorded: the duplicate did not stand in for its barrier.
-    p.step({ type: 'message', channel: 'x->b', seq: 1, epoch: 0, payload: 'late' });
-    p.step(barrier('x->b'));
-    const ack = p.step({ type: 'snapshot-stored', checkpointId: 1 }).effects.find((e) => e.type === 'ack');
-    expect(ack?.type === 'ack' && ack.channelStates).toEqual({ 'a->b': [], 'x->b': [{ seq: 1, payload: 'late' }] });
+    step(p, { type: 'message', channel: 'x->b', seq: 1, epoch: 0, payload: 'late' });
+    step(p, barrier('x->b'));
+    const ack = step(p, { type: 'snapshot-stored', checkpointId: 1 }).effects.find((e) => e.type === 'ack');
+    expect(ack?.type === 'ack' && ack.ack.channelStates).toEqual({ 'a->b': [], 'x->b': [{ seq: 1, payload: 'late' }] });
   });
 
   it('aligned: a duplicate held behind its blocked input is rejected when released, and still counted', () => {
     const p = make({ inputs: ['a->b', 'x->b'] });
-    p.step(barrier('a->b'));
-    const held = p.step(barrier('a->b'));
+    step(p, barrier('a->b'));
+    const held = step(p, barrier('a->b'));
     expect([held.effects, held.rejected]).toEqual([[], undefined]);
-    p.step({ type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' });
+    step(p, { type: 'message', channel: 'a->b', seq: 1, epoch: 0, payload: 'm1' });
     // Alignment needs x->b's barrier, not a second one from a->b.
-    expect(p.isBlocked('a->b')).toBe(true);
-    const aligned = p.step(barrier('x->b'));
+    expect(p.isBlocked(input(p, 'a->b'))).toBe(true);
+    const aligned = step(p, barrier('x->b'));
     expect(aligned.effects.map((e) => (e.type === 'deliver' ? e.payload : e.type))).toEqual(['snapshot', 'send-barrier', 'm1']);
     expect(p.rejections).toEqual({ 'duplicate-barrier': 1 });
   });
@@ -165,22 +173,22 @@ describe('finished ids', () => {
 describe('configure', () => {
   it('changes policy and back edges between checkpoints, and refuses while one is in flight', () => {
     const p = make({ inputs: ['a->b', 'c->b'] });
-    expect(p.step({ type: 'configure', policy: { kind: 'unaligned' }, backEdgeInputs: [] }).rejected).toBeUndefined();
+    expect(step(p, { type: 'configure', policy: { kind: 'unaligned' }, backEdgeInputs: [] }).rejected).toBeUndefined();
     expect(p.policyKind).toBe('unaligned');
     // Unaligned now: the first barrier snapshots at once.
-    expect(p.step({ type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 }).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
-    expect(p.step({ type: 'configure', policy: { kind: 'aligned' }, backEdgeInputs: ['c->b'] }).rejected?.reason).toBe('busy');
-    p.step({ type: 'barrier', channel: 'c->b', checkpointId: 1, epoch: 0 });
-    p.step({ type: 'snapshot-stored', checkpointId: 1 });
-    expect(p.step({ type: 'configure', policy: { kind: 'aligned' }, backEdgeInputs: ['c->b'] }).rejected).toBeUndefined();
+    expect(step(p, { type: 'barrier', channel: 'a->b', checkpointId: 1, epoch: 0 }).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
+    expect(step(p, { type: 'configure', policy: { kind: 'aligned' }, backEdgeInputs: ['c->b'] }).rejected?.reason).toBe('busy');
+    step(p, { type: 'barrier', channel: 'c->b', checkpointId: 1, epoch: 0 });
+    step(p, { type: 'snapshot-stored', checkpointId: 1 });
+    expect(step(p, { type: 'configure', policy: { kind: 'aligned' }, backEdgeInputs: ['c->b'] }).rejected).toBeUndefined();
     // Aligned with c->b a back edge: a->b's barrier alone aligns.
-    expect(p.step({ type: 'barrier', channel: 'a->b', checkpointId: 2, epoch: 0 }).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
+    expect(step(p, { type: 'barrier', channel: 'a->b', checkpointId: 2, epoch: 0 }).effects.map((e) => e.type)).toEqual(['snapshot', 'send-barrier']);
   });
 
   it('rejects an unknown back edge and an invalid policy without changing anything', () => {
     const p = make();
-    expect(p.step({ type: 'configure', policy: { kind: 'unaligned' }, backEdgeInputs: ['x->b'] }).rejected?.reason).toBe('unknown-channel');
-    expect(p.step({ type: 'configure', policy: { kind: 'aligned-timeout', alignmentTimeoutMs: -5 }, backEdgeInputs: [] }).rejected?.reason).toBe('invalid-config');
+    expect(step(p, { type: 'configure', policy: { kind: 'unaligned' }, backEdgeInputs: ['x->b'] }).rejected?.reason).toBe('unknown-channel');
+    expect(step(p, { type: 'configure', policy: { kind: 'aligned-timeout', alignmentTimeoutMs: -5 }, backEdgeInputs: [] }).rejected?.reason).toBe('invalid-config');
     expect(p.policyKind).toBe('aligned');
   });
 });

@@ -5,10 +5,10 @@
  */
 import type { PolicyWithBarriers, PolicyController } from '../policy.js';
 import type { PendingCheckpoint } from '../pending.js';
-import type { ChannelId } from '../../ids.js';
+import type { InputHandle } from '../types.js';
 
 /** Shared with aligned-timeout, which differs only in what a timer does. */
-export function alignedOnBarrier(c: PolicyController, p: PendingCheckpoint, channel: ChannelId): undefined {
+export function alignedOnBarrier(c: PolicyController, p: PendingCheckpoint, channel: InputHandle): undefined {
   if (p.phase === 'snapshotted') {
     c.closeRecording(p, channel);
     return undefined;

@@ -15,7 +15,7 @@ export const syncPolicy: PolicyWithBarriers = {
   },
   onBarrier(c, p, channel) {
     if (p.phase === 'snapshotted') {
-      return { reason: 'unexpected-barrier', detail: `marker on ${channel} after the sync snapshot of ${p.id}` };
+      return { reason: 'unexpected-barrier', detail: `marker on ${c.inputId(channel)} after the sync snapshot of ${p.id}` };
     }
     // A marker can come before this process is triggered; blocking keeps anything after it out of the cut.
     c.block(p, channel);
