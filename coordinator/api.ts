@@ -1,6 +1,7 @@
 /**
  * What the gRPC service (grpc/) calls: the coordinator's operations on plain model values.
- * `Plans`/`Agents` come from the registry; `Checkpoints` from the checkpoint orchestration.
+ * `Plans`/`Agents` come from the registry; `Checkpoints` from the checkpoint orchestration;
+ * `Policies` from coordinator/policies/.
  */
 import type { CheckpointId } from '../src/ids.js';
 import type { Result } from './errors.js';
@@ -15,6 +16,7 @@ import type {
   ProgressEvent,
   SnapshotOptions,
 } from './model.js';
+import type { Policy, PolicyInput } from './policies/model.js';
 
 export interface Page<T> {
   readonly items: readonly T[];
@@ -91,8 +93,21 @@ export interface AgentsApi {
   list(tenant: string | undefined): Promise<Result<readonly AgentInfo[]>>;
 }
 
+/** A plan's schedule and retention (coordinator/policies/). */
+export interface PoliciesApi {
+  /** NOT_FOUND if the plan does not exist; ALREADY_EXISTS if it has a policy. */
+  create(policy: PolicyInput): Promise<Result<Policy>>;
+  get(planId: string): Promise<Result<Policy>>;
+  list(tenant: string | undefined, pageSize: number, pageToken: string): Promise<Result<Page<Policy>>>;
+  /** expectedRevision 0: whatever the revision; otherwise compare-and-set. */
+  update(policy: PolicyInput, expectedRevision: number): Promise<Result<Policy>>;
+  delete(planId: string): Promise<Result<void>>;
+}
+
 export interface CoordinatorApi {
   readonly plans: PlansApi;
   readonly checkpoints: CheckpointsApi;
   readonly agents: AgentsApi;
+  /** Absent: the policy calls answer UNAVAILABLE (a coordinator built without a policy store). */
+  readonly policies?: PoliciesApi;
 }

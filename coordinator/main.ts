@@ -22,6 +22,8 @@ import { ok } from './errors.js';
 import { storeProbe, watchReadiness } from './grpc/readiness.js';
 import { startGrpcServer } from './grpc/server.js';
 import { serveCoordinatorMetrics } from './metrics/index.js';
+import { PolicyRegistry } from './policies/registry.js';
+import { JetStreamPolicyStore } from './store/policies.js';
 import { PlanRegistry } from './plans.js';
 import { openCoordinatorStore } from './store/index.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
@@ -96,7 +98,7 @@ async function main(): Promise<number> {
   // Agents that registered with a previous coordinator are asked to register again (docs/agent.md).
   trackAgents(bus, agents);
   await bus.start();
-  const checkpoints = new CheckpointService(store, objects, bus, logger, {
+  const checkpoints: CheckpointService = new CheckpointService(store, objects, bus, logger, {
     ...CHECKPOINT_SERVICE_DEFAULTS,
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: options.timeoutMs },
     retainedPerPlan: options.retain,
@@ -104,6 +106,14 @@ async function main(): Promise<number> {
     inlineStateBytesMax: options.inlineStateBytesMax,
     agents,
     ...(volumes ? { volumes } : {}),
+    retentionFor: (planId) => policies.retentionFor(planId),
+  });
+  const policies: PolicyRegistry = new PolicyRegistry({
+    store: new JetStreamPolicyStore(store.buckets.plans, 1_000),
+    plans: store.plans,
+    logger,
+    take: (r) => checkpoints.take(r),
+    waitFor: (id) => checkpoints.waitFor(id),
   });
   const plans = new PlanRegistry({
     store: store.plans,
@@ -132,7 +142,9 @@ async function main(): Promise<number> {
   }
   const running = options.schedules.map((spec) => new PlanSchedule(spec, { take: (r) => checkpoints.take(r), waitFor: (id) => checkpoints.waitFor(id), logger }));
   checkpoints.onEnded((r) => {
-    if (r.state === 'completed') for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
+    if (r.state !== 'completed') return;
+    for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
+    policies.noteCompleted(r.planId);
   });
   // Rounds a stopped coordinator left in flight: aborted and cleaned up before anything new starts
   // (their admission slots count until then). One coordinator at a time: see docs/api.md, restart.
@@ -142,6 +154,9 @@ async function main(): Promise<number> {
   const left = await recoverLeftOperations({ store, bus, objects, logger, timeoutMs: options.restoreTimeoutMs, nowUnixMs: Date.now });
   if (!left.ok) logger.warn({ error: left.error.message }, 'rollbacks and restores left by a stopped coordinator not recovered');
   for (const s of running) s.start();
+  // Plans' policies from the store: their schedules start, their retention holds (coordinator/policies/).
+  const applied = await policies.start();
+  if (!applied.ok) logger.warn({ error: applied.error.message }, 'policies not read: no policy schedules until the next start');
   // A record left in flight later on (a run that could not write its end) is swept every minute.
   const sweep = async (): Promise<void> => {
     const swept = await checkpoints.sweepStale();
@@ -150,7 +165,7 @@ async function main(): Promise<number> {
   };
   const sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
   sweeper.unref();
-  const server = await startGrpcServer({ api: { plans, checkpoints, agents }, address: options.listen, logger });
+  const server = await startGrpcServer({ api: { plans, checkpoints, agents, policies }, address: options.listen, logger });
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   // Health follows NATS and the store from here on (grpc/readiness.ts).
   const readiness = watchReadiness({ nc, probeStore: storeProbe(store.buckets), setStatus: (s) => server.health.setAll(s), logger });
@@ -161,6 +176,7 @@ async function main(): Promise<number> {
   });
   logger.info('stopping');
   for (const s of running) s.stop();
+  policies.stop();
   clearInterval(sweeper);
   readiness.stop();
   await server.close();

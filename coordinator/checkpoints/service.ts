@@ -29,7 +29,7 @@ import { verifyCheckpoint } from './verify.js';
 import { Admission } from './admission.js';
 import { canRetire, finishMarkedDelete, retireParts } from './retire.js';
 import { mayHoldVolumeSnapshots, recoverLeftRounds, sweepCheckpointVolumes, type RecoveryReport } from './recover.js';
-import { decideDeleteMark, decidePin, decideRetention, type DeleteMarkDecision, type PinDecision } from '../../src/control/retention.js';
+import { decideDeleteMark, decidePin, decideRetention, type DeleteMarkDecision, type PinDecision, type RetentionRules } from '../../src/control/retention.js';
 import type { KeyedCallKind } from '../store/index.js';
 import { sameTake, snapshotOptions } from './snapshot-options.js';
 import type { AdmissionConfig } from '../../src/control/admission.js';
@@ -61,6 +61,18 @@ export interface CheckpointServiceOptions {
   readonly volumes?: VolumeBackend;
   /** Defects re-created on purpose for the fault simulator (src/control/negative-controls.ts); never in production. */
   readonly negativeControls?: NegativeControls;
+  /** A plan's retention policy (coordinator/policies/); undefined: keep the newest retainedPerPlan. */
+  readonly retentionFor?: (planId: string) => RetentionRules | undefined;
+}
+
+/** What retention needs of a completed checkpoint. */
+interface CompletedEntry {
+  readonly pinned: boolean;
+  readonly finishedAtUnixMs?: number;
+}
+
+function completedEntry(r: CheckpointRecord): CompletedEntry {
+  return { pinned: r.pinned === true, ...(r.finishedAtUnixMs !== undefined ? { finishedAtUnixMs: r.finishedAtUnixMs } : {}) };
 }
 
 /** What the service needs of a checkpoint in flight, whatever its level. */
@@ -125,8 +137,8 @@ export class CheckpointService implements CheckpointsApi {
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
   private readonly endedListeners: ((record: CheckpointRecord) => void)[] = [];
   private readonly operationListeners: ((kind: 'rollback' | 'restore', succeeded: boolean) => void)[] = [];
-  /** Completed checkpoints per plan (id -> pinned), once retention has listed them (see applyRetention). */
-  private readonly completedIds = new Map<string, Map<CheckpointId, boolean>>();
+  /** Completed checkpoints per plan, once retention has listed them (see applyRetention). */
+  private readonly completedIds = new Map<string, Map<CheckpointId, CompletedEntry>>();
   private readonly retention = new Map<string, Promise<void>>();
   /** Each plan's newest completed checkpoint, whose complete notice goes out with the next trigger. */
   private readonly lastCompleted = new Map<string, CheckpointId>();
@@ -486,7 +498,7 @@ export class CheckpointService implements CheckpointsApi {
 
   /**
    * Retention of a plan (src/control/retention.ts decides): the newest `retainedPerPlan` completed
-   * checkpoints are kept, and so are pinned ones and the targets and safety checkpoints of the
+   * checkpoints are kept (or what the plan's retention policy keeps), and so are pinned ones and the targets and safety checkpoints of the
    * plan's last `rollbacksProtected` rollbacks; the rest go with their parts and volume snapshots.
    * The completed ids of a plan are read from the store once, then kept up to date here: reading
    * every record of the plan at every completion made retention the largest cost of a round for a
@@ -513,16 +525,18 @@ export class CheckpointService implements CheckpointsApi {
       known = listed.value;
       this.completedIds.set(planId, known);
     }
-    if (!known.has(completed.id)) known.set(completed.id, completed.pinned === true);
+    if (!known.has(completed.id)) known.set(completed.id, completedEntry(completed));
     const rollbacks = await this.store.operations.recentRollbacks(planId, this.options.rollbacksProtected);
     if (!rollbacks.ok) {
       // Without them retention cannot tell what protects a rollback: better keep too much.
       this.log.warn({ plan: planId, error: rollbacks.error.message }, 'retention skipped: recent rollbacks not read');
       return;
     }
+    const rules = this.options.retentionFor?.(planId);
     const decision = decideRetention({
-      completed: [...known].map(([id, pinned]) => ({ id, pinned })),
+      completed: [...known].map(([id, c]) => ({ id, ...c })),
       keepNewest: this.options.retainedPerPlan,
+      ...(rules !== undefined ? { rules, nowUnixMs: this.nowUnixMs() } : {}),
       protectedIds: rollbacks.value.flatMap((r) => [
         { id: r.targetId, because: 'rollback-target' as const },
         ...(r.safetyId !== 0 ? [{ id: r.safetyId, because: 'rollback-safety' as const }] : []),
@@ -533,7 +547,8 @@ export class CheckpointService implements CheckpointsApi {
       if (!r.ok && r.error.kind === 'failed-precondition') {
         // Pinned since this plan's list was read (the store is the truth): kept, the rest go on.
         const stored = await this.store.checkpoints.get(old);
-        if (stored.ok && stored.value.record.pinned === true) known.set(old, true);
+        const entry = known.get(old);
+        if (stored.ok && stored.value.record.pinned === true && entry !== undefined) known.set(old, { ...entry, pinned: true });
         this.log.info({ checkpointId: old, plan: planId, tenant: completed.tenant, reason: r.error.message }, 'checkpoint kept by retention');
         continue;
       }
@@ -546,13 +561,13 @@ export class CheckpointService implements CheckpointsApi {
     }
   }
 
-  private async listCompleted(planId: string): Promise<Result<Map<CheckpointId, boolean>>> {
-    const ids = new Map<CheckpointId, boolean>();
+  private async listCompleted(planId: string): Promise<Result<Map<CheckpointId, CompletedEntry>>> {
+    const ids = new Map<CheckpointId, CompletedEntry>();
     let token = '';
     do {
       const page = await this.store.checkpoints.list({ planId, states: ['completed'] }, 500, token);
       if (!page.ok) return page;
-      for (const c of page.value.items) ids.set(c.id, c.pinned === true);
+      for (const c of page.value.items) ids.set(c.id, completedEntry(c));
       token = page.value.nextPageToken;
     } while (token !== '');
     return ok(ids);
@@ -694,7 +709,7 @@ export class CheckpointService implements CheckpointsApi {
             : `checkpoint ${id} is ${record.state}; only a completed checkpoint can be pinned or unpinned`,
         );
       }
-      this.completedIds.get(record.planId)?.set(id, pinned);
+      this.completedIds.get(record.planId)?.set(id, completedEntry(record));
       this.log.info({ checkpointId: id, plan: record.planId, tenant: record.tenant, pinned }, pinned ? 'checkpoint pinned' : 'checkpoint unpinned');
       return ok(record);
     });

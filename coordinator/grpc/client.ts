@@ -24,7 +24,10 @@ import {
   type ListCheckpointsArgs,
   type ProgressView,
 } from './convert.js';
+import { planStatsFromProto, policyFromProto, policyInputToProto } from './convert-policy.js';
 import { coordinatorGrpc } from './descriptor.js';
+import type { PlanStats } from '../metrics/plan-stats.js';
+import type { Policy, PolicyInput } from '../policies/model.js';
 import { errorInfoOf } from './status.js';
 
 export interface CallError {
@@ -179,6 +182,34 @@ export class CoordinatorClient {
 
   listAgents(tenant: string | undefined): Promise<CallResult<AgentInfo[]>> {
     return this.call('ListAgents', { tenant: tenant ?? '' }, (r) => all((r.agents as unknown[] | undefined) ?? [], agentFromProto));
+  }
+
+  createPolicy(policy: PolicyInput): Promise<CallResult<Policy>> {
+    return this.call('CreatePolicy', { policy: policyInputToProto(policy) }, (r) => policyFromProto(r.policy));
+  }
+
+  getPolicy(planId: string): Promise<CallResult<Policy>> {
+    return this.call('GetPolicy', { plan_id: planId }, (r) => policyFromProto(r.policy));
+  }
+
+  listPolicies(tenant: string | undefined, pageSize: number, pageToken: string): Promise<CallResult<Page<Policy>>> {
+    return this.call('ListPolicies', { tenant: tenant ?? '', page_size: pageSize, page_token: pageToken }, (r) => {
+      const items = all((r.policies as unknown[] | undefined) ?? [], policyFromProto);
+      return items.ok ? { ok: true, value: { items: items.value, nextPageToken: String(r.next_page_token ?? '') } } : items;
+    });
+  }
+
+  /** expectedRevision 0: whatever the revision. */
+  updatePolicy(policy: PolicyInput, expectedRevision: number): Promise<CallResult<Policy>> {
+    return this.call('UpdatePolicy', { policy: policyInputToProto(policy), expected_revision: expectedRevision }, (r) => policyFromProto(r.policy));
+  }
+
+  deletePolicy(planId: string): Promise<CallResult<void>> {
+    return this.call('DeletePolicy', { plan_id: planId }, () => ({ ok: true, value: undefined }));
+  }
+
+  planStats(planId: string): Promise<CallResult<PlanStats>> {
+    return this.call('GetPlanStats', { plan_id: planId }, (r) => planStatsFromProto(r.stats));
   }
 
   /**

@@ -194,11 +194,11 @@ export function validateRequestLimits(l: RequestLimits): string | undefined {
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
-function done<T>(reader: ProtoReader, value: T): Result<T> {
+export function done<T>(reader: ProtoReader, value: T): Result<T> {
   return reader.error === undefined ? ok(value) : { ok: false, error: reader.error };
 }
 
-function name(r: ProtoReader, field: string, required: boolean): string {
+export function name(r: ProtoReader, field: string, required: boolean): string {
   const v = r.string(field);
   if (v === '') {
     if (required) r.fail(field, `${r.at(field)} is required`);
@@ -214,13 +214,13 @@ function checkpointId(r: ProtoReader, field: string): CheckpointId {
   return id;
 }
 
-function pageSize(r: ProtoReader, field: string, limits: RequestLimits): number {
+export function pageSize(r: ProtoReader, field: string, limits: RequestLimits): number {
   const size = r.u32(field);
   if (size > limits.pageSizeMax) r.fail(field, `${r.at(field)} ${size} is more than the maximum of ${limits.pageSizeMax}`);
   return size === 0 ? limits.pageSizeDefault : size;
 }
 
-function pageToken(r: ProtoReader, field: string, limits: RequestLimits): string {
+export function pageToken(r: ProtoReader, field: string, limits: RequestLimits): string {
   const token = r.string(field);
   if (token.length > limits.pageTokenCharsMax) r.fail(field, `${r.at(field)} is not one this coordinator issued`);
   return token;

@@ -18,8 +18,9 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
-import type { CoordinatorApi } from '../api.js';
-import type { CoordinatorError, Result } from '../errors.js';
+import type { CoordinatorApi, PoliciesApi } from '../api.js';
+import { fail, type CoordinatorError, type Result } from '../errors.js';
+import { planStats } from '../metrics/plan-stats.js';
 import {
   agentToProto,
   checkpointIdRequestFromProto,
@@ -42,6 +43,13 @@ import {
   verifyReportToProto,
   type RequestLimits,
 } from './convert.js';
+import {
+  createPolicyRequestFromProto,
+  listPoliciesRequestFromProto,
+  planStatsToProto,
+  policyToProto,
+  updatePolicyRequestFromProto,
+} from './convert-policy.js';
 import { COORDINATOR_SERVICE_NAME, coordinatorGrpc, coordinatorPackageDefinition } from './descriptor.js';
 import { HealthService, healthPackageDefinition } from './health.js';
 import { toServiceError } from './status.js';
@@ -210,6 +218,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const health = new HealthService([COORDINATOR_SERVICE_NAME]);
   health.addTo(server);
 
+  const withPolicies = <T>(call: (p: PoliciesApi) => Promise<Result<T>>): Promise<Result<T>> =>
+    api.policies !== undefined ? call(api.policies) : Promise.resolve(fail('unavailable', 'this coordinator has no policy store; policies are not served'));
+
   /** Open WatchCheckpoint streams and how to end each one from close(). */
   const watches = new Set<() => void>();
 
@@ -369,6 +380,36 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       (record) => ({ checkpoint: checkpointToProto(record) }),
     ),
     ListAgents: unary(log, stats, 'ListAgents', listAgentsRequestFromProto, (tenant) => api.agents.list(tenant), (agents) => ({ agents: agents.map(agentToProto) })),
+    CreatePolicy: unary(log, stats, 'CreatePolicy', createPolicyRequestFromProto, (p) => withPolicies((x) => x.create(p)), (policy) => ({ policy: policyToProto(policy) })),
+    GetPolicy: unary(log, stats, 'GetPolicy', planIdRequestFromProto, (id) => withPolicies((x) => x.get(id)), (policy) => ({ policy: policyToProto(policy) })),
+    ListPolicies: unary(
+      log,
+      stats,
+      'ListPolicies',
+      (r) => listPoliciesRequestFromProto(r, limits),
+      (a) => withPolicies((x) => x.list(a.tenant, a.pageSize, a.pageToken)),
+      (page) => ({ policies: page.items.map(policyToProto), next_page_token: page.nextPageToken }),
+    ),
+    UpdatePolicy: unary(
+      log,
+      stats,
+      'UpdatePolicy',
+      updatePolicyRequestFromProto,
+      (a) => withPolicies((x) => x.update(a.policy, a.expectedRevision)),
+      (policy) => ({ policy: policyToProto(policy) }),
+    ),
+    DeletePolicy: unary(log, stats, 'DeletePolicy', planIdRequestFromProto, (id) => withPolicies((x) => x.delete(id)), () => ({})),
+    GetPlanStats: unary(
+      log,
+      stats,
+      'GetPlanStats',
+      planIdRequestFromProto,
+      async (id) => {
+        const plan = await api.plans.get(id);
+        return plan.ok ? planStats((f, size, token) => api.checkpoints.list(f, size, token), id) : plan;
+      },
+      (s) => ({ stats: planStatsToProto(s) }),
+    ),
   };
   server.addService(tolerantDeserializers(coordinatorGrpc().service), handlers);
   // grpc.reflection (v1 and v1alpha): grpcurl and grpcui list and call the API without the .proto files.

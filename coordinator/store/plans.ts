@@ -12,8 +12,7 @@ import { fail, ok, type Result } from '../errors.js';
 import type { Plan } from '../model.js';
 import { decodeJsonObject, encodeJson } from './json.js';
 import { isWrongLastSequence, storeError } from './nats-errors.js';
-import { decodePageToken, filterFingerprint, validatePageSize } from './page-token.js';
-import { getLive, listKeys, scanPage } from './scan.js';
+import { getLive, listPrefixed } from './scan.js';
 
 /** A plan as written: everything but the revision, which the store assigns. */
 export type PlanValue = Omit<Plan, 'revision'>;
@@ -102,25 +101,11 @@ export class JetStreamPlanStore implements PlanStore {
     return entry.ok ? decodePlan(entry.value) : entry;
   }
 
-  async list(filter: PlanFilter, pageSize: number, pageToken: string): Promise<Result<Page<Plan>>> {
-    const size = validatePageSize(pageSize, this.pageSizeMax);
-    if (!size.ok) return size;
-    const fingerprint = filterFingerprint({ kind: 'plans', tenant: filter.tenant ?? null });
-    const after = decodePageToken(pageToken, fingerprint);
-    if (!after.ok) return after;
-    const keys = await listKeys(this.kv, `${KEY_PREFIX}*`);
-    if (!keys.ok) return keys;
-    // Plain code-unit order: the same in every language, so a client can predict it.
-    const sorted = keys.value.sort().filter((key) => after.value === undefined || key > after.value);
-    return scanPage(this.kv, {
-      keys: sorted,
-      pageSize,
-      fingerprint,
-      decode: (entry) => {
-        const plan = decodePlan(entry);
-        if (!plan.ok) return plan;
-        return ok(filter.tenant === undefined || plan.value.tenant === filter.tenant ? plan.value : undefined);
-      },
+  list(filter: PlanFilter, pageSize: number, pageToken: string): Promise<Result<Page<Plan>>> {
+    return listPrefixed(this.kv, KEY_PREFIX, { filter: { kind: 'plans', tenant: filter.tenant ?? null }, pageSize, pageSizeMax: this.pageSizeMax, pageToken }, (entry) => {
+      const plan = decodePlan(entry);
+      if (!plan.ok) return plan;
+      return ok(filter.tenant === undefined || plan.value.tenant === filter.tenant ? plan.value : undefined);
     });
   }
 

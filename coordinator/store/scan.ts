@@ -6,7 +6,7 @@
 import type { KV, KvEntry } from 'nats';
 import type { Page } from '../api.js';
 import { ok, type Result } from '../errors.js';
-import { encodePageToken } from './page-token.js';
+import { decodePageToken, encodePageToken, filterFingerprint, validatePageSize } from './page-token.js';
 import { storeError } from './nats-errors.js';
 
 /** Values read in parallel while a page is filled. */
@@ -65,4 +65,26 @@ export async function scanPage<T>(kv: KV, scan: PageScan<T>): Promise<Result<Pag
     }
   }
   return ok({ items, nextPageToken: '' });
+}
+
+/**
+ * One page of the values under a key prefix, in plain code-unit order of their keys (the same in
+ * every language, so a client can predict it); `filter` is carried in the page token, so a token
+ * is refused with another filter.
+ */
+export async function listPrefixed<T>(
+  kv: KV,
+  prefix: string,
+  page: { readonly filter: object; readonly pageSize: number; readonly pageSizeMax: number; readonly pageToken: string },
+  decode: (entry: KvEntry) => Result<T | undefined>,
+): Promise<Result<Page<T>>> {
+  const size = validatePageSize(page.pageSize, page.pageSizeMax);
+  if (!size.ok) return size;
+  const fingerprint = filterFingerprint(page.filter);
+  const after = decodePageToken(page.pageToken, fingerprint);
+  if (!after.ok) return after;
+  const keys = await listKeys(kv, `${prefix}*`);
+  if (!keys.ok) return keys;
+  const sorted = keys.value.sort().filter((key) => after.value === undefined || key > after.value);
+  return scanPage(kv, { keys: sorted, pageSize: page.pageSize, fingerprint, decode });
 }

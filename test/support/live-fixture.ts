@@ -10,7 +10,7 @@ import { Agent } from '../../agent/agent.js';
 import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
 import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import { ControlBus } from '../../coordinator/bus.js';
-import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, type CheckpointServiceOptions } from '../../coordinator/checkpoints/service.js';
 import type { PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
 import { TokenApp } from '../../agent/demo-apps/token-app.js';
@@ -43,7 +43,7 @@ export interface LiveWorld {
 
 export const silent = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
 
-export async function startLiveWorld(options: { timeoutMs?: number; retainedPerPlan?: number } = {}): Promise<LiveWorld> {
+export async function startLiveWorld(options: { timeoutMs?: number; retainedPerPlan?: number; retentionFor?: CheckpointServiceOptions['retentionFor'] } = {}): Promise<LiveWorld> {
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
   const store = await openCoordinatorStore(nc);
@@ -55,6 +55,7 @@ export async function startLiveWorld(options: { timeoutMs?: number; retainedPerP
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: options.timeoutMs ?? 10_000 },
     restoreTimeoutMs: 10_000,
     retainedPerPlan: options.retainedPerPlan ?? CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan,
+    ...(options.retentionFor ? { retentionFor: options.retentionFor } : {}),
   });
   const created = await store.plans.create({ ...demoPlan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
   if (!created.ok) throw new Error(created.error.message);

@@ -76,6 +76,30 @@ export const coordinatorDescriptor = {
                 "ListAgents": {
                   "requestType": "ListAgentsRequest",
                   "responseType": "ListAgentsResponse"
+                },
+                "CreatePolicy": {
+                  "requestType": "CreatePolicyRequest",
+                  "responseType": "CreatePolicyResponse"
+                },
+                "GetPolicy": {
+                  "requestType": "GetPolicyRequest",
+                  "responseType": "GetPolicyResponse"
+                },
+                "ListPolicies": {
+                  "requestType": "ListPoliciesRequest",
+                  "responseType": "ListPoliciesResponse"
+                },
+                "UpdatePolicy": {
+                  "requestType": "UpdatePolicyRequest",
+                  "responseType": "UpdatePolicyResponse"
+                },
+                "DeletePolicy": {
+                  "requestType": "DeletePolicyRequest",
+                  "responseType": "DeletePolicyResponse"
+                },
+                "GetPlanStats": {
+                  "requestType": "GetPlanStatsRequest",
+                  "responseType": "GetPlanStatsResponse"
                 }
               }
             },
@@ -1004,6 +1028,278 @@ export const coordinatorDescriptor = {
                 "agents": {
                   "rule": "repeated",
                   "type": "Agent",
+                  "id": 1
+                }
+              }
+            },
+            "PlanPolicy": {
+              "fields": {
+                "plan_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "tenant": {
+                  "type": "string",
+                  "id": 2
+                },
+                "schedule": {
+                  "type": "SchedulePolicy",
+                  "id": 3
+                },
+                "retention": {
+                  "type": "RetentionPolicy",
+                  "id": 4
+                },
+                "revision": {
+                  "type": "uint64",
+                  "id": 5
+                },
+                "created_at_unix_ms": {
+                  "type": "int64",
+                  "id": 6
+                },
+                "updated_at_unix_ms": {
+                  "type": "int64",
+                  "id": 7
+                }
+              }
+            },
+            "SchedulePolicy": {
+              "fields": {
+                "interval_ms": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "cron": {
+                  "type": "string",
+                  "id": 2
+                },
+                "level": {
+                  "type": "ConsistencyLevel",
+                  "id": 3
+                },
+                "window_start": {
+                  "type": "string",
+                  "id": 4
+                },
+                "window_end": {
+                  "type": "string",
+                  "id": 5
+                },
+                "jitter_ms": {
+                  "type": "uint64",
+                  "id": 6
+                },
+                "min_pause_ms": {
+                  "type": "uint64",
+                  "id": 7
+                },
+                "tolerable_failures": {
+                  "type": "uint32",
+                  "id": 8
+                }
+              }
+            },
+            "RetentionPolicy": {
+              "fields": {
+                "keep_last": {
+                  "type": "uint32",
+                  "id": 1
+                },
+                "keep_daily": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "keep_weekly": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "keep_monthly": {
+                  "type": "uint32",
+                  "id": 4
+                },
+                "keep_within_ms": {
+                  "type": "uint64",
+                  "id": 5
+                }
+              }
+            },
+            "CreatePolicyRequest": {
+              "fields": {
+                "policy": {
+                  "type": "PlanPolicy",
+                  "id": 1
+                }
+              }
+            },
+            "CreatePolicyResponse": {
+              "fields": {
+                "policy": {
+                  "type": "PlanPolicy",
+                  "id": 1
+                }
+              }
+            },
+            "GetPolicyRequest": {
+              "fields": {
+                "plan_id": {
+                  "type": "string",
+                  "id": 1
+                }
+              }
+            },
+            "GetPolicyResponse": {
+              "fields": {
+                "policy": {
+                  "type": "PlanPolicy",
+                  "id": 1
+                }
+              }
+            },
+            "ListPoliciesRequest": {
+              "fields": {
+                "tenant": {
+                  "type": "string",
+                  "id": 1
+                },
+                "page_size": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "page_token": {
+                  "type": "string",
+                  "id": 3
+                }
+              }
+            },
+            "ListPoliciesResponse": {
+              "fields": {
+                "policies": {
+                  "rule": "repeated",
+                  "type": "PlanPolicy",
+                  "id": 1
+                },
+                "next_page_token": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "UpdatePolicyRequest": {
+              "fields": {
+                "policy": {
+                  "type": "PlanPolicy",
+                  "id": 1
+                },
+                "expected_revision": {
+                  "type": "uint64",
+                  "id": 2
+                }
+              }
+            },
+            "UpdatePolicyResponse": {
+              "fields": {
+                "policy": {
+                  "type": "PlanPolicy",
+                  "id": 1
+                }
+              }
+            },
+            "DeletePolicyRequest": {
+              "fields": {
+                "plan_id": {
+                  "type": "string",
+                  "id": 1
+                }
+              }
+            },
+            "DeletePolicyResponse": {
+              "fields": {}
+            },
+            "GetPlanStatsRequest": {
+              "fields": {
+                "plan_id": {
+                  "type": "string",
+                  "id": 1
+                }
+              }
+            },
+            "PlanStats": {
+              "fields": {
+                "plan_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "checkpoints_total": {
+                  "type": "uint32",
+                  "id": 2
+                },
+                "completed": {
+                  "type": "uint32",
+                  "id": 3
+                },
+                "aborted": {
+                  "type": "uint32",
+                  "id": 4
+                },
+                "in_flight": {
+                  "type": "uint32",
+                  "id": 5
+                },
+                "duration_min_ms": {
+                  "type": "uint64",
+                  "id": 6
+                },
+                "duration_avg_ms": {
+                  "type": "uint64",
+                  "id": 7
+                },
+                "duration_max_ms": {
+                  "type": "uint64",
+                  "id": 8
+                },
+                "size_min_bytes": {
+                  "type": "uint64",
+                  "id": 9
+                },
+                "size_avg_bytes": {
+                  "type": "uint64",
+                  "id": 10
+                },
+                "size_max_bytes": {
+                  "type": "uint64",
+                  "id": 11
+                },
+                "latest_completed_id": {
+                  "type": "uint64",
+                  "id": 12
+                },
+                "latest_completed_at_unix_ms": {
+                  "type": "int64",
+                  "id": 13
+                },
+                "last_failure_id": {
+                  "type": "uint64",
+                  "id": 14
+                },
+                "last_failure_reason": {
+                  "type": "FailureReason",
+                  "id": 15
+                },
+                "last_failure_detail": {
+                  "type": "string",
+                  "id": 16
+                },
+                "last_failure_at_unix_ms": {
+                  "type": "int64",
+                  "id": 17
+                }
+              }
+            },
+            "GetPlanStatsResponse": {
+              "fields": {
+                "stats": {
+                  "type": "PlanStats",
                   "id": 1
                 }
               }
