@@ -16,7 +16,7 @@ import type { WorkerReply, WorkerRequest } from './lib/workers.js';
 
 /** Agents and connections are opened this many at a time: a burst of 500 handshakes helps nobody. */
 const OPEN_CONCURRENCY = 32;
-/** The traffic timer: every output sends its share of the rate once per tick. */
+/** The traffic timer: every output sends its share of the rate, for the time since the last tick, once per tick. */
 const TICK_MS = 100;
 /**
  * Sends an output may have waiting for credit; above it a tick sends nothing there (counted as held
@@ -87,11 +87,14 @@ class RelayApp implements AppHandler {
     this.traffic.countDelivery();
   }
 
-  /** Called every tick: sends this tick's share of the rate on each output (fractions carry over). */
-  tick(): void {
+  /**
+   * Called every tick with the time since the last one (a late tick, on a busy process, sends more):
+   * sends that time's share of the rate on each output, fractions carried over.
+   */
+  tick(elapsedMs: number): void {
     const link = this.link;
     if (!link || link.outputs.length === 0) return;
-    this.credit += (this.traffic.o.ratePerChannel * TICK_MS) / 1000;
+    this.credit += (this.traffic.o.ratePerChannel * elapsedMs) / 1000;
     const n = Math.floor(this.credit);
     this.credit -= n;
     for (const channel of link.outputs) {
@@ -192,8 +195,11 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
     clearInterval(timer);
     timer = undefined;
     if (a.on) {
+      let last = performance.now();
       timer = setInterval(() => {
-        for (const r of relays) r.tick();
+        const now = performance.now();
+        for (const r of relays) r.tick(now - last);
+        last = now;
       }, TICK_MS);
     }
     return true;

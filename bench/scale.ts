@@ -190,6 +190,7 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
       cpu: [cpu0, cpu1],
       rss,
       counts,
+      maxPayload: coordinator.nc.info?.max_payload,
       volumeCalls: volumes?.calls,
     });
   } finally {
@@ -240,6 +241,7 @@ interface Measured {
   readonly cpu: readonly [CpuSnapshot, CpuSnapshot];
   readonly rss: readonly number[];
   readonly counts: readonly ScaleCounts[];
+  readonly maxPayload: number | undefined;
   readonly volumeCalls: ReadonlyMap<number, { readonly ms: number; readonly members: number }> | undefined;
 }
 
@@ -251,9 +253,19 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     if (r.record.state === 'completed') continue;
     const reason = r.record.failureReason ?? r.record.state;
     aborted[reason] = (aborted[reason] ?? 0) + 1;
-    if (abortDetails.length < 5) abortDetails.push(`${r.record.id}: ${reason}: ${(r.record.failureDetail ?? '').slice(0, 300)}`);
+    // The first two of each reason, so a rarer reason is not hidden behind the common one.
+    if ((aborted[reason] ?? 0) <= 2) abortDetails.push(`${r.record.id}: ${reason}: ${(r.record.failureDetail ?? '').slice(0, 300)}`);
   }
   const ckptMs = summarize(completed.map((r) => r.ms));
+  // Request to the last ack, for every checkpoint whose apps all acked, completed or not: the
+  // collection alone, which an abort at the commit (a record that does not fit) leaves measurable.
+  const allAcked = m.results.filter((r) => r.record.parts.length > 0 && r.record.parts.every((p) => p.acked && p.ackedAtUnixMs !== undefined));
+  const allAckedMs = summarize(allAcked.map((r) => Math.max(...r.record.parts.map((p) => p.ackedAtUnixMs as number)) - r.requestedAtUnixMs));
+  const abortMs = summarize(m.results.filter((r) => r.record.state !== 'completed').map((r) => r.ms));
+  // The record is one KV value (JSON): a plan whose record does not fit nats-server's max_payload
+  // cannot complete a checkpoint, so its size is part of the result.
+  const recordBytes = m.results.map((r) => Buffer.byteLength(JSON.stringify(r.record)));
+  const partBytes = m.results.filter((r) => r.record.parts.length > 0).map((r) => Buffer.byteLength(JSON.stringify(r.record.parts)) / r.record.parts.length);
   const floor = summarize(m.floorMs);
   // Every app's alignment in every completed checkpoint, and each checkpoint's slowest app.
   const alignments = completed.flatMap((r) => r.record.parts.map((p) => p.alignmentMs ?? 0));
@@ -303,6 +315,9 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     agentsStartMs: Math.round(m.agentsStartMs),
     checkpoints: { ticks: m.attempted, taken: m.results.length, completed: completed.length, skippedBusy: m.skippedBusy, aborted, ...(abortDetails.length > 0 ? { abortDetails } : {}) },
     checkpointMs: { p50: round(ckptMs.p50), p99: round(ckptMs.p99), max: round(ckptMs.max), mean: round(ckptMs.mean) },
+    allAckedMs: { checkpoints: allAckedMs.n, p50: round(allAckedMs.p50), p99: round(allAckedMs.p99), max: round(allAckedMs.max) },
+    ...(abortMs.n > 0 ? { abortedMs: { p50: round(abortMs.p50), max: round(abortMs.max) } } : {}),
+    record: { bytesMax: recordBytes.length > 0 ? Math.max(...recordBytes) : null, bytesPerPart: partBytes.length > 0 ? round(Math.max(...partBytes)) : null, natsMaxPayload: m.maxPayload },
     floorBroadcastMs: { rounds: floor.n, p50: round(floor.p50), p99: round(floor.p99), max: round(floor.max) },
     ...(o.level === 'app' ? { alignmentMs: { appP50: round(percentile(alignments, 50)), appP99: round(percentile(alignments, 99)), perCheckpointWorstP50: round(percentile(alignmentWorst, 50)), perCheckpointWorstP99: round(percentile(alignmentWorst, 99)) } } : {}),
     trafficMsgPerSec: {
@@ -352,6 +367,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     rows,
     extra,
     notes: [
+      'allAckedMs: from the request to the last app\'s ack (the record\'s ackedAtUnixMs), for every checkpoint all of whose apps acked, completed or not',
       'checkpoint time: from the request to the record written completed, measured here; its floor is a plain NATS broadcast to one connection per server and the gathering of the replies, during the warm-up (traffic, no checkpoint)',
       'traffic: messages delivered to every app per second, in 250 ms windows with a checkpoint in flight (request to end) and without; the floor is the warm-up\'s rate',
       ...(o.level === 'app' ? ['alignmentMs: what each app reports in its ack (agent/endpoint.ts), over every app of every completed checkpoint; perCheckpointWorst is each checkpoint\'s slowest app'] : []),
