@@ -65,16 +65,25 @@ export async function runControl(o: ControlOptions): Promise<BenchResult> {
       const bySpec = spread(specs, pool.size);
       await pool.all('agents.start', (w) => ({ specs: bySpec[w] }));
       const projectMs: number[] = [];
+      const phases: Record<'create' | 'trigger' | 'gather' | 'commit', number[]> = { create: [], trigger: [], gather: [], commit: [] };
       const states: Record<string, number> = {};
       const failures: string[] = [];
       let projectCpu0: CpuSnapshot | undefined;
       for (let r = 0; r < o.warmup + o.rounds; r++) {
         if (r === o.warmup) projectCpu0 = await cpuSnapshot(env);
-        const { ms, record } = await coordinator.round(plan.id);
+        const { ms, record, startedAtUnixMs } = await coordinator.round(plan.id);
         states[record.state] = (states[record.state] ?? 0) + 1;
         // A round that did not complete is no sample of "a round to completed": it is counted and named.
         if (record.state !== 'completed') failures.push(`${record.id}: ${record.failureReason ?? record.state}: ${record.failureDetail ?? ''}`.slice(0, 300));
-        else if (r >= o.warmup) projectMs.push(ms);
+        else if (r >= o.warmup) {
+          projectMs.push(ms);
+          const lastAck = Math.max(...record.parts.map((p) => p.ackedAtUnixMs ?? 0));
+          const triggered = record.triggeredAtUnixMs ?? record.createdAtUnixMs;
+          phases.create.push(record.createdAtUnixMs - startedAtUnixMs);
+          phases.trigger.push(triggered - record.createdAtUnixMs);
+          phases.gather.push(lastAck - triggered);
+          phases.commit.push((record.finishedAtUnixMs ?? lastAck) - lastAck);
+        }
       }
       if (projectMs.length === 0) throw new Error(`no measured checkpoint round completed: ${failures.join('; ')}`);
       const projectCpu = cpuPerRound(projectCpu0 as CpuSnapshot, await cpuSnapshot(env), o.rounds);
@@ -92,8 +101,17 @@ export async function runControl(o: ControlOptions): Promise<BenchResult> {
           checkpoints: states,
           ...(failures.length > 0 ? { failures } : {}),
           cpuMsPerRound: { floor: floorCpu, project: projectCpu },
+          projectPhasesP50Ms: {
+            create: round(summarize(phases.create).p50),
+            trigger: round(summarize(phases.trigger).p50),
+            gather: round(summarize(phases.gather).p50),
+            commit: round(summarize(phases.commit).p50),
+          },
         },
-        notes: ['cpuMsPerRound: CPU time per measured round of this process (gatherer or coordinator), all workers together, and the nats-server'],
+        notes: [
+          'cpuMsPerRound: CPU time per measured round of this process (gatherer or coordinator), all workers together, and the nats-server',
+          'projectPhasesP50Ms (ms, the records\' clock): create = request to record created (plan, epoch, id, admission, create), trigger = created to trigger sent, gather = trigger to last ack received, commit = last ack to completed',
+        ],
       };
     } finally {
       await pool.all('reset', () => ({}));

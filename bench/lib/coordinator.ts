@@ -22,7 +22,8 @@ export interface BenchCoordinator {
   readonly registry: AgentRegistry;
   readonly service: CheckpointService;
   /** Takes one app-level checkpoint and waits until it ended; the time from the request to the end. */
-  round(planId: string, options?: Partial<SnapshotOptions>): Promise<{ ms: number; record: CheckpointRecord }>;
+  /** One checkpoint, request to end; `startedAtUnixMs` is when it was requested, on the records' clock. */
+  round(planId: string, options?: Partial<SnapshotOptions>): Promise<{ ms: number; record: CheckpointRecord; startedAtUnixMs: number }>;
   /** Starts a checkpoint (app level unless told) without waiting; undefined when one is still running (the plan is busy). */
   start(planId: string, options?: Partial<SnapshotOptions>, level?: 'app' | 'crash'): Promise<{ id: number; ended: Promise<CheckpointRecord> } | undefined>;
   createPlan(plan: PlanInput): Promise<void>;
@@ -88,11 +89,12 @@ export async function startCoordinator(url: string, o: CoordinatorOptions): Prom
     service,
     start,
     async round(planId, options = {}) {
+      const startedAtUnixMs = Date.now();
       const t0 = performance.now();
       const started = await start(planId, options);
       if (!started) throw new Error('a checkpoint of this plan is still running');
       const record = await started.ended;
-      return { ms: performance.now() - t0, record };
+      return { ms: performance.now() - t0, record, startedAtUnixMs };
     },
     async createPlan(plan) {
       const now = Date.now();
