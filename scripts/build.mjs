@@ -12,7 +12,7 @@
  * The bundles are CommonJS because a Node 20 single executable runs a CommonJS script only.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,11 +49,15 @@ const reflectionProtosInline = {
   },
 };
 
+// Every file is written under a name of this process's and renamed into place: a build running
+// beside another (two test files) or beside a running executable replaces whole files only.
+const partial = (path) => `${path}.partial-${process.pid}`;
+
 async function bundle({ name, entry }) {
   const outfile = join(dist, `${name}.cjs`);
   await build({
     entryPoints: [join(root, entry)],
-    outfile,
+    outfile: partial(outfile),
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -67,6 +71,7 @@ async function bundle({ name, entry }) {
     logOverride: { 'empty-import-meta': 'silent' },
     plugins: [reflectionProtosInline],
   });
+  renameSync(partial(outfile), outfile);
   return outfile;
 }
 
@@ -81,18 +86,19 @@ function quietly([file, ...args]) {
 }
 
 async function singleExecutable(name, script) {
-  const blob = join(dist, `${name}.blob`);
-  const seaConfig = join(dist, `${name}.sea.json`);
+  const blob = partial(join(dist, `${name}.blob`));
+  const seaConfig = partial(join(dist, `${name}.sea.json`));
   writeFileSync(seaConfig, JSON.stringify({ main: script, output: blob, disableExperimentalSEAWarning: true }));
   quietly([process.execPath, '--experimental-sea-config', seaConfig]);
   const exe = join(dist, name);
-  rmSync(exe, { force: true });
-  copyFileSync(process.execPath, exe);
-  chmodSync(exe, 0o755);
+  const building = partial(exe);
+  copyFileSync(process.execPath, building);
+  chmodSync(building, 0o755);
   // Through postject's command line, so that the warnings its ELF library prints about the Node
   // binary's note sections (harmless) show only if the injection fails.
   const postject = join(dirname(require.resolve('postject/package.json')), 'dist', 'cli.js');
-  quietly([process.execPath, postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
+  quietly([process.execPath, postject, building, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
+  renameSync(building, exe);
   rmSync(blob);
   rmSync(seaConfig);
   return exe;
