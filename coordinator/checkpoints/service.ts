@@ -526,17 +526,23 @@ export class CheckpointService implements CheckpointsApi {
       this.completedIds.set(planId, known);
     }
     if (!known.has(completed.id)) known.set(completed.id, completedEntry(completed));
+    const rules = this.options.retentionFor?.(planId);
+    const asked = {
+      completed: [...known].map(([id, c]) => ({ id, ...c })),
+      keepNewest: this.options.retainedPerPlan,
+      ...(rules !== undefined ? { rules, nowUnixMs: this.nowUnixMs() } : {}),
+    };
+    // Protection only keeps more: when nothing would go without it, the plan's operations (a key
+    // listing, a JetStream consumer each time) need not be read after every completed checkpoint.
+    if (decideRetention({ ...asked, protectedIds: [] }).delete.length === 0) return;
     const rollbacks = await this.store.operations.recentRollbacks(planId, this.options.rollbacksProtected);
     if (!rollbacks.ok) {
       // Without them retention cannot tell what protects a rollback: better keep too much.
       this.log.warn({ plan: planId, error: rollbacks.error.message }, 'retention skipped: recent rollbacks not read');
       return;
     }
-    const rules = this.options.retentionFor?.(planId);
     const decision = decideRetention({
-      completed: [...known].map(([id, c]) => ({ id, ...c })),
-      keepNewest: this.options.retainedPerPlan,
-      ...(rules !== undefined ? { rules, nowUnixMs: this.nowUnixMs() } : {}),
+      ...asked,
       protectedIds: rollbacks.value.flatMap((r) => [
         { id: r.targetId, because: 'rollback-target' as const },
         ...(r.safetyId !== 0 ? [{ id: r.safetyId, because: 'rollback-safety' as const }] : []),
