@@ -13,6 +13,7 @@ import { JetStreamPlanStore, type PlanStore } from './plans.js';
 import { JetStreamSlotStore, type SlotStore } from './slots.js';
 import { JetStreamKeyedCallStore, type KeyedCallStore } from './keyed.js';
 import { JetStreamOperationStore, type OperationStore } from './operations.js';
+import { CachedEpochStore, CachedPlanStore } from './cached.js';
 
 export type { CheckpointFilter, CheckpointStore, CheckpointStoreLimits, CreateOutcome, IdempotencyClaim, StoredCheckpoint } from './checkpoints.js';
 export { checkpointKey, CHECKPOINT_ID_COUNTER_KEY, JetStreamCheckpointStore } from './checkpoints.js';
@@ -60,9 +61,10 @@ export async function openCoordinatorStore(
   if (invalid !== undefined) throw new Error(`invalid coordinator store options: ${invalid}`);
   const buckets = await openBuckets(nc, options);
   return {
-    plans: new JetStreamPlanStore(buckets.plans, options.pageSizeMax),
+    // Read on every checkpoint: from memory, kept current by KV watches (cached.ts).
+    plans: new CachedPlanStore(new JetStreamPlanStore(buckets.plans, options.pageSizeMax), buckets.plans, undefined),
     checkpoints: new JetStreamCheckpointStore(buckets.checkpoints, buckets.meta, options),
-    epochs: new JetStreamEpochStore(buckets.meta, options),
+    epochs: new CachedEpochStore(new JetStreamEpochStore(buckets.meta, options), buckets.meta, undefined),
     slots: new JetStreamSlotStore(buckets.meta, options),
     keyed: new JetStreamKeyedCallStore(buckets.checkpoints, options.idempotencyClaimStaleMs),
     operations: new JetStreamOperationStore(buckets.meta),

@@ -42,11 +42,11 @@ export function planKey(planId: string): string {
   return `${KEY_PREFIX}${planId}`;
 }
 
-function checkId(planId: string): Result<string> {
+export function checkPlanId(planId: string): Result<string> {
   return PLAN_ID.test(planId) ? ok(planId) : fail('invalid-argument', `plan id ${JSON.stringify(planId.slice(0, 80))} must match [A-Za-z0-9_-]{1,64}`);
 }
 
-function decodePlan(entry: KvEntry): Result<Plan> {
+export function decodePlan(entry: KvEntry): Result<Plan> {
   const json = decodeJsonObject(entry.value, entry.key);
   if (!json.ok) return json;
   const v = json.value;
@@ -65,7 +65,7 @@ export class JetStreamPlanStore implements PlanStore {
   }
 
   async create(plan: PlanValue): Promise<Result<Plan>> {
-    const id = checkId(plan.id);
+    const id = checkPlanId(plan.id);
     if (!id.ok) return id;
     try {
       const revision = await this.kv.create(planKey(plan.id), encodeJson(plan));
@@ -77,7 +77,7 @@ export class JetStreamPlanStore implements PlanStore {
   }
 
   async update(plan: PlanValue, expectedRevision: number): Promise<Result<Plan>> {
-    const id = checkId(plan.id);
+    const id = checkPlanId(plan.id);
     if (!id.ok) return id;
     // Read first: a deleted plan keeps a delete marker with a revision of its own, and a caller
     // holding that number must get NOT_FOUND, not a resurrected plan.
@@ -95,7 +95,7 @@ export class JetStreamPlanStore implements PlanStore {
   }
 
   async get(planId: string): Promise<Result<Plan>> {
-    const id = checkId(planId);
+    const id = checkPlanId(planId);
     if (!id.ok) return id;
     const entry = await this.live(planId);
     return entry.ok ? decodePlan(entry.value) : entry;
@@ -110,7 +110,7 @@ export class JetStreamPlanStore implements PlanStore {
   }
 
   async delete(planId: string, expectedRevision?: number): Promise<Result<void>> {
-    const id = checkId(planId);
+    const id = checkPlanId(planId);
     if (!id.ok) return id;
     const current = await this.live(planId);
     if (!current.ok) return current;
