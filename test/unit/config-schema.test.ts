@@ -5,7 +5,8 @@
  * on the same keys as the file, flags winning.
  */
 import { describe, expect, it } from 'vitest';
-import { editDistance, loadConfig, nearest, parseWith } from '../../adapters/config-schema.js';
+import { editDistance, flagOptions, loadConfig, nearest, parseWith } from '../../adapters/config-schema.js';
+import { agentConfigFrom, agentConfigSchema } from '../../agent/config.js';
 import { coordinatorConfigSchema } from '../../coordinator/config-schema.js';
 
 const CLI = { extra: { config: { type: 'string' as const }, help: { type: 'boolean' as const } } };
@@ -83,5 +84,25 @@ describe('coordinator config', () => {
   it('an unknown flag is a usage error', () => {
     const loaded = loadConfig(coordinatorConfigSchema, ['--natsurl', 'x'], {}, CLI);
     expect(loaded).toMatchObject({ ok: false, kind: 'usage' });
+  });
+});
+
+describe('agent config: flags and environment', () => {
+  const file = { tenant: 't1', server: 's1', nats: { servers: ['nats://file:4222'] }, apps: [{ name: 'APP1' }] };
+
+  it('a variable replaces the file value, a list variable splits on commas, a repeated flag wins over both', () => {
+    const fromEnv = agentConfigFrom(file, { SNAPAGENT_NATS_SERVERS: 'nats://a:4222, nats://b:4222', SNAPAGENT_LOG_LEVEL: 'debug', SNAPAGENT_HOOKS_DIR: '/etc/snapagent/hooks.d' }, {});
+    expect(fromEnv.ok && fromEnv.config).toMatchObject({ nats: { servers: ['nats://a:4222', 'nats://b:4222'] }, logLevel: 'debug', freeze: { hooksDir: '/etc/snapagent/hooks.d' } });
+    const fromFlags = agentConfigFrom(file, { SNAPAGENT_NATS_SERVERS: 'nats://a:4222' }, { nats: ['nats://c:4222', 'nats://d:4222'], 'state-dir': '/run/x' });
+    expect(fromFlags.ok && fromFlags.config).toMatchObject({ nats: { servers: ['nats://c:4222', 'nats://d:4222'] }, stateDir: '/run/x' });
+  });
+
+  it('a bad value from a variable is named by its key', () => {
+    expect(agentConfigFrom(file, { SNAPAGENT_STATE_DIR: 'relative' }, {})).toEqual({ ok: false, problems: ['stateDir must be an absolute path, got "relative"'] });
+  });
+
+  it('the agent has exactly the configuration flags its --help names', () => {
+    const flags = Object.keys(flagOptions(agentConfigSchema)).sort();
+    expect(flags).toEqual(['hooks-dir', 'log-level', 'nats', 'server', 'state-dir', 'tenant']);
   });
 });
