@@ -338,7 +338,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     targets,
   };
   if (m.volumeCalls) {
-    const frozen = crashWindows(completed.map((r) => r.record), m.volumeCalls);
+    const frozen = crashWindows(completed, m.volumeCalls);
     const beyond = summarize(frozen.map((f) => f.windowMs - f.backendMs));
     const backend = summarize(frozen.map((f) => f.backendMs));
     const window = summarize(frozen.map((f) => f.windowMs));
@@ -348,6 +348,10 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
       backend: { p50: round(backend.p50), p99: round(backend.p99), max: round(backend.max) },
       beyondBackend: { p50: round(beyond.p50), p99: round(beyond.p99), max: round(beyond.max) },
       perServer: summaryMs(frozen.flatMap((f) => f.perServerMs)),
+      freezeSpread: summaryMs(frozen.map((f) => f.freezeSpreadMs)),
+      allFrozen: summaryMs(frozen.map((f) => f.allFrozenMs)),
+      thawSpread: summaryMs(frozen.map((f) => f.thawSpreadMs)),
+      requestToFirstFrozen: summaryMs(frozen.map((f) => f.toFirstFrozenMs)),
     };
     targets['frozenBeyondBackendP99Under1s'] = beyond.p99 < TARGET_FROZEN_BEYOND_P99_MS;
   }
@@ -373,7 +377,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
       ...(o.level === 'app' ? ['alignmentMs: what each app reports in its ack (agent/endpoint.ts), over every app of every completed checkpoint; perCheckpointWorst is each checkpoint\'s slowest app'] : []),
       'coordinator: this process (the coordinator and the benchmark driver, which is idle between ticks); CPU over the checkpoint phase',
       ...(m.volumeCalls
-        ? ['frozen window: first server frozen to last server thawed, as the record gives them (the coordinator\'s clock); the backend\'s own time is its snapshot call, timed around the directory backend']
+        ? ['frozen window: first server frozen to last server thawed, as the record gives them (the coordinator\'s clock); the backend\'s own time is its snapshot call, timed around the directory backend; freezeSpread: first to last server frozen, allFrozen: last frozen to first thawed (holds the backend\'s call), thawSpread: first to last thawed']
         : []),
     ],
   };
@@ -389,19 +393,41 @@ function summaryMs(xs: readonly number[]): Record<string, number> {
   return { p50: round(s.p50), p99: round(s.p99), max: round(s.max) };
 }
 
-/** Per completed crash-level checkpoint: its common frozen window, each server's, and the backend's call. */
-function crashWindows(records: readonly CheckpointRecord[], calls: ReadonlyMap<number, { readonly ms: number }>): { windowMs: number; backendMs: number; perServerMs: number[] }[] {
-  const out: { windowMs: number; backendMs: number; perServerMs: number[] }[] = [];
-  for (const r of records) {
+interface CrashWindow {
+  /** First server frozen to last server thawed (the coordinator's clock). */
+  readonly windowMs: number;
+  /** The volume backend's group snapshot call. */
+  readonly backendMs: number;
+  /** First to last server frozen: the servers frozen first wait this long for the last. */
+  readonly freezeSpreadMs: number;
+  /** Last server frozen to first server thawed (holds the backend's call). */
+  readonly allFrozenMs: number;
+  /** First to last server thawed. */
+  readonly thawSpreadMs: number;
+  /** The request to the first server frozen (the trigger and the agents' freeze steps). */
+  readonly toFirstFrozenMs: number;
+  readonly perServerMs: readonly number[];
+}
+
+/** Per completed crash-level checkpoint: its common frozen window, its parts, and the backend's call. */
+function crashWindows(taken: readonly Taken[], calls: ReadonlyMap<number, { readonly ms: number }>): CrashWindow[] {
+  const out: CrashWindow[] = [];
+  for (const { record: r, requestedAtUnixMs } of taken) {
     const servers = r.servers ?? [];
     const call = calls.get(r.id);
     if (servers.length === 0 || !call) continue;
-    const frozen = Math.min(...servers.map((s) => s.frozenAtUnixMs ?? Number.NaN));
-    const thawed = Math.max(...servers.map((s) => s.thawedAtUnixMs ?? Number.NaN));
+    const frozenAt = servers.map((s) => s.frozenAtUnixMs ?? Number.NaN);
+    const thawedAt = servers.map((s) => s.thawedAtUnixMs ?? Number.NaN);
+    const [firstFrozen, lastFrozen] = [Math.min(...frozenAt), Math.max(...frozenAt)];
+    const [firstThawed, lastThawed] = [Math.min(...thawedAt), Math.max(...thawedAt)];
     out.push({
-      windowMs: thawed - frozen,
+      windowMs: lastThawed - firstFrozen,
       backendMs: call.ms,
-      perServerMs: servers.map((s) => (s.thawedAtUnixMs ?? Number.NaN) - (s.frozenAtUnixMs ?? Number.NaN)),
+      freezeSpreadMs: lastFrozen - firstFrozen,
+      allFrozenMs: firstThawed - lastFrozen,
+      thawSpreadMs: lastThawed - firstThawed,
+      toFirstFrozenMs: firstFrozen - requestedAtUnixMs,
+      perServerMs: servers.map((_, i) => (thawedAt[i] as number) - (frozenAt[i] as number)),
     });
   }
   return out;
