@@ -31,9 +31,13 @@ export class PlanLayouts {
 
   /** Names the parts by their content: the same plan graph and policy give the same id. */
   static idOf(parts: readonly ServerPart[]): string {
-    const h = createHash('sha256');
-    for (const p of parts) h.update(`${p.server}\n${p.apps.join(',')}\n${p.initiatorApps.join(',')}\n${p.backEdgeChannels.join(',')}\n`);
-    return h.digest('base64url').slice(0, 22);
+    // The round hands out the same parts array for every checkpoint of a plan graph and policy.
+    let id = ids.get(parts);
+    if (id === undefined) {
+      id = digest(parts);
+      ids.set(parts, id);
+    }
+    return id;
   }
 
   /**
@@ -71,3 +75,11 @@ export class PlanLayouts {
     for (const [key, entry] of this.plans) if (key.startsWith(prefix)) entry.holders.delete(server);
   }
 }
+
+function digest(parts: readonly ServerPart[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(`${p.server}\n${p.apps.join(',')}\n${p.initiatorApps.join(',')}\n${p.backEdgeChannels.join(',')}\n`);
+  return h.digest('base64url').slice(0, 22);
+}
+
+const ids = new WeakMap<readonly ServerPart[], string>();

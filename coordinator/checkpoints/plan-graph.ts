@@ -10,7 +10,21 @@ import type { Plan } from '../model.js';
 
 export type { PlanGraph };
 
-export function planGraph(plan: Plan): { ok: true; value: PlanGraph } | { ok: false; message: string } {
+type PlanGraphResult = { ok: true; value: PlanGraph } | { ok: false; message: string };
+
+/** Per plan object: a cached plan (coordinator/store/cached.ts) is the same object until it changes. */
+const graphs = new WeakMap<Plan, PlanGraphResult>();
+
+export function planGraph(plan: Plan): PlanGraphResult {
+  let g = graphs.get(plan);
+  if (g === undefined) {
+    g = buildPlanGraph(plan);
+    graphs.set(plan, g);
+  }
+  return g;
+}
+
+function buildPlanGraph(plan: Plan): PlanGraphResult {
   const processes = plan.apps.map((a) => processId(a.server, a.app));
   const inBand = plan.channels.filter((c) => c.kind === 'in-band');
   const v = validateGraph({

@@ -23,7 +23,28 @@ export interface PlanGraph {
  * process per source component (a marker reaches only what is downstream; the first member keeps the
  * choice deterministic); under sync and none every process.
  */
-export function initiatorsFor(g: PlanGraph, policy: PolicyConfig): ProcessId[] {
+export function initiatorsFor(g: PlanGraph, policy: PolicyConfig): readonly ProcessId[] {
+  return memo(g, `initiators:${policy.kind}`, () => findInitiators(g, policy));
+}
+
+/**
+ * A plan's graph is the same object for every checkpoint until the plan changes, so what each
+ * round derives from it (the initiators, every server's trigger part) is derived once per graph and
+ * policy; the results are read only.
+ */
+const derived = new WeakMap<PlanGraph, Map<string, unknown>>();
+
+function memo<T>(g: PlanGraph, key: string, make: () => T): T {
+  let m = derived.get(g);
+  if (m === undefined) {
+    m = new Map();
+    derived.set(g, m);
+  }
+  if (!m.has(key)) m.set(key, make());
+  return m.get(key) as T;
+}
+
+function findInitiators(g: PlanGraph, policy: PolicyConfig): ProcessId[] {
   switch (policy.kind) {
     case 'aligned':
     case 'aligned-timeout':
@@ -61,7 +82,18 @@ export interface ServerTrigger {
  * Every server's trigger, in the plan's server order, in one pass over the initiators and the
  * channels (a plan may have a thousand servers: a pass per server would make each round quadratic).
  */
-export function serverTriggers(g: PlanGraph, initiators: readonly ProcessId[], withBackEdges: boolean): ServerTrigger[] {
+export function serverTriggers(g: PlanGraph, initiators: readonly ProcessId[], withBackEdges: boolean): readonly ServerTrigger[] {
+  // Keyed by the initiators array itself: initiatorsFor hands out one array per graph and policy.
+  const byInitiators = memo(g, `triggers:${String(withBackEdges)}`, () => new WeakMap<readonly ProcessId[], readonly ServerTrigger[]>());
+  let t = byInitiators.get(initiators);
+  if (t === undefined) {
+    t = buildServerTriggers(g, initiators, withBackEdges);
+    byInitiators.set(initiators, t);
+  }
+  return t;
+}
+
+function buildServerTriggers(g: PlanGraph, initiators: readonly ProcessId[], withBackEdges: boolean): ServerTrigger[] {
   const list: ServerTrigger[] = g.servers.map((server) => ({ server, apps: [], initiatorApps: [], backEdgeChannels: [] }));
   const byServer = new Map<string, ServerTrigger>(list.map((t) => [t.server, t]));
   for (const p of g.participants) {

@@ -57,7 +57,8 @@ describe('plans and epochs from the watched cache', () => {
     expect(await store.plans.get('own')).toMatchObject({ ok: true, value: { apps: [{ app: 'a0' }] } });
     const updated = await store.plans.update(plan('own', 2), created.ok ? created.value.revision : 0);
     expect(updated.ok).toBe(true);
-    expect((await store.plans.get('own')).ok && ((await store.plans.get('own')) as { value: { apps: unknown[] } }).value.apps).toHaveLength(2);
+    const now = await store.plans.get('own');
+    expect(now.ok && now.value.apps).toHaveLength(2);
     expect((await store.plans.delete('own')).ok).toBe(true);
     expect(await store.plans.get('own')).toMatchObject({ ok: false, error: { kind: 'not-found' } });
     expect(await store.epochs.get('own')).toEqual({ ok: true, value: 0 });
@@ -73,7 +74,10 @@ describe('plans and epochs from the watched cache', () => {
     });
     expect(seen.apps).toHaveLength(3);
     for (let i = 0; i < 3; i++) expect((await writer.epochs.bump('theirs')).ok).toBe(true);
-    await until('epoch 3 through the watch', async () => ((await store.epochs.get('theirs')).ok && (await store.epochs.get('theirs')) as { value: number }).value === 3 || undefined);
+    await until('epoch 3 through the watch', async () => {
+      const e = await store.epochs.get('theirs');
+      return e.ok && e.value === 3 ? true : undefined;
+    });
     expect((await writer.plans.delete('theirs')).ok).toBe(true);
     await until('the delete through the watch', async () => ((await store.plans.get('theirs')).ok ? undefined : true));
   });
