@@ -18,8 +18,9 @@ Each daemon has one schema (zod) that holds every key with its type, default and
 keys are set by the configuration file, by environment variables and by command-line flags: a flag
 wins over its variable, a variable over the file, the file over the default.
 
-Start-up refuses (exit 2) a configuration with a key the schema does not know, naming the key and
-the nearest real key (\`natsUrll is not a setting; did you mean natsUrl?\`), a value of the wrong
+Start-up refuses (exit 2) a configuration with a key the schema does not know, naming the key and,
+when one is close, the real key meant (\`natsUrll is not a setting; did you mean natsUrl?\`; else
+the keys there are), a value of the wrong
 type, a time limit of 0 or below, or a value out of its range. It lists the problems it found
 together, each starting with its key path (\`freeze.hookTimeoutMs must be an integer >= 1, got
 -5\`); checks across keys (an app listed twice, a channel that does not start or end at its app)
