@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { benchScenario } from '../../simulations/bench-scenario.js';
 import { delayModelScheduler } from '../../simulations/delays.js';
 import { runSimulation } from '../../simulations/engine.js';
 import { parseScenario } from '../../simulations/scenario-file.js';
@@ -19,18 +20,6 @@ export interface DigestCase {
 }
 
 const scenariosDir = join(import.meta.dirname, '../../simulations/scenarios');
-
-function benchScenario(processes: number, durationMs: number): Scenario {
-  return {
-    name: `bench-random-cyclic-${processes}`,
-    topology: { kind: 'random-cyclic', processes, degree: 2 },
-    workload: { kind: 'tokens', initialTokens: 1000, sendIntervalMs: 1 },
-    delays: { kind: 'uniform', minMs: 1, maxMs: 5 },
-    checkpoints: { firstAtMs: 10, intervalMs: 100, timeoutMs: 60_000 },
-    channelWindowMessagesMax: 64,
-    durationMs,
-  };
-}
 
 export function digestCases(): DigestCase[] {
   const cases: DigestCase[] = [];
