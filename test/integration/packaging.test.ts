@@ -58,9 +58,11 @@ describe('systemd units', () => {
     }
   });
 
-  it('the agent keeps root and CAP_SYS_ADMIN for fsfreeze, a writable system for hooks, and its state across restarts', () => {
+  it('the agent keeps root and CAP_SYS_ADMIN for fsfreeze, a writable system and the devices for hooks, and its state across restarts', () => {
     const agent = unit('snapagent');
-    for (const forbidden of [/^User=/m, /^DynamicUser=/m, /^CapabilityBoundingSet=/m, /^ProtectSystem=/m, /^PrivateTmp=/m, /^PrivateDevices=/m]) expect(agent).not.toMatch(forbidden);
+    // ProtectClock= implies a device allow-list: hooks may need block devices (dmsetup, blockdev).
+    const forbidden = [/^User=/m, /^DynamicUser=/m, /^CapabilityBoundingSet=/m, /^ProtectSystem=/m, /^PrivateTmp=/m, /^PrivateDevices=/m, /^DevicePolicy=/m, /^DeviceAllow=/m, /^ProtectClock=/m];
+    for (const directive of forbidden) expect(agent).not.toMatch(directive);
     expect(agent).toMatch(/^RuntimeDirectoryPreserve=yes$/m);
     expect(agent).toMatch(/^KillMode=mixed$/m);
   });
