@@ -412,6 +412,11 @@ export class CheckpointService implements CheckpointsApi {
 
   private ended(record: CheckpointRecord): void {
     this.runs.delete(record.id);
+    // Completed, but a freeze of file systems with no volume snapshotted and no hook run saved
+    // nothing: said loudly (snapctl says it on the checkpoint too), never a silent 0 B backup.
+    if (record.state === 'completed' && record.levelAchieved === 'crash' && record.volumes.length === 0 && (record.servers ?? []).every((s) => s.hooks.length === 0)) {
+      this.log.warn({ checkpointId: record.id, plan: record.planId, tenant: record.tenant }, 'crash-level checkpoint captured nothing: the plan has no volumes and no server ran a freeze hook');
+    }
     void this.releaseSlot(record.planId, record.id);
     for (const l of this.endedListeners) l(record);
     // A cancelled checkpoint was stopped on purpose (a manual request outranking it, a rollback of its

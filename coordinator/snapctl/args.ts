@@ -6,11 +6,18 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { RestoreRequest, TakeSnapshotRequest } from '../api.js';
 import type { AppRef, CheckpointState, SnapshotOptions } from '../model.js';
+import type { PolicyInput, SchedulePolicy } from '../policies/model.js';
+import type { RetentionRules } from '../../src/control/retention.js';
 import { ADDRESS_DEFAULT, HELP } from './help.js';
+
+export type OutputFormat = 'text' | 'wide' | 'json' | 'yaml';
 
 export interface GlobalOptions {
   readonly address: string;
+  /** `-o json` (or --json). */
   readonly json: boolean;
+  /** `-o text|wide|json|yaml`; text unless given. */
+  readonly output: OutputFormat;
 }
 
 export type Command =
@@ -28,13 +35,21 @@ export type Command =
   | { readonly kind: 'delete'; readonly id: number; readonly idempotencyKey?: string }
   | { readonly kind: 'cancel'; readonly id: number; readonly idempotencyKey?: string }
   | { readonly kind: 'pin' | 'unpin'; readonly id: number; readonly idempotencyKey?: string }
-  | { readonly kind: 'agents'; readonly tenant?: string };
+  | { readonly kind: 'agents'; readonly tenant?: string }
+  | { readonly kind: 'policy-create' | 'policy-update'; readonly policy: PolicyInput; readonly revision?: number }
+  | { readonly kind: 'policy-show' | 'policy-delete'; readonly planId: string }
+  | { readonly kind: 'policy-list'; readonly tenant?: string }
+  | { readonly kind: 'stats'; readonly planId: string }
+  | { readonly kind: 'watch'; readonly planId?: string; readonly tenant?: string; readonly intervalMs: number }
+  | { readonly kind: 'completion'; readonly shell: 'bash' | 'zsh' };
 
 export type Parsed =
   | { readonly ok: true; readonly global: GlobalOptions; readonly command: Command }
   | { readonly ok: false; readonly error: string; /** The help topic to point at. */ readonly topic: string };
 
 export const LIST_LIMIT_DEFAULT = 100;
+/** How often `watch` asks for the checkpoints of its plan or tenant. */
+export const WATCH_INTERVAL_MS_DEFAULT = 1_000;
 const UINT32_MAX = 0xffff_ffff;
 const STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'completed', 'aborting', 'aborted'];
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -44,6 +59,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 const GLOBAL_OPTIONS: Options = {
   address: { type: 'string' },
   json: { type: 'boolean' },
+  output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -79,7 +95,43 @@ const COMMANDS: Readonly<Record<string, { options: Options; positionals: number 
   pin: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
   unpin: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
   agents: { options: { tenant: { type: 'string' } }, positionals: 0 },
+  'policy create': { options: policyOptions(false), positionals: 1 },
+  'policy update': { options: policyOptions(true), positionals: 1 },
+  'policy show': { options: {}, positionals: 1 },
+  'policy list': { options: { tenant: { type: 'string' } }, positionals: 0 },
+  'policy delete': { options: {}, positionals: 1 },
+  stats: { options: {}, positionals: 1 },
+  watch: { options: { plan: { type: 'string' }, tenant: { type: 'string' }, interval: { type: 'string' } }, positionals: 0 },
+  completion: { options: {}, positionals: 1 },
 };
+
+/** The command words, for `completion` (and its tests). */
+export const COMMAND_NAMES: readonly string[] = Object.keys(COMMANDS);
+
+/** The options of a command, for `completion`. */
+export function commandOptions(command: string): string[] {
+  return [...Object.keys(COMMANDS[command]?.options ?? {}), ...Object.keys(GLOBAL_OPTIONS)].map((o) => `--${o}`);
+}
+
+function policyOptions(update: boolean): Options {
+  return {
+    interval: { type: 'string' },
+    cron: { type: 'string' },
+    level: { type: 'string' },
+    window: { type: 'string' },
+    jitter: { type: 'string' },
+    'min-pause': { type: 'string' },
+    'tolerable-failures': { type: 'string' },
+    'keep-last': { type: 'string' },
+    'keep-daily': { type: 'string' },
+    'keep-weekly': { type: 'string' },
+    'keep-monthly': { type: 'string' },
+    'keep-within': { type: 'string' },
+    ...(update ? { revision: { type: 'string' } } : {}),
+  };
+}
+
+const MULTI_WORD = new Set(['plans', 'policy', 'help']);
 
 class UsageError extends Error {}
 
@@ -90,7 +142,7 @@ function usage(message: string): never {
 /** The command words (`take`, `plans list`) found among argv's positionals, skipping option values. */
 function commandWords(argv: readonly string[]): string[] {
   const words: string[] = [];
-  const takesValue = new Set(['--address']);
+  const takesValue = new Set(['--address', '--output', '-o']);
   for (const c of Object.values(COMMANDS)) for (const [name, o] of Object.entries(c.options)) if (o.type === 'string') takesValue.add(`--${name}`);
   for (let i = 0; i < argv.length && words.length < 2; i++) {
     const arg = argv[i] ?? '';
@@ -100,7 +152,7 @@ function commandWords(argv: readonly string[]): string[] {
       continue;
     }
     words.push(arg);
-    if (words[0] !== 'plans' && words[0] !== 'help') break;
+    if (!MULTI_WORD.has(words[0] ?? '')) break;
   }
   return words;
 }
@@ -154,6 +206,41 @@ function mappings(values: readonly string[]): Pick<RestoreRequest, 'servers' | '
   }
   if (Object.keys(servers).length === 0 && apps.length === 0) usage('--map SRC=DST is required');
   return { servers, apps };
+}
+
+/** `HH:MM-HH:MM` into the two window fields. */
+function windowOf(text: string | undefined): { windowStart: string; windowEnd: string } {
+  if (text === undefined) return { windowStart: '', windowEnd: '' };
+  const m = /^(\d\d:\d\d)-(\d\d:\d\d)$/.exec(text);
+  if (!m) usage(`--window must be HH:MM-HH:MM (UTC), got ${JSON.stringify(text)}`);
+  return { windowStart: m[1] as string, windowEnd: m[2] as string };
+}
+
+/** A policy from the command line; the coordinator checks the rules across fields (and the cron). */
+function policyInput(planId: string, str: (k: string) => string | undefined): PolicyInput {
+  const ms = (k: string): number | undefined => int(`--${k}`, str(k), 0, Number.MAX_SAFE_INTEGER);
+  const count = (k: string): number | undefined => int(`--${k}`, str(k), 0, UINT32_MAX);
+  const interval = int('--interval', str('interval'), 1, Number.MAX_SAFE_INTEGER);
+  const cron = str('cron');
+  const scheduleGiven = ['interval', 'cron', 'level', 'window', 'jitter', 'min-pause', 'tolerable-failures'].some((k) => str(k) !== undefined);
+  if (scheduleGiven && (interval === undefined) === (cron === undefined)) usage('a schedule needs exactly one of --interval MS and --cron EXPR');
+  const schedule: SchedulePolicy | undefined = scheduleGiven
+    ? {
+        intervalMs: interval ?? 0,
+        cron: cron ?? '',
+        level: oneOf('--level', str('level'), ['none', 'crash', 'app'] as const) ?? 'app',
+        ...windowOf(str('window')),
+        jitterMs: ms('jitter') ?? 0,
+        minPauseMs: ms('min-pause') ?? 0,
+        tolerableFailures: int('--tolerable-failures', str('tolerable-failures'), 1, UINT32_MAX) ?? 3,
+      }
+    : undefined;
+  const keeps = ['keep-last', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-within'];
+  const retention: RetentionRules | undefined = keeps.some((k) => str(k) !== undefined)
+    ? { keepLast: count('keep-last') ?? 0, keepDaily: count('keep-daily') ?? 0, keepWeekly: count('keep-weekly') ?? 0, keepMonthly: count('keep-monthly') ?? 0, keepWithinMs: ms('keep-within') ?? 0 }
+    : undefined;
+  if (schedule === undefined && retention === undefined) usage('a policy needs a schedule (--interval or --cron) or retention (--keep-*), or both');
+  return { planId, ...(schedule !== undefined ? { schedule } : {}), ...(retention !== undefined ? { retention } : {}) };
 }
 
 function build(key: string, values: Record<string, string | boolean | (string | boolean)[] | undefined>, positionals: readonly string[]): Command {
@@ -243,6 +330,31 @@ function build(key: string, values: Record<string, string | boolean | (string | 
       const tenant = name('--tenant', str('tenant'));
       return { kind: 'agents', ...(tenant !== undefined ? { tenant } : {}) };
     }
+    case 'policy create':
+    case 'policy update': {
+      const planId = name('plan ID', positionals[0]) ?? '';
+      const revision = int('--revision', str('revision'), 1, Number.MAX_SAFE_INTEGER);
+      const policy = policyInput(planId, str);
+      return { kind: key === 'policy create' ? 'policy-create' : 'policy-update', policy, ...(revision !== undefined ? { revision } : {}) };
+    }
+    case 'policy show':
+    case 'policy delete':
+      return { kind: key === 'policy show' ? 'policy-show' : 'policy-delete', planId: name('plan ID', positionals[0]) ?? '' };
+    case 'policy list': {
+      const tenant = name('--tenant', str('tenant'));
+      return { kind: 'policy-list', ...(tenant !== undefined ? { tenant } : {}) };
+    }
+    case 'stats':
+      return { kind: 'stats', planId: name('plan ID', positionals[0]) ?? '' };
+    case 'watch': {
+      const planId = name('--plan', str('plan'));
+      const tenant = name('--tenant', str('tenant'));
+      if ((planId === undefined) === (tenant === undefined)) usage('watch needs exactly one of --plan ID and --tenant T');
+      const intervalMs = int('--interval', str('interval'), 100, 3_600_000) ?? WATCH_INTERVAL_MS_DEFAULT;
+      return { kind: 'watch', intervalMs, ...(planId !== undefined ? { planId } : {}), ...(tenant !== undefined ? { tenant } : {}) };
+    }
+    case 'completion':
+      return { kind: 'completion', shell: oneOf('shell', positionals[0], ['bash', 'zsh'] as const) ?? 'bash' };
     default:
       return usage(`unknown command ${key}`);
   }
@@ -251,29 +363,33 @@ function build(key: string, values: Record<string, string | boolean | (string | 
 export function parseCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Parsed {
   const words = commandWords(argv);
   let key = words[0] ?? '';
-  if (key === 'plans') key = words[1] === undefined ? 'plans' : `plans ${words[1]}`;
-  const topic = key in HELP ? key : key.startsWith('plans') ? 'plans' : 'main';
+  if (key === 'plans' || key === 'policy') key = words[1] === undefined ? key : `${key} ${words[1]}`;
+  const topic = key in HELP ? key : key.startsWith('plans') ? 'plans' : key.startsWith('policy') ? 'policy' : 'main';
   try {
     if (key === '' || key === 'help') {
       const about = key === 'help' ? argv.filter((a) => !a.startsWith('-')).slice(1).join(' ') : '';
       if (about !== '' && !(about in HELP)) usage(`no help on ${JSON.stringify(about)}`);
       if (key === '' && !argv.includes('--help') && !argv.includes('-h')) usage('a command is required');
-      return { ok: true, global: { address: ADDRESS_DEFAULT, json: false }, command: { kind: 'help', text: HELP[about === '' ? 'main' : about] ?? '' } };
+      return { ok: true, global: { address: ADDRESS_DEFAULT, json: false, output: 'text' }, command: { kind: 'help', text: HELP[about === '' ? 'main' : about] ?? '' } };
     }
     const spec = COMMANDS[key];
     if (spec === undefined) {
-      if (key === 'plans' && (argv.includes('--help') || argv.includes('-h'))) {
-        return { ok: true, global: { address: ADDRESS_DEFAULT, json: false }, command: { kind: 'help', text: HELP.plans ?? '' } };
+      if ((key === 'plans' || key === 'policy') && (argv.includes('--help') || argv.includes('-h'))) {
+        return { ok: true, global: { address: ADDRESS_DEFAULT, json: false, output: 'text' }, command: { kind: 'help', text: HELP[key] ?? '' } };
       }
-      usage(key === 'plans' ? 'plans needs a subcommand: list, show, register or delete' : `unknown command ${JSON.stringify(key)}`);
+      if (key === 'plans') usage('plans needs a subcommand: list, show, register or delete');
+      usage(key === 'policy' ? 'policy needs a subcommand: create, update, show, list or delete' : `unknown command ${JSON.stringify(key)}`);
     }
     const parsed = parseArgs({ args: [...argv], options: { ...GLOBAL_OPTIONS, ...spec.options }, allowPositionals: true, strict: true });
+    const output = oneOf('-o', parsed.values.output as string | undefined, ['text', 'wide', 'json', 'yaml'] as const) ?? (parsed.values.json === true ? 'json' : 'text');
+    if (parsed.values.json === true && output !== 'json') usage('--json and -o ' + output + ' exclude each other');
     const global: GlobalOptions = {
       address: (parsed.values.address as string | undefined) ?? env.SNAPCTL_ADDRESS ?? ADDRESS_DEFAULT,
-      json: parsed.values.json === true,
+      json: output === 'json',
+      output,
     };
     if (global.address === '') usage('--address must not be empty');
-    if (parsed.values.help === true) return { ok: true, global, command: { kind: 'help', text: HELP[key] ?? HELP.main ?? '' } };
+    if (parsed.values.help === true) return { ok: true, global, command: { kind: 'help', text: HELP[key] ?? HELP[topic] ?? HELP.main ?? '' } };
     const positionals = parsed.positionals.slice(key.split(' ').length);
     if (positionals.length > spec.positionals) usage(`unexpected argument ${JSON.stringify(positionals[spec.positionals])}`);
     if (positionals.length < spec.positionals) usage(`${key} needs ${spec.positionals === 1 ? 'an argument' : `${spec.positionals} arguments`}; see \`snapctl ${key} --help\``);

@@ -26,14 +26,16 @@ const EXIT_HELP = `Exit codes:
 
 const GLOBAL_HELP = `Global options (before or after the command):
   --address HOST:PORT   the coordinator's gRPC address (default: $SNAPCTL_ADDRESS, else ${ADDRESS_DEFAULT})
-  --json                machine-readable output: one JSON document (take --watch: one per line);
-                        a failure too, as {"error": {"code", "message", "text"}} on stdout alone
+  -o, --output FORMAT   text (default), wide (more columns), json or yaml
+  --json                the same as -o json: one JSON document (take --watch and watch: one
+                        per line); a failure too, as {"error": {"code", "message", "text"}} on
+                        stdout alone (-o yaml: the same document as YAML)
   -h, --help            help on the command`;
 
 export const HELP: Readonly<Record<string, string>> = {
   main: `snapctl: a command-line client of the snapshot coordinator (gRPC).
 
-Usage: snapctl [--address HOST:PORT] [--json] <command> [options]
+Usage: snapctl [--address HOST:PORT] [-o text|wide|json|yaml] <command> [options]
 
 Commands:
   plans list [--tenant T]                 the registered plans
@@ -50,6 +52,10 @@ Commands:
   cancel ID                               abort a checkpoint in flight
   pin ID / unpin ID                       keep a checkpoint whatever retention says / stop keeping it
   agents [--tenant T]                     registered agents and their heartbeats
+  watch --plan ID | --tenant T            every checkpoint of a plan or tenant as it changes
+  policy create|update|show|list|delete   a plan's schedule and retention
+  stats PLAN                              summary statistics of a plan's checkpoints
+  completion bash|zsh                     a shell completion script
   help [COMMAND]                          help on a command (also: COMMAND --help)
 
 ${GLOBAL_HELP}
@@ -272,6 +278,85 @@ heartbeat.
 
 Options:
   --tenant T   only this tenant's agents
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  watch: `Usage: snapctl watch --plan ID | --tenant T [--interval MS]
+
+Every checkpoint of the plan (or of every plan of the tenant) as it changes, one line per change:
+the time, the time since the previous line (+1.2s), the plan, the checkpoint, its level, state,
+progress and age; until Ctrl-C (exit 0). The first lines show the checkpoints in flight and the
+newest of each plan. With -o json, one {"atUnixMs", "checkpoint"} document per line.
+
+Options:
+  --plan ID       this plan's checkpoints
+  --tenant T      the checkpoints of every plan of this tenant
+  --interval MS   how often to look (default 1000, at least 100)
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+
+Example:
+  snapctl watch --plan demo
+`,
+  policy: `Usage: snapctl policy create|update|show|list|delete ...
+
+  policy create PLAN [schedule options] [retention options]
+  policy update PLAN [schedule options] [retention options] [--revision N]
+  policy show PLAN
+  policy list [--tenant T]
+  policy delete PLAN
+
+A plan's policy: its periodic checkpoints and which completed checkpoints retention keeps. It is
+stored with the plans (a coordinator restart keeps it). Pinned checkpoints and the safety
+checkpoints and targets of recent rollbacks are never deleted by it.
+
+Schedule options (exactly one of --interval and --cron):
+  --interval MS              a checkpoint every MS
+  --cron "M H DOM MON DOW"   at the cron's times, UTC (5 fields; *, a-b, */n, lists; DOW 0-7)
+  --level none|crash|app     default app
+  --window HH:MM-HH:MM       start checkpoints only in this daily window, UTC (may wrap midnight)
+  --jitter MS                delay each start by a random time up to MS
+  --min-pause MS             at least MS between the end of one checkpoint and the next start
+  --tolerable-failures N     suspend after more than N consecutive failures (default 3) until a
+                             checkpoint of the plan completes
+
+Retention options (a checkpoint is kept when any of them keeps it):
+  --keep-last N              the newest N
+  --keep-daily N             the newest of each of the last N days (UTC) that have one
+  --keep-weekly N            ... of the last N weeks (Monday to Sunday)
+  --keep-monthly N           ... of the last N calendar months
+  --keep-within MS           every checkpoint that finished within MS
+
+update replaces the whole policy (give the schedule and the retention you want to keep); with
+--revision N only if the policy is still at revision N.
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+
+Example:
+  snapctl policy create demo --cron "0 2 * * *" --level crash --jitter 60000 --keep-daily 7 --keep-weekly 4
+`,
+  stats: `Usage: snapctl stats PLAN
+
+Summary statistics of the plan's checkpoints in the store, like Flink's checkpoint overview:
+counts (completed, aborted, in flight), min/avg/max duration and size of the completed ones, the
+latest completed checkpoint and the last failure with its reason.
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  completion: `Usage: snapctl completion bash|zsh
+
+Prints a completion script for the shell: commands, subcommands and options.
+
+  source <(snapctl completion bash)
+  snapctl completion zsh > "\${fpath[1]}/_snapctl"
 
 ${GLOBAL_HELP}
 

@@ -11,8 +11,11 @@ import { parseCommandLine, type Command, type GlobalOptions } from './args.js';
 import { errorText } from './errors.js';
 import { EXIT } from './help.js';
 import { parsePlanFile } from './plan-file.js';
-import { agentsTable, checkpointsTable, checkpointText, planText, plansTable, verifyText } from './render.js';
+import { agentsTable, CAPTURED_NOTHING, capturedNothing, checkpointsTable, checkpointText, levelText, planText, plansTable, policiesTable, policyText, progressText, statsText, verifyText } from './render.js';
+import { completionScript } from './completion.js';
+import { ageText, durationText, timeText } from './table.js';
 import { WatchView } from './watch-view.js';
+import { toYaml } from './yaml.js';
 
 export type SnapctlClient = Pick<
   CoordinatorClient,
@@ -31,6 +34,12 @@ export type SnapctlClient = Pick<
   | 'cancelCheckpoint'
   | 'pinCheckpoint'
   | 'listAgents'
+  | 'createPolicy'
+  | 'getPolicy'
+  | 'listPolicies'
+  | 'updatePolicy'
+  | 'deletePolicy'
+  | 'planStats'
   | 'close'
 >;
 
@@ -70,6 +79,10 @@ export async function runSnapctl(
     io.stdout(command.text);
     return EXIT.ok;
   }
+  if (command.kind === 'completion') {
+    io.stdout(completionScript(command.shell));
+    return EXIT.ok;
+  }
   // Read input files before connecting: a bad file is a usage error with nothing sent.
   let planFile: ReturnType<typeof parsePlanFile> | undefined;
   if (command.kind === 'plans-register') {
@@ -104,8 +117,10 @@ interface Cx {
   readonly command: Command['kind'];
 }
 
+/** `-o json` and `-o yaml` print the document; text and wide the text. */
 function out(cx: Cx, json: unknown, text: string): void {
-  cx.io.stdout(cx.global.json ? `${JSON.stringify(json, null, 2)}\n` : text);
+  const o = cx.global.output;
+  cx.io.stdout(o === 'json' ? `${JSON.stringify(json, null, 2)}\n` : o === 'yaml' ? toYaml(json) : text);
 }
 
 /**
@@ -114,7 +129,8 @@ function out(cx: Cx, json: unknown, text: string): void {
  * coordinator's own words (default: `text`); `text` the line shown to a person.
  */
 function report(cx: Cx, code: string, text: string, message: string = text): void {
-  if (cx.global.json) cx.io.stdout(`${JSON.stringify({ error: { code, message, text } })}\n`);
+  if (cx.global.output === 'json') cx.io.stdout(`${JSON.stringify({ error: { code, message, text } })}\n`);
+  else if (cx.global.output === 'yaml') cx.io.stdout(toYaml({ error: { code, message, text } }));
   else cx.io.stderr(`snapctl: ${text}\n`);
 }
 
@@ -138,7 +154,7 @@ async function collect<T>(limit: number, fetch: (pageSize: number, token: string
   return items;
 }
 
-async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient, plan: PlanInput | undefined): Promise<number> {
+async function run(command: Exclude<Command, { kind: 'help' | 'completion' }>, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient, plan: PlanInput | undefined): Promise<number> {
   const cx: Cx = { io, global, command: command.kind };
   switch (command.kind) {
     case 'plans-list': {
@@ -168,6 +184,14 @@ async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOp
       out(cx, { deleted: command.planId }, `plan ${command.planId} deleted${command.withCheckpoints ? ' with its checkpoints' : ''}\n`);
       return EXIT.ok;
     case 'take': {
+      if (command.request.level === 'crash') {
+        // A crash checkpoint of a plan without volumes captures only what freeze hooks do: said
+        // before it starts, and again on the checkpoint if no hook ran (render.ts capturedNothing).
+        const p = await client.getPlan(command.request.planId);
+        if (p.ok && p.value.volumes.length === 0) {
+          io.stderr(`snapctl: warning: plan ${p.value.id} has no volumes: a crash-level checkpoint captures only what the servers' freeze hooks save\n`);
+        }
+      }
       const cp = check(cx, await client.takeSnapshot(command.request));
       if (!command.watch) {
         out(cx, cp, `checkpoint ${cp.id} started (plan ${cp.planId}, level ${cp.levelRequested})\n`);
@@ -179,7 +203,7 @@ async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOp
     case 'list': {
       const filter = { ...(command.planId !== undefined ? { planId: command.planId } : {}), ...(command.states !== undefined ? { states: command.states } : {}) };
       const items = await collect(command.limit, async (pageSize, pageToken) => check(cx, await client.listCheckpoints({ filter, pageSize, pageToken })));
-      out(cx, { checkpoints: items }, checkpointsTable(items));
+      out(cx, { checkpoints: items }, checkpointsTable(items, io.now(), global.output === 'wide'));
       return EXIT.ok;
     }
     case 'show': {
@@ -225,7 +249,108 @@ async function run(command: Exclude<Command, { kind: 'help' }>, global: GlobalOp
       out(cx, { agents }, agentsTable(agents, io.now()));
       return EXIT.ok;
     }
+    case 'policy-create': {
+      const p = check(cx, await client.createPolicy(command.policy));
+      out(cx, p, `policy of plan ${p.planId} created (revision ${p.revision})\n${policyText(p)}`);
+      return EXIT.ok;
+    }
+    case 'policy-update': {
+      const p = check(cx, await client.updatePolicy(command.policy, command.revision ?? 0));
+      out(cx, p, `policy of plan ${p.planId} replaced (revision ${p.revision})\n${policyText(p)}`);
+      return EXIT.ok;
+    }
+    case 'policy-show': {
+      const p = check(cx, await client.getPolicy(command.planId));
+      out(cx, p, policyText(p));
+      return EXIT.ok;
+    }
+    case 'policy-list': {
+      const policies = await collect(Number.MAX_SAFE_INTEGER, async (pageSize, token) => check(cx, await client.listPolicies(command.tenant, pageSize, token)));
+      out(cx, { policies }, policiesTable(policies, io.now()));
+      return EXIT.ok;
+    }
+    case 'policy-delete':
+      check(cx, await client.deletePolicy(command.planId));
+      out(cx, { deleted: command.planId }, `policy of plan ${command.planId} deleted: no periodic checkpoints from it, the coordinator's default retention\n`);
+      return EXIT.ok;
+    case 'stats': {
+      const st = check(cx, await client.planStats(command.planId));
+      out(cx, st, statsText(st));
+      return EXIT.ok;
+    }
+    case 'watch':
+      return watchMany(command, cx, client);
   }
+}
+
+/**
+ * `watch --plan ID | --tenant T`: every checkpoint of the plan (or of the tenant's plans) as it
+ * changes, one line per change, with the time since the previous line, until Ctrl-C. Polls
+ * ListCheckpoints every interval: the API streams one checkpoint at a time.
+ */
+async function watchMany(command: Extract<Command, { kind: 'watch' }>, cx: Cx, client: SnapctlClient): Promise<number> {
+  const { io, global } = cx;
+  const seen = new Map<number, string>();
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const stopListening = io.onInterrupt(() => {
+    stopped = true;
+    wake?.();
+  });
+  let previousAt: number | undefined;
+  let first = true;
+  try {
+    while (!stopped) {
+      const planIds =
+        command.planId !== undefined
+          ? [command.planId]
+          : (await collect(Number.MAX_SAFE_INTEGER, async (pageSize, token) => check(cx, await client.listPlans(command.tenant, pageSize, token)))).map((p) => p.id);
+      const shown: CheckpointView[] = [];
+      for (const planId of planIds) {
+        const page = check(cx, await client.listCheckpoints({ filter: { planId }, pageSize: WATCH_PAGE_SIZE, pageToken: '' }));
+        shown.push(...page.items);
+      }
+      const now = io.now();
+      if (first && !global.json) {
+        const scope = command.planId !== undefined ? `plan ${command.planId}` : `tenant ${command.tenant ?? ''} (${planIds.length} plan${planIds.length === 1 ? '' : 's'})`;
+        io.stdout(`watching ${scope} every ${durationText(command.intervalMs)}; Ctrl-C ends\n`);
+      }
+      for (const c of shown.sort((a, b) => a.id - b.id)) {
+        const key = `${c.state} ${progressText(c)}`;
+        if (seen.get(c.id) === key) continue;
+        seen.set(c.id, key);
+        // The first look shows what is in flight and the newest of each plan, not the whole history.
+        if (first && !isInFlight(c) && shown.some((o) => o.planId === c.planId && o.id > c.id)) continue;
+        const since = previousAt === undefined ? '' : `+${durationText(Math.max(0, now - previousAt))}`;
+        previousAt = now;
+        io.stdout(global.json ? `${JSON.stringify({ atUnixMs: now, checkpoint: c })}\n` : watchLine(c, now, since));
+      }
+      first = false;
+      if (stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, command.intervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    stopListening();
+  }
+  return EXIT.ok;
+}
+
+const WATCH_PAGE_SIZE = 50;
+
+function isInFlight(c: CheckpointView): boolean {
+  return c.state !== 'completed' && c.state !== 'aborted';
+}
+
+function watchLine(c: CheckpointView, now: number, since: string): string {
+  const took = c.state === 'completed' ? `  took ${c.stats.durationMs > 0 ? durationText(c.stats.durationMs) : '-'}` : '';
+  const note = capturedNothing(c) ? `  ${CAPTURED_NOTHING}` : c.state === 'aborted' || c.state === 'aborting' ? `  ${c.failureReason ?? ''}${c.failureDetail !== undefined ? `: ${c.failureDetail}` : ''}` : '';
+  return `${timeText(now)} ${since.padStart(8)}  ${c.planId}  checkpoint ${c.id}  ${levelText(c)}  ${c.state}  ${progressText(c)}  age ${ageText(now - c.createdAtUnixMs)}${took}${note}\n`;
 }
 
 async function watch(id: number, cx: Cx, client: SnapctlClient): Promise<number> {

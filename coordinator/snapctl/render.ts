@@ -1,8 +1,10 @@
 /** How snapctl shows plans, checkpoints and agents to a person (the --json output is the views themselves). */
 import type { VerifyReport } from '../api.js';
 import type { CheckpointView } from '../checkpoint-view.js';
+import type { PlanStats } from '../metrics/plan-stats.js';
 import type { AgentInfo, Plan } from '../model.js';
-import { bytesText, durationText, table, timeText } from './table.js';
+import type { Policy } from '../policies/model.js';
+import { ageText, bytesText, durationText, table, timeText } from './table.js';
 
 export function plansTable(plans: readonly Plan[]): string {
   if (plans.length === 0) return 'no plans\n';
@@ -54,22 +56,44 @@ export function progressText(c: CheckpointView): string {
   return `${c.stats.acked}/${c.stats.total} acked`;
 }
 
-export function checkpointsTable(checkpoints: readonly CheckpointView[]): string {
+/**
+ * A completed crash-level checkpoint of a plan without volumes whose servers ran no freeze hook:
+ * it froze the file systems and captured nothing. Said wherever the checkpoint is shown, so that
+ * "completed, 0 B" is never taken for a backup.
+ */
+export function capturedNothing(c: CheckpointView): boolean {
+  return c.state === 'completed' && (c.levelAchieved ?? c.levelRequested) === 'crash' && c.volumes.length === 0 && c.servers.every((f) => f.hooks.length === 0);
+}
+
+export const CAPTURED_NOTHING = 'WARNING: captured nothing (crash level, the plan has no volumes and no server ran a freeze hook)';
+
+/** `wide` adds the tenant, epoch, and the creation and finish times. */
+export function checkpointsTable(checkpoints: readonly CheckpointView[], nowUnixMs: number = Date.now(), wide = false): string {
   if (checkpoints.length === 0) return 'no checkpoints\n';
-  return table(
-    ['ID', 'PLAN', 'LEVEL', 'STATE', 'PROGRESS', 'CREATED', 'DURATION', 'SIZE', 'FAILURE'],
-    checkpoints.map((c) => [
-      `${c.id}${c.safety ? '*' : ''}${c.pinned ? ' (pinned)' : ''}`,
-      c.planId,
-      levelText(c),
-      c.state,
-      progressText(c),
-      timeText(c.createdAtUnixMs),
-      c.stats.durationMs > 0 ? durationText(c.stats.durationMs) : '-',
-      bytesText(c.stats.sizeBytes),
-      failureText(c),
-    ]),
-  ) + (checkpoints.some((c) => c.safety) ? '* safety checkpoint taken by a rollback\n' : '');
+  const header = ['ID', 'PLAN', 'LEVEL', 'STATE', 'PROGRESS', 'AGE', 'DURATION', 'SIZE', 'FAILURE'];
+  if (wide) header.splice(2, 0, 'TENANT', 'EPOCH');
+  if (wide) header.splice(header.indexOf('FAILURE'), 0, 'CREATED', 'FINISHED');
+  return (
+    table(
+      header,
+      checkpoints.map((c) => {
+        const row = [
+          `${c.id}${c.safety ? '*' : ''}${c.pinned ? ' (pinned)' : ''}`,
+          c.planId,
+          levelText(c),
+          c.state,
+          progressText(c),
+          ageText(nowUnixMs - c.createdAtUnixMs),
+          c.stats.durationMs > 0 ? durationText(c.stats.durationMs) : '-',
+          bytesText(c.stats.sizeBytes),
+          capturedNothing(c) ? CAPTURED_NOTHING : failureText(c),
+        ];
+        if (wide) row.splice(2, 0, c.tenant, String(c.epoch));
+        if (wide) row.splice(row.length - 1, 0, timeText(c.createdAtUnixMs), timeText(c.finishedAtUnixMs));
+        return row;
+      }),
+    ) + (checkpoints.some((c) => c.safety) ? '* safety checkpoint taken by a rollback\n' : '')
+  );
 }
 
 export function appStatsTable(c: CheckpointView): string {
@@ -111,6 +135,7 @@ export function checkpointText(c: CheckpointView): string {
     `finished         ${timeText(c.finishedAtUnixMs)}${c.stats.durationMs > 0 ? ` (${durationText(c.stats.durationMs)})` : ''}`,
     byServers(c) ? `servers frozen   ${progressText(c).replace(/ frozen$/, '')}` : `acked            ${c.stats.acked}/${c.stats.total}`,
     `size             ${bytesText(c.stats.sizeBytes)} (channel state ${bytesText(c.stats.channelStateBytes)})`,
+    ...(capturedNothing(c) ? [CAPTURED_NOTHING] : []),
     '',
   ];
   const volumes =
@@ -171,4 +196,65 @@ export function agentsTable(agents: readonly AgentInfo[], nowUnixMs: number): st
 export function verifyText(id: number, report: VerifyReport): string {
   if (report.ok) return `checkpoint ${id}: ok\n`;
   return `checkpoint ${id}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}\n` + table(['PART', 'PROBLEM'], report.problems.map((p) => [p.part, p.detail]));
+}
+
+function scheduleText(p: Policy): string {
+  const s = p.schedule;
+  if (s === undefined) return '-';
+  const when = s.cron !== '' ? `cron "${s.cron}"` : `every ${durationText(s.intervalMs)}`;
+  const window = s.windowStart !== '' ? `, ${s.windowStart}-${s.windowEnd} UTC` : '';
+  const jitter = s.jitterMs > 0 ? `, jitter ${durationText(s.jitterMs)}` : '';
+  return `${s.level} ${when}${window}${jitter}`;
+}
+
+function retentionText(p: Policy): string {
+  const r = p.retention;
+  if (r === undefined) return 'coordinator default';
+  const parts = [
+    r.keepLast > 0 ? `last ${r.keepLast}` : '',
+    r.keepDaily > 0 ? `${r.keepDaily} daily` : '',
+    r.keepWeekly > 0 ? `${r.keepWeekly} weekly` : '',
+    r.keepMonthly > 0 ? `${r.keepMonthly} monthly` : '',
+    r.keepWithinMs > 0 ? `within ${durationText(r.keepWithinMs)}` : '',
+  ];
+  return parts.filter((x) => x !== '').join(', ');
+}
+
+export function policiesTable(policies: readonly Policy[], nowUnixMs: number): string {
+  if (policies.length === 0) return 'no policies\n';
+  return table(
+    ['PLAN', 'TENANT', 'SCHEDULE', 'RETENTION', 'REVISION', 'AGE'],
+    policies.map((p) => [p.planId, p.tenant, scheduleText(p), retentionText(p), String(p.revision), ageText(nowUnixMs - p.createdAtUnixMs)]),
+  );
+}
+
+export function policyText(p: Policy): string {
+  const s = p.schedule;
+  return [
+    `policy of plan ${p.planId}  tenant ${p.tenant}  revision ${p.revision}`,
+    `created ${timeText(p.createdAtUnixMs)}  updated ${timeText(p.updatedAtUnixMs)}`,
+    `schedule   ${scheduleText(p)}`,
+    ...(s !== undefined ? [`           min pause ${durationText(s.minPauseMs)}, suspended after ${s.tolerableFailures} consecutive failures`] : []),
+    `retention  ${retentionText(p)} (pinned checkpoints and recent rollbacks' safety checkpoints and targets are always kept)`,
+    '',
+  ].join('\n');
+}
+
+export function statsText(s: PlanStats): string {
+  const lines = [
+    `plan ${s.planId}: ${s.checkpointsTotal} checkpoints in the store (${s.completed} completed, ${s.aborted} aborted, ${s.inFlight} in flight)`,
+    s.completed === 0
+      ? 'no completed checkpoint'
+      : table(
+          ['OF COMPLETED', 'MIN', 'AVG', 'MAX'],
+          [
+            ['duration', durationText(s.durationMinMs), durationText(s.durationAvgMs), durationText(s.durationMaxMs)],
+            ['size', bytesText(s.sizeMinBytes), bytesText(s.sizeAvgBytes), bytesText(s.sizeMaxBytes)],
+          ],
+        ).trimEnd(),
+    `latest completed  ${s.latestCompletedId === 0 ? '-' : `${s.latestCompletedId} at ${timeText(s.latestCompletedAtUnixMs)}`}`,
+    `last failure      ${s.lastFailure === undefined ? '-' : `${s.lastFailure.id} at ${timeText(s.lastFailure.atUnixMs)}: ${failureText({ ...(s.lastFailure.reason !== undefined ? { failureReason: s.lastFailure.reason } : {}), ...(s.lastFailure.detail !== '' ? { failureDetail: s.lastFailure.detail } : {}) }) || 'no reason given'}`}`,
+    '',
+  ];
+  return lines.join('\n');
 }

@@ -34,3 +34,12 @@ export function timeText(unixMs: number | undefined): string {
   if (unixMs === undefined || unixMs <= 0) return '-';
   return new Date(unixMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
+
+/** How long ago, kubectl style: 42s, 5m, 3h, 12d (the largest unit only). */
+export function ageText(ms: number): string {
+  const sec = Math.max(0, Math.floor(ms / 1_000));
+  if (sec < 60) return `${sec}s`;
+  if (sec < 3_600) return `${Math.floor(sec / 60)}m`;
+  if (sec < 86_400) return `${Math.floor(sec / 3_600)}h`;
+  return `${Math.floor(sec / 86_400)}d`;
+}

@@ -5,7 +5,7 @@
  */
 import type { CheckpointView } from '../checkpoint-view.js';
 import type { ProgressView } from '../grpc/convert.js';
-import { failureText, levelText, progressText } from './render.js';
+import { CAPTURED_NOTHING, capturedNothing, failureText, levelText, progressText } from './render.js';
 import { bytesText, durationText, table } from './table.js';
 
 export type WatchMode = 'tty' | 'lines';
@@ -17,6 +17,7 @@ interface AppRow {
 export class WatchView {
   private readonly apps = new Map<string, AppRow>();
   private readonly frozenServers = new Set<string>();
+  private readonly thawedServers = new Set<string>();
   private last: CheckpointView | undefined;
   private linesDrawn = 0;
   private readonly startedAtMs: number;
@@ -52,7 +53,10 @@ export class WatchView {
         if (e.server !== undefined) this.frozenServers.add(e.server);
         break;
       case 'server-thawed':
-        if (e.server !== undefined) this.frozenServers.delete(e.server);
+        if (e.server !== undefined) {
+          this.frozenServers.delete(e.server);
+          this.thawedServers.add(e.server);
+        }
         break;
       default:
         break;
@@ -65,7 +69,7 @@ export class WatchView {
     const c = this.last;
     if (c === undefined) return 'no progress received\n';
     const took = c.stats.durationMs > 0 ? ` in ${durationText(c.stats.durationMs)}` : '';
-    if (c.state === 'completed') return `checkpoint ${c.id} completed at level ${c.levelAchieved ?? c.levelRequested}${took}\n`;
+    if (c.state === 'completed') return `checkpoint ${c.id} completed at level ${c.levelAchieved ?? c.levelRequested}${took}\n${capturedNothing(c) ? `${CAPTURED_NOTHING}\n` : ''}`;
     if (c.state === 'aborted') return `checkpoint ${c.id} aborted: ${failureText(c) || 'no reason given'}\n`;
     return `checkpoint ${c.id} is ${c.state}; the watch ended before it finished\n`;
   }
@@ -88,6 +92,25 @@ export class WatchView {
   private redraw(): string {
     const c = this.last;
     if (c === undefined) return '';
+    return this.frame(c, (c.levelAchieved ?? c.levelRequested) === 'crash' ? this.serverTable(c) : this.appTable(c));
+  }
+
+  /**
+   * Crash level: servers freeze and thaw, apps never ack (they are captured on the volumes), so the
+   * table is one row per server; a table of apps would show every one "waiting" to the end.
+   */
+  private serverTable(c: CheckpointView): string {
+    const servers = c.servers.length > 0 ? c.servers.map((f) => f.server) : [...new Set(c.stats.apps.map((a) => a.server))];
+    const rows = servers.map((server) => {
+      const f = c.servers.find((x) => x.server === server);
+      const phase = this.thawedServers.has(server) || f?.thawedAtUnixMs !== undefined ? 'thawed' : this.frozenServers.has(server) || f?.frozenAtUnixMs !== undefined ? 'frozen' : 'freezing';
+      const frozenFor = f?.frozenAtUnixMs !== undefined && f.thawedAtUnixMs !== undefined ? durationText(f.thawedAtUnixMs - f.frozenAtUnixMs) : '-';
+      return [server, phase, frozenFor, String(f?.hooks.length ?? 0)];
+    });
+    return table(['SERVER', 'PHASE', 'FROZEN FOR', 'HOOKS'], rows);
+  }
+
+  private appTable(c: CheckpointView): string {
     const stats = new Map(c.stats.apps.map((a) => [`${a.server}/${a.app}`, a]));
     const rows = [...this.apps.entries()].map(([key, row]) => {
       const s = stats.get(key);
@@ -101,7 +124,11 @@ export class WatchView {
         s !== undefined && s.acked ? bytesText(s.sizeBytes) : '-',
       ];
     });
-    const frame = `${this.header(c)}\n${table(['APP', 'PHASE', 'ALIGN', 'SYNC', 'ASYNC', 'SIZE'], rows)}`;
+    return table(['APP', 'PHASE', 'ALIGN', 'SYNC', 'ASYNC', 'SIZE'], rows);
+  }
+
+  private frame(c: CheckpointView, body: string): string {
+    const frame = `${this.header(c)}\n${body}`;
     // Up to the first line of the previous frame, then clear to the end of the screen.
     const rewind = this.linesDrawn > 0 ? `\u001b[${this.linesDrawn}A\r\u001b[J` : '';
     this.linesDrawn = frame.split('\n').length - 1;

@@ -8,6 +8,8 @@ import { pino, type Logger } from 'pino';
 import { AgentRegistry } from '../../coordinator/agents.js';
 import { startGrpcServer, type GrpcServerHandle, type GrpcServerLimits } from '../../coordinator/grpc/server.js';
 import { PlanRegistry } from '../../coordinator/plans.js';
+import { PolicyRegistry } from '../../coordinator/policies/registry.js';
+import { JetStreamPolicyStore } from '../../coordinator/store/policies.js';
 import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import { FakeCheckpoints } from './fake-checkpoints.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
@@ -41,7 +43,19 @@ export async function startTestCoordinator(limits: Partial<GrpcServerLimits> = {
       logger,
     });
     const agents = new AgentRegistry({ now: () => clock.nowMs, logger });
-    const grpc = await startGrpcServer({ api: { plans, checkpoints, agents }, address: '127.0.0.1:0', logger, limits });
+    // Policies are stored and served; their schedules are not started here (no registry.start()).
+    const policies = new PolicyRegistry({
+      store: new JetStreamPolicyStore(store.buckets.plans, 1_000),
+      plans: store.plans,
+      logger,
+      take: (r) => checkpoints.take(r),
+      waitFor: async (id) => {
+        const r = await checkpoints.get(id);
+        if (!r.ok) throw new Error(r.error.message);
+        return r.value;
+      },
+    });
+    const grpc = await startGrpcServer({ api: { plans, checkpoints, agents, policies }, address: '127.0.0.1:0', logger, limits });
     const conn = nc;
     return {
       address: `127.0.0.1:${grpc.port}`,

@@ -35,7 +35,7 @@ describe('snapctl command line', () => {
   });
 
   it('global options go before or after the command; the address comes from --address, then SNAPCTL_ADDRESS, then the default', () => {
-    expect(command('--json', 'show', '7', '--address', 'coord:1').global).toEqual({ address: 'coord:1', json: true });
+    expect(command('--json', 'show', '7', '--address', 'coord:1').global).toEqual({ address: 'coord:1', json: true, output: 'json' });
     expect(parseCommandLine(['agents'], { SNAPCTL_ADDRESS: 'env:2' })).toMatchObject({ global: { address: 'env:2' } });
     expect(command('agents').global.address).toBe('127.0.0.1:50051');
   });
