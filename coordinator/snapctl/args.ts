@@ -367,7 +367,9 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   const topic = key in HELP ? key : key.startsWith('plans') ? 'plans' : key.startsWith('policy') ? 'policy' : 'main';
   try {
     if (key === '' || key === 'help') {
-      const about = key === 'help' ? argv.filter((a) => !a.startsWith('-')).slice(1).join(' ') : '';
+      const asked = key === 'help' ? argv.filter((a) => !a.startsWith('-')).slice(1).join(' ') : '';
+      // The policy subcommands share one help text.
+      const about = asked.startsWith('policy ') && COMMANDS[asked] !== undefined ? 'policy' : asked;
       if (about !== '' && !(about in HELP)) usage(`no help on ${JSON.stringify(about)}`);
       if (key === '' && !argv.includes('--help') && !argv.includes('-h')) usage('a command is required');
       return { ok: true, global: { address: ADDRESS_DEFAULT, json: false, output: 'text' }, command: { kind: 'help', text: HELP[about === '' ? 'main' : about] ?? '' } };

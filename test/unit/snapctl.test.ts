@@ -136,3 +136,28 @@ describe('snapctl live progress', () => {
     expect(checkpointView(aborted).failureReason).toBe('timeout');
   });
 });
+
+describe('snapctl operator options', () => {
+  it('-o chooses the output; --json is -o json; the two cannot disagree; an unknown format is refused', () => {
+    expect(command('list', '-o', 'yaml').global).toMatchObject({ output: 'yaml', json: false });
+    expect(command('list', '--output', 'wide').global.output).toBe('wide');
+    expect(command('list', '--json').global).toMatchObject({ output: 'json', json: true });
+    expect(parseCommandLine(['list', '--json', '-o', 'yaml'], {})).toMatchObject({ ok: false, error: '--json and -o yaml exclude each other' });
+    expect(parseCommandLine(['list', '-o', 'xml'], {})).toMatchObject({ ok: false, error: '-o must be one of text, wide, json, yaml, got "xml"' });
+  });
+
+  it('policy options become a policy; help on a policy subcommand is the policy help', () => {
+    expect(command('policy', 'create', 'p1', '--interval', '60000', '--window', '22:00-02:00', '--keep-weekly', '4').command).toEqual({
+      kind: 'policy-create',
+      policy: {
+        planId: 'p1',
+        schedule: { intervalMs: 60000, cron: '', level: 'app', windowStart: '22:00', windowEnd: '02:00', jitterMs: 0, minPauseMs: 0, tolerableFailures: 3 },
+        retention: { keepLast: 0, keepDaily: 0, keepWeekly: 4, keepMonthly: 0, keepWithinMs: 0 },
+      },
+    });
+    expect(parseCommandLine(['policy', 'create', 'p1', '--interval', '5', '--window', '22-02'], {})).toMatchObject({ ok: false, error: '--window must be HH:MM-HH:MM (UTC), got "22-02"' });
+    expect(parseCommandLine(['watch'], {})).toMatchObject({ ok: false, error: 'watch needs exactly one of --plan ID and --tenant T' });
+    const help = parseCommandLine(['help', 'policy', 'update'], {});
+    expect(help.ok && help.command.kind === 'help' ? help.command.text : '').toMatch(/^Usage: snapctl policy create\|update\|show\|list\|delete/);
+  });
+});
