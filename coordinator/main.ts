@@ -135,7 +135,7 @@ async function main(): Promise<number> {
     },
   });
   const metricsPort = options.metrics.port;
-  const metricsServer = metricsPort === undefined ? undefined : await serveCoordinatorMetrics({ checkpoints, agents, host: options.metrics.host, port: metricsPort, logger });
+  const metricsServer = metricsPort === undefined ? undefined : await serveCoordinatorMetrics({ checkpoints, agents, plans, host: options.metrics.host, port: metricsPort, logger });
   if (metricsServer !== undefined && !metricsServer.ok) {
     console.error(`snapcoord: ${metricsServer.error.message}`);
     return 2;

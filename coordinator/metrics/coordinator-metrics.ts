@@ -109,7 +109,7 @@ export class CoordinatorMetrics {
     const now = this.nowUnixMs;
     new Gauge({
       name: 'snapcoord_checkpoint_last_success_age_seconds',
-      help: 'Seconds since the newest completed checkpoint of each plan that completed one on this coordinator since it started.',
+      help: 'Seconds since the newest completed checkpoint of each plan that has one (read from the store at start-up, then kept up to date).',
       labelNames: ['plan'],
       registers,
       collect() {
@@ -171,6 +171,15 @@ export class CoordinatorMetrics {
     for (const s of record.servers ?? []) {
       if (s.frozenAtUnixMs !== undefined && s.thawedAtUnixMs !== undefined) this.freeze.observe({ plan }, Math.max(0, s.thawedAtUnixMs - s.frozenAtUnixMs) / 1000);
     }
+  }
+
+  /**
+   * A plan's newest completed checkpoint as the store has it, read at start-up: the age gauge then
+   * covers plans whose last success came before this coordinator started. A newer completion seen
+   * meanwhile wins.
+   */
+  seedLastSuccess(planId: string, finishedAtUnixMs: number): void {
+    if (finishedAtUnixMs > (this.lastSuccess.get(planId) ?? 0)) this.lastSuccess.set(planId, finishedAtUnixMs);
   }
 
   /** A rollback or restore call returned. */

@@ -4,8 +4,9 @@
  */
 import type { Logger } from 'pino';
 import type { AgentRegistry } from '../agents.js';
+import type { PlansApi } from '../api.js';
 import type { CheckpointService } from '../checkpoints/service.js';
-import type { Result } from '../errors.js';
+import { ok, type Result } from '../errors.js';
 import { CoordinatorMetrics } from './coordinator-metrics.js';
 import { startMetricsServer, type MetricsServerHandle } from './server.js';
 
@@ -13,8 +14,10 @@ export { CoordinatorMetrics } from './coordinator-metrics.js';
 export { startMetricsServer, type MetricsServerHandle } from './server.js';
 
 export interface CoordinatorMetricsOptions {
-  readonly checkpoints: Pick<CheckpointService, 'inFlight' | 'onEnded' | 'onOperationEnded'>;
+  readonly checkpoints: Pick<CheckpointService, 'inFlight' | 'onEnded' | 'onOperationEnded' | 'list'>;
   readonly agents: Pick<AgentRegistry, 'list'>;
+  /** To read each plan's newest completed checkpoint at start-up (seedLastSuccess). */
+  readonly plans: Pick<PlansApi, 'list'>;
   readonly host: string;
   readonly port: number;
   readonly logger: Logger;
@@ -30,5 +33,28 @@ export async function serveCoordinatorMetrics(o: CoordinatorMetricsOptions): Pro
   });
   o.checkpoints.onEnded((r) => metrics.checkpointEnded(r));
   o.checkpoints.onOperationEnded((kind, succeeded) => metrics.operationEnded(kind, succeeded));
-  return startMetricsServer({ metrics, host: o.host, port: o.port, logger: o.logger });
+  const served = await startMetricsServer({ metrics, host: o.host, port: o.port, logger: o.logger });
+  if (served.ok) {
+    void seedLastSuccess(metrics, o).then((r) => {
+      if (!r.ok) o.logger.warn({ error: r.error.message }, 'last successes not read from the store: the age gauge starts empty');
+    });
+  }
+  return served;
+}
+
+async function seedLastSuccess(metrics: CoordinatorMetrics, o: CoordinatorMetricsOptions): Promise<Result<void>> {
+  let token = '';
+  do {
+    const page = await o.plans.list(undefined, 100, token);
+    if (!page.ok) return page;
+    for (const plan of page.value.items) {
+      // Newest first: the first completed one is the plan's last success.
+      const newest = await o.checkpoints.list({ planId: plan.id, states: ['completed'] }, 1, '');
+      if (!newest.ok) return newest;
+      const finished = newest.value.items[0]?.finishedAtUnixMs;
+      if (finished !== undefined) metrics.seedLastSuccess(plan.id, finished);
+    }
+    token = page.value.nextPageToken;
+  } while (token !== '');
+  return ok(undefined);
 }

@@ -6,7 +6,11 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { CoordinatorMetrics } from '../../coordinator/metrics/coordinator-metrics.js';
+import { serveCoordinatorMetrics } from '../../coordinator/metrics/index.js';
 import { startMetricsServer } from '../../coordinator/metrics/server.js';
+import { ok } from '../../coordinator/errors.js';
+import type { CheckpointRecord as Rec } from '../../coordinator/model.js';
+import { planInput } from '../support/coordinator-fixtures.js';
 import type { AgentInfo } from '../../coordinator/model.js';
 import { checkpointRecord } from '../support/coordinator-fixtures.js';
 
@@ -103,5 +107,40 @@ describe('coordinator metrics', () => {
     const probe = createServer();
     await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(served.value.port, '127.0.0.1', () => resolve()));
     await new Promise<void>((resolve) => probe.close(() => resolve()));
+  });
+
+  it('at start-up the age of each plan newest completed checkpoint is read from the store; a newer completion wins', async () => {
+    const metrics = new CoordinatorMetrics({ inFlight: () => 0, agents: async () => [] }, () => T0 + 100_000, { processMetrics: false });
+    metrics.seedLastSuccess('p1', T0);
+    metrics.checkpointEnded(checkpointRecord({ planId: 'p1', state: 'completed', levelAchieved: 'app', finishedAtUnixMs: T0 + 40_000 }));
+    metrics.seedLastSuccess('p1', T0 + 10_000);
+    const { body } = await metrics.exposition();
+    expect(sample(body, 'snapcoord_checkpoint_last_success_age_seconds{plan="p1"}')).toBe(60);
+  });
+
+  it('serveCoordinatorMetrics reads each plan newest completed checkpoint from the store', async () => {
+    const stored: Record<string, Rec[]> = { a: [checkpointRecord({ planId: 'a', state: 'completed', finishedAtUnixMs: Date.now() - 30_000 })], b: [] };
+    const served = await serveCoordinatorMetrics({
+      checkpoints: { inFlight: () => [], onEnded: () => undefined, onOperationEnded: () => undefined, list: async (f) => ok({ items: stored[f.planId ?? ''] ?? [], nextPageToken: '' }) },
+      agents: { list: async () => ok([]) },
+      plans: { list: async () => ok({ items: [planInput({ id: 'a' }), planInput({ id: 'b' })].map((p) => ({ ...p, revision: 1, createdAtUnixMs: T0, updatedAtUnixMs: T0 })), nextPageToken: '' }) },
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+    });
+    if (!served.ok) throw new Error(served.error.message);
+    try {
+      let text = '';
+      for (let i = 0; i < 50 && !text.includes('plan="a"'); i++) {
+        text = await (await fetch(`http://127.0.0.1:${served.value.port}/metrics`)).text();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const age = sample(text, 'snapcoord_checkpoint_last_success_age_seconds{plan="a"}');
+      expect(age).toBeGreaterThanOrEqual(30);
+      expect(age).toBeLessThan(40);
+      expect(text).not.toContain('snapcoord_checkpoint_last_success_age_seconds{plan="b"}');
+    } finally {
+      await served.value.close();
+    }
   });
 });
