@@ -40,6 +40,7 @@ import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
 import { lazyChild, type LazyLog } from './lazy-log.js';
+import { AgentTimers } from './timers.js';
 import { JetStreamStateObjects, type StateObjects } from '../adapters/state-store.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -74,6 +75,8 @@ export class Agent implements AppHost {
   /** When this agent last published anything (performance.now()). */
   private lastPublishedMs = Number.NEGATIVE_INFINITY;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Every app's deadlines on one Node timer (agent/timers.ts). */
+  private readonly timers = new AgentTimers({ nowMs: () => performance.now() });
   private readonly subs: Subscription[] = [];
   private stopped = false;
   /** As the NATS client last reported it; only for saying in the log whether a report went out. */
@@ -222,11 +225,7 @@ export class Agent implements AppHost {
       publish: (event) => this.publish(event),
       clock: {
         nowMs: () => performance.now(),
-        setTimer: (afterMs, fire) => {
-          const t = setTimeout(fire, afterMs);
-          t.unref();
-          return () => clearTimeout(t);
-        },
+        setTimer: (afterMs, fire) => this.timers.set(afterMs, fire),
       },
       logger: log,
       limits: { triggerWaitMs: this.config.triggerWaitMs },
@@ -583,6 +582,7 @@ export class Agent implements AppHost {
     await this.stopFreezing();
     await this.opaque.close();
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.timers.stop();
     for (const e of await this.attached()) await e.close();
     this.stopped = true;
     this.endpoints.clear();
