@@ -22,7 +22,7 @@ import { ok } from './errors.js';
 import { storeProbe, watchReadiness } from './grpc/readiness.js';
 import { startGrpcServer } from './grpc/server.js';
 import { serveCoordinatorMetrics } from './metrics/index.js';
-import { PolicyRegistry } from './policies/registry.js';
+import { deletingPolicies, PolicyRegistry } from './policies/registry.js';
 import { JetStreamPolicyStore } from './store/policies.js';
 import { PlanRegistry } from './plans.js';
 import { openCoordinatorStore } from './store/index.js';
@@ -165,7 +165,7 @@ async function main(): Promise<number> {
   };
   const sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
   sweeper.unref();
-  const server = await startGrpcServer({ api: { plans, checkpoints, agents, policies }, address: options.listen, logger });
+  const server = await startGrpcServer({ api: { plans: deletingPolicies(plans, policies), checkpoints, agents, policies }, address: options.listen, logger });
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   // Health follows NATS and the store from here on (grpc/readiness.ts).
   const readiness = watchReadiness({ nc, probeStore: storeProbe(store.buckets), setStatus: (s) => server.health.setAll(s), logger });

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { RetentionRules } from '../../src/control/retention.js';
-import type { Page, PoliciesApi, TakeSnapshotRequest } from '../api.js';
+import type { Page, PlansApi, PoliciesApi, TakeSnapshotRequest } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { CheckpointRecord } from '../model.js';
 import { PlanSchedule } from '../schedule.js';
@@ -113,6 +113,12 @@ export class PolicyRegistry implements PoliciesApi {
     return deleted;
   }
 
+  /** The plan is gone: so is its policy (its schedule stops). A plan without a policy changes nothing. */
+  async planDeleted(planId: string): Promise<Result<void>> {
+    const deleted = await this.delete(planId);
+    return deleted.ok || deleted.error.kind === 'not-found' ? ok(undefined) : deleted;
+  }
+
   private async tenantOf(planId: string): Promise<Result<string>> {
     const plan = await this.deps.plans.get(planId);
     if (plan.ok) return ok(plan.value.tenant);
@@ -135,4 +141,17 @@ export class PolicyRegistry implements PoliciesApi {
       s.start();
     }
   }
+}
+
+/** The plans API whose DeletePlan also deletes the plan's policy (after the plan, so a refused delete keeps both). */
+export function deletingPolicies(plans: PlansApi, policies: Pick<PolicyRegistry, 'planDeleted'>): PlansApi {
+  return {
+    register: (plan, expectedRevision) => plans.register(plan, expectedRevision),
+    get: (planId) => plans.get(planId),
+    list: (tenant, pageSize, pageToken) => plans.list(tenant, pageSize, pageToken),
+    delete: async (planId, deleteCheckpoints) => {
+      const deleted = await plans.delete(planId, deleteCheckpoints);
+      return deleted.ok ? policies.planDeleted(planId) : deleted;
+    },
+  };
 }

@@ -15,7 +15,7 @@ import { CoordinatorClient, type CallResult } from '../../coordinator/grpc/clien
 import { startGrpcServer, type GrpcServerHandle } from '../../coordinator/grpc/server.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
 import { PlanRegistry } from '../../coordinator/plans.js';
-import { PolicyRegistry } from '../../coordinator/policies/registry.js';
+import { deletingPolicies, PolicyRegistry } from '../../coordinator/policies/registry.js';
 import { JetStreamPolicyStore } from '../../coordinator/store/policies.js';
 import { silent, startLiveWorld, type LiveWorld } from '../support/live-fixture.js';
 
@@ -58,7 +58,7 @@ async function startCoordinator(): Promise<Coordinator> {
     if (r.state === 'completed') registry.noteCompleted(r.planId);
   });
   const plans = new PlanRegistry({ store: world.store.plans, logger: silent, hasCheckpoints: async () => ok(false), deleteCheckpoints: async () => ok(undefined) });
-  const api: CoordinatorApi = { plans, checkpoints: world.service, agents: new AgentRegistry({ logger: silent }), policies: registry };
+  const api: CoordinatorApi = { plans: deletingPolicies(plans, registry), checkpoints: world.service, agents: new AgentRegistry({ logger: silent }), policies: registry };
   const server = await startGrpcServer({ api, address: '127.0.0.1:0', logger: silent });
   const client = new CoordinatorClient(`127.0.0.1:${server.port}`);
   return {
@@ -193,4 +193,18 @@ describe('policies', () => {
       await second.stop();
     }
   }, 90_000);
+
+  it('deleting a plan deletes its policy', async () => {
+    const c = await startCoordinator();
+    try {
+      value(await c.client.registerPlan({ id: 'short-lived', tenant: 'acme', servers: ['x1'], apps: [{ server: 'x1', app: 'A' }], channels: [], volumes: [] }, 0));
+      value(await c.client.createPolicy({ planId: 'short-lived', retention: { keepLast: 2, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepWithinMs: 0 } }));
+      value(await c.client.deletePlan('short-lived', false));
+      const gone = await c.client.getPolicy('short-lived');
+      expect(gone.ok ? 'still there' : gone.error.code).toBe(GrpcStatus.NOT_FOUND);
+      expect(c.registry.retentionFor('short-lived')).toBeUndefined();
+    } finally {
+      await c.stop();
+    }
+  });
 });
