@@ -503,8 +503,9 @@ export class CheckpointService implements CheckpointsApi {
 
   /**
    * Retention of a plan (src/control/retention.ts decides): the newest `retainedPerPlan` completed
-   * checkpoints are kept (or what the plan's retention policy keeps), and so are pinned ones and the targets and safety checkpoints of the
-   * plan's last `rollbacksProtected` rollbacks; the rest go with their parts and volume snapshots.
+   * checkpoints are kept (or what the plan's retention policy keeps), and so are pinned ones and the
+   * targets and safety checkpoints of the plan's last `rollbacksProtected` rollbacks; the rest go
+   * with their parts and volume snapshots.
    * The completed ids of a plan are read from the store once, then kept up to date here: reading
    * every record of the plan at every completion made retention the largest cost of a round for a
    * plan of a thousand apps. Runs one at a time per plan.
