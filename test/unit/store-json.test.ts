@@ -23,7 +23,7 @@ describe('stored JSON values', () => {
     expect(JSON.stringify(big).length).toBeGreaterThan(JSON_GZIP_ABOVE_BYTES);
     const bytes = encodeJson(big);
     expect([bytes[0], bytes[1]]).toEqual([0x1f, 0x8b]);
-    expect(bytes.byteLength).toBeLessThan(256 * 1024);
+    expect(bytes.byteLength).toBeLessThan(64 * 1024);
     expect(decodeJsonObject(bytes, 'k')).toEqual({ ok: true, value: big });
   });
 
