@@ -325,8 +325,36 @@ export class Agent implements AppHost {
       if (effect.type === 'publish') this.publishEvent(effect.event);
       else {
         const c = effect.control;
-        this.handle(c, effect.apps).catch((error: unknown) => this.log.error({ type: c.type, plan: c.plan, err: error }, 'control handling failed'));
+        // A trigger to apps whose endpoints are open is carried out at once: it is the hot path of
+        // every checkpoint, and the handler's promise and logger cost more than its work.
+        const attached = c.type === 'trigger' ? this.attachedNow() : undefined;
+        if (c.type === 'trigger' && attached !== undefined) this.trigger(c, effect.apps, attached);
+        else this.handle(c, effect.apps).catch((error: unknown) => this.log.error({ type: c.type, plan: c.plan, err: error }, 'control handling failed'));
       }
+    }
+  }
+
+  /** Starts a checkpoint in the plan's apps (`attached`: every open endpoint). */
+  private trigger(c: Extract<Control, { type: 'trigger' }>, apps: readonly AppName[], attached: readonly Endpoint[]): void {
+    if (this.log.isLevelEnabled('info')) this.log.info({ requestId: c.requestId, plan: c.plan, checkpointId: c.checkpointId, policy: c.policy.kind, initiators: c.initiatorApps, apps }, 'trigger');
+    // The previous checkpoint's complete notice travels with this trigger; it goes first, as it
+    // would have had it come on its own.
+    if (c.completedCheckpointId !== undefined) for (const e of attached) if (apps.includes(e.app)) e.complete(c.completedCheckpointId);
+    for (const app of apps) {
+      const e = attached.find((a) => a.app === app);
+      if (!e) {
+        const where = this.config.apps.some((a) => a.name === app) ? 'is not attached to' : 'is not configured on';
+        this.publish({ type: 'decline', checkpointId: c.checkpointId, app, reason: 'unknown-app', detail: `${app} ${where} the agent on ${this.config.server}` }, c.requestId);
+        continue;
+      }
+      e.trigger({
+        checkpointId: c.checkpointId,
+        policy: c.policy,
+        timeoutMs: c.timeoutMs,
+        initiator: c.initiatorApps.includes(app),
+        backEdgeInputs: c.backEdgeChannels.length === 0 ? NO_CHANNELS : c.backEdgeChannels.filter((ch) => e.inputs.includes(ch)),
+        inlineStateBytesMax: c.inlineStateBytesMax,
+      });
     }
   }
 
@@ -334,31 +362,9 @@ export class Agent implements AppHost {
   private async handle(c: Control, apps: readonly AppName[]): Promise<void> {
     const log = lazyChild(this.log, { requestId: c.requestId, plan: c.plan, ...('checkpointId' in c ? { checkpointId: c.checkpointId } : {}) });
     switch (c.type) {
-      case 'trigger': {
-        log.info({ policy: c.policy.kind, initiators: c.initiatorApps, apps }, 'trigger');
-        // The previous checkpoint's complete notice travels with this trigger; it goes first, as it
-        // would have had it come on its own.
-        const attached = this.attachedNow() ?? (await this.attached());
-        const planApps = attached.filter((e) => apps.includes(e.app));
-        if (c.completedCheckpointId !== undefined) for (const e of planApps) e.complete(c.completedCheckpointId);
-        for (const app of apps) {
-          const e = planApps.find((a) => a.app === app);
-          if (!e) {
-            const where = this.config.apps.some((a) => a.name === app) ? 'is not attached to' : 'is not configured on';
-            this.publish({ type: 'decline', checkpointId: c.checkpointId, app, reason: 'unknown-app', detail: `${app} ${where} the agent on ${this.config.server}` }, c.requestId);
-            continue;
-          }
-          e.trigger({
-            checkpointId: c.checkpointId,
-            policy: c.policy,
-            timeoutMs: c.timeoutMs,
-            initiator: c.initiatorApps.includes(app),
-            backEdgeInputs: c.backEdgeChannels.filter((ch) => e.inputs.includes(ch)),
-            inlineStateBytesMax: c.inlineStateBytesMax,
-          });
-        }
+      case 'trigger':
+        this.trigger(c, apps, this.attachedNow() ?? (await this.attached()));
         return;
-      }
       case 'abort':
         log.info({ reason: c.reason }, 'abort');
         for (const e of await this.attached()) e.abort(c.checkpointId);
@@ -591,6 +597,8 @@ export class Agent implements AppHost {
     this.log.info('agent stopped');
   }
 }
+
+const NO_CHANNELS: readonly string[] = [];
 
 /**
  * Cuts the stderr of hook results so that the event stays far below the wire's message limit: the
