@@ -662,7 +662,7 @@ export class Endpoint implements AppLink {
 
   private onAck(e: Ack): void {
     const t = this.timings.get(e.checkpointId);
-    const hasChannelState = Object.values(e.channelStates).some((m) => m.length > 0);
+    const hasChannelState = anyRecorded(e.channelStates);
     const publish = (channelState: ObjectRef | undefined): void => {
       const now = this.o.clock.nowMs();
       this.forget(e.checkpointId);
@@ -679,16 +679,11 @@ export class Endpoint implements AppLink {
         this.decline(e.checkpointId, 'internal', `${this.app}: no stored state`);
         return;
       }
-      this.o.publish({
-        type: 'ack',
-        checkpointId: e.checkpointId,
-        app: this.app,
-        counts: e.counts,
-        state: t.state,
-        ...(channelState ? { channelState } : {}),
-        stats,
-      });
-      this.log.info({ checkpointId: e.checkpointId, ...stats }, 'acked');
+      const ack: AgentEventBody = { type: 'ack', checkpointId: e.checkpointId, app: this.app, counts: e.counts, state: t.state, stats };
+      if (channelState) Object.assign(ack, { channelState });
+      this.o.publish(ack);
+      // Built only when it is written: once per app and checkpoint.
+      if (this.log.isLevelEnabled('info')) this.log.info(Object.assign({ checkpointId: e.checkpointId }, stats), 'acked');
     };
     if (!hasChannelState) {
       publish(undefined);
@@ -720,4 +715,10 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 function stopTimers(t: CheckpointTiming): void {
   t.cancelTimeout?.();
   t.cancelStarted?.();
+}
+
+/** Whether any input recorded a message (without the arrays Object.values would make per ack). */
+function anyRecorded(states: Readonly<Record<string, readonly unknown[]>>): boolean {
+  for (const channel in states) if ((states[channel] as readonly unknown[]).length > 0) return true;
+  return false;
 }
