@@ -619,20 +619,39 @@ export class Endpoint implements AppLink {
     return t;
   }
 
-  /** Captures the app's state at the cut (the chain waits), then uploads it in the background. */
-  private async onSnapshot(id: CheckpointId): Promise<void> {
+  /**
+   * Captures the app's state at the cut (the chain waits), then uploads it in the background. An
+   * app whose snapshot returns its bytes at once is carried on in the same turn: the barrier it
+   * forwards next is one hop of every pipeline's checkpoint, and a promise step there is latency.
+   */
+  private onSnapshot(id: CheckpointId): Promise<void> | undefined {
     const t = this.timing(id, this.o.clock.nowMs());
     t.snapshotStartMs = this.o.clock.nowMs();
-    let bytes: Uint8Array;
+    let taken: Uint8Array | Promise<Uint8Array>;
     try {
-      bytes = await this.o.handler.snapshot(id);
+      taken = this.o.handler.snapshot(id);
     } catch (error) {
-      this.log.error({ checkpointId: id, err: error }, 'the app failed to snapshot');
-      await this.feed({ type: 'abort', checkpointId: id });
-      this.decline(id, 'internal', `${this.app} failed to snapshot: ${error instanceof Error ? error.message : String(error)}`);
-      return;
+      return this.snapshotFailed(id, error);
     }
-    t.syncMs = this.o.clock.nowMs() - t.snapshotStartMs;
+    const startMs = t.snapshotStartMs;
+    if (taken instanceof Uint8Array) {
+      this.snapshotTaken(id, t, startMs, taken);
+      return undefined;
+    }
+    return Promise.resolve(taken).then(
+      (bytes) => this.snapshotTaken(id, t, startMs, bytes),
+      (error: unknown) => this.snapshotFailed(id, error),
+    );
+  }
+
+  private async snapshotFailed(id: CheckpointId, error: unknown): Promise<void> {
+    this.log.error({ checkpointId: id, err: error }, 'the app failed to snapshot');
+    await this.feed({ type: 'abort', checkpointId: id });
+    this.decline(id, 'internal', `${this.app} failed to snapshot: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  private snapshotTaken(id: CheckpointId, t: CheckpointTiming, startMs: number, bytes: Uint8Array): void {
+    t.syncMs = this.o.clock.nowMs() - startMs;
     t.uploadStartMs = this.o.clock.nowMs();
     if (bytes.byteLength <= (t.inlineStateBytesMax ?? 0)) {
       // Small enough to travel in the ack: no object, no upload (Flink's memory threshold).
