@@ -32,6 +32,20 @@ export interface Volume {
   readonly backendRef: string;
 }
 
+/**
+ * A server of the plan that runs no agent (docs/backends.md): at crash level the coordinator's
+ * server backend pauses it (or freezes its file systems through qemu-guest-agent) instead of
+ * asking an agent, and its disks are snapshotted as one group. Its disks are volumes of the plan
+ * like any other, the system disk included.
+ */
+export interface AgentlessServer {
+  readonly server: string;
+  /** What the server backend needs to reach the machine: the QMP socket (qemu), a domain name (templates). */
+  readonly backendRef: string;
+  /** qemu backend: the qemu-guest-agent socket; when it answers, the guest's file systems are frozen instead of the machine paused. */
+  readonly guestAgentRef?: string;
+}
+
 /** What a caller registers; the registry adds revision and timestamps. */
 export interface PlanInput {
   readonly id: string;
@@ -40,6 +54,8 @@ export interface PlanInput {
   readonly apps: readonly AppRef[];
   readonly channels: readonly PlanChannel[];
   readonly volumes: readonly Volume[];
+  /** Servers (of `servers`) with no agent; absent: every server runs one. */
+  readonly agentlessServers?: readonly AgentlessServer[];
 }
 
 export interface Plan extends PlanInput {

@@ -144,6 +144,26 @@ export function validatePlan(plan: PlanInput, limits: PlanLimits = planLimitsDef
     else if (CONTROL_CHARS.test(volume.backendRef)) problem(`${field}.backend_ref contains control characters`);
   });
 
+  // A server without an agent runs no app, and is only worth pausing if its disks are snapshotted.
+  const agentless = new Set<string>();
+  (plan.agentlessServers ?? []).forEach((a, i) => {
+    const field = `agentless_servers[${i}]`;
+    if (!name(`${field}.server`, a.server)) return;
+    if (!servers.has(a.server)) problem(`${field}.server ${show(a.server)} is not one of the plan's servers`);
+    if (agentless.has(a.server)) problem(`${field}.server ${show(a.server)} is listed twice`);
+    agentless.add(a.server);
+    for (const [key, ref] of [['backend_ref', a.backendRef ?? ''], ['guest_agent_ref', a.guestAgentRef]] as const) {
+      if (ref === undefined) continue;
+      if (ref === '') problem(`${field}.${key} is empty`);
+      else if (ref.length > limits.backendRefCharsMax) problem(`${field}.${key} is longer than ${limits.backendRefCharsMax} characters`);
+      else if (CONTROL_CHARS.test(ref)) problem(`${field}.${key} contains control characters`);
+    }
+    if (!plan.volumes.some((v) => v.server === a.server)) problem(`${field}.server ${show(a.server)} has no volume: list its disks (the system disk too) as volumes of the plan`);
+  });
+  plan.apps.forEach((ref, i) => {
+    if (ref !== undefined && agentless.has(ref.server)) problem(`apps[${i}].server ${show(ref.server)} runs no agent (agentless_servers), so it cannot host an app`);
+  });
+
   // The graph module is the one definition of a valid app graph; the checks above only give
   // better field names. Anything it still finds is reported in its own words. A plan without apps
   // is valid (servers and volumes only: CRASH and NONE levels), so an empty graph is not checked.

@@ -45,6 +45,9 @@ function planValue(input: PlanInput, createdAtUnixMs: number, updatedAtUnixMs: n
       ...(c.kind === 'log' && c.logStream !== undefined ? { logStream: c.logStream } : {}),
     })),
     volumes: input.volumes.map((v) => ({ id: v.id, server: v.server, backendRef: v.backendRef })),
+    ...(input.agentlessServers !== undefined && input.agentlessServers.length > 0
+      ? { agentlessServers: input.agentlessServers.map((a) => ({ server: a.server, backendRef: a.backendRef, ...(a.guestAgentRef !== undefined ? { guestAgentRef: a.guestAgentRef } : {}) })) }
+      : {}),
     createdAtUnixMs,
     updatedAtUnixMs,
   };

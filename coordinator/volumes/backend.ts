@@ -35,7 +35,7 @@ export interface TakenVolumeSnapshot extends VolumeSnapshotRef {
 }
 
 export interface VolumeBackend {
-  readonly kind: 'directory' | 'command';
+  readonly kind: 'directory' | 'command' | 'server';
   /** One call for the whole group, while every member is frozen; with each member's interval (see TakenVolumeSnapshot). */
   snapshot(volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>>;
   /** Puts each volume back to its snapshot (a rollback: the servers are frozen meanwhile). */
