@@ -51,8 +51,23 @@ function period(kind: 'daily' | 'weekly' | 'monthly', unixMs: number): number {
   const day = Math.floor(unixMs / DAY_MS);
   if (kind === 'daily') return day;
   if (kind === 'weekly') return Math.floor((day + 3) / 7);
-  const d = new Date(unixMs);
-  return d.getUTCFullYear() * 12 + d.getUTCMonth();
+  return utcMonthOf(unixMs);
+}
+
+/**
+ * The UTC month of a time as `year * 12 + month (0-11)`, by arithmetic on the day count
+ * (H. Hinnant's civil_from_days) rather than a Date: src/ reads no clock and builds no Date.
+ */
+export function utcMonthOf(unixMs: number): number {
+  const z = Math.floor(unixMs / DAY_MS) + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1_460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const marchMonth = Math.floor((5 * dayOfYear + 2) / 153);
+  const month = marchMonth < 10 ? marchMonth + 2 : marchMonth - 10;
+  const year = yearOfEra + era * 400 + (month <= 1 ? 1 : 0);
+  return year * 12 + month;
 }
 
 /** Whether a rule keeps this checkpoint, and which; `newest` counts against keepLast (or keepNewest). */

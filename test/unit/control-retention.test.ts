@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decideDeleteMark, decidePin, decideRetention, type DeletableRecord } from '../../src/control/retention.js';
+import { decideDeleteMark, decidePin, decideRetention, utcMonthOf, type DeletableRecord } from '../../src/control/retention.js';
 
 const completed = (ids: readonly number[], pinned: readonly number[] = []): { id: number; pinned: boolean }[] => ids.map((id) => ({ id, pinned: pinned.includes(id) }));
 
@@ -80,5 +81,21 @@ describe('a delete and a pin on one record (pin-races-delete, delete-cut-short)'
     expect(decideDeleteMark(pinnedFirst).type).toBe('refused');
     const markedFirst = { ...completedRecord, deleting: true };
     expect(decidePin(markedFirst, true).type).toBe('refused');
+  });
+});
+
+describe('UTC months without a Date in src/', () => {
+  it('utcMonthOf agrees with Date for any time from 1970 to 2400', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 13_569_465_600_000 }), (ms) => {
+        const d = new Date(ms);
+        expect(utcMonthOf(ms)).toBe(d.getUTCFullYear() * 12 + d.getUTCMonth());
+      }),
+      { numRuns: 2_000 },
+    );
+    for (const iso of ['2024-02-29T23:59:59.999Z', '2024-03-01T00:00:00Z', '2000-02-29T12:00:00Z', '2100-03-01T00:00:00Z', '1970-01-01T00:00:00Z']) {
+      const ms = Date.parse(iso);
+      expect(utcMonthOf(ms), iso).toBe(new Date(ms).getUTCFullYear() * 12 + new Date(ms).getUTCMonth());
+    }
   });
 });
