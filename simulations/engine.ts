@@ -5,6 +5,7 @@
  * scenario and seed give the same run, event for event.
  */
 import { checkCut } from '../src/checker/index.js';
+import { EffectBuffer } from '../src/core/effects.js';
 import { Participant } from '../src/core/participant.js';
 import { CheckpointTracker, type TrackerEffect } from '../src/core/tracker.js';
 import type { CheckpointAck, Effect, Input, InputHandle, OutputHandle, PolicyConfig, RecordedMessage, Rejection, SnapshotCounts } from '../src/core/types.js';
@@ -115,6 +116,11 @@ interface SimProcess extends LiveApp {
   /** Arrivals waiting for a slow process (its `Arrive` events, held back from recycling). */
   readonly queue: SimEvent[];
   busy: boolean;
+  /**
+   * The core's sync pause, as its `paused` and `resumed` effects say (the core emits one at each
+   * change): a tick reads this instead of the core, another object, which most ticks need not touch.
+   */
+  paused: boolean;
   controlArrivalMs: number;
   /** Alignment timers still queued, by checkpoint, so a cancel removes them from the agenda. */
   readonly timers: Map<CheckpointId, SimEvent>;
@@ -197,6 +203,8 @@ class Simulation {
   private readonly sendInput = { type: 'send' as const, channel: 0 as OutputHandle, payload: 0 as Payload };
   private readonly messageInput = { type: 'message' as const, channel: 0 as InputHandle, seq: 0, epoch: 0 as Epoch, payload: 0 as Payload };
   private readonly barrierInput = { type: 'barrier' as const, channel: 0 as InputHandle, checkpointId: 0 as CheckpointId, epoch: 0 as Epoch };
+  /** Every core writes its effects here: `feed` carries out and releases each step's before it returns. */
+  private readonly effects = new EffectBuffer<Payload>();
   /** Handled arrivals, for reuse (see SimEvent). */
   private readonly spare: SimEvent[] = [];
   private readonly tracker: CheckpointTracker<Ack>;
@@ -256,14 +264,17 @@ class Simulation {
     }
     this.graph.processes.forEach((id, index) => {
       const ins = inputs.get(id) ?? [];
-      const created = Participant.create<Payload>({
-        id,
-        inputs: ins,
-        outputs: outputs.get(id) ?? [],
-        backEdgeInputs: ins.filter((c) => back.has(c)),
-        policy,
-        channelOrder: this.fifo ? 'fifo-checked' : 'unchecked',
-      });
+      const created = Participant.create<Payload>(
+        {
+          id,
+          inputs: ins,
+          outputs: outputs.get(id) ?? [],
+          backEdgeInputs: ins.filter((c) => back.has(c)),
+          policy,
+          channelOrder: this.fifo ? 'fifo-checked' : 'unchecked',
+        },
+        { effects: this.effects },
+      );
       if (!created.ok) throw new SimulationError(created.error.message);
       const slow = scenario.skew?.slowProcess;
       const app = this.initialApp();
@@ -285,6 +296,7 @@ class Simulation {
         serviceTimeMs: slow && slow.process === id ? slow.serviceTimeMs : 0,
         queue: [],
         busy: false,
+        paused: false,
         controlArrivalMs: 0,
         timers: new Map(),
       };
@@ -442,14 +454,14 @@ class Simulation {
     // Most ticks send nothing. The checks draw nothing from the PRNG, so their order is free: those
     // that read only the process come first, the core (another object) last.
     if (w.kind === 'tokens') {
-      if (p.tokens <= 0 || p.isSink || p.core.paused !== null) return;
+      if (p.tokens <= 0 || p.isSink || p.paused) return;
       const ch = this.rng.pick(p.outputs);
       if (ch.inFlight >= this.windowMax) return; // backpressure: the app waits for credit
       const amount = 1 + this.rng.int(Math.min(p.tokens, TRANSFER_TOKENS_MAX));
       p.tokens -= amount;
       this.send(p, ch, amount);
     } else {
-      if (p.isSink || p.core.paused !== null) return;
+      if (p.isSink || p.paused) return;
       if (p.outputs.some((c) => c.inFlight >= this.windowMax)) return;
       p.count += 1;
       for (const ch of p.outputs) this.send(p, ch, p.count);
@@ -471,7 +483,7 @@ class Simulation {
     }
     p.count += 1;
     for (const ch of p.outputs) {
-      if (p.core.paused !== null) p.outbox.push({ channel: ch.id, value: payload });
+      if (p.paused) p.outbox.push({ channel: ch.id, value: payload });
       else this.send(p, ch, payload);
     }
   }
@@ -584,7 +596,7 @@ class Simulation {
   /** One core step and its effects, carried out in order; a step its effects feed nests inside. */
   private feed(p: SimProcess, input: Input<Payload>): Rejection | undefined {
     this.stepDepth += 1;
-    const effects = p.core.effects;
+    const effects = this.effects;
     const mark = effects.length;
     const rejected = p.core.step(input);
     const end = effects.length;
@@ -671,8 +683,10 @@ class Simulation {
         cancel(p.timers, e.timer.checkpointId);
         return;
       case 'paused':
+        p.paused = true;
         return;
       case 'resumed':
+        p.paused = false;
         return this.flushOutbox(p);
       case 'channel-failed':
         this.violations.push({ checkpointId: 0, kind: 'channel-failed', channel: p.core.inputId(e.channel), message: e.detail });

@@ -24,7 +24,8 @@ export type {
   SnapshotCounts,
   TimerKey,
 } from './core/types.js';
-export { Participant, type ParticipantConfigError } from './core/participant.js';
+export { EffectBuffer } from './core/effects.js';
+export { Participant, type ParticipantConfigError, type ParticipantOptions } from './core/participant.js';
 export {
   CheckpointTracker,
   type AbortReason,

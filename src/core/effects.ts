@@ -23,6 +23,10 @@ class EffectRecord<P> {
   detail = '';
 }
 
+/**
+ * Participants write into it (its writers are theirs to call); a shell reads and releases it through
+ * `Effects`. Create one yourself only to share it among participants (`ParticipantOptions.effects`).
+ */
 export class EffectBuffer<P> implements Effects<P> {
   private readonly records: EffectRecord<P>[] = [];
   private count = 0;

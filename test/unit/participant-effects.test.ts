@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { EffectBuffer } from '../../src/core/effects.js';
 import { Participant } from '../../src/core/participant.js';
 import type { PolicyConfig } from '../../src/core/types.js';
 
@@ -110,5 +111,30 @@ describe('the step API: handles and the effect buffer', () => {
       channelStates: { 'a->b': [{ seq: 1, payload: 'in flight' }], 'c->b': [] },
       stats: { bufferedMessages: 0, channelStateMessages: 1, finishedUnaligned: false },
     });
+  });
+});
+
+describe('a buffer shared by participants one synchronous shell drives', () => {
+  it('a step of another participant appends after the unreleased effects and is released first', () => {
+    const shared = new EffectBuffer<string>();
+    const made = [
+      Participant.create<string>({ id: 'a', inputs: [], outputs: ['a->b'], policy: { kind: 'unaligned' } }, { effects: shared }),
+      Participant.create<string>({ id: 'b', inputs: ['a->b'], outputs: [], policy: { kind: 'unaligned' } }, { effects: shared }),
+    ];
+    const [a, b] = made.map((m) => {
+      if (!m.ok) throw new Error(m.error.message);
+      return m.participant;
+    }) as [Participant<string>, Participant<string>];
+    expect(a.effects).toBe(shared);
+    a.step({ type: 'send', channel: 0, payload: 'm1' });
+    const sent = shared.at(0);
+    if (sent.type !== 'transmit') throw new Error(sent.type);
+    // While a's transmit is carried out, the message reaches b.
+    b.step({ type: 'message', channel: 0, seq: sent.seq, epoch: sent.epoch, payload: sent.payload });
+    expect([shared.length, shared.at(1).type]).toEqual([2, 'deliver']);
+    shared.release(1);
+    expect(sent.type === 'transmit' && sent.payload).toBe('m1');
+    shared.release(0);
+    expect(shared.length).toBe(0);
   });
 });
