@@ -11,8 +11,12 @@
  *   under `inFlightBytesMax`; a message larger than that cap still leaves once nothing is in flight.
  *   The window counts messages; the cap keeps large messages from piling up in the server beyond
  *   its per-client pending limit (a slow consumer is cut off there);
- * - a barrier needs no credit of its own but never overtakes a queued message: FIFO order is what
- *   puts a barrier exactly at its cut position;
+ * - a barrier needs no credit of its own and, as a rule, never overtakes a queued message: FIFO
+ *   order is what puts a barrier exactly at its cut position. The exception is the barrier of an
+ *   unaligned checkpoint, which may go ahead of messages waiting for credit (`ahead`): it carries
+ *   the seq of the last message before it, and the receiver records those messages as the
+ *   channel's state when they come (Flink's unaligned checkpoints); it still waits for the first
+ *   credit of the epoch like everything else;
  * - the latest credit of the epoch replaces the previous one (credits travel on one subject from one
  *   connection, so they arrive in order, and a receiver may shrink its window).
  */
@@ -75,6 +79,8 @@ class Fifo<E> {
 
 export class OutboundQueue<T> {
   private readonly entries = new Fifo<QueuedEntry<T>>();
+  /** Barriers that go ahead of the queued messages, in the order they came. */
+  private readonly ahead = new Fifo<T>();
   private messagesQueued = 0;
   private currentEpoch: Epoch;
   /** Highest seq that may be sent; undefined until a credit of the current epoch arrived. */
@@ -117,7 +123,7 @@ export class OutboundQueue<T> {
 
   /** Entries waiting, messages and barriers. */
   get length(): number {
-    return this.entries.length;
+    return this.entries.length + this.ahead.length;
   }
 
   /** Bytes sent and not yet reported consumed. */
@@ -144,8 +150,10 @@ export class OutboundQueue<T> {
     return 'queued';
   }
 
-  enqueueBarrier(item: T, nowMs: number): void {
-    this.entries.push({ kind: 'barrier', item });
+  /** `ahead`: the barrier goes out before the messages queued now (see the rules above). */
+  enqueueBarrier(item: T, nowMs: number, ahead = false): void {
+    if (ahead) this.ahead.push(item);
+    else this.entries.push({ kind: 'barrier', item });
     this.updateWait(nowMs);
   }
 
@@ -165,6 +173,7 @@ export class OutboundQueue<T> {
   /** Removes and returns, in queue order, every entry the credit in force lets go now. */
   takeReady(nowMs: number): T[] {
     const ready: T[] = [];
+    if (this.sendLimitSeq !== undefined) for (let b = this.ahead.shift(); b !== undefined; b = this.ahead.shift()) ready.push(b);
     for (;;) {
       const entry = this.peek();
       if (entry === undefined || !this.mayLeave(entry)) break;
@@ -205,7 +214,7 @@ export class OutboundQueue<T> {
 
   /** Empties the queue (close); returns what was waiting. */
   removeAll(): T[] {
-    const all = this.entries.clear().map((entry) => entry.item);
+    const all = this.ahead.clear().concat(this.entries.clear().map((entry) => entry.item));
     this.messagesQueued = 0;
     return all;
   }

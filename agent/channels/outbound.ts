@@ -31,6 +31,8 @@ export interface OutboundOptions {
 export interface OutboundChannelStats extends OutboundStats {
   /** Credits of another epoch or channel: ignored. */
   readonly ignoredCredits: number;
+  /** Barriers of unaligned checkpoints sent ahead of queued messages. */
+  readonly barriersAhead: number;
   readonly epoch: Epoch;
   /** The seq of the last message published (or lastSentSeq at open/reset). */
   readonly lastPublishedSeq: number;
@@ -90,7 +92,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private closed = false;
   /** Set when a publish failed: the receiver will see a gap, so nothing more is sent until a reset. */
   private failure: Error | undefined;
-  private counts = { published: 0, envelopesPublished: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0 };
+  private counts = { published: 0, envelopesPublished: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0, barriersAhead: 0 };
   private lastPublishedSeq: number;
   private pumpScheduled = false;
 
@@ -157,14 +159,20 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     });
   }
 
-  sendBarrier(checkpointId: CheckpointId, epoch: Epoch, afterSeq: number): Promise<void> {
+  /**
+   * `overtake`: the barrier of an unaligned checkpoint, which goes out ahead of the messages queued
+   * for credit now (flagged `overtaking` when there are any) instead of behind them.
+   */
+  sendBarrier(checkpointId: CheckpointId, epoch: Epoch, afterSeq: number, overtake = false): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
-    const barrier: Envelope = { type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId };
+    const ahead = overtake && this.queue.queuedMessages > 0;
+    const barrier: Envelope = ahead ? { type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId, overtaking: true } : { type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId };
     const encoded = this.checked('barrier', encodeEnvelope(barrier, this.wireLimits));
     if (encoded instanceof Error) return Promise.reject(encoded);
+    if (ahead) this.counts.barriersAhead += 1;
     return new Promise<void>((resolve, reject) => {
-      this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, payloadBytes: 0, epoch, resolve, reject }, performance.now());
+      this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, payloadBytes: 0, epoch, resolve, reject }, performance.now(), ahead);
       this.pump();
     });
   }

@@ -18,7 +18,8 @@ export interface OutboundChannel {
    */
   sendMessage(seq: number, epoch: Epoch, payload: Uint8Array): Promise<void>;
   /** Queues a barrier behind every message queued before it; barriers need no credit. */
-  sendBarrier(checkpointId: CheckpointId, epoch: Epoch, afterSeq: number): Promise<void>;
+  /** `overtake`: an unaligned checkpoint's barrier, sent ahead of messages waiting for credit. */
+  sendBarrier(checkpointId: CheckpointId, epoch: Epoch, afterSeq: number, overtake?: boolean): Promise<void>;
   /** After a restore: drop what is queued, move to the new epoch, continue after `lastSentSeq`. */
   reset(epoch: Epoch, lastSentSeq: number): void;
   readonly stats: OutboundStats;

@@ -17,7 +17,8 @@ export function readEnvelope(reader: FieldReader, message: Fields): Envelope {
     const checkpointId = reader.positive(barrier.checkpoint_id, 'barrier.checkpoint_id');
     const barrierEpoch = reader.uint(barrier.epoch, 'barrier.epoch');
     if (barrierEpoch !== epoch) reader.fail('barrier.epoch', `must equal the envelope's epoch ${epoch}, got ${barrierEpoch}`);
-    return { type: 'barrier', channel, epoch, afterSeq: reader.uint(message.seq, 'seq'), checkpointId };
+    const read: Envelope = { type: 'barrier', channel, epoch, afterSeq: reader.uint(message.seq, 'seq'), checkpointId };
+    return reader.bool(barrier.overtaking, 'barrier.overtaking') ? Object.assign(read, { overtaking: true as const }) : read;
   }
   const seq = reader.positive(message.seq, 'seq');
   if (body === 'run') {
@@ -39,7 +40,7 @@ export function envelopeFields(envelope: Envelope): Fields {
       channel: envelope.channel,
       epoch,
       seq: envelope.afterSeq === 0 ? undefined : envelope.afterSeq,
-      barrier: { checkpoint_id: envelope.checkpointId, epoch },
+      barrier: { checkpoint_id: envelope.checkpointId, epoch, overtaking: envelope.overtaking === true ? true : undefined },
     };
   }
   if (envelope.type === 'run') return { channel: envelope.channel, epoch, seq: envelope.firstSeq, run: { payloads: envelope.payloads } };

@@ -281,6 +281,8 @@ export type Envelope =
       /** Sequence number of the last message sent before the barrier; 0 if none (wire field `seq`). */
       readonly afterSeq: number;
       readonly checkpointId: CheckpointId;
+      /** Sent ahead of queued messages (an unaligned checkpoint): those up to afterSeq come after it. */
+      readonly overtaking?: true;
     }
   | {
       /** Messages firstSeq, firstSeq + 1, ... in one envelope (at least two). */

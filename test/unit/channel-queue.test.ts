@@ -113,6 +113,29 @@ describe('outbound queue', () => {
     expect(q.takeReady(0)).toEqual(['m3', 'b1']);
   });
 
+  it('an unaligned checkpoint\'s barrier goes ahead of the messages waiting for credit, which follow in order', () => {
+    const q = queue();
+    q.applyCredit(credit(0, 1), 0);
+    sendAll(q, [1, 2, 3]);
+    expect(q.takeReady(0)).toEqual(['m1']);
+    q.enqueueBarrier('b1', 0, true);
+    q.enqueueBarrier('b2', 0, true);
+    expect(q.length).toBe(4);
+    // Out at once, in the order they came, though m2 and m3 still wait for credit.
+    expect(q.takeReady(0)).toEqual(['b1', 'b2']);
+    q.applyCredit(credit(3, 2), 0);
+    expect(q.takeReady(0)).toEqual(['m2', 'm3']);
+  });
+
+  it('a barrier going ahead still waits for the first credit of the epoch, and a reset drops it', () => {
+    const q = queue();
+    sendAll(q, [1]);
+    q.enqueueBarrier('b1', 0, true);
+    expect(q.takeReady(0)).toEqual([]);
+    expect(q.reset(1, 0)).toEqual(['b1', 'm1']);
+    expect(q.length).toBe(0);
+  });
+
   it('a barrier at the head leaves at once once any credit of the epoch is in force', () => {
     const q = queue();
     q.applyCredit(credit(0, 1), 0);

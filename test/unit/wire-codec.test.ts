@@ -188,6 +188,7 @@ const validEnvelopes: ReadonlyArray<readonly [string, Envelope]> = [
   ['empty message in epoch 0', { type: 'message', channel: 'p->q', epoch: 0, seq: Number.MAX_SAFE_INTEGER, payload: new Uint8Array(0) }],
   ['barrier before any message', { type: 'barrier', channel: 'p->q', epoch: 0, afterSeq: 0, checkpointId: 1 }],
   ['barrier after messages', { type: 'barrier', channel: 'srv1/APP1->q', epoch: 2, afterSeq: 41, checkpointId: 9 }],
+  ['barrier that overtook queued messages', { type: 'barrier', channel: 'srv1/APP1->q', epoch: 2, afterSeq: 41, checkpointId: 9, overtaking: true }],
   ['run of three, one empty', { type: 'run', channel: 'srv1/APP1->srv2/APP2', epoch: 1, firstSeq: 7, payloads: [new Uint8Array([1]), new Uint8Array(0), new Uint8Array([2, 3])] }],
 ];
 

@@ -776,6 +776,10 @@ export const wireDescriptor = {
                 "epoch": {
                   "type": "uint64",
                   "id": 2
+                },
+                "overtaking": {
+                  "type": "bool",
+                  "id": 3
                 }
               }
             },
