@@ -60,6 +60,11 @@ export const coordinatorConfigSchema = z.strictObject({
     flag: '--volume-backend',
     env: 'SNAPCOORD_VOLUME_BACKEND',
   }),
+  serverBackend: field(z.string({ error: 'must be qemu or command:FILE.json' }).regex(/^(qemu|command:.+)$/, { error: 'must be qemu or command:FILE.json' }).optional(), {
+    description: "crash level for servers without an agent (a plan's agentlessServers, docs/backends.md): qemu (pause over each server's QMP socket, one QMP transaction snapshots all its disks) or command:FILE.json (templates, e.g. virsh suspend); none: such plans cannot take crash checkpoints",
+    flag: '--server-backend',
+    env: 'SNAPCOORD_SERVER_BACKEND',
+  }),
   schedules: field(z.array(scheduleSpec, { error: 'must be a list of schedule texts' }).default([]), {
     description:
       'periodic checkpoints, one text per plan: plan=ID,interval=MS[,level=app|crash|none][,min-pause=MS][,tolerable-failures=N] (defaults: level app, min-pause 0, tolerable-failures 3; a manual request outranks a periodic checkpoint); the flag is repeated, the variable separates texts by ";"',

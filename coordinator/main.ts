@@ -27,6 +27,7 @@ import { JetStreamPolicyStore } from './store/policies.js';
 import { PlanRegistry } from './plans.js';
 import { openCoordinatorStore } from './store/index.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
+import { createServerBackend, withServerBackend, type ServerBackend } from './servers/index.js';
 import { PlanSchedule } from './schedule.js';
 
 const HELP = `snapcoord: the snapshot coordinator
@@ -46,6 +47,8 @@ which wins over the file; docs/configuration.md lists every key with its default
                              (default ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax}; a plan's apps share ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateRecordBytesMax} bytes of record)
   --volume-backend SPEC      [volumeBackend] crash level: directory:PATH (volumes are directories,
                              snapshots go under PATH) or command:FILE.json (argument templates, e.g. rbd snap create)
+  --server-backend SPEC      [serverBackend] crash level for servers without an agent: qemu (QMP) or
+                             command:FILE.json (templates, e.g. virsh suspend); docs/backends.md
   --schedule SPEC            [schedules] periodic checkpoints of a plan (repeatable):
                              plan=ID,interval=MS[,level=app|crash|none][,min-pause=MS][,tolerable-failures=N]
                              (defaults: level app, min-pause 0, tolerable-failures 3; a manual request
@@ -90,10 +93,22 @@ async function main(): Promise<number> {
     }
     volumes = created.value;
   }
+  let servers: ServerBackend | undefined;
+  if (options.serverBackend !== undefined) {
+    const created = await createServerBackend(options.serverBackend, logger);
+    if (!created.ok) {
+      console.error(`snapcoord: ${created.error.message}`);
+      return 2;
+    }
+    servers = created.value;
+  }
   const nc = await connect({ servers: options.natsUrl, name: 'snapshot-coordinator', maxReconnectAttempts: -1 });
   const store = await openCoordinatorStore(nc);
   const objects = new JetStreamStateObjects(nc);
-  const bus = new ControlBus(nc, logger.child({ component: 'bus' }));
+  // With a server backend, freeze/thaw of servers without an agent and their disks go to it.
+  const routed = servers ? withServerBackend(nc, logger.child({ component: 'bus' }), servers, store, volumes) : undefined;
+  const bus = routed?.bus ?? new ControlBus(nc, logger.child({ component: 'bus' }));
+  volumes = routed?.volumes ?? volumes;
   const agents = new AgentRegistry({ logger });
   // Agents that registered with a previous coordinator are asked to register again (docs/agent.md).
   trackAgents(bus, agents);
