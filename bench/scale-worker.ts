@@ -6,6 +6,7 @@
  * windows without. Before the agents, it can host plain-NATS members for the floor of the checkpoint
  * time (a broadcast answered by one connection per server).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { connect, type NatsConnection } from 'nats';
 import { pino } from 'pino';
 import { Agent } from '../agent/agent.js';
@@ -45,6 +46,11 @@ export interface ScaleCounts {
   readonly heldBack: number;
   readonly sendFailures: number;
   readonly firstSendFailure?: string;
+  /**
+   * This process's event-loop delay since the traffic started (ms): every agent of the worker shares
+   * the loop, so a barrier's hop through an agent waits this long beyond its own work.
+   */
+  readonly loopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
 }
 
 class Traffic {
@@ -139,6 +145,9 @@ const agents: Agent[] = [];
 const relays: RelayApp[] = [];
 let traffic: Traffic | undefined;
 let timer: NodeJS.Timeout | undefined;
+/** The delay histogram's sampling timer; each sample is this interval plus the delay, so it is taken off. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
 
 async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += OPEN_CONCURRENCY) await Promise.all(items.slice(i, i + OPEN_CONCURRENCY).map(fn));
@@ -194,7 +203,10 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
   'scale.traffic': (a: { on: boolean }) => {
     clearInterval(timer);
     timer = undefined;
+    if (!a.on) loopDelay.disable();
     if (a.on) {
+      loopDelay.reset();
+      loopDelay.enable();
       let last = performance.now();
       timer = setInterval(() => {
         const now = performance.now();
@@ -206,8 +218,11 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
   },
   'scale.counts': (): ScaleCounts => {
     const t = traffic;
-    if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0 };
+    const ms = (ns: number): number => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_DELAY_RESOLUTION_MS);
+    const loopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
+    if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0, loopDelayMs };
     return {
+      loopDelayMs,
       buckets: [...t.delivered.entries()],
       sent: t.sent,
       delivered: t.deliveredTotal,

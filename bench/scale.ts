@@ -328,6 +328,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
       lostWhileCheckpointing: round(1 - rateBusy / rateIdle),
       windows: { inFlight: busy.length, idle: idle.length, bucketMs: BUCKET_MS },
     },
+    workerLoopDelayMs: m.counts.map((c) => c.loopDelayMs),
     sends: { sent: sum((c) => c.sent), delivered: sum((c) => c.delivered), heldBack: sum((c) => c.heldBack), failed: sum((c) => c.sendFailures), ...firstFailure(m.counts) },
     coordinator: {
       cpuPercentOfACore: round((coordinatorCpuSec / seconds) * 100),
@@ -375,6 +376,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
       'checkpoint time: from the request to the record written completed, measured here; its floor is a plain NATS broadcast to one connection per server and the gathering of the replies, during the warm-up (traffic, no checkpoint)',
       'traffic: messages delivered to every app per second, in 250 ms windows with a checkpoint in flight (request to end) and without; the floor is the warm-up\'s rate',
       ...(o.level === 'app' ? ['alignmentMs: what each app reports in its ack (agent/endpoint.ts), over every app of every completed checkpoint; perCheckpointWorst is each checkpoint\'s slowest app'] : []),
+      'workerLoopDelayMs: each worker\'s event-loop delay over the run (its agents share the loop; a barrier\'s hop through an agent waits as long)',
       'coordinator: this process (the coordinator and the benchmark driver, which is idle between ticks); CPU over the checkpoint phase',
       ...(m.volumeCalls
         ? ['frozen window: first server frozen to last server thawed, as the record gives them (the coordinator\'s clock); the backend\'s own time is its snapshot call, timed around the directory backend; freezeSpread: first to last server frozen, allFrozen: last frozen to first thawed (holds the backend\'s call), thawSpread: first to last thawed']
