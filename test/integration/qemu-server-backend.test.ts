@@ -3,7 +3,9 @@
  * disks (system and data) is paused, both disks are snapshotted in one transaction named after the
  * checkpoint, it is resumed, and `qemu-img snapshot -l` shows both snapshots. And the bad inputs: a
  * disk that refuses internal snapshots fails the whole transaction (none taken), a disk the plan
- * leaves out is named, a missing or wedged QMP socket is a clear error within the timeout.
+ * leaves out is named, a missing or wedged QMP socket is a clear error within the timeout. With a
+ * guest agent socket, the guest's file systems are frozen instead, and a refusing guest agent falls
+ * back to the pause.
  */
 import { createServer, type Server } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -139,5 +141,58 @@ describe('qemu server backend over QMP', () => {
       // The freeze and the resume it tries after, each bounded by the 2 s timeout.
       expect(Date.now() - started).toBeLessThan(10_000);
     }, 15_000);
+  });
+
+  describe('with a qemu-guest-agent socket (a stand-in speaking its protocol: no guest OS here)', () => {
+    let dir: string;
+    let server: Server;
+    const received: string[] = [];
+    /** What the stand-in answers guest-fsfreeze-freeze with. */
+    let freezeAnswer: Record<string, unknown> = { return: 2 };
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'qga-'));
+      server = createServer((socket) => {
+        let buffer = '';
+        socket.on('data', (chunk) => {
+          buffer += chunk.toString();
+          let at: number;
+          while ((at = buffer.indexOf('\n')) >= 0) {
+            const m = JSON.parse(buffer.slice(0, at)) as { execute: string; arguments?: { id?: number } };
+            buffer = buffer.slice(at + 1);
+            received.push(m.execute);
+            const answer = m.execute === 'guest-sync' ? { return: m.arguments?.id } : m.execute === 'guest-fsfreeze-freeze' ? freezeAnswer : { return: 2 };
+            socket.write(`${JSON.stringify(answer)}\n`);
+          }
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(join(dir, 'qga.sock'), resolve));
+    });
+    afterAll(() => {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('freezes the guest file systems instead of pausing: the machine keeps running; the thaw thaws them', async () => {
+      received.length = 0;
+      freezeAnswer = { return: 2 };
+      const withAgent = { ...vm, guestAgentRef: join(dir, 'qga.sock') };
+      const held = await backend.freeze(withAgent, 47);
+      expect(held).toEqual({ ok: true, value: { method: 'guest-fsfreeze', wasPaused: false } });
+      expect(await running(qemu.qmpSocket)).toBe(true);
+      expect((await backend.thaw(withAgent, { method: 'guest-fsfreeze', wasPaused: false }, 47)).ok).toBe(true);
+      expect(received).toEqual(['guest-sync', 'guest-fsfreeze-freeze', 'guest-sync', 'guest-fsfreeze-thaw']);
+    }, 20_000);
+
+    it('a guest agent that refuses the freeze: its file systems thawed, the machine paused instead', async () => {
+      received.length = 0;
+      freezeAnswer = { error: { class: 'GenericError', desc: 'failed to freeze /: Device or resource busy' } };
+      const withAgent = { ...vm, guestAgentRef: join(dir, 'qga.sock') };
+      const held = await backend.freeze(withAgent, 48);
+      expect(held).toEqual({ ok: true, value: { method: 'hypervisor-pause', wasPaused: false } });
+      expect(received).toEqual(['guest-sync', 'guest-fsfreeze-freeze', 'guest-fsfreeze-thaw']);
+      expect(await running(qemu.qmpSocket)).toBe(false);
+      expect((await backend.thaw(withAgent, { method: 'hypervisor-pause', wasPaused: false }, 48)).ok).toBe(true);
+      expect(await running(qemu.qmpSocket)).toBe(true);
+    }, 20_000);
   });
 });
