@@ -44,6 +44,34 @@ export interface TakeSnapshotRequest {
   readonly periodic?: boolean;
   /** Internal: a crash-level checkpoint replacing a failed app-level one (fallback policy downgrade). */
   readonly fallbackFrom?: { readonly id: number; readonly reason: string };
+  /** Internal: a staged checkpoint (BeginCheckpoint), held for the caller's finish. */
+  readonly staged?: { readonly holdMs: number };
+}
+
+/** A staged checkpoint's begin: the round runs until every server froze (or every app acked), then holds. */
+export interface BeginCheckpointRequest {
+  readonly planId: string;
+  /** crash: freeze every server; app: barriers, each app holding its sends from its snapshot (policy sync). */
+  readonly level: 'crash' | 'app';
+  /** The agents release their servers by themselves this long after the begin; 0: the coordinator's default. */
+  readonly holdMs: number;
+  readonly options: Partial<SnapshotOptions>;
+  readonly idempotencyKey?: string;
+}
+
+/** One volume snapshot the caller took while the checkpoint was held, with its times (the coordinator's clock). */
+export interface GivenVolumeSnapshot {
+  readonly volumeId: string;
+  readonly server: string;
+  readonly snapshotRef: string;
+  readonly startedAtUnixMs: number;
+  readonly endedAtUnixMs: number;
+}
+
+export interface FinishCheckpointRequest {
+  readonly checkpointId: CheckpointId;
+  /** One per volume of the plan (none for a plan without volumes). */
+  readonly volumes: readonly GivenVolumeSnapshot[];
 }
 
 export interface RestoreRequest {
@@ -85,6 +113,13 @@ export interface CheckpointsApi {
   delete(id: CheckpointId, idempotencyKey?: string): Promise<Result<DeleteOutcome>>;
   /** Aborts a checkpoint in flight; answers with its record (ABORTING, or ABORTED when it had ended so). */
   cancel(id: CheckpointId, idempotencyKey?: string): Promise<Result<CheckpointRecord>>;
+  /**
+   * A staged checkpoint: resolves once it is held (every server frozen, or every app acked), or
+   * fails with the reason it aborted (CHECKPOINT_ABORTED).
+   */
+  begin(request: BeginCheckpointRequest): Promise<Result<CheckpointRecord>>;
+  /** Ends a held checkpoint with the caller's volume snapshots; resolves with its final record once completed. */
+  finish(request: FinishCheckpointRequest): Promise<Result<CheckpointRecord>>;
   /** Pins (or unpins) a completed checkpoint: retention never deletes a pinned one. */
   pin(id: CheckpointId, pinned: boolean, idempotencyKey?: string): Promise<Result<CheckpointRecord>>;
 }

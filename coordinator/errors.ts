@@ -29,7 +29,16 @@ export interface CoordinatorError {
 }
 
 /** The reasons docs/api.md documents; a caller may switch on them. */
-export type ErrorReason = 'PLAN_BUSY' | 'IDEMPOTENCY_KEY_REUSED' | 'APP_IN_ANOTHER_PLAN';
+export type ErrorReason =
+  | 'PLAN_BUSY'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'APP_IN_ANOTHER_PLAN'
+  /** Staged checkpoints (BeginCheckpoint, FinishCheckpoint). */
+  | 'NOT_STAGED'
+  | 'NOT_HELD'
+  | 'HOLD_EXPIRED'
+  | 'ALREADY_FINISHED'
+  | 'CHECKPOINT_ABORTED';
 
 /** src/result.ts's Result, with the coordinator's error. */
 export type Result<T> = CoreResult<T, CoordinatorError>;

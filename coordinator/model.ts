@@ -84,6 +84,8 @@ export type CheckpointState =
   | 'pending'
   | 'triggering'
   | 'collecting'
+  /** A staged checkpoint: every server frozen (or every app acked and holding), waiting for FinishCheckpoint. */
+  | 'held'
   | 'committing'
   | 'completed'
   | 'aborting'
@@ -91,7 +93,7 @@ export type CheckpointState =
 
 export const TERMINAL_STATES: readonly CheckpointState[] = ['completed', 'aborted'];
 /** A record in one of these states is a checkpoint some coordinator is (or was) running. */
-export const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
+export const IN_FLIGHT_STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'held', 'committing', 'aborting'];
 
 /** Why a checkpoint aborted: what its round decides (src/control/round.ts), and what only the service knows. */
 export type FailureReason =
@@ -179,6 +181,16 @@ export interface CheckpointRecord {
   readonly finishedAtUnixMs?: number;
   readonly parts: readonly AppPart[];
   readonly volumes: readonly VolumeSnapshot[];
+  /**
+   * A staged checkpoint (BeginCheckpoint): the agents release their servers by themselves this long
+   * after the begin, and the checkpoint aborts unless FinishCheckpoint came first.
+   */
+  readonly holdMs?: number;
+  /**
+   * A staged checkpoint's volume snapshots, taken by the caller and given with FinishCheckpoint:
+   * they belong to the caller, so deleting the checkpoint leaves them alone.
+   */
+  readonly callerVolumes?: readonly VolumeSnapshot[];
   /** Crash level: every server's frozen window and hook results. */
   readonly servers?: readonly ServerFreeze[];
   /** Taken automatically before a rollback. */

@@ -7,7 +7,7 @@
  * cleaned up and when are the machine's.
  */
 import type { Logger } from 'pino';
-import { Round, type CommitObject, type RoundEffect, type RoundFailure, type RoundInput, type RoundLevel, type RoundRejection, type RoundTimer, type TakenVolume } from '../../src/control/round.js';
+import { Round, type TakenVolume as GivenVolume, type CommitObject, type RoundEffect, type RoundFailure, type RoundInput, type RoundLevel, type RoundRejection, type RoundTimer, type TakenVolume } from '../../src/control/round.js';
 import type { NegativeControls } from '../../src/control/negative-controls.js';
 import type { AgentEvent } from '../../src/wire/index.js';
 import { sha256Digest, type StateObjects } from '../../adapters/state-store.js';
@@ -66,7 +66,7 @@ export class CheckpointRunner {
   private stepping = false;
   /** The commit's checks and write: a read-back of the record waits for it to settle. */
   private commitTask: Promise<void> = Promise.resolve();
-  /** Why the step just fed was rejected (a cancel answers with it). */
+  /** Why the step just fed was rejected (a cancel and a finish answer with it). */
   private lastRejection: RoundRejection | undefined;
 
   constructor(
@@ -82,7 +82,15 @@ export class CheckpointRunner {
     this.writer = new RecordWriter(deps.store, initial.id, this.log, deps.stored);
     this.writer.onWritten((r) => this.feed({ type: 'stored', ok: r.ok, ...(r.ok ? {} : { detail: r.error.message }), nowMs: this.deps.nowUnixMs() }));
     const round = Round.create(
-      { checkpointId: initial.id, timeoutMs: initial.options.timeoutMs, commitTimeoutMs: deps.commitTimeoutMs, refreshMs: RECORD_REFRESH_MS, settleMs: deps.settleMs, negativeControls: deps.negativeControls },
+      {
+        checkpointId: initial.id,
+        timeoutMs: initial.options.timeoutMs,
+        commitTimeoutMs: deps.commitTimeoutMs,
+        refreshMs: RECORD_REFRESH_MS,
+        settleMs: deps.settleMs,
+        negativeControls: deps.negativeControls,
+        ...(initial.holdMs !== undefined ? { staged: { holdMs: initial.holdMs } } : {}),
+      },
       level,
     );
     if (!round.ok) throw new Error(round.error.message);
@@ -123,6 +131,13 @@ export class CheckpointRunner {
     return this.lastRejection;
   }
 
+  /** A staged checkpoint's finish with the caller's volume snapshots; why the round refused it, if it did. */
+  finish(volumes: readonly GivenVolume[]): RoundRejection | undefined {
+    this.lastRejection = undefined;
+    this.feed({ type: 'finish', volumes, nowMs: this.deps.nowUnixMs() });
+    return this.lastRejection;
+  }
+
   /**
    * Every agent event about this checkpoint, also after it ended (when the service still routes
    * them): an answer that comes after the abort names objects the round then deletes.
@@ -148,7 +163,7 @@ export class CheckpointRunner {
 
   private step(input: RoundInput): void {
     const r = this.round.step(input);
-    if (input.type === 'cancel') this.lastRejection = r.rejected;
+    if (input.type === 'cancel' || input.type === 'finish') this.lastRejection = r.rejected;
     if (r.rejected) {
       const fields = { input: input.type, reason: r.rejected.reason, ...('event' in input ? { server: input.event.server } : {}) };
       // Events after the end are expected (progress, a late thaw): not worth a warning.
@@ -179,7 +194,9 @@ export class CheckpointRunner {
         return;
       }
       case 'set-volumes':
-        return this.setBase({ volumes: e.volumes });
+        // A staged round's volumes are the caller's snapshots: kept apart, so that deleting the
+        // checkpoint never deletes them through this coordinator's backend.
+        return this.setBase(this.base.holdMs !== undefined ? { callerVolumes: e.volumes } : { volumes: e.volumes });
       case 'progress':
         // Building an event assembles the whole record: not once per ack of a large plan that nobody watches.
         if (this.deps.watched(this.base.id)) this.deps.progress(progressEvent(e.kind, this.deps.nowUnixMs(), this.record, { server: e.server, app: e.app, detail: e.detail }));

@@ -9,9 +9,9 @@ import type { PolicyConfig } from '../../src/core/types.js';
 import type { CheckpointId } from '../../src/ids.js';
 import type { AgentEvent } from '../../src/wire/index.js';
 import type { StateObjects } from '../../adapters/state-store.js';
-import type { CheckpointsApi, DeleteOutcome, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { BeginCheckpointRequest, CheckpointsApi, DeleteOutcome, FinishCheckpointRequest, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { ControlBus } from '../bus.js';
-import { fail, ok, type Result } from '../errors.js';
+import { fail, failWith, ok, type Result } from '../errors.js';
 import { IN_FLIGHT_STATES, TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
 import type { CoordinatorStore, StoredCheckpoint } from '../store/index.js';
 import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
@@ -21,7 +21,7 @@ import { CheckpointRunner, type RunnerDeps } from './runner.js';
 import { AppLevel } from '../../src/control/round-app.js';
 import { CrashLevel } from '../../src/control/round-crash.js';
 import { OpaqueLevel } from '../../src/control/round-opaque.js';
-import type { RoundLevel } from '../../src/control/round.js';
+import { HOLD_DEADLINE_PASSED, type RoundLevel, type RoundRejection } from '../../src/control/round.js';
 import { NO_NEGATIVE_CONTROLS, type NegativeControls } from '../../src/control/negative-controls.js';
 import type { AppGraph } from '../../src/graph/index.js';
 import type { VolumeBackend } from '../volumes/backend.js';
@@ -84,8 +84,13 @@ interface Run {
   readonly current: CheckpointRecord;
   start(): void;
   cancel(detail: string): void;
+  /** A staged checkpoint's finish; why the round refused it, if it did. */
+  finish(volumes: FinishCheckpointRequest['volumes']): RoundRejection | undefined;
   onEvent(e: AgentEvent): void;
 }
+
+/** What a caller waiting on a checkpoint waits for. */
+type Until = 'held' | 'ended';
 
 export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
   defaults: { timeoutMs: 30_000, alignmentMode: 'aligned', alignmentTimeoutMs: 0, fallbackPolicy: 'fail', freezeDeadlineMs: 10_000, maxConcurrent: 1 },
@@ -243,6 +248,71 @@ export class CheckpointService implements CheckpointsApi {
     return [...this.runs.keys()];
   }
 
+  /**
+   * A staged checkpoint: taken as any other, its round told to hold for the caller's finish; this
+   * call resolves once the round is held, or fails with why it aborted.
+   */
+  async begin(request: BeginCheckpointRequest): Promise<Result<CheckpointRecord>> {
+    const holdMs = request.holdMs === 0 ? this.options.defaults.freezeDeadlineMs : request.holdMs;
+    if (!Number.isSafeInteger(holdMs) || holdMs < 1 || holdMs > this.options.freezeDeadlineMsMax) {
+      return fail('invalid-argument', `hold_deadline ${holdMs} ms is out of range: from 1 to ${this.options.freezeDeadlineMsMax} ms`);
+    }
+    // At crash level the hold deadline is the agents' freeze deadline: their watchdogs thaw then.
+    const options = request.level === 'crash' ? { ...request.options, freezeDeadlineMs: holdMs } : request.options;
+    const taken = await this.take({ planId: request.planId, level: request.level, options, ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}), staged: { holdMs } });
+    if (!taken.ok) return taken;
+    if (taken.value.holdMs === undefined) return failWith('failed-precondition', 'NOT_STAGED', `idempotency_key ${JSON.stringify(request.idempotencyKey ?? '')} was first used for checkpoint ${taken.value.id}, which is not staged`);
+    const held = await this.waitUntil(taken.value.id, 'held');
+    if (held.state === 'aborted') return this.abortedError(held);
+    return ok(held);
+  }
+
+  /** Ends a held checkpoint with the caller's volume snapshots; resolves with the completed record. */
+  async finish(request: FinishCheckpointRequest): Promise<Result<CheckpointRecord>> {
+    const id = request.checkpointId;
+    const run = this.runs.get(id);
+    if (!run) {
+      const stored = await this.get(id);
+      if (!stored.ok) return stored.error.kind === 'not-found' ? fail('not-found', `checkpoint ${id} does not exist (never begun, or deleted)`) : stored;
+      const r = stored.value;
+      if (r.holdMs === undefined) return failWith('failed-precondition', 'NOT_STAGED', `checkpoint ${id} was taken by TakeSnapshot, not begun by BeginCheckpoint: it takes no finish`, { checkpoint_id: String(id) });
+      if (r.state === 'completed') return failWith('failed-precondition', 'ALREADY_FINISHED', `checkpoint ${id} was finished already and completed`, { checkpoint_id: String(id) });
+      if (r.state === 'aborted') return this.abortedError(r);
+      return fail('unavailable', `checkpoint ${id} is ${r.state} but not run by this coordinator; finish it on the coordinator that runs it`);
+    }
+    const refused = run.finish(request.volumes);
+    if (refused !== undefined) return this.finishRefused(id, refused);
+    const final = await this.waitUntil(id, 'ended');
+    if (final.state === 'aborted') return this.abortedError(final);
+    return ok(final);
+  }
+
+  private finishRefused(id: CheckpointId, r: RoundRejection): Result<CheckpointRecord> {
+    const meta = { checkpoint_id: String(id) };
+    switch (r.reason) {
+      case 'invalid-volumes':
+        return fail('invalid-argument', `volumes: ${r.detail}; the checkpoint is still held`);
+      case 'not-staged':
+        return failWith('failed-precondition', 'NOT_STAGED', r.detail, meta);
+      case 'not-held':
+        return failWith('failed-precondition', 'NOT_HELD', r.detail, meta);
+      case 'hold-expired':
+        return failWith('failed-precondition', 'HOLD_EXPIRED', r.detail, meta);
+      case 'duplicate':
+        return failWith('failed-precondition', 'ALREADY_FINISHED', r.detail, meta);
+      default:
+        return failWith('failed-precondition', 'CHECKPOINT_ABORTED', r.detail, meta);
+    }
+  }
+
+  /** The error for a staged checkpoint that aborted: HOLD_EXPIRED when its hold deadline ended it. */
+  private abortedError(r: CheckpointRecord): Result<CheckpointRecord> {
+    const meta = { checkpoint_id: String(r.id), failure_reason: r.failureReason ?? 'internal' };
+    const detail = `checkpoint ${r.id} aborted (${r.failureReason ?? 'unknown'}): ${r.failureDetail ?? ''}`;
+    if (r.failureReason === 'timeout' && r.failureDetail?.startsWith(HOLD_DEADLINE_PASSED)) return failWith('failed-precondition', 'HOLD_EXPIRED', detail, meta);
+    return failWith('failed-precondition', 'CHECKPOINT_ABORTED', detail, meta);
+  }
+
   async take(request: TakeSnapshotRequest): Promise<Result<CheckpointRecord>> {
     // Both reads at once: one round trip instead of two (each costs a socket write and a wake-up).
     const [plan, epoch] = await Promise.all([this.store.plans.get(request.planId), this.store.epochs.get(request.planId)]);
@@ -255,7 +325,8 @@ export class CheckpointService implements CheckpointsApi {
       if (!existing.ok) return existing;
       if (existing.value) return sameTake(existing.value, request, options);
     }
-    if (request.level !== 'app' && plan.value.volumes.length > 0 && !this.options.volumes) {
+    // A staged checkpoint's volumes are snapshotted by the caller: it needs no backend here.
+    if (request.level !== 'app' && !request.staged && plan.value.volumes.length > 0 && !this.options.volumes) {
       return fail('failed-precondition', `plan ${plan.value.id} has volumes but this coordinator has no volume backend: start it with --volume-backend directory:PATH or command:FILE`);
     }
     const g = planGraph(plan.value);
@@ -264,6 +335,7 @@ export class CheckpointService implements CheckpointsApi {
     // quiescing (src/control/round-opaque.ts); anything else (log channels, in-band mixed with opaque) is not supported.
     const opaque = request.level === 'app' && isAllOpaque(plan.value) ? opaqueGraph(plan.value) : undefined;
     if (opaque && !opaque.ok) return fail('failed-precondition', opaque.message);
+    if (opaque && request.staged) return fail('failed-precondition', `plan ${plan.value.id} has opaque channels only, cut by quiescing, which BeginCheckpoint does not hold: use level crash`);
     if (request.level === 'app' && !opaque && g.value.unsupportedChannels.length > 0) {
       const kinds = new Set(plan.value.channels.map((c) => c.kind));
       const why =
@@ -305,15 +377,19 @@ export class CheckpointService implements CheckpointsApi {
       parts: plan.value.apps.map((a) => ({ server: a.server, app: a.app, acked: false })),
       volumes: [],
       safety: request.safety ?? false,
+      ...(request.staged ? { holdMs: request.staged.holdMs } : {}),
     };
     const created = await this.store.checkpoints.create(record);
     if (!created.ok || !created.value.created) this.releaseSlot(record.planId, record.id);
     if (!created.ok) return created;
     if (!created.value.created) return sameTake(created.value.existing.record, request, options);
+    // Staged at level app: each app holds its sends from its snapshot until the finish (policy sync).
     const policy: PolicyConfig =
       request.level === 'none'
         ? { kind: 'none' }
-        : options.alignmentMode === 'unaligned'
+        : request.staged
+          ? { kind: 'sync' }
+          : options.alignmentMode === 'unaligned'
           ? { kind: 'unaligned' }
           : options.alignmentTimeoutMs > 0
             ? { kind: 'aligned-timeout', alignmentTimeoutMs: options.alignmentTimeoutMs }
@@ -346,7 +422,8 @@ export class CheckpointService implements CheckpointsApi {
               checkpointId: record.id,
               graph: g,
               policy,
-              timeoutMs: record.options.timeoutMs,
+              // Staged: the agents' own timeout of the checkpoint releases the held apps at the hold deadline.
+              timeoutMs: record.holdMs ?? record.options.timeoutMs,
               inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length, this.bus.maxPayloadBytes),
               completedBefore: this.lastCompleted.get(plan.id),
               volumes,
@@ -377,6 +454,12 @@ export class CheckpointService implements CheckpointsApi {
 
   /** Resolves with the final record of a checkpoint (used by rollback's safety checkpoint). */
   waitFor(id: CheckpointId): Promise<CheckpointRecord> {
+    return this.waitUntil(id, 'ended');
+  }
+
+  /** Resolves with the record once the checkpoint is held (`held`; or ended first) or ended. */
+  private waitUntil(id: CheckpointId, until: Until): Promise<CheckpointRecord> {
+    const reached = (r: CheckpointRecord): boolean => TERMINAL_STATES.includes(r.state) || (until === 'held' && r.state === 'held');
     return new Promise((resolve, reject) => {
       const settle = async (): Promise<void> => {
         // The stream may end before a terminal event reached this watcher (the run ended between
@@ -388,7 +471,7 @@ export class CheckpointService implements CheckpointsApi {
       void this.watch(
         id,
         (e) => {
-          if (TERMINAL_STATES.includes(e.checkpoint.state)) resolve(e.checkpoint);
+          if (reached(e.checkpoint)) resolve(e.checkpoint);
         },
         () => void settle(),
       );

@@ -60,11 +60,13 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
  * one, taken inside its server's frozen window (as the coordinator saw it).
  */
 function verifyCrash(record: CheckpointRecord, plan: Plan | undefined, problems: { part: string; detail: string }[]): boolean {
+  // A staged checkpoint's snapshots are the caller's (callerVolumes), checked the same way.
+  const volumes = [...record.volumes, ...(record.callerVolumes ?? [])];
   for (const v of plan?.volumes ?? []) {
-    const s = record.volumes.find((x) => x.volumeId === v.id && x.server === v.server);
+    const s = volumes.find((x) => x.volumeId === v.id && x.server === v.server);
     if (!s) problems.push({ part: `volume ${v.id}`, detail: `no snapshot of volume ${v.id} of ${v.server}` });
   }
-  for (const s of record.volumes) {
+  for (const s of volumes) {
     const f = record.servers?.find((x) => x.server === s.server);
     if (!f || f.frozenAtUnixMs === undefined) {
       problems.push({ part: `volume ${s.volumeId}`, detail: `${s.server} has no recorded freeze` });

@@ -5,7 +5,7 @@
  */
 import { credentials as grpcCredentials, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { CheckpointId } from '../../src/ids.js';
-import type { DeleteOutcome, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { Result as CoreResult } from '../../src/result.js';
 import type { Result } from '../errors.js';
 import type { AgentInfo, Plan, PlanInput } from '../model.js';
@@ -14,6 +14,8 @@ import {
   agentFromProto,
   checkpointFromProto,
   deleteOutcomeFromProto,
+  finishCheckpointRequestToProto,
+  msToProto,
   listCheckpointsRequestToProto,
   planFromProto,
   planInputToProto,
@@ -137,6 +139,17 @@ export class CoordinatorClient {
 
   takeSnapshot(request: TakeSnapshotRequest): Promise<CallResult<CheckpointView>> {
     return this.call('TakeSnapshot', takeSnapshotRequestToProto(request), (r) => checkpointFromProto(r.checkpoint));
+  }
+
+  /** BeginCheckpoint: answers once the checkpoint is held (or aborted). */
+  beginCheckpoint(request: BeginCheckpointRequest): Promise<CallResult<CheckpointView>> {
+    const take = takeSnapshotRequestToProto({ planId: request.planId, level: request.level, options: request.options, ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}) });
+    return this.call('BeginCheckpoint', { ...take, hold_deadline: msToProto(request.holdMs) }, (r) => checkpointFromProto(r.checkpoint));
+  }
+
+  /** FinishCheckpoint: answers once the checkpoint completed (or aborted). */
+  finishCheckpoint(request: FinishCheckpointRequest): Promise<CallResult<CheckpointView>> {
+    return this.call('FinishCheckpoint', finishCheckpointRequestToProto(request), (r) => checkpointFromProto(r.checkpoint));
   }
 
   getCheckpoint(id: CheckpointId): Promise<CallResult<CheckpointView>> {

@@ -12,7 +12,7 @@
 import type { CheckpointId } from '../../src/ids.js';
 import { isName } from '../../src/wire/fields.js';
 import type { HookAction } from '../../src/wire/index.js';
-import type { DeleteOutcome, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, GivenVolumeSnapshot, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import { ok, type Result } from '../errors.js';
 import type { AgentInfo, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
 import { checkpointStats, checkpointView, type AppStatsView, type CheckpointView } from '../checkpoint-view.js';
@@ -120,7 +120,15 @@ export interface PbCheckpoint {
   fallback_reason: string;
   servers: PbServerFreeze[];
   pinned: boolean;
+  hold_deadline: PbDuration | null;
+  caller_volumes: PbVolumeSnapshot[];
 }
+/** google.protobuf.Duration and Timestamp, as proto-loader takes them. */
+export interface PbDuration {
+  seconds: number;
+  nanos: number;
+}
+export type PbTimestamp = PbDuration;
 export interface PbHookRun {
   hook: string;
   action: string;
@@ -232,6 +240,27 @@ function idempotencyKey(r: ProtoReader, field: string, limits: RequestLimits): s
   if (key.length > limits.idempotencyKeyCharsMax) r.fail(field, `${r.at(field)} is longer than ${limits.idempotencyKeyCharsMax} characters`);
   else if (CONTROL_CHARS.test(key)) r.fail(field, `${r.at(field)} contains control characters`);
   return key;
+}
+
+/** Milliseconds as a google.protobuf.Duration (or Timestamp, counted from the Unix epoch). */
+export function msToProto(ms: number): PbDuration {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+}
+
+/**
+ * A google.protobuf.Duration or Timestamp field in milliseconds (sub-millisecond nanos dropped), or
+ * undefined when absent; nanos outside 0..999,999,999 are refused, as the well-known type defines.
+ */
+export function msFromProto(r: ProtoReader, field: string): number | undefined {
+  const m = r.message(field);
+  if (m === undefined) return undefined;
+  const seconds = m.i64('seconds');
+  const nanos = m.i32('nanos');
+  if (nanos < 0 || nanos > 999_999_999) m.fail('nanos', `${m.at('nanos')} ${nanos} is out of range: from 0 to 999999999`);
+  const ms = seconds * 1000 + Math.floor(nanos / 1_000_000);
+  if (!Number.isSafeInteger(ms)) m.fail('seconds', `${m.at('seconds')} is too large`);
+  return ms;
 }
 
 function appRef(r: ProtoReader | undefined, field: string, parent: ProtoReader): AppRef {
@@ -353,7 +382,13 @@ export function takeSnapshotRequestFromProto(request: unknown, limits: RequestLi
   const r = ProtoReader.of(request, '');
   const planId = name(r, 'plan_id', true);
   const level = r.enumValue('level', consistencyLevels, true) ?? 'none';
-  const o = r.message('options');
+  const options = readOptions(r.message('options'));
+  const key = idempotencyKey(r, 'idempotency_key', limits);
+  return done(r, { planId, level, options, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+}
+
+/** SnapshotOptions of a request: the fields set, the rest left to the coordinator's defaults. */
+function readOptions(o: ProtoReader | undefined): Partial<SnapshotOptions> {
   const options: { -readonly [K in keyof SnapshotOptions]?: SnapshotOptions[K] } = {};
   if (o !== undefined) {
     const timeoutMs = o.u32('timeout_ms');
@@ -372,8 +407,50 @@ export function takeSnapshotRequestFromProto(request: unknown, limits: RequestLi
     const maxConcurrent = o.u32('max_concurrent');
     if (maxConcurrent > 0) options.maxConcurrent = maxConcurrent;
   }
+  return options;
+}
+
+export function beginCheckpointRequestFromProto(request: unknown, limits: RequestLimits): Result<BeginCheckpointRequest> {
+  const r = ProtoReader.of(request, '');
+  const planId = name(r, 'plan_id', true);
+  const level = r.enumValue('level', consistencyLevels, true);
+  if (level !== undefined && level !== 'crash' && level !== 'app') r.fail('level', `level must be CONSISTENCY_LEVEL_CRASH (freeze) or CONSISTENCY_LEVEL_APP (barrier); a staged checkpoint holds nothing at ${consistencyLevels.toProto(level)}`);
+  const holdMs = msFromProto(r, 'hold_deadline') ?? 0;
+  if (holdMs < 0) r.fail('hold_deadline', 'hold_deadline must not be negative');
+  const options = readOptions(r.message('options'));
   const key = idempotencyKey(r, 'idempotency_key', limits);
-  return done(r, { planId, level, options, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+  return done(r, { planId, level: level === 'app' ? 'app' : 'crash', holdMs, options, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+}
+
+export function finishCheckpointRequestFromProto(request: unknown): Result<FinishCheckpointRequest> {
+  const r = ProtoReader.of(request, '');
+  const id = checkpointId(r, 'checkpoint_id');
+  const volumes = r.messages('volumes').map((v): GivenVolumeSnapshot => {
+    const volumeId = name(v, 'volume_id', true);
+    const server = name(v, 'server', true);
+    const snapshotRef = v.string('snapshot_ref');
+    if (snapshotRef === '') v.fail('snapshot_ref', `${v.at('snapshot_ref')} is required`);
+    else if (snapshotRef.length > 1024 || CONTROL_CHARS.test(snapshotRef)) v.fail('snapshot_ref', `${v.at('snapshot_ref')} must be at most 1024 characters, none of them control characters`);
+    const startedAt = msFromProto(v, 'started_at');
+    const endedAt = msFromProto(v, 'ended_at');
+    if (startedAt === undefined) v.fail('started_at', `${v.at('started_at')} is required`);
+    if (endedAt === undefined) v.fail('ended_at', `${v.at('ended_at')} is required`);
+    return { volumeId, server, snapshotRef, startedAtUnixMs: startedAt ?? 0, endedAtUnixMs: endedAt ?? 0 };
+  });
+  return done(r, { checkpointId: id, volumes });
+}
+
+export function finishCheckpointRequestToProto(request: FinishCheckpointRequest): Record<string, unknown> {
+  return {
+    checkpoint_id: request.checkpointId,
+    volumes: request.volumes.map((v) => ({
+      volume_id: v.volumeId,
+      server: v.server,
+      snapshot_ref: v.snapshotRef,
+      started_at: msToProto(v.startedAtUnixMs),
+      ended_at: msToProto(v.endedAtUnixMs),
+    })),
+  };
 }
 
 export function takeSnapshotRequestToProto(request: TakeSnapshotRequest): Record<string, unknown> {
@@ -588,6 +665,8 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
     safety: record.safety,
     fallback_reason: record.fallbackReason ?? '',
     pinned: record.pinned === true,
+    hold_deadline: record.holdMs === undefined ? null : msToProto(record.holdMs),
+    caller_volumes: (record.callerVolumes ?? []).map(volumeToProto),
     servers: (record.servers ?? []).map((f) => ({
       server: f.server,
       frozen_at_unix_ms: f.frozenAtUnixMs ?? 0,

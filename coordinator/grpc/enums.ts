@@ -34,6 +34,7 @@ export const checkpointStates = table<CheckpointState>('CheckpointState', 'CHECK
   pending: true,
   triggering: true,
   collecting: true,
+  held: true,
   committing: true,
   completed: true,
   aborting: true,

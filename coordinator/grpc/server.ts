@@ -23,10 +23,12 @@ import { fail, type CoordinatorError, type Result } from '../errors.js';
 import { planStats } from '../metrics/plan-stats.js';
 import {
   agentToProto,
+  beginCheckpointRequestFromProto,
   checkpointIdRequestFromProto,
   checkpointToProto,
   deleteOutcomeToProto,
   deletePlanRequestFromProto,
+  finishCheckpointRequestFromProto,
   keyedCheckpointRequestFromProto,
   listAgentsRequestFromProto,
   listCheckpointsRequestFromProto,
@@ -327,6 +329,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       (a) => api.checkpoints.take(a),
       (record) => ({ checkpoint_id: record.id, checkpoint: checkpointToProto(record) }),
     ),
+    BeginCheckpoint: unary(
+      log,
+      stats,
+      'BeginCheckpoint',
+      (r) => beginCheckpointRequestFromProto(r, limits),
+      (a) => api.checkpoints.begin(a),
+      (record) => ({ checkpoint_id: record.id, checkpoint: checkpointToProto(record) }),
+    ),
+    FinishCheckpoint: unary(log, stats, 'FinishCheckpoint', finishCheckpointRequestFromProto, (a) => api.checkpoints.finish(a), (record) => ({ checkpoint: checkpointToProto(record) })),
     GetCheckpoint: unary(log, stats, 'GetCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.get(id), (record) => ({ checkpoint: checkpointToProto(record) })),
     ListCheckpoints: unary(
       log,

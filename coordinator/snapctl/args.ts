@@ -51,7 +51,7 @@ export const LIST_LIMIT_DEFAULT = 100;
 /** How often `watch` asks for the checkpoints of its plan or tenant. */
 export const WATCH_INTERVAL_MS_DEFAULT = 1_000;
 const UINT32_MAX = 0xffff_ffff;
-const STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'committing', 'completed', 'aborting', 'aborted'];
+const STATES: readonly CheckpointState[] = ['pending', 'triggering', 'collecting', 'held', 'committing', 'completed', 'aborting', 'aborted'];
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 type Options = NonNullable<ParseArgsConfig['options']>;

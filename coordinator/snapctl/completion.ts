@@ -25,7 +25,7 @@ _snapctl() {
   case "$prev" in
     --level) COMPREPLY=($(compgen -W "none crash app" -- "$cur")); return ;;
     -o|--output) COMPREPLY=($(compgen -W "text wide json yaml" -- "$cur")); return ;;
-    --state) COMPREPLY=($(compgen -W "pending triggering collecting committing completed aborting aborted" -- "$cur")); return ;;
+    --state) COMPREPLY=($(compgen -W "pending triggering collecting held committing completed aborting aborted" -- "$cur")); return ;;
     --fallback) COMPREPLY=($(compgen -W "fail downgrade" -- "$cur")); return ;;
   esac
   case "$cmd" in

@@ -166,8 +166,8 @@ size, failure.
 
 Options:
   --plan ID      only this plan's checkpoints
-  --state S      only these states: pending, triggering, collecting, committing, completed,
-                 aborting, aborted (comma-separated or repeated)
+  --state S      only these states: pending, triggering, collecting, held, committing,
+                 completed, aborting, aborted (comma-separated or repeated)
   --limit N      at most N checkpoints (default 100)
 
 ${GLOBAL_HELP}

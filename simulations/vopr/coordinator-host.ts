@@ -55,7 +55,16 @@ export interface CoordinatorWorld {
   readonly deleting: (id: number) => void;
   /** Targets and safety checkpoints of rollbacks and restores (what the operations store tells retention). */
   readonly protectedIds: ReadonlySet<number>;
+  /** The protection service's choices about staged checkpoints (world.ts callerPrng). */
+  readonly callerPrng: Prng;
+  readonly count: (what: string) => void;
 }
+
+/** Of a staged checkpoint's finishes, the share that comes after the hold deadline, and so on. */
+const FINISH_LATE_P = 0.1;
+const FINISH_INVALID_P = 0.1;
+const FINISH_OUTSIDE_WINDOW_P = 0.1;
+const FINISH_TWICE_P = 0.1;
 
 
 export type TakeAnswer = { readonly ok: true; readonly id: number } | { readonly ok: false; readonly code: 'busy' | 'unavailable' | 'failed'; readonly message: string };
@@ -165,7 +174,8 @@ export class CoordinatorHost {
    * epoch read (the awaits a check-then-act admission decided across), then the step written by
    * compare-and-set at the revision it read.
    */
-  take(planId: string, periodic: boolean, answer: (a: TakeAnswer) => void): void {
+  /** `staged`: BeginCheckpoint (crash level): the round holds, and the simulated caller finishes it (see `held`). */
+  take(planId: string, periodic: boolean, answer: (a: TakeAnswer) => void, staged = false): void {
     if (!this.serving) {
       answer({ ok: false, code: 'unavailable', message: 'the coordinator is starting (recovery under way)' });
       return;
@@ -196,7 +206,7 @@ export class CoordinatorHost {
               const held = new Set(slotsNow.slots.map((s) => s.checkpointId));
               const extra = [...preempts].filter(([p]) => !held.has(p) && !step.effects.some((e) => e.type === 'preempt' && e.checkpointId === p));
               const effects = [...extra.map(([p, by]) => ({ type: 'preempt' as const, checkpointId: p, by })), ...step.effects];
-              this.admitted(plan, id, epoch, periodic, Object.assign({}, step, { effects }), answer);
+              this.admitted(plan, id, epoch, periodic, Object.assign({}, step, { effects }), answer, staged);
             },
           );
         });
@@ -204,7 +214,7 @@ export class CoordinatorHost {
     });
   }
 
-  private admitted(plan: SimPlan, id: number, epoch: number, periodic: boolean, step: AdmissionStep, answer: (a: TakeAnswer) => void): void {
+  private admitted(plan: SimPlan, id: number, epoch: number, periodic: boolean, step: AdmissionStep, answer: (a: TakeAnswer) => void, staged: boolean): void {
     for (const e of step.effects) {
       if (e.type === 'busy') {
         this.w.trace(`take ${plan.id}: busy (${e.inFlight.join(', ')} in flight)`);
@@ -213,13 +223,40 @@ export class CoordinatorHost {
       }
       if (e.type === 'preempt' && !this.cancel(e.checkpointId, `a manual request (checkpoint ${e.by}) took its slot`)) this.w.preemptsRefused.add(e.checkpointId);
     }
-    const record: CheckpointRecord = { id, plan: plan.id, level: plan.level, epoch, state: 'pending', failure: null, parts: [], volumes: [], pinned: false, owner: this.owner, periodic, createdAtMs: this.w.agenda.now };
+    // At crash level the hold deadline is the agents' freeze deadline, as the service sets it.
+    const holdMs = staged ? plan.freezeDeadlineMs : undefined;
+    const record: CheckpointRecord = {
+      id,
+      plan: plan.id,
+      level: plan.level,
+      epoch,
+      state: 'pending',
+      failure: null,
+      parts: [],
+      volumes: [],
+      ...(holdMs !== undefined ? { holdMs } : {}),
+      pinned: false,
+      owner: this.owner,
+      periodic,
+      createdAtMs: this.w.agenda.now,
+    };
     const level = this.levelFor(plan, id);
-    const created = Round.create({ checkpointId: id, timeoutMs: plan.timeoutMs, commitTimeoutMs: ROUND_COMMIT_TIMEOUT_MS, refreshMs: ROUND_REFRESH_MS, settleMs: ROUND_SETTLE_MS, negativeControls: this.w.negativeControls }, level);
+    const created = Round.create(
+      {
+        checkpointId: id,
+        timeoutMs: plan.timeoutMs,
+        commitTimeoutMs: ROUND_COMMIT_TIMEOUT_MS,
+        refreshMs: ROUND_REFRESH_MS,
+        settleMs: ROUND_SETTLE_MS,
+        negativeControls: this.w.negativeControls,
+        ...(holdMs !== undefined ? { staged: { holdMs } } : {}),
+      },
+      level,
+    );
     if (!created.ok) throw new Error(created.error.message);
     const run = new RoundRun(plan, created.round, record, this.process.incarnation);
     this.rounds.set(id, run);
-    this.w.trace(`take ${plan.id}: checkpoint ${id} admitted at epoch ${epoch}${periodic ? ' (periodic)' : ''}`);
+    this.w.trace(`take ${plan.id}: checkpoint ${id} admitted at epoch ${epoch}${periodic ? ' (periodic)' : ''}${staged ? ' (staged)' : ''}`);
     // As the service: the record is written before the round starts, and a take whose record could
     // not be written fails (so recovery always finds the rounds a dead coordinator ran).
     this.writeRecord(run, (ok, error) => {
@@ -318,6 +355,8 @@ export class CoordinatorHost {
         run.record.failure = e.failure;
         this.w.trace(`ckpt ${id} ${e.state}${e.failure ? ` (${e.failure.reason}: ${e.failure.detail})` : ''}`);
         if (e.state === 'triggering') this.w.ledger.roundStarted(run.plan.id, id, this.w.agenda.now);
+        if (e.state === 'held') this.held(run, e.nowMs);
+        if (run.record.holdMs !== undefined && (e.state === 'held' || e.state === 'completed' || e.state === 'aborted')) this.w.count(`staged ${e.state}`);
         if (e.state === 'aborting' || e.state === 'aborted' || e.state === 'completed') this.w.ledger.roundEnded(run.plan.id, id);
         return;
       case 'set-failure':
@@ -330,7 +369,9 @@ export class CoordinatorHost {
         if (e.ack.state.kind === 'object') run.record.parts.push({ server: e.ack.server, app: e.ack.app, ref: e.ack.state.ref });
         return;
       case 'set-volumes':
-        run.record.volumes = e.volumes;
+        // As runner.ts: a staged round's volumes are the caller's, kept apart.
+        if (run.record.holdMs !== undefined) run.record.callerVolumes = e.volumes;
+        else run.record.volumes = e.volumes;
         return;
       case 'patch-part':
         // The opaque level records a captured state this way.
@@ -394,6 +435,44 @@ export class CoordinatorHost {
         this.ended(run, e.state);
         return;
     }
+  }
+
+  /**
+   * The protection service's side of a staged round, once it is held (every server frozen at
+   * `heldAt`): it snapshots the plan's volumes with its own tools, then calls FinishCheckpoint. Most
+   * finishes are right; some come after the hold deadline, name a volume too few (refused, then
+   * sent right), carry a snapshot that started before the freeze, or are sent twice. The caller's
+   * snapshots are its own: they are not the coordinator's to delete, so they are not in the
+   * world's volume store.
+   */
+  private held(run: RoundRun, heldAt: number): void {
+    const p = this.w.callerPrng;
+    const holdMs = run.record.holdMs ?? 0;
+    const r = p.next();
+    const late = r < FINISH_LATE_P;
+    const invalid = !late && r < FINISH_LATE_P + FINISH_INVALID_P;
+    const outside = !late && !invalid && r < FINISH_LATE_P + FINISH_INVALID_P + FINISH_OUTSIDE_WINDOW_P;
+    const twice = p.next() < FINISH_TWICE_P;
+    // Time since the begin already spent: the hold deadline counts from the start of the round.
+    const left = Math.max(1, run.record.createdAtMs + holdMs - heldAt);
+    const delay = late ? left + 1 + p.int(500) : 1 + p.int(Math.max(1, Math.floor(left * 0.6)));
+    const incarnation = this.process.incarnation;
+    const finish = (what: string, volumes: readonly SimPlan['volumes'][number][], startedAt: number): void => {
+      if (this.process.incarnation !== incarnation || !this.process.up) return;
+      const taken: TakenVolume[] = volumes.map((v) => ({ volumeId: v.volume, server: v.server, snapshotRef: `caller-${run.record.id}-${v.volume}`, startedAtUnixMs: startedAt, endedAtUnixMs: this.w.agenda.now }));
+      const accepted = this.feed(run, { type: 'finish', volumes: taken, nowMs: this.w.agenda.now });
+      this.w.count(`staged finishes (${what}) ${accepted ? 'accepted' : 'refused'}`);
+    };
+    this.w.agenda.after(delay, `caller finishes ckpt ${run.record.id}${late ? ' (late)' : invalid ? ' (a volume short)' : outside ? ' (outside the window)' : ''}`, () => {
+      const volumes = run.plan.volumes;
+      if (invalid && volumes.length > 0) {
+        finish('a volume short', volumes.slice(1), heldAt);
+        this.w.agenda.after(1 + p.int(50), '', () => finish('right', volumes, heldAt));
+        return;
+      }
+      finish(late ? 'late' : outside ? 'outside the window' : 'right', volumes, outside ? heldAt - 1 : heldAt);
+      if (twice) finish('twice', volumes, heldAt);
+    });
   }
 
   /** Writes the live record; writes of one round go one at a time, in order. */

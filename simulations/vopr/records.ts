@@ -13,6 +13,10 @@ export interface CheckpointRecord {
   failure: RoundFailure | null;
   parts: { readonly server: string; readonly app: string; readonly ref: ObjectRef }[];
   volumes: readonly RoundVolumeRecord[];
+  /** A staged checkpoint (BeginCheckpoint): its hold deadline. */
+  readonly holdMs?: number;
+  /** A staged checkpoint's volume snapshots, the caller's (the coordinator never deletes them). */
+  callerVolumes?: readonly RoundVolumeRecord[];
   pinned: boolean;
   /** A DeleteCheckpoint began (src/control/retention.ts decideDeleteMark): the parts may be gone, the record goes last. */
   deleting?: boolean;

@@ -9,7 +9,7 @@ import type { CoordinatorHost, CoordinatorWorld } from './coordinator-host.js';
 import { checkpointKey, liveVolumeRefs, objectPrefix, slotsKey, type CheckpointRecord } from './records.js';
 import { TENANT } from './topology.js';
 
-const IN_FLIGHT: readonly string[] = ['pending', 'triggering', 'collecting', 'committing', 'aborting'];
+const IN_FLIGHT: readonly string[] = ['pending', 'triggering', 'collecting', 'held', 'committing', 'aborting'];
 
 /**
  * As coordinator/checkpoints/recover.ts: every record in flight and every plan's slots read, then

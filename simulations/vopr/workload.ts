@@ -7,6 +7,8 @@ import type { World } from './world.js';
 
 /** Mean gap between two API calls. */
 export const CALL_GAP_MS_MEAN = 250;
+/** Of the manual takes on a crash-level plan, the share begun as staged checkpoints (BeginCheckpoint). */
+export const STAGED_SHARE = 0.4;
 
 export interface Workload {
   /** Optional parts (rollback, restore, retention) that a world may lack. */
@@ -36,8 +38,11 @@ export function startWorkload(world: World, until: number, workload: Workload): 
       const burst = prng.next() < 0.3 ? 2 + prng.int(2) : 1;
       for (let i = 0; i < burst; i++) {
         const periodic = prng.next() < 0.3;
-        world.count('takes');
-        coordinator.take(plan.id, periodic, (a) => world.count(a.ok ? 'takes admitted' : `takes ${a.code}`));
+        // The protection service begins a share of its crash-level checkpoints staged (its own stream:
+        // see world.ts callerPrng).
+        const staged = plan.level === 'crash' && !periodic && world.callerPrng.next() < STAGED_SHARE;
+        world.count(staged ? 'begins' : 'takes');
+        coordinator.take(plan.id, periodic, (a) => world.count(`${staged ? 'begins' : 'takes'} ${a.ok ? 'admitted' : a.code}`), staged);
       }
       return;
     }

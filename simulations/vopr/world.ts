@@ -39,6 +39,12 @@ export class World {
   readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set(), declinedRepairs: new Set(), epochAtStart: new Map(), persisted: new Map(), volumesPutBack: new Set() };
   /** Random choices of the workload and the crashes, apart from the network's and the stores'. */
   readonly prng: Prng;
+  /**
+   * The protection service's choices about staged checkpoints (which takes are begun, when and how
+   * it finishes): a stream of its own, forked last, so that the other streams draw as they did
+   * before staged checkpoints were simulated.
+   */
+  readonly callerPrng: Prng;
   readonly counts: Record<string, number> = {};
   /** Rounds that a coordinator crash cut short. */
   readonly cutByCrash = new Set<number>();
@@ -99,6 +105,8 @@ export class World {
       protectedIds: this.operationsLedger.protectedIds,
       preemptsRefused: this.preemptsRefused,
       deleting: (id: number) => this.ledger.deleted(id),
+      callerPrng: (this.callerPrng = root.fork()),
+      count: (what: string) => this.count(what),
     };
     this.coordinator = new CoordinatorHost(coordinatorWorld);
     this.operations = new OperationsHost(this.coordinator, coordinatorWorld, this.operationsLedger);
@@ -136,7 +144,9 @@ export class World {
     if (plan === undefined) return;
     const byApp = plan.level !== 'crash';
     const want = byApp ? plan.apps.map((a) => `${a.server}/${a.app}`) : plan.volumes.map((v) => v.volume);
-    const have = byApp ? r.parts.map((p) => `${p.server}/${p.app}`) : r.volumes.map((v) => v.volumeId);
+    // A staged checkpoint's volumes are the caller's snapshots, given with its finish.
+    const volumes = r.holdMs !== undefined ? (r.callerVolumes ?? []) : r.volumes;
+    const have = byApp ? r.parts.map((p) => `${p.server}/${p.app}`) : volumes.map((v) => v.volumeId);
     const missing = want.filter((x) => !have.includes(x));
     const extra = have.filter((x, i) => !want.includes(x) || have.indexOf(x) !== i);
     if (missing.length > 0 || extra.length > 0) {

@@ -3,6 +3,11 @@
  * core's CheckpointTracker for the ack accounting, the cut checked on the acked counts before the
  * commit, abort notices to every server. Policy `none` (the baseline) with volumes copies each volume
  * on its own, one after another, while the apps keep running: what a naive protection service does.
+ *
+ * Staged (BeginCheckpoint at level app), under policy `sync`: each app holds its sends from its
+ * snapshot until the complete notice (or the abort, or its own timeout, which the trigger sets to
+ * the hold deadline). The caller's volume snapshots, taken while held, must start after the last
+ * ack and end by the finish.
  */
 import { checkCut } from '../checker/index.js';
 import { CheckpointTracker } from '../core/tracker.js';
@@ -20,6 +25,7 @@ import {
   type TakenVolume,
 } from './round.js';
 import { initiatorsFor, serverTriggers, type PlanGraph } from './round-graph.js';
+import { checkGivenVolumes, givenOutsideWindow } from './round-crash.js';
 
 type AckEvent = Extract<AgentEvent, { type: 'ack' }>;
 
@@ -46,6 +52,8 @@ export class AppLevel implements RoundLevel {
   private readonly phases = new Map<ProcessId, string>();
   private readonly acked = new Set<ProcessId>();
   private acks: ReadonlyMap<ProcessId, AckEvent> | undefined;
+  /** When the last ack came: from then on every app holds (staged, policy sync). */
+  private lastAckAt = 0;
 
   static create(config: AppLevelConfig): { ok: true; level: AppLevel } | { ok: false; message: string } {
     if (!Number.isSafeInteger(config.inlineStateBytesMax) || config.inlineStateBytesMax < 0) {
@@ -120,6 +128,7 @@ export class AppLevel implements RoundLevel {
     const result = this.tracker.step({ type: 'ack', checkpointId: ctx.checkpointId, process, ack: e });
     if (result.rejected) return { reason: result.rejected.reason === 'duplicate-ack' ? 'duplicate' : result.rejected.reason === 'unknown-participant' ? 'unknown-participant' : 'refused', detail: result.rejected.detail };
     this.acked.add(process);
+    this.lastAckAt = Math.max(this.lastAckAt, ctx.nowMs);
     ctx.emit({ type: 'part-acked', ack: e, atMs: ctx.nowMs });
     ctx.emit({ type: 'progress', kind: 'app-acked', server: e.server, app: e.app });
     for (const x of result.effects) {
@@ -130,18 +139,20 @@ export class AppLevel implements RoundLevel {
     return undefined;
   }
 
+  /** Whether the acked counts make a consistent cut; fails the round when they do not. */
+  private cutHolds(ctx: LevelContext): boolean {
+    if (this.config.policy.kind === 'none') return true;
+    const snapshots: Record<ProcessId, SnapshotCounts> = {};
+    for (const [p, a] of this.acks ?? new Map<ProcessId, AckEvent>()) snapshots[p] = a.counts;
+    const report = checkCut({ channels: this.config.graph.graph.channels, snapshots, channelStates: {} });
+    const orphans = report.violations.filter((v) => v.kind === 'orphan' || v.kind === 'missing-snapshot');
+    if (orphans.length === 0) return true;
+    ctx.fail('internal', `the cut is not consistent: ${orphans.map((v) => v.message).join('; ')}`);
+    return false;
+  }
+
   commit(ctx: LevelContext): void {
-    const acks = this.acks ?? new Map<ProcessId, AckEvent>();
-    if (this.config.policy.kind !== 'none') {
-      const snapshots: Record<ProcessId, SnapshotCounts> = {};
-      for (const [p, a] of acks) snapshots[p] = a.counts;
-      const report = checkCut({ channels: this.config.graph.graph.channels, snapshots, channelStates: {} });
-      const orphans = report.violations.filter((v) => v.kind === 'orphan' || v.kind === 'missing-snapshot');
-      if (orphans.length > 0) {
-        ctx.fail('internal', `the cut is not consistent: ${orphans.map((v) => v.message).join('; ')}`);
-        return;
-      }
-    }
+    if (!this.cutHolds(ctx)) return;
     if (this.config.policy.kind === 'none' && this.config.volumes.length > 0) {
       if (!this.config.volumeBackend) {
         ctx.fail('volume-snapshot-failed', `plan ${this.config.planId} has volumes but the coordinator has no volume backend`);
@@ -159,6 +170,25 @@ export class AppLevel implements RoundLevel {
       return;
     }
     ctx.emit({ type: 'set-volumes', volumes: this.volumeRecords(taken) });
+    ctx.commit(this.objects());
+  }
+
+  checkGiven(given: readonly TakenVolume[]): string | undefined {
+    return checkGivenVolumes(this.config.volumes, given);
+  }
+
+  volumesGiven(given: readonly TakenVolume[], ctx: LevelContext): void {
+    if (!this.cutHolds(ctx)) return;
+    const outside = givenOutsideWindow(given, this.lastAckAt, ctx.nowMs, 'every app acked');
+    if (outside !== undefined) {
+      ctx.fail('volume-snapshot-failed', outside);
+      return;
+    }
+    ctx.emit({
+      type: 'set-volumes',
+      volumes: given.map((t) => ({ volumeId: t.volumeId, server: t.server, snapshotRef: t.snapshotRef, frozenAtUnixMs: this.lastAckAt, snapshotAtUnixMs: t.startedAtUnixMs, thawedAtUnixMs: ctx.nowMs })),
+    });
+    ctx.emit({ type: 'progress', kind: 'volumes-snapshotted', detail: `${given.length} volume(s), by the caller` });
     ctx.commit(this.objects());
   }
 

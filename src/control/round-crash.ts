@@ -10,6 +10,11 @@
  * every `frozen` must have arrived before each member's snapshot started, and no server may have
  * thawed by its watchdog before any member's snapshot ended. A command thaw comes only after the
  * whole group was taken, so only a watchdog thaw can cut into a member's interval.
+ *
+ * Staged (BeginCheckpoint): the caller snapshots the volumes while the round is held and brings
+ * them with its finish. They are checked as the backend's are, with the caller's times (which must
+ * share the coordinator's clock closely): each one started after every server froze and ended by
+ * the finish, which itself came before the hold deadline, before any watchdog thawed.
  */
 import type { AgentEvent, HookResult } from '../wire/index.js';
 import {
@@ -39,6 +44,36 @@ interface ServerWindow {
 }
 
 type Step = 'freezing' | 'snapshotting' | 'thawing' | 'done';
+
+/** Why `given` is not one snapshot of each of `volumes`, none other; undefined when it is. */
+export function checkGivenVolumes(volumes: readonly { readonly id: string; readonly server: string }[], given: readonly TakenVolume[]): string | undefined {
+  const key = (server: string, id: string): string => `${server}/${id}`;
+  const planned = new Set(volumes.map((v) => key(v.server, v.id)));
+  const seen = new Set<string>();
+  for (const g of given) {
+    const k = key(g.server, g.volumeId);
+    if (!planned.has(k)) return `volume ${g.volumeId} of ${g.server} is not a volume of the plan`;
+    if (seen.has(k)) return `volume ${g.volumeId} of ${g.server} is given twice`;
+    seen.add(k);
+  }
+  const missing = volumes.filter((v) => !seen.has(key(v.server, v.id)));
+  if (missing.length > 0) return `no snapshot given for ${missing.map((v) => `volume ${v.id} of ${v.server}`).join(', ')}`;
+  return undefined;
+}
+
+/**
+ * Why a caller's snapshot does not lie between `heldAt` (every participant held) and `now` (the
+ * finish), or undefined when each does.
+ */
+export function givenOutsideWindow(given: readonly TakenVolume[], heldAt: number, now: number, held: string): string | undefined {
+  for (const g of given) {
+    const what = `the snapshot of volume ${g.volumeId} of ${g.server} (${g.snapshotRef}), taken from ${g.startedAtUnixMs} to ${g.endedAtUnixMs}`;
+    if (g.startedAtUnixMs > g.endedAtUnixMs) return `${what}, ends before it starts`;
+    if (g.startedAtUnixMs < heldAt) return `${what}, started before ${held} at ${heldAt}: outside the frozen window`;
+    if (g.endedAtUnixMs > now) return `${what}, ends after the finish arrived at ${now}: outside the frozen window (is the caller's clock ahead?)`;
+  }
+  return undefined;
+}
 
 export class CrashLevel implements RoundLevel {
   readonly kind = 'crash';
@@ -155,6 +190,26 @@ export class CrashLevel implements RoundLevel {
       return;
     }
     ctx.emit({ type: 'progress', kind: 'volumes-snapshotted', detail: `${taken.length} volume(s)` });
+    this.step = 'thawing';
+    this.thawAll(ctx);
+  }
+
+  checkGiven(given: readonly TakenVolume[]): string | undefined {
+    return checkGivenVolumes(this.config.volumes, given);
+  }
+
+  volumesGiven(given: readonly TakenVolume[], ctx: LevelContext): void {
+    const frozenAt = Math.max(...this.config.servers.map((s) => this.windows.get(s)?.frozenAtMs ?? Infinity));
+    this.snapshotStartedAt = given.length > 0 ? Math.min(...given.map((g) => g.startedAtUnixMs)) : ctx.nowMs;
+    this.snapshotEndedAt = ctx.nowMs;
+    ctx.cancelTimer('freeze-deadline');
+    this.taken = given;
+    const outside = givenOutsideWindow(given, frozenAt, ctx.nowMs, 'every server was frozen');
+    if (outside !== undefined) {
+      ctx.fail('volume-snapshot-failed', outside);
+      return;
+    }
+    ctx.emit({ type: 'progress', kind: 'volumes-snapshotted', detail: `${given.length} volume(s), by the caller` });
     this.step = 'thawing';
     this.thawAll(ctx);
   }

@@ -5,8 +5,17 @@
  * how, what "every participant answered" means, what the commit needs first, what an abort must
  * undo) sits behind `RoundLevel`, with one module per level (round-app, round-crash, round-opaque).
  *
- *   pending -> triggering -> collecting -> committing -> completed
- *                  \______________\____________\______-> aborting -> aborted
+ *   pending -> triggering -> collecting -> [held ->] committing -> completed
+ *                  \______________\____________\_______________\______-> aborting -> aborted
+ *
+ * A staged round (`RoundConfig.staged`, BeginCheckpoint / FinishCheckpoint of the API) takes its
+ * volumes from the caller: once every participant answered it waits in `held` for the caller's
+ * `finish` (its volume snapshots, taken with its own tools) instead of asking the backend, bounded by
+ * the hold deadline (timer `hold`, armed at the start: the agents free their servers by themselves
+ * then). The finish is checked by the level as a backend's answer is (one snapshot per volume of the
+ * plan, each inside the window every participant held), and the round goes on to commit as any
+ * other. A finish that names other volumes is refused and the round stays held; one outside the
+ * window fails the round, which thaws.
  *
  * The machine owns what every level shares: the phases and the record's state, the checkpoint and
  * commit timeouts, the refresh of the stored record, the failure (the first one wins), the bounded
@@ -34,7 +43,7 @@ import type { PolicyConfig } from '../core/types.js';
 import type { ServerTrigger } from './round-graph.js';
 import type { NegativeControls } from './negative-controls.js';
 
-export type RoundState = 'pending' | 'triggering' | 'collecting' | 'committing' | 'completed' | 'aborting' | 'aborted';
+export type RoundState = 'pending' | 'triggering' | 'collecting' | 'held' | 'committing' | 'completed' | 'aborting' | 'aborted';
 
 export type RoundFailureReason =
   | 'timeout'
@@ -58,7 +67,8 @@ export interface RoundFailure {
 /** Timers a level arms for itself (the crash level: its agents' freeze deadline). */
 export type LevelTimer = 'freeze-deadline';
 /** `late-sweep`: armed when an aborted round of a level that stores objects ended (see `cleaned`). */
-export type RoundTimer = 'checkpoint' | 'commit' | 'refresh' | 'settle' | 'late-sweep' | LevelTimer;
+/** `hold`: a staged round's hold deadline, from the start to the caller's finish. */
+export type RoundTimer = 'checkpoint' | 'commit' | 'refresh' | 'settle' | 'late-sweep' | 'hold' | LevelTimer;
 
 /** The agent events a round takes. */
 export type RoundEventType = 'ack' | 'decline' | 'progress' | 'frozen' | 'thawed' | 'quiesced' | 'captured';
@@ -93,6 +103,8 @@ export type RoundInput =
   | RoundEventInput
   | { readonly type: 'timer-fired'; readonly name: RoundTimer; readonly nowMs: number }
   | { readonly type: 'cancel'; readonly detail: string; readonly nowMs: number }
+  /** A staged round's finish: the volume snapshots the caller took while the round was held. */
+  | { readonly type: 'finish'; readonly volumes: readonly TakenVolume[]; readonly nowMs: number }
   /** A command the round asked to publish could not be sent (not for best-effort ones). */
   | { readonly type: 'publish-failed'; readonly server: string; readonly command: string; readonly detail: string; readonly nowMs: number }
   /** A write of the live record finished. */
@@ -207,7 +219,15 @@ export type RoundRejectReason =
   | 'stale-timer'
   /** A cancel after the commit was asked for: too late, the commit's outcome decides. */
   | 'committing'
-  | 'refused';
+  | 'refused'
+  /** A finish of a staged round that is not held yet (still freezing or triggering). */
+  | 'not-held'
+  /** A finish after the hold deadline passed (the round aborted then). */
+  | 'hold-expired'
+  /** A finish whose volumes are not one snapshot of each volume of the plan (the round stays held). */
+  | 'invalid-volumes'
+  /** A finish of a round that was not begun as staged. */
+  | 'not-staged';
 
 export interface RoundRejection {
   readonly reason: RoundRejectReason;
@@ -253,6 +273,13 @@ export interface RoundLevel {
   commit(ctx: LevelContext): void;
   /** The volume call returned while committing. */
   volumesTaken(ok: boolean, taken: readonly TakenVolume[], detail: string | undefined, ctx: LevelContext): void;
+  /**
+   * A staged round: why the caller's volume snapshots do not describe the plan's volumes (one of
+   * each, none other), or undefined when they do. A level without it cannot be staged.
+   */
+  checkGiven?(given: readonly TakenVolume[]): string | undefined;
+  /** A staged round's finish, checked by `checkGiven`, while committing: check the cut and the window, then `ctx.commit`. */
+  volumesGiven?(given: readonly TakenVolume[], ctx: LevelContext): void;
   /** A thaw was answered (or its wait ran out). */
   thawAnswered(server: string, confirmed: boolean, ctx: LevelContext): void;
   /** One of the level's own timers fired while the round runs. */
@@ -280,7 +307,12 @@ export interface RoundConfig {
   /** How long an abort waits for answers under way (thaws, captures, a volume call) before it cleans up. */
   readonly settleMs: number;
   readonly negativeControls: NegativeControls;
+  /** A staged round: the caller brings the volume snapshots (`finish`) within `holdMs` of the start. */
+  readonly staged?: { readonly holdMs: number };
 }
+
+/** How the failure detail of a staged round that reached its hold deadline starts. */
+export const HOLD_DEADLINE_PASSED = 'the hold deadline';
 
 export type RoundConfigError = { readonly kind: 'invalid-config'; readonly message: string };
 
@@ -312,6 +344,8 @@ export class Round implements LevelContext {
   private lateObjects: string[] = [];
   /** An answer came while the clean-up ran: it is done again (by prefix, and `lateObjects`) once that one answered. */
   private sweepAgain = false;
+  /** A staged round failed at its hold deadline (a finish after it is told so). */
+  private holdExpired = false;
 
   static create(config: RoundConfig, level: RoundLevel): { ok: true; round: Round } | { ok: false; error: RoundConfigError } {
     const problems: string[] = [];
@@ -320,6 +354,7 @@ export class Round implements LevelContext {
       ['commitTimeoutMs', config.commitTimeoutMs],
       ['refreshMs', config.refreshMs],
       ['settleMs', config.settleMs],
+      ...(config.staged ? ([['staged.holdMs', config.staged.holdMs]] as const) : []),
     ] as const) {
       if (!Number.isSafeInteger(v) || v <= 0) problems.push(`${name} must be a positive integer, got ${v}`);
     }
@@ -366,6 +401,12 @@ export class Round implements LevelContext {
   ready(): void {
     if (this.phase !== 'collecting' && this.phase !== 'triggering') return;
     this.cancelTimer('checkpoint');
+    if (this.config.staged) {
+      // The caller snapshots its volumes now; the hold timer, armed at the start, bounds the wait.
+      this.setState('held');
+      this.out.push({ type: 'log', level: 'info', message: 'held: waiting for the caller to finish', fields: { holdMs: this.config.staged.holdMs } });
+      return;
+    }
     this.setState('committing');
     this.startTimer('commit', this.config.commitTimeoutMs);
     this.level.commit(this);
@@ -412,6 +453,8 @@ export class Round implements LevelContext {
         if (this.phase !== 'pending') return { reason: 'already-started', detail: `checkpoint ${this.checkpointId} already started (${this.phase})` };
         this.setState('triggering');
         this.startTimer('checkpoint', this.config.timeoutMs);
+        // Before the level's own timers: at one deadline, the hold's failure names the cause.
+        if (this.config.staged) this.startTimer('hold', this.config.staged.holdMs);
         this.level.start(this);
         // The level may have failed already (a command not sent, a tracker refusal).
         if ((this.phase as RoundState) === 'triggering') this.setState('collecting');
@@ -422,6 +465,8 @@ export class Round implements LevelContext {
         if (this.commitOutstanding()) return { reason: 'committing', detail: `checkpoint ${this.checkpointId} is committing: the cancel came too late, the commit's outcome decides` };
         this.fail('cancelled', input.detail);
         return undefined;
+      case 'finish':
+        return this.finish(input.volumes);
       case 'timer-fired':
         return this.timerFired(input.name);
       case 'publish-failed':
@@ -519,6 +564,39 @@ export class Round implements LevelContext {
     this.startTimer('commit', this.config.commitTimeoutMs);
   }
 
+  /**
+   * A staged round's finish. Refused, changing nothing, unless the round is held and the volumes
+   * are one snapshot of each volume of the plan; then the round commits through the level.
+   */
+  private finish(volumes: readonly TakenVolume[]): RoundRejection | undefined {
+    const id = this.checkpointId;
+    if (!this.config.staged || !this.level.checkGiven || !this.level.volumesGiven) return { reason: 'not-staged', detail: `checkpoint ${id} was not begun as a staged checkpoint (BeginCheckpoint): it takes no finish` };
+    switch (this.phase) {
+      case 'pending':
+      case 'triggering':
+      case 'collecting':
+        return { reason: 'not-held', detail: `checkpoint ${id} is not held yet (${this.phase}): finish once BeginCheckpoint answered` };
+      case 'committing':
+      case 'completed':
+        return { reason: 'duplicate', detail: `checkpoint ${id} was finished already (${this.phase})` };
+      case 'aborting':
+      case 'aborted':
+        if (this.holdExpired) return { reason: 'hold-expired', detail: `checkpoint ${id} aborted at its hold deadline of ${this.config.staged.holdMs} ms, before this finish: ${this.failed?.detail ?? ''}` };
+        return { reason: this.phase === 'aborted' ? 'finished' : 'aborted', detail: `checkpoint ${id} is ${this.phase}: ${this.failed?.detail ?? ''}` };
+      case 'held':
+        break;
+    }
+    const wrong = this.level.checkGiven(volumes);
+    if (wrong !== undefined) return { reason: 'invalid-volumes', detail: wrong };
+    this.cancelTimer('hold');
+    this.setState('committing');
+    this.startTimer('commit', this.config.commitTimeoutMs);
+    // The caller's snapshots are the caller's: an abort from here on never deletes them.
+    this.volumeCall = 'returned';
+    this.level.volumesGiven(volumes, this);
+    return undefined;
+  }
+
   private completed(): void {
     this.commitCall = 'settled';
     this.cancelTimer('commit');
@@ -559,6 +637,12 @@ export class Round implements LevelContext {
       case 'late-sweep':
         this.out.push({ type: 'clean-up', objects: true, volumes: [] });
         return undefined;
+      case 'hold': {
+        const waited = this.phase === 'held' ? 'no FinishCheckpoint came' : 'the round was not held yet';
+        this.holdExpired = true;
+        this.fail('timeout', `${HOLD_DEADLINE_PASSED} of ${this.config.staged?.holdMs ?? 0} ms passed: ${waited} (the agents release their servers by themselves then)`);
+        return undefined;
+      }
       default:
         this.level.timerFired(name, this);
         return undefined;
@@ -638,7 +722,7 @@ export class Round implements LevelContext {
   private setState(state: RoundState): void {
     this.phase = state;
     this.out.push({ type: 'set-state', state, failure: state === 'aborting' || state === 'aborted' ? this.failed : null, nowMs: this.now });
-    if (state === 'triggering' || state === 'collecting' || state === 'committing') this.refreshSoon();
+    if (state === 'triggering' || state === 'collecting' || state === 'held' || state === 'committing') this.refreshSoon();
   }
 
   private refreshSoon(): void {

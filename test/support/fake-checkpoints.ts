@@ -5,7 +5,7 @@
  * plan `stuck`, whose checkpoints never end (for cancellation tests). Checkpoint id 666 makes
  * `get` throw, standing in for a bug behind the API.
  */
-import type { CheckpointsApi, DeleteOutcome, Page, TakeSnapshotRequest, VerifyReport } from '../../coordinator/api.js';
+import type { BeginCheckpointRequest, CheckpointsApi, DeleteOutcome, FinishCheckpointRequest, Page, TakeSnapshotRequest, VerifyReport } from '../../coordinator/api.js';
 import { fail, ok, type Result } from '../../coordinator/errors.js';
 import type { CheckpointRecord, CheckpointState, ProgressEvent } from '../../coordinator/model.js';
 import type { CheckpointId } from '../../src/ids.js';
@@ -71,6 +71,31 @@ export class FakeCheckpoints implements CheckpointsApi {
       });
     }
     return ok(record);
+  }
+
+  /** Staged: held at once (no agents here); finished with the volumes given, completed. */
+  async begin(request: BeginCheckpointRequest): Promise<Result<CheckpointRecord>> {
+    const taken = await this.take({ planId: request.planId, level: request.level, options: request.options, ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}) });
+    if (!taken.ok) return taken;
+    // No script: a staged checkpoint waits for its finish.
+    this.starters.delete(taken.value.id);
+    const held: CheckpointRecord = { ...taken.value, state: 'held', holdMs: request.holdMs };
+    this.records.set(held.id, held);
+    return ok(held);
+  }
+
+  async finish(request: FinishCheckpointRequest): Promise<Result<CheckpointRecord>> {
+    const r = this.records.get(request.checkpointId);
+    if (r === undefined) return fail('not-found', `checkpoint ${request.checkpointId} does not exist`);
+    if (r.state !== 'held') return fail('failed-precondition', `checkpoint ${r.id} is ${r.state}, not held`);
+    const done: CheckpointRecord = {
+      ...r,
+      state: 'completed',
+      levelAchieved: r.levelRequested,
+      callerVolumes: request.volumes.map((v) => ({ volumeId: v.volumeId, server: v.server, snapshotRef: v.snapshotRef, frozenAtUnixMs: 0, snapshotAtUnixMs: v.startedAtUnixMs, thawedAtUnixMs: v.endedAtUnixMs })),
+    };
+    this.records.set(r.id, done);
+    return ok(done);
   }
 
   private emit(id: number, event: Omit<ProgressEvent, 'checkpoint' | 'atUnixMs'>, change: (r: CheckpointRecord) => CheckpointRecord): void {

@@ -28,8 +28,12 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** An input without its time (the driver adds it). */
 export type InputAt = DistributiveOmit<RoundInput, 'nowMs'>;
 
-export function drive(level: RoundLevel, negativeControls: NegativeControls = NO_NEGATIVE_CONTROLS, timeoutMs = 1_000): Driver {
-  const created = Round.create({ checkpointId: CHECKPOINT_ID, timeoutMs, commitTimeoutMs: 2_000, refreshMs: 100, settleMs: 5_000, negativeControls }, level);
+/** `holdMs`: a staged round (BeginCheckpoint), held for the caller's finish at most this long. */
+export function drive(level: RoundLevel, negativeControls: NegativeControls = NO_NEGATIVE_CONTROLS, timeoutMs = 1_000, holdMs?: number): Driver {
+  const created = Round.create(
+    { checkpointId: CHECKPOINT_ID, timeoutMs, commitTimeoutMs: 2_000, refreshMs: 100, settleMs: 5_000, negativeControls, ...(holdMs !== undefined ? { staged: { holdMs } } : {}) },
+    level,
+  );
   if (!created.ok) throw new Error(created.error.message);
   const effects: RoundEffect[] = [];
   const d: Driver = {

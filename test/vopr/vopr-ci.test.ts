@@ -32,6 +32,14 @@ describe('vopr: the CI run', () => {
     expect(r.code).toBe(0);
   });
 
+  it('the staged path runs beside the one-call path: begins held, finished and completed, and bad finishes refused or aborted', () => {
+    const sum: Record<string, number> = {};
+    for (let seed = 1; seed <= 40; seed++) for (const [k, v] of Object.entries(runSeed(seed, [], { traceAll: false }).counts)) sum[k] = (sum[k] ?? 0) + v;
+    for (const what of ['takes admitted', 'begins admitted', 'staged held', 'staged completed', 'staged aborted', 'staged finishes (right) accepted', 'staged finishes (late) refused', 'staged finishes (a volume short) refused', 'staged finishes (twice) refused', 'staged finishes (outside the window) accepted']) {
+      expect(sum[what] ?? 0, what).toBeGreaterThan(0);
+    }
+  });
+
   it('the workload exercises every kind of call and fault it claims to', () => {
     const r = run(['--seeds', '20']);
     for (const what of ['takes admitted', 'takes busy', 'cancels', 'rollbacks ok', 'restores ok', 'agent crashes']) expect(r.stdout).toContain(what);

@@ -45,6 +45,14 @@ export const coordinatorDescriptor = {
                   "responseType": "WatchCheckpointResponse",
                   "responseStream": true
                 },
+                "BeginCheckpoint": {
+                  "requestType": "BeginCheckpointRequest",
+                  "responseType": "BeginCheckpointResponse"
+                },
+                "FinishCheckpoint": {
+                  "requestType": "FinishCheckpointRequest",
+                  "responseType": "FinishCheckpointResponse"
+                },
                 "RollbackSnapshot": {
                   "requestType": "RollbackSnapshotRequest",
                   "responseType": "RollbackSnapshotResponse"
@@ -365,6 +373,87 @@ export const coordinatorDescriptor = {
                 }
               }
             },
+            "BeginCheckpointRequest": {
+              "fields": {
+                "plan_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "level": {
+                  "type": "ConsistencyLevel",
+                  "id": 2
+                },
+                "hold_deadline": {
+                  "type": "google.protobuf.Duration",
+                  "id": 3
+                },
+                "options": {
+                  "type": "SnapshotOptions",
+                  "id": 4
+                },
+                "idempotency_key": {
+                  "type": "string",
+                  "id": 5
+                }
+              }
+            },
+            "BeginCheckpointResponse": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "checkpoint": {
+                  "type": "Checkpoint",
+                  "id": 2
+                }
+              }
+            },
+            "GivenVolumeSnapshot": {
+              "fields": {
+                "volume_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "server": {
+                  "type": "string",
+                  "id": 2
+                },
+                "snapshot_ref": {
+                  "type": "string",
+                  "id": 3
+                },
+                "started_at": {
+                  "type": "google.protobuf.Timestamp",
+                  "id": 4
+                },
+                "ended_at": {
+                  "type": "google.protobuf.Timestamp",
+                  "id": 5
+                }
+              }
+            },
+            "FinishCheckpointRequest": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "volumes": {
+                  "rule": "repeated",
+                  "type": "GivenVolumeSnapshot",
+                  "id": 2
+                }
+              }
+            },
+            "FinishCheckpointResponse": {
+              "fields": {
+                "checkpoint": {
+                  "type": "Checkpoint",
+                  "id": 1
+                }
+              }
+            },
             "CheckpointState": {
               "values": {
                 "CHECKPOINT_STATE_UNSPECIFIED": 0,
@@ -374,7 +463,8 @@ export const coordinatorDescriptor = {
                 "CHECKPOINT_STATE_COMMITTING": 4,
                 "CHECKPOINT_STATE_COMPLETED": 5,
                 "CHECKPOINT_STATE_ABORTING": 6,
-                "CHECKPOINT_STATE_ABORTED": 7
+                "CHECKPOINT_STATE_ABORTED": 7,
+                "CHECKPOINT_STATE_HELD": 8
               }
             },
             "FailureReason": {
@@ -596,6 +686,15 @@ export const coordinatorDescriptor = {
                 "pinned": {
                   "type": "bool",
                   "id": 19
+                },
+                "hold_deadline": {
+                  "type": "google.protobuf.Duration",
+                  "id": 20
+                },
+                "caller_volumes": {
+                  "rule": "repeated",
+                  "type": "VolumeSnapshot",
+                  "id": 21
                 }
               }
             },
@@ -1301,6 +1400,38 @@ export const coordinatorDescriptor = {
                 "stats": {
                   "type": "PlanStats",
                   "id": 1
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "google": {
+      "nested": {
+        "protobuf": {
+          "nested": {
+            "Duration": {
+              "fields": {
+                "seconds": {
+                  "type": "int64",
+                  "id": 1
+                },
+                "nanos": {
+                  "type": "int32",
+                  "id": 2
+                }
+              }
+            },
+            "Timestamp": {
+              "fields": {
+                "seconds": {
+                  "type": "int64",
+                  "id": 1
+                },
+                "nanos": {
+                  "type": "int32",
+                  "id": 2
                 }
               }
             }
