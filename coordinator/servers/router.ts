@@ -7,8 +7,8 @@
  *
  * Like an agent's watchdog, a paused server is resumed at the freeze's deadline even if no thaw
  * came. A thaw waits for a freeze under way to settle, so a machine paused late is still resumed.
- * If the coordinator process itself dies while a machine is paused, nothing here resumes it
- * (docs/backends.md says so).
+ * If the coordinator process itself dies while a machine is paused, the next coordinator's recovery
+ * sends the round's servers an abort notice, on which a server without an agent is resumed here.
  */
 import type { NatsConnection } from 'nats';
 import type { Logger } from 'pino';
@@ -76,6 +76,7 @@ export class ServerRoutingBus extends ControlBus {
   }
 
   override send(control: ControlWithoutId, requestId?: string): string {
+    if (control.type === 'abort') return this.abort(control, requestId ?? this.newRequestId());
     if (control.type !== 'freeze') return super.send(control, requestId);
     const id = requestId ?? this.newRequestId();
     const key = `${control.checkpointId}/${control.server}`;
@@ -98,6 +99,42 @@ export class ServerRoutingBus extends ControlBus {
       entry.server = server;
       this.remember(control.checkpointId, plan.ok ? plan.value : undefined);
       await this.freeze(control, id, entry, server);
+    });
+    return id;
+  }
+
+  /**
+   * An abort notice: an agent thaws on it; a server without an agent is resumed here. The recovery
+   * of rounds a stopped coordinator left sends it, and that coordinator may have left the machine
+   * paused (or its file systems frozen): both are undone, since which one it did died with it.
+   */
+  private abort(control: Extract<ControlWithoutId, { type: 'abort' }>, id: string): string {
+    const entry = this.entries.get(`${control.checkpointId}/${control.server}`);
+    if (entry !== undefined) {
+      void entry.op.then(async () => {
+        if (entry.kind === 'agent') super.send(control, id);
+        else await this.thawEntry(control, entry, false);
+      });
+      return id;
+    }
+    void this.plans.get(control.plan).then(async (plan) => {
+      const server = plan.ok && plan.value.tenant === control.tenant ? plan.value.agentlessServers?.find((s) => s.server === control.server) : undefined;
+      if (server === undefined) {
+        try {
+          super.send(control, id);
+        } catch (error) {
+          this.rlog.warn({ server: control.server, checkpointId: control.checkpointId, err: error }, 'abort notice not sent');
+        }
+        return;
+      }
+      const undo: HeldServer[] = server.guestAgentRef !== undefined ? [{ method: 'guest-fsfreeze', wasPaused: false }] : [];
+      undo.push({ method: 'hypervisor-pause', wasPaused: false });
+      for (const held of undo) {
+        const r = await this.servers.thaw(server, held, control.checkpointId);
+        const fields = { server: control.server, checkpointId: control.checkpointId, method: held.method };
+        if (r.ok) this.rlog.warn(fields, 'server of an aborted round resumed (a stopped coordinator may have left it held)');
+        else this.rlog.error({ ...fields, error: r.error.message }, 'server of an aborted round NOT resumed: it may still be held; resume it by hand');
+      }
     });
     return id;
   }
@@ -135,7 +172,7 @@ export class ServerRoutingBus extends ControlBus {
   }
 
   /** Resumes the server (once; a second thaw is answered with the first one's outcome). */
-  private async thawEntry(control: Freeze | Thaw, entry: Entry, byWatchdog: boolean): Promise<AgentEvent | undefined> {
+  private async thawEntry(control: Freeze | Thaw | Extract<ControlWithoutId, { type: 'abort' }>, entry: Entry, byWatchdog: boolean): Promise<AgentEvent | undefined> {
     clearTimeout(entry.watchdog);
     entry.watchdog = undefined;
     const server = entry.server as AgentlessServer;

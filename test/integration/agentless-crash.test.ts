@@ -213,7 +213,45 @@ describe('crash level with servers without an agent', () => {
       off();
     }
   }, 20_000);
+
+  it('a machine a stopped coordinator left paused is resumed by the next one, when it aborts the round left in flight', async () => {
+    // The pause a dead coordinator left: the machine stopped, the record of its round still collecting.
+    const qmp = await openQmp(vm1.qmpSocket, 2_000);
+    if (!qmp.ok) throw new Error(qmp.error.message);
+    expect((await qmp.value.execute('stop', undefined, 2_000)).ok).toBe(true);
+    qmp.value.close();
+    expect(await running(vm1.qmpSocket)).toBe(false);
+    const id = await store.checkpoints.nextId();
+    if (!id.ok) throw new Error(id.error.message);
+    const now = Date.now();
+    const left: CheckpointRecord = {
+      id: id.value,
+      planId: 'mixed',
+      tenant: 'acme',
+      levelRequested: 'crash',
+      state: 'collecting',
+      epoch: 0,
+      options: CHECKPOINT_SERVICE_DEFAULTS.defaults,
+      createdAtUnixMs: now,
+      parts: [{ server: 'a1', app: 'A', acked: false }],
+      volumes: [],
+      servers: [{ server: 'vm1', frozenAtUnixMs: now, hooks: [] }],
+      safety: false,
+    };
+    expect((await store.checkpoints.create(left)).ok).toBe(true);
+    const recovered = await service.recover();
+    expect(recovered.ok && recovered.value.aborted).toContain(id.value);
+    await waitForAsync(() => running(vm1.qmpSocket));
+  }, 20_000);
 });
+
+async function waitForAsync(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
