@@ -39,6 +39,8 @@ export interface FreezeStatus {
   readonly deadlineAtUnixMs?: number;
   /** Mounts frozen now (fsfreeze -f succeeded, -u not yet run). */
   readonly frozenMounts: readonly string[];
+  /** The watchdog process armed for this freeze (agent/freeze-watchdog.ts): its pid and id. */
+  readonly watchdog?: { readonly pid: number; readonly id: string };
   readonly lastThaw?: LastThaw;
   /** The agent process that wrote this. */
   readonly pid: number;

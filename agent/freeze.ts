@@ -21,6 +21,7 @@
  *     running waits for it and then undoes it.
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ import type { CheckpointId } from '../src/ids.js';
 import type { HookAction, HookResult } from '../src/wire/index.js';
 import type { AgentConfig, FreezeConfig } from './config.js';
 import { FreezeStatusFile, processAlive, readFreezeStatus, type FreezeStatus, type LastThaw, type ThawCause } from './freeze-status.js';
+import { FreezeWatchdog, stepKey, WATCHDOG_LOG, watchdogStepFailed, type WatchdogReport, type WatchdogStep } from './freeze-watchdog.js';
 import { describeHookResult, discoverHooks, EMPTY_HOOK_SET, hookFailed, HookSession, runHook, type HookCommand, type HookFile, type HookSet } from './hooks/index.js';
 
 /** The consistency level a freeze serves, given to hooks as SNAP_LEVEL. */
@@ -111,6 +113,10 @@ interface Active {
   readonly frozenMounts: string[];
   frozenAtUnixMs?: number;
   watchdog?: NodeJS.Timeout;
+  /** The watchdog process (agent/freeze-watchdog.ts), armed before the first mount is frozen. */
+  outside?: FreezeWatchdog;
+  /** Recovery: what the dead agent's watchdog processes did already. */
+  doneOutside?: WatchdogReport;
   outcome?: Promise<FreezeOutcome>;
 }
 
@@ -161,6 +167,7 @@ export class FreezeController {
       ...(a ? { checkpointId: a.checkpointId, deadlineAtUnixMs: a.deadlineAtUnixMs } : {}),
       ...(a?.frozenAtUnixMs !== undefined ? { frozenAtUnixMs: a.frozenAtUnixMs } : {}),
       frozenMounts: a ? [...a.frozenMounts] : [],
+      ...(a?.outside ? { watchdog: { pid: a.outside.pid, id: a.outside.id } } : {}),
       ...(this.lastThaw ? { lastThaw: this.lastThaw } : {}),
       pid: process.pid,
       updatedAtUnixMs: Date.now(),
@@ -248,42 +255,48 @@ export class FreezeController {
 
   /**
    * At start-up: if the status file says a previous agent process (now dead) left this server
-   * frozen or half-frozen, thaw now: every thaw and resume hook and `fsfreeze -u` on every mount it
-   * may have frozen. Resolves with the thaw, or undefined when there was nothing to do.
+   * frozen or half-frozen, or that process left a watchdog process armed, thaw now: every thaw and
+   * resume hook and `fsfreeze -u` on every mount it may have frozen. Its watchdog processes are
+   * taken over first: one still asleep is stopped (it must never thaw in the middle of a later
+   * freeze), one that thawed already is waited for, and the steps it carried out are not run again.
+   * Resolves with the thaw, or undefined when there was nothing to do.
    */
   async recover(): Promise<ThawOutcome | undefined> {
     const read = await readFreezeStatus(this.options.stateDir);
-    if (!read.ok) {
-      if (!read.missing) this.log.warn({ problem: read.message }, 'freeze status file unreadable: no recovery check');
-      return undefined;
-    }
-    const prev = read.status;
-    if (!prev.frozen || prev.pid === process.pid) return undefined;
-    if (processAlive(prev.pid)) {
+    if (!read.ok && !read.missing) this.log.warn({ problem: read.message }, 'freeze status file unreadable: only leftover watchdog processes are looked for');
+    const prev = read.ok ? read.status : undefined;
+    const byOther = prev !== undefined && prev.frozen && prev.pid !== process.pid;
+    if (byOther && processAlive(prev.pid)) {
       this.log.error({ pid: prev.pid, stateDir: this.options.stateDir }, 'the freeze status says another live process froze this server: not touching it (two agents with one state directory?)');
       return undefined;
     }
-    const checkpointId = prev.checkpointId ?? 0;
-    this.log.error({ checkpointId, pid: prev.pid, state: prev.state, frozenMounts: prev.frozenMounts }, 'the previous agent process died while frozen: thawing now');
-    const mounts = [...new Set([...this.options.config.mounts, ...prev.frozenMounts])];
+    const set = await this.discover().catch((error: unknown) => {
+      this.log.error({ err: error }, 'recovery: the hook directory is unreadable: only the mounts are thawed');
+      return EMPTY_HOOK_SET;
+    });
+    const c = this.options.config;
+    const mounts = [...new Set([...c.mounts, ...(byOther ? prev.frozenMounts : [])])];
+    const leftovers = await FreezeWatchdog.takeOverLeftovers(this.options.stateDir, (pid) => pid !== process.pid && !processAlive(pid), (mounts.length + 2 * set.hooks.length + 1) * (c.hookTimeoutMs + c.hookKillGraceMs));
+    if (!byOther && leftovers.found === 0) return undefined;
+    const checkpointId = (byOther ? prev.checkpointId : undefined) ?? 0;
+    this.log.error(
+      { checkpointId, pid: prev?.pid, state: prev?.state, frozenMounts: prev?.frozenMounts, leftoverWatchdogs: leftovers.found, thawedByWatchdog: leftovers.report !== undefined },
+      byOther ? 'the previous agent process died while frozen: thawing now' : 'a dead agent process left a freeze watchdog armed, so it may have died while frozen: thawing now',
+    );
     return this.enqueue(async () => {
       const active: Active = {
         checkpointId,
         level: 'crash',
         endByMs: performance.now(),
-        deadlineAtUnixMs: prev.deadlineAtUnixMs ?? Date.now(),
+        deadlineAtUnixMs: (byOther ? prev.deadlineAtUnixMs : undefined) ?? Date.now(),
         deadlineMs: 0,
         phase: 'frozen',
-        set: EMPTY_HOOK_SET,
+        set,
         undo: [],
         frozenMounts: [...mounts],
-        ...(prev.frozenAtUnixMs !== undefined ? { frozenAtUnixMs: prev.frozenAtUnixMs } : {}),
+        ...(byOther && prev.frozenAtUnixMs !== undefined ? { frozenAtUnixMs: prev.frozenAtUnixMs } : {}),
+        ...(leftovers.report ? { doneOutside: leftovers.report } : {}),
       };
-      try {
-        active.set = await this.discover();
-      } catch (error) {
-        this.log.error({ err: error }, 'recovery: the hook directory is unreadable: only the mounts are thawed');
-      }
       await this.makeStateDirs().catch((error: unknown) => this.log.error({ err: error }, 'recovery: cannot create the hook state directories'));
       // The same stack a full freeze builds, so the unwinding order is the usual one.
       for (const file of active.set.hooks) active.undo.push({ kind: 'hook', file, action: 'resume' });
@@ -328,6 +341,7 @@ export class FreezeController {
         if (started.session) a.undo.push({ kind: 'session', session: started.session });
         step(started.result, 'hook-failed');
       }
+      this.armOutside(a);
       if (this.options.config.sync) step(await this.runBuiltin('sync', this.syncCommand, [], 'freeze', a.endByMs), 'freeze-failed');
       for (const mount of this.options.config.mounts) {
         const r = await this.runBuiltin(`fsfreeze ${mount}`, this.fsfreezeCommand, ['-f', mount], 'freeze', a.endByMs);
@@ -354,7 +368,7 @@ export class FreezeController {
         log.error({ reason: failure.reason, detail: failure.detail }, 'freeze failed: thawing what was frozen');
         a.phase = 'thawing';
         this.changed();
-        const undone = await this.unwind(a, false, log);
+        const undone = (await this.unwind(a, false, log)).results;
         results.push(...undone);
         const failedUndo = undone.filter(hookFailed);
         if (failedUndo.length > 0) failure.detail += `; ${failedUndo.length} of ${undone.length} thaw steps failed too (${failedUndo.map((r) => describeHookResult(r)).join('; ')})`;
@@ -370,6 +384,40 @@ export class FreezeController {
     this.changed();
     log.info({ hooksMs, deadlineAtUnixMs: a.deadlineAtUnixMs, frozenMounts: a.frozenMounts, steps: results.length }, 'frozen');
     return { ok: true, checkpointId: a.checkpointId, frozenAtUnixMs: a.frozenAtUnixMs, deadlineAtUnixMs: a.deadlineAtUnixMs, deadlineMs: a.deadlineMs, hooksMs, hooks: results };
+  }
+
+  /**
+   * Arms the watchdog process, before anything is frozen: from here on the guest is thawed at the
+   * deadline even if this process never runs another line. A freeze with nothing to thaw (no mount,
+   * no hook) needs none.
+   */
+  private armOutside(a: Active): void {
+    const c = this.options.config;
+    if (c.mounts.length === 0 && a.set.hooks.length === 0) return;
+    const undoOrder = [...a.set.hooks].reverse();
+    const steps: WatchdogStep[] = [
+      ...[...c.mounts].reverse().map((mount) => ({ kind: 'fsfreeze' as const, mount })),
+      ...(['thaw', 'resume'] as const).flatMap((action) =>
+        undoOrder.map((f) => ({ kind: 'hook' as const, action, path: f.path, stateDir: this.hookStateDir(f.app), ...(f.app !== undefined ? { app: f.app } : {}) })),
+      ),
+    ];
+    const armed = FreezeWatchdog.arm(
+      {
+        stateDir: this.options.stateDir,
+        id: `${process.pid}-${a.checkpointId}-${randomBytes(4).toString('hex')}`,
+        sleepMs: a.endByMs - performance.now(),
+        fsfreeze: this.fsfreezeCommand,
+        steps,
+        hooksWhileAgentAlive: a.set.sessions.length === 0,
+        hookTimeoutMs: c.hookTimeoutMs,
+        hookKillGraceMs: c.hookKillGraceMs,
+        env: this.env(a, 'thaw', undefined),
+      },
+      a.deadlineAtUnixMs,
+    );
+    if (!armed.ok) throw new StepFailed('freeze-failed', `cannot start the freeze watchdog process: ${armed.message}`);
+    a.outside = armed.watchdog;
+    this.changed();
   }
 
   private armWatchdog(a: Active): void {
@@ -411,16 +459,23 @@ export class FreezeController {
     if (a.watchdog) clearTimeout(a.watchdog);
     a.watchdog = undefined;
     a.phase = 'thawing';
-    const startedAtUnixMs = Date.now();
+    let startedAtUnixMs = Date.now();
     this.changed();
     log.info({ cause, afterRestore }, 'thawing');
-    const hooks = await this.unwind(a, afterRestore, log);
+    const undone = await this.unwind(a, afterRestore, log);
+    const hooks = undone.results;
     const thawedAtUnixMs = Date.now();
+    if (undone.outside) {
+      // The guest began thawing when the watchdog process claimed the thaw, at the deadline; a thaw
+      // command that found it done is, like the agent's own timer, too late.
+      startedAtUnixMs = Math.min(startedAtUnixMs, undone.outside.claimedAtUnixMs);
+      if (cause === 'command') cause = 'watchdog';
+    }
     this.finish(a, { checkpointId, frozenAtUnixMs: a.frozenAtUnixMs ?? 0, thawedAtUnixMs, cause });
     const failed = hooks.filter(hookFailed);
     const overshootMs = thawedAtUnixMs - a.deadlineAtUnixMs;
     if (failed.length > 0) log.error({ cause, failed: failed.map(describeHookResult) }, 'thawed, but some thaw steps failed');
-    else log.info({ cause, frozenMs: thawedAtUnixMs - (a.frozenAtUnixMs ?? thawedAtUnixMs), ...(cause === 'watchdog' ? { overshootMs } : {}) }, 'thawed');
+    else log.info({ cause, frozenMs: thawedAtUnixMs - (a.frozenAtUnixMs ?? thawedAtUnixMs), ...(cause === 'watchdog' ? { overshootMs } : {}), ...(undone.outside ? { byProcessAtUnixMs: undone.outside.claimedAtUnixMs } : {}) }, 'thawed');
     return {
       checkpointId,
       cause,
@@ -440,8 +495,15 @@ export class FreezeController {
    * mounts are thawed (so that an app reloading its state can write) and before the sessions are
    * released and the thaw hooks run (so that nothing else writes while it reloads).
    */
-  private async unwind(a: Active, afterRestore: boolean, log: Logger): Promise<HookResult[]> {
+  private async unwind(a: Active, afterRestore: boolean, log: Logger): Promise<{ results: HookResult[]; outside?: WatchdogReport }> {
     const results: HookResult[] = [];
+    const outside = a.doneOutside ?? (await this.takeOverThaw(a, log));
+    /** A step the watchdog process carried out: its result stands for the agent's. */
+    const doneOutside = (key: string, hook: string, action: HookAction, app?: string): HookResult | undefined => {
+      const r = outside?.steps.get(key);
+      if (r === undefined || watchdogStepFailed(r)) return undefined;
+      return { hook, action, exitCode: 0, timedOut: false, durationMs: r.durationMs, stderr: `[agent] run by the freeze watchdog process at the deadline; its output is in ${WATCHDOG_LOG}\n`, attempts: 1, ...(app !== undefined ? { app } : {}) };
+    };
     let restoreDue = afterRestore;
     const restore = async (): Promise<void> => {
       restoreDue = false;
@@ -451,7 +513,7 @@ export class FreezeController {
       if (restoreDue && u.kind !== 'fsfreeze') await restore();
       switch (u.kind) {
         case 'fsfreeze': {
-          const r = await this.runBuiltin(`fsfreeze ${u.mount}`, this.fsfreezeCommand, ['-u', u.mount], 'thaw');
+          const r = doneOutside(stepKey({ kind: 'fsfreeze', mount: u.mount }), `fsfreeze ${u.mount}`, 'thaw') ?? (await this.runBuiltin(`fsfreeze ${u.mount}`, this.fsfreezeCommand, ['-u', u.mount], 'thaw'));
           results.push(r);
           const i = a.frozenMounts.indexOf(u.mount);
           if (i >= 0) a.frozenMounts.splice(i, 1);
@@ -463,12 +525,36 @@ export class FreezeController {
           results.push(await u.session.release());
           break;
         case 'hook':
-          results.push(await this.runFile(a, u.file, u.action));
+          results.push(doneOutside(stepKey({ kind: 'hook', action: u.action, path: u.file.path }), u.file.name, u.action, u.file.app) ?? (await this.runFile(a, u.file, u.action)));
           break;
       }
     }
     if (restoreDue) await restore();
-    return results;
+    if (a.outside) {
+      void a.outside.cleanUp();
+      a.outside = undefined;
+    }
+    return outside ? { results, outside } : { results };
+  }
+
+  /**
+   * The first thing of every thaw: claim it from the watchdog process (which is then stopped). If
+   * the watchdog claimed it first (the deadline passed while this process was not running), wait
+   * for it to end and return what it did, so that nothing runs twice and nothing runs beside it.
+   */
+  private async takeOverThaw(a: Active, log: Logger): Promise<WatchdogReport | undefined> {
+    const w = a.outside;
+    if (!w || w.claim()) return undefined;
+    const c = this.options.config;
+    const waitMs = (a.undo.length + 1) * (c.hookTimeoutMs + c.hookKillGraceMs);
+    log.warn({ watchdogPid: w.pid, waitMs }, 'the freeze watchdog process claimed the thaw at the deadline (this process was late: its event loop blocked, the process stopped, or it died): waiting for it to end');
+    const report = await w.report(waitMs);
+    const failed = [...report.steps].filter(([, r]) => watchdogStepFailed(r)).map(([key, r]) => `${key}: ${r.timedOut ? 'timed out' : `exit ${r.exitCode}`}`);
+    log.warn(
+      { watchdogPid: w.pid, claimedAtUnixMs: report.claimedAtUnixMs, overshootMs: report.claimedAtUnixMs - a.deadlineAtUnixMs, done: report.steps.size, failed, finished: report.finished },
+      'the freeze watchdog process thawed; the steps it did not carry out run now',
+    );
+    return report;
   }
 
   private finish(a: Active, last: LastThaw): void {
@@ -489,6 +575,9 @@ export class FreezeController {
   private emergencyThawSync(): void {
     const a = this.active;
     if (!a) return;
+    // Claimed, the watchdog is stopped: the agent thaws the mounts here and its successor runs the
+    // hooks. Not claimed, the watchdog is thawing already, and a second `fsfreeze -u` is harmless.
+    a.outside?.claim();
     for (const mount of [...a.frozenMounts].reverse()) {
       const r = spawnSync(this.fsfreezeCommand, ['-u', mount], { timeout: this.options.config.hookTimeoutMs, stdio: 'ignore' });
       process.stderr.write(`snapagent: exiting while frozen: fsfreeze -u ${mount}: ${r.error ? r.error.message : `exit ${r.status ?? r.signal}`}\n`);
