@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { pino } from 'pino';
 import type { CheckpointRecord, PlanInput } from '../coordinator/model.js';
+import { encodeJson } from '../coordinator/store/json.js';
 import { DirectoryBackend } from '../coordinator/volumes/directory.js';
 import { agentConfig, startCoordinator, TENANT } from './lib/coordinator.js';
 import { cpuSnapshot, type BenchEnv, type CpuSnapshot } from './lib/env.js';
@@ -262,9 +263,10 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
   const allAcked = m.results.filter((r) => r.record.parts.length > 0 && r.record.parts.every((p) => p.acked && p.ackedAtUnixMs !== undefined));
   const allAckedMs = summarize(allAcked.map((r) => Math.max(...r.record.parts.map((p) => p.ackedAtUnixMs as number)) - r.requestedAtUnixMs));
   const abortMs = summarize(m.results.filter((r) => r.record.state !== 'completed').map((r) => r.ms));
-  // The record is one KV value (JSON): a plan whose record does not fit nats-server's max_payload
-  // cannot complete a checkpoint, so its size is part of the result.
+  // The record is one KV value: a plan whose record does not fit nats-server's max_payload cannot
+  // complete a checkpoint, so its size is part of the result, as JSON and as the store writes it.
   const recordBytes = m.results.map((r) => Buffer.byteLength(JSON.stringify(r.record)));
+  const storedBytes = m.results.map((r) => encodeJson(r.record).byteLength);
   const partBytes = m.results.filter((r) => r.record.parts.length > 0).map((r) => Buffer.byteLength(JSON.stringify(r.record.parts)) / r.record.parts.length);
   const floor = summarize(m.floorMs);
   // Every app's alignment in every completed checkpoint, and each checkpoint's slowest app.
@@ -317,7 +319,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     checkpointMs: { p50: round(ckptMs.p50), p99: round(ckptMs.p99), max: round(ckptMs.max), mean: round(ckptMs.mean) },
     allAckedMs: { checkpoints: allAckedMs.n, p50: round(allAckedMs.p50), p99: round(allAckedMs.p99), max: round(allAckedMs.max) },
     ...(abortMs.n > 0 ? { abortedMs: { p50: round(abortMs.p50), max: round(abortMs.max) } } : {}),
-    record: { bytesMax: recordBytes.length > 0 ? Math.max(...recordBytes) : null, bytesPerPart: partBytes.length > 0 ? round(Math.max(...partBytes)) : null, natsMaxPayload: m.maxPayload },
+    record: { jsonBytesMax: recordBytes.length > 0 ? Math.max(...recordBytes) : null, storedBytesMax: storedBytes.length > 0 ? Math.max(...storedBytes) : null, jsonBytesPerPart: partBytes.length > 0 ? round(Math.max(...partBytes)) : null, natsMaxPayload: m.maxPayload },
     floorBroadcastMs: { rounds: floor.n, p50: round(floor.p50), p99: round(floor.p99), max: round(floor.max) },
     ...(o.level === 'app' ? { alignmentMs: { appP50: round(percentile(alignments, 50)), appP99: round(percentile(alignments, 99)), perCheckpointWorstP50: round(percentile(alignmentWorst, 50)), perCheckpointWorstP99: round(percentile(alignmentWorst, 99)) } } : {}),
     trafficMsgPerSec: {
