@@ -37,6 +37,8 @@ export interface ServerBackend {
    * effect (a `stop` whose answer was lost may have paused the machine), and the error says so.
    */
   freeze(server: AgentlessServer, checkpointId: number): Promise<Result<HeldServer>>;
+  /** What a freeze of this server that failed is recorded as (the step that failed last). */
+  failedFreezeMethod(server: AgentlessServer): HeldServer['method'];
   /** Undoes `freeze`. */
   thaw(server: AgentlessServer, held: HeldServer, checkpointId: number): Promise<Result<void>>;
   /**

@@ -86,6 +86,10 @@ export class ServerCommandBackend implements ServerBackend {
     return fail(r.error.kind, `${r.error.message}; ${undone.ok ? 'the thaw command ran after it' : `the thaw command failed too: ${undone.error.message}`}`);
   }
 
+  failedFreezeMethod(): HeldServer['method'] {
+    return this.t.freezeMethod;
+  }
+
   thaw(server: AgentlessServer, _held: HeldServer, checkpointId: number): Promise<Result<void>> {
     return this.run(this.t.thaw, server, String(checkpointId), [], { checkpointId, step: 'thaw' });
   }

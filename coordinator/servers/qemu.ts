@@ -96,6 +96,11 @@ export class QemuServerBackend implements ServerBackend {
     return fail(paused.error.kind, `pausing ${server.server} over QMP failed: ${paused.error.message}; ${after}`);
   }
 
+  /** A guest agent that fails falls back to the pause, so a failed freeze is the pause's. */
+  failedFreezeMethod(): HeldServer['method'] {
+    return 'hypervisor-pause';
+  }
+
   private async guestFreeze(socket: string): Promise<Result<unknown>> {
     const ga = await openGuestAgent(socket, this.timeoutMs);
     if (!ga.ok) return ga;

@@ -152,7 +152,7 @@ export class ServerRoutingBus extends ControlBus {
     if (!r.ok) {
       // The backend undid what it could; a later thaw has nothing to resume.
       entry.thawed = { thawedAtUnixMs: this.nowUnixMs(), byWatchdog: false };
-      const hook = hookResult('hypervisor-pause', 'freeze', durationMs, r.error.message);
+      const hook = hookResult(this.servers.failedFreezeMethod(server), 'freeze', durationMs, r.error.message);
       this.emit(control, { type: 'decline', checkpointId: control.checkpointId, reason: 'freeze-failed', detail: r.error.message, hooks: [hook] }, id);
       return;
     }

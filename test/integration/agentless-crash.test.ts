@@ -187,6 +187,10 @@ describe('crash level with servers without an agent', () => {
     expect(record.state).toBe('aborted');
     expect(record.failureReason).toBe('freeze-failed');
     expect(record.failureDetail).toContain('gone.sock');
+    // The failed pause is in vm3's record as a hook result, with the backend's message.
+    const vm3 = (record.servers ?? []).find((s) => s.server === 'vm3');
+    expect(vm3 && freezeMethodOf(vm3)).toBe('hypervisor-pause');
+    expect(vm3?.hooks.map((h) => [h.action, h.exitCode, h.stderr.includes('gone.sock')])).toEqual([['freeze', 1, true]]);
     const a1 = (record.servers ?? []).find((s) => s.server === 'a1');
     // a1 froze (or was told to) and was thawed by the abort, not left to its watchdog.
     if (a1?.frozenAtUnixMs !== undefined) expect(a1.thawedAtUnixMs).toBeGreaterThanOrEqual(a1.frozenAtUnixMs);
