@@ -19,7 +19,10 @@ export type FreezeState = 'thawed' | 'freezing' | 'frozen' | 'thawing';
 
 export interface LastThaw {
   readonly checkpointId: CheckpointId;
-  /** 0 when that checkpoint never got frozen (a failed freeze). */
+  /**
+   * 0 when that checkpoint never got frozen (a failed freeze), or when it is not known: the
+   * watchdog process thawed after the agent died before its status file said frozen.
+   */
   readonly frozenAtUnixMs: number;
   readonly thawedAtUnixMs: number;
   /** Who thawed it: a thaw command, the watchdog, the agent stopping, or recovery at start-up. */

@@ -30,6 +30,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HookAction } from '../src/wire/index.js';
+import { FREEZE_STATUS_FILE } from './freeze-status.js';
 
 /**
  * Under the state directory: per armed watchdog, a ticket `<id>.armed` holding its pid (written
@@ -53,6 +54,7 @@ export function stepKey(step: { kind: 'fsfreeze'; mount: string } | { kind: 'hoo
 
 export interface WatchdogPlan {
   readonly stateDir: string;
+  readonly checkpointId: number;
   /** Unique per freeze: names its claim and results, and lets a later agent recognise the process. */
   readonly id: string;
   readonly sleepMs: number;
@@ -278,28 +280,43 @@ export function watchdogScript(plan: WatchdogPlan): string {
   const dir = join(plan.stateDir, WATCHDOG_DIR);
   const mounts = plan.steps.filter((s): s is Extract<WatchdogStep, { kind: 'fsfreeze' }> => s.kind === 'fsfreeze');
   const hooks = plan.steps.filter((s): s is Extract<WatchdogStep, { kind: 'hook' }> => s.kind === 'hook');
+  const claim = sh(join(dir, `${plan.id}.claim`));
   const lines = [
     `sleep ${seconds(plan.sleepMs)} 2>/dev/null || sleep ${Math.ceil(Math.max(0, plan.sleepMs) / 1000)}`,
-    `mkdir ${sh(join(dir, `${plan.id}.claim`))} 2>/dev/null || exit 0`,
+    // Exit only if the agent claimed: a claim that cannot be made (the directory gone, a full
+    // disk) must not keep the guest frozen.
+    `mkdir -p ${sh(dir)} 2>/dev/null; if ! mkdir ${claim} 2>/dev/null; then [ -d ${claim} ] && exit 0; fi`,
     `results=${sh(join(dir, `${plan.id}.results`))}`,
-    `exec >>${sh(join(plan.stateDir, WATCHDOG_LOG))} 2>&1`,
+    // A redirection that fails ends the shell when it is exec's: open the log first.
+    `log=${sh(join(plan.stateDir, WATCHDOG_LOG))}; ( : >>"$log" ) 2>/dev/null || log=/dev/null; exec >>"$log" 2>&1`,
     `now() { date +%s%3N; }`,
+    `ok=1`,
     `printf 'claimed\\t%s\\n' "$(now)" >> "$results"`,
     `echo "$(date -u +%FT%T.%3NZ) snapagent freeze watchdog ${plan.id}: the freeze deadline passed without a thaw from the agent (pid ${process.pid}): thawing"`,
     // `timeout` starts the step in a process group of its own and kills the whole group.
     `if command -v timeout >/dev/null 2>&1; then bound="timeout -k ${seconds(plan.hookKillGraceMs)} ${seconds(plan.hookTimeoutMs)}"; else bound=; fi`,
-    `step() { k=$1; shift; s=$(now); "$@"; rc=$?; printf 'step\\t%s\\t%s\\t%s\\t%s\\n' "$rc" "$s" "$(now)" "$k" >> "$results"; echo "snapagent freeze watchdog ${plan.id}: $k: exit $rc"; }`,
+    `step() { k=$1; shift; s=$(now); "$@"; rc=$?; [ "$rc" = 0 ] || ok=0; printf 'step\\t%s\\t%s\\t%s\\t%s\\n' "$rc" "$s" "$(now)" "$k" >> "$results"; echo "snapagent freeze watchdog ${plan.id}: $k: exit $rc"; }`,
     `hook() { ( cd "$3" 2>/dev/null; SNAP_ACTION=$1 SNAP_STATE_DIR=$3 SNAP_ATTEMPT=1; export SNAP_ACTION SNAP_STATE_DIR SNAP_ATTEMPT; if [ -n "$4" ]; then SNAP_APP=$4; export SNAP_APP; else unset SNAP_APP; fi; exec $bound "$2" "$1" ); }`,
     ...mounts.map((m) => `step ${sh(stepKey(m))} $bound ${sh(plan.fsfreeze)} -u ${sh(m.mount)}`),
   ];
+  lines.push(`alive() { [ -r /proc/${process.pid}/stat ] && ! grep -q '^State:[[:space:]]*Z' /proc/${process.pid}/status 2>/dev/null; }`);
   if (hooks.length > 0) {
     lines.push(
-      `alive() { [ -r /proc/${process.pid}/stat ] && ! grep -q '^State:[[:space:]]*Z' /proc/${process.pid}/status 2>/dev/null; }`,
       `if ${plan.hooksWhileAgentAlive ? 'true' : '! alive'}; then`,
       ...hooks.map((h) => `  step ${sh(stepKey(h))} hook ${h.action} ${sh(h.path)} ${sh(h.stateDir)} ${sh(h.app ?? '')}`),
       `fi`,
     );
   }
-  lines.push(`printf 'done\\t%s\\n' "$(now)" >> "$results"`);
+  // With the agent gone and every step done, the status file says what `snapagent status` should:
+  // thawed by the watchdog. Otherwise it is left saying frozen, for the next agent to recover.
+  // frozenAtUnixMs is read from the top level of the status the agent wrote (indented by two).
+  const status = sh(join(plan.stateDir, FREEZE_STATUS_FILE));
+  lines.push(
+    `if [ "$ok" = 1 ] && ! alive; then`,
+    `  fa=$(sed -n 's/^  "frozenAtUnixMs": \\([0-9]*\\),\\{0,1\\}$/\\1/p' ${status} 2>/dev/null | head -n 1); t=$(now)`,
+    `  printf '{\\n  "frozen": false,\\n  "state": "thawed",\\n  "frozenMounts": [],\\n  "lastThaw": {\\n    "checkpointId": ${plan.checkpointId},\\n    "frozenAtUnixMs": %s,\\n    "thawedAtUnixMs": %s,\\n    "cause": "watchdog"\\n  },\\n  "pid": ${process.pid},\\n  "updatedAtUnixMs": %s\\n}\\n' "\${fa:-0}" "$t" "$t" > ${status}.watchdog && mv -f ${status}.watchdog ${status}`,
+    `fi`,
+    `printf 'done\\t%s\\n' "$(now)" >> "$results"`,
+  );
   return lines.join('\n');
 }

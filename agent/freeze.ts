@@ -277,7 +277,15 @@ export class FreezeController {
     const c = this.options.config;
     const mounts = [...new Set([...c.mounts, ...(byOther ? prev.frozenMounts : [])])];
     const leftovers = await FreezeWatchdog.takeOverLeftovers(this.options.stateDir, (pid) => pid !== process.pid && !processAlive(pid), (mounts.length + 2 * set.hooks.length + 1) * (c.hookTimeoutMs + c.hookKillGraceMs));
-    if (!byOther && leftovers.found === 0) return undefined;
+    if (!byOther) {
+      if (leftovers.found === 0) return undefined;
+      // The watchdog of the dead process thawed everything and said so in the status file.
+      const r = leftovers.report;
+      if (r?.finished === true && ![...r.steps.values()].some(watchdogStepFailed)) {
+        this.log.warn({ leftoverWatchdogs: leftovers.found, thawedAtUnixMs: r.claimedAtUnixMs }, 'the freeze watchdog process of a dead agent process thawed this server: nothing left to do');
+        return undefined;
+      }
+    }
     const checkpointId = (byOther ? prev.checkpointId : undefined) ?? 0;
     this.log.error(
       { checkpointId, pid: prev?.pid, state: prev?.state, frozenMounts: prev?.frozenMounts, leftoverWatchdogs: leftovers.found, thawedByWatchdog: leftovers.report !== undefined },
@@ -404,6 +412,7 @@ export class FreezeController {
     const armed = FreezeWatchdog.arm(
       {
         stateDir: this.options.stateDir,
+        checkpointId: a.checkpointId,
         id: `${process.pid}-${a.checkpointId}-${randomBytes(4).toString('hex')}`,
         sleepMs: a.endByMs - performance.now(),
         fsfreeze: this.fsfreezeCommand,

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FreezeController, FreezeOutcome, ThawOutcome } from '../../agent/freeze.js';
-import type { FreezeStatus } from '../../agent/freeze-status.js';
+import { readFreezeStatus, type FreezeStatus } from '../../agent/freeze-status.js';
 import { WATCHDOG_DIR, watchdogRunning } from '../../agent/freeze-watchdog.js';
 import { controller, HookWorld } from '../support/hooks.js';
 import { ROOT, sleep, waitUntil } from '../support/live-processes.js';
@@ -85,7 +85,7 @@ interface ChildLine {
 
 /**
  * Runs a FreezeController in a child process: it freezes checkpoint 1 with `deadlineMs` and prints
- * `frozen` with its status. Then either it SIGKILLs itself, or it runs `block` (a statement that
+ * `frozen` with its status. Then either it SIGKILLs itself once its status file says frozen, or it runs `block` (a statement that
  * blocks its event loop, with the node:fs functions in scope), prints `unblocked`, and exits once
  * its own timer's thaw is done, printed as `self-thaw`.
  */
@@ -104,7 +104,7 @@ function runController(w: HookWorld, options: { mounts: readonly string[]; fsfre
       `const out = await ctl.freeze(1, ${options.deadlineMs}, 'crash');`,
       `console.log(JSON.stringify({ type: 'frozen', out, status: ctl.status() }));`,
       `if (!out.ok) process.exit(3);`,
-      ...(options.then === 'sigkill' ? [`process.kill(process.pid, 'SIGKILL');`] : [options.then.block, `console.log(JSON.stringify({ type: 'unblocked', atMs: Date.now() }));`]),
+      ...(options.then === 'sigkill' ? [`await ctl.flushStatus();`, `process.kill(process.pid, 'SIGKILL');`] : [options.then.block, `console.log(JSON.stringify({ type: 'unblocked', atMs: Date.now() }));`]),
     ].join('\n'),
   );
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -272,15 +272,37 @@ describe('the watchdog process: the controller process SIGKILLed while frozen', 
     expect(thawedMountAtMs - out.deadlineAtUnixMs).toBeLessThan(1_500);
     await waitUntil('the watchdog process to end', () => watchdogPids(status.watchdog?.id).length === 0, { timeoutMs: 10_000 });
     expect(steps(world).slice(-3)).toEqual(['fsfreeze -u /m1', 'thaw - 10-marker', 'resume - 10-marker']);
-    // The status file still says frozen by a dead process: the next controller recovers, and takes
-    // the watchdog's steps as done.
+    // With the controller gone and every step done, the watchdog says so in the status file, and
+    // the next controller finds nothing left to do.
+    const after = await readFreezeStatus(world.stateDir);
+    expect(after).toMatchObject({ ok: true, status: { frozen: false, state: 'thawed', frozenMounts: [], lastThaw: { checkpointId: 1, cause: 'watchdog', frozenAtUnixMs: out.frozenAtUnixMs } } });
+    if (after.ok) expect(after.status.lastThaw?.thawedAtUnixMs).toBeGreaterThanOrEqual(hookAtMs);
+    ctl = controller(world, { mounts: ['/m1'], sync: false }, { commands: { fsfreeze: timedFsfreeze(world) } });
+    expect(await ctl.recover()).toBeUndefined();
+    expect(steps(world).slice(-3)).toEqual(['fsfreeze -u /m1', 'thaw - 10-marker', 'resume - 10-marker']);
+    expect(readdirSync(join(world.stateDir, WATCHDOG_DIR))).toEqual([]);
+  }, 60_000);
+
+  it('a thaw step of the watchdog process failed: the status file still says frozen, and the next controller\'s recovery runs that step and only that one', async () => {
+    world = new HookWorld('snap-wdp-');
+    const flag = join(world.root, 'fail-thaw');
+    writeFileSync(flag, '');
+    world.hook('10-flaky', `[ "$1" = thaw ] && [ -e '${flag}' ] && { echo "10-flaky: cannot thaw yet" >&2; exit 1; }\nexit 0`);
+    const DEADLINE_MS = 800;
+    const run = runController(world, { mounts: ['/m1'], fsfreeze: timedFsfreeze(world), deadlineMs: DEADLINE_MS, then: 'sigkill' });
+    const { out, status } = await frozenLine(run);
+    await run.exited;
+    await waitUntil('the watchdog process to end', () => Date.now() > out.deadlineAtUnixMs && watchdogPids(status.watchdog?.id).length === 0, { timeoutMs: 10_000 });
+    expect(steps(world).slice(-3)).toEqual(['fsfreeze -u /m1', 'thaw - 10-flaky', 'resume - 10-flaky']);
+    expect(readFileSync(join(world.stateDir, 'freeze-watchdog.log'), 'utf8')).toContain('10-flaky: cannot thaw yet');
+    expect(await readFreezeStatus(world.stateDir)).toMatchObject({ ok: true, status: { frozen: true, checkpointId: 1 } });
+    rmSync(flag);
     ctl = controller(world, { mounts: ['/m1'], sync: false }, { commands: { fsfreeze: timedFsfreeze(world) } });
     const recovered = await ctl.recover();
     expect(recovered).toMatchObject({ checkpointId: 1, cause: 'recovery', byWatchdog: true, noop: false });
-    expect(recovered?.hooks.map((h) => `${h.action} ${h.hook} ${h.exitCode}`)).toEqual(['thaw fsfreeze /m1 0', 'thaw 10-marker 0', 'resume 10-marker 0']);
-    expect(recovered?.startedAtUnixMs).toBeLessThanOrEqual(thawedMountAtMs);
-    expect(steps(world).slice(-3)).toEqual(['fsfreeze -u /m1', 'thaw - 10-marker', 'resume - 10-marker']);
-    expect(readdirSync(join(world.stateDir, WATCHDOG_DIR))).toEqual([]);
+    expect(recovered?.hooks.map((h) => `${h.action} ${h.hook} ${h.exitCode} ${h.stderr.includes('run by the freeze watchdog process')}`)).toEqual(['thaw fsfreeze /m1 0 true', 'thaw 10-flaky 0 false', 'resume 10-flaky 0 true']);
+    expect(recovered?.startedAtUnixMs).toBeLessThanOrEqual(timeOf(world, 'fsfreeze -u /m1'));
+    expect(steps(world).slice(-4)).toEqual(['fsfreeze -u /m1', 'thaw - 10-flaky', 'resume - 10-flaky', 'thaw - 10-flaky']);
   }, 60_000);
 
   it('a recovery before the deadline stops the dead controller\'s watchdog process: it never thaws (it could hit a later freeze)', async () => {
