@@ -12,6 +12,7 @@ export {
   encodeEnvelope,
   encodeEvent,
   encodeEventTrusted,
+  encodeEnvelopeTrusted,
   wireLimitsDefault,
 } from './codec.js';
 export { ChannelCodec } from './channel-codec.js';
