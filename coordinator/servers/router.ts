@@ -168,7 +168,17 @@ export class ServerRoutingBus extends ControlBus {
     if (control.type !== 'thaw') return super.request(control, timeoutMs);
     const entry = this.entries.get(`${control.checkpointId}/${control.server}`);
     if (entry === undefined) return super.request(control, timeoutMs);
-    return entry.op.then(() => (entry.kind === 'agent' ? super.request(control, timeoutMs) : this.thawEntry(control, entry, false)));
+    const answer = entry.op.then(() => (entry.kind === 'agent' ? super.request(control, timeoutMs) : this.thawEntry(control, entry, false)));
+    // As for an agent, the round waits for the answer at most `timeoutMs`; a resume still under way
+    // (a slow or wedged monitor, its retries) goes on, and reports its `thawed` when it ends.
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), timeoutMs);
+      timer.unref();
+      void answer.then((e) => {
+        clearTimeout(timer);
+        resolve(e);
+      });
+    });
   }
 
   /** Resumes the server (once; a second thaw is answered with the first one's outcome). */

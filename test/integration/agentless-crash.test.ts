@@ -5,7 +5,9 @@
  * the server-aware one; the round machine is the same as for agents. A completed checkpoint records
  * each server's freeze (agent freeze vs hypervisor pause) and snapshots every disk of the machine,
  * the system disk too, named after the checkpoint. A disk that refuses, or a QMP socket that is not
- * there, aborts the checkpoint with a clear reason, and no machine stays paused.
+ * there, aborts the checkpoint with a clear reason, and no machine stays paused: not at the freeze
+ * deadline without a thaw, not after the coordinator that paused it stopped. A resume that hangs
+ * does not hold the round past its thaw timeout.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +20,8 @@ import { TokenApp } from '../../agent/demo-apps/token-app.js';
 import { JetStreamStateObjects } from '../../adapters/state-store.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
-import { freezeMethodOf } from '../../coordinator/servers/backend.js';
+import { ok } from '../../coordinator/errors.js';
+import { freezeMethodOf, type ServerBackend } from '../../coordinator/servers/backend.js';
 import { QemuServerBackend } from '../../coordinator/servers/qemu.js';
 import { openQmp } from '../../coordinator/servers/qmp.js';
 import { planOfCheckpoint, ServerRoutingBus } from '../../coordinator/servers/router.js';
@@ -246,6 +249,32 @@ describe('crash level with servers without an agent', () => {
     const recovered = await service.recover();
     expect(recovered.ok && recovered.value.aborted).toContain(id.value);
     await waitForAsync(() => running(vm1.qmpSocket));
+  }, 20_000);
+
+  it('a resume that hangs: the thaw is answered unconfirmed at its timeout, and the thawed event comes when the resume ends', async () => {
+    let finishResume: (() => void) | undefined;
+    const hanging: ServerBackend = {
+      kind: 'qemu',
+      freeze: async () => ok({ method: 'hypervisor-pause', wasPaused: false }),
+      failedFreezeMethod: () => 'hypervisor-pause',
+      thaw: () => new Promise((resolve) => (finishResume = () => resolve(ok(undefined)))),
+      snapshotDisks: async () => ok([]),
+      owns: () => false,
+      delete: async () => ok(undefined),
+      deleteForCheckpoint: async () => ok(undefined),
+    };
+    const router = new ServerRoutingBus(nc, silent, hanging, store.plans);
+    const events: AgentEvent[] = [];
+    router.onEvents((e) => events.push(e));
+    router.send({ type: 'freeze', tenant: 'acme', server: 'vm1', plan: 'mixed', epoch: 0, checkpointId: 999_002, deadlineMs: 60_000 });
+    await waitFor(() => events.some((e) => e.type === 'frozen'));
+    const started = Date.now();
+    const reply = await router.request({ type: 'thaw', tenant: 'acme', server: 'vm1', plan: 'mixed', epoch: 0, checkpointId: 999_002, afterRestore: false }, 300);
+    expect(reply).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(events.some((e) => e.type === 'thawed')).toBe(false);
+    finishResume?.();
+    await waitFor(() => events.some((e) => e.type === 'thawed'));
   }, 20_000);
 });
 
