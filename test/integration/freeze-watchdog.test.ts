@@ -15,14 +15,18 @@
  * a hook that hangs is killed at its timeout and the freeze declined as hook-failed with every app
  * thawed; a hook that exits 1 has its stderr in the decline; a thaw command answers `thawed`;
  * SIGTERM while frozen thaws before the agent exits; `snapagent status` prints the freeze status.
+ * The watchdog process (agent/freeze-watchdog.ts) thaws by the deadline while the agent process is
+ * stopped with SIGSTOP (the agent, continued, reports its steps and runs none twice) and after it is
+ * SIGKILLed (the status file says so, and the restarted agent finds nothing left to do).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type NatsConnection, type Subscription } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FREEZE_DEFAULTS } from '../../agent/config.js';
-import { readFreezeStatus } from '../../agent/freeze-status.js';
+import { readFreezeStatus, type FreezeStatus } from '../../agent/freeze-status.js';
+import { WATCHDOG_DIR } from '../../agent/freeze-watchdog.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import { controlSubject, decodeEvent, encodeControl, eventSubject, type AgentEvent, type ControlCommand } from '../../src/wire/index.js';
 import { HookWorld } from '../support/hooks.js';
@@ -335,6 +339,119 @@ describe('freeze watchdog with a real agent process: NATS goes away', () => {
       return s.ok && !s.status.frozen && s.status.lastThaw?.cause === 'watchdog';
     }, { timeoutMs: EVENT_WAIT_MS });
     await agent.child.waitForOutput(/thawed by the agent itself at the freeze deadline/);
+  }, 60_000);
+});
+
+/** The status file once it says frozen for `checkpointId` with a watchdog process armed. */
+async function frozenWithWatchdog(agent: AgentUnderTest, checkpointId: number): Promise<FreezeStatus & { deadlineAtUnixMs: number; watchdog: { pid: number; id: string } }> {
+  return waitUntil('the status file to say frozen, with the watchdog process', async () => {
+    const st = await readFreezeStatus(agent.world.stateDir);
+    return st.ok && st.status.state === 'frozen' && st.status.checkpointId === checkpointId && st.status.watchdog !== undefined && st.status.deadlineAtUnixMs !== undefined
+      ? (st.status as FreezeStatus & { deadlineAtUnixMs: number; watchdog: { pid: number; id: string } })
+      : undefined;
+  }, { timeoutMs: EVENT_WAIT_MS, intervalMs: 10 });
+}
+
+describe('freeze watchdog process with a real agent process: the agent is stopped (SIGSTOP) past the deadline', () => {
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  let agent: AgentUnderTest;
+  let marker: string;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    agent = await AgentUnderTest.start('s6', nats, nc, {}, (w) => {
+      marker = join(w.root, 'thawed-at');
+      markerHook(w, '50-marker', marker);
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    agent?.child.process.kill('SIGCONT');
+    await agent?.stop();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('the watchdog process thaws at the deadline while the agent cannot run; continued, the agent reports thawed {byWatchdog} with those steps and runs none twice', async () => {
+    const DEADLINE_MS = 1_500;
+    const frozen = await agent.reply(agent.send({ type: 'freeze', checkpointId: 1, deadlineMs: DEADLINE_MS }), 'frozen');
+    const status = await frozenWithWatchdog(agent, 1);
+    agent.child.process.kill('SIGSTOP');
+    let markerMs: number;
+    try {
+      markerMs = await waitForMarker(marker);
+      // Still stopped when the guest was thawed: nothing of the agent's did it.
+      expect(readFileSync(`/proc/${agent.child.pid}/stat`, 'utf8').split(') ')[1]?.[0]).toBe('T');
+    } finally {
+      agent.child.process.kill('SIGCONT');
+    }
+    const overshootMs = markerMs - status.deadlineAtUnixMs;
+    console.log(`watchdog process (agent process stopped with SIGSTOP, deadline ${DEADLINE_MS} ms): the thaw hook ran ${overshootMs} ms after the agent's deadline`);
+    expect(overshootMs).toBeGreaterThanOrEqual(0);
+    expect(overshootMs).toBeLessThan(3_000);
+    const thawed = await waitUntil('thawed {byWatchdog}', () => agent.events.find((e) => e.type === 'thawed' && e.checkpointId === 1), { timeoutMs: EVENT_WAIT_MS });
+    expect(thawed).toMatchObject({ type: 'thawed', byWatchdog: true, frozenAtUnixMs: frozen.frozenAtUnixMs });
+    if (thawed.type === 'thawed') {
+      expect(thawed.hooks.map((h) => `${h.action} ${h.hook}`)).toEqual(['thaw 50-marker', 'resume 50-marker']);
+      expect(thawed.hooks.every((h) => h.stderr.includes('run by the freeze watchdog process'))).toBe(true);
+    }
+    expect(agent.world.lines().filter((l) => l.startsWith('thaw') || l.startsWith('resume'))).toEqual(['thaw - 50-marker', 'resume - 50-marker']);
+    await waitUntil('the status file to say thawed by the watchdog', async () => {
+      const st = await readFreezeStatus(agent.world.stateDir);
+      return st.ok && !st.status.frozen && st.status.watchdog === undefined && st.status.lastThaw?.cause === 'watchdog';
+    }, { timeoutMs: EVENT_WAIT_MS });
+    expect(agent.child.alive()).toBe(true);
+  }, 60_000);
+});
+
+describe('freeze watchdog process with a real agent process: the agent is SIGKILLed while frozen', () => {
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  let agent: AgentUnderTest;
+  let again: Child | undefined;
+  let marker: string;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    agent = await AgentUnderTest.start('s7', nats, nc, {}, (w) => {
+      marker = join(w.root, 'thawed-at');
+      markerHook(w, '50-marker', marker);
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await again?.stop();
+    await agent?.stop();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('the watchdog process thaws at the deadline and records it; snapagent status says so, and the restarted agent finds nothing left to do', async () => {
+    const DEADLINE_MS = 1_500;
+    const frozen = await agent.reply(agent.send({ type: 'freeze', checkpointId: 1, deadlineMs: DEADLINE_MS }), 'frozen');
+    const status = await frozenWithWatchdog(agent, 1);
+    agent.child.process.kill('SIGKILL');
+    expect((await agent.child.exited).signal).toBe('SIGKILL');
+    expect(existsSync(marker)).toBe(false);
+    const markerMs = await waitForMarker(marker);
+    const overshootMs = markerMs - status.deadlineAtUnixMs;
+    console.log(`watchdog process (agent process SIGKILLed while frozen, deadline ${DEADLINE_MS} ms): the thaw hook ran ${overshootMs} ms after the agent's deadline`);
+    expect(overshootMs).toBeGreaterThanOrEqual(0);
+    expect(overshootMs).toBeLessThan(3_000);
+    await waitUntil('the watchdog process to end', () => !existsSync(`/proc/${status.watchdog.pid}`) || readFileSync(`/proc/${status.watchdog.pid}/stat`, 'utf8').split(') ')[1]?.[0] === 'Z', { timeoutMs: EVENT_WAIT_MS });
+    const shown = spawnSync(process.execPath, ['--import', 'tsx', 'agent/main.ts', 'status', '--config', agent.configPath], { cwd: ROOT, encoding: 'utf8' });
+    expect(shown.status, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ frozen: false, state: 'thawed', agentRunning: false, lastThaw: { checkpointId: 1, cause: 'watchdog', frozenAtUnixMs: frozen.frozenAtUnixMs } });
+    // A supervisor restarts the agent: it takes the dead one's watchdog over and has nothing to thaw.
+    const registered = agent.events.filter((e) => e.type === 'register').length;
+    again = spawnTsx('agent s7 again', 'agent/main.ts', ['--config', agent.configPath]);
+    await waitUntil('the restarted agent to register', () => agent.events.filter((e) => e.type === 'register').length > registered, { timeoutMs: 30_000 });
+    await again.waitForOutput(/the freeze watchdog process of a dead agent process thawed this server: nothing left to do/);
+    expect(agent.world.lines().filter((l) => l.startsWith('thaw') || l.startsWith('resume'))).toEqual(['thaw - 50-marker', 'resume - 50-marker']);
+    expect(readdirSync(join(agent.world.stateDir, WATCHDOG_DIR))).toEqual([]);
   }, 60_000);
 });
 
