@@ -28,6 +28,21 @@ interface BlockInfo {
   readonly inserted?: { readonly ro?: boolean; readonly 'node-name'?: string; readonly file?: string };
 }
 
+/** The name QMP's block commands take for a disk: its BlockBackend's device name, else its node name. */
+function nameOf(b: BlockInfo): string | undefined {
+  return b.device !== undefined && b.device !== '' ? b.device : b.inserted?.['node-name'];
+}
+
+function label(b: BlockInfo): string {
+  return b.device || b.qdev || b.inserted?.['node-name'] || '?';
+}
+
+/** The disk a volume's backendRef names, by device id, qdev id or node name. */
+function diskOf(disks: readonly BlockInfo[], ref: string): string | undefined {
+  const b = disks.find((d) => (d.device !== undefined && d.device !== '' && d.device === ref) || d.qdev === ref || d.inserted?.['node-name'] === ref);
+  return b === undefined ? undefined : nameOf(b);
+}
+
 export function snapshotNameFor(checkpointId: number): string {
   return `cp-${checkpointId}`;
 }
@@ -140,23 +155,20 @@ export class QemuServerBackend implements ServerBackend {
   async snapshotDisks(server: AgentlessServer, volumes: readonly Volume[], checkpointId: number): Promise<Result<TakenVolumeSnapshot[]>> {
     const name = snapshotNameFor(checkpointId);
     return this.session(server.backendRef, async (qmp) => {
-      const blocks = await qmp.execute('query-block', undefined, this.timeoutMs);
-      if (!blocks.ok) return blocks;
-      const disks = (blocks.value as BlockInfo[]).filter((b) => b.inserted !== undefined && b.inserted.ro !== true);
-      const diskOf = (ref: string): string | undefined => {
-        const b = disks.find((d) => (d.device !== undefined && d.device !== '' && d.device === ref) || d.qdev === ref || d.inserted?.['node-name'] === ref);
-        if (b === undefined) return undefined;
-        return b.device !== undefined && b.device !== '' ? b.device : b.inserted?.['node-name'];
-      };
+      const listed = await this.disks(qmp);
+      if (!listed.ok) return listed;
+      const disks = listed.value;
       const members: { volume: Volume; disk: string }[] = [];
       for (const v of volumes) {
-        const disk = diskOf(v.backendRef);
-        if (disk === undefined) return fail('failed-precondition', `volume ${v.id} of ${server.server}: the machine has no writable disk ${JSON.stringify(v.backendRef)} (query-block lists ${disks.map((d) => d.device || d.qdev || d.inserted?.['node-name']).join(', ') || 'none'})`);
+        const disk = diskOf(disks, v.backendRef);
+        if (disk === undefined) return fail('failed-precondition', `volume ${v.id} of ${server.server}: the machine has no writable disk ${JSON.stringify(v.backendRef)} (query-block lists ${disks.map(label).join(', ') || 'none'})`);
+        const twin = members.find((m) => m.disk === disk);
+        if (twin !== undefined) return fail('failed-precondition', `volumes ${twin.volume.id} and ${v.id} of ${server.server} name the same disk ${disk}`);
         members.push({ volume: v, disk });
       }
-      const unlisted = disks.filter((d) => !members.some((m) => m.disk === (d.device !== undefined && d.device !== '' ? d.device : d.inserted?.['node-name'])));
+      const unlisted = disks.filter((d) => !members.some((m) => m.disk === nameOf(d)));
       if (unlisted.length > 0) {
-        const names = unlisted.map((d) => `${d.device || d.qdev || d.inserted?.['node-name']} (${d.inserted?.file ?? '?'})`);
+        const names = unlisted.map((d) => `${label(d)} (${d.inserted?.file ?? '?'})`);
         return fail('failed-precondition', `${server.server} has disks the plan does not list: ${names.join(', ')}; every disk of a server without an agent is a volume of the plan, the system disk too`);
       }
       const actions = members.map((m) => ({ type: 'blockdev-snapshot-internal-sync', data: { device: m.disk, name } }));
@@ -191,7 +203,17 @@ export class QemuServerBackend implements ServerBackend {
   }
 
   async deleteForCheckpoint(server: AgentlessServer, volumes: readonly Volume[], checkpointId: number): Promise<Result<void>> {
-    return this.deleteOn(server.backendRef, volumes.map((v) => ({ disk: v.backendRef, name: snapshotNameFor(checkpointId) })));
+    // The disks as the snapshot named them: a volume may name its disk by qdev id, which deletes do not take.
+    const disks = await this.session(server.backendRef, (qmp) => this.disks(qmp));
+    if (!disks.ok) return disks;
+    return this.deleteOn(server.backendRef, volumes.map((v) => ({ disk: diskOf(disks.value, v.backendRef) ?? v.backendRef, name: snapshotNameFor(checkpointId) })));
+  }
+
+  /** The machine's writable disks with a medium: what a snapshot of the server covers. */
+  private async disks(qmp: JsonSocket): Promise<Result<BlockInfo[]>> {
+    const blocks = await qmp.execute('query-block', undefined, this.timeoutMs);
+    if (!blocks.ok) return blocks;
+    return ok((blocks.value as BlockInfo[]).filter((b) => b.inserted !== undefined && b.inserted.ro !== true));
   }
 
   private deleteOn(socket: string, list: readonly { disk: string; name: string }[]): Promise<Result<void>> {

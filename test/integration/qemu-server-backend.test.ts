@@ -111,6 +111,36 @@ describe('qemu server backend over QMP', () => {
     if (!r.ok) expect(r.error.message).toContain('no writable disk "nope"');
   }, 20_000);
 
+  it('two volumes naming one disk (by device id and by node name) are refused, naming both', async () => {
+    const qmp = await openQmp(qemu.qmpSocket, 2_000);
+    if (!qmp.ok) throw new Error(qmp.error.message);
+    const blocks = await qmp.value.execute('query-block', undefined, 2_000);
+    qmp.value.close();
+    const node = (blocks.ok ? (blocks.value as { device: string; inserted: { 'node-name': string } }[]) : []).find((b) => b.device === 'data')?.inserted['node-name'];
+    expect(node).toBeDefined();
+    const r = await backend.snapshotDisks(vm, [volume('system', 'sys'), volume('data', 'data'), volume('data-again', node as string), volume('scratch', 'scratch')], 49);
+    expect(!r.ok && r.error.message).toBe('volumes data and data-again of vm1 name the same disk data');
+  }, 20_000);
+
+  it("deletes a checkpoint's snapshots by its id alone (a round a crash cut short); none left is not an error", async () => {
+    const two = await startQemu([
+      { id: 'sys', format: 'qcow2' },
+      { id: 'data', format: 'qcow2' },
+    ]);
+    try {
+      const server = { server: 'vm1', backendRef: two.qmpSocket };
+      const disks = [volume('system', 'sys'), volume('data', 'data')];
+      expect((await backend.snapshotDisks(server, disks, 50)).ok).toBe(true);
+      expect((await backend.snapshotDisks(server, disks, 51)).ok).toBe(true);
+      expect((await backend.deleteForCheckpoint(server, disks, 50)).ok).toBe(true);
+      expect(two.snapshotTags('sys')).toEqual(['cp-51']);
+      expect(two.snapshotTags('data')).toEqual(['cp-51']);
+      expect((await backend.deleteForCheckpoint(server, disks, 50)).ok).toBe(true);
+    } finally {
+      await two.stop();
+    }
+  }, 30_000);
+
   it('a missing QMP socket: a clear error, at once', async () => {
     const r = await backend.freeze({ server: 'vm9', backendRef: join(qemu.dir, 'absent.sock') }, 45);
     expect(r.ok).toBe(false);
