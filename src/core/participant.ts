@@ -33,26 +33,58 @@ import type {
  * no object: under aligned checkpoints of a busy graph a large share of all messages waits here (the
  * simulator's benchmark buffers 0.45 messages per message sent), often long enough to outlive the
  * young generation. An item is a message (`number` its seq) or a barrier (`number` its checkpoint id).
+ * The lists keep their room when cleared: a blocked input fills again at the next checkpoint.
  */
 class Held<P> {
   readonly isBarrier: boolean[] = [];
   readonly number: number[] = [];
   readonly payload: (P | undefined)[] = [];
-
-  get length(): number {
-    return this.number.length;
-  }
+  length = 0;
 
   push(isBarrier: boolean, n: number, payload: P | undefined): void {
-    this.isBarrier.push(isBarrier);
-    this.number.push(n);
-    this.payload.push(payload);
+    const i = this.length;
+    if (i === this.number.length) {
+      this.isBarrier.push(isBarrier);
+      this.number.push(n);
+      this.payload.push(payload);
+    } else {
+      this.isBarrier[i] = isBarrier;
+      this.number[i] = n;
+      this.payload[i] = payload;
+    }
+    this.length = i + 1;
   }
 
   clear(): void {
-    this.isBarrier.length = 0;
-    this.number.length = 0;
-    this.payload.length = 0;
+    for (let i = 0; i < this.length; i++) this.payload[i] = undefined;
+    this.length = 0;
+  }
+}
+
+/**
+ * Released items not processed yet, as `Held` and with the input each came from; `done` once
+ * processed or moved back into its input's buffer. Lists again: a release moves every item a blocked
+ * input held, so an object each would cost what `Held` saves.
+ */
+class Backlog<P> extends Held<P> {
+  readonly ch: (InputChannel<P> | undefined)[] = [];
+  readonly done: boolean[] = [];
+
+  add(ch: InputChannel<P>, isBarrier: boolean, n: number, payload: P | undefined): void {
+    const i = this.length;
+    if (i === this.ch.length) {
+      this.ch.push(ch);
+      this.done.push(false);
+    } else {
+      this.ch[i] = ch;
+      this.done[i] = false;
+    }
+    this.push(isBarrier, n, payload);
+  }
+
+  override clear(): void {
+    for (let i = 0; i < this.length; i++) this.ch[i] = undefined;
+    super.clear();
   }
 }
 
@@ -75,15 +107,6 @@ interface InputChannel<P> {
   failed: string | null;
   /** Items of this input waiting in the backlog: while > 0, new arrivals queue behind them. */
   backlogged: number;
-}
-
-/** A released item waiting to be processed, as in `Held`. */
-interface BacklogEntry<P> {
-  readonly ch: InputChannel<P>;
-  readonly isBarrier: boolean;
-  readonly number: number;
-  readonly payload: P | undefined;
-  done: boolean;
 }
 
 interface OutputChannel {
@@ -136,7 +159,7 @@ export class Participant<P> {
    * while handling a delivery is then ordered before the next cut. The shell pumps the rest with
    * `{type:'drain'}` while `backlogSize > 0`.
    */
-  private backlog: BacklogEntry<P>[] = [];
+  private readonly backlog = new Backlog<P>();
   private backlogHead = 0;
   /** Backlog items not processed yet (not `done`): the sum of every input's `backlogged`. */
   private backlogWaiting = 0;
@@ -518,7 +541,7 @@ export class Participant<P> {
   private toBacklog(ch: InputChannel<P>, isBarrier: boolean, n: number, payload: P | undefined): void {
     ch.backlogged += 1;
     this.backlogWaiting += 1;
-    this.backlog.push({ ch, isBarrier, number: n, payload, done: false });
+    this.backlog.add(ch, isBarrier, n, payload);
   }
 
   /**
@@ -527,38 +550,40 @@ export class Participant<P> {
    * input's buffer together with every later backlog item of the same input, so its order holds.
    */
   private processBacklog(): void {
-    while (this.backlogHead < this.backlog.length) {
-      const entry = this.backlog[this.backlogHead] as BacklogEntry<P>;
-      if (entry.done) {
+    const b = this.backlog;
+    while (this.backlogHead < b.length) {
+      const i = this.backlogHead;
+      if (b.done[i]) {
         this.backlogHead += 1;
         continue;
       }
-      const ch = entry.ch;
+      const ch = b.ch[i] as InputChannel<P>;
       if (ch.blockedFor !== null) {
-        for (let i = this.backlogHead; i < this.backlog.length; i++) {
-          const e = this.backlog[i] as BacklogEntry<P>;
-          if (e.done || e.ch !== ch) continue;
-          e.done = true;
+        for (let j = i; j < b.length; j++) {
+          if (b.done[j] || b.ch[j] !== ch) continue;
+          b.done[j] = true;
           ch.backlogged -= 1;
           this.backlogWaiting -= 1;
-          ch.buffer.push(e.isBarrier, e.number, e.payload);
-          if (!e.isBarrier) ch.blockedFor.bufferedMessages += 1;
+          const isBarrier = b.isBarrier[j] as boolean;
+          ch.buffer.push(isBarrier, b.number[j] as number, b.payload[j]);
+          if (!isBarrier) ch.blockedFor.bufferedMessages += 1;
         }
         continue;
       }
-      if (entry.isBarrier && this.deliveredThisStep) break;
-      entry.done = true;
+      const isBarrier = b.isBarrier[i] as boolean;
+      if (isBarrier && this.deliveredThisStep) break;
+      b.done[i] = true;
       this.backlogHead += 1;
       ch.backlogged -= 1;
       this.backlogWaiting -= 1;
-      if (!entry.isBarrier) this.deliver(ch, entry.number, entry.payload as P);
+      if (!isBarrier) this.deliver(ch, b.number[i] as number, b.payload[i] as P);
       else {
-        const rejected = this.processBarrier(ch, entry.number);
+        const rejected = this.processBarrier(ch, b.number[i] as number);
         if (rejected) this.count(rejected.reason);
       }
     }
-    if (this.backlogHead > 0 && this.backlogHead === this.backlog.length) {
-      this.backlog = [];
+    if (this.backlogHead > 0 && this.backlogHead === b.length) {
+      b.clear();
       this.backlogHead = 0;
     }
   }
@@ -629,7 +654,7 @@ export class Participant<P> {
     this.epochNow = epoch;
     this.failedInputs = 0;
     for (const out of this.outputList) out.sent = counts.sent[out.id] ?? 0;
-    this.backlog = [];
+    this.backlog.clear();
     this.backlogHead = 0;
     this.backlogWaiting = 0;
     for (const ch of this.inputList) {
