@@ -20,10 +20,16 @@ const scheduleSpec = z.string({ error: 'must be a schedule text' }).transform((t
 
 export const coordinatorConfigSchema = z.strictObject({
   natsUrl: field(z.string({ error: 'must be a NATS URL' }).min(1, { error: 'must be a NATS URL' }).default('nats://127.0.0.1:4222'), {
-    description: 'NATS server with JetStream (the store lives in its KV and Object Store)',
+    description: "NATS server with JetStream (the store lives in its KV and Object Store); a cluster's nodes separated by commas",
     unit: 'URL',
     flag: '--nats',
     env: 'NATS_URL',
+  }),
+  replicas: field(integer(1, 5).default(1), {
+    description: "copies of each of the coordinator's JetStream buckets: 3 on a 3-node NATS cluster (docs/ha.md), 1 on a single server. An existing bucket keeps the replicas it was created with",
+    unit: 'copies',
+    flag: '--replicas',
+    env: 'SNAPCOORD_REPLICAS',
   }),
   listen: field(z.string({ error: 'must be HOST:PORT' }).regex(HOST_PORT, { error: 'must be HOST:PORT' }).default('127.0.0.1:50051'), {
     description: 'address of the gRPC API (port 0 picks a free one)',

@@ -37,7 +37,8 @@ usage: snapcoord [--config FILE] [options]
 options (each sets the configuration key in brackets; a flag wins over its environment variable,
 which wins over the file; docs/configuration.md lists every key with its default and unit):
   --config FILE              configuration file (JSON) of the keys below
-  --nats URL                 [natsUrl] NATS server with JetStream (env NATS_URL, default nats://127.0.0.1:4222)
+  --nats URL[,URL...]        [natsUrl] NATS server with JetStream, or a cluster's nodes (env NATS_URL, default nats://127.0.0.1:4222)
+  --replicas N               [replicas] copies of each JetStream bucket: 3 on a 3-node cluster, 1 on one server (default 1)
   --listen HOST:PORT         [listen] gRPC address (default 127.0.0.1:50051; port 0 picks a free one)
   --timeout-ms MS            [timeoutMs] default checkpoint timeout (default ${CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs})
   --retain N                 [retain] completed checkpoints kept per plan (default ${CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan})
@@ -61,6 +62,9 @@ which wins over the file; docs/configuration.md lists every key with its default
 
 It prints "listening on HOST:PORT" once the gRPC server is up.
 exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error`;
+
+/** With 2 pings outstanding, a NATS node that stopped answering is left after about 3 intervals. */
+const NATS_PING_INTERVAL_MS = 2_000;
 
 /** How often the coordinator looks for checkpoints left in flight by a coordinator that stopped. */
 const STALE_SWEEP_INTERVAL_MS = 60_000;
@@ -102,9 +106,11 @@ async function main(): Promise<number> {
     }
     servers = created.value;
   }
-  const nc = await connect({ servers: options.natsUrl, name: 'snapshot-coordinator', maxReconnectAttempts: -1 });
-  const store = await openCoordinatorStore(nc);
-  const objects = new JetStreamStateObjects(nc);
+  // Several URLs (comma-separated) name a cluster's nodes. Pings find a paused node (its socket
+  // stays open) in seconds, so the connection moves to another node.
+  const nc = await connect({ servers: options.natsUrl.split(','), name: 'snapshot-coordinator', maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: NATS_PING_INTERVAL_MS, maxPingOut: 2 });
+  const store = await openCoordinatorStore(nc, { replicas: options.replicas });
+  const objects = new JetStreamStateObjects(nc, { replicas: options.replicas });
   // With a server backend, freeze/thaw of servers without an agent and their disks go to it.
   const routed = servers ? withServerBackend(nc, logger.child({ component: 'bus' }), servers, store, volumes) : undefined;
   const bus = routed?.bus ?? new ControlBus(nc, logger.child({ component: 'bus' }));

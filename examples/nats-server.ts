@@ -56,7 +56,7 @@ const defaults = {
 const installHint = 'install it with `apt-get install -y nats-server` (or set NATS_SERVER_BIN to its path)';
 
 /** Asks the kernel for a free loopback port. Another process may take it before nats-server binds it. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -69,17 +69,17 @@ async function freePort(): Promise<number> {
   });
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Resolves when the child has exited (at once if it already has). */
-function exited(child: ChildProcess): Promise<void> {
+export function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function killAndWait(child: ChildProcess, graceMs: number): Promise<void> {
+export async function killAndWait(child: ChildProcess, graceMs: number): Promise<void> {
   // No pid: the spawn itself failed, and 'exit' may never be emitted.
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');

@@ -21,7 +21,7 @@ export type { CasRetry } from './counter.js';
 export type { EpochStore } from './epochs.js';
 export { epochKey, JetStreamEpochStore } from './epochs.js';
 export type { BucketOptions, CoordinatorBuckets } from './kv.js';
-export { BUCKET_CHECKPOINTS, BUCKET_META, BUCKET_PLANS, openBuckets } from './kv.js';
+export { BUCKET_CHECKPOINTS, BUCKET_LEADER, BUCKET_META, BUCKET_PLANS, openBuckets, openLeaderBucket } from './kv.js';
 export type { PlanFilter, PlanStore, PlanValue } from './plans.js';
 export { JetStreamPlanStore, planKey } from './plans.js';
 export type { SlotStep, SlotStore } from './slots.js';

@@ -7,25 +7,31 @@
  * - `snap-checkpoints`: one key per checkpoint record, `cp.<zero-padded id>`, plus idempotency-key
  *   claims; history 1 because records change on every ack and old versions have no use.
  * - `snap-meta`: counters (the checkpoint id sequence, per-plan epochs); history 1.
+ * - `snap-leader`: the coordinators' leader lease (coordinator/lease.ts); history 1.
+ *
+ * Each bucket has `replicas` copies: 3 on a 3-node NATS cluster (a majority survives the loss of a
+ * node), 1 on a single server. Every call retries the 503 window of a leader election (retry.ts).
  */
 import type { KV, NatsConnection } from 'nats';
+import { notReadyRetryDefault, retryingKv, retryNotReady, validateNotReadyRetry, type NotReadyRetry } from './retry.js';
 
 export const BUCKET_PLANS = 'snap-plans';
 export const BUCKET_CHECKPOINTS = 'snap-checkpoints';
 export const BUCKET_META = 'snap-meta';
+export const BUCKET_LEADER = 'snap-leader';
 
-const HISTORY = { plans: 5, checkpoints: 1, meta: 1 } as const;
+const HISTORY = { plans: 5, checkpoints: 1, meta: 1, leader: 1 } as const;
 /** JetStream allows at most this many values per key. */
 const KV_HISTORY_MAX = 64;
 
-export interface BucketOptions {
+export interface BucketOptions extends NotReadyRetry {
   /** Copies of each bucket in a NATS cluster; 1 on a single server. */
   readonly replicas: number;
   /** How long one JetStream API call may take before it fails as unavailable. */
   readonly requestTimeoutMs: number;
 }
 
-export const bucketOptionsDefault: BucketOptions = { replicas: 1, requestTimeoutMs: 5_000 };
+export const bucketOptionsDefault: BucketOptions = { replicas: 1, requestTimeoutMs: 5_000, ...notReadyRetryDefault };
 
 export interface CoordinatorBuckets {
   readonly plans: KV;
@@ -40,22 +46,32 @@ export function validateBucketOptions(options: BucketOptions): string | undefine
   if (!Number.isInteger(options.requestTimeoutMs) || options.requestTimeoutMs < 1) {
     return `requestTimeoutMs must be a positive integer, got ${options.requestTimeoutMs}`;
   }
-  return undefined;
+  return validateNotReadyRetry(options);
+}
+
+function opener(nc: NatsConnection, options: BucketOptions): (name: string, history: number) => Promise<KV> {
+  const invalid = validateBucketOptions(options);
+  if (invalid !== undefined) throw new Error(`invalid bucket options: ${invalid}`);
+  const js = nc.jetstream({ timeout: options.requestTimeoutMs });
+  return async (name, history) => {
+    if (history < 1 || history > KV_HISTORY_MAX) throw new Error(`history ${history} of ${name} is out of range`);
+    const kv = await retryNotReady(options, () => js.views.kv(name, { history, replicas: options.replicas, timeout: options.requestTimeoutMs }));
+    return retryingKv(kv, options);
+  };
 }
 
 /** Opens the three buckets, creating any that is missing. Throws on invalid options (a bug at start-up). */
 export async function openBuckets(nc: NatsConnection, options: BucketOptions = bucketOptionsDefault): Promise<CoordinatorBuckets> {
-  const invalid = validateBucketOptions(options);
-  if (invalid !== undefined) throw new Error(`invalid bucket options: ${invalid}`);
-  const js = nc.jetstream({ timeout: options.requestTimeoutMs });
-  const open = (name: string, history: number): Promise<KV> => {
-    if (history < 1 || history > KV_HISTORY_MAX) throw new Error(`history ${history} of ${name} is out of range`);
-    return js.views.kv(name, { history, replicas: options.replicas, timeout: options.requestTimeoutMs });
-  };
+  const open = opener(nc, options);
   const [plans, checkpoints, meta] = await Promise.all([
     open(BUCKET_PLANS, HISTORY.plans),
     open(BUCKET_CHECKPOINTS, HISTORY.checkpoints),
     open(BUCKET_META, HISTORY.meta),
   ]);
   return { plans, checkpoints, meta };
+}
+
+/** Opens (or creates) the leader lease's bucket. Throws on invalid options (a bug at start-up). */
+export function openLeaderBucket(nc: NatsConnection, options: BucketOptions = bucketOptionsDefault): Promise<KV> {
+  return opener(nc, options)(BUCKET_LEADER, HISTORY.leader);
 }
