@@ -32,6 +32,12 @@ async function running(socket: string): Promise<boolean> {
   return (status.value as { running: boolean }).running;
 }
 
+/** A machine of its own: the shared one has a raw disk, which refuses internal snapshots. */
+const TWO_QCOW2_DISKS = [
+  { id: 'sys', format: 'qcow2' },
+  { id: 'data', format: 'qcow2' },
+] as const;
+
 const volume = (id: string, disk: string): Volume => ({ id, server: 'vm1', backendRef: disk });
 
 beforeAll(async () => {
@@ -49,11 +55,7 @@ afterAll(async () => {
 
 describe('qemu server backend over QMP', () => {
   it('pauses the machine, snapshots both qcow2 disks in one transaction named after the checkpoint, resumes it', async () => {
-    // A machine of its own with two qcow2 disks: the shared one has a raw disk, which refuses (next test).
-    const two = await startQemu([
-      { id: 'sys', format: 'qcow2' },
-      { id: 'data', format: 'qcow2' },
-    ]);
+    const two = await startQemu(TWO_QCOW2_DISKS);
     try {
       const server = { server: 'vm1', backendRef: two.qmpSocket };
       expect(await running(two.qmpSocket)).toBe(true);
@@ -123,10 +125,7 @@ describe('qemu server backend over QMP', () => {
   }, 20_000);
 
   it("deletes a checkpoint's snapshots by its id alone (a round a crash cut short); none left is not an error", async () => {
-    const two = await startQemu([
-      { id: 'sys', format: 'qcow2' },
-      { id: 'data', format: 'qcow2' },
-    ]);
+    const two = await startQemu(TWO_QCOW2_DISKS);
     try {
       const server = { server: 'vm1', backendRef: two.qmpSocket };
       const disks = [volume('system', 'sys'), volume('data', 'data')];
