@@ -26,6 +26,8 @@ export interface CoordinatorError {
   readonly reason?: ErrorReason;
   /** ErrorInfo metadata: the values behind the reason (plan id, checkpoint ids, ...). */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** INVALID_ARGUMENT: the request field at fault, as the .proto spells its path (a google.rpc.BadRequest field violation). */
+  readonly field?: string;
 }
 
 /** The reasons docs/api.md documents; a caller may switch on them. */
@@ -47,6 +49,11 @@ export { ok } from '../src/result.js';
 
 export function fail<T = never>(kind: CoordinatorErrorKind, message: string): Result<T> {
   return err({ kind, message });
+}
+
+/** INVALID_ARGUMENT naming the request field at fault (`options.timeout`, `volumes[1].server`). */
+export function failField<T = never>(field: string, message: string): Result<T> {
+  return err({ kind: 'invalid-argument', message, field });
 }
 
 /** A failure with a machine-readable reason; the message starts with the reason token. */

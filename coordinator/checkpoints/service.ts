@@ -11,7 +11,7 @@ import type { AgentEvent } from '../../src/wire/index.js';
 import type { StateObjects } from '../../adapters/state-store.js';
 import type { BeginCheckpointRequest, CheckpointsApi, DeleteOutcome, FinishCheckpointRequest, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { ControlBus } from '../bus.js';
-import { fail, failWith, ok, type Result } from '../errors.js';
+import { fail, failField, failWith, ok, type Result } from '../errors.js';
 import { IN_FLIGHT_STATES, TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
 import type { CoordinatorStore, StoredCheckpoint } from '../store/index.js';
 import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
@@ -41,7 +41,7 @@ export interface CheckpointServiceOptions {
    * request beyond its own max_concurrent is answered busy, RESOURCE_EXHAUSTED with PLAN_BUSY).
    */
   readonly maxConcurrentMax: number;
-  /** The longest freeze_deadline_ms a request may ask for (agents cut theirs to their own maximum, 60 s by default). */
+  /** The longest freeze_deadline a request may ask for (agents cut theirs to their own maximum, 60 s by default). */
   readonly freezeDeadlineMsMax: number;
   /** Completed checkpoints kept per plan; older ones (with their objects and volume snapshots) are deleted. */
   readonly retainedPerPlan: number;
@@ -255,7 +255,7 @@ export class CheckpointService implements CheckpointsApi {
   async begin(request: BeginCheckpointRequest): Promise<Result<CheckpointRecord>> {
     const holdMs = request.holdMs === 0 ? this.options.defaults.freezeDeadlineMs : request.holdMs;
     if (!Number.isSafeInteger(holdMs) || holdMs < 1 || holdMs > this.options.freezeDeadlineMsMax) {
-      return fail('invalid-argument', `hold_deadline ${holdMs} ms is out of range: from 1 to ${this.options.freezeDeadlineMsMax} ms`);
+      return failField('hold_deadline', `hold_deadline ${holdMs} ms is out of range: from 1 to ${this.options.freezeDeadlineMsMax} ms`);
     }
     // At crash level the hold deadline is the agents' freeze deadline: their watchdogs thaw then.
     const options = request.level === 'crash' ? { ...request.options, freezeDeadlineMs: holdMs } : request.options;
@@ -291,7 +291,7 @@ export class CheckpointService implements CheckpointsApi {
     const meta = { checkpoint_id: String(id) };
     switch (r.reason) {
       case 'invalid-volumes':
-        return fail('invalid-argument', `volumes: ${r.detail}; the checkpoint is still held`);
+        return failField('volumes', `volumes: ${r.detail}; the checkpoint is still held`);
       case 'not-staged':
         return failWith('failed-precondition', 'NOT_STAGED', r.detail, meta);
       case 'not-held':

@@ -4,7 +4,7 @@
  * is held to: the same key with other arguments is refused, naming both.
  */
 import type { TakeSnapshotRequest } from '../api.js';
-import { fail, failWith, ok, type Result } from '../errors.js';
+import { failField, failWith, ok, type Result } from '../errors.js';
 import type { CheckpointRecord, SnapshotOptions } from '../model.js';
 
 export interface OptionLimits {
@@ -21,20 +21,20 @@ function definedOnly<T extends object>(o: Partial<T>): Partial<T> {
 /** The options in force for a request, or INVALID_ARGUMENT naming the field as the .proto spells it. */
 export function snapshotOptions(limits: OptionLimits, requested: Partial<SnapshotOptions>): Result<SnapshotOptions> {
   const o: SnapshotOptions = { ...limits.defaults, ...definedOnly(requested) };
-  const range = (field: string, v: number, min: number, max: number): string | undefined =>
-    Number.isSafeInteger(v) && v >= min && v <= max ? undefined : `${field} ${v} is out of range: from ${min} to ${max}`;
+  const range = (field: string, v: number, min: number, max: number, unit = ' ms'): [string, string] | undefined =>
+    Number.isSafeInteger(v) && v >= min && v <= max ? undefined : [field, `${field} ${v}${unit} is out of range: from ${min} to ${max}${unit}`];
   const problem =
-    range('options.timeout_ms', o.timeoutMs, 1, limits.timeoutMsMax) ??
-    range('options.freeze_deadline_ms', o.freezeDeadlineMs, 1, limits.freezeDeadlineMsMax) ??
+    range('options.timeout', o.timeoutMs, 1, limits.timeoutMsMax) ??
+    range('options.freeze_deadline', o.freezeDeadlineMs, 1, limits.freezeDeadlineMsMax) ??
     // An alignment timeout at or past the checkpoint's own timeout would never fire.
-    range('options.alignment_timeout_ms', o.alignmentTimeoutMs, 0, Math.max(0, o.timeoutMs - 1)) ??
-    range('options.max_concurrent', o.maxConcurrent ?? 1, 1, limits.maxConcurrentMax);
-  return problem === undefined ? ok(o) : fail('invalid-argument', problem);
+    range('options.alignment_timeout', o.alignmentTimeoutMs, 0, Math.max(0, o.timeoutMs - 1)) ??
+    range('options.max_concurrent', o.maxConcurrent ?? 1, 1, limits.maxConcurrentMax, '');
+  return problem === undefined ? ok(o) : failField(problem[0], problem[1]);
 }
 
 /** A take in words, for the message that names both uses of a key. */
 function describe(planId: string, level: string, o: SnapshotOptions): string {
-  return `plan ${planId}, level ${level}, timeout_ms ${o.timeoutMs}, alignment_mode ${o.alignmentMode}, alignment_timeout_ms ${o.alignmentTimeoutMs}, fallback_policy ${o.fallbackPolicy}, freeze_deadline_ms ${o.freezeDeadlineMs}, max_concurrent ${o.maxConcurrent ?? 1}`;
+  return `plan ${planId}, level ${level}, timeout ${o.timeoutMs} ms, alignment_mode ${o.alignmentMode}, alignment_timeout ${o.alignmentTimeoutMs} ms, fallback_policy ${o.fallbackPolicy}, freeze_deadline ${o.freezeDeadlineMs} ms, max_concurrent ${o.maxConcurrent ?? 1}`;
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   checkpointFromProto,
   deleteOutcomeFromProto,
   finishCheckpointRequestToProto,
-  msToProto,
+  dur,
   listCheckpointsRequestToProto,
   planFromProto,
   planInputToProto,
@@ -30,7 +30,7 @@ import { planStatsFromProto, policyFromProto, policyInputToProto } from './conve
 import { coordinatorGrpc } from './descriptor.js';
 import type { PlanStats } from '../metrics/plan-stats.js';
 import type { Policy, PolicyInput } from '../policies/model.js';
-import { errorInfoOf } from './status.js';
+import { errorInfoOf, fieldViolationsOf } from './status.js';
 
 export interface CallError {
   /** The gRPC status code. */
@@ -40,6 +40,8 @@ export interface CallError {
   readonly message: string;
   /** The machine-readable reason of the status (its google.rpc.ErrorInfo), e.g. PLAN_BUSY. */
   readonly reason?: string;
+  /** INVALID_ARGUMENT: the request fields at fault (its google.rpc.BadRequest field violations). */
+  readonly fields?: readonly string[];
 }
 
 /** src/result.ts's Result, with the status the call ended with. */
@@ -69,7 +71,8 @@ function callError(error: ServiceError | Error): CallError {
   const code = 'code' in error && typeof error.code === 'number' ? error.code : GrpcStatus.UNKNOWN;
   const details = 'details' in error && typeof error.details === 'string' && error.details !== '' ? error.details : error.message;
   const info = 'metadata' in error ? errorInfoOf(error.metadata) : undefined;
-  return { code, codeName: codeName(code), message: details, ...(info ? { reason: info.reason } : {}) };
+  const fields = 'metadata' in error ? fieldViolationsOf(error.metadata).map((v) => v.field) : [];
+  return { code, codeName: codeName(code), message: details, ...(info ? { reason: info.reason } : {}), ...(fields.length > 0 ? { fields } : {}) };
 }
 
 /** A response the client cannot read is reported like a status, as INTERNAL. */
@@ -144,7 +147,7 @@ export class CoordinatorClient {
   /** BeginCheckpoint: answers once the checkpoint is held (or aborted). */
   beginCheckpoint(request: BeginCheckpointRequest): Promise<CallResult<CheckpointView>> {
     const take = takeSnapshotRequestToProto({ planId: request.planId, level: request.level, options: request.options, ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}) });
-    return this.call('BeginCheckpoint', { ...take, hold_deadline: msToProto(request.holdMs) }, (r) => checkpointFromProto(r.checkpoint));
+    return this.call('BeginCheckpoint', { ...take, hold_deadline: dur(request.holdMs) }, (r) => checkpointFromProto(r.checkpoint));
   }
 
   /** FinishCheckpoint: answers once the checkpoint completed (or aborted). */
@@ -230,9 +233,18 @@ export class CoordinatorClient {
    * ended it (the checkpoint finished), an error otherwise. `cancel` stops watching.
    */
   watchCheckpoint(id: CheckpointId, onEvent: (event: ProgressView) => void): { done: Promise<CallResult<void>>; cancel: () => void } {
-    const fn = (this.client as unknown as Record<string, (request: unknown) => ClientReadableStream<unknown>>)['WatchCheckpoint'];
-    if (fn === undefined) throw new Error('no method WatchCheckpoint');
-    const stream = fn.call(this.client, { checkpoint_id: id });
+    return this.progressStream('WatchCheckpoint', { checkpoint_id: id }, onEvent);
+  }
+
+  /** TakeSnapshotAndWait: starts a checkpoint and streams its progress to its end, as watchCheckpoint. */
+  takeSnapshotAndWait(request: TakeSnapshotRequest, onEvent: (event: ProgressView) => void): { done: Promise<CallResult<void>>; cancel: () => void } {
+    return this.progressStream('TakeSnapshotAndWait', takeSnapshotRequestToProto(request), onEvent);
+  }
+
+  private progressStream(method: string, request: unknown, onEvent: (event: ProgressView) => void): { done: Promise<CallResult<void>>; cancel: () => void } {
+    const fn = (this.client as unknown as Record<string, (request: unknown) => ClientReadableStream<unknown>>)[method];
+    if (fn === undefined) throw new Error(`no method ${method}`);
+    const stream = fn.call(this.client, request);
     const done = new Promise<CallResult<void>>((resolve) => {
       let settled = false;
       const settle = (r: CallResult<void>): void => {

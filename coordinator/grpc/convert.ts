@@ -56,26 +56,26 @@ export interface PbPlan {
   channels: PbChannel[];
   volumes: PbVolume[];
   revision: number;
-  created_at_unix_ms: number;
-  updated_at_unix_ms: number;
+  created_at: PbTimestamp | null;
+  updated_at: PbTimestamp | null;
 }
 export interface PbSnapshotOptions {
-  timeout_ms: number;
+  timeout: PbDuration;
   alignment_mode: string;
-  alignment_timeout_ms: number;
+  alignment_timeout: PbDuration;
   fallback_policy: string;
-  freeze_deadline_ms: number;
+  freeze_deadline: PbDuration;
   max_concurrent: number;
 }
 export interface PbAppStats {
   server: string;
   app: string;
   acked: boolean;
-  acked_at_unix_ms: number;
-  start_delay_ms: number;
-  alignment_ms: number;
-  sync_ms: number;
-  async_ms: number;
+  acked_at: PbTimestamp | null;
+  start_delay: PbDuration;
+  alignment_duration: PbDuration;
+  sync_duration: PbDuration;
+  async_duration: PbDuration;
   size_bytes: number;
   channel_state_bytes: number;
   finished_unaligned: boolean;
@@ -85,9 +85,9 @@ export interface PbAppStats {
 export interface PbCheckpointStats {
   acked: number;
   total: number;
-  triggered_at_unix_ms: number;
-  last_ack_at_unix_ms: number;
-  duration_ms: number;
+  triggered_at: PbTimestamp | null;
+  last_ack_at: PbTimestamp | null;
+  duration: PbDuration;
   size_bytes: number;
   channel_state_bytes: number;
   apps: PbAppStats[];
@@ -96,9 +96,9 @@ export interface PbVolumeSnapshot {
   volume_id: string;
   server: string;
   snapshot_ref: string;
-  frozen_at_unix_ms: number;
-  snapshot_at_unix_ms: number;
-  thawed_at_unix_ms: number;
+  frozen_at: PbTimestamp | null;
+  snapshot_at: PbTimestamp | null;
+  thawed_at: PbTimestamp | null;
 }
 export interface PbCheckpoint {
   id: number;
@@ -112,8 +112,8 @@ export interface PbCheckpoint {
   epoch: number;
   options: PbSnapshotOptions;
   idempotency_key: string;
-  created_at_unix_ms: number;
-  finished_at_unix_ms: number;
+  created_at: PbTimestamp | null;
+  finished_at: PbTimestamp | null;
   stats: PbCheckpointStats;
   volumes: PbVolumeSnapshot[];
   safety: boolean;
@@ -135,23 +135,23 @@ export interface PbHookRun {
   exit_code: number;
   signal: string;
   timed_out: boolean;
-  duration_ms: number;
+  duration: PbDuration;
   stderr: string;
   attempts: number;
   app: string;
 }
 export interface PbServerFreeze {
   server: string;
-  frozen_at_unix_ms: number;
-  thawed_at_unix_ms: number;
-  agent_frozen_at_unix_ms: number;
-  agent_thawed_at_unix_ms: number;
+  frozen_at: PbTimestamp | null;
+  thawed_at: PbTimestamp | null;
+  agent_frozen_at: PbTimestamp | null;
+  agent_thawed_at: PbTimestamp | null;
   by_watchdog: boolean;
   hooks: PbHookRun[];
 }
 export interface PbProgress {
   kind: string;
-  at_unix_ms: number;
+  at: PbTimestamp | null;
   server: string;
   app: string;
   detail: string;
@@ -163,9 +163,10 @@ export interface PbAgent {
   apps: string[];
   version: string;
   status: string;
-  registered_at_unix_ms: number;
-  last_heartbeat_at_unix_ms: number;
+  registered_at: PbTimestamp | null;
+  last_heartbeat_at: PbTimestamp | null;
   frozen: boolean;
+  channels: PbChannel[];
 }
 export interface PbVerifyResponse {
   ok: boolean;
@@ -242,17 +243,34 @@ function idempotencyKey(r: ProtoReader, field: string, limits: RequestLimits): s
   return key;
 }
 
-/** Milliseconds as a google.protobuf.Duration (or Timestamp, counted from the Unix epoch). */
-export function msToProto(ms: number): PbDuration {
+/** Milliseconds as a google.protobuf.Duration. */
+export function dur(ms: number): PbDuration {
   const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1_000_000) };
+}
+
+/** Unix milliseconds as a google.protobuf.Timestamp; absent (null) for "not yet" (undefined or 0). */
+export function ts(unixMs: number | undefined): PbTimestamp | null {
+  return unixMs === undefined || unixMs === 0 ? null : dur(unixMs);
+}
+
+/** A Timestamp field in Unix milliseconds, or undefined when absent. */
+export function timeOf(r: ProtoReader, field: string): number | undefined {
+  return wellKnownMs(r, field);
+}
+
+/** A Duration field in milliseconds; absent is 0, negative is refused. */
+export function durOf(r: ProtoReader, field: string): number {
+  const ms = wellKnownMs(r, field) ?? 0;
+  if (ms < 0) r.fail(field, `${r.at(field)} must not be negative`);
+  return ms;
 }
 
 /**
  * A google.protobuf.Duration or Timestamp field in milliseconds (sub-millisecond nanos dropped), or
  * undefined when absent; nanos outside 0..999,999,999 are refused, as the well-known type defines.
  */
-export function msFromProto(r: ProtoReader, field: string): number | undefined {
+function wellKnownMs(r: ProtoReader, field: string): number | undefined {
   const m = r.message(field);
   if (m === undefined) return undefined;
   const seconds = m.i64('seconds');
@@ -336,28 +354,27 @@ function appRefToProto(a: AppRef): PbAppRef {
   return { server: a.server, app: a.app };
 }
 
-export function planInputToProto(plan: PlanInput): Omit<PbPlan, 'revision' | 'created_at_unix_ms' | 'updated_at_unix_ms'> {
+export function planInputToProto(plan: PlanInput): Omit<PbPlan, 'revision' | 'created_at' | 'updated_at'> {
   return {
     id: plan.id,
     tenant: plan.tenant,
     servers: [...plan.servers],
     apps: plan.apps.map(appRefToProto),
-    channels: plan.channels.map((c) => ({
-      from_app: appRefToProto(c.from),
-      to_app: appRefToProto(c.to),
-      kind: channelKinds.toProto(c.kind),
-      log_stream: c.logStream ?? '',
-    })),
+    channels: plan.channels.map(channelToProto),
     volumes: plan.volumes.map((v) => ({ id: v.id, server: v.server, backend_ref: v.backendRef })),
   };
+}
+
+function channelToProto(c: PlanChannel): PbChannel {
+  return { from_app: appRefToProto(c.from), to_app: appRefToProto(c.to), kind: channelKinds.toProto(c.kind), log_stream: c.logStream ?? '' };
 }
 
 export function planToProto(plan: Plan): PbPlan {
   return {
     ...planInputToProto(plan),
     revision: plan.revision,
-    created_at_unix_ms: plan.createdAtUnixMs,
-    updated_at_unix_ms: plan.updatedAtUnixMs,
+    created_at: ts(plan.createdAtUnixMs),
+    updated_at: ts(plan.updatedAtUnixMs),
   };
 }
 
@@ -368,8 +385,8 @@ export function planFromProto(message: unknown): Result<Plan> {
   const plan: Plan = {
     ...input,
     revision: r.u64('revision'),
-    createdAtUnixMs: r.i64('created_at_unix_ms'),
-    updatedAtUnixMs: r.i64('updated_at_unix_ms'),
+    createdAtUnixMs: (timeOf(r, 'created_at') ?? 0),
+    updatedAtUnixMs: (timeOf(r, 'updated_at') ?? 0),
   };
   return done(r, plan);
 }
@@ -391,18 +408,18 @@ export function takeSnapshotRequestFromProto(request: unknown, limits: RequestLi
 function readOptions(o: ProtoReader | undefined): Partial<SnapshotOptions> {
   const options: { -readonly [K in keyof SnapshotOptions]?: SnapshotOptions[K] } = {};
   if (o !== undefined) {
-    const timeoutMs = o.u32('timeout_ms');
+    const timeoutMs = durOf(o, 'timeout');
     if (timeoutMs > 0) options.timeoutMs = timeoutMs;
     const alignmentMode = o.enumValue('alignment_mode', alignmentModes, false);
     if (alignmentMode !== undefined) options.alignmentMode = alignmentMode;
     // 0 is a meaningful value here ("never switch to unaligned"), so it is always passed on.
-    options.alignmentTimeoutMs = o.u32('alignment_timeout_ms');
+    options.alignmentTimeoutMs = durOf(o, 'alignment_timeout');
     if (alignmentMode === 'unaligned' && options.alignmentTimeoutMs > 0) {
-      o.fail('alignment_timeout_ms', 'options.alignment_timeout_ms applies only to ALIGNMENT_MODE_ALIGNED; leave it 0 with ALIGNMENT_MODE_UNALIGNED');
+      o.fail('alignment_timeout', 'options.alignment_timeout applies only to ALIGNMENT_MODE_ALIGNED; leave it unset with ALIGNMENT_MODE_UNALIGNED');
     }
     const fallbackPolicy = o.enumValue('fallback_policy', fallbackPolicies, false);
     if (fallbackPolicy !== undefined) options.fallbackPolicy = fallbackPolicy;
-    const freezeDeadlineMs = o.u32('freeze_deadline_ms');
+    const freezeDeadlineMs = durOf(o, 'freeze_deadline');
     if (freezeDeadlineMs > 0) options.freezeDeadlineMs = freezeDeadlineMs;
     const maxConcurrent = o.u32('max_concurrent');
     if (maxConcurrent > 0) options.maxConcurrent = maxConcurrent;
@@ -415,8 +432,7 @@ export function beginCheckpointRequestFromProto(request: unknown, limits: Reques
   const planId = name(r, 'plan_id', true);
   const level = r.enumValue('level', consistencyLevels, true);
   if (level !== undefined && level !== 'crash' && level !== 'app') r.fail('level', `level must be CONSISTENCY_LEVEL_CRASH (freeze) or CONSISTENCY_LEVEL_APP (barrier); a staged checkpoint holds nothing at ${consistencyLevels.toProto(level)}`);
-  const holdMs = msFromProto(r, 'hold_deadline') ?? 0;
-  if (holdMs < 0) r.fail('hold_deadline', 'hold_deadline must not be negative');
+  const holdMs = durOf(r, 'hold_deadline');
   const options = readOptions(r.message('options'));
   const key = idempotencyKey(r, 'idempotency_key', limits);
   return done(r, { planId, level: level === 'app' ? 'app' : 'crash', holdMs, options, ...(key !== undefined ? { idempotencyKey: key } : {}) });
@@ -431,8 +447,8 @@ export function finishCheckpointRequestFromProto(request: unknown): Result<Finis
     const snapshotRef = v.string('snapshot_ref');
     if (snapshotRef === '') v.fail('snapshot_ref', `${v.at('snapshot_ref')} is required`);
     else if (snapshotRef.length > 1024 || CONTROL_CHARS.test(snapshotRef)) v.fail('snapshot_ref', `${v.at('snapshot_ref')} must be at most 1024 characters, none of them control characters`);
-    const startedAt = msFromProto(v, 'started_at');
-    const endedAt = msFromProto(v, 'ended_at');
+    const startedAt = timeOf(v, 'started_at');
+    const endedAt = timeOf(v, 'ended_at');
     if (startedAt === undefined) v.fail('started_at', `${v.at('started_at')} is required`);
     if (endedAt === undefined) v.fail('ended_at', `${v.at('ended_at')} is required`);
     return { volumeId, server, snapshotRef, startedAtUnixMs: startedAt ?? 0, endedAtUnixMs: endedAt ?? 0 };
@@ -447,8 +463,8 @@ export function finishCheckpointRequestToProto(request: FinishCheckpointRequest)
       volume_id: v.volumeId,
       server: v.server,
       snapshot_ref: v.snapshotRef,
-      started_at: msToProto(v.startedAtUnixMs),
-      ended_at: msToProto(v.endedAtUnixMs),
+      started_at: dur(v.startedAtUnixMs),
+      ended_at: dur(v.endedAtUnixMs),
     })),
   };
 }
@@ -459,11 +475,11 @@ export function takeSnapshotRequestToProto(request: TakeSnapshotRequest): Record
     plan_id: request.planId,
     level: consistencyLevels.toProto(request.level),
     options: {
-      timeout_ms: o.timeoutMs ?? 0,
+      timeout: dur(o.timeoutMs ?? 0),
       alignment_mode: o.alignmentMode === undefined ? alignmentModes.unspecified : alignmentModes.toProto(o.alignmentMode),
-      alignment_timeout_ms: o.alignmentTimeoutMs ?? 0,
+      alignment_timeout: dur(o.alignmentTimeoutMs ?? 0),
       fallback_policy: o.fallbackPolicy === undefined ? fallbackPolicies.unspecified : fallbackPolicies.toProto(o.fallbackPolicy),
-      freeze_deadline_ms: o.freezeDeadlineMs ?? 0,
+      freeze_deadline: dur(o.freezeDeadlineMs ?? 0),
       max_concurrent: o.maxConcurrent ?? 0,
     },
     idempotency_key: request.idempotencyKey ?? '',
@@ -592,11 +608,11 @@ export function listAgentsRequestFromProto(request: unknown): Result<string | un
 
 function optionsToProto(o: SnapshotOptions): PbSnapshotOptions {
   return {
-    timeout_ms: o.timeoutMs,
+    timeout: dur(o.timeoutMs),
     alignment_mode: alignmentModes.toProto(o.alignmentMode),
-    alignment_timeout_ms: o.alignmentTimeoutMs,
+    alignment_timeout: dur(o.alignmentTimeoutMs),
     fallback_policy: fallbackPolicies.toProto(o.fallbackPolicy),
-    freeze_deadline_ms: o.freezeDeadlineMs,
+    freeze_deadline: dur(o.freezeDeadlineMs),
     max_concurrent: o.maxConcurrent ?? 1,
   };
 }
@@ -606,11 +622,11 @@ function appStatsToProto(a: AppStatsView): PbAppStats {
     server: a.server,
     app: a.app,
     acked: a.acked,
-    acked_at_unix_ms: a.ackedAtUnixMs ?? 0,
-    start_delay_ms: a.startDelayMs,
-    alignment_ms: a.alignmentMs,
-    sync_ms: a.syncMs,
-    async_ms: a.asyncMs,
+    acked_at: ts(a.ackedAtUnixMs ?? 0),
+    start_delay: dur(a.startDelayMs),
+    alignment_duration: dur(a.alignmentMs),
+    sync_duration: dur(a.syncMs),
+    async_duration: dur(a.asyncMs),
     size_bytes: a.sizeBytes,
     channel_state_bytes: a.channelStateBytes,
     finished_unaligned: a.finishedUnaligned,
@@ -624,9 +640,9 @@ function volumeToProto(v: VolumeSnapshot): PbVolumeSnapshot {
     volume_id: v.volumeId,
     server: v.server,
     snapshot_ref: v.snapshotRef,
-    frozen_at_unix_ms: v.frozenAtUnixMs,
-    snapshot_at_unix_ms: v.snapshotAtUnixMs,
-    thawed_at_unix_ms: v.thawedAtUnixMs,
+    frozen_at: ts(v.frozenAtUnixMs),
+    snapshot_at: ts(v.snapshotAtUnixMs),
+    thawed_at: ts(v.thawedAtUnixMs),
   };
 }
 
@@ -649,14 +665,14 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
     epoch: record.epoch,
     options: optionsToProto(record.options),
     idempotency_key: record.idempotencyKey ?? '',
-    created_at_unix_ms: record.createdAtUnixMs,
-    finished_at_unix_ms: record.finishedAtUnixMs ?? 0,
+    created_at: ts(record.createdAtUnixMs),
+    finished_at: ts(record.finishedAtUnixMs ?? 0),
     stats: {
       acked: stats.acked,
       total: stats.total,
-      triggered_at_unix_ms: stats.triggeredAtUnixMs ?? 0,
-      last_ack_at_unix_ms: stats.lastAckAtUnixMs ?? 0,
-      duration_ms: stats.durationMs,
+      triggered_at: ts(stats.triggeredAtUnixMs ?? 0),
+      last_ack_at: ts(stats.lastAckAtUnixMs ?? 0),
+      duration: dur(stats.durationMs),
       size_bytes: stats.sizeBytes,
       channel_state_bytes: stats.channelStateBytes,
       apps: stats.apps.map((a) => appStatsToProto({ ...a, startDelayMs: u32(a.startDelayMs), alignmentMs: u32(a.alignmentMs), syncMs: u32(a.syncMs), asyncMs: u32(a.asyncMs) })),
@@ -665,14 +681,14 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
     safety: record.safety,
     fallback_reason: record.fallbackReason ?? '',
     pinned: record.pinned === true,
-    hold_deadline: record.holdMs === undefined ? null : msToProto(record.holdMs),
+    hold_deadline: record.holdMs === undefined ? null : dur(record.holdMs),
     caller_volumes: (record.callerVolumes ?? []).map(volumeToProto),
     servers: (record.servers ?? []).map((f) => ({
       server: f.server,
-      frozen_at_unix_ms: f.frozenAtUnixMs ?? 0,
-      thawed_at_unix_ms: f.thawedAtUnixMs ?? 0,
-      agent_frozen_at_unix_ms: f.agentFrozenAtUnixMs ?? 0,
-      agent_thawed_at_unix_ms: f.agentThawedAtUnixMs ?? 0,
+      frozen_at: ts(f.frozenAtUnixMs ?? 0),
+      thawed_at: ts(f.thawedAtUnixMs ?? 0),
+      agent_frozen_at: ts(f.agentFrozenAtUnixMs ?? 0),
+      agent_thawed_at: ts(f.agentThawedAtUnixMs ?? 0),
       by_watchdog: f.byWatchdog ?? false,
       hooks: f.hooks.map((h) => ({
         hook: h.hook,
@@ -680,7 +696,7 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
         exit_code: h.exitCode,
         signal: h.signal ?? '',
         timed_out: h.timedOut,
-        duration_ms: u32(h.durationMs),
+        duration: dur(u32(h.durationMs)),
         stderr: h.stderr,
         attempts: h.attempts,
         app: h.app ?? '',
@@ -692,7 +708,7 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
 export function progressToProto(event: ProgressEvent): PbProgress {
   return {
     kind: progressKinds.toProto(event.kind),
-    at_unix_ms: event.atUnixMs,
+    at: ts(event.atUnixMs),
     server: event.server ?? '',
     app: event.app ?? '',
     detail: event.detail ?? '',
@@ -700,16 +716,28 @@ export function progressToProto(event: ProgressEvent): PbProgress {
   };
 }
 
-export function agentToProto(a: AgentInfo): PbAgent {
+/** Each server's channels in these plans: those that start or end at one of its apps. */
+export function channelsByServer(plans: readonly Plan[]): Map<string, PlanChannel[]> {
+  const out = new Map<string, PlanChannel[]>();
+  for (const p of plans) {
+    for (const c of p.channels) {
+      for (const server of new Set([c.from.server, c.to.server])) out.set(server, [...(out.get(server) ?? []), c]);
+    }
+  }
+  return out;
+}
+
+export function agentToProto(a: AgentInfo, channels: readonly PlanChannel[] = []): PbAgent {
   return {
     tenant: a.tenant,
     server: a.server,
     apps: [...a.apps],
     version: a.version,
     status: agentStatuses.toProto(a.status),
-    registered_at_unix_ms: a.registeredAtUnixMs,
-    last_heartbeat_at_unix_ms: a.lastHeartbeatAtUnixMs,
+    registered_at: ts(a.registeredAtUnixMs),
+    last_heartbeat_at: ts(a.lastHeartbeatAtUnixMs),
     frozen: a.frozen,
+    channels: channels.map(channelToProto),
   };
 }
 
@@ -733,11 +761,11 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
       server: a.string('server'),
       app: a.string('app'),
       acked: a.bool('acked'),
-      ...optional('ackedAtUnixMs', a.i64('acked_at_unix_ms'), 0),
-      startDelayMs: a.u32('start_delay_ms'),
-      alignmentMs: a.u32('alignment_ms'),
-      syncMs: a.u32('sync_ms'),
-      asyncMs: a.u32('async_ms'),
+      ...optional('ackedAtUnixMs', (timeOf(a, 'acked_at') ?? 0), 0),
+      startDelayMs: durOf(a, 'start_delay'),
+      alignmentMs: durOf(a, 'alignment_duration'),
+      syncMs: durOf(a, 'sync_duration'),
+      asyncMs: durOf(a, 'async_duration'),
       sizeBytes: a.u64('size_bytes'),
       channelStateBytes: a.u64('channel_state_bytes'),
       finishedUnaligned: a.bool('finished_unaligned'),
@@ -756,22 +784,22 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
     ...optional('failureDetail', r.string('failure_detail'), ''),
     epoch: r.u64('epoch'),
     options: {
-      timeoutMs: o.u32('timeout_ms'),
+      timeoutMs: durOf(o, 'timeout'),
       alignmentMode: o.enumValue('alignment_mode', alignmentModes, false) ?? 'aligned',
-      alignmentTimeoutMs: o.u32('alignment_timeout_ms'),
+      alignmentTimeoutMs: durOf(o, 'alignment_timeout'),
       fallbackPolicy: o.enumValue('fallback_policy', fallbackPolicies, false) ?? 'fail',
-      freezeDeadlineMs: o.u32('freeze_deadline_ms'),
+      freezeDeadlineMs: durOf(o, 'freeze_deadline'),
       maxConcurrent: o.u32('max_concurrent') || 1,
     },
     ...optional('idempotencyKey', r.string('idempotency_key'), ''),
-    createdAtUnixMs: r.i64('created_at_unix_ms'),
-    ...optional('finishedAtUnixMs', r.i64('finished_at_unix_ms'), 0),
+    createdAtUnixMs: (timeOf(r, 'created_at') ?? 0),
+    ...optional('finishedAtUnixMs', (timeOf(r, 'finished_at') ?? 0), 0),
     stats: {
       acked: s.u32('acked'),
       total: s.u32('total'),
-      ...optional('triggeredAtUnixMs', s.i64('triggered_at_unix_ms'), 0),
-      ...optional('lastAckAtUnixMs', s.i64('last_ack_at_unix_ms'), 0),
-      durationMs: s.u64('duration_ms'),
+      ...optional('triggeredAtUnixMs', (timeOf(s, 'triggered_at') ?? 0), 0),
+      ...optional('lastAckAtUnixMs', (timeOf(s, 'last_ack_at') ?? 0), 0),
+      durationMs: durOf(s, 'duration'),
       sizeBytes: s.u64('size_bytes'),
       channelStateBytes: s.u64('channel_state_bytes'),
       apps,
@@ -780,19 +808,19 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
       volumeId: v.string('volume_id'),
       server: v.string('server'),
       snapshotRef: v.string('snapshot_ref'),
-      frozenAtUnixMs: v.i64('frozen_at_unix_ms'),
-      snapshotAtUnixMs: v.i64('snapshot_at_unix_ms'),
-      thawedAtUnixMs: v.i64('thawed_at_unix_ms'),
+      frozenAtUnixMs: (timeOf(v, 'frozen_at') ?? 0),
+      snapshotAtUnixMs: (timeOf(v, 'snapshot_at') ?? 0),
+      thawedAtUnixMs: (timeOf(v, 'thawed_at') ?? 0),
     })),
     safety: r.bool('safety'),
     ...optional('fallbackReason', r.string('fallback_reason'), ''),
     ...(r.bool('pinned') ? { pinned: true } : {}),
     servers: r.messages('servers').map((f) => ({
       server: f.string('server'),
-      ...optional('frozenAtUnixMs', f.i64('frozen_at_unix_ms'), 0),
-      ...optional('thawedAtUnixMs', f.i64('thawed_at_unix_ms'), 0),
-      ...optional('agentFrozenAtUnixMs', f.i64('agent_frozen_at_unix_ms'), 0),
-      ...optional('agentThawedAtUnixMs', f.i64('agent_thawed_at_unix_ms'), 0),
+      ...optional('frozenAtUnixMs', (timeOf(f, 'frozen_at') ?? 0), 0),
+      ...optional('thawedAtUnixMs', (timeOf(f, 'thawed_at') ?? 0), 0),
+      ...optional('agentFrozenAtUnixMs', (timeOf(f, 'agent_frozen_at') ?? 0), 0),
+      ...optional('agentThawedAtUnixMs', (timeOf(f, 'agent_thawed_at') ?? 0), 0),
       ...(f.bool('by_watchdog') ? { byWatchdog: true } : {}),
       hooks: f.messages('hooks').map((h) => {
         const signal = h.string('signal');
@@ -803,7 +831,7 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
           exitCode: h.i32('exit_code'),
           ...(signal !== '' ? { signal } : {}),
           timedOut: h.bool('timed_out'),
-          durationMs: h.u32('duration_ms'),
+          durationMs: durOf(h, 'duration'),
           stderr: h.string('stderr'),
           attempts: h.u32('attempts'),
           ...(app !== '' ? { app } : {}),
@@ -843,7 +871,7 @@ export function progressFromProto(message: unknown): Result<ProgressView> {
   const r = ProtoReader.of(message, 'progress', 'internal');
   const view: ProgressView = {
     kind: r.enumValue('kind', progressKinds, true) ?? 'state-changed',
-    atUnixMs: r.i64('at_unix_ms'),
+    atUnixMs: (timeOf(r, 'at') ?? 0),
     ...optional('server', r.string('server'), ''),
     ...optional('app', r.string('app'), ''),
     ...optional('detail', r.string('detail'), ''),
@@ -860,8 +888,8 @@ export function agentFromProto(message: unknown): Result<AgentInfo> {
     apps: r.list('apps').filter((a): a is string => typeof a === 'string'),
     version: r.string('version'),
     status: r.enumValue('status', agentStatuses, true) ?? 'offline',
-    registeredAtUnixMs: r.i64('registered_at_unix_ms'),
-    lastHeartbeatAtUnixMs: r.i64('last_heartbeat_at_unix_ms'),
+    registeredAtUnixMs: (timeOf(r, 'registered_at') ?? 0),
+    lastHeartbeatAtUnixMs: (timeOf(r, 'last_heartbeat_at') ?? 0),
     frozen: r.bool('frozen'),
   };
   return done(r, agent);

@@ -30,6 +30,7 @@ export class ProtoReader {
     const fields = new FieldReader<CoordinatorError>((where, message) => ({
       kind,
       message: where === '' || message.startsWith(where) ? message : `${where}: ${message}`,
+      ...(where !== '' && kind === 'invalid-argument' ? { field: where } : {}),
     }));
     const reader = new ProtoReader(isObj(value) ? value : {}, path, fields);
     if (!isObj(value)) reader.fail('', `${path === '' ? 'the message' : path} is missing or not a message`);

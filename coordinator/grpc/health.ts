@@ -5,14 +5,15 @@
  * Implemented here rather than with the `grpc-health-check` package: that package pins its own
  * @grpc/proto-loader 0.7 (a second copy beside ours), and the service is two small handlers.
  * The .proto text below is the upstream grpc/health/v1/health.proto (options and comments left
- * out), parsed at start-up so the message layout is the standard one byte for byte.
+ * out), parsed at start-up so the message layout is the standard one byte for byte; the same file
+ * ships as proto/grpc/health/v1/health.proto for clients (a test holds the two equal).
  */
 import { loadPackageDefinition, status as GrpcStatus, type GrpcObject, type Server, type ServerUnaryCall, type ServerWritableStream, type ServiceClientConstructor, type ServiceDefinition, type sendUnaryData } from '@grpc/grpc-js';
 import { fromJSON, type PackageDefinition } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import { protoLoaderOptions } from './descriptor.js';
 
-const HEALTH_PROTO = `
+export const HEALTH_PROTO = `
 syntax = "proto3";
 package grpc.health.v1;
 message HealthCheckRequest { string service = 1; }

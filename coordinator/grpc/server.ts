@@ -19,11 +19,14 @@ import {
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
 import type { CoordinatorApi, PoliciesApi } from '../api.js';
-import { fail, type CoordinatorError, type Result } from '../errors.js';
+import { fail, ok, type CoordinatorError, type Result } from '../errors.js';
+import type { Plan } from '../model.js';
+import type { CheckpointId } from '../../src/ids.js';
 import { planStats } from '../metrics/plan-stats.js';
 import {
   agentToProto,
   beginCheckpointRequestFromProto,
+  channelsByServer,
   checkpointIdRequestFromProto,
   checkpointToProto,
   deleteOutcomeToProto,
@@ -206,6 +209,21 @@ function unary<Args, Out>(
   };
 }
 
+/** Every plan of a tenant (or of all tenants), page by page: ListAgents shows each agent's channels. */
+async function allPlans(api: CoordinatorApi, tenant: string | undefined): Promise<Result<Plan[]>> {
+  const plans: Plan[] = [];
+  let token = '';
+  do {
+    const page = await api.plans.list(tenant, PLAN_PAGE_SIZE, token);
+    if (!page.ok) return page;
+    plans.push(...page.value.items);
+    token = page.value.nextPageToken;
+  } while (token !== '');
+  return ok(plans);
+}
+
+const PLAN_PAGE_SIZE = 500;
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
   const limits: GrpcServerLimits = { ...grpcServerLimitsDefault, ...options.limits };
   const invalid = validateGrpcServerLimits(limits);
@@ -223,91 +241,105 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const withPolicies = <T>(call: (p: PoliciesApi) => Promise<Result<T>>): Promise<Result<T>> =>
     api.policies !== undefined ? call(api.policies) : Promise.resolve(fail('unavailable', 'this coordinator has no policy store; policies are not served'));
 
-  /** Open WatchCheckpoint streams and how to end each one from close(). */
+  /** Open progress streams (WatchCheckpoint, TakeSnapshotAndWait) and how to end each one from close(). */
   const watches = new Set<() => void>();
 
-  const watchCheckpoint = (call: ServerWritableStream<unknown, unknown>): void => {
-    const method = 'WatchCheckpoint';
-    let ended = false;
-    let stop: (() => void) | undefined;
-    const closeStream = (error?: CoordinatorError): void => {
-      if (ended) return;
-      ended = true;
-      watches.delete(shutdown);
-      try {
-        stop?.();
-      } catch (e) {
-        log.error({ method, err: e }, `stopping a watch threw: ${errorMessage(e)}`);
-      }
-      if (error === undefined) call.end();
-      else call.emit('error', toServiceError(error));
-    };
-    const shutdown = (): void => closeStream({ kind: 'unavailable', message: 'the coordinator is shutting down; watch again' });
-    call.on('cancelled', () => {
-      // The client went away (cancel, deadline, connection lost): nothing more can be sent.
-      ended = true;
-      watches.delete(shutdown);
-      try {
-        stop?.();
-      } catch (e) {
-        // An event handler that threw would take the process down.
-        log.error({ method, err: e }, `stopping a watch threw: ${errorMessage(e)}`);
-      }
-      log.debug({ method }, 'watch cancelled by the client');
-    });
-
-    const malformed = malformedReason(call.request);
-    if (malformed !== undefined) {
-      stats.malformedRequests++;
-      stats.refusedRequests++;
-      log.info({ method, code: 'invalid-argument', reason: malformed }, 'request refused');
-      return closeStream(malformedError(method, malformed));
-    }
-    const id = checkpointIdRequestFromProto(call.request);
-    if (!id.ok) {
-      stats.refusedRequests++;
-      log.info({ method, code: id.error.kind, reason: id.error.message }, 'request refused');
-      return closeStream(id.error);
-    }
-    if (watches.size >= limits.watchStreamsMax) {
-      stats.refusedRequests++;
-      log.warn({ method, watchStreamsMax: limits.watchStreamsMax }, 'watch refused: too many open');
-      return closeStream({ kind: 'unavailable', message: `too many watch streams open (watchStreamsMax ${limits.watchStreamsMax}); retry later or poll GetCheckpoint` });
-    }
-    watches.add(shutdown);
-    void (async () => {
-      try {
-        const result = await api.checkpoints.watch(
-          id.value,
-          (event) => {
-            if (ended) return;
-            try {
-              // Progress events per checkpoint are bounded (a few per app), so the stream's own
-              // buffer is enough backpressure for a slow reader.
-              call.write(progressToProto(event));
-            } catch (e) {
-              stats.internalErrors++;
-              log.error({ method, checkpointId: id.value, err: e }, `converting a progress event threw: ${errorMessage(e)}`);
-              closeStream(internal(method));
-            }
-          },
-          () => closeStream(),
-        );
-        if (!result.ok) {
-          stats.refusedRequests++;
-          log.info({ method, checkpointId: id.value, code: result.error.kind, reason: result.error.message }, 'request refused');
-          return closeStream(result.error);
+  /**
+   * A stream of one checkpoint's progress until it ends: WatchCheckpoint (an existing checkpoint)
+   * and TakeSnapshotAndWait (one it starts first). `start` gives the checkpoint to follow, or the
+   * error the call ends with before any message.
+   */
+  const progressStream =
+    <Args>(method: string, parse: (request: unknown) => Result<Args>, start: (args: Args) => Promise<Result<CheckpointId>>) =>
+    (call: ServerWritableStream<unknown, unknown>): void => {
+      let ended = false;
+      let stop: (() => void) | undefined;
+      const closeStream = (error?: CoordinatorError): void => {
+        if (ended) return;
+        ended = true;
+        watches.delete(shutdown);
+        try {
+          stop?.();
+        } catch (e) {
+          log.error({ method, err: e }, `stopping a watch threw: ${errorMessage(e)}`);
         }
-        stop = result.value;
-        // Ended (or cancelled) while watch() was still resolving: release what it set up.
-        if (ended) stop();
-      } catch (error) {
-        stats.internalErrors++;
-        log.error({ method, checkpointId: id.value, err: error }, `handler threw: ${errorMessage(error)}`);
-        closeStream(internal(method));
+        if (error === undefined) call.end();
+        else call.emit('error', toServiceError(error));
+      };
+      const shutdown = (): void => closeStream({ kind: 'unavailable', message: 'the coordinator is shutting down; watch again' });
+      call.on('cancelled', () => {
+        // The client went away (cancel, deadline, connection lost): nothing more can be sent.
+        ended = true;
+        watches.delete(shutdown);
+        try {
+          stop?.();
+        } catch (e) {
+          // An event handler that threw would take the process down.
+          log.error({ method, err: e }, `stopping a watch threw: ${errorMessage(e)}`);
+        }
+        log.debug({ method }, 'watch cancelled by the client');
+      });
+
+      const malformed = malformedReason(call.request);
+      if (malformed !== undefined) {
+        stats.malformedRequests++;
+        stats.refusedRequests++;
+        log.info({ method, code: 'invalid-argument', reason: malformed }, 'request refused');
+        return closeStream(malformedError(method, malformed));
       }
-    })();
-  };
+      const args = parse(call.request);
+      if (!args.ok) {
+        stats.refusedRequests++;
+        log.info({ method, code: args.error.kind, reason: args.error.message }, 'request refused');
+        return closeStream(args.error);
+      }
+      if (watches.size >= limits.watchStreamsMax) {
+        stats.refusedRequests++;
+        log.warn({ method, watchStreamsMax: limits.watchStreamsMax }, 'watch refused: too many open');
+        return closeStream({ kind: 'unavailable', message: `too many watch streams open (watchStreamsMax ${limits.watchStreamsMax}); retry later or poll GetCheckpoint` });
+      }
+      watches.add(shutdown);
+      let followed: CheckpointId | undefined;
+      void (async () => {
+        try {
+          const id = await start(args.value);
+          if (!id.ok) {
+            stats.refusedRequests++;
+            log.info({ method, code: id.error.kind, reason: id.error.message }, 'request refused');
+            return closeStream(id.error);
+          }
+          followed = id.value;
+          const result = await api.checkpoints.watch(
+            id.value,
+            (event) => {
+              if (ended) return;
+              try {
+                // Progress events per checkpoint are bounded (a few per app), so the stream's own
+                // buffer is enough backpressure for a slow reader.
+                call.write(progressToProto(event));
+              } catch (e) {
+                stats.internalErrors++;
+                log.error({ method, checkpointId: id.value, err: e }, `converting a progress event threw: ${errorMessage(e)}`);
+                closeStream(internal(method));
+              }
+            },
+            () => closeStream(),
+          );
+          if (!result.ok) {
+            stats.refusedRequests++;
+            log.info({ method, checkpointId: id.value, code: result.error.kind, reason: result.error.message }, 'request refused');
+            return closeStream(result.error);
+          }
+          stop = result.value;
+          // Ended (or cancelled) while watch() was still resolving: release what it set up.
+          if (ended) stop();
+        } catch (error) {
+          stats.internalErrors++;
+          log.error({ method, checkpointId: followed, err: error }, `handler threw: ${errorMessage(error)}`);
+          closeStream(internal(method));
+        }
+      })();
+    };
 
   const handlers: UntypedServiceImplementation = {
     RegisterPlan: unary(log, stats, 'RegisterPlan', registerPlanRequestFromProto, (a) => api.plans.register(a.plan, a.expectedRevision), (plan) => ({ plan: planToProto(plan) })),
@@ -347,7 +379,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       (a) => api.checkpoints.list(a.filter, a.pageSize, a.pageToken),
       (page) => ({ checkpoints: page.items.map(checkpointToProto), next_page_token: page.nextPageToken }),
     ),
-    WatchCheckpoint: watchCheckpoint,
+    WatchCheckpoint: progressStream('WatchCheckpoint', checkpointIdRequestFromProto, async (id) => ok(id)),
+    TakeSnapshotAndWait: progressStream(
+      'TakeSnapshotAndWait',
+      (r) => takeSnapshotRequestFromProto(r, limits),
+      async (a) => {
+        const taken = await api.checkpoints.take(a);
+        return taken.ok ? ok(taken.value.id) : taken;
+      },
+    ),
     RollbackSnapshot: unary(
       log,
       stats,
@@ -390,7 +430,19 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       (a) => api.checkpoints.pin(a.checkpointId, false, a.idempotencyKey),
       (record) => ({ checkpoint: checkpointToProto(record) }),
     ),
-    ListAgents: unary(log, stats, 'ListAgents', listAgentsRequestFromProto, (tenant) => api.agents.list(tenant), (agents) => ({ agents: agents.map(agentToProto) })),
+    ListAgents: unary(
+      log,
+      stats,
+      'ListAgents',
+      listAgentsRequestFromProto,
+      async (tenant) => {
+        const agents = await api.agents.list(tenant);
+        if (!agents.ok) return agents;
+        const plans = await allPlans(api, tenant);
+        return plans.ok ? ok({ agents: agents.value, channels: channelsByServer(plans.value) }) : plans;
+      },
+      (r) => ({ agents: r.agents.map((a) => agentToProto(a, r.channels.get(a.server))) }),
+    ),
     CreatePolicy: unary(log, stats, 'CreatePolicy', createPolicyRequestFromProto, (p) => withPolicies((x) => x.create(p)), (policy) => ({ policy: policyToProto(policy) })),
     GetPolicy: unary(log, stats, 'GetPolicy', planIdRequestFromProto, (id) => withPolicies((x) => x.get(id)), (policy) => ({ policy: policyToProto(policy) })),
     ListPolicies: unary(

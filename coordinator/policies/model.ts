@@ -57,8 +57,8 @@ export function validatePolicyInput(p: PolicyInput): Result<PolicyInput> {
   if (p.schedule === undefined && p.retention === undefined) return fail('invalid-argument', 'policy has neither schedule nor retention: give at least one');
   const s = p.schedule;
   if (s !== undefined) {
-    if ((s.intervalMs > 0) === (s.cron !== '')) return bad('schedule', 'needs exactly one of interval_ms and cron');
-    if (s.intervalMs > INTERVAL_MS_MAX) return bad('schedule.interval_ms', `${s.intervalMs} is more than a year`);
+    if ((s.intervalMs > 0) === (s.cron !== '')) return bad('schedule', 'needs exactly one of interval and cron');
+    if (s.intervalMs > INTERVAL_MS_MAX) return bad('schedule.interval', `${s.intervalMs} ms is more than a year`);
     if (s.cron !== '') {
       const c = parseCron(s.cron);
       if (!c.ok) return bad('schedule.cron', `is invalid: ${c.message}`);
@@ -71,13 +71,13 @@ export function validatePolicyInput(p: PolicyInput): Result<PolicyInput> {
       if (value !== '' && minuteOfDay(value) === undefined) return bad(`schedule.${field}`, `${JSON.stringify(value.slice(0, 20))} must be HH:MM (UTC, 00:00 to 23:59)`);
     }
     if (s.windowStart !== '' && s.windowStart === s.windowEnd) return bad('schedule.window_end', 'equals window_start: the window would be empty');
-    if (s.jitterMs > SCHEDULE_MS_MAX) return bad('schedule.jitter_ms', `${s.jitterMs} is more than a day`);
-    if (s.minPauseMs > SCHEDULE_MS_MAX) return bad('schedule.min_pause_ms', `${s.minPauseMs} is more than a day`);
+    if (s.jitterMs > SCHEDULE_MS_MAX) return bad('schedule.jitter', `${s.jitterMs} ms is more than a day`);
+    if (s.minPauseMs > SCHEDULE_MS_MAX) return bad('schedule.min_pause', `${s.minPauseMs} ms is more than a day`);
   }
   const r = p.retention;
   if (r !== undefined) {
     if (r.keepLast + r.keepDaily + r.keepWeekly + r.keepMonthly === 0 && r.keepWithinMs === 0) {
-      return bad('retention', 'keeps nothing: set keep_last, keep_daily, keep_weekly, keep_monthly or keep_within_ms');
+      return bad('retention', 'keeps nothing: set keep_last, keep_daily, keep_weekly, keep_monthly or keep_within');
     }
     for (const [field, v] of [
       ['keep_last', r.keepLast],

@@ -80,10 +80,10 @@ describe('over gRPC', () => {
     await world.service.waitFor(again.id);
   }, 30_000);
 
-  it('a freeze_deadline_ms of 4294967295 is INVALID_ARGUMENT naming the field', async () => {
+  it('a freeze_deadline of 4294967295 ms is INVALID_ARGUMENT naming the field', async () => {
     const r = await client.takeSnapshot({ planId: 'idle', level: 'crash', options: { freezeDeadlineMs: 4_294_967_295 } });
     expect(!r.ok && r.error.codeName).toBe('INVALID_ARGUMENT');
-    expect(!r.ok && r.error.message).toMatch(/freeze_deadline_ms 4294967295 is out of range/);
+    expect(!r.ok && r.error.message).toMatch(/freeze_deadline 4294967295 ms is out of range/);
   });
 
   it('a plan that includes an app of another plan is refused naming both plans (APP_IN_ANOTHER_PLAN)', async () => {

@@ -165,14 +165,14 @@ describe('bad input is refused at once and changes nothing', () => {
     return value(await world.service.list({ planId: 'idle2' }, 1_000, ''), 'list').items.length;
   }
 
-  it('a freeze_deadline_ms of 4294967295 is INVALID_ARGUMENT naming the field; so are other out-of-range durations', async () => {
+  it('a freeze_deadline of 4294967295 ms is INVALID_ARGUMENT naming the field; so are other out-of-range durations', async () => {
     const before = await count();
     for (const options of [{ freezeDeadlineMs: 4_294_967_295 }, { timeoutMs: 4_294_967_295 }, { alignmentTimeoutMs: 60_000, timeoutMs: 1_000 }, { maxConcurrent: 1_000 }]) {
       const r = await world.service.take({ planId: 'idle2', level: 'crash', options });
       expect(r.ok ? 'accepted' : r.error.kind, JSON.stringify(options)).toBe('invalid-argument');
     }
     const r = await world.service.take({ planId: 'idle2', level: 'crash', options: { freezeDeadlineMs: 4_294_967_295 } });
-    expect(!r.ok && r.error.message).toMatch(/options\.freeze_deadline_ms 4294967295 is out of range/);
+    expect(!r.ok && r.error.message).toMatch(/options\.freeze_deadline 4294967295 ms is out of range/);
     expect(await count()).toBe(before);
   });
 

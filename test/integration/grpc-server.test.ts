@@ -151,8 +151,8 @@ describe('coordinator gRPC server', () => {
       {
         name: 'TakeSnapshot unaligned with an alignment timeout',
         method: 'TakeSnapshot',
-        request: { plan_id: 'p', level: 'CONSISTENCY_LEVEL_APP', options: { alignment_mode: 'ALIGNMENT_MODE_UNALIGNED', alignment_timeout_ms: 100 } },
-        message: /alignment_timeout_ms applies only to ALIGNMENT_MODE_ALIGNED/,
+        request: { plan_id: 'p', level: 'CONSISTENCY_LEVEL_APP', options: { alignment_mode: 'ALIGNMENT_MODE_UNALIGNED', alignment_timeout: { seconds: 0, nanos: 100_000_000 } } },
+        message: /alignment_timeout applies only to ALIGNMENT_MODE_ALIGNED/,
       },
       { name: 'ListCheckpoints filtering on an UNSPECIFIED state', method: 'ListCheckpoints', request: { states: ['CHECKPOINT_STATE_UNSPECIFIED'] }, message: /states\[0\] is CHECKPOINT_STATE_UNSPECIFIED; filter on real states/ },
       { name: 'RestoreSnapshot with no mapping', method: 'RestoreSnapshot', request: { checkpoint_id: 1 }, message: /servers or apps must map/ },

@@ -54,9 +54,9 @@ describe('TakeSnapshot options', () => {
   });
 
   it.each([
-    [{ freezeDeadlineMs: 4_294_967_295 }, /options\.freeze_deadline_ms 4294967295 is out of range: from 1 to 60000/],
-    [{ timeoutMs: 3_600_001 }, /options\.timeout_ms 3600001 is out of range/],
-    [{ timeoutMs: 1_000, alignmentTimeoutMs: 1_000 }, /options\.alignment_timeout_ms 1000 is out of range: from 0 to 999/],
+    [{ freezeDeadlineMs: 4_294_967_295 }, /options\.freeze_deadline 4294967295 ms is out of range: from 1 to 60000 ms/],
+    [{ timeoutMs: 3_600_001 }, /options\.timeout 3600001 ms is out of range/],
+    [{ timeoutMs: 1_000, alignmentTimeoutMs: 1_000 }, /options\.alignment_timeout 1000 ms is out of range: from 0 to 999 ms/],
     [{ maxConcurrent: 9 }, /options\.max_concurrent 9 is out of range: from 1 to 8/],
   ])('%j is INVALID_ARGUMENT naming the field', (options, message) => {
     const r = snapshotOptions(limits, options);
@@ -70,7 +70,7 @@ describe('TakeSnapshot options', () => {
     expect(same).toEqual({ ok: true, value: first });
     const other = sameTake(first, { planId: 'demo', level: 'app', options: {}, idempotencyKey: 'k' }, { ...limits.defaults, timeoutMs: 5_000 });
     expect(!other.ok && other.error).toMatchObject({ kind: 'invalid-argument', reason: 'IDEMPOTENCY_KEY_REUSED', metadata: { idempotency_key: 'k', checkpoint_id: '5' } });
-    expect(!other.ok && other.error.message).toMatch(/first used for checkpoint 5 \(plan demo, level app, timeout_ms 30000,.*\); this call asks for \(plan demo, level app, timeout_ms 5000,/);
+    expect(!other.ok && other.error.message).toMatch(/first used for checkpoint 5 \(plan demo, level app, timeout 30000 ms,.*\); this call asks for \(plan demo, level app, timeout 5000 ms,/);
   });
 });
 

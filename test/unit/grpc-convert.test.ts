@@ -208,6 +208,7 @@ describe('64-bit ids and unknown enum values', () => {
     const result = takeSnapshotRequestFromProto(wire, requestLimitsDefault);
     expect(result.ok ? '' : result.error).toEqual({
       kind: 'invalid-argument',
+      field: 'level',
       message: 'level: unknown ConsistencyLevel value 7; expected one of CONSISTENCY_LEVEL_NONE, CONSISTENCY_LEVEL_CRASH, CONSISTENCY_LEVEL_APP',
     });
   });

@@ -45,6 +45,11 @@ export const coordinatorDescriptor = {
                   "responseType": "WatchCheckpointResponse",
                   "responseStream": true
                 },
+                "TakeSnapshotAndWait": {
+                  "requestType": "TakeSnapshotAndWaitRequest",
+                  "responseType": "TakeSnapshotAndWaitResponse",
+                  "responseStream": true
+                },
                 "BeginCheckpoint": {
                   "requestType": "BeginCheckpointRequest",
                   "responseType": "BeginCheckpointResponse"
@@ -145,12 +150,12 @@ export const coordinatorDescriptor = {
                   "type": "uint64",
                   "id": 7
                 },
-                "created_at_unix_ms": {
-                  "type": "int64",
+                "created_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 8
                 },
-                "updated_at_unix_ms": {
-                  "type": "int64",
+                "updated_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 9
                 }
               }
@@ -315,24 +320,24 @@ export const coordinatorDescriptor = {
             },
             "SnapshotOptions": {
               "fields": {
-                "timeout_ms": {
-                  "type": "uint32",
+                "timeout": {
+                  "type": "google.protobuf.Duration",
                   "id": 1
                 },
                 "alignment_mode": {
                   "type": "AlignmentMode",
                   "id": 2
                 },
-                "alignment_timeout_ms": {
-                  "type": "uint32",
+                "alignment_timeout": {
+                  "type": "google.protobuf.Duration",
                   "id": 3
                 },
                 "fallback_policy": {
                   "type": "FallbackPolicy",
                   "id": 4
                 },
-                "freeze_deadline_ms": {
-                  "type": "uint32",
+                "freeze_deadline": {
+                  "type": "google.protobuf.Duration",
                   "id": 5
                 },
                 "max_concurrent": {
@@ -500,24 +505,24 @@ export const coordinatorDescriptor = {
                   "type": "bool",
                   "id": 3
                 },
-                "acked_at_unix_ms": {
-                  "type": "int64",
+                "acked_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 4
                 },
-                "start_delay_ms": {
-                  "type": "uint32",
+                "start_delay": {
+                  "type": "google.protobuf.Duration",
                   "id": 5
                 },
-                "alignment_ms": {
-                  "type": "uint32",
+                "alignment_duration": {
+                  "type": "google.protobuf.Duration",
                   "id": 6
                 },
-                "sync_ms": {
-                  "type": "uint32",
+                "sync_duration": {
+                  "type": "google.protobuf.Duration",
                   "id": 7
                 },
-                "async_ms": {
-                  "type": "uint32",
+                "async_duration": {
+                  "type": "google.protobuf.Duration",
                   "id": 8
                 },
                 "size_bytes": {
@@ -552,16 +557,16 @@ export const coordinatorDescriptor = {
                   "type": "uint32",
                   "id": 2
                 },
-                "triggered_at_unix_ms": {
-                  "type": "int64",
+                "triggered_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 3
                 },
-                "last_ack_at_unix_ms": {
-                  "type": "int64",
+                "last_ack_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 4
                 },
-                "duration_ms": {
-                  "type": "uint64",
+                "duration": {
+                  "type": "google.protobuf.Duration",
                   "id": 5
                 },
                 "size_bytes": {
@@ -593,16 +598,16 @@ export const coordinatorDescriptor = {
                   "type": "string",
                   "id": 3
                 },
-                "frozen_at_unix_ms": {
-                  "type": "int64",
+                "frozen_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 4
                 },
-                "snapshot_at_unix_ms": {
-                  "type": "int64",
+                "snapshot_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 5
                 },
-                "thawed_at_unix_ms": {
-                  "type": "int64",
+                "thawed_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 6
                 }
               }
@@ -653,12 +658,12 @@ export const coordinatorDescriptor = {
                   "type": "string",
                   "id": 11
                 },
-                "created_at_unix_ms": {
-                  "type": "int64",
+                "created_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 12
                 },
-                "finished_at_unix_ms": {
-                  "type": "int64",
+                "finished_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 13
                 },
                 "stats": {
@@ -704,20 +709,20 @@ export const coordinatorDescriptor = {
                   "type": "string",
                   "id": 1
                 },
-                "frozen_at_unix_ms": {
-                  "type": "int64",
+                "frozen_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 2
                 },
-                "thawed_at_unix_ms": {
-                  "type": "int64",
+                "thawed_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 3
                 },
-                "agent_frozen_at_unix_ms": {
-                  "type": "int64",
+                "agent_frozen_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 4
                 },
-                "agent_thawed_at_unix_ms": {
-                  "type": "int64",
+                "agent_thawed_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 5
                 },
                 "by_watchdog": {
@@ -753,8 +758,8 @@ export const coordinatorDescriptor = {
                   "type": "bool",
                   "id": 5
                 },
-                "duration_ms": {
-                  "type": "uint32",
+                "duration": {
+                  "type": "google.protobuf.Duration",
                   "id": 6
                 },
                 "stderr": {
@@ -829,6 +834,54 @@ export const coordinatorDescriptor = {
                 }
               }
             },
+            "TakeSnapshotAndWaitRequest": {
+              "fields": {
+                "plan_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "level": {
+                  "type": "ConsistencyLevel",
+                  "id": 2
+                },
+                "options": {
+                  "type": "SnapshotOptions",
+                  "id": 3
+                },
+                "idempotency_key": {
+                  "type": "string",
+                  "id": 4
+                }
+              }
+            },
+            "TakeSnapshotAndWaitResponse": {
+              "fields": {
+                "kind": {
+                  "type": "ProgressKind",
+                  "id": 1
+                },
+                "at": {
+                  "type": "google.protobuf.Timestamp",
+                  "id": 2
+                },
+                "server": {
+                  "type": "string",
+                  "id": 3
+                },
+                "app": {
+                  "type": "string",
+                  "id": 4
+                },
+                "detail": {
+                  "type": "string",
+                  "id": 5
+                },
+                "checkpoint": {
+                  "type": "Checkpoint",
+                  "id": 6
+                }
+              }
+            },
             "ProgressKind": {
               "values": {
                 "PROGRESS_KIND_UNSPECIFIED": 0,
@@ -847,8 +900,8 @@ export const coordinatorDescriptor = {
                   "type": "ProgressKind",
                   "id": 1
                 },
-                "at_unix_ms": {
-                  "type": "int64",
+                "at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 2
                 },
                 "server": {
@@ -1100,17 +1153,22 @@ export const coordinatorDescriptor = {
                   "type": "AgentStatus",
                   "id": 5
                 },
-                "registered_at_unix_ms": {
-                  "type": "int64",
+                "registered_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 6
                 },
-                "last_heartbeat_at_unix_ms": {
-                  "type": "int64",
+                "last_heartbeat_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 7
                 },
                 "frozen": {
                   "type": "bool",
                   "id": 8
+                },
+                "channels": {
+                  "rule": "repeated",
+                  "type": "Channel",
+                  "id": 9
                 }
               }
             },
@@ -1153,20 +1211,20 @@ export const coordinatorDescriptor = {
                   "type": "uint64",
                   "id": 5
                 },
-                "created_at_unix_ms": {
-                  "type": "int64",
+                "created_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 6
                 },
-                "updated_at_unix_ms": {
-                  "type": "int64",
+                "updated_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 7
                 }
               }
             },
             "SchedulePolicy": {
               "fields": {
-                "interval_ms": {
-                  "type": "uint64",
+                "interval": {
+                  "type": "google.protobuf.Duration",
                   "id": 1
                 },
                 "cron": {
@@ -1185,12 +1243,12 @@ export const coordinatorDescriptor = {
                   "type": "string",
                   "id": 5
                 },
-                "jitter_ms": {
-                  "type": "uint64",
+                "jitter": {
+                  "type": "google.protobuf.Duration",
                   "id": 6
                 },
-                "min_pause_ms": {
-                  "type": "uint64",
+                "min_pause": {
+                  "type": "google.protobuf.Duration",
                   "id": 7
                 },
                 "tolerable_failures": {
@@ -1217,8 +1275,8 @@ export const coordinatorDescriptor = {
                   "type": "uint32",
                   "id": 4
                 },
-                "keep_within_ms": {
-                  "type": "uint64",
+                "keep_within": {
+                  "type": "google.protobuf.Duration",
                   "id": 5
                 }
               }
@@ -1345,16 +1403,16 @@ export const coordinatorDescriptor = {
                   "type": "uint32",
                   "id": 5
                 },
-                "duration_min_ms": {
-                  "type": "uint64",
+                "duration_min": {
+                  "type": "google.protobuf.Duration",
                   "id": 6
                 },
-                "duration_avg_ms": {
-                  "type": "uint64",
+                "duration_avg": {
+                  "type": "google.protobuf.Duration",
                   "id": 7
                 },
-                "duration_max_ms": {
-                  "type": "uint64",
+                "duration_max": {
+                  "type": "google.protobuf.Duration",
                   "id": 8
                 },
                 "size_min_bytes": {
@@ -1373,8 +1431,8 @@ export const coordinatorDescriptor = {
                   "type": "uint64",
                   "id": 12
                 },
-                "latest_completed_at_unix_ms": {
-                  "type": "int64",
+                "latest_completed_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 13
                 },
                 "last_failure_id": {
@@ -1389,8 +1447,8 @@ export const coordinatorDescriptor = {
                   "type": "string",
                   "id": 16
                 },
-                "last_failure_at_unix_ms": {
-                  "type": "int64",
+                "last_failure_at": {
+                  "type": "google.protobuf.Timestamp",
                   "id": 17
                 }
               }
