@@ -148,6 +148,7 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
     const taken: Promise<Taken>[] = [];
     let attempted = 0;
     let skippedBusy = 0;
+    const takeFailures: string[] = [];
     let starting = false;
     const tick = (): void => {
       if (starting) {
@@ -164,6 +165,8 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
           if (!s) skippedBusy += 1;
           else taken.push(s.ended.then((record) => ({ requestedAtUnixMs, ms: performance.now() - t0, record })));
         })
+        // A refused take (other than busy) is a result of the run, not a reason to stop it.
+        .catch((error: unknown) => takeFailures.push(error instanceof Error ? error.message : String(error)))
         .finally(() => (starting = false));
     };
     const checkpointsFrom = Date.now();
@@ -188,6 +191,7 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
       results,
       attempted,
       skippedBusy,
+      takeFailures,
       cpu: [cpu0, cpu1],
       rss,
       counts,
@@ -239,6 +243,7 @@ interface Measured {
   readonly results: readonly Taken[];
   readonly attempted: number;
   readonly skippedBusy: number;
+  readonly takeFailures: readonly string[];
   readonly cpu: readonly [CpuSnapshot, CpuSnapshot];
   readonly rss: readonly number[];
   readonly counts: readonly ScaleCounts[];
@@ -309,13 +314,19 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     atLeast('traffic, no checkpoint in flight (vs warm-up)', 'msg/s', rateFloor, rateIdle),
   );
   const targets: Record<string, boolean> = {
-    everyCheckpointCompleted: m.results.length > 0 && completed.length === m.results.length && m.skippedBusy === 0,
+    everyCheckpointCompleted: m.results.length > 0 && completed.length === m.results.length && m.skippedBusy === 0 && m.takeFailures.length === 0,
     checkpointP99Under2s: ckptMs.p99 < TARGET_P99_MS,
   };
   const extra: Record<string, unknown> = {
     plan: { servers: plan.servers.length, apps: plan.apps.length, channels: plan.channels.length, cycles: plan.channels.filter((c) => c.to.app === 'a' && Number(c.to.server.slice(1)) < Number(c.from.server.slice(1))).length },
     agentsStartMs: Math.round(m.agentsStartMs),
-    checkpoints: { ticks: m.attempted, taken: m.results.length, completed: completed.length, skippedBusy: m.skippedBusy, aborted, ...(abortDetails.length > 0 ? { abortDetails } : {}) },
+    checkpoints: {
+      ticks: m.attempted,
+      taken: m.results.length,
+      completed: completed.length,
+      skippedBusy: m.skippedBusy,
+      ...(m.takeFailures.length > 0 ? { takeFailed: m.takeFailures.length, firstTakeFailure: m.takeFailures[0] } : {}),
+      aborted, ...(abortDetails.length > 0 ? { abortDetails } : {}) },
     checkpointMs: { p50: round(ckptMs.p50), p99: round(ckptMs.p99), max: round(ckptMs.max), mean: round(ckptMs.mean) },
     allAckedMs: { checkpoints: allAckedMs.n, p50: round(allAckedMs.p50), p99: round(allAckedMs.p99), max: round(allAckedMs.max) },
     ...(abortMs.n > 0 ? { abortedMs: { p50: round(abortMs.p50), max: round(abortMs.max) } } : {}),
