@@ -26,7 +26,7 @@
  * deadline: if `sleep` refuses a fraction of a second it sleeps the whole seconds rounded up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HookAction } from '../src/wire/index.js';
@@ -157,6 +157,12 @@ export class FreezeWatchdog {
       if (!w.claim()) reports.push(await w.report(Math.max(0, endAt - performance.now())));
       await w.cleanUp();
     }
+    // What a process that exited before its clean-up left: claims and results without a ticket.
+    const armed = new Set(names.filter((n) => n.endsWith('.armed')).map((n) => n.slice(0, -'.armed'.length)));
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const m = /^((\d+)-[0-9a-z-]+)\.(claim|results)$/.exec(name);
+      if (m && !armed.has(m[1] as string) && deadAgent(Number(m[2]))) await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+    }
     if (reports.length === 0) return { found };
     const steps = new Map<string, WatchdogStepResult>();
     for (const r of reports) for (const [k, v] of r.steps) if (!steps.has(k) || watchdogStepFailed(steps.get(k) as WatchdogStepResult)) steps.set(k, v);
@@ -193,10 +199,12 @@ export class FreezeWatchdog {
       mkdirSync(this.claimPath);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      // The claim cannot be made (the state directory is gone or unwritable): the watchdog cannot
-      // make it either, so it will not thaw; the agent thaws.
+      // The claim cannot be made (the state directory is gone or unwritable): the agent thaws.
     }
     this.stop();
+    // At once: a process that exits before `cleanUp` is done must not leave a ticket behind (the
+    // next agent would take it for a freeze it never thawed). The claim stays until the process is gone.
+    rmSync(this.ticketPath, { force: true });
     return true;
   }
 

@@ -332,6 +332,9 @@ export class FreezeController {
       } catch (error) {
         throw new StepFailed('hook-failed', `cannot read the hooks: ${(error as Error).message}`);
       }
+      // Armed in the next turn of the event loop, which comes while the first hook runs: starting a
+      // process blocks the loop for milliseconds, and then it costs the freeze no time of its own.
+      const arming = new Promise<string | undefined>((resolve) => setImmediate(() => resolve(this.armOutside(a))));
       const step = (r: HookResult, reason: 'hook-failed' | 'freeze-failed'): void => {
         results.push(r);
         if (hookFailed(r)) throw new StepFailed(reason, failureDetail(r));
@@ -349,7 +352,8 @@ export class FreezeController {
         if (started.session) a.undo.push({ kind: 'session', session: started.session });
         step(started.result, 'hook-failed');
       }
-      this.armOutside(a);
+      const armFailure = await arming;
+      if (armFailure !== undefined) throw new StepFailed('freeze-failed', armFailure);
       if (this.options.config.sync) step(await this.runBuiltin('sync', this.syncCommand, [], 'freeze', a.endByMs), 'freeze-failed');
       for (const mount of this.options.config.mounts) {
         const r = await this.runBuiltin(`fsfreeze ${mount}`, this.fsfreezeCommand, ['-f', mount], 'freeze', a.endByMs);
@@ -397,11 +401,12 @@ export class FreezeController {
   /**
    * Arms the watchdog process, before anything is frozen: from here on the guest is thawed at the
    * deadline even if this process never runs another line. A freeze with nothing to thaw (no mount,
-   * no hook) needs none.
+   * no hook) needs none, and one that failed already (it is thawing) must not get one. Returns
+   * why it could not be armed.
    */
-  private armOutside(a: Active): void {
+  private armOutside(a: Active): string | undefined {
     const c = this.options.config;
-    if (c.mounts.length === 0 && a.set.hooks.length === 0) return;
+    if ((c.mounts.length === 0 && a.set.hooks.length === 0) || a.phase !== 'freezing') return undefined;
     const undoOrder = [...a.set.hooks].reverse();
     const steps: WatchdogStep[] = [
       ...[...c.mounts].reverse().map((mount) => ({ kind: 'fsfreeze' as const, mount })),
@@ -424,9 +429,10 @@ export class FreezeController {
       },
       a.deadlineAtUnixMs,
     );
-    if (!armed.ok) throw new StepFailed('freeze-failed', `cannot start the freeze watchdog process: ${armed.message}`);
+    if (!armed.ok) return `cannot start the freeze watchdog process: ${armed.message}`;
+    // The status shows it from the next change on (the freeze's own); recovery finds it by its ticket.
     a.outside = armed.watchdog;
-    this.changed();
+    return undefined;
   }
 
   private armWatchdog(a: Active): void {
@@ -540,7 +546,10 @@ export class FreezeController {
     }
     if (restoreDue) await restore();
     if (a.outside) {
-      void a.outside.cleanUp();
+      // A watchdog that thawed has ended: its files go before the thaw is answered, so that a
+      // process exiting right after it leaves none. One that was stopped left no ticket.
+      if (outside?.finished === true) await a.outside.cleanUp();
+      else void a.outside.cleanUp();
       a.outside = undefined;
     }
     return outside ? { results, outside } : { results };

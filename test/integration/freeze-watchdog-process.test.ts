@@ -85,11 +85,12 @@ interface ChildLine {
 
 /**
  * Runs a FreezeController in a child process: it freezes checkpoint 1 with `deadlineMs` and prints
- * `frozen` with its status. Then either it SIGKILLs itself once its status file says frozen, or it runs `block` (a statement that
+ * `frozen` with its status. Then it SIGKILLs itself once its status file says frozen, or it thaws
+ * and exits at once, or it runs `block` (a statement that
  * blocks its event loop, with the node:fs functions in scope), prints `unblocked`, and exits once
  * its own timer's thaw is done, printed as `self-thaw`.
  */
-function runController(w: HookWorld, options: { mounts: readonly string[]; fsfreeze: string; deadlineMs: number; then: { block: string } | 'sigkill' }): { lines: ChildLine[]; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
+function runController(w: HookWorld, options: { mounts: readonly string[]; fsfreeze: string; deadlineMs: number; then: { block: string } | 'sigkill' | 'thaw-and-exit' }): { lines: ChildLine[]; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
   const script = join(w.root, 'controller.mts');
   writeFileSync(
     script,
@@ -104,7 +105,11 @@ function runController(w: HookWorld, options: { mounts: readonly string[]; fsfre
       `const out = await ctl.freeze(1, ${options.deadlineMs}, 'crash');`,
       `console.log(JSON.stringify({ type: 'frozen', out, status: ctl.status() }));`,
       `if (!out.ok) process.exit(3);`,
-      ...(options.then === 'sigkill' ? [`await ctl.flushStatus();`, `process.kill(process.pid, 'SIGKILL');`] : [options.then.block, `console.log(JSON.stringify({ type: 'unblocked', atMs: Date.now() }));`]),
+      ...(options.then === 'sigkill'
+        ? [`await ctl.flushStatus();`, `process.kill(process.pid, 'SIGKILL');`]
+        : options.then === 'thaw-and-exit'
+          ? [`await ctl.thaw(1, { afterRestore: false });`, `await ctl.flushStatus();`, `process.exit(0);`]
+          : [options.then.block, `console.log(JSON.stringify({ type: 'unblocked', atMs: Date.now() }));`]),
     ].join('\n'),
   );
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -341,11 +346,30 @@ describe('the watchdog process: a normal thaw', () => {
     const thawed = await ctl.thaw(3, { afterRestore: false });
     expect(thawed).toMatchObject({ cause: 'command', byWatchdog: false, noop: false });
     expect(ctl.status().watchdog).toBeUndefined();
+    // Its ticket is gone when the thaw is answered, before the process is reaped: an agent that
+    // exits now leaves nothing for the next one to take for a freeze never thawed.
+    expect(readdirSync(join(world.stateDir, WATCHDOG_DIR)).filter((n) => n.endsWith('.armed'))).toEqual([]);
     await waitUntil('the watchdog process to be gone and its files removed', () => watchdogPids(wd.id).length === 0 && readdirSync(join(world.stateDir, WATCHDOG_DIR)).length === 0, { timeoutMs: 2_000, intervalMs: 10 });
     const after = steps(world);
     await sleep(frozen.deadlineAtUnixMs - Date.now() + 800);
     expect(steps(world)).toEqual(after);
     expect(existsSync(join(world.stateDir, 'freeze-watchdog.log'))).toBe(false);
+  }, 30_000);
+
+  it('a process that exits right after a normal thaw leaves no ticket: the next controller has nothing to recover', async () => {
+    world = new HookWorld('snap-wdp-');
+    markerHook(world);
+    const run = runController(world, { mounts: ['/m1'], fsfreeze: timedFsfreeze(world), deadlineMs: 1_000, then: 'thaw-and-exit' });
+    const { status } = await frozenLine(run);
+    expect((await run.exited).code).toBe(0);
+    expect(readdirSync(join(world.stateDir, WATCHDOG_DIR)).filter((n) => n.endsWith('.armed'))).toEqual([]);
+    const thawSteps = steps(world);
+    expect(thawSteps.slice(-3)).toEqual(['fsfreeze -u /m1', 'thaw - 10-marker', 'resume - 10-marker']);
+    ctl = controller(world, { mounts: ['/m1'], sync: false }, { commands: { fsfreeze: timedFsfreeze(world) } });
+    expect(await ctl.recover()).toBeUndefined();
+    await waitUntil('the watchdog process to be gone', () => watchdogPids(status.watchdog?.id).length === 0, { timeoutMs: 2_000, intervalMs: 10 });
+    await sleep(1_500);
+    expect(steps(world)).toEqual(thawSteps);
   }, 30_000);
 
   it('a freeze with no mount and no hook arms none', async () => {
