@@ -1,7 +1,7 @@
 /**
  * The freeze watchdog outside the agent's event loop: a small detached shell process, armed by
- * every freeze before its first filesystem is frozen, that sleeps until the freeze's deadline and
- * then thaws by itself, whatever became of the agent. The agent's own timer (agent/freeze.ts) is a
+ * every freeze that has a mount or a hook to undo, before its first filesystem is frozen, that
+ * sleeps until the freeze's deadline and then thaws by itself, whatever became of the agent. The agent's own timer (agent/freeze.ts) is a
  * timer in its event loop: an app in the agent's process that writes synchronously to a frozen
  * mount blocks that loop, and with it the timer, until the mount is thawed, which nothing in the
  * process can do any more. This process is not the agent's event loop: it thaws when the agent is
@@ -19,7 +19,9 @@
  *     and only the agent can release it), or when the agent process is gone (its sessions let go
  *     when their stdin closed). Each step's exit code and times go to the results file;
  *   - an agent whose claim fails waits for the watchdog to end, takes every step the results file
- *     reports done as done (so no hook runs twice), and carries out the rest itself.
+ *     reports done as done (so no hook runs twice), and carries out the rest itself;
+ *   - with the agent gone and every step done, the watchdog writes the status file (thawed, cause
+ *     `watchdog`); otherwise it leaves it saying frozen, for the next agent's recovery.
  *
  * Each step runs under `timeout` (coreutils) with the hook limits. The watchdog's own output and its
  * hooks' output are appended to `<stateDir>/freeze-watchdog.log`. It never thaws before the

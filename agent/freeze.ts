@@ -1,7 +1,9 @@
 /**
  * Crash consistency on one server: freeze (prepare hooks, freeze hooks, hook sessions, `sync`,
  * `fsfreeze -f` on each mount), thaw (the same undone in exact reverse), and the watchdog that
- * thaws by itself at the freeze's deadline. docs/hooks.md is the operator's view of this file.
+ * thaws by itself at the freeze's deadline: a timer here, and the watchdog process of
+ * agent/freeze-watchdog.ts, which thaws when this process cannot (its event loop blocked, the
+ * process stopped or dead). docs/hooks.md is the operator's view of this file.
  *
  * The rules it keeps (DESIGN.md section 9, first row):
  *   - Everything a freeze did is pushed on an undo stack *before* it runs; a freeze that fails at
@@ -11,6 +13,8 @@
  *     the process exit once nothing else keeps the event loop alive (NATS closed for good, every
  *     app detached), leaving the guest frozen with nobody to thaw it; this timer is the one thing
  *     that must keep the agent alive until the thaw.
+ *   - Before the first mount is frozen, the watchdog process is armed. Every thaw begins by claiming
+ *     the thaw from it; when it claimed first, the thaw waits for it and skips what it did.
  *   - While anything may be frozen, a synchronous `exit` handler runs `fsfreeze -u` on the frozen
  *     mounts and stops the sessions: the last resort when the process exits on an uncaught error.
  *   - Thaw is idempotent: thawing a thawed guest is a no-op success, and the answer repeats the
