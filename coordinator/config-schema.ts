@@ -6,7 +6,11 @@
 import { z } from 'zod';
 import { field, durationMs, integer, LOG_LEVELS, type Parsed, parseWith } from '../adapters/config-schema.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';
+import { leaseOptionsDefault } from './lease.js';
 import { parseScheduleSpec, type ScheduleSpec } from './schedule.js';
+
+/** The shortest lease that leaves two renewals within its validity (lease.ts validateLeaseOptions). */
+const LEASE_MS_MIN = leaseOptionsDefault.marginMs + 2 * leaseOptionsDefault.renewMs;
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/;
 
@@ -36,6 +40,18 @@ export const coordinatorConfigSchema = z.strictObject({
     unit: 'HOST:PORT',
     flag: '--listen',
     env: 'SNAPCOORD_LISTEN',
+  }),
+  advertise: field(z.string({ error: 'must be HOST:PORT' }).regex(HOST_PORT, { error: 'must be HOST:PORT' }).optional(), {
+    description: "the gRPC address other coordinators' callers are sent to while this one leads (a standby names it in its UNAVAILABLE answers); absent: the listening address with its actual port",
+    unit: 'HOST:PORT',
+    flag: '--advertise',
+    env: 'SNAPCOORD_ADVERTISE',
+  }),
+  leaseMs: field(integer(LEASE_MS_MIN).default(leaseOptionsDefault.leaseMs), {
+    description: `the leader lease (docs/ha.md): a standby takes over once the leader has not renewed it for this long by the standby's clock; the leader renews every ${leaseOptionsDefault.renewMs} ms and stops writing ${leaseOptionsDefault.marginMs} ms before its lease could be taken`,
+    unit: 'ms',
+    flag: '--lease-ms',
+    env: 'SNAPCOORD_LEASE_MS',
   }),
   timeoutMs: field(durationMs().default(CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs), {
     description: "a checkpoint's timeout when its request gives none",

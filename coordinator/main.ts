@@ -1,6 +1,9 @@
 /**
  * snapcoord: the coordinator daemon. Connects to NATS, opens its JetStream store, listens to every
  * agent's events, and serves the gRPC API (with grpc.health.v1) for the protection service.
+ * Several may run: one leads by a lease (lease.ts) and runs the checkpoints; the others stand by,
+ * answer UNAVAILABLE to the calls that change things, and take over when the leader dies
+ * (docs/ha.md).
  *
  *   snapcoord --nats nats://127.0.0.1:4222 --listen 127.0.0.1:50051
  *   snapcoord --config /etc/snapcoord/config.json
@@ -19,13 +22,17 @@ import { recoverLeftOperations } from './checkpoints/recover-operations.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from './checkpoints/service.js';
 import { coordinatorConfigSchema } from './config-schema.js';
 import { ok } from './errors.js';
+import { leaderOnly } from './ha/leader-only.js';
+import { LeaderLease, leaseOptionsDefault, processHolderId } from './lease.js';
+import { FencedCheckpointStore } from './store/fenced.js';
 import { storeProbe, watchReadiness } from './grpc/readiness.js';
 import { startGrpcServer } from './grpc/server.js';
 import { serveCoordinatorMetrics } from './metrics/index.js';
 import { deletingPolicies, PolicyRegistry } from './policies/registry.js';
 import { JetStreamPolicyStore } from './store/policies.js';
 import { PlanRegistry } from './plans.js';
-import { openCoordinatorStore } from './store/index.js';
+import { openCoordinatorStore, openLeaderBucket } from './store/index.js';
+import { bucketOptionsDefault } from './store/kv.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
 import { createServerBackend, withServerBackend, type ServerBackend } from './servers/index.js';
 import { PlanSchedule } from './schedule.js';
@@ -56,12 +63,22 @@ which wins over the file; docs/configuration.md lists every key with its default
                              outranks a periodic checkpoint)
   --metrics-port PORT        [metrics.port] serve Prometheus /metrics on this port (default: off)
   --metrics-host HOST        [metrics.host] address of /metrics (default 127.0.0.1)
+  --lease-ms MS              [leaseMs] a standby takes over once the leader has not renewed for this long (default ${leaseOptionsDefault.leaseMs})
+  --advertise HOST:PORT      [advertise] the gRPC address standbys give callers (default: the listening address)
   --log-level LEVEL          [logLevel] pino level (default info)
   --version                  print the version and exit
   -h, --help                 this help
 
-It prints "listening on HOST:PORT" once the gRPC server is up.
-exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error`;
+It prints "listening on HOST:PORT" once the gRPC server is up and this coordinator leads (recovery
+done) or stands by behind a live leader.
+exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error,
+3 deposed (it lost the leader lease; started again, it stands by)`;
+
+/** Exit code of a leader that lost its lease: its in-memory rounds are not its to finish any more. */
+const EXIT_DEPOSED = 3;
+
+/** A lease call retries 503 only briefly: the next renewal is the retry. */
+const LEASE_NOT_READY_RETRY_MS = 500;
 
 /** With 2 pings outstanding, a NATS node that stopped answering is left after about 3 intervals. */
 const NATS_PING_INTERVAL_MS = 2_000;
@@ -109,7 +126,11 @@ async function main(): Promise<number> {
   // Several URLs (comma-separated) name a cluster's nodes. Pings find a paused node (its socket
   // stays open) in seconds, so the connection moves to another node.
   const nc = await connect({ servers: options.natsUrl.split(','), name: 'snapshot-coordinator', maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: NATS_PING_INTERVAL_MS, maxPingOut: 2 });
-  const store = await openCoordinatorStore(nc, { replicas: options.replicas });
+  const shared = await openCoordinatorStore(nc, { replicas: options.replicas });
+  // Set once the gRPC address is known; until then this process neither leads nor writes.
+  let lease: LeaderLease | undefined;
+  // Every checkpoint record write carries the leader's term and is refused for a stale one (store/fenced.ts).
+  const store = { ...shared, checkpoints: new FencedCheckpointStore(shared.checkpoints, { term: () => lease?.term(), refused: (reason) => lease?.stepDown(reason) }) };
   const objects = new JetStreamStateObjects(nc, { replicas: options.replicas });
   // With a server backend, freeze/thaw of servers without an agent and their disks go to it.
   const routed = servers ? withServerBackend(nc, logger.child({ component: 'bus' }), servers, store, volumes) : undefined;
@@ -167,44 +188,84 @@ async function main(): Promise<number> {
     for (const s of running) if (s.spec.planId === r.planId) s.noteCompleted();
     policies.noteCompleted(r.planId);
   });
-  // Rounds a stopped coordinator left in flight: aborted and cleaned up before anything new starts
-  // (their admission slots count until then). One coordinator at a time: see docs/api.md, restart.
-  const recovered = await checkpoints.recover();
-  if (!recovered.ok) logger.warn({ error: recovered.error.message }, 'rounds left by a stopped coordinator not recovered');
-  // Rollbacks and restores it left under way: finished from their phase or ended (docs/rollback.md).
-  const left = await recoverLeftOperations({ store, bus, objects, logger, timeoutMs: options.restoreTimeoutMs, nowUnixMs: Date.now });
-  if (!left.ok) logger.warn({ error: left.error.message }, 'rollbacks and restores left by a stopped coordinator not recovered');
-  for (const s of running) s.start();
-  // Plans' policies from the store: their schedules start, their retention holds (coordinator/policies/).
-  const applied = await policies.start();
-  if (!applied.ok) logger.warn({ error: applied.error.message }, 'policies not read: no policy schedules until the next start');
-  // A record left in flight later on (a run that could not write its end) is swept every minute.
-  const sweep = async (): Promise<void> => {
-    const swept = await checkpoints.sweepStale();
-    if (!swept.ok) logger.warn({ error: swept.error.message }, 'stale checkpoints not swept');
-    else if (swept.value.length > 0) logger.warn({ checkpoints: swept.value }, 'stale checkpoints aborted');
-  };
-  const sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
-  sweeper.unref();
-  const server = await startGrpcServer({ api: { plans: deletingPolicies(plans, policies), checkpoints, agents, policies }, address: options.listen, logger });
+  const leadership = { leading: () => lease?.leading() ?? false, leaderAddress: () => lease?.leaderAddress() };
+  // A standby answers the calls that change things with UNAVAILABLE and the leader's address (ha/leader-only.ts).
+  const server = await startGrpcServer({ api: leaderOnly({ plans: deletingPolicies(plans, policies), checkpoints, agents, policies }, leadership), address: options.listen, logger });
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
-  // Health follows NATS and the store from here on (grpc/readiness.ts).
-  const readiness = watchReadiness({ nc, probeStore: storeProbe(store.buckets), setStatus: (s) => server.health.setAll(s), logger });
-  console.log(`listening on ${host}:${server.port}`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  const address = options.advertise ?? `${host}:${server.port}`;
+  // Health follows NATS and the store (grpc/readiness.ts) while this coordinator leads; NOT_SERVING otherwise.
+  let leaderReady = false;
+  server.health.setAll('NOT_SERVING');
+  const readiness = watchReadiness({ nc, probeStore: storeProbe(store.buckets), setStatus: (s) => server.health.setAll(leaderReady && leadership.leading() ? s : 'NOT_SERVING'), logger });
+  let sweeper: NodeJS.Timeout | undefined;
+  // Runs once this process takes the lease: what the previous leader left is ended first.
+  const lead = async (term: number): Promise<void> => {
+    const started = performance.now();
+    // Rounds a stopped coordinator left in flight: aborted and cleaned up before anything new starts
+    // (their admission slots count until then); each aborted record is stamped with this term.
+    const recovered = await checkpoints.recover();
+    if (!recovered.ok) logger.warn({ error: recovered.error.message }, 'rounds left by a stopped coordinator not recovered');
+    // Rollbacks and restores it left under way: finished from their phase or ended (docs/rollback.md).
+    const left = await recoverLeftOperations({ store, bus, objects, logger, timeoutMs: options.restoreTimeoutMs, nowUnixMs: Date.now });
+    if (!left.ok) logger.warn({ error: left.error.message }, 'rollbacks and restores left by a stopped coordinator not recovered');
+    if (!leadership.leading()) return;
+    for (const s of running) s.start();
+    // Plans' policies from the store: their schedules start, their retention holds (coordinator/policies/).
+    const applied = await policies.start();
+    if (!applied.ok) logger.warn({ error: applied.error.message }, 'policies not read: no policy schedules until the next start');
+    // A record left in flight later on (a run that could not write its end) is swept every minute.
+    const sweep = async (): Promise<void> => {
+      const swept = await checkpoints.sweepStale();
+      if (!swept.ok) logger.warn({ error: swept.error.message }, 'stale checkpoints not swept');
+      else if (swept.value.length > 0) logger.warn({ checkpoints: swept.value }, 'stale checkpoints aborted');
+    };
+    sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
+    sweeper.unref();
+    leaderReady = true;
+    server.health.setAll(readiness.serving() ? 'SERVING' : 'NOT_SERVING');
+    logger.warn({ term, address, recoveryMs: Math.round(performance.now() - started) }, 'leading: recovery done, serving');
+  };
+  let leading: Promise<void> | undefined;
+  let deposed: ((reason: string) => void) | undefined;
+  const deposition = new Promise<string>((resolve) => {
+    deposed = resolve;
   });
-  logger.info('stopping');
+  lease = new LeaderLease(
+    await openLeaderBucket(nc, { ...bucketOptionsDefault, replicas: options.replicas, notReadyRetryMs: LEASE_NOT_READY_RETRY_MS }),
+    { holder: processHolderId(), address },
+    { ...leaseOptionsDefault, leaseMs: options.leaseMs },
+    logger,
+  );
+  lease.onElected((term) => {
+    leading = lead(term);
+  });
+  lease.onDeposed((reason) => {
+    server.health.setAll('NOT_SERVING');
+    deposed?.(reason);
+  });
+  await lease.start();
+  if (leading !== undefined) await leading;
+  console.log(`listening on ${host}:${server.port}`);
+  const stopped = await Promise.race([
+    new Promise<'signal'>((resolve) => {
+      process.once('SIGINT', () => resolve('signal'));
+      process.once('SIGTERM', () => resolve('signal'));
+    }),
+    deposition,
+  ]);
+  if (stopped === 'signal') logger.info('stopping');
+  else logger.warn({ reason: stopped }, `deposed: exiting with code ${EXIT_DEPOSED}; started again, this coordinator stands by`);
   for (const s of running) s.stop();
   policies.stop();
-  clearInterval(sweeper);
+  if (sweeper !== undefined) clearInterval(sweeper);
   readiness.stop();
+  // Released before the slow part of the stop, so a standby takes over at once.
+  await lease.stop();
   await server.close();
   await metricsServer?.value.close();
   bus.stop();
   await nc.drain().catch(() => undefined);
-  return 0;
+  return stopped === 'signal' ? 0 : EXIT_DEPOSED;
 }
 
 main().then(

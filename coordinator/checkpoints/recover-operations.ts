@@ -8,7 +8,8 @@
  * commands again under their old request ids and waits for the answers, at most one phase timeout
  * per phase left. Operations are recovered side by side.
  *
- * Like the round recovery (recover.ts), this is sound only while one coordinator runs at a time.
+ * Like the round recovery (recover.ts), this runs only on the leader, when it takes the leader lease
+ * (main.ts, docs/ha.md): to it, a live coordinator's operations would look like a dead one's.
  */
 import type { Logger } from 'pino';
 import { decideOperationRecovery, type LeftOperation } from '../../src/control/operation-recovery.js';

@@ -1,0 +1,125 @@
+/**
+ * The leader lease (coordinator/lease.ts) and the fenced checkpoint records (store/fenced.ts) on a
+ * real nats-server: one lease holder at a time with a term that only grows, a released lease taken
+ * at once, a lease that ran out by the leader's own clock deposes it, and a record written in a
+ * newer term refuses the older leader's writes, which steps it down.
+ */
+import { connect, type KV, type NatsConnection } from 'nats';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LEASE_KEY, LeaderLease, type LeaseOptions } from '../../coordinator/lease.js';
+import type { CheckpointRecord } from '../../coordinator/model.js';
+import { FencedCheckpointStore, leaderTermOf } from '../../coordinator/store/fenced.js';
+import { openCoordinatorStore, openLeaderBucket, type CoordinatorStore } from '../../coordinator/store/index.js';
+import { waitUntil } from '../support/live-processes.js';
+import { startNatsServer, type NatsServerHandle } from '../support/nats-server.js';
+
+const logger = pino({ level: 'silent' });
+const fast: LeaseOptions = { leaseMs: 900, renewMs: 150, marginMs: 200 };
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let store: CoordinatorStore;
+let kv: KV;
+const leases: LeaderLease[] = [];
+
+function lease(holder: string, now?: () => number): LeaderLease {
+  const l = new LeaderLease(kv, { holder, address: `${holder}:1` }, fast, logger, now);
+  leases.push(l);
+  return l;
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  nc = await connect({ servers: nats.url });
+  store = await openCoordinatorStore(nc);
+  kv = await openLeaderBucket(nc);
+}, 30_000);
+
+afterAll(async () => {
+  for (const l of leases) await l.stop();
+  await nc?.close();
+  await nats?.stop();
+});
+
+describe('the leader lease', () => {
+  it('one leads, the other stands by naming it; a released lease is taken at once with the next term', async () => {
+    await kv.purge(LEASE_KEY);
+    const a = lease('a');
+    expect(await a.start()).toBe('leader');
+    const firstTerm = a.term() as number;
+    expect(firstTerm).toBeGreaterThanOrEqual(1);
+    const b = lease('b');
+    expect(await b.start()).toBe('standby');
+    expect(b.term()).toBeUndefined();
+    expect(b.leaderAddress()).toBe('a:1');
+    const elected = new Promise<number>((resolve) => b.onElected(resolve));
+    const started = performance.now();
+    await a.stop();
+    expect(a.term()).toBeUndefined();
+    expect(await elected).toBe(firstTerm + 1);
+    // Released: no wait for the lease to run out.
+    expect(performance.now() - started).toBeLessThan(fast.leaseMs);
+    expect(b.term()).toBe(firstTerm + 1);
+    await b.stop();
+  });
+
+  it('a leader whose lease ran out by its own clock is deposed, and a standby takes over once it saw no renewal for the lease', async () => {
+    await kv.purge(LEASE_KEY);
+    let skewMs = 0;
+    const a = lease('a', () => performance.now() + skewMs);
+    expect(await a.start()).toBe('leader');
+    const deposed = new Promise<string>((resolve) => a.onDeposed(resolve));
+    const b = lease('b');
+    expect(await b.start()).toBe('standby');
+    // As if the process had been paused past its lease: its clock moved on, its timers did not run.
+    skewMs = fast.leaseMs;
+    expect(a.term()).toBeUndefined();
+    expect(await deposed).toMatch(/lease expired/);
+    const term = await waitUntil('b to take over', () => b.term(), { timeoutMs: 5_000, intervalMs: 20 });
+    expect(term).toBeGreaterThan(1);
+  });
+});
+
+describe('fenced checkpoint records', () => {
+  function record(id: number): CheckpointRecord {
+    return { id, planId: 'fence', tenant: 't1', epoch: 1, state: 'pending', levelRequested: 'app', createdAtUnixMs: Date.now(), options: {}, parts: [], volumes: [] } as unknown as CheckpointRecord;
+  }
+
+  it("a write in an older term is refused once a newer leader wrote the record, and the older one is told to step down", async () => {
+    const refusals: string[] = [];
+    let oldTerm: number | undefined = 4;
+    const old = new FencedCheckpointStore(store.checkpoints, { term: () => oldTerm, refused: (r) => refusals.push(r) });
+    const next = new FencedCheckpointStore(store.checkpoints, { term: () => 5, refused: () => undefined });
+    const id = await store.checkpoints.nextId();
+    if (!id.ok) throw new Error(id.error.message);
+    const created = await old.create(record(id.value));
+    if (!created.ok || !created.value.created) throw new Error('not created');
+    expect(leaderTermOf(created.value.stored.record)).toBe(4);
+
+    const taken = await next.update(id.value, (r) => ({ ...r, state: 'aborted' }));
+    if (!taken.ok) throw new Error(taken.error.message);
+    expect(leaderTermOf(taken.value.record)).toBe(5);
+
+    // The old leader's write goes out on the revision it knew: the compare-and-set fails, the
+    // re-read shows term 5, and the write is refused rather than applied on top.
+    const stale = await old.update(id.value, (r) => ({ ...r, state: 'completed' }), created.value.stored);
+    expect(stale.ok).toBe(false);
+    if (!stale.ok) expect(stale.error.kind).toBe('unavailable');
+    expect(refusals).toEqual([expect.stringMatching(/written in term 5, newer than this coordinator's term 4/)]);
+    const deleted = await old.delete(id.value);
+    expect(deleted.ok).toBe(false);
+    const stored = await store.checkpoints.get(id.value);
+    expect(stored.ok && stored.value.revision).toBe(taken.value.revision);
+    expect(stored.ok && stored.value.record.state).toBe('aborted');
+
+    // Without a valid lease nothing is written at all, not even a new record.
+    oldTerm = undefined;
+    const other = await store.checkpoints.nextId();
+    if (!other.ok) throw new Error(other.error.message);
+    const refusedCreate = await old.create(record(other.value));
+    expect(refusedCreate.ok).toBe(false);
+    expect((await store.checkpoints.get(other.value)).ok).toBe(false);
+    expect(refusals.at(-1)).toMatch(/leader lease is not valid/);
+  });
+});
