@@ -116,11 +116,6 @@ interface SimProcess extends LiveApp {
   /** Arrivals waiting for a slow process (its `Arrive` events, held back from recycling). */
   readonly queue: SimEvent[];
   busy: boolean;
-  /**
-   * The core's sync pause, as its `paused` and `resumed` effects say (the core emits one at each
-   * change): a tick reads this instead of the core, another object, which most ticks need not touch.
-   */
-  paused: boolean;
   controlArrivalMs: number;
   /** Alignment timers still queued, by checkpoint, so a cancel removes them from the agenda. */
   readonly timers: Map<CheckpointId, SimEvent>;
@@ -296,7 +291,6 @@ class Simulation {
         serviceTimeMs: slow && slow.process === id ? slow.serviceTimeMs : 0,
         queue: [],
         busy: false,
-        paused: false,
         controlArrivalMs: 0,
         timers: new Map(),
       };
@@ -454,14 +448,14 @@ class Simulation {
     // Most ticks send nothing. The checks draw nothing from the PRNG, so their order is free: those
     // that read only the process come first, the core (another object) last.
     if (w.kind === 'tokens') {
-      if (p.tokens <= 0 || p.isSink || p.paused) return;
+      if (p.tokens <= 0 || p.isSink || p.core.paused !== null) return;
       const ch = this.rng.pick(p.outputs);
       if (ch.inFlight >= this.windowMax) return; // backpressure: the app waits for credit
       const amount = 1 + this.rng.int(Math.min(p.tokens, TRANSFER_TOKENS_MAX));
       p.tokens -= amount;
       this.send(p, ch, amount);
     } else {
-      if (p.isSink || p.paused) return;
+      if (p.isSink || p.core.paused !== null) return;
       if (p.outputs.some((c) => c.inFlight >= this.windowMax)) return;
       p.count += 1;
       for (const ch of p.outputs) this.send(p, ch, p.count);
@@ -483,7 +477,7 @@ class Simulation {
     }
     p.count += 1;
     for (const ch of p.outputs) {
-      if (p.paused) p.outbox.push({ channel: ch.id, value: payload });
+      if (p.core.paused !== null) p.outbox.push({ channel: ch.id, value: payload });
       else this.send(p, ch, payload);
     }
   }
@@ -683,10 +677,8 @@ class Simulation {
         cancel(p.timers, e.timer.checkpointId);
         return;
       case 'paused':
-        p.paused = true;
         return;
       case 'resumed':
-        p.paused = false;
         return this.flushOutbox(p);
       case 'channel-failed':
         this.violations.push({ checkpointId: 0, kind: 'channel-failed', channel: p.core.inputId(e.channel), message: e.detail });
