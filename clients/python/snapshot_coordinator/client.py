@@ -215,6 +215,11 @@ class Client:
     def verify(self, checkpoint_id: int) -> pb.VerifyCheckpointResponse:
         return self._call("VerifyCheckpoint", pb.VerifyCheckpointRequest(checkpoint_id=checkpoint_id))
 
+    def rollback(self, checkpoint_id: int, skip_safety_checkpoint: bool = False, idempotency_key: str = "") -> pb.RollbackSnapshotResponse:
+        """RollbackSnapshot: the plan put back to a completed checkpoint (waits on the agents)."""
+        request = pb.RollbackSnapshotRequest(checkpoint_id=checkpoint_id, skip_safety_checkpoint=skip_safety_checkpoint, idempotency_key=idempotency_key)
+        return self._call("RollbackSnapshot", request, self.wait_timeout)
+
     def agents(self, tenant: str = "") -> Sequence[pb.Agent]:
         return self._call("ListAgents", pb.ListAgentsRequest(tenant=tenant)).agents
 
