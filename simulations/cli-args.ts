@@ -6,6 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GENERATED_TOPOLOGY_KINDS, type GeneratedTopologyKind } from './scenario-file.js';
 import { paramSpec, parseParamValue, parseSweep, PARAMS, SEED_MAX, type ParamSpec, type SweepSpec } from './params.js';
+import { SWEEP_RUNS_MAX } from './sweep.js';
 import { ALGORITHMS, type Algorithm } from './types.js';
 import { err, ok, type Result } from '../src/result.js';
 
@@ -31,11 +32,37 @@ export interface CommonOptions {
   readonly sets: readonly ParamSetting[];
 }
 
+/** What `--svg-from`, `--svg-to` and `--svg-processes` ask of the diagram. */
+export interface SvgView {
+  readonly fromMs?: number;
+  readonly toMs?: number;
+  readonly processes?: readonly string[];
+}
+
 export type Command =
   | { readonly kind: 'help'; readonly text: string }
-  | { readonly kind: 'run'; readonly common: CommonOptions; readonly algorithm: Algorithm; readonly json: boolean; readonly svg?: string }
+  | {
+      readonly kind: 'run';
+      readonly common: CommonOptions;
+      readonly algorithm: Algorithm;
+      readonly json: boolean;
+      readonly svg?: string;
+      readonly svgView?: SvgView;
+      readonly trace?: string;
+    }
   | { readonly kind: 'compare'; readonly common: CommonOptions; readonly algorithms: readonly Algorithm[]; readonly json: boolean }
-  | { readonly kind: 'sweep'; readonly common: CommonOptions; readonly algorithms: readonly Algorithm[]; readonly sweep: SweepSpec };
+  | {
+      readonly kind: 'sweep';
+      readonly common: CommonOptions;
+      readonly algorithms: readonly Algorithm[];
+      /** The swept parameters in the order given; `seed`, when present, gives the replicates of every point. */
+      readonly sweeps: readonly SweepSpec[];
+      /** One row per run even when a point has several seeds. */
+      readonly perRun: boolean;
+      /** Write the CSV to this file instead of stdout. */
+      readonly csv?: string;
+    }
+  | { readonly kind: 'plot'; readonly csv: string; readonly y: string; readonly x?: string; readonly svg: string };
 
 /** A command, or a usage error naming the problem. */
 export type ParsedCommand = Result<Command, string>;
@@ -73,7 +100,8 @@ Usage: npm run sim -- <command> [options]
 Commands:
   run       one run of one algorithm: a table per checkpoint and a verdict
   compare   the same scenario and seed under several algorithms, side by side
-  sweep     CSV of a parameter's effect (processes, skew, interval, seed, ...)
+  sweep     CSV of the parameters' effect (processes, skew, interval, ...), seeds as replicates
+  plot      SVG line chart of one metric from a sweep CSV
   help      help on a command (also: <command> --help)
 
 Algorithms: ${ALGORITHMS.join(', ')}
@@ -82,6 +110,8 @@ Examples:
   npm run sim -- run --scenario simulations/scenarios/diamond-slow-edge.json --algorithm abs --svg diamond.svg
   npm run sim -- compare --topology random-cyclic --processes 12 --algorithms chandy-lamport,abs,sync,none --seed 7
   npm run sim -- sweep skew=1..8 --scenario simulations/scenarios/diamond-slow-edge.json --algorithms abs,abs-timeout
+  npm run sim -- sweep processes=4..16:4 seed=1..5 --algorithms abs,chandy-lamport --csv out.csv
+  npm run sim -- plot out.csv --y mean_duration_ms --svg out.svg
 
 Every run prints its seed; the same seed and scenario give byte-identical output.
 For machine-readable output (--json, sweep's CSV) use \`npm run -s sim -- ...\` (or
@@ -101,7 +131,12 @@ Options:
   --seed N                 run seed, 0..${SEED_MAX} (default ${SEED_DEFAULT})
   --json                   print one JSON object instead (no trace); call it as
                            \`npm run -s sim -- ...\` so npm's banner stays out of stdout
-  --svg FILE               also write a space-time diagram of the run to FILE
+  --svg FILE               also write a space-time diagram of the run to FILE (it scales to its
+                           container: a viewBox, no fixed size)
+  --svg-from MS            draw the diagram from this simulated time on (default 0)
+  --svg-to MS              draw the diagram up to this simulated time (default: the last event)
+  --svg-processes A,B,...  draw only these processes' lines, and the messages between them
+  --trace FILE             also write every event of the run to FILE, one JSON object a line
   -h, --help               this help
 
 ${EXIT_HELP}
@@ -120,13 +155,21 @@ Options:
   --json                   print a JSON array, one object per algorithm
   -h, --help               this help
 `,
-  sweep: `Usage: npm run sim -- sweep PARAM=FROM..TO[:STEP] (--scenario FILE | --topology KIND --processes N) [options]
+  sweep: `Usage: npm run sim -- sweep PARAM=FROM..TO[:STEP] [PARAM=...]... (--scenario FILE | --topology KIND --processes N) [options]
        npm run sim -- sweep PARAM=V1,V2,... ...
-       npm run sim -- sweep processes=FROM..TO [--topology KIND] [options]
+       npm run sim -- sweep processes=FROM..TO [seed=FROM..TO] [--topology KIND] [options]
 
-Runs the scenario once per value and algorithm and prints CSV to stdout: the value, algorithm,
-checkpoints completed, mean duration ms, channel-state msgs, buffered msgs, max stall ms,
-throughput msgs/s, consistent, then triggered, violations and seed. Progress goes to stderr.
+Runs the scenario at every combination of the swept values (the first parameter varies slowest), for
+every algorithm, and prints CSV to stdout (or to --csv FILE). Progress goes to stderr.
+
+Without seed=..., one row per run: the swept values, algorithm, completed, mean_duration_ms,
+channel_state_msgs, buffered_msgs, max_stall_ms, throughput_msgs_per_s, consistent, triggered,
+violations, the engine's other metrics by name (messages_sent, ...), and seed.
+
+With seed=... the seeds are replicates: one row per combination and algorithm with the swept values,
+algorithm, seeds (space-separated), runs, consistent_runs, and for every metric above
+METRIC_mean, METRIC_ci95_low and METRIC_ci95_high (Student's t 95% interval of the mean over the
+seeds; "-" where undefined). --per-run prints one row per run instead.
 
 A sweep of processes sets the size itself, so it needs no --processes, and without --scenario or
 --topology it runs the default --topology ${SWEEP_TOPOLOGY_DEFAULT} (a note on stderr says so).
@@ -139,11 +182,26 @@ ${SOURCE_HELP}
 Options:
   --algorithms A,B,...     algorithms to run at each value (default: ${SWEEP_ALGORITHMS_DEFAULT.join(',')})
   --seed N                 run seed (default ${SEED_DEFAULT}; ignored when sweeping seed)
+  --per-run                one row per run, even with seed=...
+  --csv FILE               write the CSV to FILE instead of stdout
+  -h, --help               this help
+`,
+  plot: `Usage: npm run sim -- plot FILE.csv --y METRIC [--x PARAM] --svg OUT.svg
+
+Draws one metric of a sweep CSV as an SVG line chart: the swept parameter on the x axis, one line
+per algorithm (and per value of any other swept parameter), and error bars from the
+METRIC_ci95_low and METRIC_ci95_high columns when the CSV has them (a sweep with seed=...).
+The same CSV and options give the same bytes.
+
+Options:
+  --y METRIC               the metric: a column of a per-run CSV, or METRIC of METRIC_mean
+  --x PARAM                the swept parameter on the x axis (default: the CSV's first column)
+  --svg OUT.svg            where to write the chart
   -h, --help               this help
 `,
 } as const;
 
-type Subcommand = 'run' | 'compare' | 'sweep';
+type Subcommand = 'run' | 'compare' | 'sweep' | 'plot';
 
 const COMMON_OPTIONS = {
   scenario: { type: 'string' },
@@ -155,10 +213,22 @@ const COMMON_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 const OPTIONS = {
-  run: { ...COMMON_OPTIONS, algorithm: { type: 'string' }, json: { type: 'boolean' }, svg: { type: 'string' } },
+  run: {
+    ...COMMON_OPTIONS,
+    algorithm: { type: 'string' },
+    json: { type: 'boolean' },
+    svg: { type: 'string' },
+    'svg-from': { type: 'string' },
+    'svg-to': { type: 'string' },
+    'svg-processes': { type: 'string' },
+    trace: { type: 'string' },
+  },
   compare: { ...COMMON_OPTIONS, algorithms: { type: 'string' }, json: { type: 'boolean' } },
-  sweep: { ...COMMON_OPTIONS, algorithms: { type: 'string' } },
+  sweep: { ...COMMON_OPTIONS, algorithms: { type: 'string' }, 'per-run': { type: 'boolean' }, csv: { type: 'string' } },
+  plot: { x: { type: 'string' }, y: { type: 'string' }, svg: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
 } as const satisfies Record<Subcommand, ParseArgsConfig['options']>;
+
+const COMMANDS = 'run, compare, sweep, plot';
 
 export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   const [first, ...rest] = argv;
@@ -167,13 +237,13 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
     const topic = rest[0];
     if (topic === undefined) return help(HELP.main);
     if (isSubcommand(topic)) return help(HELP[topic]);
-    return err(`unknown command "${topic}" (commands: run, compare, sweep)`);
+    return err(`unknown command "${topic}" (commands: ${COMMANDS})`);
   }
-  if (!isSubcommand(first)) return err(`unknown command "${first}" (commands: run, compare, sweep; try --help)`);
+  if (!isSubcommand(first)) return err(`unknown command "${first}" (commands: ${COMMANDS}; try --help)`);
 
   let parsed;
   try {
-    parsed = parseArgs({ args: [...rest], options: OPTIONS[first], strict: true, allowPositionals: first === 'sweep' });
+    parsed = parseArgs({ args: [...rest], options: OPTIONS[first], strict: true, allowPositionals: first === 'sweep' || first === 'plot' });
   } catch (error) {
     // parseArgs's messages already name the flag ("Unknown option '--sed'"); add where to look.
     return err(`${(error as Error).message} (see: npm run sim -- ${first} --help)`);
@@ -182,6 +252,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   if (values['help'] === true) return help(HELP[first]);
 
   if (first === 'sweep') return parseSweepCommand(values, parsed.positionals);
+  if (first === 'plot') return parsePlotCommand(values, parsed.positionals);
   const common = parseCommon(values);
   if (!common.ok) return common;
 
@@ -191,12 +262,18 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
       if (!algorithm.ok) return algorithm;
       const svg = str(values['svg']);
       if (svg === '') return err('--svg needs a file name');
+      const view = parseSvgView(values, svg !== undefined);
+      if (!view.ok) return view;
+      const trace = str(values['trace']);
+      if (trace === '') return err('--trace needs a file name');
       return ok({
         kind: 'run',
         common: common.value,
         algorithm: algorithm.value,
         json: values['json'] === true,
         ...(svg === undefined ? {} : { svg }),
+        ...(view.value === undefined ? {} : { svgView: view.value }),
+        ...(trace === undefined ? {} : { trace }),
       });
     }
     case 'compare': {
@@ -207,29 +284,88 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   }
 }
 
-/** The swept parameter is parsed before the source, because a sweep of processes changes what the source must say. */
+/** `--svg-from`, `--svg-to` and `--svg-processes`: only with `--svg`, and a window that goes forward. */
+function parseSvgView(values: Record<string, string | boolean | string[] | undefined>, svg: boolean): Result<SvgView | undefined, string> {
+  const fromText = str(values['svg-from']);
+  const toText = str(values['svg-to']);
+  const processesText = str(values['svg-processes']);
+  if (fromText === undefined && toText === undefined && processesText === undefined) return ok(undefined);
+  if (!svg) return err('--svg-from, --svg-to and --svg-processes shape the diagram: add --svg FILE');
+  const time = (flag: string, text: string | undefined): Result<number | undefined, string> => {
+    if (text === undefined) return ok(undefined);
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || n < 0) return err(`${flag} must be a time in ms >= 0, got "${text}"`);
+    return ok(n);
+  };
+  const from = time('--svg-from', fromText);
+  if (!from.ok) return from;
+  const to = time('--svg-to', toText);
+  if (!to.ok) return to;
+  if (from.value !== undefined && to.value !== undefined && to.value <= from.value) {
+    return err(`--svg-to (${to.value}) must be after --svg-from (${from.value})`);
+  }
+  let processes: string[] | undefined;
+  if (processesText !== undefined) {
+    processes = processesText.split(',').map((p) => p.trim());
+    if (processes.some((p) => p === '')) return err(`--svg-processes has an empty entry: "${processesText}"`);
+  }
+  return ok({
+    ...(from.value === undefined ? {} : { fromMs: from.value }),
+    ...(to.value === undefined ? {} : { toMs: to.value }),
+    ...(processes === undefined ? {} : { processes }),
+  });
+}
+
+/** The swept parameters are parsed before the source, because a sweep of processes changes what the source must say. */
 function parseSweepCommand(values: Record<string, string | boolean | string[] | undefined>, positionals: readonly string[]): ParsedCommand {
   const algorithms = parseAlgorithms(str(values['algorithms']), SWEEP_ALGORITHMS_DEFAULT);
   if (!algorithms.ok) return algorithms;
-  if (positionals.length !== 1) {
-    return err(
-      positionals.length === 0
-        ? 'sweep needs PARAM=FROM..TO[:STEP], e.g. sweep processes=2..12'
-        : `sweep takes one PARAM=FROM..TO[:STEP], got ${positionals.length}: ${positionals.join(' ')}`,
-    );
+  if (positionals.length === 0) return err('sweep needs PARAM=FROM..TO[:STEP], e.g. sweep processes=2..12');
+  const sweeps: SweepSpec[] = [];
+  for (const text of positionals) {
+    const sweep = parseSweep(text);
+    if (!sweep.ok) return err(sweep.error);
+    if (sweeps.some((s) => s.param.name === sweep.value.param.name)) return err(`sweep names ${sweep.value.param.name} twice`);
+    sweeps.push(sweep.value);
   }
-  const sweep = parseSweep(positionals[0]!);
-  if (!sweep.ok) return err(sweep.error);
-  const common = parseCommon(values, sweep.value);
+  const runs = algorithms.value.length * sweeps.reduce((n, s) => n * s.values.length, 1);
+  if (runs > SWEEP_RUNS_MAX) return err(`sweep would start ${runs} runs; at most ${SWEEP_RUNS_MAX} are allowed`);
+  const common = parseCommon(values, sweeps);
   if (!common.ok) return common;
-  if (common.value.sets.some((s) => s.param.name === sweep.value.param.name)) {
-    return err(`--set ${sweep.value.param.name}=... conflicts with sweeping ${sweep.value.param.name}`);
-  }
-  return ok({ kind: 'sweep', common: common.value, algorithms: algorithms.value, sweep: sweep.value });
+  const conflict = common.value.sets.find((s) => sweeps.some((w) => w.param.name === s.param.name));
+  if (conflict !== undefined) return err(`--set ${conflict.param.name}=... conflicts with sweeping ${conflict.param.name}`);
+  const csv = str(values['csv']);
+  if (csv === '') return err('--csv needs a file name');
+  return ok({
+    kind: 'sweep',
+    common: common.value,
+    algorithms: algorithms.value,
+    sweeps,
+    perRun: values['per-run'] === true,
+    ...(csv === undefined ? {} : { csv }),
+  });
 }
 
-function parseCommon(values: Record<string, string | boolean | string[] | undefined>, sweep?: SweepSpec): Result<CommonOptions, string> {
-  const source = parseSource(values, sweep);
+function parsePlotCommand(values: Record<string, string | boolean | string[] | undefined>, positionals: readonly string[]): ParsedCommand {
+  if (positionals.length !== 1) {
+    return err(
+      positionals.length === 0 ? 'plot needs a sweep CSV file, e.g. plot out.csv --y mean_duration_ms --svg out.svg' : `plot takes one CSV file, got ${positionals.join(' ')}`,
+    );
+  }
+  const y = str(values['y']);
+  if (y === undefined || y === '') return err('plot needs --y METRIC (a metric column of the CSV)');
+  const svg = str(values['svg']);
+  if (svg === undefined || svg === '') return err('plot needs --svg OUT.svg');
+  const x = str(values['x']);
+  if (x === '') return err('--x needs a parameter name');
+  return ok({ kind: 'plot', csv: positionals[0]!, y, svg, ...(x === undefined ? {} : { x }) });
+}
+
+function parseCommon(
+  values: Record<string, string | boolean | string[] | undefined>,
+  sweeps: readonly SweepSpec[] = [],
+): Result<CommonOptions, string> {
+  const source = parseSource(values, sweeps);
   if (!source.ok) return source;
 
   const seedText = str(values['seed']);
@@ -266,11 +402,15 @@ function parseCommon(values: Record<string, string | boolean | string[] | undefi
  * no --processes (the base takes the largest swept size, which every shape accepts if any size does,
  * so a too-small size is reported by its sweep point) and, without a scenario, takes the default graph.
  */
-function parseSource(values: Record<string, string | boolean | string[] | undefined>, sweep: SweepSpec | undefined): Result<ScenarioSource, string> {
+function parseSource(
+  values: Record<string, string | boolean | string[] | undefined>,
+  sweeps: readonly SweepSpec[],
+): Result<ScenarioSource, string> {
   const scenario = str(values['scenario']);
   const topology = str(values['topology']);
   const processes = str(values['processes']);
-  const sweptProcesses = sweep?.param.name === 'processes' ? Math.max(...sweep.values) : undefined;
+  const sizes = sweeps.find((s) => s.param.name === 'processes');
+  const sweptProcesses = sizes === undefined ? undefined : Math.max(...sizes.values);
 
   if (scenario !== undefined && topology !== undefined) return err('give either --scenario or --topology, not both');
   if (scenario !== undefined) {
@@ -334,7 +474,7 @@ function shellQuote(word: string): string {
 }
 
 function isSubcommand(word: string): word is Subcommand {
-  return word === 'run' || word === 'compare' || word === 'sweep';
+  return word === 'run' || word === 'compare' || word === 'sweep' || word === 'plot';
 }
 
 function str(value: string | boolean | string[] | undefined): string | undefined {

@@ -9,12 +9,15 @@
  * simulator refuses), 3 the simulator failed (a bug: the reproducing command is printed).
  */
 import { parseCommandLine, reproduceCommand, type Command, type CommonOptions } from './cli-args.js';
+import { traceJsonLines } from './cli-trace.js';
 import { SimulationError } from './engine.js';
-import { applyParam } from './params.js';
+import { applyParam, paramSpec } from './params.js';
+import { chartFromCsv, parseCsv, renderLineChartSvg } from './plot.js';
 import { formatComparison, formatRunReport, verdictOf } from './report.js';
-import { parseScenario, scenarioForTopology, validateScenario } from './scenario-file.js';
+import { checkNamesInGraph, nameList, parseScenario, scenarioForTopology, validateScenario } from './scenario-file.js';
+import { aggregateHeader, aggregateRow, cartesianPoints, metricColumns, perRunHeader, perRunRow, type MetricColumn, type SweepPoint } from './sweep.js';
 import { renderSpaceTimeSvg } from './svg.js';
-import { fixed } from './text-table.js';
+import { buildTopology } from './topology.js';
 import type { Algorithm, RunOptions, Scenario, SimResult } from './types.js';
 
 export interface CliIo {
@@ -59,6 +62,8 @@ export function runCli(argv: readonly string[], io: CliIo, simulate: Simulate): 
         return compareCommand(command, io, simulate);
       case 'sweep':
         return sweepCommand(command, io, simulate);
+      case 'plot':
+        return plotCommand(command, io);
     }
   } catch (err) {
     if (err instanceof UsageError) {
@@ -72,12 +77,20 @@ export function runCli(argv: readonly string[], io: CliIo, simulate: Simulate): 
 type RunCmd = Extract<Command, { kind: 'run' }>;
 type CompareCmd = Extract<Command, { kind: 'compare' }>;
 type SweepCmd = Extract<Command, { kind: 'sweep' }>;
+type PlotCmd = Extract<Command, { kind: 'plot' }>;
 
 function runCommand(command: RunCmd, io: CliIo, simulate: Simulate): number {
   const { common, algorithm } = command;
   const scenario = loadScenario(common, io);
+  checkNames(scenario, common.seed, sourceName(common));
+  const processes = new Set(buildTopology(scenario.topology, common.seed).processes);
+  const unknown = command.svgView?.processes?.filter((p) => !processes.has(p)) ?? [];
+  if (unknown.length > 0) {
+    throw new UsageError(`--svg-processes names no process of the topology: ${unknown.join(', ')} (processes: ${nameList(processes)})`);
+  }
   const reproduce = reproduceCommand(common, algorithm, common.seed);
-  const result = simulateOrExplain(simulate, scenario, { algorithm, seed: common.seed, trace: command.svg !== undefined }, reproduce);
+  const trace = command.svg !== undefined || command.trace !== undefined;
+  const result = simulateOrExplain(simulate, scenario, { algorithm, seed: common.seed, trace }, reproduce);
   const violated = verdictOf(result) === 'VIOLATIONS';
 
   if (command.json) {
@@ -89,12 +102,12 @@ function runCommand(command: RunCmd, io: CliIo, simulate: Simulate): number {
     if (violated) io.stdout(`reproduce: ${reproduce}\n`);
   }
   if (command.svg !== undefined) {
-    try {
-      io.writeFile(command.svg, renderSpaceTimeSvg(result));
-    } catch (err) {
-      throw new UsageError(`cannot write --svg file ${command.svg}: ${(err as Error).message}`);
-    }
+    writeOutput(io, '--svg', command.svg, renderSpaceTimeSvg(result, command.svgView));
     io.stderr(`wrote space-time diagram to ${command.svg}\n`);
+  }
+  if (command.trace !== undefined) {
+    writeOutput(io, '--trace', command.trace, traceJsonLines(result));
+    io.stderr(`wrote the event trace to ${command.trace}\n`);
   }
   return violated ? EXIT.violations : EXIT.ok;
 }
@@ -102,6 +115,7 @@ function runCommand(command: RunCmd, io: CliIo, simulate: Simulate): number {
 function compareCommand(command: CompareCmd, io: CliIo, simulate: Simulate): number {
   const { common } = command;
   const scenario = loadScenario(common, io);
+  checkNames(scenario, common.seed, sourceName(common));
   const results = command.algorithms.map((algorithm) => {
     const reproduce = reproduceCommand(common, algorithm, common.seed);
     return { result: simulateOrExplain(simulate, scenario, { algorithm, seed: common.seed }, reproduce), reproduce };
@@ -120,95 +134,139 @@ function compareCommand(command: CompareCmd, io: CliIo, simulate: Simulate): num
   return EXIT.ok;
 }
 
-const CSV_COLUMNS = [
-  'algorithm',
-  'completed',
-  'mean_duration_ms',
-  'channel_state_msgs',
-  'buffered_msgs',
-  'max_stall_ms',
-  'throughput_msgs_per_s',
-  'consistent',
-  'triggered',
-  'violations',
-  'seed',
-];
-
+/**
+ * Runs every point (a combination of the non-seed parameters) for every algorithm and seed. Rows are
+ * written as soon as they are known: a row per run, or, with several seeds and no --per-run, a row per
+ * point and algorithm once its seeds have run.
+ */
 function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number {
-  const { common, sweep, algorithms } = command;
+  const { common, sweeps, algorithms } = command;
   if (common.source.kind === 'topology' && common.source.topologyDefaulted === true) {
     // Before anything else on stderr, so the user reads which graph the numbers below are about.
-    io.stderr(`note: no --scenario or --topology given: sweeping ${sweep.param.name} on --topology ${common.source.topology}\n`);
+    io.stderr(`note: no --scenario or --topology given: sweeping processes on --topology ${common.source.topology}\n`);
   }
   const base = loadScenario(common, io);
+  const seeds = sweeps.find((s) => s.param.name === 'seed')?.values ?? [common.seed];
+  const aggregated = sweeps.some((s) => s.param.name === 'seed') && !command.perRun;
 
   // Prepare and validate every point before running any, so a bad value fails fast, not half way.
   const notes = new Set<string>();
-  const points = sweep.values.map((value) => {
-    const applied = applyParam(base, common.seed, sweep.param.name, value);
-    if (!applied.ok) throw new UsageError(`sweep ${sweep.param.name}=${value}: ${applied.error}`);
-    const valid = validateScenario(applied.value.scenario, `sweep ${sweep.param.name}=${value}`);
+  const points = cartesianPoints(sweeps).map((point) => {
+    const label = pointLabel(point);
+    let scenario = base;
+    for (const { name, value } of point) {
+      const applied = applyParam(scenario, common.seed, name, value);
+      if (!applied.ok) throw new UsageError(`sweep ${name}=${value}: ${applied.error}`);
+      if (applied.value.note !== undefined) notes.add(applied.value.note);
+      scenario = applied.value.scenario;
+    }
+    const valid = validateScenario(scenario, `sweep ${label}`);
     if (!valid.ok) throw new UsageError(valid.error.join('\n'));
-    if (applied.value.note !== undefined) notes.add(applied.value.note);
-    return { value, scenario: valid.value, seed: applied.value.seed };
+    for (const seed of seeds) checkNames(valid.value, seed, `sweep ${label}${seeds.length > 1 ? ` seed=${seed}` : ''}`);
+    return { point, label, scenario: valid.value };
   });
   for (const note of notes) io.stderr(`note: ${note}\n`);
 
-  const total = points.length * algorithms.length;
+  const rows: string[] = [];
+  const emit = (line: string): void => {
+    if (command.csv === undefined) io.stdout(line + '\n');
+    else rows.push(line);
+  };
+  const total = points.length * algorithms.length * seeds.length;
   const progress = progressReporter(io, total);
-  io.stdout([sweep.param.name, ...CSV_COLUMNS].join(',') + '\n');
+  let columns: MetricColumn[] | undefined;
   let done = 0;
-  for (const point of points) {
-    const pointCommon = sweepPointOptions(command, point.value, point.seed);
+  for (const { point, label, scenario } of points) {
     for (const algorithm of algorithms) {
-      progress(done, `${sweep.param.name}=${point.value} ${algorithm}`);
-      const reproduce = reproduceCommand(pointCommon, algorithm, point.seed);
-      const result = simulateOrExplain(simulate, point.scenario, { algorithm, seed: point.seed }, reproduce);
-      const m = result.metrics;
-      const consistent = verdictOf(result) === 'consistent';
-      io.stdout(
-        [
-          String(point.value),
-          algorithm,
-          String(m.checkpointsCompleted),
-          fixed(m.durationMsMean, 3),
-          String(m.channelStateMessagesTotal),
-          String(m.bufferedMessagesTotal),
-          fixed(m.alignmentStallMsMax, 3),
-          fixed(m.throughputMsgsPerSec, 1),
-          String(consistent),
-          String(m.checkpointsTriggered),
-          String(result.violations.length),
-          String(point.seed),
-        ].join(',') + '\n',
-      );
-      done += 1;
-      if (!consistent && algorithm !== 'none') io.stderr(`violations at ${sweep.param.name}=${point.value} ${algorithm}: ${reproduce}\n`);
+      const runs: { result: SimResult; consistent: boolean }[] = [];
+      for (const seed of seeds) {
+        progress(done, `${label === '' ? '' : `${label} `}${algorithm}${seeds.length > 1 ? ` seed=${seed}` : ''}`);
+        const reproduce = reproduceCommand(sweepPointOptions(common, point, seed), algorithm, seed);
+        const result = simulateOrExplain(simulate, scenario, { algorithm, seed }, reproduce);
+        const consistent = verdictOf(result) === 'consistent';
+        // The columns follow the first result's metrics, so every row of the file has the same ones.
+        if (columns === undefined) {
+          columns = metricColumns(result);
+          emit(aggregated ? aggregateHeader(point, columns) : perRunHeader(point, columns));
+        }
+        if (!aggregated) emit(perRunRow(point, result, consistent, columns));
+        runs.push({ result, consistent });
+        done += 1;
+        if (!consistent && algorithm !== 'none') {
+          io.stderr(`violations at ${label === '' ? '' : `${label} `}${algorithm}${seeds.length > 1 ? ` seed=${seed}` : ''}: ${reproduce}\n`);
+        }
+      }
+      if (aggregated) emit(aggregateRow(point, algorithm, runs, columns!));
     }
   }
   progress(done, 'done');
+  if (command.csv !== undefined) {
+    writeOutput(io, '--csv', command.csv, rows.map((l) => l + '\n').join(''));
+    io.stderr(`wrote ${rows.length - 1} rows to ${command.csv}\n`);
+  }
   return EXIT.ok;
 }
 
+function pointLabel(point: SweepPoint): string {
+  return point.map((p) => `${p.name}=${p.value}`).join(' ');
+}
+
 /**
- * The options of one swept run alone, for its reproduce command: the swept value set as `run` would
- * take it (a generated graph's size is its --processes; anything else a --set).
+ * The options of one swept run alone, for its reproduce command: each swept value set as `run` would
+ * take it (a generated graph's size is its --processes; anything else a --set), and the run's seed.
  */
-function sweepPointOptions(command: SweepCmd, value: number, seed: number): CommonOptions {
-  const { common, sweep } = command;
-  if (sweep.param.name === 'seed') return { ...common, seed };
-  if (sweep.param.name === 'processes' && common.source.kind === 'topology') {
-    return { ...common, source: { kind: 'topology', topology: common.source.topology, processes: value } };
+function sweepPointOptions(common: CommonOptions, point: SweepPoint, seed: number): CommonOptions {
+  let options: CommonOptions = { ...common, seed };
+  for (const { name, value } of point) {
+    if (name === 'processes' && options.source.kind === 'topology') {
+      options = { ...options, source: { kind: 'topology', topology: options.source.topology, processes: value } };
+    } else {
+      const param = paramSpec(name)!;
+      options = { ...options, sets: [...options.sets, { param, value }] };
+    }
   }
-  return { ...common, sets: [...common.sets, { param: sweep.param, value }] };
+  return options;
+}
+
+function plotCommand(command: PlotCmd, io: CliIo): number {
+  let text: string;
+  try {
+    text = io.readFile(command.csv);
+  } catch (err) {
+    throw new UsageError(`cannot read CSV file ${command.csv}: ${(err as Error).message}`);
+  }
+  const csv = parseCsv(text, command.csv);
+  if (!csv.ok) throw new UsageError(csv.error);
+  const chart = chartFromCsv(csv.value, { y: command.y, source: command.csv, ...(command.x === undefined ? {} : { x: command.x }) });
+  if (!chart.ok) throw new UsageError(chart.error);
+  writeOutput(io, '--svg', command.svg, renderLineChartSvg(chart.value));
+  io.stderr(`wrote a chart of ${command.y} (${chart.value.series.length} lines) to ${command.svg}\n`);
+  return EXIT.ok;
+}
+
+function writeOutput(io: CliIo, flag: string, path: string, text: string): void {
+  try {
+    io.writeFile(path, text);
+  } catch (err) {
+    throw new UsageError(`cannot write ${flag} file ${path}: ${(err as Error).message}`);
+  }
+}
+
+function sourceName(common: CommonOptions): string {
+  return common.source.kind === 'file' ? common.source.path : `--topology ${common.source.topology} --processes ${common.source.processes}`;
+}
+
+/** Names in skew and faults against the graph this seed builds; a usage error listing the valid ones. */
+function checkNames(scenario: Scenario, seed: number, source: string): void {
+  const problems = checkNamesInGraph(scenario, buildTopology(scenario.topology, seed), source);
+  if (problems.length > 0) throw new UsageError(`invalid scenario:\n  ${problems.join('\n  ')}`);
 }
 
 /** The scenario the options describe, with `--set` applied and validated; usage errors on any problem. */
 function loadScenario(common: CommonOptions, io: CliIo): Scenario {
   let scenario: Scenario;
-  let source: string;
+  const source = sourceName(common);
   if (common.source.kind === 'file') {
-    source = common.source.path;
     let text: string;
     try {
       text = io.readFile(source);
@@ -219,7 +277,6 @@ function loadScenario(common: CommonOptions, io: CliIo): Scenario {
     if (!parsed.ok) throw new UsageError(`invalid scenario file ${source}:\n  ${parsed.error.join('\n  ')}`);
     scenario = parsed.value;
   } else {
-    source = `--topology ${common.source.topology} --processes ${common.source.processes}`;
     scenario = scenarioForTopology(common.source.topology, common.source.processes);
   }
   for (const set of common.sets) {

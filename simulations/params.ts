@@ -26,7 +26,7 @@ export const PARAMS: readonly ParamSpec[] = [
   { name: 'processes', description: 'number of processes (generated topologies only)', integer: true, min: 2, exclusive: false },
   { name: 'skew', description: 'delay factor of the slow channel (skew.slowChannel.delayFactor)', integer: false, min: 0, exclusive: true },
   { name: 'interval', description: 'checkpoint interval in ms (checkpoints.intervalMs)', integer: false, min: 0, exclusive: true },
-  { name: 'seed', description: 'the run seed (sweep only; run and compare take --seed)', integer: true, min: 0, exclusive: false },
+  { name: 'seed', description: 'run seeds, the replicates of every point (sweep only; run and compare take --seed)', integer: true, min: 0, exclusive: false },
   { name: 'window', description: 'messages in flight per channel (channelWindowMessagesMax)', integer: true, min: 1, exclusive: false },
   { name: 'alignment-timeout', description: 'alignment timeout in ms (alignmentTimeoutMs, for abs-timeout)', integer: false, min: 0, exclusive: true },
 ];

@@ -11,7 +11,7 @@
  * Names in skew and faults are checked against the graph when it is known before the run: always for
  * explicit topologies and for generated ones whose shape does not depend on the run's seed.
  */
-import { validateGraph } from '../src/graph/index.js';
+import { validateGraph, type AppGraph } from '../src/graph/index.js';
 import { parseChannelId, type ProcessId } from '../src/ids.js';
 import { buildTopology } from './topology.js';
 import { err, ok, type Result } from '../src/result.js';
@@ -309,7 +309,7 @@ function checkSkew(v: Validator, value: unknown, known: KnownGraph): void {
     if (sp !== undefined) {
       const process = v.string(sp, 'process', p, { required: true });
       if (process !== undefined && known.processes !== undefined && !known.processes.has(process)) {
-        v.fail(`${p}.process`, `names no process of the topology, got ${show(process)}`);
+        v.fail(`${p}.process`, unknownName('process', process, known.processes));
       }
       v.number(sp, 'serviceTimeMs', p, { min: 0, exclusive: true });
     }
@@ -323,7 +323,7 @@ function checkSkew(v: Validator, value: unknown, known: KnownGraph): void {
         if (parseChannelId(channel) === undefined) {
           v.fail(`${p}.channel`, `must be a channel id "from->to", got ${show(channel)}`);
         } else if (known.channels !== undefined && !known.channels.has(channel)) {
-          v.fail(`${p}.channel`, `names no channel of the topology, got ${show(channel)}`);
+          v.fail(`${p}.channel`, unknownName('channel', channel, known.channels));
         }
       }
       v.number(sc, 'delayFactor', p, { min: 0, exclusive: true });
@@ -349,13 +349,52 @@ function checkFaults(v: Validator, value: unknown, durationMs: number | undefine
     if (f === undefined) return;
     const process = v.string(f, 'process', p, { required: true });
     if (process !== undefined && known.processes !== undefined && !known.processes.has(process)) {
-      v.fail(`${p}.process`, `names no process of the topology, got ${show(process)}`);
+      v.fail(`${p}.process`, unknownName('process', process, known.processes));
     }
     const atMs = v.number(f, 'atMs', p, { min: 0 });
     if (atMs !== undefined && durationMs !== undefined && atMs >= durationMs) {
       v.fail(`${p}.atMs`, `must be < durationMs (${durationMs}), or the crash never happens; got ${atMs}`);
     }
   });
+}
+
+/**
+ * The names in skew and faults checked against the graph a run builds. For a random graph without its
+ * own graph seed, the names are only known once the run's seed is: the CLI checks them here, before
+ * the run, so a wrong name is reported with the valid ones rather than ignored or refused mid-run.
+ */
+export function checkNamesInGraph(scenario: Scenario, graph: AppGraph, source: string): string[] {
+  const processes = new Set(graph.processes);
+  const channels = new Set(graph.channels.map((c) => c.id));
+  const problems: string[] = [];
+  const slowProcess = scenario.skew?.slowProcess?.process;
+  if (slowProcess !== undefined && !processes.has(slowProcess)) {
+    problems.push(`${source}: skew.slowProcess.process ${unknownName('process', slowProcess, processes)}`);
+  }
+  const slowChannel = scenario.skew?.slowChannel?.channel;
+  if (slowChannel !== undefined && !channels.has(slowChannel)) {
+    problems.push(`${source}: skew.slowChannel.channel ${unknownName('channel', slowChannel, channels)}`);
+  }
+  (scenario.faults ?? []).forEach((f, i) => {
+    if (!processes.has(f.process)) problems.push(`${source}: faults[${i}].process ${unknownName('process', f.process, processes)}`);
+  });
+  return problems;
+}
+
+/** Names listed in a message before the rest are only counted. */
+const NAMES_LISTED_MAX = 24;
+
+/** `names no channel of the topology, got "x" (channels: a->b, b->c)`: the valid names, or the first of them. */
+export function unknownName(what: string, got: string, valid: Iterable<string>): string {
+  return `names no ${what} of the topology, got ${show(got)} (${what === 'process' ? 'processes' : `${what}s`}: ${nameList(valid)})`;
+}
+
+/** The names, or the first NAMES_LISTED_MAX of them and how many more there are. */
+export function nameList(names: Iterable<string>): string {
+  const all = [...names];
+  if (all.length === 0) return 'none';
+  const listed = all.slice(0, NAMES_LISTED_MAX).join(', ');
+  return all.length > NAMES_LISTED_MAX ? `${listed}, ... ${all.length - NAMES_LISTED_MAX} more` : listed;
 }
 
 // ---------------------------------------------------------------------------------------------------

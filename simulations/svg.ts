@@ -6,6 +6,10 @@
  * the right side to the left would be an orphan; the channel-state messages (the ones a cut records)
  * are the thick orange arrows that cross it from left to right.
  *
+ * A view can narrow the picture to a time window and to some processes (messages with an end on a
+ * hidden process are left out; lines crossing the window's edges are clipped). The document has a
+ * viewBox and no fixed size, so it scales to whatever shows it.
+ *
  * Pure: a `SimResult` in, a string out, the same bytes for the same result. Coordinates are rounded to
  * two decimals so the file does not depend on floating-point noise and stays small.
  */
@@ -59,9 +63,20 @@ type MessageEvent = Extract<TraceEvent, { kind: 'message' }>;
 type BarrierEvent = Extract<TraceEvent, { kind: 'barrier' }>;
 type SnapshotEvent = Extract<TraceEvent, { kind: 'snapshot' }>;
 
-export function renderSpaceTimeSvg(result: SimResult): string {
+/** What part of the run to draw; every field defaults to all of it. */
+export interface SpaceTimeView {
+  readonly fromMs?: number;
+  readonly toMs?: number;
+  /** Processes to draw, drawn in the run's order; each must be a process of the run. */
+  readonly processes?: readonly ProcessId[];
+}
+
+export function renderSpaceTimeSvg(result: SimResult, view: SpaceTimeView = {}): string {
   const trace = result.trace ?? [];
-  const rowOf = new Map<ProcessId, number>(result.processes.map((p, i) => [p, i]));
+  const wanted = view.processes === undefined ? undefined : new Set(view.processes);
+  const shown = wanted === undefined ? result.processes : result.processes.filter((p) => wanted.has(p));
+  const rowOf = new Map<ProcessId, number>(shown.map((p, i) => [p, i]));
+  const startMs = view.fromMs ?? 0;
 
   const messages: MessageEvent[] = [];
   const barriers: BarrierEvent[] = [];
@@ -102,12 +117,17 @@ export function renderSpaceTimeSvg(result: SimResult): string {
   }
 
   // Geometry: width follows the run's length, row spacing shrinks as processes are added.
-  const n = Math.max(1, result.processes.length);
+  const n = Math.max(1, shown.length);
   if (trace.length === 0) lastMs = result.endedAtMs;
-  const endMs = lastMs > 0 ? lastMs * 1.02 : 1;
-  const plotWidth = clamp(endMs * LAYOUT.pxPerMsTarget, LAYOUT.plotWidthPxMin, LAYOUT.plotWidthPxMax);
+  const endMs = view.toMs ?? Math.max(startMs + 1, lastMs > 0 ? lastMs * 1.02 : 1);
+  const spanMs = endMs - startMs;
+  const plotWidth = clamp(spanMs * LAYOUT.pxPerMsTarget, LAYOUT.plotWidthPxMin, LAYOUT.plotWidthPxMax);
   const rowGap = n === 1 ? LAYOUT.rowGapPxMax : clamp(LAYOUT.rowsHeightPxTarget / (n - 1), LAYOUT.rowGapPxMin, LAYOUT.rowGapPxMax);
-  const x = (ms: number): number => LAYOUT.marginLeftPx + (ms / endMs) * plotWidth;
+  const x = (ms: number): number => LAYOUT.marginLeftPx + ((ms - startMs) / spanMs) * plotWidth;
+  // Only what happens in the window is drawn; a line with one end inside is clipped at the edge.
+  const overlaps = (from: number, to: number | undefined): boolean => from <= endMs && (to ?? endMs) >= startMs;
+  const within = (at: number): boolean => at >= startMs && at <= endMs;
+  const windowed = view.fromMs !== undefined || view.toMs !== undefined;
   const y = (p: ProcessId): number => LAYOUT.plotTopPx + (rowOf.get(p) ?? 0) * rowGap;
   const plotBottom = LAYOUT.plotTopPx + (n - 1) * rowGap;
   const axisY = plotBottom + LAYOUT.axisGapPx;
@@ -126,17 +146,19 @@ export function renderSpaceTimeSvg(result: SimResult): string {
   const paletteIndex = new Map(checkpointIds.map((id, i) => [id, i % CHECKPOINT_PALETTE.length]));
   const colorOf = (id: CheckpointId): string => CHECKPOINT_PALETTE[paletteIndex.get(id) ?? 0]!;
 
-  const drawnMessages = sample(messages, SVG_LIMITS.messagesDrawnMax, (m) => m.recordedIn.length > 0);
-  const drawnBarriers = sample(barriers, SVG_LIMITS.barriersDrawnMax, () => false);
+  const visibleMessages = messages.filter((m) => overlaps(m.sentAtMs, m.deliveredAtMs));
+  const visibleBarriers = barriers.filter((b) => overlaps(b.sentAtMs, b.deliveredAtMs));
+  const drawnMessages = sample(visibleMessages, SVG_LIMITS.messagesDrawnMax, (m) => m.recordedIn.length > 0);
+  const drawnBarriers = sample(visibleBarriers, SVG_LIMITS.barriersDrawnMax, () => false);
 
   const out: string[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${r(width)}" height="${r(height)}" viewBox="0 0 ${r(width)} ${r(height)}" ` +
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${r(width)} ${r(height)}" ` +
       `font-family="Helvetica, Arial, sans-serif" font-size="12">`,
   );
   const title = `Space-time diagram: ${result.scenario} · algorithm ${result.algorithm} · seed ${result.seed}`;
   out.push(`<title>${esc(title)}</title>`);
-  out.push(defs());
+  out.push(defs(LAYOUT.marginLeftPx, plotWidth, height));
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   out.push(`<text class="title" x="${LAYOUT.marginLeftPx}" y="${LAYOUT.titleYPx}" font-size="16" font-weight="bold" fill="${COLORS.text}">${esc(title)}</text>`);
   const m = result.metrics;
@@ -151,21 +173,27 @@ export function renderSpaceTimeSvg(result: SimResult): string {
   );
   const notes: string[] = [];
   if (result.trace === undefined) notes.push('no trace was recorded for this run, so only the process lines are drawn');
-  if (drawnMessages.length < messages.length) {
+  if (windowed) notes.push(`window ${r(startMs)}..${r(endMs)} ms`);
+  if (shown.length < result.processes.length) {
+    notes.push(`${shown.length} of ${result.processes.length} processes (messages to or from the others are not drawn)`);
+  }
+  if (drawnMessages.length < visibleMessages.length) {
     notes.push(
-      `showing ${drawnMessages.length} of ${messages.length} messages (evenly sampled; every channel-state message is shown)`,
+      `showing ${drawnMessages.length} of ${visibleMessages.length} messages (evenly sampled; every channel-state message is shown)`,
     );
   }
-  if (drawnBarriers.length < barriers.length) notes.push(`showing ${drawnBarriers.length} of ${barriers.length} barriers (evenly sampled)`);
+  if (drawnBarriers.length < visibleBarriers.length) {
+    notes.push(`showing ${drawnBarriers.length} of ${visibleBarriers.length} barriers (evenly sampled)`);
+  }
   if (notes.length > 0) {
     out.push(`<text class="note" x="${LAYOUT.marginLeftPx}" y="${LAYOUT.noteYPx}" fill="${COLORS.crash}">${esc(`Note: ${notes.join('; ')}`)}</text>`);
   }
 
   // Time axis and grid.
-  const step = niceStep(endMs / LAYOUT.ticksTarget);
+  const step = niceStep(spanMs / LAYOUT.ticksTarget);
   out.push(`<g class="axis" stroke="${COLORS.muted}" fill="${COLORS.muted}">`);
-  out.push(`<line x1="${r(x(0))}" y1="${r(axisY)}" x2="${r(x(endMs))}" y2="${r(axisY)}"/>`);
-  for (let i = 0; i * step <= endMs + 1e-9; i += 1) {
+  out.push(`<line x1="${r(x(startMs))}" y1="${r(axisY)}" x2="${r(x(endMs))}" y2="${r(axisY)}"/>`);
+  for (let i = Math.ceil(startMs / step - 1e-9); i * step <= endMs + 1e-9; i += 1) {
     const t = i * step;
     const tx = r(x(t));
     out.push(`<line class="grid" x1="${tx}" y1="${r(LAYOUT.plotTopPx - 12)}" x2="${tx}" y2="${r(axisY)}" stroke="${COLORS.grid}"/>`);
@@ -177,9 +205,9 @@ export function renderSpaceTimeSvg(result: SimResult): string {
 
   // Process lines with their names on the left.
   out.push(`<g class="processes">`);
-  for (const p of result.processes) {
+  for (const p of shown) {
     out.push(
-      `<line class="process-line" data-process="${esc(p)}" x1="${r(x(0))}" y1="${r(y(p))}" x2="${r(x(endMs))}" y2="${r(y(p))}" stroke="${COLORS.processLine}" stroke-width="1.2"/>`,
+      `<line class="process-line" data-process="${esc(p)}" x1="${r(x(startMs))}" y1="${r(y(p))}" x2="${r(x(endMs))}" y2="${r(y(p))}" stroke="${COLORS.processLine}" stroke-width="1.2"/>`,
     );
     out.push(
       `<text class="process-label" x="${r(LAYOUT.marginLeftPx - 10)}" y="${r(y(p) + 4)}" text-anchor="end" font-size="${labelFontPx}" fill="${COLORS.text}">${esc(p)}</text>`,
@@ -188,13 +216,13 @@ export function renderSpaceTimeSvg(result: SimResult): string {
   out.push(`</g>`);
 
   // Ordinary messages first, so the highlighted ones are drawn on top of them.
-  out.push(`<g class="messages" stroke="${COLORS.message}" stroke-width="0.9" stroke-opacity="0.7" fill="none">`);
+  out.push(`<g class="messages" clip-path="url(#plot-area)" stroke="${COLORS.message}" stroke-width="0.9" stroke-opacity="0.7" fill="none">`);
   for (const msg of drawnMessages) {
     if (msg.recordedIn.length > 0) continue;
     out.push(arrow(msg, x, y, endMs, 'message', 'arrow-message', ''));
   }
   out.push(`</g>`);
-  out.push(`<g class="channel-state" stroke="${COLORS.recorded}" stroke-width="2.6" fill="none">`);
+  out.push(`<g class="channel-state" clip-path="url(#plot-area)" stroke="${COLORS.recorded}" stroke-width="2.6" fill="none">`);
   for (const msg of drawnMessages) {
     if (msg.recordedIn.length === 0) continue;
     const ids = msg.recordedIn.map((id) => `C${id}`).join(', ');
@@ -202,7 +230,7 @@ export function renderSpaceTimeSvg(result: SimResult): string {
   }
   out.push(`</g>`);
 
-  out.push(`<g class="barriers" stroke-width="2" stroke-dasharray="6 3" fill="none">`);
+  out.push(`<g class="barriers" clip-path="url(#plot-area)" stroke-width="2" stroke-dasharray="6 3" fill="none">`);
   for (const b of drawnBarriers) {
     const color = colorOf(b.checkpointId);
     const marker = `arrow-barrier-${paletteIndex.get(b.checkpointId) ?? 0}`;
@@ -226,13 +254,13 @@ export function renderSpaceTimeSvg(result: SimResult): string {
     if (!perProcess.has(s.process)) perProcess.set(s.process, s.atMs);
     snapshotsByCheckpoint.set(s.checkpointId, perProcess);
   }
-  out.push(`<g class="cuts" fill="none" stroke-width="3" stroke-opacity="0.8">`);
+  out.push(`<g class="cuts" clip-path="url(#plot-area)" fill="none" stroke-width="3" stroke-opacity="0.8">`);
   const labels: { id: CheckpointId; x: number; y: number; color: string }[] = [];
   for (const id of checkpointIds) {
     if (ends.get(id) !== true) continue;
     const perProcess = snapshotsByCheckpoint.get(id);
     if (perProcess === undefined) continue;
-    const points = result.processes.filter((p) => perProcess.has(p)).map((p) => [x(perProcess.get(p)!), y(p)] as const);
+    const points = shown.filter((p) => perProcess.has(p)).map((p) => [x(perProcess.get(p)!), y(p)] as const);
     if (points.length === 0) continue;
     const color = colorOf(id);
     out.push(
@@ -255,6 +283,7 @@ export function renderSpaceTimeSvg(result: SimResult): string {
 
   out.push(`<g class="snapshots" stroke-width="1.2">`);
   for (const s of snapshots) {
+    if (!within(s.atMs)) continue;
     const color = colorOf(s.checkpointId);
     const completed = ends.get(s.checkpointId) === true;
     // Hollow dots: snapshots of checkpoints that aborted (or had not finished when the run ended).
@@ -268,6 +297,7 @@ export function renderSpaceTimeSvg(result: SimResult): string {
 
   out.push(`<g class="faults" stroke="${COLORS.crash}" fill="${COLORS.crash}">`);
   for (const c of crashes) {
+    if (!within(c.atMs)) continue;
     const cx = x(c.atMs);
     const cy = y(c.process);
     const d = 6;
@@ -278,6 +308,7 @@ export function renderSpaceTimeSvg(result: SimResult): string {
     out.push(`<text x="${r(cx + 8)}" y="${r(cy - 8)}" font-size="11" stroke="none">crash</text>`);
   }
   for (const rec of recoveries) {
+    if (!within(rec.atMs)) continue;
     const rx = r(x(rec.atMs));
     const label = rec.checkpointId === null ? 'recover (from the start)' : `recover from C${rec.checkpointId}`;
     out.push(
@@ -324,12 +355,14 @@ function arrow(
   );
 }
 
-function defs(): string {
+/** Markers, and the clip of the plot area (so lines crossing a time window's edges stop there). */
+function defs(left: number, plotWidth: number, height: number): string {
   const head = (id: string, color: string): string =>
     `<marker id="${id}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" markerUnits="userSpaceOnUse" orient="auto">` +
     `<path d="M0,0 L10,5 L0,10 z" fill="${color}"/></marker>`;
   return [
     '<defs>',
+    `<clipPath id="plot-area"><rect x="${r(left)}" y="0" width="${r(plotWidth)}" height="${r(height)}"/></clipPath>`,
     head('arrow-message', COLORS.message),
     `<marker id="arrow-recorded" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="10" markerHeight="10" markerUnits="userSpaceOnUse" orient="auto">` +
       `<path d="M0,0 L10,5 L0,10 z" fill="${COLORS.recorded}"/></marker>`,

@@ -11,7 +11,7 @@ import { SimulationError } from '../../simulations/engine.js';
 import { defaultSlowChannel, paramSpec, parseSweep } from '../../simulations/params.js';
 import { scenarioForTopology } from '../../simulations/scenario-file.js';
 import type { RunOptions, Scenario } from '../../simulations/types.js';
-import { simResult } from '../fixtures/sim-result.js';
+import { metrics, simResult } from '../fixtures/sim-result.js';
 
 function errorOf(argv: string[]): string {
   const parsed = parseCommandLine(argv);
@@ -54,7 +54,18 @@ describe('sim CLI arguments', () => {
     ['a --set without a value', ['run', '--topology', 'ring', '--processes', '3', '--set', 'skew'], '--set expects PARAM=VALUE'],
     ['a --set with a bad value', ['run', '--topology', 'ring', '--processes', '3', '--set', 'skew=0'], 'skew must be a number > 0, got "0"'],
     ['a sweep without a range', ['sweep', '--topology', 'ring', '--processes', '3'], 'sweep needs PARAM=FROM..TO'],
-    ['a sweep of two ranges', ['sweep', 'skew=1..2', 'interval=1..2', '--topology', 'ring', '--processes', '3'], 'sweep takes one'],
+    ['a sweep naming a parameter twice', ['sweep', 'skew=1..2', 'skew=3..4', '--topology', 'ring', '--processes', '3'], 'sweep names skew twice'],
+    ['a sweep of too many runs', ['sweep', 'skew=1..1000', 'seed=1..30', '--topology', 'ring', '--processes', '3'], 'sweep would start 30000 runs; at most 20000'],
+    ['a --set of any swept parameter', ['sweep', 'skew=1..2', 'interval=5..6', '--set', 'interval=3', '--topology', 'ring', '--processes', '3'], '--set interval=... conflicts'],
+    ['--csv without a file', ['sweep', 'skew=1..2', '--csv=', '--topology', 'ring', '--processes', '3'], '--csv needs a file name'],
+    ['--svg-from without --svg', ['run', '--topology', 'ring', '--processes', '3', '--svg-from', '10'], 'add --svg FILE'],
+    ['a window that ends before it starts', ['run', '--topology', 'ring', '--processes', '3', '--svg', 'x.svg', '--svg-from', '10', '--svg-to', '5'], '--svg-to (5) must be after --svg-from (10)'],
+    ['a negative window start', ['run', '--topology', 'ring', '--processes', '3', '--svg', 'x.svg', '--svg-from=-1'], '--svg-from must be a time in ms >= 0, got "-1"'],
+    ['an empty process in --svg-processes', ['run', '--topology', 'ring', '--processes', '3', '--svg', 'x.svg', '--svg-processes', 'p0,'], 'empty entry'],
+    ['--trace without a file', ['run', '--topology', 'ring', '--processes', '3', '--trace='], '--trace needs a file name'],
+    ['plot without a CSV', ['plot', '--y', 'completed', '--svg', 'o.svg'], 'plot needs a sweep CSV file'],
+    ['plot without --y', ['plot', 'out.csv', '--svg', 'o.svg'], 'plot needs --y METRIC'],
+    ['plot without --svg', ['plot', 'out.csv', '--y', 'completed'], 'plot needs --svg OUT.svg'],
     ['a sweep of an unknown parameter', ['sweep', 'speed=1..2', '--topology', 'ring', '--processes', '3'], 'unknown sweep parameter "speed"'],
     ['a sweep and a --set of the same parameter', ['sweep', 'skew=1..2', '--set', 'skew=3', '--topology', 'ring', '--processes', '3'], 'conflicts'],
     ['--json on a sweep, whose output is CSV', ['sweep', 'skew=1..2', '--json', '--topology', 'ring', '--processes', '3'], "Unknown option '--json'"],
@@ -322,12 +333,14 @@ describe('sim CLI commands (fake simulator)', () => {
     const io = memoryIo();
     expect(runCli(['sweep', 'interval=50..80:10', ...ring, '--algorithms', 'abs,none'], io, fakeSimulate(calls))).toBe(EXIT.ok);
     const lines = io.out.trimEnd().split('\n');
+    // The curated columns in their old places, then the engine's other metrics by name, then the seed.
     expect(lines[0]).toBe(
-      'interval,algorithm,completed,mean_duration_ms,channel_state_msgs,buffered_msgs,max_stall_ms,throughput_msgs_per_s,consistent,triggered,violations,seed',
+      'interval,algorithm,completed,mean_duration_ms,channel_state_msgs,buffered_msgs,max_stall_ms,throughput_msgs_per_s,consistent,triggered,violations,' +
+        'events,messages_sent,messages_delivered,barriers_sent,checkpoints_aborted,recoveries,seed',
     );
     expect(lines).toHaveLength(1 + 4 * 2);
-    expect(lines[1]).toBe('50,abs,1,6.000,1,0,0.000,100.0,true,2,0,1');
-    expect(lines[2]).toMatch(/^50,none,.*,false,2,1,1$/);
+    expect(lines[1]).toBe('50,abs,1,6.000,1,0,0.000,100.0,true,2,0,42,3,2,3,1,1,1');
+    expect(lines[2]).toMatch(/^50,none,.*,false,2,1,42,3,2,3,1,1,1$/);
     expect(calls.map((c) => c.scenario.checkpoints.intervalMs)).toEqual([50, 50, 60, 60, 70, 70, 80, 80]);
     expect(io.err).toContain('sweep: 8/8 runs done');
     expect(io.err).not.toContain('\r');
@@ -434,5 +447,143 @@ describe('sim CLI process', () => {
     expect(r.code).toBe(0);
     // It stopped at the first row nobody read rather than running all 22 first.
     expect(r.err).not.toContain('runs done');
+  });
+});
+
+describe('sim CLI: sweeps of several parameters, traces and plots (fake simulator)', () => {
+  const ring = ['--topology', 'ring', '--processes', '3'];
+
+  /** A run whose mean duration is its seed times its interval, so every aggregate can be computed by hand. */
+  const bySeed: Simulate = (scenario, options) =>
+    simResult({
+      scenario: scenario.name,
+      algorithm: options.algorithm,
+      seed: options.seed,
+      metrics: metrics({ durationMsMean: options.seed * scenario.checkpoints.intervalMs }),
+    });
+
+  it('runs the cartesian product, the first parameter varying slowest and the seeds innermost', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    runCli(['sweep', 'interval=10,20', 'window=1..2', 'seed=4..5', ...ring, '--algorithms', 'abs,sync', '--per-run'], io, fakeSimulate(calls));
+    expect(calls.map((c) => `${c.scenario.checkpoints.intervalMs}/${c.scenario.channelWindowMessagesMax}/${c.options.algorithm}/${c.options.seed}`)).toEqual([
+      '10/1/abs/4', '10/1/abs/5', '10/1/sync/4', '10/1/sync/5',
+      '10/2/abs/4', '10/2/abs/5', '10/2/sync/4', '10/2/sync/5',
+      '20/1/abs/4', '20/1/abs/5', '20/1/sync/4', '20/1/sync/5',
+      '20/2/abs/4', '20/2/abs/5', '20/2/sync/4', '20/2/sync/5',
+    ]);
+    const lines = io.out.trimEnd().split('\n');
+    expect(lines).toHaveLength(1 + 16);
+    // One seed column, the last: the swept seed is not a parameter column too.
+    expect(lines[0]!.startsWith('interval,window,algorithm,completed,')).toBe(true);
+    expect(lines[0]!.split(',').filter((c) => c === 'seed')).toEqual(['seed']);
+    expect(lines[0]!.endsWith(',seed')).toBe(true);
+    expect(lines[2]!.startsWith('10,1,abs,')).toBe(true);
+    expect(lines[2]!.endsWith(',5')).toBe(true);
+  });
+
+  it('`sweep seed=` alone with --per-run writes one seed column, not two', () => {
+    const io = memoryIo();
+    runCli(['sweep', 'seed=1..3', ...ring, '--per-run'], io, fakeSimulate());
+    const [header, ...rows] = io.out.trimEnd().split('\n');
+    expect(header!.split(',').filter((c) => c === 'seed')).toHaveLength(1);
+    expect(header!.startsWith('algorithm,')).toBe(true);
+    expect(rows.map((r) => r.split(',').at(-1))).toEqual(['1', '2', '3']);
+  });
+
+  it('with seeds, a row per point and algorithm: the seeds, the runs, and a mean and 95% interval per metric', () => {
+    const io = memoryIo();
+    runCli(['sweep', 'interval=10,20', 'seed=1..3', ...ring, '--algorithms', 'abs'], io, bySeed);
+    const [header, ...rows] = io.out.trimEnd().split('\n');
+    const columns = header!.split(',');
+    expect(columns.slice(0, 8)).toEqual([
+      'interval', 'algorithm', 'seeds', 'runs', 'consistent_runs', 'completed_mean', 'completed_ci95_low', 'completed_ci95_high',
+    ]);
+    expect(columns).not.toContain('seed');
+    expect(rows).toHaveLength(2);
+    const at = (row: string, name: string): string => row.split(',')[columns.indexOf(name)]!;
+    expect(at(rows[0]!, 'seeds')).toBe('1 2 3');
+    expect(at(rows[0]!, 'runs')).toBe('3');
+    // Durations 10, 20, 30: mean 20, s = 10, half-width t(2) * 10 / sqrt(3) = 4.303 * 5.7735 = 24.843.
+    expect(at(rows[0]!, 'mean_duration_ms_mean')).toBe('20.000');
+    expect(at(rows[0]!, 'mean_duration_ms_ci95_low')).toBe('-4.843');
+    expect(at(rows[0]!, 'mean_duration_ms_ci95_high')).toBe('44.843');
+    expect(at(rows[1]!, 'mean_duration_ms_mean')).toBe('40.000');
+    // A metric with no spread has a zero-width interval.
+    expect([at(rows[1]!, 'completed_mean'), at(rows[1]!, 'completed_ci95_low'), at(rows[1]!, 'completed_ci95_high')]).toEqual(['1.000', '1.000', '1.000']);
+  });
+
+  it('--csv writes the CSV to the file and nothing to stdout', () => {
+    const io = memoryIo();
+    expect(runCli(['sweep', 'interval=10,20', 'seed=1..2', ...ring, '--csv', 'out.csv'], io, bySeed)).toBe(EXIT.ok);
+    expect(io.out).toBe('');
+    expect(io.written['out.csv']!.split('\n')[0]!.startsWith('interval,algorithm,seeds,runs,')).toBe(true);
+    expect(io.written['out.csv']!.trimEnd().split('\n')).toHaveLength(3);
+    expect(io.err).toContain('wrote 2 rows to out.csv');
+  });
+
+  it('a swept run that violates is reproduced with every swept value and its seed', () => {
+    const io = memoryIo();
+    runCli(['sweep', 'interval=10', 'window=2', 'seed=8..9', ...ring, '--algorithms', 'none'], io, fakeSimulate());
+    expect(io.err).not.toContain('violations at'); // `none` violating is expected, not news
+    const io2 = memoryIo();
+    const violatesAtNine: Simulate = (scenario, options) =>
+      simResult({ algorithm: options.algorithm, seed: options.seed, consistent: options.seed !== 9 });
+    runCli(['sweep', 'interval=10', 'window=2', 'seed=8..9', ...ring], io2, violatesAtNine);
+    expect(io2.err).toContain(
+      'violations at interval=10 window=2 abs seed=9: npm run sim -- run --topology ring --processes 3 --set interval=10 --set window=2 --algorithm abs --seed 9\n',
+    );
+  });
+
+  it('run --trace asks for the trace and writes it as JSON lines', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    runCli(['run', ...ring, '--trace', 'run.jsonl'], io, fakeSimulate(calls));
+    expect(calls[0]!.options.trace).toBe(true);
+    const lines = io.written['run.jsonl']!.trimEnd().split('\n').map((l) => JSON.parse(l) as { kind: string; t?: number });
+    expect(lines[0]!.kind).toBe('run');
+    expect(lines.length).toBeGreaterThan(10);
+    expect(io.err).toContain('wrote the event trace to run.jsonl');
+  });
+
+  it('--svg-processes naming no process is a usage error listing the processes', () => {
+    const io = memoryIo();
+    expect(runCli(['run', ...ring, '--svg', 'o.svg', '--svg-processes', 'p0,q7'], io, fakeSimulate())).toBe(EXIT.usage);
+    expect(io.err).toContain('--svg-processes names no process of the topology: q7 (processes: p0, p1, p2)');
+  });
+
+  it('a fault naming no process of a seed-built graph is a usage error listing the processes, before any run', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const spec = { ...scenarioForTopology('random-cyclic', 4), faults: [{ kind: 'crash', process: 'p9', atMs: 10 }] };
+    const io = memoryIo({ 'rc.json': JSON.stringify(spec) });
+    expect(runCli(['run', '--scenario', 'rc.json'], io, fakeSimulate(calls))).toBe(EXIT.usage);
+    expect(calls).toHaveLength(0);
+    expect(io.err).toContain('rc.json: faults[0].process names no process of the topology, got "p9" (processes: p0, p1, p2, p3)');
+  });
+
+  it('plot draws a sweep CSV written by sweep, one line per algorithm with error bars', () => {
+    const io = memoryIo();
+    runCli(['sweep', 'interval=10,20,30', 'seed=1..3', ...ring, '--algorithms', 'abs,sync', '--csv', 'out.csv'], io, bySeed);
+    const plotIo = memoryIo({ 'out.csv': io.written['out.csv']! });
+    expect(runCli(['plot', 'out.csv', '--y', 'mean_duration_ms', '--svg', 'out.svg'], plotIo, fakeSimulate())).toBe(EXIT.ok);
+    const svg = plotIo.written['out.svg']!;
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" viewBox=')).toBe(true);
+    expect(svg.match(/<g class="series"/g)).toHaveLength(2);
+    expect(svg.match(/class="error-bar"/g)).toHaveLength(6);
+    expect(svg).toContain('mean_duration_ms by interval');
+    // Deterministic: the same CSV gives the same bytes.
+    const again = memoryIo({ 'out.csv': io.written['out.csv']! });
+    runCli(['plot', 'out.csv', '--y', 'mean_duration_ms', '--svg', 'out.svg'], again, fakeSimulate());
+    expect(again.written['out.svg']).toBe(svg);
+  });
+
+  it('plot of a metric or parameter the CSV lacks lists the ones it has', () => {
+    const io = memoryIo();
+    runCli(['sweep', 'interval=10,20', 'seed=1..2', ...ring, '--csv', 'out.csv'], io, bySeed);
+    const plotIo = memoryIo({ 'out.csv': io.written['out.csv']! });
+    expect(runCli(['plot', 'out.csv', '--y', 'overhead', '--svg', 'o.svg'], plotIo, fakeSimulate())).toBe(EXIT.usage);
+    expect(plotIo.err).toContain('out.csv has no metric "overhead" (metrics: completed, mean_duration_ms, channel_state_msgs,');
+    expect(runCli(['plot', 'out.csv', '--y', 'completed', '--x', 'skew', '--svg', 'o.svg'], plotIo, fakeSimulate())).toBe(EXIT.usage);
+    expect(plotIo.err).toContain('out.csv has no swept parameter "skew" (parameters: interval)');
   });
 });

@@ -75,7 +75,9 @@ describe('space-time diagram', () => {
     const { problems, elements } = checkXml(svg);
     expect(problems).toEqual([]);
     expect(elements[0]!.name).toBe('svg');
-    expect(Number(elements[0]!.attrs['width'])).toBeGreaterThan(0);
+    // A viewBox and no fixed size: the picture scales to the page or window that shows it.
+    expect(elements[0]!.attrs['width']).toBeUndefined();
+    expect(elements[0]!.attrs['height']).toBeUndefined();
     expect(elements[0]!.attrs['viewBox']).toMatch(/^0 0 [\d.]+ [\d.]+$/);
   });
 
@@ -102,8 +104,8 @@ describe('space-time diagram', () => {
   });
 
   it('highlights channel-state messages with their own colour and a thicker stroke', () => {
-    expect(svg).toMatch(/<g class="channel-state" stroke="#ff7f0e" stroke-width="2\.6"/);
-    expect(svg).toMatch(/<g class="messages" stroke="#9e9e9e" stroke-width="0\.9"/);
+    expect(svg).toMatch(/<g class="channel-state" clip-path="url\(#plot-area\)" stroke="#ff7f0e" stroke-width="2\.6"/);
+    expect(svg).toMatch(/<g class="messages" clip-path="url\(#plot-area\)" stroke="#9e9e9e" stroke-width="0\.9"/);
     expect(svg).toContain('recorded in the channel state of C1');
   });
 
@@ -168,8 +170,45 @@ describe('space-time diagram', () => {
     const long = simResult({
       trace: [{ kind: 'message', channel: 'a->b', from: 'a', to: 'b', seq: 1, sentAtMs: 1, deliveredAtMs: 1000, recordedIn: [] }],
     });
-    const width = (s: string) => Number(checkXml(s).elements[0]!.attrs['width']);
+    const width = (s: string) => Number(checkXml(s).elements[0]!.attrs['viewBox']!.split(' ')[2]);
     expect(width(renderSpaceTimeSvg(long))).toBeGreaterThan(width(svg));
+  });
+
+  describe('a view', () => {
+    const xOfTick = (doc: string, label: string): number | undefined => {
+      const m = new RegExp(`<text x="([\\d.]+)"[^>]*>${label}</text>`).exec(doc);
+      return m === null ? undefined : Number(m[1]);
+    };
+
+    it('of a time window spans only that window: its ticks, its snapshots, a clip at its edges', () => {
+      const windowed = renderSpaceTimeSvg(simResult(), { fromMs: 6, toMs: 12 });
+      expect(checkXml(windowed).problems).toEqual([]);
+      // Ticks start at the window, not at 0.
+      expect(xOfTick(windowed, '0')).toBeUndefined();
+      expect(xOfTick(windowed, '6')).toBeDefined();
+      expect(xOfTick(windowed, '12')).toBeDefined();
+      // Of the snapshots at 5 (a), 7 (b), 8 (c) and 13 (a), only b's and c's lie in the window.
+      expect(byClass(windowed, 'snapshot')).toHaveLength(2);
+      expect(windowed).toContain('b snapshots for C1 at 7 ms');
+      expect(windowed).toContain('c snapshots for C1 at 8 ms');
+      expect(windowed).not.toContain('a snapshots for C1');
+      // The message a->b #1 (1..4 ms) is wholly outside; b->a #1 (2..9 ms) crosses the edge and is clipped.
+      expect(windowed).not.toContain('a-&gt;b #1:');
+      expect(windowed).toContain('b-&gt;a #1:');
+      expect(windowed).toContain('<clipPath id="plot-area">');
+      expect(windowed).toContain('window 6..12 ms');
+    });
+
+    it('of some processes draws only their lines and the messages between them', () => {
+      const ab = renderSpaceTimeSvg(simResult(), { processes: ['b', 'a'] });
+      expect(checkXml(ab).problems).toEqual([]);
+      // In the run's order, whatever the order asked.
+      expect(byClass(ab, 'process-line').map((e) => e.attrs['data-process'])).toEqual(['a', 'b']);
+      expect(ab).toContain('a-&gt;b #1:');
+      // b->c has an end on a hidden process.
+      expect(byClass(ab, 'barrier').length).toBe(byClass(svg, 'barrier').filter((_, i) => i !== 2).length);
+      expect(ab).toContain('2 of 3 processes');
+    });
   });
 
   it('stays legible for twelve processes: rows do not overlap and every process is labelled', () => {
