@@ -7,11 +7,13 @@ with one bank section per resource, and the order in which Karbor's resource flo
 over a resource graph (karbor/services/protection/resource_flow.py, as documented for protection
 plugins):
 
-1. a resource's `on_prepare_begin` runs before the prepare hooks of the resources it depends on
-   (a server's before its volumes');
-2. its `on_prepare_finish` runs after theirs have finished (the volumes' before the server's);
-3. `on_main` runs after the resource's own prepare hooks, dependents first;
-4. `on_complete` after the resource and everything it depends on finished `on_main`.
+1. a resource's `on_prepare_begin` runs before any hook of its child resources (a server's before
+   its volumes');
+2. its `on_prepare_finish` runs after its children's prepare hooks (the volumes' before the
+   server's);
+3. `on_main` runs after the resource's own prepare hooks; Karbor runs the resources' `on_main` in
+   parallel, the stand-in one after another, children first;
+4. `on_complete` runs after every hook of its children.
 
 When a hook raises, the flow stops and reverts, as taskflow does: `revert` of every operation that
 started, newest first, then the error goes to the caller. `crash_after` stops the flow after a
