@@ -5,6 +5,10 @@
  * (APP1->APP2->APP3, APP1->APP3, APP3->APP1). While traffic flows it takes a checkpoint every second,
  * verifies each one and checks that tokens are conserved, rolls back to one of them, checks again,
  * prints a summary, and stops everything cleanly on Ctrl-C or after --duration.
+ *
+ * With --cluster 3 it starts a 3-node NATS cluster instead, two coordinators (a leader and a
+ * standby, docs/ha.md) on it with 3 replicas, and SIGKILLs the leader mid-way: the standby takes
+ * over, and the demo goes on through it with the same checks.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +22,7 @@ import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import type { ConsistencyLevel, PlanInput } from '../../coordinator/model.js';
 import { decodeChannelState } from '../../src/wire/index.js';
+import { startNatsCluster, type NatsClusterHandle } from '../nats-cluster.js';
 import { startNatsServer, type NatsServerHandle } from '../nats-server.js';
 import { decodeTokens } from '../../agent/demo-apps/token-app.js';
 import { orphansBetween, pauseFile, readRecords } from '../../agent/demo-apps/writer-app.js';
@@ -45,6 +50,10 @@ options:
   --rollback-after N  roll back to the first checkpoint after N checkpoints (default 3)
   --tokens N          tokens each app starts with (default 1000)
   --grpc HOST:PORT    the coordinator's gRPC address (default 127.0.0.1:50051; port 0 picks a free one)
+  --cluster N         run on an N-node NATS cluster (N >= 3; buckets with 3 replicas) with two
+                      coordinators, and SIGKILL the leading one after the second checkpoint that
+                      follows the rollback: the standby takes over within 10 s, the demo goes on
+                      through it
   --metrics-port P    the coordinator serves Prometheus metrics at http://127.0.0.1:P/metrics
                       (default: no metrics endpoint)
   -h, --help          this help
@@ -58,6 +67,11 @@ is stopped, and the exit code is the verdict's (a second Ctrl-C quits at once; t
 demo started are stopped all the same).
 exit codes: 0 every check passed, 1 a check failed, 2 usage or set-up error,
             130 interrupted before any checkpoint was taken`;
+
+/** The issue's bound on a takeover: from the leader's death to the standby serving. */
+const TAKEOVER_MS_MAX = 10_000;
+/** How long the demo keeps asking the standby before it counts the takeover as failed. */
+const TAKEOVER_WAIT_MS = 30_000;
 
 /** A Ctrl-C this long after the first one means "quit at once" rather than being the same one relayed. */
 const SECOND_INTERRUPT_AFTER_MS = 1_000;
@@ -108,9 +122,12 @@ function orphansAcrossVolumes(volumes: readonly { server: string; snapshotRef: s
  */
 const children: { name: string; process: ChildProcess }[] = [];
 let nats: NatsServerHandle | undefined;
+let cluster: NatsClusterHandle | undefined;
 let workDir: string | undefined;
 let reaper: ChildProcess | undefined;
 let stopping = false;
+/** Processes the demo kills as part of the show (the leading coordinator with --cluster): their end is no problem. */
+const killedOnPurpose = new Set<ChildProcess>();
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -150,7 +167,7 @@ function startChild(name: string, args: string[], onLine?: (line: string) => voi
   });
   child.on('exit', (code, signal) => {
     if (code !== 0 && code !== null && !stopping) say(`! ${name} exited with code ${code}${errors ? `:\n${errors}` : ''}`);
-    else if (signal && !stopping) say(`! ${name} was killed by ${signal}`);
+    else if (signal && !stopping && !killedOnPurpose.has(child)) say(`! ${name} was killed by ${signal}`);
   });
   return child;
 }
@@ -159,8 +176,9 @@ function startChild(name: string, args: string[], onLine?: (line: string) => voi
 function startedText(): string {
   const names = [
     ...(children.some((c) => c.name.startsWith('agent')) ? ['the agents'] : []),
-    ...(children.some((c) => c.name === 'coordinator') ? ['the coordinator'] : []),
+    ...(children.some((c) => c.name === 'coordinator standby') ? ['the coordinators'] : children.some((c) => c.name === 'coordinator') ? ['the coordinator'] : []),
     ...(nats !== undefined ? ['nats-server'] : []),
+    ...(cluster !== undefined ? ['the NATS cluster'] : []),
   ];
   return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
@@ -184,6 +202,7 @@ async function stopAll(): Promise<void> {
   if (what !== '') say(`\nstopping ${what} ...`);
   await Promise.all(children.map((c) => stopChild(c.process)));
   await nats?.stop();
+  await cluster?.stop();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
   // Everything is stopped: the reaper has nothing left to do. Waiting for it leaves no zombie behind.
   if (reaper !== undefined) await stopChild(reaper);
@@ -216,9 +235,9 @@ function summaryTable(rows: readonly Row[], level: ConsistencyLevel): string[] {
 }
 
 /** The tokens in a checkpoint: in the apps' states plus in the channel states it recorded. */
-async function tokensOf(nc: NatsConnection, id: number): Promise<number> {
-  const objects = new JetStreamStateObjects(nc);
-  const stored = await (await openCoordinatorStore(nc)).checkpoints.get(id);
+async function tokensOf(nc: NatsConnection, id: number, replicas: number): Promise<number> {
+  const objects = new JetStreamStateObjects(nc, { replicas });
+  const stored = await (await openCoordinatorStore(nc, { replicas })).checkpoints.get(id);
   if (!stored.ok) throw new Error(`checkpoint ${id}: ${stored.error.message}`);
   let total = 0;
   for (const p of stored.value.record.parts) {
@@ -247,6 +266,7 @@ async function main(): Promise<number> {
         tokens: { type: 'string', default: '1000' },
         grpc: { type: 'string', default: '127.0.0.1:50051' },
         'metrics-port': { type: 'string' },
+        cluster: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -272,6 +292,20 @@ async function main(): Promise<number> {
     console.error(`invalid option value\n\n${HELP}`);
     return EXIT.usage;
   }
+  const clusterSize = values.cluster === undefined ? undefined : Number(values.cluster);
+  if (clusterSize !== undefined && !(Number.isInteger(clusterSize) && clusterSize >= 3 && clusterSize <= 7)) {
+    console.error(`--cluster must be a number of NATS nodes from 3 to 7, got ${values.cluster}`);
+    return EXIT.usage;
+  }
+  if (clusterSize !== undefined && level === 'crash') {
+    console.error('--cluster runs the app and none levels (the crash level keeps its volumes on this host)');
+    return EXIT.usage;
+  }
+  if (clusterSize !== undefined && process.env['NATS_URL']) {
+    console.error('--cluster starts its own NATS cluster: unset NATS_URL');
+    return EXIT.usage;
+  }
+  const replicas = clusterSize === undefined ? 1 : 3;
   const total = initialTokens * PLAN.apps.length;
   let interruptedAtMs: number | undefined;
   const interrupted = (): boolean => interruptedAtMs !== undefined;
@@ -293,7 +327,21 @@ async function main(): Promise<number> {
 
   let url = process.env['NATS_URL'];
   if (url) say(`using NATS at ${url}`);
-  else {
+  else if (clusterSize !== undefined) {
+    say(`starting a ${clusterSize}-node NATS cluster with JetStream ...`);
+    try {
+      cluster = await startNatsCluster({ size: clusterSize, detached: true });
+    } catch (error) {
+      console.error(error instanceof Error ? error.message : String(error));
+      return EXIT.usage;
+    }
+    for (const n of cluster.nodes) {
+      leaveToReaper(`group ${n.pid() as number}`);
+      leaveToReaper(`dir ${n.storeDir}`);
+    }
+    url = cluster.urls.join(',');
+    say(`  nats-servers on ${url}`);
+  } else {
     say('starting nats-server with JetStream ...');
     try {
       nats = await startNatsServer({ detached: true });
@@ -314,24 +362,33 @@ async function main(): Promise<number> {
   workDir = mkdtempSync(join(tmpdir(), 'snapshot-demo-'));
   leaveToReaper(`dir ${workDir}`);
 
-  say('starting the coordinator ...');
-  const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the coordinator did not start within 20 s')), 20_000);
-    const volumeBackend = level === 'crash' ? ['--volume-backend', `directory:${join(workDir as string, 'snapshots')}`] : [];
-    const metrics = metricsPort !== undefined ? ['--metrics-port', metricsPort] : [];
-    const child = startChild('coordinator', ['coordinator/main.ts', '--nats', url as string, '--listen', values.grpc as string, '--log-level', 'warn', '--retain', String(RETAINED_CHECKPOINTS), ...volumeBackend, ...metrics], (line) => {
-      const m = /^listening on (.+)$/.exec(line);
-      if (m) {
+  const startCoordinator = (name: string, listen: string, extra: readonly string[]): Promise<{ address: string; child: ChildProcess }> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the ${name} did not start within 30 s`)), 30_000);
+      const volumeBackend = level === 'crash' ? ['--volume-backend', `directory:${join(workDir as string, 'snapshots')}`] : [];
+      const args = ['coordinator/main.ts', '--nats', url as string, '--replicas', String(replicas), '--listen', listen, '--log-level', 'warn', '--retain', String(RETAINED_CHECKPOINTS), ...volumeBackend, ...extra];
+      const child = startChild(name, args, (line) => {
+        const m = /^listening on (.+)$/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve({ address: m[1] as string, child });
+        }
+      });
+      child.once('exit', () => {
         clearTimeout(timer);
-        resolve(m[1] as string);
-      }
+        reject(new Error(`the ${name} could not start on ${listen} (is the port taken? try --grpc 127.0.0.1:0)`));
+      });
     });
-    child.once('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`the coordinator could not start on ${values.grpc} (is the port taken? try --grpc 127.0.0.1:0)`));
-    });
-  });
+  say('starting the coordinator ...');
+  const leader = await startCoordinator('coordinator', values.grpc as string, metricsPort !== undefined ? ['--metrics-port', metricsPort] : []);
+  const address = leader.address;
   say(`  coordinator gRPC on ${address}  (try: SNAPCTL_ADDRESS=${address} npm run -s snapctl -- list)`);
+  let standby: { address: string; child: ChildProcess } | undefined;
+  if (clusterSize !== undefined) {
+    say('starting a second coordinator, which stands by ...');
+    standby = await startCoordinator('coordinator standby', '127.0.0.1:0', []);
+    say(`  standby coordinator gRPC on ${standby.address} (it answers UNAVAILABLE naming the leader until it leads)`);
+  }
   if (metricsPort !== undefined) say(`  coordinator metrics on http://127.0.0.1:${metricsPort}/metrics`);
 
   say(`starting three agents (s1/APP1, s2/APP2, s3/APP3) with ${level === 'crash' ? 'writer apps on volumes' : 'token apps'} ...`);
@@ -350,8 +407,11 @@ async function main(): Promise<number> {
     }
   }
 
-  const client = new CoordinatorClient(address);
-  const nc = await connect({ servers: url });
+  let client = new CoordinatorClient(address);
+  const nc = await connect({ servers: url.split(',') });
+  /** After the leader's SIGKILL: when it happened and the client of the standby, until the first checkpoint through it. */
+  let takeover: { killedAtMs: number; after: number } | undefined;
+  let takeoverNote: string | undefined;
   try {
     const registered = await client.registerPlan(plan, 0);
     if (!registered.ok) throw new Error(`registering the plan failed: ${registered.error.message}`);
@@ -372,6 +432,18 @@ async function main(): Promise<number> {
     while (!interrupted() && Date.now() < deadline) {
       const started = Date.now();
       const taken = await client.takeSnapshot({ planId: 'demo', level, options: { timeoutMs: 10_000 } });
+      if (!taken.ok && takeover !== undefined && taken.error.codeName === 'UNAVAILABLE' && Date.now() - takeover.killedAtMs < TAKEOVER_WAIT_MS) {
+        // The standby answers UNAVAILABLE until its lease is taken and its recovery done.
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      if (taken.ok && takeover !== undefined) {
+        const ms = Date.now() - takeover.killedAtMs;
+        takeoverNote = `the standby took over and accepted a checkpoint ${ms} ms after the leader's SIGKILL`;
+        say(`  ${takeoverNote}`);
+        if (ms > TAKEOVER_MS_MAX) failures += 1;
+        takeover = undefined;
+      }
       if (!taken.ok) {
         // A checkpoint or rollback started from snapctl meanwhile is not a failure of the demo.
         const busy = taken.error.reason === 'PLAN_BUSY';
@@ -407,7 +479,7 @@ async function main(): Promise<number> {
             if (!ok || orphans !== 0) failures += 1;
             measure = `orphans across volumes ${orphans}`;
           } else {
-            tokens = await tokensOf(nc, id);
+            tokens = await tokensOf(nc, id, replicas);
             if (level === 'app' && (!ok || tokens !== total)) failures += 1;
             measure = `tokens ${tokens}/${total} ${tokens === total ? 'conserved' : 'NOT CONSERVED'}`;
           }
@@ -416,6 +488,14 @@ async function main(): Promise<number> {
             `  checkpoint ${String(id).padStart(3)}  completed in ${String(durationMs).padStart(4)} ms  ${measure}  cut checker ${ok ? 'ok' : `${problems} violation${problems === 1 ? '' : 's'}`}${note ? `  (${note})` : ''}`,
           );
           const completed = rows.filter((r) => r.state === 'completed');
+          if (standby !== undefined && takeover === undefined && takeoverNote === undefined && rolledBackTo !== undefined && completed.length === rollbackAfter + 2) {
+            say(`\nkilling the leading coordinator (SIGKILL) ...`);
+            killedOnPurpose.add(leader.child);
+            leader.child.kill('SIGKILL');
+            takeover = { killedAtMs: Date.now(), after: id };
+            client.close();
+            client = new CoordinatorClient(standby.address);
+          }
           if (level === 'crash' && completed.length === rollbackAfter) {
             // A crash-level rollback reverts the volumes; apps must then restart from them (restore
             // hooks), and messages in flight between them are not fenced at this level. The embedded
@@ -445,6 +525,13 @@ async function main(): Promise<number> {
     const violating = completed.filter((r) => !r.verified || (r.orphans ?? 0) > 0).length;
     say('\nsummary');
     for (const line of summaryTable(rows, level)) say(`  ${line}`);
+    if (standby !== undefined) {
+      if (takeoverNote !== undefined) say(`\n  leader coordinator killed: ${takeoverNote}`);
+      else if (takeover !== undefined) {
+        say(`\n  ! leader coordinator killed: the standby did not accept a checkpoint within ${TAKEOVER_WAIT_MS} ms`);
+        failures += 1;
+      } else say('\n  the leader coordinator was not killed: the run ended first (run longer, e.g. --duration 30)');
+    }
     say(`\n  ${completed.length} of ${rows.length} checkpoints completed; rollback ${rolledBackTo !== undefined ? `to ${rolledBackTo} done` : level === 'crash' ? 'not run at this level' : 'not reached'}`);
     if (level === 'app') say(`  ${conserved} of ${completed.length} conserved all ${total} tokens (app states plus the messages recorded in flight)`);
     say(

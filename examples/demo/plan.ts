@@ -24,13 +24,13 @@ export function demoPlan(tenant: string, id = 'demo'): PlanInput {
   };
 }
 
-/** The JSON configuration of the agent hosting `app` on `server` (see agent/config.ts). */
+/** The JSON configuration of the agent hosting `app` on `server` (see agent/config.ts); `natsUrl` may list a cluster's nodes, comma-separated. */
 export function agentConfigJson(plan: PlanInput, server: string, app: string, natsUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const id = (s: string, a: string): string => `${s}/${a}`;
   return {
     tenant: plan.tenant,
     server,
-    nats: { servers: [natsUrl] },
+    nats: { servers: natsUrl.split(',') },
     apps: [
       {
         name: app,
