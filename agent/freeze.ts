@@ -336,9 +336,18 @@ export class FreezeController {
       } catch (error) {
         throw new StepFailed('hook-failed', `cannot read the hooks: ${(error as Error).message}`);
       }
-      // Armed in the next turn of the event loop, which comes while the first hook runs: starting a
-      // process blocks the loop for milliseconds, and then it costs the freeze no time of its own.
-      const arming = new Promise<string | undefined>((resolve) => setImmediate(() => resolve(this.armOutside(a))));
+      // Armed in the next turn of the event loop, which comes while the first hook (or `sync`) runs:
+      // starting a process blocks the loop for milliseconds, and so that overlaps it. Awaited before
+      // the first mount is frozen.
+      const arming = new Promise<string | undefined>((resolve) =>
+        setImmediate(() => {
+          try {
+            resolve(this.armOutside(a));
+          } catch (error) {
+            resolve(`cannot arm the freeze watchdog process: ${error instanceof Error ? error.message : String(error)}`);
+          }
+        }),
+      );
       const step = (r: HookResult, reason: 'hook-failed' | 'freeze-failed'): void => {
         results.push(r);
         if (hookFailed(r)) throw new StepFailed(reason, failureDetail(r));
@@ -356,9 +365,9 @@ export class FreezeController {
         if (started.session) a.undo.push({ kind: 'session', session: started.session });
         step(started.result, 'hook-failed');
       }
+      if (this.options.config.sync) step(await this.runBuiltin('sync', this.syncCommand, [], 'freeze', a.endByMs), 'freeze-failed');
       const armFailure = await arming;
       if (armFailure !== undefined) throw new StepFailed('freeze-failed', armFailure);
-      if (this.options.config.sync) step(await this.runBuiltin('sync', this.syncCommand, [], 'freeze', a.endByMs), 'freeze-failed');
       for (const mount of this.options.config.mounts) {
         const r = await this.runBuiltin(`fsfreeze ${mount}`, this.fsfreezeCommand, ['-f', mount], 'freeze', a.endByMs);
         // A clean failure froze nothing; after a timeout the freeze may have happened anyway.
