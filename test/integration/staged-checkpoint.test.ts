@@ -93,6 +93,14 @@ describe('staged checkpoint at the crash level', () => {
     expect(value(await client.deleteCheckpoint(held.id)).deletedVolumeSnapshots).toEqual([]);
   }, 30_000);
 
+  it('a begin retried with its idempotency key answers the same held checkpoint', async () => {
+    const first = value(await client.beginCheckpoint({ planId: PLAN, level: 'crash', holdMs: 10_000, options: {}, idempotencyKey: 'karbor-op-1' }));
+    const again = value(await client.beginCheckpoint({ planId: PLAN, level: 'crash', holdMs: 10_000, options: {}, idempotencyKey: 'karbor-op-1' }));
+    expect(again.id).toBe(first.id);
+    expect(again.state).toBe('held');
+    expect(value(await client.finishCheckpoint({ checkpointId: first.id, volumes: snapshots(Date.now()) })).state).toBe('completed');
+  }, 30_000);
+
   it('volumes not of the plan are INVALID_ARGUMENT and the checkpoint stays held; a cancel then thaws it', async () => {
     const held = value(await client.beginCheckpoint({ planId: PLAN, level: 'crash', holdMs: 10_000, options: {} }));
     const wrong = snapshots(Date.now(), [...VOLUMES, { id: 'vol-x', server: demoPlan.servers[0] as string, backendRef: '' }]);
