@@ -10,6 +10,10 @@
  *
  * Names in skew and faults are checked against the graph when it is known before the run: always for
  * explicit topologies and for generated ones whose shape does not depend on the run's seed.
+ *
+ * simulations/scenario.schema.json says the same in JSON Schema, for editors and other tools, except
+ * what a schema cannot say (a time before durationMs, a name of the graph, maxMs >= minMs);
+ * test/unit/scenario-schema.test.ts keeps the two in step.
  */
 import { validateGraph, type AppGraph } from '../src/graph/index.js';
 import { parseChannelId, type ProcessId } from '../src/ids.js';
@@ -77,6 +81,7 @@ export function parseScenario(text: string, source: string): ScenarioParse {
 export function validateScenario(value: unknown, source: string): ScenarioParse {
   const v = new Validator(source);
   const root = v.object(value, '', [
+    '$schema',
     'name',
     'description',
     'topology',
@@ -92,6 +97,8 @@ export function validateScenario(value: unknown, source: string): ScenarioParse 
   ]);
   if (root === undefined) return err(v.errors);
 
+  // An editor that reads `$schema` validates and completes the file against simulations/scenario.schema.json.
+  v.string(root, '$schema', '', { required: false });
   v.string(root, 'name', '', { required: true, maxLength: SCENARIO_LIMITS.nameLengthMax });
   v.string(root, 'description', '', { required: false });
   const durationMs = v.number(root, 'durationMs', '', { min: 0, exclusive: true, max: SCENARIO_LIMITS.durationMsMax });
