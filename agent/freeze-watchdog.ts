@@ -42,6 +42,8 @@ import { FREEZE_STATUS_FILE } from './freeze-status.js';
 export const WATCHDOG_DIR = 'freeze-watchdog';
 /** Under the state directory: what watchdogs that fired printed, and their hooks' output. */
 export const WATCHDOG_LOG = 'freeze-watchdog.log';
+/** A ticket's name: `<agent pid>-<checkpoint>-<random>.armed`. */
+const TICKET = /^((\d+)-[0-9a-z-]+)\.armed$/;
 /** How often an agent waiting for another process's watchdog (recovery) looks whether it ended. */
 const ADOPTED_POLL_MS = 20;
 
@@ -143,6 +145,26 @@ export class FreezeWatchdog {
    * each one still asleep is claimed (and stopped), each one that claimed is waited for (at most
    * `waitMs` in all). Resolves with how many there were and what those that thawed did, merged.
    */
+  /** Whether an agent process that is gone left a watchdog's ticket (cheap: one directory listing). */
+  static async leftoversExist(stateDir: string, deadAgent: (agentPid: number) => boolean): Promise<boolean> {
+    const names = await readdir(join(stateDir, WATCHDOG_DIR)).catch(() => [] as string[]);
+    return names.some((name) => {
+      const m = TICKET.exec(name);
+      return m !== null && deadAgent(Number(m[2]));
+    });
+  }
+
+  /** Removes what an agent process that exited before its clean-up left: claims and results without a ticket. */
+  static async removeStale(stateDir: string, deadAgent: (agentPid: number) => boolean): Promise<void> {
+    const dir = join(stateDir, WATCHDOG_DIR);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const armed = new Set(names.filter((n) => TICKET.test(n)).map((n) => n.slice(0, -'.armed'.length)));
+    for (const name of names) {
+      const m = /^((\d+)-[0-9a-z-]+)\.(claim|results)$/.exec(name);
+      if (m && !armed.has(m[1] as string) && deadAgent(Number(m[2]))) await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
   static async takeOverLeftovers(stateDir: string, deadAgent: (agentPid: number) => boolean, waitMs: number): Promise<{ found: number; report?: WatchdogReport }> {
     const dir = join(stateDir, WATCHDOG_DIR);
     const names = await readdir(dir).catch(() => [] as string[]);
@@ -150,7 +172,7 @@ export class FreezeWatchdog {
     const reports: WatchdogReport[] = [];
     let found = 0;
     for (const name of names) {
-      const m = /^((\d+)-[0-9a-z-]+)\.armed$/.exec(name);
+      const m = TICKET.exec(name);
       if (!m || !deadAgent(Number(m[2]))) continue;
       found += 1;
       const id = m[1] as string;
@@ -159,12 +181,7 @@ export class FreezeWatchdog {
       if (!w.claim()) reports.push(await w.report(Math.max(0, endAt - performance.now())));
       await w.cleanUp();
     }
-    // What a process that exited before its clean-up left: claims and results without a ticket.
-    const armed = new Set(names.filter((n) => n.endsWith('.armed')).map((n) => n.slice(0, -'.armed'.length)));
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      const m = /^((\d+)-[0-9a-z-]+)\.(claim|results)$/.exec(name);
-      if (m && !armed.has(m[1] as string) && deadAgent(Number(m[2]))) await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
-    }
+    await FreezeWatchdog.removeStale(stateDir, deadAgent);
     if (reports.length === 0) return { found };
     const steps = new Map<string, WatchdogStepResult>();
     for (const r of reports) for (const [k, v] of r.steps) if (!steps.has(k) || watchdogStepFailed(steps.get(k) as WatchdogStepResult)) steps.set(k, v);

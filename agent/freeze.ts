@@ -274,13 +274,18 @@ export class FreezeController {
       this.log.error({ pid: prev.pid, stateDir: this.options.stateDir }, 'the freeze status says another live process froze this server: not touching it (two agents with one state directory?)');
       return undefined;
     }
+    const deadAgent = (pid: number): boolean => pid !== process.pid && !processAlive(pid);
+    if (!byOther && !(await FreezeWatchdog.leftoversExist(this.options.stateDir, deadAgent))) {
+      await FreezeWatchdog.removeStale(this.options.stateDir, deadAgent);
+      return undefined;
+    }
     const set = await this.discover().catch((error: unknown) => {
       this.log.error({ err: error }, 'recovery: the hook directory is unreadable: only the mounts are thawed');
       return EMPTY_HOOK_SET;
     });
     const c = this.options.config;
     const mounts = [...new Set([...c.mounts, ...(byOther ? prev.frozenMounts : [])])];
-    const leftovers = await FreezeWatchdog.takeOverLeftovers(this.options.stateDir, (pid) => pid !== process.pid && !processAlive(pid), (mounts.length + 2 * set.hooks.length + 1) * (c.hookTimeoutMs + c.hookKillGraceMs));
+    const leftovers = await FreezeWatchdog.takeOverLeftovers(this.options.stateDir, deadAgent, (mounts.length + 2 * set.hooks.length + 1) * (c.hookTimeoutMs + c.hookKillGraceMs));
     if (!byOther) {
       if (leftovers.found === 0) return undefined;
       // The watchdog of the dead process thawed everything and said so in the status file.

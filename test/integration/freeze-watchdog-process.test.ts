@@ -367,6 +367,8 @@ describe('the watchdog process: a normal thaw', () => {
     expect(thawSteps.slice(-3)).toEqual(['fsfreeze -u /m1', 'thaw - 10-marker', 'resume - 10-marker']);
     ctl = controller(world, { mounts: ['/m1'], sync: false }, { commands: { fsfreeze: timedFsfreeze(world) } });
     expect(await ctl.recover()).toBeUndefined();
+    // A claim the exiting process had no time to remove is removed now.
+    expect(readdirSync(join(world.stateDir, WATCHDOG_DIR))).toEqual([]);
     await waitUntil('the watchdog process to be gone', () => watchdogPids(status.watchdog?.id).length === 0, { timeoutMs: 2_000, intervalMs: 10 });
     await sleep(1_500);
     expect(steps(world)).toEqual(thawSteps);
