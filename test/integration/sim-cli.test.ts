@@ -131,6 +131,59 @@ describe('sim CLI (child process, real engine)', () => {
     expect(o.stderr).toContain('sweep: 6/6 runs done');
   });
 
+  it('--trace writes every event of the run: as many sends, deliveries and barriers as the run counted', async () => {
+    const file = join(tmp, 'diamond.jsonl');
+    const o = await sim('run', '--scenario', 'simulations/scenarios/diamond-slow-edge.json', '--algorithm', 'abs', '--json', '--trace', file);
+    expect(o.code).toBe(0);
+    const m = JSON.parse(o.stdout).metrics as { messagesSent: number; messagesDelivered: number; barriersSent: number; checkpointsTriggered: number };
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { kind: string; t: number });
+    const count = (kind: string): number => lines.filter((l) => l.kind === kind).length;
+    expect(lines[0]!.kind).toBe('run');
+    expect(count('send')).toBe(m.messagesSent);
+    expect(count('deliver')).toBe(m.messagesDelivered);
+    expect(count('barrier-send')).toBe(m.barriersSent);
+    expect(count('trigger')).toBe(m.checkpointsTriggered);
+    const times = lines.slice(1).map((l) => l.t);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+  });
+
+  it('--svg-from, --svg-to and --svg-processes narrow the diagram; a wrong process lists the right ones', async () => {
+    const file = join(tmp, 'window.svg');
+    const o = await sim('run', '--topology', 'ring', '--processes', '6', '--svg', file, '--svg-from', '100', '--svg-to', '200', '--svg-processes', 'p0,p1,p2');
+    expect(o.code).toBe(0);
+    const svg = readFileSync(file, 'utf8');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" viewBox=/);
+    expect(svg.match(/class="process-line"/g)).toHaveLength(3);
+    expect(svg).toContain('window 100..200 ms');
+    const bad = await sim('run', '--topology', 'ring', '--processes', '3', '--svg', file, '--svg-processes', 'p7');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('(processes: p0, p1, p2)');
+  });
+
+  it('sweep of two parameters with seeds to --csv, then plot: the documented pipeline, byte-identical when repeated', async () => {
+    const csv = join(tmp, 'sweep.csv');
+    const out = join(tmp, 'plot.svg');
+    const o = await sim('sweep', 'processes=4..8:4', 'seed=1..3', '--algorithms', 'abs,chandy-lamport', '--csv', csv);
+    expect(o.code).toBe(0);
+    expect(o.stdout).toBe('');
+    const rows = readFileSync(csv, 'utf8').trimEnd().split('\n');
+    expect(rows[0]!.startsWith('processes,algorithm,seeds,runs,consistent_runs,completed_mean,completed_ci95_low,completed_ci95_high,')).toBe(true);
+    expect(rows.slice(1).map((r) => r.split(',').slice(0, 5).join(','))).toEqual([
+      '4,abs,1 2 3,3,3',
+      '4,chandy-lamport,1 2 3,3,3',
+      '8,abs,1 2 3,3,3',
+      '8,chandy-lamport,1 2 3,3,3',
+    ]);
+    const p = await sim('plot', csv, '--y', 'mean_duration_ms', '--svg', out);
+    expect(p.code).toBe(0);
+    const svg = readFileSync(out, 'utf8');
+    expect(svg.match(/<g class="series"/g)).toHaveLength(2);
+    expect(svg.match(/class="error-bar"/g)).toHaveLength(4);
+    const again = await sim('plot', csv, '--y', 'mean_duration_ms', '--svg', join(tmp, 'plot2.svg'));
+    expect(again.code).toBe(0);
+    expect(readFileSync(join(tmp, 'plot2.svg'), 'utf8')).toBe(svg);
+  });
+
   it.each<[string, string[], string]>([
     ['an unknown flag', ['run', '--topology', 'ring', '--processes', '3', '--colour'], "Unknown option '--colour'"],
     ['a bad seed', ['run', '--topology', 'ring', '--processes', '3', '--seed', 'abc'], '--seed must be an integer'],
@@ -145,7 +198,7 @@ describe('sim CLI (child process, real engine)', () => {
   });
 
   it('--help works overall and on every command', async () => {
-    const outcomes = await Promise.all([sim('--help'), sim('run', '--help'), sim('compare', '--help'), sim('sweep', '--help')]);
+    const outcomes = await Promise.all([sim('--help'), sim('run', '--help'), sim('compare', '--help'), sim('sweep', '--help'), sim('plot', '--help')]);
     for (const o of outcomes) {
       expect(o.code).toBe(0);
       expect(o.stdout).toContain('Usage: npm run sim --');
