@@ -40,7 +40,9 @@ export type ErrorReason =
   | 'NOT_HELD'
   | 'HOLD_EXPIRED'
   | 'ALREADY_FINISHED'
-  | 'CHECKPOINT_ABORTED';
+  | 'CHECKPOINT_ABORTED'
+  /** A standby coordinator: the call changes something, and only the leader does that (docs/ha.md). */
+  | 'NOT_LEADER';
 
 /** src/result.ts's Result, with the coordinator's error. */
 export type Result<T> = CoreResult<T, CoordinatorError>;

@@ -1,11 +1,11 @@
 /**
  * The API as a standby serves it: the calls that change something (or follow a checkpoint the
- * leader runs) answer UNAVAILABLE naming the leader's address, so a client or load balancer goes
- * there; reads of the store (plans, checkpoints, policies, agents) are answered from the shared
+ * leader runs) answer UNAVAILABLE with the reason NOT_LEADER and the leader's address, so a
+ * client or load balancer goes there; reads of the store (plans, checkpoints, policies, agents) are answered from the shared
  * store. The leader serves everything.
  */
 import type { CheckpointsApi, CoordinatorApi, PlansApi, PoliciesApi } from '../api.js';
-import { fail } from '../errors.js';
+import { failWith } from '../errors.js';
 
 export interface Leadership {
   leading(): boolean;
@@ -32,7 +32,11 @@ function gate<T extends object>(api: T, methods: readonly string[], leadership: 
       const v: unknown = Reflect.get(target, property, receiver);
       if (typeof v !== 'function') return v;
       if (!gated.has(property)) return v.bind(target);
-      return (...args: unknown[]): unknown => (leadership.leading() ? Reflect.apply(v, target, args) : Promise.resolve(fail('unavailable', notLeaderMessage(leadership.leaderAddress()))));
+      return (...args: unknown[]): unknown => {
+        if (leadership.leading()) return Reflect.apply(v, target, args);
+        const leader = leadership.leaderAddress();
+        return Promise.resolve(failWith('unavailable', 'NOT_LEADER', notLeaderMessage(leader), leader === undefined ? {} : { leader_address: leader }));
+      };
     },
   });
 }

@@ -93,6 +93,7 @@ describe('coordinators with a leader lease on a 3-node NATS cluster', () => {
     expect(refused.ok).toBe(false);
     if (!refused.ok) {
       expect(refused.error.codeName).toBe('UNAVAILABLE');
+      expect(refused.error.reason).toBe('NOT_LEADER');
       expect(refused.error.message).toContain(`the leader is at ${a.address}`);
     }
     // Reads come from the shared store.
