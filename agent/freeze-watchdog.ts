@@ -47,7 +47,7 @@ const TICKET = /^((\d+)-[0-9a-z-]+)\.armed$/;
 /** How often an agent waiting for another process's watchdog (recovery) looks whether it ended. */
 const ADOPTED_POLL_MS = 20;
 
-/** One thaw step the watchdog may carry out; `key` names it the same way in the agent and the results file. */
+/** One thaw step the watchdog may carry out; `stepKey` names it alike in the agent and in the results file. */
 export type WatchdogStep =
   | { readonly kind: 'fsfreeze'; readonly mount: string }
   | { readonly kind: 'hook'; readonly action: 'thaw' | 'resume'; readonly path: string; readonly app?: string; readonly stateDir: string };
@@ -135,6 +135,7 @@ export class FreezeWatchdog {
       writeFileSync(watchdog.ticketPath, `${child.pid}\n`);
     } catch (error) {
       watchdog.claim();
+      void watchdog.cleanUp();
       return { ok: false, message: `cannot write ${watchdog.ticketPath}: ${(error as Error).message}` };
     }
     return { ok: true, watchdog };

@@ -583,7 +583,7 @@ export class FreezeController {
     if (!w || w.claim()) return undefined;
     const c = this.options.config;
     const waitMs = (a.undo.length + 1) * (c.hookTimeoutMs + c.hookKillGraceMs);
-    log.warn({ watchdogPid: w.pid, waitMs }, 'the freeze watchdog process claimed the thaw at the deadline (this process was late: its event loop blocked, the process stopped, or it died): waiting for it to end');
+    log.warn({ watchdogPid: w.pid, waitMs }, 'the freeze watchdog process claimed the thaw at the deadline (this process was late: its event loop was blocked or the process stopped): waiting for it to end');
     const report = await w.report(waitMs);
     const failed = [...report.steps].filter(([, r]) => watchdogStepFailed(r)).map(([key, r]) => `${key}: ${r.timedOut ? 'timed out' : `exit ${r.exitCode}`}`);
     log.warn(
