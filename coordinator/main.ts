@@ -24,7 +24,7 @@ import { coordinatorConfigSchema } from './config-schema.js';
 import { ok } from './errors.js';
 import { leaderOnly } from './ha/leader-only.js';
 import { LeaderLease, leaseOptionsDefault, processHolderId } from './lease.js';
-import { FencedCheckpointStore } from './store/fenced.js';
+import { FencedCheckpointStore, FencedOperationStore, type Fence } from './store/fenced.js';
 import { storeProbe, watchReadiness } from './grpc/readiness.js';
 import { startGrpcServer } from './grpc/server.js';
 import { serveCoordinatorMetrics } from './metrics/index.js';
@@ -129,8 +129,10 @@ async function main(): Promise<number> {
   const shared = await openCoordinatorStore(nc, { replicas: options.replicas });
   // Set once the gRPC address is known; until then this process neither leads nor writes.
   let lease: LeaderLease | undefined;
-  // Every checkpoint record write carries the leader's term and is refused for a stale one (store/fenced.ts).
-  const store = { ...shared, checkpoints: new FencedCheckpointStore(shared.checkpoints, { term: () => lease?.term(), refused: (reason) => lease?.stepDown(reason) }) };
+  // Every checkpoint and operation record write carries the leader's term and is refused for a
+  // stale one or without a valid lease (store/fenced.ts).
+  const fence: Fence = { term: () => lease?.term(), refused: (reason) => lease?.stepDown(reason) };
+  const store = { ...shared, checkpoints: new FencedCheckpointStore(shared.checkpoints, fence), operations: new FencedOperationStore(shared.operations, fence) };
   const objects = new JetStreamStateObjects(nc, { replicas: options.replicas });
   // With a server backend, freeze/thaw of servers without an agent and their disks go to it.
   const routed = servers ? withServerBackend(nc, logger.child({ component: 'bus' }), servers, store, volumes) : undefined;

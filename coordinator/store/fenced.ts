@@ -1,5 +1,5 @@
 /**
- * Checkpoint records fenced by the leader's term (docs/ha.md). Every write stamps the writer's term
+ * Checkpoint records and rollback/restore operation records fenced by the leader's term (docs/ha.md). Every write stamps the writer's term
  * on the record (`leaderTerm`) and is refused when the record as read carries a newer term, or when
  * the writer's lease is no longer valid by its own clock. The check runs on the record at the exact
  * revision the compare-and-set write then names, so "the term is not stale" and "nothing changed
@@ -14,6 +14,8 @@ import type { Page } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { CheckpointRecord } from '../model.js';
 import type { CheckpointFilter, CheckpointStore, CreateOutcome, IdempotencyClaim, StoredCheckpoint } from './checkpoints.js';
+import type { OperationKind } from '../../src/control/operation.js';
+import type { ClaimOutcome, OperationRecord, OperationStore, RecentRollback } from './operations.js';
 
 export interface Fence {
   /** The writer's term while its lease is valid; undefined once it is not. */
@@ -23,11 +25,17 @@ export interface Fence {
 }
 
 /** A record as stored by a fenced writer: the term of the leader that wrote it last. */
-type TermedRecord = CheckpointRecord & { readonly leaderTerm?: number };
+type Termed<T> = T & { readonly leaderTerm?: number };
+type TermedRecord = Termed<CheckpointRecord>;
 
-export function leaderTermOf(record: CheckpointRecord): number {
-  const t = (record as TermedRecord).leaderTerm;
+/** The term of the leader that wrote the record last; 0 for a record written without a fence. */
+export function leaderTermOf(record: CheckpointRecord | OperationRecord): number {
+  const t = (record as Termed<CheckpointRecord | OperationRecord>).leaderTerm;
   return typeof t === 'number' ? t : 0;
+}
+
+function newerTerm(what: string, stored: number, term: number): string {
+  return `${what} was written in term ${stored}, newer than this coordinator's term ${term}`;
 }
 
 export class FencedCheckpointStore implements CheckpointStore {
@@ -75,7 +83,7 @@ export class FencedCheckpointStore implements CheckpointStore {
         }
         const stored = leaderTermOf(current);
         if (stored > term) {
-          refusal = `checkpoint ${id} was written in term ${stored}, newer than this coordinator's term ${term}`;
+          refusal = newerTerm(`checkpoint ${id}`, stored, term);
           return undefined;
         }
         const next = fn(current);
@@ -110,7 +118,76 @@ export class FencedCheckpointStore implements CheckpointStore {
     const current = await this.inner.get(id);
     if (!current.ok) return current;
     const stored = leaderTermOf(current.value.record);
-    if (stored > term.value) return this.refuse(`checkpoint ${id} was written in term ${stored}, newer than this coordinator's term ${term.value}`);
+    if (stored > term.value) return this.refuse(newerTerm(`checkpoint ${id}`, stored, term.value));
     return this.inner.delete(id);
+  }
+}
+
+/** Operation records fenced the same way: a claim needs a valid lease, a write also a term not older than the record's. */
+export class FencedOperationStore implements OperationStore {
+  constructor(
+    private readonly inner: OperationStore,
+    private readonly fence: Fence,
+  ) {}
+
+  private refuse<T>(reason: string): Result<T> {
+    this.fence.refused(reason);
+    return fail('unavailable', `not written, this coordinator no longer leads (${reason})`);
+  }
+
+  newId(kind: OperationKind, idempotencyKey: string | undefined): string {
+    return this.inner.newId(kind, idempotencyKey);
+  }
+
+  async claim(record: OperationRecord): Promise<Result<ClaimOutcome>> {
+    const term = this.fence.term();
+    if (term === undefined) return this.refuse(`claiming operation ${record.id}: this coordinator's leader lease is not valid`);
+    return this.inner.claim({ ...record, leaderTerm: term } as Termed<OperationRecord>);
+  }
+
+  async put(record: OperationRecord): Promise<Result<void>> {
+    const r = await this.putChecked(record.planId, record.id, () => record);
+    return r.ok ? ok(undefined) : r;
+  }
+
+  async putChecked(planId: string, id: string, write: (stored: OperationRecord | undefined) => OperationRecord | undefined): Promise<Result<'written' | 'refused'>> {
+    let refusal: string | undefined;
+    const r = await this.inner.putChecked(planId, id, (stored) => {
+      refusal = undefined;
+      const term = this.fence.term();
+      if (term === undefined) {
+        refusal = `writing operation ${id}: this coordinator's leader lease is not valid`;
+        return undefined;
+      }
+      const storedTerm = stored === undefined ? 0 : leaderTermOf(stored);
+      if (storedTerm > term) {
+        refusal = newerTerm(`operation ${id}`, storedTerm, term);
+        return undefined;
+      }
+      const next = write(stored);
+      return next === undefined ? undefined : ({ ...next, leaderTerm: term } as Termed<OperationRecord>);
+    });
+    return refusal !== undefined ? this.refuse(refusal) : r;
+  }
+
+  get(planId: string, id: string): Promise<Result<OperationRecord | undefined>> {
+    return this.inner.get(planId, id);
+  }
+
+  list(planId: string): Promise<Result<OperationRecord[]>> {
+    return this.inner.list(planId);
+  }
+
+  unfinished(): Promise<Result<OperationRecord[]>> {
+    return this.inner.unfinished();
+  }
+
+  recentRollbacks(planId: string, count: number): Promise<Result<readonly RecentRollback[]>> {
+    return this.inner.recentRollbacks(planId, count);
+  }
+
+  async prune(planId: string, keepMax: number): Promise<Result<number>> {
+    if (this.fence.term() === undefined) return this.refuse(`pruning the operations of plan ${planId}: this coordinator's leader lease is not valid`);
+    return this.inner.prune(planId, keepMax);
   }
 }

@@ -57,6 +57,11 @@ export interface OperationStore {
   claim(record: OperationRecord): Promise<Result<ClaimOutcome>>;
   /** Writes the record as it is now (the operation's runner is its only writer). */
   put(record: OperationRecord): Promise<Result<void>>;
+  /**
+   * Writes `write(stored)` by compare-and-set on the revision `stored` was read at, unless
+   * `write` answers undefined ('refused': nothing written); on a conflict, reads and asks again.
+   */
+  putChecked(planId: string, id: string, write: (stored: OperationRecord | undefined) => OperationRecord | undefined): Promise<Result<'written' | 'refused'>>;
   get(planId: string, id: string): Promise<Result<OperationRecord | undefined>>;
   /** Every operation on checkpoints of the plan, newest first. */
   list(planId: string): Promise<Result<OperationRecord[]>>;
@@ -78,6 +83,9 @@ export interface OperationStore {
 export const OPERATIONS_KEPT_PER_PLAN = 100;
 
 const PLAN_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The runner is an operation's only writer: a conflict means another coordinator wrote it. */
+const PUT_CHECKED_ATTEMPTS_MAX = 8;
 
 export function operationKey(planId: string, id: string): string {
   return `op.${planId}.${id}`;
@@ -118,7 +126,32 @@ export class JetStreamOperationStore implements OperationStore {
     }
   }
 
+  async putChecked(planId: string, id: string, write: (stored: OperationRecord | undefined) => OperationRecord | undefined): Promise<Result<'written' | 'refused'>> {
+    const key = operationKey(planId, id);
+    for (let attempt = 1; attempt <= PUT_CHECKED_ATTEMPTS_MAX; attempt++) {
+      const stored = await this.read(planId, id);
+      if (!stored.ok) return stored;
+      const next = write(stored.value.record);
+      if (next === undefined) return ok('refused');
+      if (next.id !== id || next.planId !== planId) return fail('internal', `a write of ${key} tried to change its id or plan`);
+      try {
+        if (stored.value.revision === 0) await this.meta.create(key, encodeJson(next));
+        else await this.meta.update(key, encodeJson(next), stored.value.revision);
+        return ok('written');
+      } catch (error) {
+        if (!isWrongLastSequence(error)) return { ok: false, error: storeError(error, `writing ${key}`) };
+      }
+    }
+    return fail('aborted', `gave up writing ${key} after ${PUT_CHECKED_ATTEMPTS_MAX} compare-and-set conflicts`);
+  }
+
   async get(planId: string, id: string): Promise<Result<OperationRecord | undefined>> {
+    const r = await this.read(planId, id);
+    return r.ok ? ok(r.value.record) : r;
+  }
+
+  /** The record and its revision; revision 0 (create) when there is none. */
+  private async read(planId: string, id: string): Promise<Result<{ record: OperationRecord | undefined; revision: number }>> {
     const key = operationKey(planId, id);
     let entry;
     try {
@@ -126,14 +159,15 @@ export class JetStreamOperationStore implements OperationStore {
     } catch (error) {
       return { ok: false, error: storeError(error, `reading ${key}`) };
     }
-    if (entry === null || entry.operation !== 'PUT') return ok(undefined);
+    if (entry === null) return ok({ record: undefined, revision: 0 });
+    if (entry.operation !== 'PUT') return ok({ record: undefined, revision: entry.revision });
     const decoded = decodeJsonObject(entry.value, key);
     if (!decoded.ok) return decoded;
     const r = decoded.value;
     if (r['id'] !== id || r['planId'] !== planId || typeof r['state'] !== 'string' || typeof r['request'] !== 'string') {
       return fail('internal', `stored value of ${key} is not an operation record of plan ${planId}`);
     }
-    return ok(r as unknown as OperationRecord);
+    return ok({ record: r as unknown as OperationRecord, revision: entry.revision });
   }
 
   async list(planId: string): Promise<Result<OperationRecord[]>> {

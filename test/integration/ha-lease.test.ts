@@ -9,7 +9,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_KEY, LeaderLease, type LeaseOptions } from '../../coordinator/lease.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
-import { FencedCheckpointStore, leaderTermOf } from '../../coordinator/store/fenced.js';
+import { FencedCheckpointStore, FencedOperationStore, leaderTermOf } from '../../coordinator/store/fenced.js';
+import type { OperationRecord } from '../../coordinator/store/operations.js';
 import { openCoordinatorStore, openLeaderBucket, type CoordinatorStore } from '../../coordinator/store/index.js';
 import { waitUntil } from '../support/live-processes.js';
 import { startNatsServer, type NatsServerHandle } from '../support/nats-server.js';
@@ -121,5 +122,51 @@ describe('fenced checkpoint records', () => {
     expect(refusedCreate.ok).toBe(false);
     expect((await store.checkpoints.get(other.value)).ok).toBe(false);
     expect(refusals.at(-1)).toMatch(/leader lease is not valid/);
+  });
+
+  it('rollback and restore operation records are fenced the same way', async () => {
+    const refusals: string[] = [];
+    let oldTerm: number | undefined = 7;
+    const old = new FencedOperationStore(store.operations, { term: () => oldTerm, refused: (r) => refusals.push(r) });
+    const next = new FencedOperationStore(store.operations, { term: () => 8, refused: () => undefined });
+    const op: OperationRecord = {
+      id: store.operations.newId('rollback', undefined),
+      kind: 'rollback',
+      level: 'app',
+      planId: 'fence',
+      tenant: 't1',
+      checkpointId: 1,
+      epochLine: 'fence',
+      request: 'rollback to 1',
+      state: 'restoring',
+      detail: '',
+      safetyCheckpointId: 0,
+      createdAtUnixMs: Date.now(),
+      updatedAtUnixMs: Date.now(),
+    } as OperationRecord;
+    const claimed = await old.claim(op);
+    expect(claimed.ok && claimed.value.created).toBe(true);
+    expect((await old.put({ ...op, detail: 'old leader, before the takeover' })).ok).toBe(true);
+    expect((await next.put({ ...op, state: 'needs-repair', detail: 'ended by the new leader' } as OperationRecord)).ok).toBe(true);
+
+    const stale = await old.put({ ...op, state: 'completed', detail: 'old leader, after the takeover' } as OperationRecord);
+    expect(stale.ok).toBe(false);
+    if (!stale.ok) expect(stale.error.kind).toBe('unavailable');
+    expect(refusals).toEqual([expect.stringMatching(/operation .* was written in term 8, newer than this coordinator's term 7/)]);
+    const stored = await store.operations.get(op.planId, op.id);
+    expect(stored.ok && stored.value).toMatchObject({ state: 'needs-repair', detail: 'ended by the new leader' });
+    expect(stored.ok && stored.value !== undefined && leaderTermOf(stored.value)).toBe(8);
+
+    // A record written without a claim first (no revision yet) is created.
+    const fresh = { ...op, id: store.operations.newId('rollback', undefined) };
+    expect((await next.put(fresh)).ok).toBe(true);
+    const freshStored = await store.operations.get(fresh.planId, fresh.id);
+    expect(freshStored.ok && freshStored.value !== undefined && leaderTermOf(freshStored.value)).toBe(8);
+
+    oldTerm = undefined;
+    const other = { ...op, id: store.operations.newId('rollback', undefined) };
+    expect((await old.claim(other)).ok).toBe(false);
+    const absent = await store.operations.get(other.planId, other.id);
+    expect(absent.ok && absent.value).toBeUndefined();
   });
 });
