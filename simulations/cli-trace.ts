@@ -13,11 +13,15 @@
  *   checkpoint-end                 checkpoint, completed, abortReason (when aborted)
  *   crash                          process
  *   recover                        checkpoint (null: from the start)
+ *   replay                         channel, from, to, seq, checkpoint: a message of the restored
+ *                                  checkpoint's channel state, delivered again by the restore (these
+ *                                  follow their `recover` line, in the order the trace recorded them)
  * Events at the same time keep the engine's order. Pure: the same result gives the same bytes.
  */
 import type { SimResult, TraceEvent } from './types.js';
 
 type Line = { readonly t: number; readonly kind: string } & Record<string, unknown>;
+type MessageEvent = Extract<TraceEvent, { kind: 'message' }>;
 
 export function traceJsonLines(result: SimResult): string {
   const events: { line: Line; order: number }[] = [];
@@ -27,7 +31,21 @@ export function traceJsonLines(result: SimResult): string {
   // A checkpoint's trigger is in its report, not in the trace; it goes first among events at its time.
   for (const c of result.checkpoints) add({ t: c.triggeredAtMs, kind: 'trigger', checkpoint: c.id });
   const abortReasons = new Map(result.checkpoints.flatMap((c) => (c.abortReason === undefined ? [] : [[c.id, c.abortReason] as const])));
-  for (const e of result.trace ?? []) addEvent(e, add, abortReasons);
+  // A restore delivers the restored checkpoint's channel state to the apps at once; the engine's trace
+  // has the recovery and each message's `recordedIn`, so the replays are rebuilt from those.
+  const recorded = new Map<number, MessageEvent[]>();
+  for (const e of result.trace ?? []) {
+    if (e.kind !== 'message') continue;
+    for (const id of e.recordedIn) recorded.set(id, [...(recorded.get(id) ?? []), e]);
+  }
+  for (const e of result.trace ?? []) {
+    addEvent(e, add, abortReasons);
+    if (e.kind === 'recover' && e.checkpointId !== null) {
+      for (const m of recorded.get(e.checkpointId) ?? []) {
+        add({ t: e.atMs, kind: 'replay', channel: m.channel, from: m.from, to: m.to, seq: m.seq, checkpoint: e.checkpointId });
+      }
+    }
+  }
   events.sort((a, b) => a.line.t - b.line.t || a.order - b.order);
 
   const header = {

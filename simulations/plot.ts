@@ -109,7 +109,7 @@ function numberOrUndefined(text: string): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-const LAYOUT = { width: 800, height: 480, left: 80, right: 220, top: 50, bottom: 60, ticks: 6, legendRowPx: 20 } as const;
+const LAYOUT = { width: 800, height: 480, left: 80, right: 220, top: 50, bottom: 60, ticks: 6, legendRowPx: 20, dodgePx: 6 } as const;
 
 /** Colour-blind-safe (Okabe-Ito) first, then more; cycled. */
 const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#d55e00', '#cc79a7', '#56b4e9', '#f0e442', '#000000', '#8c564b', '#7f7f7f'];
@@ -158,22 +158,25 @@ export function renderLineChartSvg(chart: Chart): string {
   );
   out.push(`</g>`);
 
+  // With error bars, each line is nudged sideways a little so bars at the same x do not hide each other.
+  const dodgePx = (i: number): number => (chart.errorBars ? (i - (chart.series.length - 1) / 2) * Math.min(LAYOUT.dodgePx, 24 / chart.series.length) : 0);
   chart.series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length]!;
     const marker = MARKERS[Math.floor(i / PALETTE.length) % MARKERS.length]!;
+    const sx = (v: number): number => px(v) + dodgePx(i);
     out.push(`<g class="series" data-series="${esc(s.label)}" stroke="${color}" fill="${color}">`);
     if (s.points.length > 1) {
-      out.push(`<polyline class="line" points="${s.points.map((p) => `${r(px(p.x))},${r(py(p.y))}`).join(' ')}" fill="none" stroke-width="2"/>`);
+      out.push(`<polyline class="line" points="${s.points.map((p) => `${r(sx(p.x))},${r(py(p.y))}`).join(' ')}" fill="none" stroke-width="2"/>`);
     }
     for (const p of s.points) {
       if (chart.errorBars && p.low !== undefined && p.high !== undefined) {
-        const cx = r(px(p.x));
+        const cx = sx(p.x);
         out.push(
-          `<path class="error-bar" d="M${cx},${r(py(p.low))} V${r(py(p.high))} M${r(px(p.x) - 4)},${r(py(p.low))} H${r(px(p.x) + 4)} M${r(px(p.x) - 4)},${r(py(p.high))} H${r(px(p.x) + 4)}" stroke-width="1.2" fill="none"/>`,
+          `<path class="error-bar" d="M${r(cx)},${r(py(p.low))} V${r(py(p.high))} M${r(cx - 4)},${r(py(p.low))} H${r(cx + 4)} M${r(cx - 4)},${r(py(p.high))} H${r(cx + 4)}" stroke-width="1.2" fill="none"/>`,
         );
       }
       const interval = p.low === undefined || p.high === undefined ? '' : ` [${fmt(p.low)}, ${fmt(p.high)}]`;
-      out.push(`${markerSvg(marker, px(p.x), py(p.y))}<title>${esc(`${s.label}: ${chart.xLabel}=${fmt(p.x)}, ${chart.yLabel}=${fmt(p.y)}${interval}`)}</title></g>`);
+      out.push(`${markerSvg(marker, sx(p.x), py(p.y))}<title>${esc(`${s.label}: ${chart.xLabel}=${fmt(p.x)}, ${chart.yLabel}=${fmt(p.y)}${interval}`)}</title></g>`);
     }
     out.push(`</g>`);
   });

@@ -142,7 +142,7 @@ describe('event trace as JSON lines', () => {
   });
 
   it('splits every message and barrier into its send and its delivery', () => {
-    expect(lines.filter((l) => l['channel'] === 'b->a' && l['seq'] === 1)).toEqual([
+    expect(lines.filter((l) => l['channel'] === 'b->a' && l['seq'] === 1 && l['kind'] !== 'replay')).toEqual([
       { t: 2, kind: 'send', channel: 'b->a', from: 'b', to: 'a', seq: 1 },
       { t: 9, kind: 'deliver', channel: 'b->a', from: 'b', to: 'a', seq: 1, recordedIn: [1] },
     ]);
@@ -166,5 +166,11 @@ describe('event trace as JSON lines', () => {
     });
     expect(lines.find((l) => l['kind'] === 'crash')).toEqual({ t: 15, kind: 'crash', process: 'c' });
     expect(lines.find((l) => l['kind'] === 'recover')).toEqual({ t: 16, kind: 'recover', checkpoint: 1 });
+  });
+
+  it('follows a recovery with the replay of the restored checkpoint\'s channel state', () => {
+    const at16 = lines.filter((l) => l['t'] === 16);
+    expect(at16.map((l) => l['kind'])).toEqual(['recover', 'replay', 'checkpoint-end']);
+    expect(at16[1]).toEqual({ t: 16, kind: 'replay', channel: 'b->a', from: 'b', to: 'a', seq: 1, checkpoint: 1 });
   });
 });
