@@ -129,7 +129,7 @@ ${SOURCE_HELP}
 Options:
   --algorithm NAME         ${ALGORITHMS.join(', ')} (default ${ALGORITHM_DEFAULT})
   --seed N                 run seed, 0..${SEED_MAX} (default ${SEED_DEFAULT})
-  --json                   print one JSON object instead (no trace); call it as
+  --json                   print one JSON object instead (events: --trace); call it as
                            \`npm run -s sim -- ...\` so npm's banner stays out of stdout
   --svg FILE               also write a space-time diagram of the run to FILE (it scales to its
                            container: a viewBox, no fixed size)
