@@ -34,6 +34,12 @@ export function leaderTermOf(record: CheckpointRecord | OperationRecord): number
   return typeof t === 'number' ? t : 0;
 }
 
+/** Tells the fence (which steps the coordinator down) and answers UNAVAILABLE. */
+function refuse<T>(fence: Fence, reason: string): Result<T> {
+  fence.refused(reason);
+  return fail('unavailable', `not written, this coordinator no longer leads (${reason})`);
+}
+
 function newerTerm(what: string, stored: number, term: number): string {
   return `${what} was written in term ${stored}, newer than this coordinator's term ${term}`;
 }
@@ -52,8 +58,7 @@ export class FencedCheckpointStore implements CheckpointStore {
   }
 
   private refuse<T>(reason: string): Result<T> {
-    this.fence.refused(reason);
-    return fail('unavailable', `not written, this coordinator no longer leads (${reason})`);
+    return refuse(this.fence, reason);
   }
 
   nextId(): Promise<Result<CheckpointId>> {
@@ -131,8 +136,7 @@ export class FencedOperationStore implements OperationStore {
   ) {}
 
   private refuse<T>(reason: string): Result<T> {
-    this.fence.refused(reason);
-    return fail('unavailable', `not written, this coordinator no longer leads (${reason})`);
+    return refuse(this.fence, reason);
   }
 
   newId(kind: OperationKind, idempotencyKey: string | undefined): string {
