@@ -94,9 +94,15 @@ describe('simulator liveness (invariant 5)', () => {
     expect(compare.out).toContain('abs: npm run sim -- run --scenario timing-out.json --algorithm abs --seed 1');
 
     const sweep = memoryIo(files);
-    expect(runCli(['sweep', 'seed=1..2', '--scenario', 'timing-out.json'], sweep, runSimulation)).toBe(EXIT.ok);
-    expect(sweep.out.trimEnd().split('\n').slice(1)).toEqual([expect.stringMatching(/^1,abs,0,.*,false,\d+,\d+,1$/), expect.stringMatching(/^2,abs,0,.*,false,\d+,\d+,2$/)]);
-    expect(sweep.err).toContain('violations at seed=1 abs: npm run sim -- run --scenario timing-out.json --algorithm abs --seed 1');
+    expect(runCli(['sweep', 'seed=1..2', '--scenario', 'timing-out.json', '--per-run'], sweep, runSimulation)).toBe(EXIT.ok);
+    // completed 0, ..., consistent false, triggered, violations, the other metrics, then the seed.
+    expect(sweep.out.trimEnd().split('\n').slice(1)).toEqual([expect.stringMatching(/^abs,0,.*,false,\d+,[1-9]\d*,.*,1$/), expect.stringMatching(/^abs,0,.*,false,\d+,[1-9]\d*,.*,2$/)]);
+    expect(sweep.err).toContain('violations at abs seed=1: npm run sim -- run --scenario timing-out.json --algorithm abs --seed 1');
+
+    // With the seeds as replicates, neither run counts as consistent.
+    const aggregated = memoryIo(files);
+    runCli(['sweep', 'seed=1..2', '--scenario', 'timing-out.json'], aggregated, runSimulation);
+    expect(aggregated.out.trimEnd().split('\n')[1]).toMatch(/^abs,1 2,2,0,/);
   });
 
   it('--help says that a checkpoint left incomplete without faults exits 1', () => {
