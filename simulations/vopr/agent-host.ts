@@ -220,7 +220,7 @@ export class AgentHost {
     const f = this.freezes.get(checkpointId);
     if (f === undefined) return undefined;
     this.freezes.delete(checkpointId);
-    for (const app of this.apps) this.w.ledger.release(`${this.server}/${app}#${checkpointId}`, 'frozen');
+    for (const app of this.apps) this.w.ledger.release(`${this.server}/${app}#${checkpointId}`, 'frozen', this.w.agenda.now);
     return f.atMs;
   }
 

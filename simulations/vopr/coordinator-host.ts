@@ -57,6 +57,8 @@ export interface CoordinatorWorld {
   readonly protectedIds: ReadonlySet<number>;
   /** The protection service's choices about staged checkpoints (world.ts callerPrng). */
   readonly callerPrng: Prng;
+  /** When each volume snapshot was taken, by the backend or by a staged checkpoint's caller (the world's record, for crash-cut-in-frozen-window). */
+  readonly snapshotTimes: Map<string, { readonly fromMs: number; readonly toMs: number }>;
   readonly count: (what: string) => void;
 }
 
@@ -274,7 +276,14 @@ export class CoordinatorHost {
   private levelFor(plan: SimPlan, id: number): RoundLevel {
     if (plan.level === 'opaque') return new OpaqueLevel({ graph: { processes: plan.apps.map((a) => `${a.server}/${a.app}`), channels: plan.channels } });
     if (plan.level === 'crash') {
-      const r = CrashLevel.create({ planId: plan.id, servers: plan.servers, volumes: plan.volumes.map((v) => ({ id: v.volume, server: v.server })), volumeBackend: true, freezeDeadlineMs: plan.freezeDeadlineMs });
+      const r = CrashLevel.create({
+        planId: plan.id,
+        servers: plan.servers,
+        volumes: plan.volumes.map((v) => ({ id: v.volume, server: v.server })),
+        volumeBackend: true,
+        freezeDeadlineMs: plan.freezeDeadlineMs,
+        negativeControls: this.w.negativeControls,
+      });
       if (!r.ok) throw new Error(r.message);
       return r.level;
     }
@@ -441,7 +450,8 @@ export class CoordinatorHost {
    * The protection service's side of a staged round, once it is held (every server frozen at
    * `heldAt`): it snapshots the plan's volumes with its own tools, then calls FinishCheckpoint. Most
    * finishes are right; some come after the hold deadline, name a volume too few (refused, then
-   * sent right), carry a snapshot that started before the freeze, or are sent twice. The caller's
+   * sent right), carry snapshots that started before the begin (before any freeze), or are sent
+   * twice. The caller's
    * snapshots are its own: they are not the coordinator's to delete, so they are not in the
    * world's volume store.
    */
@@ -460,6 +470,7 @@ export class CoordinatorHost {
     const finish = (what: string, volumes: readonly SimPlan['volumes'][number][], startedAt: number): void => {
       if (this.process.incarnation !== incarnation || !this.process.up) return;
       const taken: TakenVolume[] = volumes.map((v) => ({ volumeId: v.volume, server: v.server, snapshotRef: `caller-${run.record.id}-${v.volume}`, startedAtUnixMs: startedAt, endedAtUnixMs: this.w.agenda.now }));
+      for (const t of taken) this.w.snapshotTimes.set(t.snapshotRef, { fromMs: t.startedAtUnixMs, toMs: t.endedAtUnixMs });
       const accepted = this.feed(run, { type: 'finish', volumes: taken, nowMs: this.w.agenda.now });
       this.w.count(`staged finishes (${what}) ${accepted ? 'accepted' : 'refused'}`);
     };
@@ -470,7 +481,8 @@ export class CoordinatorHost {
         this.w.agenda.after(1 + p.int(50), '', () => finish('right', volumes, heldAt));
         return;
       }
-      finish(late ? 'late' : outside ? 'outside the window' : 'right', volumes, outside ? heldAt - 1 : heldAt);
+      // Outside the window: snapshots started before the begin, so before any server froze.
+      finish(late ? 'late' : outside ? 'outside the window' : 'right', volumes, outside ? run.record.createdAtMs - 1 : heldAt);
       if (twice) finish('twice', volumes, heldAt);
     });
   }
@@ -527,6 +539,7 @@ export class CoordinatorHost {
       this.volumeCallsPending.delete(run.record.id);
       if (this.process.incarnation !== incarnation) return;
       const refs: TakenVolume[] = taken.map((t, i) => ({ volumeId: t.volume, server: (volumes[i] as { server: string }).server, snapshotRef: t.id, startedAtUnixMs: started, endedAtUnixMs: this.w.agenda.now }));
+      for (const r of refs) this.w.snapshotTimes.set(r.snapshotRef, { fromMs: r.startedAtUnixMs, toMs: r.endedAtUnixMs });
       this.feed(run, { type: 'volume-snapshot-finished', ok: !fails, taken: refs, ...(fails ? { detail: 'the volume backend failed' } : {}), nowMs: this.w.agenda.now });
     });
   }

@@ -19,6 +19,7 @@ export const INVARIANTS = [
   'in-flight-limit',
   'no-plan-wedged',
   'refusal-changes-nothing',
+  'crash-cut-in-frozen-window',
 ] as const;
 
 export type Invariant = (typeof INVARIANTS)[number];
@@ -100,11 +101,51 @@ export class Ledger {
     // A second freeze of a frozen app keeps the first deadline: the watchdog counts from the first.
     if (held !== undefined && held.kind === kind) return;
     const hold: Hold = { kind, sinceMs: nowMs, deadlineAtMs: nowMs + deadlineMs, checkpoint };
+    if (kind === 'frozen') this.frozeGuest(app, checkpoint, nowMs);
     this.holds.set(app, known === undefined ? hold : Object.assign({ known }, hold));
   }
 
-  release(app: string, kind: Hold['kind']): void {
-    if (this.holds.get(app)?.kind === kind) this.holds.delete(app);
+  /** `nowMs`: when it ended (a guest's thaw is kept, for `crashCut`). */
+  release(app: string, kind: Hold['kind'], nowMs?: number): void {
+    const held = this.holds.get(app);
+    if (held?.kind !== kind) return;
+    this.holds.delete(app);
+    if (kind === 'frozen' && nowMs !== undefined) this.thawedGuest(app, held.checkpoint, nowMs);
+  }
+
+  // --- the guests' frozen windows, as the guests lived them ---------------------------------
+
+  /** Per `server#checkpoint`: when the guest froze for the checkpoint, and when it thawed (absent: still frozen). */
+  private readonly freezes = new Map<string, { fromMs: number; toMs?: number }>();
+
+  private frozeGuest(app: string, checkpoint: number, nowMs: number): void {
+    const key = `${app.split('/')[0] ?? app}#${checkpoint}`;
+    if (!this.freezes.has(key)) this.freezes.set(key, { fromMs: nowMs });
+  }
+
+  private thawedGuest(app: string, checkpoint: number, nowMs: number): void {
+    const f = this.freezes.get(`${app.split('/')[0] ?? app}#${checkpoint}`);
+    if (f !== undefined && f.toMs === undefined) f.toMs = nowMs;
+  }
+
+  /**
+   * A crash-level checkpoint landed completed: each volume snapshot it names, taken from `fromMs`
+   * to `toMs` (by the backend, or by the caller of a staged checkpoint), must lie inside the window
+   * in which every server of the plan was frozen for it, as the guests lived it (not as the
+   * coordinator saw it).
+   */
+  crashCut(id: number, plan: string, servers: readonly string[], members: readonly { readonly ref: string; readonly fromMs: number; readonly toMs: number }[], nowMs: number): void {
+    for (const m of members) {
+      for (const server of servers) {
+        const f = this.freezes.get(`${server}#${id}`);
+        const inside = f !== undefined && f.fromMs <= m.fromMs && (f.toMs === undefined || m.toMs <= f.toMs);
+        if (!inside) {
+          const window = f === undefined ? 'never frozen for it' : `frozen from ${f.fromMs} to ${f.toMs ?? 'now'}`;
+          this.violate('crash-cut-in-frozen-window', `checkpoint ${id}`, nowMs, `checkpoint ${id} of plan ${plan} completed with ${m.ref} taken from ${m.fromMs} to ${m.toMs}, but ${server} was ${window}`);
+          return;
+        }
+      }
+    }
   }
 
   /** Every hold of this kind on apps whose name starts with `prefix` is now a known finding's doing. */

@@ -45,6 +45,8 @@ export class World {
    * before staged checkpoints were simulated.
    */
   readonly callerPrng: Prng;
+  /** When each volume snapshot was taken (coordinator-host.ts records them). */
+  readonly snapshotTimes = new Map<string, { readonly fromMs: number; readonly toMs: number }>();
   readonly counts: Record<string, number> = {};
   /** Rounds that a coordinator crash cut short. */
   readonly cutByCrash = new Set<number>();
@@ -106,6 +108,7 @@ export class World {
       preemptsRefused: this.preemptsRefused,
       deleting: (id: number) => this.ledger.deleted(id),
       callerPrng: (this.callerPrng = root.fork()),
+      snapshotTimes: this.snapshotTimes,
       count: (what: string) => this.count(what),
     };
     this.coordinator = new CoordinatorHost(coordinatorWorld);
@@ -147,6 +150,10 @@ export class World {
     // A staged checkpoint's volumes are the caller's snapshots, given with its finish.
     const volumes = r.holdMs !== undefined ? (r.callerVolumes ?? []) : r.volumes;
     const have = byApp ? r.parts.map((p) => `${p.server}/${p.app}`) : volumes.map((v) => v.volumeId);
+    if (!byApp) {
+      const members = (r.holdMs !== undefined ? (r.callerVolumes ?? []) : r.volumes).map((v) => ({ ref: v.snapshotRef, ...(this.snapshotTimes.get(v.snapshotRef) ?? { fromMs: -1, toMs: -1 }) }));
+      this.ledger.crashCut(r.id, r.plan, plan.servers, members, this.agenda.now);
+    }
     const missing = want.filter((x) => !have.includes(x));
     const extra = have.filter((x, i) => !want.includes(x) || have.indexOf(x) !== i);
     if (missing.length > 0 || extra.length > 0) {

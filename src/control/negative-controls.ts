@@ -18,6 +18,8 @@ export const NEGATIVE_CONTROLS = [
   'check-then-act-admission',
   /** Defect 6: volume snapshots that a backend finishes after the round aborted are not deleted. */
   'leak-late-volume-snapshots',
+  /** Issue 13: a staged checkpoint's finish is taken without checking the caller's snapshot times against the frozen window. */
+  'skip-staged-window-check',
 ] as const;
 
 export type NegativeControl = (typeof NEGATIVE_CONTROLS)[number];

@@ -17,6 +17,7 @@
  * the finish, which itself came before the hold deadline, before any watchdog thawed.
  */
 import type { AgentEvent, HookResult } from '../wire/index.js';
+import type { NegativeControls } from './negative-controls.js';
 import {
   declineToFailure,
   type LevelContext,
@@ -34,6 +35,8 @@ export interface CrashLevelConfig {
   readonly volumeBackend: boolean;
   /** The freeze deadline each agent's watchdog thaws at. */
   readonly freezeDeadlineMs: number;
+  /** The fault simulator's: `skip-staged-window-check` takes a finish's snapshots unchecked. */
+  readonly negativeControls?: NegativeControls;
 }
 
 interface ServerWindow {
@@ -86,6 +89,8 @@ export class CrashLevel implements RoundLevel {
   /** Servers told to thaw that have not answered yet. */
   private readonly thawing = new Set<string>();
   private readonly unconfirmed: string[] = [];
+  /** The negative control skip-staged-window-check is on and the caller's snapshots were taken unchecked. */
+  private windowUnchecked = false;
 
   static create(config: CrashLevelConfig): { ok: true; level: CrashLevel } | { ok: false; message: string } {
     if (config.servers.length === 0) return { ok: false, message: `plan ${config.planId} has no server` };
@@ -204,7 +209,8 @@ export class CrashLevel implements RoundLevel {
     this.snapshotEndedAt = ctx.nowMs;
     ctx.cancelTimer('freeze-deadline');
     this.taken = given;
-    const outside = givenOutsideWindow(given, frozenAt, ctx.nowMs, 'every server was frozen');
+    this.windowUnchecked = this.config.negativeControls?.has('skip-staged-window-check') === true;
+    const outside = this.windowUnchecked ? undefined : givenOutsideWindow(given, frozenAt, ctx.nowMs, 'every server was frozen');
     if (outside !== undefined) {
       ctx.fail('volume-snapshot-failed', outside);
       return;
@@ -289,6 +295,7 @@ export class CrashLevel implements RoundLevel {
 
   /** Every member's snapshot inside the common frozen window, or why not. */
   private checkWindow(): string | undefined {
+    if (this.windowUnchecked) return undefined;
     const start = this.snapshotStartedAt;
     const end = this.snapshotEndedAt ?? start;
     // Plans without volumes still need every server frozen over the (empty) group snapshot.

@@ -109,6 +109,20 @@ describe('staged round, crash level', () => {
     expect(d.round.state).toBe('aborted');
   });
 
+  it('negative control skip-staged-window-check: a finish outside the window commits (the fault simulator must catch it)', () => {
+    const created = CrashLevel.create({ planId: 'p', servers: ['s1', 's2'], volumes: VOLUMES, volumeBackend: false, freezeDeadlineMs: HOLD_MS, negativeControls: new Set(['skip-staged-window-check']) });
+    if (!created.ok) throw new Error(created.message);
+    const d = drive(created.level, NO_NEGATIVE_CONTROLS, 1_000, HOLD_MS);
+    d.feed({ type: 'start' });
+    d.feed({ type: 'frozen', event: frozen('s1') });
+    d.feed({ type: 'frozen', event: frozen('s2') });
+    d.nowMs = 1_300;
+    d.feed({ type: 'finish', volumes: given(900, 1_200) });
+    thawBoth(d);
+    expect(d.round.failure).toBeNull();
+    expect(d.of('commit')).toHaveLength(1);
+  });
+
   it('the hold deadline passes while held: aborted (timeout), every server thawed; a finish after it is told so', () => {
     const d = held();
     d.nowMs = 1_800;
