@@ -11,7 +11,7 @@
 import { parseCommandLine, reproduceCommand, type Command, type CommonOptions } from './cli-args.js';
 import { traceJsonLines } from './cli-trace.js';
 import { SimulationError } from './engine.js';
-import { applyParam, paramSpec } from './params.js';
+import { applyParam, paramSpec, type ParamName } from './params.js';
 import { chartFromCsv, parseCsv, renderLineChartSvg } from './plot.js';
 import { formatComparison, formatRunReport, verdictOf } from './report.js';
 import { checkNamesInGraph, nameList, parseScenario, scenarioForTopology, validateScenario } from './scenario-file.js';
@@ -145,25 +145,25 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
     // Before anything else on stderr, so the user reads which graph the numbers below are about.
     io.stderr(`note: no --scenario or --topology given: sweeping processes on --topology ${common.source.topology}\n`);
   }
-  const base = loadScenario(common, io);
+  const base = baseScenario(common, io);
   const seeds = sweeps.find((s) => s.param.name === 'seed')?.values ?? [common.seed];
   const aggregated = sweeps.some((s) => s.param.name === 'seed') && !command.perRun;
+  const sets = common.sets.map((s) => ({ name: s.param.name, value: s.value, flag: '--set' }));
 
-  // Prepare and validate every point before running any, so a bad value fails fast, not half way.
+  // Prepare and validate every run's scenario before running any, so a bad value fails fast, not half
+  // way. Each seed gets its own: a graph without its own graph seed is the run seed's, and so is the
+  // default slow channel of `skew`, as `run --set skew=... --seed N` would choose it.
   const notes = new Set<string>();
   const points = cartesianPoints(sweeps).map((point) => {
     const label = pointLabel(point);
-    let scenario = base;
-    for (const { name, value } of point) {
-      const applied = applyParam(scenario, common.seed, name, value);
-      if (!applied.ok) throw new UsageError(`sweep ${name}=${value}: ${applied.error}`);
-      if (applied.value.note !== undefined) notes.add(applied.value.note);
-      scenario = applied.value.scenario;
-    }
-    const valid = validateScenario(scenario, `sweep ${label}`);
-    if (!valid.ok) throw new UsageError(valid.error.join('\n'));
-    for (const seed of seeds) checkNames(valid.value, seed, `sweep ${label}${seeds.length > 1 ? ` seed=${seed}` : ''}`);
-    return { point, label, scenario: valid.value };
+    const scenarios = seeds.map((seed) => {
+      const where = `sweep ${label}${seeds.length > 1 ? `${label === '' ? '' : ' '}seed=${seed}` : ''}`.trimEnd();
+      const prepared = withSettings(base, [...sets, ...point.map((p) => ({ ...p, flag: 'sweep' }))], seed, where);
+      for (const note of prepared.notes) notes.add(note);
+      checkNames(prepared.scenario, seed, where);
+      return prepared.scenario;
+    });
+    return { point, label, scenarios };
   });
   for (const note of notes) io.stderr(`note: ${note}\n`);
 
@@ -176,10 +176,11 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
   const progress = progressReporter(io, total);
   let columns: MetricColumn[] | undefined;
   let done = 0;
-  for (const { point, label, scenario } of points) {
+  for (const { point, label, scenarios } of points) {
     for (const algorithm of algorithms) {
       const runs: { result: SimResult; consistent: boolean }[] = [];
-      for (const seed of seeds) {
+      for (const [i, seed] of seeds.entries()) {
+        const scenario = scenarios[i]!;
         progress(done, `${label === '' ? '' : `${label} `}${algorithm}${seeds.length > 1 ? ` seed=${seed}` : ''}`);
         const reproduce = reproduceCommand(sweepPointOptions(common, point, seed), algorithm, seed);
         const result = simulateOrExplain(simulate, scenario, { algorithm, seed }, reproduce);
@@ -264,29 +265,45 @@ function checkNames(scenario: Scenario, seed: number, source: string): void {
 
 /** The scenario the options describe, with `--set` applied and validated; usage errors on any problem. */
 function loadScenario(common: CommonOptions, io: CliIo): Scenario {
-  let scenario: Scenario;
-  const source = sourceName(common);
-  if (common.source.kind === 'file') {
-    let text: string;
-    try {
-      text = io.readFile(source);
-    } catch (err) {
-      throw new UsageError(`cannot read scenario file ${source}: ${(err as Error).message}`);
-    }
-    const parsed = parseScenario(text, source);
-    if (!parsed.ok) throw new UsageError(`invalid scenario file ${source}:\n  ${parsed.error.join('\n  ')}`);
-    scenario = parsed.value;
-  } else {
-    scenario = scenarioForTopology(common.source.topology, common.source.processes);
+  return withSettings(baseScenario(common, io), common.sets.map((s) => ({ name: s.param.name, value: s.value, flag: '--set' })), common.seed, sourceName(common)).scenario;
+}
+
+/** The file's scenario, or the generated one, before any `--set` or swept value. */
+function baseScenario(common: CommonOptions, io: CliIo): Scenario {
+  if (common.source.kind === 'topology') return scenarioForTopology(common.source.topology, common.source.processes);
+  const source = common.source.path;
+  let text: string;
+  try {
+    text = io.readFile(source);
+  } catch (err) {
+    throw new UsageError(`cannot read scenario file ${source}: ${(err as Error).message}`);
   }
-  for (const set of common.sets) {
-    const applied = applyParam(scenario, common.seed, set.param.name, set.value);
-    if (!applied.ok) throw new UsageError(`--set ${set.param.name}=${set.value}: ${applied.error}`);
+  const parsed = parseScenario(text, source);
+  if (!parsed.ok) throw new UsageError(`invalid scenario file ${source}:\n  ${parsed.error.join('\n  ')}`);
+  return parsed.value;
+}
+
+/**
+ * Applies parameter values in order, with the run's seed (a default slow channel is chosen in the
+ * graph that seed builds), and validates the result; with the notes the values left.
+ */
+function withSettings(
+  base: Scenario,
+  settings: readonly { readonly name: ParamName; readonly value: number; readonly flag: string }[],
+  seed: number,
+  source: string,
+): { scenario: Scenario; notes: string[] } {
+  let scenario = base;
+  const notes: string[] = [];
+  for (const { name, value, flag } of settings) {
+    const applied = applyParam(scenario, seed, name, value);
+    if (!applied.ok) throw new UsageError(`${flag} ${name}=${value}: ${applied.error}`);
+    if (applied.value.note !== undefined) notes.push(applied.value.note);
     scenario = applied.value.scenario;
   }
   const valid = validateScenario(scenario, source);
   if (!valid.ok) throw new UsageError(`invalid scenario:\n  ${valid.error.join('\n  ')}`);
-  return valid.value;
+  return { scenario: valid.value, notes };
 }
 
 /**

@@ -10,6 +10,7 @@ import { EXIT, InternalError, runCli, type CliIo, type Simulate } from '../../si
 import { SimulationError } from '../../simulations/engine.js';
 import { defaultSlowChannel, paramSpec, parseSweep } from '../../simulations/params.js';
 import { scenarioForTopology } from '../../simulations/scenario-file.js';
+import { buildTopology } from '../../simulations/topology.js';
 import type { RunOptions, Scenario } from '../../simulations/types.js';
 import { metrics, simResult } from '../fixtures/sim-result.js';
 
@@ -511,6 +512,22 @@ describe('sim CLI: sweeps of several parameters, traces and plots (fake simulato
     expect(at(rows[1]!, 'mean_duration_ms_mean')).toBe('40.000');
     // A metric with no spread has a zero-width interval.
     expect([at(rows[1]!, 'completed_mean'), at(rows[1]!, 'completed_ci95_low'), at(rows[1]!, 'completed_ci95_high')]).toEqual(['1.000', '1.000', '1.000']);
+  });
+
+  it('each seed of a seed-built graph gets the slow channel its own graph has, as `run --set skew=... --seed N` would', () => {
+    const calls: { scenario: Scenario; options: RunOptions }[] = [];
+    const io = memoryIo();
+    expect(runCli(['sweep', 'skew=2', 'seed=1..4', '--topology', 'random-cyclic', '--processes', '8'], io, fakeSimulate(calls))).toBe(EXIT.ok);
+    const chosen = calls.map((c) => c.scenario.skew?.slowChannel?.channel);
+    expect(chosen).toEqual([1, 2, 3, 4].map((seed) => defaultSlowChannel(buildTopology({ kind: 'random-cyclic', processes: 8 }, seed))));
+    // The graphs differ by seed, so the choices do too (else this test would not tell the two ways apart).
+    expect(new Set(chosen).size).toBeGreaterThan(1);
+    for (const seed of [1, 2, 3, 4]) {
+      const run = memoryIo();
+      const runCalls: { scenario: Scenario; options: RunOptions }[] = [];
+      runCli(['run', '--topology', 'random-cyclic', '--processes', '8', '--set', 'skew=2', '--seed', String(seed)], run, fakeSimulate(runCalls));
+      expect(runCalls[0]!.scenario.skew?.slowChannel?.channel).toBe(chosen[seed - 1]);
+    }
   });
 
   it('--csv writes the CSV to the file and nothing to stdout', () => {
