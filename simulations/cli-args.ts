@@ -162,7 +162,7 @@ Options:
 Runs the scenario at every combination of the swept values (the first parameter varies slowest), for
 every algorithm, and prints CSV to stdout (or to --csv FILE). Progress goes to stderr.
 
-Without seed=..., one row per run: the swept values, algorithm, completed, mean_duration_ms,
+Without seed=..., one row per run: the swept values (but the seed), algorithm, completed, mean_duration_ms,
 channel_state_msgs, buffered_msgs, max_stall_ms, throughput_msgs_per_s, consistent, triggered,
 violations, the engine's other metrics by name (messages_sent, ...), and seed.
 
