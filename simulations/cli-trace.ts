@@ -16,7 +16,9 @@
  *   replay                         channel, from, to, seq, checkpoint: a message of the restored
  *                                  checkpoint's channel state, delivered again by the restore (these
  *                                  follow their `recover` line, in the order the trace recorded them)
- * Events at the same time keep the engine's order. Pure: the same result gives the same bytes.
+ * Events at the same time come triggers first, then in the order of the engine's records (made at
+ * send time, so deliveries at one instant come in send order). Pure: the same result gives the same
+ * bytes.
  */
 import type { SimResult, TraceEvent } from './types.js';
 
