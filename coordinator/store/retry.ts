@@ -5,7 +5,9 @@
  * "JetStream not ready"). No server handled such a request, so it is safe to send it again, even a
  * create or a compare-and-set update. `retryingKv` sends each call again until it succeeds, fails
  * otherwise, or its budget is spent; the last 503 then goes to the caller (the stores turn it into
- * UNAVAILABLE). A timeout is not retried here: that request may have landed.
+ * UNAVAILABLE). A request can also go unanswered in that window (a stream with no leader yet, or a
+ * client moving to another node): a read that timed out is sent again too, within the budget, but a
+ * write that timed out is not, since it may have landed.
  */
 import type { KV } from 'nats';
 
@@ -31,15 +33,25 @@ export function isNotReady(error: unknown): boolean {
   return e.code === '503' || e.api_error?.code === 503;
 }
 
-/** Runs `call` until it succeeds, fails with something other than 503, or `retry.notReadyRetryMs` is spent. */
-export async function retryNotReady<T>(retry: NotReadyRetry, call: () => Promise<T>): Promise<T> {
+/** The KV calls that change nothing: safe to send again after a timeout. */
+const READS: ReadonlySet<string | symbol> = new Set(['get', 'keys', 'history', 'status']);
+
+function isTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'TIMEOUT';
+}
+
+/**
+ * Runs `call` until it succeeds, fails with something other than 503 (or, for a `read`, a
+ * timeout), or `retry.notReadyRetryMs` is spent.
+ */
+export async function retryNotReady<T>(retry: NotReadyRetry, call: () => Promise<T>, read = false): Promise<T> {
   const deadline = performance.now() + retry.notReadyRetryMs;
   for (;;) {
     try {
       return await call();
     } catch (error) {
       const left = deadline - performance.now();
-      if (!isNotReady(error) || left <= 0) throw error;
+      if (!(isNotReady(error) || (read && isTimeout(error))) || left <= 0) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.min(retry.notReadyPauseMs, left)));
     }
   }
@@ -57,13 +69,17 @@ export function retryingKv(kv: KV, retry: NotReadyRetry): KV {
         if (!(first instanceof Promise)) return first;
         let used = false;
         // The first attempt is already under way; later ones call again.
-        return retryNotReady(retry, () => {
-          if (!used) {
-            used = true;
-            return first;
-          }
-          return Reflect.apply(v, target, args) as Promise<unknown>;
-        });
+        return retryNotReady(
+          retry,
+          () => {
+            if (!used) {
+              used = true;
+              return first;
+            }
+            return Reflect.apply(v, target, args) as Promise<unknown>;
+          },
+          READS.has(property),
+        );
       };
     },
   });
