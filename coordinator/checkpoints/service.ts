@@ -329,14 +329,15 @@ export class CheckpointService implements CheckpointsApi {
     if (request.level !== 'app' && !request.staged && plan.value.volumes.length > 0 && !this.options.volumes) {
       return fail('failed-precondition', `plan ${plan.value.id} has volumes but this coordinator has no volume backend: start it with --volume-backend directory:PATH or command:FILE`);
     }
-    const g = planGraph(plan.value);
-    if (!g.ok) return fail('failed-precondition', g.message);
+    // The crash level holds servers, not apps: a plan of machines without agents has no app graph.
+    const g = request.level === 'crash' ? undefined : planGraph(plan.value);
+    if (g !== undefined && !g.ok) return fail('failed-precondition', g.message);
     // Level app: in-band channels run the barrier protocol, a plan of opaque channels only is cut by
     // quiescing (src/control/round-opaque.ts); anything else (log channels, in-band mixed with opaque) is not supported.
     const opaque = request.level === 'app' && isAllOpaque(plan.value) ? opaqueGraph(plan.value) : undefined;
     if (opaque && !opaque.ok) return fail('failed-precondition', opaque.message);
     if (opaque && request.staged) return fail('failed-precondition', `plan ${plan.value.id} has opaque channels only, cut by quiescing, which BeginCheckpoint does not hold: use level crash`);
-    if (request.level === 'app' && !opaque && g.value.unsupportedChannels.length > 0) {
+    if (request.level === 'app' && !opaque && g?.ok === true && g.value.unsupportedChannels.length > 0) {
       const kinds = new Set(plan.value.channels.map((c) => c.kind));
       const why =
         kinds.has('opaque') && kinds.has('in-band') && !kinds.has('log')
@@ -396,7 +397,7 @@ export class CheckpointService implements CheckpointsApi {
             : { kind: 'aligned' };
     let run: Run;
     try {
-      run = this.runFor(request.level, record, plan.value, g.value, opaque?.ok ? opaque.value : undefined, policy, created.value.stored);
+      run = this.runFor(request.level, record, plan.value, g?.ok === true ? g.value : undefined, opaque?.ok ? opaque.value : undefined, policy, created.value.stored);
     } finally {
       // Registered below with no await in between; a run that failed to build (a bug) holds no slot.
       this.admitting.delete(record.id);
@@ -410,7 +411,7 @@ export class CheckpointService implements CheckpointsApi {
    * The round of one checkpoint: the level chosen here (crash; app over in-band channels; app over
    * opaque channels, cut by quiescing), one runner for all of them.
    */
-  private runFor(level: TakeSnapshotRequest['level'], record: CheckpointRecord, plan: Plan, g: PlanGraph, opaque: AppGraph | undefined, policy: PolicyConfig, stored: StoredCheckpoint): Run {
+  private runFor(level: TakeSnapshotRequest['level'], record: CheckpointRecord, plan: Plan, g: PlanGraph | undefined, opaque: AppGraph | undefined, policy: PolicyConfig, stored: StoredCheckpoint): Run {
     const volumes = plan.volumes.map((v) => ({ id: v.id, server: v.server }));
     const thawTimeoutMs = Math.max(1_000, Math.min(record.options.freezeDeadlineMs, 30_000));
     const created =
@@ -418,18 +419,20 @@ export class CheckpointService implements CheckpointsApi {
         ? CrashLevel.create({ planId: plan.id, servers: plan.servers, volumes, volumeBackend: this.options.volumes !== undefined, freezeDeadlineMs: record.options.freezeDeadlineMs })
         : opaque
           ? { ok: true as const, level: new OpaqueLevel({ graph: opaque }) as RoundLevel }
-          : AppLevel.create({
-              checkpointId: record.id,
-              graph: g,
-              policy,
-              // Staged: the agents' own timeout of the checkpoint releases the held apps at the hold deadline.
-              timeoutMs: record.holdMs ?? record.options.timeoutMs,
-              inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length, this.bus.maxPayloadBytes),
-              completedBefore: this.lastCompleted.get(plan.id),
-              volumes,
-              volumeBackend: this.options.volumes !== undefined,
-              planId: plan.id,
-            });
+          : g === undefined
+            ? { ok: false as const, message: "level app or none without the plan's app graph: a bug" }
+            : AppLevel.create({
+                checkpointId: record.id,
+                graph: g,
+                policy,
+                // Staged: the agents' own timeout of the checkpoint releases the held apps at the hold deadline.
+                timeoutMs: record.holdMs ?? record.options.timeoutMs,
+                inlineStateBytesMax: inlineStateBytesMax(this.options, plan.apps.length, this.bus.maxPayloadBytes),
+                completedBefore: this.lastCompleted.get(plan.id),
+                volumes,
+                volumeBackend: this.options.volumes !== undefined,
+                planId: plan.id,
+              });
     if (!created.ok) throw new Error(`checkpoint ${record.id} of plan ${plan.id}: ${created.message}`);
     const deps: RunnerDeps = {
       bus: this.bus,

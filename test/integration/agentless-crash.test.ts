@@ -145,6 +145,25 @@ describe('crash level with servers without an agent', () => {
     expect(await running(vm1.qmpSocket)).toBe(true);
   }, 60_000);
 
+  it('a plan of machines only, no app at all, takes a crash checkpoint: the crash level needs no app graph', async () => {
+    await register({
+      id: 'machines',
+      tenant: 'acme',
+      servers: ['vm1'],
+      apps: [],
+      channels: [],
+      volumes: [
+        { id: 'm-system', server: 'vm1', backendRef: 'sys' },
+        { id: 'm-data', server: 'vm1', backendRef: 'data' },
+      ],
+      agentlessServers: [{ server: 'vm1', backendRef: vm1.qmpSocket }],
+    });
+    const record = await crash('machines');
+    expect(record.failureDetail ?? record.state).toBe('completed');
+    expect(vm1.snapshotTags('sys')).toContain(`cp-${record.id}`);
+    expect(await running(vm1.qmpSocket)).toBe(true);
+  }, 60_000);
+
   it('a disk that refuses to snapshot aborts the checkpoint with the reason; the machine is resumed and no disk keeps a snapshot', async () => {
     await register({
       id: 'refusing',
