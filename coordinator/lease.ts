@@ -91,6 +91,8 @@ export class LeaderLease {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private ticking = false;
+  /** The lease could not be read at the last look: logged once, until it can be again. */
+  private unreadable = false;
   private elected: ((term: number) => void) | undefined;
   private deposed: ((reason: string) => void) | undefined;
   private decided: (() => void) | undefined;
@@ -184,9 +186,14 @@ export class LeaderLease {
     this.ticking = true;
     try {
       if (this.role === 'leader') await this.renew();
-      else await this.watch();
+      else {
+        await this.watch();
+        if (this.unreadable) this.log.info('the leader lease can be read again');
+        this.unreadable = false;
+      }
     } catch (error) {
-      this.log.warn({ err: error }, 'lease step failed');
+      if (!this.unreadable) this.log.warn({ err: error }, 'the leader lease cannot be read or taken (NATS or its quorum is down): no takeover until it can');
+      this.unreadable = true;
     } finally {
       this.ticking = false;
       this.schedule();
