@@ -176,7 +176,7 @@ export class CoordinatorHost {
    * epoch read (the awaits a check-then-act admission decided across), then the step written by
    * compare-and-set at the revision it read.
    */
-  /** `staged`: BeginCheckpoint (crash level): the round holds, and the simulated caller finishes it (see `held`). */
+  /** `staged`: BeginCheckpoint (level crash or app): the round holds, and the simulated caller finishes it (see `held`). */
   take(planId: string, periodic: boolean, answer: (a: TakeAnswer) => void, staged = false): void {
     if (!this.serving) {
       answer({ ok: false, code: 'unavailable', message: 'the coordinator is starting (recovery under way)' });
@@ -242,7 +242,7 @@ export class CoordinatorHost {
       periodic,
       createdAtMs: this.w.agenda.now,
     };
-    const level = this.levelFor(plan, id);
+    const level = this.levelFor(plan, id, holdMs);
     const created = Round.create(
       {
         checkpointId: id,
@@ -273,7 +273,8 @@ export class CoordinatorHost {
     });
   }
 
-  private levelFor(plan: SimPlan, id: number): RoundLevel {
+  /** `holdMs`: a staged round (at level app: policy sync, the agents' timeout of the checkpoint the hold deadline, as the service sets them). */
+  private levelFor(plan: SimPlan, id: number, holdMs: number | undefined): RoundLevel {
     if (plan.level === 'opaque') return new OpaqueLevel({ graph: { processes: plan.apps.map((a) => `${a.server}/${a.app}`), channels: plan.channels } });
     if (plan.level === 'crash') {
       const r = CrashLevel.create({
@@ -291,11 +292,12 @@ export class CoordinatorHost {
     const r = AppLevel.create({
       checkpointId: id,
       graph: { graph: { processes: participants, channels: [] }, participants, servers: plan.servers, backEdges: new Set(), unsupportedChannels: [] },
-      policy: { kind: 'aligned' },
-      timeoutMs: plan.timeoutMs,
+      policy: holdMs !== undefined ? { kind: 'sync' } : { kind: 'aligned' },
+      timeoutMs: holdMs ?? plan.timeoutMs,
       inlineStateBytesMax: 0,
       completedBefore: this.lastCompleted.get(plan.id),
-      volumes: [],
+      // As the service: the plan's volumes (used at policy none, and by a staged round's finish).
+      volumes: plan.volumes.map((v) => ({ id: v.volume, server: v.server })),
       volumeBackend: true,
       planId: plan.id,
     });

@@ -7,7 +7,7 @@
 export const KNOWN_FINDINGS = {
   'late-state-after-abort': {
     owner: 'src/control/round.ts, coordinator/checkpoints/recover.ts (ROUND, API)',
-    seed: 1,
+    seed: 8,
     what:
       'an app state stored after its round aborted and cleaned up (the trigger arrived late, or the abort notice was lost) is deleted by ' +
       "the round's late sweep (timeoutMs + settleMs after its end), a timer of the coordinator process: when the coordinator dies before it fires, " +
@@ -32,10 +32,17 @@ export const KNOWN_FINDINGS = {
   },
   'preempt-while-committing': {
     owner: 'src/control/admission.ts (API), src/control/round.ts (ROUND)',
-    seed: 3,
+    seed: 166,
     what:
       'a manual take preempts a periodic checkpoint that is already committing: admission gives its slot away at once, the round ' +
       'refuses the cancel (it is committing) and runs on, so the plan has more than max_concurrent checkpoints in flight',
+  },
+  'paused-after-recovered-needs-repair': {
+    owner: 'src/control/operation-recovery.ts (API), agent (AGENT)',
+    seed: 1998,
+    what:
+      'a rollback whose coordinator died after its agents restored (apps paused) and before the resume is ended needs-repair by the ' +
+      "next coordinator's recovery; the apps stay paused past the restore pause's deadline until the plan is repaired by another rollback",
   },
 } as const;
 

@@ -47,6 +47,8 @@ export interface OperationsLedger {
   readonly persisted: Map<string, OperationState>;
   /** Operations that asked the volume backend to put volumes back. */
   readonly volumesPutBack: Set<string>;
+  /** Checkpoints of operations that the next coordinator's recovery ended in needs-repair (the known finding paused-after-recovered-needs-repair). */
+  readonly recoveredRepairs: Set<number>;
 }
 
 class OperationRun {
@@ -387,6 +389,7 @@ export class OperationsHost {
                   return done();
                 }
                 this.ledger.persisted.set(left.id, decision.state);
+                if (decision.state === 'needs-repair') this.ledger.recoveredRepairs.add(left.checkpointId);
                 this.noteState(left.line, decision.state);
                 this.w.ledger.operationEnded(left.id, left.line, decision.state, epochAtStart, this.w.agenda.now, this.ledger.volumesPutBack.has(left.id));
                 done();

@@ -7,7 +7,7 @@ import type { World } from './world.js';
 
 /** Mean gap between two API calls. */
 export const CALL_GAP_MS_MEAN = 250;
-/** Of the manual takes on a crash-level plan, the share begun as staged checkpoints (BeginCheckpoint). */
+/** Of the manual takes on a crash- or app-level plan, the share begun as staged checkpoints (BeginCheckpoint). */
 export const STAGED_SHARE = 0.4;
 
 export interface Workload {
@@ -38,9 +38,9 @@ export function startWorkload(world: World, until: number, workload: Workload): 
       const burst = prng.next() < 0.3 ? 2 + prng.int(2) : 1;
       for (let i = 0; i < burst; i++) {
         const periodic = prng.next() < 0.3;
-        // The protection service begins a share of its crash-level checkpoints staged (its own stream:
-        // see world.ts callerPrng).
-        const staged = plan.level === 'crash' && !periodic && world.callerPrng.next() < STAGED_SHARE;
+        // The protection service begins a share of its crash- and app-level checkpoints staged (its own
+        // stream: see world.ts callerPrng).
+        const staged = (plan.level === 'crash' || plan.level === 'app') && !periodic && world.callerPrng.next() < STAGED_SHARE;
         world.count(staged ? 'begins' : 'takes');
         coordinator.take(plan.id, periodic, (a) => world.count(`${staged ? 'begins' : 'takes'} ${a.ok ? 'admitted' : a.code}`), staged);
       }

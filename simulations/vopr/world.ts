@@ -36,7 +36,7 @@ export class World {
   readonly agents = new Map<string, AgentHost>();
   readonly coordinator: CoordinatorHost;
   readonly operations: OperationsHost;
-  readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set(), declinedRepairs: new Set(), epochAtStart: new Map(), persisted: new Map(), volumesPutBack: new Set() };
+  readonly operationsLedger: OperationsLedger = { lastState: new Map(), protectedIds: new Set(), declinedRepairs: new Set(), epochAtStart: new Map(), persisted: new Map(), volumesPutBack: new Set(), recoveredRepairs: new Set() };
   /** Random choices of the workload and the crashes, apart from the network's and the stores'. */
   readonly prng: Prng;
   /**
@@ -116,6 +116,7 @@ export class World {
     this.events.listen('coordinator', (e) => this.coordinator.onEvent(e));
     this.ledger.knownInFlight = (ids) => (ids.some((id) => this.preemptsRefused.has(id)) ? 'preempt-while-committing' : undefined);
     this.ledger.exemptHold = (kind, checkpoint) => kind === 'quiesced' && this.operationsLedger.declinedRepairs.has(checkpoint);
+    this.ledger.knownHold = (kind, checkpoint) => (kind === 'quiesced' && this.operationsLedger.recoveredRepairs.has(checkpoint) ? 'paused-after-recovered-needs-repair' : undefined);
   }
 
   note(what: string): void {
