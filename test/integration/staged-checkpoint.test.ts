@@ -127,10 +127,11 @@ describe('staged checkpoint at the crash level', () => {
   }, 30_000);
 
   it('no finish within the hold deadline: aborted, thawed, and a late finish is HOLD_EXPIRED', async () => {
-    const held = value(await client.beginCheckpoint({ planId: PLAN, level: 'crash', holdMs: 1_000, options: {} }));
+    // Long enough to be held on a loaded machine, short enough to wait for.
+    const held = value(await client.beginCheckpoint({ planId: PLAN, level: 'crash', holdMs: 3_000, options: {} }));
     const final = await ended(held.id);
     expect(final.failureReason).toBe('timeout');
-    expect(final.failureDetail).toContain('hold deadline of 1000 ms passed');
+    expect(final.failureDetail).toContain('hold deadline of 3000 ms passed');
     expect(everyServerThawed(final)).toBe(true);
     const late = refused(await client.finishCheckpoint({ checkpointId: held.id, volumes: snapshots(held.createdAtUnixMs) }));
     expect(late).toMatchObject({ code: GrpcStatus.FAILED_PRECONDITION, reason: 'HOLD_EXPIRED' });

@@ -118,8 +118,9 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(caught.exception.checkpoint.failure_reason, pb.FAILURE_REASON_CANCELLED)
 
     def test_a_finish_after_the_hold_deadline_raises_hold_expired(self):
-        held = self.client.begin(INFO["plan"], "crash", hold_deadline=1)
-        time.sleep(1.5)
+        # Long enough to be held under a loaded CI machine, short enough to wait for.
+        held = self.client.begin(INFO["plan"], "crash", hold_deadline=3)
+        time.sleep(3.5)
         with self.assertRaises(sc.HoldExpired) as caught:
             self.client.finish(held.id, self.volumes(now()))
         self.assertIsInstance(caught.exception, sc.FailedPrecondition)

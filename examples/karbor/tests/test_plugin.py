@@ -140,7 +140,7 @@ class PluginTest(unittest.TestCase):
                 [group],
                 self.plugins(),
                 checkpoint,
-                {GROUP_TYPE: {"consistency_level": "crash", "hold_deadline_s": 2}},
+                {GROUP_TYPE: {"consistency_level": "crash", "hold_deadline_s": 3}},
                 crash_after=lambda hook, r: hook == "on_prepare_finish" and r.type == VOLUME_TYPE,
             )
         held = self.coordinator_checkpoint(checkpoint, group)
