@@ -258,7 +258,10 @@ export class LeaderLease {
     this.leaderTerm = term;
     this.role = 'leader';
     this.current = this.value(term);
-    this.log.warn({ term, previous: from === undefined ? undefined : { holder: from.holder, address: from.address, term: from.term, released: from.released === true } }, 'leader lease taken: this coordinator leads');
+    const previous = from === undefined ? undefined : { holder: from.holder, address: from.address, term: from.term, released: from.released === true };
+    // Taken from a leader that stopped renewing is worth a warning; a first or released lease is not.
+    const expired = from !== undefined && from.released !== true;
+    this.log[expired ? 'warn' : 'info']({ term, previous }, 'leader lease taken: this coordinator leads');
     this.decided?.();
     this.elected?.(term);
   }

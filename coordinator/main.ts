@@ -225,7 +225,7 @@ async function main(): Promise<number> {
     sweeper.unref();
     leaderReady = true;
     server.health.setAll(readiness.serving() ? 'SERVING' : 'NOT_SERVING');
-    logger.warn({ term, address, recoveryMs: Math.round(performance.now() - started) }, 'leading: recovery done, serving');
+    logger.info({ term, address, recoveryMs: Math.round(performance.now() - started) }, 'leading: recovery done, serving');
   };
   let leading: Promise<void> | undefined;
   let deposed: ((reason: string) => void) | undefined;
