@@ -14,7 +14,7 @@ import { isName } from '../../src/wire/fields.js';
 import type { HookAction } from '../../src/wire/index.js';
 import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, GivenVolumeSnapshot, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import { ok, type Result } from '../errors.js';
-import type { AgentInfo, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
+import type { AgentInfo, AgentlessServer, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
 import { checkpointStats, checkpointView, type AppStatsView, type CheckpointView } from '../checkpoint-view.js';
 import {
   agentStatuses,
@@ -48,6 +48,11 @@ export interface PbVolume {
   server: string;
   backend_ref: string;
 }
+export interface PbAgentlessServer {
+  server: string;
+  backend_ref: string;
+  guest_agent_ref: string;
+}
 export interface PbPlan {
   id: string;
   tenant: string;
@@ -55,6 +60,7 @@ export interface PbPlan {
   apps: PbAppRef[];
   channels: PbChannel[];
   volumes: PbVolume[];
+  agentless_servers: PbAgentlessServer[];
   revision: number;
   created_at: PbTimestamp | null;
   updated_at: PbTimestamp | null;
@@ -318,7 +324,18 @@ function readPlanInput(r: ProtoReader): PlanInput {
     apps: r.messages('apps').map((a) => ({ server: a.string('server'), app: a.string('app') })),
     channels,
     volumes: r.messages('volumes').map((v) => ({ id: v.string('id'), server: v.string('server'), backendRef: v.string('backend_ref') })),
+    ...agentlessField(
+      r.messages('agentless_servers').map((a): AgentlessServer => {
+        const guestAgentRef = a.string('guest_agent_ref');
+        return guestAgentRef === '' ? { server: a.string('server'), backendRef: a.string('backend_ref') } : { server: a.string('server'), backendRef: a.string('backend_ref'), guestAgentRef };
+      }),
+    ),
   };
+}
+
+/** Absent rather than empty: a plan without agentless servers reads as before. */
+function agentlessField(servers: AgentlessServer[]): { agentlessServers?: AgentlessServer[] } {
+  return servers.length === 0 ? {} : { agentlessServers: servers };
 }
 
 export function registerPlanRequestFromProto(request: unknown): Result<{ plan: PlanInput; expectedRevision: number }> {
@@ -362,6 +379,7 @@ export function planInputToProto(plan: PlanInput): Omit<PbPlan, 'revision' | 'cr
     apps: plan.apps.map(appRefToProto),
     channels: plan.channels.map(channelToProto),
     volumes: plan.volumes.map((v) => ({ id: v.id, server: v.server, backend_ref: v.backendRef })),
+    agentless_servers: (plan.agentlessServers ?? []).map((a) => ({ server: a.server, backend_ref: a.backendRef, guest_agent_ref: a.guestAgentRef ?? '' })),
   };
 }
 

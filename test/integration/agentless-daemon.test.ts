@@ -2,12 +2,11 @@
  * snapcoord started with `--server-backend qemu` (and a directory volume backend) takes a
  * crash-level checkpoint of a plan mixing an agent server and a real QEMU machine, through the gRPC
  * API: the daemon's wiring of the server router and the server-aware volume backend. The plan is
- * written to the store directly, as the gRPC Plan message does not carry agentlessServers yet.
+ * registered over gRPC (Plan.agentless_servers).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { parseAgentConfig } from '../../agent/config.js';
@@ -15,7 +14,6 @@ import { TokenApp } from '../../agent/demo-apps/token-app.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import type { PlanInput } from '../../coordinator/model.js';
 import { freezeMethodOf } from '../../coordinator/servers/backend.js';
-import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import { agentConfigJson } from '../../examples/demo/plan.js';
 import { silent } from '../support/live-fixture.js';
 import { spawnTsx, value, waitUntil, type Child } from '../support/live-processes.js';
@@ -23,7 +21,6 @@ import { startNatsServer, type NatsServerHandle } from '../support/nats-server.j
 import { startQemu, type QemuHandle } from '../support/qemu.js';
 
 let nats: NatsServerHandle;
-let nc: NatsConnection;
 let vm: QemuHandle;
 let dir: string;
 let coordinator: Child;
@@ -43,8 +40,6 @@ beforeAll(async () => {
   coordinator = spawnTsx('coordinator', 'coordinator/main.ts', ['--nats', nats.url, '--listen', '127.0.0.1:0', '--log-level', 'warn', '--volume-backend', `directory:${join(dir, 'snaps')}`, '--server-backend', 'qemu']);
   const address = (await coordinator.waitForOutput(/listening on (\S+)/))[1] as string;
   client = new CoordinatorClient(address, { callTimeoutMs: 20_000 });
-  nc = await connect({ servers: nats.url });
-  const store = await openCoordinatorStore(nc);
   const plan: PlanInput = {
     id: 'mixed',
     tenant: 'acme',
@@ -58,8 +53,9 @@ beforeAll(async () => {
     ],
     agentlessServers: [{ server: 'vm1', backendRef: vm.qmpSocket }],
   };
-  const created = await store.plans.create({ ...plan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
-  if (!created.ok) throw new Error(created.error.message);
+  const registered = value(await client.registerPlan(plan, 0), 'RegisterPlan');
+  expect(registered.agentlessServers).toEqual(plan.agentlessServers);
+  expect(value(await client.getPlan('mixed'), 'GetPlan').agentlessServers).toEqual(plan.agentlessServers);
   const config = parseAgentConfig(agentConfigJson(plan, 'a1', 'A', nats.url, { heartbeatIntervalMs: 500, triggerWaitMs: 500, stateDir: join(dir, 'state') }));
   if (!config.ok) throw new Error(config.problems.join('; '));
   agent = await Agent.start(config.config, silent);
@@ -74,7 +70,6 @@ afterAll(async () => {
   client?.close();
   await agent?.stop();
   await coordinator?.stop();
-  await nc?.drain().catch(() => undefined);
   await nats?.stop();
   await vm?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });

@@ -156,6 +156,21 @@ describe('requests round-trip through the wire', () => {
     expect(registerPlanRequestFromProto(wire)).toEqual({ ok: true, value: { plan, expectedRevision: 42 } });
   });
 
+  it('RegisterPlan: servers without an agent come back equal, the guest agent only where set', () => {
+    const base = planInput();
+    const plan = {
+      ...base,
+      servers: [...base.servers, 'vm1', 'vm2'],
+      volumes: [...base.volumes, { id: 'vm1-sys', server: 'vm1', backendRef: 'sys' }, { id: 'vm2-sys', server: 'vm2', backendRef: 'sys' }],
+      agentlessServers: [
+        { server: 'vm1', backendRef: '/run/vm1.qmp' },
+        { server: 'vm2', backendRef: '/run/vm2.qmp', guestAgentRef: '/run/vm2.qga' },
+      ],
+    };
+    const wire = requestOverTheWire('RegisterPlan', { plan: planInputToProto(plan), expected_revision: 0 });
+    expect(registerPlanRequestFromProto(wire)).toEqual({ ok: true, value: { plan, expectedRevision: 0 } });
+  });
+
   it('TakeSnapshot with every option set comes back equal', () => {
     const request: TakeSnapshotRequest = {
       planId: 'demo',

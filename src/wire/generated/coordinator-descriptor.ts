@@ -157,6 +157,27 @@ export const coordinatorDescriptor = {
                 "updated_at": {
                   "type": "google.protobuf.Timestamp",
                   "id": 9
+                },
+                "agentless_servers": {
+                  "rule": "repeated",
+                  "type": "AgentlessServer",
+                  "id": 10
+                }
+              }
+            },
+            "AgentlessServer": {
+              "fields": {
+                "server": {
+                  "type": "string",
+                  "id": 1
+                },
+                "backend_ref": {
+                  "type": "string",
+                  "id": 2
+                },
+                "guest_agent_ref": {
+                  "type": "string",
+                  "id": 3
                 }
               }
             },
