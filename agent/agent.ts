@@ -41,6 +41,7 @@ import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.j
 import { hookFailed } from './hooks/index.js';
 import { lazyChild, type LazyLog } from './lazy-log.js';
 import { AgentTimers } from './timers.js';
+import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
 import { JetStreamStateObjects, type StateObjects } from '../adapters/state-store.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -77,6 +78,8 @@ export class Agent implements AppHost {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Every app's deadlines on one Node timer (agent/timers.ts). */
   private readonly timers = new AgentTimers({ nowMs: () => performance.now() });
+  /** Malformed, foreign and stale commands: counted, logged at a bounded rate. */
+  private readonly badTraffic: BadTrafficLog;
   private readonly subs: Subscription[] = [];
   private stopped = false;
   /** As the NATS client last reported it; only for saying in the log whether a report went out. */
@@ -115,6 +118,7 @@ export class Agent implements AppHost {
     readonly nc: NatsConnection,
     private readonly objects: StateObjects,
   ) {
+    this.badTraffic = new BadTrafficLog(log);
     this.control = new AgentControl({
       tenant: config.tenant,
       server: config.server,
@@ -288,7 +292,7 @@ export class Agent implements AppHost {
     const decoded = decodeControl(bytes);
     if (!decoded.ok) {
       this.counters.malformedControl += 1;
-      this.log.warn({ error: decoded.error.message, field: decoded.error.field }, 'malformed control message dropped');
+      this.badTraffic.warn('malformed-control', { error: decoded.error.message, field: decoded.error.field }, 'malformed control message dropped');
       return;
     }
     this.apply(this.control.step({ type: 'control', control: decoded.value }));
@@ -298,7 +302,7 @@ export class Agent implements AppHost {
     const decoded = decodePlanTrigger(bytes);
     if (!decoded.ok) {
       this.counters.malformedControl += 1;
-      this.log.warn({ error: decoded.error.message, field: decoded.error.field }, 'malformed plan trigger dropped');
+      this.badTraffic.warn('malformed-plan-trigger', { error: decoded.error.message, field: decoded.error.field }, 'malformed plan trigger dropped');
       return;
     }
     this.apply(this.control.step({ type: 'plan-trigger', trigger: decoded.value }));
@@ -313,12 +317,12 @@ export class Agent implements AppHost {
         this.log.debug({ detail }, 'duplicate control message: remembered answers published again');
       } else if (reason === 'foreign') {
         this.counters.foreignControl += 1;
-        this.log.warn({ detail }, 'control message for another agent dropped');
+        this.badTraffic.warn('foreign-control', { detail }, 'control message for another agent dropped');
       } else if (reason === 'not-served') {
         this.counters.notServedTriggers += 1;
       } else {
         this.counters.staleEpochControl += 1;
-        this.log.warn({ reason, detail }, 'control message of another epoch of its plan');
+        this.badTraffic.warn('stale-control', { reason, detail }, 'control message of another epoch of its plan');
       }
     }
     for (const effect of step.effects) {
@@ -589,6 +593,7 @@ export class Agent implements AppHost {
     await this.opaque.close();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.timers.stop();
+    this.badTraffic.flush();
     for (const e of await this.attached()) await e.close();
     this.stopped = true;
     this.endpoints.clear();

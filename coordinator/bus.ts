@@ -23,6 +23,7 @@ import {
   type ControlCommand,
   type PlanTrigger,
 } from '../src/wire/index.js';
+import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
 import { PlanLayouts, type ServerPart } from './plan-layouts.js';
 
 export interface BusCounters {
@@ -79,6 +80,8 @@ export class ControlBus {
   private readonly listeners = new Set<(e: AgentEvent) => void>();
   readonly counters: BusCounters = { malformedEvents: 0, forgedEvents: 0, controlsSent: 0, controlsResent: 0, planTriggersSent: 0, partsSent: 0 };
   private readonly layouts = new PlanLayouts();
+  /** Malformed and forged events: counted, logged at a bounded rate (adapters/bad-traffic-log.ts). */
+  private readonly badTraffic: BadTrafficLog;
   private readonly limits: ControlBusLimits;
 
   constructor(
@@ -87,6 +90,7 @@ export class ControlBus {
     limits: Partial<ControlBusLimits> = {},
   ) {
     this.limits = { ...CONTROL_BUS_LIMITS_DEFAULT, ...limits };
+    this.badTraffic = new BadTrafficLog(log);
     const invalid = validateControlBusLimits(this.limits);
     if (invalid !== undefined) throw new Error(`invalid control bus limits: ${invalid}`);
   }
@@ -229,13 +233,13 @@ export class ControlBus {
     const decoded = decodeEvent(bytes);
     if (!decoded.ok) {
       this.counters.malformedEvents += 1;
-      this.log.warn({ subject, error: decoded.error.message, field: decoded.error.field }, 'malformed event dropped');
+      this.badTraffic.warn('malformed-event', { subject, error: decoded.error.message, field: decoded.error.field }, 'malformed event dropped');
       return;
     }
     const e = decoded.value;
     if (!isSubjectOf(subject, e.tenant, e.server)) {
       this.counters.forgedEvents += 1;
-      this.log.warn({ subject, claims: `${e.tenant}/${e.server}` }, 'event claims another sender than its subject: dropped');
+      this.badTraffic.warn('forged-event', { subject, claims: `${e.tenant}/${e.server}` }, 'event claims another sender than its subject: dropped');
       return;
     }
     if (e.type === 'register') this.layouts.forget(e.tenant, e.server);
@@ -252,5 +256,6 @@ export class ControlBus {
 
   stop(): void {
     this.sub?.unsubscribe();
+    this.badTraffic.flush();
   }
 }

@@ -34,6 +34,32 @@ function heartbeat(tenant: string, server: string, n: number): Uint8Array {
   return r.value;
 }
 
+describe('a flood of malformed events', () => {
+  it('is counted, logged at a bounded rate, and the bus still takes good events', async () => {
+    const lines: string[] = [];
+    const sink = { write: (l: string) => lines.push(l) };
+    const nc2 = await connect({ servers: nats.url });
+    const flooded = new ControlBus(nc2, pino({ level: 'info' }, sink));
+    const seen: AgentEvent[] = [];
+    flooded.onEvents((e) => seen.push(e));
+    await flooded.start();
+    try {
+      for (let i = 0; i < 5_000; i++) nc.publish('snap.acme.evt.s1', new Uint8Array([0xff, i & 0xff, 0x01]));
+      nc.publish('snap.acme.evt.s1', heartbeat('acme', 's1', 3));
+      await nc.flush();
+      for (let i = 0; i < 200 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(seen.map((e) => e.requestId)).toEqual(['r3']);
+      expect(flooded.counters.malformedEvents).toBe(5_000);
+      expect(lines.length).toBeLessThanOrEqual(20);
+    } finally {
+      flooded.stop();
+      await nc2.drain();
+    }
+    // Stopping wrote the summary of what was left out.
+    expect(lines.some((l) => l.includes('"suppressed"'))).toBe(true);
+  }, 30_000);
+});
+
 describe('events and the subject they came on', () => {
   it.each([
     ['another server of the tenant', 'snap.acme.evt.s1', 'acme', 's2'],
