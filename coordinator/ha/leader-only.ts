@@ -1,8 +1,8 @@
 /**
  * The API as a standby serves it: the calls that change something (or follow a checkpoint the
  * leader runs) answer UNAVAILABLE with the reason NOT_LEADER and the leader's address, so a
- * client or load balancer goes there; reads of the store (plans, checkpoints, policies, agents) are answered from the shared
- * store. The leader serves everything.
+ * client or load balancer goes there; reads (plans, checkpoints and their verification, policies,
+ * agents) are answered from the shared store. The leader serves everything.
  */
 import type { CheckpointsApi, CoordinatorApi, PlansApi, PoliciesApi } from '../api.js';
 import { failWith } from '../errors.js';
@@ -14,7 +14,7 @@ export interface Leadership {
 
 const LEADER_ONLY = {
   plans: ['register', 'delete'],
-  checkpoints: ['take', 'watch', 'rollback', 'restore', 'verify', 'delete', 'cancel', 'begin', 'finish', 'pin'],
+  checkpoints: ['take', 'watch', 'rollback', 'restore', 'delete', 'cancel', 'begin', 'finish', 'pin'],
   policies: ['create', 'update', 'delete'],
 } as const satisfies { plans: readonly (keyof PlansApi)[]; checkpoints: readonly (keyof CheckpointsApi)[]; policies: readonly (keyof PoliciesApi)[] };
 

@@ -98,6 +98,8 @@ describe('coordinators with a leader lease on a 3-node NATS cluster', () => {
     }
     // Reads come from the shared store.
     expect(value(await b.client.getPlan('ha')).id).toBe('ha');
+    const verifyMissing = await b.client.verify(999_999);
+    expect(!verifyMissing.ok && verifyMissing.error.codeName).toBe('NOT_FOUND');
     for (const server of plan.servers) {
       const file = join(dir, `${server}.json`);
       // The agents use one node: this test kills coordinators, not NATS nodes.
