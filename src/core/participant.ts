@@ -107,6 +107,26 @@ interface InputChannel<P> {
   failed: string | null;
   /** Items of this input waiting in the backlog: while > 0, new arrivals queue behind them. */
   backlogged: number;
+  /**
+   * Barriers that overtook messages and are to be handled at once (unaligned), by checkpoint: the
+   * seq of the last message before each. Read when the barrier is processed; created when needed.
+   */
+  overtook: Map<CheckpointId, number> | undefined;
+  /**
+   * Checkpoints whose barrier overtook messages on this input and whose recording of it closes when
+   * the last of those messages is delivered (see `PendingCheckpoint.overtaken`). Replaced, never changed.
+   */
+  closers: readonly PendingCheckpoint[];
+  /**
+   * Overtaking barriers held until the message they follow arrives (a policy other than unaligned),
+   * oldest first: each then takes its FIFO place.
+   */
+  held: readonly HeldBarrier[];
+}
+
+interface HeldBarrier {
+  readonly id: CheckpointId;
+  readonly afterSeq: number;
 }
 
 interface OutputChannel {
@@ -118,6 +138,8 @@ interface OutputChannel {
 /** What a step that releases nothing hands on: shared, so such a step allocates no list. */
 const NOTHING_RELEASED: readonly never[] = [];
 const NO_RECORDERS: readonly never[] = [];
+const NO_CLOSERS: readonly never[] = [];
+const NO_HELD: readonly never[] = [];
 
 const FINISHED_IDS_REMEMBERED_MAX_DEFAULT = 1024;
 
@@ -212,6 +234,9 @@ export class Participant<P> {
         recorders: NO_RECORDERS,
         failed: null,
         backlogged: 0,
+        overtook: undefined,
+        closers: NO_CLOSERS,
+        held: NO_HELD,
       };
       this.inputs.set(id, ch);
       this.inputList.push(ch);
@@ -306,7 +331,7 @@ export class Participant<P> {
       case 'message':
         return this.onMessage(input.channel, input.seq, input.epoch, input.payload);
       case 'barrier':
-        return this.onBarrier(input.channel, input.checkpointId, input.epoch, input.afterSeq);
+        return this.onBarrier(input.channel, input.checkpointId, input.epoch, input.afterSeq, input.overtaking === true);
       case 'trigger':
         return this.onTrigger(input.checkpointId);
       case 'snapshot-stored':
@@ -385,15 +410,28 @@ export class Participant<P> {
     if (ch.backlogged > 0) {
       this.toBacklog(ch, false, seq, payload);
       this.processBacklog();
-      return undefined;
-    }
-    if (ch.blockedFor !== null) {
+    } else if (ch.blockedFor !== null) {
       ch.buffer.push(false, seq, payload);
       ch.blockedFor.bufferedMessages += 1;
-      return undefined;
+    } else {
+      this.deliver(ch, seq, payload);
     }
-    this.deliver(ch, seq, payload);
+    if (ch.held.length > 0) this.releaseHeldBarriers(ch, seq);
     return undefined;
+  }
+
+  /**
+   * The message an overtaking barrier follows has arrived: the barrier takes its FIFO place right
+   * behind it, through the backlog, as a barrier behind a delivery in the same step must.
+   */
+  private releaseHeldBarriers(ch: InputChannel<P>, seq: number): void {
+    let n = 0;
+    while (n < ch.held.length && (ch.held[n] as HeldBarrier).afterSeq <= seq) n += 1;
+    if (n === 0) return;
+    const due = ch.held.slice(0, n);
+    ch.held = n === ch.held.length ? NO_HELD : ch.held.slice(n);
+    for (const b of due) this.toBacklog(ch, true, b.id, undefined);
+    this.processBacklog();
   }
 
   private deliver(ch: InputChannel<P>, seq: number, payload: P): void {
@@ -403,16 +441,43 @@ export class Participant<P> {
       for (const rec of ch.recorders) rec.push({ seq, payload });
     }
     this.out.deliver(ch.handle, seq, payload);
+    if (ch.closers.length > 0) this.closeOvertaken(ch, seq);
   }
 
-  private onBarrier(channel: InputHandle, id: CheckpointId, epoch: Epoch, afterSeq: number | undefined): Rejection | undefined {
+  /** Closes the recordings of this input that an overtaking barrier left open until `seq`. */
+  private closeOvertaken(ch: InputChannel<P>, seq: number): void {
+    const due = ch.closers.filter((p) => (p.overtaken?.get(ch.handle) ?? 0) <= seq);
+    if (due.length === 0) return;
+    const rest = ch.closers.filter((p) => !due.includes(p));
+    ch.closers = rest.length === 0 ? NO_CLOSERS : rest;
+    for (const p of due) {
+      p.overtaken?.delete(ch.handle);
+      this.controller.closeRecording(p, ch.handle);
+    }
+  }
+
+  private onBarrier(
+    channel: InputHandle,
+    id: CheckpointId,
+    epoch: Epoch,
+    afterSeq: number | undefined,
+    overtaking: boolean,
+  ): Rejection | undefined {
     const ch = this.arrival(channel, epoch);
     if (!isInput(ch)) {
       // A barrier behind a gap still names a checkpoint that cannot complete: say so now, not at timeout.
       if (ch.reason === 'channel-failed' && !this.finished.has(id) && !this.pending.has(id)) this.begin(id);
       return ch;
     }
-    if (afterSeq !== undefined && this.order === 'fifo-checked' && afterSeq !== ch.lastArrived) {
+    if (overtaking && afterSeq !== undefined && this.order === 'fifo-checked' && afterSeq > ch.lastArrived) {
+      // Not a gap: the messages up to afterSeq are still on their way behind the barrier.
+      if (this.policy.kind !== 'unaligned') {
+        // Only unaligned records what follows a barrier on its input, so the barrier waits for them.
+        ch.held = [...ch.held, { id, afterSeq }];
+        return undefined;
+      }
+      (ch.overtook ??= new Map()).set(id, afterSeq);
+    } else if (afterSeq !== undefined && this.order === 'fifo-checked' && afterSeq !== ch.lastArrived) {
       const detail = `barrier ${id} on ${ch.id} follows seq ${afterSeq} but seq ${ch.lastArrived} arrived last: ${afterSeq > ch.lastArrived ? `${afterSeq - ch.lastArrived} message(s) lost` : 'messages out of order'}`;
       this.failChannel(ch, detail);
       if (!this.finished.has(id) && !this.pending.has(id)) this.begin(id);
@@ -431,6 +496,7 @@ export class Participant<P> {
   }
 
   private processBarrier(ch: InputChannel<P>, id: CheckpointId): Rejection | undefined {
+    const owedUntil = ch.overtook === undefined ? undefined : this.takeOvertook(ch, id);
     // Refused here, on the one path every barrier takes (directly or out of the backlog), before it
     // could start a checkpoint; it also narrows the policy to one that has a barrier handler.
     const policy = this.policy;
@@ -453,9 +519,22 @@ export class Participant<P> {
       return reject('duplicate-barrier', `barrier ${id} on ${ch.id} already arrived`);
     }
     p.barrierChannels.add(ch.handle);
+    if (owedUntil !== undefined && owedUntil > ch.delivered) {
+      (p.overtaken ??= new Map()).set(ch.handle, owedUntil);
+      ch.closers = [...ch.closers, p];
+    }
     const rejected = policy.onBarrier(this.controller, p, ch.handle);
     this.release(released);
     return rejected;
+  }
+
+  /** The seq an overtaking barrier of `id` follows on `ch`, forgotten once read. */
+  private takeOvertook(ch: InputChannel<P>, id: CheckpointId): number | undefined {
+    const map = ch.overtook as Map<CheckpointId, number>;
+    const seq = map.get(id);
+    map.delete(id);
+    if (map.size === 0) ch.overtook = undefined;
+    return seq;
   }
 
   private onTrigger(id: CheckpointId): Rejection | undefined {
@@ -521,6 +600,14 @@ export class Participant<P> {
     p.blocked.clear();
     for (const [h, rec] of p.recording) stopRecording(this.inputList[h] as InputChannel<P>, rec);
     p.recording.clear();
+    if (p.overtaken !== undefined) {
+      for (const h of p.overtaken.keys()) {
+        const ch = this.inputList[h] as InputChannel<P>;
+        const rest = ch.closers.filter((q) => q !== p);
+        ch.closers = rest.length === 0 ? NO_CLOSERS : rest;
+      }
+      p.overtaken.clear();
+    }
     this.pending.delete(p.id);
     this.finished.add(p.id);
     return blocked;
@@ -665,6 +752,9 @@ export class Participant<P> {
       ch.blockedFor = null;
       ch.recorders = NO_RECORDERS;
       ch.failed = null;
+      ch.overtook = undefined;
+      ch.closers = NO_CLOSERS;
+      ch.held = NO_HELD;
     }
     // The recorded messages go to the app before anything new can arrive on the new epoch.
     for (const ch of this.inputList) {
@@ -743,7 +833,7 @@ export class Participant<P> {
         }
         if (how.recordOpenInputs) {
           for (const ch of this.inputList) {
-            if (p.barrierChannels.has(ch.handle)) continue;
+            if (p.barrierChannels.has(ch.handle) && p.overtaken?.has(ch.handle) !== true) continue;
             const rec: RecordedMessage<P>[] = [];
             p.recording.set(ch.handle, rec as RecordedMessage<unknown>[]);
             ch.recorders = [...ch.recorders, rec];
@@ -766,6 +856,8 @@ export class Participant<P> {
         p.blocked.add(channel);
       },
       closeRecording: (p, channel) => {
+        // An overtaking barrier's input stays recorded until the messages it overtook are delivered.
+        if (p.overtaken?.has(channel) === true) return;
         const ch = this.inputList[channel] as InputChannel<P>;
         const rec = p.recording.get(channel);
         if (rec === undefined) broken(`no recording of ${ch.id} for ${p.id} at ${this.id}`);

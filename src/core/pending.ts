@@ -19,6 +19,12 @@ export interface PendingCheckpoint {
   readonly channelStates: Map<InputHandle, RecordedMessage<unknown>[]>;
   /** Inputs blocked for this checkpoint (aligned and sync). */
   readonly blocked: Set<InputHandle>;
+  /**
+   * Inputs whose barrier overtook messages (unaligned): the seq of the last message before the
+   * barrier. The input stays recorded until that message is delivered, then its channel state closes.
+   * Created at the first such barrier: most checkpoints have none.
+   */
+  overtaken: Map<InputHandle, number> | undefined;
   counts: SnapshotCounts | undefined;
   stored: boolean;
   /** Initiated here (trigger), as opposed to started by a barrier. */
@@ -37,6 +43,7 @@ export function newPending(id: CheckpointId): PendingCheckpoint {
     recording: new Map(),
     channelStates: new Map(),
     blocked: new Set(),
+    overtaken: undefined,
     counts: undefined,
     stored: false,
     triggered: false,

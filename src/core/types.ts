@@ -95,6 +95,13 @@ export type Input<P> =
        * than arrived reveals a gap even with no message after it.
        */
       readonly afterSeq?: number;
+      /**
+       * The sender put this barrier (an unaligned checkpoint's) ahead of messages it had queued for
+       * credit: messages up to `afterSeq` may still come after it, and they belong to this
+       * checkpoint's channel state of this input. Meaningful only with `afterSeq` and fifo-checked
+       * order (see docs/core.md).
+       */
+      readonly overtaking?: boolean;
     }
   /** The state captured at the `snapshot` effect is durable. */
   | { readonly type: 'snapshot-stored'; readonly checkpointId: CheckpointId }
