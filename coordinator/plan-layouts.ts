@@ -1,9 +1,11 @@
 /**
  * Which agents hold which layout of each plan's per-server trigger parts (wire.proto, PlanTrigger).
  * The trigger broadcast carries no per-server part, so that its size does not grow with the plan;
- * a server gets its part in a Trigger of its own until one of its answers shows it holds the layout.
- * Memory only: a restarted coordinator knows no holders and sends every part once again, and an
- * agent that registers anew (it may have restarted) is forgotten as a holder.
+ * a server gets its part in a Trigger of its own unless it answered the plan's previous checkpoint
+ * of the same layout (an answer shows it held the layout: it took the trigger). So a server that
+ * lost its layout (its agent restarted, and its new registration was lost on the way) misses at
+ * most one checkpoint, whose silence takes it off the holders. Memory only: a restarted coordinator
+ * knows no holders and sends every part once again; an agent that registers anew is forgotten too.
  */
 import { createHash } from 'node:crypto';
 
@@ -15,19 +17,22 @@ export interface ServerPart {
   readonly backEdgeChannels: readonly string[];
 }
 
-/** Checkpoints whose answers may still confirm a holder; the oldest is forgotten first. */
-const CONFIRMING_CHECKPOINTS_MAX = 256;
+/** Checkpoints whose answers are still noted; the oldest is forgotten first. */
+const CHECKPOINTS_NOTED_MAX = 256;
 
-interface Confirming {
-  readonly key: string;
-  readonly layout: string;
+interface PlanEntry {
+  readonly tenant: string;
+  layout: string;
+  /** The plan's latest checkpoint and the servers that answered it. */
+  checkpointId: number;
+  answered: Set<string>;
 }
 
 export class PlanLayouts {
-  /** `tenant/plan` -> the layout last broadcast and the servers known to hold it. */
-  private readonly plans = new Map<string, { layout: string; holders: Set<string> }>();
-  /** `tenant/checkpoint` -> the plan layout its parts were sent under. */
-  private readonly confirming = new Map<string, Confirming>();
+  /** `tenant/plan` -> its latest broadcast's layout and who answered it. */
+  private readonly plans = new Map<string, PlanEntry>();
+  /** Checkpoint id (coordinator-wide) -> its plan's entry, to note answers. */
+  private readonly checkpoints = new Map<number, PlanEntry>();
 
   /** Names the parts by their content: the same plan graph and policy give the same id. */
   static idOf(parts: readonly ServerPart[]): string {
@@ -41,38 +46,32 @@ export class PlanLayouts {
   }
 
   /**
-   * The servers of `parts` that need their part sent for a checkpoint of layout `layout`; remembers
-   * the checkpoint so that their answers confirm them.
+   * The servers of `parts` that need their part sent for checkpoint `checkpointId` of layout
+   * `layout`: all but those that answered the plan's previous checkpoint of the same layout. Notes
+   * the checkpoint, whose answers decide the next one's.
    */
   missing(tenant: string, plan: string, checkpointId: number, layout: string, parts: readonly ServerPart[]): ServerPart[] {
     const key = `${tenant}/${plan}`;
-    let entry = this.plans.get(key);
-    if (entry === undefined || entry.layout !== layout) {
-      entry = { layout, holders: new Set() };
-      this.plans.set(key, entry);
-    }
-    const holders = entry.holders;
-    const missing = holders.size === parts.length ? [] : parts.filter((p) => !holders.has(p.server));
-    if (missing.length > 0) {
-      this.confirming.set(`${tenant}/${checkpointId}`, { key, layout });
-      if (this.confirming.size > CONFIRMING_CHECKPOINTS_MAX) this.confirming.delete(this.confirming.keys().next().value as string);
-    }
-    return missing;
+    const previous = this.plans.get(key);
+    const holders = previous !== undefined && previous.layout === layout ? previous.answered : undefined;
+    const entry: PlanEntry = { tenant, layout, checkpointId, answered: new Set() };
+    this.plans.set(key, entry);
+    this.checkpoints.set(checkpointId, entry);
+    if (this.checkpoints.size > CHECKPOINTS_NOTED_MAX) this.checkpoints.delete(this.checkpoints.keys().next().value as number);
+    if (holders === undefined) return [...parts];
+    return holders.size === parts.length ? [] : parts.filter((p) => !holders.has(p.server));
   }
 
   /** An answer of `server` about `checkpointId`: it took the trigger, so it holds the layout. */
   answered(tenant: string, server: string, checkpointId: number): void {
-    if (this.confirming.size === 0) return;
-    const c = this.confirming.get(`${tenant}/${checkpointId}`);
-    if (c === undefined) return;
-    const entry = this.plans.get(c.key);
-    if (entry !== undefined && entry.layout === c.layout) entry.holders.add(server);
+    const entry = this.checkpoints.get(checkpointId);
+    if (entry !== undefined && entry.tenant === tenant) entry.answered.add(server);
   }
 
   /** The agent registered anew: it may have restarted and forgotten every layout. */
   forget(tenant: string, server: string): void {
     const prefix = `${tenant}/`;
-    for (const [key, entry] of this.plans) if (key.startsWith(prefix)) entry.holders.delete(server);
+    for (const [key, entry] of this.plans) if (key.startsWith(prefix)) entry.answered.delete(server);
   }
 }
 
