@@ -30,6 +30,8 @@ export interface CommonOptions {
   readonly source: ScenarioSource;
   readonly seed: number;
   readonly sets: readonly ParamSetting[];
+  /** `--overtaking`: the scenario's `overtaking` set (unaligned barriers overtake messages in flight). */
+  readonly overtaking?: true;
 }
 
 /** What `--svg-from`, `--svg-to` and `--svg-processes` ask of the diagram. */
@@ -83,7 +85,9 @@ const SOURCE_HELP = `Scenario (exactly one):
   --processes N            number of processes for --topology
   --set PARAM=VALUE        change one scenario parameter (repeatable): ${PARAMS.filter((p) => p.name !== 'seed')
     .map((p) => p.name)
-    .join(', ')}`;
+    .join(', ')}
+  --overtaking             an unaligned checkpoint's barrier overtakes the messages in flight on
+                           its channel (the scenario's "overtaking"; FIFO channels only)`;
 
 const EXIT_HELP = `Exit codes:
   0  consistent: no violation (compare and sweep exit 0 whatever they find)
@@ -209,6 +213,7 @@ const COMMON_OPTIONS = {
   processes: { type: 'string' },
   seed: { type: 'string' },
   set: { type: 'string', multiple: true },
+  overtaking: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -394,7 +399,7 @@ function parseCommon(
     if (sets.some((s) => s.param.name === spec.name)) return err(`--set ${spec.name} is given twice`);
     sets.push({ param: spec, value: value.value });
   }
-  return ok({ source: source.value, seed, sets });
+  return ok(values['overtaking'] === true ? { source: source.value, seed, sets, overtaking: true } : { source: source.value, seed, sets });
 }
 
 /**
@@ -465,6 +470,7 @@ export function reproduceCommand(common: CommonOptions, algorithm: Algorithm, se
   if (common.source.kind === 'file') parts.push('--scenario', common.source.path);
   else parts.push('--topology', common.source.topology, '--processes', String(common.source.processes));
   for (const s of common.sets) parts.push('--set', `${s.param.name}=${s.value}`);
+  if (common.overtaking === true) parts.push('--overtaking');
   parts.push('--algorithm', algorithm, '--seed', String(seed));
   return parts.map(shellQuote).join(' ');
 }

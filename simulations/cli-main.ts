@@ -268,8 +268,15 @@ function loadScenario(common: CommonOptions, io: CliIo): Scenario {
   return withSettings(baseScenario(common, io), common.sets.map((s) => ({ name: s.param.name, value: s.value, flag: '--set' })), common.seed, sourceName(common)).scenario;
 }
 
-/** The file's scenario, or the generated one, before any `--set` or swept value. */
+/** The file's scenario, or the generated one, with `--overtaking`, before any `--set` or swept value. */
 function baseScenario(common: CommonOptions, io: CliIo): Scenario {
+  const scenario = sourceScenario(common, io);
+  if (common.overtaking !== true) return scenario;
+  if (scenario.fifo === false) throw new UsageError('--overtaking needs FIFO channels, and the scenario has "fifo": false');
+  return { ...scenario, overtaking: true };
+}
+
+function sourceScenario(common: CommonOptions, io: CliIo): Scenario {
   if (common.source.kind === 'topology') return scenarioForTopology(common.source.topology, common.source.processes);
   const source = common.source.path;
   let text: string;

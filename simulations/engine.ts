@@ -132,6 +132,8 @@ interface SimChannel {
   /** The channel's handle in the receiver's core. */
   readonly inHandle: InputHandle;
   lastArrivalMs: number;
+  /** Arrival of the last barrier that overtook messages: such barriers keep their order among themselves. */
+  lastAheadArrivalMs: number;
   wireIndex: number;
   /** The scenario's slow-channel factor for this channel (1 for all others), for the default scheduler. */
   readonly delayFactor: number;
@@ -198,6 +200,14 @@ class Simulation {
   private readonly sendInput = { type: 'send' as const, channel: 0 as OutputHandle, payload: 0 as Payload };
   private readonly messageInput = { type: 'message' as const, channel: 0 as InputHandle, seq: 0, epoch: 0 as Epoch, payload: 0 as Payload };
   private readonly barrierInput = { type: 'barrier' as const, channel: 0 as InputHandle, checkpointId: 0 as CheckpointId, epoch: 0 as Epoch };
+  private readonly aheadBarrierInput = {
+    type: 'barrier' as const,
+    channel: 0 as InputHandle,
+    checkpointId: 0 as CheckpointId,
+    epoch: 0 as Epoch,
+    afterSeq: 0,
+    overtaking: true,
+  };
   /** Every core writes its effects here: `feed` carries out and releases each step's before it returns. */
   private readonly effects = new EffectBuffer<Payload>();
   /** Handled arrivals, for reuse (see SimEvent). */
@@ -208,6 +218,8 @@ class Simulation {
   private readonly delays: DelayModel | null;
   private readonly random: () => number;
   private readonly fifo: boolean;
+  /** Unaligned barriers overtake the messages in flight (`Scenario.overtaking`, FIFO channels only). */
+  private readonly overtaking: boolean;
   private readonly windowMax: number;
   private readonly trace: MutableTrace[] | undefined;
   private readonly abInitiators: ProcessId[];
@@ -243,6 +255,8 @@ class Simulation {
     const reachMs = Math.max(TICK_REACH_INTERVALS * interval, delayReachMs(scenario.delays));
     this.queue = new EventQueue(agendaBucketMs(this.graph.processes.length / interval, AGENDA_TICKS_PER_BUCKET, reachMs));
     this.fifo = scenario.fifo ?? true;
+    if (scenario.overtaking === true && !this.fifo) throw new SimulationError('overtaking needs FIFO channels');
+    this.overtaking = scenario.overtaking === true;
     this.windowMax = scenario.channelWindowMessagesMax ?? CHANNEL_WINDOW_MESSAGES_DEFAULT;
     this.scheduler = options.scheduler ?? delayModelScheduler(scenario.delays, scenario.skew?.slowChannel);
     this.delays = options.scheduler ? null : scenario.delays;
@@ -316,6 +330,7 @@ class Simulation {
         outHandle,
         inHandle,
         lastArrivalMs: 0,
+        lastAheadArrivalMs: 0,
         wireIndex: 0,
         delayFactor: slowChannel && slowChannel.channel === c.id ? slowChannel.delayFactor : 1,
         inFlight: 0,
@@ -500,21 +515,37 @@ class Simulation {
 
   /** Puts a data message (`barrier` 0) or a barrier on the wire of `ch`. */
   private put(ch: SimChannel, epoch: Epoch, seq: number, payload: Payload, barrier: CheckpointId, trace: MutableTrace | undefined): void {
-    ch.wireIndex += 1;
-    let at: number;
-    if (this.delays) {
-      // The default scheduler, inlined (same draws, same arithmetic): this runs for every message.
-      at = this.now + sampleDelayMs(this.delays, this.random) * ch.delayFactor;
-    } else {
-      at = this.scheduler.arrivalMs(
-        { channel: ch.id, kind: barrier === 0 ? 'message' : 'barrier', wireIndex: ch.wireIndex, sentAtMs: this.now },
-        this.random,
-      );
-    }
+    let at = this.sampleArrival(ch, barrier === 0 ? 'message' : 'barrier');
     if (this.fifo && at < ch.lastArrivalMs) at = ch.lastArrivalMs;
     if (at < this.now) at = this.now;
     ch.lastArrivalMs = at;
     if (barrier === 0) ch.inFlight += 1;
+    this.arrive(ch, epoch, seq, payload, barrier, trace, at);
+  }
+
+  /**
+   * Puts an unaligned checkpoint's barrier on the wire ahead of the messages in flight, as the
+   * agent's outbound queue sends it ahead of messages waiting for credit: its arrival is not held
+   * behind theirs, while everything sent after it still arrives after it. `seq` carries its
+   * afterSeq (> 0, there are messages in flight), which marks the arrival as overtaking.
+   */
+  private putAhead(ch: SimChannel, epoch: Epoch, afterSeq: number, barrier: CheckpointId, trace: MutableTrace | undefined): void {
+    let at = this.sampleArrival(ch, 'barrier');
+    if (at < ch.lastAheadArrivalMs) at = ch.lastAheadArrivalMs;
+    if (at < this.now) at = this.now;
+    ch.lastAheadArrivalMs = at;
+    if (at > ch.lastArrivalMs) ch.lastArrivalMs = at;
+    this.arrive(ch, epoch, afterSeq, 0, barrier, trace, at);
+  }
+
+  private sampleArrival(ch: SimChannel, kind: 'message' | 'barrier'): number {
+    ch.wireIndex += 1;
+    // The default scheduler, inlined (same draws, same arithmetic): this runs for every message.
+    if (this.delays) return this.now + sampleDelayMs(this.delays, this.random) * ch.delayFactor;
+    return this.scheduler.arrivalMs({ channel: ch.id, kind, wireIndex: ch.wireIndex, sentAtMs: this.now }, this.random);
+  }
+
+  private arrive(ch: SimChannel, epoch: Epoch, seq: number, payload: Payload, barrier: CheckpointId, trace: MutableTrace | undefined, at: number): void {
     const ev = this.event(K.Arrive);
     ev.ch = ch;
     ev.epoch = epoch;
@@ -568,6 +599,15 @@ class Simulation {
       this.step(p, message);
     } else {
       if (!p.firstSeenAt.has(barrier)) p.firstSeenAt.set(barrier, this.now);
+      if (w.seq > 0 && this.options.overtakingUnflagged !== true) {
+        const ahead = this.aheadBarrierInput;
+        ahead.channel = ch.inHandle;
+        ahead.checkpointId = barrier;
+        ahead.epoch = w.epoch;
+        ahead.afterSeq = w.seq;
+        this.step(p, ahead);
+        return;
+      }
       const input = this.barrierInput;
       input.channel = ch.inHandle;
       input.checkpointId = barrier;
@@ -638,7 +678,8 @@ class Simulation {
           } as unknown as MutableTrace;
           this.trace.push(trace);
         }
-        this.put(ch, e.epoch, 0, 0, e.checkpointId, trace);
+        if (this.overtaking && ch.inFlight > 0 && p.core.policyKind === 'unaligned') this.putAhead(ch, e.epoch, e.afterSeq, e.checkpointId, trace);
+        else this.put(ch, e.epoch, 0, 0, e.checkpointId, trace);
         return;
       }
       case 'deliver':

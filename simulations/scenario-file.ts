@@ -88,6 +88,7 @@ export function validateScenario(value: unknown, source: string): ScenarioParse 
     'workload',
     'delays',
     'fifo',
+    'overtaking',
     'checkpoints',
     'alignmentTimeoutMs',
     'channelWindowMessagesMax',
@@ -106,6 +107,8 @@ export function validateScenario(value: unknown, source: string): ScenarioParse 
   checkWorkload(v, root['workload']);
   checkDelays(v, root['delays']);
   v.boolean(root, 'fifo', '');
+  v.boolean(root, 'overtaking', '');
+  if (root['overtaking'] === true && root['fifo'] === false) v.fail('overtaking', 'needs FIFO channels (a barrier overtakes the messages behind it in FIFO order)');
   checkCheckpoints(v, root['checkpoints'], durationMs, known);
   v.number(root, 'alignmentTimeoutMs', '', { required: false, min: 0, exclusive: true });
   v.number(root, 'channelWindowMessagesMax', '', { required: false, min: 1, integer: true });

@@ -73,6 +73,11 @@ export interface Scenario {
   readonly delays: DelayModel;
   /** FIFO channels (default true). Non-FIFO exists to show what Chandy-Lamport needs FIFO for. */
   readonly fifo?: boolean;
+  /**
+   * An unaligned checkpoint's barrier overtakes the messages in flight on its channel, as the
+   * agent's barrier overtakes messages queued for credit (default false). Needs FIFO channels.
+   */
+  readonly overtaking?: boolean;
   readonly checkpoints: CheckpointSchedule;
   readonly alignmentTimeoutMs?: number;
   /** Messages in flight per channel before the sender is held back (backpressure). */
@@ -89,6 +94,13 @@ export interface RunOptions {
   readonly trace?: boolean;
   /** Replaces the delay model: decides when each message and barrier arrives. */
   readonly scheduler?: DeliveryScheduler;
+  /**
+   * Negative control for `Scenario.overtaking`: a barrier that overtook messages reaches the core
+   * as a plain barrier (no `afterSeq`, no flag), as a core that ignores the flag would take it: the
+   * input's recording closes at the barrier and the overtaken messages are lost from the channel
+   * state. The checker must then report violations.
+   */
+  readonly overtakingUnflagged?: boolean;
 }
 
 /** What a delivery scheduler is asked: when does this item, sent now, arrive? */

@@ -9,7 +9,7 @@ import { parseCommandLine, reproduceCommand, SWEEP_TOPOLOGY_DEFAULT, type Common
 import { EXIT, InternalError, runCli, type CliIo, type Simulate } from '../../simulations/cli-main.js';
 import { SimulationError } from '../../simulations/engine.js';
 import { defaultSlowChannel, paramSpec, parseSweep } from '../../simulations/params.js';
-import { scenarioForTopology } from '../../simulations/scenario-file.js';
+import { scenarioForTopology, validateScenario } from '../../simulations/scenario-file.js';
 import { buildTopology } from '../../simulations/topology.js';
 import type { RunOptions, Scenario } from '../../simulations/types.js';
 import { metrics, simResult } from '../fixtures/sim-result.js';
@@ -179,6 +179,17 @@ describe('reproduce commands', () => {
     expect(reproduceCommand(common, 'none', 9)).toBe(
       'npm run sim -- run --topology ring --processes 5 --set skew=2.5 --algorithm none --seed 9',
     );
+  });
+
+  it('--overtaking is parsed, reproduced, and refused with a scenario of non-FIFO channels', () => {
+    const parsed = parseCommandLine(['run', '--topology', 'ring', '--processes', '4', '--overtaking', '--algorithm', 'chandy-lamport']);
+    expect(parsed.ok && parsed.value.kind === 'run' && parsed.value.common.overtaking).toBe(true);
+    if (!parsed.ok || parsed.value.kind !== 'run') return;
+    expect(reproduceCommand(parsed.value.common, 'chandy-lamport', 1)).toBe(
+      'npm run sim -- run --topology ring --processes 4 --overtaking --algorithm chandy-lamport --seed 1',
+    );
+    const nonFifo = JSON.stringify({ ...scenarioForTopology('ring', 4), fifo: false, overtaking: true });
+    expect(validateScenario(JSON.parse(nonFifo) as unknown, 'f.json')).toEqual({ ok: false, error: [expect.stringContaining('overtaking needs FIFO channels')] });
   });
 
   it('quote file names that a shell would split', () => {
