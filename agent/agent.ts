@@ -385,7 +385,9 @@ export class Agent implements AppHost {
           log.info({ apps: c.apps }, 'opaque apps resumed');
           return;
         }
-        // After a restore: the apps the machine says this plan's restore put back, no others.
+        // After a restore: the apps the machine says this plan's restore put back, no others
+        // (opaque ones too: a coordinator that took the operation over resumes them this way).
+        await Promise.all(apps.filter((app) => this.opaque.isQuiesced(app)).map((app) => this.opaque.resume(c.checkpointId, app)));
         for (const e of await this.attached()) if (apps.includes(e.app)) e.resume();
         this.publish({ type: 'resumed' }, c.requestId);
         log.info({ apps }, 'resumed');
@@ -485,6 +487,18 @@ export class Agent implements AppHost {
     const restored: string[] = [];
     try {
       for (const a of c.apps) {
+        // Opaque: the operation quiesced the app first; its state goes back through its hooks.
+        if (this.opaque.isQuiesced(a.app)) {
+          const bytes = a.state.kind === 'inline' ? a.state.bytes : await this.statePort().get(a.state.ref);
+          const out = await this.opaque.restore(c.checkpointId, a.app, bytes);
+          if (!out.ok) {
+            log.error({ app: a.app, reason: out.reason, detail: out.detail }, 'opaque restore failed');
+            this.publish({ type: 'decline', checkpointId: c.checkpointId, app: a.app, reason: out.reason, detail: out.detail.slice(0, wireFormat.detailCharsMax), hooks: fitHooks(out.hooks) }, c.requestId);
+            return;
+          }
+          restored.push(a.app);
+          continue;
+        }
         const ready = this.endpoints.get(a.app) ?? (await this.attachedWithin(a.app, this.config.triggerWaitMs));
         if (!ready) throw new RestoreError('unknown-app', `${a.app} is not attached on ${this.config.server} (waited ${this.config.triggerWaitMs} ms)`);
         const endpoint = await ready;

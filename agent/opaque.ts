@@ -11,12 +11,17 @@
  *            the app's state object. Answered by `captured`.
  *   resume   the app's hooks with action `resume`, in reverse order. Answered by `resumed`.
  *
+ * A rollback or restore of such a checkpoint (src/control/operation.ts) quiesces the apps (no drain
+ * positions), then sends `restore` for each: `restore` here writes the stored state back into
+ * SNAP_STATE_DIR (emptied first) and runs the app's hooks with action `restore`, lexical order, with
+ * the limits of the freeze hooks. The app stays quiesced until the operation's resume.
+ *
  * A quiesced app that no resume reaches is resumed by the agent itself after freezeDeadlineMsMax
  * (the same bound as a crash-level freeze): an app must never stay stopped because a coordinator
  * went away. A capture after that is refused (the state no longer matches a stopped app).
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, normalize, relative } from 'node:path';
 import type { Logger } from 'pino';
 import type { ChannelId, CheckpointId } from '../src/ids.js';
 import { isChannelId, type HookResult, type ObjectRef } from '../src/wire/index.js';
@@ -83,6 +88,19 @@ export async function packDir(dir: string): Promise<Uint8Array> {
 export function unpackState(bytes: Uint8Array): Record<string, Buffer> {
   const json = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, string>;
   return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+}
+
+/** `unpackState` that refuses a path leaving the directory (an absolute one, or one through `..`). */
+function unpackInto(bytes: Uint8Array): { ok: true; files: [string, Buffer][] } | { ok: false; message: string } {
+  let files: Record<string, Buffer>;
+  try {
+    files = unpackState(bytes);
+  } catch (error) {
+    return { ok: false, message: `the stored state is not a packed state directory: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const bad = Object.keys(files).filter((f) => f === '' || normalize(f).startsWith('..') || normalize(f).startsWith('/'));
+  if (bad.length > 0) return { ok: false, message: `the stored state names paths outside its directory: ${bad.join(', ')}` };
+  return { ok: true, files: Object.entries(files) };
 }
 
 export class OpaqueApps {
@@ -188,6 +206,53 @@ export class OpaqueApps {
       } catch (error) {
         return { ok: false, reason: 'store-failed', detail: `${app}: ${error instanceof Error ? error.message : String(error)}`, hooks: [] };
       }
+    });
+  }
+
+  /** Whether `app` is quiesced (by a checkpoint or an operation) and not resumed yet. */
+  isQuiesced(app: string): boolean {
+    const q = this.quiesced.get(app);
+    return q !== undefined && q.checkpointId !== 0;
+  }
+
+  /**
+   * Writes a stored state (what `capture` packed) back into the app's SNAP_STATE_DIR and runs its
+   * hooks with action `restore`. The app must be quiesced: the operation stops every app before it
+   * restores any, and resumes them afterwards.
+   */
+  restore(checkpointId: CheckpointId, app: string, bytes: Uint8Array): Promise<OpaqueOutcome<{ hooks: HookResult[] }>> {
+    return this.enqueue(app, async () => {
+      if (!this.o.apps.some((a) => a.name === app)) return { ok: false, reason: 'unknown-app', detail: `${app} is not configured on ${this.o.server}`, hooks: [] };
+      if (!this.isQuiesced(app)) {
+        const why = this.quiesced.get(app)?.resumedByWatchdog ? 'was resumed by the agent at the quiesce deadline' : 'is not quiesced';
+        return { ok: false, reason: 'freeze-failed', detail: `${app} ${why}: an opaque app is restored only while stopped`, hooks: [] };
+      }
+      const unpacked = unpackInto(bytes);
+      if (!unpacked.ok) return { ok: false, reason: 'store-failed', detail: `${app}: ${unpacked.message}`, hooks: [] };
+      const dir = this.stateDirOf(app);
+      const hooks: HookResult[] = [];
+      let files: HookFile[];
+      try {
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir, { recursive: true });
+        for (const [name, content] of unpacked.files) {
+          await mkdir(dirname(join(dir, name)), { recursive: true });
+          await writeFile(join(dir, name), content);
+        }
+        files = await this.hooksOf(app);
+      } catch (error) {
+        return { ok: false, reason: 'hook-failed', detail: `${app}: ${error instanceof Error ? error.message : String(error)}`, hooks };
+      }
+      for (const file of files) {
+        const { result } = await runHookWithOutput(
+          { name: file.name, file: file.path, args: ['restore'], app },
+          { action: 'restore', env: this.env(app, checkpointId, 'restore', {}), cwd: dir, log: this.log, ...this.limits() },
+        );
+        hooks.push(result);
+        if (hookFailed(result)) return { ok: false, reason: 'hook-failed', detail: `${describeHookResult(result)}: ${result.stderr.slice(-1_500)}`, hooks };
+      }
+      this.log.info({ checkpointId, app, files: unpacked.files.length, hooks: hooks.length }, 'opaque app restored');
+      return { ok: true, hooks };
     });
   }
 

@@ -13,6 +13,8 @@ import { checkRestoreMapping } from '../../src/control/operation-check.js';
 import { decideKeyed, type KeyedOperation } from '../../src/control/operation-key.js';
 import {
   OperationMachine,
+  planOpaqueSteps,
+  type OpaqueSteps,
   type OperationEffect,
   type OperationInput,
   type OperationKind,
@@ -28,6 +30,7 @@ import type { AppRef, CheckpointRecord, ConsistencyLevel } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
 import { operationEnded, OPERATIONS_KEPT_PER_PLAN, type OperationRecord } from '../store/operations.js';
 import type { VolumeBackend } from '../volumes/backend.js';
+import { isAllOpaque, opaqueGraph } from './plan-graph.js';
 import { checkAgentsPresent, checkPartsReadable, epochLineOfTargets, identityMapping, restoreCommands, volumePairs, type RestoreDeps } from './restore.js';
 
 export interface RollbackRequest {
@@ -79,6 +82,8 @@ interface Prepared {
   readonly takeSafetyCheckpoint: boolean;
   readonly safetyLevel: ConsistencyLevel;
   readonly hasVolumes: boolean;
+  /** App level, a checkpoint of an all-opaque plan: the steps its apps are quiesced, restored and resumed in. */
+  readonly opaque?: OpaqueSteps;
   /** Everything that must hold before the plan changes; app level: what each server is sent. */
   validate(): Promise<Result<Map<string, AppRestore[]>>>;
   /** Crash level: put the volumes back, or onto the targets. */
@@ -129,6 +134,8 @@ export class Operations {
     if (repairing.value && !request.skipSafetyCheckpoint) {
       deps.logger.info({ checkpointId: cp.id, plan: cp.planId, tenant: cp.tenant }, 'the plan needs repair: its present is not consistent, so no safety checkpoint is taken');
     }
+    const opaque = crash ? ok(undefined) : await this.opaqueSteps(cp, identityMapping(cp));
+    if (!opaque.ok) return opaque;
     const prepared: Prepared = {
       kind: 'rollback',
       level: crash ? 'crash' : 'app',
@@ -141,6 +148,7 @@ export class Operations {
       takeSafetyCheckpoint: !request.skipSafetyCheckpoint && !repairing.value,
       safetyLevel: crash ? 'crash' : 'app',
       hasVolumes: crash && cp.volumes.length > 0,
+      ...(opaque.value !== undefined ? { opaque: opaque.value } : {}),
       validate: async () => {
         const present = checkAgentsPresent(cp.tenant, servers, deps.agents, title);
         if (!present.ok) return present;
@@ -192,6 +200,8 @@ export class Operations {
         return ok(undefined);
       };
     }
+    const opaque = crash ? ok(undefined) : await this.opaqueSteps(cp, mapping.targets);
+    if (!opaque.ok) return opaque;
     const mapped = [...mapping.targets].map(([from, to]) => `${from}->${processId(to.server, to.app)}`).sort();
     const prepared: Prepared = {
       kind: 'restore',
@@ -207,6 +217,7 @@ export class Operations {
       takeSafetyCheckpoint: false,
       safetyLevel: 'app',
       hasVolumes: crash && cp.volumes.length > 0,
+      ...(opaque.value !== undefined ? { opaque: opaque.value } : {}),
       validate: async () => {
         const present = checkAgentsPresent(cp.tenant, servers, deps.agents, title);
         if (!present.ok) return present;
@@ -219,6 +230,24 @@ export class Operations {
     };
     const done = await this.execute(prepared, request.idempotencyKey);
     return done.ok ? ok({ epoch: done.value.epoch }) : done;
+  }
+
+  /**
+   * The steps of an app-level checkpoint of an all-opaque plan (cut by quiescing), over the plan's
+   * opaque graph with each app put where `mapping` sends it; undefined for any other checkpoint.
+   * FAILED_PRECONDITION when the plan is gone: without its channels there is no order to restore in.
+   */
+  private async opaqueSteps(cp: CheckpointRecord, mapping: ReadonlyMap<string, AppRef>): Promise<Result<OpaqueSteps | undefined>> {
+    const plan = await this.port.store().plans.get(cp.planId);
+    if (!plan.ok) return plan.error.kind === 'not-found' ? ok(undefined) : plan;
+    if (!isAllOpaque(plan.value)) return ok(undefined);
+    const g = opaqueGraph(plan.value);
+    if (!g.ok) return fail('failed-precondition', g.message);
+    const where = (p: string): string => {
+      const to = mapping.get(p);
+      return to ? processId(to.server, to.app) : p;
+    };
+    return ok(planOpaqueSteps({ processes: g.value.processes.map(where), channels: g.value.channels.map((c) => ({ ...c, from: where(c.from), to: where(c.to) })) }));
   }
 
   /** True when the plan's newest operation that did something ended in needs-repair. */
@@ -405,6 +434,8 @@ class OperationRun {
   private writes: Promise<unknown> = Promise.resolve();
   private stopListening: () => void = () => undefined;
   private commands = new Map<string, AppRestore[]>();
+  /** Opaque: per quiesce request, the apps that have not reported `quiesced` yet. */
+  private readonly quiescing = new Map<string, Set<string>>();
   private resolve: (o: OperationOutcome) => void = () => undefined;
 
   constructor(
@@ -424,6 +455,7 @@ class OperationRun {
       servers: p.servers,
       takeSafetyCheckpoint: p.takeSafetyCheckpoint,
       hasVolumes: p.hasVolumes,
+      ...(p.opaque !== undefined ? { opaque: p.opaque } : {}),
       phaseTimeoutMs: this.deps.timeoutMs,
       resendIntervalMs: options.resendIntervalMs,
       negativeControls: options.negativeControls,
@@ -452,6 +484,11 @@ class OperationRun {
     const nowMs = Date.now();
     if (e.type === 'restored' || e.type === 'resumed' || e.type === 'frozen' || e.type === 'thawed') {
       this.feed({ type: 'answer', nowMs, server: e.server, requestId, event: e.type });
+    } else if (e.type === 'quiesced') {
+      // The agent answers a quiesce once per app; the machine waits for the server.
+      const left = this.quiescing.get(requestId);
+      if (left === undefined || !left.delete(e.app) || left.size > 0) return;
+      this.feed({ type: 'answer', nowMs, server: e.server, requestId, event: 'quiesced' });
     } else if (e.type === 'decline') {
       this.feed({ type: 'answer', nowMs, server: e.server, requestId, event: 'declined', detail: `${e.reason}: ${e.detail}` });
     }
@@ -510,6 +547,26 @@ class OperationRun {
             return;
           case 'thaw':
             this.deps.bus.send({ ...header, type: 'thaw', afterRestore: e.afterRestore ?? false }, e.requestId);
+            return;
+        }
+        return;
+      }
+      case 'send-apps': {
+        const header = { tenant: cp.tenant, server: e.server, plan: this.p.epochLine, epoch: e.epoch, checkpointId: cp.id };
+        if (e.resend) this.log.debug({ server: e.server, command: e.command, apps: e.apps, requestId: e.requestId }, 'command resent');
+        switch (e.command) {
+          case 'quiesce':
+            if (!e.resend) this.quiescing.set(e.requestId, new Set(e.apps));
+            this.deps.bus.send({ ...header, type: 'quiesce', apps: e.apps, drainTo: {} }, e.requestId);
+            return;
+          case 'restore': {
+            const all = this.commands.get(e.server) ?? [];
+            const apps = e.apps.flatMap((app) => all.filter((a) => a.app === app));
+            this.deps.bus.send({ ...header, type: 'restore', apps }, e.requestId);
+            return;
+          }
+          case 'resume':
+            this.deps.bus.send({ ...header, type: 'resume', apps: e.apps }, e.requestId);
             return;
         }
         return;

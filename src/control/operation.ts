@@ -23,6 +23,8 @@
  * `start`, decided by operation-recovery.ts): it goes on from the phase it was in, under the same
  * request ids, or its record is ended in a final state naming the call that repairs it.
  */
+import { stronglyConnectedComponents, type AppGraph } from '../graph/index.js';
+import { splitProcessId } from '../wire/index.js';
 import type { NegativeControls } from './negative-controls.js';
 
 export type OperationKind = 'rollback' | 'restore';
@@ -32,8 +34,12 @@ export type OperationState =
   | 'validating'
   | 'safety-checkpoint'
   | 'setting-epoch'
+  /** Opaque apps: their hooks stop them (action `freeze`) before any is restored. */
+  | 'quiescing'
   | 'restoring'
   | 'resuming'
+  /** Opaque apps: a failure before every app was restored; every app quiesced is resumed, then the operation ends. */
+  | 'resuming-back'
   | 'freezing'
   | 'reverting'
   | 'thawing'
@@ -68,6 +74,67 @@ export type RedoPhase = 'restoring' | 'resuming' | 'thawing' | 'thawing-back';
 const REDO_SEQ: Readonly<Record<RedoPhase, number>> = { restoring: 1, resuming: 2, thawing: 2, 'thawing-back': 2 };
 export type TimerName = 'resend' | 'deadline';
 
+/** Some opaque apps of one server: the apps one command names, in the order the agent takes them. */
+export interface ServerApps {
+  readonly server: string;
+  readonly apps: readonly string[];
+}
+
+/**
+ * An operation on opaque apps (an all-opaque plan, level app): every app is quiesced, then restored
+ * wave by wave downstream first, then resumed wave by wave upstream first (`planOpaqueSteps`).
+ */
+export interface OpaqueSteps {
+  /** Every server's opaque apps: what is quiesced, and what is resumed when the operation fails. */
+  readonly quiesce: readonly ServerApps[];
+  /** Restore waves, downstream first; each server is in exactly one (one restore per server and epoch). */
+  readonly restore: readonly (readonly ServerApps[])[];
+  /** Resume waves, upstream first: one per strongly connected component. */
+  readonly resume: readonly (readonly ServerApps[])[];
+}
+
+/**
+ * The waves of an opaque operation over the plan's opaque graph (process ids `server/app`), from its
+ * strongly connected components in topological order (src/graph): restores go downstream first, a
+ * component as one wave (all its members restored before the next wave, and none resumed before every
+ * app is restored); resumes go upstream first, a component at a time. The agent takes one restore per
+ * server and epoch (a second is a stale resend to it), so a server's apps all ride in the restore of
+ * the wave where its first app (the most downstream one) is due, in downstream-first order: an
+ * upstream app of that server is then restored before the downstream apps of other servers. Every
+ * app is quiesced by then, so nothing sends meanwhile either way.
+ */
+export function planOpaqueSteps(graph: AppGraph): OpaqueSteps {
+  const components = stronglyConnectedComponents(graph);
+  const byServer = (apps: readonly string[]): ServerApps[] => {
+    const m = new Map<string, string[]>();
+    for (const p of apps) {
+      const at = splitProcessId(p);
+      if (!at) throw new Error(`opaque graph: ${p} is not a server/app process id`);
+      m.set(at.server, [...(m.get(at.server) ?? []), at.app]);
+    }
+    return [...m].map(([server, list]) => ({ server, apps: list }));
+  };
+  const restore: ServerApps[][] = [];
+  const placed = new Map<string, { wave: number; apps: string[] }>();
+  for (const component of [...components].reverse()) {
+    const wave: ServerApps[] = [];
+    for (const part of byServer(component)) {
+      const earlier = placed.get(part.server);
+      if (earlier) earlier.apps.push(...part.apps);
+      else {
+        placed.set(part.server, { wave: restore.length, apps: [...part.apps] });
+        wave.push(part);
+      }
+    }
+    if (wave.length > 0) restore.push(wave);
+  }
+  return {
+    quiesce: byServer(components.flat()),
+    restore: restore.map((wave) => wave.map((w) => ({ server: w.server, apps: placed.get(w.server)?.apps ?? w.apps }))),
+    resume: components.map(byServer),
+  };
+}
+
 export interface OperationConfig {
   readonly kind: OperationKind;
   readonly level: OperationLevel;
@@ -85,6 +152,8 @@ export interface OperationConfig {
   /** How often an unanswered command is resent (same request id). */
   readonly resendIntervalMs: number;
   readonly negativeControls: NegativeControls;
+  /** App level, opaque apps: quiesce, restore and resume them in these steps instead of one fan-out each. */
+  readonly opaque?: OpaqueSteps;
 }
 
 export type OperationInput =
@@ -117,7 +186,8 @@ export type OperationInput =
       readonly nowMs: number;
       readonly server: string;
       readonly requestId: string;
-      readonly event: 'restored' | 'resumed' | 'frozen' | 'thawed' | 'declined';
+      /** `quiesced`: every app the server's quiesce named reported quiesced (the shell gathers them). */
+      readonly event: 'restored' | 'resumed' | 'frozen' | 'thawed' | 'quiesced' | 'declined';
       readonly detail?: string;
     }
   | { readonly type: 'volumes-done'; readonly nowMs: number }
@@ -157,6 +227,19 @@ export type OperationEffect =
       /** True for a resend of the same request. */
       readonly resend: boolean;
     }
+  /**
+   * Opaque apps: the command for just these apps of the server, in this order (quiesce: their hooks
+   * with action `freeze` and no drain positions). Answered as `send` is.
+   */
+  | {
+      readonly type: 'send-apps';
+      readonly server: string;
+      readonly requestId: string;
+      readonly command: 'quiesce' | 'restore' | 'resume';
+      readonly apps: readonly string[];
+      readonly epoch: number;
+      readonly resend: boolean;
+    }
   /** Crash level: put the volumes back (rollback) or onto the targets (restore); answer `volumes-done` or `volumes-failed`. */
   | { readonly type: 'volumes' }
   | { readonly type: 'start-timer'; readonly name: TimerName; readonly seq: number; readonly ms: number }
@@ -182,6 +265,14 @@ export function validateOperationConfig(c: OperationConfig): string | undefined 
   }
   if (!Number.isSafeInteger(c.resendIntervalMs) || c.resendIntervalMs < 1) return `resendIntervalMs must be a positive integer, got ${c.resendIntervalMs}`;
   if (c.level === 'app' && c.hasVolumes) return 'an app-level operation has no volumes to put back';
+  if (c.opaque !== undefined) {
+    if (c.level !== 'app') return 'opaque apps are rolled back at level app';
+    const quiesced = c.opaque.quiesce.map((q) => q.server).sort();
+    const restored = c.opaque.restore.flat().map((q) => q.server).sort();
+    if (quiesced.join() !== [...c.servers].sort().join() || restored.join() !== quiesced.join()) {
+      return `the opaque steps must quiesce and restore every server once (servers ${c.servers.join(', ')})`;
+    }
+  }
   return undefined;
 }
 
@@ -190,18 +281,20 @@ export function operationRequestId(operationId: string, seq: number, server: str
   return `op:${operationId}:${seq}:${server}`;
 }
 
-type FanOut = 'restoring' | 'resuming' | 'freezing' | 'thawing' | 'thawing-back';
+type FanOut = 'quiescing' | 'restoring' | 'resuming' | 'resuming-back' | 'freezing' | 'thawing' | 'thawing-back';
 
-const COMMAND_OF: Readonly<Record<FanOut, { readonly command: AgentCommand; readonly answer: 'restored' | 'resumed' | 'frozen' | 'thawed' }>> = {
+const COMMAND_OF: Readonly<Record<FanOut, { readonly command: AgentCommand | 'quiesce'; readonly answer: 'restored' | 'resumed' | 'frozen' | 'thawed' | 'quiesced' }>> = {
+  quiescing: { command: 'quiesce', answer: 'quiesced' },
   restoring: { command: 'restore', answer: 'restored' },
   resuming: { command: 'resume', answer: 'resumed' },
+  'resuming-back': { command: 'resume', answer: 'resumed' },
   freezing: { command: 'freeze', answer: 'frozen' },
   thawing: { command: 'thaw', answer: 'thawed' },
   'thawing-back': { command: 'thaw', answer: 'thawed' },
 };
 
 function isFanOut(s: OperationState | 'new'): s is FanOut {
-  return s === 'restoring' || s === 'resuming' || s === 'freezing' || s === 'thawing' || s === 'thawing-back';
+  return s === 'quiescing' || s === 'restoring' || s === 'resuming' || s === 'resuming-back' || s === 'freezing' || s === 'thawing' || s === 'thawing-back';
 }
 
 export class OperationMachine {
@@ -220,6 +313,12 @@ export class OperationMachine {
   private afterRestoreNow = false;
   /** Taken over from a coordinator that stopped (`recover`): its end says so. */
   private recovered = false;
+  /** Opaque: the wave of `restoring` or `resuming` under way. */
+  private wave = 0;
+  /** Opaque: what each server of the current phase is sent (apps and epoch), kept for its resends. */
+  private readonly targets = new Map<string, { readonly apps: readonly string[]; readonly epoch: number }>();
+  /** Opaque: the servers that answered `restored` (they adopted the new epoch). */
+  private readonly restoredServers = new Set<string>();
 
   constructor(private readonly config: OperationConfig) {
     const invalid = validateOperationConfig(config);
@@ -335,7 +434,39 @@ export class OperationMachine {
   }
 
   private startFirstPhase(nowMs: number, out: OperationEffect[]): OperationResult {
+    const opaque = this.config.opaque;
+    // No drain positions: whatever the apps consume past the cut is replaced by the restore, so they
+    // only need to stop. Sent at the epoch the apps still run under (the bump added one): the agents
+    // adopt the new one with the restore, and refuse other commands of an epoch they have not reached.
+    if (opaque !== undefined) return this.fanOutApps('quiescing', opaque.quiesce, () => (this.epoch as number) - 1, nowMs, out);
     return this.fanOut(this.config.level === 'app' ? 'restoring' : 'freezing', false, nowMs, out);
+  }
+
+  /** Opaque: one command per server naming these apps, each at the epoch `epochOf` gives it. */
+  private fanOutApps(phase: FanOut, targets: readonly ServerApps[], epochOf: (server: string) => number, nowMs: number, out: OperationEffect[]): OperationResult {
+    this.seq += 1;
+    this.pending.clear();
+    this.answered.clear();
+    this.targets.clear();
+    const wave = phase === 'restoring' || phase === 'resuming' ? ` (wave ${this.wave + 1})` : '';
+    this.persist(phase, `${COMMAND_OF[phase].command}${wave} sent for ${targets.map((t) => t.apps.map((a) => `${t.server}/${a}`).join(', ')).join(', ')}`, nowMs, out);
+    for (const t of targets) {
+      const requestId = operationRequestId(this.config.id, this.seq, t.server);
+      this.pending.set(t.server, requestId);
+      this.targets.set(t.server, { apps: t.apps, epoch: epochOf(t.server) });
+      out.push(this.send(phase, t.server, requestId, false, false));
+    }
+    if (!this.config.negativeControls.has('send-once')) out.push({ type: 'start-timer', name: 'resend', seq: this.seq, ms: this.config.resendIntervalMs });
+    out.push({ type: 'start-timer', name: 'deadline', seq: this.seq, ms: this.config.phaseTimeoutMs });
+    return { effects: out };
+  }
+
+  /** Opaque: every app quiesced by the operation resumed, each server at the epoch it is at; then `end`. */
+  private resumeBack(end: NonNullable<OperationMachine['afterThawBack']>, nowMs: number, out: OperationEffect[]): OperationResult {
+    const opaque = this.config.opaque as OpaqueSteps;
+    this.afterThawBack = end;
+    const epoch = this.epoch as number;
+    return this.fanOutApps('resuming-back', opaque.quiesce, (server) => (this.restoredServers.has(server) ? epoch : epoch - 1), nowMs, out);
   }
 
   private fanOut(phase: FanOut, afterRestore: boolean, nowMs: number, out: OperationEffect[], note = ''): OperationResult {
@@ -343,6 +474,7 @@ export class OperationMachine {
     this.afterRestoreNow = afterRestore;
     this.pending.clear();
     this.answered.clear();
+    this.targets.clear();
     this.persist(phase, `${note}${COMMAND_OF[phase].command} sent to ${this.config.servers.join(', ')}`, nowMs, out);
     for (const server of this.config.servers) {
       const requestId = operationRequestId(this.config.id, this.seq, server);
@@ -356,6 +488,11 @@ export class OperationMachine {
 
   private send(phase: FanOut, server: string, requestId: string, afterRestore: boolean, resend: boolean): OperationEffect {
     const command = COMMAND_OF[phase].command;
+    const target = this.targets.get(server);
+    if (target !== undefined && command !== 'freeze' && command !== 'thaw') {
+      return { type: 'send-apps', server, requestId, command, apps: target.apps, epoch: target.epoch, resend };
+    }
+    if (command === 'quiesce') throw new Error('a quiesce names its apps');
     const epoch = this.epoch as number;
     return command === 'thaw'
       ? { type: 'send', server, requestId, command, epoch, afterRestore, resend }
@@ -375,12 +512,13 @@ export class OperationMachine {
     if (expected !== input.requestId) return reject(out, 'unknown-request', `${input.requestId} from ${input.server} is not a request of this phase (${expected} is)`);
     const want = COMMAND_OF[phase].answer;
     // Thawing back, any answer is an end: the server is not frozen by this operation any more.
-    if (input.event !== want && phase !== 'thawing-back') {
+    if (input.event !== want && phase !== 'thawing-back' && phase !== 'resuming-back') {
       if (input.event !== 'declined') return reject(out, 'unexpected', `${input.server} answered ${input.event} to ${COMMAND_OF[phase].command}`);
       return this.phaseFailed([`${input.server}: ${input.detail ?? 'declined'}`], 'failed-precondition', input.nowMs, out);
     }
     this.pending.delete(input.server);
     this.answered.add(input.server);
+    if (phase === 'restoring') this.restoredServers.add(input.server);
     if (this.pending.size > 0) return { effects: out };
     this.endPhaseTimers(out);
     return this.phaseDone(phase, input.nowMs, out);
@@ -405,8 +543,19 @@ export class OperationMachine {
 
   private phaseDone(phase: FanOut, nowMs: number, out: OperationEffect[]): OperationResult {
     const epoch = this.epoch as number;
+    const opaque = this.config.opaque;
     switch (phase) {
+      case 'quiescing':
+        this.wave = 0;
+        return this.fanOutApps('restoring', (opaque as OpaqueSteps).restore[0] ?? [], () => epoch, nowMs, out);
       case 'restoring':
+        if (opaque !== undefined) {
+          this.wave += 1;
+          const next = opaque.restore[this.wave];
+          if (next !== undefined) return this.fanOutApps('restoring', next, () => epoch, nowMs, out);
+          this.wave = 0;
+          return this.fanOutApps('resuming', opaque.resume[0] ?? [], () => epoch, nowMs, out);
+        }
         return this.fanOut('resuming', false, nowMs, out);
       case 'freezing':
         if (this.config.hasVolumes) {
@@ -416,9 +565,18 @@ export class OperationMachine {
         }
         return this.fanOut('thawing', true, nowMs, out);
       case 'resuming':
+        if (opaque !== undefined) {
+          const next = opaque.resume[this.wave + 1];
+          if (next !== undefined) {
+            this.wave += 1;
+            return this.fanOutApps('resuming', next, () => epoch, nowMs, out);
+          }
+        }
+        return this.finish('completed', `${this.config.title} complete at epoch ${epoch}${this.recovered ? ', finished by the coordinator that started after the one running it stopped' : ''}`, { ok: true, epoch, safetyCheckpointId: this.safetyCheckpointId }, nowMs, out);
       case 'thawing':
         return this.finish('completed', `${this.config.title} complete at epoch ${epoch}${this.recovered ? ', finished by the coordinator that started after the one running it stopped' : ''}`, { ok: true, epoch, safetyCheckpointId: this.safetyCheckpointId }, nowMs, out);
-      case 'thawing-back': {
+      case 'thawing-back':
+      case 'resuming-back': {
         const end = this.afterThawBack as NonNullable<OperationMachine['afterThawBack']>;
         return this.finish(end.state, end.detail, end.outcome, nowMs, out);
       }
@@ -433,8 +591,24 @@ export class OperationMachine {
     this.endPhaseTimers(out);
     const why = problems.join('; ');
     const repair = `roll back again (to this or another checkpoint) to repair`;
+    const again = this.config.kind === 'rollback' ? repair : 'restore again to repair';
     switch (phase) {
+      case 'quiescing': {
+        const message = `${this.config.title} incomplete after the epoch moved to ${epoch}: not every app quiesced (${why}); nothing was restored and every app quiesced was resumed: ${again}`;
+        return this.resumeBack({ state: 'needs-repair', outcome: { ok: false, kind, message }, detail: message }, nowMs, out);
+      }
+      case 'resuming-back': {
+        const end = this.afterThawBack as NonNullable<OperationMachine['afterThawBack']>;
+        const detail = `${end.detail} (not every server confirmed the resume: ${why}; their agents resume the apps at the quiesce deadline)`;
+        const outcome: OperationOutcome = end.outcome.ok ? end.outcome : { ok: false, kind: end.outcome.kind, message: detail };
+        return this.finish(end.state, detail, outcome, nowMs, out);
+      }
       case 'restoring': {
+        if (this.config.opaque !== undefined) {
+          const restored = [...this.restoredServers].sort();
+          const message = `${this.config.title} incomplete after the epoch moved to ${epoch}: a restore failed (${why}); ${restored.length > 0 ? `${restored.join(', ')} restored, ` : 'nothing restored, '}every app quiesced was resumed: ${again}`;
+          return this.resumeBack({ state: 'needs-repair', outcome: { ok: false, kind, message }, detail: message }, nowMs, out);
+        }
         const paused = restoredServers.length > 0 ? `; ${restoredServers.join(', ')} restored and stay paused at epoch ${epoch}` : '';
         const message = `${this.config.title} incomplete after the epoch moved to ${epoch} (${why})${paused}: ${this.config.kind === 'rollback' ? repair : 'restore again to repair'}`;
         return this.finish('needs-repair', message, { ok: false, kind, message }, nowMs, out);
