@@ -1,5 +1,5 @@
-/** The agent's side of opaque apps: the `position` lines of a quiesce hook and the state packing. */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+/** The agent's side of opaque apps: the `position` lines of a quiesce hook, the state packing, and the restore of a stored state. */
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -101,5 +101,85 @@ describe('opaque apps in the agent', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('restore of a stored state', () => {
+    /** An agent's opaque apps over one app A whose hook records what it was run with. */
+    function setUp(hookBody: string): { dir: string; apps: OpaqueApps; runs: () => string[] } {
+      const dir = mkdtempSync(join(tmpdir(), 'opaque-restore-'));
+      mkdirSync(join(dir, 'hooks', 'A'), { recursive: true });
+      const hook = join(dir, 'hooks', 'A', '10-app');
+      const log = join(dir, 'runs.log');
+      writeFileSync(
+        hook,
+        ['#!/bin/sh', `echo "$1 $SNAP_ACTION $SNAP_LEVEL $SNAP_CHECKPOINT_ID $SNAP_STATE_DIR" >> '${log}'`, hookBody, 'exit 0', ''].join('\n'),
+      );
+      chmodSync(hook, 0o755);
+      const apps = new OpaqueApps({
+        tenant: 't',
+        server: 's1',
+        apps: [{ name: 'A', inputs: [], outputs: [] }],
+        config: { hooksDir: join(dir, 'hooks'), mounts: [], sync: false, hookTimeoutMs: 5_000, hookRetriesMax: 1, hookKillGraceMs: 100, freezeDeadlineMsMax: 60_000, sessionReadyTimeoutMs: 1_000, sessionReleaseTimeoutMs: 1_000 },
+        stateDir: join(dir, 'state'),
+        logger: pino({ level: 'silent' }),
+        store: async (name) => ({ name, digest: 'SHA-256=x', sizeBytes: 1 }),
+      });
+      return { dir, apps, runs: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []) };
+    }
+
+    const blob = (files: Record<string, string>): Uint8Array => new TextEncoder().encode(JSON.stringify(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, Buffer.from(v).toString('base64')]))));
+
+    it('writes the stored files into SNAP_STATE_DIR (emptied first) and runs the hooks with action restore', async () => {
+      // The hook reads the restored file: it runs after the files are written.
+      const { dir, apps, runs } = setUp('[ "$1" = restore ] && cp "$SNAP_STATE_DIR/sub/state.json" "$SNAP_STATE_DIR/../seen.json"');
+      try {
+        expect((await apps.quiesce(7, 'A', {})).ok).toBe(true);
+        writeFileSync(join(apps.stateDirOf('A'), 'stale.json'), 'from the quiesce');
+        const out = await apps.restore(7, 'A', blob({ 'sub/state.json': '{"n":3}', 'b.txt': 'b' }));
+        expect(out.ok).toBe(true);
+        expect(readFileSync(join(apps.stateDirOf('A'), 'sub', 'state.json'), 'utf8')).toBe('{"n":3}');
+        expect(readFileSync(join(apps.stateDirOf('A'), 'b.txt'), 'utf8')).toBe('b');
+        expect(existsSync(join(apps.stateDirOf('A'), 'stale.json'))).toBe(false);
+        expect(readFileSync(join(dir, 'state', 'opaque', 'seen.json'), 'utf8')).toBe('{"n":3}');
+        expect(runs()).toEqual([`freeze freeze app 7 ${apps.stateDirOf('A')}`, `restore restore app 7 ${apps.stateDirOf('A')}`]);
+        // Still stopped until the operation resumes it.
+        expect(apps.isQuiesced('A')).toBe(true);
+        await apps.resume(7, 'A');
+        expect(apps.isQuiesced('A')).toBe(false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a failing restore hook is retried like a freeze hook, then reported with its exit code and stderr', async () => {
+      const { dir, apps, runs } = setUp('[ "$1" = restore ] && { echo "cannot load state" >&2; exit 3; }');
+      try {
+        await apps.quiesce(7, 'A', {});
+        const out = await apps.restore(7, 'A', blob({ 'state.json': '{}' }));
+        expect(out).toMatchObject({ ok: false, reason: 'hook-failed' });
+        if (out.ok) return;
+        expect(out.detail).toContain('10-app (app A) restore: exit 3 after 2 attempts');
+        expect(out.detail).toContain('cannot load state');
+        expect(out.hooks.map((h) => [h.hook, h.action, h.exitCode, h.attempts])).toEqual([['10-app', 'restore', 3, 2]]);
+        expect(runs().filter((r) => r.startsWith('restore'))).toHaveLength(2);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses an app that is not quiesced, and a state naming paths outside its directory', async () => {
+      const { dir, apps, runs } = setUp(':');
+      try {
+        expect(await apps.restore(7, 'A', blob({ 'state.json': '{}' }))).toMatchObject({ ok: false, reason: 'freeze-failed' });
+        await apps.quiesce(7, 'A', {});
+        expect(await apps.restore(7, 'A', blob({ '../escape.json': '{}' }))).toMatchObject({ ok: false, reason: 'store-failed' });
+        expect(existsSync(join(dir, 'state', 'opaque', 'escape.json'))).toBe(false);
+        expect(await apps.restore(7, 'A', new TextEncoder().encode('not json'))).toMatchObject({ ok: false, reason: 'store-failed' });
+        expect(runs().filter((r) => r.startsWith('restore'))).toEqual([]);
+        await apps.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });
