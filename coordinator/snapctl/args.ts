@@ -390,7 +390,7 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
       json: output === 'json',
       output,
     };
-    if (global.address === '') usage('--address must not be empty');
+    if (global.address.split(',').some((a) => a.trim() === '')) usage('--address must not be empty, nor have an empty entry in a list');
     if (parsed.values.help === true) return { ok: true, global, command: { kind: 'help', text: HELP[key] ?? HELP[topic] ?? HELP.main ?? '' } };
     const positionals = parsed.positionals.slice(key.split(' ').length);
     if (positionals.length > spec.positionals) usage(`unexpected argument ${JSON.stringify(positionals[spec.positionals])}`);

@@ -25,7 +25,9 @@ const EXIT_HELP = `Exit codes:
   4  verify: the checkpoint has problems`;
 
 const GLOBAL_HELP = `Global options (before or after the command):
-  --address HOST:PORT   the coordinator's gRPC address (default: $SNAPCTL_ADDRESS, else ${ADDRESS_DEFAULT})
+  --address HOST:PORT   the coordinator's gRPC address (default: $SNAPCTL_ADDRESS, else ${ADDRESS_DEFAULT});
+                        several, comma-separated (a leader and its standbys): a call answered
+                        UNAVAILABLE by one is made on the next
   -o, --output FORMAT   text (default), wide (more columns), json or yaml
   --json                the same as -o json: one JSON document (take --watch and watch: one
                         per line); a failure too, as {"error": {"code", "message", "text"}} on

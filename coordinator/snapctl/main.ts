@@ -15,6 +15,7 @@ import { agentsTable, CAPTURED_NOTHING, capturedNothing, checkpointsTable, check
 import { completionScript } from './completion.js';
 import { ageText, durationText, timeText } from './table.js';
 import { WatchView } from './watch-view.js';
+import { failoverClient } from './failover.js';
 import { toYaml } from './yaml.js';
 
 export type SnapctlClient = Pick<
@@ -99,7 +100,9 @@ export async function runSnapctl(
       return EXIT.usage;
     }
   }
-  const client = connect(global.address);
+  // Several coordinators (a leader and its standbys): each call goes to the one that serves it.
+  const addresses = global.address.split(',').map((a) => a.trim());
+  const client = addresses.length > 1 ? failoverClient(addresses, connect) : connect(global.address);
   try {
     return await run(command, global, io, client, planFile?.ok === true ? planFile.plan : undefined);
   } catch (error) {
