@@ -398,7 +398,7 @@ export class Endpoint implements AppLink {
           fed = this.feed({ type: 'message', channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
         } else {
           this.timing(e.checkpointId, this.o.clock.nowMs());
-          fed = this.feed({ type: 'barrier', channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq });
+          fed = this.feed({ type: 'barrier', channel, checkpointId: e.checkpointId, epoch: e.epoch, afterSeq: e.afterSeq, overtaking: e.overtaking === true });
         }
         if (fed instanceof Promise) await fed;
       } catch (error) {
@@ -555,7 +555,9 @@ export class Endpoint implements AppLink {
         const out = this.outbound[e.channel] as OutboundChannel;
         const checkpointId = e.checkpointId;
         const channel = this.core.outputId(e.channel);
-        out.sendBarrier(checkpointId, e.epoch, e.afterSeq).catch((error: unknown) => {
+        // An unaligned checkpoint records what its barrier overtakes, so its barrier need not wait
+        // behind messages queued for credit; under any other policy it keeps its FIFO place.
+        out.sendBarrier(checkpointId, e.epoch, e.afterSeq, this.core.policyKind === 'unaligned').catch((error: unknown) => {
           this.log.warn({ checkpointId, channel, err: error }, 'barrier not sent');
         });
         return;
