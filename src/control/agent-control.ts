@@ -13,7 +13,9 @@
  *   other command of a plan the agent knows nothing of (it restarted, or the plan is new to it:
  *   there is no past of that plan here to fence). Any other command of a newer epoch means the agent
  *   missed a restore: its apps still hold the abandoned future, so it is refused (`stale-epoch`,
- *   "behind") until the restore comes.
+ *   "behind") until the restore comes. Except a quiesce, and a resume naming (opaque) apps: they
+ *   only stop and start apps (a rollback of opaque apps quiesces them before restoring them), and
+ *   the capture that would store their state stays fenced.
  * - **A restore moves its plan's epoch forward.** One older than the agent's epoch of its plan, or
  *   at an epoch whose restore the agent knows has ended here, is stale and declined (`stale-epoch`),
  *   unless its request id is remembered (then it is a duplicate, answered from memory). The agent
@@ -280,6 +282,11 @@ export class AgentControl {
       return undefined;
     }
     if (c.epoch > known) {
+      // Quiesce and resume of named (opaque) apps only stop and start them; the capture, which would
+      // store a state of the abandoned future, stays fenced. A rollback of opaque apps quiesces them
+      // at its new epoch before their restore brings that epoch here, and resumes them there if a
+      // restore failed.
+      if (c.type === 'quiesce' || (c.type === 'resume' && c.apps.length > 0)) return undefined;
       return this.refuse(c, 'behind', `agent ${this.config.server} is at epoch ${known} of plan ${c.plan}, the ${c.type} at ${c.epoch}: it missed the restore to epoch ${c.epoch}`);
     }
     return undefined;

@@ -315,8 +315,8 @@ export class OperationMachine {
   private recovered = false;
   /** Opaque: the wave of `restoring` or `resuming` under way. */
   private wave = 0;
-  /** Opaque: what each server of the current phase is sent (apps and epoch), kept for its resends. */
-  private readonly targets = new Map<string, { readonly apps: readonly string[]; readonly epoch: number }>();
+  /** Opaque: the apps each server of the current phase is sent, kept for its resends. */
+  private readonly targets = new Map<string, readonly string[]>();
   /** Opaque: the servers that answered `restored` (they adopted the new epoch). */
   private readonly restoredServers = new Set<string>();
 
@@ -436,14 +436,14 @@ export class OperationMachine {
   private startFirstPhase(nowMs: number, out: OperationEffect[]): OperationResult {
     const opaque = this.config.opaque;
     // No drain positions: whatever the apps consume past the cut is replaced by the restore, so they
-    // only need to stop. Sent at the epoch the apps still run under (the bump added one): the agents
-    // adopt the new one with the restore, and refuse other commands of an epoch they have not reached.
-    if (opaque !== undefined) return this.fanOutApps('quiescing', opaque.quiesce, () => (this.epoch as number) - 1, nowMs, out);
+    // only need to stop. At the new epoch: an agent carries out a quiesce of an epoch it has not
+    // reached yet (it fences the capture), and adopts the epoch with the restore.
+    if (opaque !== undefined) return this.fanOutApps('quiescing', opaque.quiesce, nowMs, out);
     return this.fanOut(this.config.level === 'app' ? 'restoring' : 'freezing', false, nowMs, out);
   }
 
-  /** Opaque: one command per server naming these apps, each at the epoch `epochOf` gives it. */
-  private fanOutApps(phase: FanOut, targets: readonly ServerApps[], epochOf: (server: string) => number, nowMs: number, out: OperationEffect[]): OperationResult {
+  /** Opaque: one command per server naming these apps. */
+  private fanOutApps(phase: FanOut, targets: readonly ServerApps[], nowMs: number, out: OperationEffect[]): OperationResult {
     this.seq += 1;
     this.pending.clear();
     this.answered.clear();
@@ -453,7 +453,7 @@ export class OperationMachine {
     for (const t of targets) {
       const requestId = operationRequestId(this.config.id, this.seq, t.server);
       this.pending.set(t.server, requestId);
-      this.targets.set(t.server, { apps: t.apps, epoch: epochOf(t.server) });
+      this.targets.set(t.server, t.apps);
       out.push(this.send(phase, t.server, requestId, false, false));
     }
     if (!this.config.negativeControls.has('send-once')) out.push({ type: 'start-timer', name: 'resend', seq: this.seq, ms: this.config.resendIntervalMs });
@@ -461,12 +461,10 @@ export class OperationMachine {
     return { effects: out };
   }
 
-  /** Opaque: every app quiesced by the operation resumed, each server at the epoch it is at; then `end`. */
+  /** Opaque: every app quiesced by the operation resumed (the restored ones hold the checkpoint's state); then `end`. */
   private resumeBack(end: NonNullable<OperationMachine['afterThawBack']>, nowMs: number, out: OperationEffect[]): OperationResult {
-    const opaque = this.config.opaque as OpaqueSteps;
     this.afterThawBack = end;
-    const epoch = this.epoch as number;
-    return this.fanOutApps('resuming-back', opaque.quiesce, (server) => (this.restoredServers.has(server) ? epoch : epoch - 1), nowMs, out);
+    return this.fanOutApps('resuming-back', (this.config.opaque as OpaqueSteps).quiesce, nowMs, out);
   }
 
   private fanOut(phase: FanOut, afterRestore: boolean, nowMs: number, out: OperationEffect[], note = ''): OperationResult {
@@ -490,7 +488,7 @@ export class OperationMachine {
     const command = COMMAND_OF[phase].command;
     const target = this.targets.get(server);
     if (target !== undefined && command !== 'freeze' && command !== 'thaw') {
-      return { type: 'send-apps', server, requestId, command, apps: target.apps, epoch: target.epoch, resend };
+      return { type: 'send-apps', server, requestId, command, apps: target, epoch: this.epoch as number, resend };
     }
     if (command === 'quiesce') throw new Error('a quiesce names its apps');
     const epoch = this.epoch as number;
@@ -547,14 +545,14 @@ export class OperationMachine {
     switch (phase) {
       case 'quiescing':
         this.wave = 0;
-        return this.fanOutApps('restoring', (opaque as OpaqueSteps).restore[0] ?? [], () => epoch, nowMs, out);
+        return this.fanOutApps('restoring', (opaque as OpaqueSteps).restore[0] ?? [], nowMs, out);
       case 'restoring':
         if (opaque !== undefined) {
           this.wave += 1;
           const next = opaque.restore[this.wave];
-          if (next !== undefined) return this.fanOutApps('restoring', next, () => epoch, nowMs, out);
+          if (next !== undefined) return this.fanOutApps('restoring', next, nowMs, out);
           this.wave = 0;
-          return this.fanOutApps('resuming', opaque.resume[0] ?? [], () => epoch, nowMs, out);
+          return this.fanOutApps('resuming', opaque.resume[0] ?? [], nowMs, out);
         }
         return this.fanOut('resuming', false, nowMs, out);
       case 'freezing':
@@ -569,7 +567,7 @@ export class OperationMachine {
           const next = opaque.resume[this.wave + 1];
           if (next !== undefined) {
             this.wave += 1;
-            return this.fanOutApps('resuming', next, () => epoch, nowMs, out);
+            return this.fanOutApps('resuming', next, nowMs, out);
           }
         }
         return this.finish('completed', `${this.config.title} complete at epoch ${epoch}${this.recovered ? ', finished by the coordinator that started after the one running it stopped' : ''}`, { ok: true, epoch, safetyCheckpointId: this.safetyCheckpointId }, nowMs, out);

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { validateGraph, type AppGraph } from '../../src/graph/index.js';
+import { AGENT_CONTROL_DEFAULTS, AgentControl } from '../../src/control/agent-control.js';
 import { NO_NEGATIVE_CONTROLS } from '../../src/control/negative-controls.js';
 import {
   OperationMachine,
@@ -16,6 +17,7 @@ import {
   type OperationEffect,
   type OperationInput,
 } from '../../src/control/operation.js';
+import type { Control, ControlCommand } from '../../src/wire/index.js';
 
 function graph(processes: string[], channels: [string, string][]): AppGraph {
   const v = validateGraph({ processes, channels: channels.map(([from, to]) => ({ from, to })) });
@@ -137,8 +139,7 @@ describe('operation machine: opaque rollback', () => {
     d.begin();
     const quiesce = d.lastPhase();
     expect(quiesce.map((s) => s.command)).toEqual(['quiesce', 'quiesce', 'quiesce']);
-    // The apps still run under the old epoch until restored: the agents would refuse a newer one.
-    expect(quiesce.map((s) => s.epoch)).toEqual([4, 4, 4]);
+    expect(quiesce.map((s) => s.epoch)).toEqual([5, 5, 5]);
     expect(names(quiesce).sort()).toEqual(['s1/A', 's2/B', 's3/C']);
     expect(d.machine.state).toBe('quiescing');
     d.answerPhase('quiesced');
@@ -193,13 +194,13 @@ describe('operation machine: opaque rollback', () => {
     d.step({ type: 'answer', server: 's1', requestId: operationRequestId('op1', 1, 's1'), event: 'quiesced' });
     const resent = d.step({ type: 'timer-fired', name: 'resend', seq: 1 }).filter((e): e is SendApps => e.type === 'send-apps');
     expect(resent.map((s) => [s.server, s.resend, s.epoch, s.command])).toEqual([
-      ['s2', true, 4, 'quiesce'],
-      ['s3', true, 4, 'quiesce'],
+      ['s2', true, 5, 'quiesce'],
+      ['s3', true, 5, 'quiesce'],
     ]);
     expect(first?.server).toBe('s1');
   });
 
-  it('a failing restore hook: every app is resumed (restored ones at the new epoch, the others at the old), then needs-repair naming the app and the hook', () => {
+  it('a failing restore hook: every app is resumed, then needs-repair naming the app and the hook', () => {
     const d = new Driver(config(CHAIN));
     d.begin();
     d.answerPhase('quiesced');
@@ -210,8 +211,8 @@ describe('operation machine: opaque rollback', () => {
     expect(d.machine.state).toBe('resuming-back');
     const back = d.lastPhase();
     expect(back.map((s) => [s.server, s.command, s.epoch]).sort()).toEqual([
-      ['s1', 'resume', 4],
-      ['s2', 'resume', 4],
+      ['s1', 'resume', 5],
+      ['s2', 'resume', 5],
       ['s3', 'resume', 5],
     ]);
     expect(names(back).sort()).toEqual(['s1/A', 's2/B', 's3/C']);
@@ -226,16 +227,16 @@ describe('operation machine: opaque rollback', () => {
     expect(d.effects.some((e) => e.type === 'send-apps' && e.command === 'restore' && e.server === 's1')).toBe(false);
   });
 
-  it('a quiesce that fails or stays silent: nothing is restored, every app is resumed at the old epoch', () => {
+  it('a quiesce that fails or stays silent: nothing is restored, every app is resumed', () => {
     const d = new Driver(config(CHAIN));
     d.begin();
     d.step({ type: 'answer', server: 's1', requestId: operationRequestId('op1', 1, 's1'), event: 'quiesced' });
     d.step({ type: 'timer-fired', name: 'deadline', seq: 1 });
     const back = d.lastPhase();
-    expect(back.map((s) => [s.server, s.command, s.epoch]).sort()).toEqual([
-      ['s1', 'resume', 4],
-      ['s2', 'resume', 4],
-      ['s3', 'resume', 4],
+    expect(back.map((s) => [s.server, s.command]).sort()).toEqual([
+      ['s1', 'resume'],
+      ['s2', 'resume'],
+      ['s3', 'resume'],
     ]);
     d.answerPhase('resumed');
     const f = d.finished();
@@ -260,5 +261,30 @@ describe('operation machine: opaque rollback', () => {
   it('a config whose steps miss a server is refused', () => {
     const c = config(CHAIN);
     expect(() => new OperationMachine({ ...c, servers: ['s1', 's2'] })).toThrow(/opaque steps/);
+  });
+});
+
+describe('agent control: the commands of an opaque rollback at its new epoch', () => {
+  const m = (): AgentControl =>
+    new AgentControl({ tenant: 't', server: 's1', bootId: 'boot', apps: ['A'], ...AGENT_CONTROL_DEFAULTS, negativeControls: NO_NEGATIVE_CONTROLS });
+  let ids = 0;
+  const control = (epoch: number, command: ControlCommand): Control => Object.assign({ requestId: `r${++ids}`, tenant: 't', server: 's1', plan: 'P', epoch }, command) as Control;
+  const kept = (agent: AgentControl, c: Control): string => {
+    const step = agent.step({ type: 'control', control: c });
+    return step.rejected?.reason ?? 'executed';
+  };
+
+  it('a quiesce and a resume naming apps of a newer epoch are carried out; the capture and the trigger stay fenced until the restore', () => {
+    const agent = m();
+    expect(kept(agent, control(2, { type: 'quiesce', checkpointId: 4, apps: ['A'], drainTo: {} }))).toBe('executed');
+    // Known at epoch 2 now (first command of the plan); a later rollback moved the plan to 3.
+    expect(kept(agent, control(3, { type: 'quiesce', checkpointId: 4, apps: ['A'], drainTo: {} }))).toBe('executed');
+    expect(kept(agent, control(3, { type: 'resume', checkpointId: 4, apps: ['A'] }))).toBe('executed');
+    expect(agent.epochOf('P')).toBe(2);
+    // Storing a state of the abandoned future is what the epoch fences.
+    expect(kept(agent, control(3, { type: 'capture', checkpointId: 9, apps: ['A'] }))).toBe('behind');
+    expect(kept(agent, control(3, { type: 'resume', checkpointId: 4, apps: [] }))).toBe('behind');
+    expect(kept(agent, control(2, { type: 'quiesce', checkpointId: 4, apps: ['A'], drainTo: {} }))).toBe('executed');
+    expect(kept(agent, control(1, { type: 'quiesce', checkpointId: 4, apps: ['A'], drainTo: {} }))).toBe('stale-epoch');
   });
 });
