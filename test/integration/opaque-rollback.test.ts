@@ -1,15 +1,17 @@
 /**
- * Rollback of opaque apps end to end, over a real nats-server with real processes and shell hooks:
- * the chain A (s1) -> B (s2) -> C (s3) of opaque-chain.test.ts, whose apps can also reload their
- * state. Each app's hook quiesces it (action `freeze`), puts a restored state back (action
- * `restore`: the stored state.json becomes the app's, its output file is cut back to what it had
- * produced at the cut, so what it sent after the cut is gone from the channel too) and resumes it.
+ * Rollback and restore of opaque apps end to end, over a real nats-server with real processes and
+ * shell hooks: the chain A (s1) -> B (s2) -> C (s3) of opaque-chain.test.ts, whose apps can also
+ * reload their state. Each app's hook quiesces it (action `freeze`), puts a restored state back
+ * (action `restore`: the stored state.json becomes the app's, and its output file is written again
+ * up to what it had produced at the cut, so what it sent after the cut is gone from the channel
+ * too) and resumes it.
  *
  * A checkpoint is taken, the apps run on, the plan is rolled back: every app holds the captured
  * state again (the restore hook saw it), the restores went downstream first, the chain runs on from
  * there without losing or repeating an item (the sums stay 1 + 2 + ... + n). A restore hook that
  * exits 1 fails the rollback naming the app, the hook and its stderr, on the call and on the
- * operation's record, and every app is resumed; a second rollback repairs the plan.
+ * operation's record, and every app is resumed; a second rollback repairs the plan. A restore into
+ * a second chain on t1..t3 puts the captured states there, downstream first, and leaves s1..s3 alone.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +32,7 @@ const CHAIN = [
   { server: 's2', app: 'B' },
   { server: 's3', app: 'C' },
 ] as const;
+const SERVERS = CHAIN.map((c) => c.server);
 
 /** The app of opaque-chain.test.ts, plus `reload`: take state.json back from the file (the restore hook wrote it). */
 const APP_PROGRAM = `
@@ -82,17 +85,82 @@ const agents: Child[] = [];
 const apps: ChildProcess[] = [];
 let plan: PlanInput;
 
-const appDir = (app: string): string => join(dir, 'apps', app);
-const outFile = (app: string): string => join(appDir(app), 'out.log');
+/** Each app's directory, by server: the plan's apps run on s1..s3, a restore's targets on t1..t3. */
+const appDir = (server: string, app: string): string => join(dir, 'apps', server, app);
+const outFile = (server: string, app: string): string => join(appDir(server, app), 'out.log');
 type AppState = { consumed: number; produced: number; sum: number };
-const readState = (path: string): AppState => JSON.parse(readFileSync(path, 'utf8'));
-const liveState = (app: string): AppState => readState(join(appDir(app), 'state.json'));
-/** Every state a restore hook of `app` put back, in order (one JSON line each). */
-const restoredStates = (app: string): AppState[] => {
-  const path = join(appDir(app), 'restored.log');
+const liveState = (server: string, app: string): AppState => JSON.parse(readFileSync(join(appDir(server, app), 'state.json'), 'utf8'));
+/** Every state a restore hook put back into the app, in order (one JSON line each). */
+const restoredStates = (server: string, app: string): AppState[] => {
+  const path = join(appDir(server, app), 'restored.log');
   return existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AppState) : [];
 };
+/** `server/app action level checkpoint` of every restore hook run, in order. */
 const restoreOrder = (): string[] => (existsSync(join(dir, 'restore-order.log')) ? readFileSync(join(dir, 'restore-order.log'), 'utf8').trim().split('\n') : []);
+
+/** The chain's three apps on `servers` (A, B, C in order), each with its agent and hook. */
+function startChain(servers: readonly string[]): void {
+  const chain = CHAIN.map((c, i) => ({ server: servers[i] as string, app: c.app }));
+  const layout: PlanInput = { ...plan, servers: [...servers], apps: chain, channels: plan.channels.map((c, i) => ({ ...c, from: chain[i] as (typeof chain)[number], to: chain[i + 1] as (typeof chain)[number] })) };
+  chain.forEach(({ server, app }, i) => {
+    const D = appDir(server, app);
+    mkdirSync(D, { recursive: true });
+    const upstream = i > 0 ? outFile(servers[i - 1] as string, chain[i - 1]?.app as string) : '';
+    const downstream = i < chain.length - 1 ? outFile(server, app) : '';
+    const output = layout.channels.find((c) => c.from.app === app);
+    const hooks = join(dir, 'hooks', server);
+    mkdirSync(join(hooks, app), { recursive: true });
+    const hook = join(hooks, app, '10-app');
+    writeFileSync(
+      hook,
+      [
+        '#!/bin/sh',
+        'set -e',
+        `D='${D}'`,
+        'case "$1" in',
+        '  freeze)',
+        '    t=-1',
+        '    if [ -n "$SNAP_DRAIN_TO" ]; then t="${SNAP_DRAIN_TO##*=}"; fi',
+        '    rm -f "$D/ack"',
+        '    echo "$t" > "$D/drain.tmp" && mv "$D/drain.tmp" "$D/drain"',
+        '    i=0',
+        '    while [ ! -e "$D/ack" ]; do sleep 0.01; i=$((i+1)); if [ $i -gt 2000 ]; then echo "app did not stop" >&2; exit 1; fi; done',
+        '    cp "$D/state.json" "$SNAP_STATE_DIR/state.json"',
+        output ? `    echo "position ${channelIdOf(output)} $(cat "$D/ack")"` : '    :',
+        '    ;;',
+        '  restore)',
+        `    if [ -e '${join(dir, `fail-restore-${app}`)}' ]; then echo "cannot load the state of ${app}: simulated failure" >&2; exit 1; fi`,
+        `    echo "$SNAP_SERVER/${app} $SNAP_ACTION $SNAP_LEVEL $SNAP_CHECKPOINT_ID" >> '${join(dir, 'restore-order.log')}'`,
+        '    cp "$SNAP_STATE_DIR/state.json" "$D/state.json"',
+        '    tr -d "\\n" < "$SNAP_STATE_DIR/state.json" >> "$D/restored.log"; echo >> "$D/restored.log"',
+        // The channel is the app's own: what it sent after the cut goes too. Its output holds the
+        // items 1, 2, ... in order, so it is written again up to what it had produced at the cut.
+        downstream ? '    p=$(sed -e \'s/.*"produced":\\([0-9]*\\).*/\\1/\' "$SNAP_STATE_DIR/state.json"); seq 1 "$p" > "$D/out.tmp"; mv "$D/out.tmp" "$D/out.log"' : '    :',
+        '    touch "$D/reload"',
+        '    i=0',
+        '    while [ -e "$D/reload" ]; do sleep 0.01; i=$((i+1)); if [ $i -gt 2000 ]; then echo "app did not reload" >&2; exit 1; fi; done',
+        '    ;;',
+        '  resume) rm -f "$D/drain" "$D/ack" ;;',
+        'esac',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(hook, 0o755);
+    const config = { ...agentConfigFor(layout, server, nats.url), freeze: { hooksDir: hooks, hookRetriesMax: 0, hookTimeoutMs: 20_000 }, stateDir: join(dir, 'state', server) };
+    const file = join(dir, `${server}.json`);
+    writeFileSync(file, JSON.stringify(config));
+    agents.push(spawnTsx(`agent ${server}`, 'agent/main.ts', ['--config', file]));
+    apps.push(spawn(process.execPath, [join(dir, 'opaque-app.mjs'), D, upstream, downstream], { stdio: 'ignore' }));
+  });
+}
+
+async function agentsOnline(servers: readonly string[]): Promise<void> {
+  await waitUntil('the agents to be online', async () => {
+    const list = await client.listAgents('opaque-rb');
+    return list.ok && servers.every((server) => list.value.some((a) => a.server === server && a.status === 'online'));
+  }, { timeoutMs: 60_000, intervalMs: 100 });
+}
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -114,64 +182,11 @@ beforeAll(async () => {
     ],
     volumes: [],
   };
-  const program = join(dir, 'opaque-app.mjs');
-  writeFileSync(program, APP_PROGRAM);
-  CHAIN.forEach(({ server, app }, i) => {
-    mkdirSync(appDir(app), { recursive: true });
-    const upstream = i > 0 ? outFile(CHAIN[i - 1]?.app as string) : '';
-    const downstream = i < CHAIN.length - 1 ? outFile(app) : '';
-    const output = plan.channels.find((c) => c.from.app === app);
-    const hooks = join(dir, 'hooks', server);
-    mkdirSync(join(hooks, app), { recursive: true });
-    const hook = join(hooks, app, '10-app');
-    const D = appDir(app);
-    writeFileSync(
-      hook,
-      [
-        '#!/bin/sh',
-        'set -e',
-        `D='${D}'`,
-        'case "$1" in',
-        '  freeze)',
-        '    t=-1',
-        '    if [ -n "$SNAP_DRAIN_TO" ]; then t="${SNAP_DRAIN_TO##*=}"; fi',
-        '    rm -f "$D/ack"',
-        '    echo "$t" > "$D/drain.tmp" && mv "$D/drain.tmp" "$D/drain"',
-        '    i=0',
-        '    while [ ! -e "$D/ack" ]; do sleep 0.01; i=$((i+1)); if [ $i -gt 2000 ]; then echo "app did not stop" >&2; exit 1; fi; done',
-        '    cp "$D/state.json" "$SNAP_STATE_DIR/state.json"',
-        output ? `    echo "position ${channelIdOf(output)} $(cat "$D/ack")"` : '    :',
-        '    ;;',
-        '  restore)',
-        `    if [ -e '${join(dir, `fail-restore-${app}`)}' ]; then echo "cannot load the state of ${app}: simulated failure" >&2; exit 1; fi`,
-        `    echo "${app} $SNAP_ACTION $SNAP_LEVEL $SNAP_CHECKPOINT_ID" >> '${join(dir, 'restore-order.log')}'`,
-        '    cp "$SNAP_STATE_DIR/state.json" "$D/state.json"',
-        '    tr -d "\\n" < "$SNAP_STATE_DIR/state.json" >> "$D/restored.log"; echo >> "$D/restored.log"',
-        // What the app sent after the cut goes too: its output is cut back to what it had produced.
-        downstream ? '    p=$(sed -e \'s/.*"produced":\\([0-9]*\\).*/\\1/\' "$SNAP_STATE_DIR/state.json"); head -n "$p" "$D/out.log" > "$D/out.tmp"; mv "$D/out.tmp" "$D/out.log"' : '    :',
-        '    touch "$D/reload"',
-        '    i=0',
-        '    while [ -e "$D/reload" ]; do sleep 0.01; i=$((i+1)); if [ $i -gt 2000 ]; then echo "app did not reload" >&2; exit 1; fi; done',
-        '    ;;',
-        '  resume) rm -f "$D/drain" "$D/ack" ;;',
-        'esac',
-        'exit 0',
-        '',
-      ].join('\n'),
-    );
-    chmodSync(hook, 0o755);
-    const config = { ...agentConfigFor(plan, server, nats.url), freeze: { hooksDir: hooks, hookRetriesMax: 0, hookTimeoutMs: 20_000 }, stateDir: join(dir, 'state', server) };
-    const file = join(dir, `${server}.json`);
-    writeFileSync(file, JSON.stringify(config));
-    agents.push(spawnTsx(`agent ${server}`, 'agent/main.ts', ['--config', file]));
-    apps.push(spawn(process.execPath, [program, D, upstream, downstream], { stdio: 'ignore' }));
-  });
+  writeFileSync(join(dir, 'opaque-app.mjs'), APP_PROGRAM);
+  startChain(SERVERS);
   value(await client.registerPlan(plan, 0), 'registering the plan');
-  await waitUntil('the agents to be online', async () => {
-    const list = await client.listAgents('opaque-rb');
-    return list.ok && CHAIN.every((c) => list.value.some((a) => a.server === c.server && a.status === 'online'));
-  }, { timeoutMs: 60_000, intervalMs: 100 });
-  await waitUntil('items to flow to C', () => existsSync(join(appDir('C'), 'state.json')) && liveState('C').consumed > 50, { timeoutMs: 20_000 });
+  await agentsOnline(SERVERS);
+  await waitUntil('items to flow to C', () => existsSync(join(appDir('s3', 'C'), 'state.json')) && liveState('s3', 'C').consumed > 50, { timeoutMs: 20_000 });
 }, 120_000);
 
 afterAll(async () => {
@@ -202,28 +217,35 @@ async function capturedState(record: CheckpointRecord, app: string): Promise<App
 
 const triangular = (n: number): number => (n * (n + 1)) / 2;
 
-/** Every app resumed and the chain running on, each sum still 1 + 2 + ... + consumed. */
-async function expectRunningOn(): Promise<void> {
-  await waitUntil('every app to be resumed', () => CHAIN.every(({ app }) => !existsSync(join(appDir(app), 'drain'))), { timeoutMs: 10_000 });
-  const before = liveState('C').consumed;
-  await waitUntil('the chain to run again', () => liveState('C').consumed > before + 20, { timeoutMs: 10_000 });
-  for (const app of ['B', 'C']) {
-    const s = liveState(app);
-    expect(s.sum, `${app} consumed 1..${s.consumed} once each`).toBe(triangular(s.consumed));
+/** Every app of the chain on `servers` resumed and running on, each sum still 1 + 2 + ... + consumed. */
+async function expectRunningOn(servers: readonly string[] = SERVERS): Promise<void> {
+  const [, b, c] = servers as [string, string, string];
+  await waitUntil('every app to be resumed', () => CHAIN.every(({ app }, i) => !existsSync(join(appDir(servers[i] as string, app), 'drain'))), { timeoutMs: 10_000 });
+  const before = liveState(c, 'C').consumed;
+  await waitUntil('the chain to run again', () => liveState(c, 'C').consumed > before + 20, { timeoutMs: 10_000 });
+  for (const [server, app] of [
+    [b, 'B'],
+    [c, 'C'],
+  ] as const) {
+    const st = liveState(server, app);
+    expect(st.sum, `${server}/${app} consumed 1..${st.consumed} once each`).toBe(triangular(st.consumed));
   }
 }
 
-describe('rollback of a chain of opaque apps', () => {
-  it('puts every captured state back, downstream first, and the chain runs on from the cut', async () => {
+const inOrder = (servers: readonly string[], id: number): string[] => [`${servers[2]}/C restore app ${id}`, `${servers[1]}/B restore app ${id}`, `${servers[0]}/A restore app ${id}`];
+
+describe('rollback and restore of a chain of opaque apps', () => {
+  it('a rollback puts every captured state back, downstream first, and the chain runs on from the cut', async () => {
     const cp = await takeAndWait();
     expect(cp.state, cp.failureDetail).toBe('completed');
     const captured = { A: await capturedState(cp, 'A'), B: await capturedState(cp, 'B'), C: await capturedState(cp, 'C') };
     // The apps move well past the checkpoint: their live state differs from the captured one.
-    await waitUntil('C to consume past the checkpoint', () => liveState('C').consumed > captured.C.consumed + 100, { timeoutMs: 20_000 });
+    await waitUntil('C to consume past the checkpoint', () => liveState('s3', 'C').consumed > captured.C.consumed + 100, { timeoutMs: 20_000 });
+    const order = restoreOrder().length;
     const rolled = value(await client.rollback(cp.id, true), 'rollback');
     expect(rolled.epoch).toBe(1);
-    for (const app of ['A', 'B', 'C'] as const) expect(restoredStates(app)).toEqual([captured[app]]);
-    expect(restoreOrder()).toEqual([`C restore app ${cp.id}`, `B restore app ${cp.id}`, `A restore app ${cp.id}`]);
+    for (const { server, app } of CHAIN) expect(restoredStates(server, app)).toEqual([captured[app]]);
+    expect(restoreOrder().slice(order)).toEqual(inOrder(SERVERS, cp.id));
     const ops = await store.operations.list('opaque-rb');
     if (!ops.ok) throw new Error(ops.error.message);
     expect(ops.value[0]?.state).toBe('completed');
@@ -231,7 +253,8 @@ describe('rollback of a chain of opaque apps', () => {
     // The plan checkpoints again at the new epoch.
     const next = await takeAndWait();
     expect(next.state, next.failureDetail).toBe('completed');
-    expect((await capturedState(next, 'C')).sum).toBe(triangular((await capturedState(next, 'C')).consumed));
+    const c = await capturedState(next, 'C');
+    expect(c.sum).toBe(triangular(c.consumed));
   });
 
   it('a restore hook that exits 1 fails the rollback visibly, every app is resumed, and a second rollback repairs the plan', async () => {
@@ -251,17 +274,37 @@ describe('rollback of a chain of opaque apps', () => {
     expect(message).toContain('cannot load the state of B: simulated failure');
     expect(message).toContain('every app quiesced was resumed');
     // C (downstream) was restored before B failed; A (upstream) never was.
-    expect(restoreOrder().slice(order)).toEqual([`C restore app ${cp.id}`]);
+    expect(restoreOrder().slice(order)).toEqual([`s3/C restore app ${cp.id}`]);
     const ops = await store.operations.list('opaque-rb');
     if (!ops.ok) throw new Error(ops.error.message);
     expect(ops.value[0]?.state).toBe('needs-repair');
     expect(ops.value[0]?.detail).toContain('cannot load the state of B: simulated failure');
-    await waitUntil('every app to be resumed', () => CHAIN.every(({ app }) => !existsSync(join(appDir(app), 'drain'))), { timeoutMs: 10_000 });
+    await waitUntil('every app to be resumed', () => CHAIN.every(({ server, app }) => !existsSync(join(appDir(server, app), 'drain'))), { timeoutMs: 10_000 });
     const repaired = value(await client.rollback(cp.id, true), 'the repairing rollback');
     expect(repaired.epoch).toBeGreaterThan(1);
-    expect(restoreOrder().slice(order + 1)).toEqual([`C restore app ${cp.id}`, `B restore app ${cp.id}`, `A restore app ${cp.id}`]);
+    expect(restoreOrder().slice(order + 1)).toEqual(inOrder(SERVERS, cp.id));
     await expectRunningOn();
     const next = await takeAndWait();
     expect(next.state, next.failureDetail).toBe('completed');
+  });
+
+  it('a restore into other servers puts the captured states into the apps there, downstream first, and leaves the plan running', async () => {
+    const targets = ['t1', 't2', 't3'];
+    startChain(targets);
+    await agentsOnline(targets);
+    const cp = await takeAndWait();
+    expect(cp.state, cp.failureDetail).toBe('completed');
+    const captured = { A: await capturedState(cp, 'A'), B: await capturedState(cp, 'B'), C: await capturedState(cp, 'C') };
+    const order = restoreOrder().length;
+    const sourceBefore = liveState('s3', 'C').consumed;
+    const sourceRestores = CHAIN.map(({ server, app }) => restoredStates(server, app).length);
+    value(await client.restore({ checkpointId: cp.id, servers: { s1: 't1', s2: 't2', s3: 't3' }, apps: [] }), 'restore');
+    CHAIN.forEach(({ app }, i) => expect(restoredStates(targets[i] as string, app)).toEqual([captured[app]]));
+    expect(restoreOrder().slice(order)).toEqual(inOrder(targets, cp.id));
+    await expectRunningOn(targets);
+    // The plan's own apps were left alone: they ran on, and were never restored again.
+    expect(CHAIN.map(({ server, app }) => restoredStates(server, app).length)).toEqual(sourceRestores);
+    expect(liveState('s3', 'C').consumed).toBeGreaterThan(sourceBefore);
+    await expectRunningOn(SERVERS);
   });
 });
