@@ -79,6 +79,7 @@ describe('gRPC adapter', () => {
     expect(r.required('checkpoint').u64('id')).toBe(0);
     expect(r.error).toEqual({
       kind: 'invalid-argument',
+      field: 'request.checkpoint.id',
       message: 'request.checkpoint.id: 18446744073709551615 is beyond the largest integer handled exactly (9007199254740991)',
     });
   });
@@ -86,6 +87,6 @@ describe('gRPC adapter', () => {
   it('a missing required message is named by its path', () => {
     const r = ProtoReader.of({}, 'plan');
     r.required('options').bool('flag');
-    expect(r.error).toEqual({ kind: 'invalid-argument', message: 'plan.options is required' });
+    expect(r.error).toEqual({ kind: 'invalid-argument', field: 'plan.options', message: 'plan.options is required' });
   });
 });

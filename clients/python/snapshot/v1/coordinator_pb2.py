@@ -22,7 +22,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='snapshot/v1/coordinator.proto',
   package='snapshot.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1dsnapshot/v1/coordinator.proto\x12\x0bsnapshot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x02\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x04\x61pps\x18\x04 \x03(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x08\x63hannels\x18\x05 \x03(\x0b\x32\x14.snapshot.v1.Channel\x12$\n\x07volumes\x18\x06 \x03(\x0b\x32\x13.snapshot.v1.Volume\x12\x10\n\x08revision\x18\x07 \x01(\x04\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x06\x41ppRef\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\"\x91\x01\n\x07\x43hannel\x12%\n\x08\x66rom_app\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06to_app\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.snapshot.v1.ChannelKind\x12\x12\n\nlog_stream\x18\x04 \x01(\t\"9\n\x06Volume\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ref\x18\x03 \x01(\t\"Q\n\x13RegisterPlanRequest\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"7\n\x14RegisterPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"2\n\x0fGetPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"I\n\x10ListPlansRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"N\n\x11ListPlansResponse\x12 \n\x05plans\x18\x01 \x03(\x0b\x32\x11.snapshot.v1.Plan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x11\x44\x65letePlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65lete_checkpoints\x18\x02 \x01(\x08\"\x14\n\x12\x44\x65letePlanResponse\"\xa9\x02\n\x0fSnapshotOptions\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0e\x61lignment_mode\x18\x02 \x01(\x0e\x32\x1a.snapshot.v1.AlignmentMode\x12\x34\n\x11\x61lignment_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x0f\x66\x61llback_policy\x18\x04 \x01(\x0e\x32\x1b.snapshot.v1.FallbackPolicy\x12\x32\n\x0f\x66reeze_deadline\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_concurrent\x18\x06 \x01(\r\"\x9c\x01\n\x13TakeSnapshotRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"Z\n\x14TakeSnapshotResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xd1\x01\n\x16\x42\x65ginCheckpointRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x30\n\rhold_deadline\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"]\n\x17\x42\x65ginCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xac\x01\n\x13GivenVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x17\x46inishCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x31\n\x07volumes\x18\x02 \x03(\x0b\x32 .snapshot.v1.GivenVolumeSnapshot\"G\n\x18\x46inishCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc9\x03\n\x08\x41ppStats\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\r\n\x05\x61\x63ked\x18\x03 \x01(\x08\x12,\n\x08\x61\x63ked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0bstart_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12\x61lignment_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rsync_duration\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0e\x61sync_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\n \x01(\x04\x12\x1a\n\x12\x66inished_unaligned\x18\x0b \x01(\x08\x12\x32\n\x0e\x66\x61ilure_reason\x18\x0c \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\r \x01(\t\"\x95\x02\n\x0f\x43heckpointStats\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\r\x12\r\n\x05total\x18\x02 \x01(\r\x12\x30\n\x0ctriggered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0blast_ack_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\x07 \x01(\x04\x12#\n\x04\x61pps\x18\x08 \x03(\x0b\x32\x15.snapshot.v1.AppStats\"\xd8\x01\n\x0eVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12-\n\tfrozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsnapshot_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x06\n\nCheckpoint\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x36\n\x0flevel_requested\x18\x04 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x35\n\x0elevel_achieved\x18\x05 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x32\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\x08 \x01(\t\x12\r\n\x05\x65poch\x18\t \x01(\x04\x12-\n\x07options\x18\n \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05stats\x18\x0e \x01(\x0b\x32\x1c.snapshot.v1.CheckpointStats\x12,\n\x07volumes\x18\x0f \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\x12\x0e\n\x06safety\x18\x10 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x11 \x01(\t\x12*\n\x07servers\x18\x12 \x03(\x0b\x32\x19.snapshot.v1.ServerFreeze\x12\x0e\n\x06pinned\x18\x13 \x01(\x08\x12\x30\n\rhold_deadline\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x0e\x63\x61ller_volumes\x18\x15 \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\"\xa0\x02\n\x0cServerFreeze\x12\x0e\n\x06server\x18\x01 \x01(\t\x12-\n\tfrozen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_frozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_thawed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x62y_watchdog\x18\x06 \x01(\x08\x12#\n\x05hooks\x18\x07 \x03(\x0b\x32\x14.snapshot.v1.HookRun\"\xb9\x01\n\x07HookRun\x12\x0c\n\x04hook\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x11\n\texit_code\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\t\x12\x11\n\ttimed_out\x18\x05 \x01(\x08\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06stderr\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\r\x12\x0b\n\x03\x61pp\x18\t \x01(\t\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"D\n\x15GetCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"~\n\x16ListCheckpointsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x06states\x18\x02 \x03(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x17ListCheckpointsResponse\x12,\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x16WatchCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"\xa3\x01\n\x1aTakeSnapshotAndWaitRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\xc8\x01\n\x1bTakeSnapshotAndWaitResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc4\x01\n\x17WatchCheckpointResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"i\n\x17RollbackSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x1e\n\x16skip_safety_checkpoint\x18\x02 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"G\n\x18RollbackSnapshotResponse\x12\x1c\n\x14safety_checkpoint_id\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"=\n\rServerMapping\x12\x15\n\rsource_server\x18\x01 \x01(\t\x12\x15\n\rtarget_server\x18\x02 \x01(\t\"V\n\nAppMapping\x12#\n\x06source\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06target\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\"\x9c\x01\n\x16RestoreSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\x07servers\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.ServerMapping\x12%\n\x04\x61pps\x18\x03 \x03(\x0b\x32\x17.snapshot.v1.AppMapping\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"(\n\x17RestoreSnapshotResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"0\n\x17VerifyCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"-\n\rVerifyProblem\x12\x0c\n\x04part\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"T\n\x18VerifyCheckpointResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12,\n\x08problems\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.VerifyProblem\"I\n\x17\x44\x65leteCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"U\n\x18\x44\x65leteCheckpointResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12 \n\x18\x64\x65leted_volume_snapshots\x18\x02 \x03(\t\"I\n\x17\x43\x61ncelCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"G\n\x18\x43\x61ncelCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"F\n\x14PinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"D\n\x15PinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"H\n\x16UnpinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"F\n\x17UnpinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\x92\x02\n\x05\x41gent\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x0c\n\x04\x61pps\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.snapshot.v1.AgentStatus\x12\x31\n\rregistered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66rozen\x18\x08 \x01(\x08\x12&\n\x08\x63hannels\x18\t \x03(\x0b\x32\x14.snapshot.v1.Channel\"#\n\x11ListAgentsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"8\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.snapshot.v1.Agent\"\xff\x01\n\nPlanPolicy\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12-\n\x08schedule\x18\x03 \x01(\x0b\x32\x1b.snapshot.v1.SchedulePolicy\x12/\n\tretention\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.RetentionPolicy\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x02\n\x0eSchedulePolicy\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12,\n\x05level\x18\x03 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x14\n\x0cwindow_start\x18\x04 \x01(\t\x12\x12\n\nwindow_end\x18\x05 \x01(\t\x12)\n\x06jitter\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tmin_pause\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12tolerable_failures\x18\x08 \x01(\r\"\x93\x01\n\x0fRetentionPolicy\x12\x11\n\tkeep_last\x18\x01 \x01(\r\x12\x12\n\nkeep_daily\x18\x02 \x01(\r\x12\x13\n\x0bkeep_weekly\x18\x03 \x01(\r\x12\x14\n\x0ckeep_monthly\x18\x04 \x01(\r\x12.\n\x0bkeep_within\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x13\x43reatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"?\n\x14\x43reatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"#\n\x10GetPolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"<\n\x11GetPolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"L\n\x13ListPoliciesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x14ListPoliciesResponse\x12)\n\x08policies\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x13UpdatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"?\n\x14UpdatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"&\n\x13\x44\x65letePolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65letePolicyResponse\"&\n\x13GetPlanStatsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\xc3\x04\n\tPlanStats\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x19\n\x11\x63heckpoints_total\x18\x02 \x01(\r\x12\x11\n\tcompleted\x18\x03 \x01(\r\x12\x0f\n\x07\x61\x62orted\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12/\n\x0c\x64uration_min\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_avg\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_max\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0esize_min_bytes\x18\t \x01(\x04\x12\x16\n\x0esize_avg_bytes\x18\n \x01(\x04\x12\x16\n\x0esize_max_bytes\x18\x0b \x01(\x04\x12\x1b\n\x13latest_completed_id\x18\x0c \x01(\x04\x12\x37\n\x13latest_completed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_failure_id\x18\x0e \x01(\x04\x12\x37\n\x13last_failure_reason\x18\x0f \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x1b\n\x13last_failure_detail\x18\x10 \x01(\t\x12\x33\n\x0flast_failure_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x14GetPlanStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.snapshot.v1.PlanStats*t\n\x0b\x43hannelKind\x12\x1c\n\x18\x43HANNEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HANNEL_KIND_IN_BAND\x10\x01\x12\x14\n\x10\x43HANNEL_KIND_LOG\x10\x02\x12\x17\n\x13\x43HANNEL_KIND_OPAQUE\x10\x03*\x89\x01\n\x10\x43onsistencyLevel\x12!\n\x1d\x43ONSISTENCY_LEVEL_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONSISTENCY_LEVEL_NONE\x10\x01\x12\x1b\n\x17\x43ONSISTENCY_LEVEL_CRASH\x10\x02\x12\x19\n\x15\x43ONSISTENCY_LEVEL_APP\x10\x03*i\n\rAlignmentMode\x12\x1e\n\x1a\x41LIGNMENT_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LIGNMENT_MODE_ALIGNED\x10\x01\x12\x1c\n\x18\x41LIGNMENT_MODE_UNALIGNED\x10\x02*j\n\x0e\x46\x61llbackPolicy\x12\x1f\n\x1b\x46\x41LLBACK_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41LLBACK_POLICY_FAIL\x10\x01\x12\x1d\n\x19\x46\x41LLBACK_POLICY_DOWNGRADE\x10\x02*\xac\x02\n\x0f\x43heckpointState\x12 \n\x1c\x43HECKPOINT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43HECKPOINT_STATE_PENDING\x10\x01\x12\x1f\n\x1b\x43HECKPOINT_STATE_TRIGGERING\x10\x02\x12\x1f\n\x1b\x43HECKPOINT_STATE_COLLECTING\x10\x03\x12\x1f\n\x1b\x43HECKPOINT_STATE_COMMITTING\x10\x04\x12\x1e\n\x1a\x43HECKPOINT_STATE_COMPLETED\x10\x05\x12\x1d\n\x19\x43HECKPOINT_STATE_ABORTING\x10\x06\x12\x1c\n\x18\x43HECKPOINT_STATE_ABORTED\x10\x07\x12\x19\n\x15\x43HECKPOINT_STATE_HELD\x10\x08*\x84\x04\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x01\x12\x1b\n\x17\x46\x41ILURE_REASON_DECLINED\x10\x02\x12$\n FAILURE_REASON_AGENT_UNAVAILABLE\x10\x03\x12!\n\x1d\x46\x41ILURE_REASON_CHANNEL_FAILED\x10\x04\x12\x1b\n\x17\x46\x41ILURE_REASON_SUBSUMED\x10\x05\x12\x1f\n\x1b\x46\x41ILURE_REASON_STORE_FAILED\x10\x06\x12 \n\x1c\x46\x41ILURE_REASON_FREEZE_FAILED\x10\x07\x12)\n%FAILURE_REASON_VOLUME_SNAPSHOT_FAILED\x10\x08\x12\x1e\n\x1a\x46\x41ILURE_REASON_HOOK_FAILED\x10\t\x12 \n\x1c\x46\x41ILURE_REASON_EPOCH_CHANGED\x10\n\x12\x1c\n\x18\x46\x41ILURE_REASON_CANCELLED\x10\x0b\x12$\n FAILURE_REASON_TOO_MANY_FAILURES\x10\x0c\x12\x1b\n\x17\x46\x41ILURE_REASON_INTERNAL\x10\r\x12#\n\x1f\x46\x41ILURE_REASON_COORDINATOR_LOST\x10\x0e*\x94\x02\n\x0cProgressKind\x12\x1d\n\x19PROGRESS_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPROGRESS_KIND_STATE_CHANGED\x10\x01\x12\x1e\n\x1aPROGRESS_KIND_APP_PROGRESS\x10\x02\x12\x1b\n\x17PROGRESS_KIND_APP_ACKED\x10\x03\x12\x1e\n\x1aPROGRESS_KIND_APP_DECLINED\x10\x04\x12\x1f\n\x1bPROGRESS_KIND_SERVER_FROZEN\x10\x05\x12\x1f\n\x1bPROGRESS_KIND_SERVER_THAWED\x10\x06\x12%\n!PROGRESS_KIND_VOLUMES_SNAPSHOTTED\x10\x07*u\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATUS_ONLINE\x10\x01\x12\x15\n\x11\x41GENT_STATUS_LATE\x10\x02\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x03\x32\xb5\x11\n\x0b\x43oordinator\x12S\n\x0cRegisterPlan\x12 .snapshot.v1.RegisterPlanRequest\x1a!.snapshot.v1.RegisterPlanResponse\x12\x44\n\x07GetPlan\x12\x1b.snapshot.v1.GetPlanRequest\x1a\x1c.snapshot.v1.GetPlanResponse\x12J\n\tListPlans\x12\x1d.snapshot.v1.ListPlansRequest\x1a\x1e.snapshot.v1.ListPlansResponse\x12M\n\nDeletePlan\x12\x1e.snapshot.v1.DeletePlanRequest\x1a\x1f.snapshot.v1.DeletePlanResponse\x12S\n\x0cTakeSnapshot\x12 .snapshot.v1.TakeSnapshotRequest\x1a!.snapshot.v1.TakeSnapshotResponse\x12V\n\rGetCheckpoint\x12!.snapshot.v1.GetCheckpointRequest\x1a\".snapshot.v1.GetCheckpointResponse\x12\\\n\x0fListCheckpoints\x12#.snapshot.v1.ListCheckpointsRequest\x1a$.snapshot.v1.ListCheckpointsResponse\x12^\n\x0fWatchCheckpoint\x12#.snapshot.v1.WatchCheckpointRequest\x1a$.snapshot.v1.WatchCheckpointResponse0\x01\x12j\n\x13TakeSnapshotAndWait\x12\'.snapshot.v1.TakeSnapshotAndWaitRequest\x1a(.snapshot.v1.TakeSnapshotAndWaitResponse0\x01\x12\\\n\x0f\x42\x65ginCheckpoint\x12#.snapshot.v1.BeginCheckpointRequest\x1a$.snapshot.v1.BeginCheckpointResponse\x12_\n\x10\x46inishCheckpoint\x12$.snapshot.v1.FinishCheckpointRequest\x1a%.snapshot.v1.FinishCheckpointResponse\x12_\n\x10RollbackSnapshot\x12$.snapshot.v1.RollbackSnapshotRequest\x1a%.snapshot.v1.RollbackSnapshotResponse\x12\\\n\x0fRestoreSnapshot\x12#.snapshot.v1.RestoreSnapshotRequest\x1a$.snapshot.v1.RestoreSnapshotResponse\x12_\n\x10VerifyCheckpoint\x12$.snapshot.v1.VerifyCheckpointRequest\x1a%.snapshot.v1.VerifyCheckpointResponse\x12_\n\x10\x44\x65leteCheckpoint\x12$.snapshot.v1.DeleteCheckpointRequest\x1a%.snapshot.v1.DeleteCheckpointResponse\x12_\n\x10\x43\x61ncelCheckpoint\x12$.snapshot.v1.CancelCheckpointRequest\x1a%.snapshot.v1.CancelCheckpointResponse\x12V\n\rPinCheckpoint\x12!.snapshot.v1.PinCheckpointRequest\x1a\".snapshot.v1.PinCheckpointResponse\x12\\\n\x0fUnpinCheckpoint\x12#.snapshot.v1.UnpinCheckpointRequest\x1a$.snapshot.v1.UnpinCheckpointResponse\x12M\n\nListAgents\x12\x1e.snapshot.v1.ListAgentsRequest\x1a\x1f.snapshot.v1.ListAgentsResponse\x12S\n\x0c\x43reatePolicy\x12 .snapshot.v1.CreatePolicyRequest\x1a!.snapshot.v1.CreatePolicyResponse\x12J\n\tGetPolicy\x12\x1d.snapshot.v1.GetPolicyRequest\x1a\x1e.snapshot.v1.GetPolicyResponse\x12S\n\x0cListPolicies\x12 .snapshot.v1.ListPoliciesRequest\x1a!.snapshot.v1.ListPoliciesResponse\x12S\n\x0cUpdatePolicy\x12 .snapshot.v1.UpdatePolicyRequest\x1a!.snapshot.v1.UpdatePolicyResponse\x12S\n\x0c\x44\x65letePolicy\x12 .snapshot.v1.DeletePolicyRequest\x1a!.snapshot.v1.DeletePolicyResponse\x12S\n\x0cGetPlanStats\x12 .snapshot.v1.GetPlanStatsRequest\x1a!.snapshot.v1.GetPlanStatsResponseb\x06proto3')
+  serialized_pb=_b('\n\x1dsnapshot/v1/coordinator.proto\x12\x0bsnapshot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x02\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x04\x61pps\x18\x04 \x03(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x08\x63hannels\x18\x05 \x03(\x0b\x32\x14.snapshot.v1.Channel\x12$\n\x07volumes\x18\x06 \x03(\x0b\x32\x13.snapshot.v1.Volume\x12\x10\n\x08revision\x18\x07 \x01(\x04\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x11\x61gentless_servers\x18\n \x03(\x0b\x32\x1c.snapshot.v1.AgentlessServer\"O\n\x0f\x41gentlessServer\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ref\x18\x02 \x01(\t\x12\x17\n\x0fguest_agent_ref\x18\x03 \x01(\t\"%\n\x06\x41ppRef\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\"\x91\x01\n\x07\x43hannel\x12%\n\x08\x66rom_app\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06to_app\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.snapshot.v1.ChannelKind\x12\x12\n\nlog_stream\x18\x04 \x01(\t\"9\n\x06Volume\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ref\x18\x03 \x01(\t\"Q\n\x13RegisterPlanRequest\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"7\n\x14RegisterPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"2\n\x0fGetPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"I\n\x10ListPlansRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"N\n\x11ListPlansResponse\x12 \n\x05plans\x18\x01 \x03(\x0b\x32\x11.snapshot.v1.Plan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x11\x44\x65letePlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65lete_checkpoints\x18\x02 \x01(\x08\"\x14\n\x12\x44\x65letePlanResponse\"\xa9\x02\n\x0fSnapshotOptions\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0e\x61lignment_mode\x18\x02 \x01(\x0e\x32\x1a.snapshot.v1.AlignmentMode\x12\x34\n\x11\x61lignment_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x0f\x66\x61llback_policy\x18\x04 \x01(\x0e\x32\x1b.snapshot.v1.FallbackPolicy\x12\x32\n\x0f\x66reeze_deadline\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_concurrent\x18\x06 \x01(\r\"\x9c\x01\n\x13TakeSnapshotRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"Z\n\x14TakeSnapshotResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xd1\x01\n\x16\x42\x65ginCheckpointRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x30\n\rhold_deadline\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"]\n\x17\x42\x65ginCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xac\x01\n\x13GivenVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x17\x46inishCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x31\n\x07volumes\x18\x02 \x03(\x0b\x32 .snapshot.v1.GivenVolumeSnapshot\"G\n\x18\x46inishCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc9\x03\n\x08\x41ppStats\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\r\n\x05\x61\x63ked\x18\x03 \x01(\x08\x12,\n\x08\x61\x63ked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0bstart_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12\x61lignment_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rsync_duration\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0e\x61sync_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\n \x01(\x04\x12\x1a\n\x12\x66inished_unaligned\x18\x0b \x01(\x08\x12\x32\n\x0e\x66\x61ilure_reason\x18\x0c \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\r \x01(\t\"\x95\x02\n\x0f\x43heckpointStats\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\r\x12\r\n\x05total\x18\x02 \x01(\r\x12\x30\n\x0ctriggered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0blast_ack_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\x07 \x01(\x04\x12#\n\x04\x61pps\x18\x08 \x03(\x0b\x32\x15.snapshot.v1.AppStats\"\xd8\x01\n\x0eVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12-\n\tfrozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsnapshot_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x06\n\nCheckpoint\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x36\n\x0flevel_requested\x18\x04 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x35\n\x0elevel_achieved\x18\x05 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x32\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\x08 \x01(\t\x12\r\n\x05\x65poch\x18\t \x01(\x04\x12-\n\x07options\x18\n \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05stats\x18\x0e \x01(\x0b\x32\x1c.snapshot.v1.CheckpointStats\x12,\n\x07volumes\x18\x0f \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\x12\x0e\n\x06safety\x18\x10 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x11 \x01(\t\x12*\n\x07servers\x18\x12 \x03(\x0b\x32\x19.snapshot.v1.ServerFreeze\x12\x0e\n\x06pinned\x18\x13 \x01(\x08\x12\x30\n\rhold_deadline\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x0e\x63\x61ller_volumes\x18\x15 \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\"\xa0\x02\n\x0cServerFreeze\x12\x0e\n\x06server\x18\x01 \x01(\t\x12-\n\tfrozen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_frozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_thawed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x62y_watchdog\x18\x06 \x01(\x08\x12#\n\x05hooks\x18\x07 \x03(\x0b\x32\x14.snapshot.v1.HookRun\"\xb9\x01\n\x07HookRun\x12\x0c\n\x04hook\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x11\n\texit_code\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\t\x12\x11\n\ttimed_out\x18\x05 \x01(\x08\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06stderr\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\r\x12\x0b\n\x03\x61pp\x18\t \x01(\t\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"D\n\x15GetCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"~\n\x16ListCheckpointsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x06states\x18\x02 \x03(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x17ListCheckpointsResponse\x12,\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x16WatchCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"\xa3\x01\n\x1aTakeSnapshotAndWaitRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\xc8\x01\n\x1bTakeSnapshotAndWaitResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc4\x01\n\x17WatchCheckpointResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"i\n\x17RollbackSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x1e\n\x16skip_safety_checkpoint\x18\x02 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"G\n\x18RollbackSnapshotResponse\x12\x1c\n\x14safety_checkpoint_id\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"=\n\rServerMapping\x12\x15\n\rsource_server\x18\x01 \x01(\t\x12\x15\n\rtarget_server\x18\x02 \x01(\t\"V\n\nAppMapping\x12#\n\x06source\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06target\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\"\x9c\x01\n\x16RestoreSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\x07servers\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.ServerMapping\x12%\n\x04\x61pps\x18\x03 \x03(\x0b\x32\x17.snapshot.v1.AppMapping\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"(\n\x17RestoreSnapshotResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\"0\n\x17VerifyCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"-\n\rVerifyProblem\x12\x0c\n\x04part\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"T\n\x18VerifyCheckpointResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12,\n\x08problems\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.VerifyProblem\"I\n\x17\x44\x65leteCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"U\n\x18\x44\x65leteCheckpointResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12 \n\x18\x64\x65leted_volume_snapshots\x18\x02 \x03(\t\"I\n\x17\x43\x61ncelCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"G\n\x18\x43\x61ncelCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"F\n\x14PinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"D\n\x15PinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"H\n\x16UnpinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"F\n\x17UnpinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\x92\x02\n\x05\x41gent\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x0c\n\x04\x61pps\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.snapshot.v1.AgentStatus\x12\x31\n\rregistered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66rozen\x18\x08 \x01(\x08\x12&\n\x08\x63hannels\x18\t \x03(\x0b\x32\x14.snapshot.v1.Channel\"#\n\x11ListAgentsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"8\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.snapshot.v1.Agent\"\xff\x01\n\nPlanPolicy\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12-\n\x08schedule\x18\x03 \x01(\x0b\x32\x1b.snapshot.v1.SchedulePolicy\x12/\n\tretention\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.RetentionPolicy\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x02\n\x0eSchedulePolicy\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12,\n\x05level\x18\x03 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x14\n\x0cwindow_start\x18\x04 \x01(\t\x12\x12\n\nwindow_end\x18\x05 \x01(\t\x12)\n\x06jitter\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tmin_pause\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12tolerable_failures\x18\x08 \x01(\r\"\x93\x01\n\x0fRetentionPolicy\x12\x11\n\tkeep_last\x18\x01 \x01(\r\x12\x12\n\nkeep_daily\x18\x02 \x01(\r\x12\x13\n\x0bkeep_weekly\x18\x03 \x01(\r\x12\x14\n\x0ckeep_monthly\x18\x04 \x01(\r\x12.\n\x0bkeep_within\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x13\x43reatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"?\n\x14\x43reatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"#\n\x10GetPolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"<\n\x11GetPolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"L\n\x13ListPoliciesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x14ListPoliciesResponse\x12)\n\x08policies\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x13UpdatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"?\n\x14UpdatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"&\n\x13\x44\x65letePolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65letePolicyResponse\"&\n\x13GetPlanStatsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\xc3\x04\n\tPlanStats\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x19\n\x11\x63heckpoints_total\x18\x02 \x01(\r\x12\x11\n\tcompleted\x18\x03 \x01(\r\x12\x0f\n\x07\x61\x62orted\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12/\n\x0c\x64uration_min\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_avg\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_max\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0esize_min_bytes\x18\t \x01(\x04\x12\x16\n\x0esize_avg_bytes\x18\n \x01(\x04\x12\x16\n\x0esize_max_bytes\x18\x0b \x01(\x04\x12\x1b\n\x13latest_completed_id\x18\x0c \x01(\x04\x12\x37\n\x13latest_completed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_failure_id\x18\x0e \x01(\x04\x12\x37\n\x13last_failure_reason\x18\x0f \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x1b\n\x13last_failure_detail\x18\x10 \x01(\t\x12\x33\n\x0flast_failure_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x14GetPlanStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.snapshot.v1.PlanStats*t\n\x0b\x43hannelKind\x12\x1c\n\x18\x43HANNEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HANNEL_KIND_IN_BAND\x10\x01\x12\x14\n\x10\x43HANNEL_KIND_LOG\x10\x02\x12\x17\n\x13\x43HANNEL_KIND_OPAQUE\x10\x03*\x89\x01\n\x10\x43onsistencyLevel\x12!\n\x1d\x43ONSISTENCY_LEVEL_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONSISTENCY_LEVEL_NONE\x10\x01\x12\x1b\n\x17\x43ONSISTENCY_LEVEL_CRASH\x10\x02\x12\x19\n\x15\x43ONSISTENCY_LEVEL_APP\x10\x03*i\n\rAlignmentMode\x12\x1e\n\x1a\x41LIGNMENT_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LIGNMENT_MODE_ALIGNED\x10\x01\x12\x1c\n\x18\x41LIGNMENT_MODE_UNALIGNED\x10\x02*j\n\x0e\x46\x61llbackPolicy\x12\x1f\n\x1b\x46\x41LLBACK_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41LLBACK_POLICY_FAIL\x10\x01\x12\x1d\n\x19\x46\x41LLBACK_POLICY_DOWNGRADE\x10\x02*\xac\x02\n\x0f\x43heckpointState\x12 \n\x1c\x43HECKPOINT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43HECKPOINT_STATE_PENDING\x10\x01\x12\x1f\n\x1b\x43HECKPOINT_STATE_TRIGGERING\x10\x02\x12\x1f\n\x1b\x43HECKPOINT_STATE_COLLECTING\x10\x03\x12\x1f\n\x1b\x43HECKPOINT_STATE_COMMITTING\x10\x04\x12\x1e\n\x1a\x43HECKPOINT_STATE_COMPLETED\x10\x05\x12\x1d\n\x19\x43HECKPOINT_STATE_ABORTING\x10\x06\x12\x1c\n\x18\x43HECKPOINT_STATE_ABORTED\x10\x07\x12\x19\n\x15\x43HECKPOINT_STATE_HELD\x10\x08*\x84\x04\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x01\x12\x1b\n\x17\x46\x41ILURE_REASON_DECLINED\x10\x02\x12$\n FAILURE_REASON_AGENT_UNAVAILABLE\x10\x03\x12!\n\x1d\x46\x41ILURE_REASON_CHANNEL_FAILED\x10\x04\x12\x1b\n\x17\x46\x41ILURE_REASON_SUBSUMED\x10\x05\x12\x1f\n\x1b\x46\x41ILURE_REASON_STORE_FAILED\x10\x06\x12 \n\x1c\x46\x41ILURE_REASON_FREEZE_FAILED\x10\x07\x12)\n%FAILURE_REASON_VOLUME_SNAPSHOT_FAILED\x10\x08\x12\x1e\n\x1a\x46\x41ILURE_REASON_HOOK_FAILED\x10\t\x12 \n\x1c\x46\x41ILURE_REASON_EPOCH_CHANGED\x10\n\x12\x1c\n\x18\x46\x41ILURE_REASON_CANCELLED\x10\x0b\x12$\n FAILURE_REASON_TOO_MANY_FAILURES\x10\x0c\x12\x1b\n\x17\x46\x41ILURE_REASON_INTERNAL\x10\r\x12#\n\x1f\x46\x41ILURE_REASON_COORDINATOR_LOST\x10\x0e*\x94\x02\n\x0cProgressKind\x12\x1d\n\x19PROGRESS_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPROGRESS_KIND_STATE_CHANGED\x10\x01\x12\x1e\n\x1aPROGRESS_KIND_APP_PROGRESS\x10\x02\x12\x1b\n\x17PROGRESS_KIND_APP_ACKED\x10\x03\x12\x1e\n\x1aPROGRESS_KIND_APP_DECLINED\x10\x04\x12\x1f\n\x1bPROGRESS_KIND_SERVER_FROZEN\x10\x05\x12\x1f\n\x1bPROGRESS_KIND_SERVER_THAWED\x10\x06\x12%\n!PROGRESS_KIND_VOLUMES_SNAPSHOTTED\x10\x07*u\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATUS_ONLINE\x10\x01\x12\x15\n\x11\x41GENT_STATUS_LATE\x10\x02\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x03\x32\xb5\x11\n\x0b\x43oordinator\x12S\n\x0cRegisterPlan\x12 .snapshot.v1.RegisterPlanRequest\x1a!.snapshot.v1.RegisterPlanResponse\x12\x44\n\x07GetPlan\x12\x1b.snapshot.v1.GetPlanRequest\x1a\x1c.snapshot.v1.GetPlanResponse\x12J\n\tListPlans\x12\x1d.snapshot.v1.ListPlansRequest\x1a\x1e.snapshot.v1.ListPlansResponse\x12M\n\nDeletePlan\x12\x1e.snapshot.v1.DeletePlanRequest\x1a\x1f.snapshot.v1.DeletePlanResponse\x12S\n\x0cTakeSnapshot\x12 .snapshot.v1.TakeSnapshotRequest\x1a!.snapshot.v1.TakeSnapshotResponse\x12V\n\rGetCheckpoint\x12!.snapshot.v1.GetCheckpointRequest\x1a\".snapshot.v1.GetCheckpointResponse\x12\\\n\x0fListCheckpoints\x12#.snapshot.v1.ListCheckpointsRequest\x1a$.snapshot.v1.ListCheckpointsResponse\x12^\n\x0fWatchCheckpoint\x12#.snapshot.v1.WatchCheckpointRequest\x1a$.snapshot.v1.WatchCheckpointResponse0\x01\x12j\n\x13TakeSnapshotAndWait\x12\'.snapshot.v1.TakeSnapshotAndWaitRequest\x1a(.snapshot.v1.TakeSnapshotAndWaitResponse0\x01\x12\\\n\x0f\x42\x65ginCheckpoint\x12#.snapshot.v1.BeginCheckpointRequest\x1a$.snapshot.v1.BeginCheckpointResponse\x12_\n\x10\x46inishCheckpoint\x12$.snapshot.v1.FinishCheckpointRequest\x1a%.snapshot.v1.FinishCheckpointResponse\x12_\n\x10RollbackSnapshot\x12$.snapshot.v1.RollbackSnapshotRequest\x1a%.snapshot.v1.RollbackSnapshotResponse\x12\\\n\x0fRestoreSnapshot\x12#.snapshot.v1.RestoreSnapshotRequest\x1a$.snapshot.v1.RestoreSnapshotResponse\x12_\n\x10VerifyCheckpoint\x12$.snapshot.v1.VerifyCheckpointRequest\x1a%.snapshot.v1.VerifyCheckpointResponse\x12_\n\x10\x44\x65leteCheckpoint\x12$.snapshot.v1.DeleteCheckpointRequest\x1a%.snapshot.v1.DeleteCheckpointResponse\x12_\n\x10\x43\x61ncelCheckpoint\x12$.snapshot.v1.CancelCheckpointRequest\x1a%.snapshot.v1.CancelCheckpointResponse\x12V\n\rPinCheckpoint\x12!.snapshot.v1.PinCheckpointRequest\x1a\".snapshot.v1.PinCheckpointResponse\x12\\\n\x0fUnpinCheckpoint\x12#.snapshot.v1.UnpinCheckpointRequest\x1a$.snapshot.v1.UnpinCheckpointResponse\x12M\n\nListAgents\x12\x1e.snapshot.v1.ListAgentsRequest\x1a\x1f.snapshot.v1.ListAgentsResponse\x12S\n\x0c\x43reatePolicy\x12 .snapshot.v1.CreatePolicyRequest\x1a!.snapshot.v1.CreatePolicyResponse\x12J\n\tGetPolicy\x12\x1d.snapshot.v1.GetPolicyRequest\x1a\x1e.snapshot.v1.GetPolicyResponse\x12S\n\x0cListPolicies\x12 .snapshot.v1.ListPoliciesRequest\x1a!.snapshot.v1.ListPoliciesResponse\x12S\n\x0cUpdatePolicy\x12 .snapshot.v1.UpdatePolicyRequest\x1a!.snapshot.v1.UpdatePolicyResponse\x12S\n\x0c\x44\x65letePolicy\x12 .snapshot.v1.DeletePolicyRequest\x1a!.snapshot.v1.DeletePolicyResponse\x12S\n\x0cGetPlanStats\x12 .snapshot.v1.GetPlanStatsRequest\x1a!.snapshot.v1.GetPlanStatsResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_duration__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,])
 
@@ -51,8 +51,8 @@ _CHANNELKIND = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=9163,
-  serialized_end=9279,
+  serialized_start=9301,
+  serialized_end=9417,
 )
 _sym_db.RegisterEnumDescriptor(_CHANNELKIND)
 
@@ -82,8 +82,8 @@ _CONSISTENCYLEVEL = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=9282,
-  serialized_end=9419,
+  serialized_start=9420,
+  serialized_end=9557,
 )
 _sym_db.RegisterEnumDescriptor(_CONSISTENCYLEVEL)
 
@@ -109,8 +109,8 @@ _ALIGNMENTMODE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=9421,
-  serialized_end=9526,
+  serialized_start=9559,
+  serialized_end=9664,
 )
 _sym_db.RegisterEnumDescriptor(_ALIGNMENTMODE)
 
@@ -136,8 +136,8 @@ _FALLBACKPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=9528,
-  serialized_end=9634,
+  serialized_start=9666,
+  serialized_end=9772,
 )
 _sym_db.RegisterEnumDescriptor(_FALLBACKPOLICY)
 
@@ -187,8 +187,8 @@ _CHECKPOINTSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=9637,
-  serialized_end=9937,
+  serialized_start=9775,
+  serialized_end=10075,
 )
 _sym_db.RegisterEnumDescriptor(_CHECKPOINTSTATE)
 
@@ -262,8 +262,8 @@ _FAILUREREASON = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=9940,
-  serialized_end=10456,
+  serialized_start=10078,
+  serialized_end=10594,
 )
 _sym_db.RegisterEnumDescriptor(_FAILUREREASON)
 
@@ -309,8 +309,8 @@ _PROGRESSKIND = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=10459,
-  serialized_end=10735,
+  serialized_start=10597,
+  serialized_end=10873,
 )
 _sym_db.RegisterEnumDescriptor(_PROGRESSKIND)
 
@@ -340,8 +340,8 @@ _AGENTSTATUS = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=10737,
-  serialized_end=10854,
+  serialized_start=10875,
+  serialized_end=10992,
 )
 _sym_db.RegisterEnumDescriptor(_AGENTSTATUS)
 
@@ -469,6 +469,13 @@ _PLAN = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='agentless_servers', full_name='snapshot.v1.Plan.agentless_servers', index=9,
+      number=10, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -482,7 +489,52 @@ _PLAN = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=112,
-  serialized_end=390,
+  serialized_end=447,
+)
+
+
+_AGENTLESSSERVER = _descriptor.Descriptor(
+  name='AgentlessServer',
+  full_name='snapshot.v1.AgentlessServer',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='server', full_name='snapshot.v1.AgentlessServer.server', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='backend_ref', full_name='snapshot.v1.AgentlessServer.backend_ref', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='guest_agent_ref', full_name='snapshot.v1.AgentlessServer.guest_agent_ref', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=449,
+  serialized_end=528,
 )
 
 
@@ -519,8 +571,8 @@ _APPREF = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=392,
-  serialized_end=429,
+  serialized_start=530,
+  serialized_end=567,
 )
 
 
@@ -571,8 +623,8 @@ _CHANNEL = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=432,
-  serialized_end=577,
+  serialized_start=570,
+  serialized_end=715,
 )
 
 
@@ -616,8 +668,8 @@ _VOLUME = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=579,
-  serialized_end=636,
+  serialized_start=717,
+  serialized_end=774,
 )
 
 
@@ -654,8 +706,8 @@ _REGISTERPLANREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=638,
-  serialized_end=719,
+  serialized_start=776,
+  serialized_end=857,
 )
 
 
@@ -685,8 +737,8 @@ _REGISTERPLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=721,
-  serialized_end=776,
+  serialized_start=859,
+  serialized_end=914,
 )
 
 
@@ -716,8 +768,8 @@ _GETPLANREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=778,
-  serialized_end=811,
+  serialized_start=916,
+  serialized_end=949,
 )
 
 
@@ -747,8 +799,8 @@ _GETPLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=813,
-  serialized_end=863,
+  serialized_start=951,
+  serialized_end=1001,
 )
 
 
@@ -792,8 +844,8 @@ _LISTPLANSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=865,
-  serialized_end=938,
+  serialized_start=1003,
+  serialized_end=1076,
 )
 
 
@@ -830,8 +882,8 @@ _LISTPLANSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=940,
-  serialized_end=1018,
+  serialized_start=1078,
+  serialized_end=1156,
 )
 
 
@@ -868,8 +920,8 @@ _DELETEPLANREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1020,
-  serialized_end=1084,
+  serialized_start=1158,
+  serialized_end=1222,
 )
 
 
@@ -892,8 +944,8 @@ _DELETEPLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1086,
-  serialized_end=1106,
+  serialized_start=1224,
+  serialized_end=1244,
 )
 
 
@@ -958,8 +1010,8 @@ _SNAPSHOTOPTIONS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1109,
-  serialized_end=1406,
+  serialized_start=1247,
+  serialized_end=1544,
 )
 
 
@@ -1010,8 +1062,8 @@ _TAKESNAPSHOTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1409,
-  serialized_end=1565,
+  serialized_start=1547,
+  serialized_end=1703,
 )
 
 
@@ -1048,8 +1100,8 @@ _TAKESNAPSHOTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1567,
-  serialized_end=1657,
+  serialized_start=1705,
+  serialized_end=1795,
 )
 
 
@@ -1107,8 +1159,8 @@ _BEGINCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1660,
-  serialized_end=1869,
+  serialized_start=1798,
+  serialized_end=2007,
 )
 
 
@@ -1145,8 +1197,8 @@ _BEGINCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1871,
-  serialized_end=1964,
+  serialized_start=2009,
+  serialized_end=2102,
 )
 
 
@@ -1204,8 +1256,8 @@ _GIVENVOLUMESNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1967,
-  serialized_end=2139,
+  serialized_start=2105,
+  serialized_end=2277,
 )
 
 
@@ -1242,8 +1294,8 @@ _FINISHCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2141,
-  serialized_end=2240,
+  serialized_start=2279,
+  serialized_end=2378,
 )
 
 
@@ -1273,8 +1325,8 @@ _FINISHCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2242,
-  serialized_end=2313,
+  serialized_start=2380,
+  serialized_end=2451,
 )
 
 
@@ -1388,8 +1440,8 @@ _APPSTATS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2316,
-  serialized_end=2773,
+  serialized_start=2454,
+  serialized_end=2911,
 )
 
 
@@ -1468,8 +1520,8 @@ _CHECKPOINTSTATS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2776,
-  serialized_end=3053,
+  serialized_start=2914,
+  serialized_end=3191,
 )
 
 
@@ -1534,8 +1586,8 @@ _VOLUMESNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3056,
-  serialized_end=3272,
+  serialized_start=3194,
+  serialized_end=3410,
 )
 
 
@@ -1705,8 +1757,8 @@ _CHECKPOINT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3275,
-  serialized_end=4043,
+  serialized_start=3413,
+  serialized_end=4181,
 )
 
 
@@ -1778,8 +1830,8 @@ _SERVERFREEZE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4046,
-  serialized_end=4334,
+  serialized_start=4184,
+  serialized_end=4472,
 )
 
 
@@ -1865,8 +1917,8 @@ _HOOKRUN = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4337,
-  serialized_end=4522,
+  serialized_start=4475,
+  serialized_end=4660,
 )
 
 
@@ -1896,8 +1948,8 @@ _GETCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4524,
-  serialized_end=4569,
+  serialized_start=4662,
+  serialized_end=4707,
 )
 
 
@@ -1927,8 +1979,8 @@ _GETCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4571,
-  serialized_end=4639,
+  serialized_start=4709,
+  serialized_end=4777,
 )
 
 
@@ -1979,8 +2031,8 @@ _LISTCHECKPOINTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4641,
-  serialized_end=4767,
+  serialized_start=4779,
+  serialized_end=4905,
 )
 
 
@@ -2017,8 +2069,8 @@ _LISTCHECKPOINTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4769,
-  serialized_end=4865,
+  serialized_start=4907,
+  serialized_end=5003,
 )
 
 
@@ -2048,8 +2100,8 @@ _WATCHCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4867,
-  serialized_end=4914,
+  serialized_start=5005,
+  serialized_end=5052,
 )
 
 
@@ -2100,8 +2152,8 @@ _TAKESNAPSHOTANDWAITREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4917,
-  serialized_end=5080,
+  serialized_start=5055,
+  serialized_end=5218,
 )
 
 
@@ -2166,8 +2218,8 @@ _TAKESNAPSHOTANDWAITRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5083,
-  serialized_end=5283,
+  serialized_start=5221,
+  serialized_end=5421,
 )
 
 
@@ -2232,8 +2284,8 @@ _WATCHCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5286,
-  serialized_end=5482,
+  serialized_start=5424,
+  serialized_end=5620,
 )
 
 
@@ -2277,8 +2329,8 @@ _ROLLBACKSNAPSHOTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5484,
-  serialized_end=5589,
+  serialized_start=5622,
+  serialized_end=5727,
 )
 
 
@@ -2315,8 +2367,8 @@ _ROLLBACKSNAPSHOTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5591,
-  serialized_end=5662,
+  serialized_start=5729,
+  serialized_end=5800,
 )
 
 
@@ -2353,8 +2405,8 @@ _SERVERMAPPING = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5664,
-  serialized_end=5725,
+  serialized_start=5802,
+  serialized_end=5863,
 )
 
 
@@ -2391,8 +2443,8 @@ _APPMAPPING = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5727,
-  serialized_end=5813,
+  serialized_start=5865,
+  serialized_end=5951,
 )
 
 
@@ -2443,8 +2495,8 @@ _RESTORESNAPSHOTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5816,
-  serialized_end=5972,
+  serialized_start=5954,
+  serialized_end=6110,
 )
 
 
@@ -2474,8 +2526,8 @@ _RESTORESNAPSHOTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5974,
-  serialized_end=6014,
+  serialized_start=6112,
+  serialized_end=6152,
 )
 
 
@@ -2505,8 +2557,8 @@ _VERIFYCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6016,
-  serialized_end=6064,
+  serialized_start=6154,
+  serialized_end=6202,
 )
 
 
@@ -2543,8 +2595,8 @@ _VERIFYPROBLEM = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6066,
-  serialized_end=6111,
+  serialized_start=6204,
+  serialized_end=6249,
 )
 
 
@@ -2581,8 +2633,8 @@ _VERIFYCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6113,
-  serialized_end=6197,
+  serialized_start=6251,
+  serialized_end=6335,
 )
 
 
@@ -2619,8 +2671,8 @@ _DELETECHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6199,
-  serialized_end=6272,
+  serialized_start=6337,
+  serialized_end=6410,
 )
 
 
@@ -2657,8 +2709,8 @@ _DELETECHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6274,
-  serialized_end=6359,
+  serialized_start=6412,
+  serialized_end=6497,
 )
 
 
@@ -2695,8 +2747,8 @@ _CANCELCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6361,
-  serialized_end=6434,
+  serialized_start=6499,
+  serialized_end=6572,
 )
 
 
@@ -2726,8 +2778,8 @@ _CANCELCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6436,
-  serialized_end=6507,
+  serialized_start=6574,
+  serialized_end=6645,
 )
 
 
@@ -2764,8 +2816,8 @@ _PINCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6509,
-  serialized_end=6579,
+  serialized_start=6647,
+  serialized_end=6717,
 )
 
 
@@ -2795,8 +2847,8 @@ _PINCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6581,
-  serialized_end=6649,
+  serialized_start=6719,
+  serialized_end=6787,
 )
 
 
@@ -2833,8 +2885,8 @@ _UNPINCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6651,
-  serialized_end=6723,
+  serialized_start=6789,
+  serialized_end=6861,
 )
 
 
@@ -2864,8 +2916,8 @@ _UNPINCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6725,
-  serialized_end=6795,
+  serialized_start=6863,
+  serialized_end=6933,
 )
 
 
@@ -2951,8 +3003,8 @@ _AGENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6798,
-  serialized_end=7072,
+  serialized_start=6936,
+  serialized_end=7210,
 )
 
 
@@ -2982,8 +3034,8 @@ _LISTAGENTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7074,
-  serialized_end=7109,
+  serialized_start=7212,
+  serialized_end=7247,
 )
 
 
@@ -3013,8 +3065,8 @@ _LISTAGENTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7111,
-  serialized_end=7167,
+  serialized_start=7249,
+  serialized_end=7305,
 )
 
 
@@ -3086,8 +3138,8 @@ _PLANPOLICY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7170,
-  serialized_end=7425,
+  serialized_start=7308,
+  serialized_end=7563,
 )
 
 
@@ -3166,8 +3218,8 @@ _SCHEDULEPOLICY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7428,
-  serialized_end=7708,
+  serialized_start=7566,
+  serialized_end=7846,
 )
 
 
@@ -3225,8 +3277,8 @@ _RETENTIONPOLICY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7711,
-  serialized_end=7858,
+  serialized_start=7849,
+  serialized_end=7996,
 )
 
 
@@ -3256,8 +3308,8 @@ _CREATEPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7860,
-  serialized_end=7922,
+  serialized_start=7998,
+  serialized_end=8060,
 )
 
 
@@ -3287,8 +3339,8 @@ _CREATEPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7924,
-  serialized_end=7987,
+  serialized_start=8062,
+  serialized_end=8125,
 )
 
 
@@ -3318,8 +3370,8 @@ _GETPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7989,
-  serialized_end=8024,
+  serialized_start=8127,
+  serialized_end=8162,
 )
 
 
@@ -3349,8 +3401,8 @@ _GETPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8026,
-  serialized_end=8086,
+  serialized_start=8164,
+  serialized_end=8224,
 )
 
 
@@ -3394,8 +3446,8 @@ _LISTPOLICIESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8088,
-  serialized_end=8164,
+  serialized_start=8226,
+  serialized_end=8302,
 )
 
 
@@ -3432,8 +3484,8 @@ _LISTPOLICIESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8166,
-  serialized_end=8256,
+  serialized_start=8304,
+  serialized_end=8394,
 )
 
 
@@ -3470,8 +3522,8 @@ _UPDATEPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8258,
-  serialized_end=8347,
+  serialized_start=8396,
+  serialized_end=8485,
 )
 
 
@@ -3501,8 +3553,8 @@ _UPDATEPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8349,
-  serialized_end=8412,
+  serialized_start=8487,
+  serialized_end=8550,
 )
 
 
@@ -3532,8 +3584,8 @@ _DELETEPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8414,
-  serialized_end=8452,
+  serialized_start=8552,
+  serialized_end=8590,
 )
 
 
@@ -3556,8 +3608,8 @@ _DELETEPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8454,
-  serialized_end=8476,
+  serialized_start=8592,
+  serialized_end=8614,
 )
 
 
@@ -3587,8 +3639,8 @@ _GETPLANSTATSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8478,
-  serialized_end=8516,
+  serialized_start=8616,
+  serialized_end=8654,
 )
 
 
@@ -3730,8 +3782,8 @@ _PLANSTATS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8519,
-  serialized_end=9098,
+  serialized_start=8657,
+  serialized_end=9236,
 )
 
 
@@ -3761,8 +3813,8 @@ _GETPLANSTATSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9100,
-  serialized_end=9161,
+  serialized_start=9238,
+  serialized_end=9299,
 )
 
 _PLAN.fields_by_name['apps'].message_type = _APPREF
@@ -3770,6 +3822,7 @@ _PLAN.fields_by_name['channels'].message_type = _CHANNEL
 _PLAN.fields_by_name['volumes'].message_type = _VOLUME
 _PLAN.fields_by_name['created_at'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _PLAN.fields_by_name['updated_at'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_PLAN.fields_by_name['agentless_servers'].message_type = _AGENTLESSSERVER
 _CHANNEL.fields_by_name['from_app'].message_type = _APPREF
 _CHANNEL.fields_by_name['to_app'].message_type = _APPREF
 _CHANNEL.fields_by_name['kind'].enum_type = _CHANNELKIND
@@ -3871,6 +3924,7 @@ _PLANSTATS.fields_by_name['last_failure_reason'].enum_type = _FAILUREREASON
 _PLANSTATS.fields_by_name['last_failure_at'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _GETPLANSTATSRESPONSE.fields_by_name['stats'].message_type = _PLANSTATS
 DESCRIPTOR.message_types_by_name['Plan'] = _PLAN
+DESCRIPTOR.message_types_by_name['AgentlessServer'] = _AGENTLESSSERVER
 DESCRIPTOR.message_types_by_name['AppRef'] = _APPREF
 DESCRIPTOR.message_types_by_name['Channel'] = _CHANNEL
 DESCRIPTOR.message_types_by_name['Volume'] = _VOLUME
@@ -3956,6 +4010,13 @@ Plan = _reflection.GeneratedProtocolMessageType('Plan', (_message.Message,), dic
   # @@protoc_insertion_point(class_scope:snapshot.v1.Plan)
   ))
 _sym_db.RegisterMessage(Plan)
+
+AgentlessServer = _reflection.GeneratedProtocolMessageType('AgentlessServer', (_message.Message,), dict(
+  DESCRIPTOR = _AGENTLESSSERVER,
+  __module__ = 'snapshot.v1.coordinator_pb2'
+  # @@protoc_insertion_point(class_scope:snapshot.v1.AgentlessServer)
+  ))
+_sym_db.RegisterMessage(AgentlessServer)
 
 AppRef = _reflection.GeneratedProtocolMessageType('AppRef', (_message.Message,), dict(
   DESCRIPTOR = _APPREF,
@@ -4448,8 +4509,8 @@ _COORDINATOR = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=10857,
-  serialized_end=13086,
+  serialized_start=10995,
+  serialized_end=13224,
   methods=[
   _descriptor.MethodDescriptor(
     name='RegisterPlan',
