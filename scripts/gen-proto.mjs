@@ -9,6 +9,7 @@
 //
 // Usage: node scripts/gen-proto.mjs [outDir]   (default: src/wire/generated)
 // test/unit/proto-generated.test.ts runs this into a temp dir and compares with the committed files.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -56,8 +57,29 @@ async function generate(outDir) {
   }
 }
 
+/**
+ * The Python client's committed stubs come from the same .proto files (clients/python/generate_stubs.py,
+ * with the grpc_tools of Debian's python3-grpc-tools, which its test compares against). Regenerated
+ * here when a python3 with grpc_tools is found, so that a proto change does not leave them stale.
+ */
+function generatePythonStubs() {
+  const script = join(repoDir, 'clients', 'python', 'generate_stubs.py');
+  for (const python of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(python, ['-c', 'import grpc_tools'], { stdio: 'ignore' }).status !== 0) continue;
+    const r = spawnSync(python, [script], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`${python} ${script} failed`);
+    return;
+  }
+  console.error('gen-proto: no python3 with grpc_tools (apt-get install python3-grpc-tools): clients/python stubs not regenerated');
+}
+
 const outDir = resolve(process.argv[2] ?? join(repoDir, 'src', 'wire', 'generated'));
-generate(outDir).catch((error) => {
-  console.error(`gen-proto: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
-});
+generate(outDir)
+  .then(() => {
+    // Only for the committed files: the staleness test writes into a temporary directory.
+    if (process.argv[2] === undefined) generatePythonStubs();
+  })
+  .catch((error) => {
+    console.error(`gen-proto: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
