@@ -82,6 +82,7 @@ export class OutboundQueue<T> {
   /** Barriers that go ahead of the queued messages, in the order they came. */
   private readonly ahead = new Fifo<T>();
   private messagesQueued = 0;
+  private messagesQueuedBytes = 0;
   private currentEpoch: Epoch;
   /** Highest seq that may be sent; undefined until a credit of the current epoch arrived. */
   private sendLimitSeq: number | undefined;
@@ -121,6 +122,11 @@ export class OutboundQueue<T> {
     return this.messagesQueued;
   }
 
+  /** Bytes of the messages waiting (the sizes given to `enqueueMessage`). */
+  get queuedBytes(): number {
+    return this.messagesQueuedBytes;
+  }
+
   /** Entries waiting, messages and barriers. */
   get length(): number {
     return this.entries.length + this.ahead.length;
@@ -146,6 +152,7 @@ export class OutboundQueue<T> {
     if (this.messagesQueued >= this.queueMessagesMax) return 'queue-full';
     this.entries.push({ kind: 'message', seq, bytes, item });
     this.messagesQueued += 1;
+    this.messagesQueuedBytes += bytes;
     this.updateWait(nowMs);
     return 'queued';
   }
@@ -216,6 +223,7 @@ export class OutboundQueue<T> {
   removeAll(): T[] {
     const all = this.ahead.clear().concat(this.entries.clear().map((entry) => entry.item));
     this.messagesQueued = 0;
+    this.messagesQueuedBytes = 0;
     return all;
   }
 
@@ -245,7 +253,10 @@ export class OutboundQueue<T> {
 
   private removeHead(): void {
     const entry = this.entries.shift();
-    if (entry?.kind === 'message') this.messagesQueued -= 1;
+    if (entry?.kind === 'message') {
+      this.messagesQueued -= 1;
+      this.messagesQueuedBytes -= entry.bytes;
+    }
   }
 
   private updateWait(nowMs: number): void {

@@ -127,6 +127,19 @@ describe('outbound queue', () => {
     expect(q.takeReady(0)).toEqual(['m2', 'm3']);
   });
 
+  it('counts the bytes of the messages waiting, which an unaligned barrier may overtake up to a cap', () => {
+    const q = queue();
+    q.enqueueMessage(1, 'm1', 0, 10);
+    q.enqueueMessage(2, 'm2', 0, 20);
+    q.enqueueMessage(3, 'm3', 0, 40);
+    expect(q.queuedBytes).toBe(70);
+    q.applyCredit(credit(0, 2), 0);
+    expect(q.takeReady(0)).toEqual(['m1', 'm2']);
+    expect(q.queuedBytes).toBe(40);
+    expect(q.reset(1, 0)).toEqual(['m3']);
+    expect(q.queuedBytes).toBe(0);
+  });
+
   it('a barrier going ahead still waits for the first credit of the epoch, and a reset drops it', () => {
     const q = queue();
     sendAll(q, [1]);
