@@ -43,6 +43,7 @@ import { lazyChild, type LazyLog } from './lazy-log.js';
 import { AgentTimers } from './timers.js';
 import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
 import { JetStreamStateObjects, type StateObjects } from '../adapters/state-store.js';
+import { loadStateKeyring, open as openSealed, seal, sealChannelState, type StateKeyring } from '../adapters/state-crypto.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -97,6 +98,8 @@ export class Agent implements AppHost {
   static async start(config: AgentConfig, logger: Logger, nc?: NatsConnection): Promise<Agent> {
     const problems = await checkFreezeSetup(config);
     if (problems.length > 0) throw new Error(`the freeze setup of ${config.server} is not usable:\n  ${problems.join('\n  ')}`);
+    const keyring = config.stateEncryption === undefined ? undefined : await loadStateKeyring(config.stateEncryption);
+    if (keyring !== undefined && !keyring.ok) throw new Error(`the state encryption of ${config.server} is not usable: ${keyring.error}`);
     const connection =
       nc ??
       (await connect({
@@ -107,7 +110,7 @@ export class Agent implements AppHost {
         ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
         ...(config.nats.token !== undefined ? { token: config.nats.token } : {}),
       }));
-    const agent = new Agent(config, logger.child({ tenant: config.tenant, server: config.server }), connection, new JetStreamStateObjects(connection));
+    const agent = new Agent(config, logger.child({ tenant: config.tenant, server: config.server }), connection, new JetStreamStateObjects(connection), keyring?.value);
     await agent.begin();
     return agent;
   }
@@ -117,6 +120,8 @@ export class Agent implements AppHost {
     private readonly log: Logger,
     readonly nc: NatsConnection,
     private readonly objects: StateObjects,
+    /** Absent: states are stored as the apps give them (docs/security.md). */
+    private readonly keyring: StateKeyring | undefined,
   ) {
     this.badTraffic = new BadTrafficLog(log);
     this.control = new AgentControl({
@@ -226,7 +231,7 @@ export class Agent implements AppHost {
       openOutbound: (channel, epoch, lastSentSeq) => openOutbound(this.nc, { tenant, channel, epoch, lastSentSeq, limits, logger: log }),
       openInbound: (channel, epoch, deliveredSeq, onEnvelope) => openInbound(this.nc, { tenant, channel, epoch, deliveredSeq, limits, logger: log, onEnvelope }),
       state: this.statePort(),
-      publish: (event) => this.publish(event),
+      publish: (event) => this.publish(this.sealInline(event)),
       clock: {
         nowMs: () => performance.now(),
         setTimer: (afterMs, fire) => this.timers.set(afterMs, fire),
@@ -274,7 +279,9 @@ export class Agent implements AppHost {
     const tenant = this.config.tenant;
     return {
       put: async (name, bytes) => {
-        const r = await this.objects.put(tenant, name, bytes);
+        // The channel state keeps its skeleton readable so that VerifyCheckpoint can check the cut.
+        const stored = this.keyring === undefined ? bytes : name.endsWith('/channels') ? sealChannelState(this.keyring, bytes) : seal(this.keyring, bytes);
+        const r = await this.objects.put(tenant, name, stored);
         if (!r.ok) throw new Error(r.error.message);
         return r.value;
       },
@@ -284,6 +291,27 @@ export class Agent implements AppHost {
         return r.value;
       },
     };
+  }
+
+  /** An ack's inline state sealed like a stored one: the coordinator keeps it in its record. */
+  private sealInline(event: AgentEventBody): AgentEventBody {
+    if (this.keyring === undefined || event.type !== 'ack' || event.state.kind !== 'inline') return event;
+    return { ...event, state: { kind: 'inline', bytes: seal(this.keyring, event.state.bytes) } };
+  }
+
+  /** The plaintext of a state read back for a restore; a key that does not open it fails the restore. */
+  private openState(bytes: Uint8Array, what: string): Uint8Array {
+    const opened = openSealed(this.keyring, bytes, what);
+    if (!opened.ok) throw new RestoreError('restore-failed', opened.error.message);
+    return opened.value;
+  }
+
+  /** An app's state and channel state bytes as they were before they were stored. */
+  private async restoreInput(c: Extract<Control, { type: 'restore' }>, a: AppRestore): Promise<{ state: Uint8Array; channels: Uint8Array | undefined }> {
+    const what = (kind: string): string => `${kind} of ${this.config.server}/${a.app} in checkpoint ${c.checkpointId}`;
+    const port = this.statePort();
+    const state = this.openState(a.state.kind === 'inline' ? a.state.bytes : await port.get(a.state.ref), what('the state'));
+    return { state, channels: a.channelState ? this.openState(await port.get(a.channelState), what('the channel state')) : undefined };
   }
 
   // ---- the coordinator's commands ----------------------------------------------------------------
@@ -486,11 +514,14 @@ export class Agent implements AppHost {
     log.info({ epoch: c.epoch, apps: c.apps.map((a) => a.app) }, 'restore');
     const restored: string[] = [];
     try {
+      // Every state is read and opened before any app is touched: one that does not open restores none.
+      const inputs = new Map<AppRestore, { state: Uint8Array; channels: Uint8Array | undefined }>();
+      for (const a of c.apps) inputs.set(a, await this.restoreInput(c, a));
       for (const a of c.apps) {
+        const input = inputs.get(a) as { state: Uint8Array; channels: Uint8Array | undefined };
         // Opaque: the operation quiesced the app first; its state goes back through its hooks.
         if (this.opaque.isQuiesced(a.app)) {
-          const bytes = a.state.kind === 'inline' ? a.state.bytes : await this.statePort().get(a.state.ref);
-          const out = await this.opaque.restore(c.checkpointId, a.app, bytes);
+          const out = await this.opaque.restore(c.checkpointId, a.app, input.state);
           if (!out.ok) {
             log.error({ app: a.app, reason: out.reason, detail: out.detail }, 'opaque restore failed');
             this.publish({ type: 'decline', checkpointId: c.checkpointId, app: a.app, reason: out.reason, detail: out.detail.slice(0, wireFormat.detailCharsMax), hooks: fitHooks(out.hooks) }, c.requestId);
@@ -502,13 +533,11 @@ export class Agent implements AppHost {
         const ready = this.endpoints.get(a.app) ?? (await this.attachedWithin(a.app, this.config.triggerWaitMs));
         if (!ready) throw new RestoreError('unknown-app', `${a.app} is not attached on ${this.config.server} (waited ${this.config.triggerWaitMs} ms)`);
         const endpoint = await ready;
-        const port = this.statePort();
-        const state = a.state.kind === 'inline' ? a.state.bytes : await port.get(a.state.ref);
-        const channelStates = a.channelState ? this.channelStates(a, await port.get(a.channelState)) : {};
+        const channelStates = input.channels ? this.channelStates(a, input.channels) : {};
         await endpoint.restore(
           { checkpointId: c.checkpointId, epoch: c.epoch, state: a.state, ...(a.channelState ? { channelState: a.channelState } : {}), counts: a.counts, channelAliases: a.channelAliases },
           channelStates,
-          state,
+          input.state,
         );
         restored.push(a.app);
       }

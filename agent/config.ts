@@ -11,6 +11,7 @@ import type { ChannelId } from '../src/ids.js';
 import { isChannelId, isName, splitProcessId } from '../src/wire/index.js';
 import { parseChannelId } from '../src/ids.js';
 import { CHANNEL_LIMITS_DEFAULT, type ChannelLimits } from './channels/types.js';
+import type { StateEncryptionConfig } from '../adapters/state-crypto.js';
 
 export interface AgentAppConfig {
   readonly name: string;
@@ -91,6 +92,8 @@ export interface AgentConfig {
   readonly freeze: FreezeConfig;
   /** Runtime state: the freeze status file (`snapagent status`), hook state directories. */
   readonly stateDir: string;
+  /** Absent: states are stored as the apps give them (docs/security.md). */
+  readonly stateEncryption?: StateEncryptionConfig;
 }
 
 export const AGENT_DEFAULTS = {
@@ -156,6 +159,32 @@ const appSchema = z.strictObject(
   { error: 'must be an object: {"name": ..., "inputs": [...], "outputs": [...]}' },
 );
 
+const stateKeySchema = z.strictObject(
+  {
+    id: field(name('a key id'), { description: 'the key id, written into the header of every state sealed with this key' }),
+    file: field(absolutePath(), { description: 'the key file: 32 random bytes, raw or base64 (e.g. head -c 32 /dev/urandom | base64)', unit: 'path' }),
+  },
+  { error: 'must be an object: {"id": ..., "file": "/path/to/key"}' },
+);
+
+const stateEncryptionSchema = z
+  .strictObject(
+    {
+      current: field(name('a key id'), { description: 'the key new states are sealed with; one of keys' }),
+      keys: field(z.array(stateKeySchema, { error: 'must be a non-empty list of keys' }).min(1, { error: 'must be a non-empty list of keys' }), {
+        description: 'every key this agent opens states with: keep the older keys listed after a rotation so older checkpoints still restore',
+      }),
+    },
+    { error: 'must be an object: {"current": ..., "keys": [{"id": ..., "file": ...}]}' },
+  )
+  .superRefine((c, ctx) => {
+    const ids = c.keys.map((k) => k.id);
+    ids.forEach((id, i) => {
+      if (ids.indexOf(id) !== i) ctx.addIssue({ code: 'custom', path: ['keys', i, 'id'], message: `${id} is listed twice`, params: { plain: true } });
+    });
+    if (!ids.includes(c.current)) ctx.addIssue({ code: 'custom', path: ['current'], message: `${c.current} is not one of the keys (${ids.join(', ')})`, params: { plain: true } });
+  });
+
 /** The agent's configuration file; docs/configuration.md is generated from it. */
 export const agentConfigSchema = z
   .strictObject(
@@ -219,6 +248,9 @@ export const agentConfigSchema = z
         flag: '--state-dir',
         env: 'SNAPAGENT_STATE_DIR',
         defaultText: '/run/snapagent/TENANT-SERVER as root; else $XDG_RUNTIME_DIR/snapagent/TENANT-SERVER, else TMPDIR/snapagent-UID/TENANT-SERVER',
+      }),
+      stateEncryption: field(stateEncryptionSchema.optional(), {
+        description: 'AES-256-GCM encryption of app, channel and inline states at rest (docs/security.md); absent: states are stored as the apps give them. Every key file is read at start-up: an unreadable one, or one that is not 32 bytes, stops the agent',
       }),
     },
     { error: 'must be a JSON object' },

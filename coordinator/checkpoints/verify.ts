@@ -7,6 +7,7 @@ import type { RecordedMessage, SnapshotCounts } from '../../src/core/types.js';
 import type { ChannelId, ProcessId } from '../../src/ids.js';
 import { decodeChannelState, processId } from '../../src/wire/index.js';
 import type { StateObjects } from '../../adapters/state-store.js';
+import { isSealed, parseSealedHeader } from '../../adapters/state-crypto.js';
 import type { VerifyReport } from '../api.js';
 import type { CheckpointRecord, Plan } from '../model.js';
 import { isAllOpaque, opaqueGraph, planGraph } from './plan-graph.js';
@@ -27,13 +28,29 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
     snapshots[who] = p.counts;
     const state = await readPartState(record.tenant, p, objects);
     if (!state.ok) problems.push({ part: `${who} state`, detail: state.message });
+    // A state sealed by the agent (docs/security.md) is opened only by the agent, at restore: here
+    // its header must parse and name a key.
+    else if (isSealed(state.value)) {
+      const header = parseSealedHeader(state.value);
+      if (!header.ok) problems.push({ part: `${who} state`, detail: header.error.message });
+    }
     if (p.channelState) {
       const bytes = await objects.get(record.tenant, p.channelState);
       if (!bytes.ok) {
         problems.push({ part: `${who} channel state`, detail: bytes.error.message });
         continue;
       }
-      const decoded = decodeChannelState(bytes.value);
+      let plain: Uint8Array = bytes.value;
+      if (isSealed(plain)) {
+        // Sealed: its public part is the same channel state without payloads, enough for the cut.
+        const header = parseSealedHeader(plain);
+        if (!header.ok) {
+          problems.push({ part: `${who} channel state`, detail: header.error.message });
+          continue;
+        }
+        plain = header.value.publicPart;
+      }
+      const decoded = decodeChannelState(plain);
       if (!decoded.ok) problems.push({ part: `${who} channel state`, detail: `unreadable: ${decoded.error.message}` });
       else Object.assign(channelStates, decoded.value);
     }
