@@ -19,6 +19,7 @@ import { Agent } from './agent.js';
 import { CHANNEL_LIMITS_DEFAULT } from './channels/index.js';
 import { AGENT_DEFAULTS, agentConfigFrom, agentConfigSchema, FREEZE_DEFAULTS } from './config.js';
 import { checkFreezeSetup } from './freeze.js';
+import { loadStateKeyring } from '../adapters/state-crypto.js';
 import { processAlive, readFreezeStatus } from './freeze-status.js';
 import { unknownHookEntries } from './hooks/index.js';
 import { startLocalApi } from './local-api/server.js';
@@ -143,6 +144,11 @@ async function main(): Promise<number> {
   if (freezeProblems.length === 0 && hooksDir !== undefined) freezeProblems.push(...(await unknownHookEntries(hooksDir, loaded.config.apps.map((a) => a.name))));
   if (freezeProblems.length > 0) {
     console.error(`snapagent: the freeze setup of ${configPath} is not usable:\n  ${freezeProblems.join('\n  ')}`);
+    return 2;
+  }
+  const keyring = loaded.config.stateEncryption === undefined ? undefined : await loadStateKeyring(loaded.config.stateEncryption);
+  if (keyring !== undefined && !keyring.ok) {
+    console.error(`snapagent: the state encryption of ${configPath} is not usable: ${keyring.error}`);
     return 2;
   }
   const demo = values['demo-app'] as string | undefined;

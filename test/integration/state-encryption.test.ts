@@ -4,6 +4,7 @@
  * state object), a rollback puts the plaintext back, VerifyCheckpoint passes without the key, and an
  * agent with another key (or none) refuses the restore by name, deleting nothing.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -223,6 +224,22 @@ describe('state encryption at rest (live)', () => {
       await expect(Agent.start(parsed.config, silent)).rejects.toThrow(`state key k: ${why === 'cannot read' ? `cannot read ${file}` : `${file} holds 31 bytes`}`);
     }
   });
+
+  it('the daemon refuses such a key file at start-up: exit 2, the file named', async () => {
+    const file = join(keyDir, 'short-daemon');
+    await writeFile(file, randomBytes(31));
+    const config = join(keyDir, 'agent.json');
+    await writeFile(config, JSON.stringify(agentConfigJson(plan, 's9', 'A', nats.url, { stateDir: join(keyDir, 'state'), stateEncryption: { current: 'k', keys: [{ id: 'k', file }] } })));
+    const root = join(import.meta.dirname, '..', '..');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', '--config', config], { cwd: root, timeout: 60_000 });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`state key k: ${file} holds 31 bytes, neither a 32-byte key nor its base64`);
+  }, 60_000);
 
   for (const [what, config, expected] of [
     ['another key', async () => ({ current: 'k2', keys: [{ id: 'k2', file: await keyFile('k2') }] }), /is encrypted with key k1; this agent has key k2/],
