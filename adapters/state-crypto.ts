@@ -162,20 +162,22 @@ export function parseKeyFile(content: Buffer): Buffer | undefined {
   return key.length === STATE_KEY_BYTES ? key : undefined;
 }
 
-/** Reads every key file; an error names the file and why it is not usable. */
-export async function loadStateKeyring(config: StateEncryptionConfig): Promise<Result<StateKeyring, string>> {
+/** Reads every key file; each problem names the key id and the file, and why it is not usable. */
+export async function loadStateKeyring(config: StateEncryptionConfig): Promise<Result<StateKeyring, string[]>> {
   const keys = new Map<string, Buffer>();
+  const problems: string[] = [];
   for (const { id, file } of config.keys) {
     let content: Buffer;
     try {
       content = await readFile(file);
     } catch (error) {
-      return { ok: false, error: `state key ${id}: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}` };
+      problems.push(`state key ${id}: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
     }
     const key = parseKeyFile(content);
-    if (key === undefined) return { ok: false, error: `state key ${id}: ${file} holds ${content.length} bytes, neither a ${STATE_KEY_BYTES}-byte key nor its base64` };
-    keys.set(id, key);
+    if (key === undefined) problems.push(`state key ${id}: ${file} holds ${content.length} bytes, neither a ${STATE_KEY_BYTES}-byte key nor its base64`);
+    else keys.set(id, key);
   }
-  if (!keys.has(config.current)) return { ok: false, error: `stateEncryption.current ${config.current} is not one of the keys` };
-  return { ok: true, value: { currentId: config.current, keys } };
+  if (!config.keys.some((k) => k.id === config.current)) problems.push(`stateEncryption.current ${config.current} is not one of the keys`);
+  return problems.length > 0 ? { ok: false, error: problems } : { ok: true, value: { currentId: config.current, keys } };
 }

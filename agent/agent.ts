@@ -99,7 +99,7 @@ export class Agent implements AppHost {
     const problems = await checkFreezeSetup(config);
     if (problems.length > 0) throw new Error(`the freeze setup of ${config.server} is not usable:\n  ${problems.join('\n  ')}`);
     const keyring = config.stateEncryption === undefined ? undefined : await loadStateKeyring(config.stateEncryption);
-    if (keyring !== undefined && !keyring.ok) throw new Error(`the state encryption of ${config.server} is not usable: ${keyring.error}`);
+    if (keyring !== undefined && !keyring.ok) throw new Error(`the state encryption of ${config.server} is not usable:\n  ${keyring.error.join('\n  ')}`);
     const connection =
       nc ??
       (await connect({
@@ -228,8 +228,8 @@ export class Agent implements AppHost {
       outputs: cfg.outputs,
       epoch: this.control.generationOf(app),
       handler,
-      openOutbound: (channel, epoch, lastSentSeq) => openOutbound(this.nc, { tenant, channel, epoch, lastSentSeq, limits, logger: log }),
-      openInbound: (channel, epoch, deliveredSeq, onEnvelope) => openInbound(this.nc, { tenant, channel, epoch, deliveredSeq, limits, logger: log, onEnvelope }),
+      openOutbound: (channel, epoch, lastSentSeq) => openOutbound(this.nc, { tenant, channel, epoch, lastSentSeq, limits, logger: log, badTraffic: this.badTraffic }),
+      openInbound: (channel, epoch, deliveredSeq, onEnvelope) => openInbound(this.nc, { tenant, channel, epoch, deliveredSeq, limits, logger: log, badTraffic: this.badTraffic, onEnvelope }),
       state: this.statePort(),
       publish: (event) => this.publish(this.sealInline(event)),
       clock: {

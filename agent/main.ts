@@ -148,7 +148,7 @@ async function main(): Promise<number> {
   }
   const keyring = loaded.config.stateEncryption === undefined ? undefined : await loadStateKeyring(loaded.config.stateEncryption);
   if (keyring !== undefined && !keyring.ok) {
-    console.error(`snapagent: the state encryption of ${configPath} is not usable: ${keyring.error}`);
+    console.error(`snapagent: the state encryption of ${configPath} is not usable:\n  ${keyring.error.join('\n  ')}`);
     return 2;
   }
   const demo = values['demo-app'] as string | undefined;

@@ -114,9 +114,11 @@ describe('key files', () => {
     const both = await loadStateKeyring({ current: 'b', keys: [{ id: 'a', file: join(dir, 'raw') }, { id: 'b', file: join(dir, 'b64') }] });
     expect(both.ok && both.value.keys.get('a')?.equals(both.value.keys.get('b') as Buffer)).toBe(true);
     const short = await loadStateKeyring({ current: 'a', keys: [{ id: 'a', file: join(dir, 'short') }] });
-    expect(!short.ok && short.error).toBe(`state key a: ${join(dir, 'short')} holds 24 bytes, neither a 32-byte key nor its base64`);
-    const missing = await loadStateKeyring({ current: 'a', keys: [{ id: 'a', file: join(dir, 'nope') }] });
-    expect(!missing.ok && missing.error).toMatch(new RegExp(`cannot read ${join(dir, 'nope')}`));
+    expect(!short.ok && short.error).toEqual([`state key a: ${join(dir, 'short')} holds 24 bytes, neither a 32-byte key nor its base64`]);
+    // Every problem at once, each naming its key and file.
+    const twoBad = await loadStateKeyring({ current: 'a', keys: [{ id: 'a', file: join(dir, 'nope') }, { id: 'b', file: join(dir, 'short') }] });
+    expect(!twoBad.ok && twoBad.error.length).toBe(2);
+    expect(!twoBad.ok && twoBad.error[0]).toMatch(new RegExp(`^state key a: cannot read ${join(dir, 'nope')}`));
   });
 
   it('the config: off by default; current must be one of the keys, ids unique, files absolute', () => {
