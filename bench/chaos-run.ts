@@ -276,7 +276,7 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
       for (;;) {
         const leader = await leaderAddress();
         const r: CallResult<T> | undefined = leader ? await call(clientOf(leader.address)) : undefined;
-        if (r && (r.ok || !(r.error.codeName === 'UNAVAILABLE' || r.error.codeName === 'DEADLINE_EXCEEDED' || (retryBusy && r.error.reason === 'PLAN_BUSY')))) return r;
+        if (r && (r.ok || !(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED'].includes(r.error.codeName) || (retryBusy && r.error.reason === 'PLAN_BUSY')))) return r;
         if (Date.now() > until) {
           log.warn({ what, error: r && !r.ok ? r.error.message : 'no leader in the lease' }, 'chaos: call gave up');
           return r ?? { ok: false, error: { code: 14, codeName: 'UNAVAILABLE', message: 'no leader in the lease', reason: undefined } as never };
@@ -431,6 +431,11 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
     };
     const killLeader = async (): Promise<void> => {
       const leader = await leaderAddress();
+      // A coordinator the supervisor restarted printed its address since: read it again.
+      for (const s of coordinators) {
+        const m = s.proc.alive() ? /listening on (\S+)/.exec(s.proc.log()) : null;
+        if (m) s.address = m[1];
+      }
       const slot = coordinators.find((s) => s.address !== undefined && s.address === leader?.address);
       const other = coordinators.find((s) => s !== slot);
       if (!slot || !other || !leader) {
@@ -504,7 +509,9 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
         nextRollback = i + 1 + Math.floor(random() * o.rollbackEvery * 2);
         await rollback(false);
       }
-      const taken = await onLeader('TakeSnapshot', (c) => c.takeSnapshot({ planId: PLAN_ID, level: 'app', options: { timeoutMs: o.checkpointTimeoutMs } }), 90_000);
+      // Keyed: a call cut off by a leader's death (CANCELLED) may have landed; its retry must not take a second one.
+      const idempotencyKey = `chaos-${o.seed}-${started}-${i}`;
+      const taken = await onLeader('TakeSnapshot', (c) => c.takeSnapshot({ planId: PLAN_ID, level: 'app', options: { timeoutMs: o.checkpointTimeoutMs }, idempotencyKey }), 90_000);
       if (!taken.ok) {
         log.error({ error: taken.error.message }, 'chaos: TakeSnapshot refused');
         continue;
@@ -518,6 +525,7 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
         abortsInRow += 1;
         log.info({ id: end.id, reason: end.failureReason, detail: end.failureDetail?.slice(0, 300) }, 'chaos: checkpoint aborted');
       } else if (end?.state === 'completed') abortsInRow = 0;
+      if ((i + 1) % 10 === 0) log.info({ done: i + 1, of: o.checkpoints }, 'chaos: manual checkpoints ended');
       await sleep(o.intervalMs);
     }
 
