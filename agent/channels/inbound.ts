@@ -5,6 +5,7 @@
  */
 import type { NatsConnection, Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
+import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, Epoch } from '../../src/ids.js';
 import { ChannelCodec, encodeCredit, forEachItem, type ChannelItem, type TenantId, type WireLimits } from '../../src/wire/index.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
@@ -20,6 +21,8 @@ export interface InboundOptions {
   readonly limits?: Partial<ChannelLimits>;
   readonly wireLimits?: WireLimits;
   readonly logger?: Logger;
+  /** Where malformed and misrouted envelopes are logged at a bounded rate; default: one of this channel's own. */
+  readonly badTraffic?: BadTrafficLog;
   /**
    * Every valid envelope, in arrival order, synchronously from the NATS callback. A message's
    * payload is a view into the received bytes: copy it to keep it beyond the call if memory matters.
@@ -68,6 +71,7 @@ class NatsInboundChannel implements InboundChannelHandle {
   private readonly codec: ChannelCodec;
   private readonly onEnvelope: EnvelopeHandler;
   private readonly log: Logger;
+  private readonly badTraffic: BadTrafficLog;
   private readonly subscription: Subscription;
   private readonly refreshTimer: NodeJS.Timeout;
   private idleCreditScheduled = false;
@@ -93,6 +97,7 @@ class NatsInboundChannel implements InboundChannelHandle {
       tenant: options.tenant,
       channel: options.channel,
     });
+    this.badTraffic = options.badTraffic ?? new BadTrafficLog(this.log);
     this.subscription = nc.subscribe(subjects.data, {
       callback: (error, msg) => {
         if (error) {
@@ -165,14 +170,14 @@ class NatsInboundChannel implements InboundChannelHandle {
     const decoded = this.codec.decode(bytes);
     if (!decoded.ok) {
       this.counts.malformed += 1;
-      this.log.warn({ error: decoded.error }, 'malformed envelope dropped');
+      this.badTraffic.warn('malformed-envelope', { channel: this.id, error: decoded.error }, 'malformed envelope dropped');
       return;
     }
     const envelope = decoded.value;
     if (envelope.channel !== this.id) {
       // Only a misconfigured or hostile publisher puts another channel's envelope on this subject.
       this.counts.misrouted += 1;
-      this.log.warn({ envelopeChannel: envelope.channel, type: envelope.type }, 'misrouted envelope dropped');
+      this.badTraffic.warn('misrouted-envelope', { channel: this.id, envelopeChannel: envelope.channel, type: envelope.type }, 'misrouted envelope dropped');
       return;
     }
     if (envelope.epoch === this.grant.epoch) {

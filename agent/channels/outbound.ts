@@ -9,6 +9,7 @@
  */
 import type { NatsConnection, Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
+import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
 import { ChannelCodec, decodeCredit, encodeEnvelopeTrusted, type Envelope, type TenantId, type WireLimits, type WireResult } from '../../src/wire/index.js';
 import { AppSendError } from '../app.js';
@@ -26,6 +27,8 @@ export interface OutboundOptions {
   /** Default: wireLimitsDefault; the server's max_payload applies too, whichever is smaller. */
   readonly wireLimits?: WireLimits;
   readonly logger?: Logger;
+  /** Where malformed credits are logged at a bounded rate; default: one of this channel's own. */
+  readonly badTraffic?: BadTrafficLog;
   /**
    * An unaligned checkpoint's barrier overtakes the queued messages only while they take at most
    * this many bytes (default OVERTAKE_QUEUED_BYTES_MAX_DEFAULT); behind a larger backlog it keeps its
@@ -103,6 +106,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private readonly overtakeQueuedBytesMax: number;
   private readonly codec: ChannelCodec;
   private readonly log: Logger;
+  private readonly badTraffic: BadTrafficLog;
   private readonly subscription: Subscription;
   private closed = false;
   /** Set when a publish failed: the receiver will see a gap, so nothing more is sent until a reset. */
@@ -133,6 +137,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
       tenant: options.tenant,
       channel: options.channel,
     });
+    this.badTraffic = options.badTraffic ?? new BadTrafficLog(this.log);
     this.subscription = nc.subscribe(subjects.credit, {
       callback: (error, msg) => {
         if (error) {
@@ -253,7 +258,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     const decoded = decodeCredit(bytes, this.wireLimits);
     if (!decoded.ok) {
       this.counts.malformedCredits += 1;
-      this.log.warn({ error: decoded.error }, 'malformed credit dropped');
+      this.badTraffic.warn('malformed-credit', { channel: this.id, error: decoded.error }, 'malformed credit dropped');
       return;
     }
     const credit = decoded.value;

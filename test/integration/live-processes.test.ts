@@ -232,19 +232,17 @@ function occurrences(text: string, needle: string): number {
 }
 
 /**
- * The malformed messages a daemon's log accounts for: a line each, or, where bad traffic is logged
- * at a bounded rate (adapters/bad-traffic-log.ts, `kind` given), the lines plus the `suppressed`
- * counts of its summary lines of that kind.
+ * The malformed messages a daemon's log accounts for: bad traffic is logged at a bounded rate
+ * (adapters/bad-traffic-log.ts), so the lines plus the `suppressed` counts of the summary lines of
+ * its kind.
  */
-function accounted(text: string, line: string, kind: string | undefined): number {
-  const lines = occurrences(text, line);
-  if (kind === undefined) return lines;
+function accounted(text: string, line: string, kind: string): number {
   let suppressed = 0;
   for (const l of text.split('\n')) {
     if (!l.includes(`"kind":"${kind}"`) || !l.includes('"suppressed"')) continue;
     suppressed += (JSON.parse(l) as { suppressed: number }).suppressed;
   }
-  return lines + suppressed;
+  return occurrences(text, line) + suppressed;
 }
 
 describe('malformed bytes on every subject', () => {
@@ -274,8 +272,8 @@ describe('malformed bytes on every subject', () => {
     const readers = {
       ctl: { child: live.agent('s1'), line: 'malformed control message dropped', kind: 'malformed-control' },
       evt: { child: live.coordinator, line: 'malformed event dropped', kind: 'malformed-event' },
-      ch: { child: live.agent('s2'), line: 'malformed envelope dropped', kind: undefined },
-      cr: { child: live.agent('s1'), line: 'malformed credit dropped', kind: undefined },
+      ch: { child: live.agent('s2'), line: 'malformed envelope dropped', kind: 'malformed-envelope' },
+      cr: { child: live.agent('s1'), line: 'malformed credit dropped', kind: 'malformed-credit' },
     };
     const kinds = ['ctl', 'evt', 'ch', 'cr'] as const;
     const count = (k: (typeof kinds)[number]): number => accounted(readers[k].child.output(), readers[k].line, readers[k].kind);
