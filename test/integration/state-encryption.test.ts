@@ -15,7 +15,9 @@ import { Agent } from '../../agent/agent.js';
 import type { AppHandler, AppLink } from '../../agent/app.js';
 import { parseAgentConfig } from '../../agent/config.js';
 import { JetStreamStateObjects } from '../../adapters/state-store.js';
-import { isSealed, parseSealedHeader } from '../../adapters/state-crypto.js';
+import { isSealed, parseSealedHeader, SEALED_MAGIC } from '../../adapters/state-crypto.js';
+import { sha256Digest } from '../../adapters/state-store.js';
+import { verifyCheckpoint } from '../../coordinator/checkpoints/verify.js';
 import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
@@ -192,6 +194,24 @@ describe('state encryption at rest (live)', () => {
     const verified = await service.verify(target.id);
     expect(verified.ok && verified.value.problems).toEqual([]);
   }, 60_000);
+
+  it('verify reports a sealed state or channel state whose header is malformed', async () => {
+    // Digests that match, so only the header check can find these.
+    const bad = Buffer.concat([SEALED_MAGIC, Buffer.from([9, 2]), Buffer.from('k1'), randomBytes(40)]);
+    const ref = await objects.put(TENANT, `cp/${target.id}/s1/A/forged`, bad);
+    if (!ref.ok) throw new Error(ref.error.message);
+    const parts = target.parts.map((p) =>
+      p.app === 'B'
+        ? { ...p, inlineState: { base64: bad.toString('base64'), digest: sha256Digest(bad), sizeBytes: bad.length } }
+        : p.channelState
+          ? { ...p, channelState: ref.value }
+          : p,
+    );
+    const report = await verifyCheckpoint({ ...target, parts }, { ...plan, revision: 1, createdAtUnixMs: 0, updatedAtUnixMs: 0 }, objects);
+    const details = report.problems.map((p) => `${p.part}: ${p.detail}`);
+    expect(details).toContain('s2/B state: sealed state header is malformed: format version 9; this build reads version 1');
+    expect(details).toContain(`${recorder === 'A' ? 's1/A' : 's2/B'} channel state: sealed state header is malformed: format version 9; this build reads version 1`);
+  });
 
   it('a rollback opens every state: the apps are back, the recorded messages delivered again', async () => {
     const a = apps.get('A') as SecretApp;
