@@ -95,6 +95,11 @@ export function parseSealedHeader(bytes: Uint8Array): Result<SealedHeader, State
   return { ok: true, value: { version, keyId, nonce, publicPart: b.subarray(at, at + publicBytes), headerBytes: at + publicBytes } };
 }
 
+/** How many bytes sealing adds to an app state (no public part) with the keyring's current key. */
+export function sealedOverheadBytes(keyring: StateKeyring): number {
+  return SEALED_MAGIC.length + 2 + keyring.currentId.length + NONCE_BYTES + 4 + TAG_BYTES;
+}
+
 /** Seals with the keyring's current key and a fresh random nonce. */
 export function seal(keyring: StateKeyring, plaintext: Uint8Array, publicPart: Uint8Array = new Uint8Array(0)): Uint8Array {
   const key = keyring.keys.get(keyring.currentId);

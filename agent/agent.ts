@@ -43,7 +43,7 @@ import { lazyChild, type LazyLog } from './lazy-log.js';
 import { AgentTimers } from './timers.js';
 import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
 import { JetStreamStateObjects, type StateObjects } from '../adapters/state-store.js';
-import { loadStateKeyring, open as openSealed, seal, sealChannelState, type StateKeyring } from '../adapters/state-crypto.js';
+import { loadStateKeyring, open as openSealed, seal, sealChannelState, sealedOverheadBytes, type StateKeyring } from '../adapters/state-crypto.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -385,7 +385,8 @@ export class Agent implements AppHost {
         timeoutMs: c.timeoutMs,
         initiator: c.initiatorApps.includes(app),
         backEdgeInputs: c.backEdgeChannels.length === 0 ? NO_CHANNELS : c.backEdgeChannels.filter((ch) => e.inputs.includes(ch)),
-        inlineStateBytesMax: c.inlineStateBytesMax,
+        // The coordinator refuses an inline state above its limit: the sealed one must fit.
+        inlineStateBytesMax: this.keyring === undefined ? c.inlineStateBytesMax : Math.max(0, c.inlineStateBytesMax - sealedOverheadBytes(this.keyring)),
       });
     }
   }

@@ -19,7 +19,7 @@ import { isSealed, parseSealedHeader, SEALED_MAGIC } from '../../adapters/state-
 import { sha256Digest } from '../../adapters/state-store.js';
 import { verifyCheckpoint } from '../../coordinator/checkpoints/verify.js';
 import { ControlBus } from '../../coordinator/bus.js';
-import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, inlineStateBytesMax } from '../../coordinator/checkpoints/service.js';
 import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import { agentConfigJson } from '../../examples/demo/plan.js';
@@ -295,5 +295,16 @@ describe('state encryption at rest (live)', () => {
     const inline = Buffer.from(next.parts.find((p) => p.app === 'B')?.inlineState?.base64 ?? '', 'base64');
     const header = parseSealedHeader(inline);
     expect(header.ok && header.value.keyId).toBe('k3');
+  }, 60_000);
+
+  it('a state of exactly the inline limit still completes: sealed, it no longer fits, so it is stored as an object', async () => {
+    const limit = inlineStateBytesMax(CHECKPOINT_SERVICE_DEFAULTS, plan.apps.length, bus.maxPayloadBytes);
+    const b = apps.get('B') as SecretApp;
+    b.state = 'secret-B:'.padEnd(limit, 'b');
+    const record = await take();
+    const part = record.parts.find((p) => p.app === 'B');
+    expect(part?.inlineState).toBeUndefined();
+    expect(part?.state?.sizeBytes).toBeGreaterThan(limit);
+    expect(isSealed(await stored(record, 'B', 'state'))).toBe(true);
   }, 60_000);
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isSealed, loadStateKeyring, open, parseKeyFile, parseSealedHeader, seal, sealChannelState, SEALED_MAGIC, type StateKeyring } from '../../adapters/state-crypto.js';
+import { isSealed, loadStateKeyring, open, parseKeyFile, parseSealedHeader, seal, sealChannelState, sealedOverheadBytes, SEALED_MAGIC, type StateKeyring } from '../../adapters/state-crypto.js';
 import { decodeChannelState, encodeChannelState } from '../../src/wire/index.js';
 import { parseAgentConfig } from '../../agent/config.js';
 
@@ -19,6 +19,13 @@ describe('sealed states', () => {
     expect(isSealed(sealed)).toBe(true);
     const opened = open(keys, sealed, 'state');
     expect(opened.ok && text(opened.value)).toBe('tokens=42 and a secret');
+  });
+
+  it('sealing adds exactly sealedOverheadBytes to an app state', () => {
+    for (const id of ['k', 'a-much-longer-key-id']) {
+      const keys = ring(id);
+      for (const n of [0, 1, 1000]) expect(seal(keys, new Uint8Array(n)).byteLength).toBe(n + sealedOverheadBytes(keys));
+    }
   });
 
   it('a fresh nonce each time: the same state seals to different bytes', () => {
