@@ -6,6 +6,10 @@
  *   dist/snapagent, dist/snapcoord           Node single executable applications (SEA): the
  *                                            Node binary running this build, with the bundle
  *                                            injected by postject; no Node install needed
+ *   dist/core.mjs                            the pure core as an ES module, for researchers and
+ *                                            foreign schedulers: `import ... from
+ *                                            'snapshot-coordinator/core'` (package.json exports;
+ *                                            its types are src/index.ts; docs/core.md)
  *
  *   node scripts/build.mjs [--bundles-only]
  *
@@ -104,8 +108,17 @@ async function singleExecutable(name, script) {
   return exe;
 }
 
+/** The core library (src/index.ts): pure code, so one ES module with nothing external. */
+async function coreLibrary() {
+  const outfile = join(dist, 'core.mjs');
+  await build({ entryPoints: [join(root, 'src', 'index.ts')], outfile: partial(outfile), bundle: true, platform: 'neutral', format: 'esm', target: 'es2022', logLevel: 'warning' });
+  renameSync(partial(outfile), outfile);
+  return outfile;
+}
+
 const bundlesOnly = process.argv.includes('--bundles-only');
 mkdirSync(dist, { recursive: true });
+console.log(`core library ${version}: ${await coreLibrary()}`);
 for (const artifact of ARTIFACTS) {
   const script = await bundle(artifact);
   const exe = bundlesOnly ? undefined : await singleExecutable(artifact.name, script);

@@ -331,8 +331,10 @@ export class Participant<P> {
       case 'message':
         return this.onMessage(input.channel, input.seq, input.epoch, input.payload);
       case 'barrier':
+        if (!isCheckpointId(input.checkpointId)) return invalidId(input.checkpointId, 'barrier');
         return this.onBarrier(input.channel, input.checkpointId, input.epoch, input.afterSeq, input.overtaking === true);
       case 'trigger':
+        if (!isCheckpointId(input.checkpointId)) return invalidId(input.checkpointId, 'trigger');
         return this.onTrigger(input.checkpointId);
       case 'snapshot-stored':
         return this.onStored(input.checkpointId);
@@ -918,4 +920,13 @@ function isInput<P>(value: InputChannel<P> | Rejection): value is InputChannel<P
  */
 function broken(message: string): never {
   throw new Error(`snapshot core invariant violated: ${message}`);
+}
+
+/** Checkpoint ids are positive safe integers; 0 would read as finished (FinishedIds' floor starts there). */
+function isCheckpointId(id: number): boolean {
+  return Number.isSafeInteger(id) && id > 0;
+}
+
+function invalidId(id: number, input: 'trigger' | 'barrier'): Rejection {
+  return reject('invalid-checkpoint-id', `${input} of checkpoint ${String(id)}: checkpoint ids are positive integers (1, 2, ...)`);
 }

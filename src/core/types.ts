@@ -232,7 +232,9 @@ export type RejectReason =
   | 'paused'
   | 'epoch-not-increasing'
   | 'busy'
-  | 'invalid-config';
+  | 'invalid-config'
+  /** A checkpoint id that is not a positive safe integer (0 included). */
+  | 'invalid-checkpoint-id';
 
 export interface Rejection {
   readonly reason: RejectReason;

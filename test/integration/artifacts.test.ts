@@ -120,3 +120,18 @@ describe('npm run build: the single executables', () => {
     }
   });
 });
+
+describe('npm run build: the core as a library', () => {
+  it("dist/core.mjs is what `import ... from 'snapshot-coordinator/core'` gets: a participant steps, and checkpoint id 0 is refused for what it is", async () => {
+    const script = [
+      "import { Participant } from 'snapshot-coordinator/core';",
+      "const p = Participant.create({ id: 'p', inputs: [], outputs: ['p->q'], policy: { kind: 'aligned' } }).participant;",
+      'const mark = p.effects.length;',
+      "const first = p.step({ type: 'trigger', checkpointId: 1 });",
+      'const types = []; for (let i = mark; i < p.effects.length; i++) types.push(p.effects.at(i).type);',
+      "console.log(JSON.stringify({ first: first ?? null, types, zero: p.step({ type: 'trigger', checkpointId: 0 })?.reason }));",
+    ].join('\n');
+    const r = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT });
+    expect(JSON.parse(r.stdout)).toEqual({ first: null, types: ['snapshot', 'send-barrier'], zero: 'invalid-checkpoint-id' });
+  });
+});

@@ -34,6 +34,18 @@ describe('the step API: handles and the effect buffer', () => {
     expect(p.rejections).toEqual({ 'unknown-channel': 3 });
   });
 
+  it.each([0, -3, 1.5, Number.NaN])('checkpoint id %s is refused as invalid-checkpoint-id, for a trigger and a barrier, and changes nothing', (id) => {
+    const p = make();
+    const trigger = p.step({ type: 'trigger', checkpointId: id });
+    expect(trigger?.reason).toBe('invalid-checkpoint-id');
+    expect(trigger?.detail).toMatch(/checkpoint ids are positive integers/);
+    expect(p.step({ type: 'barrier', channel: 0, checkpointId: id, epoch: 0 })?.reason).toBe('invalid-checkpoint-id');
+    expect(p.effects.length).toBe(0);
+    expect(p.inFlight()).toEqual([]);
+    // And the first real checkpoint is not taken for stale.
+    expect(p.step({ type: 'trigger', checkpointId: 1 })).toBeUndefined();
+  });
+
   it('a step appends after the effects not yet released, so a step fed while carrying out another nests inside it', () => {
     const p = make();
     expect(p.step({ type: 'trigger', checkpointId: 1 })).toBeUndefined();
