@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GENERATED_TOPOLOGY_KINDS, type GeneratedTopologyKind } from './scenario-file.js';
 import { paramSpec, parseParamValue, parseSweep, PARAMS, SEED_MAX, type ParamSpec, type SweepSpec } from './params.js';
 import { SWEEP_RUNS_MAX } from './sweep.js';
-import { ALGORITHMS, type Algorithm } from './types.js';
+import { ALGORITHMS, ALL_ALGORITHMS, type Algorithm } from './types.js';
 import { err, ok, type Result } from '../src/result.js';
 
 export type ScenarioSource =
@@ -108,7 +108,7 @@ Commands:
   plot      SVG line chart of one metric from a sweep CSV
   help      help on a command (also: <command> --help)
 
-Algorithms: ${ALGORITHMS.join(', ')}
+Algorithms: ${ALL_ALGORITHMS.join(', ')}
 
 Examples:
   npm run sim -- run --scenario simulations/scenarios/diamond-slow-edge.json --algorithm abs --svg diamond.svg
@@ -131,7 +131,7 @@ that reproduces the run.
 ${SOURCE_HELP}
 
 Options:
-  --algorithm NAME         ${ALGORITHMS.join(', ')} (default ${ALGORITHM_DEFAULT})
+  --algorithm NAME         ${ALL_ALGORITHMS.join(', ')} (default ${ALGORITHM_DEFAULT})
   --seed N                 run seed, 0..${SEED_MAX} (default ${SEED_DEFAULT})
   --json                   print one JSON object instead (events: --trace); call it as
                            \`npm run -s sim -- ...\` so npm's banner stays out of stdout
@@ -443,8 +443,8 @@ function parseSource(
 }
 
 function parseAlgorithm(text: string): Result<Algorithm, string> {
-  if ((ALGORITHMS as readonly string[]).includes(text)) return ok(text as Algorithm);
-  return err(`unknown algorithm "${text}" (known: ${ALGORITHMS.join(', ')})`);
+  if ((ALL_ALGORITHMS as readonly string[]).includes(text)) return ok(text as Algorithm);
+  return err(`unknown algorithm "${text}" (known: ${ALL_ALGORITHMS.join(', ')})`);
 }
 
 function parseAlgorithms(text: string | undefined, fallback: readonly Algorithm[]): Result<readonly Algorithm[], string> {

@@ -18,7 +18,7 @@ import { checkNamesInGraph, nameList, parseScenario, scenarioForTopology, valida
 import { aggregateHeader, aggregateRow, cartesianPoints, metricColumns, perRunHeader, perRunRow, type MetricColumn, type SweepPoint } from './sweep.js';
 import { renderSpaceTimeSvg } from './svg.js';
 import { buildTopology } from './topology.js';
-import type { Algorithm, RunOptions, Scenario, SimResult } from './types.js';
+import { isRollbackAlgorithm, type Algorithm, type RunOptions, type Scenario, type SimResult } from './types.js';
 
 export interface CliIo {
   readonly stdout: (text: string) => void;
@@ -187,7 +187,7 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
         const consistent = verdictOf(result) === 'consistent';
         // The columns follow the first result's metrics, so every row of the file has the same ones.
         if (columns === undefined) {
-          columns = metricColumns(result);
+          columns = metricColumns(result, algorithms.some(isRollbackAlgorithm));
           emit(aggregated ? aggregateHeader(point, columns) : perRunHeader(point, columns));
         }
         if (!aggregated) emit(perRunRow(point, result, consistent, columns));

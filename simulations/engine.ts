@@ -15,11 +15,13 @@ import { ChannelLogs } from './channel-logs.js';
 import { delayModelScheduler, delayReachMs, sampleDelayMs } from './delays.js';
 import { agendaBucketMs, EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
+import { runRollbackSimulation } from './rollback.js';
 import { buildTopology } from './topology.js';
 import {
   LIVENESS_VIOLATION,
-  type Algorithm,
+  isRollbackAlgorithm,
   type CheckpointReport,
+  type CoordinatedAlgorithm,
   type DelayModel,
   type DeliveryScheduler,
   type RunOptions,
@@ -164,7 +166,7 @@ interface CheckpointLog {
   readonly stallMs: Record<ProcessId, number>;
 }
 
-function policyFor(algorithm: Algorithm, alignmentTimeoutMs: number): PolicyConfig {
+function policyFor(algorithm: CoordinatedAlgorithm, alignmentTimeoutMs: number): PolicyConfig {
   switch (algorithm) {
     case 'chandy-lamport':
       return { kind: 'unaligned' };
@@ -182,7 +184,13 @@ function policyFor(algorithm: Algorithm, alignmentTimeoutMs: number): PolicyConf
 export class SimulationError extends Error {}
 
 export function runSimulation(scenario: Scenario, options: RunOptions): SimResult {
-  return new Simulation(scenario, options).run();
+  const algorithm = options.algorithm;
+  if (isRollbackAlgorithm(algorithm)) return runRollbackSimulation(scenario, { ...options, algorithm });
+  return new Simulation(scenario, { ...options, algorithm }).run();
+}
+
+interface CoordinatedRunOptions extends RunOptions {
+  readonly algorithm: CoordinatedAlgorithm;
 }
 
 class Simulation {
@@ -244,7 +252,7 @@ class Simulation {
 
   constructor(
     private readonly scenario: Scenario,
-    private readonly options: RunOptions,
+    private readonly options: CoordinatedRunOptions,
   ) {
     this.rng = new Prng(options.seed);
     this.random = () => this.rng.next();

@@ -3,6 +3,7 @@
  * algorithms on the same scenario and seed (a row per algorithm). Plain text, deterministic: the same
  * result always renders to the same bytes, which is what makes `diff` of two runs meaningful.
  */
+import { overheadOf } from './overhead.js';
 import { fixed, renderTable, type Cell, type Column } from './text-table.js';
 import { LIVENESS_VIOLATION, type CheckpointReport, type SimResult, type ViolationReport } from './types.js';
 
@@ -59,6 +60,14 @@ export function formatRunReport(result: SimResult, options: ReportOptions = {}):
     `traffic: ${m.messagesSent} msgs sent, ${m.messagesDelivered} delivered, ${m.barriersSent} barriers, ` +
       `${fixed(m.throughputMsgsPerSec, 1)} msgs/s; ${m.events} events; ${m.recoveries} recoveries`,
   );
+  if (m.localCheckpoints !== undefined) {
+    lines.push(
+      `local checkpoints: ${m.localCheckpoints} (${m.forcedCheckpoints ?? 0} forced), ${m.piggybackBytes ?? 0} bytes piggybacked; ` +
+        `overhead ${fixed(overheadOf(result), 3)}`,
+      `recovery: ${m.lostWork ?? 0} events undone, ${m.replayedMessages ?? 0} msgs replayed, ` +
+        `domino depth ${m.dominoDepth ?? 0}, line up to ${fixed(m.recoveryTimeMs ?? 0, 1)} ms behind its crash`,
+    );
+  }
   if (result.violations.length > 0) {
     lines.push('', `violations (${result.violations.length}):`, ...listViolations(result.violations));
   }
@@ -79,6 +88,19 @@ export function formatComparison(results: readonly SimResult[], options: ReportO
     { header: 'violations', align: 'right' },
     { header: 'verdict', align: 'left' },
   ];
+  // A comparison with a rollback algorithm adds the figures every algorithm can be judged on.
+  const rollback = results.some((r) => r.metrics.localCheckpoints !== undefined);
+  if (rollback) {
+    columns.splice(
+      columns.length - 2,
+      0,
+      { header: 'overhead', align: 'right' },
+      { header: 'lost work', align: 'right' },
+      { header: 'replayed msgs', align: 'right' },
+      { header: 'domino depth', align: 'right' },
+      { header: 'recovery ms', align: 'right' },
+    );
+  }
   const rows = results.map((r): Cell[] => [
     r.algorithm,
     `${r.metrics.checkpointsCompleted}/${r.metrics.checkpointsTriggered}`,
@@ -86,6 +108,15 @@ export function formatComparison(results: readonly SimResult[], options: ReportO
     String(r.metrics.channelStateMessagesTotal),
     String(r.metrics.bufferedMessagesTotal),
     fixed(r.metrics.alignmentStallMsMax, 1),
+    ...(rollback
+      ? [
+          fixed(overheadOf(r), 3),
+          optional(r.metrics.lostWork, 0),
+          optional(r.metrics.replayedMessages, 0),
+          optional(r.metrics.dominoDepth, 0),
+          optional(r.metrics.recoveryTimeMs, 1),
+        ]
+      : []),
     String(r.violations.length),
     verdictCell(r),
   ]);
@@ -124,6 +155,11 @@ function verdictText(result: SimResult, color: boolean): string {
           `${liveness === 1 ? 'a checkpoint' : 'checkpoints'} that did not complete in a run without faults)`;
   if (!color) return text;
   return `${verdict === 'consistent' ? '\u001b[32m' : '\u001b[31m'}${text}\u001b[0m`;
+}
+
+/** A figure only rollback runs have: `-` in a coordinated run's row. */
+function optional(value: number | undefined, decimals: number): string {
+  return value === undefined ? '-' : fixed(value, decimals);
 }
 
 function completedCell(c: CheckpointReport): Cell {

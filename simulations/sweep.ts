@@ -7,6 +7,7 @@
 import { fixed } from './text-table.js';
 import type { ParamName, SweepSpec } from './params.js';
 import type { RunMetrics, SimResult } from './types.js';
+import { overheadOf, RECOVERY_FIGURES, recoveryFigure } from './overhead.js';
 
 /** Most runs one sweep may start (points x seeds x algorithms), so a typo cannot start a week of work. */
 export const SWEEP_RUNS_MAX = 20_000;
@@ -50,10 +51,23 @@ const CURATED: readonly (MetricColumn & { readonly key?: keyof RunMetrics })[] =
   { name: 'violations', of: (r) => r.violations.length, decimals: 0 },
 ];
 
-/** The metric columns of a result: the curated ones, then the rest of its metrics by name. */
-export function metricColumns(result: SimResult): MetricColumn[] {
-  const curatedKeys = new Set<string>(CURATED.flatMap((c) => (c.key === undefined ? [] : [c.key])));
-  const names = new Set(CURATED.map((c) => c.name));
+/**
+ * Columns a sweep has when it runs a rollback algorithm (`uncoordinated`, `cic`): the overhead on
+ * the scale every algorithm shares, then the recovery figures (`-` in a coordinated run's rows).
+ */
+const ROLLBACK_COLUMNS: readonly (MetricColumn & { readonly key?: keyof RunMetrics })[] = [
+  { name: 'overhead', of: overheadOf, decimals: 4 },
+  ...RECOVERY_FIGURES.map(({ name, key }) => ({ name, key, of: (r: SimResult) => recoveryFigure(r, key), decimals: 'auto' as const })),
+];
+
+/**
+ * The metric columns of a result: the curated ones, the rollback ones when the sweep runs a
+ * rollback algorithm, then the rest of its metrics by name.
+ */
+export function metricColumns(result: SimResult, rollback = false): MetricColumn[] {
+  const fixedColumns = rollback ? [...CURATED, ...ROLLBACK_COLUMNS] : CURATED;
+  const curatedKeys = new Set<string>([...CURATED, ...ROLLBACK_COLUMNS].flatMap((c) => (c.key === undefined ? [] : [c.key])));
+  const names = new Set(fixedColumns.map((c) => c.name));
   const extra: MetricColumn[] = [];
   for (const [key, value] of Object.entries(result.metrics)) {
     if (curatedKeys.has(key) || typeof value !== 'number') continue;
@@ -62,7 +76,7 @@ export function metricColumns(result: SimResult): MetricColumn[] {
     names.add(name);
     extra.push({ name, of: (r) => (r.metrics as unknown as Record<string, number>)[key] ?? Number.NaN, decimals: 'auto' });
   }
-  return [...CURATED, ...extra];
+  return [...fixedColumns, ...extra];
 }
 
 function snakeCase(key: string): string {
