@@ -97,7 +97,8 @@ const EXIT_HELP = `Exit codes:
   3  the simulator failed (a bug)`;
 
 export const HELP = {
-  main: `Deterministic snapshot simulator: runs the production core (src/) over simulated channels.
+  main: `Deterministic snapshot simulator: runs the production core (src/) over simulated channels,
+and, beside it, uncoordinated and communication-induced (cic) checkpointing with recovery lines.
 
 Usage: npm run sim -- <command> [options]
 
@@ -148,8 +149,10 @@ ${EXIT_HELP}
   compare: `Usage: npm run sim -- compare (--scenario FILE | --topology KIND --processes N) [options]
 
 The same scenario and seed under each algorithm, one row each: checkpoints completed/triggered, mean
-duration, channel-state and buffered messages, max alignment stall, violations and a verdict. Exits 0
-even when an algorithm shows violations (showing that 'none' violates is the point of a comparison).
+duration, channel-state and buffered messages, max alignment stall, violations and a verdict. With
+uncoordinated or cic among them, also the overhead, lost work, replayed messages, domino depth and
+recovery ms (see docs/simulator.md; "-" for a coordinated algorithm). Exits 0 even when an algorithm
+shows violations (showing that 'none' violates is the point of a comparison).
 
 ${SOURCE_HELP}
 
@@ -168,7 +171,10 @@ every algorithm, and prints CSV to stdout (or to --csv FILE). Progress goes to s
 
 Without seed=..., one row per run: the swept values (but the seed), algorithm, completed, mean_duration_ms,
 channel_state_msgs, buffered_msgs, max_stall_ms, throughput_msgs_per_s, consistent, triggered,
-violations, the engine's other metrics by name (messages_sent, ...), and seed.
+violations, with uncoordinated or cic among the algorithms overhead, lost_work, replayed_msgs,
+domino_depth, recovery_time_ms, local_checkpoints, forced_checkpoints, piggyback_bytes (all but
+overhead "-" in a coordinated algorithm's rows), the engine's other metrics by name (messages_sent,
+...), and seed.
 
 With seed=... the seeds are replicates: one row per combination and algorithm with the swept values,
 algorithm, seeds (space-separated), runs, consistent_runs, and for every metric above

@@ -393,6 +393,11 @@ class RollbackSimulation {
         }
       }
     }
+    // BCS's guarantee: no checkpoint of an index the crashed process's latest reached is ever
+    // orphaned, so the crashed process does not move back past its latest checkpoint.
+    if (this.cic && line.get(crashed) !== crashed.checkpoints.length - 1) {
+      this.violations.push({ checkpointId: id, kind: 'domino', message: `cic rolled the crashed ${crashed.id} back past its latest checkpoint` });
+    }
     this.epoch += 1;
     const counts: Record<ProcessId, SnapshotCounts> = {};
     const tokens: Record<ProcessId, number> = {};
