@@ -11,6 +11,7 @@
 import { parseCommandLine, reproduceCommand, type Command, type CommonOptions } from './cli-args.js';
 import { traceJsonLines } from './cli-trace.js';
 import { SimulationError } from './engine.js';
+import { RollbackSimulationError } from './rollback.js';
 import { applyParam, paramSpec, type ParamName } from './params.js';
 import { chartFromCsv, parseCsv, renderLineChartSvg } from './plot.js';
 import { formatComparison, formatRunReport, verdictOf } from './report.js';
@@ -314,14 +315,15 @@ function withSettings(
 }
 
 /**
- * Runs the simulator. The engine throws `SimulationError` for scenarios it refuses (a usage problem the
+ * Runs the simulator. The engine throws `SimulationError` (`RollbackSimulationError` for uncoordinated
+ * and cic) for scenarios it refuses (a usage problem the
  * file validation could not see); anything else is a bug, reported with the command that reproduces it.
  */
 function simulateOrExplain(simulate: Simulate, scenario: Scenario, options: RunOptions, reproduce: string): SimResult {
   try {
     return simulate(scenario, options);
   } catch (err) {
-    if (err instanceof SimulationError) {
+    if (err instanceof SimulationError || err instanceof RollbackSimulationError) {
       throw new UsageError(`the scenario cannot be simulated: ${err.message}`);
     }
     throw new InternalError(err, reproduce);

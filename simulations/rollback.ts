@@ -116,7 +116,6 @@ class RollbackSimulation {
   private readonly heap = new EventHeap<Ev>();
   private readonly scheduler: DeliveryScheduler;
   private readonly graphChannels: { id: ChannelId; from: ProcessId; to: ProcessId }[];
-  private readonly fifo: boolean;
   private readonly windowMax: number;
   private readonly cic: boolean;
   private readonly trace: TraceEvent[] | undefined;
@@ -146,7 +145,9 @@ class RollbackSimulation {
     const valid = validateGraph(graph);
     if (!valid.ok) throw new RollbackSimulationError(`invalid topology: ${valid.errors.map((e) => e.message).join('; ')}`);
     this.graphChannels = graph.channels.map((c) => ({ id: c.id, from: c.from, to: c.to }));
-    this.fifo = scenario.fifo ?? true;
+    // A line is a count of messages per channel, which names the delivered ones only when they
+    // arrive in the order sent.
+    if (scenario.fifo === false) throw new RollbackSimulationError(`${options.algorithm} needs FIFO channels`);
     this.windowMax = scenario.channelWindowMessagesMax ?? CHANNEL_WINDOW_MESSAGES_DEFAULT;
     this.cic = options.algorithm === 'cic';
     this.scheduler = options.scheduler ?? delayModelScheduler(scenario.delays, scenario.skew?.slowChannel);
@@ -285,7 +286,7 @@ class RollbackSimulation {
 
   private put(ch: Chan, seq: number, payload: number, index: number, trace: MutableMessageTrace | undefined): void {
     let at = this.scheduler.arrivalMs({ channel: ch.id, kind: 'message', wireIndex: seq, sentAtMs: this.now }, this.random);
-    if (this.fifo && at < ch.lastArrivalMs) at = ch.lastArrivalMs;
+    if (at < ch.lastArrivalMs) at = ch.lastArrivalMs;
     if (at < this.now) at = this.now;
     ch.lastArrivalMs = at;
     ch.inFlight += 1;

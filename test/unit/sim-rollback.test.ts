@@ -107,6 +107,15 @@ describe('uncoordinated and cic on a busy ring with a crash', () => {
     expect(o.written['out.svg']).toContain('uncoordinated');
   });
 
+  it('refuses non-FIFO channels as a usage error: a line counts messages per channel', () => {
+    expect(() => runSimulation({ ...scenario, fifo: false }, { algorithm: 'cic', seed: 1 })).toThrow(/needs FIFO channels/);
+    const o = io();
+    expect(runCli(['run', '--topology', 'ring', '--processes', '3', '--algorithm', 'uncoordinated'], o, (s, opts) =>
+      runSimulation({ ...s, fifo: false }, opts),
+    )).toBe(EXIT.usage);
+    expect(o.err).toContain('uncoordinated needs FIFO channels');
+  });
+
   it('a sweep of coordinated algorithms alone keeps its columns', () => {
     const o = io();
     expect(runCli(['sweep', 'interval=50,100', '--algorithms', 'abs', '--scenario', FILE], o, runSimulation)).toBe(EXIT.ok);
