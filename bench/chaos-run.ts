@@ -23,7 +23,7 @@ import { decodeTokens } from '../agent/demo-apps/token-app.js';
 import { readPartState } from '../coordinator/checkpoints/part-state.js';
 import { CoordinatorClient, type CallResult } from '../coordinator/grpc/client.js';
 import type { CheckpointRecord, PlanInput } from '../coordinator/model.js';
-import { openCoordinatorStore, type CoordinatorStore } from '../coordinator/store/index.js';
+import { checkpointKey, openCoordinatorStore } from '../coordinator/store/index.js';
 import { agentConfigJson } from '../examples/demo/plan.js';
 import { startNatsCluster, type NatsClusterHandle } from '../examples/nats-cluster.js';
 import { decodeChannelState } from '../src/wire/index.js';
@@ -73,6 +73,10 @@ export interface ChaosReport {
   unconserved_before_recovery: number;
   frozen_past_deadline: number;
   lost_committed: number;
+  /** Per lost record: whether the last listing had it, how many of five KV gets found it, and whether the stream's leader has it. */
+  lost_detail: { id: number; listed: string; kvGetsFound: string; streamLeader: string }[];
+  /** The records stream's configuration and replicas, when a record was lost. */
+  records_stream?: unknown;
   leaked: number;
   leaked_objects: string[];
   agent_kills: number;
@@ -193,6 +197,7 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
     unconserved_before_recovery: 0,
     frozen_past_deadline: 0,
     lost_committed: 0,
+    lost_detail: [],
     leaked: 0,
     leaked_objects: [],
     agent_kills: 0,
@@ -373,13 +378,14 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
         }
       } else if (!inRecovery) good.push(r.id);
     };
-    const scan = async (): Promise<void> => {
+    const scan = async (into = seen): Promise<void> => {
       let token = '';
       do {
         const page = await store.checkpoints.list({ planId: PLAN_ID }, 100, token);
-        if (!page.ok) return;
+        if (!page.ok) throw new Error(`listing the records: ${page.error.message}`);
         for (const r of page.value.items) {
           seen.set(r.id, r);
+          into.set(r.id, r);
           if (r.state === 'completed' && !verified.has(r.id)) await verifyCompleted(r);
         }
         token = page.value.nextPageToken;
@@ -541,14 +547,16 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
     await sleep(5_000);
     verifying = false;
     await verifier;
-    await scan();
+    // The last listing on its own: a record listed earlier and missing now must not be counted from memory.
+    const listed = new Map<number, CheckpointRecord>();
+    await scan(listed);
     const completedSeen = new Set([...verified]);
     for (const r of seen.values()) {
       report.requested += 1;
       if (manualIds.has(r.id)) report.requested_by_kind.manual += 1;
       else if (r.safety) report.requested_by_kind.safety += 1;
       else report.requested_by_kind.periodic += 1;
-      if (r.state === 'completed') report.completed += 1;
+      if (r.state === 'completed' && (listed.get(r.id)?.state ?? 'completed') === 'completed') report.completed += 1;
       else if (r.state === 'aborted') {
         const reason = r.failureReason ?? 'unknown';
         report.aborted[reason] = (report.aborted[reason] ?? 0) + 1;
@@ -562,18 +570,32 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
         log.error({ id: r.id, ms: r.finishedAtUnixMs - r.createdAtUnixMs, timeoutMs }, 'chaos: FINDING: a checkpoint stayed in flight past its deadline');
       }
     }
+    const jsm = await nc.jetstreamManager();
     for (const id of completedSeen) {
       const now = await store.checkpoints.get(id);
-      if (!now.ok || now.value.record.state !== 'completed') {
+      if (!now.ok || now.value.record.state !== 'completed' || listed.get(id)?.state !== 'completed') {
         report.lost_committed += 1;
-        log.error({ id, now: now.ok ? now.value.record.state : now.error.message }, 'chaos: FINDING: a completed checkpoint is missing at the end');
+        // Where the record is missing: the KV get (a direct get, answered by any replica) tried
+        // five times, and the stream's leader (a plain message get).
+        let gets = 0;
+        for (let k = 0; k < 5; k++) if ((await store.checkpoints.get(id)).ok) gets += 1;
+        const fromLeader = await jsm.streams
+          .getMessage('KV_snap-checkpoints', { last_by_subj: `$KV.snap-checkpoints.${checkpointKey(id)}` })
+          .then((m) => `found (seq ${m.seq})`, (error: unknown) => `missing (${String(error).slice(0, 100)})`);
+        const detail = { id, listed: listed.get(id)?.state ?? 'not listed', kvGetsFound: `${gets}/5`, streamLeader: fromLeader };
+        report.lost_detail.push(detail);
+        log.error({ ...detail, now: now.ok ? now.value.record.state : now.error.message }, 'chaos: FINDING: a completed checkpoint is missing at the end');
       }
+    }
+    if (report.lost_committed > 0) {
+      const info = await jsm.streams.info('KV_snap-checkpoints').catch(() => undefined);
+      report.records_stream = info ? { allow_direct: info.config.allow_direct ?? false, messages: info.state.messages, cluster: info.cluster } : undefined;
     }
     const names = await objects.list(TENANT, 'cp/');
     if (!names.ok) throw new Error(`listing the state bucket: ${names.error.message}`);
     for (const name of names.value) {
       const id = Number(name.split('/')[1]);
-      const r = seen.get(id);
+      const r = listed.get(id);
       if (r?.state !== 'completed') report.leaked_objects.push(`${name} (${r ? r.state : 'no record'})`);
     }
     report.leaked = report.leaked_objects.length;
