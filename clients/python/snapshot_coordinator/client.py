@@ -96,17 +96,32 @@ class VolumeSnapshot:
 class Client:
     """A connection to a coordinator. Use it as a context manager, or call close().
 
+    `address` is one coordinator, or several comma-separated ("a:50051,b:50051": a leader and its
+    standbys, docs/ha.md): a unary call answered UNAVAILABLE by one (a standby's NOT_LEADER, or one
+    that cannot be reached) is made on the next, and the one that answered stays the first choice.
     `timeout` (seconds) bounds every unary call; BeginCheckpoint and FinishCheckpoint wait on the
     agents and get `wait_timeout`, and streams (watch, take_and_wait) get `stream_timeout`.
     """
 
     def __init__(self, address: str, timeout: float = 10.0, wait_timeout: float = 120.0, stream_timeout: float = 3600.0, channel: Optional[grpc.Channel] = None):
-        self._channel = channel if channel is not None else grpc.insecure_channel(address)
+        addresses = [a.strip() for a in address.split(",")]
+        if channel is None and any(a == "" for a in addresses):
+            raise ValueError("address %r has an empty entry" % address)
+        self._channels = [channel] if channel is not None else [grpc.insecure_channel(a) for a in addresses]
         self._own_channel = channel is None
-        self._stub = rpc.CoordinatorStub(self._channel)
+        self._stubs = [rpc.CoordinatorStub(c) for c in self._channels]
+        self._current = 0
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.stream_timeout = stream_timeout
+
+    @property
+    def _channel(self) -> grpc.Channel:
+        return self._channels[self._current]
+
+    @property
+    def _stub(self):
+        return self._stubs[self._current]
 
     def __enter__(self) -> "Client":
         return self
@@ -116,13 +131,21 @@ class Client:
 
     def close(self) -> None:
         if self._own_channel:
-            self._channel.close()
+            for c in self._channels:
+                c.close()
 
     def _call(self, method: str, request, timeout: Optional[float] = None):
-        try:
-            return getattr(self._stub, method)(request, timeout=self.timeout if timeout is None else timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
+        first = self._current
+        for turn in range(len(self._stubs)):
+            i = (first + turn) % len(self._stubs)
+            try:
+                answer = getattr(self._stubs[i], method)(request, timeout=self.timeout if timeout is None else timeout)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAVAILABLE and turn + 1 < len(self._stubs):
+                    continue
+                raise from_rpc_error(e) from None
+            self._current = i
+            return answer
 
     def _stream(self, method: str, request) -> Iterator:
         try:

@@ -46,6 +46,14 @@ class ClientTest(unittest.TestCase):
     def volumes(self, started_at):
         return [sc.VolumeSnapshot(v["id"], v["server"], "py-%s-%d" % (v["id"], time.time_ns()), started_at, now()) for v in INFO["volumes"]]
 
+    def test_several_addresses_go_on_to_the_one_that_answers(self):
+        # Nothing listens on port 1: that coordinator is UNAVAILABLE, the next one serves.
+        with sc.Client("127.0.0.1:1," + INFO["address"], timeout=5) as client:
+            self.assertIn(INFO["plan"], [p.id for p in client.plans()])
+            self.assertEqual(client.get_plan(INFO["plan"]).id, INFO["plan"])
+        with self.assertRaises(ValueError):
+            sc.Client("127.0.0.1:1,")
+
     def test_health_is_serving(self):
         self.assertEqual(self.client.health(), "SERVING")
         with self.assertRaises(sc.NotFound):
