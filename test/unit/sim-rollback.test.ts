@@ -79,6 +79,26 @@ describe('uncoordinated and cic on a busy ring with a crash', () => {
     );
   });
 
+  it('a second crash recovers from a line computed over the history the first one left', () => {
+    const twice: Scenario = {
+      ...scenario,
+      faults: [
+        { kind: 'crash', process: 'p2', atMs: 330 },
+        { kind: 'crash', process: 'p6', atMs: 610 },
+      ],
+    };
+    for (const algorithm of ['uncoordinated', 'cic'] as const) {
+      for (const seed of [1, 2, 3]) {
+        const r = runSimulation(twice, { algorithm, seed });
+        expect(r.violations, `${algorithm} seed ${seed}`).toEqual([]);
+        expect(r.checkpoints.map((c) => [c.triggeredAtMs, c.consistent])).toEqual([
+          [330, true],
+          [610, true],
+        ]);
+      }
+    }
+  });
+
   it('compare prints the overhead, the recovery figures and the verdicts', () => {
     const o = io();
     const code = runCli(['compare', '--algorithms', 'abs,chandy-lamport,uncoordinated,cic', '--scenario', FILE, '--seed', '1'], o, runSimulation);
