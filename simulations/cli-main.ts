@@ -117,9 +117,12 @@ function compareCommand(command: CompareCmd, io: CliIo, simulate: Simulate): num
   const { common } = command;
   const scenario = loadScenario(common, io);
   checkNames(scenario, common.seed, sourceName(common));
+  // Beside a rollback algorithm, every algorithm's recoveries are measured, to compare them.
+  const recoveryFigures = command.algorithms.some(isRollbackAlgorithm);
   const results = command.algorithms.map((algorithm) => {
     const reproduce = reproduceCommand(common, algorithm, common.seed);
-    return { result: simulateOrExplain(simulate, scenario, { algorithm, seed: common.seed }, reproduce), reproduce };
+    const options = recoveryFigures ? { algorithm, seed: common.seed, recoveryFigures } : { algorithm, seed: common.seed };
+    return { result: simulateOrExplain(simulate, scenario, options, reproduce), reproduce };
   });
   if (command.json) {
     io.stdout(JSON.stringify(results.map((r) => jsonOfRun(r.result, scenario, r.reproduce)), null, 2) + '\n');
@@ -148,6 +151,8 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
   }
   const base = baseScenario(common, io);
   const seeds = sweeps.find((s) => s.param.name === 'seed')?.values ?? [common.seed];
+  // Beside a rollback algorithm, every algorithm's recoveries are measured, to compare them.
+  const recoveryFigures = algorithms.some(isRollbackAlgorithm);
   const aggregated = sweeps.some((s) => s.param.name === 'seed') && !command.perRun;
   const sets = common.sets.map((s) => ({ name: s.param.name, value: s.value, flag: '--set' }));
 
@@ -184,11 +189,11 @@ function sweepCommand(command: SweepCmd, io: CliIo, simulate: Simulate): number 
         const scenario = scenarios[i]!;
         progress(done, `${label === '' ? '' : `${label} `}${algorithm}${seeds.length > 1 ? ` seed=${seed}` : ''}`);
         const reproduce = reproduceCommand(sweepPointOptions(common, point, seed), algorithm, seed);
-        const result = simulateOrExplain(simulate, scenario, { algorithm, seed }, reproduce);
+        const result = simulateOrExplain(simulate, scenario, recoveryFigures ? { algorithm, seed, recoveryFigures } : { algorithm, seed }, reproduce);
         const consistent = verdictOf(result) === 'consistent';
         // The columns follow the first result's metrics, so every row of the file has the same ones.
         if (columns === undefined) {
-          columns = metricColumns(result, algorithms.some(isRollbackAlgorithm));
+          columns = metricColumns(result, recoveryFigures);
           emit(aggregated ? aggregateHeader(point, columns) : perRunHeader(point, columns));
         }
         if (!aggregated) emit(perRunRow(point, result, consistent, columns));

@@ -249,6 +249,10 @@ class Simulation {
   private messagesDelivered = 0;
   private barriersSent = 0;
   private recoveries = 0;
+  /** The recovery figures (`RunOptions.recoveryFigures`), summed or maximised over the crashes. */
+  private lostWork = 0;
+  private replayedMessages = 0;
+  private recoveryTimeMs = 0;
 
   constructor(
     private readonly scenario: Scenario,
@@ -915,6 +919,7 @@ class Simulation {
     }
     this.epoch += 1;
     const rec = this.latest;
+    if (this.options.recoveryFigures === true) this.measureRecovery(rec);
     this.trace?.push({ kind: 'recover', checkpointId: rec ? rec.id : null, atMs: this.now } as MutableTrace);
     for (const ch of this.channels) {
       const sent = rec ? (rec.counts.get(ch.from.id)?.sent[ch.id] ?? 0) : 0;
@@ -942,6 +947,24 @@ class Simulation {
       }
       this.flushOutbox(q);
     }
+  }
+
+  /**
+   * What restoring `rec` (null: the initial state) undoes and resends, measured before the restore:
+   * every process goes back to it, so the lost work is every send and delivery since its counts, the
+   * replayed messages are its channel states, and its work is redone from its trigger on.
+   */
+  private measureRecovery(rec: CompletedRecord | null): void {
+    for (const ch of this.channels) {
+      const sent = rec ? (rec.counts.get(ch.from.id)?.sent[ch.id] ?? 0) : 0;
+      const received = rec ? (rec.counts.get(ch.to.id)?.received[ch.id] ?? 0) : 0;
+      this.lostWork += ch.from.core.sentOn(ch.outHandle) - sent + ch.to.core.deliveredFrom(ch.inHandle) - received;
+    }
+    for (const states of rec?.channelStates.values() ?? []) {
+      for (const msgs of Object.values(states)) this.replayedMessages += msgs.length;
+    }
+    const since = rec ? (this.logs.get(rec.id) as CheckpointLog).triggeredAtMs : 0;
+    this.recoveryTimeMs = Math.max(this.recoveryTimeMs, this.now - since);
   }
 
   /**
@@ -1046,6 +1069,10 @@ class Simulation {
       alignmentStallMsMax: round(Math.max(0, ...completed.map((c) => c.alignmentStallMsMax))),
       throughputMsgsPerSec: round((totalDeliveries / runMs) * 1000),
       recoveries: this.recoveries,
+      // A coordinated recovery restores the latest completed checkpoint, never an older one: no domino.
+      ...(this.options.recoveryFigures === true
+        ? { lostWork: this.lostWork, replayedMessages: this.replayedMessages, dominoDepth: 0, recoveryTimeMs: round(this.recoveryTimeMs) }
+        : {}),
     };
     return {
       scenario: this.scenario.name,

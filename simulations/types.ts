@@ -118,6 +118,12 @@ export interface RunOptions {
    * must then report the orphans.
    */
   readonly recoveryLineUnchecked?: boolean;
+  /**
+   * Report the recovery figures (`lostWork`, `replayedMessages`, `dominoDepth`, `recoveryTimeMs`)
+   * for a coordinated algorithm too, as compare and sweep do beside a rollback algorithm. Off by
+   * default, so a coordinated run's result stays what it was.
+   */
+  readonly recoveryFigures?: boolean;
 }
 
 /** What a delivery scheduler is asked: when does this item, sent now, arrive? */
@@ -186,12 +192,12 @@ export interface RunMetrics {
   readonly throughputMsgsPerSec: number;
   readonly recoveries: number;
   /**
-   * The rollback algorithms' figures (`uncoordinated`, `cic`; absent for the others, see
-   * docs/simulator.md): local checkpoints taken (forced ones included), forced checkpoints (cic),
-   * bytes of checkpoint indexes piggybacked on messages (cic), and, over the run's recoveries, the
-   * events undone (sends and deliveries), the messages in transit across the recovery lines that
-   * were sent again, the most checkpoints one process discarded past its line (domino depth), and
-   * the longest time a line lay behind its crash.
+   * The rollback algorithms' figures (`uncoordinated`, `cic`; see docs/simulator.md): local
+   * checkpoints taken (forced ones included), forced checkpoints (cic), bytes of checkpoint indexes
+   * piggybacked on messages (cic), and, over the run's recoveries, the events undone (sends and
+   * deliveries), the messages in transit across the recovery lines that were sent again, the most
+   * checkpoints one process discarded past its line (domino depth), and the longest time a line lay
+   * behind its crash. A coordinated run has the last four with `RunOptions.recoveryFigures` only.
    */
   readonly localCheckpoints?: number;
   readonly forcedCheckpoints?: number;

@@ -99,6 +99,20 @@ describe('uncoordinated and cic on a busy ring with a crash', () => {
     }
   });
 
+  it('a coordinated run measures its recovery when asked: the latest completed checkpoint, no domino', () => {
+    const r = runSimulation(scenario, { algorithm: 'abs', seed: 1, recoveryFigures: true });
+    const restored = r.checkpoints.filter((c) => c.completed && c.endedAtMs <= crashAtMs).at(-1);
+    if (restored === undefined) throw new Error('no checkpoint completed before the crash');
+    expect(r.metrics.dominoDepth).toBe(0);
+    expect(r.metrics.replayedMessages).toBe(restored.channelStateMessages);
+    expect(r.metrics.recoveryTimeMs).toBeCloseTo(crashAtMs - restored.triggeredAtMs, 3);
+    expect(r.metrics.lostWork).toBeGreaterThan(0);
+    // Asking changes nothing else.
+    const { lostWork, replayedMessages, dominoDepth, recoveryTimeMs, ...rest } = r.metrics;
+    expect({ ...r, metrics: rest }).toEqual(runSimulation(scenario, { algorithm: 'abs', seed: 1 }));
+    expect([lostWork, replayedMessages, dominoDepth, recoveryTimeMs].every((v) => typeof v === 'number')).toBe(true);
+  });
+
   it('compare prints the overhead, the recovery figures and the verdicts', () => {
     const o = io();
     const code = runCli(['compare', '--algorithms', 'abs,chandy-lamport,uncoordinated,cic', '--scenario', FILE, '--seed', '1'], o, runSimulation);
@@ -106,7 +120,7 @@ describe('uncoordinated and cic on a busy ring with a crash', () => {
     const lines = o.out.split('\n');
     const header = lines.find((l) => l.startsWith('algorithm')) ?? '';
     for (const column of ['overhead', 'lost work', 'replayed msgs', 'domino depth', 'recovery ms', 'verdict']) expect(header).toContain(column);
-    expect(lines.find((l) => l.startsWith('abs '))).toMatch(/ - +- +- +- +0 +consistent$/);
+    expect(lines.find((l) => l.startsWith('abs '))).toMatch(/ \d+ +\d+ +0 +\d+\.\d +0 +consistent$/);
     expect(lines.find((l) => l.startsWith('uncoordinated '))).toMatch(/ 520\.0 +0 +consistent$/);
     expect(lines.find((l) => l.startsWith('cic '))).toMatch(/consistent$/);
   });
@@ -122,7 +136,9 @@ describe('uncoordinated and cic on a busy ring with a crash', () => {
     expect(names).toContain('domino_depth_mean');
     expect(rows).toHaveLength(4);
     const depth = names.indexOf('domino_depth_mean');
-    expect(rows.filter((r) => r.split(',')[1] === 'abs').map((r) => r.split(',')[depth])).toEqual(['-', '-']);
+    expect(rows.filter((r) => r.split(',')[1] === 'abs').map((r) => r.split(',')[depth])).toEqual(['0.000', '0.000']);
+    const forced = names.indexOf('forced_checkpoints_mean');
+    expect(rows.filter((r) => r.split(',')[1] === 'abs').map((r) => r.split(',')[forced])).toEqual(['-', '-']);
     expect(runCli(['plot', 'out.csv', '--y', 'overhead', '--svg', 'out.svg'], o, runSimulation)).toBe(EXIT.ok);
     expect(o.written['out.svg']).toContain('uncoordinated');
   });
