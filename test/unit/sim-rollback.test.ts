@@ -152,6 +152,19 @@ describe('uncoordinated and cic on a busy ring with a crash', () => {
     expect(o.err).toContain('uncoordinated needs FIFO channels');
   });
 
+  it("docs/simulator.md's table of figures is what compare prints", () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/simulator.md'), 'utf8');
+    const documented = [...doc.matchAll(/^\| `([a-z-]+)` \| ([\d.]+) \| (\d+) \| (\d+) \| (\d+) \| ([\d.]+) \|$/gm)].map((m) => m.slice(1).join(' '));
+    const o = io();
+    runCli(['compare', '--algorithms', 'abs,chandy-lamport,uncoordinated,cic', '--scenario', FILE, '--seed', '1'], o, runSimulation);
+    const printed = o.out
+      .split('\n')
+      .filter((l) => /^(abs|chandy-lamport|uncoordinated|cic) /.test(l))
+      .map((l) => l.split(/\s+/))
+      .map((c) => [c[0], ...c.slice(6, 11)].join(' '));
+    expect(documented).toEqual(printed);
+  });
+
   it('a sweep of coordinated algorithms alone keeps its columns', () => {
     const o = io();
     expect(runCli(['sweep', 'interval=50,100', '--algorithms', 'abs', '--scenario', FILE], o, runSimulation)).toBe(EXIT.ok);
