@@ -99,6 +99,50 @@ export const coordinatorConfigSchema = z.strictObject({
     flag: '--log-level',
     env: 'SNAPCOORD_LOG_LEVEL',
   }),
+  tls: field(
+    z
+      .strictObject(
+        {
+          certFile: field(z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }), {
+            description: "the gRPC server's certificate chain (PEM)",
+            unit: 'path',
+            flag: '--tls-cert',
+            env: 'SNAPCOORD_TLS_CERT',
+          }),
+          keyFile: field(z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }), {
+            description: "the gRPC server's private key (PEM)",
+            unit: 'path',
+            flag: '--tls-key',
+            env: 'SNAPCOORD_TLS_KEY',
+          }),
+          clientCaFile: field(z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }).optional(), {
+            description: 'CA certificates (PEM) of client certificates: given, every client must present a certificate it signed (mTLS); absent: TLS without client certificates',
+            unit: 'path',
+            flag: '--tls-client-ca',
+            env: 'SNAPCOORD_TLS_CLIENT_CA',
+          }),
+        },
+        { error: 'must be an object' },
+      )
+      .optional(),
+    { description: 'TLS of the gRPC API (docs/security.md); absent: plaintext' },
+  ),
+  auth: field(
+    z
+      .strictObject(
+        {
+          tokensFile: field(z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }), {
+            description: 'the identities (bearer tokens, client certificate names) with their tenant and role, JSON (docs/security.md); read again when it changes',
+            unit: 'path',
+            flag: '--auth-tokens',
+            env: 'SNAPCOORD_AUTH_TOKENS',
+          }),
+        },
+        { error: 'must be an object' },
+      )
+      .optional(),
+    { description: 'authentication, roles, tenant scoping and the audit stream of the gRPC API (docs/security.md); absent: every call is served, anonymous, and the coordinator warns at start' },
+  ),
   metrics: field(
     z
       .strictObject({

@@ -13,7 +13,11 @@ export type CoordinatorErrorKind =
   | 'unavailable'
   | 'aborted'
   | 'resource-exhausted'
-  | 'internal';
+  | 'internal'
+  /** No valid credentials (missing, unknown, expired, malformed): the caller is not known. */
+  | 'unauthenticated'
+  /** A known caller whose role does not allow the call. */
+  | 'permission-denied';
 
 export interface CoordinatorError {
   readonly kind: CoordinatorErrorKind;

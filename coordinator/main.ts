@@ -26,7 +26,11 @@ import { leaderOnly } from './ha/leader-only.js';
 import { LeaderLease, leaseOptionsDefault, processHolderId } from './lease.js';
 import { FencedCheckpointStore, FencedOperationStore, type Fence } from './store/fenced.js';
 import { storeProbe, watchReadiness } from './grpc/readiness.js';
-import { startGrpcServer } from './grpc/server.js';
+import { startGrpcServer, type GrpcServerOptions } from './grpc/server.js';
+import { tokensFileAuthenticator } from './grpc/auth.js';
+import { serverCredentialsFrom } from './grpc/tls.js';
+import { jetStreamAudit } from './audit.js';
+import type { ServerCredentials } from '@grpc/grpc-js';
 import { serveCoordinatorMetrics } from './metrics/index.js';
 import { deletingPolicies, PolicyRegistry } from './policies/registry.js';
 import { JetStreamPolicyStore } from './store/policies.js';
@@ -65,6 +69,11 @@ which wins over the file; docs/configuration.md lists every key with its default
   --metrics-host HOST        [metrics.host] address of /metrics (default 127.0.0.1)
   --lease-ms MS              [leaseMs] a standby takes over once the leader has not renewed for this long (default ${leaseOptionsDefault.leaseMs})
   --advertise HOST:PORT      [advertise] the gRPC address standbys give callers (default: the listening address)
+  --tls-cert FILE            [tls.certFile] serve the gRPC API over TLS with this certificate (PEM) ...
+  --tls-key FILE             [tls.keyFile] ... and this key (PEM)
+  --tls-client-ca FILE       [tls.clientCaFile] mTLS: clients present a certificate signed by this CA
+  --auth-tokens FILE         [auth.tokensFile] authenticate every call: identities, tenants and roles (docs/security.md);
+                             without it the API is anonymous (a warning at start)
   --log-level LEVEL          [logLevel] pino level (default info)
   --version                  print the version and exit
   -h, --help                 this help
@@ -122,6 +131,16 @@ async function main(): Promise<number> {
       return 2;
     }
     servers = created.value;
+  }
+  // TLS files are checked before anything connects: a bad one is a configuration error (exit 2).
+  let credentials: ServerCredentials | undefined;
+  if (options.tls !== undefined) {
+    const loaded = serverCredentialsFrom(options.tls);
+    if (!loaded.ok) {
+      console.error(`snapcoord: ${loaded.error.message}`);
+      return 2;
+    }
+    credentials = loaded.value;
   }
   // Several URLs (comma-separated) name a cluster's nodes. Pings find a paused node (its socket
   // stays open) in seconds, so the connection moves to another node.
@@ -191,8 +210,26 @@ async function main(): Promise<number> {
     policies.noteCompleted(r.planId);
   });
   const leadership = { leading: () => lease?.leading() ?? false, leaderAddress: () => lease?.leaderAddress() };
+  let auth: GrpcServerOptions['auth'];
+  if (options.auth !== undefined) {
+    const authenticator = tokensFileAuthenticator(options.auth.tokensFile, { onReloadFailed: (message) => logger.error({ tokensFile: options.auth?.tokensFile }, `tokens file not reloaded, the previous one stays in force: ${message}`) });
+    if (!authenticator.ok) {
+      console.error(`snapcoord: ${authenticator.error.message}`);
+      return 2;
+    }
+    auth = { authenticator: authenticator.value, audit: await jetStreamAudit(nc, { replicas: options.replicas, logger }) };
+    if (options.tls === undefined) logger.warn('the gRPC API authenticates callers but serves plaintext: bearer tokens cross the network readable; configure tls');
+  } else {
+    logger.warn('the gRPC API is UNAUTHENTICATED: anyone who reaches its address can read and roll back every plan; configure auth (docs/security.md)');
+  }
   // A standby answers the calls that change things with UNAVAILABLE and the leader's address (ha/leader-only.ts).
-  const server = await startGrpcServer({ api: leaderOnly({ plans: deletingPolicies(plans, policies), checkpoints, agents, policies }, leadership), address: options.listen, logger });
+  const server = await startGrpcServer({
+    api: leaderOnly({ plans: deletingPolicies(plans, policies), checkpoints, agents, policies }, leadership),
+    address: options.listen,
+    logger,
+    ...(credentials !== undefined ? { credentials } : {}),
+    ...(auth !== undefined ? { auth } : {}),
+  });
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = options.advertise ?? `${host}:${server.port}`;
   // Health follows NATS and the store (grpc/readiness.ts) while this coordinator leads; NOT_SERVING otherwise.

@@ -57,7 +57,10 @@ import {
 } from './convert-policy.js';
 import { COORDINATOR_SERVICE_NAME, coordinatorGrpc, coordinatorPackageDefinition } from './descriptor.js';
 import { HealthService, healthPackageDefinition } from './health.js';
-import { toServiceError } from './status.js';
+import { toServiceError, grpcCode } from './status.js';
+import { authorize, currentCaller, isMutating, tenantScoped, type Authenticator, type Caller } from './auth.js';
+import { auditArguments, type AuditSink } from '../audit.js';
+import { codeName } from './client.js';
 
 export interface GrpcServerLimits extends RequestLimits {
   /** close() waits this long for calls in progress before cutting them off. */
@@ -92,6 +95,11 @@ export interface GrpcServerOptions {
   readonly limits?: Partial<GrpcServerLimits>;
   /** Default: insecure (plaintext), for a coordinator behind a private network or a mesh. */
   readonly credentials?: ServerCredentials;
+  /**
+   * Every call authenticated, authorized by role and scoped to the caller's tenant (auth.ts); each
+   * call of a method that changes something goes to `audit`. Absent: every call is served, anonymous.
+   */
+  readonly auth?: { readonly authenticator: Authenticator; readonly audit?: AuditSink };
 }
 
 /** Counters of what the server refused or failed on, for tests and metrics. */
@@ -157,9 +165,41 @@ function errorMessage(error: unknown): string {
 const internal = (method: string): CoordinatorError => ({ kind: 'internal', message: `internal error in ${method}; the coordinator's log has the details` });
 
 /** One unary method: parse, run, respond, with the error handling and the log line every method shares. */
+/**
+ * What runs before a handler: who calls (UNAUTHENTICATED when unknown), whether their role allows
+ * the method (PERMISSION_DENIED), and what is audited once the call ends. Absent: anonymous calls.
+ */
+export interface CallGuard {
+  admit(method: string, call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): { caller?: Caller; error?: CoordinatorError };
+  ended(method: string, caller: Caller | undefined, request: unknown, error: CoordinatorError | undefined): void;
+}
+
+function guardFor(auth: NonNullable<GrpcServerOptions['auth']>): CallGuard {
+  return {
+    admit(method, call) {
+      const caller = auth.authenticator.authenticate(call.metadata, call.getAuthContext());
+      if (!caller.ok) return { error: caller.error };
+      const allowed = authorize(caller.value, method);
+      return allowed.ok ? { caller: caller.value } : { caller: caller.value, error: allowed.error };
+    },
+    ended(method, caller, request, error) {
+      if (auth.audit === undefined || !isMutating(method)) return;
+      auth.audit.record({
+        time: new Date().toISOString(),
+        identity: caller?.identity ?? '',
+        tenant: caller?.tenant ?? '',
+        method,
+        arguments: auditArguments(request),
+        code: error === undefined ? 'OK' : codeName(grpcCode(error.kind)),
+      });
+    },
+  };
+}
+
 function unary<Args, Out>(
   log: Log,
   stats: GrpcServerStats,
+  guard: CallGuard | undefined,
   method: string,
   parse: (request: unknown) => Result<Args>,
   run: (args: Args) => Promise<Result<Out>>,
@@ -168,17 +208,19 @@ function unary<Args, Out>(
   return (call, callback) => {
     const started = performance.now();
     let answered = false;
+    let caller: Caller | undefined;
     /** `cause`: the exception behind an INTERNAL answer, logged with it (one line per request). */
     const finish = (error: CoordinatorError | undefined, response?: object, cause?: unknown): void => {
       // A throw after the answer (in logging, say) must not answer a second time.
       if (answered) return;
       answered = true;
+      guard?.ended(method, caller, call.request, error);
       const durationMs = Math.round(performance.now() - started);
       if (error === undefined) {
         log.debug({ method, code: 'OK', durationMs }, 'request served');
         callback(null, response);
       } else {
-        const line = { method, code: error.kind, durationMs, reason: error.message };
+        const line = { method, code: error.kind, durationMs, reason: error.message, ...(caller !== undefined ? { identity: caller.identity } : {}) };
         stats.refusedRequests++;
         if (error.kind === 'internal') {
           stats.internalErrors++;
@@ -190,7 +232,7 @@ function unary<Args, Out>(
         callback(toServiceError(error));
       }
     };
-    void (async () => {
+    const serve = async (): Promise<void> => {
       try {
         const malformed = malformedReason(call.request);
         if (malformed !== undefined) {
@@ -205,7 +247,18 @@ function unary<Args, Out>(
       } catch (error) {
         finish(internal(method), undefined, error);
       }
-    })();
+    };
+    if (guard === undefined) return void serve();
+    let admitted: ReturnType<CallGuard['admit']>;
+    try {
+      admitted = guard.admit(method, call);
+    } catch (error) {
+      return finish(internal(method), undefined, error);
+    }
+    caller = admitted.caller;
+    if (admitted.error !== undefined) return finish(admitted.error);
+    // The tenant-scoped API (auth.ts) reads the caller from here.
+    void currentCaller.run(admitted.caller as Caller, serve);
   };
 }
 
@@ -229,7 +282,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const invalid = validateGrpcServerLimits(limits);
   if (invalid !== undefined) throw new Error(`invalid gRPC server limits: ${invalid}`);
   const log = options.logger.child({ component: 'grpc' });
-  const { api } = options;
+  const guard = options.auth !== undefined ? guardFor(options.auth) : undefined;
+  const api = options.auth !== undefined ? tenantScoped(options.api) : options.api;
   const stats: GrpcServerStats = { malformedRequests: 0, refusedRequests: 0, internalErrors: 0 };
 
   const server = new Server({
@@ -280,6 +334,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         log.debug({ method }, 'watch cancelled by the client');
       });
 
+      let caller: Caller | undefined;
+      if (guard !== undefined) {
+        const admitted = guard.admit(method, call);
+        caller = admitted.caller;
+        if (admitted.error !== undefined) {
+          stats.refusedRequests++;
+          log.info({ method, code: admitted.error.kind, reason: admitted.error.message, ...(caller !== undefined ? { identity: caller.identity } : {}) }, 'request refused');
+          guard.ended(method, caller, call.request, admitted.error);
+          return closeStream(admitted.error);
+        }
+      }
       const malformed = malformedReason(call.request);
       if (malformed !== undefined) {
         stats.malformedRequests++;
@@ -300,9 +365,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       }
       watches.add(shutdown);
       let followed: CheckpointId | undefined;
-      void (async () => {
+      const follow = async (): Promise<void> => {
         try {
           const id = await start(args.value);
+          guard?.ended(method, caller, call.request, id.ok ? undefined : id.error);
           if (!id.ok) {
             stats.refusedRequests++;
             log.info({ method, code: id.error.kind, reason: id.error.message }, 'request refused');
@@ -338,24 +404,28 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
           log.error({ method, checkpointId: followed, err: error }, `handler threw: ${errorMessage(error)}`);
           closeStream(internal(method));
         }
-      })();
+      };
+      // The tenant-scoped API (auth.ts) reads the caller from here.
+      void (caller !== undefined ? currentCaller.run(caller, follow) : follow());
     };
 
   const handlers: UntypedServiceImplementation = {
-    RegisterPlan: unary(log, stats, 'RegisterPlan', registerPlanRequestFromProto, (a) => api.plans.register(a.plan, a.expectedRevision), (plan) => ({ plan: planToProto(plan) })),
-    GetPlan: unary(log, stats, 'GetPlan', planIdRequestFromProto, (id) => api.plans.get(id), (plan) => ({ plan: planToProto(plan) })),
+    RegisterPlan: unary(log, stats, guard, 'RegisterPlan', registerPlanRequestFromProto, (a) => api.plans.register(a.plan, a.expectedRevision), (plan) => ({ plan: planToProto(plan) })),
+    GetPlan: unary(log, stats, guard, 'GetPlan', planIdRequestFromProto, (id) => api.plans.get(id), (plan) => ({ plan: planToProto(plan) })),
     ListPlans: unary(
       log,
       stats,
+      guard,
       'ListPlans',
       (r) => listPlansRequestFromProto(r, limits),
       (a) => api.plans.list(a.tenant, a.pageSize, a.pageToken),
       (page) => ({ plans: page.items.map(planToProto), next_page_token: page.nextPageToken }),
     ),
-    DeletePlan: unary(log, stats, 'DeletePlan', deletePlanRequestFromProto, (a) => api.plans.delete(a.planId, a.deleteCheckpoints), () => ({})),
+    DeletePlan: unary(log, stats, guard, 'DeletePlan', deletePlanRequestFromProto, (a) => api.plans.delete(a.planId, a.deleteCheckpoints), () => ({})),
     TakeSnapshot: unary(
       log,
       stats,
+      guard,
       'TakeSnapshot',
       (r) => takeSnapshotRequestFromProto(r, limits),
       (a) => api.checkpoints.take(a),
@@ -364,16 +434,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     BeginCheckpoint: unary(
       log,
       stats,
+      guard,
       'BeginCheckpoint',
       (r) => beginCheckpointRequestFromProto(r, limits),
       (a) => api.checkpoints.begin(a),
       (record) => ({ checkpoint_id: record.id, checkpoint: checkpointToProto(record) }),
     ),
-    FinishCheckpoint: unary(log, stats, 'FinishCheckpoint', finishCheckpointRequestFromProto, (a) => api.checkpoints.finish(a), (record) => ({ checkpoint: checkpointToProto(record) })),
-    GetCheckpoint: unary(log, stats, 'GetCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.get(id), (record) => ({ checkpoint: checkpointToProto(record) })),
+    FinishCheckpoint: unary(log, stats, guard, 'FinishCheckpoint', finishCheckpointRequestFromProto, (a) => api.checkpoints.finish(a), (record) => ({ checkpoint: checkpointToProto(record) })),
+    GetCheckpoint: unary(log, stats, guard, 'GetCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.get(id), (record) => ({ checkpoint: checkpointToProto(record) })),
     ListCheckpoints: unary(
       log,
       stats,
+      guard,
       'ListCheckpoints',
       (r) => listCheckpointsRequestFromProto(r, limits),
       (a) => api.checkpoints.list(a.filter, a.pageSize, a.pageToken),
@@ -391,16 +463,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     RollbackSnapshot: unary(
       log,
       stats,
+      guard,
       'RollbackSnapshot',
       (r) => rollbackRequestFromProto(r, limits),
       (a) => api.checkpoints.rollback(a),
       (out) => ({ safety_checkpoint_id: out.safetyCheckpointId, epoch: out.epoch }),
     ),
-    RestoreSnapshot: unary(log, stats, 'RestoreSnapshot', (r) => restoreRequestFromProto(r, limits), (a) => api.checkpoints.restore(a), (out) => ({ epoch: out.epoch })),
-    VerifyCheckpoint: unary(log, stats, 'VerifyCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.verify(id), verifyReportToProto),
+    RestoreSnapshot: unary(log, stats, guard, 'RestoreSnapshot', (r) => restoreRequestFromProto(r, limits), (a) => api.checkpoints.restore(a), (out) => ({ epoch: out.epoch })),
+    VerifyCheckpoint: unary(log, stats, guard, 'VerifyCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.verify(id), verifyReportToProto),
     DeleteCheckpoint: unary(
       log,
       stats,
+      guard,
       'DeleteCheckpoint',
       (r) => keyedCheckpointRequestFromProto(r, limits),
       (a) => api.checkpoints.delete(a.checkpointId, a.idempotencyKey),
@@ -409,6 +483,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     CancelCheckpoint: unary(
       log,
       stats,
+      guard,
       'CancelCheckpoint',
       (r) => keyedCheckpointRequestFromProto(r, limits),
       (a) => api.checkpoints.cancel(a.checkpointId, a.idempotencyKey),
@@ -417,6 +492,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     PinCheckpoint: unary(
       log,
       stats,
+      guard,
       'PinCheckpoint',
       (r) => keyedCheckpointRequestFromProto(r, limits),
       (a) => api.checkpoints.pin(a.checkpointId, true, a.idempotencyKey),
@@ -425,6 +501,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     UnpinCheckpoint: unary(
       log,
       stats,
+      guard,
       'UnpinCheckpoint',
       (r) => keyedCheckpointRequestFromProto(r, limits),
       (a) => api.checkpoints.pin(a.checkpointId, false, a.idempotencyKey),
@@ -433,6 +510,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ListAgents: unary(
       log,
       stats,
+      guard,
       'ListAgents',
       listAgentsRequestFromProto,
       async (tenant) => {
@@ -443,11 +521,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       },
       (r) => ({ agents: r.agents.map((a) => agentToProto(a, r.channels.get(a.server))) }),
     ),
-    CreatePolicy: unary(log, stats, 'CreatePolicy', createPolicyRequestFromProto, (p) => withPolicies((x) => x.create(p)), (policy) => ({ policy: policyToProto(policy) })),
-    GetPolicy: unary(log, stats, 'GetPolicy', planIdRequestFromProto, (id) => withPolicies((x) => x.get(id)), (policy) => ({ policy: policyToProto(policy) })),
+    CreatePolicy: unary(log, stats, guard, 'CreatePolicy', createPolicyRequestFromProto, (p) => withPolicies((x) => x.create(p)), (policy) => ({ policy: policyToProto(policy) })),
+    GetPolicy: unary(log, stats, guard, 'GetPolicy', planIdRequestFromProto, (id) => withPolicies((x) => x.get(id)), (policy) => ({ policy: policyToProto(policy) })),
     ListPolicies: unary(
       log,
       stats,
+      guard,
       'ListPolicies',
       (r) => listPoliciesRequestFromProto(r, limits),
       (a) => withPolicies((x) => x.list(a.tenant, a.pageSize, a.pageToken)),
@@ -456,15 +535,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     UpdatePolicy: unary(
       log,
       stats,
+      guard,
       'UpdatePolicy',
       updatePolicyRequestFromProto,
       (a) => withPolicies((x) => x.update(a.policy, a.expectedRevision)),
       (policy) => ({ policy: policyToProto(policy) }),
     ),
-    DeletePolicy: unary(log, stats, 'DeletePolicy', planIdRequestFromProto, (id) => withPolicies((x) => x.delete(id)), () => ({})),
+    DeletePolicy: unary(log, stats, guard, 'DeletePolicy', planIdRequestFromProto, (id) => withPolicies((x) => x.delete(id)), () => ({})),
     GetPlanStats: unary(
       log,
       stats,
+      guard,
       'GetPlanStats',
       planIdRequestFromProto,
       async (id) => {

@@ -25,6 +25,8 @@ const CODES: { readonly [K in CoordinatorErrorKind]: GrpcStatus } = {
   aborted: GrpcStatus.ABORTED,
   'resource-exhausted': GrpcStatus.RESOURCE_EXHAUSTED,
   internal: GrpcStatus.INTERNAL,
+  unauthenticated: GrpcStatus.UNAUTHENTICATED,
+  'permission-denied': GrpcStatus.PERMISSION_DENIED,
 };
 
 /** The ErrorInfo domain of every reason this coordinator sends. */

@@ -16,6 +16,8 @@ const expected: Record<CoordinatorErrorKind, GrpcStatus> = {
   aborted: GrpcStatus.ABORTED,
   'resource-exhausted': GrpcStatus.RESOURCE_EXHAUSTED,
   internal: GrpcStatus.INTERNAL,
+  unauthenticated: GrpcStatus.UNAUTHENTICATED,
+  'permission-denied': GrpcStatus.PERMISSION_DENIED,
 };
 
 describe('gRPC status mapping', () => {
