@@ -5,7 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { CoordinatorClient } from './grpc/client.js';
-import { runSnapctl } from './snapctl/main.js';
+import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { connect } from 'nats';
+import { readAudit } from './audit.js';
+import { runSnapctl, type Connection } from './snapctl/main.js';
+
+function tlsCredentials(tls: NonNullable<Connection['tls']>): ChannelCredentials {
+  const pem = (text: string | undefined): Buffer | null => (text === undefined ? null : Buffer.from(text));
+  return credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
+}
 
 const code = await runSnapctl(process.argv.slice(2), process.env, {
   stdout: (text) => void process.stdout.write(text),
@@ -17,6 +25,16 @@ const code = await runSnapctl(process.argv.slice(2), process.env, {
     process.on('SIGINT', handler);
     return () => void process.off('SIGINT', handler);
   },
-}, (address) => new CoordinatorClient(address));
+}, (address, connection) => new CoordinatorClient(address, {
+  ...(connection.token !== undefined ? { token: connection.token } : {}),
+  ...(connection.tls !== undefined ? { credentials: tlsCredentials(connection.tls) } : {}),
+}), async (natsUrl, filter) => {
+  const nc = await connect({ servers: natsUrl.split(','), name: 'snapctl-audit' });
+  try {
+    return await readAudit(nc, filter);
+  } finally {
+    await nc.close();
+  }
+});
 // Let stdout drain (it may be a pipe) rather than cutting it off with process.exit.
 process.exitCode = code;

@@ -3,7 +3,7 @@
  * every failure a value carrying the gRPC status code and the coordinator's message (nothing
  * throws for an RPC error).
  */
-import { credentials as grpcCredentials, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, Metadata, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { CheckpointId } from '../../src/ids.js';
 import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { Result as CoreResult } from '../../src/result.js';
@@ -59,6 +59,8 @@ export interface ClientOptions {
    */
   readonly restoreCallTimeoutMs: number;
   readonly credentials?: ChannelCredentials;
+  /** Sent as `authorization: Bearer <token>` on every call (a coordinator with auth, docs/security.md). */
+  readonly token?: string;
 }
 
 export const clientOptionsDefault: ClientOptions = { callTimeoutMs: 30_000, restoreCallTimeoutMs: 180_000 };
@@ -90,7 +92,7 @@ function all<T>(items: readonly unknown[], read: (item: unknown) => Result<T>): 
   return { ok: true, value: out };
 }
 
-type Unary = (request: unknown, options: { deadline: Date }, callback: (error: ServiceError | null, response: Record<string, unknown>) => void) => void;
+type Unary = (request: unknown, metadata: Metadata, options: { deadline: Date }, callback: (error: ServiceError | null, response: Record<string, unknown>) => void) => void;
 
 export class CoordinatorClient {
   private readonly client: Client;
@@ -106,6 +108,12 @@ export class CoordinatorClient {
     this.client.close();
   }
 
+  private metadata(): Metadata {
+    const m = new Metadata();
+    if (this.options.token !== undefined) m.set('authorization', `Bearer ${this.options.token}`);
+    return m;
+  }
+
   private call<T>(
     method: string,
     request: unknown,
@@ -115,7 +123,7 @@ export class CoordinatorClient {
     const fn = (this.client as unknown as Record<string, Unary>)[method];
     if (fn === undefined) throw new Error(`no method ${method}`);
     return new Promise((resolve) => {
-      fn.call(this.client, request, { deadline: new Date(Date.now() + timeoutMs) }, (error, response) => {
+      fn.call(this.client, request, this.metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (error, response) => {
         resolve(error !== null ? { ok: false, error: callError(error) } : fromResult(read(response)));
       });
     });
@@ -242,9 +250,9 @@ export class CoordinatorClient {
   }
 
   private progressStream(method: string, request: unknown, onEvent: (event: ProgressView) => void): { done: Promise<CallResult<void>>; cancel: () => void } {
-    const fn = (this.client as unknown as Record<string, (request: unknown) => ClientReadableStream<unknown>>)[method];
+    const fn = (this.client as unknown as Record<string, (request: unknown, metadata: Metadata) => ClientReadableStream<unknown>>)[method];
     if (fn === undefined) throw new Error(`no method ${method}`);
-    const stream = fn.call(this.client, request);
+    const stream = fn.call(this.client, request, this.metadata());
     const done = new Promise<CallResult<void>>((resolve) => {
       let settled = false;
       const settle = (r: CallResult<void>): void => {

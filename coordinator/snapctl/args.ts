@@ -20,6 +20,21 @@ export interface GlobalOptions {
   readonly output: OutputFormat;
 }
 
+/** How snapctl reaches a coordinator with TLS or authentication (docs/security.md). */
+export interface ConnectionOptions {
+  /** --token / $SNAPCTL_TOKEN: sent as `authorization: Bearer <token>`. */
+  readonly token?: string;
+  /** --ca / $SNAPCTL_CA: TLS, trusting this CA (PEM file). */
+  readonly caFile?: string;
+  /** --cert and --key / $SNAPCTL_CERT and $SNAPCTL_KEY: TLS with this client certificate (mTLS). */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** --insecure: a token may go over plaintext to a coordinator that is not on this machine. */
+  readonly insecure: boolean;
+}
+
+const NO_CONNECTION_OPTIONS: ConnectionOptions = { insecure: false };
+
 export type Command =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'plans-list'; readonly tenant?: string }
@@ -41,10 +56,11 @@ export type Command =
   | { readonly kind: 'policy-list'; readonly tenant?: string }
   | { readonly kind: 'stats'; readonly planId: string }
   | { readonly kind: 'watch'; readonly planId?: string; readonly tenant?: string; readonly intervalMs: number }
-  | { readonly kind: 'completion'; readonly shell: 'bash' | 'zsh' };
+  | { readonly kind: 'completion'; readonly shell: 'bash' | 'zsh' }
+  | { readonly kind: 'audit'; readonly natsUrl: string; readonly tenant?: string; readonly sinceMs?: number };
 
 export type Parsed =
-  | { readonly ok: true; readonly global: GlobalOptions; readonly command: Command }
+  | { readonly ok: true; readonly global: GlobalOptions; readonly command: Command; readonly connection: ConnectionOptions }
   | { readonly ok: false; readonly error: string; /** The help topic to point at. */ readonly topic: string };
 
 export const LIST_LIMIT_DEFAULT = 100;
@@ -61,6 +77,11 @@ const GLOBAL_OPTIONS: Options = {
   json: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
+  token: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  insecure: { type: 'boolean' },
 };
 
 /** Options of each command (besides the global ones), and how many positionals it takes. */
@@ -103,6 +124,7 @@ const COMMANDS: Readonly<Record<string, { options: Options; positionals: number 
   stats: { options: {}, positionals: 1 },
   watch: { options: { plan: { type: 'string' }, tenant: { type: 'string' }, interval: { type: 'string' } }, positionals: 0 },
   completion: { options: {}, positionals: 1 },
+  audit: { options: { tenant: { type: 'string' }, since: { type: 'string' }, nats: { type: 'string' } }, positionals: 0 },
 };
 
 /** The command words, for `completion` (and its tests). */
@@ -139,10 +161,33 @@ function usage(message: string): never {
   throw new UsageError(message);
 }
 
+function connectionOptions(values: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): ConnectionOptions {
+  const pick = (flag: string, variable: string): string | undefined => {
+    const v = (values[flag] as string | undefined) ?? env[variable];
+    if (v === '') usage(`--${flag} (or $${variable}) must not be empty`);
+    return v;
+  };
+  const token = pick('token', 'SNAPCTL_TOKEN');
+  const caFile = pick('ca', 'SNAPCTL_CA');
+  const certFile = pick('cert', 'SNAPCTL_CERT');
+  const keyFile = pick('key', 'SNAPCTL_KEY');
+  if ((certFile === undefined) !== (keyFile === undefined)) usage('--cert and --key go together');
+  if (token !== undefined && /\s/.test(token)) usage('--token (or $SNAPCTL_TOKEN) must not contain white space');
+  const insecure = values.insecure === true;
+  if (insecure && (caFile !== undefined || certFile !== undefined)) usage('--insecure is plaintext: it excludes --ca, --cert and --key');
+  return {
+    ...(token !== undefined ? { token } : {}),
+    ...(caFile !== undefined ? { caFile } : {}),
+    ...(certFile !== undefined ? { certFile } : {}),
+    ...(keyFile !== undefined ? { keyFile } : {}),
+    insecure,
+  };
+}
+
 /** The command words (`take`, `plans list`) found among argv's positionals, skipping option values. */
 function commandWords(argv: readonly string[]): string[] {
   const words: string[] = [];
-  const takesValue = new Set(['--address', '--output', '-o']);
+  const takesValue = new Set(['--address', '--output', '-o', '--token', '--ca', '--cert', '--key']);
   for (const c of Object.values(COMMANDS)) for (const [name, o] of Object.entries(c.options)) if (o.type === 'string') takesValue.add(`--${name}`);
   for (let i = 0; i < argv.length && words.length < 2; i++) {
     const arg = argv[i] ?? '';
@@ -163,6 +208,15 @@ function int(option: string, text: string | undefined, min: number, max: number)
   const n = Number(text);
   if (n < min || n > max) usage(`${option} must be from ${min} to ${max}, got ${text}`);
   return n;
+}
+
+const UNIT_MS: Readonly<Record<string, number>> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `90s`, `15m`, `2h`, `7d`: a duration in ms. */
+function durationText(option: string, text: string): number {
+  const m = /^([0-9]{1,9})([smhd])$/.exec(text);
+  if (m === null) usage(`${option} must be a duration such as 90s, 15m, 2h or 7d, got ${JSON.stringify(text)}`);
+  return Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 1_000);
 }
 
 function checkpointId(text: string | undefined): number {
@@ -243,7 +297,7 @@ function policyInput(planId: string, str: (k: string) => string | undefined): Po
   return { planId, ...(schedule !== undefined ? { schedule } : {}), ...(retention !== undefined ? { retention } : {}) };
 }
 
-function build(key: string, values: Record<string, string | boolean | (string | boolean)[] | undefined>, positionals: readonly string[]): Command {
+function build(key: string, values: Record<string, string | boolean | (string | boolean)[] | undefined>, positionals: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
   const str = (k: string): string | undefined => {
     const v = values[k];
     return typeof v === 'string' ? v : undefined;
@@ -330,6 +384,13 @@ function build(key: string, values: Record<string, string | boolean | (string | 
       const tenant = name('--tenant', str('tenant'));
       return { kind: 'agents', ...(tenant !== undefined ? { tenant } : {}) };
     }
+    case 'audit': {
+      const tenant = str('tenant');
+      if (tenant !== undefined && tenant !== '*') name('--tenant', tenant);
+      const since = str('since');
+      const sinceMs = since === undefined ? undefined : durationText('--since', since);
+      return { kind: 'audit', natsUrl: str('nats') ?? env.NATS_URL ?? 'nats://127.0.0.1:4222', ...(tenant !== undefined ? { tenant } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}) };
+    }
     case 'policy create':
     case 'policy update': {
       const planId = name('plan ID', positionals[0]) ?? '';
@@ -372,12 +433,12 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
       const about = asked.startsWith('policy ') && COMMANDS[asked] !== undefined ? 'policy' : asked;
       if (about !== '' && !(about in HELP)) usage(`no help on ${JSON.stringify(about)}`);
       if (key === '' && !argv.includes('--help') && !argv.includes('-h')) usage('a command is required');
-      return { ok: true, global: { address: ADDRESS_DEFAULT, json: false, output: 'text' }, command: { kind: 'help', text: HELP[about === '' ? 'main' : about] ?? '' } };
+      return { ok: true, global: { address: ADDRESS_DEFAULT, json: false, output: 'text' }, connection: NO_CONNECTION_OPTIONS, command: { kind: 'help', text: HELP[about === '' ? 'main' : about] ?? '' } };
     }
     const spec = COMMANDS[key];
     if (spec === undefined) {
       if ((key === 'plans' || key === 'policy') && (argv.includes('--help') || argv.includes('-h'))) {
-        return { ok: true, global: { address: ADDRESS_DEFAULT, json: false, output: 'text' }, command: { kind: 'help', text: HELP[key] ?? '' } };
+        return { ok: true, global: { address: ADDRESS_DEFAULT, json: false, output: 'text' }, connection: NO_CONNECTION_OPTIONS, command: { kind: 'help', text: HELP[key] ?? '' } };
       }
       if (key === 'plans') usage('plans needs a subcommand: list, show, register or delete');
       usage(key === 'policy' ? 'policy needs a subcommand: create, update, show, list or delete' : `unknown command ${JSON.stringify(key)}`);
@@ -390,12 +451,13 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
       json: output === 'json',
       output,
     };
+    const connection = connectionOptions(parsed.values, env);
     if (global.address.split(',').some((a) => a.trim() === '')) usage('--address must not be empty, nor have an empty entry in a list');
-    if (parsed.values.help === true) return { ok: true, global, command: { kind: 'help', text: HELP[key] ?? HELP[topic] ?? HELP.main ?? '' } };
+    if (parsed.values.help === true) return { ok: true, global, connection, command: { kind: 'help', text: HELP[key] ?? HELP[topic] ?? HELP.main ?? '' } };
     const positionals = parsed.positionals.slice(key.split(' ').length);
     if (positionals.length > spec.positionals) usage(`unexpected argument ${JSON.stringify(positionals[spec.positionals])}`);
     if (positionals.length < spec.positionals) usage(`${key} needs ${spec.positionals === 1 ? 'an argument' : `${spec.positionals} arguments`}; see \`snapctl ${key} --help\``);
-    return { ok: true, global, command: build(key, parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>, positionals) };
+    return { ok: true, global, connection, command: build(key, parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>, positionals, env) };
   } catch (error) {
     if (error instanceof UsageError) return { ok: false, error: error.message, topic };
     // parseArgs' own errors (unknown option, missing value) are usage errors too.

@@ -32,6 +32,12 @@ const GLOBAL_HELP = `Global options (before or after the command):
   --json                the same as -o json: one JSON document (take --watch and watch: one
                         per line); a failure too, as {"error": {"code", "message", "text"}} on
                         stdout alone (-o yaml: the same document as YAML)
+  --token TOKEN         a bearer token for a coordinator with authentication (default: $SNAPCTL_TOKEN);
+                        sent in plaintext only to an address on this machine, unless --insecure
+  --ca FILE             TLS, trusting the coordinator's certificate by this CA (default: $SNAPCTL_CA)
+  --cert FILE --key FILE  TLS with this client certificate, for mTLS (default: $SNAPCTL_CERT, $SNAPCTL_KEY)
+  --insecure            plaintext, and a token may go to a coordinator on another machine: anyone on
+                        the path can read it (development only; snapctl says so on stderr)
   -h, --help            help on the command`;
 
 export const HELP: Readonly<Record<string, string>> = {
@@ -57,6 +63,7 @@ Commands:
   watch --plan ID | --tenant T            every checkpoint of a plan or tenant as it changes
   policy create|update|show|list|delete   a plan's schedule and retention
   stats PLAN                              summary statistics of a plan's checkpoints
+  audit [--tenant T] [--since 1h]         the audit trail of calls that changed something (reads NATS)
   completion bash|zsh                     a shell completion script
   help [COMMAND]                          help on a command (also: COMMAND --help)
 
@@ -272,6 +279,25 @@ Options:
 ${GLOBAL_HELP}
 
 ${EXIT_HELP}
+`,
+  audit: `Usage: snapctl audit [--tenant T] [--since DURATION] [--nats URL]
+
+The audit trail of a coordinator with authentication (docs/security.md): every call that changed
+something or was refused as one: time, identity, tenant, method, gRPC code and arguments, oldest
+first. It is read from the snap-audit JetStream stream, not over gRPC: whoever may read that
+stream on NATS reads the trail.
+
+Options:
+  --tenant T        only entries of callers bound to tenant T ("*": callers of every tenant)
+  --since DURATION  only the last 90s, 15m, 2h, 7d...
+  --nats URL        the coordinator's NATS (default: $NATS_URL, else nats://127.0.0.1:4222)
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+
+Example:
+  snapctl audit --tenant acme --since 24h -o json
 `,
   agents: `Usage: snapctl agents [--tenant T]
 

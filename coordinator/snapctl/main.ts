@@ -7,16 +7,17 @@ import type { Page } from '../api.js';
 import type { CheckpointView } from '../checkpoint-view.js';
 import { clientOptionsDefault, type CallResult, type CoordinatorClient } from '../grpc/client.js';
 import type { PlanInput } from '../model.js';
-import { parseCommandLine, type Command, type GlobalOptions } from './args.js';
+import { parseCommandLine, type Command, type ConnectionOptions, type GlobalOptions } from './args.js';
 import { errorText } from './errors.js';
 import { EXIT } from './help.js';
 import { parsePlanFile } from './plan-file.js';
-import { agentsTable, CAPTURED_NOTHING, capturedNothing, checkpointsTable, checkpointText, levelText, planText, plansTable, policiesTable, policyText, progressText, statsText, verifyText } from './render.js';
+import { agentsTable, auditTable, CAPTURED_NOTHING, capturedNothing, checkpointsTable, checkpointText, levelText, planText, plansTable, policiesTable, policyText, progressText, statsText, verifyText } from './render.js';
 import { completionScript } from './completion.js';
 import { ageText, durationText, timeText } from './table.js';
 import { WatchView } from './watch-view.js';
 import { failoverClient } from './failover.js';
 import { toYaml } from './yaml.js';
+import type { AuditEntry } from '../audit.js';
 
 export type SnapctlClient = Pick<
   CoordinatorClient,
@@ -64,18 +65,31 @@ class Failed extends Error {
   }
 }
 
+/** What snapctl connects with, files read: TLS material (PEM text) and a bearer token. */
+export interface Connection {
+  readonly token?: string;
+  /** Absent: plaintext. */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+}
+
+/** Reads `snapctl audit`'s entries from the `snap-audit` stream of this NATS. */
+export type AuditReader = (natsUrl: string, filter: { tenant?: string; sinceMs?: number }) => Promise<AuditEntry[]>;
+
+const LOOPBACK = /^(127\.[0-9.]+|localhost|\[::1\]):[0-9]+$/;
+
 export async function runSnapctl(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   io: SnapctlIo,
-  connect: (address: string) => SnapctlClient,
+  connect: (address: string, connection: Connection) => SnapctlClient,
+  readAuditLog?: AuditReader,
 ): Promise<number> {
   const parsed = parseCommandLine(argv, env);
   if (!parsed.ok) {
     io.stderr(`snapctl: ${parsed.error}\nSee \`snapctl ${parsed.topic === 'main' ? '' : `${parsed.topic} `}--help\`.\n`);
     return EXIT.usage;
   }
-  const { global, command } = parsed;
+  const { global, command, connection: connectionOptions } = parsed;
   if (command.kind === 'help') {
     io.stdout(command.text);
     return EXIT.ok;
@@ -100,9 +114,13 @@ export async function runSnapctl(
       return EXIT.usage;
     }
   }
+  if (command.kind === 'audit') return audit(command, global, io, readAuditLog);
+  const connection = readConnection(global, connectionOptions, io);
+  if (connection === undefined) return EXIT.usage;
   // Several coordinators (a leader and its standbys): each call goes to the one that serves it.
   const addresses = global.address.split(',').map((a) => a.trim());
-  const client = addresses.length > 1 ? failoverClient(addresses, connect) : connect(global.address);
+  const open = (address: string): SnapctlClient => connect(address, connection);
+  const client = addresses.length > 1 ? failoverClient(addresses, open) : open(global.address);
   try {
     return await run(command, global, io, client, planFile?.ok === true ? planFile.plan : undefined);
   } catch (error) {
@@ -111,6 +129,50 @@ export async function runSnapctl(
   } finally {
     client.close();
   }
+}
+
+/**
+ * The connection's files, read before anything is sent; undefined after a usage error was printed.
+ * A token goes over plaintext only to this machine, or with --insecure (which says so on stderr).
+ */
+function readConnection(global: GlobalOptions, c: ConnectionOptions, io: SnapctlIo): Connection | undefined {
+  const files: Record<string, string> = {};
+  for (const [what, path] of [['ca', c.caFile], ['cert', c.certFile], ['key', c.keyFile]] as const) {
+    if (path === undefined) continue;
+    try {
+      files[what] = io.readFile(path);
+    } catch (error) {
+      io.stderr(`snapctl: cannot read --${what} ${path}: ${error instanceof Error ? error.message : String(error)}\n`);
+      return undefined;
+    }
+  }
+  const tls = Object.keys(files).length > 0;
+  if (!tls && c.token !== undefined) {
+    const remote = global.address.split(',').map((a) => a.trim()).filter((a) => !LOOPBACK.test(a));
+    if (remote.length > 0 && !c.insecure) {
+      io.stderr(`snapctl: refusing to send a token in plaintext to ${remote.join(', ')}: give --ca (TLS), or --insecure to send it anyway\n`);
+      return undefined;
+    }
+    if (remote.length > 0) io.stderr(`snapctl: WARNING: --insecure: the token goes in plaintext to ${remote.join(', ')}; anyone on the path can read and reuse it\n`);
+  }
+  return { ...(c.token !== undefined ? { token: c.token } : {}), ...(tls ? { tls: files } : {}) };
+}
+
+async function audit(command: Extract<Command, { kind: 'audit' }>, global: GlobalOptions, io: SnapctlIo, read: AuditReader | undefined): Promise<number> {
+  const cx: Cx = { io, global, command: command.kind };
+  if (read === undefined) throw new Error('no audit reader');
+  let entries: AuditEntry[];
+  try {
+    entries = await read(command.natsUrl, {
+      ...(command.tenant !== undefined ? { tenant: command.tenant } : {}),
+      ...(command.sinceMs !== undefined ? { sinceMs: io.now() - command.sinceMs } : {}),
+    });
+  } catch (error) {
+    io.stderr(`snapctl: cannot read the audit stream at ${command.natsUrl}: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT.coordinator;
+  }
+  out(cx, { entries }, auditTable(entries));
+  return EXIT.ok;
 }
 
 /** What a command needs to print: where to, in which form, and what to say in its errors. */
@@ -157,7 +219,7 @@ async function collect<T>(limit: number, fetch: (pageSize: number, token: string
   return items;
 }
 
-async function run(command: Exclude<Command, { kind: 'help' | 'completion' }>, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient, plan: PlanInput | undefined): Promise<number> {
+async function run(command: Exclude<Command, { kind: 'help' | 'completion' | 'audit' }>, global: GlobalOptions, io: SnapctlIo, client: SnapctlClient, plan: PlanInput | undefined): Promise<number> {
   const cx: Cx = { io, global, command: command.kind };
   switch (command.kind) {
     case 'plans-list': {

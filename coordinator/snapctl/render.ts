@@ -1,4 +1,5 @@
 /** How snapctl shows plans, checkpoints and agents to a person (the --json output is the views themselves). */
+import type { AuditEntry } from '../audit.js';
 import type { VerifyReport } from '../api.js';
 import type { CheckpointView } from '../checkpoint-view.js';
 import type { PlanStats } from '../metrics/plan-stats.js';
@@ -190,6 +191,14 @@ export function agentsTable(agents: readonly AgentInfo[], nowUnixMs: number): st
       a.version || '-',
       a.lastHeartbeatAtUnixMs > 0 ? `${durationText(Math.max(0, nowUnixMs - a.lastHeartbeatAtUnixMs))} ago` : '-',
     ]),
+  );
+}
+
+export function auditTable(entries: readonly AuditEntry[]): string {
+  if (entries.length === 0) return 'no audit entries\n';
+  return table(
+    ['TIME', 'IDENTITY', 'TENANT', 'METHOD', 'CODE', 'ARGUMENTS'],
+    entries.map((e) => [e.time, e.identity || '-', e.tenant || '-', e.method, e.code, e.arguments]),
   );
 }
 
