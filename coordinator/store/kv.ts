@@ -55,7 +55,11 @@ function opener(nc: NatsConnection, options: BucketOptions): (name: string, hist
   const js = nc.jetstream({ timeout: options.requestTimeoutMs });
   return async (name, history) => {
     if (history < 1 || history > KV_HISTORY_MAX) throw new Error(`history ${history} of ${name} is out of range`);
-    const kv = await retryNotReady(options, () => js.views.kv(name, { history, replicas: options.replicas, timeout: options.requestTimeoutMs }));
+    // allow_direct false: a read goes to the stream's leader. A direct get may be answered by any
+    // replica, and on nats-server 2.9.10 a replica that rejoined after a node's SIGKILL answered
+    // "not found" for records it had not caught up on: the chaos run saw 13 completed checkpoints
+    // read as missing (docs/RELIABILITY.md, F6). The coordinator must read its own writes.
+    const kv = await retryNotReady(options, () => js.views.kv(name, { history, replicas: options.replicas, timeout: options.requestTimeoutMs, allow_direct: false }));
     return retryingKv(kv, options);
   };
 }

@@ -18,7 +18,7 @@ export interface NotReadyRetry {
   readonly notReadyPauseMs: number;
 }
 
-export const notReadyRetryDefault: NotReadyRetry = { notReadyRetryMs: 10_000, notReadyPauseMs: 100 };
+export const notReadyRetryDefault: NotReadyRetry = { notReadyRetryMs: 20_000, notReadyPauseMs: 100 };
 
 export function validateNotReadyRetry(r: NotReadyRetry): string | undefined {
   if (!Number.isInteger(r.notReadyRetryMs) || r.notReadyRetryMs < 0) return `notReadyRetryMs must be a non-negative integer, got ${r.notReadyRetryMs}`;
