@@ -59,7 +59,10 @@ function opener(nc: NatsConnection, options: BucketOptions): (name: string, hist
     // replica, and on nats-server 2.9.10 a replica that rejoined after a node's SIGKILL answered
     // "not found" for records it had not caught up on: the chaos run saw 13 completed checkpoints
     // read as missing (docs/RELIABILITY.md, F6). The coordinator must read its own writes.
-    const kv = await retryNotReady(options, () => js.views.kv(name, { history, replicas: options.replicas, timeout: options.requestTimeoutMs, allow_direct: false }));
+    // Opening reads the stream's info, or creates it: sent again on a timeout too (read: true), since
+    // a create that landed is found by the next attempt's read. A coordinator started while one node
+    // of three was away exited with TIMEOUT otherwise (docs/RELIABILITY.md, F2).
+    const kv = await retryNotReady(options, () => js.views.kv(name, { history, replicas: options.replicas, timeout: options.requestTimeoutMs, allow_direct: false }), true);
     return retryingKv(kv, options);
   };
 }
