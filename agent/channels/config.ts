@@ -40,6 +40,7 @@ export function resolveChannelLimits(partial: Partial<ChannelLimits> | undefined
   positiveInteger('outboundQueueMessagesMax', limits.outboundQueueMessagesMax, Number.MAX_SAFE_INTEGER);
   positiveInteger('inFlightBytesMax', limits.inFlightBytesMax, Number.MAX_SAFE_INTEGER);
   positiveInteger('creditRefreshMs', limits.creditRefreshMs, TIMER_DELAY_MS_MAX);
+  positiveInteger('gapRepairMs', limits.gapRepairMs, TIMER_DELAY_MS_MAX);
   return limits;
 }
 

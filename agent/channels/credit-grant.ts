@@ -76,10 +76,11 @@ export class CreditGrant {
     return this.consumedSeq >= this.arrivedSeq && this.consumedSeq > this.grantedSeq;
   }
 
-  /** The credit to publish now; it records that this much has been granted. */
-  credit(): Credit {
+  /** The credit to publish now; it records that this much has been granted. `resendFrom`: see Credit. */
+  credit(resendFrom?: number): Credit {
     this.grantedSeq = this.consumedSeq;
-    return { channel: this.channel, epoch: this.currentEpoch, receivedSeq: this.consumedSeq, window: this.windowMessages };
+    const credit: Credit = { channel: this.channel, epoch: this.currentEpoch, receivedSeq: this.consumedSeq, window: this.windowMessages };
+    return resendFrom === undefined ? credit : { ...credit, resendFrom };
   }
 
   /** After a restore: a new epoch whose consumption restarts after `consumedSeq`. */

@@ -1,15 +1,18 @@
 /**
  * The receiving end of an in-band channel: envelopes in on the channel subject, credits out on the
- * credit subject. It decodes and routes; it does not judge epochs or sequence numbers: fencing and
- * gap detection are the core's (src/core), which sees every valid envelope in arrival order.
+ * credit subject. It decodes and routes; fencing and gap detection are the core's (src/core). Items
+ * of the current epoch go through InboundOrder first: a gap a broker fault left is held back and
+ * repaired by a resend when the sender still has the messages, and only passed on (the core then
+ * fails the channel) when it cannot be (./inbound-order.ts).
  */
-import type { NatsConnection, Subscription } from 'nats';
+import { Events, type NatsConnection, type Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, Epoch } from '../../src/ids.js';
 import { ChannelCodec, encodeCredit, forEachItem, type ChannelItem, type TenantId, type WireLimits } from '../../src/wire/index.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
 import { CreditGrant } from './credit-grant.js';
+import { InboundOrder } from './inbound-order.js';
 import type { ChannelLimits, EnvelopeHandler, InboundChannel, InboundStats } from './types.js';
 
 export interface InboundOptions {
@@ -37,6 +40,13 @@ export interface InboundChannelStats extends InboundStats {
   readonly epoch: Epoch;
   /** The last seq reported by `consumed` (or deliveredSeq at open/reset). */
   readonly consumedSeq: number;
+  /** Repeats dropped: a resend racing the original. */
+  readonly duplicates: number;
+  /** Gaps filled by a resend, and gaps passed on to the core (the channel failed). */
+  readonly gapsRepaired: number;
+  readonly gapsPassedOn: number;
+  /** Items held behind an open gap now. */
+  readonly held: number;
 }
 
 /** InboundChannel with the extra statistics this transport keeps. */
@@ -60,6 +70,12 @@ export async function openInbound(nc: NatsConnection, options: InboundOptions): 
   return channel;
 }
 
+/** Credits that ask for a resend after a reconnect: the first at once, the others on the refresh. */
+const RECONNECT_PROBES = 3;
+
+/** How often a resend request is repeated while a gap stays open. */
+const GAP_REQUEST_REPEAT_MS = 250;
+
 /** The shortest time between two catch-up credits of one channel. */
 const IDLE_CREDIT_INTERVAL_MS = 10;
 
@@ -67,6 +83,10 @@ class NatsInboundChannel implements InboundChannelHandle {
   readonly id: ChannelId;
   private readonly creditSubject: string;
   private readonly grant: CreditGrant;
+  private readonly order: InboundOrder;
+  private gapTimer: NodeJS.Timeout | undefined;
+  /** Credits still to carry a resend request after a reconnect (see `watchReconnects`). */
+  private probesLeft = 0;
   private readonly wireLimits: WireLimits;
   private readonly codec: ChannelCodec;
   private readonly onEnvelope: EnvelopeHandler;
@@ -91,6 +111,9 @@ class NatsInboundChannel implements InboundChannelHandle {
     this.codec = new ChannelCodec(options.channel, this.wireLimits);
     this.creditSubject = subjects.credit;
     this.grant = new CreditGrant(options.channel, options.epoch, options.deliveredSeq ?? 0, limits.creditWindowMessages);
+    // The sender never has more than a window beyond what was consumed: more behind a gap is not a
+    // broker fault's doing.
+    this.order = new InboundOrder(options.epoch, options.deliveredSeq ?? 0, limits.gapRepairMs, limits.creditWindowMessages);
     this.onEnvelope = options.onEnvelope;
     this.log = (options.logger ?? pino({ level: 'silent' })).child({
       component: 'channel-in',
@@ -114,10 +137,29 @@ class NatsInboundChannel implements InboundChannelHandle {
     this.refreshTimer.unref();
     this.log.info({ epoch: options.epoch, deliveredSeq: this.grant.consumed, limits }, 'inbound channel open');
     this.publishCredit();
+    void this.watchReconnects();
+  }
+
+  /**
+   * Messages the server dropped while this end was away are seen as a gap only when a later one
+   * comes; the last ones before a pause in traffic would never be. So after a reconnect the next
+   * RECONNECT_PROBES credits ask for a resend from the next expected seq: the sender republishes
+   * what it sent beyond that (nothing, if nothing was lost), and several, because the sender may
+   * not be back yet.
+   */
+  private async watchReconnects(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (this.closed) return;
+      if (status.type !== Events.Reconnect) continue;
+      this.probesLeft = RECONNECT_PROBES;
+      this.log.info({ nextSeq: this.order.nextSeq }, 'reconnected: asking for a resend of anything lost');
+      this.publishCredit();
+    }
   }
 
   get stats(): InboundChannelStats {
-    return { ...this.counts, epoch: this.grant.epoch, consumedSeq: this.grant.consumed };
+    const { duplicates, gapsRepaired, gapsPassedOn, held } = this.order.stats;
+    return { ...this.counts, epoch: this.grant.epoch, consumedSeq: this.grant.consumed, duplicates, gapsRepaired, gapsPassedOn, held };
   }
 
   consumed(seq: number): void {
@@ -154,6 +196,8 @@ class NatsInboundChannel implements InboundChannelHandle {
       return;
     }
     this.grant.reset(epoch, deliveredSeq);
+    this.order.reset(epoch, deliveredSeq);
+    this.armGapTimer();
     this.log.info({ epoch, deliveredSeq }, 'inbound channel reset');
     this.publishCredit();
   }
@@ -162,6 +206,7 @@ class NatsInboundChannel implements InboundChannelHandle {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.refreshTimer);
+    clearTimeout(this.gapTimer);
     this.subscription.unsubscribe();
     this.log.info({ ...this.counts }, 'inbound channel closed');
   }
@@ -180,11 +225,51 @@ class NatsInboundChannel implements InboundChannelHandle {
       this.badTraffic.warn('misrouted-envelope', { channel: this.id, envelopeChannel: envelope.channel, type: envelope.type }, 'misrouted envelope dropped');
       return;
     }
-    if (envelope.epoch === this.grant.epoch) {
-      this.grant.arrived(envelope.type === 'message' ? envelope.seq : envelope.type === 'run' ? envelope.firstSeq + envelope.payloads.length - 1 : envelope.afterSeq);
-    }
     // A run is handed over as its messages, so nothing past this point knows runs exist.
-    forEachItem(envelope, this.hand);
+    if (envelope.epoch === this.order.epoch) forEachItem(envelope, this.ordered);
+    else forEachItem(envelope, this.hand);
+  }
+
+  private readonly ordered = (item: ChannelItem): void => {
+    const gapWasOpen = this.order.gapFrom !== undefined;
+    const accepted = this.order.accept(item, performance.now());
+    for (const next of accepted.deliver) {
+      this.grant.arrived(next.type === 'message' ? next.seq : next.afterSeq);
+      this.hand(next);
+    }
+    if (accepted.requestFrom !== undefined) {
+      this.log.warn({ fromSeq: accepted.requestFrom, seq: item.type === 'message' ? item.seq : item.afterSeq }, 'gap in the channel: resend requested');
+      this.publishCredit();
+    }
+    if (gapWasOpen !== (this.order.gapFrom !== undefined) || accepted.requestFrom !== undefined) this.armGapTimer();
+  };
+
+  /**
+   * While a gap is open: repeats the resend request every GAP_REQUEST_REPEAT_MS (one may be lost
+   * while the sender reconnects) and passes the gap on once it has waited gapRepairMs.
+   */
+  private armGapTimer(): void {
+    clearTimeout(this.gapTimer);
+    this.gapTimer = undefined;
+    const deadline = this.order.gapDeadlineMs;
+    if (deadline === undefined || this.closed) return;
+    const waitMs = Math.max(0, Math.min(deadline - performance.now(), GAP_REQUEST_REPEAT_MS));
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = undefined;
+      const fromSeq = this.order.gapFrom;
+      const passed = this.order.expire(performance.now());
+      if (passed.length > 0) {
+        this.log.error({ fromSeq, held: passed.length }, 'gap not repaired by a resend: passed on, the channel fails');
+        for (const item of passed) {
+          if (item.type === 'message') this.grant.arrived(item.seq);
+          this.hand(item);
+        }
+      } else if (fromSeq !== undefined) {
+        this.publishCredit();
+      }
+      this.armGapTimer();
+    }, waitMs);
+    this.gapTimer.unref();
   }
 
   private readonly hand = (item: ChannelItem): void => {
@@ -200,7 +285,13 @@ class NatsInboundChannel implements InboundChannelHandle {
 
   private publishCredit(): void {
     if (this.closed) return;
-    const credit = this.grant.credit();
+    // While a gap is open every credit repeats the request: one lost with a reconnect is repaired.
+    let resendFrom = this.order.gapFrom;
+    if (resendFrom === undefined && this.probesLeft > 0) {
+      this.probesLeft -= 1;
+      resendFrom = this.order.nextSeq;
+    }
+    const credit = this.grant.credit(resendFrom);
     const encoded = encodeCredit(credit, this.wireLimits);
     if (!encoded.ok) {
       // Every field comes from validated state: an encoding failure is a bug here.

@@ -18,7 +18,11 @@
  *   channel's state when they come (Flink's unaligned checkpoints); it still waits for the first
  *   credit of the epoch like everything else;
  * - the latest credit of the epoch replaces the previous one (credits travel on one subject from one
- *   connection, so they arrive in order, and a receiver may shrink its window).
+ *   connection, so they arrive in order, and a receiver may shrink its window);
+ * - what was sent is kept, in send order, until the receiver has consumed past it (a message: its
+ *   seq; a barrier: the message after it), so a credit that asks for a resend from some seq is
+ *   answered with the same items again (`retransmitFrom`). That is bounded by what the credit
+ *   window and `inFlightBytesMax` already let be in flight.
  */
 import type { ChannelId, Epoch } from '../../src/ids.js';
 import type { Credit } from '../../src/wire/index.js';
@@ -26,7 +30,16 @@ import { assertCount } from './config.js';
 
 export type QueuedEntry<T> =
   | { readonly kind: 'message'; readonly seq: number; readonly bytes: number; readonly item: T }
-  | { readonly kind: 'barrier'; readonly item: T };
+  | { readonly kind: 'barrier'; readonly afterSeq: number; readonly item: T };
+
+/** Something sent and kept for a resend until the receiver consumed `releasedBy`. */
+interface Sent<T> {
+  readonly item: T;
+  /** A message's seq; a barrier's afterSeq + 1 (consuming the message after it proves it came). */
+  readonly releasedBy: number;
+  /** Undefined for a barrier. */
+  readonly seq: number | undefined;
+}
 
 /**
  * - `accepted`: a credit of the current epoch, now the one in force.
@@ -68,6 +81,11 @@ class Fifo<E> {
     return item;
   }
 
+  /** What is in it, oldest first. */
+  all(): E[] {
+    return this.items.slice(this.head);
+  }
+
   /** Empties it; returns what was in it, oldest first. */
   clear(): E[] {
     const all = this.items.slice(this.head);
@@ -80,7 +98,7 @@ class Fifo<E> {
 export class OutboundQueue<T> {
   private readonly entries = new Fifo<QueuedEntry<T>>();
   /** Barriers that go ahead of the queued messages, in the order they came. */
-  private readonly ahead = new Fifo<T>();
+  private readonly ahead = new Fifo<QueuedEntry<T>>();
   private messagesQueued = 0;
   private messagesQueuedBytes = 0;
   private currentEpoch: Epoch;
@@ -94,6 +112,10 @@ export class OutboundQueue<T> {
   /** Messages sent and not yet reported consumed, oldest first, with their sizes. */
   private readonly inFlight = new Fifo<{ readonly seq: number; readonly bytes: number }>();
   private inFlightBytesNow = 0;
+  /** Everything sent and possibly not yet arrived, in send order (see `retransmitFrom`). */
+  private readonly sent = new Fifo<Sent<T>>();
+  /** The highest message seq taken to be sent in this epoch. */
+  private sentSeqMax = 0;
 
   constructor(
     readonly channel: ChannelId,
@@ -157,10 +179,14 @@ export class OutboundQueue<T> {
     return 'queued';
   }
 
-  /** `ahead`: the barrier goes out before the messages queued now (see the rules above). */
-  enqueueBarrier(item: T, nowMs: number, ahead = false): void {
-    if (ahead) this.ahead.push(item);
-    else this.entries.push({ kind: 'barrier', item });
+  /**
+   * `afterSeq`: the seq of the message the barrier follows. `ahead`: the barrier goes out before
+   * the messages queued now (see the rules above).
+   */
+  enqueueBarrier(item: T, nowMs: number, ahead = false, afterSeq = 0): void {
+    assertCount('afterSeq', afterSeq);
+    if (ahead) this.ahead.push({ kind: 'barrier', afterSeq, item });
+    else this.entries.push({ kind: 'barrier', afterSeq, item });
     this.updateWait(nowMs);
   }
 
@@ -180,7 +206,12 @@ export class OutboundQueue<T> {
   /** Removes and returns, in queue order, every entry the credit in force lets go now. */
   takeReady(nowMs: number): T[] {
     const ready: T[] = [];
-    if (this.sendLimitSeq !== undefined) for (let b = this.ahead.shift(); b !== undefined; b = this.ahead.shift()) ready.push(b);
+    if (this.sendLimitSeq !== undefined) {
+      for (let b = this.ahead.shift(); b !== undefined; b = this.ahead.shift()) {
+        this.keepSent(b);
+        ready.push(b.item);
+      }
+    }
     for (;;) {
       const entry = this.peek();
       if (entry === undefined || !this.mayLeave(entry)) break;
@@ -189,6 +220,7 @@ export class OutboundQueue<T> {
         this.inFlight.push({ seq: entry.seq, bytes: entry.bytes });
         this.inFlightBytesNow += entry.bytes;
       }
+      this.keepSent(entry);
       ready.push(entry.item);
     }
     this.updateWait(nowMs);
@@ -210,6 +242,8 @@ export class OutboundQueue<T> {
     // The receiver of the new epoch starts afresh: nothing of the old one counts as in flight.
     this.inFlight.clear();
     this.inFlightBytesNow = 0;
+    this.sent.clear();
+    this.sentSeqMax = 0;
     const early = this.earlyCredit;
     if (early !== undefined && early.epoch <= epoch) {
       this.earlyCredit = undefined;
@@ -221,7 +255,7 @@ export class OutboundQueue<T> {
 
   /** Empties the queue (close); returns what was waiting. */
   removeAll(): T[] {
-    const all = this.ahead.clear().concat(this.entries.clear().map((entry) => entry.item));
+    const all = this.ahead.clear().concat(this.entries.clear()).map((entry) => entry.item);
     this.messagesQueued = 0;
     this.messagesQueuedBytes = 0;
     return all;
@@ -239,8 +273,39 @@ export class OutboundQueue<T> {
     return this.inFlightBytesNow === 0 || this.inFlightBytesNow + entry.bytes <= this.inFlightBytesMax;
   }
 
+  /**
+   * What to publish again for a receiver that misses messages from `fromSeq` on: every kept message
+   * from that seq and every kept barrier that follows message fromSeq - 1 or later, in the order
+   * they were sent (the receiver drops what it already has). Empty when nothing from `fromSeq` on
+   * was sent; undefined when message `fromSeq` was sent but is no longer kept (or was never sent:
+   * refused after the core numbered it), so the gap cannot be repaired from here.
+   */
+  retransmitFrom(fromSeq: number): T[] | undefined {
+    assertCount('fromSeq', fromSeq);
+    if (fromSeq > this.sentSeqMax) return [];
+    const kept = this.sent.all();
+    if (!kept.some((s) => s.seq === fromSeq)) return undefined;
+    return kept.filter((s) => (s.seq === undefined ? s.releasedBy >= fromSeq : s.seq >= fromSeq)).map((s) => s.item);
+  }
+
+  /** Items kept for a resend. */
+  get keptForResend(): number {
+    return this.sent.length;
+  }
+
+  private keepSent(entry: QueuedEntry<T>): void {
+    if (entry.kind === 'message') {
+      this.sent.push({ item: entry.item, releasedBy: entry.seq, seq: entry.seq });
+      if (entry.seq > this.sentSeqMax) this.sentSeqMax = entry.seq;
+    } else {
+      this.sent.push({ item: entry.item, releasedBy: entry.afterSeq + 1, seq: undefined });
+    }
+  }
+
   /** Forgets the messages the receiver has consumed (seq up to `consumedSeq`). */
   private releaseConsumed(consumedSeq: number): void {
+    // Front first: an overtaking barrier (released late) keeps what was sent behind it a little longer.
+    for (let oldest = this.sent.peek(); oldest !== undefined && oldest.releasedBy <= consumedSeq; oldest = this.sent.peek()) this.sent.shift();
     for (let oldest = this.inFlight.peek(); oldest !== undefined && oldest.seq <= consumedSeq; oldest = this.inFlight.peek()) {
       this.inFlightBytesNow -= oldest.bytes;
       this.inFlight.shift();

@@ -50,6 +50,12 @@ export interface OutboundChannelStats extends OutboundStats {
   readonly ignoredCredits: number;
   /** Barriers of unaligned checkpoints sent ahead of queued messages. */
   readonly barriersAhead: number;
+  /** Credits that asked for a resend. */
+  readonly resendRequests: number;
+  /** Messages and barriers published again for those. */
+  readonly republished: number;
+  /** Resend requests for messages no longer kept (or never sent): the receiver fails the channel. */
+  readonly resendsRefused: number;
   readonly epoch: Epoch;
   /** The seq of the last message published (or lastSentSeq at open/reset). */
   readonly lastPublishedSeq: number;
@@ -111,7 +117,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private closed = false;
   /** Set when a publish failed: the receiver will see a gap, so nothing more is sent until a reset. */
   private failure: Error | undefined;
-  private counts = { published: 0, envelopesPublished: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0, barriersAhead: 0 };
+  private counts = { published: 0, envelopesPublished: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0, barriersAhead: 0, resendRequests: 0, republished: 0, resendsRefused: 0 };
   private lastPublishedSeq: number;
   private pumpScheduled = false;
 
@@ -195,7 +201,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     if (encoded instanceof Error) return Promise.reject(encoded);
     if (ahead) this.counts.barriersAhead += 1;
     return new Promise<void>((resolve, reject) => {
-      this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, payloadBytes: 0, epoch, resolve, reject }, performance.now(), ahead);
+      this.queue.enqueueBarrier({ bytes: encoded, seq: undefined, payloadBytes: 0, epoch, resolve, reject }, performance.now(), ahead, afterSeq);
       this.pump();
     });
   }
@@ -269,7 +275,26 @@ class NatsOutboundChannel implements OutboundChannelHandle {
       return;
     }
     this.counts.creditsReceived += 1;
+    if (credit.resendFrom !== undefined) this.resend(credit.resendFrom);
     this.pump();
+  }
+
+  /**
+   * The receiver misses messages from `fromSeq` on (a broker restart or node loss dropped them):
+   * publish again what is kept from there, ahead of anything new, so its order is the original's.
+   */
+  private resend(fromSeq: number): void {
+    if (this.closed || this.failure) return;
+    this.counts.resendRequests += 1;
+    const again = this.queue.retransmitFrom(fromSeq);
+    if (again === undefined) {
+      this.counts.resendsRefused += 1;
+      this.log.warn({ fromSeq, lastPublishedSeq: this.lastPublishedSeq }, 'resend requested for messages no longer kept; the receiver will fail the channel');
+      return;
+    }
+    if (again.length === 0) return;
+    this.log.info({ fromSeq, items: again.length, lastPublishedSeq: this.lastPublishedSeq }, 'republishing for a resend request');
+    this.publishAll(again, false);
   }
 
   /**
@@ -293,7 +318,11 @@ class NatsOutboundChannel implements OutboundChannelHandle {
    */
   private pump(): void {
     if (this.closed || this.failure) return;
-    const ready = this.queue.takeReady(performance.now());
+    this.publishAll(this.queue.takeReady(performance.now()), true);
+  }
+
+  /** `fresh`: first publication (resolves the sends); otherwise a resend of items already resolved. */
+  private publishAll(ready: Pending[], fresh: boolean): void {
     const runBytesMax = Math.min(RUN_BYTES_MAX, this.wireLimits.wireMessageBytesMax, this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY);
     let i = 0;
     while (i < ready.length) {
@@ -318,6 +347,11 @@ class NatsOutboundChannel implements OutboundChannelHandle {
         return;
       }
       this.counts.envelopesPublished += 1;
+      if (!fresh) {
+        this.counts.republished += end - i;
+        i = end;
+        continue;
+      }
       for (; i < end; i++) {
         const pending = ready[i] as Pending;
         this.counts.published += 1;

@@ -3,8 +3,9 @@
  * publishing connection and subject, so the transport adds what the snapshot core needs to trust a
  * channel: one publishing connection per channel end, the core's per-channel sequence numbers in
  * every envelope, credit-based flow control (the receiver grants a window, so a slow consumer holds
- * the sender back instead of being cut off by the server), and loss detection left to the core
- * (a gap in sequence numbers or a barrier's afterSeq fails the channel loudly).
+ * the sender back instead of being cut off by the server), the repair of what a broker fault lost
+ * (the sender keeps what is not yet consumed and resends it when the receiver asks), and loss
+ * detection left to the core for a gap that cannot be repaired (it fails the channel loudly).
  */
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
 import type { ChannelItem } from '../../src/wire/index.js';
@@ -72,6 +73,12 @@ export interface ChannelLimits {
   readonly outboundQueueMessagesMax: number;
   /** How often the receiver repeats its credit (credits are cumulative, so a lost one is repaired). */
   readonly creditRefreshMs: number;
+  /**
+   * How long the receiver waits, from the moment it sees a gap, for a resend to close it before it
+   * passes the gap on and the channel fails. The gap is seen only once later messages get through,
+   * so both ends are connected again by then: the wait covers a resend request and the answer.
+   */
+  readonly gapRepairMs: number;
 }
 
 export const CHANNEL_LIMITS_DEFAULT: ChannelLimits = {
@@ -81,4 +88,5 @@ export const CHANNEL_LIMITS_DEFAULT: ChannelLimits = {
   inFlightBytesMax: 8 * 1024 * 1024,
   outboundQueueMessagesMax: 10_000,
   creditRefreshMs: 1_000,
+  gapRepairMs: 3_000,
 };

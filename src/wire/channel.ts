@@ -58,12 +58,14 @@ export function forEachItem(envelope: Envelope, fn: (item: ChannelItem) => void)
 }
 
 export function readCredit(reader: FieldReader, message: Fields): Credit {
-  return {
+  const credit: Credit = {
     channel: reader.channel(message.channel, 'channel'),
     epoch: reader.uint(message.epoch, 'epoch'),
     receivedSeq: reader.uint(message.received_seq, 'received_seq'),
     window: reader.uint32(message.window, 'window'),
   };
+  const resendFrom = reader.uint(message.resend_from, 'resend_from');
+  return resendFrom === 0 ? credit : { ...credit, resendFrom };
 }
 
 export function creditFields(credit: Credit): Fields {
@@ -72,5 +74,6 @@ export function creditFields(credit: Credit): Fields {
     epoch: credit.epoch === 0 ? undefined : credit.epoch,
     received_seq: credit.receivedSeq === 0 ? undefined : credit.receivedSeq,
     window: credit.window === 0 ? undefined : credit.window,
+    resend_from: credit.resendFrom === undefined || credit.resendFrom === 0 ? undefined : credit.resendFrom,
   };
 }

@@ -303,4 +303,6 @@ export interface Credit {
   readonly epoch: Epoch;
   readonly receivedSeq: number;
   readonly window: number;
+  /** The receiver misses messages from this seq on: republish from there (absent: no request). */
+  readonly resendFrom?: number;
 }

@@ -846,6 +846,10 @@ export const wireDescriptor = {
                 "window": {
                   "type": "uint32",
                   "id": 4
+                },
+                "resend_from": {
+                  "type": "uint64",
+                  "id": 5
                 }
               }
             },

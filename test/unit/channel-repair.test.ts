@@ -1,0 +1,125 @@
+/**
+ * The repair of lost channel messages, without NATS: the receiver's InboundOrder (hold behind a gap,
+ * ask for a resend, drop repeats, pass an unrepaired gap on) and the sender's OutboundQueue keeping
+ * what it sent until consumed (retransmitFrom).
+ */
+import { describe, expect, it } from 'vitest';
+import { InboundOrder } from '../../agent/channels/inbound-order.js';
+import { OutboundQueue } from '../../agent/channels/outbound-queue.js';
+import type { ChannelItem } from '../../src/wire/index.js';
+
+const CH = 's1/a->s2/b';
+
+function msg(seq: number, epoch = 0): ChannelItem {
+  return { type: 'message', channel: CH, epoch, seq, payload: new Uint8Array([seq & 0xff]) };
+}
+
+function barrier(checkpointId: number, afterSeq: number, overtaking = false): ChannelItem {
+  return overtaking
+    ? { type: 'barrier', channel: CH, epoch: 0, afterSeq, checkpointId, overtaking: true }
+    : { type: 'barrier', channel: CH, epoch: 0, afterSeq, checkpointId };
+}
+
+function names(items: readonly ChannelItem[]): string[] {
+  return items.map((i) => (i.type === 'message' ? String(i.seq) : `b${i.checkpointId}@${i.afterSeq}`));
+}
+
+describe('InboundOrder', () => {
+  it('holds what follows a gap, asks for a resend from the missing seq, and releases it in order, barriers in place', () => {
+    const order = new InboundOrder(0, 0, 1_000, 100);
+    expect(names(order.accept(msg(1), 0).deliver)).toEqual(['1']);
+    const after = order.accept(msg(4), 1);
+    expect(after.deliver).toEqual([]);
+    expect(after.requestFrom).toBe(2);
+    expect(order.accept(barrier(7, 4), 2)).toEqual({ deliver: [] });
+    // A second item behind the same gap does not ask again (the repeat is the shell's timer's).
+    expect(order.accept(msg(5), 3).requestFrom).toBeUndefined();
+    expect(order.gapFrom).toBe(2);
+    // The resend: a barrier between the lost messages, then the messages, then repeats of what was held.
+    expect(names(order.accept(msg(2), 4).deliver)).toEqual(['2']);
+    expect(names(order.accept(barrier(6, 2), 5).deliver)).toEqual(['b6@2']);
+    expect(names(order.accept(msg(3), 6).deliver)).toEqual(['3', '4', 'b7@4', '5']);
+    expect(order.accept(msg(4), 7).deliver).toEqual([]);
+    expect(order.accept(barrier(7, 4), 8).deliver).toEqual([]);
+    expect(order.gapFrom).toBeUndefined();
+    expect(order.stats).toEqual({ duplicates: 2, gapsRepaired: 1, gapsPassedOn: 0, held: 0 });
+  });
+
+  it('passes a gap on once gapRepairMs has gone by since it opened, even while ordinary traffic fills part of it', () => {
+    const order = new InboundOrder(0, 0, 1_000, 100);
+    order.accept(msg(1), 0);
+    order.accept(msg(10), 100);
+    expect(names(order.accept(msg(2), 500).deliver)).toEqual(['2']);
+    expect(order.expire(1_099)).toEqual([]);
+    expect(names(order.expire(1_100))).toEqual(['10']);
+    // The core now sees 10 after 2 and fails the channel; what the sender still had is a repeat.
+    expect(order.accept(msg(3), 1_200).deliver).toEqual([]);
+    expect(names(order.accept(msg(11), 1_300).deliver)).toEqual(['11']);
+    expect(order.stats.gapsPassedOn).toBe(1);
+  });
+
+  it('passes a gap on at once when more than heldMessagesMax messages wait behind it', () => {
+    const order = new InboundOrder(0, 0, 60_000, 2);
+    order.accept(msg(3), 0);
+    order.accept(msg(4), 0);
+    expect(names(order.accept(msg(5), 0).deliver)).toEqual(['3', '4', '5']);
+  });
+
+  it('hands an overtaking barrier over at once, and only once', () => {
+    const order = new InboundOrder(0, 0, 1_000, 100);
+    expect(names(order.accept(barrier(3, 9, true), 0).deliver)).toEqual(['b3@9']);
+    expect(order.accept(barrier(3, 9, true), 0).deliver).toEqual([]);
+    expect(order.gapFrom).toBeUndefined();
+  });
+
+  it('starts afresh after a reset: the new epoch continues after deliveredSeq', () => {
+    const order = new InboundOrder(0, 0, 1_000, 100);
+    order.accept(msg(5), 0);
+    order.reset(1, 20);
+    expect(order.gapFrom).toBeUndefined();
+    expect(order.accept(msg(20, 1), 0).deliver).toEqual([]);
+    expect(names(order.accept(msg(21, 1), 0).deliver)).toEqual(['21']);
+  });
+});
+
+describe('OutboundQueue keeps what it sent until consumed', () => {
+  function sentQueue(): OutboundQueue<string> {
+    const q = new OutboundQueue<string>(CH, 0, 100);
+    for (let seq = 1; seq <= 4; seq++) {
+      q.enqueueMessage(seq, `m${seq}`, 0, 10);
+      if (seq === 2) q.enqueueBarrier('b@2', 0, false, 2);
+    }
+    q.applyCredit({ channel: CH, epoch: 0, receivedSeq: 0, window: 10 }, 0);
+    expect(q.takeReady(0)).toEqual(['m1', 'm2', 'b@2', 'm3', 'm4']);
+    return q;
+  }
+
+  it('republishes from the missing seq, with the barrier that follows the message before it', () => {
+    const q = sentQueue();
+    expect(q.retransmitFrom(3)).toEqual(['b@2', 'm3', 'm4']);
+    expect(q.retransmitFrom(5)).toEqual([]);
+  });
+
+  it('forgets what a credit reports consumed, and says so when asked for it', () => {
+    const q = sentQueue();
+    q.applyCredit({ channel: CH, epoch: 0, receivedSeq: 3, window: 10 }, 0);
+    expect(q.keptForResend).toBe(1);
+    expect(q.retransmitFrom(4)).toEqual(['m4']);
+    expect(q.retransmitFrom(2)).toBeUndefined();
+  });
+
+  it('cannot resend a seq it never sent below what it did send (refused after numbering, or a restart)', () => {
+    const q = new OutboundQueue<string>(CH, 0, 100);
+    q.enqueueMessage(8, 'm8', 0);
+    q.applyCredit({ channel: CH, epoch: 0, receivedSeq: 5, window: 10 }, 0);
+    q.takeReady(0);
+    expect(q.retransmitFrom(6)).toBeUndefined();
+  });
+
+  it('keeps nothing across a reset', () => {
+    const q = sentQueue();
+    q.reset(1, 0);
+    expect(q.keptForResend).toBe(0);
+    expect(q.retransmitFrom(1)).toEqual([]);
+  });
+});
