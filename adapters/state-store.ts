@@ -17,6 +17,7 @@ import { consumerOpts, type JetStreamClient, type NatsConnection, type ObjectInf
 import type { CheckpointId } from '../src/ids.js';
 import { isName, type ObjectRef } from '../src/wire/index.js';
 import type { Result } from '../src/result.js';
+import { notReadyRetryDefault, retryNotReady } from './not-ready-retry.js';
 
 export type StateErrorKind =
   /** A tenant or object name that cannot be stored (caller's bug or a forged ref). */
@@ -183,7 +184,9 @@ export class JetStreamStateObjects implements StateObjects {
     }
     try {
       const os = await this.bucket(tenant, this.jsPut, this.putBuckets);
-      return { ok: true, value: refOf(await os.putBlob({ name }, bytes)) };
+      // A put answered 503 changed nothing (a failed put removes its chunks): sent again through a
+      // JetStream election instead of failing the checkpoint (docs/RELIABILITY.md, F4).
+      return { ok: true, value: refOf(await retryNotReady(notReadyRetryDefault, () => os.putBlob({ name }, bytes))) };
     } catch (error) {
       return storeFailure(error, `storing ${name} for tenant ${tenant}`);
     }

@@ -10,52 +10,12 @@
  * write that timed out is not, since it may have landed.
  */
 import type { KV } from 'nats';
+import { retryNotReady, type NotReadyRetry } from '../../adapters/not-ready-retry.js';
 
-export interface NotReadyRetry {
-  /** How long one call keeps retrying 503 answers, from its first attempt. 0: no retry. */
-  readonly notReadyRetryMs: number;
-  /** Pause between attempts. */
-  readonly notReadyPauseMs: number;
-}
-
-export const notReadyRetryDefault: NotReadyRetry = { notReadyRetryMs: 20_000, notReadyPauseMs: 100 };
-
-export function validateNotReadyRetry(r: NotReadyRetry): string | undefined {
-  if (!Number.isInteger(r.notReadyRetryMs) || r.notReadyRetryMs < 0) return `notReadyRetryMs must be a non-negative integer, got ${r.notReadyRetryMs}`;
-  if (!Number.isInteger(r.notReadyPauseMs) || r.notReadyPauseMs < 1) return `notReadyPauseMs must be a positive integer, got ${r.notReadyPauseMs}`;
-  return undefined;
-}
-
-/** True for the answers no server acted on: no responders, or JetStream (or the stream's leader) not ready. */
-export function isNotReady(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const e = error as { code?: unknown; api_error?: { code?: unknown } };
-  return e.code === '503' || e.api_error?.code === 503;
-}
+export { notReadyRetryDefault, retryNotReady, validateNotReadyRetry, type NotReadyRetry } from '../../adapters/not-ready-retry.js';
 
 /** The KV calls that change nothing: safe to send again after a timeout. */
 const READS: ReadonlySet<string | symbol> = new Set(['get', 'keys', 'history', 'status']);
-
-function isTimeout(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'TIMEOUT';
-}
-
-/**
- * Runs `call` until it succeeds, fails with something other than 503 (or, for a `read`, a
- * timeout), or `retry.notReadyRetryMs` is spent.
- */
-export async function retryNotReady<T>(retry: NotReadyRetry, call: () => Promise<T>, read = false): Promise<T> {
-  const deadline = performance.now() + retry.notReadyRetryMs;
-  for (;;) {
-    try {
-      return await call();
-    } catch (error) {
-      const left = deadline - performance.now();
-      if (!(isNotReady(error) || (read && isTimeout(error))) || left <= 0) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(retry.notReadyPauseMs, left)));
-    }
-  }
-}
 
 /** The bucket with every promise-returning method retried through the 503 window. */
 export function retryingKv(kv: KV, retry: NotReadyRetry): KV {
