@@ -350,18 +350,22 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         stats.malformedRequests++;
         stats.refusedRequests++;
         log.info({ method, code: 'invalid-argument', reason: malformed }, 'request refused');
+        guard?.ended(method, caller, call.request, malformedError(method, malformed));
         return closeStream(malformedError(method, malformed));
       }
       const args = parse(call.request);
       if (!args.ok) {
         stats.refusedRequests++;
         log.info({ method, code: args.error.kind, reason: args.error.message }, 'request refused');
+        guard?.ended(method, caller, call.request, args.error);
         return closeStream(args.error);
       }
       if (watches.size >= limits.watchStreamsMax) {
         stats.refusedRequests++;
         log.warn({ method, watchStreamsMax: limits.watchStreamsMax }, 'watch refused: too many open');
-        return closeStream({ kind: 'unavailable', message: `too many watch streams open (watchStreamsMax ${limits.watchStreamsMax}); retry later or poll GetCheckpoint` });
+        const busy: CoordinatorError = { kind: 'unavailable', message: `too many watch streams open (watchStreamsMax ${limits.watchStreamsMax}); retry later or poll GetCheckpoint` };
+        guard?.ended(method, caller, call.request, busy);
+        return closeStream(busy);
       }
       watches.add(shutdown);
       let followed: CheckpointId | undefined;

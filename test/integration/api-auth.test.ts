@@ -393,3 +393,33 @@ describe('snapctl', () => {
     expect(await runSnapctl(['plans', 'list', '--address', '127.0.0.1:50051', '--token', TOKENS.acmeViewer], {}, io([]), fake)).toBe(0);
   });
 });
+
+describe('snapcoord start-up', () => {
+  const snapcoord = (args: string[]): Promise<{ status: number | null; output: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['coordinator/main.ts', '--nats', nats.url, '--listen', '127.0.0.1:0', ...args], { timeout: 30_000 });
+      let output = '';
+      const take = (d: Buffer): void => {
+        output += d.toString();
+        // Up and serving: what it said at start is all this test reads.
+        if (output.includes('listening on')) child.kill('SIGTERM');
+      };
+      child.stdout.on('data', take);
+      child.stderr.on('data', take);
+      child.on('close', (status) => resolve({ status, output }));
+    });
+
+  it('without auth it warns that the API is unauthenticated; a bad tokens file stops it with exit 2, quoting no token', async () => {
+    const open = await snapcoord([]);
+    expect(open.output).toContain('the gRPC API is UNAUTHENTICATED');
+    const secret = 'short-secret';
+    writeFileSync(file('bad-tokens.json'), JSON.stringify([{ token: secret, identity: 'x', tenant: 'acme', role: 'viewer' }]));
+    const bad = await snapcoord(['--auth-tokens', file('bad-tokens.json')]);
+    expect(bad.status).toBe(2);
+    expect(bad.output).toContain('a token must have at least 16 characters');
+    expect(bad.output).not.toContain(secret);
+    const noKey = await snapcoord(['--tls-cert', file('server.pem'), '--tls-key', file('missing.key')]);
+    expect(noKey.status).toBe(2);
+    expect(noKey.output).toContain(`cannot read the TLS key ${file('missing.key')}`);
+  }, 60_000);
+});
