@@ -276,15 +276,15 @@ export class OutboundQueue<T> {
   /**
    * What to publish again for a receiver that misses messages from `fromSeq` on: every kept message
    * from that seq and every kept barrier that follows message fromSeq - 1 or later, in the order
-   * they were sent (the receiver drops what it already has). Empty when nothing from `fromSeq` on
-   * was sent; undefined when message `fromSeq` was sent but is no longer kept (or was never sent:
-   * refused after the core numbered it), so the gap cannot be repaired from here.
+   * they were sent (the receiver drops what it already has). Past the last message sent that is
+   * only the barriers after it (lost at the tail, they would leave a checkpoint waiting); undefined
+   * when message `fromSeq` was sent but is no longer kept (or was never sent: refused after the
+   * core numbered it), so the gap cannot be repaired from here.
    */
   retransmitFrom(fromSeq: number): T[] | undefined {
     assertCount('fromSeq', fromSeq);
-    if (fromSeq > this.sentSeqMax) return [];
     const kept = this.sent.all();
-    if (!kept.some((s) => s.seq === fromSeq)) return undefined;
+    if (fromSeq <= this.sentSeqMax && !kept.some((s) => s.seq === fromSeq)) return undefined;
     return kept.filter((s) => (s.seq === undefined ? s.releasedBy >= fromSeq : s.seq >= fromSeq)).map((s) => s.item);
   }
 

@@ -100,6 +100,13 @@ describe('OutboundQueue keeps what it sent until consumed', () => {
     expect(q.retransmitFrom(5)).toEqual([]);
   });
 
+  it('resends a barrier after the last message sent to a receiver that has every message (a probe after a reconnect)', () => {
+    const q = sentQueue();
+    q.enqueueBarrier('b@4', 0, false, 4);
+    expect(q.takeReady(0)).toEqual(['b@4']);
+    expect(q.retransmitFrom(5)).toEqual(['b@4']);
+  });
+
   it('forgets what a credit reports consumed, and says so when asked for it', () => {
     const q = sentQueue();
     q.applyCredit({ channel: CH, epoch: 0, receivedSeq: 3, window: 10 }, 0);
