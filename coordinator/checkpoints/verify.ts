@@ -19,6 +19,9 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
   if (record.levelAchieved === 'crash') return { ok: problems.length === 0 && verifyCrash(record, plan, problems), problems };
   const snapshots: Record<ProcessId, SnapshotCounts> = {};
   const channelStates: Record<ChannelId, readonly RecordedMessage<Uint8Array>[]> = {};
+  // Parts whose channel state could not be read: without it the cut checker would report the
+  // messages it holds as missing, a violation that is not there (docs/RELIABILITY.md, F7).
+  const unread: string[] = [];
   for (const p of record.parts) {
     const who = processId(p.server, p.app);
     if (!p.acked || (!p.state && !p.inlineState) || !p.counts) {
@@ -38,6 +41,7 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
       const bytes = await objects.get(record.tenant, p.channelState);
       if (!bytes.ok) {
         problems.push({ part: `${who} channel state`, detail: bytes.error.message });
+        unread.push(who);
         continue;
       }
       let plain: Uint8Array = bytes.value;
@@ -46,17 +50,22 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
         const header = parseSealedHeader(plain);
         if (!header.ok) {
           problems.push({ part: `${who} channel state`, detail: header.error.message });
+          unread.push(who);
           continue;
         }
         plain = header.value.publicPart;
       }
       const decoded = decodeChannelState(plain);
-      if (!decoded.ok) problems.push({ part: `${who} channel state`, detail: `unreadable: ${decoded.error.message}` });
-      else Object.assign(channelStates, decoded.value);
+      if (!decoded.ok) {
+        problems.push({ part: `${who} channel state`, detail: `unreadable: ${decoded.error.message}` });
+        unread.push(who);
+      } else Object.assign(channelStates, decoded.value);
     }
   }
   if (!plan) {
     problems.push({ part: 'plan', detail: `plan ${record.planId} no longer exists: the cut cannot be checked` });
+  } else if (unread.length > 0) {
+    problems.push({ part: 'cut', detail: `not checked: the channel state of ${unread.join(', ')} could not be read (see above); verify again` });
   } else {
     // An app-level checkpoint of an all-opaque plan was cut by quiescing: its cut is checked on the
     // opaque channels, with the positions the hooks reported as counts.
