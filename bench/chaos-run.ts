@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { JetStreamStateObjects } from '../adapters/state-store.js';
 import { decodeTokens } from '../agent/demo-apps/token-app.js';
 import { readPartState } from '../coordinator/checkpoints/part-state.js';
-import { CoordinatorClient, type CallResult } from '../coordinator/grpc/client.js';
+import { CoordinatorClient, type CallError, type CallResult } from '../coordinator/grpc/client.js';
 import type { CheckpointRecord, PlanInput } from '../coordinator/model.js';
 import { checkpointKey, openCoordinatorStore } from '../coordinator/store/index.js';
 import { agentConfigJson } from '../examples/demo/plan.js';
@@ -32,6 +32,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TENANT = 'chaos';
 const PLAN_ID = 'chaos';
 const SERVERS = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'] as const;
+/** gRPC's status UNAVAILABLE, for a call that found no leader to make it on. */
+const UNAVAILABLE = 14 as CallError['code'];
 /** Verifications of one checkpoint that could not read an object before its failure counts. */
 const VERIFY_TRIES_MAX = 10;
 
@@ -238,16 +240,17 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
     const objects = new JetStreamStateObjects(nc, { replicas: 3 });
     const leaseKv = await nc.jetstream().views.kv('snap-leader', { replicas: 3 });
 
+    const coordinatorProc = (name: string, start: number): Proc =>
+      new Proc(name, join(dir, `${name}.${start}.log`), [
+        'coordinator/main.ts', '--nats', urls, '--replicas', '3', '--listen', '127.0.0.1:0', '--log-level', 'info', '--retain', '100000',
+      ]);
     const startCoordinator = (slot: CoordinatorSlot): void => {
       slot.starts += 1;
       slot.address = undefined;
-      slot.proc = new Proc(slot.name, join(dir, `${slot.name}.${slot.starts}.log`), [
-        'coordinator/main.ts', '--nats', urls, '--replicas', '3', '--listen', '127.0.0.1:0', '--log-level', 'info', '--retain', '100000',
-      ]);
+      slot.proc = coordinatorProc(slot.name, slot.starts);
     };
     for (const name of ['coordinator-a', 'coordinator-b']) {
-      const slot = { name, proc: undefined as unknown as Proc, address: undefined, starts: 0 };
-      startCoordinator(slot);
+      const slot: CoordinatorSlot = { name, proc: coordinatorProc(name, 1), address: undefined, starts: 1 };
       coordinators.push(slot);
       // The first leads; the second finds the lease held and stands by.
       await waitFor(`${name} to listen`, 60_000, () => addressOf(slot));
@@ -289,7 +292,7 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
         if (r && (r.ok || !(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'CANCELLED'].includes(r.error.codeName) || (retryBusy && r.error.reason === 'PLAN_BUSY')))) return r;
         if (Date.now() > until) {
           log.warn({ what, error: r && !r.ok ? r.error.message : 'no leader in the lease' }, 'chaos: call gave up');
-          return r ?? { ok: false, error: { code: 14, codeName: 'UNAVAILABLE', message: 'no leader in the lease', reason: undefined } as never };
+          return r ?? { ok: false, error: { code: UNAVAILABLE, codeName: 'UNAVAILABLE', message: 'no leader in the lease' } };
         }
         await sleep(200);
       }
