@@ -22,11 +22,17 @@ export function validateNotReadyRetry(r: NotReadyRetry): string | undefined {
   return undefined;
 }
 
-/** True for the answers no server acted on: no responders, or JetStream (or the stream's leader) not ready. */
+/** JetStream's error code for "no suitable peers for placement": a cluster whose peers are not all known yet. */
+const NO_SUITABLE_PEERS = 10005;
+
+/**
+ * True for the answers no server acted on: no responders, JetStream (or the stream's leader) not
+ * ready, or, on a cluster still forming, no peers yet to place a stream's replicas on.
+ */
 function isNotReady(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
-  const e = error as { code?: unknown; api_error?: { code?: unknown } };
-  return e.code === '503' || e.api_error?.code === 503;
+  const e = error as { code?: unknown; api_error?: { code?: unknown; err_code?: unknown } };
+  return e.code === '503' || e.api_error?.code === 503 || e.api_error?.err_code === NO_SUITABLE_PEERS;
 }
 
 function isTimeout(error: unknown): boolean {

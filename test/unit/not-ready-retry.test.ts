@@ -18,10 +18,10 @@ function flaky(errors: unknown[]): { call: () => Promise<string>; calls: () => n
 }
 
 describe('sending again through the 503 window', () => {
-  it('503 answers (no responders, JetStream not ready) are sent again until the call succeeds', async () => {
-    const f = flaky([{ code: '503' }, { api_error: { code: 503 } }]);
+  it('503 answers (no responders, JetStream not ready) and "no suitable peers" are sent again until the call succeeds', async () => {
+    const f = flaky([{ code: '503' }, { api_error: { code: 503 } }, { api_error: { code: 500, err_code: 10005, description: 'no suitable peers for placement' } }]);
     expect(await retryNotReady(fast, f.call)).toBe('done');
-    expect(f.calls()).toBe(3);
+    expect(f.calls()).toBe(4);
   });
 
   it('a timeout is sent again for a read only: a write that timed out may have landed', async () => {
