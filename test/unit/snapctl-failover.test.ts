@@ -31,7 +31,7 @@ describe('several coordinators', () => {
     const clients: Record<string, SnapctlClient> = { a: fake('a', notLeader, calls, closed), b: fake('b', undefined, calls, closed) };
     const c = failoverClient(['a', 'b'], (address) => clients[address] as SnapctlClient);
     expect(await c.listPlans(undefined, 10, '')).toMatchObject({ ok: true, value: { served: 'b' } });
-    expect(await c.listAgents()).toMatchObject({ ok: true, value: { served: 'b' } });
+    expect(await c.listAgents('')).toMatchObject({ ok: true, value: { served: 'b' } });
     expect(calls).toEqual(['a.listPlans', 'b.listPlans', 'b.listAgents']);
     c.close();
     expect(closed.sort()).toEqual(['a', 'b']);
@@ -40,7 +40,7 @@ describe('several coordinators', () => {
   it('when every one answers UNAVAILABLE, the last answer is the result; other errors are not retried', async () => {
     const calls: string[] = [];
     const c = failoverClient(['a', 'b'], (address) => fake(address, notLeader, calls, []));
-    expect(await c.listAgents()).toEqual({ ok: false, error: notLeader });
+    expect(await c.listAgents('')).toEqual({ ok: false, error: notLeader });
     expect(calls).toEqual(['a.listAgents', 'b.listAgents']);
     const notFound: CallError = { code: GrpcStatus.NOT_FOUND, codeName: 'NOT_FOUND', message: 'checkpoint 9 does not exist' };
     const calls2: string[] = [];
