@@ -50,7 +50,7 @@ function objects(channelState: 'readable' | 'unavailable'): StateObjects {
   const encoded = encodeChannelState({ [CH]: [{ seq: 1, payload: new Uint8Array([9]) }] });
   if (!encoded.ok) throw new Error(encoded.error.message);
   return {
-    get: async (_t, r) =>
+    get: async (_t: string, r: { name: string }) =>
       r.name !== 'c2'
         ? { ok: true, value: new Uint8Array([1]) }
         : channelState === 'readable'
