@@ -232,6 +232,14 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
   const clients = new Map<string, CoordinatorClient>();
   let stopping = false;
   let supervisor: Promise<void> | undefined;
+  // Stopped from outside (Ctrl-C, a timeout): the processes it started go with it; its logs stay.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log.warn({ signal, dir }, 'chaos: stopped by a signal; stopping every process, logs kept');
+    for (const c of running) c.kill('SIGKILL');
+    void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     cluster = await startNatsCluster();
     const urls = cluster.urls.join(',');
@@ -633,6 +641,8 @@ export async function runChaos(o: ChaosOptions, log: Logger): Promise<ChaosRepor
     if (report.leaked > 0) log.error({ objects: report.leaked_objects.slice(0, 50) }, 'chaos: FINDING: objects with no live checkpoint');
     return report;
   } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     stopping = true;
     await supervisor?.catch(() => undefined);
     for (const c of clients.values()) c.close();
