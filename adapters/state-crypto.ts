@@ -20,7 +20,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { decodeChannelState, encodeChannelState, isName } from '../src/wire/index.js';
+import { decodeStoredChannelState, encodeChannelState, isName } from '../src/wire/index.js';
 import type { Result } from '../src/result.js';
 
 export const SEALED_MAGIC = Buffer.from([0x89, 0x53, 0x4e, 0x41, 0x50, 0x45, 0x4e, 0x43]);
@@ -116,14 +116,19 @@ export function seal(keyring: StateKeyring, plaintext: Uint8Array, publicPart: U
 }
 
 /**
- * A channel state sealed with its skeleton (channels and seqs, payloads emptied) as the public part.
+ * A channel state sealed with its skeleton (channels and seqs, payloads emptied; log ranges as they
+ * are) as the public part.
  * Bytes that are not a ChannelState are sealed without one.
  */
 export function sealChannelState(keyring: StateKeyring, plaintext: Uint8Array): Uint8Array {
-  const decoded = decodeChannelState(plaintext);
+  const decoded = decodeStoredChannelState(plaintext);
   if (!decoded.ok) return seal(keyring, plaintext);
   const empty = new Uint8Array(0);
-  const skeleton = encodeChannelState(Object.fromEntries(Object.entries(decoded.value).map(([ch, msgs]) => [ch, msgs.map((m) => ({ seq: m.seq, payload: empty }))])));
+  // Log ranges hold no payload: they stay readable, for the cut check of VerifyCheckpoint.
+  const skeleton = encodeChannelState(
+    Object.fromEntries(Object.entries(decoded.value.messages).map(([ch, msgs]) => [ch, msgs.map((m) => ({ seq: m.seq, payload: empty }))])),
+    decoded.value.logRanges,
+  );
   return seal(keyring, plaintext, skeleton.ok ? skeleton.value : empty);
 }
 

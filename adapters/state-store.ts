@@ -160,20 +160,42 @@ function refOf(info: ObjectInfo): ObjectRef {
   return { name: info.name, digest: info.digest, sizeBytes: info.size };
 }
 
-export class JetStreamStateObjects implements StateObjects {
-  private readonly js: JetStreamClient;
+/**
+ * The connection that reaches a tenant's bucket: one connection for every tenant (an agent, or a
+ * coordinator on a NATS without accounts), or one per tenant's NATS account (a coordinator with
+ * tenant credentials, docs/security.md).
+ */
+export type TenantConnection = NatsConnection | ((tenant: string) => Promise<NatsConnection>);
+
+interface Clients {
+  readonly js: JetStreamClient;
   /** The same, with putTimeoutMs: puts go through it. */
-  private readonly jsPut: JetStreamClient;
+  readonly jsPut: JetStreamClient;
+}
+
+export class JetStreamStateObjects implements StateObjects {
   private readonly options: StateObjectsOptions;
+  private readonly clients = new Map<NatsConnection, Clients>();
   private readonly buckets = new Map<string, Promise<ObjectStore>>();
   private readonly putBuckets = new Map<string, Promise<ObjectStore>>();
 
-  constructor(nc: NatsConnection, overrides: Partial<StateObjectsOptions> = {}) {
+  constructor(
+    private readonly connection: TenantConnection,
+    overrides: Partial<StateObjectsOptions> = {},
+  ) {
     this.options = { ...stateObjectsOptionsDefault, ...overrides };
     const invalid = validateStateObjectsOptions(this.options);
     if (invalid !== undefined) throw new Error(`invalid state object options: ${invalid}`);
-    this.js = nc.jetstream({ timeout: this.options.requestTimeoutMs });
-    this.jsPut = nc.jetstream({ timeout: this.options.putTimeoutMs });
+  }
+
+  private async clientsFor(tenant: string): Promise<Clients> {
+    const nc = typeof this.connection === 'function' ? await this.connection(tenant) : this.connection;
+    let c = this.clients.get(nc);
+    if (c === undefined) {
+      c = { js: nc.jetstream({ timeout: this.options.requestTimeoutMs }), jsPut: nc.jetstream({ timeout: this.options.putTimeoutMs }) };
+      this.clients.set(nc, c);
+    }
+    return c;
   }
 
   async put(tenant: string, name: string, bytes: Uint8Array): Promise<StateResult<ObjectRef>> {
@@ -183,7 +205,7 @@ export class JetStreamStateObjects implements StateObjects {
       return fail('too-large', `object ${name} is ${bytes.byteLength} bytes, more than objectBytesMax ${this.options.objectBytesMax}`);
     }
     try {
-      const os = await this.bucket(tenant, this.jsPut, this.putBuckets);
+      const os = await this.bucket(tenant, true);
       // A put answered 503 changed nothing (a failed put removes its chunks): sent again through a
       // JetStream election instead of failing the checkpoint (docs/RELIABILITY.md, F4).
       return { ok: true, value: refOf(await retryNotReady(notReadyRetryDefault, () => os.putBlob({ name }, bytes))) };
@@ -228,7 +250,7 @@ export class JetStreamStateObjects implements StateObjects {
           actual: { digest: info.digest, sizeBytes: info.size },
         });
       }
-      const data = await this.readChunks(info);
+      const data = await this.readChunks((await this.clientsFor(tenant)).js, info);
       if (!data.ok) return data;
       const actualDigest = sha256Digest(data.value);
       const actual = { digest: actualDigest, sizeBytes: data.value.byteLength };
@@ -270,11 +292,12 @@ export class JetStreamStateObjects implements StateObjects {
     }
   }
 
-  private bucket(tenant: string, js: JetStreamClient = this.js, cache: Map<string, Promise<ObjectStore>> = this.buckets): Promise<ObjectStore> {
+  private bucket(tenant: string, forPut = false): Promise<ObjectStore> {
+    const cache = forPut ? this.putBuckets : this.buckets;
     let bucket = cache.get(tenant);
     if (bucket === undefined) {
       const opts = { replicas: this.options.replicas, ...(this.options.bucketBytesMax > 0 ? { max_bytes: this.options.bucketBytesMax } : {}) };
-      bucket = js.views.os(stateBucketName(tenant), opts);
+      bucket = this.clientsFor(tenant).then((c) => (forPut ? c.jsPut : c.js).views.os(stateBucketName(tenant), opts));
       // A failed open (NATS down) must not poison the cache for the next call.
       bucket.catch(() => cache.delete(tenant));
       cache.set(tenant, bucket);
@@ -287,14 +310,14 @@ export class JetStreamStateObjects implements StateObjects {
    * every NATS client shares) with an ordered consumer, as nats.js does, but keeping every byte:
    * its own reader drops the data when its digest check fails, and we want to report what we got.
    */
-  private async readChunks(info: ObjectInfo): Promise<StateResult<Uint8Array>> {
+  private async readChunks(js: JetStreamClient, info: ObjectInfo): Promise<StateResult<Uint8Array>> {
     if (info.chunks === 0 && info.size === 0) return { ok: true, value: new Uint8Array(0) };
     const subject = `$O.${info.bucket}.C.${info.nuid}`;
     // No chunk left at all (purged): an ordered consumer would wait for ever, so ask first.
-    if (!(await this.hasMessage(`OBJ_${info.bucket}`, subject))) return { ok: true, value: new Uint8Array(0) };
+    if (!(await this.hasMessage(js, `OBJ_${info.bucket}`, subject))) return { ok: true, value: new Uint8Array(0) };
     const opts = consumerOpts();
     opts.orderedConsumer();
-    const sub = await this.js.subscribe(subject, opts);
+    const sub = await js.subscribe(subject, opts);
     const parts: Uint8Array[] = [];
     let total = 0;
     let timer: NodeJS.Timeout | undefined;
@@ -327,8 +350,8 @@ export class JetStreamStateObjects implements StateObjects {
     return { ok: true, value: out };
   }
 
-  private async hasMessage(stream: string, subject: string): Promise<boolean> {
-    const jsm = await this.js.jetstreamManager();
+  private async hasMessage(js: JetStreamClient, stream: string, subject: string): Promise<boolean> {
+    const jsm = await js.jetstreamManager();
     try {
       await jsm.streams.getMessage(stream, { last_by_subj: subject });
       return true;
@@ -337,4 +360,14 @@ export class JetStreamStateObjects implements StateObjects {
       throw error;
     }
   }
+}
+
+/**
+ * Creates the tenant's state bucket if it does not exist. The coordinator does it (at
+ * `snapctl tenant create`, and when an agent of the tenant registers): an agent with its own
+ * credential may not create streams (docs/security.md).
+ */
+export async function ensureStateBucket(nc: NatsConnection, tenant: string, options: Pick<StateObjectsOptions, 'replicas' | 'bucketBytesMax'> = stateObjectsOptionsDefault): Promise<void> {
+  const js = nc.jetstream();
+  await js.views.os(stateBucketName(tenant), { replicas: options.replicas, ...(options.bucketBytesMax > 0 ? { max_bytes: options.bucketBytesMax } : {}) });
 }

@@ -8,15 +8,17 @@
  * crashes the daemon.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, Events, type NatsConnection, type Subscription } from 'nats';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, Events, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from 'pino';
 import type { RecordedMessage } from '../src/core/types.js';
 import type { ChannelId } from '../src/ids.js';
 import { AGENT_CONTROL_DEFAULTS, AgentControl, type AgentControlStep } from '../src/control/agent-control.js';
 import { NO_NEGATIVE_CONTROLS } from '../src/control/negative-controls.js';
 import {
+  agentInboxPrefix,
   controlSubject,
-  decodeChannelState,
+  decodeStoredChannelState,
   decodeControl,
   decodePlanTrigger,
   encodeEvent,
@@ -29,13 +31,15 @@ import {
   type AppRestore,
   type Control,
   type HookResult,
+  type StoredLogRange,
   type WireDeclineReason,
   wireFormat,
 } from '../src/wire/index.js';
 import type { AppHandler, AppHost, AppLink, AttachError } from './app.js';
 import { openInbound, openOutbound } from './channels/index.js';
+import { openLogInbound, openLogOutbound } from './channels/log.js';
 import type { AgentConfig } from './config.js';
-import { Endpoint, objectName, type StatePort } from './endpoint.js';
+import { Endpoint, objectName, RestoreRefusedError, type StatePort } from './endpoint.js';
 import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
@@ -109,6 +113,9 @@ export class Agent implements AppHost {
         ...(config.nats.user !== undefined ? { user: config.nats.user } : {}),
         ...(config.nats.pass !== undefined ? { pass: config.nats.pass } : {}),
         ...(config.nats.token !== undefined ? { token: config.nats.token } : {}),
+        ...(config.nats.credsFile !== undefined ? { authenticator: credsAuthenticator(readFileSync(config.nats.credsFile)) } : {}),
+        // Its own reply subjects, so that with a credential NATS gives it no other agent's (docs/security.md).
+        inboxPrefix: agentInboxPrefix(config.tenant, config.server),
       }));
     const agent = new Agent(config, logger.child({ tenant: config.tenant, server: config.server }), connection, new JetStreamStateObjects(connection), keyring?.value);
     await agent.begin();
@@ -204,6 +211,11 @@ export class Agent implements AppHost {
         } else if (s.type === Events.Disconnect) {
           this.natsConnected = false;
           this.log.warn('disconnected from NATS');
+        } else if (s.type === Events.Error) {
+          // Each reconnect attempt of a revoked credential is refused again: counted, logged at a bounded rate.
+          const code = String(s.data);
+          if (code === 'AUTHORIZATION_VIOLATION') this.badTraffic.warn('nats-credential-refused', { code }, "NATS refused this agent's credential (revoked, or not known to NATS): enroll it again (docs/security.md)");
+          else if (code === 'PERMISSIONS_VIOLATION') this.badTraffic.warn('nats-permission-refused', { code }, "NATS refused a publish or subscription outside this agent's permissions");
         }
       }
     })().catch(() => undefined);
@@ -221,17 +233,28 @@ export class Agent implements AppHost {
     const tenant = this.config.tenant;
     const limits = this.config.channels;
     const log = this.log.child({ component: 'endpoint' });
+    const logs = new Map((cfg.logChannels ?? []).map((l) => [l.channel, l]));
     const ready = Endpoint.open({
       server: this.config.server,
       app,
       inputs: cfg.inputs,
       outputs: cfg.outputs,
+      logInputs: cfg.inputs.filter((c) => logs.has(c)),
       epoch: this.control.generationOf(app),
       handler,
-      openOutbound: (channel, epoch, lastSentSeq) => openOutbound(this.nc, { tenant, channel, epoch, lastSentSeq, limits, logger: log, badTraffic: this.badTraffic }),
-      openInbound: (channel, epoch, deliveredSeq, onEnvelope) => openInbound(this.nc, { tenant, channel, epoch, deliveredSeq, limits, logger: log, badTraffic: this.badTraffic, onEnvelope }),
+      openOutbound: (channel, epoch, lastSentSeq) => {
+        const l = logs.get(channel);
+        if (l !== undefined) return openLogOutbound(this.nc, { tenant, channel, epoch, lastSentSeq, log: l, logger: log });
+        return openOutbound(this.nc, { tenant, channel, epoch, lastSentSeq, limits, logger: log, badTraffic: this.badTraffic });
+      },
+      openInbound: (channel, epoch, deliveredSeq, onEnvelope) => {
+        const l = logs.get(channel);
+        if (l !== undefined) return openLogInbound(this.nc, { tenant, channel, epoch, deliveredSeq, log: l, logger: log, onEnvelope });
+        return openInbound(this.nc, { tenant, channel, epoch, deliveredSeq, limits, logger: log, badTraffic: this.badTraffic, onEnvelope });
+      },
       state: this.statePort(),
       publish: (event) => this.publish(this.sealInline(event)),
+      badTraffic: this.badTraffic,
       clock: {
         nowMs: () => performance.now(),
         setTimer: (afterMs, fire) => this.timers.set(afterMs, fire),
@@ -290,6 +313,16 @@ export class Agent implements AppHost {
         if (!r.ok) throw new Error(r.error.message);
         return r.value;
       },
+      // With a credential the agent may not purge the bucket's stream, and a delete would mark the
+      // object deleted and leave its chunks where no sweep lists them: only without one.
+      ...(this.config.nats.credsFile === undefined
+        ? {
+            delete: async (name: string) => {
+              const r = await this.objects.delete(tenant, [name]);
+              if (!r.ok) throw new Error(r.error.message);
+            },
+          }
+        : {}),
     };
   }
 
@@ -534,11 +567,12 @@ export class Agent implements AppHost {
         const ready = this.endpoints.get(a.app) ?? (await this.attachedWithin(a.app, this.config.triggerWaitMs));
         if (!ready) throw new RestoreError('unknown-app', `${a.app} is not attached on ${this.config.server} (waited ${this.config.triggerWaitMs} ms)`);
         const endpoint = await ready;
-        const channelStates = input.channels ? this.channelStates(a, input.channels) : {};
+        const stored = input.channels ? this.channelStates(a, input.channels) : { messages: {}, logRanges: {} };
         await endpoint.restore(
           { checkpointId: c.checkpointId, epoch: c.epoch, state: a.state, ...(a.channelState ? { channelState: a.channelState } : {}), counts: a.counts, channelAliases: a.channelAliases },
-          channelStates,
+          stored.messages,
           input.state,
+          stored.logRanges,
         );
         restored.push(a.app);
       }
@@ -548,18 +582,22 @@ export class Agent implements AppHost {
     } catch (error) {
       const reason: WireDeclineReason = error instanceof RestoreError ? error.reason : 'restore-failed';
       const detail = error instanceof Error ? error.message : String(error);
-      log.error({ err: error }, 'restore failed');
+      // Refused before anything was touched: a stale or forged command, counted at a bounded rate.
+      if (error instanceof RestoreRefusedError) this.badTraffic.warn('refused-restore', { checkpointId: c.checkpointId, plan: c.plan, detail }, 'restore refused: nothing changed');
+      else log.error({ err: error }, 'restore failed');
       this.publish({ type: 'decline', checkpointId: c.checkpointId, reason, detail }, c.requestId);
     }
   }
 
-  /** Decodes an app's recorded channel state and renames channels restored into other apps. */
-  private channelStates(a: AppRestore, bytes: Uint8Array): Record<ChannelId, RecordedMessage<Uint8Array>[]> {
-    const decoded = decodeChannelState(bytes);
+  /** Decodes an app's recorded channel state and log ranges, and renames channels restored into other apps. */
+  private channelStates(a: AppRestore, bytes: Uint8Array): { messages: Record<ChannelId, RecordedMessage<Uint8Array>[]>; logRanges: Record<ChannelId, StoredLogRange> } {
+    const decoded = decodeStoredChannelState(bytes);
     if (!decoded.ok) throw new RestoreError('restore-failed', `channel state of ${a.app} is unreadable: ${decoded.error.message}`);
-    const out: Record<ChannelId, RecordedMessage<Uint8Array>[]> = {};
-    for (const [recorded, msgs] of Object.entries(decoded.value)) out[a.channelAliases[recorded] ?? recorded] = [...msgs];
-    return out;
+    const messages: Record<ChannelId, RecordedMessage<Uint8Array>[]> = {};
+    for (const [recorded, msgs] of Object.entries(decoded.value.messages)) messages[a.channelAliases[recorded] ?? recorded] = [...msgs];
+    const logRanges: Record<ChannelId, StoredLogRange> = {};
+    for (const [recorded, range] of Object.entries(decoded.value.logRanges)) logRanges[a.channelAliases[recorded] ?? recorded] = range;
+    return { messages, logRanges };
   }
 
   /**
@@ -600,7 +638,8 @@ export class Agent implements AppHost {
   private sendHeartbeat(inReplyTo: string | undefined): void {
     void this.attached().then((endpoints) => {
       const inFlight = [...new Set(endpoints.flatMap((e) => e.inFlight()))].sort((a, b) => a - b);
-      this.publish({ type: 'heartbeat', frozen: this.freezer.status().frozen, checkpointsInFlight: inFlight }, inReplyTo);
+      const highestCheckpointId = endpoints.reduce((highest, e) => Math.max(highest, e.highestCheckpointId()), 0);
+      this.publish({ type: 'heartbeat', frozen: this.freezer.status().frozen, checkpointsInFlight: inFlight, highestCheckpointId }, inReplyTo);
     });
   }
 

@@ -8,7 +8,7 @@ import { isAbsolute, join, normalize } from 'node:path';
 import { z } from 'zod';
 import { field, integer, LOG_LEVELS, overlay, parseWith, readConfigFile, type FieldMeta } from '../adapters/config-schema.js';
 import type { ChannelId } from '../src/ids.js';
-import { isChannelId, isName, splitProcessId } from '../src/wire/index.js';
+import { isChannelId, isLogSubject, isName, splitProcessId } from '../src/wire/index.js';
 import { parseChannelId } from '../src/ids.js';
 import { CHANNEL_LIMITS_DEFAULT, type ChannelLimits } from './channels/types.js';
 import type { StateEncryptionConfig } from '../adapters/state-crypto.js';
@@ -17,6 +17,14 @@ export interface AgentAppConfig {
   readonly name: string;
   readonly inputs: readonly ChannelId[];
   readonly outputs: readonly ChannelId[];
+  /** Inputs and outputs that are log channels (docs/channels.md, *Log channels*); the rest are in-band. */
+  readonly logChannels?: readonly AgentLogChannelConfig[];
+}
+
+export interface AgentLogChannelConfig {
+  readonly channel: ChannelId;
+  readonly stream: string;
+  readonly subject: string;
 }
 
 /**
@@ -79,6 +87,8 @@ export interface AgentConfig {
     readonly user?: string;
     readonly pass?: string;
     readonly token?: string;
+    /** A `.creds` file from `snapctl agent enroll`: this agent's NATS user (docs/security.md). */
+    readonly credsFile?: string;
   };
   readonly apps: readonly AgentAppConfig[];
   /** Unix socket of the local API for apps in other processes; absent: embedded apps only. */
@@ -150,11 +160,26 @@ const freezeSchema = z
   )
   .prefault({});
 
+const logChannelSchema = z.strictObject(
+  {
+    channel: field(channelId, { description: 'one of the inputs or outputs of the app' }),
+    stream: field(name('a stream name'), { description: 'the JetStream stream that carries it (made by the operator; the plan names the same)' }),
+    subject: field(
+      z.string({ error: 'must be a subject' }).refine(isLogSubject, { error: 'must be dot-separated tokens of [A-Za-z0-9_-], no wildcards, at most 255 characters' }),
+      { description: "the subject of the channel's messages in the stream, held by no other channel" },
+    ),
+  },
+  { error: 'must be an object: {"channel": ..., "stream": ..., "subject": ...}' },
+);
+
 const appSchema = z.strictObject(
   {
     name: field(name('an app name'), { description: 'the app, unique on this server' }),
     inputs: field(z.array(channelId, { error: 'must be a list of channel ids' }).default([]), { description: 'channels into the app; each must end at SERVER/NAME' }),
     outputs: field(z.array(channelId, { error: 'must be a list of channel ids' }).default([]), { description: 'channels out of the app; each must start at SERVER/NAME' }),
+    logChannels: field(z.array(logChannelSchema, { error: 'must be a list of log channels' }).default([]), {
+      description: 'inputs and outputs that are log channels over JetStream (docs/channels.md); the others are in-band',
+    }),
   },
   { error: 'must be an object: {"name": ..., "inputs": [...], "outputs": [...]}' },
 );
@@ -204,13 +229,19 @@ export const agentConfigSchema = z
               user: field(z.string({ error: 'must be a string' }).optional(), { description: 'NATS user', env: 'SNAPAGENT_NATS_USER' }),
               pass: field(z.string({ error: 'must be a string' }).optional(), { description: 'NATS password', env: 'SNAPAGENT_NATS_PASS' }),
               token: field(z.string({ error: 'must be a string' }).optional(), { description: 'NATS token', env: 'SNAPAGENT_NATS_TOKEN' }),
+              credsFile: field(absolutePath().optional(), {
+                description: "this agent's NATS credentials (a .creds file written by snapctl agent enroll; docs/security.md). Read at start-up: an unreadable file, or one that is not a credentials file, stops the agent",
+                unit: 'path',
+                flag: '--nats-creds',
+                env: 'SNAPAGENT_NATS_CREDS',
+              }),
             },
             { error: 'must be an object: {"servers": ["nats://..."]}' },
           ),
         { description: 'the NATS connection' },
       ),
       apps: field(z.array(appSchema, { error: 'must list at least one app: [{"name": ..., "inputs": [...], "outputs": [...]}]' }).min(1, { error: 'must list at least one app: [{"name": ..., "inputs": [...], "outputs": [...]}]' }), {
-        description: 'the apps this agent hosts, with their in-band channels',
+        description: 'the apps this agent hosts, with their channels',
       }),
       localApiSocket: field(z.string({ error: 'must be a path' }).min(1, { error: 'must be a path' }).optional(), {
         description: 'Unix socket of the local API for apps in other processes (docs/apps.md); absent: embedded apps only',
@@ -270,6 +301,14 @@ export const agentConfigSchema = z
           }
         });
       }
+      app.logChannels.forEach((l, j) => {
+        if (!app.inputs.includes(l.channel) && !app.outputs.includes(l.channel)) {
+          ctx.addIssue({ code: 'custom', path: ['apps', i, 'logChannels', j, 'channel'], message: `${l.channel} is not an input or output of ${app.name}`, params: { plain: true } });
+        }
+        if (app.logChannels.findIndex((o) => o.channel === l.channel) !== j) {
+          ctx.addIssue({ code: 'custom', path: ['apps', i, 'logChannels', j, 'channel'], message: `${l.channel} is listed twice`, params: { plain: true } });
+        }
+      });
     });
   })
   // The state directory's default depends on the tenant and server, and on who runs the agent.

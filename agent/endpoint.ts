@@ -10,12 +10,22 @@
  * credit, and waiting here would stop this endpoint from consuming, which on a cycle is a deadlock).
  */
 import type { Logger } from 'pino';
+import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
 import { Participant } from '../src/core/participant.js';
 import type { CheckpointAck, Effect, Input, InputHandle, OutputHandle, PolicyConfig, RecordedMessage, RejectReason, SnapshotCounts } from '../src/core/types.js';
 import type { ChannelId, CheckpointId, Epoch } from '../src/ids.js';
-import { encodeChannelState, type AgentEventBody, type AppState, type ChannelItem, type ObjectRef, type WireAckStats, type WireDeclineReason } from '../src/wire/index.js';
+import {
+  encodeChannelState,
+  type AgentEventBody,
+  type AppState,
+  type ObjectRef,
+  type StoredLogRange,
+  type StoredLogRanges,
+  type WireAckStats,
+  type WireDeclineReason,
+} from '../src/wire/index.js';
 import { AppSendError, type AppHandler, type AppLink } from './app.js';
-import type { InboundChannel, OutboundChannel } from './channels/types.js';
+import type { InboundChannel, InboundItem, OutboundChannel } from './channels/types.js';
 
 type Payload = Uint8Array;
 type Ack = CheckpointAck<Payload>;
@@ -30,6 +40,11 @@ export interface StatePort {
   put(name: string, bytes: Uint8Array): Promise<ObjectRef>;
   /** Reads an object back and checks its digest; rejects on a mismatch or a missing object. */
   get(ref: ObjectRef): Promise<Uint8Array>;
+  /**
+   * Deletes an object; one already gone is no error. Rejects when the store fails. Absent where the
+   * agent may not delete (a NATS credential has no right to purge: docs/security.md).
+   */
+  readonly delete?: (name: string) => Promise<void>;
 }
 
 export interface EndpointClock {
@@ -54,6 +69,8 @@ export interface EndpointOptions {
   readonly app: string;
   readonly inputs: readonly ChannelId[];
   readonly outputs: readonly ChannelId[];
+  /** Inputs that are log channels (their ends come from the same `openInbound`, with a `logPosition`). */
+  readonly logInputs?: readonly ChannelId[];
   readonly epoch: Epoch;
   readonly handler: AppHandler;
   readonly openOutbound: (channel: ChannelId, epoch: Epoch, lastSentSeq: number) => Promise<OutboundChannel>;
@@ -61,13 +78,15 @@ export interface EndpointOptions {
     channel: ChannelId,
     epoch: Epoch,
     deliveredSeq: number,
-    onEnvelope: (e: ChannelItem) => void,
+    onEnvelope: (e: InboundItem) => void,
   ) => Promise<InboundChannel>;
   readonly state: StatePort;
   /** Publishes an event from this app to the coordinator (the agent adds the header). */
   readonly publish: (event: AgentEventBody) => void;
   readonly clock: EndpointClock;
   readonly logger: Logger;
+  /** Where refused traffic is counted and logged at a bounded rate; the endpoint's own if absent. */
+  readonly badTraffic?: BadTrafficLog;
   readonly limits?: Partial<EndpointLimits>;
 }
 
@@ -101,6 +120,8 @@ interface CheckpointTiming {
   uploadStartMs?: number;
   inlineStateBytesMax?: number;
   state?: AppState;
+  /** Log inputs: the stream sequence of the last message consumed at the snapshot. */
+  logOffsets?: Map<ChannelId, number>;
   cancelTimeout?: () => void;
   /** Cancels the delayed "started" progress event. */
   cancelStarted?: () => void;
@@ -108,7 +129,7 @@ interface CheckpointTiming {
 
 interface HeldChannel {
   readonly checkpointId: CheckpointId;
-  readonly items: ChannelItem[];
+  readonly items: InboundItem[];
   readonly cancel: () => void;
 }
 
@@ -117,8 +138,13 @@ export interface EndpointStats {
   readonly acks: number;
   readonly declines: number;
   readonly channelFailures: number;
+  /** Barriers dropped because no trigger announced their checkpoint within triggerWaitMs. */
+  readonly barriersWithoutTrigger: number;
   readonly rejections: Partial<Record<RejectReason, number>>;
 }
+
+/** A restore the core refused before anything was touched (a stale or forged command): nothing changed. */
+export class RestoreRefusedError extends Error {}
 
 export function objectName(checkpointId: CheckpointId, server: string, app: string, kind: 'state' | 'channels'): string {
   return `cp/${checkpointId}/${server}/${app}/${kind}`;
@@ -130,6 +156,7 @@ export class Endpoint implements AppLink {
   readonly outputs: readonly ChannelId[];
   private readonly core: Participant<Payload>;
   private readonly log: Logger;
+  private readonly badTraffic: BadTrafficLog;
   private readonly limits: EndpointLimits;
   /** By the core's handle of the channel (its position in `outputs`, `inputs`). */
   private readonly outbound: OutboundChannel[] = [];
@@ -142,11 +169,13 @@ export class Endpoint implements AppLink {
   /** Inline states stored during the step under way, fed when it is done (feedStoredSoon). */
   private readonly storedSoon: CheckpointId[] = [];
   /** The envelopes of the last task queued, while that task is a batch of envelopes that still takes more. */
-  private openBatch: ChannelItem[] | undefined;
+  private openBatch: InboundItem[] | undefined;
   private readonly timings = new Map<CheckpointId, CheckpointTiming>();
   private readonly timers = new Map<CheckpointId, () => void>();
   private readonly held = new Map<ChannelId, HeldChannel>();
   private highestTriggerId = 0;
+  /** The policy and back edges last configured, as JSON; undefined before the first. */
+  private configuredRules: string | undefined;
   /** Sends wait while the core pauses the app (sync) or a restore is in progress. */
   private heldSends: (() => void)[] = [];
   private sendsPaused = false;
@@ -154,7 +183,7 @@ export class Endpoint implements AppLink {
   private delivering = false;
   private closed = false;
   private transmitted: Promise<void> | undefined;
-  private counters = { delivered: 0, acks: 0, declines: 0, channelFailures: 0 };
+  private counters = { delivered: 0, acks: 0, declines: 0, channelFailures: 0, barriersWithoutTrigger: 0 };
   /** Inputs the core failed (a gap), with why: a checkpoint declined for it says so. Cleared by a restore. */
   private readonly failedInputs = new Map<ChannelId, string>();
 
@@ -175,17 +204,22 @@ export class Endpoint implements AppLink {
     this.inputs = o.inputs;
     this.outputs = o.outputs;
     this.log = o.logger.child({ app: o.app });
+    this.badTraffic = o.badTraffic ?? new BadTrafficLog(this.log);
     this.limits = { ...ENDPOINT_LIMITS_DEFAULT, ...o.limits };
     const created = Participant.create<Payload>({
       id: `${o.server}/${o.app}`,
       inputs: o.inputs,
       outputs: o.outputs,
       policy: { kind: 'aligned' },
+      logInputs: o.logInputs ?? [],
     });
     if (!created.ok) throw new Error(created.error.message);
     this.core = created.participant;
     // The agent starts endpoints at the agent's epoch; a fresh core is at 0, so move it there.
-    if (o.epoch > 0) this.feed({ type: 'restore', epoch: o.epoch, counts: { sent: {}, received: {} }, channelStates: {} });
+    if (o.epoch > 0) {
+      const logRanges = Object.fromEntries((o.logInputs ?? []).map((c) => [c, { afterSeq: 0, throughSeq: 0, epochs: [] }]));
+      this.feed({ type: 'restore', epoch: o.epoch, counts: { sent: {}, received: {} }, channelStates: {}, logRanges });
+    }
   }
 
   get stats(): EndpointStats {
@@ -194,6 +228,21 @@ export class Endpoint implements AppLink {
 
   inFlight(): CheckpointId[] {
     return this.core.inFlight();
+  }
+
+  /** The app's fence: the coordinator's next checkpoint id must be above it (Participant.highestCheckpointId). */
+  highestCheckpointId(): CheckpointId {
+    return this.core.highestCheckpointId;
+  }
+
+  /** The stream position of every log input at a snapshot: where its consumer restarts on a rollback. */
+  private logOffsets(): Map<ChannelId, number> | undefined {
+    let offsets: Map<ChannelId, number> | undefined;
+    for (const [h, inb] of this.inbound.entries()) {
+      const offset = inb.logPosition?.offsetOf(this.core.deliveredFrom(h));
+      if (offset !== undefined) (offsets ??= new Map()).set(inb.id, offset);
+    }
+    return offsets;
   }
 
   private async openChannels(epoch: Epoch): Promise<void> {
@@ -262,11 +311,27 @@ export class Endpoint implements AppLink {
       timing.cancelStarted = this.o.clock.setTimer(this.limits.progressAfterMs, () =>
         this.o.publish({ type: 'progress', checkpointId: info.checkpointId, app: this.app, phase: 'started', bytesDone: 0 }),
       );
+      const rules = JSON.stringify([info.policy, info.backEdgeInputs]);
+      if (rules !== this.configuredRules) {
+        // Other rules than the last ones applied. Checkpoints older than this one that are still in
+        // flight would keep the old rules in force; they are given up first (they could not complete
+        // beside a newer checkpoint under other rules), so that a trigger whose rules were wrong (a
+        // corrupted or forged one, docs/security.md) cannot outlast the next true trigger.
+        const older = this.core.inFlight().filter((id) => id < info.checkpointId);
+        if (older.length > 0 && older.length === this.core.inFlight().length) {
+          this.log.info({ checkpointId: info.checkpointId, older }, 'other rules requested: giving up the older checkpoints in flight');
+          for (const id of older) {
+            await this.feed({ type: 'abort', checkpointId: id });
+            this.decline(id, 'subsumed', `${this.app}: checkpoint ${info.checkpointId} requests other rules`);
+          }
+        }
+      }
       if (this.core.inFlight().length === 0 && this.core.paused === null) {
         // A configure has no effects to carry out: it only sets the rules of the next checkpoint.
         const refused = this.core.step({ type: 'configure', policy: info.policy, backEdgeInputs: info.backEdgeInputs });
         if (refused) this.log.warn({ checkpointId: info.checkpointId, reason: refused.detail }, 'could not apply the requested policy');
-      } else if (this.core.policyKind !== info.policy.kind) {
+        else this.configuredRules = rules;
+      } else if (rules !== this.configuredRules) {
         this.log.info({ checkpointId: info.checkpointId, policy: this.core.policyKind, requested: info.policy.kind }, 'checkpoints in flight: keeping the current policy');
       }
       // The agent gives its part up by itself if no abort comes: the abort may be lost.
@@ -300,10 +365,19 @@ export class Endpoint implements AppLink {
    * channel state; the app's sends stay held until `resume`, so nothing of the new epoch reaches an
    * app that has not been restored yet.
    */
-  restore(info: RestoreInfo, channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<Payload>[]>>, state: Uint8Array): Promise<void> {
+  restore(
+    info: RestoreInfo,
+    channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<Payload>[]>>,
+    state: Uint8Array,
+    logRanges: StoredLogRanges = {},
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.enqueue(async () => {
         try {
+          // Asked before the app is touched: a refused restore (a stale or forged command) must leave
+          // the app's state, its held envelopes and its sends as they were.
+          const refused = this.core.restoreRefusal(info.epoch, info.counts, channelStates, logRanges);
+          if (refused) throw new RestoreRefusedError(`the core refused the restore: ${refused.reason}: ${refused.detail}`);
           this.sendsPaused = true;
           this.o.handler.paused?.();
           for (const cancel of this.timers.values()) cancel();
@@ -313,10 +387,15 @@ export class Endpoint implements AppLink {
           for (const h of this.held.values()) h.cancel();
           this.held.clear();
           await this.o.handler.restore(state, info.checkpointId);
-          const rejected = await this.feed({ type: 'restore', epoch: info.epoch, counts: info.counts, channelStates });
+          const rejected = await this.feed({ type: 'restore', epoch: info.epoch, counts: info.counts, channelStates, logRanges });
           if (rejected) throw new Error(`the core refused the restore: ${rejected}`);
           for (const [h, out] of this.outbound.entries()) out.reset(info.epoch, this.core.sentOn(h));
-          for (const [h, inb] of this.inbound.entries()) inb.reset(info.epoch, this.core.deliveredFrom(h));
+          for (const [h, inb] of this.inbound.entries()) {
+            const range = logRanges[inb.id];
+            // A log input's consumer restarts after the recorded message: the stream replays the range.
+            if (inb.logPosition !== undefined && range !== undefined) inb.logPosition.resetAt(info.epoch, this.core.deliveredFrom(h), range.afterOffset);
+            else inb.reset(info.epoch, this.core.deliveredFrom(h));
+          }
           this.failedInputs.clear();
           resolve();
         } catch (error) {
@@ -336,7 +415,7 @@ export class Endpoint implements AppLink {
 
   // ---- the channels ---------------------------------------------------------------------------
 
-  private onEnvelope(e: ChannelItem): void {
+  private onEnvelope(e: InboundItem): void {
     if (this.closed) return;
     const held = this.held.get(e.channel);
     if (held) {
@@ -347,8 +426,16 @@ export class Endpoint implements AppLink {
     // the trigger brings the requested policy, or for triggerWaitMs at most.
     if (e.type === 'barrier' && e.epoch === this.core.epoch && e.checkpointId > this.highestTriggerId) {
       const cancel = this.o.clock.setTimer(this.limits.triggerWaitMs, () => {
-        this.log.warn({ checkpointId: e.checkpointId, channel: e.channel }, 'no trigger came for a barrier: going on with the current policy');
-        this.releaseChannel(e.channel);
+        // Only the coordinator starts checkpoints, and every agent of the plan gets its trigger: a
+        // barrier that none announced comes from a broken or forged sender. Taken, it would begin a
+        // checkpoint nobody runs and raise this app's fence past the plan's real ids (docs/security.md).
+        this.counters.barriersWithoutTrigger += 1;
+        this.badTraffic.warn(
+          'barrier-without-trigger',
+          { checkpointId: e.checkpointId, channel: e.channel, waitedMs: this.limits.triggerWaitMs },
+          'barrier of a checkpoint no trigger announced dropped',
+        );
+        this.releaseChannel(e.channel, e);
       });
       this.held.set(e.channel, { checkpointId: e.checkpointId, items: [e], cancel });
       return;
@@ -360,12 +447,13 @@ export class Endpoint implements AppLink {
     for (const [channel, h] of [...this.held]) if (h.checkpointId <= checkpointId) this.releaseChannel(channel);
   }
 
-  private releaseChannel(channel: ChannelId): void {
+  /** Lets the items held on `channel` in, in their order, all but `dropped`. */
+  private releaseChannel(channel: ChannelId, dropped?: InboundItem): void {
     const h = this.held.get(channel);
     if (!h) return;
     h.cancel();
     this.held.delete(channel);
-    for (const e of h.items) this.onEnvelope(e);
+    for (const e of h.items) if (e !== dropped) this.onEnvelope(e);
   }
 
   /**
@@ -374,27 +462,35 @@ export class Endpoint implements AppLink {
    * batch of envelopes and nothing else was queued since, so every input still reaches the core in
    * arrival order.
    */
-  private enqueueEnvelope(e: ChannelItem): void {
+  private enqueueEnvelope(e: InboundItem): void {
     if (this.openBatch !== undefined) {
       this.openBatch.push(e);
       return;
     }
-    const batch: ChannelItem[] = [e];
+    const batch: InboundItem[] = [e];
     // Open before it is queued: on an idle endpoint it is fed at once, and closes itself when done.
     this.openBatch = batch;
     this.enqueue(() => this.feedEnvelopes(batch), batch);
   }
 
-  private async feedEnvelopes(batch: ChannelItem[]): Promise<void> {
+  private async feedEnvelopes(batch: InboundItem[]): Promise<void> {
     // The length is read at every turn: envelopes that arrive while one waits for the app join here.
     for (let i = 0; i < batch.length; i++) {
-      const e = batch[i] as ChannelItem;
+      const e = batch[i] as InboundItem;
       try {
         // Each inbound channel passes on only envelopes of its own id, an input's: the core refuses
         // the handle -1 as an unknown channel, should one ever come.
         const channel = this.core.inputHandle(e.channel) ?? -1;
         let fed: FeedResult;
-        if (e.type === 'message') {
+        if (e.type === 'message' && 'run' in e) {
+          // Read before a restore restarted the stream consumer: the restarted one reads it again if it belongs.
+          if (e.run.stopped) continue;
+          const position = this.inbound[channel]?.logPosition;
+          position?.offer(e.seq, e.offset);
+          fed = this.feed({ type: 'message', channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
+          if (fed instanceof Promise) fed = fed.then((reason) => (position?.settle(reason === undefined), reason));
+          else position?.settle(fed === undefined);
+        } else if (e.type === 'message') {
           fed = this.feed({ type: 'message', channel, seq: e.seq, epoch: e.epoch, payload: e.payload });
         } else {
           this.timing(e.checkpointId, this.o.clock.nowMs());
@@ -417,8 +513,11 @@ export class Endpoint implements AppLink {
    * caller's turn, where a queued one would have started next anyway: a trigger or a barrier then
    * costs no promise steps before its work begins (they showed in every agent's profile, once per
    * checkpoint and app). `batch`: the open batch of envelopes this task feeds, left open for it.
+   * A task waits only for the app (or with its sends paused), never for the agent's own I/O: an app's
+   * send made while the queue is busy queues too, and must reach the core before any barrier that
+   * had not yet been fed when the app sent (its state no longer holds what it sent).
    */
-  private enqueue(task: () => Promise<void>, batch?: ChannelItem[]): void {
+  private enqueue(task: () => Promise<void>, batch?: InboundItem[]): void {
     if (this.openBatch !== batch) this.openBatch = undefined;
     this.tasks += 1;
     let run: Promise<void>;
@@ -668,6 +767,8 @@ export class Endpoint implements AppLink {
   private onSnapshot(id: CheckpointId): Promise<void> | undefined {
     const t = this.timing(id, this.o.clock.nowMs());
     t.snapshotStartMs = this.o.clock.nowMs();
+    const offsets = this.logOffsets();
+    if (offsets !== undefined) t.logOffsets = offsets;
     let taken: Uint8Array | Promise<Uint8Array>;
     try {
       taken = this.o.handler.snapshot(id);
@@ -710,6 +811,9 @@ export class Endpoint implements AppLink {
       (ref) => {
         t.state = { kind: 'object', ref };
         this.enqueue(async () => {
+          // Not awaited: the queue would wait on the store, and a send the app made meanwhile would
+          // queue behind a barrier that came before it, outside the snapshot's counts and state both.
+          if (!this.timings.has(id)) return void this.discardLate(id, ref.name);
           await this.feed({ type: 'snapshot-stored', checkpointId: id });
         });
       },
@@ -725,7 +829,16 @@ export class Endpoint implements AppLink {
 
   private onAck(e: Ack): void {
     const t = this.timings.get(e.checkpointId);
-    const hasChannelState = anyRecorded(e.channelStates);
+    let logRanges: Record<ChannelId, StoredLogRange> | undefined;
+    for (const [channel, range] of Object.entries(e.logRanges ?? {})) {
+      const afterOffset = t?.logOffsets?.get(channel);
+      if (afterOffset === undefined) {
+        this.decline(e.checkpointId, 'internal', `${this.app}: no stream position for ${channel} at the snapshot`);
+        return;
+      }
+      (logRanges ??= {})[channel] = Object.assign({ afterOffset }, range);
+    }
+    const hasChannelState = anyRecorded(e.channelStates) || logRanges !== undefined;
     const publish = (channelState: ObjectRef | undefined): void => {
       const now = this.o.clock.nowMs();
       this.forget(e.checkpointId);
@@ -752,15 +865,35 @@ export class Endpoint implements AppLink {
       publish(undefined);
       return;
     }
-    const encoded = encodeChannelState(e.channelStates);
+    const encoded = encodeChannelState(e.channelStates, logRanges);
     if (!encoded.ok) {
       this.decline(e.checkpointId, 'internal', `${this.app}: channel state not encodable: ${encoded.error.message}`);
       return;
     }
     this.o.state.put(objectName(e.checkpointId, this.o.server, this.app, 'channels'), encoded.value).then(
-      (ref) => publish(ref),
+      (ref) => (this.timings.has(e.checkpointId) ? publish(ref) : void this.discardLate(e.checkpointId, ref.name)),
       (error: unknown) => this.decline(e.checkpointId, 'store-failed', `${this.app}: channel state upload failed: ${String(error)}`),
     );
+  }
+
+  /**
+   * An object stored after its checkpoint was aborted here (or rolled back past): nobody will ask for
+   * it, and the coordinator's clean-up of the checkpoint may already have run, so the agent that
+   * wrote it deletes it (docs/RELIABILITY.md, F11), where it may. A failure is logged; the
+   * coordinator's late sweep is the second chance.
+   */
+  private async discardLate(id: CheckpointId, name: string): Promise<void> {
+    const remove = this.o.state.delete;
+    if (remove === undefined) {
+      this.log.info({ checkpointId: id, object: name }, "object stored after its checkpoint ended here: left to the coordinator's late sweep");
+      return;
+    }
+    try {
+      await remove(name);
+      this.log.info({ checkpointId: id, object: name }, 'object stored after its checkpoint ended here: deleted');
+    } catch (error) {
+      this.log.warn({ checkpointId: id, object: name, err: error }, 'object stored after its checkpoint ended here: not deleted');
+    }
   }
 
   private decline(checkpointId: CheckpointId, reason: WireDeclineReason, detail: string): void {

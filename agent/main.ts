@@ -9,6 +9,7 @@
  * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage or configuration.
  */
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flagOptions, readConfigFile } from '../adapters/config-schema.js';
 import { rootLogger } from '../adapters/logger.js';
@@ -36,13 +37,15 @@ options:
                               their input and output channels, limits. Every key, its default and
                               unit: docs/configuration.md; what the agent does: docs/agent.md.
                               An unknown key is refused, naming the nearest real one.
-  --tenant NAME, --server NAME, --nats URL (repeatable), --log-level LEVEL, --state-dir DIR,
-  --hooks-dir DIR             set the keys tenant, server, nats.servers, logLevel, stateDir and
-                              freeze.hooksDir over the file's (environment: SNAPAGENT_TENANT,
-                              SNAPAGENT_SERVER, SNAPAGENT_NATS_SERVERS, SNAPAGENT_LOG_LEVEL,
-                              SNAPAGENT_STATE_DIR, SNAPAGENT_HOOKS_DIR; also SNAPAGENT_NATS_USER,
-                              SNAPAGENT_NATS_PASS, SNAPAGENT_NATS_TOKEN); a flag wins over a variable,
-                              a variable over the file
+  --tenant NAME, --server NAME, --nats URL (repeatable), --nats-creds FILE, --log-level LEVEL,
+  --state-dir DIR, --hooks-dir DIR
+                              set the keys tenant, server, nats.servers, nats.credsFile, logLevel,
+                              stateDir and freeze.hooksDir over the file's (environment:
+                              SNAPAGENT_TENANT, SNAPAGENT_SERVER, SNAPAGENT_NATS_SERVERS,
+                              SNAPAGENT_NATS_CREDS, SNAPAGENT_LOG_LEVEL, SNAPAGENT_STATE_DIR,
+                              SNAPAGENT_HOOKS_DIR; also SNAPAGENT_NATS_USER, SNAPAGENT_NATS_PASS,
+                              SNAPAGENT_NATS_TOKEN); a flag wins over a variable, a variable over
+                              the file. nats.credsFile: the .creds file of snapctl agent enroll
   --demo-app tokens           host the demo token app for every configured app (embedded mode)
   --demo-app writer           host the crash-level demo app: it writes records to its volume
                               (--volume DIR/<app>) and sends their ids downstream
@@ -80,6 +83,20 @@ crash consistency (configuration file, "freeze": {...}; see docs/hooks.md), defa
   or NATS are still there.
 
 exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error`;
+
+/** Why a `.creds` file cannot be used, or undefined; never quotes the file's content. */
+function natsCredsProblem(path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  }
+  if (!text.includes('-----BEGIN NATS USER JWT-----') || !text.includes('-----BEGIN USER NKEY SEED-----')) {
+    return `${path} is not a NATS credentials file (a user JWT and seed, as snapctl agent enroll writes)`;
+  }
+  return undefined;
+}
 
 /** `snapagent status`: the freeze status file as JSON, and whether its agent is running. */
 async function printStatus(stateDir: string): Promise<number> {
@@ -149,6 +166,11 @@ async function main(): Promise<number> {
   const keyring = loaded.config.stateEncryption === undefined ? undefined : await loadStateKeyring(loaded.config.stateEncryption);
   if (keyring !== undefined && !keyring.ok) {
     console.error(`snapagent: the state encryption of ${configPath} is not usable:\n  ${keyring.error.join('\n  ')}`);
+    return 2;
+  }
+  const credsProblem = loaded.config.nats.credsFile === undefined ? undefined : natsCredsProblem(loaded.config.nats.credsFile);
+  if (credsProblem !== undefined) {
+    console.error(`snapagent: the NATS credentials of ${configPath} are not usable: ${credsProblem}`);
     return 2;
   }
   const demo = values['demo-app'] as string | undefined;

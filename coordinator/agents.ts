@@ -42,6 +42,9 @@ export function validateAgentRegistryLimits(l: AgentRegistryLimits): string | un
  */
 export type AgentPresence = Pick<AgentRegistry, 'get'>;
 
+/** The checkpoint ids the agents' apps have begun: a plan's next id goes above them (AgentRegistry is one). */
+export type AgentFences = Pick<AgentRegistry, 'highestCheckpointId'>;
+
 /** What observing one event did; `ignored` outcomes are logged at debug by the caller if it wants. */
 export type ObserveOutcome =
   | 'registered'
@@ -64,6 +67,8 @@ interface Entry {
   registeredAtUnixMs: number;
   lastSeenAtUnixMs: number;
   frozen: boolean;
+  /** The highest checkpoint id its apps have begun, as its last heartbeat said (0: none or not told). */
+  highestCheckpointId: number;
 }
 
 function key(tenant: string, server: string): string {
@@ -94,11 +99,14 @@ export class AgentRegistry implements AgentsApi {
         this.log?.warn({ tenant: event.tenant, server: event.server, agentsMax: this.limits.agentsMax }, 'agent refused: registry full');
         return 'registry-full';
       }
-      entry = { tenant: event.tenant, server: event.server, apps: [], version: '', registeredAtUnixMs: 0, lastSeenAtUnixMs: nowUnixMs, frozen: false };
+      entry = { tenant: event.tenant, server: event.server, apps: [], version: '', registeredAtUnixMs: 0, lastSeenAtUnixMs: nowUnixMs, frozen: false, highestCheckpointId: 0 };
       this.agents.set(k, entry);
     }
     // Events may be handled out of order; the clock of an entry never goes back.
     entry.lastSeenAtUnixMs = Math.max(entry.lastSeenAtUnixMs, nowUnixMs);
+    // An event about a checkpoint shows the agent's apps have seen its id: a busy agent sends no
+    // heartbeat (any event is a sign of life), so its fence is learnt from these too.
+    if ('checkpointId' in event && event.checkpointId > entry.highestCheckpointId) entry.highestCheckpointId = event.checkpointId;
     switch (event.type) {
       case 'register': {
         const again = entry.registeredAtUnixMs !== 0;
@@ -113,6 +121,8 @@ export class AgentRegistry implements AgentsApi {
       case 'heartbeat':
         if (entry.frozen !== event.frozen) this.log?.info({ tenant: event.tenant, server: event.server, frozen: event.frozen }, 'agent frozen flag changed');
         entry.frozen = event.frozen;
+        // The last one told, not the largest ever: a restarted agent (fence 0) no longer holds ids back.
+        entry.highestCheckpointId = event.highestCheckpointId;
         return isNew || entry.registeredAtUnixMs === 0 ? 'unregistered' : 'heartbeat';
       case 'frozen':
         entry.frozen = true;
@@ -136,6 +146,16 @@ export class AgentRegistry implements AgentsApi {
   get(tenant: string, server: string): AgentInfo | undefined {
     const entry = this.agents.get(key(tenant, server));
     return entry === undefined ? undefined : this.info(entry, this.now());
+  }
+
+  /**
+   * The highest checkpoint id the agents on `servers` of `tenant` last reported having begun (0:
+   * none): an app refuses a checkpoint below it, so a plan's next id must be above it.
+   */
+  highestCheckpointId(tenant: string, servers: readonly string[]): number {
+    let highest = 0;
+    for (const server of servers) highest = Math.max(highest, this.agents.get(key(tenant, server))?.highestCheckpointId ?? 0);
+    return highest;
   }
 
   async list(tenant: string | undefined): Promise<Result<readonly AgentInfo[]>> {

@@ -8,6 +8,7 @@ import type { Result } from './errors.js';
 import type {
   AgentInfo,
   AppRef,
+  CheckpointCopy,
   CheckpointRecord,
   CheckpointState,
   ConsistencyLevel,
@@ -139,10 +140,44 @@ export interface PoliciesApi {
   delete(planId: string): Promise<Result<void>>;
 }
 
+/** A copy held at a site, as ListCheckpointCopies shows it (docs/sites.md). */
+export interface CopyListing {
+  readonly site: string;
+  readonly sourceSite: string;
+  readonly sourceCheckpointId: number;
+  readonly copiedAtUnixMs: number;
+  /** The record as at the source. */
+  readonly record: CheckpointRecord;
+  readonly objects: number;
+  readonly bytes: number;
+}
+
+/** A restore from a copy held at a site rather than from this deployment's own store. */
+export interface FromSite {
+  readonly site: string;
+  /** The deployment that took the checkpoint; empty: the only one the site holds a copy of it from. */
+  readonly sourceSite: string;
+}
+
+/** Copies of checkpoints at other sites (coordinator/sites/). */
+export interface SitesApi {
+  /** Answers once the copy is made and verified at the site (state copied); a failed copy is an error, and is recorded on the checkpoint. */
+  copy(checkpointId: CheckpointId, site: string): Promise<Result<CheckpointCopy>>;
+  listCopies(site: string, filter: { readonly planId?: string; readonly tenant?: string }): Promise<Result<CopyListing[]>>;
+  /**
+   * Imports the site's copy of checkpoint `request.checkpointId` (its id at the source) as a new
+   * pinned checkpoint here, then restores it. `tenant`: the caller's scope; a copy of another
+   * tenant is as missing as one that is not there.
+   */
+  restoreFrom(request: RestoreRequest, from: FromSite, tenant?: string): Promise<Result<{ epoch: number; checkpointId: CheckpointId }>>;
+}
+
 export interface CoordinatorApi {
   readonly plans: PlansApi;
   readonly checkpoints: CheckpointsApi;
   readonly agents: AgentsApi;
   /** Absent: the policy calls answer UNAVAILABLE (a coordinator built without a policy store). */
   readonly policies?: PoliciesApi;
+  /** Absent: every site a call names is NOT_FOUND (a coordinator without sites). */
+  readonly sites?: SitesApi;
 }

@@ -58,6 +58,8 @@ export type CheckpointView = Pick<
   | 'safety'
   | 'fallbackReason'
   | 'pinned'
+  | 'copies'
+  | 'importedFrom'
 > & { readonly stats: CheckpointStatsView; readonly servers: NonNullable<CheckpointRecord['servers']> };
 
 export function checkpointStats(record: CheckpointRecord): CheckpointStatsView {
@@ -117,6 +119,8 @@ export function checkpointView(r: CheckpointRecord): CheckpointView {
     safety: r.safety,
     ...(present(r.fallbackReason) ? { fallbackReason: r.fallbackReason } : {}),
     ...(r.pinned === true ? { pinned: true } : {}),
+    ...(r.copies !== undefined && r.copies.length > 0 ? { copies: r.copies } : {}),
+    ...(r.importedFrom !== undefined ? { importedFrom: r.importedFrom } : {}),
     servers: r.servers ?? [],
     stats: checkpointStats(r),
   };

@@ -5,9 +5,10 @@
  */
 import { z } from 'zod';
 import { field, durationMs, integer, LOG_LEVELS, type Parsed, parseWith } from '../adapters/config-schema.js';
-import { CHECKPOINT_SERVICE_DEFAULTS, INLINE_STATE_BYTES_LIMIT } from './checkpoints/service.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, INLINE_STATE_BYTES_LIMIT, ORPHAN_SETTLE_MS, ORPHAN_SWEEP_INTERVAL_MS_DEFAULT } from './checkpoints/service.js';
 import { leaseOptionsDefault } from './lease.js';
 import { parseScheduleSpec, type ScheduleSpec } from './schedule.js';
+import { siteNameSchema, sitesSchema } from './sites/config.js';
 
 /** The shortest lease that leaves two renewals within its validity (lease.ts validateLeaseOptions). */
 const LEASE_MS_MIN = leaseOptionsDefault.marginMs + 2 * leaseOptionsDefault.renewMs;
@@ -28,6 +29,18 @@ export const coordinatorConfigSchema = z.strictObject({
     unit: 'URL',
     flag: '--nats',
     env: 'NATS_URL',
+  }),
+  natsCredsFile: field(z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }).optional(), {
+    description: "the coordinator's NATS credentials (a .creds file: DIR/coordinator/user.creds of snapctl nats init; docs/security.md); absent: it connects without credentials",
+    unit: 'path',
+    flag: '--nats-creds',
+    env: 'SNAPCOORD_NATS_CREDS',
+  }),
+  natsTenantCredsDir: field(z.string({ error: 'must be a directory path' }).min(1, { error: 'must be a directory path' }).optional(), {
+    description: "where the coordinator finds TENANT/coordinator.creds, its user in each tenant's NATS account, to reach the tenant's state bucket (DIR/tenants of snapctl nats init; docs/security.md); absent: every tenant's bucket through its own connection (a NATS without accounts)",
+    unit: 'path',
+    flag: '--nats-tenant-creds-dir',
+    env: 'SNAPCOORD_NATS_TENANT_CREDS_DIR',
   }),
   replicas: field(integer(1, 5).default(1), {
     description: "copies of each of the coordinator's JetStream buckets: 3 on a 3-node NATS cluster (docs/ha.md), 1 on a single server. An existing bucket keeps the replicas it was created with",
@@ -70,6 +83,12 @@ export const coordinatorConfigSchema = z.strictObject({
     unit: 'ms',
     flag: '--restore-timeout-ms',
     env: 'SNAPCOORD_RESTORE_TIMEOUT_MS',
+  }),
+  orphanSweepIntervalMs: field(integer(1_000).default(ORPHAN_SWEEP_INTERVAL_MS_DEFAULT), {
+    description: `how often the leader deletes stored objects no checkpoint owns any more (an aborted checkpoint's, once its timeout and ${ORPHAN_SETTLE_MS / 1000} s have passed; one whose record is gone): what a round's own clean-up missed because its coordinator died, or an agent without a purge right left (docs/RELIABILITY.md, F11); also once at takeover`,
+    unit: 'ms',
+    flag: '--orphan-sweep-interval-ms',
+    env: 'SNAPCOORD_ORPHAN_SWEEP_INTERVAL_MS',
   }),
   inlineStateBytesMax: field(integer(0, INLINE_STATE_BYTES_LIMIT).default(CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax), {
     description: `an app state up to this size travels in its ack and is kept in the checkpoint record instead of as an object; 0: always an object (a plan's apps share ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateRecordBytesMax} bytes of record)`,
@@ -143,6 +162,8 @@ export const coordinatorConfigSchema = z.strictObject({
       .optional(),
     { description: 'authentication, roles, tenant scoping and the audit stream of the gRPC API (docs/security.md); absent: every call is served, anonymous, and the coordinator warns at start' },
   ),
+  siteName: siteNameSchema,
+  sites: sitesSchema,
   metrics: field(
     z
       .strictObject({

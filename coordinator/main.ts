@@ -11,20 +11,23 @@
  * Options: coordinator/config-schema.ts (file, environment and flags; docs/configuration.md).
  * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage or configuration.
  */
-import { connect } from 'nats';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect, credsAuthenticator } from 'nats';
 import { loadConfig } from '../adapters/config-schema.js';
 import { rootLogger } from '../adapters/logger.js';
 import { VERSION } from '../adapters/version.js';
 import { JetStreamStateObjects } from '../adapters/state-store.js';
+import { TenantConnections } from './nats-auth/tenant-connections.js';
+import { createStateBuckets } from './nats-auth/state-buckets.js';
 import { AgentRegistry, trackAgents } from './agents.js';
 import { ControlBus } from './bus.js';
 import { recoverLeftOperations } from './checkpoints/recover-operations.js';
-import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from './checkpoints/service.js';
+import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, ORPHAN_SWEEP_INTERVAL_MS_DEFAULT } from './checkpoints/service.js';
 import { coordinatorConfigSchema } from './config-schema.js';
 import { ok } from './errors.js';
 import { leaderOnly } from './ha/leader-only.js';
 import { LeaderLease, leaseOptionsDefault, processHolderId } from './lease.js';
-import { FencedCheckpointStore, FencedOperationStore, type Fence } from './store/fenced.js';
+import { FencedCheckpointStore, FencedOperationStore, leaseChecked, type Fence } from './store/fenced.js';
 import { storeProbe, watchReadiness } from './grpc/readiness.js';
 import { startGrpcServer, type GrpcServerOptions } from './grpc/server.js';
 import { tokensFileAuthenticator } from './grpc/auth.js';
@@ -40,6 +43,7 @@ import { bucketOptionsDefault } from './store/kv.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
 import { createServerBackend, withServerBackend, type ServerBackend } from './servers/index.js';
 import { PlanSchedule } from './schedule.js';
+import { startSites } from './sites/index.js';
 
 const HELP = `snapcoord: the snapshot coordinator
 
@@ -49,11 +53,15 @@ options (each sets the configuration key in brackets; a flag wins over its envir
 which wins over the file; docs/configuration.md lists every key with its default and unit):
   --config FILE              configuration file (JSON) of the keys below
   --nats URL[,URL...]        [natsUrl] NATS server with JetStream, or a cluster's nodes (env NATS_URL, default nats://127.0.0.1:4222)
+  --nats-creds FILE          [natsCredsFile] NATS credentials of the coordinator (operator mode, docs/security.md)
+  --nats-tenant-creds-dir DIR [natsTenantCredsDir] TENANT/coordinator.creds for each tenant's state bucket
   --replicas N               [replicas] copies of each JetStream bucket: 3 on a 3-node cluster, 1 on one server (default 1)
   --listen HOST:PORT         [listen] gRPC address (default 127.0.0.1:50051; port 0 picks a free one)
   --timeout-ms MS            [timeoutMs] default checkpoint timeout (default ${CHECKPOINT_SERVICE_DEFAULTS.defaults.timeoutMs})
   --retain N                 [retain] completed checkpoints kept per plan (default ${CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan})
   --restore-timeout-ms MS    [restoreTimeoutMs] how long a rollback waits for each agent (default ${CHECKPOINT_SERVICE_DEFAULTS.restoreTimeoutMs})
+  --orphan-sweep-interval-ms MS [orphanSweepIntervalMs] how often the leader deletes stored objects no
+                             checkpoint owns any more, and once at takeover (default ${ORPHAN_SWEEP_INTERVAL_MS_DEFAULT})
   --inline-state-bytes-max N [inlineStateBytesMax] an app state up to N bytes travels in the ack and is
                              kept in the checkpoint record instead of as an object; 0: always an object
                              (default ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateBytesMax}; a plan's apps share ${CHECKPOINT_SERVICE_DEFAULTS.inlineStateRecordBytesMax} bytes of record)
@@ -74,6 +82,8 @@ which wins over the file; docs/configuration.md lists every key with its default
   --tls-client-ca FILE       [tls.clientCaFile] mTLS: clients present a certificate signed by this CA
   --auth-tokens FILE         [auth.tokensFile] authenticate every call: identities, tenants and roles (docs/security.md);
                              without it the API is anonymous (a warning at start)
+  --site-name NAME           [siteName] this deployment's site name, the source of its copies (default local)
+                             [sites] other sites to copy checkpoints to: only in the file (docs/sites.md)
   --log-level LEVEL          [logLevel] pino level (default info)
   --version                  print the version and exit
   -h, --help                 this help
@@ -144,15 +154,40 @@ async function main(): Promise<number> {
   }
   // Several URLs (comma-separated) name a cluster's nodes. Pings find a paused node (its socket
   // stays open) in seconds, so the connection moves to another node.
-  const nc = await connect({ servers: options.natsUrl.split(','), name: 'snapshot-coordinator', maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: NATS_PING_INTERVAL_MS, maxPingOut: 2 });
+  let creds: Buffer | undefined;
+  if (options.natsCredsFile !== undefined) {
+    try {
+      creds = readFileSync(options.natsCredsFile);
+    } catch (error) {
+      console.error(`snapcoord: cannot read the NATS credentials ${options.natsCredsFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      return 2;
+    }
+  }
+  if (options.natsTenantCredsDir !== undefined && !existsSync(options.natsTenantCredsDir)) {
+    console.error(`snapcoord: natsTenantCredsDir ${options.natsTenantCredsDir} does not exist (snapctl nats init makes it)`);
+    return 2;
+  }
+  const connectOptions = { servers: options.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: NATS_PING_INTERVAL_MS, maxPingOut: 2 };
+  const nc = await connect({ ...connectOptions, name: 'snapshot-coordinator', ...(creds !== undefined ? { authenticator: credsAuthenticator(creds) } : {}) });
+  if (creds === undefined) logger.warn('NATS without credentials: agents and tenants are kept apart by nothing but the coordinator\'s checks; see docs/security.md for operator mode');
   const shared = await openCoordinatorStore(nc, { replicas: options.replicas });
   // Set once the gRPC address is known; until then this process neither leads nor writes.
   let lease: LeaderLease | undefined;
   // Every checkpoint and operation record write carries the leader's term and is refused for a
-  // stale one or without a valid lease (store/fenced.ts).
+  // stale one or without a valid lease; the other records' writes need a valid lease (store/fenced.ts).
   const fence: Fence = { term: () => lease?.term(), refused: (reason) => lease?.stepDown(reason) };
-  const store = { ...shared, checkpoints: new FencedCheckpointStore(shared.checkpoints, fence), operations: new FencedOperationStore(shared.operations, fence) };
-  const objects = new JetStreamStateObjects(nc, { replicas: options.replicas });
+  const store = {
+    ...shared,
+    checkpoints: new FencedCheckpointStore(shared.checkpoints, fence),
+    operations: new FencedOperationStore(shared.operations, fence),
+    plans: leaseChecked(shared.plans, 'plans', ['create', 'update', 'delete'], fence),
+    epochs: leaseChecked(shared.epochs, 'epochs', ['bump'], fence),
+    slots: leaseChecked(shared.slots, 'admission slots', ['transact'], fence),
+    keyed: leaseChecked(shared.keyed, 'idempotency keys', ['claim', 'finish'], fence),
+  };
+  // With tenant credentials, each tenant's state bucket is in the tenant's own NATS account.
+  const tenantConnections = options.natsTenantCredsDir === undefined ? undefined : new TenantConnections(options.natsTenantCredsDir, connectOptions);
+  const objects = new JetStreamStateObjects(tenantConnections === undefined ? nc : (tenant) => tenantConnections.get(tenant), { replicas: options.replicas });
   // With a server backend, freeze/thaw of servers without an agent and their disks go to it.
   const routed = servers ? withServerBackend(nc, logger.child({ component: 'bus' }), servers, store, volumes) : undefined;
   const bus = routed?.bus ?? new ControlBus(nc, logger.child({ component: 'bus' }));
@@ -160,6 +195,8 @@ async function main(): Promise<number> {
   const agents = new AgentRegistry({ logger });
   // Agents that registered with a previous coordinator are asked to register again (docs/agent.md).
   trackAgents(bus, agents);
+  // The coordinator creates each tenant's state bucket: an agent with a credential may not.
+  createStateBuckets(bus, tenantConnections === undefined ? async () => nc : (tenant) => tenantConnections.get(tenant), { replicas: options.replicas, bucketBytesMax: 0 }, logger);
   await bus.start();
   const checkpoints: CheckpointService = new CheckpointService(store, objects, bus, logger, {
     ...CHECKPOINT_SERVICE_DEFAULTS,
@@ -168,19 +205,22 @@ async function main(): Promise<number> {
     restoreTimeoutMs: options.restoreTimeoutMs,
     inlineStateBytesMax: options.inlineStateBytesMax,
     agents,
+    fences: agents,
     ...(volumes ? { volumes } : {}),
     retentionFor: (planId) => policies.retentionFor(planId),
   });
   const policies: PolicyRegistry = new PolicyRegistry({
-    store: new JetStreamPolicyStore(store.buckets.plans, 1_000),
+    store: leaseChecked(new JetStreamPolicyStore(store.buckets.plans, 1_000), 'policies', ['create', 'update', 'delete'], fence),
     plans: store.plans,
     logger,
     take: (r) => checkpoints.take(r),
     waitFor: (id) => checkpoints.waitFor(id),
   });
+  const sites = startSites({ siteName: options.siteName, sites: options.sites, store, objects, restore: (r) => checkpoints.restore(r), onEnded: (l) => checkpoints.onEnded(l), onDeleted: (l) => checkpoints.onDeleted(l), logger });
   const plans = new PlanRegistry({
     store: store.plans,
     logger,
+    siteNames: sites.names,
     hasCheckpoints: async (planId) => {
       const page = await store.checkpoints.list({ planId }, 1, '');
       return page.ok ? ok(page.value.items.length > 0) : page;
@@ -198,7 +238,7 @@ async function main(): Promise<number> {
     },
   });
   const metricsPort = options.metrics.port;
-  const metricsServer = metricsPort === undefined ? undefined : await serveCoordinatorMetrics({ checkpoints, agents, plans, host: options.metrics.host, port: metricsPort, logger });
+  const metricsServer = metricsPort === undefined ? undefined : await serveCoordinatorMetrics({ checkpoints, agents, plans, sites: sites.copies, host: options.metrics.host, port: metricsPort, logger });
   if (metricsServer !== undefined && !metricsServer.ok) {
     console.error(`snapcoord: ${metricsServer.error.message}`);
     return 2;
@@ -224,7 +264,7 @@ async function main(): Promise<number> {
   }
   // A standby answers the calls that change things with UNAVAILABLE and the leader's address (ha/leader-only.ts).
   const server = await startGrpcServer({
-    api: leaderOnly({ plans: deletingPolicies(plans, policies), checkpoints, agents, policies }, leadership),
+    api: leaderOnly({ plans: deletingPolicies(plans, policies), checkpoints, agents, policies, sites: sites.copies }, leadership),
     address: options.listen,
     logger,
     ...(credentials !== undefined ? { credentials } : {}),
@@ -237,6 +277,7 @@ async function main(): Promise<number> {
   server.health.setAll('NOT_SERVING');
   const readiness = watchReadiness({ nc, probeStore: storeProbe(store.buckets), setStatus: (s) => server.health.setAll(leaderReady && leadership.leading() ? s : 'NOT_SERVING'), logger });
   let sweeper: NodeJS.Timeout | undefined;
+  let orphanSweeper: NodeJS.Timeout | undefined;
   // Runs once this process takes the lease: what the previous leader left is ended first.
   const lead = async (term: number): Promise<void> => {
     const started = performance.now();
@@ -260,6 +301,16 @@ async function main(): Promise<number> {
     };
     sweeper = setInterval(() => void sweep(), STALE_SWEEP_INTERVAL_MS);
     sweeper.unref();
+    // Objects no checkpoint owns (F11 in docs/RELIABILITY.md): what the previous leader's rounds
+    // could not clean up before it died is found now, and later leftovers every interval.
+    const sweepOrphans = async (): Promise<void> => {
+      const swept = await checkpoints.sweepOrphans();
+      if (!swept.ok) logger.warn({ error: swept.error.message }, 'orphaned objects not swept');
+      else for (const problem of swept.value.problems) logger.warn({ problem }, 'orphan sweep incomplete: the next sweep tries again');
+    };
+    void sweepOrphans();
+    orphanSweeper = setInterval(() => void sweepOrphans(), options.orphanSweepIntervalMs);
+    orphanSweeper.unref();
     leaderReady = true;
     server.health.setAll(readiness.serving() ? 'SERVING' : 'NOT_SERVING');
     logger.info({ term, address, recoveryMs: Math.round(performance.now() - started) }, 'leading: recovery done, serving');
@@ -297,12 +348,15 @@ async function main(): Promise<number> {
   for (const s of running) s.stop();
   policies.stop();
   if (sweeper !== undefined) clearInterval(sweeper);
+  if (orphanSweeper !== undefined) clearInterval(orphanSweeper);
   readiness.stop();
   // Released before the slow part of the stop, so a standby takes over at once.
   await lease.stop();
   await server.close();
   await metricsServer?.value.close();
+  await sites.close();
   bus.stop();
+  await tenantConnections?.close();
   await nc.drain().catch(() => undefined);
   return stopped === 'signal' ? 0 : EXIT_DEPOSED;
 }

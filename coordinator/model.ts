@@ -56,6 +56,8 @@ export interface PlanInput {
   readonly volumes: readonly Volume[];
   /** Servers (of `servers`) with no agent; absent: every server runs one. */
   readonly agentlessServers?: readonly AgentlessServer[];
+  /** Sites each completed checkpoint is copied to (docs/sites.md); absent: none. */
+  readonly copyToSites?: readonly string[];
 }
 
 export interface Plan extends PlanInput {
@@ -205,6 +207,36 @@ export interface CheckpointRecord {
    * delete (src/control/retention.ts decideDeleteMark).
    */
   readonly deleting?: boolean;
+  /** Copies of this checkpoint at other sites, as this deployment last made or tried each (docs/sites.md). */
+  readonly copies?: readonly CheckpointCopy[];
+  /** A checkpoint brought in from a copy at another site to restore it here (RestoreSnapshot from_site). */
+  readonly importedFrom?: CopySource;
+}
+
+/** The latest copy of a checkpoint to one site: made (verified there by digest) or failed. */
+export type CheckpointCopy =
+  | {
+      readonly site: string;
+      readonly state: 'copied';
+      readonly copiedAtUnixMs: number;
+      /** From the checkpoint's completion to the copy's record written at the site. */
+      readonly lagMs: number;
+    }
+  | {
+      readonly site: string;
+      readonly state: 'failed';
+      readonly failedAtUnixMs: number;
+      readonly detail: string;
+    };
+
+/** Where an imported checkpoint came from. */
+export interface CopySource {
+  /** The site its copy was read from. */
+  readonly site: string;
+  /** The deployment that took it (the copy's source), and its id there. */
+  readonly sourceSite: string;
+  readonly sourceCheckpointId: number;
+  readonly copiedAtUnixMs: number;
 }
 
 /** A progress event of a checkpoint, as WatchCheckpoint streams it. */

@@ -22,6 +22,8 @@ export interface PlanRegistryDeps {
   readonly now?: () => number;
   readonly logger: Logger;
   readonly limits?: Partial<PlanLimits>;
+  /** The sites this coordinator has (docs/sites.md): a plan's copy_to_sites must name only these. */
+  readonly siteNames?: () => readonly string[];
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -48,6 +50,7 @@ function planValue(input: PlanInput, createdAtUnixMs: number, updatedAtUnixMs: n
     ...(input.agentlessServers !== undefined && input.agentlessServers.length > 0
       ? { agentlessServers: input.agentlessServers.map((a) => ({ server: a.server, backendRef: a.backendRef, ...(a.guestAgentRef !== undefined ? { guestAgentRef: a.guestAgentRef } : {}) })) }
       : {}),
+    ...(input.copyToSites !== undefined && input.copyToSites.length > 0 ? { copyToSites: [...input.copyToSites] } : {}),
     createdAtUnixMs,
     updatedAtUnixMs,
   };
@@ -75,6 +78,8 @@ export class PlanRegistry implements PlansApi {
       this.log.info({ planId: input.id, tenant: input.tenant, reason: valid.error.message }, 'plan rejected');
       return valid;
     }
+    const sites = this.checkCopySites(input);
+    if (!sites.ok) return sites;
     const shared = await this.appsInOtherPlans(input);
     if (!shared.ok) return shared;
     const at = this.now();
@@ -100,6 +105,17 @@ export class PlanRegistry implements PlansApi {
       this.log.info({ planId: input.id, tenant: input.tenant, kind: stored.error.kind, reason: stored.error.message }, 'plan not registered');
     }
     return stored;
+  }
+
+  /** Automatic copies go to configured sites only: a name that is not one would fail every copy after every checkpoint. */
+  private checkCopySites(input: PlanInput): Result<void> {
+    const wanted = input.copyToSites ?? [];
+    if (wanted.length === 0) return ok(undefined);
+    const known = this.deps.siteNames?.() ?? [];
+    const unknown = wanted.filter((s) => !known.includes(s));
+    if (unknown.length === 0) return ok(undefined);
+    const have = known.length > 0 ? `the configured sites are ${known.join(', ')}` : 'this coordinator has no sites configured (docs/sites.md)';
+    return fail('invalid-argument', `plan.copy_to_sites names ${unknown.join(', ')}, which ${unknown.length === 1 ? 'is not a configured site' : 'are not configured sites'}; ${have}`);
   }
 
   /**

@@ -5,17 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { CoordinatorClient } from './grpc/client.js';
-import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
-import { connect } from 'nats';
+import { clientCredentialsFrom } from './grpc/tls.js';
+import { connect, credsAuthenticator } from 'nats';
 import { readAudit } from './audit.js';
 import { runSnapctl, type Connection } from './snapctl/main.js';
+import { NATS_ADMIN_COMMANDS, runNatsAdmin } from './snapctl/nats-admin.js';
 
-function tlsCredentials(tls: NonNullable<Connection['tls']>): ChannelCredentials {
-  const pem = (text: string | undefined): Buffer | null => (text === undefined ? null : Buffer.from(text));
-  return credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
-}
-
-const code = await runSnapctl(process.argv.slice(2), process.env, {
+const argv = process.argv.slice(2);
+const io = { stdout: (text: string) => void process.stdout.write(text), stderr: (text: string) => void process.stderr.write(text) };
+const code = NATS_ADMIN_COMMANDS.has(argv[0] ?? '') ? await runNatsAdmin(argv, process.env, io) : await runSnapctl(argv, process.env, {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
   stdoutIsTTY: process.stdout.isTTY === true,
@@ -27,9 +25,11 @@ const code = await runSnapctl(process.argv.slice(2), process.env, {
   },
 }, (address, connection) => new CoordinatorClient(address, {
   ...(connection.token !== undefined ? { token: connection.token } : {}),
-  ...(connection.tls !== undefined ? { credentials: tlsCredentials(connection.tls) } : {}),
+  ...(connection.tls !== undefined ? { credentials: clientCredentialsFrom(connection.tls) } : {}),
 }), async (natsUrl, filter) => {
-  const nc = await connect({ servers: natsUrl.split(','), name: 'snapctl-audit' });
+  // Operator mode: the coordinator's account holds the audit stream (docs/security.md).
+  const creds = process.env['SNAPCTL_NATS_CREDS'];
+  const nc = await connect({ servers: natsUrl.split(','), name: 'snapctl-audit', ...(creds !== undefined && creds !== '' ? { authenticator: credsAuthenticator(readFileSync(creds)) } : {}) });
   try {
     return await readAudit(nc, filter);
   } finally {

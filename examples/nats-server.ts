@@ -41,6 +41,10 @@ export interface NatsServerOptions {
   readonly detached?: boolean;
   /** The server's max_payload (default nats-server's, 1 MiB): tests of what does not fit a message. */
   readonly maxPayloadBytes?: number;
+  /** More configuration file text, e.g. operator mode (examples/secured-nats.ts). */
+  readonly configText?: string;
+  /** How to tell the server serves (default: an anonymous client gets JetStream's answer). */
+  readonly readyCheck?: ReadyCheck;
 }
 
 const defaults = {
@@ -106,12 +110,13 @@ function writeConfig(dir: string, text: string): string {
   return file;
 }
 
-async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: number, detached: boolean, maxPayloadBytes: number | undefined): Promise<NatsServerHandle> {
+async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: number, detached: boolean, maxPayloadBytes: number | undefined, configText: string | undefined, readyCheck: ReadyCheck): Promise<NatsServerHandle> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), 'nats-test-'));
   const url = `nats://127.0.0.1:${port}`;
   // max_payload has no command-line flag: it goes in a configuration file.
-  const config = maxPayloadBytes === undefined ? [] : ['-c', writeConfig(storeDir, `max_payload: ${maxPayloadBytes}\n`)];
+  const text = `${maxPayloadBytes === undefined ? '' : `max_payload: ${maxPayloadBytes}\n`}${configText ?? ''}`;
+  const config = text === '' ? [] : ['-c', writeConfig(storeDir, text)];
   const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...config], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached,
@@ -157,13 +162,7 @@ async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: nu
       );
     }
     try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 1_000 });
-      try {
-        // Connected is not enough: JetStream must answer before KV and Object Store work.
-        await nc.jetstreamManager({ timeout: 1_000 });
-      } finally {
-        await nc.close();
-      }
+      await readyCheck(url);
       break;
     } catch (error) {
       lastError = error instanceof Error ? error.message : String(error);
@@ -189,6 +188,19 @@ async function startOnce(binary: string, readyTimeoutMs: number, stopGraceMs: nu
   };
 }
 
+/** Resolves once the server at the URL serves: connected, JetStream answering. */
+export type ReadyCheck = (url: string) => Promise<void>;
+
+const jetStreamAnswers: ReadyCheck = async (url) => {
+  const nc = await connect({ servers: url, reconnect: false, timeout: 1_000 });
+  try {
+    // Connected is not enough: JetStream must answer before KV and Object Store work.
+    await nc.jetstreamManager({ timeout: 1_000 });
+  } finally {
+    await nc.close();
+  }
+};
+
 /** Starts nats-server with JetStream on a free loopback port; rejects with a clear message if it cannot. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const binary = options.binary ?? process.env.NATS_SERVER_BIN ?? 'nats-server';
@@ -198,7 +210,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const detached = options.detached ?? false;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(binary, readyTimeoutMs, stopGraceMs, detached, options.maxPayloadBytes);
+      return await startOnce(binary, readyTimeoutMs, stopGraceMs, detached, options.maxPayloadBytes, options.configText, options.readyCheck ?? jetStreamAnswers);
     } catch (error) {
       if (error instanceof StartError && error.portTaken && attempt < portAttemptsMax) continue;
       throw error instanceof StartError ? new Error(error.message) : error;

@@ -49,6 +49,12 @@ export class ChannelLogs {
     return total;
   }
 
+  /** The payload of message `seq` (from 1) on the channel; NaN if it was never logged. */
+  payload(channel: number, seq: number): number {
+    this.flush();
+    return seq >= 1 && seq <= (this.lengths[channel] as number) ? ((this.logs[channel] as Float64Array)[seq - 1] as number) : Number.NaN;
+  }
+
   /** Keeps the first `length` messages of the channel (a recovery resends the rest). */
   truncate(channel: number, length: number): void {
     this.flush();

@@ -64,7 +64,15 @@ export type Command =
       /** Write the CSV to this file instead of stdout. */
       readonly csv?: string;
     }
-  | { readonly kind: 'plot'; readonly csv: string; readonly y: string; readonly x?: string; readonly svg: string };
+  | {
+      readonly kind: 'plot';
+      readonly csv: string;
+      readonly y: string;
+      readonly x?: string;
+      /** Plot each value divided by this algorithm's at the same point. */
+      readonly relativeTo?: string;
+      readonly svg: string;
+    };
 
 /** A command, or a usage error naming the problem. */
 export type ParsedCommand = Result<Command, string>;
@@ -196,7 +204,7 @@ Options:
   --csv FILE               write the CSV to FILE instead of stdout
   -h, --help               this help
 `,
-  plot: `Usage: npm run sim -- plot FILE.csv --y METRIC [--x PARAM] --svg OUT.svg
+  plot: `Usage: npm run sim -- plot FILE.csv --y METRIC [--x PARAM] [--relative-to ALGORITHM] --svg OUT.svg
 
 Draws one metric of a sweep CSV as an SVG line chart: the swept parameter on the x axis, one line
 per algorithm (and per value of any other swept parameter), and error bars from the
@@ -206,6 +214,9 @@ The same CSV and options give the same bytes.
 Options:
   --y METRIC               the metric: a column of a per-run CSV, or METRIC of METRIC_mean
   --x PARAM                the swept parameter on the x axis (default: the CSV's first column)
+  --relative-to ALGORITHM  divide every value, and its interval, by that algorithm's value at the
+                           same point (the same x, other swept values and, per run, seed); e.g.
+                           throughput against 'none', which checkpoints without stopping anything
   --svg OUT.svg            where to write the chart
   -h, --help               this help
 `,
@@ -236,7 +247,7 @@ const OPTIONS = {
   },
   compare: { ...COMMON_OPTIONS, algorithms: { type: 'string' }, json: { type: 'boolean' } },
   sweep: { ...COMMON_OPTIONS, algorithms: { type: 'string' }, 'per-run': { type: 'boolean' }, csv: { type: 'string' } },
-  plot: { x: { type: 'string' }, y: { type: 'string' }, svg: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  plot: { x: { type: 'string' }, y: { type: 'string' }, 'relative-to': { type: 'string' }, svg: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
 } as const satisfies Record<Subcommand, ParseArgsConfig['options']>;
 
 const COMMANDS = 'run, compare, sweep, plot';
@@ -369,7 +380,9 @@ function parsePlotCommand(values: Record<string, string | boolean | string[] | u
   if (svg === undefined || svg === '') return err('plot needs --svg OUT.svg');
   const x = str(values['x']);
   if (x === '') return err('--x needs a parameter name');
-  return ok({ kind: 'plot', csv: positionals[0]!, y, svg, ...(x === undefined ? {} : { x }) });
+  const relativeTo = str(values['relative-to']);
+  if (relativeTo === '') return err('--relative-to needs an algorithm name');
+  return ok({ kind: 'plot', csv: positionals[0]!, y, svg, ...(x === undefined ? {} : { x }), ...(relativeTo === undefined ? {} : { relativeTo }) });
 }
 
 function parseCommon(

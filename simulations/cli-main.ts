@@ -244,7 +244,12 @@ function plotCommand(command: PlotCmd, io: CliIo): number {
   }
   const csv = parseCsv(text, command.csv);
   if (!csv.ok) throw new UsageError(csv.error);
-  const chart = chartFromCsv(csv.value, { y: command.y, source: command.csv, ...(command.x === undefined ? {} : { x: command.x }) });
+  const chart = chartFromCsv(csv.value, {
+    y: command.y,
+    source: command.csv,
+    ...(command.x === undefined ? {} : { x: command.x }),
+    ...(command.relativeTo === undefined ? {} : { relativeTo: command.relativeTo }),
+  });
   if (!chart.ok) throw new UsageError(chart.error);
   writeOutput(io, '--svg', command.svg, renderLineChartSvg(chart.value));
   io.stderr(`wrote a chart of ${command.y} (${chart.value.series.length} lines) to ${command.svg}\n`);

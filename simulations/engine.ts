@@ -8,7 +8,8 @@ import { checkCut } from '../src/checker/index.js';
 import { EffectBuffer } from '../src/core/effects.js';
 import { Participant } from '../src/core/participant.js';
 import { CheckpointTracker, type TrackerEffect } from '../src/core/tracker.js';
-import type { CheckpointAck, Effect, Input, InputHandle, OutputHandle, PolicyConfig, RecordedMessage, Rejection, SnapshotCounts } from '../src/core/types.js';
+import { epochOfSeq } from '../src/core/log-range.js';
+import type { CheckpointAck, Effect, Input, InputHandle, LogRange, OutputHandle, PolicyConfig, RecordedMessage, Rejection, SnapshotCounts } from '../src/core/types.js';
 import { backEdges, initiators, stronglyConnectedComponents, validateGraph, type AppGraph } from '../src/graph/index.js';
 import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../src/ids.js';
 import { ChannelLogs } from './channel-logs.js';
@@ -151,6 +152,8 @@ interface CompletedRecord {
   readonly apps: Map<ProcessId, AppState>;
   readonly counts: Map<ProcessId, SnapshotCounts>;
   readonly channelStates: Map<ProcessId, Record<ChannelId, readonly RecordedMessage<Payload>[]>>;
+  /** Log inputs' ranges, by receiving process (only processes with log inputs). */
+  readonly logRanges: Map<ProcessId, Readonly<Record<ChannelId, LogRange>>>;
 }
 
 interface CheckpointLog {
@@ -185,7 +188,10 @@ export class SimulationError extends Error {}
 
 export function runSimulation(scenario: Scenario, options: RunOptions): SimResult {
   const algorithm = options.algorithm;
-  if (isRollbackAlgorithm(algorithm)) return runRollbackSimulation(scenario, { ...options, algorithm });
+  if (isRollbackAlgorithm(algorithm)) {
+    if ((scenario.logChannels ?? []).length > 0) throw new SimulationError(`log channels are modelled for the coordinated algorithms only, not ${algorithm}`);
+    return runRollbackSimulation(scenario, { ...options, algorithm });
+  }
   return new Simulation(scenario, { ...options, algorithm }).run();
 }
 
@@ -200,6 +206,8 @@ class Simulation {
   private readonly byId = new Map<ProcessId, SimProcess>();
   private readonly channels: SimChannel[] = [];
   private readonly sentPayloads: ChannelLogs;
+  /** The scenario's log channels (docs/simulator.md): their state is a range of the sender's log. */
+  private readonly logChannels: ReadonlySet<ChannelId>;
   private readonly queue: EventQueue<Agendum>;
   /**
    * The inputs of the hottest steps, reused: the core reads an input during `step` and keeps nothing
@@ -268,6 +276,8 @@ class Simulation {
     this.queue = new EventQueue(agendaBucketMs(this.graph.processes.length / interval, AGENDA_TICKS_PER_BUCKET, reachMs));
     this.fifo = scenario.fifo ?? true;
     if (scenario.overtaking === true && !this.fifo) throw new SimulationError('overtaking needs FIFO channels');
+    this.logChannels = new Set(scenario.logChannels ?? []);
+    if (this.logChannels.size > 0 && !this.fifo) throw new SimulationError('log channels need FIFO channels');
     this.overtaking = scenario.overtaking === true;
     this.windowMax = scenario.channelWindowMessagesMax ?? CHANNEL_WINDOW_MESSAGES_DEFAULT;
     this.scheduler = options.scheduler ?? delayModelScheduler(scenario.delays, scenario.skew?.slowChannel);
@@ -293,6 +303,7 @@ class Simulation {
           backEdgeInputs: ins.filter((c) => back.has(c)),
           policy,
           channelOrder: this.fifo ? 'fifo-checked' : 'unchecked',
+          ...(this.logChannels.size > 0 ? { logInputs: ins.filter((c) => this.logChannels.has(c)) } : {}),
         },
         { effects: this.effects },
       );
@@ -854,7 +865,8 @@ class Simulation {
     this.trace?.push({ kind: 'checkpoint-end', checkpointId: id, completed: true, atMs: this.now } as MutableTrace);
     const snapshots: Record<ProcessId, SnapshotCounts> = {};
     const channelStates: Record<ChannelId, readonly RecordedMessage<Payload>[]> = {};
-    const record: CompletedRecord = { id, apps: new Map(), counts: new Map(), channelStates: new Map() };
+    const record: CompletedRecord = { id, apps: new Map(), counts: new Map(), channelStates: new Map(), logRanges: new Map() };
+    const logRanges: Record<ChannelId, LogRange> = {};
     const tokens: Record<ProcessId, number> = {};
     for (const p of this.procs) {
       const ack = acks.get(p.id) as Ack;
@@ -870,6 +882,14 @@ class Simulation {
         log.channelStateMessages += msgs.length;
         if (this.trace) this.markRecorded(ch, msgs, id);
       }
+      if (ack.logRanges !== undefined) {
+        record.logRanges.set(p.id, ack.logRanges);
+        for (const [ch, range] of Object.entries(ack.logRanges)) {
+          logRanges[ch] = range;
+          // What the range holds, read from the log: checked and counted like a recorded state.
+          channelStates[ch] = this.logMessages(ch, range);
+        }
+      }
       log.bufferedMessages += ack.stats.bufferedMessages;
       if (ack.stats.finishedUnaligned) log.finishedUnaligned += 1;
       log.stallMs[p.id] = p.stallMs.get(id) ?? 0;
@@ -881,6 +901,7 @@ class Simulation {
       channels: this.graph.channels,
       snapshots,
       channelStates,
+      ...(this.logChannels.size > 0 ? { logRanges } : {}),
       tokens:
         w.kind === 'tokens'
           ? { initialTotal: w.initialTokens * this.procs.length, processTokens: tokens, tokensOf: (amount) => amount }
@@ -896,6 +917,14 @@ class Simulation {
       });
     }
     this.latest = record;
+  }
+
+  /** The messages of a log range as the log holds them (a recovery cut the log to the valid history). */
+  private logMessages(channel: ChannelId, range: LogRange): RecordedMessage<Payload>[] {
+    const ch = this.channels.find((c) => c.id === channel) as SimChannel;
+    const out: RecordedMessage<Payload>[] = [];
+    for (let seq = range.afterSeq + 1; seq <= range.throughSeq; seq++) out.push({ seq, payload: this.sentPayloads.payload(ch.index, seq) });
+    return out;
   }
 
   private markRecorded(channel: ChannelId, msgs: readonly RecordedMessage<Payload>[], id: CheckpointId): void {
@@ -937,7 +966,9 @@ class Simulation {
     for (const q of this.procs) {
       const counts = rec ? (rec.counts.get(q.id) as SnapshotCounts) : { sent: {}, received: {} };
       const states = rec ? (rec.channelStates.get(q.id) ?? {}) : {};
-      const rejected = this.feed(q, { type: 'restore', epoch: this.epoch, counts, channelStates: states });
+      const ranges = rec ? rec.logRanges.get(q.id) : undefined;
+      const logRanges = ranges ?? this.emptyLogRanges(q);
+      const rejected = this.feed(q, { type: 'restore', epoch: this.epoch, counts, channelStates: states, ...(logRanges !== undefined ? { logRanges } : {}) });
       if (rejected) {
         this.violations.push({
           checkpointId: rec ? rec.id : 0,
@@ -945,7 +976,31 @@ class Simulation {
           message: `${q.id} could not restore: ${rejected.detail}`,
         });
       }
+      if (!rejected && logRanges !== undefined) this.replayLogRanges(q, logRanges);
       this.flushOutbox(q);
+    }
+  }
+
+  /** A process's log inputs restored to the initial state: empty ranges. */
+  private emptyLogRanges(q: SimProcess): Record<ChannelId, LogRange> | undefined {
+    if (this.logChannels.size === 0) return undefined;
+    const out: Record<ChannelId, LogRange> = {};
+    for (const ch of this.channels) if (ch.to === q && this.logChannels.has(ch.id)) out[ch.id] = { afterSeq: 0, throughSeq: 0, epochs: [] };
+    return out;
+  }
+
+  /**
+   * The log replays each range from after what was received, each message of the epoch that sent it
+   * (the receiver's consumer restarted at the recorded offset), before anything new arrives.
+   */
+  private replayLogRanges(q: SimProcess, ranges: Readonly<Record<ChannelId, LogRange>>): void {
+    for (const [channel, range] of Object.entries(ranges)) {
+      const ch = this.channels.find((c) => c.id === channel) as SimChannel;
+      for (let seq = range.afterSeq + 1; seq <= range.throughSeq; seq++) {
+        const rejected = this.feed(q, { type: 'message', channel: ch.inHandle, seq, epoch: epochOfSeq(range.epochs, seq) ?? -1, payload: this.sentPayloads.payload(ch.index, seq) });
+        if (rejected) this.violations.push({ checkpointId: 0, kind: 'restore-rejected', message: `${q.id} refused message ${seq} of ${channel} replayed from the log: ${rejected.detail}` });
+        while (q.core.backlogSize > 0) this.feed(q, { type: 'drain' });
+      }
     }
   }
 
@@ -962,6 +1017,9 @@ class Simulation {
     }
     for (const states of rec?.channelStates.values() ?? []) {
       for (const msgs of Object.values(states)) this.replayedMessages += msgs.length;
+    }
+    for (const ranges of rec?.logRanges.values() ?? []) {
+      for (const r of Object.values(ranges)) this.replayedMessages += r.throughSeq - r.afterSeq;
     }
     const since = rec ? (this.logs.get(rec.id) as CheckpointLog).triggeredAtMs : 0;
     this.recoveryTimeMs = Math.max(this.recoveryTimeMs, this.now - since);

@@ -11,7 +11,7 @@ import { err, ok, type Result } from '../src/result.js';
 import { buildTopology } from './topology.js';
 import type { Scenario } from './types.js';
 
-export type ParamName = 'processes' | 'skew' | 'interval' | 'seed' | 'window' | 'alignment-timeout';
+export type ParamName = 'processes' | 'skew' | 'service-time' | 'interval' | 'seed' | 'window' | 'alignment-timeout';
 
 export interface ParamSpec {
   readonly name: ParamName;
@@ -25,6 +25,13 @@ export interface ParamSpec {
 export const PARAMS: readonly ParamSpec[] = [
   { name: 'processes', description: 'number of processes (generated topologies only)', integer: true, min: 2, exclusive: false },
   { name: 'skew', description: 'delay factor of the slow channel (skew.slowChannel.delayFactor)', integer: false, min: 0, exclusive: true },
+  {
+    name: 'service-time',
+    description: 'ms the slow process takes per delivery (skew.slowProcess.serviceTimeMs; 0: no slow process)',
+    integer: false,
+    min: 0,
+    exclusive: false,
+  },
   { name: 'interval', description: 'checkpoint interval in ms (checkpoints.intervalMs)', integer: false, min: 0, exclusive: true },
   { name: 'seed', description: 'run seeds, the replicates of every point (sweep only; run and compare take --seed)', integer: true, min: 0, exclusive: false },
   { name: 'window', description: 'messages in flight per channel (channelWindowMessagesMax)', integer: true, min: 1, exclusive: false },
@@ -69,6 +76,15 @@ export function applyParam(scenario: Scenario, seed: number, name: ParamName, va
         { ...scenario, skew: { ...scenario.skew, slowChannel: { channel, delayFactor: value } } },
         `skew slows channel ${channel} (set skew.slowChannel in a scenario file to choose another)`,
       );
+    }
+    case 'service-time': {
+      // Which process is hot is the scenario's choice, not a guess: there is no natural default.
+      const existing = scenario.skew?.slowProcess;
+      if (existing === undefined) return err('service-time needs a scenario with skew.slowProcess (it names the slow process)');
+      const { slowProcess: _, ...rest } = scenario.skew ?? {};
+      if (value > 0) return applied({ ...scenario, skew: { ...rest, slowProcess: { ...existing, serviceTimeMs: value } } });
+      const { skew: __, ...uniform } = scenario;
+      return applied(rest.slowChannel === undefined ? uniform : { ...uniform, skew: rest });
     }
     case 'interval':
       return applied({ ...scenario, checkpoints: { ...scenario.checkpoints, intervalMs: value } });

@@ -48,7 +48,18 @@ export interface Chart {
  * Reads the chart out of a sweep CSV. The swept parameters are the columns before `algorithm`; in an
  * aggregated CSV (with `seeds`) the metric columns are METRIC_mean and its interval, otherwise METRIC.
  */
-export function chartFromCsv(csv: Csv, options: { readonly y: string; readonly x?: string; readonly source: string }): Result<Chart, string> {
+export interface ChartOptions {
+  readonly y: string;
+  readonly x?: string;
+  /**
+   * Divide every value (and its interval) by this algorithm's value at the same x and the same other
+   * swept parameters (and seed, in a per-run CSV): a cost relative to a baseline, as papers plot it.
+   */
+  readonly relativeTo?: string;
+  readonly source: string;
+}
+
+export function chartFromCsv(csv: Csv, options: ChartOptions): Result<Chart, string> {
   const { header, rows } = csv;
   const algorithmAt = header.indexOf('algorithm');
   if (algorithmAt < 0) return err(`${options.source} is not a sweep CSV: it has no "algorithm" column`);
@@ -79,25 +90,49 @@ export function chartFromCsv(csv: Csv, options: { readonly y: string; readonly x
   const splitters = others.map((p) => ({ name: p, at: col(p) })).filter((s) => varies(s.at));
   if (seedAt >= 0 && varies(seedAt)) splitters.push({ name: 'seed', at: seedAt });
 
-  const byLabel = new Map<string, { x: number; y: number; low?: number; high?: number }[]>();
   const xAt = col(x);
+  // The row's place in its line apart from the algorithm: its x and the values of the splitters.
+  const placeOf = (row: readonly string[]): string => [row[xAt], ...splitters.map((s) => row[s.at])].join(',');
+  const baseline = new Map<string, number | undefined>();
+  const relativeTo = options.relativeTo;
+  if (relativeTo !== undefined) {
+    const algorithms = [...new Set(rows.map((row) => row[algorithmAt]!))];
+    if (!algorithms.includes(relativeTo)) {
+      return err(`${options.source} has no rows of algorithm "${relativeTo}" for --relative-to (algorithms: ${algorithms.join(', ')})`);
+    }
+    for (const row of rows) if (row[algorithmAt] === relativeTo) baseline.set(placeOf(row), numberOrUndefined(row[yAt]!));
+    if (![...baseline.values()].some((v) => v !== undefined && v !== 0)) {
+      return err(`${options.source}: ${relativeTo} has no ${options.y} other than 0 or "-", so nothing can be relative to it`);
+    }
+  }
+
+  const byLabel = new Map<string, { x: number; y: number; low?: number; high?: number }[]>();
   for (const [i, row] of rows.entries()) {
     const label = [row[algorithmAt]!, ...splitters.map((s) => `${s.name}=${row[s.at]}`)].join(', ');
     const xv = Number(row[xAt]);
     if (!Number.isFinite(xv)) return err(`${options.source} line ${i + 2}: ${x} is not a number: "${row[xAt]}"`);
     const list = byLabel.get(label) ?? [];
     byLabel.set(label, list);
+    // Without a baseline value (undefined, or 0: no ratio) the point is left out, as an undefined metric is.
+    const divisor = relativeTo === undefined ? 1 : baseline.get(placeOf(row));
+    if (divisor === undefined || divisor === 0) continue;
     const yv = numberOrUndefined(row[yAt]!);
     if (yv === undefined) continue; // an undefined metric ("-") leaves a gap in its line
     const low = lowAt < 0 ? undefined : numberOrUndefined(row[lowAt]!);
     const high = highAt < 0 ? undefined : numberOrUndefined(row[highAt]!);
-    list.push({ x: xv, y: yv, ...(low === undefined || high === undefined ? {} : { low, high }) });
+    list.push({ x: xv, y: yv / divisor, ...(low === undefined || high === undefined ? {} : { low: low / divisor, high: high / divisor }) });
   }
-  const series = [...byLabel].map(([label, points]) => ({ label, points: [...points].sort((a, b) => a.x - b.x) }));
+  // A line with no point at all (a recovery figure of a coordinated algorithm, `-` in every row) would
+  // stand in the legend with nothing drawn: it is left out.
+  const series = [...byLabel]
+    .filter(([, points]) => points.length > 0)
+    .map(([label, points]) => ({ label, points: [...points].sort((a, b) => a.x - b.x) }));
+  // The title stays short enough for the chart's width; the help and docs say how intervals divide.
+  const yLabel = relativeTo === undefined ? options.y : `${options.y} / ${relativeTo}`;
   return ok({
-    title: `${options.y} by ${x}${aggregated ? ' (mean, 95% interval over the seeds)' : ''}`,
+    title: `${yLabel} by ${x}${aggregated ? ' (mean, 95% interval over the seeds)' : ''}`,
     xLabel: x,
-    yLabel: options.y,
+    yLabel,
     series,
     errorBars: aggregated,
   });

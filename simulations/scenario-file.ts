@@ -89,6 +89,7 @@ export function validateScenario(value: unknown, source: string): ScenarioParse 
     'delays',
     'fifo',
     'overtaking',
+    'logChannels',
     'checkpoints',
     'alignmentTimeoutMs',
     'channelWindowMessagesMax',
@@ -109,6 +110,7 @@ export function validateScenario(value: unknown, source: string): ScenarioParse 
   v.boolean(root, 'fifo', '');
   v.boolean(root, 'overtaking', '');
   if (root['overtaking'] === true && root['fifo'] === false) v.fail('overtaking', 'needs FIFO channels (a barrier overtakes the messages behind it in FIFO order)');
+  checkLogChannels(v, root['logChannels'], root['fifo'] === false, known);
   checkCheckpoints(v, root['checkpoints'], durationMs, known);
   v.number(root, 'alignmentTimeoutMs', '', { required: false, min: 0, exclusive: true });
   v.number(root, 'channelWindowMessagesMax', '', { required: false, min: 1, integer: true });
@@ -306,6 +308,20 @@ function checkCheckpoints(v: Validator, value: unknown, durationMs: number | und
   if (firstAtMs !== undefined && durationMs !== undefined && firstAtMs >= durationMs) {
     v.fail(`${path}.firstAtMs`, `must be < durationMs (${durationMs}), or no checkpoint is ever triggered; got ${firstAtMs}`);
   }
+}
+
+function checkLogChannels(v: Validator, value: unknown, notFifo: boolean, known: KnownGraph): void {
+  const path = 'logChannels';
+  if (value === undefined) return;
+  if (!Array.isArray(value)) {
+    v.fail(path, `must be a list of channel ids like ["a->b"], got ${show(value)}`);
+    return;
+  }
+  if (notFifo) v.fail(path, 'needs FIFO channels (a log keeps its order; the barrier is placed by sequence number)');
+  value.forEach((channel: unknown, i) => {
+    if (typeof channel !== 'string' || parseChannelId(channel) === undefined) v.fail(`${path}[${i}]`, `must be a channel id "from->to", got ${show(channel)}`);
+    else if (known.channels !== undefined && !known.channels.has(channel)) v.fail(`${path}[${i}]`, unknownName('channel', channel, known.channels));
+  });
 }
 
 function checkSkew(v: Validator, value: unknown, known: KnownGraph): void {

@@ -89,6 +89,12 @@ export interface Scenario {
    * agent's barrier overtakes messages queued for credit (default false). Needs FIFO channels.
    */
   readonly overtaking?: boolean;
+  /**
+   * Channels that are log channels (docs/channels.md): their messages stay in a durable log, the
+   * receiver records the range (received, sent] instead of the messages, and a recovery replays the
+   * range from the log. Needs FIFO channels; the coordinated algorithms only.
+   */
+  readonly logChannels?: readonly ChannelId[];
   readonly checkpoints: CheckpointSchedule;
   readonly alignmentTimeoutMs?: number;
   /** Messages in flight per channel before the sender is held back (backpressure). */

@@ -14,6 +14,8 @@ export type {
   EffectType,
   Input,
   InputHandle,
+  LogEpoch,
+  LogRange,
   OutputHandle,
   ParticipantConfig,
   PolicyConfig,
@@ -37,3 +39,4 @@ export {
 } from './core/tracker.js';
 export * from './graph/index.js';
 export * from './checker/index.js';
+export { epochOfSeq } from './core/log-range.js';

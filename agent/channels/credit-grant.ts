@@ -71,6 +71,14 @@ export class CreditGrant {
     return seq >= this.arrivedSeq ? 'caught-up' : 'hold';
   }
 
+  /**
+   * The last seq any credit of this epoch allowed: an honest sender never sends a message beyond it,
+   * nor a barrier after one (an overtaking barrier aside: it names queued messages not yet sent).
+   */
+  get creditLimit(): number {
+    return this.grantedSeq + this.windowMessages;
+  }
+
   /** Everything that arrived is consumed and not all of it granted: the sender may be waiting. */
   get owesIdleCredit(): boolean {
     return this.consumedSeq >= this.arrivedSeq && this.consumedSeq > this.grantedSeq;

@@ -9,7 +9,8 @@
  *   place, and a resend from the next expected seq is asked for (`requestFrom`); what the resend
  *   brings fills the gap and releases what was held behind it, so the core sees no gap;
  * - a message already handed over (seq below the next expected) is a duplicate (a resend racing the
- *   original) and is dropped, and so is a barrier whose checkpoint already went through;
+ *   original) and is dropped, and so is a barrier whose checkpoint already went through, and a
+ *   barrier placed behind an earlier barrier (no sender does that: it is counted as refused);
  * - a barrier flagged overtaking is handed over at once: it legitimately runs ahead of its messages,
  *   and the core holds it in its place itself;
  * - a gap that is not closed within `gapRepairMs` of its opening, or behind which more than
@@ -31,6 +32,8 @@ export interface Accepted {
   readonly deliver: ChannelItem[];
   /** Set when a gap opened with this item: ask the sender to resend from this seq. */
   readonly requestFrom?: number;
+  /** Set when the item was dropped as one no honest sender sends. */
+  readonly refused?: 'barrier-misordered';
 }
 
 export class InboundOrder {
@@ -43,7 +46,9 @@ export class InboundOrder {
   /** When the open gap opened; undefined while there is none. */
   private gapSinceMs: number | undefined;
   private readonly barrierIds = new Set<number>();
-  private counts = { duplicates: 0, gapsRepaired: 0, gapsPassedOn: 0 };
+  /** The afterSeq of the last barrier handed over in this epoch. */
+  private barrierAfterSeq = 0;
+  private counts = { duplicates: 0, gapsRepaired: 0, gapsPassedOn: 0, barriersMisordered: 0 };
 
   constructor(
     epoch: Epoch,
@@ -76,7 +81,7 @@ export class InboundOrder {
     return this.gapSinceMs === undefined ? undefined : this.gapSinceMs + this.gapRepairMs;
   }
 
-  get stats(): { readonly duplicates: number; readonly gapsRepaired: number; readonly gapsPassedOn: number; readonly held: number } {
+  get stats(): { readonly duplicates: number; readonly gapsRepaired: number; readonly gapsPassedOn: number; readonly barriersMisordered: number; readonly held: number } {
     return { ...this.counts, held: this.held.length };
   }
 
@@ -87,8 +92,18 @@ export class InboundOrder {
         this.counts.duplicates += 1;
         return { deliver: [] };
       }
+      if (item.afterSeq < this.barrierAfterSeq) {
+        // A sender's barriers follow one another with non-decreasing afterSeq (each sits behind the
+        // last message sent when it left, overtaking or not): one behind an earlier barrier is
+        // corrupted or forged. Dropped and counted; the core would fail the channel for it. (One
+        // behind messages but not behind the last barrier still goes in: then a message the sender
+        // did not send may have been taken, and the core fails the channel loudly, docs/channels.md.)
+        this.counts.barriersMisordered += 1;
+        return { deliver: [], refused: 'barrier-misordered' };
+      }
       if (item.overtaking === true || item.afterSeq < this.expected) {
         this.rememberBarrier(item.checkpointId);
+        this.barrierAfterSeq = item.afterSeq;
         return { deliver: [item] };
       }
     } else if (item.seq < this.expected) {
@@ -120,6 +135,7 @@ export class InboundOrder {
     this.heldMessages = 0;
     this.gapSinceMs = undefined;
     this.barrierIds.clear();
+    this.barrierAfterSeq = 0;
   }
 
   private hold(item: ChannelItem, nowMs: number): Accepted {
@@ -151,6 +167,7 @@ export class InboundOrder {
       } else {
         if (next.afterSeq >= this.expected) break;
         this.rememberBarrier(next.checkpointId);
+        this.barrierAfterSeq = Math.max(this.barrierAfterSeq, next.afterSeq);
       }
       deliver.push(next);
     }

@@ -35,6 +35,8 @@ export interface InboundOptions {
 }
 
 export interface InboundChannelStats extends InboundStats {
+  /** Items of the current epoch beyond the credit granted (corrupted or forged): dropped. */
+  readonly beyondCredit: number;
   /** onEnvelope threw: a bug in the caller, logged at error level. */
   readonly handlerErrors: number;
   readonly epoch: Epoch;
@@ -45,6 +47,8 @@ export interface InboundChannelStats extends InboundStats {
   /** Gaps filled by a resend, and gaps passed on to the core (the channel failed). */
   readonly gapsRepaired: number;
   readonly gapsPassedOn: number;
+  /** Barriers dropped for sitting behind an earlier barrier (InboundOrder). */
+  readonly barriersMisordered: number;
   /** Items held behind an open gap now. */
   readonly held: number;
 }
@@ -98,7 +102,7 @@ class NatsInboundChannel implements InboundChannelHandle {
   /** When the last catch-up credit went out (performance.now()). */
   private lastIdleCreditMs = Number.NEGATIVE_INFINITY;
   private closed = false;
-  private counts = { received: 0, malformed: 0, misrouted: 0, creditsSent: 0, handlerErrors: 0 };
+  private counts = { received: 0, malformed: 0, misrouted: 0, beyondCredit: 0, creditsSent: 0, handlerErrors: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -158,8 +162,8 @@ class NatsInboundChannel implements InboundChannelHandle {
   }
 
   get stats(): InboundChannelStats {
-    const { duplicates, gapsRepaired, gapsPassedOn, held } = this.order.stats;
-    return { ...this.counts, epoch: this.grant.epoch, consumedSeq: this.grant.consumed, duplicates, gapsRepaired, gapsPassedOn, held };
+    const { duplicates, gapsRepaired, gapsPassedOn, barriersMisordered, held } = this.order.stats;
+    return { ...this.counts, epoch: this.grant.epoch, consumedSeq: this.grant.consumed, duplicates, gapsRepaired, gapsPassedOn, barriersMisordered, held };
   }
 
   consumed(seq: number): void {
@@ -231,8 +235,19 @@ class NatsInboundChannel implements InboundChannelHandle {
   }
 
   private readonly ordered = (item: ChannelItem): void => {
+    const at = item.type === 'message' ? item.seq : item.afterSeq;
+    if (at > this.grant.creditLimit && !(item.type === 'barrier' && item.overtaking === true)) {
+      // No sender was allowed this far: held, it would open a gap that no resend can fill and fail
+      // the channel (a corrupted or forged envelope, docs/security.md). Dropped and counted instead.
+      this.counts.beyondCredit += 1;
+      this.badTraffic.warn('beyond-credit', { channel: this.id, type: item.type, seq: at, creditLimit: this.grant.creditLimit }, 'envelope beyond the credit granted dropped');
+      return;
+    }
     const gapWasOpen = this.order.gapFrom !== undefined;
     const accepted = this.order.accept(item, performance.now());
+    if (accepted.refused !== undefined && item.type === 'barrier') {
+      this.badTraffic.warn(accepted.refused, { channel: this.id, checkpointId: item.checkpointId, afterSeq: item.afterSeq }, 'barrier behind an earlier barrier dropped');
+    }
     for (const next of accepted.deliver) {
       this.grant.arrived(next.type === 'message' ? next.seq : next.afterSeq);
       this.hand(next);

@@ -6,7 +6,7 @@
  * Rules (docs/channels.md):
  * - nothing leaves before the first credit of the current epoch, so a restarted receiver is never
  *   flooded with what was queued for its predecessor;
- * - a message leaves only when `seq <= receivedSeq + window` of the latest credit, and when the
+ * - a message leaves only when `seq <= receivedSeq + window` of the credits taken, and when the
  *   bytes already sent and not yet consumed (seq above the credit's receivedSeq) leave room for it
  *   under `inFlightBytesMax`; a message larger than that cap still leaves once nothing is in flight.
  *   The window counts messages; the cap keeps large messages from piling up in the server beyond
@@ -17,8 +17,9 @@
  *   the seq of the last message before it, and the receiver records those messages as the
  *   channel's state when they come (Flink's unaligned checkpoints); it still waits for the first
  *   credit of the epoch like everything else;
- * - the latest credit of the epoch replaces the previous one (credits travel on one subject from one
- *   connection, so they arrive in order, and a receiver may shrink its window);
+ * - the limit only moves forward: credits travel on one subject from one connection, so they
+ *   arrive in order, and a receiver's consumed seq only grows, so a credit behind the last one, or
+ *   beyond the last message sent, is corrupted or forged and is refused (`behind`, `beyond-sent`);
  * - what was sent is kept, in send order, until the receiver has consumed past it (a message: its
  *   seq; a barrier: the message after it), so a credit that asks for a resend from some seq is
  *   answered with the same items again (`retransmitFrom`). That is bounded by what the credit
@@ -48,7 +49,7 @@ interface Sent<T> {
  * - `future-epoch`: the receiver was reset first; kept and applied when this sender is reset to that
  *   epoch, so a restore does not wait a whole refresh period for the next credit.
  */
-export type CreditOutcome = 'accepted' | 'other-channel' | 'stale-epoch' | 'future-epoch';
+export type CreditOutcome = 'accepted' | 'other-channel' | 'stale-epoch' | 'future-epoch' | 'behind' | 'beyond-sent';
 
 export type EnqueueOutcome = 'queued' | 'queue-full';
 
@@ -104,6 +105,8 @@ export class OutboundQueue<T> {
   private currentEpoch: Epoch;
   /** Highest seq that may be sent; undefined until a credit of the current epoch arrived. */
   private sendLimitSeq: number | undefined;
+  /** The receivedSeq of the last credit taken in this epoch. */
+  private creditReceivedSeq = 0;
   /** The latest credit of a later epoch than ours (see `future-epoch`). */
   private earlyCredit: Credit | undefined;
   private waitedMs = 0;
@@ -124,6 +127,8 @@ export class OutboundQueue<T> {
     readonly queueMessagesMax: number,
     /** Bytes of messages sent and not yet consumed that may be outstanding at once. */
     readonly inFlightBytesMax: number = Number.MAX_SAFE_INTEGER,
+    /** The last seq sent before this queue (the channel's count at open): credits cannot be beyond it yet. */
+    sentSeq = 0,
   ) {
     assertCount('epoch', epoch);
     if (!Number.isSafeInteger(queueMessagesMax) || queueMessagesMax <= 0) {
@@ -132,7 +137,9 @@ export class OutboundQueue<T> {
     if (!Number.isSafeInteger(inFlightBytesMax) || inFlightBytesMax <= 0) {
       throw new RangeError(`inFlightBytesMax must be a positive integer, got ${String(inFlightBytesMax)}`);
     }
+    assertCount('sentSeq', sentSeq);
     this.currentEpoch = epoch;
+    this.sentSeqMax = sentSeq;
   }
 
   get epoch(): Epoch {
@@ -159,7 +166,7 @@ export class OutboundQueue<T> {
     return this.inFlightBytesNow;
   }
 
-  /** The highest seq the latest credit allows, or undefined before the first credit of the epoch. */
+  /** The highest seq the credits taken allow, or undefined before the first credit of the epoch. */
   get creditLimitSeq(): number | undefined {
     return this.sendLimitSeq;
   }
@@ -197,7 +204,15 @@ export class OutboundQueue<T> {
       this.earlyCredit = credit;
       return 'future-epoch';
     }
-    this.sendLimitSeq = credit.receivedSeq + credit.window;
+    // A receiver's credits only move forward within an epoch (what it consumed never shrinks), so a
+    // credit behind the last one is a corrupted or forged copy: taken, it would lower the limit and
+    // stall this sender with nothing in flight to earn the next credit.
+    if (credit.receivedSeq < this.creditReceivedSeq) return 'behind';
+    // Nor can a receiver have consumed what was never sent: taken, such a credit would let go of the
+    // messages kept for a resend and put every true credit behind it.
+    if (credit.receivedSeq > this.sentSeqMax) return 'beyond-sent';
+    this.creditReceivedSeq = credit.receivedSeq;
+    this.sendLimitSeq = Math.max(this.sendLimitSeq ?? 0, credit.receivedSeq + credit.window);
     this.releaseConsumed(credit.receivedSeq);
     this.updateWait(nowMs);
     return 'accepted';
@@ -231,23 +246,28 @@ export class OutboundQueue<T> {
    * After a restore: everything queued belongs to the abandoned run and is returned to be dropped;
    * the queue waits for a credit of `epoch` (one that arrived early is applied at once).
    */
-  reset(epoch: Epoch, nowMs: number): T[] {
+  reset(epoch: Epoch, nowMs: number, sentSeq = 0): T[] {
     assertCount('epoch', epoch);
+    assertCount('sentSeq', sentSeq);
     if (epoch < this.currentEpoch) {
       throw new RangeError(`reset to epoch ${epoch} is behind the current epoch ${this.currentEpoch}`);
     }
     const dropped = this.removeAll();
     this.currentEpoch = epoch;
     this.sendLimitSeq = undefined;
+    this.creditReceivedSeq = 0;
     // The receiver of the new epoch starts afresh: nothing of the old one counts as in flight.
     this.inFlight.clear();
     this.inFlightBytesNow = 0;
     this.sent.clear();
-    this.sentSeqMax = 0;
+    this.sentSeqMax = sentSeq;
     const early = this.earlyCredit;
     if (early !== undefined && early.epoch <= epoch) {
       this.earlyCredit = undefined;
-      if (early.epoch === epoch) this.sendLimitSeq = early.receivedSeq + early.window;
+      if (early.epoch === epoch && early.receivedSeq <= sentSeq) {
+        this.sendLimitSeq = early.receivedSeq + early.window;
+        this.creditReceivedSeq = early.receivedSeq;
+      }
     }
     this.updateWait(nowMs);
     return dropped;

@@ -137,7 +137,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     this.subject = subjects.data;
     // Node's own pool for small envelopes, and no zero-filling of runs the codec overwrites anyway.
     this.codec = new ChannelCodec(options.channel, this.wireLimits, (size) => Buffer.allocUnsafe(size));
-    this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax, limits.inFlightBytesMax);
+    this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax, limits.inFlightBytesMax, options.lastSentSeq ?? 0);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({
       component: 'channel-out',
       tenant: options.tenant,
@@ -212,7 +212,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
       this.log.debug({ epoch }, 'reset ignored: channel closed');
       return;
     }
-    const dropped = this.queue.reset(epoch, performance.now());
+    const dropped = this.queue.reset(epoch, performance.now(), lastSentSeq);
     const error = new AppSendError('channel-failed', `channel ${this.id}: dropped by a restore to epoch ${epoch}`);
     for (const pending of dropped) pending.reject(error);
     this.failure = undefined;
@@ -271,6 +271,9 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     const outcome = this.queue.applyCredit(credit, performance.now());
     if (outcome !== 'accepted') {
       this.counts.ignoredCredits += 1;
+      if (outcome === 'behind' || outcome === 'beyond-sent') {
+        this.badTraffic.warn(`credit-${outcome}`, { channel: this.id, receivedSeq: credit.receivedSeq }, 'credit no receiver sends dropped');
+      }
       this.log.debug({ outcome, credit }, 'credit ignored');
       return;
     }

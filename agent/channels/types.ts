@@ -46,6 +46,26 @@ export interface InboundChannel {
   reset(epoch: Epoch, deliveredSeq: number): void;
   readonly stats: InboundStats;
   close(): Promise<void>;
+  /** Present on a log channel's receiving end (./log.ts): its position in the stream. */
+  readonly logPosition?: LogInboundPosition;
+}
+
+/** What the endpoint tells a log input's receiving end, and asks it, about stream positions. */
+export interface LogInboundPosition {
+  /** Message `seq`, found at stream sequence `offset`, goes to the core now (see LogOffsets). */
+  offer(seq: number, offset: number): void;
+  /** Whether the core took the message offered last. */
+  settle(accepted: boolean): void;
+  /** The stream sequence of message `seq` (the last consumed, or one accepted since); undefined if unknown. */
+  offsetOf(seq: number): number | undefined;
+  /** After a restore: new epoch; the consumer restarts right after stream sequence `offset` (message `deliveredSeq`). */
+  resetAt(epoch: Epoch, deliveredSeq: number, offset: number): void;
+}
+
+/** A log channel: the JetStream stream and the subject in it that carry its messages. */
+export interface LogChannelConfig {
+  readonly stream: string;
+  readonly subject: string;
 }
 
 export interface InboundStats {
@@ -57,8 +77,20 @@ export interface InboundStats {
   readonly creditsSent: number;
 }
 
+/**
+ * A log channel's message as its receiving end hands it on: where it is in the stream (`offset`, the
+ * stream sequence) and which run of the stream consumer read it. A restore restarts the consumer;
+ * what the run before read and the endpoint has not fed yet is stale, and dropped.
+ */
+export type LogMessageItem = Extract<ChannelItem, { readonly type: 'message' }> & {
+  readonly offset: number;
+  readonly run: { readonly stopped: boolean };
+};
+
+export type InboundItem = ChannelItem | LogMessageItem;
+
 /** Called for every envelope that decodes and validates, in arrival order. */
-export type EnvelopeHandler = (envelope: ChannelItem) => void;
+export type EnvelopeHandler = (envelope: InboundItem) => void;
 
 export interface ChannelLimits {
   /** Messages the receiver lets the sender have in flight beyond what it consumed. */

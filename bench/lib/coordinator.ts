@@ -53,6 +53,7 @@ export async function startCoordinator(url: string, o: CoordinatorOptions): Prom
     ...CHECKPOINT_SERVICE_DEFAULTS,
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: o.timeoutMs },
     retainedPerPlan: o.retainedPerPlan,
+    fences: registry,
     ...(o.volumes ? { volumes: o.volumes } : {}),
   });
   const ended = new Map<number, CheckpointRecord>();

@@ -28,6 +28,7 @@ import type { RestoreRequest, TakeSnapshotRequest } from '../api.js';
 import { fail, ok, type Result } from '../errors.js';
 import type { AppRef, CheckpointRecord, ConsistencyLevel } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
+import { errorText } from '../store/nats-errors.js';
 import { operationEnded, OPERATIONS_KEPT_PER_PLAN, type OperationRecord } from '../store/operations.js';
 import type { VolumeBackend } from '../volumes/backend.js';
 import { isAllOpaque, opaqueGraph } from './plan-graph.js';
@@ -95,7 +96,9 @@ export class Operations {
    * The operation this process runs on each epoch line: a second one on the same line is refused
    * while it runs, and a retry of it (same key) joins it.
    */
-  private readonly busyLines = new Map<string, { readonly id: string; readonly key?: string; readonly request: string; readonly done: Promise<OperationOutcome> }>();
+  private readonly busyLines = new Map<string, { readonly id: string; readonly planId: string; readonly key?: string; readonly request: string; readonly done: Promise<OperationOutcome> }>();
+  /** Plans whose old operation records are being deleted. */
+  private readonly pruning = new Set<string>();
   private readonly options: OperationsOptions;
 
   constructor(
@@ -293,6 +296,7 @@ export class Operations {
         runAs = fresh();
       }
     }
+    await this.releaseIfEnded(p.epochLine);
     // From this check to the busy mark nothing awaits: two calls in this process cannot both pass.
     const busy = this.busyLines.get(p.epochLine);
     if (busy !== undefined) {
@@ -306,8 +310,9 @@ export class Operations {
     const done = new Promise<OperationOutcome>((resolve) => {
       release = resolve;
     });
-    this.busyLines.set(p.epochLine, { id: runAs.id, ...(runAs === record && key !== undefined ? { key } : {}), request: p.request, done });
+    this.busyLines.set(p.epochLine, { id: runAs.id, planId: runAs.planId, ...(runAs === record && key !== undefined ? { key } : {}), request: p.request, done });
     let outcome: OperationOutcome = { ok: false, kind: 'internal', message: `${p.title} ended without an outcome` };
+    let ran = false;
     try {
       if (runAs === record && key !== undefined) {
         const claimed = await store.claim(runAs);
@@ -326,14 +331,44 @@ export class Operations {
         const created = await store.put(runAs);
         if (!created.ok) return created;
       }
+      ran = true;
       outcome = await new OperationRun(p, runAs, this.port, this.options).start();
-      const pruned = await store.prune(runAs.planId, OPERATIONS_KEPT_PER_PLAN);
-      if (!pruned.ok) this.port.restoreDeps().logger.warn({ plan: runAs.planId, error: pruned.error.message }, 'old operation records not deleted; tried again after the next operation');
       return outcomeResult(outcome);
     } finally {
       if (this.busyLines.get(p.epochLine)?.id === runAs.id || this.busyLines.get(p.epochLine)?.id === record.id) this.busyLines.delete(p.epochLine);
       release(outcome);
+      // After the answer and the release, not before: a pruning that did not return (its key listing,
+      // most likely) held the call unanswered and the plan refusing every rollback (F10).
+      if (ran) this.prune(runAs.planId);
     }
+  }
+
+  /**
+   * Drops the plan's busy mark when the operation's own record says it ended: the record, not this
+   * process's memory, says whether an operation runs, so a run whose end was stored but whose
+   * bookkeeping here never finished cannot refuse every later operation of the plan (F10).
+   */
+  private async releaseIfEnded(line: string): Promise<void> {
+    const busy = this.busyLines.get(line);
+    if (busy === undefined) return;
+    const stored = await this.port.store().operations.get(busy.planId, busy.id);
+    if (!stored.ok || stored.value === undefined || !operationEnded(stored.value)) return;
+    if (this.busyLines.get(line) !== busy) return;
+    this.busyLines.delete(line);
+    this.port.restoreDeps().logger.warn({ operation: busy.id, plan: busy.planId, state: stored.value.state }, 'operation ended by its record but still marked running here: mark dropped');
+  }
+
+  /** Deletes the plan's oldest ended operations, one pruning of a plan at a time, in the background. */
+  private prune(planId: string): void {
+    if (this.pruning.has(planId)) return;
+    this.pruning.add(planId);
+    void this.port
+      .store()
+      .operations.prune(planId, OPERATIONS_KEPT_PER_PLAN)
+      .then((pruned) => {
+        if (!pruned.ok) this.port.restoreDeps().logger.warn({ plan: planId, error: pruned.error.message }, 'old operation records not deleted; tried again after the next operation');
+      })
+      .finally(() => this.pruning.delete(planId));
   }
 
   /** What a call finds under its key: the outcome to answer with, or undefined to run (negative control only). */
@@ -509,14 +544,20 @@ class OperationRun {
         this.write(this.record);
         return;
       case 'validate':
-        void this.p.validate().then((r) => {
-          if (r.ok) this.commands = r.value;
-          this.feed(r.ok ? { type: 'validated', nowMs: Date.now() } : { type: 'invalid', nowMs: Date.now(), kind: invalidKind(r.error.kind), message: r.error.message });
-        });
+        this.after(
+          () => this.p.validate(),
+          (r) => {
+            if (r.ok) this.commands = r.value;
+            return r.ok ? { type: 'validated', nowMs: Date.now() } : { type: 'invalid', nowMs: Date.now(), kind: invalidKind(r.error.kind), message: r.error.message };
+          },
+          (message) => ({ type: 'invalid', nowMs: Date.now(), kind: 'internal', message: `the checks failed: ${message}` }),
+        );
         return;
       case 'take-safety-checkpoint':
-        void this.safetyCheckpoint().then((r) =>
-          this.feed(r.ok ? { type: 'safety-completed', nowMs: Date.now(), checkpointId: r.value } : { type: 'safety-failed', nowMs: Date.now(), detail: r.error.message }),
+        this.after(
+          () => this.safetyCheckpoint(),
+          (r) => (r.ok ? { type: 'safety-completed', nowMs: Date.now(), checkpointId: r.value } : { type: 'safety-failed', nowMs: Date.now(), detail: r.error.message }),
+          (message) => ({ type: 'safety-failed', nowMs: Date.now(), detail: message }),
         );
         return;
       case 'cancel-checkpoints':
@@ -527,8 +568,10 @@ class OperationRun {
         // a coordinator that dies in between leaves a record that tells the next one what may have
         // happened, not a `validating` it would end as "nothing was changed" (VOPR operation-record-behind).
         const epochs = this.deps.store.epochs;
-        void this.writes.then(() => (e.bump ? epochs.bump(this.p.epochLine) : epochs.get(this.p.epochLine))).then((r) =>
-          this.feed(r.ok ? { type: 'epoch-set', nowMs: Date.now(), epoch: r.value } : { type: 'epoch-failed', nowMs: Date.now(), detail: r.error.message }),
+        this.after(
+          () => this.writes.then(() => (e.bump ? epochs.bump(this.p.epochLine) : epochs.get(this.p.epochLine))),
+          (r) => (r.ok ? { type: 'epoch-set', nowMs: Date.now(), epoch: r.value } : { type: 'epoch-failed', nowMs: Date.now(), detail: r.error.message }),
+          (message) => ({ type: 'epoch-failed', nowMs: Date.now(), detail: message }),
         );
         return;
       }
@@ -573,7 +616,11 @@ class OperationRun {
       }
       case 'volumes':
         // As for the epoch: the record says the volumes are being put back before they are.
-        void this.writes.then(() => this.p.volumes()).then((r) => this.feed(r.ok ? { type: 'volumes-done', nowMs: Date.now() } : { type: 'volumes-failed', nowMs: Date.now(), detail: r.error.message }));
+        this.after(
+          () => this.writes.then(() => this.p.volumes()),
+          (r) => (r.ok ? { type: 'volumes-done', nowMs: Date.now() } : { type: 'volumes-failed', nowMs: Date.now(), detail: r.error.message }),
+          (message) => ({ type: 'volumes-failed', nowMs: Date.now(), detail: message }),
+        );
         return;
       case 'start-timer': {
         clearTimeout(this.timers.get(e.name));
@@ -593,6 +640,7 @@ class OperationRun {
         this.record = { ...this.record, outcome: e.outcome };
         this.write(this.record);
         if (e.state !== 'completed') this.log.warn({ state: e.state }, e.outcome.ok ? 'operation ended' : e.outcome.message);
+        // The caller is answered once the end is stored, or once storing it was given up (write()).
         void this.writes.then(() => this.resolve(e.outcome));
         return;
       }
@@ -604,7 +652,8 @@ class OperationRun {
       // A record left behind its operation misleads the coordinator that takes it over after a
       // restart (recover-operations.ts), so a failed write is tried again a few times.
       for (let attempt = 1; ; attempt += 1) {
-        const r = await this.deps.store.operations.put(record);
+        // A throw must not break the chain: the caller's answer waits on it (finished).
+        const r = await this.deps.store.operations.put(record).catch((error: unknown) => fail('internal', errorText(error)));
         if (r.ok) return;
         // The operation goes on: its record is for the operator and for retries, not for its own steps.
         if (attempt === RECORD_WRITE_ATTEMPTS_MAX) {
@@ -614,6 +663,17 @@ class OperationRun {
         await new Promise((resolve) => setTimeout(resolve, RECORD_WRITE_RETRY_MS * attempt));
       }
     });
+  }
+
+  /**
+   * Runs `work` and feeds the input it ends with; a throw is fed as `failed`, not lost: an input
+   * never fed leaves the operation, and its plan's busy mark, in place for ever.
+   */
+  private after<T>(work: () => Promise<T>, next: (value: T) => OperationInput, failed: (message: string) => OperationInput): void {
+    void Promise.resolve()
+      .then(work)
+      .then(next, (error: unknown) => failed(errorText(error)))
+      .then((input) => this.feed(input));
   }
 
   private async safetyCheckpoint(): Promise<Result<CheckpointId>> {

@@ -1,7 +1,7 @@
 /**
- * A plan record's app graph, as the round machines take it: the in-band graph an app-level round
- * runs barriers over (src/control/round-graph.ts says who initiates), and the opaque graph a
- * quiescing round orders.
+ * A plan record's app graph, as the round machines take it: the graph of in-band and log channels an
+ * app-level round runs barriers over (src/control/round-graph.ts says who initiates), and the opaque
+ * graph a quiescing round orders.
  */
 import { backEdges, validateGraph, type AppGraph } from '../../src/graph/index.js';
 import type { PlanGraph } from '../../src/control/round-graph.js';
@@ -26,7 +26,8 @@ export function planGraph(plan: Plan): PlanGraphResult {
 
 function buildPlanGraph(plan: Plan): PlanGraphResult {
   const processes = plan.apps.map((a) => processId(a.server, a.app));
-  const inBand = plan.channels.filter((c) => c.kind === 'in-band');
+  // Log channels carry barriers too (apart from their messages, docs/channels.md): one graph.
+  const inBand = plan.channels.filter((c) => c.kind === 'in-band' || c.kind === 'log');
   const v = validateGraph({
     processes,
     channels: inBand.map((c) => ({ from: processId(c.from.server, c.from.app), to: processId(c.to.server, c.to.app) })),
@@ -41,7 +42,7 @@ function buildPlanGraph(plan: Plan): PlanGraphResult {
       servers,
       backEdges: backEdges(v.graph),
       unsupportedChannels: plan.channels
-        .filter((c) => c.kind !== 'in-band')
+        .filter((c) => c.kind === 'opaque')
         .map((c) => `${processId(c.from.server, c.from.app)}->${processId(c.to.server, c.to.app)} (${c.kind})`),
     },
   };

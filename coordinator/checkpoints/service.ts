@@ -10,10 +10,12 @@ import type { CheckpointId } from '../../src/ids.js';
 import type { AgentEvent } from '../../src/wire/index.js';
 import type { StateObjects } from '../../adapters/state-store.js';
 import type { BeginCheckpointRequest, CheckpointsApi, DeleteOutcome, FinishCheckpointRequest, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { AgentFences } from '../agents.js';
 import type { ControlBus } from '../bus.js';
 import { fail, failField, failWith, ok, type Result } from '../errors.js';
 import { IN_FLIGHT_STATES, TERMINAL_STATES, type CheckpointRecord, type CheckpointState, type Plan, type ProgressEvent, type SnapshotOptions } from '../model.js';
 import type { CoordinatorStore, StoredCheckpoint } from '../store/index.js';
+import { CHECKPOINT_ID_JUMP_MAX } from '../store/checkpoints.js';
 import { isAllOpaque, opaqueGraph, planGraph, type PlanGraph } from './plan-graph.js';
 import type { RestoreDeps } from './restore.js';
 import { Operations, type RollbackOutcome, type RollbackRequest } from './operations.js';
@@ -29,10 +31,17 @@ import { verifyCheckpoint } from './verify.js';
 import { Admission } from './admission.js';
 import { canRetire, finishMarkedDelete, retireParts } from './retire.js';
 import { mayHoldVolumeSnapshots, recoverLeftRounds, sweepCheckpointVolumes, type RecoveryReport } from './recover.js';
+import { checkpointIdsOf, findOrphans, type OrphanedCheckpoint, type Owner } from '../../src/control/orphans.js';
 import { decideDeleteMark, decidePin, decideRetention, type DeleteMarkDecision, type PinDecision, type RetentionRules } from '../../src/control/retention.js';
 import type { KeyedCallKind } from '../store/index.js';
 import { sameTake, snapshotOptions } from './snapshot-options.js';
 import type { AdmissionConfig } from '../../src/control/admission.js';
+
+/** What one orphan sweep deleted, and what it could not do (done again by the next sweep). */
+export interface OrphanSweepReport {
+  readonly deleted: readonly OrphanedCheckpoint[];
+  readonly problems: readonly string[];
+}
 
 export interface CheckpointServiceOptions {
   readonly defaults: SnapshotOptions;
@@ -57,6 +66,11 @@ export interface CheckpointServiceOptions {
   readonly inlineStateRecordBytesMax: number;
   /** Who is online: a rollback or restore to a server without an agent fails at once. */
   readonly agents?: RestoreDeps['agents'];
+  /**
+   * The agents' fences (heartbeats): a plan's next checkpoint id is issued above the highest of its
+   * servers, which an app refuses anything below. Absent: the id counter alone.
+   */
+  readonly fences?: AgentFences;
   /** The group snapshot of a crash-level checkpoint; absent: plans with volumes cannot go crash. */
   readonly volumes?: VolumeBackend;
   /** Defects re-created on purpose for the fault simulator (src/control/negative-controls.ts); never in production. */
@@ -109,6 +123,13 @@ export const CHECKPOINT_SERVICE_DEFAULTS: CheckpointServiceOptions = {
 const ABORT_SETTLE_MS = 10_000;
 /** Slack on top of a checkpoint's timeouts before its record counts as left behind (clock skew, a slow commit). */
 const STALE_MARGIN_MS = 60_000;
+/**
+ * How long after an aborted checkpoint's timeout its objects are left for the round's own late
+ * sweep and for agents still uploading; the orphan sweep deletes them after that.
+ */
+export const ORPHAN_SETTLE_MS = 30_000;
+/** The leader's orphan sweep runs this often unless configured (a listing of every tenant's bucket). */
+export const ORPHAN_SWEEP_INTERVAL_MS_DEFAULT = 300_000;
 
 /** The most a checkpoint record may give to inline states (the record is one KV value, below NATS's max_payload). */
 export const INLINE_STATE_BYTES_LIMIT = 256 * 1024;
@@ -141,6 +162,7 @@ export class CheckpointService implements CheckpointsApi {
   private readonly runs = new Map<CheckpointId, Run>();
   private readonly watchers = new Map<CheckpointId, Set<Listener>>();
   private readonly endedListeners: ((record: CheckpointRecord) => void)[] = [];
+  private readonly deletedListeners: ((record: CheckpointRecord) => void)[] = [];
   private readonly operationListeners: ((kind: 'rollback' | 'restore', succeeded: boolean) => void)[] = [];
   /** Completed checkpoints per plan, once retention has listed them (see applyRetention). */
   private readonly completedIds = new Map<string, Map<CheckpointId, CompletedEntry>>();
@@ -152,6 +174,10 @@ export class CheckpointService implements CheckpointsApi {
   private readonly admissionConfig: AdmissionConfig;
   /** Checkpoints admitted whose run is not registered yet (see liveIds). */
   private readonly admitting = new Set<CheckpointId>();
+  /** Of those, the ones a manual request preempted meanwhile, with why: their run is cancelled, not started. */
+  private readonly preemptedBeforeRun = new Map<CheckpointId, string>();
+  /** The highest id this process was handed: a fence above it is looked into once (noteFence). */
+  private idIssuedMax = 0;
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -169,6 +195,23 @@ export class CheckpointService implements CheckpointsApi {
     bus.onEvents((e) => this.onEvent(e));
   }
 
+  /**
+   * An agent's fence above every id this process issued is the last checkpoint of another
+   * coordinator (nothing to say), or an id no coordinator issued: the store lost its counter, or a
+   * broken sender made it up (docs/security.md). The ids went on above it, or, if it was too far
+   * ahead, did not, and the plan's checkpoints are refused as stale until its agents restart.
+   */
+  private async noteFence(plan: Plan, fence: CheckpointId, id: CheckpointId): Promise<void> {
+    const where = { planId: plan.id, tenant: plan.tenant, fence, checkpointId: id };
+    if (id <= fence) {
+      this.log.error(where, `an agent of the plan has begun a checkpoint id more than ${CHECKPOINT_ID_JUMP_MAX} beyond the ids issued: not followed; restart the plan's agents to clear it`);
+      return;
+    }
+    const issued = await this.store.checkpoints.get(fence);
+    if (issued.ok || issued.error.kind !== 'not-found') return;
+    this.log.warn(where, 'an agent of the plan has begun a checkpoint id the store has no record of: the ids go on above it');
+  }
+
   /** A slot for the checkpoint, or PLAN_BUSY. The id counts as live from here until its run is registered. */
   private async admit(planId: string, id: CheckpointId, periodic: boolean, maxConcurrent: number): Promise<Result<void>> {
     this.admitting.add(id);
@@ -178,9 +221,15 @@ export class CheckpointService implements CheckpointsApi {
       return admitted;
     }
     for (const p of admitted.value.preempted) {
+      const detail = `a manual checkpoint request outranks periodic checkpoint ${p}: checkpoint ${id} took its slot`;
       const run = this.runs.get(p);
-      if (run) run.cancel(`a manual checkpoint request outranks periodic checkpoint ${p}: checkpoint ${id} took its slot`);
-      else this.log.warn({ checkpointId: p, plan: planId }, 'preempted periodic checkpoint is run by another coordinator: not cancelled from here');
+      if (run) run.cancel(detail);
+      else if (this.admitting.has(p)) {
+        // Admitted here, its run not built yet (its record is being created): cancelled as it starts,
+        // so it never triggers after the manual one (F9: it did, and aborted `internal`).
+        this.preemptedBeforeRun.set(p, detail);
+        this.log.info({ checkpointId: p, plan: planId, by: id }, 'preempted periodic checkpoint has not started its round: it is cancelled as it starts');
+      } else this.log.warn({ checkpointId: p, plan: planId }, 'preempted periodic checkpoint is not in flight here (it just ended, or another coordinator runs it): not cancelled from here');
     }
     return ok(undefined);
   }
@@ -199,6 +248,7 @@ export class CheckpointService implements CheckpointsApi {
 
   private releaseSlot(planId: string, id: CheckpointId): Promise<void> {
     this.admitting.delete(id);
+    this.preemptedBeforeRun.delete(id);
     return this.admission.release(planId, id);
   }
 
@@ -332,22 +382,21 @@ export class CheckpointService implements CheckpointsApi {
     // The crash level holds servers, not apps: a plan of machines without agents has no app graph.
     const g = request.level === 'crash' ? undefined : planGraph(plan.value);
     if (g !== undefined && !g.ok) return fail('failed-precondition', g.message);
-    // Level app: in-band channels run the barrier protocol, a plan of opaque channels only is cut by
-    // quiescing (src/control/round-opaque.ts); anything else (log channels, in-band mixed with opaque) is not supported.
+    // Level app: in-band and log channels run the barrier protocol, a plan of opaque channels only is
+    // cut by quiescing (src/control/round-opaque.ts); opaque mixed with the others is not supported.
     const opaque = request.level === 'app' && isAllOpaque(plan.value) ? opaqueGraph(plan.value) : undefined;
     if (opaque && !opaque.ok) return fail('failed-precondition', opaque.message);
     if (opaque && request.staged) return fail('failed-precondition', `plan ${plan.value.id} has opaque channels only, cut by quiescing, which BeginCheckpoint does not hold: use level crash`);
     if (request.level === 'app' && !opaque && g?.ok === true && g.value.unsupportedChannels.length > 0) {
-      const kinds = new Set(plan.value.channels.map((c) => c.kind));
-      const why =
-        kinds.has('opaque') && kinds.has('in-band') && !kinds.has('log')
-          ? `mixes in-band and opaque channels, which level app does not support in one plan (all in-band: barriers; all opaque: quiescing); split the plan or use level crash`
-          : `has channels level app does not support in this version (in-band only, or opaque only): ${g.value.unsupportedChannels.join(', ')}`;
+      const why = `mixes opaque channels (${g.value.unsupportedChannels.join(', ')}) with in-band or log ones, which level app does not support in one plan (in-band and log: barriers; all opaque: quiescing); split the plan or use level crash`;
       return fail('failed-precondition', `plan ${plan.value.id} ${why}`);
     }
     if (!epoch.ok) return epoch;
-    const id = await this.store.checkpoints.nextId();
+    const fence = this.options.fences?.highestCheckpointId(plan.value.tenant, plan.value.servers) ?? 0;
+    const id = await this.store.checkpoints.nextId(fence);
     if (!id.ok) return id;
+    if (fence > this.idIssuedMax) void this.noteFence(plan.value, fence, id.value);
+    this.idIssuedMax = Math.max(this.idIssuedMax, id.value);
     // The id first, then the key, then the slot: a busy answer leaves a gap in the ids, never a
     // second checkpoint, and a concurrent retry of this very request is told to retry (ABORTED),
     // not that the plan is busy with its own first call.
@@ -403,7 +452,10 @@ export class CheckpointService implements CheckpointsApi {
       this.admitting.delete(record.id);
     }
     this.runs.set(record.id, run);
-    run.start();
+    const preempted = this.preemptedBeforeRun.get(record.id);
+    this.preemptedBeforeRun.delete(record.id);
+    if (preempted === undefined) run.start();
+    else run.cancel(preempted);
     return ok(run.current);
   }
 
@@ -496,6 +548,11 @@ export class CheckpointService implements CheckpointsApi {
     this.endedListeners.push(listener);
   }
 
+  /** Called with each checkpoint this coordinator deleted (DeleteCheckpoint or retention), once its record is gone. */
+  onDeleted(listener: (record: CheckpointRecord) => void): void {
+    this.deletedListeners.push(listener);
+  }
+
   private ended(record: CheckpointRecord): void {
     this.runs.delete(record.id);
     // Completed, but a freeze of file systems with no volume snapshotted and no hook run saved
@@ -585,6 +642,55 @@ export class CheckpointService implements CheckpointsApi {
       ended.push(r.id);
     }
     return ok(ended);
+  }
+
+  /**
+   * Deletes the objects no checkpoint owns any more (src/control/orphans.ts decides; F11 in
+   * docs/RELIABILITY.md): those a round's own late sweep never reached because its coordinator died
+   * first, or that an agent without a purge right left behind. Run by the leader at takeover and
+   * periodically. The tenants are those with plans; each bucket is listed before its records are
+   * read. What could not be listed, read or deleted is in the report and waits for the next sweep.
+   */
+  async sweepOrphans(): Promise<Result<OrphanSweepReport>> {
+    const tenants = new Set<string>();
+    let token = '';
+    do {
+      const page = await this.store.plans.list({}, 500, token);
+      if (!page.ok) return page;
+      for (const p of page.value.items) tenants.add(p.tenant);
+      token = page.value.nextPageToken;
+    } while (token !== '');
+    const deleted: OrphanedCheckpoint[] = [];
+    const problems: string[] = [];
+    for (const tenant of [...tenants].sort()) {
+      const listed = await this.objects.list(tenant, 'cp/');
+      if (!listed.ok) {
+        problems.push(`objects of tenant ${tenant} not listed: ${listed.error.message}`);
+        continue;
+      }
+      const owners = new Map<CheckpointId, Owner>();
+      for (const id of checkpointIdsOf(listed.value)) owners.set(id, await this.ownerOf(id));
+      for (const orphan of findOrphans({ tenant, names: listed.value, owners, nowUnixMs: this.nowUnixMs(), settleMs: ORPHAN_SETTLE_MS })) {
+        const removed = await this.objects.delete(tenant, orphan.names);
+        if (!removed.ok) {
+          problems.push(`objects of checkpoint ${orphan.checkpointId} (tenant ${tenant}) not deleted: ${removed.error.message}`);
+          continue;
+        }
+        this.log.warn({ checkpointId: orphan.checkpointId, tenant, reason: orphan.reason, objects: orphan.names }, 'orphaned objects deleted');
+        deleted.push(orphan);
+      }
+    }
+    return ok({ deleted, problems });
+  }
+
+  private async ownerOf(id: CheckpointId): Promise<Owner> {
+    const run = this.runs.get(id);
+    if (run !== undefined) return { kind: 'record', tenant: run.tenant, state: 'in-flight', timeoutMs: 0 };
+    const got = await this.store.checkpoints.get(id);
+    if (!got.ok) return got.error.kind === 'not-found' ? { kind: 'absent' } : { kind: 'unreadable' };
+    const r = got.value.record;
+    const state = r.state === 'completed' ? 'completed' : r.state === 'aborted' ? 'ended-incomplete' : 'in-flight';
+    return { kind: 'record', tenant: r.tenant, state, timeoutMs: r.options.timeoutMs, ...(r.finishedAtUnixMs !== undefined ? { finishedAtUnixMs: r.finishedAtUnixMs } : {}) };
   }
 
   /**
@@ -766,6 +872,7 @@ export class CheckpointService implements CheckpointsApi {
     if (!retired.ok) return retired;
     this.completedIds.get(record.planId)?.delete(record.id);
     this.log.info({ checkpointId: record.id, plan: record.planId, tenant: record.tenant, ...retired.value }, 'checkpoint deleted');
+    for (const listener of this.deletedListeners) listener(record);
     return retired;
   }
 

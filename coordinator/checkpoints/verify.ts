@@ -5,7 +5,7 @@
 import { checkCut } from '../../src/checker/index.js';
 import type { RecordedMessage, SnapshotCounts } from '../../src/core/types.js';
 import type { ChannelId, ProcessId } from '../../src/ids.js';
-import { decodeChannelState, processId } from '../../src/wire/index.js';
+import { decodeStoredChannelState, processId } from '../../src/wire/index.js';
 import type { StateObjects } from '../../adapters/state-store.js';
 import { isSealed, parseSealedHeader } from '../../adapters/state-crypto.js';
 import type { VerifyReport } from '../api.js';
@@ -19,6 +19,8 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
   if (record.levelAchieved === 'crash') return { ok: problems.length === 0 && verifyCrash(record, plan, problems), problems };
   const snapshots: Record<ProcessId, SnapshotCounts> = {};
   const channelStates: Record<ChannelId, readonly RecordedMessage<Uint8Array>[]> = {};
+  // Log channels' states are ranges of their streams: checked as ranges, their messages not read.
+  const logRanges: Record<ChannelId, { afterSeq: number; throughSeq: number }> = {};
   // Parts whose channel state could not be read: without it the cut checker would report the
   // messages it holds as missing, a violation that is not there (docs/RELIABILITY.md, F7).
   const unread: string[] = [];
@@ -55,11 +57,14 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
         }
         plain = header.value.publicPart;
       }
-      const decoded = decodeChannelState(plain);
+      const decoded = decodeStoredChannelState(plain);
       if (!decoded.ok) {
         problems.push({ part: `${who} channel state`, detail: `unreadable: ${decoded.error.message}` });
         unread.push(who);
-      } else Object.assign(channelStates, decoded.value);
+      } else {
+        Object.assign(channelStates, decoded.value.messages);
+        Object.assign(logRanges, decoded.value.logRanges);
+      }
     }
   }
   if (!plan) {
@@ -74,7 +79,7 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
     const g = opaque ? opaqueGraph(plan) : pg?.ok ? { ok: true as const, value: pg.value.graph } : { ok: false as const, message: pg && !pg.ok ? pg.message : 'no graph' };
     if (!g.ok) problems.push({ part: 'plan', detail: g.message });
     else {
-      const report = checkCut({ channels: g.value.channels, snapshots, channelStates });
+      const report = checkCut({ channels: g.value.channels, snapshots, channelStates, logRanges });
       for (const v of report.violations) problems.push({ part: 'channel' in v && typeof v.channel === 'string' ? `cut ${v.channel}` : 'cut', detail: v.message });
     }
   }

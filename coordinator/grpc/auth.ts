@@ -17,7 +17,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Metadata } from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import { z } from 'zod';
-import type { BeginCheckpointRequest, CheckpointsApi, CoordinatorApi, FinishCheckpointRequest, Page, PlansApi, PoliciesApi, RestoreRequest, TakeSnapshotRequest } from '../api.js';
+import type { BeginCheckpointRequest, CheckpointsApi, CoordinatorApi, FinishCheckpointRequest, Page, PlansApi, PoliciesApi, RestoreRequest, SitesApi, TakeSnapshotRequest } from '../api.js';
 import type { PolicyInput } from '../policies/model.js';
 import { fail, ok, type Result } from '../errors.js';
 import { err } from '../../src/result.js';
@@ -47,6 +47,7 @@ export const METHOD_ROLES: Readonly<Record<string, Role>> = {
   GetPolicy: 'viewer',
   ListPolicies: 'viewer',
   GetPlanStats: 'viewer',
+  ListCheckpointCopies: 'viewer',
   TakeSnapshot: 'operator',
   TakeSnapshotAndWait: 'operator',
   BeginCheckpoint: 'operator',
@@ -54,6 +55,8 @@ export const METHOD_ROLES: Readonly<Record<string, Role>> = {
   CancelCheckpoint: 'operator',
   PinCheckpoint: 'operator',
   UnpinCheckpoint: 'operator',
+  // A copy adds a checkpoint's data at another site and changes nothing here but the record's copy list.
+  CopyCheckpoint: 'operator',
   RollbackSnapshot: 'admin',
   RestoreSnapshot: 'admin',
   DeleteCheckpoint: 'admin',
@@ -303,6 +306,16 @@ export function tenantScoped(api: CoordinatorApi): CoordinatorApi {
     delete: guarded(onPlan, p.delete.bind(p)),
   });
 
+  /** A site's copies are filtered by the copied record's tenant, which the site itself holds. */
+  const scopedSites = (s: SitesApi): SitesApi => ({
+    copy: guarded(onCheckpoint, s.copy.bind(s)),
+    listCopies: async (site, filter) => {
+      const tenant = scope();
+      return s.listCopies(site, tenant === undefined ? filter : { ...filter, tenant });
+    },
+    restoreFrom: async (request, from, asked) => s.restoreFrom(request, from, scope() ?? asked),
+  });
+
   return {
     plans,
     checkpoints,
@@ -313,5 +326,6 @@ export function tenantScoped(api: CoordinatorApi): CoordinatorApi {
       },
     },
     ...(api.policies !== undefined ? { policies: scopedPolicies(api.policies) } : {}),
+    ...(api.sites !== undefined ? { sites: scopedSites(api.sites) } : {}),
   };
 }

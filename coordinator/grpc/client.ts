@@ -5,10 +5,10 @@
  */
 import { credentials as grpcCredentials, Metadata, status as GrpcStatus, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { CheckpointId } from '../../src/ids.js';
-import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, FromSite, Page, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import type { Result as CoreResult } from '../../src/result.js';
 import type { Result } from '../errors.js';
-import type { AgentInfo, Plan, PlanInput } from '../model.js';
+import type { AgentInfo, CheckpointCopy, Plan, PlanInput } from '../model.js';
 import type { CheckpointView } from '../checkpoint-view.js';
 import {
   agentFromProto,
@@ -27,6 +27,7 @@ import {
   type ProgressView,
 } from './convert.js';
 import { planStatsFromProto, policyFromProto, policyInputToProto } from './convert-policy.js';
+import { copyFromProto, siteCopyFromProto, type CopyView } from './convert-sites.js';
 import { coordinatorGrpc } from './descriptor.js';
 import type { PlanStats } from '../metrics/plan-stats.js';
 import type { Policy, PolicyInput } from '../policies/model.js';
@@ -183,8 +184,23 @@ export class CoordinatorClient {
     );
   }
 
-  restore(request: RestoreRequest): Promise<CallResult<{ epoch: number }>> {
-    return this.call('RestoreSnapshot', restoreRequestToProto(request), (r) => ({ ok: true, value: { epoch: Number(r.epoch ?? 0) } }), this.options.restoreCallTimeoutMs);
+  /** With `fromSite`, from the copy that site holds (docs/sites.md); restoredCheckpointId is then the imported copy's id here. */
+  restore(request: RestoreRequest, fromSite?: FromSite): Promise<CallResult<{ epoch: number; restoredCheckpointId: number }>> {
+    return this.call(
+      'RestoreSnapshot',
+      restoreRequestToProto(request, fromSite),
+      (r) => ({ ok: true, value: { epoch: Number(r.epoch ?? 0), restoredCheckpointId: Number(r.restored_checkpoint_id ?? 0) } }),
+      this.options.restoreCallTimeoutMs,
+    );
+  }
+
+  /** CopyCheckpoint: answers once the copy is verified at the site. */
+  copyCheckpoint(id: CheckpointId, site: string): Promise<CallResult<CheckpointCopy>> {
+    return this.call('CopyCheckpoint', { checkpoint_id: id, site }, (r) => copyFromProto(r.copy), this.options.restoreCallTimeoutMs);
+  }
+
+  listCheckpointCopies(site: string, planId?: string): Promise<CallResult<CopyView[]>> {
+    return this.call('ListCheckpointCopies', { site, plan_id: planId ?? '' }, (r) => all((r.copies as unknown[] | undefined) ?? [], siteCopyFromProto));
   }
 
   verify(id: CheckpointId): Promise<CallResult<VerifyReport>> {

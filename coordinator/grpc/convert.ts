@@ -12,9 +12,10 @@
 import type { CheckpointId } from '../../src/ids.js';
 import { isName } from '../../src/wire/fields.js';
 import type { HookAction } from '../../src/wire/index.js';
-import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, GivenVolumeSnapshot, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
+import type { BeginCheckpointRequest, DeleteOutcome, FinishCheckpointRequest, FromSite, GivenVolumeSnapshot, RestoreRequest, TakeSnapshotRequest, VerifyReport } from '../api.js';
 import { ok, type Result } from '../errors.js';
-import type { AgentInfo, AgentlessServer, AppRef, CheckpointRecord, CheckpointState, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
+import type { AgentInfo, AgentlessServer, AppRef, CheckpointCopy, CheckpointRecord, CheckpointState, CopySource, Plan, PlanChannel, PlanInput, ProgressEvent, SnapshotOptions, VolumeSnapshot } from '../model.js';
+import { SITE_NAME } from '../sites/config.js';
 import { checkpointStats, checkpointView, type AppStatsView, type CheckpointView } from '../checkpoint-view.js';
 import {
   agentStatuses,
@@ -22,6 +23,7 @@ import {
   channelKinds,
   checkpointStates,
   consistencyLevels,
+  copyStates,
   failureReasons,
   fallbackPolicies,
   progressKinds,
@@ -61,6 +63,7 @@ export interface PbPlan {
   channels: PbChannel[];
   volumes: PbVolume[];
   agentless_servers: PbAgentlessServer[];
+  copy_to_sites: string[];
   revision: number;
   created_at: PbTimestamp | null;
   updated_at: PbTimestamp | null;
@@ -106,6 +109,20 @@ export interface PbVolumeSnapshot {
   snapshot_at: PbTimestamp | null;
   thawed_at: PbTimestamp | null;
 }
+export interface PbCheckpointCopy {
+  site: string;
+  state: string;
+  copied_at: PbTimestamp | null;
+  lag: PbDuration | null;
+  failed_at: PbTimestamp | null;
+  detail: string;
+}
+export interface PbCopySource {
+  site: string;
+  source_site: string;
+  source_checkpoint_id: number;
+  copied_at: PbTimestamp | null;
+}
 export interface PbCheckpoint {
   id: number;
   plan_id: string;
@@ -128,6 +145,8 @@ export interface PbCheckpoint {
   pinned: boolean;
   hold_deadline: PbDuration | null;
   caller_volumes: PbVolumeSnapshot[];
+  copies: PbCheckpointCopy[];
+  imported_from: PbCopySource | null;
 }
 /** google.protobuf.Duration and Timestamp, as proto-loader takes them. */
 export interface PbDuration {
@@ -223,7 +242,7 @@ export function name(r: ProtoReader, field: string, required: boolean): string {
   return v;
 }
 
-function checkpointId(r: ProtoReader, field: string): CheckpointId {
+export function checkpointId(r: ProtoReader, field: string): CheckpointId {
   const id = r.u64(field);
   if (r.error === undefined && id === 0) r.fail(field, `${r.at(field)} is required (a positive checkpoint id)`);
   return id;
@@ -330,7 +349,20 @@ function readPlanInput(r: ProtoReader): PlanInput {
         return guestAgentRef === '' ? { server: a.string('server'), backendRef: a.string('backend_ref') } : { server: a.string('server'), backendRef: a.string('backend_ref'), guestAgentRef };
       }),
     ),
+    ...copyToSitesField(r),
   };
+}
+
+/** Absent rather than empty, as agentlessField; each a site name, none twice (configured or not is the registry's check). */
+function copyToSitesField(r: ProtoReader): { copyToSites?: string[] } {
+  const sites = r.list('copy_to_sites').map((s, i) => {
+    const at = `${r.at('copy_to_sites')}[${i}]`;
+    if (typeof s !== 'string' || !SITE_NAME.test(s)) r.fail(`copy_to_sites[${i}]`, `${at} must be a site name ([A-Za-z0-9_-]{1,64})`);
+    return typeof s === 'string' ? s : '';
+  });
+  const twice = sites.find((s, i) => sites.indexOf(s) !== i);
+  if (twice !== undefined) r.fail('copy_to_sites', `${r.at('copy_to_sites')} names site ${twice} twice`);
+  return sites.length === 0 ? {} : { copyToSites: sites };
 }
 
 /** Absent rather than empty: a plan without agentless servers reads as before. */
@@ -380,6 +412,7 @@ export function planInputToProto(plan: PlanInput): Omit<PbPlan, 'revision' | 'cr
     channels: plan.channels.map(channelToProto),
     volumes: plan.volumes.map((v) => ({ id: v.id, server: v.server, backend_ref: v.backendRef })),
     agentless_servers: (plan.agentlessServers ?? []).map((a) => ({ server: a.server, backend_ref: a.backendRef, guest_agent_ref: a.guestAgentRef ?? '' })),
+    copy_to_sites: [...(plan.copyToSites ?? [])],
   };
 }
 
@@ -576,7 +609,13 @@ export function rollbackRequestFromProto(request: unknown, limits: RequestLimits
   return done(r, { checkpointId: id, skipSafetyCheckpoint, ...(key !== undefined ? { idempotencyKey: key } : {}) });
 }
 
-export function restoreRequestFromProto(request: unknown, limits: RequestLimits): Result<RestoreRequest> {
+/** A RestoreSnapshot request: what to restore where, and with from_site, the site whose copy it is. */
+export interface RestoreArgs {
+  readonly request: RestoreRequest;
+  readonly fromSite?: FromSite;
+}
+
+export function restoreRequestFromProto(request: unknown, limits: RequestLimits): Result<RestoreArgs> {
   const r = ProtoReader.of(request, '');
   const id = checkpointId(r, 'checkpoint_id');
   const servers: Record<string, string> = {};
@@ -602,15 +641,32 @@ export function restoreRequestFromProto(request: unknown, limits: RequestLimits)
     r.fail('servers', 'servers or apps must map the checkpoint\'s servers or apps to their targets');
   }
   const key = idempotencyKey(r, 'idempotency_key', limits);
-  return done(r, { checkpointId: id, servers, apps, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+  const site = siteName(r, 'from_site', false);
+  const sourceSite = siteName(r, 'source_site', false);
+  if (site === '' && sourceSite !== '') r.fail('source_site', 'source_site applies only with from_site: name the site that holds the copy');
+  const restore: RestoreRequest = { checkpointId: id, servers, apps, ...(key !== undefined ? { idempotencyKey: key } : {}) };
+  return done(r, { request: restore, ...(site !== '' ? { fromSite: { site, sourceSite } } : {}) });
 }
 
-export function restoreRequestToProto(request: RestoreRequest): Record<string, unknown> {
+/** A site name field (docs/sites.md): INVALID_ARGUMENT naming it when malformed. */
+export function siteName(r: ProtoReader, field: string, required: boolean): string {
+  const value = r.string(field);
+  if (value === '') {
+    if (required) r.fail(field, `${r.at(field)} is required: the name of a configured site`);
+    return '';
+  }
+  if (!SITE_NAME.test(value)) r.fail(field, `${r.at(field)} ${JSON.stringify(value.slice(0, 80))} must match [A-Za-z0-9_-]{1,64}`);
+  return value;
+}
+
+export function restoreRequestToProto(request: RestoreRequest, fromSite?: FromSite): Record<string, unknown> {
   return {
     checkpoint_id: request.checkpointId,
     servers: Object.entries(request.servers).map(([source_server, target_server]) => ({ source_server, target_server })),
     apps: request.apps.map((m) => ({ source: appRefToProto(m.source), target: appRefToProto(m.target) })),
     idempotency_key: request.idempotencyKey ?? '',
+    from_site: fromSite?.site ?? '',
+    source_site: fromSite?.sourceSite ?? '',
   };
 }
 
@@ -669,6 +725,23 @@ function u32(n: number): number {
   return Math.min(Math.max(0, Math.round(n)), 0xffff_ffff);
 }
 
+export function checkpointCopyToProto(c: CheckpointCopy): PbCheckpointCopy {
+  return c.state === 'copied'
+    ? { site: c.site, state: copyStates.toProto(c.state), copied_at: ts(c.copiedAtUnixMs), lag: dur(c.lagMs), failed_at: null, detail: '' }
+    : { site: c.site, state: copyStates.toProto(c.state), copied_at: null, lag: null, failed_at: ts(c.failedAtUnixMs), detail: c.detail };
+}
+
+function copySourceToProto(s: CopySource): PbCopySource {
+  return { site: s.site, source_site: s.sourceSite, source_checkpoint_id: s.sourceCheckpointId, copied_at: ts(s.copiedAtUnixMs) };
+}
+
+export function checkpointCopyFromProto(c: ProtoReader): CheckpointCopy {
+  const site = c.string('site');
+  return c.enumValue('state', copyStates, true) === 'failed'
+    ? { site, state: 'failed', failedAtUnixMs: timeOf(c, 'failed_at') ?? 0, detail: c.string('detail') }
+    : { site, state: 'copied', copiedAtUnixMs: timeOf(c, 'copied_at') ?? 0, lagMs: durOf(c, 'lag') };
+}
+
 export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
   const stats = checkpointStats(record);
   return {
@@ -701,6 +774,8 @@ export function checkpointToProto(record: CheckpointRecord): PbCheckpoint {
     pinned: record.pinned === true,
     hold_deadline: record.holdMs === undefined ? null : dur(record.holdMs),
     caller_volumes: (record.callerVolumes ?? []).map(volumeToProto),
+    copies: (record.copies ?? []).map(checkpointCopyToProto),
+    imported_from: record.importedFrom === undefined ? null : copySourceToProto(record.importedFrom),
     servers: (record.servers ?? []).map((f) => ({
       server: f.server,
       frozen_at: ts(f.frozenAtUnixMs ?? 0),
@@ -833,6 +908,7 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
     safety: r.bool('safety'),
     ...optional('fallbackReason', r.string('fallback_reason'), ''),
     ...(r.bool('pinned') ? { pinned: true } : {}),
+    ...copiesOf(r),
     servers: r.messages('servers').map((f) => ({
       server: f.string('server'),
       ...optional('frozenAtUnixMs', (timeOf(f, 'frozen_at') ?? 0), 0),
@@ -856,6 +932,18 @@ function readCheckpoint(r: ProtoReader): CheckpointView {
         };
       }),
     })),
+  };
+}
+
+/** The copies and import source of a Checkpoint message, left out when empty (as checkpointView does). */
+function copiesOf(r: ProtoReader): Pick<CheckpointView, 'copies' | 'importedFrom'> {
+  const copies = r.messages('copies').map(checkpointCopyFromProto);
+  const from = r.message('imported_from');
+  return {
+    ...(copies.length > 0 ? { copies } : {}),
+    ...(from !== undefined
+      ? { importedFrom: { site: from.string('site'), sourceSite: from.string('source_site'), sourceCheckpointId: from.u64('source_checkpoint_id'), copiedAtUnixMs: timeOf(from, 'copied_at') ?? 0 } }
+      : {}),
   };
 }
 

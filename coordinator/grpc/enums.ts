@@ -12,6 +12,7 @@ import type {
   CheckpointState,
   ConsistencyLevel,
   FailureReason,
+  CheckpointCopy,
   FallbackPolicy,
   ProgressEvent,
 } from '../model.js';
@@ -67,6 +68,8 @@ export const progressKinds = table<ProgressKind>('ProgressKind', 'PROGRESS_KIND'
 });
 export const agentStatuses = table<AgentStatus>('AgentStatus', 'AGENT_STATUS', { online: true, late: true, offline: true });
 
+export const copyStates = table<CheckpointCopy['state']>('CopyState', 'COPY_STATE', { copied: true, failed: true });
+
 export const ALL_ENUM_TABLES: readonly EnumTable<string>[] = [
   consistencyLevels,
   channelKinds,
@@ -76,4 +79,5 @@ export const ALL_ENUM_TABLES: readonly EnumTable<string>[] = [
   failureReasons,
   progressKinds,
   agentStatuses,
+  copyStates,
 ];

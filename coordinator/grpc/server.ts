@@ -18,7 +18,7 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { Logger } from 'pino';
-import type { CoordinatorApi, PoliciesApi } from '../api.js';
+import type { CoordinatorApi, PoliciesApi, SitesApi } from '../api.js';
 import { fail, ok, type CoordinatorError, type Result } from '../errors.js';
 import type { Plan } from '../model.js';
 import type { CheckpointId } from '../../src/ids.js';
@@ -28,6 +28,7 @@ import {
   beginCheckpointRequestFromProto,
   channelsByServer,
   checkpointIdRequestFromProto,
+  checkpointCopyToProto,
   checkpointToProto,
   deleteOutcomeToProto,
   deletePlanRequestFromProto,
@@ -55,6 +56,7 @@ import {
   policyToProto,
   updatePolicyRequestFromProto,
 } from './convert-policy.js';
+import { copyCheckpointRequestFromProto, listCopiesRequestFromProto, siteCopyToProto } from './convert-sites.js';
 import { COORDINATOR_SERVICE_NAME, coordinatorGrpc, coordinatorPackageDefinition } from './descriptor.js';
 import { HealthService, healthPackageDefinition } from './health.js';
 import { toServiceError, grpcCode } from './status.js';
@@ -295,6 +297,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const withPolicies = <T>(call: (p: PoliciesApi) => Promise<Result<T>>): Promise<Result<T>> =>
     api.policies !== undefined ? call(api.policies) : Promise.resolve(fail('unavailable', 'this coordinator has no policy store; policies are not served'));
 
+  /** Without sites, every site named is unknown: NOT_FOUND, as a coordinator with sites answers for one it lacks. */
+  const withSites = <T>(site: string, call: (s: SitesApi) => Promise<Result<T>>): Promise<Result<T>> =>
+    api.sites !== undefined ? call(api.sites) : Promise.resolve(fail('not-found', `site ${site} is not configured; this coordinator has no sites (the sites key of its configuration file, docs/sites.md)`));
+
   /** Open progress streams (WatchCheckpoint, TakeSnapshotAndWait) and how to end each one from close(). */
   const watches = new Set<() => void>();
 
@@ -473,7 +479,21 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       (a) => api.checkpoints.rollback(a),
       (out) => ({ safety_checkpoint_id: out.safetyCheckpointId, epoch: out.epoch }),
     ),
-    RestoreSnapshot: unary(log, stats, guard, 'RestoreSnapshot', (r) => restoreRequestFromProto(r, limits), (a) => api.checkpoints.restore(a), (out) => ({ epoch: out.epoch })),
+    RestoreSnapshot: unary(
+      log,
+      stats,
+      guard,
+      'RestoreSnapshot',
+      (r) => restoreRequestFromProto(r, limits),
+      async ({ request, fromSite }) => {
+        if (fromSite === undefined) {
+          const restored = await api.checkpoints.restore(request);
+          return restored.ok ? ok({ epoch: restored.value.epoch, checkpointId: request.checkpointId }) : restored;
+        }
+        return withSites(fromSite.site, (s) => s.restoreFrom(request, fromSite));
+      },
+      (out) => ({ epoch: out.epoch, restored_checkpoint_id: out.checkpointId }),
+    ),
     VerifyCheckpoint: unary(log, stats, guard, 'VerifyCheckpoint', checkpointIdRequestFromProto, (id) => api.checkpoints.verify(id), verifyReportToProto),
     DeleteCheckpoint: unary(
       log,
@@ -557,6 +577,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         return plan.ok ? planStats((f, size, token) => api.checkpoints.list(f, size, token), id) : plan;
       },
       (s) => ({ stats: planStatsToProto(s) }),
+    ),
+    CopyCheckpoint: unary(log, stats, guard, 'CopyCheckpoint', copyCheckpointRequestFromProto, (a) => withSites(a.site, (s) => s.copy(a.checkpointId, a.site)), (copy) => ({ copy: checkpointCopyToProto(copy) })),
+    ListCheckpointCopies: unary(
+      log,
+      stats,
+      guard,
+      'ListCheckpointCopies',
+      listCopiesRequestFromProto,
+      (a) => withSites(a.site, (s) => s.listCopies(a.site, a.planId !== undefined ? { planId: a.planId } : {})),
+      (copies) => ({ copies: copies.map(siteCopyToProto) }),
     ),
   };
   server.addService(tolerantDeserializers(coordinatorGrpc().service), handlers);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { ServerCredentials } from '@grpc/grpc-js';
+import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { fail, ok, type Result } from '../errors.js';
 
 export interface TlsFiles {
@@ -50,4 +50,10 @@ export function serverCredentialsFrom(tls: TlsFiles): Result<ServerCredentials> 
     ca = read.value;
   }
   return ok(ServerCredentials.createSsl(ca, [{ private_key: key.value, cert_chain: cert.value }], ca !== null));
+}
+
+/** A client's TLS credentials from PEM text: the CA it trusts, and its certificate and key for mTLS. */
+export function clientCredentialsFrom(tls: { readonly ca?: string; readonly key?: string; readonly cert?: string }): ChannelCredentials {
+  const pem = (text: string | undefined): Buffer | null => (text === undefined ? null : Buffer.from(text));
+  return credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
 }

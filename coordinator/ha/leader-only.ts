@@ -4,7 +4,7 @@
  * client or load balancer goes there; reads (plans, checkpoints and their verification, policies,
  * agents) are answered from the shared store. The leader serves everything.
  */
-import type { CheckpointsApi, CoordinatorApi, PlansApi, PoliciesApi } from '../api.js';
+import type { CheckpointsApi, CoordinatorApi, PlansApi, PoliciesApi, SitesApi } from '../api.js';
 import { failWith } from '../errors.js';
 
 export interface Leadership {
@@ -16,7 +16,14 @@ const LEADER_ONLY = {
   plans: ['register', 'delete'],
   checkpoints: ['take', 'watch', 'rollback', 'restore', 'delete', 'cancel', 'begin', 'finish', 'pin'],
   policies: ['create', 'update', 'delete'],
-} as const satisfies { plans: readonly (keyof PlansApi)[]; checkpoints: readonly (keyof CheckpointsApi)[]; policies: readonly (keyof PoliciesApi)[] };
+  // A copy writes the checkpoint's record (its copy list), and a restore from a site imports one.
+  sites: ['copy', 'restoreFrom'],
+} as const satisfies {
+  plans: readonly (keyof PlansApi)[];
+  checkpoints: readonly (keyof CheckpointsApi)[];
+  policies: readonly (keyof PoliciesApi)[];
+  sites: readonly (keyof SitesApi)[];
+};
 
 /** The UNAVAILABLE answer of a standby; its message names the leader's address when one is known. */
 export function notLeaderMessage(leaderAddress: string | undefined): string {
@@ -47,5 +54,6 @@ export function leaderOnly(api: CoordinatorApi, leadership: Leadership): Coordin
     checkpoints: gate(api.checkpoints, LEADER_ONLY.checkpoints, leadership),
     agents: api.agents,
     ...(api.policies !== undefined ? { policies: gate(api.policies, LEADER_ONLY.policies, leadership) } : {}),
+    ...(api.sites !== undefined ? { sites: gate(api.sites, LEADER_ONLY.sites, leadership) } : {}),
   };
 }

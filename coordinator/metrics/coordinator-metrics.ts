@@ -10,7 +10,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { checkpointStats } from '../checkpoint-view.js';
-import type { AgentInfo, CheckpointRecord } from '../model.js';
+import type { AgentInfo, CheckpointCopy, CheckpointRecord } from '../model.js';
 
 export interface MetricsSources {
   /** Checkpoints this coordinator runs whose record is not final yet. */
@@ -41,6 +41,10 @@ export class CoordinatorMetrics {
   private readonly restores: Counter<'result'>;
   /** Each plan's newest completion (its record's finish time), for the age gauge. */
   private readonly lastSuccess = new Map<string, number>();
+  private readonly copies: Counter<'site' | 'plan' | 'result'>;
+  private readonly copyLag: Gauge<'site' | 'plan'>;
+  /** Per site and plan: the completion time of the newest checkpoint copied there, for the RPO gauge. */
+  private readonly lastCopied = new Map<string, { site: string; plan: string; finishedAtUnixMs: number }>();
 
   constructor(
     sources: MetricsSources,
@@ -97,6 +101,31 @@ export class CoordinatorMetrics {
     });
     this.rollbacks = new Counter({ name: 'snapcoord_rollbacks_total', help: 'RollbackSnapshot calls that ended, by result (succeeded or failed).', labelNames: ['result'], registers });
     this.restores = new Counter({ name: 'snapcoord_restores_total', help: 'RestoreSnapshot calls that ended, by result (succeeded or failed).', labelNames: ['result'], registers });
+    this.copies = new Counter({
+      name: 'snapcoord_checkpoint_copies_total',
+      help: 'Copies of checkpoints to other sites (docs/sites.md) that ended, by site, plan and result (copied or failed).',
+      labelNames: ['site', 'plan', 'result'],
+      registers,
+    });
+    this.copyLag = new Gauge({
+      name: 'snapcoord_checkpoint_copy_lag_seconds',
+      help: "The newest copy to each site of each plan's checkpoints: seconds from the checkpoint's completion to its copy verified at the site.",
+      labelNames: ['site', 'plan'],
+      registers,
+    });
+    const lastCopied = this.lastCopied;
+    const nowMs = this.nowUnixMs;
+    new Gauge({
+      name: 'snapcoord_checkpoint_copy_age_seconds',
+      help: 'Seconds since the completion of the newest checkpoint of each plan that has a copy at each site: what a restore from that site would lose (its recovery point), growing while copies fail.',
+      labelNames: ['site', 'plan'],
+      registers,
+      collect() {
+        this.reset();
+        const at = nowMs();
+        for (const c of lastCopied.values()) this.set({ site: c.site, plan: c.plan }, Math.max(0, (at - c.finishedAtUnixMs) / 1000));
+      },
+    });
     new Gauge({
       name: 'snapcoord_checkpoints_in_flight',
       help: 'Checkpoints this coordinator is running now.',
@@ -183,6 +212,17 @@ export class CoordinatorMetrics {
   }
 
   /** A rollback or restore call returned. */
+  /** A copy of a checkpoint to a site ended (coordinator/sites/service.ts onCopyEnded). */
+  copyEnded(site: string, record: CheckpointRecord, copy: CheckpointCopy): void {
+    const plan = record.planId;
+    this.copies.inc({ site, plan, result: copy.state });
+    if (copy.state !== 'copied') return;
+    this.copyLag.set({ site, plan }, copy.lagMs / 1000);
+    const key = `${site}\u0000${plan}`;
+    const finishedAtUnixMs = record.finishedAtUnixMs ?? copy.copiedAtUnixMs;
+    if ((this.lastCopied.get(key)?.finishedAtUnixMs ?? 0) < finishedAtUnixMs) this.lastCopied.set(key, { site, plan, finishedAtUnixMs });
+  }
+
   operationEnded(kind: OperationKind, succeeded: boolean): void {
     (kind === 'rollback' ? this.rollbacks : this.restores).inc({ result: succeeded ? 'succeeded' : 'failed' });
   }

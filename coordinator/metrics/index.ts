@@ -7,6 +7,7 @@ import type { AgentRegistry } from '../agents.js';
 import type { PlansApi } from '../api.js';
 import type { CheckpointService } from '../checkpoints/service.js';
 import { ok, type Result } from '../errors.js';
+import type { CheckpointCopy, CheckpointRecord } from '../model.js';
 import { CoordinatorMetrics } from './coordinator-metrics.js';
 import { startMetricsServer, type MetricsServerHandle } from './server.js';
 
@@ -18,6 +19,8 @@ export interface CoordinatorMetricsOptions {
   readonly agents: Pick<AgentRegistry, 'list'>;
   /** To read each plan's newest completed checkpoint at start-up (seedLastSuccess). */
   readonly plans: Pick<PlansApi, 'list'>;
+  /** Copies to other sites (coordinator/sites/), when the coordinator has sites. */
+  readonly sites?: { onCopyEnded(listener: (site: string, record: CheckpointRecord, copy: CheckpointCopy) => void): void };
   readonly host: string;
   readonly port: number;
   readonly logger: Logger;
@@ -33,6 +36,7 @@ export async function serveCoordinatorMetrics(o: CoordinatorMetricsOptions): Pro
   });
   o.checkpoints.onEnded((r) => metrics.checkpointEnded(r));
   o.checkpoints.onOperationEnded((kind, succeeded) => metrics.operationEnded(kind, succeeded));
+  o.sites?.onCopyEnded((site, record, copy) => metrics.copyEnded(site, record, copy));
   const served = await startMetricsServer({ metrics, host: o.host, port: o.port, logger: o.logger });
   if (served.ok) {
     void seedLastSuccess(metrics, o).then((r) => {

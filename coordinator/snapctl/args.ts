@@ -4,7 +4,7 @@
  * misspelt option is an error, never silently ignored.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { RestoreRequest, TakeSnapshotRequest } from '../api.js';
+import type { FromSite, RestoreRequest, TakeSnapshotRequest } from '../api.js';
 import type { AppRef, CheckpointState, SnapshotOptions } from '../model.js';
 import type { PolicyInput, SchedulePolicy } from '../policies/model.js';
 import type { RetentionRules } from '../../src/control/retention.js';
@@ -45,7 +45,9 @@ export type Command =
   | { readonly kind: 'list'; readonly planId?: string; readonly states?: readonly CheckpointState[]; readonly limit: number }
   | { readonly kind: 'show'; readonly id: number }
   | { readonly kind: 'rollback'; readonly id: number; readonly skipSafety: boolean; readonly idempotencyKey?: string }
-  | { readonly kind: 'restore'; readonly request: RestoreRequest }
+  | { readonly kind: 'restore'; readonly request: RestoreRequest; readonly fromSite?: FromSite }
+  | { readonly kind: 'copy'; readonly id: number; readonly site: string }
+  | { readonly kind: 'copies'; readonly site: string; readonly planId?: string }
   | { readonly kind: 'verify'; readonly id: number }
   | { readonly kind: 'delete'; readonly id: number; readonly idempotencyKey?: string }
   | { readonly kind: 'cancel'; readonly id: number; readonly idempotencyKey?: string }
@@ -109,7 +111,9 @@ const COMMANDS: Readonly<Record<string, { options: Options; positionals: number 
   list: { options: { plan: { type: 'string' }, state: { type: 'string', multiple: true }, limit: { type: 'string' } }, positionals: 0 },
   show: { options: {}, positionals: 1 },
   rollback: { options: { 'no-safety': { type: 'boolean' }, 'idempotency-key': { type: 'string' } }, positionals: 1 },
-  restore: { options: { map: { type: 'string', multiple: true }, 'idempotency-key': { type: 'string' } }, positionals: 1 },
+  restore: { options: { map: { type: 'string', multiple: true }, 'idempotency-key': { type: 'string' }, 'from-site': { type: 'string' }, 'source-site': { type: 'string' } }, positionals: 1 },
+  copy: { options: { site: { type: 'string' } }, positionals: 1 },
+  copies: { options: { site: { type: 'string' }, plan: { type: 'string' } }, positionals: 0 },
   verify: { options: {}, positionals: 1 },
   delete: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
   cancel: { options: { 'idempotency-key': { type: 'string' } }, positionals: 1 },
@@ -369,7 +373,22 @@ function build(key: string, values: Record<string, string | boolean | (string | 
     case 'restore': {
       const id = checkpointId(positionals[0]);
       const idempotencyKey = key2('idempotency-key');
-      return { kind: 'restore', request: { checkpointId: id, ...mappings(list('map')), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) } };
+      const site = name('--from-site', str('from-site'));
+      const sourceSite = name('--source-site', str('source-site'));
+      if (site === undefined && sourceSite !== undefined) usage('--source-site applies only with --from-site');
+      const request: RestoreRequest = { checkpointId: id, ...mappings(list('map')), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+      return { kind: 'restore', request, ...(site !== undefined ? { fromSite: { site, sourceSite: sourceSite ?? '' } } : {}) };
+    }
+    case 'copy': {
+      const site = name('--site', str('site'));
+      if (site === undefined) usage('--site NAME is required: a site configured at the coordinator');
+      return { kind: 'copy', id: checkpointId(positionals[0]), site };
+    }
+    case 'copies': {
+      const site = name('--site', str('site'));
+      if (site === undefined) usage('--site NAME is required: a site configured at the coordinator');
+      const planId = name('--plan', str('plan'));
+      return { kind: 'copies', site, ...(planId !== undefined ? { planId } : {}) };
     }
     case 'verify':
       return { kind: 'verify', id: checkpointId(positionals[0]) };

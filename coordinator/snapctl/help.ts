@@ -55,6 +55,9 @@ Commands:
   show ID                                 one checkpoint in full, with per-app statistics
   rollback ID [--no-safety]               put the plan's apps back to a checkpoint
   restore ID --map SRC=DST[,...]          load a checkpoint into other servers or apps
+                                          (--from-site SITE: from the copy that site holds)
+  copy ID --site SITE                     copy a checkpoint to another site, verified there
+  copies --site SITE [--plan ID]          the copies a site holds, with their source
   verify ID                               check every part and the cut of a checkpoint
   delete ID                               delete a checkpoint, its stored parts and volume snapshots
   cancel ID                               abort a checkpoint in flight
@@ -64,6 +67,9 @@ Commands:
   policy create|update|show|list|delete   a plan's schedule and retention
   stats PLAN                              summary statistics of a plan's checkpoints
   audit [--tenant T] [--since 1h]         the audit trail of calls that changed something (reads NATS)
+  nats init | nats push                   operator mode: the NATS key directory (on the coordinator's host)
+  tenant create T | tenant list           a tenant's NATS account
+  agent enroll|revoke|list --tenant T ... an agent's NATS credential (snapctl agent --help)
   completion bash|zsh                     a shell completion script
   help [COMMAND]                          help on a command (also: COMMAND --help)
 
@@ -171,7 +177,8 @@ Example:
   list: `Usage: snapctl list [--plan ID] [--state S[,S...]] [--limit N]
 
 Checkpoints, newest first: id, plan, level requested (-> achieved), state, acked/total, duration,
-size, failure.
+size, failure; and COPIES when a listed checkpoint has copies at other sites (each site with its
+copy's lag after the checkpoint completed, or "failed").
 
 Options:
   --plan ID      only this plan's checkpoints
@@ -187,7 +194,9 @@ ${EXIT_HELP}
 
 One checkpoint in full: plan, levels requested and achieved, state, failure, options, times,
 per-app statistics (ack, alignment, sync and async durations, sizes, unaligned finish, failure)
-and volume snapshots with their frozen window.
+and volume snapshots with their frozen window; its copies at other sites (when made and their
+lag, or why the last attempt failed), and for a checkpoint imported by a restore from a site,
+where it came from.
 
 ${GLOBAL_HELP}
 
@@ -207,14 +216,52 @@ ${GLOBAL_HELP}
 ${EXIT_HELP}
 `,
   restore: `Usage: snapctl restore ID --map SRC=DST[,SRC=DST...] [--idempotency-key K]
+                     [--from-site SITE [--source-site NAME]]
 
 Loads completed checkpoint ID into other servers or apps, leaving the originals untouched.
 A mapping is either server to server (srv1=srv7: every app of srv1 goes to srv7 under its own
 name) or app to app (srv1/APP1=srv7/APP9, which wins over its server's mapping).
 
+With --from-site, from the copy of checkpoint ID (its id where it was taken) that SITE holds,
+while the deployment that took it may be down: the copy is read at the site against its digests,
+imported here as a new pinned checkpoint (its id is printed) and restored from it.
+
 Options:
   --map SRC=DST[,...]    mappings (repeatable)
   --idempotency-key K    a retry with the same key does not restore twice
+  --from-site SITE       restore from the copy at this site (configured at the coordinator)
+  --source-site NAME     the deployment that took the checkpoint, when SITE holds copies of
+                         checkpoint ID from several (snapctl copies --site SITE lists them)
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+`,
+  copy: `Usage: snapctl copy ID --site SITE
+
+Copies completed checkpoint ID to SITE (a NATS deployment configured at the coordinator,
+docs/sites.md): its record, app states, channel states and volume snapshot references. Every
+object is read back at the site against its digest before the copy's record is written there, so
+the site never lists a half-made copy. Prints the copy's lag after the checkpoint completed.
+
+Options:
+  --site SITE    the site to copy to
+
+${GLOBAL_HELP}
+
+${EXIT_HELP}
+
+Example:
+  snapctl copy 42 --site dr && snapctl copies --site dr
+`,
+  copies: `Usage: snapctl copies --site SITE [--plan ID]
+
+The copies SITE holds, from every deployment that copies there: source site, checkpoint id there,
+plan, tenant, level, when it completed and when it was copied, objects and size.
+
+Options:
+  --site SITE    the site to list
+  --plan ID      only copies of this plan's checkpoints
 
 ${GLOBAL_HELP}
 
@@ -290,7 +337,9 @@ stream on NATS reads the trail.
 Options:
   --tenant T        only entries of callers bound to tenant T ("*": callers of every tenant)
   --since DURATION  only the last 90s, 15m, 2h, 7d...
-  --nats URL        the coordinator's NATS (default: $NATS_URL, else nats://127.0.0.1:4222)
+  --nats URL        the coordinator's NATS (default: $NATS_URL, else nats://127.0.0.1:4222); with NATS in
+                    operator mode, $SNAPCTL_NATS_CREDS names the credentials to read it with
+                    (the coordinator's: KEYS_DIR/coordinator/user.creds, docs/security.md)
 
 ${GLOBAL_HELP}
 

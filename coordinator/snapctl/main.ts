@@ -11,7 +11,7 @@ import { parseCommandLine, type Command, type ConnectionOptions, type GlobalOpti
 import { errorText } from './errors.js';
 import { EXIT } from './help.js';
 import { parsePlanFile } from './plan-file.js';
-import { agentsTable, auditTable, CAPTURED_NOTHING, capturedNothing, checkpointsTable, checkpointText, levelText, planText, plansTable, policiesTable, policyText, progressText, statsText, verifyText } from './render.js';
+import { agentsTable, auditTable, CAPTURED_NOTHING, capturedNothing, checkpointsTable, checkpointText, levelText, planText, plansTable, policiesTable, policyText, progressText, siteCopiesTable, statsText, verifyText } from './render.js';
 import { completionScript } from './completion.js';
 import { ageText, durationText, timeText } from './table.js';
 import { WatchView } from './watch-view.js';
@@ -42,6 +42,8 @@ export type SnapctlClient = Pick<
   | 'updatePolicy'
   | 'deletePolicy'
   | 'planStats'
+  | 'copyCheckpoint'
+  | 'listCheckpointCopies'
   | 'close'
 >;
 
@@ -283,8 +285,20 @@ async function run(command: Exclude<Command, { kind: 'help' | 'completion' | 'au
       return EXIT.ok;
     }
     case 'restore': {
-      const r = check(cx, await client.restore(command.request));
-      out(cx, r, `restored checkpoint ${command.request.checkpointId}: targets start in epoch ${r.epoch}\n`);
+      const r = check(cx, await client.restore(command.request, command.fromSite));
+      const from = command.fromSite === undefined ? '' : ` from site ${command.fromSite.site} (imported here as checkpoint ${r.restoredCheckpointId})`;
+      out(cx, r, `restored checkpoint ${command.request.checkpointId}${from}: targets start in epoch ${r.epoch}\n`);
+      return EXIT.ok;
+    }
+    case 'copy': {
+      const c = check(cx, await client.copyCheckpoint(command.id, command.site));
+      const lag = c.state === 'copied' ? `, ${durationText(c.lagMs)} after it completed` : '';
+      out(cx, { checkpoint: command.id, ...c }, `checkpoint ${command.id} copied to site ${c.site} and verified there${lag}\n`);
+      return EXIT.ok;
+    }
+    case 'copies': {
+      const copies = check(cx, await client.listCheckpointCopies(command.site, command.planId));
+      out(cx, { copies }, siteCopiesTable(command.site, copies));
       return EXIT.ok;
     }
     case 'verify': {

@@ -3,7 +3,8 @@ import type { AuditEntry } from '../audit.js';
 import type { VerifyReport } from '../api.js';
 import type { CheckpointView } from '../checkpoint-view.js';
 import type { PlanStats } from '../metrics/plan-stats.js';
-import type { AgentInfo, Plan } from '../model.js';
+import type { AgentInfo, CheckpointCopy, Plan } from '../model.js';
+import type { CopyView } from '../grpc/convert-sites.js';
 import type { Policy } from '../policies/model.js';
 import { ageText, bytesText, durationText, table, timeText } from './table.js';
 
@@ -68,10 +69,20 @@ export function capturedNothing(c: CheckpointView): boolean {
 
 export const CAPTURED_NOTHING = 'WARNING: captured nothing (crash level, the plan has no volumes and no server ran a freeze hook)';
 
-/** `wide` adds the tenant, epoch, and the creation and finish times. */
+/** One copy in a cell: `dr 1.2 s` (its lag), or `dr failed`. */
+function copyCell(c: CheckpointCopy): string {
+  return c.state === 'copied' ? `${c.site} ${durationText(c.lagMs)}` : `${c.site} failed`;
+}
+
+/**
+ * `wide` adds the tenant, epoch, and the creation and finish times; a COPIES column (each site with
+ * its copy's lag, docs/sites.md) appears when a listed checkpoint has copies.
+ */
 export function checkpointsTable(checkpoints: readonly CheckpointView[], nowUnixMs: number = Date.now(), wide = false): string {
   if (checkpoints.length === 0) return 'no checkpoints\n';
   const header = ['ID', 'PLAN', 'LEVEL', 'STATE', 'PROGRESS', 'AGE', 'DURATION', 'SIZE', 'FAILURE'];
+  const copies = checkpoints.some((c) => (c.copies ?? []).length > 0);
+  if (copies) header.splice(header.indexOf('FAILURE'), 0, 'COPIES');
   if (wide) header.splice(2, 0, 'TENANT', 'EPOCH');
   if (wide) header.splice(header.indexOf('FAILURE'), 0, 'CREATED', 'FINISHED');
   return (
@@ -89,6 +100,7 @@ export function checkpointsTable(checkpoints: readonly CheckpointView[], nowUnix
           bytesText(c.stats.sizeBytes),
           capturedNothing(c) ? CAPTURED_NOTHING : failureText(c),
         ];
+        if (copies) row.splice(row.length - 1, 0, (c.copies ?? []).map(copyCell).join(', ') || '-');
         if (wide) row.splice(2, 0, c.tenant, String(c.epoch));
         if (wide) row.splice(row.length - 1, 0, timeText(c.createdAtUnixMs), timeText(c.finishedAtUnixMs));
         return row;
@@ -130,6 +142,9 @@ export function checkpointText(c: CheckpointView): string {
       (o.alignmentMode === 'aligned' ? `, alignment timeout ${o.alignmentTimeoutMs === 0 ? 'never' : durationText(o.alignmentTimeoutMs)}` : '') +
       `, fallback ${o.fallbackPolicy}, freeze deadline ${durationText(o.freezeDeadlineMs)}, max concurrent ${o.maxConcurrent ?? 1}`,
     ...(c.idempotencyKey !== undefined ? [`idempotency key  ${c.idempotencyKey}`] : []),
+    ...(c.importedFrom !== undefined
+      ? [`imported         from site ${c.importedFrom.site}: checkpoint ${c.importedFrom.sourceCheckpointId} of site ${c.importedFrom.sourceSite}, copied ${timeText(c.importedFrom.copiedAtUnixMs)}`]
+      : []),
     `created          ${timeText(c.createdAtUnixMs)}`,
     `triggered        ${timeText(c.stats.triggeredAtUnixMs)}`,
     `last ack         ${timeText(c.stats.lastAckAtUnixMs)}`,
@@ -175,7 +190,35 @@ export function checkpointText(c: CheckpointView): string {
   // At crash level the apps are captured with their servers' volumes and never ack: a table of "no"
   // rows would only mislead, so the servers' table says how the checkpoint went instead.
   const apps = byServers(c) ? `apps: ${c.stats.apps.map((a) => `${a.server}/${a.app}`).join(', ') || 'none'} (crash level: captured on their servers' volumes, no per-app state)\n` : appStatsTable(c);
-  return `${lines.join('\n')}\n${apps}\n${volumes}${servers ? `\n${servers}` : ''}${hooks ? `\n${hooks}` : ''}`;
+  const copies = (c.copies ?? []).length === 0 ? '' : copiesTable(c.copies ?? []);
+  return `${lines.join('\n')}\n${apps}\n${volumes}${servers ? `\n${servers}` : ''}${hooks ? `\n${hooks}` : ''}${copies ? `\n${copies}` : ''}`;
+}
+
+/** A checkpoint's copies at other sites: when each was made and its lag, or why it failed. */
+function copiesTable(copies: readonly CheckpointCopy[]): string {
+  return table(
+    ['COPY AT SITE', 'STATE', 'AT', 'LAG', 'DETAIL'],
+    copies.map((c) => (c.state === 'copied' ? [c.site, c.state, timeText(c.copiedAtUnixMs), durationText(c.lagMs), ''] : [c.site, c.state, timeText(c.failedAtUnixMs), '-', c.detail])),
+  );
+}
+
+/** The copies a site holds (snapctl copies). */
+export function siteCopiesTable(site: string, copies: readonly CopyView[]): string {
+  if (copies.length === 0) return `site ${site} holds no copies\n`;
+  return table(
+    ['SOURCE SITE', 'CHECKPOINT', 'PLAN', 'TENANT', 'LEVEL', 'FINISHED', 'COPIED', 'OBJECTS', 'SIZE'],
+    copies.map((c) => [
+      c.sourceSite,
+      String(c.sourceCheckpointId),
+      c.checkpoint.planId,
+      c.checkpoint.tenant,
+      levelText(c.checkpoint),
+      timeText(c.checkpoint.finishedAtUnixMs),
+      timeText(c.copiedAtUnixMs),
+      String(c.objects),
+      bytesText(c.bytes),
+    ]),
+  );
 }
 
 export function agentsTable(agents: readonly AgentInfo[], nowUnixMs: number): string {

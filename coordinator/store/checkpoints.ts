@@ -51,8 +51,14 @@ export type CreateOutcome =
 export type IdempotencyClaim = { readonly key: string; readonly revision: number } | { readonly existing: StoredCheckpoint };
 
 export interface CheckpointStore {
-  /** The next id: strictly greater than every id handed out before, by any coordinator. */
-  nextId(): Promise<Result<CheckpointId>>;
+  /**
+   * The next id: strictly greater than every id handed out before, by any coordinator, and than
+   * `above`, which the agents' fences give (an id an app has begun that this store never issued,
+   * from a store that lost its counter or a broken sender: the ids go on past it), unless `above`
+   * is more than CHECKPOINT_ID_JUMP_MAX beyond them: ids are shared by every tenant, and one
+   * tenant's agent must not use them up.
+   */
+  nextId(above?: CheckpointId): Promise<Result<CheckpointId>>;
   /**
    * ALREADY_EXISTS when the id is taken; ABORTED when another request with the same idempotency
    * key is being created right now (retry it and get that one's checkpoint).
@@ -140,6 +146,9 @@ interface Claim {
   readonly createdAtUnixMs: number;
 }
 
+/** How far an agent's fence may move the id counter in one step (2^40: the 53-bit ids take 8,192 such steps). */
+export const CHECKPOINT_ID_JUMP_MAX = 2 ** 40;
+
 export class JetStreamCheckpointStore implements CheckpointStore {
   /** The id counter as this store last wrote it: the next increment tries it before reading. */
   private lastId: CounterState | undefined;
@@ -170,11 +179,19 @@ export class JetStreamCheckpointStore implements CheckpointStore {
    * cached revision wins at the first attempt and conflicts come only from other coordinators; those
    * are retried without a limit, since each conflict means another caller got its id.
    */
-  nextId(): Promise<Result<CheckpointId>> {
+  nextId(above: CheckpointId = 0): Promise<Result<CheckpointId>> {
     const next = this.idQueue.then(() =>
-      incrementCounter(this.meta, CHECKPOINT_ID_COUNTER_KEY, this.idRetry, () => this.highestStoredId(), this.lastId, (written) => {
-        this.lastId = written;
-      }),
+      incrementCounter(
+        this.meta,
+        CHECKPOINT_ID_COUNTER_KEY,
+        this.idRetry,
+        () => this.highestStoredId(),
+        this.lastId,
+        (written) => {
+          this.lastId = written;
+        },
+        above > 0 ? { value: above, jumpMax: CHECKPOINT_ID_JUMP_MAX } : undefined,
+      ),
     );
     this.idQueue = next.then(
       () => undefined,

@@ -55,7 +55,9 @@ export interface CounterState {
  * the first value written is floor() + 1 (so a lost meta bucket cannot restart below what exists).
  * `last`: the counter as this caller last wrote it, tried first instead of a read (one round trip
  * instead of two when nobody else wrote since; a conflict falls back to reading). `onWritten`
- * learns each value written, for the next call's `last`.
+ * learns each value written, for the next call's `last`. `above`: the value returned is above
+ * `above.value` too (the counter jumps to it first), unless that is more than `above.jumpMax` beyond
+ * the counter.
  */
 export async function incrementCounter(
   kv: KV,
@@ -64,6 +66,7 @@ export async function incrementCounter(
   floor: () => Promise<Result<number>>,
   last?: CounterState,
   onWritten?: (written: CounterState) => void,
+  above?: { readonly value: number; readonly jumpMax: number },
 ): Promise<Result<number>> {
   for (let attempt = 1; attempt <= retry.casAttemptsMax; attempt++) {
     const current = attempt === 1 && last !== undefined && last.revision > 0 ? ok(last) : await readCounter(kv, key, -1);
@@ -74,7 +77,8 @@ export async function incrementCounter(
       if (!f.ok) return f;
       base = f.value;
     }
-    const next = base + 1;
+    const jump = above !== undefined && above.value > base && above.value - base <= above.jumpMax;
+    const next = (jump ? above.value : base) + 1;
     if (!Number.isSafeInteger(next)) return fail('internal', `counter ${key} would pass the safe integer range`);
     try {
       const revision = current.value.revision === 0 ? await kv.create(key, encodeCounter(next)) : await kv.update(key, encodeCounter(next), current.value.revision);

@@ -61,8 +61,8 @@ export class FencedCheckpointStore implements CheckpointStore {
     return refuse(this.fence, reason);
   }
 
-  nextId(): Promise<Result<CheckpointId>> {
-    return this.inner.nextId();
+  nextId(above?: CheckpointId): Promise<Result<CheckpointId>> {
+    return this.inner.nextId(above);
   }
 
   async create(record: CheckpointRecord): Promise<Result<CreateOutcome>> {
@@ -194,4 +194,33 @@ export class FencedOperationStore implements OperationStore {
     if (this.fence.term() === undefined) return this.refuse(`pruning the operations of plan ${planId}: this coordinator's leader lease is not valid`);
     return this.inner.prune(planId, keepMax);
   }
+}
+
+/** A store method that answers with a Result (what `leaseChecked` may refuse). */
+type ResultMethod = (...args: never[]) => Promise<Result<unknown>>;
+type ResultMethodsOf<T> = { [K in keyof T]: T[K] extends ResultMethod ? K : never }[keyof T] & string;
+
+/**
+ * The other records (plans, policies, epochs, admission slots, idempotency keys) fenced by the
+ * lease alone: each of `writes` is refused unless this coordinator's lease is valid by its own
+ * clock, which is what stops a paused leader that wakes up after its lease was taken. These writes
+ * carry no term: each is a compare-and-set on its key's revision, and the margin the leader keeps
+ * before its lease could be taken (docs/ha.md) covers the write in flight. Reads pass through.
+ */
+export function leaseChecked<T extends object>(inner: T, what: string, writes: readonly ResultMethodsOf<T>[], fence: Fence): T {
+  const guarded = new Map<PropertyKey, unknown>();
+  for (const name of writes) {
+    const method = (inner[name] as ResultMethod).bind(inner) as (...args: unknown[]) => Promise<Result<unknown>>;
+    guarded.set(name, (...args: unknown[]) => {
+      if (fence.term() === undefined) return Promise.resolve(refuse(fence, `${what} ${name}: this coordinator's leader lease is not valid`));
+      return method(...args);
+    });
+  }
+  return new Proxy(inner, {
+    get(target, property) {
+      if (guarded.has(property)) return guarded.get(property);
+      const v: unknown = Reflect.get(target, property, target);
+      return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }

@@ -49,7 +49,7 @@ export function validateBucketOptions(options: BucketOptions): string | undefine
   return validateNotReadyRetry(options);
 }
 
-function opener(nc: NatsConnection, options: BucketOptions): (name: string, history: number) => Promise<KV> {
+export function opener(nc: NatsConnection, options: BucketOptions): (name: string, history: number) => Promise<KV> {
   const invalid = validateBucketOptions(options);
   if (invalid !== undefined) throw new Error(`invalid bucket options: ${invalid}`);
   const js = nc.jetstream({ timeout: options.requestTimeoutMs });

@@ -13,6 +13,7 @@ import { fail, ok, type Result } from '../errors.js';
 import type { AppRef } from '../model.js';
 import { decodeJsonObject, encodeJson } from './json.js';
 import { isWrongLastSequence, storeError } from './nats-errors.js';
+import { KEY_LISTING_MS_MAX, listKeys } from './scan.js';
 
 export interface OperationRecord {
   readonly id: string;
@@ -92,7 +93,11 @@ export function operationKey(planId: string, id: string): string {
 }
 
 export class JetStreamOperationStore implements OperationStore {
-  constructor(private readonly meta: KV) {}
+  constructor(
+    private readonly meta: KV,
+    /** How long listing the operations' keys may take (scan.ts). */
+    private readonly listingMsMax = KEY_LISTING_MS_MAX,
+  ) {}
 
   newId(kind: OperationKind, idempotencyKey: string | undefined): string {
     // The key is hashed: it may hold characters a KV key may not, and its length is the caller's.
@@ -173,12 +178,9 @@ export class JetStreamOperationStore implements OperationStore {
   async list(planId: string): Promise<Result<OperationRecord[]>> {
     if (!PLAN_ID.test(planId)) return fail('invalid-argument', `plan id ${JSON.stringify(planId.slice(0, 80))} must match [A-Za-z0-9_-]{1,64}`);
     const prefix = `op.${planId}.`;
-    const ids: string[] = [];
-    try {
-      for await (const key of await this.meta.keys(`${prefix}*`)) ids.push(key.slice(prefix.length));
-    } catch (error) {
-      return { ok: false, error: storeError(error, `listing the operations of plan ${planId}`) };
-    }
+    const keys = await listKeys(this.meta, `${prefix}*`, this.listingMsMax);
+    if (!keys.ok) return keys;
+    const ids = keys.value.map((key) => key.slice(prefix.length));
     const records: OperationRecord[] = [];
     for (const r of await Promise.all(ids.map((id) => this.get(planId, id)))) {
       if (!r.ok) return r;
@@ -188,15 +190,13 @@ export class JetStreamOperationStore implements OperationStore {
   }
 
   async unfinished(): Promise<Result<OperationRecord[]>> {
+    const listed = await listKeys(this.meta, 'op.>', this.listingMsMax);
+    if (!listed.ok) return listed;
     const keys: { planId: string; id: string }[] = [];
-    try {
-      for await (const key of await this.meta.keys('op.>')) {
-        // op.<planId>.<id>: a plan id holds no dot.
-        const [, planId, ...rest] = key.split('.');
-        if (planId !== undefined && rest.length > 0) keys.push({ planId, id: rest.join('.') });
-      }
-    } catch (error) {
-      return { ok: false, error: storeError(error, 'listing the operations') };
+    for (const key of listed.value) {
+      // op.<planId>.<id>: a plan id holds no dot.
+      const [, planId, ...rest] = key.split('.');
+      if (planId !== undefined && rest.length > 0) keys.push({ planId, id: rest.join('.') });
     }
     const records: OperationRecord[] = [];
     for (const r of await Promise.all(keys.map((k) => this.get(k.planId, k.id)))) {

@@ -6,9 +6,17 @@
  * verifies each one and checks that tokens are conserved, rolls back to one of them, checks again,
  * prints a summary, and stops everything cleanly on Ctrl-C or after --duration.
  *
+ * With --log-channel, APP2 -> APP3 is a log channel over a JetStream stream (docs/channels.md) instead
+ * of an in-band one: the same checks pass, the tokens in flight on it read back from the stream.
+ *
  * With --cluster 3 it starts a 3-node NATS cluster instead, two coordinators (a leader and a
  * standby, docs/ha.md) on it with 3 replicas, and SIGKILLs the leader mid-way: the standby takes
  * over, and the demo goes on through it with the same checks.
+ *
+ * Secured by default (docs/security.md): NATS in operator mode with two tenants as accounts and one
+ * credential per agent (examples/secured-nats.ts), the gRPC API with TLS and bearer tokens
+ * (security.ts); it checks that a tenant's credentials reach nothing of the other tenant.
+ * `--insecure` runs the old way, without any of it, and says so.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,17 +24,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from 'nats';
-import { JetStreamStateObjects } from '../../adapters/state-store.js';
+import { JetStreamStateObjects, type TenantConnection } from '../../adapters/state-store.js';
+import { TenantConnections } from '../../coordinator/nats-auth/tenant-connections.js';
+import { agentInboxPrefix, eventSubject } from '../../src/wire/index.js';
+import { startSecuredNats, type SecuredNats } from '../secured-nats.js';
+import { makeApiSecurity, type ApiSecurity } from './security.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
 import { openCoordinatorStore } from '../../coordinator/store/index.js';
 import type { ConsistencyLevel, PlanInput } from '../../coordinator/model.js';
-import { decodeChannelState } from '../../src/wire/index.js';
+import { decodeStoredChannelState } from '../../src/wire/index.js';
+import { readLogRange } from '../../adapters/log-range-reader.js';
 import { startNatsCluster, type NatsClusterHandle } from '../nats-cluster.js';
 import { startNatsServer, type NatsServerHandle } from '../nats-server.js';
 import { decodeTokens } from '../../agent/demo-apps/token-app.js';
 import { orphansBetween, pauseFile, readRecords } from '../../agent/demo-apps/writer-app.js';
-import { agentConfigJson, demoPlan } from './plan.js';
+import { createLogStreams } from './log-streams.js';
+import { agentConfigJson, demoPlan, logSubjectOf } from './plan.js';
 
 /** What the demo's exit code says. */
 const EXIT = { passed: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -56,7 +70,19 @@ options:
                       through it
   --metrics-port P    the coordinator serves Prometheus metrics at http://127.0.0.1:P/metrics
                       (default: no metrics endpoint)
+  --insecure          no NATS accounts or credentials, and the gRPC API in plaintext without
+                      tokens: the way before docs/security.md (development only; said loudly)
+  --log-channel       APP2 -> APP3 is a log channel over the JetStream stream DEMO_LOG (made by
+                      the demo) instead of an in-band one; levels app and none. NATS then runs
+                      without accounts (enrolled agents have no grant for a log stream yet)
   -h, --help          this help
+
+Secured by default: nats-server in operator mode with two tenants (demo, and other with one agent
+of its own) as NATS accounts, each agent with its own credential, and the coordinator's gRPC API
+with TLS (a throwaway CA) and bearer tokens. The demo checks that the other tenant's agent
+credential cannot publish on demo's subjects and that its API token sees none of demo's plans.
+It writes the snapctl settings (address, CA, token) to a file it names at start.
+With --cluster, --log-channel or NATS_URL the NATS part runs without accounts (the API stays secured).
 
 NATS_URL=nats://host:port uses that NATS server (JetStream enabled) instead of starting one.
 The coordinator keeps the last ${RETAINED_CHECKPOINTS} completed checkpoints of the plan (an hour at the default
@@ -78,6 +104,11 @@ const SECOND_INTERRUPT_AFTER_MS = 1_000;
 
 const TENANT = 'demo';
 const PLAN: PlanInput = demoPlan(TENANT);
+/** The second tenant: one agent, one app, to show that tenants are kept apart. */
+const OTHER_TENANT = 'other';
+const OTHER_PLAN: PlanInput = { id: 'other', tenant: OTHER_TENANT, servers: ['s1'], apps: [{ server: 's1', app: 'APP1' }], channels: [], volumes: [] };
+/** How long the demo waits for NATS to report a refused publish. */
+const REFUSAL_WAIT_MS = 2_000;
 
 interface Row {
   id: number;
@@ -122,6 +153,8 @@ function orphansAcrossVolumes(volumes: readonly { server: string; snapshotRef: s
  */
 const children: { name: string; process: ChildProcess }[] = [];
 let nats: NatsServerHandle | undefined;
+let secured: SecuredNats | undefined;
+let tenantConnections: TenantConnections | undefined;
 let cluster: NatsClusterHandle | undefined;
 let workDir: string | undefined;
 let reaper: ChildProcess | undefined;
@@ -201,6 +234,7 @@ async function stopAll(): Promise<void> {
   const what = startedText();
   if (what !== '') say(`\nstopping ${what} ...`);
   await Promise.all(children.map((c) => stopChild(c.process)));
+  await tenantConnections?.close();
   await nats?.stop();
   await cluster?.stop();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
@@ -234,9 +268,12 @@ function summaryTable(rows: readonly Row[], level: ConsistencyLevel): string[] {
   );
 }
 
-/** The tokens in a checkpoint: in the apps' states plus in the channel states it recorded. */
-async function tokensOf(nc: NatsConnection, id: number, replicas: number): Promise<number> {
-  const objects = new JetStreamStateObjects(nc, { replicas });
+/**
+ * The tokens in a checkpoint: in the apps' states plus in the channel states it recorded, the ranges
+ * of log channels read back from their stream.
+ */
+async function tokensOf(nc: NatsConnection, states: TenantConnection, plan: PlanInput, id: number, replicas: number): Promise<number> {
+  const objects = new JetStreamStateObjects(states, { replicas });
   const stored = await (await openCoordinatorStore(nc, { replicas })).checkpoints.get(id);
   if (!stored.ok) throw new Error(`checkpoint ${id}: ${stored.error.message}`);
   let total = 0;
@@ -247,11 +284,102 @@ async function tokensOf(nc: NatsConnection, id: number, replicas: number): Promi
     if (!p.channelState) continue;
     const bytes = await objects.get(TENANT, p.channelState);
     if (!bytes.ok) throw new Error(bytes.error.message);
-    const decoded = decodeChannelState(bytes.value);
+    const decoded = decodeStoredChannelState(bytes.value);
     if (!decoded.ok) throw new Error(decoded.error.message);
-    for (const msgs of Object.values(decoded.value)) for (const m of msgs) total += decodeTokens(m.payload);
+    for (const msgs of Object.values(decoded.value.messages)) for (const m of msgs) total += decodeTokens(m.payload);
+    for (const [channel, range] of Object.entries(decoded.value.logRanges)) {
+      const c = plan.channels.find((x) => `${x.from.server}/${x.from.app}->${x.to.server}/${x.to.app}` === channel);
+      if (c?.logStream === undefined) throw new Error(`checkpoint ${id} has a log range for ${channel}, not a log channel of the plan`);
+      for (const m of await readLogRange(nc, { stream: c.logStream, subject: logSubjectOf(c) }, channel, range)) total += decodeTokens(m.payload);
+    }
   }
   return total;
+}
+
+/** The checkpoint's end as the demo prints it: "completed", or "aborted: why". */
+function finalState(client: CoordinatorClient, id: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const w = client.watchCheckpoint(id, (e) => {
+      if (e.checkpoint.state === 'completed' || e.checkpoint.state === 'aborted') {
+        w.cancel();
+        resolve(e.checkpoint.state === 'aborted' ? `aborted: ${e.checkpoint.failureDetail ?? ''}` : 'completed');
+      }
+    });
+    void w.done.then(() => resolve('watch ended'));
+  });
+}
+
+/** Resolves true once NATS reports a permissions violation to this connection, false after REFUSAL_WAIT_MS. */
+function permissionViolation(nc: NatsConnection): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), REFUSAL_WAIT_MS);
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'error' && String(s.data) === 'PERMISSIONS_VIOLATION') {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      }
+    })();
+  });
+}
+
+/**
+ * The second tenant: its plan registered and one checkpoint of it taken beside demo's, then what
+ * its credentials cannot reach (secured only): the API without a token, its viewer token on demo's
+ * plan and on a checkpoint, its agent's NATS credential on demo's event subject. Returns the
+ * number of checks that failed.
+ */
+async function otherTenant(client: CoordinatorClient, api: ApiSecurity | undefined, secured: SecuredNats | undefined, address: string): Promise<number> {
+  let failures = 0;
+  const check = (passed: boolean, text: string): void => {
+    say(`  ${passed ? 'ok' : '!'} ${text}`);
+    if (!passed) failures += 1;
+  };
+  const registered = await client.registerPlan(OTHER_PLAN, 0);
+  if (!registered.ok) throw new Error(`registering the plan ${OTHER_PLAN.id} failed: ${registered.error.message}`);
+  for (let i = 0; ; i++) {
+    const agents = await client.listAgents(OTHER_TENANT);
+    if (agents.ok && agents.value.some((x) => x.status === 'online')) break;
+    if (i > 100) throw new Error(`the agent of tenant ${OTHER_TENANT} did not register within 20 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  say(`tenant ${OTHER_TENANT}:`);
+  const taken = await client.takeSnapshot({ planId: OTHER_PLAN.id, level: 'app', options: { timeoutMs: 10_000 } });
+  const final = taken.ok ? await finalState(client, taken.value.id) : `not taken: ${taken.error.message}`;
+  check(final === 'completed', `checkpoint ${taken.ok ? taken.value.id : '-'} of its plan "${OTHER_PLAN.id}": ${final}`);
+  const code = (r: { ok: true } | { ok: false; error: { codeName: string } }): string => (r.ok ? 'served' : r.error.codeName);
+  if (api !== undefined) {
+    const anonymous = new CoordinatorClient(address, { credentials: api.credentials });
+    const viewer = new CoordinatorClient(address, { credentials: api.credentials, token: api.otherViewerToken });
+    try {
+      const noToken = await anonymous.listPlans(undefined, 100, '');
+      check(code(noToken) === 'UNAUTHENTICATED', `the gRPC API without a token: ${code(noToken)}`);
+      const listed = await viewer.listPlans(undefined, 100, '');
+      const ids = listed.ok ? listed.value.items.map((p) => p.id).join(', ') : code(listed);
+      check(ids === OTHER_PLAN.id, `its viewer token lists the plans: ${ids}`);
+      const foreign = await viewer.getPlan(PLAN.id);
+      check(code(foreign) === 'NOT_FOUND', `its viewer token asks for plan "${PLAN.id}": ${code(foreign)}`);
+      const take = await viewer.takeSnapshot({ planId: OTHER_PLAN.id, level: 'app', options: {} });
+      check(code(take) === 'PERMISSION_DENIED', `its viewer token takes a checkpoint: ${code(take)}`);
+    } finally {
+      anonymous.close();
+      viewer.close();
+    }
+  }
+  if (secured !== undefined) {
+    const nc = await secured.connect(secured.agentCreds(OTHER_TENANT, 's1'), { inboxPrefix: agentInboxPrefix(OTHER_TENANT, 's1'), name: 'demo: the other tenant forging' });
+    try {
+      const refused = permissionViolation(nc);
+      nc.publish(eventSubject(TENANT, 's1'), new Uint8Array([1]));
+      await nc.flush();
+      check(await refused, `its agent's NATS credential publishes on ${eventSubject(TENANT, 's1')}: ${(await refused) ? 'refused by NATS (permissions violation)' : 'NOT refused'}`);
+    } finally {
+      await nc.close();
+    }
+  }
+  say('');
+  return failures;
 }
 
 async function main(): Promise<number> {
@@ -267,6 +395,8 @@ async function main(): Promise<number> {
         grpc: { type: 'string', default: '127.0.0.1:50051' },
         'metrics-port': { type: 'string' },
         cluster: { type: 'string' },
+        insecure: { type: 'boolean', default: false },
+        'log-channel': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -305,6 +435,11 @@ async function main(): Promise<number> {
     console.error('--cluster starts its own NATS cluster: unset NATS_URL');
     return EXIT.usage;
   }
+  if (values['log-channel'] && level === 'crash') {
+    console.error('--log-channel runs the app and none levels (the crash level keeps its state on volumes)');
+    return EXIT.usage;
+  }
+  const demo = values['log-channel'] ? demoPlan(TENANT, 'demo', { logChannel: true }) : PLAN;
   const replicas = clusterSize === undefined ? 1 : 3;
   const total = initialTokens * PLAN.apps.length;
   let interruptedAtMs: number | undefined;
@@ -324,9 +459,13 @@ async function main(): Promise<number> {
     process.exit(EXIT.interrupted);
   }
   startReaper();
+  workDir = mkdtempSync(join(tmpdir(), 'snapshot-demo-'));
+  leaveToReaper(`dir ${workDir}`);
+  const insecure = values.insecure === true;
+  if (insecure) say('! INSECURE (--insecure): NATS without accounts or credentials, the gRPC API in plaintext without tokens: anyone who reaches them can read and change everything');
 
   let url = process.env['NATS_URL'];
-  if (url) say(`using NATS at ${url}`);
+  if (url) say(`using NATS at ${url}${insecure ? '' : ' (without NATS accounts: the demo cannot set up operator mode on a server it did not start)'}`);
   else if (clusterSize !== undefined) {
     say(`starting a ${clusterSize}-node NATS cluster with JetStream ...`);
     try {
@@ -340,9 +479,22 @@ async function main(): Promise<number> {
       leaveToReaper(`dir ${n.storeDir}`);
     }
     url = cluster.urls.join(',');
-    say(`  nats-servers on ${url}`);
+    say(`  nats-servers on ${url}${insecure ? '' : ' (without NATS accounts: operator mode on a cluster is in docs/security.md, not set up by the demo)'}`);
+  } else if (!insecure && demo === PLAN) {
+    say('starting nats-server with JetStream in operator mode: tenants demo and other as accounts, one credential per agent ...');
+    try {
+      secured = await startSecuredNats({ detached: true, dir: join(workDir, 'nats'), tenants: { [TENANT]: PLAN.servers, [OTHER_TENANT]: OTHER_PLAN.servers } });
+    } catch (error) {
+      console.error(error instanceof Error ? error.message : String(error));
+      return EXIT.usage;
+    }
+    nats = secured.server;
+    leaveToReaper(`group ${nats.pid}`);
+    leaveToReaper(`dir ${nats.storeDir}`);
+    url = nats.url;
+    say(`  nats-server on ${url}`);
   } else {
-    say('starting nats-server with JetStream ...');
+    say(`starting nats-server with JetStream ...${insecure ? '' : ' (without NATS accounts: enrolled agents have no grant for a log channel\'s stream yet, docs/channels.md)'}`);
     try {
       nats = await startNatsServer({ detached: true });
     } catch (error) {
@@ -359,14 +511,22 @@ async function main(): Promise<number> {
     console.error(`--metrics-port must be a port from 1 to 65535, got ${metricsPort}`);
     return EXIT.usage;
   }
-  workDir = mkdtempSync(join(tmpdir(), 'snapshot-demo-'));
-  leaveToReaper(`dir ${workDir}`);
+  let api: ApiSecurity | undefined;
+  if (!insecure) {
+    try {
+      api = makeApiSecurity(join(workDir, 'api'), OTHER_TENANT);
+    } catch (error) {
+      console.error(`cannot make the gRPC API's certificates with openssl: ${error instanceof Error ? error.message : String(error)} (or run with --insecure)`);
+      return EXIT.usage;
+    }
+  }
+  const natsCredentials = secured !== undefined ? ['--nats-creds', secured.coordinatorCreds, '--nats-tenant-creds-dir', secured.tenantCredsDir] : [];
 
   const startCoordinator = (name: string, listen: string, extra: readonly string[]): Promise<{ address: string; child: ChildProcess }> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the ${name} did not start within 30 s`)), 30_000);
       const volumeBackend = level === 'crash' ? ['--volume-backend', `directory:${join(workDir as string, 'snapshots')}`] : [];
-      const args = ['coordinator/main.ts', '--nats', url as string, '--replicas', String(replicas), '--listen', listen, '--log-level', 'warn', '--retain', String(RETAINED_CHECKPOINTS), ...volumeBackend, ...extra];
+      const args = ['coordinator/main.ts', '--nats', url as string, '--replicas', String(replicas), '--listen', listen, '--log-level', 'warn', '--retain', String(RETAINED_CHECKPOINTS), ...natsCredentials, ...(api?.coordinatorArgs ?? []), ...volumeBackend, ...extra];
       const child = startChild(name, args, (line) => {
         const m = /^listening on (.+)$/.exec(line);
         if (m) {
@@ -382,7 +542,11 @@ async function main(): Promise<number> {
   say('starting the coordinator ...');
   const leader = await startCoordinator('coordinator', values.grpc as string, metricsPort !== undefined ? ['--metrics-port', metricsPort] : []);
   const address = leader.address;
-  say(`  coordinator gRPC on ${address}  (try: SNAPCTL_ADDRESS=${address} npm run -s snapctl -- list)`);
+  if (api !== undefined) {
+    const envFile = join(workDir, 'snapctl.env');
+    writeFileSync(envFile, `export SNAPCTL_ADDRESS=${address} SNAPCTL_CA=${api.caFile} SNAPCTL_TOKEN=${api.adminToken}\n`, { mode: 0o600 });
+    say(`  coordinator gRPC on ${address}, TLS and bearer tokens  (try: . ${envFile} && npm run -s snapctl -- list)`);
+  } else say(`  coordinator gRPC on ${address}  (try: SNAPCTL_ADDRESS=${address} npm run -s snapctl -- list)`);
   let standby: { address: string; child: ChildProcess } | undefined;
   if (clusterSize !== undefined) {
     say('starting a second coordinator, which stands by ...');
@@ -392,26 +556,47 @@ async function main(): Promise<number> {
   if (metricsPort !== undefined) say(`  coordinator metrics on http://127.0.0.1:${metricsPort}/metrics`);
 
   say(`starting three agents (s1/APP1, s2/APP2, s3/APP3) with ${level === 'crash' ? 'writer apps on volumes' : 'token apps'} ...`);
-  const plan: PlanInput = level === 'crash' ? { ...PLAN, volumes: PLAN.apps.map((a) => ({ id: `vol-${a.server}`, server: a.server, backendRef: volumeOf(workDir as string, a.server, a.app) })) } : PLAN;
+  const plan: PlanInput = level === 'crash' ? { ...PLAN, volumes: PLAN.apps.map((a) => ({ id: `vol-${a.server}`, server: a.server, backendRef: volumeOf(workDir as string, a.server, a.app) })) } : demo;
+  /** The agent's configuration with its credential, when NATS has accounts. */
+  const withCreds = (config: Record<string, unknown>, tenant: string, server: string): Record<string, unknown> =>
+    secured === undefined ? config : { ...config, nats: { ...(config['nats'] as Record<string, unknown>), credsFile: secured.agentCreds(tenant, server) } };
+  if (demo !== PLAN) {
+    // The operator's part of a log channel: its stream, there before the agents open the channel.
+    const admin = await connect({ servers: url.split(',') });
+    try {
+      await createLogStreams(admin, demo);
+    } finally {
+      await admin.close();
+    }
+    say('  log channel s2/APP2 -> s3/APP3 over the JetStream stream DEMO_LOG');
+  }
   for (const a of PLAN.apps) {
     const file = join(workDir, `${a.server}.json`);
     if (level === 'crash') {
       const hooks = writePauseHook(workDir, a.server, volumeOf(workDir, a.server, a.app));
       const config = agentConfigJson(PLAN, a.server, a.app, url as string, { logLevel: 'warn', freeze: { hooksDir: hooks }, stateDir: join(workDir, 'state', a.server) });
-      writeFileSync(file, JSON.stringify(config, null, 2));
+      writeFileSync(file, JSON.stringify(withCreds(config, TENANT, a.server), null, 2));
       startChild(`agent ${a.server}`, ['agent/main.ts', '--config', file, '--demo-app', 'writer', '--volume', join(workDir, 'volumes', a.server), '--transfer-interval-ms', '5']);
     } else {
-      const config = agentConfigJson(PLAN, a.server, a.app, url as string, { logLevel: 'warn' });
-      writeFileSync(file, JSON.stringify(config, null, 2));
+      const config = agentConfigJson(demo, a.server, a.app, url as string, { logLevel: 'warn' });
+      writeFileSync(file, JSON.stringify(withCreds(config, TENANT, a.server), null, 2));
       startChild(`agent ${a.server}`, ['agent/main.ts', '--config', file, '--demo-app', 'tokens', '--initial-tokens', String(initialTokens)]);
     }
   }
+  say(`starting the agent of tenant ${OTHER_TENANT} (s1/APP1, its own plan "${OTHER_PLAN.id}") ...`);
+  const otherFile = join(workDir, `${OTHER_TENANT}-s1.json`);
+  writeFileSync(otherFile, JSON.stringify(withCreds(agentConfigJson(OTHER_PLAN, 's1', 'APP1', url, { logLevel: 'warn' }), OTHER_TENANT, 's1'), null, 2));
+  startChild(`agent ${OTHER_TENANT}/s1`, ['agent/main.ts', '--config', otherFile, '--demo-app', 'tokens', '--initial-tokens', String(initialTokens), '--transfer-interval-ms', '0']);
 
-  let client = new CoordinatorClient(address);
-  const nc = await connect({ servers: url.split(',') });
+  const clientOptions = api !== undefined ? { token: api.adminToken, credentials: api.credentials } : {};
+  let client = new CoordinatorClient(address, clientOptions);
+  const nc = secured !== undefined ? await secured.connect(secured.coordinatorCreds, { name: 'snapshot-demo' }) : await connect({ servers: url.split(',') });
+  tenantConnections = secured !== undefined ? new TenantConnections(secured.tenantCredsDir, { servers: url.split(',') }) : undefined;
+  const states: TenantConnection = tenantConnections !== undefined ? (t) => (tenantConnections as TenantConnections).get(t) : nc;
   /** After the leader's SIGKILL: when it happened and the client of the standby, until the first checkpoint through it. */
   let takeover: { killedAtMs: number; after: number } | undefined;
   let takeoverNote: string | undefined;
+  let failures = 0;
   try {
     const registered = await client.registerPlan(plan, 0);
     if (!registered.ok) throw new Error(`registering the plan failed: ${registered.error.message}`);
@@ -422,13 +607,13 @@ async function main(): Promise<number> {
       if (i > 100) throw new Error('the agents did not register within 20 s');
       await new Promise((r) => setTimeout(r, 200));
     }
+    if (!interrupted()) failures += await otherTenant(client, api, secured, address);
     const deadline = Date.now() + durationS * 1000;
     if (!interrupted()) say(`plan "demo" registered; agents online; ${level === 'crash' ? 'each app writes records to its volume and sends their ids downstream' : `${total} tokens in the system`}\n`);
     if (!interrupted()) say(`taking ${level}-level checkpoints every ${intervalMs} ms while the apps run${Number.isFinite(durationS) ? ` for ${durationS} s` : ' (Ctrl-C to stop)'}:`);
 
     const rows: Row[] = [];
     let rolledBackTo: number | undefined;
-    let failures = 0;
     while (!interrupted() && Date.now() < deadline) {
       const started = Date.now();
       const taken = await client.takeSnapshot({ planId: 'demo', level, options: { timeoutMs: 10_000 } });
@@ -451,15 +636,7 @@ async function main(): Promise<number> {
         if (!busy) failures += 1;
       } else {
         const id = taken.value.id;
-        const final = await new Promise<string>((resolve) => {
-          const w = client.watchCheckpoint(id, (e) => {
-            if (e.checkpoint.state === 'completed' || e.checkpoint.state === 'aborted') {
-              w.cancel();
-              resolve(e.checkpoint.state === 'aborted' ? `aborted: ${e.checkpoint.failureDetail ?? ''}` : 'completed');
-            }
-          });
-          void w.done.then(() => resolve('watch ended'));
-        });
+        const final = await finalState(client, id);
         const durationMs = Date.now() - started;
         if (final !== 'completed') {
           failures += 1;
@@ -479,7 +656,7 @@ async function main(): Promise<number> {
             if (!ok || orphans !== 0) failures += 1;
             measure = `orphans across volumes ${orphans}`;
           } else {
-            tokens = await tokensOf(nc, id, replicas);
+            tokens = await tokensOf(nc, states, plan, id, replicas);
             if (level === 'app' && (!ok || tokens !== total)) failures += 1;
             measure = `tokens ${tokens}/${total} ${tokens === total ? 'conserved' : 'NOT CONSERVED'}`;
           }
@@ -494,7 +671,7 @@ async function main(): Promise<number> {
             leader.child.kill('SIGKILL');
             takeover = { killedAtMs: Date.now(), after: id };
             client.close();
-            client = new CoordinatorClient(standby.address);
+            client = new CoordinatorClient(standby.address, clientOptions);
           }
           if (level === 'crash' && completed.length === rollbackAfter) {
             // A crash-level rollback reverts the volumes; apps must then restart from them (restore

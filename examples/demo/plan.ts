@@ -2,9 +2,32 @@
  * The demo's plan (APP1@s1 -> APP2@s2 -> APP3@s3, APP1 -> APP3, APP3 -> APP1: a diamond and a
  * cycle) and the agent configuration that goes with each of its apps. Tests use the same ones.
  */
-import type { PlanInput } from '../../coordinator/model.js';
+import type { PlanChannel, PlanInput } from '../../coordinator/model.js';
 
-export function demoPlan(tenant: string, id = 'demo'): PlanInput {
+/** The stream of the demo's log channel (`--log-channel`). */
+export const DEMO_LOG_STREAM = 'DEMO_LOG';
+
+/** The demo's log channel: APP2 -> APP3, on the cycle APP1 -> APP2 -> APP3 -> APP1 with in-band ones. */
+export const DEMO_LOG_CHANNEL = 's2/APP2->s3/APP3';
+
+/** The subject of a log channel's messages in its stream, as the demo and the tests name it. */
+export function logSubjectOf(c: PlanChannel): string {
+  return `${c.logStream ?? ''}.${c.from.server}.${c.from.app}.${c.to.server}.${c.to.app}`;
+}
+
+/** `logChannel`: APP2 -> APP3 is a log channel over the stream DEMO_LOG instead of in-band. */
+export function demoPlan(tenant: string, id = 'demo', options: { logChannel?: boolean } = {}): PlanInput {
+  const plan = demoPlanInBand(tenant, id);
+  if (options.logChannel !== true) return plan;
+  return {
+    ...plan,
+    channels: plan.channels.map((c) =>
+      `${c.from.server}/${c.from.app}->${c.to.server}/${c.to.app}` === DEMO_LOG_CHANNEL ? { ...c, kind: 'log' as const, logStream: DEMO_LOG_STREAM } : c,
+    ),
+  };
+}
+
+function demoPlanInBand(tenant: string, id: string): PlanInput {
   return {
     id,
     tenant,
@@ -36,6 +59,9 @@ export function agentConfigJson(plan: PlanInput, server: string, app: string, na
         name: app,
         inputs: plan.channels.filter((c) => c.to.server === server && c.to.app === app).map((c) => `${id(c.from.server, c.from.app)}->${id(server, app)}`),
         outputs: plan.channels.filter((c) => c.from.server === server && c.from.app === app).map((c) => `${id(server, app)}->${id(c.to.server, c.to.app)}`),
+        logChannels: plan.channels
+          .filter((c) => c.kind === 'log' && ((c.from.server === server && c.from.app === app) || (c.to.server === server && c.to.app === app)))
+          .map((c) => ({ channel: `${id(c.from.server, c.from.app)}->${id(c.to.server, c.to.app)}`, stream: c.logStream, subject: logSubjectOf(c) })),
       },
     ],
     ...extra,

@@ -124,7 +124,7 @@ export class AgentHost {
 
   private heartbeat(): void {
     this.process.later(HEARTBEAT_MS, '', () => {
-      this.emit({ type: 'heartbeat', frozen: this.freezes.size > 0, checkpointsInFlight: [] });
+      this.emit({ type: 'heartbeat', frozen: this.freezes.size > 0, checkpointsInFlight: [], highestCheckpointId: 0 });
       this.heartbeat();
     });
   }

@@ -33,6 +33,13 @@ export interface CutInput<P> {
   readonly channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>;
   /** Present for token workloads only: enables the conservation check (invariant 3). */
   readonly tokens?: TokenAccounting<P>;
+  /**
+   * The ranges log channels recorded (`CheckpointAck.logRanges`): the state of a log channel is the
+   * range of its log, which must be exactly (received, sent]. Its messages stay in the log: pass them
+   * in `channelStates` as well (read from the log) to have them checked and counted like a recorded
+   * state, or leave them out to check the range alone (conservation then misses their tokens).
+   */
+  readonly logRanges?: Readonly<Record<ChannelId, { readonly afterSeq: number; readonly throughSeq: number }>>;
 }
 
 /** An inclusive run of sequence numbers, so that a long gap stays one small value. */
@@ -66,6 +73,14 @@ export type Violation =
       readonly duplicates: readonly number[];
       /** True when the expected seqs, taken at their first appearance, are not in ascending order. */
       readonly outOfOrder: boolean;
+      readonly message: string;
+    }
+  /** Invariant 2 on a log channel: its recorded range is not (received, sent]. */
+  | {
+      readonly kind: 'log-range';
+      readonly channel: ChannelId;
+      readonly expected: { readonly afterSeq: number; readonly throughSeq: number };
+      readonly recorded: { readonly afterSeq: number; readonly throughSeq: number };
       readonly message: string;
     }
   /** A recorded state for a channel that is not part of the graph. */
@@ -129,9 +144,27 @@ export function checkCut<P>(input: CutInput<P>): CutReport {
           `but sender ${channel.from} had sent only ${sent} at its snapshot`,
       });
     }
+    const range = input.logRanges?.[channel.id];
+    if (range !== undefined && (range.afterSeq !== received || range.throughSeq !== sent)) {
+      violations.push({
+        kind: 'log-range',
+        channel: channel.id,
+        expected: { afterSeq: received, throughSeq: sent },
+        recorded: { afterSeq: range.afterSeq, throughSeq: range.throughSeq },
+        message:
+          `log range of ${channel.id} is (${range.afterSeq}, ${range.throughSeq}], but receiver ${channel.to} had ` +
+          `received ${received} and sender ${channel.from} had sent ${sent}`,
+      });
+    }
+    if (range !== undefined && !Object.hasOwn(input.channelStates, channel.id)) continue;
     const recorded = recordedSeqs(input.channelStates, channel.id);
     const stateViolation = checkChannelState(channel, received, sent, recorded);
     if (stateViolation !== undefined) violations.push(stateViolation);
+  }
+  for (const id of Object.keys(input.logRanges ?? {})) {
+    if (!known.has(id)) {
+      violations.push({ kind: 'unknown-channel', channel: id, message: `a log range was recorded for ${id}, which is not a channel of the graph` });
+    }
   }
 
   for (const id of Object.keys(input.channelStates)) {

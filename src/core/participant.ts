@@ -10,6 +10,7 @@
 import type { ChannelId, CheckpointId, Epoch, ProcessId } from '../ids.js';
 import { EffectBuffer } from './effects.js';
 import { FinishedIds } from './finished-ids.js';
+import { epochOfSeq, logRange } from './log-range.js';
 import { newPending, type PendingCheckpoint } from './pending.js';
 import { createPolicy, type BarrierPolicy, type PolicyController } from './policy.js';
 import type {
@@ -18,6 +19,8 @@ import type {
   Effects,
   Input,
   InputHandle,
+  LogEpoch,
+  LogRange,
   OutputHandle,
   ParticipantConfig,
   PolicyConfig,
@@ -119,9 +122,11 @@ interface InputChannel<P> {
   closers: readonly PendingCheckpoint[];
   /**
    * Overtaking barriers held until the message they follow arrives (a policy other than unaligned),
-   * oldest first: each then takes its FIFO place.
+   * and every early barrier of a log input, oldest first: each then takes its FIFO place.
    */
   held: readonly HeldBarrier[];
+  /** A log input's history, which epoch sent which seqs (see `LogEpoch`), oldest first; undefined: in-band. */
+  log: LogEpoch[] | undefined;
 }
 
 interface HeldBarrier {
@@ -134,6 +139,8 @@ interface OutputChannel {
   readonly handle: OutputHandle;
   sent: number;
 }
+
+const NO_LOG_RANGES: Readonly<Record<ChannelId, LogRange>> = {};
 
 /** What a step that releases nothing hands on: shared, so such a step allocates no list. */
 const NOTHING_RELEASED: readonly never[] = [];
@@ -206,6 +213,12 @@ export class Participant<P> {
     for (const b of config.backEdgeInputs ?? []) {
       if (!config.inputs.includes(b)) problems.push(`back edge ${b} is not an input of ${config.id}`);
     }
+    for (const l of config.logInputs ?? []) {
+      if (!config.inputs.includes(l)) problems.push(`log input ${l} is not an input of ${config.id}`);
+    }
+    if ((config.logInputs ?? []).length > 0 && config.channelOrder === 'unchecked') {
+      problems.push('log inputs need fifo-checked order: their barriers are placed by sequence number');
+    }
     const max = config.finishedIdsRememberedMax ?? FINISHED_IDS_REMEMBERED_MAX_DEFAULT;
     if (!Number.isSafeInteger(max) || max < 1) problems.push(`finishedIdsRememberedMax must be >= 1, got ${max}`);
     if (problems.length > 0 || !policy.ok) {
@@ -222,6 +235,7 @@ export class Participant<P> {
     this.order = config.channelOrder ?? 'fifo-checked';
     this.finished = new FinishedIds(finishedMax);
     const backEdges = new Set(config.backEdgeInputs ?? []);
+    const logs = new Set(config.logInputs ?? []);
     for (const id of config.inputs) {
       const ch: InputChannel<P> = {
         id,
@@ -237,6 +251,7 @@ export class Participant<P> {
         overtook: undefined,
         closers: NO_CLOSERS,
         held: NO_HELD,
+        log: logs.has(id) ? [{ epoch: 0, fromSeq: 1 }] : undefined,
       };
       this.inputs.set(id, ch);
       this.inputList.push(ch);
@@ -260,6 +275,15 @@ export class Participant<P> {
 
   inFlight(): CheckpointId[] {
     return [...this.pending.keys()];
+  }
+
+  /**
+   * The highest checkpoint id this participant has begun (0: none). Unless the policy's concurrency
+   * is independent, a checkpoint below it that is not in flight is refused as stale, so whoever
+   * issues ids must issue the next one above it.
+   */
+  get highestCheckpointId(): CheckpointId {
+    return this.highestSeen;
   }
 
   /** The handle of an input channel, or undefined when it is not one; resolve once, then keep it. */
@@ -345,7 +369,7 @@ export class Participant<P> {
       case 'timer':
         return this.onTimer(input.timer.checkpointId);
       case 'restore':
-        return this.onRestore(input.epoch, input.counts, input.channelStates);
+        return this.onRestore(input.epoch, input.counts, input.channelStates, input.logRanges ?? NO_LOG_RANGES);
       case 'configure':
         return this.onConfigure(input.policy, input.backEdgeInputs);
       case 'drain':
@@ -384,10 +408,13 @@ export class Participant<P> {
     return undefined;
   }
 
-  private arrival(channel: InputHandle, epoch: Epoch): InputChannel<P> | Rejection {
+  /** `seq`: a message's, 0 for a barrier (only messages of a log input's older epochs may be replays). */
+  private arrival(channel: InputHandle, epoch: Epoch, seq: number): InputChannel<P> | Rejection {
     const ch = this.inputList[channel];
     if (ch === undefined) return reject('unknown-channel', `input ${channel} is not one of the ${this.inputList.length} inputs of ${this.id}`);
-    if (epoch < this.epochNow) return reject('stale-epoch', `epoch ${epoch} on ${ch.id} is older than ${this.epochNow}`);
+    if (epoch < this.epochNow && !(seq > 0 && ch.log !== undefined && epochOfSeq(ch.log, seq) === epoch)) {
+      return reject('stale-epoch', `epoch ${epoch} on ${ch.id} is older than ${this.epochNow}`);
+    }
     if (epoch > this.epochNow) {
       return reject('future-epoch', `epoch ${epoch} on ${ch.id} is ahead of ${this.epochNow}: restore first`);
     }
@@ -396,7 +423,7 @@ export class Participant<P> {
   }
 
   private onMessage(channel: InputHandle, seq: number, epoch: Epoch, payload: P): Rejection | undefined {
-    const ch = this.arrival(channel, epoch);
+    const ch = this.arrival(channel, epoch, seq);
     if (!isInput(ch)) return ch;
     if (this.order === 'fifo-checked') {
       if (seq <= ch.lastArrived) return reject('duplicate-message', `seq ${seq} on ${ch.id} already arrived (last ${ch.lastArrived})`);
@@ -465,15 +492,17 @@ export class Participant<P> {
     afterSeq: number | undefined,
     overtaking: boolean,
   ): Rejection | undefined {
-    const ch = this.arrival(channel, epoch);
+    const ch = this.arrival(channel, epoch, 0);
     if (!isInput(ch)) {
       // A barrier behind a gap still names a checkpoint that cannot complete: say so now, not at timeout.
       if (ch.reason === 'channel-failed' && !this.finished.has(id) && !this.pending.has(id)) this.begin(id);
       return ch;
     }
-    if (overtaking && afterSeq !== undefined && this.order === 'fifo-checked' && afterSeq > ch.lastArrived) {
-      // Not a gap: the messages up to afterSeq are still on their way behind the barrier.
-      if (this.policy.kind !== 'unaligned') {
+    if ((overtaking || ch.log !== undefined) && afterSeq !== undefined && this.order === 'fifo-checked' && afterSeq > ch.lastArrived) {
+      // Not a gap: the messages up to afterSeq are still on their way behind the barrier. A log
+      // input's messages stay in the log, so its barrier always waits for its place: recording
+      // them as channel state would copy what the log keeps anyway.
+      if (this.policy.kind !== 'unaligned' || ch.log !== undefined) {
         // Only unaligned records what follows a barrier on its input, so the barrier waits for them.
         ch.held = [...ch.held, { id, afterSeq }];
         return undefined;
@@ -711,15 +740,20 @@ export class Participant<P> {
     return undefined;
   }
 
-  private onRestore(
+  /**
+   * Why a restore with these inputs would be refused, or undefined if it would be taken; changes
+   * nothing. A shell that must touch the app before the core (the app's state goes back first) asks
+   * this first, so a refused restore leaves the app as it was too.
+   */
+  restoreRefusal(
     epoch: Epoch,
     counts: SnapshotCounts,
     channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>,
+    logRanges: Readonly<Record<ChannelId, LogRange>>,
   ): Rejection | undefined {
     if (epoch <= this.epochNow) {
       return reject('epoch-not-increasing', `restore epoch ${epoch} must exceed the current epoch ${this.epochNow}`);
     }
-    // Validate everything before touching anything, so a bad restore leaves the participant as it was.
     for (const channel of Object.keys(channelStates)) {
       if (!this.inputs.has(channel)) return reject('unknown-channel', `channel state for ${channel}, not an input of ${this.id}`);
     }
@@ -729,6 +763,8 @@ export class Participant<P> {
     for (const channel of [...Object.keys(counts.received)]) {
       if (!this.inputs.has(channel)) return reject('unknown-channel', `received count for ${channel}, not an input of ${this.id}`);
     }
+    const badRange = this.checkLogRanges(epoch, counts, channelStates, logRanges);
+    if (badRange !== undefined) return reject('invalid-log-range', badRange);
     if (this.order === 'fifo-checked') {
       for (const [channel, msgs] of Object.entries(channelStates)) {
         let expected = (counts.received[channel] ?? 0) + 1;
@@ -738,6 +774,18 @@ export class Participant<P> {
         }
       }
     }
+    return undefined;
+  }
+
+  private onRestore(
+    epoch: Epoch,
+    counts: SnapshotCounts,
+    channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>,
+    logRanges: Readonly<Record<ChannelId, LogRange>>,
+  ): Rejection | undefined {
+    // Validate everything before touching anything, so a bad restore leaves the participant as it was.
+    const refused = this.restoreRefusal(epoch, counts, channelStates, logRanges);
+    if (refused !== undefined) return refused;
     for (const p of [...this.pending.values()]) this.abandon(p, null);
     if (this.pausedFor !== null) this.resume();
     this.epochNow = epoch;
@@ -757,6 +805,12 @@ export class Participant<P> {
       ch.overtook = undefined;
       ch.closers = NO_CLOSERS;
       ch.held = NO_HELD;
+      if (ch.log !== undefined) {
+        // The range's messages come again from the log, each of the epoch that sent it; the new
+        // epoch's messages follow the range.
+        const range = logRanges[ch.id] as LogRange;
+        ch.log = [...range.epochs, { epoch, fromSeq: range.throughSeq + 1 }];
+      }
     }
     // The recorded messages go to the app before anything new can arrive on the new epoch.
     for (const ch of this.inputList) {
@@ -764,6 +818,38 @@ export class Participant<P> {
         if (m.seq > ch.lastArrived) ch.lastArrived = m.seq;
         this.deliver(ch, m.seq, m.payload);
       }
+    }
+    return undefined;
+  }
+
+  /** Why the log ranges of a restore do not fit this participant's log inputs, if they do not. */
+  private checkLogRanges(
+    epoch: Epoch,
+    counts: SnapshotCounts,
+    channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>,
+    logRanges: Readonly<Record<ChannelId, LogRange>>,
+  ): string | undefined {
+    for (const channel of Object.keys(logRanges)) {
+      if (this.inputs.get(channel)?.log === undefined) return `log range for ${channel}, not a log input of ${this.id}`;
+    }
+    for (const ch of this.inputList) {
+      if (ch.log === undefined) continue;
+      const range = logRanges[ch.id];
+      if (range === undefined) return `no log range for log input ${ch.id}: its in-flight messages would be lost`;
+      if ((channelStates[ch.id] ?? []).length > 0) return `channel state recorded for log input ${ch.id}: its range is in the log`;
+      const received = counts.received[ch.id] ?? 0;
+      if (range.afterSeq !== received || range.throughSeq < range.afterSeq) {
+        return `log range of ${ch.id} is (${range.afterSeq}, ${range.throughSeq}], but ${received} messages were received`;
+      }
+      let prev: LogEpoch | undefined;
+      for (const part of range.epochs) {
+        const ordered = prev === undefined ? part.fromSeq <= range.afterSeq + 1 : part.fromSeq > prev.fromSeq && part.epoch > prev.epoch;
+        if (!ordered || part.fromSeq > range.throughSeq || part.epoch >= epoch) {
+          return `log range of ${ch.id} has epochs out of order or outside the range: ${JSON.stringify(range.epochs)}`;
+        }
+        prev = part;
+      }
+      if (range.throughSeq > range.afterSeq && range.epochs.length === 0) return `log range of ${ch.id} names no epoch for its messages`;
     }
     return undefined;
   }
@@ -780,13 +866,19 @@ export class Participant<P> {
     if (p.counts === undefined) broken(`checkpoint ${p.id} snapshotted without counts`);
     if (p.blocked.size !== 0) broken(`checkpoint ${p.id} completing with blocked inputs`);
     const channelStates: Record<ChannelId, readonly RecordedMessage<P>[]> = {};
+    let logRanges: Record<ChannelId, LogRange> | undefined;
     for (const ch of this.inputList) {
       channelStates[ch.id] = (p.channelStates.get(ch.handle) ?? []) as RecordedMessage<P>[];
+      if (ch.log !== undefined) {
+        const afterSeq = p.counts.received[ch.id] ?? 0;
+        (logRanges ??= {})[ch.id] = logRange(ch.log, afterSeq, p.logThrough?.get(ch.handle) ?? afterSeq);
+      }
     }
     this.out.ack({
       checkpointId: p.id,
       counts: p.counts,
       channelStates,
+      ...(logRanges !== undefined ? { logRanges } : {}),
       stats: {
         bufferedMessages: p.bufferedMessages,
         channelStateMessages: p.channelStateMessages,
@@ -838,7 +930,8 @@ export class Participant<P> {
             if (p.barrierChannels.has(ch.handle) && p.overtaken?.has(ch.handle) !== true) continue;
             const rec: RecordedMessage<P>[] = [];
             p.recording.set(ch.handle, rec as RecordedMessage<unknown>[]);
-            ch.recorders = [...ch.recorders, rec];
+            // A log input's recording only waits for its barrier: the messages stay in the log.
+            if (ch.log === undefined) ch.recorders = [...ch.recorders, rec];
           }
         }
         this.cancelTimer(p);
@@ -865,6 +958,7 @@ export class Participant<P> {
         if (rec === undefined) broken(`no recording of ${ch.id} for ${p.id} at ${this.id}`);
         stopRecording(ch, rec);
         p.recording.delete(channel);
+        if (ch.log !== undefined) (p.logThrough ??= new Map()).set(channel, ch.delivered);
         p.channelStates.set(channel, rec);
         p.channelStateMessages += rec.length;
         this.maybeComplete(p);

@@ -33,6 +33,8 @@ export interface PendingCheckpoint {
   alignmentTimerRunning: boolean;
   bufferedMessages: number;
   channelStateMessages: number;
+  /** Recorded log inputs whose barrier closed the recording: the seq delivered then (the range's end). */
+  logThrough: Map<InputHandle, number> | undefined;
 }
 
 export function newPending(id: CheckpointId): PendingCheckpoint {
@@ -51,5 +53,6 @@ export function newPending(id: CheckpointId): PendingCheckpoint {
     alignmentTimerRunning: false,
     bufferedMessages: 0,
     channelStateMessages: 0,
+    logThrough: undefined,
   };
 }

@@ -51,6 +51,35 @@ export interface ParticipantConfig {
   readonly channelOrder?: ChannelOrder;
   /** How many finished checkpoint ids are remembered to recognise stale barriers. */
   readonly finishedIdsRememberedMax?: number;
+  /**
+   * Inputs that are log channels (a durable log, e.g. a JetStream stream, carries their messages;
+   * their barriers travel apart from it). A barrier of a log input takes effect right behind the
+   * message its `afterSeq` names, under every policy; the input's channel state is the log range
+   * itself (`CheckpointAck.logRanges`), never copies of its messages. Needs fifo-checked order.
+   */
+  readonly logInputs?: readonly ChannelId[];
+}
+
+/**
+ * One part of a log channel's history: the messages from `fromSeq` on (up to the next part's
+ * `fromSeq`) are those the sender sent in `epoch`. A rollback leaves the abandoned messages in the
+ * log, so the same seq may be there several times, once per epoch; only the part's epoch is valid.
+ */
+export interface LogEpoch {
+  readonly epoch: Epoch;
+  readonly fromSeq: number;
+}
+
+/**
+ * A log input's channel state at a checkpoint: the messages with seq in (afterSeq, throughSeq], which
+ * stay in the log. `afterSeq` is what the app had consumed at its snapshot, `throughSeq` the sender's
+ * last message before its barrier. `epochs` says which epoch sent which of them, oldest first (the
+ * first part covers afterSeq + 1); empty when the range is.
+ */
+export interface LogRange {
+  readonly afterSeq: number;
+  readonly throughSeq: number;
+  readonly epochs: readonly LogEpoch[];
 }
 
 /** A message as recorded in channel state: its per-channel sequence number and its payload. */
@@ -83,7 +112,10 @@ export type Input<P> =
       readonly epoch: Epoch;
       readonly payload: P;
     }
-  /** A barrier (marker) arrived on an input. */
+  /**
+   * A barrier (marker) arrived on an input. On a log input it travels apart from the messages, so
+   * it may come before message `afterSeq`: it then waits for it (never a gap).
+   */
   | {
       readonly type: 'barrier';
       readonly channel: InputHandle;
@@ -127,6 +159,12 @@ export type Input<P> =
       readonly epoch: Epoch;
       readonly counts: SnapshotCounts;
       readonly channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>;
+      /**
+       * Every log input's range of the checkpoint (its ack's `logRanges`), required when there are
+       * log inputs: the core then takes the range's messages again, of the epochs the range names,
+       * as the shell replays them from the log after `afterSeq`, and fences every other old one.
+       */
+      readonly logRanges?: Readonly<Record<ChannelId, LogRange>>;
     };
 
 export interface AckStats {
@@ -144,6 +182,8 @@ export interface CheckpointAck<P> {
   readonly counts: SnapshotCounts;
   /** Every input's recorded messages, keyed by channel id (empty for an input not recorded). */
   readonly channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<P>[]>>;
+  /** Present when the participant has log inputs: each one's range (its channel state stays empty). */
+  readonly logRanges?: Readonly<Record<ChannelId, LogRange>>;
   readonly stats: AckStats;
 }
 
@@ -234,7 +274,9 @@ export type RejectReason =
   | 'busy'
   | 'invalid-config'
   /** A checkpoint id that is not a positive safe integer (0 included). */
-  | 'invalid-checkpoint-id';
+  | 'invalid-checkpoint-id'
+  /** A restore whose log ranges do not fit the log inputs (missing, misnumbered, or channel state for one). */
+  | 'invalid-log-range';
 
 export interface Rejection {
   readonly reason: RejectReason;

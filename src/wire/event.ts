@@ -60,7 +60,12 @@ export function readAgentEvent(reader: FieldReader, message: Fields): AgentEvent
       const inFlight = reader
         .list(body.checkpoints_in_flight, 'heartbeat.checkpoints_in_flight')
         .map((id, i) => reader.positive(id, `heartbeat.checkpoints_in_flight[${i}]`));
-      return Object.assign(header, { type, frozen: reader.bool(body.frozen, 'heartbeat.frozen'), checkpointsInFlight: inFlight });
+      return Object.assign(header, {
+        type,
+        frozen: reader.bool(body.frozen, 'heartbeat.frozen'),
+        checkpointsInFlight: inFlight,
+        highestCheckpointId: reader.uint(body.highest_checkpoint_id, 'heartbeat.highest_checkpoint_id'),
+      });
     }
     case 'ack': {
       const channelState = reader.optionalMessage(body.channel_state, 'ack.channel_state');
@@ -145,7 +150,7 @@ function bodyFields(event: AgentEvent): Fields {
     case 'register':
       return { apps: event.apps, version: event.version };
     case 'heartbeat':
-      return { frozen: event.frozen, checkpoints_in_flight: event.checkpointsInFlight };
+      return { frozen: event.frozen, checkpoints_in_flight: event.checkpointsInFlight, highest_checkpoint_id: event.highestCheckpointId };
     case 'ack':
       return {
         checkpoint_id: event.checkpointId,

@@ -43,6 +43,14 @@ export function isName(value: string): boolean {
   return namePattern.test(value);
 }
 
+/**
+ * A log channel's subject in its stream: dot-separated tokens of [A-Za-z0-9_-], no wildcard, at most
+ * 255 characters. Wildcards would let one channel's consumer take another's messages.
+ */
+export function isLogSubject(value: string): boolean {
+  return value.length <= 255 && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value);
+}
+
 /** A process id is an app endpoint `server/app`, or a bare name (the simulator's processes). */
 export function isProcessId(value: string): boolean {
   const slash = value.indexOf('/');

@@ -17,7 +17,7 @@ export {
 } from './codec.js';
 export { ChannelCodec } from './channel-codec.js';
 export { forEachItem } from './channel.js';
-export { isChannelId, isName, isProcessId, wireFormat } from './fields.js';
+export { isChannelId, isLogSubject, isName, isProcessId, wireFormat } from './fields.js';
 export type {
   AgentEvent,
   AgentEventBody,
@@ -50,4 +50,13 @@ export type {
   WireResult,
 } from './types.js';
 export * from './subjects.js';
-export { CHANNEL_STATE_BYTES_MAX, decodeChannelState, encodeChannelState, type ChannelStates } from './channel-state.js';
+export {
+  CHANNEL_STATE_BYTES_MAX,
+  decodeChannelState,
+  decodeStoredChannelState,
+  encodeChannelState,
+  type ChannelStates,
+  type StoredChannelState,
+  type StoredLogRange,
+  type StoredLogRanges,
+} from './channel-state.js';

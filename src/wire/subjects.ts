@@ -59,7 +59,29 @@ export function channelSubject(tenant: string, channel: ChannelId): string | und
   return t === undefined ? undefined : `${SUBJECT_ROOT}.${tenant}.ch.${t}`;
 }
 
+/**
+ * The headers of a log channel's records in its stream. A message: the channel id, the sender's
+ * epoch and the message's per-channel seq (its payload is the app's, as it is). A barrier: the
+ * channel id, the epoch, the checkpoint id and the seq of the last message before it (its payload
+ * is empty).
+ */
+export const LOG_HEADERS = {
+  channel: 'Snap-Channel',
+  epoch: 'Snap-Epoch',
+  seq: 'Snap-Seq',
+  barrier: 'Snap-Barrier',
+  afterSeq: 'Snap-After-Seq',
+} as const;
+
 export function creditSubject(tenant: string, channel: ChannelId): string | undefined {
   const t = channelTokens(channel);
   return t === undefined ? undefined : `${SUBJECT_ROOT}.${tenant}.cr.${t}`;
+}
+
+/**
+ * The prefix of an agent's reply subjects (its JetStream calls): one per server, so NATS
+ * permissions can give each agent its own inbox and no other's (docs/security.md).
+ */
+export function agentInboxPrefix(tenant: string, server: string): string {
+  return `_INBOX.${tenant}.${server}`;
 }

@@ -200,7 +200,13 @@ export interface HookResult {
 
 export type AgentEventBody =
   | { readonly type: 'register'; readonly apps: readonly AppName[]; readonly version: string }
-  | { readonly type: 'heartbeat'; readonly frozen: boolean; readonly checkpointsInFlight: readonly CheckpointId[] }
+  | {
+      readonly type: 'heartbeat';
+      readonly frozen: boolean;
+      readonly checkpointsInFlight: readonly CheckpointId[];
+      /** The highest checkpoint id the agent's apps have begun, 0 for none (Heartbeat.highest_checkpoint_id). */
+      readonly highestCheckpointId: number;
+    }
   | {
       readonly type: 'ack';
       readonly checkpointId: CheckpointId;

@@ -27,6 +27,7 @@ import { runSnapctl } from '../../coordinator/snapctl/main.js';
 import { planInput } from '../support/coordinator-fixtures.js';
 import { FakeCheckpoints } from '../support/fake-checkpoints.js';
 import { startNatsServer, type NatsServerHandle } from '../support/nats-server.js';
+import { testPki } from '../support/test-pki.js';
 
 const TOKENS = {
   acmeViewer: 'acme-viewer-token-0123456789',
@@ -48,34 +49,19 @@ let mtlsServer: GrpcServerHandle;
 let checkpoints: FakeCheckpoints;
 const logLines: string[] = [];
 
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-/** A CA, and certificates it signs: the server's (for 127.0.0.1) and clients' (by common name). */
-function makeCa(name: string): void {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', `/CN=${name}`);
-}
-
-function makeCert(ca: string, name: string, cn: string, san?: string): void {
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-  const ext = join(dir, `${name}.ext`);
-  writeFileSync(ext, san !== undefined ? `subjectAltName=${san}\n` : 'basicConstraints=CA:FALSE\n');
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', ext);
-}
-
 const file = (name: string): string => join(dir, name);
 const pem = (name: string): Buffer => execFileSync('cat', [file(name)]);
 
 beforeAll(async () => {
   execFileSync('openssl', ['version'], { stdio: 'pipe' });
   dir = mkdtempSync(join(tmpdir(), 'api-auth-'));
-  makeCa('ca');
-  makeCa('rogue-ca');
-  makeCert('ca', 'server', 'localhost', 'DNS:localhost,IP:127.0.0.1');
-  makeCert('ca', 'protection', 'protection-service');
-  makeCert('ca', 'stranger', 'stranger');
-  makeCert('rogue-ca', 'rogue', 'protection-service');
+  const pki = testPki(dir);
+  pki.ca('ca');
+  pki.ca('rogue-ca');
+  pki.cert('ca', 'server', 'localhost', 'DNS:localhost,IP:127.0.0.1');
+  pki.cert('ca', 'protection', 'protection-service');
+  pki.cert('ca', 'stranger', 'stranger');
+  pki.cert('rogue-ca', 'rogue', 'protection-service');
   writeFileSync(
     file('tokens.json'),
     JSON.stringify([

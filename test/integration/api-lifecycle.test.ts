@@ -45,9 +45,12 @@ async function exists(id: number): Promise<boolean> {
   return r.ok;
 }
 
-/** Retention runs after a completion, in the background: wait until `id` is gone (or give up). */
+/**
+ * Retention runs after a completion, in the background: wait until `id` is gone (or give up). A
+ * pass may wait out a stalled key listing (coordinator/store/scan.ts), so the wait is generous.
+ */
 async function settleUntilGone(id: number): Promise<void> {
-  for (let i = 0; i < 100 && (await exists(id)); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 400 && (await exists(id)); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 describe('retention keeps what must stay (defect 7)', () => {

@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 function heartbeat(tenant: string, server: string, n: number): Uint8Array {
-  const r = encodeEvent({ requestId: `r${n}`, tenant, server, epoch: 0, type: 'heartbeat', frozen: false, checkpointsInFlight: [] });
+  const r = encodeEvent({ requestId: `r${n}`, tenant, server, epoch: 0, type: 'heartbeat', frozen: false, checkpointsInFlight: [], highestCheckpointId: 0 });
   if (!r.ok) throw new Error(r.error.message);
   return r.value;
 }

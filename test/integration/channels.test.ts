@@ -237,7 +237,8 @@ describe('in-band channels over a real nats-server', () => {
     expect(resolved).toEqual([...messages, 'barrier7']);
   });
 
-  it('malformed bytes on the channel and credit subjects are counted, logged and dropped; the channel keeps working', async () => {
+  /** A pair with a window of 8 whose receiver consumes each message at once; the seqs it got, and the log lines. */
+  async function consumingPair() {
     const channel = freshChannel();
     const { logger, lines } = capturingLogger();
     const seqs: number[] = [];
@@ -251,6 +252,11 @@ describe('in-band channels over a real nats-server', () => {
       },
       { logger },
     );
+    return { channel, lines, seqs, pair };
+  }
+
+  it('malformed bytes on the channel and credit subjects are counted, logged and dropped; the channel keeps working', async () => {
+    const { channel, lines, seqs, pair } = await consumingPair();
     const dataSubject = channelSubject(TENANT, channel) as string;
     const credSubject = creditSubject(TENANT, channel) as string;
     const otherChannel = 's9/x->s9/y';
@@ -284,6 +290,22 @@ describe('in-band channels over a real nats-server', () => {
     for (let seq = 1; seq <= 20; seq++) await pair.out.sendMessage(seq, 0, payloadFor(seq, 32));
     await waitFor('20 messages after the garbage', () => seqs.length === 20);
     expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('an envelope of the current epoch beyond the credit granted (a flipped seq) is dropped and counted: no gap opens, the channel keeps working', async () => {
+    const { channel, lines, seqs, pair } = await consumingPair();
+    const dataSubject = channelSubject(TENANT, channel) as string;
+    otherNc.publish(dataSubject, mustEncode(encodeEnvelope({ type: 'message', channel, epoch: 0, seq: 999_868_928, payload: new Uint8Array(4) })));
+    otherNc.publish(dataSubject, mustEncode(encodeEnvelope({ type: 'barrier', channel, epoch: 0, checkpointId: 7, afterSeq: 5_000 })));
+    await otherNc.flush();
+    await waitFor('the receiver to drop both', () => pair.inb.stats.beyondCredit === 2);
+    expect(pair.inb.stats).toMatchObject({ held: 0, gapsPassedOn: 0, received: 0 });
+    expect(lines.filter((l) => l.msg === 'envelope beyond the credit granted dropped')).toHaveLength(2);
+
+    for (let seq = 1; seq <= 20; seq++) await pair.out.sendMessage(seq, 0, payloadFor(seq, 32));
+    await waitFor('20 messages after the forged ones', () => seqs.length === 20);
+    expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(pair.inb.stats).toMatchObject({ gapsPassedOn: 0, beyondCredit: 2 });
   });
 
   it('reset to epoch 1 drops the queued messages, ignores old-epoch credit, and later envelopes carry epoch 1', async () => {

@@ -16,12 +16,13 @@ describe('the chaos run, short', () => {
     clearTimeout(timer);
     const lines = run.stdout().trim().split('\n');
     expect(lines, run.stderr().slice(-5_000)).toHaveLength(1);
-    const r = JSON.parse(lines[0] as string) as Record<string, unknown> & { requested: number; completed: number };
+    const r = JSON.parse(lines[0] as string) as Record<string, unknown> & { requested: number; completed: number; preempted: number };
     const why = `${lines[0]}\n${run.stderr().slice(-5_000)}`;
     expect(r.seed).toBe(2);
     expect({ inconsistent: r.inconsistent, frozen: r.frozen_past_deadline, lost: r.lost_committed, leaked: r.leaked, stuck: r.stuck }, why).toEqual({ inconsistent: 0, frozen: 0, lost: 0, leaked: 0, stuck: 0 });
     expect(r.requested_by_kind).toMatchObject({ manual: 12 });
-    expect(r.completed, why).toBeGreaterThanOrEqual(0.8 * r.requested);
+    // A periodic checkpoint a manual one took the place of is not a failure (bench/chaos-run.ts passed()).
+    expect(r.completed, why).toBeGreaterThanOrEqual(0.8 * (r.requested - r.preempted));
     expect((r.agent_kills as number) + (r.leader_kills as number) + (r.nats_kills as number) + (r.nats_pauses as number), why).toBeGreaterThanOrEqual(3);
     expect(r.duration_ms).toBeGreaterThan(0);
     expect(code, why).toBe(0);

@@ -122,6 +122,18 @@ describe('coordinator store on JetStream', () => {
       expect(later).toBeGreaterThan(Math.max(...ids));
     });
 
+    it('nextId goes above an agent fence ahead of the counter, on every connection after, unless the fence is more than 2^40 ahead', async () => {
+      const start = value(await store.checkpoints.nextId());
+      const fence = start + 1_000_000;
+      expect(value(await store.checkpoints.nextId(fence))).toBe(fence + 1);
+      expect(value(await other.checkpoints.nextId())).toBe(fence + 2);
+      // A fence below the counter changes nothing.
+      expect(value(await store.checkpoints.nextId(5))).toBe(fence + 3);
+      // Too far ahead: ids are shared by every tenant, so one agent's claim cannot use them up.
+      expect(value(await store.checkpoints.nextId(fence + 3 + 2 ** 40 + 1))).toBe(fence + 4);
+      expect(value(await store.checkpoints.nextId(fence + 4 + 2 ** 40))).toBe(fence + 4 + 2 ** 40 + 1);
+    });
+
     it('ids each caller sees in sequence strictly increase', async () => {
       const seen: number[] = [];
       for (let i = 0; i < 5; i++) seen.push(value(await (i % 2 === 0 ? store : other).checkpoints.nextId()));

@@ -62,6 +62,24 @@ describe('daemons refuse a bad configuration at start-up, naming the key', () =>
     expect(r.stderr).toContain(`freeze.hooksDir: ${join(hooks, 'APP01')} is a directory that names no configured app (apps: APP1); did you mean APP1?`);
   });
 
+  it('agent: a NATS credentials file that is missing or is not one stops it (exit 2), naming the file and not its content', async () => {
+    const missing = await run('agent/main.ts', ['--config', file('agent-creds-missing.json', { ...agentBase, nats: { ...agentBase.nats, credsFile: join(dir, 'none.creds') } })]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`cannot read ${join(dir, 'none.creds')}: ENOENT`);
+    const wrong = join(dir, 'wrong.creds');
+    writeFileSync(wrong, 'SUAM-secret-looking-text');
+    const notCreds = await run('agent/main.ts', ['--config', file('agent-creds-wrong.json', { ...agentBase, nats: { ...agentBase.nats, credsFile: wrong } })]);
+    expect(notCreds.code).toBe(2);
+    expect(notCreds.stderr).toContain(`${wrong} is not a NATS credentials file`);
+    expect(notCreds.stderr).not.toContain('SUAM-secret-looking-text');
+  });
+
+  it('coordinator: a NATS credentials file it cannot read stops it (exit 2) before it connects', async () => {
+    const r = await run('coordinator/main.ts', ['--listen', '127.0.0.1:0', '--nats', 'nats://127.0.0.1:1', '--nats-creds', join(dir, 'none.creds')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot read the NATS credentials ${join(dir, 'none.creds')}: ENOENT`);
+  });
+
   it('both print the package version', async () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const [agent, coordinator] = await Promise.all([run('agent/main.ts', ['--version']), run('coordinator/main.ts', ['--version'])]);

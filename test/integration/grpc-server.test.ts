@@ -273,7 +273,7 @@ describe('coordinator gRPC server', () => {
       value(await client.watchCheckpoint(cp.id, () => undefined).done);
       expect(value(await client.rollback(cp.id, false))).toEqual({ safetyCheckpointId: 1000 + cp.id, epoch: 1 });
       expect(value(await client.rollback(cp.id, true)).safetyCheckpointId).toBe(0);
-      expect(value(await client.restore({ checkpointId: cp.id, servers: { srv1: 'srv7' }, apps: [] }))).toEqual({ epoch: 2 });
+      expect(value(await client.restore({ checkpointId: cp.id, servers: { srv1: 'srv7' }, apps: [] }))).toEqual({ epoch: 2, restoredCheckpointId: cp.id });
       expect(value(await client.verify(cp.id))).toEqual({ ok: true, problems: [] });
       value(await client.deleteCheckpoint(cp.id));
       expect(failure(await client.getCheckpoint(cp.id)).code).toBe(GrpcStatus.NOT_FOUND);

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEASE_KEY, LeaderLease, type LeaseOptions } from '../../coordinator/lease.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
-import { FencedCheckpointStore, FencedOperationStore, leaderTermOf } from '../../coordinator/store/fenced.js';
+import { FencedCheckpointStore, FencedOperationStore, leaderTermOf, leaseChecked } from '../../coordinator/store/fenced.js';
 import type { OperationRecord } from '../../coordinator/store/operations.js';
 import { openCoordinatorStore, openLeaderBucket, type CoordinatorStore } from '../../coordinator/store/index.js';
 import { waitUntil } from '../support/live-processes.js';
@@ -168,5 +168,41 @@ describe('fenced checkpoint records', () => {
     expect((await old.claim(other)).ok).toBe(false);
     const absent = await store.operations.get(other.planId, other.id);
     expect(absent.ok && absent.value).toBeUndefined();
+  });
+});
+
+describe('records fenced by the lease alone', () => {
+  it('plan and epoch writes are refused without a valid lease and pass with one; reads always pass', async () => {
+    const refusals: string[] = [];
+    let term: number | undefined = 3;
+    const fence = { term: () => term, refused: (r: string) => refusals.push(r) };
+    const plans = leaseChecked(store.plans, 'plans', ['create', 'update', 'delete'], fence);
+    const epochs = leaseChecked(store.epochs, 'epochs', ['bump'], fence);
+    const at = Date.now();
+    const plan = { id: 'lease-only', tenant: 't1', servers: ['s1'], apps: [{ server: 's1', app: 'a' }], channels: [], volumes: [], createdAtUnixMs: at, updatedAtUnixMs: at };
+
+    // With a valid lease (the control): written.
+    expect((await plans.create(plan)).ok).toBe(true);
+    const bumped = await epochs.bump('lease-only');
+    expect(bumped.ok).toBe(true);
+    const epochBefore = await store.epochs.get('lease-only');
+
+    term = undefined;
+    const refusedPlan = await plans.create({ ...plan, id: 'lease-only-2' });
+    expect(refusedPlan.ok).toBe(false);
+    if (!refusedPlan.ok) expect(refusedPlan.error.kind).toBe('unavailable');
+    const refusedDelete = await plans.delete('lease-only');
+    expect(refusedDelete.ok).toBe(false);
+    expect((await epochs.bump('lease-only')).ok).toBe(false);
+    expect(refusals).toEqual([
+      expect.stringMatching(/plans create: this coordinator's leader lease is not valid/),
+      expect.stringMatching(/plans delete/),
+      expect.stringMatching(/epochs bump/),
+    ]);
+    // Nothing changed in the store, and reads through the wrappers still answer.
+    expect((await store.plans.get('lease-only-2')).ok).toBe(false);
+    const read = await plans.get('lease-only');
+    expect(read.ok && read.value.id).toBe('lease-only');
+    expect(await epochs.get('lease-only')).toEqual(epochBefore);
   });
 });

@@ -95,3 +95,57 @@ describe('checkpoints a stopped coordinator left in flight', () => {
     expect(value(await world.service.sweepStale())).toEqual([]);
   }, 60_000);
 });
+
+describe('objects no checkpoint owns (F11: the round that should have deleted them ended with its coordinator)', () => {
+  it('the orphan sweep deletes those of a long-aborted checkpoint, of a deleted or never-created record and of another tenant; it keeps the rest', async () => {
+    const template = await take();
+    const [oldAborted, recentAborted, inFlight, ghost, foreign] = [
+      value(await world.store.checkpoints.nextId()),
+      value(await world.store.checkpoints.nextId()),
+      value(await world.store.checkpoints.nextId()),
+      value(await world.store.checkpoints.nextId()),
+      value(await world.store.checkpoints.nextId()),
+    ];
+    const now = Date.now();
+    const record = (id: number, fields: Partial<CheckpointRecord>): CheckpointRecord => ({
+      ...template,
+      id,
+      options: { ...template.options, timeoutMs: 1_000 },
+      parts: template.parts.map((p) => ({ server: p.server, app: p.app, acked: false })),
+      ...fields,
+    });
+    const created = [
+      record(oldAborted, { state: 'aborted', failureReason: 'timeout', finishedAtUnixMs: now - 10 * 60_000 }),
+      record(recentAborted, { state: 'aborted', failureReason: 'timeout', finishedAtUnixMs: now }),
+      record(inFlight, { state: 'collecting', createdAtUnixMs: now }),
+      record(foreign, { state: 'completed', tenant: 'someone-else' }),
+    ];
+    for (const r of created) expect(value(await world.store.checkpoints.create(r)).created).toBe(true);
+    // `ghost` was issued and never got a record (or lost it): nothing owns what is stored under it.
+    const stored = [
+      `cp/${oldAborted}/s1/APP1/state`,
+      `cp/${oldAborted}/s1/APP1/channels`,
+      `cp/${recentAborted}/s1/APP1/state`,
+      `cp/${inFlight}/s1/APP1/state`,
+      `cp/${ghost}/s2/APP2/state`,
+      `cp/${foreign}/s3/APP3/state`,
+      `cp/${template.id}/s9/LATE/state`,
+      `copy/elsewhere/${ghost}/cp/${ghost}/s2/APP2/state`,
+    ];
+    for (const name of stored) expect((await world.objects.put(TENANT, name, new Uint8Array([1]))).ok).toBe(true);
+
+    const swept = value(await world.service.sweepOrphans());
+    expect(swept.problems).toEqual([]);
+    expect(swept.deleted.map((o) => [o.checkpointId, o.reason, o.names.length])).toEqual([
+      [oldAborted, 'ended-incomplete', 2],
+      [ghost, 'no-record', 1],
+      [foreign, 'other-tenant', 1],
+    ]);
+    const left = await world.objects.list(TENANT, '');
+    expect(left.ok && left.value.filter((n) => stored.includes(n))).toEqual(
+      [`cp/${recentAborted}/s1/APP1/state`, `cp/${inFlight}/s1/APP1/state`, `cp/${template.id}/s9/LATE/state`, `copy/elsewhere/${ghost}/cp/${ghost}/s2/APP2/state`].sort(),
+    );
+    // Once done, done: a second sweep finds nothing.
+    expect(value(await world.service.sweepOrphans()).deleted).toEqual([]);
+  }, 60_000);
+});

@@ -9,12 +9,14 @@ import { pino } from 'pino';
 import { Agent } from '../../agent/agent.js';
 import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
 import { JetStreamStateObjects } from '../../adapters/state-store.js';
+import { AgentRegistry } from '../../coordinator/agents.js';
 import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, type CheckpointServiceOptions } from '../../coordinator/checkpoints/service.js';
 import type { PlanInput } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
 import { TokenApp } from '../../agent/demo-apps/token-app.js';
 import { agentConfigJson, demoPlan as demoPlanOf } from '../../examples/demo/plan.js';
+import { createLogStreams } from '../../examples/demo/log-streams.js';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
 
 export const TENANT = 'acme';
@@ -34,6 +36,7 @@ export interface LiveWorld {
   readonly store: CoordinatorStore;
   readonly objects: JetStreamStateObjects;
   readonly bus: ControlBus;
+  readonly registry: AgentRegistry;
   readonly service: CheckpointService;
   readonly agents: Map<string, { agent: Agent; app: TokenApp }>;
   /** Starts periodic transfers in every app; returns a function that stops them. */
@@ -43,25 +46,34 @@ export interface LiveWorld {
 
 export const silent = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
 
-export async function startLiveWorld(options: { timeoutMs?: number; retainedPerPlan?: number; retentionFor?: CheckpointServiceOptions['retentionFor'] } = {}): Promise<LiveWorld> {
+export async function startLiveWorld(
+  options: { timeoutMs?: number; retainedPerPlan?: number; retentionFor?: CheckpointServiceOptions['retentionFor']; plan?: PlanInput } = {},
+): Promise<LiveWorld> {
+  const plan = options.plan ?? demoPlan;
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
+  // The operator makes the streams of the log channels; the agents check they are there.
+  await createLogStreams(nc, plan);
   const store = await openCoordinatorStore(nc);
   const objects = new JetStreamStateObjects(nc);
   const bus = new ControlBus(nc, silent);
+  // As the coordinator daemon: the agents' heartbeats give their fences, which the next ids go above.
+  const registry = new AgentRegistry();
+  bus.onEvents((e) => registry.observe(e));
   await bus.start();
   const service = new CheckpointService(store, objects, bus, silent, {
     ...CHECKPOINT_SERVICE_DEFAULTS,
+    fences: registry,
     defaults: { ...CHECKPOINT_SERVICE_DEFAULTS.defaults, timeoutMs: options.timeoutMs ?? 10_000 },
     restoreTimeoutMs: 10_000,
     retainedPerPlan: options.retainedPerPlan ?? CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan,
     ...(options.retentionFor ? { retentionFor: options.retentionFor } : {}),
   });
-  const created = await store.plans.create({ ...demoPlan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
+  const created = await store.plans.create({ ...plan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
   if (!created.ok) throw new Error(created.error.message);
   const agents = new Map<string, { agent: Agent; app: TokenApp }>();
-  for (const a of demoPlan.apps) {
-    const agent = await Agent.start(agentConfig(a.server, a.app, nats.url), silent);
+  for (const a of plan.apps) {
+    const agent = await Agent.start(agentConfig(a.server, a.app, nats.url, plan), silent);
     const app = new TokenApp({ initialTokens: INITIAL_TOKENS, transferTokensMax: 10 });
     const attached = agent.attach(a.app, app);
     if (!attached.ok) throw new Error(attached.error.message);
@@ -75,6 +87,7 @@ export async function startLiveWorld(options: { timeoutMs?: number; retainedPerP
     store,
     objects,
     bus,
+    registry,
     service,
     agents,
     traffic(intervalMs) {

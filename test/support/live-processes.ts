@@ -25,7 +25,10 @@ import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/s
 import { decodeTokens } from '../../agent/demo-apps/token-app.js';
 import type { CheckpointId } from '../../src/ids.js';
 import { decodeChannelState, processId } from '../../src/wire/index.js';
-import { startNatsServer, type NatsServerHandle } from './nats-server.js';
+import { freePort, startNatsServer, type NatsServerHandle } from './nats-server.js';
+import { startNatsCluster, type NatsClusterHandle } from '../../examples/nats-cluster.js';
+import { startSecuredNats, type SecuredNats } from '../../examples/secured-nats.js';
+import { TenantConnections } from '../../coordinator/nats-auth/tenant-connections.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -145,6 +148,62 @@ export function spawnTsx(name: string, script: string, args: readonly string[]):
   };
 }
 
+/** A daemon run the way its systemd unit runs it; `restarts` counts the runs after the first. */
+export interface SupervisedChild extends Child {
+  readonly restarts: number;
+}
+
+/**
+ * Runs `script` as packaging/systemd/snapcoord.service does (Restart=on-failure, RestartSec=2s,
+ * RestartPreventExitStatus=2): started again with the same arguments after an exit with any code
+ * but 0 and 2, such as the code 3 of a leader deposed by a NATS fault (docs/ha.md, "One NATS node's
+ * fault can depose the leader"), until `stop`. A kill by a signal is not restarted here: a test
+ * that kills a daemon says what comes next. Output, exited and pid are those of the current run; the
+ * output of every run is kept.
+ */
+export function superviseTsx(name: string, script: string, args: readonly string[], restartDelayMs = 2_000): SupervisedChild {
+  let current = spawnTsx(name, script, args);
+  let earlier = '';
+  let restarts = 0;
+  let stopped = false;
+  const watch = (run: Child): void => {
+    void run.exited.then(async ({ code }) => {
+      if (stopped || code === null || code === 0 || code === 2) return;
+      await sleep(restartDelayMs);
+      if (stopped) return;
+      earlier += `${run.output()}\n---- ${name} exited with code ${code}: started again\n`;
+      restarts += 1;
+      current = spawnTsx(name, script, args);
+      watch(current);
+    });
+  };
+  watch(current);
+  return {
+    name,
+    get pid() {
+      return current.pid;
+    },
+    get process() {
+      return current.process;
+    },
+    get exited() {
+      return current.exited;
+    },
+    get restarts() {
+      return restarts;
+    },
+    stdout: () => current.stdout(),
+    stderr: () => current.stderr(),
+    output: () => `${earlier}${current.output()}`,
+    alive: () => current.alive(),
+    waitForOutput: (pattern, timeoutMs) => current.waitForOutput(pattern, timeoutMs),
+    stop: (graceMs) => {
+      stopped = true;
+      return current.stop(graceMs);
+    },
+  };
+}
+
 // ---- plans and agent configurations -------------------------------------------------------------
 
 /**
@@ -181,11 +240,11 @@ export interface AgentConfigExtra {
 }
 
 /** The agent configuration (JSON) of one server of a plan: its apps with their channels. */
-export function agentConfigFor(plan: PlanInput, server: string, natsUrl: string, extra: AgentConfigExtra = {}): Record<string, unknown> {
+export function agentConfigFor(plan: PlanInput, server: string, natsUrl: string, extra: AgentConfigExtra = {}, credsFile?: string): Record<string, unknown> {
   return {
     tenant: plan.tenant,
     server,
-    nats: { servers: [natsUrl] },
+    nats: { servers: [natsUrl], ...(credsFile !== undefined ? { credsFile } : {}) },
     logLevel: extra.logLevel ?? 'warn',
     heartbeatIntervalMs: extra.heartbeatIntervalMs ?? 500,
     triggerWaitMs: extra.triggerWaitMs ?? 1_000,
@@ -230,7 +289,15 @@ export interface LiveSystemOptions {
   readonly agents?: AgentOptions;
   /** Per server, overriding `agents`. */
   readonly agentsByServer?: Readonly<Record<string, AgentOptions>>;
-  readonly coordinatorArgs?: readonly string[];
+  /** Extra arguments of the coordinator; a function gets the URL of the nats-server started for it. */
+  readonly coordinatorArgs?: readonly string[] | ((natsUrl: string) => readonly string[]);
+  /**
+   * NATS in operator mode (examples/secured-nats.ts): the plan's tenant an account, each agent
+   * enrolled with its own credential, the coordinator with its credentials.
+   */
+  readonly secured?: boolean;
+  /** A 3-node NATS cluster (examples/nats-cluster.ts; buckets with 3 replicas): every process gets every node's URL. Not with `secured`. */
+  readonly cluster?: boolean;
 }
 
 export class LiveSystem {
@@ -238,9 +305,17 @@ export class LiveSystem {
   private readonly plans = new Map<string, PlanInput>();
 
   private constructor(
-    readonly nats: NatsServerHandle,
+    private readonly server: NatsServerHandle | undefined,
+    /** With `cluster`: its nodes, to kill and start. */
+    readonly cluster: NatsClusterHandle | undefined,
+    /** Every NATS URL the processes are given. */
+    readonly urls: readonly string[],
+    /** With `secured`: the key directory, credentials, enroll and revoke. */
+    readonly secured: SecuredNats | undefined,
+    private readonly tenantConnections: TenantConnections | undefined,
     readonly dir: string,
-    readonly coordinator: Child,
+    /** Started again after a deposed leader's exit, as systemd does (superviseTsx). */
+    readonly coordinator: SupervisedChild,
     readonly address: string,
     readonly client: CoordinatorClient,
     /** The test's own connection: reads records and objects, publishes raw bytes. */
@@ -251,24 +326,35 @@ export class LiveSystem {
 
   /** nats-server, the coordinator, one agent per server of the plan, the plan registered, every agent online. */
   static async start(o: LiveSystemOptions): Promise<LiveSystem> {
-    const nats = await startNatsServer();
+    if (o.secured === true && o.cluster === true) throw new Error('a secured system runs on one nats-server');
+    const secured = o.secured === true ? await startSecuredNats({ tenants: { [o.plan.tenant]: o.plan.servers } }) : undefined;
+    const cluster = o.cluster === true ? await startNatsCluster() : undefined;
+    const nats = cluster === undefined ? (secured?.server ?? (await startNatsServer())) : undefined;
+    const urls = cluster?.urls ?? [(nats as NatsServerHandle).url];
+    const broker = secured ?? nats ?? (cluster as NatsClusterHandle);
     const dir = mkdtempSync(join(tmpdir(), 'live-processes-'));
-    const coordinator = spawnTsx('coordinator', 'coordinator/main.ts', [
+    // A fixed port, so that a coordinator started again (below) is where the client looks.
+    const grpcPort = await freePort();
+    const coordinator = superviseTsx('coordinator', 'coordinator/main.ts', [
       '--nats',
-      nats.url,
+      urls.join(','),
+      ...(cluster !== undefined ? ['--replicas', '3'] : []),
       '--listen',
-      '127.0.0.1:0',
+      `127.0.0.1:${grpcPort}`,
       '--log-level',
       'warn',
-      ...(o.coordinatorArgs ?? []),
+      ...(secured !== undefined ? ['--nats-creds', secured.coordinatorCreds, '--nats-tenant-creds-dir', secured.tenantCredsDir] : []),
+      ...(typeof o.coordinatorArgs === 'function' ? o.coordinatorArgs(urls.join(',')) : (o.coordinatorArgs ?? [])),
     ]);
     let system: LiveSystem | undefined;
     try {
       const listening = await coordinator.waitForOutput(/listening on (\S+)/);
       const address = listening[1] as string;
-      const nc = await connect({ servers: nats.url, name: 'live-processes test' });
-      const store = await openCoordinatorStore(nc);
-      system = new LiveSystem(nats, dir, coordinator, address, new CoordinatorClient(address, { callTimeoutMs: 20_000 }), nc, store, new JetStreamStateObjects(nc));
+      const nc = secured !== undefined ? await secured.connect(secured.coordinatorCreds, { name: 'live-processes test' }) : await connect({ servers: [...urls], name: 'live-processes test' });
+      const store = await openCoordinatorStore(nc, { replicas: cluster !== undefined ? 3 : 1 });
+      const tenantConnections = secured !== undefined ? new TenantConnections(secured.tenantCredsDir, { servers: [...urls] }) : undefined;
+      const objects = new JetStreamStateObjects(tenantConnections !== undefined ? (t) => tenantConnections.get(t) : nc);
+      system = new LiveSystem(nats, cluster, urls, secured, tenantConnections, dir, coordinator, address, new CoordinatorClient(address, { callTimeoutMs: 20_000 }), nc, store, objects);
       await system.startAgents(o.plan, o.agents ?? {}, o.agentsByServer ?? {});
       await system.register(o.plan);
       await system.waitOnline(o.plan.tenant, o.plan.servers);
@@ -277,11 +363,17 @@ export class LiveSystem {
       if (system) await system.stop();
       else {
         await coordinator.stop();
-        await nats.stop();
+        await broker.stop();
         rmSync(dir, { recursive: true, force: true });
       }
       throw error;
     }
+  }
+
+  /** The one nats-server (of a system started without `cluster`). */
+  get nats(): NatsServerHandle {
+    if (this.server === undefined) throw new Error('this system runs on a NATS cluster: see cluster');
+    return this.server;
   }
 
   plan(id: string): PlanInput {
@@ -295,7 +387,10 @@ export class LiveSystem {
     for (const server of plan.servers) {
       const o = { ...options, ...byServer[server] };
       const file = join(this.dir, `${plan.tenant}-${server}.json`);
-      writeFileSync(file, JSON.stringify(agentConfigFor(plan, server, this.nats.url, o.config), null, 2));
+      const creds = this.secured?.agentCreds(plan.tenant, server);
+      const config = { ...agentConfigFor(plan, server, this.urls[0] as string, o.config, creds) };
+      config.nats = { ...(config.nats as object), servers: this.urls };
+      writeFileSync(file, JSON.stringify(config, null, 2));
       const child = spawnTsx(`agent ${server}`, 'agent/main.ts', [
         '--config',
         file,
@@ -439,7 +534,8 @@ export class LiveSystem {
     await Promise.all([...this.agents.values()].map((a) => a.stop()));
     await this.coordinator.stop();
     await this.nc.drain().catch(() => undefined);
-    await this.nats.stop();
+    await this.tenantConnections?.close();
+    await (this.secured ?? this.server ?? this.cluster)?.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

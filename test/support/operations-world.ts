@@ -35,10 +35,19 @@ export interface OperationsWorld {
   stop(): Promise<void>;
 }
 
-export async function startOperationsWorld(options: { tenant: string; restoreTimeoutMs?: number; plans?: readonly PlanInput[] }): Promise<OperationsWorld> {
+export interface OperationsWorldOptions {
+  readonly tenant: string;
+  readonly restoreTimeoutMs?: number;
+  readonly plans?: readonly PlanInput[];
+  /** What the service sees of the real store: a test puts a fault between them here. */
+  readonly wrapStore?: (store: CoordinatorStore) => CoordinatorStore;
+}
+
+export async function startOperationsWorld(options: OperationsWorldOptions): Promise<OperationsWorld> {
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
-  const store = await openCoordinatorStore(nc);
+  const real = await openCoordinatorStore(nc);
+  const store = options.wrapStore ? options.wrapStore(real) : real;
   const objects = new JetStreamStateObjects(nc);
   const bus = new ControlBus(nc, silent);
   await bus.start();

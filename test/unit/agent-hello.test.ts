@@ -29,7 +29,7 @@ function fakeBus(): { emit(e: AgentEvent): void; sent: ControlWithoutId[]; bus: 
 
 const header = { tenant: 't', server: 's1', epoch: 0 };
 let n = 0;
-const heartbeat = (): AgentEvent => ({ ...header, requestId: `e${++n}`, type: 'heartbeat', frozen: false, checkpointsInFlight: [] });
+const heartbeat = (): AgentEvent => ({ ...header, requestId: `e${++n}`, type: 'heartbeat', frozen: false, checkpointsInFlight: [], highestCheckpointId: 0 });
 const register = (): AgentEvent => ({ ...header, requestId: `e${++n}`, type: 'register', apps: ['a'], version: '1' });
 
 describe('coordinator: agents register again', () => {

@@ -13,8 +13,8 @@ function register(server: string, tenant = 'acme', apps = ['APP1']): AgentEvent 
   return { type: 'register', requestId: `r-${server}`, tenant, server, epoch: 0, apps, version: '1.2.3' };
 }
 
-function heartbeat(server: string, frozen = false, tenant = 'acme'): AgentEvent {
-  return { type: 'heartbeat', requestId: `h-${server}`, tenant, server, epoch: 0, frozen, checkpointsInFlight: [] };
+function heartbeat(server: string, frozen = false, tenant = 'acme', highestCheckpointId = 0): AgentEvent {
+  return { type: 'heartbeat', requestId: `h-${server}`, tenant, server, epoch: 0, frozen, checkpointsInFlight: [], highestCheckpointId };
 }
 
 function setup() {
@@ -24,6 +24,23 @@ function setup() {
 }
 
 describe('agent registry', () => {
+  it("keeps each agent's fence: a heartbeat says it, an event about a higher checkpoint raises it; a plan's is the highest of its servers", () => {
+    const { registry } = setup();
+    registry.observe(register('srv1'));
+    registry.observe(register('srv2'));
+    expect(registry.highestCheckpointId('acme', ['srv1', 'srv2'])).toBe(0);
+    registry.observe(heartbeat('srv1', false, 'acme', 7));
+    expect(registry.highestCheckpointId('acme', ['srv1', 'srv2'])).toBe(7);
+    // A busy agent sends no heartbeat: its acks, declines and progress name the ids its apps saw.
+    registry.observe({ type: 'progress', requestId: 'p-1', tenant: 'acme', server: 'srv2', epoch: 0, checkpointId: 1_000_000_000, app: 'APP1', phase: 'started', bytesDone: 0 });
+    expect(registry.highestCheckpointId('acme', ['srv1', 'srv2'])).toBe(1_000_000_000);
+    expect(registry.highestCheckpointId('acme', ['srv1'])).toBe(7);
+    expect(registry.highestCheckpointId('other', ['srv1', 'srv2'])).toBe(0);
+    // The heartbeat tells the fence as it is now: a restarted agent's is 0 again.
+    registry.observe(heartbeat('srv2', false, 'acme', 0));
+    expect(registry.highestCheckpointId('acme', ['srv1', 'srv2'])).toBe(7);
+  });
+
   it('a registered agent is online with its apps and version', async () => {
     const { registry } = setup();
     expect(registry.observe(register('srv1'))).toBe('registered');

@@ -123,7 +123,7 @@ describe('outbound queue', () => {
     expect(q.length).toBe(4);
     // Out at once, in the order they came, though m2 and m3 still wait for credit.
     expect(q.takeReady(0)).toEqual(['b1', 'b2']);
-    q.applyCredit(credit(3, 2), 0);
+    q.applyCredit(credit(1, 2), 0);
     expect(q.takeReady(0)).toEqual(['m2', 'm3']);
   });
 
@@ -158,15 +158,6 @@ describe('outbound queue', () => {
     expect(q.takeReady(0)).toEqual(['b1']);
   });
 
-  it('the latest credit is in force, even when it shrinks the window', () => {
-    const q = queue();
-    q.applyCredit(credit(0, 10), 0);
-    q.applyCredit(credit(0, 0), 0);
-    sendAll(q, [1]);
-    expect(q.takeReady(0)).toEqual([]);
-    expect(q.creditLimitSeq).toBe(0);
-  });
-
   it('credits of another channel or an older epoch are ignored', () => {
     const q = queue(100, 2);
     sendAll(q, [1]);
@@ -192,7 +183,8 @@ describe('outbound queue', () => {
     q.applyCredit(credit(0, 1), 0);
     sendAll(q, [1, 2, 3]);
     expect(q.takeReady(0)).toEqual(['m1']);
-    expect(q.reset(1, 0)).toEqual(['m2', 'm3']);
+    // Restored at a checkpoint whose count for this channel is 1 sent.
+    expect(q.reset(1, 0, 1)).toEqual(['m2', 'm3']);
     expect(q.epoch).toBe(1);
     expect(q.creditLimitSeq).toBeUndefined();
     sendAll(q, [2]);
@@ -203,11 +195,35 @@ describe('outbound queue', () => {
     expect(q.takeReady(0)).toEqual(['m2']);
   });
 
+  it('a credit behind the last one (corrupted or forged) is dropped: the limit never goes back and the sender does not stall', () => {
+    const q = queue();
+    q.applyCredit(credit(0, 2), 0);
+    sendAll(q, [1, 2, 3, 4, 5, 6]);
+    expect(q.takeReady(0)).toEqual(['m1', 'm2']);
+    expect(q.applyCredit(credit(2, 3), 0)).toBe('accepted');
+    expect(q.creditLimitSeq).toBe(5);
+    // Consumed 0 with a window of 0: taken, it would stop the sender until a credit that never comes.
+    expect(q.applyCredit(credit(0, 0), 0)).toBe('behind');
+    expect(q.creditLimitSeq).toBe(5);
+    // The same consumed seq with a smaller window does not lower the limit either.
+    expect(q.applyCredit(credit(2, 1), 0)).toBe('accepted');
+    expect(q.creditLimitSeq).toBe(5);
+    expect(q.takeReady(0)).toEqual(['m3', 'm4', 'm5']);
+    // Consumed beyond what was ever sent: no receiver sends that, and it would put every true credit behind it.
+    expect(q.applyCredit(credit(1_000_000_000, 1), 0)).toBe('beyond-sent');
+    expect(q.applyCredit(credit(5, 3), 0)).toBe('accepted');
+    expect(q.takeReady(0)).toEqual(['m6']);
+    // A new epoch starts afresh.
+    q.reset(1, 0);
+    expect(q.applyCredit(credit(0, 2, 1), 0)).toBe('accepted');
+    expect(q.creditLimitSeq).toBe(2);
+  });
+
   it('a credit of the next epoch that arrives before the reset is applied by the reset', () => {
     const q = queue();
     expect(q.applyCredit(credit(4, 2, 1), 0)).toBe('future-epoch');
     expect(q.creditLimitSeq).toBeUndefined();
-    q.reset(1, 0);
+    q.reset(1, 0, 4);
     expect(q.creditLimitSeq).toBe(6);
     sendAll(q, [5, 6, 7]);
     expect(q.takeReady(0)).toEqual(['m5', 'm6']);

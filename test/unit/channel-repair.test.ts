@@ -42,7 +42,7 @@ describe('InboundOrder', () => {
     expect(order.accept(msg(4), 7).deliver).toEqual([]);
     expect(order.accept(barrier(7, 4), 8).deliver).toEqual([]);
     expect(order.gapFrom).toBeUndefined();
-    expect(order.stats).toEqual({ duplicates: 2, gapsRepaired: 1, gapsPassedOn: 0, held: 0 });
+    expect(order.stats).toEqual({ duplicates: 2, gapsRepaired: 1, gapsPassedOn: 0, barriersMisordered: 0, held: 0 });
   });
 
   it('passes a gap on once gapRepairMs has gone by since it opened, even while ordinary traffic fills part of it', () => {
@@ -63,6 +63,22 @@ describe('InboundOrder', () => {
     order.accept(msg(3), 0);
     order.accept(msg(4), 0);
     expect(names(order.accept(msg(5), 0).deliver)).toEqual(['3', '4', '5']);
+  });
+
+  it('drops a barrier placed behind an earlier barrier; one behind messages but not behind the last barrier still goes in', () => {
+    const order = new InboundOrder(0, 0, 1_000, 100);
+    for (const seq of [1, 2, 3]) order.accept(msg(seq), 0);
+    expect(names(order.accept(barrier(7, 3), 1).deliver)).toEqual(['b7@3']);
+    order.accept(msg(4), 1);
+    // Behind barrier 7: no sender does that (a truncated or flipped envelope).
+    expect(order.accept(barrier(1_000_000_000, 0), 2)).toEqual({ deliver: [], refused: 'barrier-misordered' });
+    expect(order.stats.barriersMisordered).toBe(1);
+    // Behind message 4 but not behind barrier 7: handed over, for the core to judge (and fail the
+    // channel: a message the sender did not send there may have been taken).
+    expect(names(order.accept(barrier(8, 3), 3).deliver)).toEqual(['b8@3']);
+    // A new epoch starts afresh.
+    order.reset(1, 0);
+    expect(names(order.accept(barrier(9, 0), 4).deliver)).toEqual(['b9@0']);
   });
 
   it('hands an overtaking barrier over at once, and only once', () => {
@@ -116,7 +132,8 @@ describe('OutboundQueue keeps what it sent until consumed', () => {
   });
 
   it('cannot resend a seq it never sent below what it did send (refused after numbering, or a restart)', () => {
-    const q = new OutboundQueue<string>(CH, 0, 100);
+    // Opened after 7 messages sent (an agent restarted at its count), none of them kept.
+    const q = new OutboundQueue<string>(CH, 0, 100, Number.MAX_SAFE_INTEGER, 7);
     q.enqueueMessage(8, 'm8', 0);
     q.applyCredit({ channel: CH, epoch: 0, receivedSeq: 5, window: 10 }, 0);
     q.takeReady(0);

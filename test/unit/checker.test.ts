@@ -195,3 +195,32 @@ describe('checkCut', () => {
     ]);
   });
 });
+
+describe('log channels: the state is a range of the log', () => {
+  const logCut = (range: { afterSeq: number; throughSeq: number }, withMessages?: readonly number[]): CutInput<number> => ({
+    channels: [ab, ba],
+    snapshots: { a: counts({ 'a->b': 5 }, { 'b->a': 0 }), b: counts({ 'b->a': 0 }, { 'a->b': 2 }) },
+    channelStates: withMessages === undefined ? {} : { 'a->b': messages(withMessages) },
+    logRanges: { 'a->b': range },
+  });
+
+  it('the range (received, sent] with no copied messages is consistent', () => {
+    expect(checkCut(logCut({ afterSeq: 2, throughSeq: 5 })).violations).toEqual([]);
+  });
+
+  it('a range that ends short of what the sender had sent is a log-range violation', () => {
+    const v = only(checkCut(logCut({ afterSeq: 2, throughSeq: 4 })).violations, 'log-range');
+    expect(v.expected).toEqual({ afterSeq: 2, throughSeq: 5 });
+    expect(v.message).toContain('log range of a->b is (2, 4]');
+  });
+
+  it("the range's messages read from the log are checked like a recorded state", () => {
+    expect(checkCut(logCut({ afterSeq: 2, throughSeq: 5 }, [3, 4, 5])).consistent).toBe(true);
+    expect(only(checkCut(logCut({ afterSeq: 2, throughSeq: 5 }, [3, 5])).violations, 'channel-state').missing).toEqual([{ first: 4, last: 4 }]);
+  });
+
+  it('without a range, an empty state of a channel with messages in flight is still a violation', () => {
+    const input = { ...logCut({ afterSeq: 2, throughSeq: 5 }), logRanges: {} };
+    expect(only(checkCut(input).violations, 'channel-state').missing).toEqual([{ first: 3, last: 5 }]);
+  });
+});

@@ -103,6 +103,6 @@ describe('agent config: flags and environment', () => {
 
   it('the agent has exactly the configuration flags its --help names', () => {
     const flags = Object.keys(flagOptions(agentConfigSchema)).sort();
-    expect(flags).toEqual(['hooks-dir', 'log-level', 'nats', 'server', 'state-dir', 'tenant']);
+    expect(flags).toEqual(['hooks-dir', 'log-level', 'nats', 'nats-creds', 'server', 'state-dir', 'tenant']);
   });
 });

@@ -234,7 +234,7 @@ describe('agent control: events, apps and the trigger broadcast', () => {
     restoreDone(m, 'A', 1, ['a1']);
     const decline = published(m.step({ type: 'event', body: { type: 'decline', checkpointId: 1, app: 'a1', reason: 'timeout', detail: 'late' } }))[0] as AgentEvent;
     expect(decline.epoch).toBe(0);
-    const hb = published(m.step({ type: 'event', body: { type: 'heartbeat', frozen: false, checkpointsInFlight: [] } }))[0] as AgentEvent;
+    const hb = published(m.step({ type: 'event', body: { type: 'heartbeat', frozen: false, checkpointsInFlight: [], highestCheckpointId: 0 } }))[0] as AgentEvent;
     expect(hb.epoch).toBe(0);
     expect(hb.requestId).not.toBe(decline.requestId);
     expect(hb.requestId).toMatch(/^s1:boot:\d+$/);

@@ -65,6 +65,28 @@ describe('coordinator metrics', () => {
     expect(sample(body, 'snapcoord_restores_total{result="failed"}')).toBe(1);
   });
 
+  it('copies to other sites: counted by site, plan and result; the newest lag; the age of the newest copied checkpoint grows while copies fail', async () => {
+    let now = T0 + 10_000;
+    const metrics = new CoordinatorMetrics({ inFlight: () => 0, agents: async () => [] }, () => now, { processMetrics: false });
+    const first = checkpointRecord({ id: 1, state: 'completed', finishedAtUnixMs: T0 });
+    const second = checkpointRecord({ id: 2, state: 'completed', finishedAtUnixMs: T0 + 5_000 });
+    metrics.copyEnded('dr', first, { site: 'dr', state: 'copied', copiedAtUnixMs: T0 + 2_000, lagMs: 2_000 });
+    metrics.copyEnded('dr', second, { site: 'dr', state: 'failed', failedAtUnixMs: T0 + 6_000, detail: 'site dr cannot be reached' });
+    let text = (await metrics.exposition()).body;
+    expect(sample(text, 'snapcoord_checkpoint_copies_total{site="dr",plan="demo",result="copied"}')).toBe(1);
+    expect(sample(text, 'snapcoord_checkpoint_copies_total{site="dr",plan="demo",result="failed"}')).toBe(1);
+    expect(sample(text, 'snapcoord_checkpoint_copy_lag_seconds{site="dr",plan="demo"}')).toBe(2);
+    // The failed copy of checkpoint 2 leaves the site at checkpoint 1: 10 s old, then 20 s.
+    expect(sample(text, 'snapcoord_checkpoint_copy_age_seconds{site="dr",plan="demo"}')).toBe(10);
+    now = T0 + 20_000;
+    text = (await metrics.exposition()).body;
+    expect(sample(text, 'snapcoord_checkpoint_copy_age_seconds{site="dr",plan="demo"}')).toBe(20);
+    metrics.copyEnded('dr', second, { site: 'dr', state: 'copied', copiedAtUnixMs: T0 + 20_000, lagMs: 15_000 });
+    text = (await metrics.exposition()).body;
+    expect(sample(text, 'snapcoord_checkpoint_copy_age_seconds{site="dr",plan="demo"}')).toBe(15);
+    expect(sample(text, 'snapcoord_checkpoint_copy_lag_seconds{site="dr",plan="demo"}')).toBe(15);
+  });
+
   it('a crash-level checkpoint records each server frozen window, and no alignment', async () => {
     const metrics = new CoordinatorMetrics({ inFlight: () => 0, agents: async () => [] }, () => T0, { processMetrics: false });
     metrics.checkpointEnded(

@@ -6,8 +6,9 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AppHandler } from '../../agent/app.js';
-import type { InboundChannel, OutboundChannel } from '../../agent/channels/types.js';
+import type { OutboundChannel } from '../../agent/channels/types.js';
 import { Endpoint } from '../../agent/endpoint.js';
+import { silentInbound } from '../support/endpoint-fakes.js';
 import type { ChannelItem } from '../../src/wire/index.js';
 
 const CH = 's1/A->s2/B';
@@ -16,13 +17,7 @@ function message(seq: number, epoch = 0): ChannelItem {
   return { type: 'message', channel: CH, epoch, seq, payload: new Uint8Array([seq]) };
 }
 
-const inbound: InboundChannel = {
-  id: CH,
-  consumed: () => undefined,
-  reset: () => undefined,
-  stats: { received: 0, malformed: 0, misrouted: 0, creditsSent: 0 },
-  close: async () => undefined,
-};
+const inbound = silentInbound(CH);
 
 async function endpointWith(handler: AppHandler): Promise<{ endpoint: Endpoint; arrive: (e: ChannelItem) => void }> {
   let arrive: ((e: ChannelItem) => void) | undefined;
@@ -38,7 +33,7 @@ async function endpointWith(handler: AppHandler): Promise<{ endpoint: Endpoint; 
       arrive = onEnvelope;
       return inbound;
     },
-    state: { put: async () => ({ name: 'x', digest: 'SHA-256=x', sizeBytes: 0 }), get: async () => new Uint8Array(0) },
+    state: { put: async () => ({ name: 'x', digest: 'SHA-256=x', sizeBytes: 0 }), get: async () => new Uint8Array(0), delete: async () => undefined },
     publish: () => undefined,
     clock: { nowMs: () => 0, setTimer: () => () => undefined },
     logger: pino({ level: 'silent' }),

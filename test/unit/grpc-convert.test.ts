@@ -3,6 +3,7 @@
  * options (so 64-bit fields really arrive as strings and enums as names): every message the API
  * sends comes back as the same value, and every request a client builds is read back unchanged.
  */
+import { copyCheckpointRequestFromProto, listCopiesRequestFromProto } from '../../coordinator/grpc/convert-sites.js';
 import { describe, expect, it } from 'vitest';
 import type { RestoreRequest, TakeSnapshotRequest } from '../../coordinator/api.js';
 import { checkpointView } from '../../coordinator/checkpoint-view.js';
@@ -91,6 +92,11 @@ const fullRecord: CheckpointRecord = checkpointRecord({
   servers: [{ server: 'srv1', frozenAtUnixMs: 1, thawedAtUnixMs: 3, hooks: [] }],
   fallbackReason: 'srv2/APP2 declined',
   safety: true,
+  copies: [
+    { site: 'dr', state: 'copied', copiedAtUnixMs: 1_700_000_001_900, lagMs: 1_000 },
+    { site: 'far', state: 'failed', failedAtUnixMs: 1_700_000_002_000, detail: 'site far (nats://far:4222) cannot be reached: TIMEOUT' },
+  ],
+  importedFrom: { site: 'dr', sourceSite: 'primary', sourceCheckpointId: 42, copiedAtUnixMs: 1_700_000_000_950 },
 });
 
 describe('proto enums', () => {
@@ -112,8 +118,8 @@ describe('proto enums', () => {
 });
 
 describe('responses round-trip through the wire', () => {
-  it('a plan comes back equal, 64-bit revision and times included', () => {
-    const plan: Plan = { ...planInput(), revision: 123_456_789_012, createdAtUnixMs: 1_700_000_000_000, updatedAtUnixMs: 1_700_000_000_001 };
+  it('a plan comes back equal, 64-bit revision, times and copy sites included', () => {
+    const plan: Plan = { ...planInput(), copyToSites: ['dr', 'far'], revision: 123_456_789_012, createdAtUnixMs: 1_700_000_000_000, updatedAtUnixMs: 1_700_000_000_001 };
     const wire = overTheWire('GetPlan', { plan: planToProto(plan) });
     expect(typeof (wire.plan as Record<string, unknown>).revision).toBe('string');
     expect(planFromProto(wire.plan)).toEqual({ ok: true, value: plan });
@@ -206,7 +212,25 @@ describe('requests round-trip through the wire', () => {
       idempotencyKey: 'restore-1',
     };
     const wire = requestOverTheWire('RestoreSnapshot', restoreRequestToProto(request));
-    expect(restoreRequestFromProto(wire, requestLimitsDefault)).toEqual({ ok: true, value: request });
+    expect(restoreRequestFromProto(wire, requestLimitsDefault)).toEqual({ ok: true, value: { request } });
+    const fromSite = requestOverTheWire('RestoreSnapshot', restoreRequestToProto(request, { site: 'dr', sourceSite: 'primary' }));
+    expect(restoreRequestFromProto(fromSite, requestLimitsDefault)).toEqual({ ok: true, value: { request, fromSite: { site: 'dr', sourceSite: 'primary' } } });
+  });
+
+  it('RestoreSnapshot: source_site without from_site, and a malformed site name, are INVALID_ARGUMENT naming the field', () => {
+    const base = restoreRequestToProto({ checkpointId: 12, servers: { srv1: 'new1' }, apps: [] });
+    const alone = restoreRequestFromProto(requestOverTheWire('RestoreSnapshot', { ...base, source_site: 'primary' }), requestLimitsDefault);
+    expect(alone.ok ? 'accepted' : alone.error).toMatchObject({ kind: 'invalid-argument', field: 'source_site', message: expect.stringMatching(/source_site applies only with from_site/) });
+    const bad = restoreRequestFromProto(requestOverTheWire('RestoreSnapshot', { ...base, from_site: 'dr site' }), requestLimitsDefault);
+    expect(bad.ok ? 'accepted' : bad.error).toMatchObject({ kind: 'invalid-argument', field: 'from_site' });
+  });
+
+  it('CopyCheckpoint needs a site; ListCheckpointCopies takes an optional plan', () => {
+    expect(copyCheckpointRequestFromProto(requestOverTheWire('CopyCheckpoint', { checkpoint_id: 7, site: 'dr' }))).toEqual({ ok: true, value: { checkpointId: 7, site: 'dr' } });
+    const noSite = copyCheckpointRequestFromProto(requestOverTheWire('CopyCheckpoint', { checkpoint_id: 7 }));
+    expect(noSite.ok ? 'accepted' : noSite.error).toMatchObject({ kind: 'invalid-argument', field: 'site', message: expect.stringMatching(/site is required/) });
+    expect(listCopiesRequestFromProto(requestOverTheWire('ListCheckpointCopies', { site: 'dr' }))).toEqual({ ok: true, value: { site: 'dr' } });
+    expect(listCopiesRequestFromProto(requestOverTheWire('ListCheckpointCopies', { site: 'dr', plan_id: 'demo' }))).toEqual({ ok: true, value: { site: 'dr', planId: 'demo' } });
   });
 });
 

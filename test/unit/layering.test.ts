@@ -33,7 +33,8 @@ export const MAY_IMPORT: Readonly<Record<string, Rule>> = {
   },
   simulations: { folders: ['simulations', 'src'], packages: [], nodeBuiltins: true },
   examples: { folders: ['examples', 'agent', 'coordinator', 'adapters', 'src'], packages: ['nats', 'pino'], nodeBuiltins: true },
-  bench: { folders: ['bench', 'examples', 'agent', 'coordinator', 'adapters', 'simulations', 'src'], packages: ['nats', 'pino'], nodeBuiltins: true },
+  // The security suite (bench/security/) calls the gRPC API raw, with whatever credentials an attacker has.
+  bench: { folders: ['bench', 'examples', 'agent', 'coordinator', 'adapters', 'simulations', 'src'], packages: ['nats', 'pino', '@grpc/grpc-js'], nodeBuiltins: true },
 };
 
 function files(dir: string): string[] {

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { traceJsonLines } from '../../simulations/cli-trace.js';
-import { parseSweep, type SweepSpec } from '../../simulations/params.js';
+import { applyParam, parseSweep, type SweepSpec } from '../../simulations/params.js';
+import { scenarioForTopology } from '../../simulations/scenario-file.js';
 import { chartFromCsv, parseCsv, renderLineChartSvg, type Csv } from '../../simulations/plot.js';
 import { cartesianPoints, meanInterval, studentT975 } from '../../simulations/sweep.js';
 import { checkpointReport, simResult } from '../fixtures/sim-result.js';
@@ -64,6 +65,30 @@ describe('cartesian points', () => {
   });
 });
 
+describe('the service-time parameter', () => {
+  const hot = scenarioForTopology('ring', 4, { skew: { slowProcess: { process: 'p1', serviceTimeMs: 1 }, slowChannel: { channel: 'p0->p1', delayFactor: 2 } } });
+
+  it("sets the slow process's service time, and 0 removes the slow process alone (uniform load)", () => {
+    const set = applyParam(hot, 1, 'service-time', 2.5);
+    expect(set.ok && set.value.scenario.skew).toEqual({ slowProcess: { process: 'p1', serviceTimeMs: 2.5 }, slowChannel: { channel: 'p0->p1', delayFactor: 2 } });
+    const uniform = applyParam(hot, 1, 'service-time', 0);
+    expect(uniform.ok && uniform.value.scenario.skew).toEqual({ slowChannel: { channel: 'p0->p1', delayFactor: 2 } });
+    const onlyHot = scenarioForTopology('ring', 4, { skew: { slowProcess: { process: 'p1', serviceTimeMs: 1 } } });
+    const none = applyParam(onlyHot, 1, 'service-time', 0);
+    expect(none.ok && 'skew' in none.value.scenario).toBe(false);
+  });
+
+  it('needs the scenario to say which process is slow', () => {
+    const refused = applyParam(scenarioForTopology('ring', 4), 1, 'service-time', 2);
+    expect(refused.ok ? '' : refused.error).toBe('service-time needs a scenario with skew.slowProcess (it names the slow process)');
+  });
+
+  it('sweeps from 0, and refuses a negative time', () => {
+    expect(sweep('service-time=0..1:0.5').values).toEqual([0, 0.5, 1]);
+    expect(parseSweep('service-time=-1..1').ok).toBe(false);
+  });
+});
+
 describe('plot: reading a sweep CSV', () => {
   const aggregated = [
     'processes,algorithm,seeds,runs,consistent_runs,overhead_mean,overhead_ci95_low,overhead_ci95_high',
@@ -79,6 +104,12 @@ describe('plot: reading a sweep CSV', () => {
       { label: 'abs', points: [{ x: 4, y: 1, low: 0.5, high: 1.5 }, { x: 8, y: 2 }] },
       { label: 'sync', points: [{ x: 4, y: 3, low: 2, high: 4 }] },
     ]);
+  });
+
+  it('leaves out a line with no value at all, which the legend would name with nothing drawn', () => {
+    const text = ['processes,algorithm,seeds,runs,consistent_runs,forced_mean,forced_ci95_low,forced_ci95_high', '4,abs,1 2,2,2,-,-,-', '4,cic,1 2,2,2,3,2,4'].join('\n');
+    const chart = chartFromCsv(csv(text), { y: 'forced', source: 'test.csv' });
+    expect(chart.ok && chart.value.series.map((s) => s.label)).toEqual(['cic']);
   });
 
   it('splits a per-run CSV by the other swept parameters and the seed', () => {
@@ -99,6 +130,43 @@ describe('plot: reading a sweep CSV', () => {
   ])('refuses %s, listing what it has', (_what, text, options, message) => {
     const chart = chartFromCsv(csv(text), { ...options, source: 'test.csv' });
     expect(chart.ok ? '' : chart.error).toContain(message);
+  });
+
+  it('--relative-to divides every value and its interval by the baseline at the same point, and leaves out points without one', () => {
+    const text = [
+      'skew,interval,algorithm,seeds,runs,consistent_runs,thr_mean,thr_ci95_low,thr_ci95_high',
+      '1,10,none,1 2,2,2,100,90,110',
+      '1,10,sync,1 2,2,2,40,30,50',
+      '1,20,none,1 2,2,2,200,190,210',
+      '1,20,sync,1 2,2,2,100,-,-',
+      '2,10,none,1 2,2,2,0,0,0',
+      '2,10,sync,1 2,2,2,10,5,15',
+    ].join('\n');
+    const chart = chartFromCsv(csv(text), { y: 'thr', relativeTo: 'none', source: 'test.csv' });
+    if (!chart.ok) throw new Error(chart.error);
+    expect(chart.value.series).toEqual([
+      { label: 'none, interval=10', points: [{ x: 1, y: 1, low: 0.9, high: 1.1 }] },
+      { label: 'sync, interval=10', points: [{ x: 1, y: 0.4, low: 0.3, high: 0.5 }] },
+      { label: 'none, interval=20', points: [{ x: 1, y: 1, low: 0.95, high: 1.05 }] },
+      { label: 'sync, interval=20', points: [{ x: 1, y: 0.5 }] },
+    ]);
+    expect(chart.value.yLabel).toBe('thr / none');
+    expect(chart.value.title).toBe('thr / none by skew (mean, 95% interval over the seeds)');
+    const missing = chartFromCsv(csv(text), { y: 'thr', relativeTo: 'abs', source: 'test.csv' });
+    expect(missing.ok ? '' : missing.error).toBe('test.csv has no rows of algorithm "abs" for --relative-to (algorithms: none, sync)');
+    const undefinedBaseline = chartFromCsv(csv(text.replace(/none,1 2,2,2,\d+,\d+,\d+/g, 'none,1 2,2,2,-,-,-')), { y: 'thr', relativeTo: 'none', source: 'test.csv' });
+    expect(undefinedBaseline.ok ? '' : undefinedBaseline.error).toBe('test.csv: none has no thr other than 0 or "-", so nothing can be relative to it');
+  });
+
+  it('--relative-to in a per-run CSV pairs the runs of one seed', () => {
+    const perRun = ['interval,algorithm,thr,consistent,seed', '10,none,100,true,1', '10,sync,50,true,1', '10,none,200,true,2', '10,sync,50,true,2'].join('\n');
+    const chart = chartFromCsv(csv(perRun), { y: 'thr', relativeTo: 'none', source: 'test.csv' });
+    expect(chart.ok && chart.value.series.map((s) => [s.label, s.points.map((p) => p.y)])).toEqual([
+      ['none, seed=1', [1]],
+      ['sync, seed=1', [0.5]],
+      ['none, seed=2', [1]],
+      ['sync, seed=2', [0.25]],
+    ]);
   });
 
   it('refuses ragged and quoted CSVs rather than misreading them', () => {

@@ -57,6 +57,31 @@ describe('snapctl show and list at crash level', () => {
     expect(text).toMatch(/^srv1 +\S+ +\S+ +120ms +no$/m);
   });
 
+  it('show and list give each copy at another site with its lag, or that it failed; show names where an imported checkpoint came from', () => {
+    const copied = checkpointView(
+      checkpointRecord({
+        id: 11,
+        state: 'completed',
+        levelAchieved: 'app',
+        parts: [{ server: 'srv1', app: 'APP1', acked: true }],
+        copies: [
+          { site: 'dr', state: 'copied', copiedAtUnixMs: 1_700_000_002_000, lagMs: 1_500 },
+          { site: 'far', state: 'failed', failedAtUnixMs: 1_700_000_003_000, detail: 'site far cannot be reached' },
+        ],
+        importedFrom: { site: 'dr', sourceSite: 'primary', sourceCheckpointId: 4, copiedAtUnixMs: 1_700_000_001_000 },
+      }),
+    );
+    const text = checkpointText(copied);
+    expect(text).toMatch(/^imported +from site dr: checkpoint 4 of site primary/m);
+    expect(text).toMatch(/^COPY AT SITE +STATE +AT +LAG +DETAIL/m);
+    expect(text).toMatch(/^dr +copied +\S+ +1\.50s/m);
+    expect(text).toMatch(/^far +failed .*site far cannot be reached$/m);
+    const table = checkpointsTable([copied, crash]);
+    expect(table).toMatch(/^ID +PLAN +LEVEL +STATE +PROGRESS +AGE +DURATION +SIZE +COPIES +FAILURE/);
+    expect(table).toMatch(/^11 .* dr 1\.50s, far failed/m);
+    expect(checkpointsTable([crash])).not.toContain('COPIES');
+  });
+
   it('list gives a crash-level checkpoint its servers frozen and an app-level one its apps acked', () => {
     const app = checkpointView(checkpointRecord({ id: 8, state: 'completed', levelAchieved: 'app', parts: [{ server: 'srv1', app: 'APP1', acked: true }] }));
     const table = checkpointsTable([crash, app]);

@@ -47,6 +47,20 @@ describe('snapctl command line', () => {
     });
   });
 
+  it('copy and copies need --site; restore --from-site names the site, --source-site only with it', () => {
+    expect(command('copy', '12', '--site', 'dr').command).toEqual({ kind: 'copy', id: 12, site: 'dr' });
+    expect(command('copies', '--site', 'dr', '--plan', 'demo').command).toEqual({ kind: 'copies', site: 'dr', planId: 'demo' });
+    expect(usageError('copy', '12')).toMatch(/--site NAME is required/);
+    expect(usageError('copies')).toMatch(/--site NAME is required/);
+    expect(command('restore', '12', '--map', 'srv1=srv7', '--from-site', 'dr').command).toEqual({
+      kind: 'restore',
+      request: { checkpointId: 12, servers: { srv1: 'srv7' }, apps: [] },
+      fromSite: { site: 'dr', sourceSite: '' },
+    });
+    expect(command('restore', '12', '--map', 'srv1=srv7', '--from-site', 'dr', '--source-site', 'primary').command).toMatchObject({ fromSite: { site: 'dr', sourceSite: 'primary' } });
+    expect(usageError('restore', '12', '--map', 'srv1=srv7', '--source-site', 'primary')).toBe('--source-site applies only with --from-site');
+  });
+
   it('list takes states comma-separated and defaults its limit', () => {
     expect(command('list', '--state', 'completed,aborted', '--plan', 'demo').command).toEqual({ kind: 'list', planId: 'demo', states: ['completed', 'aborted'], limit: 100 });
   });

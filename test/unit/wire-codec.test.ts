@@ -112,7 +112,7 @@ const validControls: ReadonlyArray<readonly [string, Control]> = [
 const validEvents: ReadonlyArray<readonly [string, AgentEvent]> = [
   ['register', { ...evt, type: 'register', apps: ['APP1', 'APP2'], version: '0.1.0+abc' }],
   ['register without apps', { ...evt, type: 'register', apps: [], version: 'v1' }],
-  ['heartbeat answering a ping', { ...evt, inReplyTo: 'ping-1', type: 'heartbeat', frozen: true, checkpointsInFlight: [7, 8] }],
+  ['heartbeat answering a ping', { ...evt, inReplyTo: 'ping-1', type: 'heartbeat', frozen: true, checkpointsInFlight: [7, 8], highestCheckpointId: 9 }],
   [
     'ack with channel state',
     {

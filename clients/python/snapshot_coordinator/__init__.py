@@ -1,7 +1,7 @@
 """A Python client of the snapshot coordinator's gRPC API: `Client`, the exceptions by status and
 reason, and the helpers that build durations, timestamps and options. The proto messages are the
 generated ones: `from snapshot.v1 import coordinator_pb2 as pb`."""
-from .client import Client, Staged, VolumeSnapshot, duration, level_of, snapshot_options, timestamp
+from .client import DEFAULT_ADDRESS, Client, Staged, VolumeSnapshot, duration, level_of, snapshot_options, timestamp
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -16,12 +16,15 @@ from .errors import (
     NotFound,
     NotHeld,
     NotStaged,
+    PermissionDenied,
     PlanBusy,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 
 __all__ = [
+    "DEFAULT_ADDRESS",
     "Aborted",
     "AlreadyExists",
     "AlreadyFinished",
@@ -36,9 +39,11 @@ __all__ = [
     "NotFound",
     "NotHeld",
     "NotStaged",
+    "PermissionDenied",
     "PlanBusy",
     "ResourceExhausted",
     "Staged",
+    "Unauthenticated",
     "Unavailable",
     "VolumeSnapshot",
     "duration",

@@ -4,7 +4,8 @@ messages as they are (times are Timestamps: `.ToDatetime()`), exceptions by stat
 callback, and a staged checkpoint as a context manager.
 """
 import datetime
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+import os
+from typing import Callable, Dict, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -16,6 +17,9 @@ from snapshot.v1 import coordinator_pb2_grpc as rpc
 from .errors import CheckpointAborted, CoordinatorError, from_rpc_error
 
 Seconds = Union[float, int, datetime.timedelta]
+#: A PEM credential: the file's path, or its bytes.
+Pem = Union[str, os.PathLike, bytes]
+DEFAULT_ADDRESS = "127.0.0.1:50051"
 Instant = Union[datetime.datetime, float, int]
 
 _LEVELS = {"none": pb.CONSISTENCY_LEVEL_NONE, "crash": pb.CONSISTENCY_LEVEL_CRASH, "app": pb.CONSISTENCY_LEVEL_APP}
@@ -38,6 +42,16 @@ def timestamp(value: Instant) -> Timestamp:
     t = Timestamp()
     t.FromMilliseconds(int(round(value * 1000)))
     return t
+
+
+def _pem(value: Optional[Pem], what: str) -> Optional[bytes]:
+    if value is None or isinstance(value, bytes):
+        return value
+    try:
+        with open(value, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError("cannot read the %s file %s: %s" % (what, value, e.strerror)) from None
 
 
 def level_of(level: Union[str, int]) -> int:
@@ -103,17 +117,62 @@ class Client:
     agents and get `wait_timeout`, and streams (watch, take_and_wait) get `stream_timeout`.
     """
 
-    def __init__(self, address: str, timeout: float = 10.0, wait_timeout: float = 120.0, stream_timeout: float = 3600.0, channel: Optional[grpc.Channel] = None):
+    def __init__(
+        self,
+        address: str,
+        timeout: float = 10.0,
+        wait_timeout: float = 120.0,
+        stream_timeout: float = 3600.0,
+        channel: Optional[grpc.Channel] = None,
+        token: Optional[str] = None,
+        ca: Optional[Pem] = None,
+        cert: Optional[Pem] = None,
+        key: Optional[Pem] = None,
+    ):
         addresses = [a.strip() for a in address.split(",")]
         if channel is None and any(a == "" for a in addresses):
             raise ValueError("address %r has an empty entry" % address)
-        self._channels = [channel] if channel is not None else [grpc.insecure_channel(a) for a in addresses]
+        if token is not None and (token == "" or any(c.isspace() for c in token)):
+            raise ValueError("token must be a non-empty string without white space")
+        if (cert is None) != (key is None):
+            raise ValueError("cert and key go together: a client certificate needs its private key")
+        secure = ca is not None or cert is not None
+        if channel is not None and secure:
+            raise ValueError("ca, cert and key are for the channels the client makes; a given channel has its own credentials")
+        if channel is not None:
+            self._channels = [channel]
+        elif secure:
+            tls = grpc.ssl_channel_credentials(
+                root_certificates=_pem(ca, "ca"),
+                private_key=_pem(key, "key"),
+                certificate_chain=_pem(cert, "cert"),
+            )
+            self._channels = [grpc.secure_channel(a, tls) for a in addresses]
+        else:
+            self._channels = [grpc.insecure_channel(a) for a in addresses]
         self._own_channel = channel is None
         self._stubs = [rpc.CoordinatorStub(c) for c in self._channels]
         self._current = 0
+        # Sent as call metadata rather than as call credentials: grpcio attaches call credentials
+        # only to TLS channels, and a coordinator may authenticate without TLS (docs/security.md).
+        self._metadata = (("authorization", "Bearer " + token),) if token is not None else None
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.stream_timeout = stream_timeout
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **kwargs) -> "Client":
+        """A client configured as snapctl is: $SNAPCTL_ADDRESS (default 127.0.0.1:50051),
+        $SNAPCTL_TOKEN, and the PEM files $SNAPCTL_CA, $SNAPCTL_CERT and $SNAPCTL_KEY; keyword
+        arguments win over the environment."""
+        env = os.environ if environ is None else environ
+        settings = {"address": env.get("SNAPCTL_ADDRESS") or DEFAULT_ADDRESS}
+        for name in ("token", "ca", "cert", "key"):
+            value = env.get("SNAPCTL_" + name.upper())
+            if value:
+                settings[name] = value
+        settings.update(kwargs)
+        return cls(**settings)
 
     @property
     def _channel(self) -> grpc.Channel:
@@ -139,7 +198,7 @@ class Client:
         for turn in range(len(self._stubs)):
             i = (first + turn) % len(self._stubs)
             try:
-                answer = getattr(self._stubs[i], method)(request, timeout=self.timeout if timeout is None else timeout)
+                answer = getattr(self._stubs[i], method)(request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNAVAILABLE and turn + 1 < len(self._stubs):
                     continue
@@ -149,7 +208,7 @@ class Client:
 
     def _stream(self, method: str, request) -> Iterator:
         try:
-            for message in getattr(self._stub, method)(request, timeout=self.stream_timeout):
+            for message in getattr(self._stub, method)(request, timeout=self.stream_timeout, metadata=self._metadata):
                 yield message
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
@@ -243,6 +302,35 @@ class Client:
         request = pb.RollbackSnapshotRequest(checkpoint_id=checkpoint_id, skip_safety_checkpoint=skip_safety_checkpoint, idempotency_key=idempotency_key)
         return self._call("RollbackSnapshot", request, self.wait_timeout)
 
+    def restore(
+        self,
+        checkpoint_id: int,
+        servers: Optional[Dict[str, str]] = None,
+        idempotency_key: str = "",
+        from_site: str = "",
+        source_site: str = "",
+    ) -> pb.RestoreSnapshotResponse:
+        """RestoreSnapshot: a completed checkpoint put into other servers, `servers` mapping each of its
+        servers to a target (waits on the agents). With `from_site`, from the copy that site holds
+        (docs/sites.md): `checkpoint_id` is then the id at the source deployment, and the answer's
+        restored_checkpoint_id the copy imported here."""
+        request = pb.RestoreSnapshotRequest(
+            checkpoint_id=checkpoint_id,
+            servers=[pb.ServerMapping(source_server=k, target_server=v) for k, v in sorted((servers or {}).items())],
+            idempotency_key=idempotency_key,
+            from_site=from_site,
+            source_site=source_site,
+        )
+        return self._call("RestoreSnapshot", request, self.wait_timeout)
+
+    def copy(self, checkpoint_id: int, site: str) -> pb.CheckpointCopy:
+        """CopyCheckpoint: the checkpoint copied to a configured site and verified there by digest."""
+        return self._call("CopyCheckpoint", pb.CopyCheckpointRequest(checkpoint_id=checkpoint_id, site=site), self.wait_timeout).copy
+
+    def copies(self, site: str, plan_id: str = "") -> Sequence[pb.SiteCopy]:
+        """ListCheckpointCopies: the copies a site holds, with their source."""
+        return self._call("ListCheckpointCopies", pb.ListCheckpointCopiesRequest(site=site, plan_id=plan_id)).copies
+
     def agents(self, tenant: str = "") -> Sequence[pb.Agent]:
         return self._call("ListAgents", pb.ListAgentsRequest(tenant=tenant)).agents
 
@@ -271,7 +359,7 @@ class Client:
         """grpc.health.v1.Health/Check: "SERVING", "NOT_SERVING", ... (NotFound for an unknown service)."""
         check = self._channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=_health_request, response_deserializer=_health_status)
         try:
-            return check(service, timeout=self.timeout)
+            return check(service, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 

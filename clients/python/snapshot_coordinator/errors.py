@@ -95,6 +95,14 @@ class Internal(CoordinatorError):
     pass
 
 
+class Unauthenticated(CoordinatorError):
+    """No credential, or one the coordinator does not accept (unknown, expired, malformed)."""
+
+
+class PermissionDenied(CoordinatorError):
+    """Authenticated, but the caller's role does not allow this call."""
+
+
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -105,6 +113,8 @@ _BY_CODE = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.INTERNAL: Internal,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 _BY_REASON = {

@@ -1,8 +1,9 @@
 """Starts the live coordinator the Python tests run against (test/support/python-stack.ts: a real
 nats-server, the coordinator's service and gRPC server, the demo plan's agents) and stops it.
 
-One stack per test module (setUpModule / tearDownModule); SNAPSHOT_COORDINATOR_ADDRESS with
-SNAPSHOT_STACK_JSON (the stack's JSON line) points the tests at a stack already running instead.
+One stack per test module (setUpModule / tearDownModule); SNAPSHOT_STACK_JSON (the stack's JSON
+line) points the tests at a stack already running instead. `Stack(secure=True)` starts one whose API
+is authenticated (TLS with tokens, and mTLS; SNAPSHOT_SECURE_STACK_JSON for one already running).
 """
 import json
 import os
@@ -14,17 +15,18 @@ STARTUP_TIMEOUT_S = 120
 
 
 class Stack:
-    def __init__(self):
+    def __init__(self, secure: bool = False):
         self.process = None
         self.info = {}
+        self.secure = secure
 
     def start(self) -> dict:
-        given = os.environ.get("SNAPSHOT_STACK_JSON")
+        given = os.environ.get("SNAPSHOT_SECURE_STACK_JSON" if self.secure else "SNAPSHOT_STACK_JSON")
         if given:
             self.info = json.loads(given)
             return self.info
         self.process = subprocess.Popen(
-            ["npx", "tsx", "test/support/python-stack.ts"],
+            ["npx", "tsx", "test/support/python-stack.ts"] + (["--secure"] if self.secure else []),
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

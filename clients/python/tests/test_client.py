@@ -105,6 +105,16 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(sc.NotFound):
             self.client.get_checkpoint(987654321)
 
+    def test_a_copy_to_a_site_that_is_not_configured_raises_not_found_naming_it(self):
+        done = self.client.take_and_wait(INFO["plan"], "app")
+        with self.assertRaises(sc.NotFound) as caught:
+            self.client.copy(done.id, "nowhere")
+        self.assertIn("site nowhere is not configured", caught.exception.details)
+        with self.assertRaises(sc.NotFound):
+            self.client.copies("nowhere")
+        with self.assertRaises(sc.NotFound):
+            self.client.restore(done.id, {"s1": "t1"}, from_site="nowhere")
+
     def test_a_staged_checkpoint_completes_with_the_callers_volume_snapshots(self):
         with self.client.staged(INFO["plan"], "crash", hold_deadline=10) as staged:
             self.assertEqual(staged.checkpoint.state, pb.CHECKPOINT_STATE_HELD)

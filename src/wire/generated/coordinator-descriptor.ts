@@ -113,6 +113,14 @@ export const coordinatorDescriptor = {
                 "GetPlanStats": {
                   "requestType": "GetPlanStatsRequest",
                   "responseType": "GetPlanStatsResponse"
+                },
+                "CopyCheckpoint": {
+                  "requestType": "CopyCheckpointRequest",
+                  "responseType": "CopyCheckpointResponse"
+                },
+                "ListCheckpointCopies": {
+                  "requestType": "ListCheckpointCopiesRequest",
+                  "responseType": "ListCheckpointCopiesResponse"
                 }
               }
             },
@@ -162,6 +170,11 @@ export const coordinatorDescriptor = {
                   "rule": "repeated",
                   "type": "AgentlessServer",
                   "id": 10
+                },
+                "copy_to_sites": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 30
                 }
               }
             },
@@ -721,6 +734,70 @@ export const coordinatorDescriptor = {
                   "rule": "repeated",
                   "type": "VolumeSnapshot",
                   "id": 21
+                },
+                "copies": {
+                  "rule": "repeated",
+                  "type": "CheckpointCopy",
+                  "id": 30
+                },
+                "imported_from": {
+                  "type": "CopySource",
+                  "id": 31
+                }
+              }
+            },
+            "CopyState": {
+              "values": {
+                "COPY_STATE_UNSPECIFIED": 0,
+                "COPY_STATE_COPIED": 1,
+                "COPY_STATE_FAILED": 2
+              }
+            },
+            "CheckpointCopy": {
+              "fields": {
+                "site": {
+                  "type": "string",
+                  "id": 1
+                },
+                "state": {
+                  "type": "CopyState",
+                  "id": 2
+                },
+                "copied_at": {
+                  "type": "google.protobuf.Timestamp",
+                  "id": 3
+                },
+                "lag": {
+                  "type": "google.protobuf.Duration",
+                  "id": 4
+                },
+                "failed_at": {
+                  "type": "google.protobuf.Timestamp",
+                  "id": 5
+                },
+                "detail": {
+                  "type": "string",
+                  "id": 6
+                }
+              }
+            },
+            "CopySource": {
+              "fields": {
+                "site": {
+                  "type": "string",
+                  "id": 1
+                },
+                "source_site": {
+                  "type": "string",
+                  "id": 2
+                },
+                "source_checkpoint_id": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "copied_at": {
+                  "type": "google.protobuf.Timestamp",
+                  "id": 4
                 }
               }
             },
@@ -1014,6 +1091,14 @@ export const coordinatorDescriptor = {
                 "idempotency_key": {
                   "type": "string",
                   "id": 4
+                },
+                "from_site": {
+                  "type": "string",
+                  "id": 5
+                },
+                "source_site": {
+                  "type": "string",
+                  "id": 6
                 }
               }
             },
@@ -1021,6 +1106,83 @@ export const coordinatorDescriptor = {
               "fields": {
                 "epoch": {
                   "type": "uint64",
+                  "id": 1
+                },
+                "restored_checkpoint_id": {
+                  "type": "uint64",
+                  "id": 2
+                }
+              }
+            },
+            "CopyCheckpointRequest": {
+              "fields": {
+                "checkpoint_id": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "site": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "CopyCheckpointResponse": {
+              "fields": {
+                "copy": {
+                  "type": "CheckpointCopy",
+                  "id": 1
+                }
+              }
+            },
+            "ListCheckpointCopiesRequest": {
+              "fields": {
+                "site": {
+                  "type": "string",
+                  "id": 1
+                },
+                "plan_id": {
+                  "type": "string",
+                  "id": 2
+                }
+              }
+            },
+            "SiteCopy": {
+              "fields": {
+                "site": {
+                  "type": "string",
+                  "id": 1
+                },
+                "source_site": {
+                  "type": "string",
+                  "id": 2
+                },
+                "source_checkpoint_id": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "copied_at": {
+                  "type": "google.protobuf.Timestamp",
+                  "id": 4
+                },
+                "checkpoint": {
+                  "type": "Checkpoint",
+                  "id": 5
+                },
+                "objects": {
+                  "type": "uint64",
+                  "id": 6
+                },
+                "size_bytes": {
+                  "type": "uint64",
+                  "id": 7
+                }
+              }
+            },
+            "ListCheckpointCopiesResponse": {
+              "fields": {
+                "copies": {
+                  "rule": "repeated",
+                  "type": "SiteCopy",
                   "id": 1
                 }
               }

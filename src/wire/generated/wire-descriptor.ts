@@ -470,6 +470,10 @@ export const wireDescriptor = {
                   "rule": "repeated",
                   "type": "uint64",
                   "id": 2
+                },
+                "highest_checkpoint_id": {
+                  "type": "uint64",
+                  "id": 3
                 }
               }
             },
@@ -859,6 +863,48 @@ export const wireDescriptor = {
                   "rule": "repeated",
                   "type": "RecordedMessage",
                   "id": 1
+                },
+                "log_ranges": {
+                  "rule": "repeated",
+                  "type": "LogRange",
+                  "id": 2
+                }
+              }
+            },
+            "LogRange": {
+              "fields": {
+                "channel": {
+                  "type": "string",
+                  "id": 1
+                },
+                "after_seq": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "through_seq": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "after_offset": {
+                  "type": "uint64",
+                  "id": 4
+                },
+                "epochs": {
+                  "rule": "repeated",
+                  "type": "LogEpoch",
+                  "id": 5
+                }
+              }
+            },
+            "LogEpoch": {
+              "fields": {
+                "epoch": {
+                  "type": "uint64",
+                  "id": 1
+                },
+                "from_seq": {
+                  "type": "uint64",
+                  "id": 2
                 }
               }
             },

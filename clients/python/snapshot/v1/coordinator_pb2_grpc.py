@@ -139,6 +139,16 @@ class CoordinatorStub(object):
         request_serializer=snapshot_dot_v1_dot_coordinator__pb2.GetPlanStatsRequest.SerializeToString,
         response_deserializer=snapshot_dot_v1_dot_coordinator__pb2.GetPlanStatsResponse.FromString,
         )
+    self.CopyCheckpoint = channel.unary_unary(
+        '/snapshot.v1.Coordinator/CopyCheckpoint',
+        request_serializer=snapshot_dot_v1_dot_coordinator__pb2.CopyCheckpointRequest.SerializeToString,
+        response_deserializer=snapshot_dot_v1_dot_coordinator__pb2.CopyCheckpointResponse.FromString,
+        )
+    self.ListCheckpointCopies = channel.unary_unary(
+        '/snapshot.v1.Coordinator/ListCheckpointCopies',
+        request_serializer=snapshot_dot_v1_dot_coordinator__pb2.ListCheckpointCopiesRequest.SerializeToString,
+        response_deserializer=snapshot_dot_v1_dot_coordinator__pb2.ListCheckpointCopiesResponse.FromString,
+        )
 
 
 class CoordinatorServicer(object):
@@ -342,6 +352,23 @@ class CoordinatorServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def CopyCheckpoint(self, request, context):
+    """Copies a completed checkpoint (its record, app states, channel states and volume snapshot
+    references) to another site, a NATS deployment named in the coordinator's configuration
+    (docs/sites.md). Every object is read back at the site against its digest before the copy's
+    record is written there, so a listed copy is a complete one. Answers once the copy is made.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ListCheckpointCopies(self, request, context):
+    """The copies a site holds, from every source deployment, by source site name, then by checkpoint id.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -469,6 +496,16 @@ def add_CoordinatorServicer_to_server(servicer, server):
           servicer.GetPlanStats,
           request_deserializer=snapshot_dot_v1_dot_coordinator__pb2.GetPlanStatsRequest.FromString,
           response_serializer=snapshot_dot_v1_dot_coordinator__pb2.GetPlanStatsResponse.SerializeToString,
+      ),
+      'CopyCheckpoint': grpc.unary_unary_rpc_method_handler(
+          servicer.CopyCheckpoint,
+          request_deserializer=snapshot_dot_v1_dot_coordinator__pb2.CopyCheckpointRequest.FromString,
+          response_serializer=snapshot_dot_v1_dot_coordinator__pb2.CopyCheckpointResponse.SerializeToString,
+      ),
+      'ListCheckpointCopies': grpc.unary_unary_rpc_method_handler(
+          servicer.ListCheckpointCopies,
+          request_deserializer=snapshot_dot_v1_dot_coordinator__pb2.ListCheckpointCopiesRequest.FromString,
+          response_serializer=snapshot_dot_v1_dot_coordinator__pb2.ListCheckpointCopiesResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

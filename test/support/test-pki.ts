@@ -1,0 +1,2 @@
+/** Tests make their certificates the way the security suite does (bench/security/). */
+export * from '../../examples/pki.js';
