@@ -21,6 +21,7 @@ import { TenantConnections } from './nats-auth/tenant-connections.js';
 import { createStateBuckets } from './nats-auth/state-buckets.js';
 import { AgentRegistry, trackAgents } from './agents.js';
 import { ControlBus } from './bus.js';
+import { jetStreamLogStreams, LogRetentionWatch } from './checkpoints/log-retention.js';
 import { recoverLeftOperations } from './checkpoints/recover-operations.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService, ORPHAN_SWEEP_INTERVAL_MS_DEFAULT } from './checkpoints/service.js';
 import { coordinatorConfigSchema } from './config-schema.js';
@@ -208,6 +209,12 @@ async function main(): Promise<number> {
     fences: agents,
     ...(volumes ? { volumes } : {}),
     retentionFor: (planId) => policies.retentionFor(planId),
+    logRetention: new LogRetentionWatch({
+      store,
+      objects,
+      streams: jetStreamLogStreams(tenantConnections === undefined ? async () => nc : (tenant) => tenantConnections.get(tenant)),
+      logger: logger.child({ component: 'log-retention' }),
+    }),
   });
   const policies: PolicyRegistry = new PolicyRegistry({
     store: leaseChecked(new JetStreamPolicyStore(store.buckets.plans, 1_000), 'policies', ['create', 'update', 'delete'], fence),

@@ -4,7 +4,8 @@
  * conservation check) goes through here, so both places are read and checked the same way.
  */
 import { sha256Digest, type StateObjects } from '../../adapters/state-store.js';
-import type { AppState } from '../../src/wire/index.js';
+import { isSealed, parseSealedHeader } from '../../adapters/state-crypto.js';
+import { decodeStoredChannelState, type AppState, type StoredChannelState } from '../../src/wire/index.js';
 import type { AppPart, CheckpointRecord } from '../model.js';
 
 export type PartStateResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
@@ -29,6 +30,24 @@ export async function readPartState(tenant: string, p: AppPart, objects: StateOb
   if (state.value.kind === 'inline') return { ok: true, value: state.value.bytes };
   const read = await objects.get(tenant, state.value.ref);
   return read.ok ? read : { ok: false, message: read.error.message };
+}
+
+/**
+ * A part's channel state as stored (recorded messages and log ranges). A state sealed by the agent
+ * (docs/security.md) is read from its public part: the same channel state without payloads.
+ */
+export async function readChannelState(tenant: string, p: AppPart, objects: StateObjects): Promise<PartStateResult<StoredChannelState>> {
+  if (!p.channelState) return { ok: true, value: { messages: {}, logRanges: {} } };
+  const bytes = await objects.get(tenant, p.channelState);
+  if (!bytes.ok) return { ok: false, message: bytes.error.message };
+  let plain: Uint8Array = bytes.value;
+  if (isSealed(plain)) {
+    const header = parseSealedHeader(plain);
+    if (!header.ok) return { ok: false, message: header.error.message };
+    plain = header.value.publicPart;
+  }
+  const decoded = decodeStoredChannelState(plain);
+  return decoded.ok ? decoded : { ok: false, message: `unreadable: ${decoded.error.message}` };
 }
 
 /** The objects a record's parts name: app states and channel states. */

@@ -77,6 +77,11 @@ export interface CheckpointServiceOptions {
   readonly negativeControls?: NegativeControls;
   /** A plan's retention policy (coordinator/policies/); undefined: keep the newest retainedPerPlan. */
   readonly retentionFor?: (planId: string) => RetentionRules | undefined;
+  /**
+   * After each retention pass: whether the plan's log streams still hold what its retained
+   * checkpoints need (checkpoints/log-retention.ts); absent: not checked.
+   */
+  readonly logRetention?: { check(planId: string, tenant: string, retained: readonly CheckpointId[]): Promise<unknown> };
 }
 
 /** What retention needs of a completed checkpoint. */
@@ -705,7 +710,11 @@ export class CheckpointService implements CheckpointsApi {
   private applyRetention(completed: CheckpointRecord): void {
     const planId = completed.planId;
     const previous = this.retention.get(planId) ?? Promise.resolve();
-    const next = previous.then(() => this.retainPlan(planId, completed)).catch((error: unknown) => {
+    const next = previous.then(async () => {
+      await this.retainPlan(planId, completed);
+      const retained = this.completedIds.get(planId);
+      if (this.options.logRetention !== undefined && retained !== undefined) await this.options.logRetention.check(planId, completed.tenant, [...retained.keys()]);
+    }).catch((error: unknown) => {
       // A pass that threw must not end retention of the plan: the chain goes on with the next one.
       this.log.error({ plan: planId, tenant: completed.tenant, err: error }, 'retention pass failed');
     });

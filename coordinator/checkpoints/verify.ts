@@ -5,13 +5,13 @@
 import { checkCut } from '../../src/checker/index.js';
 import type { RecordedMessage, SnapshotCounts } from '../../src/core/types.js';
 import type { ChannelId, ProcessId } from '../../src/ids.js';
-import { decodeStoredChannelState, processId } from '../../src/wire/index.js';
+import { processId } from '../../src/wire/index.js';
 import type { StateObjects } from '../../adapters/state-store.js';
 import { isSealed, parseSealedHeader } from '../../adapters/state-crypto.js';
 import type { VerifyReport } from '../api.js';
 import type { CheckpointRecord, Plan } from '../model.js';
 import { isAllOpaque, opaqueGraph, planGraph } from './plan-graph.js';
-import { readPartState } from './part-state.js';
+import { readChannelState, readPartState } from './part-state.js';
 
 export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | undefined, objects: StateObjects): Promise<VerifyReport> {
   const problems: { part: string; detail: string }[] = [];
@@ -40,30 +40,13 @@ export async function verifyCheckpoint(record: CheckpointRecord, plan: Plan | un
       if (!header.ok) problems.push({ part: `${who} state`, detail: header.error.message });
     }
     if (p.channelState) {
-      const bytes = await objects.get(record.tenant, p.channelState);
-      if (!bytes.ok) {
-        problems.push({ part: `${who} channel state`, detail: bytes.error.message });
-        unread.push(who);
-        continue;
-      }
-      let plain: Uint8Array = bytes.value;
-      if (isSealed(plain)) {
-        // Sealed: its public part is the same channel state without payloads, enough for the cut.
-        const header = parseSealedHeader(plain);
-        if (!header.ok) {
-          problems.push({ part: `${who} channel state`, detail: header.error.message });
-          unread.push(who);
-          continue;
-        }
-        plain = header.value.publicPart;
-      }
-      const decoded = decodeStoredChannelState(plain);
-      if (!decoded.ok) {
-        problems.push({ part: `${who} channel state`, detail: `unreadable: ${decoded.error.message}` });
+      const stored = await readChannelState(record.tenant, p, objects);
+      if (!stored.ok) {
+        problems.push({ part: `${who} channel state`, detail: stored.message });
         unread.push(who);
       } else {
-        Object.assign(channelStates, decoded.value.messages);
-        Object.assign(logRanges, decoded.value.logRanges);
+        Object.assign(channelStates, stored.value.messages);
+        Object.assign(logRanges, stored.value.logRanges);
       }
     }
   }

@@ -12,12 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLogInbound } from '../../agent/channels/log.js';
 import { decodeTokens } from '../../agent/demo-apps/token-app.js';
 import { readLogRange } from '../../adapters/log-range-reader.js';
+import { jetStreamLogStreams, LogRetentionWatch } from '../../coordinator/checkpoints/log-retention.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import type { CheckpointRecord } from '../../coordinator/model.js';
 import { DEMO_LOG_CHANNEL, demoPlan, logSubjectOf } from '../../examples/demo/plan.js';
 import type { ChannelId } from '../../src/ids.js';
 import { decodeStoredChannelState, type StoredLogRange } from '../../src/wire/index.js';
 import { INITIAL_TOKENS, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';
+import { waitUntil } from '../support/live-processes.js';
 
 const PLAN = demoPlan(TENANT, 'demo', { logChannel: true });
 const LOG = PLAN.channels.find((c) => c.kind === 'log');
@@ -29,9 +31,11 @@ let world: LiveWorld;
 /** What APP3 was handed on the log channel, in order, while `capturing`. */
 let captured: number[] = [];
 let capturing = false;
+/** The retained checkpoints the service handed to its log retention check after each pass. */
+const retainedPasses: (readonly number[])[] = [];
 
 beforeAll(async () => {
-  world = await startLiveWorld({ plan: PLAN });
+  world = await startLiveWorld({ plan: PLAN, logRetention: { check: async (_plan, _tenant, retained) => void retainedPasses.push(retained) } });
   const app3 = world.agents.get('APP3')?.app;
   if (app3 === undefined) throw new Error('no APP3');
   const deliver = app3.deliver.bind(app3);
@@ -86,6 +90,24 @@ async function takeCompleted(mode: 'aligned' | 'unaligned'): Promise<CheckpointR
 
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
+/**
+ * Unaligned checkpoints record APP3's log input from its snapshot to APP2's barrier: takes them
+ * under traffic until one has messages in that range (a replay then has something to show).
+ */
+async function checkpointWithRange(): Promise<{ record: CheckpointRecord; parts: Parts }> {
+  const stop = world.traffic(1);
+  try {
+    for (let i = 0; i < 20; i++) {
+      const record = await takeCompleted('unaligned');
+      const parts = await partsOf(record);
+      if (parts.range.throughSeq > parts.range.afterSeq) return { record, parts };
+    }
+  } finally {
+    stop();
+  }
+  throw new Error('no checkpoint of 20 had messages in flight on the log channel');
+}
+
 describe('log channels over JetStream, mixed with in-band ones on a cycle', () => {
   for (const mode of ['aligned', 'unaligned'] as const) {
     it(`${mode}: checkpoints taken while tokens move complete, verify and conserve the tokens, the log range included`, async () => {
@@ -102,24 +124,7 @@ describe('log channels over JetStream, mixed with in-band ones on a cycle', () =
   }
 
   it('a rollback restarts the consumer at the recorded offset: APP3 gets exactly the range again, and the tokens add up', async () => {
-    // Unaligned checkpoints record APP3's log input from its snapshot to APP2's barrier: take them
-    // under traffic until one has messages in that range, so the replay has something to show.
-    const stop = world.traffic(1);
-    let target: CheckpointRecord | undefined;
-    let parts: Parts | undefined;
-    try {
-      for (let i = 0; i < 20 && target === undefined; i++) {
-        const record = await takeCompleted('unaligned');
-        const p = await partsOf(record);
-        if (p.range.throughSeq > p.range.afterSeq) {
-          target = record;
-          parts = p;
-        }
-      }
-    } finally {
-      stop();
-    }
-    if (target === undefined || parts === undefined) throw new Error('no checkpoint of 20 had messages in flight on the log channel');
+    const { record: target, parts } = await checkpointWithRange();
     // Let the abandoned future reach the stream, so the replay has to skip it.
     await new Promise((r) => setTimeout(r, 300));
     captured = [];
@@ -165,4 +170,44 @@ describe('log channels: what the stream must be', () => {
     await inbound.close();
     expect(lines.join('')).toMatch(/max_age=3600s/);
   });
+});
+
+describe('log channels: the stream against the retained checkpoints', () => {
+  it('a range the stream will soon drop, then one it dropped, is said once each; with no limit it is not (the control)', async () => {
+    const { record, parts } = await checkpointWithRange();
+    // The service asks after each retention pass, with the plan's retained checkpoints.
+    await waitUntil('a retention pass that names the checkpoint', () => retainedPasses.some((r) => r.includes(record.id)), { timeoutMs: 5_000 });
+    const lines: { msg: string; limit?: string; checkpointId?: number }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    const watch = new LogRetentionWatch({ store: world.store, objects: world.objects, streams: jetStreamLogStreams(async () => world.nc), logger });
+    const check = async (): Promise<string> => {
+      const verdicts = await watch.check('demo', TENANT, [record.id]);
+      expect(verdicts).toHaveLength(1);
+      return verdicts[0]?.kind ?? '';
+    };
+
+    // The demo's stream keeps everything: nothing to say.
+    expect(await check()).toBe('ok');
+    expect(lines).toEqual([]);
+
+    const jsm = await world.nc.jetstreamManager();
+    const { config, state } = await jsm.streams.info(SOURCE.stream);
+    const from = Math.max(parts.range.afterOffset, 1);
+    const needed = state.last_seq - from + 1;
+    // A limit the range takes about 90 % of: still held, at risk.
+    await jsm.streams.update(SOURCE.stream, { ...config, max_msgs: Math.ceil(needed / 0.9) });
+    expect(await check()).toBe('at-risk');
+    expect(await check()).toBe('at-risk');
+    expect(lines).toEqual([expect.objectContaining({ msg: "log stream will soon drop a retained checkpoint's range", limit: 'maxMsgs', checkpointId: record.id })]);
+
+    // A limit below it: the stream drops the record the range starts after.
+    await jsm.streams.update(SOURCE.stream, { ...config, max_msgs: needed - 1 });
+    expect(await check()).toBe('dropped');
+    expect(lines.slice(1)).toEqual([expect.objectContaining({ msg: "log stream may have dropped a retained checkpoint's range", checkpointId: record.id })]);
+
+    // Once the checkpoint is no longer retained, nothing needs the stream.
+    expect(await watch.check('demo', TENANT, [])).toEqual([{ kind: 'ok', channel: DEMO_LOG_CHANNEL }]);
+    expect(lines.slice(2)).toEqual([expect.objectContaining({ msg: "log stream holds every retained checkpoint's range again" })]);
+    await jsm.streams.update(SOURCE.stream, { ...config, max_msgs: -1 });
+  }, 60_000);
 });

@@ -47,7 +47,7 @@ export interface LiveWorld {
 export const silent = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
 
 export async function startLiveWorld(
-  options: { timeoutMs?: number; retainedPerPlan?: number; retentionFor?: CheckpointServiceOptions['retentionFor']; plan?: PlanInput } = {},
+  options: { timeoutMs?: number; retainedPerPlan?: number; retentionFor?: CheckpointServiceOptions['retentionFor']; logRetention?: CheckpointServiceOptions['logRetention']; plan?: PlanInput } = {},
 ): Promise<LiveWorld> {
   const plan = options.plan ?? demoPlan;
   const nats = await startNatsServer();
@@ -68,6 +68,7 @@ export async function startLiveWorld(
     restoreTimeoutMs: 10_000,
     retainedPerPlan: options.retainedPerPlan ?? CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan,
     ...(options.retentionFor ? { retentionFor: options.retentionFor } : {}),
+    ...(options.logRetention ? { logRetention: options.logRetention } : {}),
   });
   const created = await store.plans.create({ ...plan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
   if (!created.ok) throw new Error(created.error.message);
