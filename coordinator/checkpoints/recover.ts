@@ -26,6 +26,8 @@ export interface RecoveryDeps {
   readonly admission: AdmissionConfig;
   readonly logger: Logger;
   readonly nowUnixMs: () => number;
+  /** Told of each delete finished here, as DeleteCheckpoint's are (the sites then delete the copies). */
+  readonly onDeleted?: (record: CheckpointRecord) => void;
 }
 
 export interface RecoveryReport {
@@ -96,6 +98,7 @@ export async function recoverLeftRounds(deps: RecoveryDeps, runningHere: readonl
     else {
       log.warn({ ...at, ...finished.value }, 'delete left by a stopped coordinator finished');
       deleted.push(record.id);
+      deps.onDeleted?.(record);
     }
   }
   if (aborted.length > 0 || released.length > 0) log.warn({ aborted, released }, 'rounds left by a stopped coordinator ended');

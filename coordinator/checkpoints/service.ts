@@ -293,6 +293,9 @@ export class CheckpointService implements CheckpointsApi {
         admission: this.admissionConfig,
         logger: this.log,
         nowUnixMs: this.nowUnixMs,
+        onDeleted: (record) => {
+          for (const listener of this.deletedListeners) listener(record);
+        },
       },
       this.liveIds(),
     );
@@ -553,7 +556,7 @@ export class CheckpointService implements CheckpointsApi {
     this.endedListeners.push(listener);
   }
 
-  /** Called with each checkpoint this coordinator deleted (DeleteCheckpoint or retention), once its record is gone. */
+  /** Called with each checkpoint this coordinator deleted (DeleteCheckpoint, retention, or a delete a stopped coordinator left, finished by recover()), once its record is gone. */
   onDeleted(listener: (record: CheckpointRecord) => void): void {
     this.deletedListeners.push(listener);
   }

@@ -282,6 +282,37 @@ describe('copies of checkpoints at another site', () => {
     }
   }, 60_000);
 
+  it('a delete a stopped coordinator left, finished by the next one at start-up, takes the copy at the site too', async () => {
+    const sites = primarySites();
+    try {
+      const record = await completedCheckpoint();
+      const copied = await sites.copies.copy(record.id, 'dr');
+      expect(copied.ok && copied.value.state, copied.ok ? '' : copied.error.message).toBe('copied');
+      const site = await links.endpoint('dr');
+      if (!site.ok) throw new Error(site.error.message);
+      const copyAtSite = async (): Promise<boolean> => {
+        const got = await site.value.copies.get('primary', record.id);
+        if (!got.ok) throw new Error(got.error.message);
+        return got.value !== undefined;
+      };
+      // A coordinator that marked the record and stopped before deleting anything.
+      const stored = await primary.store.checkpoints.get(record.id);
+      if (!stored.ok) throw new Error(stored.error.message);
+      const marked = await primary.store.checkpoints.update(record.id, (r) => ({ ...r, deleting: true }), stored.value);
+      expect(marked.ok).toBe(true);
+      expect(await copyAtSite()).toBe(true);
+
+      const recovered = await primary.service.recover();
+      expect(recovered.ok && recovered.value.deleted).toEqual([record.id]);
+      for (let i = 0; (await copyAtSite()) && i < 100; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await copyAtSite()).toBe(false);
+      const names = await site.value.objects.list(TENANT, `copy/primary/${record.id}/`);
+      expect(names.ok && names.value).toEqual([]);
+    } finally {
+      await sites.close();
+    }
+  }, 60_000);
+
   it('a checkpoint copied to the DR site is restored there into new agents with the primary site stopped', async () => {
     const record = await completedCheckpoint();
     const expected = await tokensAfterRestore(record, primary.objects);
