@@ -44,7 +44,7 @@ import { bucketOptionsDefault } from './store/kv.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
 import { createServerBackend, withServerBackend, type ServerBackend } from './servers/index.js';
 import { PlanSchedule } from './schedule.js';
-import { startSites } from './sites/index.js';
+import { COPY_CATCH_UP_INTERVAL_MS, startSites } from './sites/index.js';
 
 const HELP = `snapcoord: the snapshot coordinator
 
@@ -285,6 +285,7 @@ async function main(): Promise<number> {
   const readiness = watchReadiness({ nc, probeStore: storeProbe(store.buckets), setStatus: (s) => server.health.setAll(leaderReady && leadership.leading() ? s : 'NOT_SERVING'), logger });
   let sweeper: NodeJS.Timeout | undefined;
   let orphanSweeper: NodeJS.Timeout | undefined;
+  let copyCatchUp: NodeJS.Timeout | undefined;
   // Runs once this process takes the lease: what the previous leader left is ended first.
   const lead = async (term: number): Promise<void> => {
     const started = performance.now();
@@ -318,6 +319,18 @@ async function main(): Promise<number> {
     void sweepOrphans();
     orphanSweeper = setInterval(() => void sweepOrphans(), options.orphanSweepIntervalMs);
     orphanSweeper.unref();
+    // Automatic copies to sites never made (a site down past the retries, a coordinator stopped
+    // before its copies): the newest completed checkpoint of each plan gets them (docs/sites.md).
+    let catchingUp = false;
+    const catchUpCopies = async (): Promise<void> => {
+      if (catchingUp || !leadership.leading()) return;
+      catchingUp = true;
+      const made = await sites.catchUp().finally(() => (catchingUp = false));
+      if (!made.ok) logger.warn({ error: made.error.message }, 'missing automatic copies not looked for: tried again at the next catch-up');
+    };
+    void catchUpCopies();
+    copyCatchUp = setInterval(() => void catchUpCopies(), COPY_CATCH_UP_INTERVAL_MS);
+    copyCatchUp.unref();
     leaderReady = true;
     server.health.setAll(readiness.serving() ? 'SERVING' : 'NOT_SERVING');
     logger.info({ term, address, recoveryMs: Math.round(performance.now() - started) }, 'leading: recovery done, serving');
@@ -356,6 +369,7 @@ async function main(): Promise<number> {
   policies.stop();
   if (sweeper !== undefined) clearInterval(sweeper);
   if (orphanSweeper !== undefined) clearInterval(orphanSweeper);
+  if (copyCatchUp !== undefined) clearInterval(copyCatchUp);
   readiness.stop();
   // Released before the slow part of the stop, so a standby takes over at once.
   await lease.stop();

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { StateObjects } from '../../adapters/state-store.js';
 import type { RestoreRequest } from '../api.js';
-import type { Result } from '../errors.js';
+import { ok, type Result } from '../errors.js';
 import type { CheckpointRecord } from '../model.js';
 import type { CoordinatorStore } from '../store/index.js';
 import type { SiteConfig } from './config.js';
@@ -14,6 +14,9 @@ import { SiteLinks } from './links.js';
 import { SiteCopies } from './service.js';
 
 export { SiteCopies } from './service.js';
+
+/** How often the leader looks for automatic copies that were never made (Sites.catchUp). */
+export const COPY_CATCH_UP_INTERVAL_MS = 5 * 60_000;
 export { SiteLinks } from './links.js';
 
 export interface SitesDeps {
@@ -32,6 +35,13 @@ export interface SitesDeps {
 export interface Sites {
   readonly copies: SiteCopies;
   readonly names: () => readonly string[];
+  /**
+   * For each plan with copy_to_sites, makes the automatic copies its newest completed checkpoint
+   * lacks: those still failing after their pauses, and those a stopped coordinator left. The
+   * leader runs it when it takes over and every COPY_CATCH_UP_INTERVAL_MS. Answers how many copies
+   * it made, or why it could not look.
+   */
+  catchUp(): Promise<Result<number>>;
   /** Waits for the automatic copies and deletions under way, then closes the connections. */
   close(): Promise<void>;
 }
@@ -53,6 +63,7 @@ export function startSites(deps: SitesDeps): Sites {
   return {
     copies,
     names: () => links.names(),
+    catchUp: () => catchUpCopies(deps, copies),
     async close() {
       copies.close();
       await Promise.allSettled([...automatic]);
@@ -70,4 +81,36 @@ async function copyAfterCompletion(record: CheckpointRecord, deps: SitesDeps, co
   }
   const sites = plan.value.copyToSites ?? [];
   if (sites.length > 0) await copies.copyCompleted(record, sites);
+}
+
+async function catchUpCopies(deps: SitesDeps, copies: SiteCopies): Promise<Result<number>> {
+  if (deps.sites.length === 0) return ok(0);
+  let made = 0;
+  let token = '';
+  do {
+    const page = await deps.store.plans.list({}, 100, token);
+    if (!page.ok) return page;
+    for (const plan of page.value.items) {
+      const sites = plan.copyToSites ?? [];
+      if (sites.length === 0) continue;
+      // Newest first: the newest completed checkpoint is what a copy's lag (the site's RPO) is about.
+      const newest = await deps.store.checkpoints.list({ planId: plan.id, states: ['completed'] }, 1, '');
+      if (!newest.ok) return newest;
+      const record = newest.value.items[0];
+      if (record === undefined || record.deleting === true) continue;
+      const missing = sites.filter((site) => !(record.copies ?? []).some((c) => c.site === site && c.state === 'copied'));
+      if (missing.length === 0) continue;
+      for (const site of missing) {
+        if (!copies.hasSite(site)) continue;
+        // One try: a site still down is tried again at the next catch-up, not held here.
+        const copied = await copies.copy(record.id, site);
+        const at = { checkpointId: record.id, plan: plan.id, tenant: plan.tenant, site };
+        if (copied.ok) made += 1;
+        if (copied.ok) deps.logger.info(at, 'automatic copy that was missing made');
+        else deps.logger.warn({ ...at, error: copied.error.message }, 'automatic copy that was missing not made: tried again at the next catch-up');
+      }
+    }
+    token = page.value.nextPageToken;
+  } while (token !== '');
+  return ok(made);
 }

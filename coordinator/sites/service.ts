@@ -110,6 +110,11 @@ export class SiteCopies implements SitesApi {
     }
   }
 
+  /** Whether `site` is configured on this coordinator. */
+  hasSite(site: string): boolean {
+    return this.deps.sites.has(site);
+  }
+
   /** Stops the pauses of automatic copies waiting to be made again: they are not made. */
   close(): void {
     this.closed = true;

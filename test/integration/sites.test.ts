@@ -248,6 +248,33 @@ describe('copies of checkpoints at another site', () => {
     expect(notMade.ok && notMade.value.copies?.map((c) => c.state)).toEqual(['failed']);
   }, 60_000);
 
+  it('a catch-up makes the automatic copy the newest checkpoint lacks (its coordinator stopped before it); a second finds none missing', async () => {
+    const plan = await primary.store.plans.get('demo');
+    if (!plan.ok) throw new Error(plan.error.message);
+    const { revision, ...rest } = plan.value;
+    const withSites = await primary.store.plans.update({ ...rest, copyToSites: ['dr'] }, revision);
+    if (!withSites.ok) throw new Error(withSites.error.message);
+    // Completed while no sites were wired: as if its coordinator stopped before the automatic copy.
+    const record = await completedCheckpoint();
+    expect(record.copies ?? []).toEqual([]);
+    const sites = primarySites();
+    try {
+      const made = await sites.catchUp();
+      expect(made.ok && made.value).toBe(1);
+      const got = await primary.service.get(record.id);
+      expect(got.ok && got.value.copies).toEqual([{ site: 'dr', state: 'copied', copiedAtUnixMs: expect.any(Number), lagMs: expect.any(Number) }]);
+      const again = await sites.catchUp();
+      expect(again.ok && again.value).toBe(0);
+    } finally {
+      const current = await primary.store.plans.get('demo');
+      if (current.ok) {
+        const { revision: r, ...now } = current.value;
+        await primary.store.plans.update({ ...now, copyToSites: [] }, r);
+      }
+      await sites.close();
+    }
+  }, 60_000);
+
   it('a checkpoint deleted here takes its copy at the site with it: record and objects', async () => {
     const sites = primarySites();
     try {
