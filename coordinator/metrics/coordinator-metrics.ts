@@ -211,18 +211,26 @@ export class CoordinatorMetrics {
     if (finishedAtUnixMs > (this.lastSuccess.get(planId) ?? 0)) this.lastSuccess.set(planId, finishedAtUnixMs);
   }
 
-  /** A rollback or restore call returned. */
+  /**
+   * The newest checkpoint of a plan with a copy at a site, as the store has it, read at start-up:
+   * the copy-age gauge then covers copies made before this coordinator started. A newer copy seen
+   * meanwhile wins.
+   */
+  seedCopied(site: string, planId: string, finishedAtUnixMs: number): void {
+    const key = `${site}\u0000${planId}`;
+    if ((this.lastCopied.get(key)?.finishedAtUnixMs ?? 0) < finishedAtUnixMs) this.lastCopied.set(key, { site, plan: planId, finishedAtUnixMs });
+  }
+
   /** A copy of a checkpoint to a site ended (coordinator/sites/service.ts onCopyEnded). */
   copyEnded(site: string, record: CheckpointRecord, copy: CheckpointCopy): void {
     const plan = record.planId;
     this.copies.inc({ site, plan, result: copy.state });
     if (copy.state !== 'copied') return;
     this.copyLag.set({ site, plan }, copy.lagMs / 1000);
-    const key = `${site}\u0000${plan}`;
-    const finishedAtUnixMs = record.finishedAtUnixMs ?? copy.copiedAtUnixMs;
-    if ((this.lastCopied.get(key)?.finishedAtUnixMs ?? 0) < finishedAtUnixMs) this.lastCopied.set(key, { site, plan, finishedAtUnixMs });
+    this.seedCopied(site, plan, record.finishedAtUnixMs ?? copy.copiedAtUnixMs);
   }
 
+  /** A rollback or restore call returned. */
   operationEnded(kind: OperationKind, succeeded: boolean): void {
     (kind === 'rollback' ? this.rollbacks : this.restores).inc({ result: succeeded ? 'succeeded' : 'failed' });
   }

@@ -140,12 +140,19 @@ describe('coordinator metrics', () => {
     expect(sample(body, 'snapcoord_checkpoint_last_success_age_seconds{plan="p1"}')).toBe(60);
   });
 
-  it('serveCoordinatorMetrics reads each plan newest completed checkpoint from the store', async () => {
-    const stored: Record<string, Rec[]> = { a: [checkpointRecord({ planId: 'a', state: 'completed', finishedAtUnixMs: Date.now() - 30_000 })], b: [] };
+  it('serveCoordinatorMetrics reads each plan newest completed checkpoint, and its sites newest copies, from the store', async () => {
+    // Plan b copies to dr and ams: its newest checkpoint's copy to dr failed; the one before, finished 90 s ago, was copied. Nothing went to ams.
+    const stored: Record<string, Rec[]> = {
+      a: [checkpointRecord({ planId: 'a', state: 'completed', finishedAtUnixMs: Date.now() - 30_000 })],
+      b: [
+        { ...checkpointRecord({ id: 8, planId: 'b', state: 'completed', finishedAtUnixMs: Date.now() - 20_000 }), copies: [{ site: 'dr', state: 'failed', failedAtUnixMs: Date.now(), detail: 'down' }] },
+        { ...checkpointRecord({ id: 7, planId: 'b', state: 'completed', finishedAtUnixMs: Date.now() - 90_000 }), copies: [{ site: 'dr', state: 'copied', copiedAtUnixMs: Date.now() - 80_000, lagMs: 10_000 }] },
+      ],
+    };
     const served = await serveCoordinatorMetrics({
       checkpoints: { inFlight: () => [], onEnded: () => undefined, onOperationEnded: () => undefined, list: async (f) => ok({ items: stored[f.planId ?? ''] ?? [], nextPageToken: '' }) },
       agents: { list: async () => ok([]) },
-      plans: { list: async () => ok({ items: [planInput({ id: 'a' }), planInput({ id: 'b' })].map((p) => ({ ...p, revision: 1, createdAtUnixMs: T0, updatedAtUnixMs: T0 })), nextPageToken: '' }) },
+      plans: { list: async () => ok({ items: [planInput({ id: 'a' }), { ...planInput({ id: 'b' }), copyToSites: ['dr', 'ams'] }].map((p) => ({ ...p, revision: 1, createdAtUnixMs: T0, updatedAtUnixMs: T0 })), nextPageToken: '' }) },
       host: '127.0.0.1',
       port: 0,
       logger,
@@ -153,14 +160,17 @@ describe('coordinator metrics', () => {
     if (!served.ok) throw new Error(served.error.message);
     try {
       let text = '';
-      for (let i = 0; i < 50 && !text.includes('plan="a"'); i++) {
+      for (let i = 0; i < 50 && !(text.includes('plan="a"') && text.includes('copy_age_seconds{site="dr"')); i++) {
         text = await (await fetch(`http://127.0.0.1:${served.value.port}/metrics`)).text();
         await new Promise((r) => setTimeout(r, 20));
       }
       const age = sample(text, 'snapcoord_checkpoint_last_success_age_seconds{plan="a"}');
       expect(age).toBeGreaterThanOrEqual(30);
       expect(age).toBeLessThan(40);
-      expect(text).not.toContain('snapcoord_checkpoint_last_success_age_seconds{plan="b"}');
+      const copyAge = sample(text, 'snapcoord_checkpoint_copy_age_seconds{site="dr",plan="b"}');
+      expect(copyAge).toBeGreaterThanOrEqual(90);
+      expect(copyAge).toBeLessThan(100);
+      expect(text).not.toContain('site="ams"');
     } finally {
       await served.value.close();
     }
