@@ -15,10 +15,11 @@ export interface LogConsumer {
   remove(): Promise<void>;
 }
 
-export async function logConsumer(nc: NatsConnection, stream: string, subject: string, afterOffset: number): Promise<LogConsumer> {
+/** `subject` undefined: every subject of the stream (a range read back under another channel's name). */
+export async function logConsumer(nc: NatsConnection, stream: string, subject: string | undefined, afterOffset: number): Promise<LogConsumer> {
   const jsm = await nc.jetstreamManager();
   const info = await jsm.consumers.add(stream, {
-    filter_subject: subject,
+    ...(subject !== undefined ? { filter_subject: subject } : {}),
     ack_policy: AckPolicy.None,
     mem_storage: true,
     inactive_threshold: CONSUMER_IDLE_NS,

@@ -2,7 +2,8 @@
  * Reads a log channel's recorded range back from its stream: the messages a rollback replays, taken
  * the way the receiving core takes them (from the stream sequence after `afterOffset`, each seq of
  * the range from the epoch the range names for it, abandoned messages skipped). The demo and the
- * tests count the tokens in flight with it; nothing on the checkpoint path needs it.
+ * tests count the tokens in flight with it, and an agent restoring a checkpoint into other apps
+ * reads the range recorded under the original channel's name with it (agent/agent.ts).
  */
 import type { NatsConnection } from 'nats';
 import { logConsumer } from './log-consumer.js';
@@ -13,7 +14,8 @@ import { LOG_HEADERS, type StoredLogRange } from '../src/wire/index.js';
 
 export interface LogRangeSource {
   readonly stream: string;
-  readonly subject: string;
+  /** The channel's subject; undefined: every subject of the stream (the records name their channel). */
+  readonly subject?: string;
 }
 
 /** How long to wait for the next message of a range before calling it missing. */

@@ -39,13 +39,14 @@ import type { AppHandler, AppHost, AppLink, AttachError } from './app.js';
 import { openInbound, openOutbound } from './channels/index.js';
 import { openLogInbound, openLogOutbound } from './channels/log.js';
 import type { AgentConfig } from './config.js';
-import { Endpoint, objectName, RestoreRefusedError, type StatePort } from './endpoint.js';
+import { Endpoint, objectName, RestoreRefusedError, type LogReplay, type StatePort } from './endpoint.js';
 import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
 import { lazyChild, type LazyLog } from './lazy-log.js';
 import { AgentTimers } from './timers.js';
 import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
+import { readLogRange } from '../adapters/log-range-reader.js';
 import { JetStreamStateObjects, type StateObjects } from '../adapters/state-store.js';
 import { loadStateKeyring, open as openSealed, seal, sealChannelState, sealedOverheadBytes, type StateKeyring } from '../adapters/state-crypto.js';
 
@@ -549,10 +550,15 @@ export class Agent implements AppHost {
     const restored: string[] = [];
     try {
       // Every state is read and opened before any app is touched: one that does not open restores none.
-      const inputs = new Map<AppRestore, { state: Uint8Array; channels: Uint8Array | undefined }>();
-      for (const a of c.apps) inputs.set(a, await this.restoreInput(c, a));
+      // So is each log range recorded under another channel's name (a restore into other apps).
+      const inputs = new Map<AppRestore, RestoreInput>();
       for (const a of c.apps) {
-        const input = inputs.get(a) as { state: Uint8Array; channels: Uint8Array | undefined };
+        const input = await this.restoreInput(c, a);
+        const stored = input.channels && !this.opaque.isQuiesced(a.app) ? this.channelStates(a, input.channels) : { messages: {}, logRanges: {} };
+        inputs.set(a, { state: input.state, stored, replays: await this.logReplays(a, stored.logRanges) });
+      }
+      for (const a of c.apps) {
+        const input = inputs.get(a) as RestoreInput;
         // Opaque: the operation quiesced the app first; its state goes back through its hooks.
         if (this.opaque.isQuiesced(a.app)) {
           const out = await this.opaque.restore(c.checkpointId, a.app, input.state);
@@ -567,12 +573,12 @@ export class Agent implements AppHost {
         const ready = this.endpoints.get(a.app) ?? (await this.attachedWithin(a.app, this.config.triggerWaitMs));
         if (!ready) throw new RestoreError('unknown-app', `${a.app} is not attached on ${this.config.server} (waited ${this.config.triggerWaitMs} ms)`);
         const endpoint = await ready;
-        const stored = input.channels ? this.channelStates(a, input.channels) : { messages: {}, logRanges: {} };
         await endpoint.restore(
           { checkpointId: c.checkpointId, epoch: c.epoch, state: a.state, ...(a.channelState ? { channelState: a.channelState } : {}), counts: a.counts, channelAliases: a.channelAliases },
-          stored.messages,
+          input.stored.messages,
           input.state,
-          stored.logRanges,
+          input.stored.logRanges,
+          input.replays,
         );
         restored.push(a.app);
       }
@@ -598,6 +604,32 @@ export class Agent implements AppHost {
     const logRanges: Record<ChannelId, StoredLogRange> = {};
     for (const [recorded, range] of Object.entries(decoded.value.logRanges)) logRanges[a.channelAliases[recorded] ?? recorded] = range;
     return { messages, logRanges };
+  }
+
+  /**
+   * The log ranges recorded under another channel's name (a restore into other apps or servers),
+   * read from the stream now: the records there name the recorded channel and may sit on its
+   * subject, which this app's consumer does not read (docs/channels.md, *Rollback and restore*).
+   * The channel's consumer then starts at the stream's end: what follows is the new epoch's.
+   */
+  private async logReplays(a: AppRestore, ranges: Readonly<Record<ChannelId, StoredLogRange>>): Promise<Record<ChannelId, LogReplay>> {
+    const replays: Record<ChannelId, LogReplay> = {};
+    const recordedAs = new Map(Object.entries(a.channelAliases).map(([recorded, current]) => [current, recorded]));
+    const logs = this.config.apps.find((x) => x.name === a.app)?.logChannels ?? [];
+    for (const [current, range] of Object.entries(ranges)) {
+      const recorded = recordedAs.get(current);
+      if (recorded === undefined || recorded === current) continue;
+      const l = logs.find((x) => x.channel === current);
+      if (l === undefined) throw new RestoreError('restore-failed', `${current} of ${a.app} has a log range (recorded as ${recorded}) but is not a log channel in this agent's configuration`);
+      try {
+        const messages = await readLogRange(this.nc, { stream: l.stream }, recorded, range);
+        const { state } = await (await this.nc.jetstreamManager()).streams.info(l.stream);
+        replays[current] = { messages, resumeAfter: state.last_seq };
+      } catch (error) {
+        throw new RestoreError('restore-failed', `the log range of ${recorded} (restored as ${current}) could not be read from stream ${l.stream}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return replays;
   }
 
   /**
@@ -708,6 +740,13 @@ export function fitHooks(hooks: readonly HookResult[], stderrCharsMax = EVENT_HO
     const n = keep.get(i) ?? 0;
     return n >= h.stderr.length ? h : { ...h, stderr: n === 0 ? '' : h.stderr.slice(-n) };
   });
+}
+
+/** What a restore needs of an app, read before any app is touched. */
+interface RestoreInput {
+  readonly state: Uint8Array;
+  readonly stored: { readonly messages: Record<ChannelId, RecordedMessage<Uint8Array>[]>; readonly logRanges: Record<ChannelId, StoredLogRange> };
+  readonly replays: Record<ChannelId, LogReplay>;
 }
 
 class RestoreError extends Error {

@@ -11,6 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
+import { epochOfSeq } from '../src/core/log-range.js';
 import { Participant } from '../src/core/participant.js';
 import type { CheckpointAck, Effect, Input, InputHandle, OutputHandle, PolicyConfig, RecordedMessage, RejectReason, SnapshotCounts } from '../src/core/types.js';
 import type { ChannelId, CheckpointId, Epoch } from '../src/ids.js';
@@ -25,7 +26,7 @@ import {
   type WireDeclineReason,
 } from '../src/wire/index.js';
 import { AppSendError, type AppHandler, type AppLink } from './app.js';
-import type { InboundChannel, InboundItem, OutboundChannel } from './channels/types.js';
+import type { InboundChannel, InboundItem, LogInboundPosition, OutboundChannel } from './channels/types.js';
 
 type Payload = Uint8Array;
 type Ack = CheckpointAck<Payload>;
@@ -109,6 +110,32 @@ export interface RestoreInfo {
   readonly counts: SnapshotCounts;
   /** Channel ids recorded in the channel state -> the ids they have now (restore into other apps). */
   readonly channelAliases: Readonly<Record<ChannelId, ChannelId>>;
+}
+
+/**
+ * A log range recorded under another channel's name, read back from the stream for a restore into
+ * other apps: fed to the core during the restore; the consumer then reads the channel's own
+ * subject from right after `resumeAfter`, the stream's end at the read.
+ */
+export interface LogReplay {
+  readonly messages: readonly RecordedMessage<Uint8Array>[];
+  readonly resumeAfter: number;
+}
+
+/**
+ * The ranges read back under another name (`replays`) were recorded in the source plan's epochs,
+ * which mean nothing on this plan's epoch line (the restore's new epoch may even be below them).
+ * Their messages were already picked by those epochs; to the core they are replays of the epoch
+ * right before the restore's, the one label its check accepts. Later snapshots of the input begin
+ * after the range, so the label never reaches a stored range.
+ */
+function relabelReplayed(ranges: StoredLogRanges, replays: Readonly<Record<ChannelId, LogReplay>>, epoch: Epoch): StoredLogRanges {
+  let out: Record<ChannelId, StoredLogRange> | undefined;
+  for (const [channel, range] of Object.entries(ranges)) {
+    if (replays[channel] === undefined || epoch < 1) continue;
+    (out ??= { ...ranges })[channel] = { ...range, epochs: range.throughSeq > range.afterSeq ? [{ epoch: epoch - 1, fromSeq: range.afterSeq + 1 }] : [] };
+  }
+  return out ?? ranges;
 }
 
 interface CheckpointTiming {
@@ -370,13 +397,15 @@ export class Endpoint implements AppLink {
     channelStates: Readonly<Record<ChannelId, readonly RecordedMessage<Payload>[]>>,
     state: Uint8Array,
     logRanges: StoredLogRanges = {},
+    replays: Readonly<Record<ChannelId, LogReplay>> = {},
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.enqueue(async () => {
         try {
           // Asked before the app is touched: a refused restore (a stale or forged command) must leave
           // the app's state, its held envelopes and its sends as they were.
-          const refused = this.core.restoreRefusal(info.epoch, info.counts, channelStates, logRanges);
+          const ranges = relabelReplayed(logRanges, replays, info.epoch);
+          const refused = this.core.restoreRefusal(info.epoch, info.counts, channelStates, ranges);
           if (refused) throw new RestoreRefusedError(`the core refused the restore: ${refused.reason}: ${refused.detail}`);
           this.sendsPaused = true;
           this.o.handler.paused?.();
@@ -387,13 +416,15 @@ export class Endpoint implements AppLink {
           for (const h of this.held.values()) h.cancel();
           this.held.clear();
           await this.o.handler.restore(state, info.checkpointId);
-          const rejected = await this.feed({ type: 'restore', epoch: info.epoch, counts: info.counts, channelStates, logRanges });
+          const rejected = await this.feed({ type: 'restore', epoch: info.epoch, counts: info.counts, channelStates, logRanges: ranges });
           if (rejected) throw new Error(`the core refused the restore: ${rejected}`);
           for (const [h, out] of this.outbound.entries()) out.reset(info.epoch, this.core.sentOn(h));
           for (const [h, inb] of this.inbound.entries()) {
-            const range = logRanges[inb.id];
+            const range = ranges[inb.id];
+            const replay = replays[inb.id];
+            if (inb.logPosition !== undefined && range !== undefined && replay !== undefined) await this.replayRange(h, inb.logPosition, info.epoch, range, replay);
             // A log input's consumer restarts after the recorded message: the stream replays the range.
-            if (inb.logPosition !== undefined && range !== undefined) inb.logPosition.resetAt(info.epoch, this.core.deliveredFrom(h), range.afterOffset);
+            else if (inb.logPosition !== undefined && range !== undefined) inb.logPosition.resetAt(info.epoch, this.core.deliveredFrom(h), range.afterOffset);
             else inb.reset(info.epoch, this.core.deliveredFrom(h));
           }
           this.failedInputs.clear();
@@ -403,6 +434,23 @@ export class Endpoint implements AppLink {
         }
       });
     });
+  }
+
+  /**
+   * Feeds a range read back under its recorded name, within the restore: the core has delivered it
+   * before any barrier can come, so every later snapshot's position on this input is on the
+   * channel's own subject (`resumeAfter`), where its consumer goes on.
+   */
+  private async replayRange(h: number, position: LogInboundPosition, epoch: Epoch, range: StoredLogRange, replay: LogReplay): Promise<void> {
+    position.resetAt(epoch, this.core.deliveredFrom(h), replay.resumeAfter);
+    for (const m of replay.messages) {
+      const sentIn = epochOfSeq(range.epochs, m.seq);
+      if (sentIn === undefined) throw new Error(`log range of ${this.o.inputs[h] ?? h}: no epoch for message ${m.seq}`);
+      position.offer(m.seq, replay.resumeAfter);
+      const fed = await this.feed({ type: 'message', channel: h, seq: m.seq, epoch: sentIn, payload: m.payload });
+      position.settle(fed === undefined);
+      if (fed !== undefined) throw new Error(`the core refused message ${m.seq} of the log range read back for ${this.o.inputs[h] ?? h}: ${fed}`);
+    }
   }
 
   resume(): void {

@@ -10,15 +10,16 @@ import { RetentionPolicy } from 'nats';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLogInbound } from '../../agent/channels/log.js';
-import { decodeTokens } from '../../agent/demo-apps/token-app.js';
+import { Agent } from '../../agent/agent.js';
+import { decodeTokens, TokenApp } from '../../agent/demo-apps/token-app.js';
 import { readLogRange } from '../../adapters/log-range-reader.js';
 import { jetStreamLogStreams, LogRetentionWatch } from '../../coordinator/checkpoints/log-retention.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
-import type { CheckpointRecord } from '../../coordinator/model.js';
+import type { CheckpointRecord, PlanInput } from '../../coordinator/model.js';
 import { DEMO_LOG_CHANNEL, demoPlan, logSubjectOf } from '../../examples/demo/plan.js';
 import type { ChannelId } from '../../src/ids.js';
 import { decodeStoredChannelState, type StoredLogRange } from '../../src/wire/index.js';
-import { INITIAL_TOKENS, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';
+import { agentConfig, INITIAL_TOKENS, silent, startLiveWorld, TENANT, type LiveWorld } from '../support/live-fixture.js';
 import { waitUntil } from '../support/live-processes.js';
 
 const PLAN = demoPlan(TENANT, 'demo', { logChannel: true });
@@ -56,7 +57,7 @@ interface Parts {
   rangeTokens: number[];
 }
 
-async function partsOf(record: CheckpointRecord): Promise<Parts> {
+async function partsOf(record: CheckpointRecord, channel: ChannelId = DEMO_LOG_CHANNEL, source: { stream: string; subject: string } = SOURCE): Promise<Parts> {
   let tokensInStates = 0;
   let tokensInBand = 0;
   let range: StoredLogRange | undefined;
@@ -70,10 +71,10 @@ async function partsOf(record: CheckpointRecord): Promise<Parts> {
     const decoded = decodeStoredChannelState(bytes.value);
     if (!decoded.ok) throw new Error(decoded.error.message);
     for (const msgs of Object.values(decoded.value.messages)) for (const m of msgs) tokensInBand += decodeTokens(m.payload);
-    range ??= decoded.value.logRanges[DEMO_LOG_CHANNEL];
+    range ??= decoded.value.logRanges[channel];
   }
-  if (range === undefined) throw new Error(`checkpoint ${record.id} recorded no range for ${DEMO_LOG_CHANNEL}`);
-  const messages = await readLogRange(world.nc, SOURCE, DEMO_LOG_CHANNEL, range);
+  if (range === undefined) throw new Error(`checkpoint ${record.id} recorded no range for ${channel}`);
+  const messages = await readLogRange(world.nc, source, channel, range);
   expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: range.throughSeq - range.afterSeq }, (_, i) => range.afterSeq + 1 + i));
   return { tokensInStates, tokensInBand, range, rangeTokens: messages.map((m) => decodeTokens(m.payload)) };
 }
@@ -170,6 +171,79 @@ describe('log channels: what the stream must be', () => {
     await inbound.close();
     expect(lines.join('')).toMatch(/max_age=3600s/);
   });
+});
+
+describe('log channels: restore into other servers', () => {
+  it('the range recorded under the old channel name is read back and delivered to the new receiver exactly once; the tokens add up, and the copy checkpoints and rolls back on its own subject', async () => {
+    // The plan on new servers t1..t3: APP2 -> APP3 is now t2/APP2->t3/APP3, on its own subject.
+    const t = (server: string): string => server.replace(/^s/, 't');
+    const copy: PlanInput = {
+      ...PLAN,
+      id: 'copy',
+      servers: PLAN.servers.map(t),
+      apps: PLAN.apps.map((a) => ({ ...a, server: t(a.server) })),
+      channels: PLAN.channels.map((c) => ({ ...c, from: { ...c.from, server: t(c.from.server) }, to: { ...c.to, server: t(c.to.server) } })),
+    };
+    const copyLog = copy.channels.find((c) => c.kind === 'log');
+    if (copyLog === undefined) throw new Error('the copy has no log channel');
+    const copyChannel = `${copyLog.from.server}/${copyLog.from.app}->${copyLog.to.server}/${copyLog.to.app}`;
+    expect(logSubjectOf(copyLog)).not.toBe(SOURCE.subject);
+    const created = await world.store.plans.create({ ...copy, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
+    if (!created.ok) throw new Error(created.error.message);
+    const copies = new Map<string, { agent: Agent; app: TokenApp }>();
+    try {
+      for (const a of copy.apps) {
+        const agent = await Agent.start(agentConfig(a.server, a.app, world.nats.url, copy), silent);
+        const app = new TokenApp({ initialTokens: 0, transferTokensMax: 10 });
+        const attached = agent.attach(a.app, app);
+        if (!attached.ok) throw new Error(attached.error.message);
+        app.bind(attached.link);
+        copies.set(a.app, { agent, app });
+      }
+      for (const { agent } of copies.values()) await agent.ready();
+      const received: number[] = [];
+      const app3 = copies.get('APP3')?.app as TokenApp;
+      const deliver = app3.deliver.bind(app3);
+      app3.deliver = (channel: ChannelId, payload: Uint8Array) => {
+        if (channel === copyChannel) received.push(decodeTokens(payload));
+        return deliver(channel, payload);
+      };
+
+      const { record: source, parts } = await checkpointWithRange();
+      const restored = await world.service.restore({ checkpointId: source.id, servers: { s1: 't1', s2: 't2', s3: 't3' }, apps: [] });
+      expect(restored.ok, restored.ok ? '' : restored.error.message).toBe(true);
+      // Delivered within the restore: exactly the range, in order, once.
+      expect(received).toEqual(parts.rangeTokens);
+      let total = 0;
+      for (const { app } of copies.values()) total += app.tokens;
+      expect(total).toBe(TOTAL);
+
+      // The copy goes on over its own subject: a checkpoint under traffic completes, verifies and
+      // conserves the tokens, its range read from the new subject.
+      const timer = setInterval(() => {
+        for (const { app } of copies.values()) app.transfer()?.catch(() => undefined);
+      }, 2);
+      let next: CheckpointRecord;
+      try {
+        const taken = await world.service.take({ planId: 'copy', level: 'app', options: { alignmentMode: 'unaligned' } });
+        if (!taken.ok) throw new Error(taken.error.message);
+        next = await world.service.waitFor(taken.value.id);
+      } finally {
+        clearInterval(timer);
+      }
+      expect(next.state, next.failureDetail).toBe('completed');
+      const verified = await world.service.verify(next.id);
+      expect(verified.ok && verified.value.problems).toEqual([]);
+      const after = await partsOf(next, copyChannel, { stream: SOURCE.stream, subject: logSubjectOf(copyLog) });
+      expect(after.tokensInStates + after.tokensInBand + sum(after.rangeTokens)).toBe(TOTAL);
+      // And rolls back in place to it: its own subject replays its range.
+      const rolled = await world.service.rollback({ checkpointId: next.id, skipSafetyCheckpoint: true });
+      expect(rolled.ok, rolled.ok ? '' : rolled.error.message).toBe(true);
+      await waitUntil('the copy holds every token again', () => [...copies.values()].reduce((n, { app }) => n + app.tokens, 0) === TOTAL, { timeoutMs: 10_000 });
+    } finally {
+      for (const { agent } of copies.values()) await agent.stop();
+    }
+  }, 60_000);
 });
 
 describe('log channels: the stream against the retained checkpoints', () => {
