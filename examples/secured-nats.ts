@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection } from 'nats';
 import { NatsKeys } from '../coordinator/nats-auth/keys.js';
+import type { LogChannelRights } from '../coordinator/nats-auth/permissions.js';
 import { connectWithCreds, pushAccountJwts } from '../coordinator/nats-auth/push.js';
 import { ensureStateBucket } from '../adapters/state-store.js';
 import { startNatsServer, type NatsServerHandle, type NatsServerOptions } from './nats-server.js';
@@ -40,7 +41,7 @@ export interface SecuredNats {
   readonly systemCreds: string;
   createTenant(tenant: string): Promise<void>;
   /** Enrolls (again) the agent of `server`; resolves to its .creds file's path. */
-  enroll(tenant: string, server: string): Promise<string>;
+  enroll(tenant: string, server: string, logs?: LogChannelRights): Promise<string>;
   /** The .creds file of an enrolled agent. */
   agentCreds(tenant: string, server: string): string;
   revoke(tenant: string, server: string): Promise<void>;
@@ -94,8 +95,8 @@ export async function startSecuredNats(options: SecuredNatsOptions = {}): Promis
         await nc.close();
       }
     },
-    enroll: async (tenant, s) => {
-      const enrolled = must(keys.enrollAgent(tenant, s));
+    enroll: async (tenant, s, logs) => {
+      const enrolled = must(keys.enrollAgent(tenant, s, logs));
       await push(enrolled.jwts);
       writeFileSync(agentCreds(tenant, s), enrolled.creds, { mode: 0o600 });
       return agentCreds(tenant, s);

@@ -17,11 +17,11 @@
  */
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isName } from '../../src/wire/index.js';
+import { isLogSubject, isName } from '../../src/wire/index.js';
 import { SUBJECT_ROOT } from '../../src/wire/subjects.js';
 import { err, ok, type Result } from '../../src/result.js';
 import { accountJwt, claimsOf, credsFile, nkeys, operatorJwt, userJwt, type AccountSpec, type KeyPair } from './jwt.js';
-import { agentPermissions, coordinatorInTenantPermissions } from './permissions.js';
+import { agentPermissions, coordinatorInTenantPermissions, type LogChannelRights } from './permissions.js';
 
 export const OPERATOR_NAME = 'snap';
 const COORDINATOR_ACCOUNT = 'snap-coordinator';
@@ -192,15 +192,21 @@ export class NatsKeys {
    * permissions (permissions.ts). A server has one credential at a time: enrolling it again revokes
    * the previous one.
    */
-  enrollAgent(tenant: string, server: string): Result<Enrolled, string> {
+  enrollAgent(tenant: string, server: string, logs?: LogChannelRights): Result<Enrolled, string> {
     const dir = this.tenantDir(tenant);
     if (!dir.ok) return dir;
     if (!isName(server)) return err(`server ${JSON.stringify(server)} is not a name of [A-Za-z0-9_-]{1,64}`);
+    for (const stream of [...(logs?.publish ?? []).map((p) => p.stream), ...(logs?.read ?? [])]) {
+      if (!isName(stream)) return err(`log stream ${JSON.stringify(stream)} is not a name of [A-Za-z0-9_-]{1,64}`);
+    }
+    for (const { subject } of logs?.publish ?? []) {
+      if (!isLogSubject(subject)) return err(`log subject ${JSON.stringify(subject)} must be dot-separated tokens of [A-Za-z0-9_-], no wildcards`);
+    }
     const account = loadKey(join(dir.value, 'account.nk'));
     const user = nkeys.createUser();
     const previous = this.agentKey(tenant, server);
     const jwts = previous === undefined ? [] : [this.revoke(tenant, previous)];
-    const creds = credsFile(userJwt(account, user.getPublicKey(), `${tenant}/${server}`, agentPermissions({ tenant, server }), nowSec()), user.getSeed());
+    const creds = credsFile(userJwt(account, user.getPublicKey(), `${tenant}/${server}`, agentPermissions({ tenant, server, ...(logs !== undefined ? { logs } : {}) }), nowSec()), user.getSeed());
     writeFileSync(join(dir.value, 'agents', `${server}.pub`), user.getPublicKey());
     return ok({ creds, jwts, replaced: previous !== undefined });
   }

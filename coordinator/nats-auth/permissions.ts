@@ -16,6 +16,18 @@ import type { UserPermissions } from './jwt.js';
 export interface AgentIdentity {
   readonly tenant: string;
   readonly server: string;
+  /** The log channels of its apps (docs/channels.md), given at enrollment; none: no log stream. */
+  readonly logs?: LogChannelRights;
+}
+
+/**
+ * An agent's rights on log channels' streams: publish on the subjects of the log channels that
+ * start at its server, and read the streams of those that end there (a restore into other apps
+ * reads a range recorded under another channel's name, on any subject of the stream).
+ */
+export interface LogChannelRights {
+  readonly publish: readonly { readonly stream: string; readonly subject: string }[];
+  readonly read: readonly string[];
 }
 
 export interface SubjectGrant {
@@ -28,7 +40,7 @@ export interface SubjectGrant {
  * (for example a JetStream stream of its own) adds its function here: every credential enrolled
  * from then on carries it, and agents enrolled before must be enrolled again.
  */
-export const AGENT_GRANTS: readonly ((a: AgentIdentity) => SubjectGrant)[] = [controlPlaneGrant, channelGrant, stateBucketGrant];
+export const AGENT_GRANTS: readonly ((a: AgentIdentity) => SubjectGrant)[] = [controlPlaneGrant, channelGrant, stateBucketGrant, logChannelGrant];
 
 /** Events out; its control subject and the tenant's plan triggers in (every plan of the tenant: see docs/security.md). */
 export function controlPlaneGrant({ tenant, server }: AgentIdentity): SubjectGrant {
@@ -71,6 +83,33 @@ export function stateBucketGrant({ tenant }: AgentIdentity): SubjectGrant {
       `$JS.FC.${stream}.>`,
       `$O.${bucket}.C.>`,
       `$O.${bucket}.M.>`,
+    ],
+    subscribe: [],
+  };
+}
+
+/**
+ * Log channels: look up and read the info of the streams named; publish on the sending channels'
+ * own subjects (the stream acknowledges to the agent's inbox); an ephemeral pull consumer on the
+ * receiving channels' streams, without acks. Not: create, delete, purge or update a stream, nor
+ * publish on another channel's subject.
+ */
+export function logChannelGrant({ logs }: AgentIdentity): SubjectGrant {
+  if (logs === undefined || (logs.publish.length === 0 && logs.read.length === 0)) return { publish: [], subscribe: [] };
+  const streams = [...new Set([...logs.publish.map((p) => p.stream), ...logs.read])];
+  return {
+    publish: [
+      '$JS.API.INFO',
+      '$JS.API.STREAM.NAMES',
+      ...streams.map((stream) => `$JS.API.STREAM.INFO.${stream}`),
+      ...logs.publish.map((p) => p.subject),
+      ...logs.read.flatMap((stream) => [
+        `$JS.API.CONSUMER.CREATE.${stream}`,
+        `$JS.API.CONSUMER.CREATE.${stream}.>`,
+        `$JS.API.CONSUMER.INFO.${stream}.>`,
+        `$JS.API.CONSUMER.DELETE.${stream}.>`,
+        `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+      ]),
     ],
     subscribe: [],
   };

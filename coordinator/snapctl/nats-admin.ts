@@ -26,9 +26,12 @@ export const NATS_ADMIN_HELP = `Usage (on the coordinator's host; docs/security.
   snapctl tenant create T [--keys-dir DIR] [--nats URL] [--replicas N]
       tenant T's NATS account, pushed to NATS, and its state bucket
   snapctl tenant list [--keys-dir DIR]
-  snapctl agent enroll --tenant T --server S --out FILE [--keys-dir DIR] [--nats URL]
+  snapctl agent enroll --tenant T --server S --out FILE [--log-publish STREAM:SUBJECT]...
+                      [--log-read STREAM]... [--keys-dir DIR] [--nats URL]
       a credential (.creds, mode 0600) for the agent of server S: give it to the agent as
-      nats.credsFile. Enrolling S again revokes its previous credential
+      nats.credsFile. Enrolling S again revokes its previous credential. For log channels
+      (docs/channels.md): --log-publish for each one that starts at S (its stream and subject),
+      --log-read for the stream of each one that ends at S
   snapctl agent revoke --tenant T --server S [--keys-dir DIR] [--nats URL]
       revoke S's credential: NATS disconnects the agent within seconds and refuses it from then on
   snapctl agent list --tenant T [--keys-dir DIR]
@@ -49,7 +52,7 @@ export interface NatsAdminIo {
 }
 
 export async function runNatsAdmin(argv: readonly string[], env: NodeJS.ProcessEnv, io: NatsAdminIo): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | string[] | boolean | undefined>;
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -63,6 +66,8 @@ export async function runNatsAdmin(argv: readonly string[], env: NodeJS.ProcessE
         server: { type: 'string' },
         out: { type: 'string' },
         replicas: { type: 'string' },
+        'log-publish': { type: 'string', multiple: true },
+        'log-read': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -136,7 +141,15 @@ export async function runNatsAdmin(argv: readonly string[], env: NodeJS.ProcessE
       const server = str('server');
       const out = str('out');
       if (tenant === undefined || server === undefined || out === undefined) return usage('agent enroll needs --tenant T --server S --out FILE');
-      const enrolled = keys.enrollAgent(tenant, server);
+      const list = (key: string): string[] => (Array.isArray(values[key]) ? (values[key] as string[]) : []);
+      const publish: { stream: string; subject: string }[] = [];
+      for (const given of list('log-publish')) {
+        const at = given.indexOf(':');
+        if (at <= 0 || at === given.length - 1) return usage(`--log-publish takes STREAM:SUBJECT (the stream and the log channel's subject), got ${JSON.stringify(given)}`);
+        publish.push({ stream: given.slice(0, at), subject: given.slice(at + 1) });
+      }
+      const read = list('log-read');
+      const enrolled = keys.enrollAgent(tenant, server, publish.length > 0 || read.length > 0 ? { publish, read } : undefined);
       if (!enrolled.ok) return usage(enrolled.error);
       // Written before the push: a credential NATS does not know yet only fails to connect.
       writeFileSync(out, enrolled.value.creds, { mode: 0o600 });

@@ -28,6 +28,7 @@ import { JetStreamStateObjects, type TenantConnection } from '../../adapters/sta
 import { TenantConnections } from '../../coordinator/nats-auth/tenant-connections.js';
 import { agentInboxPrefix, eventSubject } from '../../src/wire/index.js';
 import { startSecuredNats, type SecuredNats } from '../secured-nats.js';
+import type { LogChannelRights } from '../../coordinator/nats-auth/permissions.js';
 import { makeApiSecurity, type ApiSecurity } from './security.js';
 import { readPartState } from '../../coordinator/checkpoints/part-state.js';
 import { CoordinatorClient } from '../../coordinator/grpc/client.js';
@@ -73,8 +74,8 @@ options:
   --insecure          no NATS accounts or credentials, and the gRPC API in plaintext without
                       tokens: the way before docs/security.md (development only; said loudly)
   --log-channel       APP2 -> APP3 is a log channel over the JetStream stream DEMO_LOG (made by
-                      the demo) instead of an in-band one; levels app and none. NATS then runs
-                      without accounts (enrolled agents have no grant for a log stream yet)
+                      the demo, in the tenant's account) instead of an in-band one; levels app
+                      and none. s2 and s3 are enrolled with their rights on the stream
   -h, --help          this help
 
 Secured by default: nats-server in operator mode with two tenants (demo, and other with one agent
@@ -82,7 +83,7 @@ of its own) as NATS accounts, each agent with its own credential, and the coordi
 with TLS (a throwaway CA) and bearer tokens. The demo checks that the other tenant's agent
 credential cannot publish on demo's subjects and that its API token sees none of demo's plans.
 It writes the snapctl settings (address, CA, token) to a file it names at start.
-With --cluster, --log-channel or NATS_URL the NATS part runs without accounts (the API stays secured).
+With --cluster or NATS_URL the NATS part runs without accounts (the API stays secured).
 
 NATS_URL=nats://host:port uses that NATS server (JetStream enabled) instead of starting one.
 The coordinator keeps the last ${RETAINED_CHECKPOINTS} completed checkpoints of the plan (an hour at the default
@@ -268,6 +269,22 @@ function summaryTable(rows: readonly Row[], level: ConsistencyLevel): string[] {
   );
 }
 
+/** Per server, its rights on the plan's log channels: publish on those it sends, read the streams of those it receives. */
+function logChannelRights(plan: PlanInput): Map<string, LogChannelRights> {
+  const rights = new Map<string, { publish: { stream: string; subject: string }[]; read: string[] }>();
+  const of = (server: string): { publish: { stream: string; subject: string }[]; read: string[] } => {
+    const r = rights.get(server) ?? { publish: [], read: [] };
+    rights.set(server, r);
+    return r;
+  };
+  for (const c of plan.channels) {
+    if (c.kind !== 'log' || c.logStream === undefined) continue;
+    of(c.from.server).publish.push({ stream: c.logStream, subject: logSubjectOf(c) });
+    of(c.to.server).read.push(c.logStream);
+  }
+  return rights;
+}
+
 /**
  * The tokens in a checkpoint: in the apps' states plus in the channel states it recorded, the ranges
  * of log channels read back from their stream.
@@ -290,7 +307,9 @@ async function tokensOf(nc: NatsConnection, states: TenantConnection, plan: Plan
     for (const [channel, range] of Object.entries(decoded.value.logRanges)) {
       const c = plan.channels.find((x) => `${x.from.server}/${x.from.app}->${x.to.server}/${x.to.app}` === channel);
       if (c?.logStream === undefined) throw new Error(`checkpoint ${id} has a log range for ${channel}, not a log channel of the plan`);
-      for (const m of await readLogRange(nc, { stream: c.logStream, subject: logSubjectOf(c) }, channel, range)) total += decodeTokens(m.payload);
+      // The stream is the tenant's: in its account when NATS has accounts.
+      const logs = typeof states === 'function' ? await states(TENANT) : states;
+      for (const m of await readLogRange(logs, { stream: c.logStream, subject: logSubjectOf(c) }, channel, range)) total += decodeTokens(m.payload);
     }
   }
   return total;
@@ -480,7 +499,7 @@ async function main(): Promise<number> {
     }
     url = cluster.urls.join(',');
     say(`  nats-servers on ${url}${insecure ? '' : ' (without NATS accounts: operator mode on a cluster is in docs/security.md, not set up by the demo)'}`);
-  } else if (!insecure && demo === PLAN) {
+  } else if (!insecure) {
     say('starting nats-server with JetStream in operator mode: tenants demo and other as accounts, one credential per agent ...');
     try {
       secured = await startSecuredNats({ detached: true, dir: join(workDir, 'nats'), tenants: { [TENANT]: PLAN.servers, [OTHER_TENANT]: OTHER_PLAN.servers } });
@@ -494,7 +513,7 @@ async function main(): Promise<number> {
     url = nats.url;
     say(`  nats-server on ${url}`);
   } else {
-    say(`starting nats-server with JetStream ...${insecure ? '' : ' (without NATS accounts: enrolled agents have no grant for a log channel\'s stream yet, docs/channels.md)'}`);
+    say('starting nats-server with JetStream ...');
     try {
       nats = await startNatsServer({ detached: true });
     } catch (error) {
@@ -561,14 +580,17 @@ async function main(): Promise<number> {
   const withCreds = (config: Record<string, unknown>, tenant: string, server: string): Record<string, unknown> =>
     secured === undefined ? config : { ...config, nats: { ...(config['nats'] as Record<string, unknown>), credsFile: secured.agentCreds(tenant, server) } };
   if (demo !== PLAN) {
-    // The operator's part of a log channel: its stream, there before the agents open the channel.
-    const admin = await connect({ servers: url.split(',') });
+    // The operator's part of a log channel: its stream (in the tenant's account when NATS has
+    // accounts), there before the agents open the channel, and the channel's agents enrolled with
+    // their rights on it.
+    const admin = secured !== undefined ? await secured.connect(join(secured.tenantCredsDir, TENANT, 'coordinator.creds'), { name: 'demo: log streams' }) : await connect({ servers: url.split(',') });
     try {
       await createLogStreams(admin, demo);
     } finally {
       await admin.close();
     }
-    say('  log channel s2/APP2 -> s3/APP3 over the JetStream stream DEMO_LOG');
+    if (secured !== undefined) for (const [server, rights] of logChannelRights(demo)) await secured.enroll(TENANT, server, rights);
+    say(`  log channel s2/APP2 -> s3/APP3 over the JetStream stream DEMO_LOG${secured !== undefined ? ' (s2 enrolled to publish on its subject, s3 to read the stream)' : ''}`);
   }
   for (const a of PLAN.apps) {
     const file = join(workDir, `${a.server}.json`);

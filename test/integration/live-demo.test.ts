@@ -46,9 +46,10 @@ describe('the live demo', () => {
     expect(out).toContain('verdict: every check passed');
   }, 180_000);
 
-  it('--log-channel: APP2 -> APP3 over a JetStream stream, the same checks pass, the rollback included', async () => {
+  it('--log-channel: APP2 -> APP3 over a JetStream stream on secured NATS, the same checks pass, the rollback included', async () => {
     const out = await runDemo(['--duration', '6', '--log-channel']);
-    expect(out).toContain('log channel s2/APP2 -> s3/APP3 over the JetStream stream DEMO_LOG');
+    expect(out).toContain('in operator mode: tenants demo and other as accounts');
+    expect(out).toContain('log channel s2/APP2 -> s3/APP3 over the JetStream stream DEMO_LOG (s2 enrolled to publish on its subject, s3 to read the stream)');
     expect(out).toContain('verdict: every check passed');
     expect(out).toContain('cut checker verdict for level app: every checkpoint consistent');
     expect(out).toMatch(/rolled back to \d+: safety checkpoint \d+, now at epoch 1/);

@@ -7,8 +7,10 @@
 import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamStateObjects } from '../../adapters/state-store.js';
+import { openLogInbound, openLogOutbound } from '../../agent/channels/log.js';
 import { startSecuredNats, type SecuredNats } from '../../examples/secured-nats.js';
 import { agentInboxPrefix, channelSubject, controlSubject, eventSubject, planTriggerSubject } from '../../src/wire/index.js';
+import { waitUntil } from '../support/live-processes.js';
 import { sleep } from '../support/nats-server.js';
 
 const DELIVERY_WAIT_MS = 300;
@@ -143,6 +145,49 @@ describe('NATS accounts and per-agent users (operator mode, real nats-server)', 
       expect(listed).toEqual({ ok: true, value: ['cp/1/s1/A/state'] });
     } finally {
       await tenantUser.close();
+    }
+  });
+
+  it('log channels: an agent enrolled for them publishes on its channel subject and reads the stream; without the grant, or on another subject, NATS refuses', async () => {
+    const admin = await nats.connect(`${nats.tenantCredsDir}/acme/coordinator.creds`);
+    const opened: { close(): Promise<void> }[] = [];
+    const connections: NatsConnection[] = [];
+    const as = async (server: string): Promise<NatsConnection> => {
+      const nc = await nats.connect(nats.agentCreds('acme', server), { inboxPrefix: agentInboxPrefix('acme', server) });
+      connections.push(nc);
+      return nc;
+    };
+    try {
+      // The operator's part: the stream, made in the tenant's account.
+      await (await admin.jetstreamManager()).streams.add({ name: 'ORDERS', subjects: ['ORDERS.>'] });
+      const channel = 'l1/A->l2/B';
+      const log = { stream: 'ORDERS', subject: 'ORDERS.l1.A.l2.B' };
+      await nats.enroll('acme', 'l1', { publish: [log], read: [] });
+      await nats.enroll('acme', 'l2', { publish: [], read: ['ORDERS'] });
+      await nats.enroll('acme', 'l3');
+      const got: number[] = [];
+      const inbound = await openLogInbound(await as('l2'), { tenant: 'acme', channel, epoch: 0, log, onEnvelope: (e) => e.type === 'message' && got.push(e.seq) });
+      opened.push(inbound);
+      const outbound = await openLogOutbound(await as('l1'), { tenant: 'acme', channel, epoch: 0, log });
+      opened.push(outbound);
+      await outbound.sendMessage(1, 0, new TextEncoder().encode('order 1'));
+      await waitUntil('the receiver to read message 1', () => got.length === 1, { timeoutMs: 5_000 });
+      expect(got).toEqual([1]);
+
+      // The receiver may not publish on the channel; an agent without the grant opens neither end.
+      const receiver = await as('l2');
+      await expect((receiver.jetstream()).publish(log.subject, new TextEncoder().encode('forged'), { timeout: 2_000 })).rejects.toThrow(/Permissions Violation|503|timeout/i);
+      const other = await as('l3');
+      await expect(openLogOutbound(other, { tenant: 'acme', channel, epoch: 0, log })).rejects.toThrow(/Permissions Violation/i);
+      await expect(openLogInbound(other, { tenant: 'acme', channel, epoch: 0, log, onEnvelope: () => undefined })).rejects.toThrow(/Permissions Violation/i);
+      // The sender may not publish on another subject of the stream.
+      await expect((await as('l1')).jetstream().publish('ORDERS.l9.X.l2.B', new TextEncoder().encode('forged'), { timeout: 2_000 })).rejects.toThrow(/Permissions Violation|503|timeout/i);
+      const { state } = await (await admin.jetstreamManager()).streams.info('ORDERS');
+      expect(state.messages).toBe(1);
+    } finally {
+      for (const o of opened) await o.close().catch(() => undefined);
+      for (const nc of connections) await nc.close().catch(() => undefined);
+      await admin.close();
     }
   });
 

@@ -94,5 +94,14 @@ describe('snapctl nats init, tenant create, agent enroll and revoke against a re
     const revokeUnknown = await snapctl('agent', 'revoke', '--tenant', 'acme', '--server', 's9', ...url);
     expect(revokeUnknown.code).toBe(2);
     expect(revokeUnknown.stderr).toContain('no agent of server s9');
+    const noSubject = await snapctl('agent', 'enroll', '--tenant', 'acme', '--server', 's2', '--out', join(dir, 'y.creds'), '--log-publish', 'ORDERS', ...url);
+    expect(noSubject.code).toBe(2);
+    expect(noSubject.stderr).toContain('--log-publish takes STREAM:SUBJECT');
+    const wildcard = await snapctl('agent', 'enroll', '--tenant', 'acme', '--server', 's2', '--out', join(dir, 'y.creds'), '--log-publish', 'ORDERS:ORDERS.>', ...url);
+    expect(wildcard.code).toBe(2);
+    expect(wildcard.stderr).toContain('log subject "ORDERS.>" must be dot-separated tokens');
+    // The control: well formed, the same enrollment is made.
+    const fine = await snapctl('agent', 'enroll', '--tenant', 'acme', '--server', 's2', '--out', join(dir, 'y.creds'), '--log-publish', 'ORDERS:ORDERS.s2.A.s3.B', '--log-read', 'ORDERS', ...url);
+    expect(fine.code, fine.stderr).toBe(0);
   }, 180_000);
 });
