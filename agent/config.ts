@@ -262,6 +262,10 @@ export const agentConfigSchema = z
               outboundQueueMessagesMax: positive(CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax, { description: 'messages an outbound channel queues (waiting for credit) before sends are refused', unit: 'messages' }),
               creditRefreshMs: positive(CHANNEL_LIMITS_DEFAULT.creditRefreshMs, { description: 'how often the receiver repeats its credit', unit: 'ms' }),
               gapRepairMs: positive(CHANNEL_LIMITS_DEFAULT.gapRepairMs, { description: 'how long a receiver waits for the sender to publish again what a broker fault lost before the channel fails', unit: 'ms' }),
+              overtakeQueuedBytesMax: positive(CHANNEL_LIMITS_DEFAULT.overtakeQueuedBytesMax, {
+                description: "an unaligned checkpoint's barrier overtakes the sender's queued messages only while they take at most this much (docs/channels.md)",
+                unit: 'bytes',
+              }),
             },
             { error: 'must be an object' },
           )

@@ -41,6 +41,7 @@ export function resolveChannelLimits(partial: Partial<ChannelLimits> | undefined
   positiveInteger('inFlightBytesMax', limits.inFlightBytesMax, Number.MAX_SAFE_INTEGER);
   positiveInteger('creditRefreshMs', limits.creditRefreshMs, TIMER_DELAY_MS_MAX);
   positiveInteger('gapRepairMs', limits.gapRepairMs, TIMER_DELAY_MS_MAX);
+  positiveInteger('overtakeQueuedBytesMax', limits.overtakeQueuedBytesMax, Number.MAX_SAFE_INTEGER);
   return limits;
 }
 

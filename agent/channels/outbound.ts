@@ -29,21 +29,8 @@ export interface OutboundOptions {
   readonly logger?: Logger;
   /** Where malformed credits are logged at a bounded rate; default: one of this channel's own. */
   readonly badTraffic?: BadTrafficLog;
-  /**
-   * An unaligned checkpoint's barrier overtakes the queued messages only while they take at most
-   * this many bytes (default OVERTAKE_QUEUED_BYTES_MAX_DEFAULT); behind a larger backlog it keeps its
-   * FIFO place. What it overtakes becomes channel state, which the receiver keeps in memory and
-   * stores with its ack: past some size that costs more than the wait for the backlog to drain.
-   */
-  readonly overtakeQueuedBytesMax?: number;
 }
 
-/**
- * 1 MiB: a fast consumer drains that in milliseconds, while a backlog of 57 MB (64 KiB messages, a
- * producer 1,000 sends ahead) recorded as channel state made a checkpoint take 8.3 s instead of
- * 0.31 s behind it (docs/channels.md, *Barriers that overtake*).
- */
-export const OVERTAKE_QUEUED_BYTES_MAX_DEFAULT = 1024 * 1024;
 
 export interface OutboundChannelStats extends OutboundStats {
   /** Credits of another epoch or channel: ignored. */
@@ -126,8 +113,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     options: OutboundOptions,
   ) {
     const limits = resolveChannelLimits(options.limits);
-    this.overtakeQueuedBytesMax = options.overtakeQueuedBytesMax ?? OVERTAKE_QUEUED_BYTES_MAX_DEFAULT;
-    assertCount('overtakeQueuedBytesMax', this.overtakeQueuedBytesMax);
+    this.overtakeQueuedBytesMax = limits.overtakeQueuedBytesMax;
     const subjects = resolveChannelSubjects(options.tenant, options.channel);
     this.wireLimits = resolveWireLimits(options.wireLimits);
     assertCount('epoch', options.epoch);

@@ -47,7 +47,7 @@ async function waitFor(what: string, condition: () => boolean): Promise<void> {
 async function backlogThenBarrier(overtake: boolean, overtakeQueuedBytesMax?: number): Promise<{ seen: string[]; out: OutboundChannelHandle; inb: InboundChannelHandle }> {
   const channel = `s1/P${++channels}->s2/C`;
   const seen: string[] = [];
-  const out = await openOutbound(senderNc, { tenant: TENANT, channel, epoch: 0, limits: { creditWindowMessages: 2 }, ...(overtakeQueuedBytesMax === undefined ? {} : { overtakeQueuedBytesMax }) });
+  const out = await openOutbound(senderNc, { tenant: TENANT, channel, epoch: 0, limits: { creditWindowMessages: 2, ...(overtakeQueuedBytesMax === undefined ? {} : { overtakeQueuedBytesMax }) } });
   opened.push(out);
   const inb = await openInbound(receiverNc, {
     tenant: TENANT,
