@@ -23,6 +23,8 @@ export interface PlanChannel {
   readonly kind: ChannelKind;
   /** JetStream stream of a `log` channel. */
   readonly logStream?: string;
+  /** Its subject in that stream, as its agents are configured (optional: docs/channels.md). */
+  readonly logSubject?: string;
 }
 
 export interface Volume {

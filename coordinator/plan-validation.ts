@@ -6,7 +6,7 @@
  * Pure: no I/O, so the whole rule set is unit-tested from a table.
  */
 import { validateGraph } from '../src/graph/index.js';
-import { processId } from '../src/wire/index.js';
+import { isLogSubject, processId } from '../src/wire/index.js';
 import { fail, ok, type Result } from './errors.js';
 import type { AppRef, PlanInput } from './model.js';
 
@@ -103,6 +103,7 @@ export function validatePlan(plan: PlanInput, limits: PlanLimits = planLimitsDef
   });
 
   const channels = new Set<string>();
+  const logSubjects = new Set<string>();
   const graphChannels: { from: string; to: string }[] = [];
   plan.channels.forEach((channel, i) => {
     const field = `channels[${i}]`;
@@ -112,8 +113,14 @@ export function validatePlan(plan: PlanInput, limits: PlanLimits = planLimitsDef
     if (channel.kind === 'log') {
       if (channel.logStream === undefined || channel.logStream === '') problem(`${field}.log_stream is required for a log channel`);
       else if (!STREAM_NAME.test(channel.logStream)) problem(`${field}.log_stream ${show(channel.logStream)} must match [A-Za-z0-9_-]{1,64}`);
-    } else if (channel.logStream !== undefined && channel.logStream !== '') {
-      problem(`${field}.log_stream is only for log channels, not ${channel.kind}`);
+      if (channel.logSubject !== undefined && channel.logSubject !== '') {
+        if (!isLogSubject(channel.logSubject)) problem(`${field}.log_subject ${show(channel.logSubject)} must be dot-separated tokens of [A-Za-z0-9_-], no wildcards`);
+        else if (logSubjects.has(channel.logSubject)) problem(`${field}.log_subject ${channel.logSubject} is the subject of another log channel: each channel needs its own`);
+        logSubjects.add(channel.logSubject);
+      }
+    } else {
+      if (channel.logStream !== undefined && channel.logStream !== '') problem(`${field}.log_stream is only for log channels, not ${channel.kind}`);
+      if (channel.logSubject !== undefined && channel.logSubject !== '') problem(`${field}.log_subject is only for log channels, not ${channel.kind}`);
     }
     if (from === undefined || to === undefined) return;
     if (from === to) {

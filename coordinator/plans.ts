@@ -45,6 +45,7 @@ function planValue(input: PlanInput, createdAtUnixMs: number, updatedAtUnixMs: n
       to: { server: c.to.server, app: c.to.app },
       kind: c.kind,
       ...(c.kind === 'log' && c.logStream !== undefined ? { logStream: c.logStream } : {}),
+      ...(c.kind === 'log' && c.logSubject !== undefined ? { logSubject: c.logSubject } : {}),
     })),
     volumes: input.volumes.map((v) => ({ id: v.id, server: v.server, backendRef: v.backendRef })),
     ...(input.agentlessServers !== undefined && input.agentlessServers.length > 0

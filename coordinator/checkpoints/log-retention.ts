@@ -20,8 +20,11 @@ import { storeError } from '../store/nats-errors.js';
 import { readChannelState } from './part-state.js';
 
 export interface LogStreamReader {
-  /** The stream's state and limits, and the record at `neededSeq` (its age and its subject's count). */
-  facts(tenant: string, stream: string, neededSeq: number, nowUnixMs: number): Promise<Result<StreamFacts>>;
+  /**
+   * The stream's state and limits, and the record at `neededSeq`: its age, and the count of the
+   * channel's `subject` (the plan's; undefined: the record's own subject).
+   */
+  facts(tenant: string, stream: string, neededSeq: number, nowUnixMs: number, subject?: string): Promise<Result<StreamFacts>>;
 }
 
 /** JetStream's API error code for a stream message that is not there. */
@@ -30,7 +33,7 @@ const NO_MESSAGE_FOUND = 10037;
 /** Reads the streams of each tenant's account (the coordinator's own connection without accounts). */
 export function jetStreamLogStreams(connectionFor: (tenant: string) => Promise<NatsConnection>): LogStreamReader {
   return {
-    async facts(tenant, stream, neededSeq, nowUnixMs) {
+    async facts(tenant, stream, neededSeq, nowUnixMs, subject) {
       try {
         const jsm = await (await connectionFor(tenant)).jetstreamManager();
         const info = await jsm.streams.info(stream);
@@ -38,8 +41,9 @@ export function jetStreamLogStreams(connectionFor: (tenant: string) => Promise<N
         let needed: StreamFacts['needed'];
         try {
           const m = await jsm.streams.getMessage(stream, { seq: neededSeq });
-          const perSubject = limits.maxMsgsPerSubject > 0 ? await jsm.streams.info(stream, { subjects_filter: m.subject }) : undefined;
-          needed = { present: true, ageMs: Math.max(nowUnixMs - m.time.getTime(), 0), subjectMessages: perSubject?.state.subjects?.[m.subject] ?? 0 };
+          const counted = subject ?? m.subject;
+          const perSubject = limits.maxMsgsPerSubject > 0 ? await jsm.streams.info(stream, { subjects_filter: counted }) : undefined;
+          needed = { present: true, ageMs: Math.max(nowUnixMs - m.time.getTime(), 0), subjectMessages: perSubject?.state.subjects?.[counted] ?? 0 };
         } catch (error) {
           if ((error as { api_error?: { err_code?: unknown } }).api_error?.err_code !== NO_MESSAGE_FOUND) throw error;
           needed = { present: false };
@@ -71,6 +75,7 @@ interface Deps {
 interface LogChannel {
   readonly id: ChannelId;
   readonly stream: string;
+  readonly subject?: string;
   readonly receiver: { readonly server: string; readonly app: string };
 }
 
@@ -105,7 +110,7 @@ export class LogRetentionWatch {
         verdicts.push(this.report(planId, tenant, c, { kind: 'ok', channel: c.id }));
         continue;
       }
-      const facts = await this.deps.streams.facts(tenant, c.stream, Math.max(oldest.afterOffset, 1), (this.deps.nowUnixMs ?? Date.now)());
+      const facts = await this.deps.streams.facts(tenant, c.stream, Math.max(oldest.afterOffset, 1), (this.deps.nowUnixMs ?? Date.now)(), c.subject);
       if (!facts.ok) {
         this.deps.logger.warn({ plan: planId, tenant, channel: c.id, stream: c.stream, error: facts.error.message }, 'log channel retention not checked: the stream could not be read');
         continue;
@@ -167,7 +172,7 @@ export class LogRetentionWatch {
 function logChannelsOf(plan: Plan): LogChannel[] {
   return plan.channels.flatMap((c) =>
     c.kind === 'log' && c.logStream !== undefined && c.logStream !== ''
-      ? [{ id: channelId(processId(c.from.server, c.from.app), processId(c.to.server, c.to.app)), stream: c.logStream, receiver: c.to }]
+      ? [{ id: channelId(processId(c.from.server, c.from.app), processId(c.to.server, c.to.app)), stream: c.logStream, ...(c.logSubject !== undefined ? { subject: c.logSubject } : {}), receiver: c.to }]
       : [],
   );
 }

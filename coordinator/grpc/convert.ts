@@ -44,6 +44,7 @@ export interface PbChannel {
   to_app: PbAppRef;
   kind: string;
   log_stream: string;
+  log_subject: string;
 }
 export interface PbVolume {
   id: string;
@@ -326,11 +327,13 @@ function readPlanInput(r: ProtoReader): PlanInput {
   const channels = r.messages('channels').map((c): PlanChannel => {
     const kind = c.enumValue('kind', channelKinds, true) ?? 'in-band';
     const logStream = c.string('log_stream');
+    const logSubject = c.string('log_subject');
     return {
       from: appRef(c.message('from_app'), 'from_app', c),
       to: appRef(c.message('to_app'), 'to_app', c),
       kind,
       ...(logStream !== '' ? { logStream } : {}),
+      ...(logSubject !== '' ? { logSubject } : {}),
     };
   });
   return {
@@ -417,7 +420,7 @@ export function planInputToProto(plan: PlanInput): Omit<PbPlan, 'revision' | 'cr
 }
 
 function channelToProto(c: PlanChannel): PbChannel {
-  return { from_app: appRefToProto(c.from), to_app: appRefToProto(c.to), kind: channelKinds.toProto(c.kind), log_stream: c.logStream ?? '' };
+  return { from_app: appRefToProto(c.from), to_app: appRefToProto(c.to), kind: channelKinds.toProto(c.kind), log_stream: c.logStream ?? '', log_subject: c.logSubject ?? '' };
 }
 
 export function planToProto(plan: Plan): PbPlan {

@@ -125,10 +125,11 @@ FILE.json (an app is {"server": "...", "app": "..."} or the short form "server/a
     "servers": ["srv1", "srv2"],
     "apps": ["srv1/APP1", "srv2/APP2"],
     "channels": [{"from": "srv1/APP1", "to": "srv2/APP2", "kind": "in-band"},
-                 {"from": "srv2/APP2", "to": "srv1/APP1", "kind": "log", "logStream": "ORDERS"}],
+                 {"from": "srv2/APP2", "to": "srv1/APP1", "kind": "log", "logStream": "ORDERS",
+                  "logSubject": "ORDERS.srv2.APP2.srv1.APP1"}],
     "volumes": [{"id": "vol1", "server": "srv1", "backendRef": "pool/vol1"}]
   }
-Channel kinds: in-band, log (needs logStream), opaque.
+Channel kinds: in-band, log (needs logStream; logSubject optional, as its agents have it), opaque.
 
 Options:
   --replace      replace the plan if it exists

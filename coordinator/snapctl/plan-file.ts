@@ -56,11 +56,13 @@ export function parsePlanFile(text: string, path: string): PlanFileResult {
       channels: arr(o.channels, 'channels').map((c, i) => {
         const ch = obj(c, `channels[${i}]`);
         const logStream = ch.logStream === undefined ? undefined : str(ch.logStream, `channels[${i}].logStream`);
+        const logSubject = ch.logSubject === undefined ? undefined : str(ch.logSubject, `channels[${i}].logSubject`);
         return {
           from: app(ch.from, `channels[${i}].from`),
           to: app(ch.to, `channels[${i}].to`),
           kind: str(ch.kind ?? 'in-band', `channels[${i}].kind`) as ChannelKind,
           ...(logStream !== undefined ? { logStream } : {}),
+          ...(logSubject !== undefined ? { logSubject } : {}),
         };
       }),
       volumes: arr(o.volumes, 'volumes').map((v, i) => {

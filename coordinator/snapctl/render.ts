@@ -26,8 +26,8 @@ export function planText(p: Plan): string {
     p.channels.length === 0
       ? 'channels: none\n'
       : table(
-          ['FROM', 'TO', 'KIND', 'LOG STREAM'],
-          p.channels.map((c) => [`${c.from.server}/${c.from.app}`, `${c.to.server}/${c.to.app}`, c.kind, c.logStream ?? '']),
+          ['FROM', 'TO', 'KIND', 'LOG STREAM', 'LOG SUBJECT'],
+          p.channels.map((c) => [`${c.from.server}/${c.from.app}`, `${c.to.server}/${c.to.app}`, c.kind, c.logStream ?? '', c.logSubject ?? '']),
         ),
     p.volumes.length === 0 ? 'volumes: none\n' : table(['VOLUME', 'SERVER', 'BACKEND REF'], p.volumes.map((v) => [v.id, v.server, v.backendRef])),
   ];

@@ -10,9 +10,9 @@ export const DEMO_LOG_STREAM = 'DEMO_LOG';
 /** The demo's log channel: APP2 -> APP3, on the cycle APP1 -> APP2 -> APP3 -> APP1 with in-band ones. */
 export const DEMO_LOG_CHANNEL = 's2/APP2->s3/APP3';
 
-/** The subject of a log channel's messages in its stream, as the demo and the tests name it. */
+/** The subject of a log channel's messages in its stream: the plan's, else as the demo and the tests name it. */
 export function logSubjectOf(c: PlanChannel): string {
-  return `${c.logStream ?? ''}.${c.from.server}.${c.from.app}.${c.to.server}.${c.to.app}`;
+  return c.logSubject ?? `${c.logStream ?? ''}.${c.from.server}.${c.from.app}.${c.to.server}.${c.to.app}`;
 }
 
 /** `logChannel`: APP2 -> APP3 is a log channel over the stream DEMO_LOG instead of in-band. */
@@ -22,7 +22,9 @@ export function demoPlan(tenant: string, id = 'demo', options: { logChannel?: bo
   return {
     ...plan,
     channels: plan.channels.map((c) =>
-      `${c.from.server}/${c.from.app}->${c.to.server}/${c.to.app}` === DEMO_LOG_CHANNEL ? { ...c, kind: 'log' as const, logStream: DEMO_LOG_STREAM } : c,
+      `${c.from.server}/${c.from.app}->${c.to.server}/${c.to.app}` === DEMO_LOG_CHANNEL
+        ? { ...c, kind: 'log' as const, logStream: DEMO_LOG_STREAM, logSubject: logSubjectOf({ ...c, logStream: DEMO_LOG_STREAM }) }
+        : c,
     ),
   };
 }

@@ -182,7 +182,8 @@ describe('log channels: restore into other servers', () => {
       id: 'copy',
       servers: PLAN.servers.map(t),
       apps: PLAN.apps.map((a) => ({ ...a, server: t(a.server) })),
-      channels: PLAN.channels.map((c) => ({ ...c, from: { ...c.from, server: t(c.from.server) }, to: { ...c.to, server: t(c.to.server) } })),
+      // Without the plan's subject: the copy's channel gets one of its own (logSubjectOf).
+      channels: PLAN.channels.map(({ logSubject: _, ...c }) => ({ ...c, from: { ...c.from, server: t(c.from.server) }, to: { ...c.to, server: t(c.to.server) } })),
     };
     const copyLog = copy.channels.find((c) => c.kind === 'log');
     if (copyLog === undefined) throw new Error('the copy has no log channel');

@@ -118,8 +118,12 @@ describe('proto enums', () => {
 });
 
 describe('responses round-trip through the wire', () => {
-  it('a plan comes back equal, 64-bit revision, times and copy sites included', () => {
-    const plan: Plan = { ...planInput(), copyToSites: ['dr', 'far'], revision: 123_456_789_012, createdAtUnixMs: 1_700_000_000_000, updatedAtUnixMs: 1_700_000_000_001 };
+  it('a plan comes back equal, 64-bit revision, times, copy sites and a log channel included', () => {
+    const base = planInput();
+    const [first, ...rest] = base.channels;
+    if (first === undefined) throw new Error('the fixture plan has no channel');
+    const channels = [{ ...first, kind: 'log' as const, logStream: 'ORDERS', logSubject: 'ORDERS.a.b' }, ...rest];
+    const plan: Plan = { ...base, channels, copyToSites: ['dr', 'far'], revision: 123_456_789_012, createdAtUnixMs: 1_700_000_000_000, updatedAtUnixMs: 1_700_000_000_001 };
     const wire = overTheWire('GetPlan', { plan: planToProto(plan) });
     expect(typeof (wire.plan as Record<string, unknown>).revision).toBe('string');
     expect(planFromProto(wire.plan)).toEqual({ ok: true, value: plan });

@@ -63,6 +63,30 @@ const rows: Row[] = [
     error: /channels\[0\]\.log_stream is only for log channels, not in-band/,
   },
   {
+    name: 'a log channel with its subject is accepted',
+    plan: planInput({ channels: [{ from: app1, to: app2, kind: 'log', logStream: 'S', logSubject: 'S.srv1.APP1.srv2.APP2' }] }),
+  },
+  {
+    name: 'a log subject with a wildcard is refused',
+    plan: planInput({ channels: [{ from: app1, to: app2, kind: 'log', logStream: 'S', logSubject: 'S.>' }] }),
+    error: /channels\[0\]\.log_subject "S\.>" must be dot-separated tokens/,
+  },
+  {
+    name: 'two log channels on one subject are refused',
+    plan: planInput({
+      channels: [
+        { from: app1, to: app2, kind: 'log', logStream: 'S', logSubject: 'S.x' },
+        { from: app2, to: app3, kind: 'log', logStream: 'S', logSubject: 'S.x' },
+      ],
+    }),
+    error: /channels\[1\]\.log_subject S\.x is the subject of another log channel/,
+  },
+  {
+    name: 'a log subject on an in-band channel is refused',
+    plan: planInput({ channels: [{ from: app1, to: app2, kind: 'in-band', logSubject: 'S.x' }] }),
+    error: /channels\[0\]\.log_subject is only for log channels, not in-band/,
+  },
+  {
     name: 'an unknown channel kind is refused',
     plan: planInput({ channels: [{ from: app1, to: app2, kind: 'carrier-pigeon' as 'opaque' }] }),
     error: /channels\[0\]\.kind "carrier-pigeon" must be one of in-band, log, opaque/,

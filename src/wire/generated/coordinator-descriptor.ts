@@ -231,6 +231,10 @@ export const coordinatorDescriptor = {
                 "log_stream": {
                   "type": "string",
                   "id": 4
+                },
+                "log_subject": {
+                  "type": "string",
+                  "id": 5
                 }
               }
             },

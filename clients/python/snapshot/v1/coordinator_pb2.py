@@ -22,7 +22,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='snapshot/v1/coordinator.proto',
   package='snapshot.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1dsnapshot/v1/coordinator.proto\x12\x0bsnapshot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x04\x61pps\x18\x04 \x03(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x08\x63hannels\x18\x05 \x03(\x0b\x32\x14.snapshot.v1.Channel\x12$\n\x07volumes\x18\x06 \x03(\x0b\x32\x13.snapshot.v1.Volume\x12\x10\n\x08revision\x18\x07 \x01(\x04\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x11\x61gentless_servers\x18\n \x03(\x0b\x32\x1c.snapshot.v1.AgentlessServer\x12\x15\n\rcopy_to_sites\x18\x1e \x03(\t\"O\n\x0f\x41gentlessServer\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ref\x18\x02 \x01(\t\x12\x17\n\x0fguest_agent_ref\x18\x03 \x01(\t\"%\n\x06\x41ppRef\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\"\x91\x01\n\x07\x43hannel\x12%\n\x08\x66rom_app\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06to_app\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.snapshot.v1.ChannelKind\x12\x12\n\nlog_stream\x18\x04 \x01(\t\"9\n\x06Volume\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ref\x18\x03 \x01(\t\"Q\n\x13RegisterPlanRequest\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"7\n\x14RegisterPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"2\n\x0fGetPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"I\n\x10ListPlansRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"N\n\x11ListPlansResponse\x12 \n\x05plans\x18\x01 \x03(\x0b\x32\x11.snapshot.v1.Plan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x11\x44\x65letePlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65lete_checkpoints\x18\x02 \x01(\x08\"\x14\n\x12\x44\x65letePlanResponse\"\xa9\x02\n\x0fSnapshotOptions\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0e\x61lignment_mode\x18\x02 \x01(\x0e\x32\x1a.snapshot.v1.AlignmentMode\x12\x34\n\x11\x61lignment_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x0f\x66\x61llback_policy\x18\x04 \x01(\x0e\x32\x1b.snapshot.v1.FallbackPolicy\x12\x32\n\x0f\x66reeze_deadline\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_concurrent\x18\x06 \x01(\r\"\x9c\x01\n\x13TakeSnapshotRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"Z\n\x14TakeSnapshotResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xd1\x01\n\x16\x42\x65ginCheckpointRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x30\n\rhold_deadline\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"]\n\x17\x42\x65ginCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xac\x01\n\x13GivenVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x17\x46inishCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x31\n\x07volumes\x18\x02 \x03(\x0b\x32 .snapshot.v1.GivenVolumeSnapshot\"G\n\x18\x46inishCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc9\x03\n\x08\x41ppStats\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\r\n\x05\x61\x63ked\x18\x03 \x01(\x08\x12,\n\x08\x61\x63ked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0bstart_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12\x61lignment_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rsync_duration\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0e\x61sync_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\n \x01(\x04\x12\x1a\n\x12\x66inished_unaligned\x18\x0b \x01(\x08\x12\x32\n\x0e\x66\x61ilure_reason\x18\x0c \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\r \x01(\t\"\x95\x02\n\x0f\x43heckpointStats\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\r\x12\r\n\x05total\x18\x02 \x01(\r\x12\x30\n\x0ctriggered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0blast_ack_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\x07 \x01(\x04\x12#\n\x04\x61pps\x18\x08 \x03(\x0b\x32\x15.snapshot.v1.AppStats\"\xd8\x01\n\x0eVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12-\n\tfrozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsnapshot_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdd\x06\n\nCheckpoint\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x36\n\x0flevel_requested\x18\x04 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x35\n\x0elevel_achieved\x18\x05 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x32\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\x08 \x01(\t\x12\r\n\x05\x65poch\x18\t \x01(\x04\x12-\n\x07options\x18\n \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05stats\x18\x0e \x01(\x0b\x32\x1c.snapshot.v1.CheckpointStats\x12,\n\x07volumes\x18\x0f \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\x12\x0e\n\x06safety\x18\x10 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x11 \x01(\t\x12*\n\x07servers\x18\x12 \x03(\x0b\x32\x19.snapshot.v1.ServerFreeze\x12\x0e\n\x06pinned\x18\x13 \x01(\x08\x12\x30\n\rhold_deadline\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x0e\x63\x61ller_volumes\x18\x15 \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\x12+\n\x06\x63opies\x18\x1e \x03(\x0b\x32\x1b.snapshot.v1.CheckpointCopy\x12.\n\rimported_from\x18\x1f \x01(\x0b\x32\x17.snapshot.v1.CopySource\"\xdb\x01\n\x0e\x43heckpointCopy\x12\x0c\n\x04site\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.snapshot.v1.CopyState\x12-\n\tcopied_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x03lag\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\tfailed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"|\n\nCopySource\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x13\n\x0bsource_site\x18\x02 \x01(\t\x12\x1c\n\x14source_checkpoint_id\x18\x03 \x01(\x04\x12-\n\tcopied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x02\n\x0cServerFreeze\x12\x0e\n\x06server\x18\x01 \x01(\t\x12-\n\tfrozen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_frozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_thawed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x62y_watchdog\x18\x06 \x01(\x08\x12#\n\x05hooks\x18\x07 \x03(\x0b\x32\x14.snapshot.v1.HookRun\"\xb9\x01\n\x07HookRun\x12\x0c\n\x04hook\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x11\n\texit_code\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\t\x12\x11\n\ttimed_out\x18\x05 \x01(\x08\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06stderr\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\r\x12\x0b\n\x03\x61pp\x18\t \x01(\t\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"D\n\x15GetCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"~\n\x16ListCheckpointsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x06states\x18\x02 \x03(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x17ListCheckpointsResponse\x12,\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x16WatchCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"\xa3\x01\n\x1aTakeSnapshotAndWaitRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\xc8\x01\n\x1bTakeSnapshotAndWaitResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc4\x01\n\x17WatchCheckpointResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"i\n\x17RollbackSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x1e\n\x16skip_safety_checkpoint\x18\x02 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"G\n\x18RollbackSnapshotResponse\x12\x1c\n\x14safety_checkpoint_id\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"=\n\rServerMapping\x12\x15\n\rsource_server\x18\x01 \x01(\t\x12\x15\n\rtarget_server\x18\x02 \x01(\t\"V\n\nAppMapping\x12#\n\x06source\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06target\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\"\xc4\x01\n\x16RestoreSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\x07servers\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.ServerMapping\x12%\n\x04\x61pps\x18\x03 \x03(\x0b\x32\x17.snapshot.v1.AppMapping\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x11\n\tfrom_site\x18\x05 \x01(\t\x12\x13\n\x0bsource_site\x18\x06 \x01(\t\"H\n\x17RestoreSnapshotResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x1e\n\x16restored_checkpoint_id\x18\x02 \x01(\x04\"<\n\x15\x43opyCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x0c\n\x04site\x18\x02 \x01(\t\"C\n\x16\x43opyCheckpointResponse\x12)\n\x04\x63opy\x18\x01 \x01(\x0b\x32\x1b.snapshot.v1.CheckpointCopy\"<\n\x1bListCheckpointCopiesRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\"\xcc\x01\n\x08SiteCopy\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x13\n\x0bsource_site\x18\x02 \x01(\t\x12\x1c\n\x14source_checkpoint_id\x18\x03 \x01(\x04\x12-\n\tcopied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\x12\x0f\n\x07objects\x18\x06 \x01(\x04\x12\x12\n\nsize_bytes\x18\x07 \x01(\x04\"E\n\x1cListCheckpointCopiesResponse\x12%\n\x06\x63opies\x18\x01 \x03(\x0b\x32\x15.snapshot.v1.SiteCopy\"0\n\x17VerifyCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"-\n\rVerifyProblem\x12\x0c\n\x04part\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"T\n\x18VerifyCheckpointResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12,\n\x08problems\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.VerifyProblem\"I\n\x17\x44\x65leteCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"U\n\x18\x44\x65leteCheckpointResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12 \n\x18\x64\x65leted_volume_snapshots\x18\x02 \x03(\t\"I\n\x17\x43\x61ncelCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"G\n\x18\x43\x61ncelCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"F\n\x14PinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"D\n\x15PinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"H\n\x16UnpinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"F\n\x17UnpinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\x92\x02\n\x05\x41gent\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x0c\n\x04\x61pps\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.snapshot.v1.AgentStatus\x12\x31\n\rregistered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66rozen\x18\x08 \x01(\x08\x12&\n\x08\x63hannels\x18\t \x03(\x0b\x32\x14.snapshot.v1.Channel\"#\n\x11ListAgentsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"8\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.snapshot.v1.Agent\"\xff\x01\n\nPlanPolicy\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12-\n\x08schedule\x18\x03 \x01(\x0b\x32\x1b.snapshot.v1.SchedulePolicy\x12/\n\tretention\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.RetentionPolicy\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x02\n\x0eSchedulePolicy\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12,\n\x05level\x18\x03 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x14\n\x0cwindow_start\x18\x04 \x01(\t\x12\x12\n\nwindow_end\x18\x05 \x01(\t\x12)\n\x06jitter\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tmin_pause\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12tolerable_failures\x18\x08 \x01(\r\"\x93\x01\n\x0fRetentionPolicy\x12\x11\n\tkeep_last\x18\x01 \x01(\r\x12\x12\n\nkeep_daily\x18\x02 \x01(\r\x12\x13\n\x0bkeep_weekly\x18\x03 \x01(\r\x12\x14\n\x0ckeep_monthly\x18\x04 \x01(\r\x12.\n\x0bkeep_within\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x13\x43reatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"?\n\x14\x43reatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"#\n\x10GetPolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"<\n\x11GetPolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"L\n\x13ListPoliciesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x14ListPoliciesResponse\x12)\n\x08policies\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x13UpdatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"?\n\x14UpdatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"&\n\x13\x44\x65letePolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65letePolicyResponse\"&\n\x13GetPlanStatsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\xc3\x04\n\tPlanStats\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x19\n\x11\x63heckpoints_total\x18\x02 \x01(\r\x12\x11\n\tcompleted\x18\x03 \x01(\r\x12\x0f\n\x07\x61\x62orted\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12/\n\x0c\x64uration_min\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_avg\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_max\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0esize_min_bytes\x18\t \x01(\x04\x12\x16\n\x0esize_avg_bytes\x18\n \x01(\x04\x12\x16\n\x0esize_max_bytes\x18\x0b \x01(\x04\x12\x1b\n\x13latest_completed_id\x18\x0c \x01(\x04\x12\x37\n\x13latest_completed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_failure_id\x18\x0e \x01(\x04\x12\x37\n\x13last_failure_reason\x18\x0f \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x1b\n\x13last_failure_detail\x18\x10 \x01(\t\x12\x33\n\x0flast_failure_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x14GetPlanStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.snapshot.v1.PlanStats*t\n\x0b\x43hannelKind\x12\x1c\n\x18\x43HANNEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HANNEL_KIND_IN_BAND\x10\x01\x12\x14\n\x10\x43HANNEL_KIND_LOG\x10\x02\x12\x17\n\x13\x43HANNEL_KIND_OPAQUE\x10\x03*\x89\x01\n\x10\x43onsistencyLevel\x12!\n\x1d\x43ONSISTENCY_LEVEL_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONSISTENCY_LEVEL_NONE\x10\x01\x12\x1b\n\x17\x43ONSISTENCY_LEVEL_CRASH\x10\x02\x12\x19\n\x15\x43ONSISTENCY_LEVEL_APP\x10\x03*i\n\rAlignmentMode\x12\x1e\n\x1a\x41LIGNMENT_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LIGNMENT_MODE_ALIGNED\x10\x01\x12\x1c\n\x18\x41LIGNMENT_MODE_UNALIGNED\x10\x02*j\n\x0e\x46\x61llbackPolicy\x12\x1f\n\x1b\x46\x41LLBACK_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41LLBACK_POLICY_FAIL\x10\x01\x12\x1d\n\x19\x46\x41LLBACK_POLICY_DOWNGRADE\x10\x02*\xac\x02\n\x0f\x43heckpointState\x12 \n\x1c\x43HECKPOINT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43HECKPOINT_STATE_PENDING\x10\x01\x12\x1f\n\x1b\x43HECKPOINT_STATE_TRIGGERING\x10\x02\x12\x1f\n\x1b\x43HECKPOINT_STATE_COLLECTING\x10\x03\x12\x1f\n\x1b\x43HECKPOINT_STATE_COMMITTING\x10\x04\x12\x1e\n\x1a\x43HECKPOINT_STATE_COMPLETED\x10\x05\x12\x1d\n\x19\x43HECKPOINT_STATE_ABORTING\x10\x06\x12\x1c\n\x18\x43HECKPOINT_STATE_ABORTED\x10\x07\x12\x19\n\x15\x43HECKPOINT_STATE_HELD\x10\x08*\x84\x04\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x01\x12\x1b\n\x17\x46\x41ILURE_REASON_DECLINED\x10\x02\x12$\n FAILURE_REASON_AGENT_UNAVAILABLE\x10\x03\x12!\n\x1d\x46\x41ILURE_REASON_CHANNEL_FAILED\x10\x04\x12\x1b\n\x17\x46\x41ILURE_REASON_SUBSUMED\x10\x05\x12\x1f\n\x1b\x46\x41ILURE_REASON_STORE_FAILED\x10\x06\x12 \n\x1c\x46\x41ILURE_REASON_FREEZE_FAILED\x10\x07\x12)\n%FAILURE_REASON_VOLUME_SNAPSHOT_FAILED\x10\x08\x12\x1e\n\x1a\x46\x41ILURE_REASON_HOOK_FAILED\x10\t\x12 \n\x1c\x46\x41ILURE_REASON_EPOCH_CHANGED\x10\n\x12\x1c\n\x18\x46\x41ILURE_REASON_CANCELLED\x10\x0b\x12$\n FAILURE_REASON_TOO_MANY_FAILURES\x10\x0c\x12\x1b\n\x17\x46\x41ILURE_REASON_INTERNAL\x10\r\x12#\n\x1f\x46\x41ILURE_REASON_COORDINATOR_LOST\x10\x0e*U\n\tCopyState\x12\x1a\n\x16\x43OPY_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43OPY_STATE_COPIED\x10\x01\x12\x15\n\x11\x43OPY_STATE_FAILED\x10\x02*\x94\x02\n\x0cProgressKind\x12\x1d\n\x19PROGRESS_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPROGRESS_KIND_STATE_CHANGED\x10\x01\x12\x1e\n\x1aPROGRESS_KIND_APP_PROGRESS\x10\x02\x12\x1b\n\x17PROGRESS_KIND_APP_ACKED\x10\x03\x12\x1e\n\x1aPROGRESS_KIND_APP_DECLINED\x10\x04\x12\x1f\n\x1bPROGRESS_KIND_SERVER_FROZEN\x10\x05\x12\x1f\n\x1bPROGRESS_KIND_SERVER_THAWED\x10\x06\x12%\n!PROGRESS_KIND_VOLUMES_SNAPSHOTTED\x10\x07*u\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATUS_ONLINE\x10\x01\x12\x15\n\x11\x41GENT_STATUS_LATE\x10\x02\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x03\x32\xfd\x12\n\x0b\x43oordinator\x12S\n\x0cRegisterPlan\x12 .snapshot.v1.RegisterPlanRequest\x1a!.snapshot.v1.RegisterPlanResponse\x12\x44\n\x07GetPlan\x12\x1b.snapshot.v1.GetPlanRequest\x1a\x1c.snapshot.v1.GetPlanResponse\x12J\n\tListPlans\x12\x1d.snapshot.v1.ListPlansRequest\x1a\x1e.snapshot.v1.ListPlansResponse\x12M\n\nDeletePlan\x12\x1e.snapshot.v1.DeletePlanRequest\x1a\x1f.snapshot.v1.DeletePlanResponse\x12S\n\x0cTakeSnapshot\x12 .snapshot.v1.TakeSnapshotRequest\x1a!.snapshot.v1.TakeSnapshotResponse\x12V\n\rGetCheckpoint\x12!.snapshot.v1.GetCheckpointRequest\x1a\".snapshot.v1.GetCheckpointResponse\x12\\\n\x0fListCheckpoints\x12#.snapshot.v1.ListCheckpointsRequest\x1a$.snapshot.v1.ListCheckpointsResponse\x12^\n\x0fWatchCheckpoint\x12#.snapshot.v1.WatchCheckpointRequest\x1a$.snapshot.v1.WatchCheckpointResponse0\x01\x12j\n\x13TakeSnapshotAndWait\x12\'.snapshot.v1.TakeSnapshotAndWaitRequest\x1a(.snapshot.v1.TakeSnapshotAndWaitResponse0\x01\x12\\\n\x0f\x42\x65ginCheckpoint\x12#.snapshot.v1.BeginCheckpointRequest\x1a$.snapshot.v1.BeginCheckpointResponse\x12_\n\x10\x46inishCheckpoint\x12$.snapshot.v1.FinishCheckpointRequest\x1a%.snapshot.v1.FinishCheckpointResponse\x12_\n\x10RollbackSnapshot\x12$.snapshot.v1.RollbackSnapshotRequest\x1a%.snapshot.v1.RollbackSnapshotResponse\x12\\\n\x0fRestoreSnapshot\x12#.snapshot.v1.RestoreSnapshotRequest\x1a$.snapshot.v1.RestoreSnapshotResponse\x12_\n\x10VerifyCheckpoint\x12$.snapshot.v1.VerifyCheckpointRequest\x1a%.snapshot.v1.VerifyCheckpointResponse\x12_\n\x10\x44\x65leteCheckpoint\x12$.snapshot.v1.DeleteCheckpointRequest\x1a%.snapshot.v1.DeleteCheckpointResponse\x12_\n\x10\x43\x61ncelCheckpoint\x12$.snapshot.v1.CancelCheckpointRequest\x1a%.snapshot.v1.CancelCheckpointResponse\x12V\n\rPinCheckpoint\x12!.snapshot.v1.PinCheckpointRequest\x1a\".snapshot.v1.PinCheckpointResponse\x12\\\n\x0fUnpinCheckpoint\x12#.snapshot.v1.UnpinCheckpointRequest\x1a$.snapshot.v1.UnpinCheckpointResponse\x12M\n\nListAgents\x12\x1e.snapshot.v1.ListAgentsRequest\x1a\x1f.snapshot.v1.ListAgentsResponse\x12S\n\x0c\x43reatePolicy\x12 .snapshot.v1.CreatePolicyRequest\x1a!.snapshot.v1.CreatePolicyResponse\x12J\n\tGetPolicy\x12\x1d.snapshot.v1.GetPolicyRequest\x1a\x1e.snapshot.v1.GetPolicyResponse\x12S\n\x0cListPolicies\x12 .snapshot.v1.ListPoliciesRequest\x1a!.snapshot.v1.ListPoliciesResponse\x12S\n\x0cUpdatePolicy\x12 .snapshot.v1.UpdatePolicyRequest\x1a!.snapshot.v1.UpdatePolicyResponse\x12S\n\x0c\x44\x65letePolicy\x12 .snapshot.v1.DeletePolicyRequest\x1a!.snapshot.v1.DeletePolicyResponse\x12S\n\x0cGetPlanStats\x12 .snapshot.v1.GetPlanStatsRequest\x1a!.snapshot.v1.GetPlanStatsResponse\x12Y\n\x0e\x43opyCheckpoint\x12\".snapshot.v1.CopyCheckpointRequest\x1a#.snapshot.v1.CopyCheckpointResponse\x12k\n\x14ListCheckpointCopies\x12(.snapshot.v1.ListCheckpointCopiesRequest\x1a).snapshot.v1.ListCheckpointCopiesResponseb\x06proto3')
+  serialized_pb=_b('\n\x1dsnapshot/v1/coordinator.proto\x12\x0bsnapshot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x04\x61pps\x18\x04 \x03(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x08\x63hannels\x18\x05 \x03(\x0b\x32\x14.snapshot.v1.Channel\x12$\n\x07volumes\x18\x06 \x03(\x0b\x32\x13.snapshot.v1.Volume\x12\x10\n\x08revision\x18\x07 \x01(\x04\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x11\x61gentless_servers\x18\n \x03(\x0b\x32\x1c.snapshot.v1.AgentlessServer\x12\x15\n\rcopy_to_sites\x18\x1e \x03(\t\"O\n\x0f\x41gentlessServer\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ref\x18\x02 \x01(\t\x12\x17\n\x0fguest_agent_ref\x18\x03 \x01(\t\"%\n\x06\x41ppRef\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\"\xa6\x01\n\x07\x43hannel\x12%\n\x08\x66rom_app\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06to_app\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.snapshot.v1.ChannelKind\x12\x12\n\nlog_stream\x18\x04 \x01(\t\x12\x13\n\x0blog_subject\x18\x05 \x01(\t\"9\n\x06Volume\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x13\n\x0b\x62\x61\x63kend_ref\x18\x03 \x01(\t\"Q\n\x13RegisterPlanRequest\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"7\n\x14RegisterPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"2\n\x0fGetPlanResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.snapshot.v1.Plan\"I\n\x10ListPlansRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"N\n\x11ListPlansResponse\x12 \n\x05plans\x18\x01 \x03(\x0b\x32\x11.snapshot.v1.Plan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x11\x44\x65letePlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65lete_checkpoints\x18\x02 \x01(\x08\"\x14\n\x12\x44\x65letePlanResponse\"\xa9\x02\n\x0fSnapshotOptions\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0e\x61lignment_mode\x18\x02 \x01(\x0e\x32\x1a.snapshot.v1.AlignmentMode\x12\x34\n\x11\x61lignment_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x0f\x66\x61llback_policy\x18\x04 \x01(\x0e\x32\x1b.snapshot.v1.FallbackPolicy\x12\x32\n\x0f\x66reeze_deadline\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_concurrent\x18\x06 \x01(\r\"\x9c\x01\n\x13TakeSnapshotRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"Z\n\x14TakeSnapshotResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xd1\x01\n\x16\x42\x65ginCheckpointRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x30\n\rhold_deadline\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"]\n\x17\x42\x65ginCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xac\x01\n\x13GivenVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x17\x46inishCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x31\n\x07volumes\x18\x02 \x03(\x0b\x32 .snapshot.v1.GivenVolumeSnapshot\"G\n\x18\x46inishCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc9\x03\n\x08\x41ppStats\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\r\n\x05\x61\x63ked\x18\x03 \x01(\x08\x12,\n\x08\x61\x63ked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0bstart_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12\x61lignment_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rsync_duration\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0e\x61sync_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\n \x01(\x04\x12\x1a\n\x12\x66inished_unaligned\x18\x0b \x01(\x08\x12\x32\n\x0e\x66\x61ilure_reason\x18\x0c \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\r \x01(\t\"\x95\x02\n\x0f\x43heckpointStats\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\r\x12\r\n\x05total\x18\x02 \x01(\r\x12\x30\n\x0ctriggered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0blast_ack_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13\x63hannel_state_bytes\x18\x07 \x01(\x04\x12#\n\x04\x61pps\x18\x08 \x03(\x0b\x32\x15.snapshot.v1.AppStats\"\xd8\x01\n\x0eVolumeSnapshot\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x14\n\x0csnapshot_ref\x18\x03 \x01(\t\x12-\n\tfrozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsnapshot_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdd\x06\n\nCheckpoint\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x36\n\x0flevel_requested\x18\x04 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x35\n\x0elevel_achieved\x18\x05 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x32\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x16\n\x0e\x66\x61ilure_detail\x18\x08 \x01(\t\x12\r\n\x05\x65poch\x18\t \x01(\x04\x12-\n\x07options\x18\n \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05stats\x18\x0e \x01(\x0b\x32\x1c.snapshot.v1.CheckpointStats\x12,\n\x07volumes\x18\x0f \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\x12\x0e\n\x06safety\x18\x10 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x11 \x01(\t\x12*\n\x07servers\x18\x12 \x03(\x0b\x32\x19.snapshot.v1.ServerFreeze\x12\x0e\n\x06pinned\x18\x13 \x01(\x08\x12\x30\n\rhold_deadline\x18\x14 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x0e\x63\x61ller_volumes\x18\x15 \x03(\x0b\x32\x1b.snapshot.v1.VolumeSnapshot\x12+\n\x06\x63opies\x18\x1e \x03(\x0b\x32\x1b.snapshot.v1.CheckpointCopy\x12.\n\rimported_from\x18\x1f \x01(\x0b\x32\x17.snapshot.v1.CopySource\"\xdb\x01\n\x0e\x43heckpointCopy\x12\x0c\n\x04site\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.snapshot.v1.CopyState\x12-\n\tcopied_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x03lag\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\tfailed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"|\n\nCopySource\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x13\n\x0bsource_site\x18\x02 \x01(\t\x12\x1c\n\x14source_checkpoint_id\x18\x03 \x01(\x04\x12-\n\tcopied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x02\n\x0cServerFreeze\x12\x0e\n\x06server\x18\x01 \x01(\t\x12-\n\tfrozen_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthawed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_frozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61gent_thawed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x62y_watchdog\x18\x06 \x01(\x08\x12#\n\x05hooks\x18\x07 \x03(\x0b\x32\x14.snapshot.v1.HookRun\"\xb9\x01\n\x07HookRun\x12\x0c\n\x04hook\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x11\n\texit_code\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\t\x12\x11\n\ttimed_out\x18\x05 \x01(\x08\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06stderr\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\r\x12\x0b\n\x03\x61pp\x18\t \x01(\t\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"D\n\x15GetCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"~\n\x16ListCheckpointsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x06states\x18\x02 \x03(\x0e\x32\x1c.snapshot.v1.CheckpointState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x17ListCheckpointsResponse\x12,\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x16WatchCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"\xa3\x01\n\x1aTakeSnapshotAndWaitRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12,\n\x05level\x18\x02 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.snapshot.v1.SnapshotOptions\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\xc8\x01\n\x1bTakeSnapshotAndWaitResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\xc4\x01\n\x17WatchCheckpointResponse\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.snapshot.v1.ProgressKind\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12+\n\ncheckpoint\x18\x06 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"i\n\x17RollbackSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x1e\n\x16skip_safety_checkpoint\x18\x02 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"G\n\x18RollbackSnapshotResponse\x12\x1c\n\x14safety_checkpoint_id\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"=\n\rServerMapping\x12\x15\n\rsource_server\x18\x01 \x01(\t\x12\x15\n\rtarget_server\x18\x02 \x01(\t\"V\n\nAppMapping\x12#\n\x06source\x18\x01 \x01(\x0b\x32\x13.snapshot.v1.AppRef\x12#\n\x06target\x18\x02 \x01(\x0b\x32\x13.snapshot.v1.AppRef\"\xc4\x01\n\x16RestoreSnapshotRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12+\n\x07servers\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.ServerMapping\x12%\n\x04\x61pps\x18\x03 \x03(\x0b\x32\x17.snapshot.v1.AppMapping\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x11\n\tfrom_site\x18\x05 \x01(\t\x12\x13\n\x0bsource_site\x18\x06 \x01(\t\"H\n\x17RestoreSnapshotResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x1e\n\x16restored_checkpoint_id\x18\x02 \x01(\x04\"<\n\x15\x43opyCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x0c\n\x04site\x18\x02 \x01(\t\"C\n\x16\x43opyCheckpointResponse\x12)\n\x04\x63opy\x18\x01 \x01(\x0b\x32\x1b.snapshot.v1.CheckpointCopy\"<\n\x1bListCheckpointCopiesRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\"\xcc\x01\n\x08SiteCopy\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x13\n\x0bsource_site\x18\x02 \x01(\t\x12\x1c\n\x14source_checkpoint_id\x18\x03 \x01(\x04\x12-\n\tcopied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\x12\x0f\n\x07objects\x18\x06 \x01(\x04\x12\x12\n\nsize_bytes\x18\x07 \x01(\x04\"E\n\x1cListCheckpointCopiesResponse\x12%\n\x06\x63opies\x18\x01 \x03(\x0b\x32\x15.snapshot.v1.SiteCopy\"0\n\x17VerifyCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\"-\n\rVerifyProblem\x12\x0c\n\x04part\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"T\n\x18VerifyCheckpointResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12,\n\x08problems\x18\x02 \x03(\x0b\x32\x1a.snapshot.v1.VerifyProblem\"I\n\x17\x44\x65leteCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"U\n\x18\x44\x65leteCheckpointResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12 \n\x18\x64\x65leted_volume_snapshots\x18\x02 \x03(\t\"I\n\x17\x43\x61ncelCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"G\n\x18\x43\x61ncelCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"F\n\x14PinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"D\n\x15PinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"H\n\x16UnpinCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"F\n\x17UnpinCheckpointResponse\x12+\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.Checkpoint\"\x92\x02\n\x05\x41gent\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06server\x18\x02 \x01(\t\x12\x0c\n\x04\x61pps\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12(\n\x06status\x18\x05 \x01(\x0e\x32\x18.snapshot.v1.AgentStatus\x12\x31\n\rregistered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66rozen\x18\x08 \x01(\x08\x12&\n\x08\x63hannels\x18\t \x03(\x0b\x32\x14.snapshot.v1.Channel\"#\n\x11ListAgentsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"8\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.snapshot.v1.Agent\"\xff\x01\n\nPlanPolicy\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12-\n\x08schedule\x18\x03 \x01(\x0b\x32\x1b.snapshot.v1.SchedulePolicy\x12/\n\tretention\x18\x04 \x01(\x0b\x32\x1c.snapshot.v1.RetentionPolicy\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x02\n\x0eSchedulePolicy\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12,\n\x05level\x18\x03 \x01(\x0e\x32\x1d.snapshot.v1.ConsistencyLevel\x12\x14\n\x0cwindow_start\x18\x04 \x01(\t\x12\x12\n\nwindow_end\x18\x05 \x01(\t\x12)\n\x06jitter\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tmin_pause\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12tolerable_failures\x18\x08 \x01(\r\"\x93\x01\n\x0fRetentionPolicy\x12\x11\n\tkeep_last\x18\x01 \x01(\r\x12\x12\n\nkeep_daily\x18\x02 \x01(\r\x12\x13\n\x0bkeep_weekly\x18\x03 \x01(\r\x12\x14\n\x0ckeep_monthly\x18\x04 \x01(\r\x12.\n\x0bkeep_within\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\">\n\x13\x43reatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"?\n\x14\x43reatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"#\n\x10GetPolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"<\n\x11GetPolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"L\n\x13ListPoliciesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x14ListPoliciesResponse\x12)\n\x08policies\x18\x01 \x03(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x13UpdatePolicyRequest\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\"?\n\x14UpdatePolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.snapshot.v1.PlanPolicy\"&\n\x13\x44\x65letePolicyRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65letePolicyResponse\"&\n\x13GetPlanStatsRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"\xc3\x04\n\tPlanStats\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x19\n\x11\x63heckpoints_total\x18\x02 \x01(\r\x12\x11\n\tcompleted\x18\x03 \x01(\r\x12\x0f\n\x07\x61\x62orted\x18\x04 \x01(\r\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12/\n\x0c\x64uration_min\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_avg\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x64uration_max\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0esize_min_bytes\x18\t \x01(\x04\x12\x16\n\x0esize_avg_bytes\x18\n \x01(\x04\x12\x16\n\x0esize_max_bytes\x18\x0b \x01(\x04\x12\x1b\n\x13latest_completed_id\x18\x0c \x01(\x04\x12\x37\n\x13latest_completed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_failure_id\x18\x0e \x01(\x04\x12\x37\n\x13last_failure_reason\x18\x0f \x01(\x0e\x32\x1a.snapshot.v1.FailureReason\x12\x1b\n\x13last_failure_detail\x18\x10 \x01(\t\x12\x33\n\x0flast_failure_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x14GetPlanStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.snapshot.v1.PlanStats*t\n\x0b\x43hannelKind\x12\x1c\n\x18\x43HANNEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HANNEL_KIND_IN_BAND\x10\x01\x12\x14\n\x10\x43HANNEL_KIND_LOG\x10\x02\x12\x17\n\x13\x43HANNEL_KIND_OPAQUE\x10\x03*\x89\x01\n\x10\x43onsistencyLevel\x12!\n\x1d\x43ONSISTENCY_LEVEL_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONSISTENCY_LEVEL_NONE\x10\x01\x12\x1b\n\x17\x43ONSISTENCY_LEVEL_CRASH\x10\x02\x12\x19\n\x15\x43ONSISTENCY_LEVEL_APP\x10\x03*i\n\rAlignmentMode\x12\x1e\n\x1a\x41LIGNMENT_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LIGNMENT_MODE_ALIGNED\x10\x01\x12\x1c\n\x18\x41LIGNMENT_MODE_UNALIGNED\x10\x02*j\n\x0e\x46\x61llbackPolicy\x12\x1f\n\x1b\x46\x41LLBACK_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41LLBACK_POLICY_FAIL\x10\x01\x12\x1d\n\x19\x46\x41LLBACK_POLICY_DOWNGRADE\x10\x02*\xac\x02\n\x0f\x43heckpointState\x12 \n\x1c\x43HECKPOINT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43HECKPOINT_STATE_PENDING\x10\x01\x12\x1f\n\x1b\x43HECKPOINT_STATE_TRIGGERING\x10\x02\x12\x1f\n\x1b\x43HECKPOINT_STATE_COLLECTING\x10\x03\x12\x1f\n\x1b\x43HECKPOINT_STATE_COMMITTING\x10\x04\x12\x1e\n\x1a\x43HECKPOINT_STATE_COMPLETED\x10\x05\x12\x1d\n\x19\x43HECKPOINT_STATE_ABORTING\x10\x06\x12\x1c\n\x18\x43HECKPOINT_STATE_ABORTED\x10\x07\x12\x19\n\x15\x43HECKPOINT_STATE_HELD\x10\x08*\x84\x04\n\rFailureReason\x12\x1e\n\x1a\x46\x41ILURE_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x01\x12\x1b\n\x17\x46\x41ILURE_REASON_DECLINED\x10\x02\x12$\n FAILURE_REASON_AGENT_UNAVAILABLE\x10\x03\x12!\n\x1d\x46\x41ILURE_REASON_CHANNEL_FAILED\x10\x04\x12\x1b\n\x17\x46\x41ILURE_REASON_SUBSUMED\x10\x05\x12\x1f\n\x1b\x46\x41ILURE_REASON_STORE_FAILED\x10\x06\x12 \n\x1c\x46\x41ILURE_REASON_FREEZE_FAILED\x10\x07\x12)\n%FAILURE_REASON_VOLUME_SNAPSHOT_FAILED\x10\x08\x12\x1e\n\x1a\x46\x41ILURE_REASON_HOOK_FAILED\x10\t\x12 \n\x1c\x46\x41ILURE_REASON_EPOCH_CHANGED\x10\n\x12\x1c\n\x18\x46\x41ILURE_REASON_CANCELLED\x10\x0b\x12$\n FAILURE_REASON_TOO_MANY_FAILURES\x10\x0c\x12\x1b\n\x17\x46\x41ILURE_REASON_INTERNAL\x10\r\x12#\n\x1f\x46\x41ILURE_REASON_COORDINATOR_LOST\x10\x0e*U\n\tCopyState\x12\x1a\n\x16\x43OPY_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43OPY_STATE_COPIED\x10\x01\x12\x15\n\x11\x43OPY_STATE_FAILED\x10\x02*\x94\x02\n\x0cProgressKind\x12\x1d\n\x19PROGRESS_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPROGRESS_KIND_STATE_CHANGED\x10\x01\x12\x1e\n\x1aPROGRESS_KIND_APP_PROGRESS\x10\x02\x12\x1b\n\x17PROGRESS_KIND_APP_ACKED\x10\x03\x12\x1e\n\x1aPROGRESS_KIND_APP_DECLINED\x10\x04\x12\x1f\n\x1bPROGRESS_KIND_SERVER_FROZEN\x10\x05\x12\x1f\n\x1bPROGRESS_KIND_SERVER_THAWED\x10\x06\x12%\n!PROGRESS_KIND_VOLUMES_SNAPSHOTTED\x10\x07*u\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATUS_ONLINE\x10\x01\x12\x15\n\x11\x41GENT_STATUS_LATE\x10\x02\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x03\x32\xfd\x12\n\x0b\x43oordinator\x12S\n\x0cRegisterPlan\x12 .snapshot.v1.RegisterPlanRequest\x1a!.snapshot.v1.RegisterPlanResponse\x12\x44\n\x07GetPlan\x12\x1b.snapshot.v1.GetPlanRequest\x1a\x1c.snapshot.v1.GetPlanResponse\x12J\n\tListPlans\x12\x1d.snapshot.v1.ListPlansRequest\x1a\x1e.snapshot.v1.ListPlansResponse\x12M\n\nDeletePlan\x12\x1e.snapshot.v1.DeletePlanRequest\x1a\x1f.snapshot.v1.DeletePlanResponse\x12S\n\x0cTakeSnapshot\x12 .snapshot.v1.TakeSnapshotRequest\x1a!.snapshot.v1.TakeSnapshotResponse\x12V\n\rGetCheckpoint\x12!.snapshot.v1.GetCheckpointRequest\x1a\".snapshot.v1.GetCheckpointResponse\x12\\\n\x0fListCheckpoints\x12#.snapshot.v1.ListCheckpointsRequest\x1a$.snapshot.v1.ListCheckpointsResponse\x12^\n\x0fWatchCheckpoint\x12#.snapshot.v1.WatchCheckpointRequest\x1a$.snapshot.v1.WatchCheckpointResponse0\x01\x12j\n\x13TakeSnapshotAndWait\x12\'.snapshot.v1.TakeSnapshotAndWaitRequest\x1a(.snapshot.v1.TakeSnapshotAndWaitResponse0\x01\x12\\\n\x0f\x42\x65ginCheckpoint\x12#.snapshot.v1.BeginCheckpointRequest\x1a$.snapshot.v1.BeginCheckpointResponse\x12_\n\x10\x46inishCheckpoint\x12$.snapshot.v1.FinishCheckpointRequest\x1a%.snapshot.v1.FinishCheckpointResponse\x12_\n\x10RollbackSnapshot\x12$.snapshot.v1.RollbackSnapshotRequest\x1a%.snapshot.v1.RollbackSnapshotResponse\x12\\\n\x0fRestoreSnapshot\x12#.snapshot.v1.RestoreSnapshotRequest\x1a$.snapshot.v1.RestoreSnapshotResponse\x12_\n\x10VerifyCheckpoint\x12$.snapshot.v1.VerifyCheckpointRequest\x1a%.snapshot.v1.VerifyCheckpointResponse\x12_\n\x10\x44\x65leteCheckpoint\x12$.snapshot.v1.DeleteCheckpointRequest\x1a%.snapshot.v1.DeleteCheckpointResponse\x12_\n\x10\x43\x61ncelCheckpoint\x12$.snapshot.v1.CancelCheckpointRequest\x1a%.snapshot.v1.CancelCheckpointResponse\x12V\n\rPinCheckpoint\x12!.snapshot.v1.PinCheckpointRequest\x1a\".snapshot.v1.PinCheckpointResponse\x12\\\n\x0fUnpinCheckpoint\x12#.snapshot.v1.UnpinCheckpointRequest\x1a$.snapshot.v1.UnpinCheckpointResponse\x12M\n\nListAgents\x12\x1e.snapshot.v1.ListAgentsRequest\x1a\x1f.snapshot.v1.ListAgentsResponse\x12S\n\x0c\x43reatePolicy\x12 .snapshot.v1.CreatePolicyRequest\x1a!.snapshot.v1.CreatePolicyResponse\x12J\n\tGetPolicy\x12\x1d.snapshot.v1.GetPolicyRequest\x1a\x1e.snapshot.v1.GetPolicyResponse\x12S\n\x0cListPolicies\x12 .snapshot.v1.ListPoliciesRequest\x1a!.snapshot.v1.ListPoliciesResponse\x12S\n\x0cUpdatePolicy\x12 .snapshot.v1.UpdatePolicyRequest\x1a!.snapshot.v1.UpdatePolicyResponse\x12S\n\x0c\x44\x65letePolicy\x12 .snapshot.v1.DeletePolicyRequest\x1a!.snapshot.v1.DeletePolicyResponse\x12S\n\x0cGetPlanStats\x12 .snapshot.v1.GetPlanStatsRequest\x1a!.snapshot.v1.GetPlanStatsResponse\x12Y\n\x0e\x43opyCheckpoint\x12\".snapshot.v1.CopyCheckpointRequest\x1a#.snapshot.v1.CopyCheckpointResponse\x12k\n\x14ListCheckpointCopies\x12(.snapshot.v1.ListCheckpointCopiesRequest\x1a).snapshot.v1.ListCheckpointCopiesResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_duration__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,])
 
@@ -51,8 +51,8 @@ _CHANNELKIND = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=10308,
-  serialized_end=10424,
+  serialized_start=10329,
+  serialized_end=10445,
 )
 _sym_db.RegisterEnumDescriptor(_CHANNELKIND)
 
@@ -82,8 +82,8 @@ _CONSISTENCYLEVEL = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=10427,
-  serialized_end=10564,
+  serialized_start=10448,
+  serialized_end=10585,
 )
 _sym_db.RegisterEnumDescriptor(_CONSISTENCYLEVEL)
 
@@ -109,8 +109,8 @@ _ALIGNMENTMODE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=10566,
-  serialized_end=10671,
+  serialized_start=10587,
+  serialized_end=10692,
 )
 _sym_db.RegisterEnumDescriptor(_ALIGNMENTMODE)
 
@@ -136,8 +136,8 @@ _FALLBACKPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=10673,
-  serialized_end=10779,
+  serialized_start=10694,
+  serialized_end=10800,
 )
 _sym_db.RegisterEnumDescriptor(_FALLBACKPOLICY)
 
@@ -187,8 +187,8 @@ _CHECKPOINTSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=10782,
-  serialized_end=11082,
+  serialized_start=10803,
+  serialized_end=11103,
 )
 _sym_db.RegisterEnumDescriptor(_CHECKPOINTSTATE)
 
@@ -262,8 +262,8 @@ _FAILUREREASON = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=11085,
-  serialized_end=11601,
+  serialized_start=11106,
+  serialized_end=11622,
 )
 _sym_db.RegisterEnumDescriptor(_FAILUREREASON)
 
@@ -289,8 +289,8 @@ _COPYSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=11603,
-  serialized_end=11688,
+  serialized_start=11624,
+  serialized_end=11709,
 )
 _sym_db.RegisterEnumDescriptor(_COPYSTATE)
 
@@ -336,8 +336,8 @@ _PROGRESSKIND = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=11691,
-  serialized_end=11967,
+  serialized_start=11712,
+  serialized_end=11988,
 )
 _sym_db.RegisterEnumDescriptor(_PROGRESSKIND)
 
@@ -367,8 +367,8 @@ _AGENTSTATUS = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=11969,
-  serialized_end=12086,
+  serialized_start=11990,
+  serialized_end=12107,
 )
 _sym_db.RegisterEnumDescriptor(_AGENTSTATUS)
 
@@ -648,6 +648,13 @@ _CHANNEL = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='log_subject', full_name='snapshot.v1.Channel.log_subject', index=4,
+      number=5, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -661,7 +668,7 @@ _CHANNEL = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=593,
-  serialized_end=738,
+  serialized_end=759,
 )
 
 
@@ -705,8 +712,8 @@ _VOLUME = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=740,
-  serialized_end=797,
+  serialized_start=761,
+  serialized_end=818,
 )
 
 
@@ -743,8 +750,8 @@ _REGISTERPLANREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=799,
-  serialized_end=880,
+  serialized_start=820,
+  serialized_end=901,
 )
 
 
@@ -774,8 +781,8 @@ _REGISTERPLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=882,
-  serialized_end=937,
+  serialized_start=903,
+  serialized_end=958,
 )
 
 
@@ -805,8 +812,8 @@ _GETPLANREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=939,
-  serialized_end=972,
+  serialized_start=960,
+  serialized_end=993,
 )
 
 
@@ -836,8 +843,8 @@ _GETPLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=974,
-  serialized_end=1024,
+  serialized_start=995,
+  serialized_end=1045,
 )
 
 
@@ -881,8 +888,8 @@ _LISTPLANSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1026,
-  serialized_end=1099,
+  serialized_start=1047,
+  serialized_end=1120,
 )
 
 
@@ -919,8 +926,8 @@ _LISTPLANSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1101,
-  serialized_end=1179,
+  serialized_start=1122,
+  serialized_end=1200,
 )
 
 
@@ -957,8 +964,8 @@ _DELETEPLANREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1181,
-  serialized_end=1245,
+  serialized_start=1202,
+  serialized_end=1266,
 )
 
 
@@ -981,8 +988,8 @@ _DELETEPLANRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1247,
-  serialized_end=1267,
+  serialized_start=1268,
+  serialized_end=1288,
 )
 
 
@@ -1047,8 +1054,8 @@ _SNAPSHOTOPTIONS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1270,
-  serialized_end=1567,
+  serialized_start=1291,
+  serialized_end=1588,
 )
 
 
@@ -1099,8 +1106,8 @@ _TAKESNAPSHOTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1570,
-  serialized_end=1726,
+  serialized_start=1591,
+  serialized_end=1747,
 )
 
 
@@ -1137,8 +1144,8 @@ _TAKESNAPSHOTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1728,
-  serialized_end=1818,
+  serialized_start=1749,
+  serialized_end=1839,
 )
 
 
@@ -1196,8 +1203,8 @@ _BEGINCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1821,
-  serialized_end=2030,
+  serialized_start=1842,
+  serialized_end=2051,
 )
 
 
@@ -1234,8 +1241,8 @@ _BEGINCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2032,
-  serialized_end=2125,
+  serialized_start=2053,
+  serialized_end=2146,
 )
 
 
@@ -1293,8 +1300,8 @@ _GIVENVOLUMESNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2128,
-  serialized_end=2300,
+  serialized_start=2149,
+  serialized_end=2321,
 )
 
 
@@ -1331,8 +1338,8 @@ _FINISHCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2302,
-  serialized_end=2401,
+  serialized_start=2323,
+  serialized_end=2422,
 )
 
 
@@ -1362,8 +1369,8 @@ _FINISHCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2403,
-  serialized_end=2474,
+  serialized_start=2424,
+  serialized_end=2495,
 )
 
 
@@ -1477,8 +1484,8 @@ _APPSTATS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2477,
-  serialized_end=2934,
+  serialized_start=2498,
+  serialized_end=2955,
 )
 
 
@@ -1557,8 +1564,8 @@ _CHECKPOINTSTATS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2937,
-  serialized_end=3214,
+  serialized_start=2958,
+  serialized_end=3235,
 )
 
 
@@ -1623,8 +1630,8 @@ _VOLUMESNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3217,
-  serialized_end=3433,
+  serialized_start=3238,
+  serialized_end=3454,
 )
 
 
@@ -1808,8 +1815,8 @@ _CHECKPOINT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3436,
-  serialized_end=4297,
+  serialized_start=3457,
+  serialized_end=4318,
 )
 
 
@@ -1874,8 +1881,8 @@ _CHECKPOINTCOPY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4300,
-  serialized_end=4519,
+  serialized_start=4321,
+  serialized_end=4540,
 )
 
 
@@ -1926,8 +1933,8 @@ _COPYSOURCE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4521,
-  serialized_end=4645,
+  serialized_start=4542,
+  serialized_end=4666,
 )
 
 
@@ -1999,8 +2006,8 @@ _SERVERFREEZE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4648,
-  serialized_end=4936,
+  serialized_start=4669,
+  serialized_end=4957,
 )
 
 
@@ -2086,8 +2093,8 @@ _HOOKRUN = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4939,
-  serialized_end=5124,
+  serialized_start=4960,
+  serialized_end=5145,
 )
 
 
@@ -2117,8 +2124,8 @@ _GETCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5126,
-  serialized_end=5171,
+  serialized_start=5147,
+  serialized_end=5192,
 )
 
 
@@ -2148,8 +2155,8 @@ _GETCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5173,
-  serialized_end=5241,
+  serialized_start=5194,
+  serialized_end=5262,
 )
 
 
@@ -2200,8 +2207,8 @@ _LISTCHECKPOINTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5243,
-  serialized_end=5369,
+  serialized_start=5264,
+  serialized_end=5390,
 )
 
 
@@ -2238,8 +2245,8 @@ _LISTCHECKPOINTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5371,
-  serialized_end=5467,
+  serialized_start=5392,
+  serialized_end=5488,
 )
 
 
@@ -2269,8 +2276,8 @@ _WATCHCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5469,
-  serialized_end=5516,
+  serialized_start=5490,
+  serialized_end=5537,
 )
 
 
@@ -2321,8 +2328,8 @@ _TAKESNAPSHOTANDWAITREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5519,
-  serialized_end=5682,
+  serialized_start=5540,
+  serialized_end=5703,
 )
 
 
@@ -2387,8 +2394,8 @@ _TAKESNAPSHOTANDWAITRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5685,
-  serialized_end=5885,
+  serialized_start=5706,
+  serialized_end=5906,
 )
 
 
@@ -2453,8 +2460,8 @@ _WATCHCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5888,
-  serialized_end=6084,
+  serialized_start=5909,
+  serialized_end=6105,
 )
 
 
@@ -2498,8 +2505,8 @@ _ROLLBACKSNAPSHOTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6086,
-  serialized_end=6191,
+  serialized_start=6107,
+  serialized_end=6212,
 )
 
 
@@ -2536,8 +2543,8 @@ _ROLLBACKSNAPSHOTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6193,
-  serialized_end=6264,
+  serialized_start=6214,
+  serialized_end=6285,
 )
 
 
@@ -2574,8 +2581,8 @@ _SERVERMAPPING = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6266,
-  serialized_end=6327,
+  serialized_start=6287,
+  serialized_end=6348,
 )
 
 
@@ -2612,8 +2619,8 @@ _APPMAPPING = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6329,
-  serialized_end=6415,
+  serialized_start=6350,
+  serialized_end=6436,
 )
 
 
@@ -2678,8 +2685,8 @@ _RESTORESNAPSHOTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6418,
-  serialized_end=6614,
+  serialized_start=6439,
+  serialized_end=6635,
 )
 
 
@@ -2716,8 +2723,8 @@ _RESTORESNAPSHOTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6616,
-  serialized_end=6688,
+  serialized_start=6637,
+  serialized_end=6709,
 )
 
 
@@ -2754,8 +2761,8 @@ _COPYCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6690,
-  serialized_end=6750,
+  serialized_start=6711,
+  serialized_end=6771,
 )
 
 
@@ -2785,8 +2792,8 @@ _COPYCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6752,
-  serialized_end=6819,
+  serialized_start=6773,
+  serialized_end=6840,
 )
 
 
@@ -2823,8 +2830,8 @@ _LISTCHECKPOINTCOPIESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6821,
-  serialized_end=6881,
+  serialized_start=6842,
+  serialized_end=6902,
 )
 
 
@@ -2896,8 +2903,8 @@ _SITECOPY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6884,
-  serialized_end=7088,
+  serialized_start=6905,
+  serialized_end=7109,
 )
 
 
@@ -2927,8 +2934,8 @@ _LISTCHECKPOINTCOPIESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7090,
-  serialized_end=7159,
+  serialized_start=7111,
+  serialized_end=7180,
 )
 
 
@@ -2958,8 +2965,8 @@ _VERIFYCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7161,
-  serialized_end=7209,
+  serialized_start=7182,
+  serialized_end=7230,
 )
 
 
@@ -2996,8 +3003,8 @@ _VERIFYPROBLEM = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7211,
-  serialized_end=7256,
+  serialized_start=7232,
+  serialized_end=7277,
 )
 
 
@@ -3034,8 +3041,8 @@ _VERIFYCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7258,
-  serialized_end=7342,
+  serialized_start=7279,
+  serialized_end=7363,
 )
 
 
@@ -3072,8 +3079,8 @@ _DELETECHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7344,
-  serialized_end=7417,
+  serialized_start=7365,
+  serialized_end=7438,
 )
 
 
@@ -3110,8 +3117,8 @@ _DELETECHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7419,
-  serialized_end=7504,
+  serialized_start=7440,
+  serialized_end=7525,
 )
 
 
@@ -3148,8 +3155,8 @@ _CANCELCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7506,
-  serialized_end=7579,
+  serialized_start=7527,
+  serialized_end=7600,
 )
 
 
@@ -3179,8 +3186,8 @@ _CANCELCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7581,
-  serialized_end=7652,
+  serialized_start=7602,
+  serialized_end=7673,
 )
 
 
@@ -3217,8 +3224,8 @@ _PINCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7654,
-  serialized_end=7724,
+  serialized_start=7675,
+  serialized_end=7745,
 )
 
 
@@ -3248,8 +3255,8 @@ _PINCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7726,
-  serialized_end=7794,
+  serialized_start=7747,
+  serialized_end=7815,
 )
 
 
@@ -3286,8 +3293,8 @@ _UNPINCHECKPOINTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7796,
-  serialized_end=7868,
+  serialized_start=7817,
+  serialized_end=7889,
 )
 
 
@@ -3317,8 +3324,8 @@ _UNPINCHECKPOINTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7870,
-  serialized_end=7940,
+  serialized_start=7891,
+  serialized_end=7961,
 )
 
 
@@ -3404,8 +3411,8 @@ _AGENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7943,
-  serialized_end=8217,
+  serialized_start=7964,
+  serialized_end=8238,
 )
 
 
@@ -3435,8 +3442,8 @@ _LISTAGENTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8219,
-  serialized_end=8254,
+  serialized_start=8240,
+  serialized_end=8275,
 )
 
 
@@ -3466,8 +3473,8 @@ _LISTAGENTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8256,
-  serialized_end=8312,
+  serialized_start=8277,
+  serialized_end=8333,
 )
 
 
@@ -3539,8 +3546,8 @@ _PLANPOLICY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8315,
-  serialized_end=8570,
+  serialized_start=8336,
+  serialized_end=8591,
 )
 
 
@@ -3619,8 +3626,8 @@ _SCHEDULEPOLICY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8573,
-  serialized_end=8853,
+  serialized_start=8594,
+  serialized_end=8874,
 )
 
 
@@ -3678,8 +3685,8 @@ _RETENTIONPOLICY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=8856,
-  serialized_end=9003,
+  serialized_start=8877,
+  serialized_end=9024,
 )
 
 
@@ -3709,8 +3716,8 @@ _CREATEPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9005,
-  serialized_end=9067,
+  serialized_start=9026,
+  serialized_end=9088,
 )
 
 
@@ -3740,8 +3747,8 @@ _CREATEPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9069,
-  serialized_end=9132,
+  serialized_start=9090,
+  serialized_end=9153,
 )
 
 
@@ -3771,8 +3778,8 @@ _GETPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9134,
-  serialized_end=9169,
+  serialized_start=9155,
+  serialized_end=9190,
 )
 
 
@@ -3802,8 +3809,8 @@ _GETPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9171,
-  serialized_end=9231,
+  serialized_start=9192,
+  serialized_end=9252,
 )
 
 
@@ -3847,8 +3854,8 @@ _LISTPOLICIESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9233,
-  serialized_end=9309,
+  serialized_start=9254,
+  serialized_end=9330,
 )
 
 
@@ -3885,8 +3892,8 @@ _LISTPOLICIESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9311,
-  serialized_end=9401,
+  serialized_start=9332,
+  serialized_end=9422,
 )
 
 
@@ -3923,8 +3930,8 @@ _UPDATEPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9403,
-  serialized_end=9492,
+  serialized_start=9424,
+  serialized_end=9513,
 )
 
 
@@ -3954,8 +3961,8 @@ _UPDATEPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9494,
-  serialized_end=9557,
+  serialized_start=9515,
+  serialized_end=9578,
 )
 
 
@@ -3985,8 +3992,8 @@ _DELETEPOLICYREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9559,
-  serialized_end=9597,
+  serialized_start=9580,
+  serialized_end=9618,
 )
 
 
@@ -4009,8 +4016,8 @@ _DELETEPOLICYRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9599,
-  serialized_end=9621,
+  serialized_start=9620,
+  serialized_end=9642,
 )
 
 
@@ -4040,8 +4047,8 @@ _GETPLANSTATSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9623,
-  serialized_end=9661,
+  serialized_start=9644,
+  serialized_end=9682,
 )
 
 
@@ -4183,8 +4190,8 @@ _PLANSTATS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=9664,
-  serialized_end=10243,
+  serialized_start=9685,
+  serialized_end=10264,
 )
 
 
@@ -4214,8 +4221,8 @@ _GETPLANSTATSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=10245,
-  serialized_end=10306,
+  serialized_start=10266,
+  serialized_end=10327,
 )
 
 _PLAN.fields_by_name['apps'].message_type = _APPREF
@@ -4978,8 +4985,8 @@ _COORDINATOR = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=12089,
-  serialized_end=14518,
+  serialized_start=12110,
+  serialized_end=14539,
   methods=[
   _descriptor.MethodDescriptor(
     name='RegisterPlan',
