@@ -26,6 +26,7 @@ const code = NATS_ADMIN_COMMANDS.has(argv[0] ?? '') ? await runNatsAdmin(argv, p
 }, (address, connection) => new CoordinatorClient(address, {
   ...(connection.token !== undefined ? { token: connection.token } : {}),
   ...(connection.tls !== undefined ? { credentials: clientCredentialsFrom(connection.tls) } : {}),
+  ...(connection.tlsServerName !== undefined ? { tlsServerName: connection.tlsServerName } : {}),
 }), async (natsUrl, filter) => {
   // Operator mode: the coordinator's account holds the audit stream (docs/security.md).
   const creds = process.env['SNAPCTL_NATS_CREDS'];

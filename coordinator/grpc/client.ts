@@ -60,6 +60,11 @@ export interface ClientOptions {
    */
   readonly restoreCallTimeoutMs: number;
   readonly credentials?: ChannelCredentials;
+  /**
+   * With TLS: the name the coordinator's certificate must carry, when the address does not (an IP
+   * address, a load balancer). Also spares Node's warning about a TLS server name that is an IP.
+   */
+  readonly tlsServerName?: string;
   /** Sent as `authorization: Bearer <token>` on every call (a coordinator with auth, docs/security.md). */
   readonly token?: string;
 }
@@ -102,7 +107,8 @@ export class CoordinatorClient {
   constructor(address: string, options: Partial<ClientOptions> = {}) {
     this.options = { ...clientOptionsDefault, ...options };
     const { Client: Ctor } = coordinatorGrpc();
-    this.client = new Ctor(address, this.options.credentials ?? grpcCredentials.createInsecure());
+    const channelOptions = this.options.tlsServerName !== undefined ? { 'grpc.ssl_target_name_override': this.options.tlsServerName } : {};
+    this.client = new Ctor(address, this.options.credentials ?? grpcCredentials.createInsecure(), channelOptions);
   }
 
   close(): void {

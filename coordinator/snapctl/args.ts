@@ -29,6 +29,8 @@ export interface ConnectionOptions {
   /** --cert and --key / $SNAPCTL_CERT and $SNAPCTL_KEY: TLS with this client certificate (mTLS). */
   readonly certFile?: string;
   readonly keyFile?: string;
+  /** --tls-server-name / $SNAPCTL_TLS_SERVER_NAME: the name the coordinator's certificate carries, if not the address's. */
+  readonly tlsServerName?: string;
   /** --insecure: a token may go over plaintext to a coordinator that is not on this machine. */
   readonly insecure: boolean;
 }
@@ -81,6 +83,7 @@ const GLOBAL_OPTIONS: Options = {
   help: { type: 'boolean', short: 'h' },
   token: { type: 'string' },
   ca: { type: 'string' },
+  'tls-server-name': { type: 'string' },
   cert: { type: 'string' },
   key: { type: 'string' },
   insecure: { type: 'boolean' },
@@ -175,15 +178,17 @@ function connectionOptions(values: Record<string, unknown>, env: Readonly<Record
   const caFile = pick('ca', 'SNAPCTL_CA');
   const certFile = pick('cert', 'SNAPCTL_CERT');
   const keyFile = pick('key', 'SNAPCTL_KEY');
+  const tlsServerName = pick('tls-server-name', 'SNAPCTL_TLS_SERVER_NAME');
   if ((certFile === undefined) !== (keyFile === undefined)) usage('--cert and --key go together');
   if (token !== undefined && /\s/.test(token)) usage('--token (or $SNAPCTL_TOKEN) must not contain white space');
   const insecure = values.insecure === true;
-  if (insecure && (caFile !== undefined || certFile !== undefined)) usage('--insecure is plaintext: it excludes --ca, --cert and --key');
+  if (insecure && (caFile !== undefined || certFile !== undefined || tlsServerName !== undefined)) usage('--insecure is plaintext: it excludes --ca, --cert, --key and --tls-server-name');
   return {
     ...(token !== undefined ? { token } : {}),
     ...(caFile !== undefined ? { caFile } : {}),
     ...(certFile !== undefined ? { certFile } : {}),
     ...(keyFile !== undefined ? { keyFile } : {}),
+    ...(tlsServerName !== undefined ? { tlsServerName } : {}),
     insecure,
   };
 }
@@ -191,7 +196,7 @@ function connectionOptions(values: Record<string, unknown>, env: Readonly<Record
 /** The command words (`take`, `plans list`) found among argv's positionals, skipping option values. */
 function commandWords(argv: readonly string[]): string[] {
   const words: string[] = [];
-  const takesValue = new Set(['--address', '--output', '-o', '--token', '--ca', '--cert', '--key']);
+  const takesValue = new Set(['--address', '--output', '-o', '--token', '--ca', '--cert', '--key', '--tls-server-name']);
   for (const c of Object.values(COMMANDS)) for (const [name, o] of Object.entries(c.options)) if (o.type === 'string') takesValue.add(`--${name}`);
   for (let i = 0; i < argv.length && words.length < 2; i++) {
     const arg = argv[i] ?? '';

@@ -36,6 +36,8 @@ const GLOBAL_HELP = `Global options (before or after the command):
                         sent in plaintext only to an address on this machine, unless --insecure
   --ca FILE             TLS, trusting the coordinator's certificate by this CA (default: $SNAPCTL_CA)
   --cert FILE --key FILE  TLS with this client certificate, for mTLS (default: $SNAPCTL_CERT, $SNAPCTL_KEY)
+  --tls-server-name NAME  the name the coordinator's certificate carries, when the address does not
+                        (an IP address, a load balancer) (default: $SNAPCTL_TLS_SERVER_NAME)
   --insecure            plaintext, and a token may go to a coordinator on another machine: anyone on
                         the path can read it (development only; snapctl says so on stderr)
   -h, --help            help on the command`;

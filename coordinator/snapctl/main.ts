@@ -72,6 +72,7 @@ export interface Connection {
   readonly token?: string;
   /** Absent: plaintext. */
   readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  readonly tlsServerName?: string;
 }
 
 /** Reads `snapctl audit`'s entries from the `snap-audit` stream of this NATS. */
@@ -149,6 +150,10 @@ function readConnection(global: GlobalOptions, c: ConnectionOptions, io: Snapctl
     }
   }
   const tls = Object.keys(files).length > 0;
+  if (!tls && c.tlsServerName !== undefined) {
+    io.stderr('snapctl: --tls-server-name is for TLS: give --ca too\n');
+    return undefined;
+  }
   if (!tls && c.token !== undefined) {
     const remote = global.address.split(',').map((a) => a.trim()).filter((a) => !LOOPBACK.test(a));
     if (remote.length > 0 && !c.insecure) {
@@ -157,7 +162,7 @@ function readConnection(global: GlobalOptions, c: ConnectionOptions, io: Snapctl
     }
     if (remote.length > 0) io.stderr(`snapctl: WARNING: --insecure: the token goes in plaintext to ${remote.join(', ')}; anyone on the path can read and reuse it\n`);
   }
-  return { ...(c.token !== undefined ? { token: c.token } : {}), ...(tls ? { tls: files } : {}) };
+  return { ...(c.token !== undefined ? { token: c.token } : {}), ...(tls ? { tls: files } : {}), ...(c.tlsServerName !== undefined ? { tlsServerName: c.tlsServerName } : {}) };
 }
 
 async function audit(command: Extract<Command, { kind: 'audit' }>, global: GlobalOptions, io: SnapctlIo, read: AuditReader | undefined): Promise<number> {

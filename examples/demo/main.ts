@@ -52,6 +52,8 @@ const EXIT = { passed: 0, failed: 1, usage: 2, interrupted: 130 } as const;
  * pick its id from `snapctl list` and verify it. The states are a few bytes each, kept inline.
  */
 const RETAINED_CHECKPOINTS = 3600;
+/** A name in the API's certificate (security.ts): the address is an IP, which TLS does not use as a server name. */
+const DEMO_TLS_SERVER_NAME = 'localhost';
 
 const HELP = `npm start -- [options]: the live demo
 
@@ -369,8 +371,8 @@ async function otherTenant(client: CoordinatorClient, api: ApiSecurity | undefin
   check(final === 'completed', `checkpoint ${taken.ok ? taken.value.id : '-'} of its plan "${OTHER_PLAN.id}": ${final}`);
   const code = (r: { ok: true } | { ok: false; error: { codeName: string } }): string => (r.ok ? 'served' : r.error.codeName);
   if (api !== undefined) {
-    const anonymous = new CoordinatorClient(address, { credentials: api.credentials });
-    const viewer = new CoordinatorClient(address, { credentials: api.credentials, token: api.otherViewerToken });
+    const anonymous = new CoordinatorClient(address, { credentials: api.credentials, tlsServerName: DEMO_TLS_SERVER_NAME });
+    const viewer = new CoordinatorClient(address, { credentials: api.credentials, tlsServerName: DEMO_TLS_SERVER_NAME, token: api.otherViewerToken });
     try {
       const noToken = await anonymous.listPlans(undefined, 100, '');
       check(code(noToken) === 'UNAUTHENTICATED', `the gRPC API without a token: ${code(noToken)}`);
@@ -563,7 +565,7 @@ async function main(): Promise<number> {
   const address = leader.address;
   if (api !== undefined) {
     const envFile = join(workDir, 'snapctl.env');
-    writeFileSync(envFile, `export SNAPCTL_ADDRESS=${address} SNAPCTL_CA=${api.caFile} SNAPCTL_TOKEN=${api.adminToken}\n`, { mode: 0o600 });
+    writeFileSync(envFile, `export SNAPCTL_ADDRESS=${address} SNAPCTL_CA=${api.caFile} SNAPCTL_TLS_SERVER_NAME=${DEMO_TLS_SERVER_NAME} SNAPCTL_TOKEN=${api.adminToken}\n`, { mode: 0o600 });
     say(`  coordinator gRPC on ${address}, TLS and bearer tokens  (try: . ${envFile} && npm run -s snapctl -- list)`);
   } else say(`  coordinator gRPC on ${address}  (try: SNAPCTL_ADDRESS=${address} npm run -s snapctl -- list)`);
   let standby: { address: string; child: ChildProcess } | undefined;
@@ -610,7 +612,7 @@ async function main(): Promise<number> {
   writeFileSync(otherFile, JSON.stringify(withCreds(agentConfigJson(OTHER_PLAN, 's1', 'APP1', url, { logLevel: 'warn' }), OTHER_TENANT, 's1'), null, 2));
   startChild(`agent ${OTHER_TENANT}/s1`, ['agent/main.ts', '--config', otherFile, '--demo-app', 'tokens', '--initial-tokens', String(initialTokens), '--transfer-interval-ms', '0']);
 
-  const clientOptions = api !== undefined ? { token: api.adminToken, credentials: api.credentials } : {};
+  const clientOptions = api !== undefined ? { token: api.adminToken, credentials: api.credentials, tlsServerName: DEMO_TLS_SERVER_NAME } : {};
   let client = new CoordinatorClient(address, clientOptions);
   const nc = secured !== undefined ? await secured.connect(secured.coordinatorCreds, { name: 'snapshot-demo' }) : await connect({ servers: url.split(',') });
   tenantConnections = secured !== undefined ? new TenantConnections(secured.tenantCredsDir, { servers: url.split(',') }) : undefined;

@@ -350,6 +350,16 @@ describe('snapctl', () => {
     expect(none.stderr).toContain('UNAUTHENTICATED');
   }, 60_000);
 
+  it('--tls-server-name: a name the certificate carries gets through (without Node\'s IP server-name warning); one it does not carry fails the handshake', async () => {
+    const named = await snapctl(['plans', 'list', '--address', tlsAddress(), '--ca', file('ca.pem'), '--tls-server-name', 'localhost', '--token', TOKENS.globexViewer, '-o', 'json']);
+    expect(named.status, named.stderr).toBe(0);
+    expect((JSON.parse(named.stdout) as { plans: { id: string }[] }).plans.map((p) => p.id)).toEqual(['g-plan']);
+    expect(named.stderr).not.toContain('DEP0123');
+    const wrong = await snapctl(['plans', 'list', '--address', tlsAddress(), '--ca', file('ca.pem'), '--tls-server-name', 'elsewhere.example', '--token', TOKENS.globexViewer]);
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toContain('cannot reach the coordinator');
+  }, 60_000);
+
   it('--cert and --key over mTLS; audit --tenant reads the trail', async () => {
     const r = await snapctl(['plans', 'list', '--address', `127.0.0.1:${mtlsServer.port}`, '--ca', file('ca.pem'), '--cert', file('protection.pem'), '--key', file('protection.key'), '-o', 'json']);
     expect(r.status, r.stderr).toBe(0);

@@ -1,5 +1,5 @@
 /**
- * snapctl's connection options (--token, --ca, --cert/--key, --insecure and their variables) and
+ * snapctl's connection options (--token, --ca, --cert/--key, --tls-server-name, --insecure and their variables) and
  * the audit command's arguments: what parses, and the usage errors.
  */
 import { describe, expect, it } from 'vitest';
@@ -23,12 +23,15 @@ describe('snapctl connection options', () => {
     expect(parsed(['plans', 'list'], { SNAPCTL_TOKEN: 'from-env', SNAPCTL_CA: 'ca.pem' }).connection).toEqual({ token: 'from-env', caFile: 'ca.pem', insecure: false });
     expect(parsed(['plans', 'list', '--token', 'flag'], { SNAPCTL_TOKEN: 'from-env' }).connection.token).toBe('flag');
     expect(parsed(['--cert', 'c.pem', '--key', 'k.pem', 'agents'], { SNAPCTL_CA: 'ca.pem' }).connection).toEqual({ caFile: 'ca.pem', certFile: 'c.pem', keyFile: 'k.pem', insecure: false });
+    expect(parsed(['plans', 'list', '--tls-server-name', 'coord.example'], { SNAPCTL_CA: 'ca.pem', SNAPCTL_TLS_SERVER_NAME: 'other' }).connection).toEqual({ caFile: 'ca.pem', tlsServerName: 'coord.example', insecure: false });
+    expect(parsed(['plans', 'list'], { SNAPCTL_TLS_SERVER_NAME: 'localhost' }).connection.tlsServerName).toBe('localhost');
   });
 
   it('refuses half a client certificate, --insecure with TLS, and an empty or spaced token', () => {
     expect(usage(['plans', 'list', '--cert', 'c.pem'])).toBe('--cert and --key go together');
     expect(usage(['plans', 'list'], { SNAPCTL_KEY: 'k.pem' })).toBe('--cert and --key go together');
     expect(usage(['plans', 'list', '--insecure', '--ca', 'ca.pem'])).toContain('--insecure is plaintext');
+    expect(usage(['plans', 'list', '--insecure', '--tls-server-name', 'x'])).toContain('--insecure is plaintext');
     expect(usage(['plans', 'list'], { SNAPCTL_TOKEN: '' })).toContain('must not be empty');
     expect(usage(['plans', 'list', '--token', 'a b'])).toContain('white space');
   });
