@@ -12,7 +12,7 @@
  * Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 1 failed at run time, 2 bad usage or configuration.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { connect, credsAuthenticator } from 'nats';
+import { connect, credsAuthenticator, type NatsConnection } from 'nats';
 import { loadConfig } from '../adapters/config-schema.js';
 import { rootLogger } from '../adapters/logger.js';
 import { VERSION } from '../adapters/version.js';
@@ -188,6 +188,8 @@ async function main(): Promise<number> {
   };
   // With tenant credentials, each tenant's state bucket is in the tenant's own NATS account.
   const tenantConnections = options.natsTenantCredsDir === undefined ? undefined : new TenantConnections(options.natsTenantCredsDir, connectOptions);
+  /** A tenant's JetStream: its own account's with tenant credentials, else this connection's. */
+  const tenantConnection = (tenant: string): Promise<NatsConnection> => (tenantConnections === undefined ? Promise.resolve(nc) : tenantConnections.get(tenant));
   const objects = new JetStreamStateObjects(tenantConnections === undefined ? nc : (tenant) => tenantConnections.get(tenant), { replicas: options.replicas });
   // With a server backend, freeze/thaw of servers without an agent and their disks go to it.
   const routed = servers ? withServerBackend(nc, logger.child({ component: 'bus' }), servers, store, volumes) : undefined;
@@ -197,7 +199,7 @@ async function main(): Promise<number> {
   // Agents that registered with a previous coordinator are asked to register again (docs/agent.md).
   trackAgents(bus, agents);
   // The coordinator creates each tenant's state bucket: an agent with a credential may not.
-  createStateBuckets(bus, tenantConnections === undefined ? async () => nc : (tenant) => tenantConnections.get(tenant), { replicas: options.replicas, bucketBytesMax: 0 }, logger);
+  createStateBuckets(bus, tenantConnection, { replicas: options.replicas, bucketBytesMax: 0 }, logger);
   await bus.start();
   const checkpoints: CheckpointService = new CheckpointService(store, objects, bus, logger, {
     ...CHECKPOINT_SERVICE_DEFAULTS,
@@ -212,7 +214,7 @@ async function main(): Promise<number> {
     logRetention: new LogRetentionWatch({
       store,
       objects,
-      streams: jetStreamLogStreams(tenantConnections === undefined ? async () => nc : (tenant) => tenantConnections.get(tenant)),
+      streams: jetStreamLogStreams(tenantConnection),
       logger: logger.child({ component: 'log-retention' }),
     }),
   });

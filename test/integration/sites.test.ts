@@ -80,6 +80,33 @@ async function completedCheckpoint(): Promise<CheckpointRecord> {
   }
 }
 
+/** Sets the demo plan's copy_to_sites. */
+async function setCopySites(copyToSites: string[]): Promise<void> {
+  const plan = await primary.store.plans.get('demo');
+  if (!plan.ok) throw new Error(plan.error.message);
+  const { revision, ...rest } = plan.value;
+  const updated = await primary.store.plans.update({ ...rest, copyToSites }, revision);
+  if (!updated.ok) throw new Error(updated.error.message);
+}
+
+/** What the DR site holds of the primary's checkpoint `id`: its copy record, and its objects. */
+async function atSite(id: number): Promise<{ copy: () => Promise<boolean>; objects: () => Promise<string[]> }> {
+  const site = await links.endpoint('dr');
+  if (!site.ok) throw new Error(site.error.message);
+  return {
+    copy: async () => {
+      const got = await site.value.copies.get('primary', id);
+      if (!got.ok) throw new Error(got.error.message);
+      return got.value !== undefined;
+    },
+    objects: async () => {
+      const names = await site.value.objects.list(TENANT, `copy/primary/${id}/`);
+      if (!names.ok) throw new Error(names.error.message);
+      return names.value;
+    },
+  };
+}
+
 /** Each app's tokens once restored: its state plus the recorded messages on its inputs, which it is given again. */
 async function tokensAfterRestore(record: CheckpointRecord, objects: StateObjects): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -198,13 +225,6 @@ describe('copies of checkpoints at another site', () => {
 
   it('a plan with copy_to_sites has each completed checkpoint copied there on its own; the record shows the copy and its lag', async () => {
     const sites = primarySites();
-    const setCopySites = async (copyToSites: string[]): Promise<void> => {
-      const plan = await primary.store.plans.get('demo');
-      if (!plan.ok) throw new Error(plan.error.message);
-      const { revision, ...rest } = plan.value;
-      const updated = await primary.store.plans.update({ ...rest, copyToSites }, revision);
-      if (!updated.ok) throw new Error(updated.error.message);
-    };
     try {
       await setCopySites(['dr']);
       const record = await completedCheckpoint();
@@ -249,11 +269,7 @@ describe('copies of checkpoints at another site', () => {
   }, 60_000);
 
   it('a catch-up makes the automatic copy the newest checkpoint lacks (its coordinator stopped before it); a second finds none missing', async () => {
-    const plan = await primary.store.plans.get('demo');
-    if (!plan.ok) throw new Error(plan.error.message);
-    const { revision, ...rest } = plan.value;
-    const withSites = await primary.store.plans.update({ ...rest, copyToSites: ['dr'] }, revision);
-    if (!withSites.ok) throw new Error(withSites.error.message);
+    await setCopySites(['dr']);
     // Completed while no sites were wired: as if its coordinator stopped before the automatic copy.
     const record = await completedCheckpoint();
     expect(record.copies ?? []).toEqual([]);
@@ -266,11 +282,7 @@ describe('copies of checkpoints at another site', () => {
       const again = await sites.catchUp();
       expect(again.ok && again.value).toBe(0);
     } finally {
-      const current = await primary.store.plans.get('demo');
-      if (current.ok) {
-        const { revision: r, ...now } = current.value;
-        await primary.store.plans.update({ ...now, copyToSites: [] }, r);
-      }
+      await setCopySites([]);
       await sites.close();
     }
   }, 60_000);
@@ -281,18 +293,7 @@ describe('copies of checkpoints at another site', () => {
       const record = await completedCheckpoint();
       const copied = await sites.copies.copy(record.id, 'dr');
       expect(copied.ok && copied.value.state, copied.ok ? '' : copied.error.message).toBe('copied');
-      const site = await links.endpoint('dr');
-      if (!site.ok) throw new Error(site.error.message);
-      const objectsAtSite = async (): Promise<string[]> => {
-        const names = await site.value.objects.list(TENANT, `copy/primary/${record.id}/`);
-        if (!names.ok) throw new Error(names.error.message);
-        return names.value;
-      };
-      const copyAtSite = async (): Promise<boolean> => {
-        const got = await site.value.copies.get('primary', record.id);
-        if (!got.ok) throw new Error(got.error.message);
-        return got.value !== undefined;
-      };
+      const { copy: copyAtSite, objects: objectsAtSite } = await atSite(record.id);
       // The control: the copy is there, with its objects.
       expect(await copyAtSite()).toBe(true);
       expect((await objectsAtSite()).length).toBeGreaterThan(0);
@@ -315,13 +316,7 @@ describe('copies of checkpoints at another site', () => {
       const record = await completedCheckpoint();
       const copied = await sites.copies.copy(record.id, 'dr');
       expect(copied.ok && copied.value.state, copied.ok ? '' : copied.error.message).toBe('copied');
-      const site = await links.endpoint('dr');
-      if (!site.ok) throw new Error(site.error.message);
-      const copyAtSite = async (): Promise<boolean> => {
-        const got = await site.value.copies.get('primary', record.id);
-        if (!got.ok) throw new Error(got.error.message);
-        return got.value !== undefined;
-      };
+      const { copy: copyAtSite, objects: objectsAtSite } = await atSite(record.id);
       // A coordinator that marked the record and stopped before deleting anything.
       const stored = await primary.store.checkpoints.get(record.id);
       if (!stored.ok) throw new Error(stored.error.message);
@@ -333,8 +328,7 @@ describe('copies of checkpoints at another site', () => {
       expect(recovered.ok && recovered.value.deleted).toEqual([record.id]);
       for (let i = 0; (await copyAtSite()) && i < 100; i++) await new Promise((r) => setTimeout(r, 100));
       expect(await copyAtSite()).toBe(false);
-      const names = await site.value.objects.list(TENANT, `copy/primary/${record.id}/`);
-      expect(names.ok && names.value).toEqual([]);
+      expect(await objectsAtSite()).toEqual([]);
     } finally {
       await sites.close();
     }
