@@ -11,16 +11,26 @@ import type { Credit } from '../../src/wire/index.js';
 import { assertCount } from './config.js';
 
 /**
- * - `grant`: consumption moved at least half a window past the last credit: publish one now, so the
- *   sender never drains its window while a credit could have been on its way;
- * - `caught-up`: everything that arrived is consumed, less than half a window since the last credit:
- *   the sender may be waiting for a reason of its own (its cap on bytes in flight, with large
- *   messages, is reached long before half the window), so a credit is due once nothing more arrives
- *   right away (`owesIdleCredit`);
- * - `hold`: progress recorded; the next grant or refresh carries it;
+ * - `grant`: consumption moved at least half a window, or half the sender's bytes cap
+ *   (`inFlightBytesMax`, the receiver's own setting: both ends of a channel are meant to share
+ *   their limits), past the last credit: publish one now, so the sender never drains its window or
+ *   its cap while a credit could have been on its way;
+ * - `caught-up`: everything that arrived is consumed, short of those halves but at least
+ *   `idleCreditBytesMin` of it not yet granted: a sender whose own cap is smaller than this end's
+ *   may be waiting, so a credit is due once nothing more arrives right away (`owesIdleCredit`);
+ * - `hold`: progress recorded; the next grant or refresh carries it. A trickle of small messages is
+ *   credited by the refresh only: the sender is nowhere near its window or cap, and a credit for
+ *   each message would double the channel's traffic (docs/channels.md);
  * - `not-advanced`: `seq` is not beyond what was already consumed (a repeat); nothing changes.
  */
 export type ConsumeOutcome = 'grant' | 'caught-up' | 'hold' | 'not-advanced';
+
+/**
+ * The least not-yet-granted consumption, in bytes, that earns a catch-up credit: below a sender's
+ * cap (which a sender must set no lower than this to be credited before the refresh), far above
+ * what a trickle of small messages adds up to between two refreshes.
+ */
+export const IDLE_CREDIT_BYTES_MIN = 16 * 1024;
 
 export class CreditGrant {
   private currentEpoch: Epoch;
@@ -31,12 +41,25 @@ export class CreditGrant {
   private arrivedSeq: number;
   /** Consumption that makes a credit worth sending before the refresh timer fires. */
   readonly grantStepMessages: number;
+  readonly grantStepBytes: number;
+  readonly idleCreditBytesMin: number;
+  /**
+   * Bytes of every message of this epoch that arrived (a running total), and the totals at each
+   * arrived, unconsumed message, oldest first: consuming up to a seq reads its total off the front.
+   */
+  private arrivedBytes = 0;
+  private consumedBytes = 0;
+  private grantedBytes = 0;
+  private pendingSeqs: number[] = [];
+  private pendingTotals: number[] = [];
+  private pendingHead = 0;
 
   constructor(
     readonly channel: ChannelId,
     epoch: Epoch,
     consumedSeq: number,
     readonly windowMessages: number,
+    inFlightBytesMax: number = Number.MAX_SAFE_INTEGER,
   ) {
     assertCount('epoch', epoch);
     assertCount('consumedSeq', consumedSeq);
@@ -47,7 +70,12 @@ export class CreditGrant {
     this.consumedSeq = consumedSeq;
     this.grantedSeq = consumedSeq;
     this.arrivedSeq = consumedSeq;
+    if (!Number.isSafeInteger(inFlightBytesMax) || inFlightBytesMax <= 0) {
+      throw new RangeError(`inFlightBytesMax must be a positive integer, got ${String(inFlightBytesMax)}`);
+    }
     this.grantStepMessages = Math.max(1, Math.ceil(windowMessages / 2));
+    this.grantStepBytes = Math.max(1, Math.ceil(inFlightBytesMax / 2));
+    this.idleCreditBytesMin = Math.min(IDLE_CREDIT_BYTES_MIN, this.grantStepBytes);
   }
 
   get epoch(): Epoch {
@@ -58,17 +86,45 @@ export class CreditGrant {
     return this.consumedSeq;
   }
 
-  /** An envelope of this epoch arrived: a message `seq`, or a barrier after message `seq`. */
-  arrived(seq: number): void {
-    if (seq > this.arrivedSeq) this.arrivedSeq = seq;
+  /**
+   * An envelope of this epoch arrived: a message `seq` of about `bytes` on the wire, or a barrier
+   * after message `seq` (no bytes).
+   */
+  arrived(seq: number, bytes = 0): void {
+    if (seq <= this.arrivedSeq) return;
+    this.arrivedSeq = seq;
+    if (bytes <= 0) return;
+    this.arrivedBytes += bytes;
+    this.pendingSeqs.push(seq);
+    this.pendingTotals.push(this.arrivedBytes);
   }
 
   consume(seq: number): ConsumeOutcome {
     assertCount('seq', seq);
     if (seq <= this.consumedSeq) return 'not-advanced';
     this.consumedSeq = seq;
-    if (seq - this.grantedSeq >= this.grantStepMessages) return 'grant';
-    return seq >= this.arrivedSeq ? 'caught-up' : 'hold';
+    this.consumeBytesThrough(seq);
+    const ungrantedBytes = this.consumedBytes - this.grantedBytes;
+    if (seq - this.grantedSeq >= this.grantStepMessages || ungrantedBytes >= this.grantStepBytes) return 'grant';
+    return seq >= this.arrivedSeq && ungrantedBytes >= this.idleCreditBytesMin ? 'caught-up' : 'hold';
+  }
+
+  private consumeBytesThrough(seq: number): void {
+    let head = this.pendingHead;
+    while (head < this.pendingSeqs.length && (this.pendingSeqs[head] as number) <= seq) {
+      this.consumedBytes = this.pendingTotals[head] as number;
+      head += 1;
+    }
+    if (head === this.pendingSeqs.length) {
+      this.pendingSeqs.length = 0;
+      this.pendingTotals.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > this.pendingSeqs.length) {
+      this.pendingSeqs = this.pendingSeqs.slice(head);
+      this.pendingTotals = this.pendingTotals.slice(head);
+      head = 0;
+    }
+    this.pendingHead = head;
   }
 
   /**
@@ -79,14 +135,15 @@ export class CreditGrant {
     return this.grantedSeq + this.windowMessages;
   }
 
-  /** Everything that arrived is consumed and not all of it granted: the sender may be waiting. */
+  /** Everything that arrived is consumed and enough of it not granted that the sender may be waiting. */
   get owesIdleCredit(): boolean {
-    return this.consumedSeq >= this.arrivedSeq && this.consumedSeq > this.grantedSeq;
+    return this.consumedSeq >= this.arrivedSeq && this.consumedSeq > this.grantedSeq && this.consumedBytes - this.grantedBytes >= this.idleCreditBytesMin;
   }
 
   /** The credit to publish now; it records that this much has been granted. `resendFrom`: see Credit. */
   credit(resendFrom?: number): Credit {
     this.grantedSeq = this.consumedSeq;
+    this.grantedBytes = this.consumedBytes;
     const credit: Credit = { channel: this.channel, epoch: this.currentEpoch, receivedSeq: this.consumedSeq, window: this.windowMessages };
     return resendFrom === undefined ? credit : { ...credit, resendFrom };
   }
@@ -102,5 +159,11 @@ export class CreditGrant {
     this.consumedSeq = consumedSeq;
     this.grantedSeq = consumedSeq;
     this.arrivedSeq = consumedSeq;
+    this.arrivedBytes = 0;
+    this.consumedBytes = 0;
+    this.grantedBytes = 0;
+    this.pendingSeqs.length = 0;
+    this.pendingTotals.length = 0;
+    this.pendingHead = 0;
   }
 }

@@ -80,6 +80,12 @@ const RECONNECT_PROBES = 3;
 /** How often a resend request is repeated while a gap stays open. */
 const GAP_REQUEST_REPEAT_MS = 250;
 
+/**
+ * An envelope's bytes beyond its payload and channel id (field tags, epoch, seq, lengths), about:
+ * the receiver counts a message as the sender's cap does, by its envelope's size.
+ */
+const ENVELOPE_FIELDS_BYTES = 24;
+
 /** The shortest time between two catch-up credits of one channel. */
 const IDLE_CREDIT_INTERVAL_MS = 10;
 
@@ -98,6 +104,8 @@ class NatsInboundChannel implements InboundChannelHandle {
   private readonly badTraffic: BadTrafficLog;
   private readonly subscription: Subscription;
   private readonly refreshTimer: NodeJS.Timeout;
+  /** What a message's envelope adds to its payload, about (see ENVELOPE_FIELDS_BYTES). */
+  private readonly envelopeBytesOver: number;
   private idleCreditScheduled = false;
   /** When the last catch-up credit went out (performance.now()). */
   private lastIdleCreditMs = Number.NEGATIVE_INFINITY;
@@ -114,7 +122,8 @@ class NatsInboundChannel implements InboundChannelHandle {
     this.id = options.channel;
     this.codec = new ChannelCodec(options.channel, this.wireLimits);
     this.creditSubject = subjects.credit;
-    this.grant = new CreditGrant(options.channel, options.epoch, options.deliveredSeq ?? 0, limits.creditWindowMessages);
+    this.grant = new CreditGrant(options.channel, options.epoch, options.deliveredSeq ?? 0, limits.creditWindowMessages, limits.inFlightBytesMax);
+    this.envelopeBytesOver = options.channel.length + ENVELOPE_FIELDS_BYTES;
     // The sender never has more than a window beyond what was consumed: more behind a gap is not a
     // broker fault's doing.
     this.order = new InboundOrder(options.epoch, options.deliveredSeq ?? 0, limits.gapRepairMs, limits.creditWindowMessages);
@@ -175,9 +184,9 @@ class NatsInboundChannel implements InboundChannelHandle {
 
   /**
    * A credit once the envelopes that came in the same read are handled, if nothing new arrived by
-   * then: in a steady stream the next envelope is already there and the half-window grants do the
-   * work; a sender that stopped short of half a window gets its credit now, not at the refresh. At
-   * most one every IDLE_CREDIT_INTERVAL_MS, so a trickle of messages does not bring a credit each.
+   * then: in a steady stream the next envelope is already there and the half-window (or half-cap)
+   * grants do the work; a sender of large messages with a smaller cap than this end's gets its
+   * credit now, not at the refresh. At most one every IDLE_CREDIT_INTERVAL_MS.
    */
   private scheduleIdleCredit(): void {
     if (this.idleCreditScheduled) return;
@@ -249,7 +258,8 @@ class NatsInboundChannel implements InboundChannelHandle {
       this.badTraffic.warn(accepted.refused, { channel: this.id, checkpointId: item.checkpointId, afterSeq: item.afterSeq }, 'barrier behind an earlier barrier dropped');
     }
     for (const next of accepted.deliver) {
-      this.grant.arrived(next.type === 'message' ? next.seq : next.afterSeq);
+      if (next.type === 'message') this.grant.arrived(next.seq, next.payload.byteLength + this.envelopeBytesOver);
+      else this.grant.arrived(next.afterSeq);
       this.hand(next);
     }
     if (accepted.requestFrom !== undefined) {
@@ -276,7 +286,7 @@ class NatsInboundChannel implements InboundChannelHandle {
       if (passed.length > 0) {
         this.log.error({ fromSeq, held: passed.length }, 'gap not repaired by a resend: passed on, the channel fails');
         for (const item of passed) {
-          if (item.type === 'message') this.grant.arrived(item.seq);
+          if (item.type === 'message') this.grant.arrived(item.seq, item.payload.byteLength + this.envelopeBytesOver);
           this.hand(item);
         }
       } else if (fromSeq !== undefined) {

@@ -400,6 +400,33 @@ describe('in-band channels over a real nats-server', () => {
     expect(pair.out.stats.creditsReceived).toBeGreaterThan(total / 4 - 1);
   });
 
+  it('a sender whose bytes cap is smaller than the receiver\'s is credited as it catches up, not at the refresh', async () => {
+    // The sender lets 128 KiB be in flight (two 64 KiB messages); the receiver's own cap is the
+    // default 8 MiB, so its half-cap grant never comes: the catch-up credit (16 KiB or more
+    // consumed and not granted) must carry the channel, with the refresh an hour away.
+    const total = 30;
+    const channel = freshChannel();
+    const seqs: number[] = [];
+    const out = await openOutbound(senderNc, { tenant: TENANT, channel, epoch: 0, limits: { inFlightBytesMax: 128 * 1024, creditRefreshMs: 3_600_000 } });
+    opened.push(out);
+    const inb = await openInbound(receiverNc, {
+      tenant: TENANT,
+      channel,
+      epoch: 0,
+      limits: { creditRefreshMs: 3_600_000 },
+      onEnvelope: (envelope) => {
+        if (envelope.type !== 'message') return;
+        seqs.push(envelope.seq);
+        inb.consumed(envelope.seq);
+      },
+    });
+    opened.push(inb);
+    const sent = Promise.all(Array.from({ length: total }, (_, i) => out.sendMessage(i + 1, 0, payloadFor(i + 1, 64 * 1024))));
+    await waitFor(`${total} messages`, () => seqs.length === total, 10_000);
+    await sent;
+    expect(out.stats.creditsReceived).toBeGreaterThan(total / 2 - 1);
+  });
+
   it('messages sent together go out as runs, and a gap in their seqs (a send refused after the core numbered it) still reaches the receiver', async () => {
     const seqs: number[] = [];
     // The receiver first waits for a resend of 4, which the sender never had: keep that wait short.
@@ -428,8 +455,9 @@ describe('in-band channels over a real nats-server', () => {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     await waitFor(`${total} messages`, () => seqs.length === total);
-    // Catch-up credits at most every 10 ms (and the refresh every second): far fewer than one a message.
-    expect(pair.inb.stats.creditsSent - sentBefore).toBeLessThan(total / 2);
+    // Small messages far from the window and the bytes cap: no catch-up credits at all, only the
+    // refresh (every second; the sends take a fraction of that).
+    expect(pair.inb.stats.creditsSent - sentBefore).toBeLessThanOrEqual(2);
   });
 
   it('sends are refused with typed errors: queue full, payload too large, closed', async () => {

@@ -104,20 +104,31 @@ describe('a gap on purpose', () => {
     const before = await live.take({ planId: 'demo', options: { timeoutMs: 15_000 } });
     await expectConsistent(before);
 
-    // The last sequence number APP3 used on its channel to APP1, then an envelope far beyond it.
+    // The last sequence number APP3 used on its channel to APP1 and the last seq APP1's credit
+    // allows, then an envelope far beyond the first and within the second: beyond the credit, the
+    // receiver would drop it as forged rather than see a gap (docs/security.md).
     let lastSeq = 0;
-    const sub = live.nc.subscribe(channelSubject(TENANT, GAPPED) as string, {
-      callback: (_e, m) => {
-        const d = decodeEnvelope(m.data);
-        if (d.ok) forEachItem(d.value, (item) => item.type === 'message' && (lastSeq = Math.max(lastSeq, item.seq)));
-      },
-    });
+    let creditLimit = 0;
+    const subs = [
+      live.nc.subscribe(channelSubject(TENANT, GAPPED) as string, {
+        callback: (_e, m) => {
+          const d = decodeEnvelope(m.data);
+          if (d.ok) forEachItem(d.value, (item) => item.type === 'message' && (lastSeq = Math.max(lastSeq, item.seq)));
+        },
+      }),
+      live.nc.subscribe(creditSubject(TENANT, GAPPED) as string, {
+        callback: (_e, m) => {
+          const d = decodeCredit(m.data);
+          if (d.ok && d.value.epoch === 0) creditLimit = Math.max(creditLimit, d.value.receivedSeq + d.value.window);
+        },
+      }),
+    ];
     try {
-      await waitUntil(`traffic on ${GAPPED}`, () => lastSeq > 0);
+      await waitUntil(`traffic and a credit on ${GAPPED}`, () => lastSeq > 0 && creditLimit > lastSeq + 100);
     } finally {
-      sub.unsubscribe();
+      for (const sub of subs) sub.unsubscribe();
     }
-    const skipped = lastSeq + 1_000;
+    const skipped = creditLimit;
     const forged = encodeEnvelope({ type: 'message', channel: GAPPED, epoch: 0, seq: skipped, payload: encodeTokens(1) });
     if (!forged.ok) throw new Error(forged.error.message);
     live.nc.publish(channelSubject(TENANT, GAPPED) as string, forged.value);

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChannelConfigError, resolveChannelLimits } from '../../agent/channels/config.js';
-import { CreditGrant } from '../../agent/channels/credit-grant.js';
+import { CreditGrant, IDLE_CREDIT_BYTES_MIN } from '../../agent/channels/credit-grant.js';
 import { OutboundQueue } from '../../agent/channels/outbound-queue.js';
 import { CHANNEL_LIMITS_DEFAULT } from '../../agent/channels/types.js';
 import type { Credit } from '../../src/wire/index.js';
@@ -345,31 +345,73 @@ describe('credit grant', () => {
     expect(g.consume(2)).toBe('grant');
   });
 
-  it('says when everything that arrived is consumed short of half a window, and owes a credit until one is given', () => {
-    const g = new CreditGrant(CH, 0, 0, 8);
-    g.arrived(3);
+  it('a trickle of small messages earns no catch-up credit: the refresh carries it', () => {
+    const g = new CreditGrant(CH, 0, 0, 1024, 8 * 1024 * 1024);
+    // A message of 300 bytes at a time, each consumed as it comes: what the old rule answered with
+    // a credit per message.
+    for (let seq = 1; seq <= 50; seq++) {
+      g.arrived(seq, 300);
+      expect(g.consume(seq)).toBe('hold');
+      expect(g.owesIdleCredit).toBe(false);
+    }
+    expect(g.credit().receivedSeq).toBe(50);
+  });
+
+  it('says when everything that arrived is consumed with enough bytes ungranted, and owes a credit until one is given', () => {
+    const g = new CreditGrant(CH, 0, 0, 8, 1024 * 1024);
+    expect(g.idleCreditBytesMin).toBe(IDLE_CREDIT_BYTES_MIN);
+    g.arrived(1, 10_000);
+    g.arrived(2, 10_000);
+    g.arrived(3, 10_000);
     expect(g.owesIdleCredit).toBe(false);
+    // 10 KB consumed, more arrived: hold.
+    expect(g.consume(1)).toBe('hold');
+    // 20 KB consumed and more arrived: hold; 30 KB, all of it: caught up and owed.
     expect(g.consume(2)).toBe('hold');
     expect(g.owesIdleCredit).toBe(false);
     expect(g.consume(3)).toBe('caught-up');
     expect(g.owesIdleCredit).toBe(true);
     // More arrived before the credit went out: not owed any more; the next catch-up owes it again.
-    g.arrived(5);
+    g.arrived(4, 10_000);
     expect(g.owesIdleCredit).toBe(false);
-    expect(g.consume(5)).toBe('grant');
-    expect(g.credit().receivedSeq).toBe(5);
+    expect(g.consume(4)).toBe('grant');
+    expect(g.credit().receivedSeq).toBe(4);
     expect(g.owesIdleCredit).toBe(false);
-    g.arrived(6);
+    // Below the byte threshold since the last credit: caught up, but nothing owed.
+    g.arrived(5, 10_000);
+    expect(g.consume(5)).toBe('hold');
+    g.arrived(6, 10_000);
     expect(g.consume(6)).toBe('caught-up');
     g.credit();
     expect(g.owesIdleCredit).toBe(false);
+  });
+
+  it('grants at half the bytes cap, consumed (not arrived) bytes counted', () => {
+    const g = new CreditGrant(CH, 0, 0, 1024, 1_000_000);
+    expect(g.grantStepBytes).toBe(500_000);
+    for (let seq = 1; seq <= 10; seq++) g.arrived(seq, 100_000);
+    // 400 KB consumed of 1 MB arrived: hold, though more than half the cap arrived.
+    expect(g.consume(4)).toBe('hold');
+    expect(g.consume(5)).toBe('grant');
+    expect(g.credit().receivedSeq).toBe(5);
+    expect(g.consume(9)).toBe('hold');
+    expect(g.consume(10)).toBe('grant');
+  });
+
+  it('a small cap lowers the catch-up threshold to half of it', () => {
+    const g = new CreditGrant(CH, 0, 0, 1024, 4096);
+    expect(g.idleCreditBytesMin).toBe(2048);
+    g.arrived(1, 1500);
+    expect(g.consume(1)).toBe('hold');
+    g.arrived(2, 1500);
+    expect(g.consume(2)).toBe('grant');
   });
 
   it('a reset starts the arrivals of the new epoch from its first seq', () => {
     const g = new CreditGrant(CH, 0, 0, 8);
     g.arrived(7);
     g.reset(1, 2);
-    g.arrived(3);
+    g.arrived(3, IDLE_CREDIT_BYTES_MIN);
     expect(g.consume(3)).toBe('caught-up');
   });
 
