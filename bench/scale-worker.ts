@@ -26,6 +26,9 @@ const TICK_MS = 100;
 const OUTSTANDING_PER_OUTPUT_MAX = 64;
 
 const index = Number(process.argv[2] ?? 0);
+// Each agent that may freeze listens for the process's exit (to thaw): one listener per agent, and
+// this process hosts hundreds, where production has one agent per process.
+process.setMaxListeners(0);
 // Logs go to stderr: stdout carries the benchmark's result (one JSON line with --json).
 const logger = pino({ level: process.env['BENCH_LOG_LEVEL'] ?? 'warn' }, pino.destination(2)).child({ worker: index });
 

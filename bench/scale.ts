@@ -83,10 +83,56 @@ export function scalePlan(id: string, servers: number, volumeRoot?: string): Pla
   };
 }
 
+/**
+ * What the report needs of one checkpoint, taken from its record as it ends: the records
+ * themselves (1.2 MB of JSON each at 3,000 apps) kept for the whole run would be this process's
+ * memory, which the report gives as the coordinator's.
+ */
 interface Taken {
   readonly requestedAtUnixMs: number;
   readonly ms: number;
-  readonly record: CheckpointRecord;
+  readonly id: number;
+  readonly state: CheckpointRecord['state'];
+  readonly failureReason: string | undefined;
+  readonly failureDetail: string | undefined;
+  /** Every app's alignment; for a completed checkpoint only. */
+  readonly alignmentsMs: readonly number[];
+  /** The last app's ack, when every app acked. */
+  readonly lastAckedAtUnixMs: number | undefined;
+  readonly jsonBytes: number;
+  readonly storedBytes: number;
+  /** Undefined without parts. */
+  readonly jsonBytesPerPart: number | undefined;
+  readonly servers: readonly { readonly frozenAtUnixMs?: number | undefined; readonly thawedAtUnixMs?: number | undefined }[];
+}
+
+/** The summary of a checkpoint, adding the CPU seconds it took to `cpu` (the report takes them off the coordinator's figure). */
+function taken(record: CheckpointRecord, requestedAtUnixMs: number, ms: number, cpu: { sec: number }): Taken {
+  const cpu0 = process.cpuUsage();
+  try {
+    return summaryOf(record, requestedAtUnixMs, ms);
+  } finally {
+    const used = process.cpuUsage(cpu0);
+    cpu.sec += (used.user + used.system) / 1e6;
+  }
+}
+
+function summaryOf(record: CheckpointRecord, requestedAtUnixMs: number, ms: number): Taken {
+  const allAcked = record.parts.length > 0 && record.parts.every((p) => p.acked && p.ackedAtUnixMs !== undefined);
+  return {
+    requestedAtUnixMs,
+    ms,
+    id: record.id,
+    state: record.state,
+    failureReason: record.failureReason ?? undefined,
+    failureDetail: record.failureDetail ?? undefined,
+    alignmentsMs: record.state === 'completed' ? record.parts.map((p) => p.alignmentMs ?? 0) : [],
+    lastAckedAtUnixMs: allAcked ? Math.max(...record.parts.map((p) => p.ackedAtUnixMs as number)) : undefined,
+    jsonBytes: Buffer.byteLength(JSON.stringify(record)),
+    storedBytes: encodeJson(record).byteLength,
+    jsonBytesPerPart: record.parts.length > 0 ? Buffer.byteLength(JSON.stringify(record.parts)) / record.parts.length : undefined,
+    servers: (record.servers ?? []).map((s) => ({ frozenAtUnixMs: s.frozenAtUnixMs, thawedAtUnixMs: s.thawedAtUnixMs })),
+  };
 }
 
 export async function runScale(o: ScaleOptions): Promise<BenchResult> {
@@ -145,7 +191,8 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
     const cpu0 = await cpuSnapshot(env);
     const rss: number[] = [];
     const sampler = setInterval(() => rss.push(process.memoryUsage().rss), SAMPLE_EVERY_MS);
-    const taken: Promise<Taken>[] = [];
+    const ended: Promise<Taken>[] = [];
+    const summaryCpu = { sec: 0 };
     let attempted = 0;
     let skippedBusy = 0;
     const takeFailures: string[] = [];
@@ -163,7 +210,7 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
         .start(plan.id, {}, o.level)
         .then((s) => {
           if (!s) skippedBusy += 1;
-          else taken.push(s.ended.then((record) => ({ requestedAtUnixMs, ms: performance.now() - t0, record })));
+          else ended.push(s.ended.then((record) => taken(record, requestedAtUnixMs, performance.now() - t0, summaryCpu)));
         })
         // A refused take (other than busy) is a result of the run, not a reason to stop it.
         .catch((error: unknown) => takeFailures.push(error instanceof Error ? error.message : String(error)))
@@ -175,7 +222,7 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
     await new Promise((r) => setTimeout(r, o.durationMs));
     clearInterval(ticker);
     while (starting) await new Promise((r) => setTimeout(r, 10));
-    const results = await Promise.all(taken);
+    const results = await Promise.all(ended);
     const checkpointsTo = Date.now();
     clearInterval(sampler);
     rss.push(process.memoryUsage().rss);
@@ -194,6 +241,7 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
       takeFailures,
       cpu: [cpu0, cpu1],
       rss,
+      summaryCpuSec: summaryCpu.sec,
       counts,
       maxPayload: coordinator.nc.info?.max_payload,
       volumeCalls: volumes?.calls,
@@ -246,37 +294,38 @@ interface Measured {
   readonly takeFailures: readonly string[];
   readonly cpu: readonly [CpuSnapshot, CpuSnapshot];
   readonly rss: readonly number[];
+  /** CPU seconds of the driver's own summaries of the checkpoints (`taken`), not the coordinator's. */
+  readonly summaryCpuSec: number;
   readonly counts: readonly ScaleCounts[];
   readonly maxPayload: number | undefined;
   readonly volumeCalls: ReadonlyMap<number, { readonly ms: number; readonly members: number }> | undefined;
 }
 
 function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
-  const completed = m.results.filter((r) => r.record.state === 'completed');
+  const completed = m.results.filter((r) => r.state === 'completed');
   const aborted: Record<string, number> = {};
   const abortDetails: string[] = [];
   for (const r of m.results) {
-    if (r.record.state === 'completed') continue;
-    const reason = r.record.failureReason ?? r.record.state;
+    if (r.state === 'completed') continue;
+    const reason = r.failureReason ?? r.state;
     aborted[reason] = (aborted[reason] ?? 0) + 1;
     // The first two of each reason, so a rarer reason is not hidden behind the common one.
-    if ((aborted[reason] ?? 0) <= 2) abortDetails.push(`${r.record.id}: ${reason}: ${(r.record.failureDetail ?? '').slice(0, 300)}`);
+    if ((aborted[reason] ?? 0) <= 2) abortDetails.push(`${r.id}: ${reason}: ${(r.failureDetail ?? '').slice(0, 300)}`);
   }
   const ckptMs = summarize(completed.map((r) => r.ms));
   // Request to the last ack, for every checkpoint whose apps all acked, completed or not: the
   // collection alone, which an abort at the commit (a record that does not fit) leaves measurable.
-  const allAcked = m.results.filter((r) => r.record.parts.length > 0 && r.record.parts.every((p) => p.acked && p.ackedAtUnixMs !== undefined));
-  const allAckedMs = summarize(allAcked.map((r) => Math.max(...r.record.parts.map((p) => p.ackedAtUnixMs as number)) - r.requestedAtUnixMs));
-  const abortMs = summarize(m.results.filter((r) => r.record.state !== 'completed').map((r) => r.ms));
+  const allAckedMs = summarize(m.results.flatMap((r) => (r.lastAckedAtUnixMs === undefined ? [] : [r.lastAckedAtUnixMs - r.requestedAtUnixMs])));
+  const abortMs = summarize(m.results.filter((r) => r.state !== 'completed').map((r) => r.ms));
   // The record is one KV value: a plan whose record does not fit nats-server's max_payload cannot
   // complete a checkpoint, so its size is part of the result, as JSON and as the store writes it.
-  const recordBytes = m.results.map((r) => Buffer.byteLength(JSON.stringify(r.record)));
-  const storedBytes = m.results.map((r) => encodeJson(r.record).byteLength);
-  const partBytes = m.results.filter((r) => r.record.parts.length > 0).map((r) => Buffer.byteLength(JSON.stringify(r.record.parts)) / r.record.parts.length);
+  const recordBytes = m.results.map((r) => r.jsonBytes);
+  const storedBytes = m.results.map((r) => r.storedBytes);
+  const partBytes = m.results.flatMap((r) => (r.jsonBytesPerPart === undefined ? [] : [r.jsonBytesPerPart]));
   const floor = summarize(m.floorMs);
   // Every app's alignment in every completed checkpoint, and each checkpoint's slowest app.
-  const alignments = completed.flatMap((r) => r.record.parts.map((p) => p.alignmentMs ?? 0));
-  const alignmentWorst = completed.map((r) => Math.max(0, ...r.record.parts.map((p) => p.alignmentMs ?? 0)));
+  const alignments = completed.flatMap((r) => r.alignmentsMs);
+  const alignmentWorst = completed.map((r) => Math.max(0, ...r.alignmentsMs));
 
   // Traffic: delivered per bucket over every worker; a bucket is "checkpointing" when any checkpoint
   // was in flight (request to end) during it. Only whole buckets inside a phase count.
@@ -302,7 +351,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
 
   const seconds = (m.run[1] - m.run[0]) / 1000;
   const [c0, c1] = m.cpu;
-  const coordinatorCpuSec = c1.main - c0.main;
+  const coordinatorCpuSec = c1.main - c0.main - m.summaryCpuSec;
 
   const rows: Row[] = [];
   const completedRow = atLeast('checkpoints completed / taken', 'count', m.results.length, completed.length, 1);
@@ -390,7 +439,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
       'traffic: messages delivered to every app per second, in 250 ms windows with a checkpoint in flight (request to end) and without; the floor is the warm-up\'s rate',
       ...(o.level === 'app' ? ['alignmentMs: what each app reports in its ack (agent/endpoint.ts), over every app of every completed checkpoint; perCheckpointWorst is each checkpoint\'s slowest app'] : []),
       'workerLoopDelayMs: each worker\'s event-loop delay over the run (its agents share the loop; a barrier\'s hop through an agent waits as long)',
-      'coordinator: this process (the coordinator and the benchmark driver, which is idle between ticks); CPU over the checkpoint phase',
+      'coordinator: this process (the coordinator and the benchmark driver, which is idle between ticks but for a summary of each checkpoint as it ends, whose CPU is taken off); CPU over the checkpoint phase; the driver keeps only those summaries, not the records',
       ...(m.volumeCalls
         ? ['frozen window: first server frozen to last server thawed, as the record gives them (the coordinator\'s clock); the backend\'s own time is its snapshot call, timed around the directory backend; freezeSpread: first to last server frozen, allFrozen: last frozen to first thawed (holds the backend\'s call), thawSpread: first to last thawed']
         : []),
@@ -425,11 +474,10 @@ interface CrashWindow {
 }
 
 /** Per completed crash-level checkpoint: its common frozen window, its parts, and the backend's call. */
-function crashWindows(taken: readonly Taken[], calls: ReadonlyMap<number, { readonly ms: number }>): CrashWindow[] {
+function crashWindows(results: readonly Taken[], calls: ReadonlyMap<number, { readonly ms: number }>): CrashWindow[] {
   const out: CrashWindow[] = [];
-  for (const { record: r, requestedAtUnixMs } of taken) {
-    const servers = r.servers ?? [];
-    const call = calls.get(r.id);
+  for (const { id, servers, requestedAtUnixMs } of results) {
+    const call = calls.get(id);
     if (servers.length === 0 || !call) continue;
     const frozenAt = servers.map((s) => s.frozenAtUnixMs ?? Number.NaN);
     const thawedAt = servers.map((s) => s.thawedAtUnixMs ?? Number.NaN);
