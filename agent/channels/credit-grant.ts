@@ -26,9 +26,9 @@ import { assertCount } from './config.js';
 export type ConsumeOutcome = 'grant' | 'caught-up' | 'hold' | 'not-advanced';
 
 /**
- * The least not-yet-granted consumption, in bytes, that earns a catch-up credit: below a sender's
- * cap (which a sender must set no lower than this to be credited before the refresh), far above
- * what a trickle of small messages adds up to between two refreshes.
+ * The least not-yet-granted consumption, in bytes, that earns a catch-up credit: below what a
+ * sender's cap lets be in flight when it blocks (a sender that blocks with less in flight waits for
+ * the refresh), far above what a trickle of small messages adds up to between two refreshes.
  */
 export const IDLE_CREDIT_BYTES_MIN = 16 * 1024;
 
