@@ -80,6 +80,20 @@ async function completedCheckpoint(): Promise<CheckpointRecord> {
   }
 }
 
+/**
+ * A completed checkpoint with at least one stored object to copy. The demo apps' states travel
+ * inline, so a checkpoint has objects only when it recorded a channel state (tokens in flight on the
+ * cycle at the cut), which the traffic makes likely but not certain; a test of what happens to the
+ * objects on the way needs some.
+ */
+async function completedCheckpointWithObjects(): Promise<CheckpointRecord> {
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    const record = await completedCheckpoint();
+    if (record.parts.some((p) => p.state !== undefined || p.channelState !== undefined)) return record;
+  }
+  throw new Error('10 completed checkpoints in a row without a stored object');
+}
+
 /** Sets the demo plan's copy_to_sites. */
 async function setCopySites(copyToSites: string[]): Promise<void> {
   const plan = await primary.store.plans.get('demo');
@@ -185,7 +199,7 @@ describe('copies of checkpoints at another site', () => {
   }, 30_000);
 
   it('a digest mismatch at the target is refused: no copy is listed, and the source record says the copy failed', async () => {
-    const record = await completedCheckpoint();
+    const record = await completedCheckpointWithObjects();
     const refused = await primaryCopies(corruptingSite()).copy(record.id, 'dr');
     expect(refused.ok ? 'copied' : refused.error).toEqual({ kind: 'failed-precondition', message: expect.stringMatching(/digest .* not SHA-256=.*the copy is refused/) });
     const listed = await primaryCopies().listCopies('dr', {});
@@ -195,7 +209,7 @@ describe('copies of checkpoints at another site', () => {
   }, 30_000);
 
   it('a site that stops answering mid-copy: the copy fails after its retries, nothing is listed, and the copy made again once the site is back is complete', async () => {
-    const record = await completedCheckpoint();
+    const record = await completedCheckpointWithObjects();
     let stopped = false;
     const started = Date.now();
     let failed: Awaited<ReturnType<SiteCopies['copy']>>;
