@@ -43,7 +43,7 @@ import { Endpoint, objectName, RestoreRefusedError, type LogReplay, type StatePo
 import { OpaqueApps } from './opaque.js';
 import { checkFreezeSetup, FreezeController, type ThawOutcome } from './freeze.js';
 import { hookFailed } from './hooks/index.js';
-import { lazyChild, type LazyLog } from './lazy-log.js';
+import { lazyChild, levelEnabled, type LazyLog } from './lazy-log.js';
 import { AgentTimers } from './timers.js';
 import { BadTrafficLog } from '../adapters/bad-traffic-log.js';
 import { readLogRange } from '../adapters/log-range-reader.js';
@@ -402,7 +402,7 @@ export class Agent implements AppHost {
 
   /** Starts a checkpoint in the plan's apps (`attached`: every open endpoint). */
   private trigger(c: Extract<Control, { type: 'trigger' }>, apps: readonly AppName[], attached: readonly Endpoint[]): void {
-    if (this.log.isLevelEnabled('info')) this.log.info({ requestId: c.requestId, plan: c.plan, checkpointId: c.checkpointId, policy: c.policy.kind, initiators: c.initiatorApps, apps }, 'trigger');
+    if (levelEnabled(this.log, 'info')) this.log.info({ requestId: c.requestId, plan: c.plan, checkpointId: c.checkpointId, policy: c.policy.kind, initiators: c.initiatorApps, apps }, 'trigger');
     // The previous checkpoint's complete notice travels with this trigger; it goes first, as it
     // would have had it come on its own.
     if (c.completedCheckpointId !== undefined) for (const e of attached) if (apps.includes(e.app)) e.complete(c.completedCheckpointId);

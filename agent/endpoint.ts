@@ -27,6 +27,7 @@ import {
 } from '../src/wire/index.js';
 import { AppSendError, type AppHandler, type AppLink } from './app.js';
 import type { InboundChannel, InboundItem, LogInboundPosition, OutboundChannel } from './channels/types.js';
+import { levelEnabled } from './lazy-log.js';
 
 type Payload = Uint8Array;
 type Ack = CheckpointAck<Payload>;
@@ -907,7 +908,7 @@ export class Endpoint implements AppLink {
       if (channelState) Object.assign(ack, { channelState });
       this.o.publish(ack);
       // Built only when it is written: once per app and checkpoint.
-      if (this.log.isLevelEnabled('info')) this.log.info(Object.assign({ checkpointId: e.checkpointId }, stats), 'acked');
+      if (levelEnabled(this.log, 'info')) this.log.info(Object.assign({ checkpointId: e.checkpointId }, stats), 'acked');
     };
     if (!hasChannelState) {
       publish(undefined);

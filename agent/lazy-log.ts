@@ -9,6 +9,13 @@ import type { Logger } from 'pino';
 
 type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
+/**
+ * pino's standard level values. The agent's loggers use no custom levels, so comparing with
+ * `levelVal` says what `isLevelEnabled` says, without its lookups (a few per trigger, 2 % of the
+ * agents' samples at 1,000 agents).
+ */
+const LEVEL_VALUES: Readonly<Record<Level, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+
 export class LazyLog {
   private child: Logger | undefined;
 
@@ -42,11 +49,16 @@ export class LazyLog {
   }
 
   private line(level: Level, obj: object | string, msg: string | undefined): void {
-    if (!this.parent.isLevelEnabled(level)) return;
+    if (!levelEnabled(this.parent, level)) return;
     this.child ??= this.parent.child(this.bindings);
     if (typeof obj === 'string') this.child[level](obj);
     else this.child[level](obj, msg);
   }
+}
+
+/** `logger.isLevelEnabled(level)` for pino's standard levels, as a comparison (see LEVEL_VALUES). */
+export function levelEnabled(logger: Logger, level: Level): boolean {
+  return LEVEL_VALUES[level] >= logger.levelVal;
 }
 
 export function lazyChild(parent: Logger, bindings: Record<string, unknown>): LazyLog {

@@ -3,7 +3,8 @@
  * process: N agents of each version (each its own NATS connection, one trivial app), triggers fed to
  * them directly (no coordinator), rounds alternating between the two sets, so the machine's other
  * load falls on both alike. Prints the median CPU per agent and round of each and B/A; running it
- * with both roots the same shows the noise (about 0.98-1.02 here).
+ * with both roots the same shows the noise (0.98-1.02 on one 2-core machine, 0.89-1.01 on another,
+ * where the second set tended to be the cheaper: run each comparison both ways round).
  *
  *   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/node_modules
  *   ROOTA=/tmp/base ROOTB=$PWD npx tsx bench/ab/agent.ts [N=100] [rounds=200]

@@ -34,4 +34,15 @@ describe('lazy child logger', () => {
     expect(child).toHaveBeenCalledTimes(1);
     expect(lines()).toEqual([expect.objectContaining({ checkpointId: 7, msg: 'failed' })]);
   });
+
+  it('writes exactly what pino\'s isLevelEnabled allows, for every level, a level changed at run time included', () => {
+    const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+    for (const configured of [...levels, 'silent']) {
+      const { logger, lines } = capture('info');
+      logger.level = configured;
+      const log = lazyChild(logger, {});
+      for (const line of levels) log[line](line);
+      expect(lines().map((l) => l['msg']), `logger at ${configured}`).toEqual(levels.filter((line) => logger.isLevelEnabled(line)));
+    }
+  });
 });
