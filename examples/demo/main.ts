@@ -54,6 +54,8 @@ const EXIT = { passed: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 const RETAINED_CHECKPOINTS = 3600;
 /** A name in the API's certificate (security.ts): the address is an IP, which TLS does not use as a server name. */
 const DEMO_TLS_SERVER_NAME = 'localhost';
+/** With --level none, how long each token app takes to handle a message (agent --deliver-delay-ms). */
+const NONE_LEVEL_DELIVER_DELAY_MS = 2;
 
 const HELP = `npm start -- [options]: the live demo
 
@@ -594,6 +596,9 @@ async function main(): Promise<number> {
     if (secured !== undefined) for (const [server, rights] of logChannelRights(demo)) await secured.enroll(TENANT, server, rights);
     say(`  log channel s2/APP2 -> s3/APP3 over the JetStream stream DEMO_LOG${secured !== undefined ? ' (s2 enrolled to publish on its subject, s3 to read the stream)' : ''}`);
   }
+  // Messages handled in no time are almost never in transit at an instant the three agents share
+  // (one trigger broadcast reaches them together): the baseline would often look consistent by luck.
+  const noneLevelDelay = level === 'none' ? ['--deliver-delay-ms', String(NONE_LEVEL_DELIVER_DELAY_MS)] : [];
   for (const a of PLAN.apps) {
     const file = join(workDir, `${a.server}.json`);
     if (level === 'crash') {
@@ -604,9 +609,10 @@ async function main(): Promise<number> {
     } else {
       const config = agentConfigJson(demo, a.server, a.app, url as string, { logLevel: 'warn' });
       writeFileSync(file, JSON.stringify(withCreds(config, TENANT, a.server), null, 2));
-      startChild(`agent ${a.server}`, ['agent/main.ts', '--config', file, '--demo-app', 'tokens', '--initial-tokens', String(initialTokens)]);
+      startChild(`agent ${a.server}`, ['agent/main.ts', '--config', file, '--demo-app', 'tokens', '--initial-tokens', String(initialTokens), ...noneLevelDelay]);
     }
   }
+  if (noneLevelDelay.length > 0) say(`  level none: each app takes ${NONE_LEVEL_DELIVER_DELAY_MS} ms to handle a message, as real apps take time, so tokens are in transit when the uncoordinated snapshots are taken`);
   say(`starting the agent of tenant ${OTHER_TENANT} (s1/APP1, its own plan "${OTHER_PLAN.id}") ...`);
   const otherFile = join(workDir, `${OTHER_TENANT}-s1.json`);
   writeFileSync(otherFile, JSON.stringify(withCreds(agentConfigJson(OTHER_PLAN, 's1', 'APP1', url, { logLevel: 'warn' }), OTHER_TENANT, 's1'), null, 2));

@@ -304,7 +304,7 @@ describe('copies of checkpoints at another site', () => {
   it('a checkpoint deleted here takes its copy at the site with it: record and objects', async () => {
     const sites = primarySites();
     try {
-      const record = await completedCheckpoint();
+      const record = await completedCheckpointWithObjects();
       const copied = await sites.copies.copy(record.id, 'dr');
       expect(copied.ok && copied.value.state, copied.ok ? '' : copied.error.message).toBe('copied');
       const { copy: copyAtSite, objects: objectsAtSite } = await atSite(record.id);
@@ -327,7 +327,7 @@ describe('copies of checkpoints at another site', () => {
   it('a delete a stopped coordinator left, finished by the next one at start-up, takes the copy at the site too', async () => {
     const sites = primarySites();
     try {
-      const record = await completedCheckpoint();
+      const record = await completedCheckpointWithObjects();
       const copied = await sites.copies.copy(record.id, 'dr');
       expect(copied.ok && copied.value.state, copied.ok ? '' : copied.error.message).toBe('copied');
       const { copy: copyAtSite, objects: objectsAtSite } = await atSite(record.id);
@@ -349,7 +349,7 @@ describe('copies of checkpoints at another site', () => {
   }, 60_000);
 
   it('a checkpoint copied to the DR site is restored there into new agents with the primary site stopped', async () => {
-    const record = await completedCheckpoint();
+    const record = await completedCheckpointWithObjects();
     const expected = await tokensAfterRestore(record, primary.objects);
     expect(Object.values(expected).reduce((a, b) => a + b, 0)).toBe(3 * INITIAL_TOKENS);
 
