@@ -54,17 +54,21 @@ export function startSites(deps: SitesDeps): Sites {
     const run = work.finally(() => automatic.delete(run));
     automatic.add(run);
   };
+  // The service keeps its listeners: once closed, these start nothing (a copy begun by a closed
+  // instance would run beside the next one's copy of the same checkpoint, into the same objects).
+  let closed = false;
   deps.onEnded((record) => {
-    if (record.state === 'completed') track(copyAfterCompletion(record, deps, copies));
+    if (!closed && record.state === 'completed') track(copyAfterCompletion(record, deps, copies));
   });
   deps.onDeleted?.((record) => {
-    if ((record.copies ?? []).length > 0) track(copies.deleteCopies(record));
+    if (!closed && (record.copies ?? []).length > 0) track(copies.deleteCopies(record));
   });
   return {
     copies,
     names: () => links.names(),
     catchUp: () => catchUpCopies(deps, copies),
     async close() {
+      closed = true;
       copies.close();
       await Promise.allSettled([...automatic]);
       await links.close();

@@ -47,7 +47,15 @@ export interface LiveWorld {
 export const silent = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
 
 export async function startLiveWorld(
-  options: { timeoutMs?: number; retainedPerPlan?: number; retentionFor?: CheckpointServiceOptions['retentionFor']; logRetention?: CheckpointServiceOptions['logRetention']; plan?: PlanInput } = {},
+  options: {
+    timeoutMs?: number;
+    retainedPerPlan?: number;
+    retentionFor?: CheckpointServiceOptions['retentionFor'];
+    logRetention?: CheckpointServiceOptions['logRetention'];
+    plan?: PlanInput;
+    /** 0: every app state is stored as an object (the demo apps' are small enough to travel inline). */
+    inlineStateBytesMax?: number;
+  } = {},
 ): Promise<LiveWorld> {
   const plan = options.plan ?? demoPlan;
   const nats = await startNatsServer();
@@ -69,6 +77,7 @@ export async function startLiveWorld(
     retainedPerPlan: options.retainedPerPlan ?? CHECKPOINT_SERVICE_DEFAULTS.retainedPerPlan,
     ...(options.retentionFor ? { retentionFor: options.retentionFor } : {}),
     ...(options.logRetention ? { logRetention: options.logRetention } : {}),
+    ...(options.inlineStateBytesMax !== undefined ? { inlineStateBytesMax: options.inlineStateBytesMax } : {}),
   });
   const created = await store.plans.create({ ...plan, createdAtUnixMs: Date.now(), updatedAtUnixMs: Date.now() });
   if (!created.ok) throw new Error(created.error.message);
