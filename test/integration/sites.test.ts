@@ -289,6 +289,23 @@ describe('copies of checkpoints at another site', () => {
     }
   }, 60_000);
 
+  it('a closed Sites starts no automatic copy of a checkpoint completed after it closed', async () => {
+    await setCopySites(['dr']);
+    const sites = primarySites();
+    await sites.close();
+    try {
+      const record = await completedCheckpoint();
+      // Long enough for an automatic copy of a few small objects to have begun and noted itself.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const got = await primary.service.get(record.id);
+      expect(got.ok && (got.value.copies ?? [])).toEqual([]);
+      const { copy: copyAtSite } = await atSite(record.id);
+      expect(await copyAtSite()).toBe(false);
+    } finally {
+      await setCopySites([]);
+    }
+  }, 30_000);
+
   it('a checkpoint deleted here takes its copy at the site with it: record and objects', async () => {
     const sites = primarySites();
     try {
