@@ -6,8 +6,12 @@
  *
  * Rules (docs/channels.md, *Broker faults*):
  * - a message after a gap (seq beyond the next expected), or a barrier after one, is held, in its
- *   place, and a resend from the next expected seq is asked for (`requestFrom`); what the resend
- *   brings fills the gap and releases what was held behind it, so the core sees no gap;
+ *   place, and a resend from the next expected seq is asked for (`requestFrom`); the resend brings
+ *   the gap and, again, everything held behind it, in the original order, so the core sees no gap.
+ *   What was held is not released when the gap fills but replaced by its resent copy: a barrier
+ *   lost in the gap just before the first held message is in the resend, after the last missing
+ *   message, and releasing the held messages at that point would hand it over behind them (seen
+ *   with a cluster node killed under traffic). What is held stays only for `expire`;
  * - a message already handed over (seq below the next expected) is a duplicate (a resend racing the
  *   original) and is dropped, and so is a barrier whose checkpoint already went through, and a
  *   barrier placed behind an earlier barrier (no sender does that: it is counted as refused);
@@ -104,16 +108,16 @@ export class InboundOrder {
       if (item.overtaking === true || item.afterSeq < this.expected) {
         this.rememberBarrier(item.checkpointId);
         this.barrierAfterSeq = item.afterSeq;
+        this.forgetResent();
         return { deliver: [item] };
       }
     } else if (item.seq < this.expected) {
       this.counts.duplicates += 1;
       return { deliver: [] };
     } else if (item.seq === this.expected) {
-      const deliver: ChannelItem[] = [item];
       this.expected += 1;
-      this.drain(deliver);
-      return { deliver };
+      this.forgetResent();
+      return { deliver: [item] };
     }
     return this.hold(item, nowMs);
   }
@@ -155,24 +159,24 @@ export class InboundOrder {
     return opened ? { deliver: [], requestFrom: this.expected } : { deliver: [] };
   }
 
-  /** Moves what the gap no longer blocks from `held` to `deliver`. */
-  private drain(deliver: ChannelItem[]): void {
+  /**
+   * Drops held items that have now been handed over as their resent copies (held items are in
+   * channel order, so from the front); the gap is repaired once nothing is held.
+   */
+  private forgetResent(): void {
+    if (this.held.length === 0) return;
     let n = 0;
     for (; n < this.held.length; n++) {
       const next = this.held[n] as ChannelItem;
       if (next.type === 'message') {
-        if (next.seq !== this.expected) break;
-        this.expected += 1;
+        if (next.seq >= this.expected) break;
         this.heldMessages -= 1;
-      } else {
-        if (next.afterSeq >= this.expected) break;
-        this.rememberBarrier(next.checkpointId);
-        this.barrierAfterSeq = Math.max(this.barrierAfterSeq, next.afterSeq);
+      } else if (!this.barrierIds.has(next.checkpointId)) {
+        break;
       }
-      deliver.push(next);
     }
     if (n > 0) this.held = this.held.slice(n);
-    if (this.gapSinceMs !== undefined && this.held.length === 0) {
+    if (this.held.length === 0) {
       this.gapSinceMs = undefined;
       this.counts.gapsRepaired += 1;
     }

@@ -308,6 +308,11 @@ export class OutboundQueue<T> {
     return kept.filter((s) => (s.seq === undefined ? s.releasedBy >= fromSeq : s.seq >= fromSeq)).map((s) => s.item);
   }
 
+  /** Everything kept for a resend, in send order: what a reconnected sender publishes again. */
+  retransmitAll(): T[] {
+    return this.sent.all().map((s) => s.item);
+  }
+
   /** Items kept for a resend. */
   get keptForResend(): number {
     return this.sent.length;

@@ -7,7 +7,7 @@
  * channel is published from the one connection handed in, in queue order, synchronously (no await
  * between taking an envelope off the queue and publishing it).
  */
-import type { NatsConnection, Subscription } from 'nats';
+import { Events, type NatsConnection, type Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
@@ -107,6 +107,8 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private counts = { published: 0, envelopesPublished: 0, creditsReceived: 0, malformedCredits: 0, ignoredCredits: 0, barriersAhead: 0, resendRequests: 0, republished: 0, resendsRefused: 0 };
   private lastPublishedSeq: number;
   private pumpScheduled = false;
+  /** False from a disconnect until the reconnect: nothing new is published meanwhile (see `watchConnection`). */
+  private connected = true;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -140,6 +142,31 @@ class NatsOutboundChannel implements OutboundChannelHandle {
       },
     });
     this.log.info({ epoch: options.epoch, lastSentSeq: this.lastPublishedSeq, limits }, 'outbound channel open');
+    void this.watchConnection();
+  }
+
+  /**
+   * What this end's server had not yet passed on when the connection broke is lost, and a loss that
+   * ends with a barrier shows the receiver no gap: the next message follows the last one it got, and
+   * the barrier would never come (or come late, out of its place). So from a disconnect nothing new
+   * is published (it waits in the queue instead of the client's reconnect buffer), and after the
+   * reconnect everything kept is published again, in order, before anything new: the receiver drops
+   * what it has and takes a lost barrier in its place.
+   */
+  private async watchConnection(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (this.closed) return;
+      if (status.type === Events.Disconnect) {
+        this.connected = false;
+      } else if (status.type === Events.Reconnect) {
+        this.connected = true;
+        if (this.failure) continue;
+        const again = this.queue.retransmitAll();
+        this.log.info({ items: again.length, lastPublishedSeq: this.lastPublishedSeq }, 'reconnected: republishing what the receiver may have lost');
+        this.publishAll(again, false);
+        this.pump();
+      }
+    }
   }
 
   get stats(): OutboundChannelStats {
@@ -273,7 +300,8 @@ class NatsOutboundChannel implements OutboundChannelHandle {
    * publish again what is kept from there, ahead of anything new, so its order is the original's.
    */
   private resend(fromSeq: number): void {
-    if (this.closed || this.failure) return;
+    // While disconnected the receiver repeats its request; the reconnect republishes everything anyway.
+    if (this.closed || this.failure || !this.connected) return;
     this.counts.resendRequests += 1;
     const again = this.queue.retransmitFrom(fromSeq);
     if (again === undefined) {
@@ -306,7 +334,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
    * runs (one NATS message each), a barrier on its own between them.
    */
   private pump(): void {
-    if (this.closed || this.failure) return;
+    if (this.closed || this.failure || !this.connected) return;
     this.publishAll(this.queue.takeReady(performance.now()), true);
   }
 

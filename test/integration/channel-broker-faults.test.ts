@@ -12,7 +12,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
+import { connect, Events, type NatsConnection } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type InboundChannelHandle, type OutboundChannelHandle, openInbound, openOutbound } from '../../agent/channels/index.js';
 import type { ChannelLimits } from '../../agent/channels/types.js';
@@ -217,6 +217,36 @@ describe('in-band channels across broker faults', () => {
       );
     }, 120_000);
   }
+
+  it("a barrier lost last with the sender's node, the next message not: the reconnected sender publishes it again, in its place", async () => {
+    const cluster = await startNatsCluster();
+    clusters.push(cluster);
+    const [n1, n2, n3] = cluster.urls;
+    const victim = cluster.nodes[0];
+    if (n1 === undefined || n2 === undefined || n3 === undefined || victim === undefined) throw new Error('not 3 nodes');
+    const senderNc = await connectTo([n1, n3, n2], 'sender');
+    const receiverNc = await connectTo([n2, n3, n1], 'receiver');
+    const { out, seen } = await openPair(senderNc, receiverNc, 's1/lost->s2/x', {});
+    for (let seq = 1; seq <= 5; seq++) await out.sendMessage(seq, 0, payloadFor(seq));
+    await waitFor('1..5', () => seen.seqs.length === 5);
+    const disconnected = (async () => {
+      for await (const status of senderNc.status()) if (status.type === Events.Disconnect) return;
+    })();
+    // Stopped, the node takes nothing off the sender's socket; killed stopped, it never forwards
+    // the barrier, and nothing after the barrier is lost, so the receiver sees no gap.
+    victim.pause();
+    const barrierSent = out.sendBarrier(1, 0, 5);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const pid = victim.pid();
+    if (pid === undefined) throw new Error('no pid');
+    process.kill(pid, 'SIGKILL');
+    await disconnected;
+    const sixSent = out.sendMessage(6, 0, payloadFor(6));
+    await Promise.all([barrierSent, sixSent]);
+    await waitFor('the barrier and 6', () => seen.order.length >= 7, 15_000);
+    expect(seen.order).toEqual(['1', '2', '3', '4', '5', 'b1@5', '6']);
+    expect(out.stats.republished).toBeGreaterThan(0);
+  }, 60_000);
 
   it('a gap the sender cannot repair (it restarted and forgot what it sent) is passed on after gapRepairMs', async () => {
     const server = await RestartableServer.start();

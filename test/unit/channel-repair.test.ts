@@ -35,14 +35,37 @@ describe('InboundOrder', () => {
     // A second item behind the same gap does not ask again (the repeat is the shell's timer's).
     expect(order.accept(msg(5), 3).requestFrom).toBeUndefined();
     expect(order.gapFrom).toBe(2);
-    // The resend: a barrier between the lost messages, then the messages, then repeats of what was held.
+    // The resend: the lost messages with a barrier between them, then again what was held, which
+    // replaces the held copies one by one.
     expect(names(order.accept(msg(2), 4).deliver)).toEqual(['2']);
     expect(names(order.accept(barrier(6, 2), 5).deliver)).toEqual(['b6@2']);
-    expect(names(order.accept(msg(3), 6).deliver)).toEqual(['3', '4', 'b7@4', '5']);
-    expect(order.accept(msg(4), 7).deliver).toEqual([]);
-    expect(order.accept(barrier(7, 4), 8).deliver).toEqual([]);
+    expect(names(order.accept(msg(3), 6).deliver)).toEqual(['3']);
+    expect(order.gapFrom).toBe(4);
+    expect(names(order.accept(msg(4), 7).deliver)).toEqual(['4']);
+    expect(names(order.accept(barrier(7, 4), 8).deliver)).toEqual(['b7@4']);
+    expect(order.stats.held).toBe(1);
+    expect(names(order.accept(msg(5), 9).deliver)).toEqual(['5']);
     expect(order.gapFrom).toBeUndefined();
+    // A second answer to the repeated request: all repeats.
+    expect(order.accept(msg(4), 10).deliver).toEqual([]);
+    expect(order.accept(barrier(7, 4), 11).deliver).toEqual([]);
     expect(order.stats).toEqual({ duplicates: 2, gapsRepaired: 1, gapsPassedOn: 0, barriersMisordered: 0, held: 0 });
+  });
+
+  it('a barrier lost with the last messages of a gap keeps its place before the held messages (a killed cluster node)', () => {
+    // Sent: 1 2 3 b1@3 4 5; lost: 2 3 b1@3. Releasing 4 and 5 when 3 came back put b1@3 behind them.
+    const order = new InboundOrder(0, 0, 1_000, 100);
+    const seen: string[] = [];
+    const feed = (item: ChannelItem, at: number): void => {
+      seen.push(...names(order.accept(item, at).deliver));
+    };
+    feed(msg(1), 0);
+    feed(msg(4), 1);
+    feed(msg(5), 2);
+    // The resend from 2: everything kept from there, in the original order.
+    for (const [i, item] of [msg(2), msg(3), barrier(1, 3), msg(4), msg(5)].entries()) feed(item, 3 + i);
+    expect(seen).toEqual(['1', '2', '3', 'b1@3', '4', '5']);
+    expect(order.stats).toEqual({ duplicates: 0, gapsRepaired: 1, gapsPassedOn: 0, barriersMisordered: 0, held: 0 });
   });
 
   it('passes a gap on once gapRepairMs has gone by since it opened, even while ordinary traffic fills part of it', () => {
