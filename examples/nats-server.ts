@@ -7,7 +7,7 @@
  *   await nats.stop();
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +81,25 @@ export function sleep(ms: number): Promise<void> {
 export function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/**
+ * SIGSTOP, and resolves once every thread of the process is stopped (Linux /proc): kill() returns
+ * before a multi-threaded process has stopped, and a request sent at once may still be answered.
+ */
+export async function pauseProcess(pid: number, timeoutMs = 5_000): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const states = readdirSync(`/proc/${pid}/task`).map((tid) => {
+      // "tid (comm) S ...": the state follows the last ')', comm may hold spaces or parentheses.
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    });
+    if (states.every((state) => state === 'T')) return;
+    if (performance.now() > deadline) throw new Error(`process ${pid} not stopped within ${timeoutMs} ms (thread states ${states.join('')})`);
+    await sleep(1);
+  }
 }
 
 export async function killAndWait(child: ChildProcess, graceMs: number): Promise<void> {

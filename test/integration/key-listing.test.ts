@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
 import { listKeys } from '../../coordinator/store/scan.js';
-import { type NatsServerHandle, startNatsServer } from '../support/nats-server.js';
+import { type NatsServerHandle, pauseProcess, startNatsServer } from '../support/nats-server.js';
 
 describe('key listing', () => {
   let server: NatsServerHandle;
@@ -37,7 +37,7 @@ describe('key listing', () => {
   });
 
   it('NATS paused before a listing: UNAVAILABLE at the deadline; it lists again once NATS runs', async () => {
-    process.kill(server.pid, 'SIGSTOP');
+    await pauseProcess(server.pid);
     const started = performance.now();
     const r = await listKeys(store.buckets.meta, 'op.>', 1_500);
     const tookMs = performance.now() - started;
