@@ -17,7 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type InboundChannelHandle, type OutboundChannelHandle, openInbound, openOutbound } from '../../agent/channels/index.js';
 import type { ChannelLimits } from '../../agent/channels/types.js';
 import { startNatsCluster } from '../../examples/nats-cluster.js';
-import { exited, freePort } from '../../examples/nats-server.js';
+import { exited, freePort, pauseProcess } from '../../examples/nats-server.js';
 import type { ChannelItem } from '../../src/wire/index.js';
 
 const TENANT = 't1';
@@ -234,11 +234,11 @@ describe('in-band channels across broker faults', () => {
     })();
     // Stopped, the node takes nothing off the sender's socket; killed stopped, it never forwards
     // the barrier, and nothing after the barrier is lost, so the receiver sees no gap.
-    victim.pause();
-    const barrierSent = out.sendBarrier(1, 0, 5);
-    await new Promise((resolve) => setTimeout(resolve, 100));
     const pid = victim.pid();
     if (pid === undefined) throw new Error('no pid');
+    await pauseProcess(pid);
+    const barrierSent = out.sendBarrier(1, 0, 5);
+    await new Promise((resolve) => setTimeout(resolve, 100));
     process.kill(pid, 'SIGKILL');
     await disconnected;
     const sixSent = out.sendMessage(6, 0, payloadFor(6));
