@@ -29,19 +29,43 @@ const TAG_RUN_PAYLOAD = 0x0a;
 const VARINT_BYTES_MAX = 8;
 
 /**
- * Envelopes are cut from slabs of this size: a typed array of more than 64 bytes gets a buffer of
- * its own outside V8's heap, which on a 1 KiB message cost more than the rest of the encoding (Node's
- * Buffer.allocUnsafe pools for the same reason). A slab lives as long as any envelope cut from it.
+ * Cuts small byte arrays from slabs: a typed array of more than 64 bytes gets a buffer of its own
+ * outside V8's heap, which on a 1 KiB message cost more than the rest of the encoding (Node's
+ * Buffer.allocUnsafe pools 8 KiB for the same reason). A slab lives as long as any array cut from it.
+ * The next slab's size is up to the caller (`nextSlabBytes`, asked each time one fills).
  */
+export class SlabAllocator {
+  private slab: Uint8Array = new Uint8Array(0);
+  private used = 0;
+
+  constructor(
+    /** The size of the next slab, asked when one is made (at least `cutBytesMax`). */
+    private readonly nextSlabBytes: () => number,
+    /** Larger arrays get their own buffer: they would waste much of a slab. */
+    private readonly cutBytesMax: number,
+    /** Makes a slab, or an array too large to cut from one (every byte is written by the caller). */
+    private readonly fresh: (size: number) => Uint8Array = (size) => new Uint8Array(size),
+  ) {}
+
+  readonly allocate = (size: number): Uint8Array => {
+    if (size > this.cutBytesMax) return this.fresh(size);
+    if (this.used + size > this.slab.byteLength) {
+      this.slab = this.fresh(Math.max(this.nextSlabBytes(), this.cutBytesMax));
+      this.used = 0;
+    }
+    const out = this.slab.subarray(this.used, this.used + size);
+    this.used += size;
+    return out;
+  };
+}
+
+/** A codec's own slabs, unless it is given an allocator. */
 const SLAB_BYTES = 64 * 1024;
-/** Larger envelopes get their own buffer: they would waste most of a slab. */
-const SLAB_ENVELOPE_BYTES_MAX = SLAB_BYTES / 8;
 
 export class ChannelCodec {
   readonly channel: ChannelId;
   private readonly channelField: Uint8Array;
-  private slab = new Uint8Array(0);
-  private slabUsed = 0;
+  private readonly allocate: (size: number) => Uint8Array;
 
   /**
    * Throws RangeError for a channel id that is not one: callers check ids where they are configured.
@@ -52,7 +76,7 @@ export class ChannelCodec {
     private readonly limits: WireLimits = wireLimitsDefault,
     allocate?: (size: number) => Uint8Array,
   ) {
-    if (allocate) this.allocate = allocate;
+    this.allocate = allocate ?? new SlabAllocator(() => SLAB_BYTES, SLAB_BYTES / 8).allocate;
     if (!isChannelId(channel)) throw new RangeError(`not a channel id: ${JSON.stringify(channel)}`);
     this.channel = channel;
     const text = new TextEncoder().encode(channel);
@@ -139,17 +163,6 @@ export class ChannelCodec {
     out[at++] = TAG_SEQ;
     return writeVarint(out, at, seq);
   }
-
-  private allocate = (size: number): Uint8Array => {
-    if (size > SLAB_ENVELOPE_BYTES_MAX) return new Uint8Array(size);
-    if (this.slabUsed + size > this.slab.byteLength) {
-      this.slab = new Uint8Array(SLAB_BYTES);
-      this.slabUsed = 0;
-    }
-    const out = this.slab.subarray(this.slabUsed, this.slabUsed + size);
-    this.slabUsed += size;
-    return out;
-  };
 
   /**
    * Any bytes from the channel's subject, as `decodeEnvelope` would return them. A message's payload

@@ -15,7 +15,7 @@ export {
   encodeEnvelopeTrusted,
   wireLimitsDefault,
 } from './codec.js';
-export { ChannelCodec } from './channel-codec.js';
+export { ChannelCodec, SlabAllocator } from './channel-codec.js';
 export { forEachItem } from './channel.js';
 export { isChannelId, isLogSubject, isName, isProcessId, wireFormat } from './fields.js';
 export type {

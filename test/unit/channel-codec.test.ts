@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ChannelCodec, decodeEnvelope, encodeEnvelope, type Envelope, type WireLimits } from '../../src/wire/index.js';
+import { ChannelCodec, decodeEnvelope, encodeEnvelope, SlabAllocator, type Envelope, type WireLimits } from '../../src/wire/index.js';
 
 const CHANNEL = 'srv1/APP1->srv2/APP2';
 const OTHER = 'srv1/APP1->srv2/APP3';
@@ -136,5 +136,34 @@ describe('ChannelCodec', () => {
 
   it('is made only for a valid channel id', () => {
     expect(() => new ChannelCodec('not a channel')).toThrow(RangeError);
+  });
+});
+
+describe('SlabAllocator', () => {
+  it('cuts arrays that do not overlap from slabs of the size asked when one is made; a large array gets its own buffer', () => {
+    const asked: number[] = [];
+    const sizes = [16, 32];
+    const slabs = new SlabAllocator(() => {
+      const size = sizes[asked.length] ?? 64;
+      asked.push(size);
+      return size;
+    }, 8);
+    const a = slabs.allocate(6);
+    const b = slabs.allocate(6);
+    expect(a.buffer).toBe(b.buffer);
+    expect(b.byteOffset).toBe(a.byteOffset + 6);
+    expect(a.buffer.byteLength).toBe(16);
+    const c = slabs.allocate(8); // 12 + 8 > 16: a new slab, of the size asked now
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(c.buffer.byteLength).toBe(32);
+    const big = slabs.allocate(9);
+    expect(big.byteLength).toBe(9);
+    expect(big.buffer.byteLength).toBe(9);
+    expect(asked).toEqual([16, 32]);
+    // Writing through one array never shows in another.
+    a.fill(1);
+    b.fill(2);
+    c.fill(3);
+    expect([...a, ...b, ...c]).toEqual([...Array(6).fill(1), ...Array(6).fill(2), ...Array(8).fill(3)]);
   });
 });
