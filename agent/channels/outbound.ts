@@ -81,7 +81,7 @@ const RUN_BYTES_MAX = 64 * 1024;
  * pool that they used before, and doubled up to 64 KiB while each fills within SLAB_GROW_WITHIN_MS: a
  * busy channel then makes an ArrayBuffer every 50 or so 1 KiB messages instead of every 7, and a
  * trickle keeps one small slab. Each new ArrayBuffer costs V8 an allocation outside its heap (the
- * producer's CPU per 1 KiB message fell about 7 %, docs/BENCHMARKS.md).
+ * producer's CPU per 1 KiB message fell about a tenth, docs/BENCHMARKS.md).
  */
 const SLAB_BYTES_MIN = 8 * 1024;
 const SLAB_BYTES_MAX = 64 * 1024;
