@@ -18,6 +18,8 @@ export interface DepthOptions {
   readonly rounds: number;
   readonly warmup: number;
   readonly workers: number;
+  /** How long each app's snapshot takes (0: it returns at once). */
+  readonly snapshotMs: number;
   readonly logLevel: string;
 }
 
@@ -50,7 +52,7 @@ export async function runDepth(o: DepthOptions): Promise<BenchResult> {
     const coordinator = await startCoordinator(nats.url, { timeoutMs: 60_000, retainedPerPlan: o.warmup + o.rounds + 10, logLevel: o.logLevel });
     try {
       await coordinator.createPlan(plan);
-      const specs = new Map<number, AgentSpec>(plan.servers.map((server, i) => [i, { config: agentConfig(plan, server, nats.url), app: { kind: 'trivial', stateBytes: 8 } }]));
+      const specs = new Map<number, AgentSpec>(plan.servers.map((server, i) => [i, { config: agentConfig(plan, server, nats.url), app: { kind: 'trivial', stateBytes: 8, snapshotMs: o.snapshotMs } }]));
       await pool.all('agents.start', (w) => ({ specs: byWorker(w).map((i) => specs.get(i)) }));
       const projectMs: number[] = [];
       const roundMs: number[] = [];

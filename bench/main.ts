@@ -29,6 +29,7 @@ benchmarks and their options (defaults in brackets):
             --agents N [1000]  --rounds R [50]  --warmup W [3]  --workers K [2]
   depth     barrier propagation through a pipeline vs a plain NATS hop-by-hop chain
             --depth D [20]  --mode aligned|unaligned [aligned]  --rounds R [30]  --warmup W [3]  --workers K [2]
+            --snapshot-ms MS [0]: each app's snapshot takes MS (a timer), as an app behind the local API answers
   channel   in-band channel throughput (1 KiB) vs plain NATS pub/sub; then with checkpoints
             --messages N [100000]  --payload BYTES [1024]  --interval MS [100]  --window N [1000]  --repeat K [3]
             --credit-window N [the agent's default, ${CHANNEL_LIMITS_DEFAULT.creditWindowMessages}]: the receiver's credit window, in messages
@@ -56,6 +57,7 @@ const { values, positionals } = parseArgs({
     workers: { type: 'string' },
     depth: { type: 'string' },
     mode: { type: 'string' },
+    'snapshot-ms': { type: 'string' },
     messages: { type: 'string' },
     payload: { type: 'string' },
     interval: { type: 'string' },
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
     case 'depth': {
       const mode = values.mode ?? 'aligned';
       if (mode !== 'aligned' && mode !== 'unaligned') usage(`--mode must be aligned or unaligned, got ${mode}`);
-      result = await runDepth({ depth: int('depth', 20), mode, rounds: int('rounds', 30), warmup: int('warmup', 3, 0), workers: int('workers', 2), logLevel });
+      result = await runDepth({ depth: int('depth', 20), mode, rounds: int('rounds', 30), warmup: int('warmup', 3, 0), workers: int('workers', 2), snapshotMs: int('snapshot-ms', 0, 0), logLevel });
       break;
     }
     case 'channel':

@@ -163,7 +163,7 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
         const key = `${parsed.config.server}/${appConfig.name}`;
         const app =
           spec.app.kind === 'trivial'
-            ? new TrivialApp(key, spec.app.stateBytes, spec.app.holdSnapshots ?? false)
+            ? new TrivialApp(key, spec.app.stateBytes, spec.app.holdSnapshots ?? false, spec.app.snapshotMs ?? 0)
             : spec.app.kind === 'producer'
               ? new ProducerApp()
               : new ConsumerApp();

@@ -6,8 +6,11 @@ import type { AppHandler, AppLink } from '../../agent/app.js';
 import type { ChannelId, CheckpointId } from '../../src/ids.js';
 
 export type AppSpec =
-  /** Holds `stateBytes` of state; `holdSnapshots`: a snapshot waits until released (a checkpoint stays in flight). */
-  | { readonly kind: 'trivial'; readonly stateBytes: number; readonly holdSnapshots?: boolean }
+  /**
+   * Holds `stateBytes` of state; `holdSnapshots`: a snapshot waits until released (a checkpoint stays
+   * in flight); `snapshotMs`: a snapshot takes that long (a timer), as an app's answer over the local API.
+   */
+  | { readonly kind: 'trivial'; readonly stateBytes: number; readonly holdSnapshots?: boolean; readonly snapshotMs?: number }
   /** Sends messages on its one output when told (the channel benchmark). */
   | { readonly kind: 'producer' }
   /** Counts what it receives on its inputs (the channel benchmark). */
@@ -37,6 +40,7 @@ export class TrivialApp implements AppHandler {
     private readonly key: string,
     stateBytes: number,
     private readonly holdSnapshots = false,
+    private readonly snapshotMs = 0,
   ) {
     this.state = new Uint8Array(stateBytes);
     // Not all zeros, so nothing on the way can take a shortcut.
@@ -52,8 +56,9 @@ export class TrivialApp implements AppHandler {
       snapshotTimes.set(checkpointId, times);
     }
     times.set(this.key, performance.now());
-    if (!this.holdSnapshots) return this.state;
-    return new Promise((resolve) => releaseHeld.push(() => resolve(this.state)));
+    if (this.holdSnapshots) return new Promise((resolve) => releaseHeld.push(() => resolve(this.state)));
+    if (this.snapshotMs > 0) return new Promise((resolve) => setTimeout(() => resolve(this.state), this.snapshotMs));
+    return this.state;
   }
 
   restore(): void {}

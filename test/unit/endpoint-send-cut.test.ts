@@ -6,17 +6,14 @@
  * without it either, and the message's tokens in neither (a live run lost one token that way while
  * the endpoint deleted an aborted checkpoint's late state object).
  */
-import { pino } from 'pino';
 import { expect, it } from 'vitest';
 import type { OutboundChannel } from '../../agent/channels/types.js';
-import { Endpoint, type StatePort } from '../../agent/endpoint.js';
-import { silentInbound } from '../support/endpoint-fakes.js';
+import type { StatePort } from '../../agent/endpoint.js';
+import { openOneInOneOut } from '../support/endpoint-fakes.js';
 import type { AgentEventBody, ChannelItem } from '../../src/wire/index.js';
 
 const IN = 's1/A->s2/B';
 const OUT = 's2/B->s3/C';
-
-const inbound = silentInbound(IN);
 
 const outbound: OutboundChannel = {
   id: OUT,
@@ -39,7 +36,6 @@ async function setUp(deleteDone: Promise<void>) {
   let appSent = 0;
   /** Per checkpoint, the sends the app had made when it snapshotted: what its state holds. */
   const sentAtSnapshot = new Map<number, number>();
-  let arrive: ((e: ChannelItem) => void) | undefined;
   let firstUpload: (() => void) | undefined;
   const events: AgentEventBody[] = [];
   const state: StatePort = {
@@ -51,12 +47,9 @@ async function setUp(deleteDone: Promise<void>) {
     get: async () => new Uint8Array(0),
     delete: () => deleteDone,
   };
-  const endpoint = await Endpoint.open({
-    server: 's2',
-    app: 'B',
-    inputs: [IN],
-    outputs: [OUT],
-    epoch: 0,
+  const { endpoint, arrive } = await openOneInOneOut({
+    input: IN,
+    output: outbound,
     handler: {
       deliver: () => undefined,
       snapshot: (id) => {
@@ -65,19 +58,9 @@ async function setUp(deleteDone: Promise<void>) {
       },
       restore: () => undefined,
     },
-    openOutbound: async () => outbound,
-    openInbound: async (_c, _e, _d, onEnvelope) => {
-      arrive = onEnvelope;
-      return inbound;
-    },
     state,
-    publish: (e) => {
-      events.push(e);
-    },
-    clock: { nowMs: () => 0, setTimer: () => () => undefined },
-    logger: pino({ level: 'silent' }),
+    events,
   });
-  if (!arrive) throw new Error('no inbound opened');
   const send = (): Promise<void> => {
     appSent += 1;
     return endpoint.send(OUT, new Uint8Array([1]));
