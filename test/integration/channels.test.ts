@@ -110,12 +110,13 @@ describe('in-band channels over a real nats-server', () => {
     channel: string,
     limits: Partial<ChannelLimits>,
     onEnvelope: (envelope: ChannelItem) => void,
-    extra: { logger?: pino.Logger } = {},
+    extra: { logger?: pino.Logger; senderLimits?: Partial<ChannelLimits> } = {},
   ): Promise<{ out: OutboundChannelHandle; inb: InboundChannelHandle }> {
+    const { senderLimits, ...options } = extra;
     // Sender first, so the receiver's first credit finds it subscribed.
-    const out = await openOutbound(senderNc, { tenant: TENANT, channel, epoch: 0, limits, ...extra });
+    const out = await openOutbound(senderNc, { tenant: TENANT, channel, epoch: 0, limits: { ...limits, ...senderLimits }, ...options });
     opened.push(out);
-    const inb = await openInbound(receiverNc, { tenant: TENANT, channel, epoch: 0, limits, onEnvelope, ...extra });
+    const inb = await openInbound(receiverNc, { tenant: TENANT, channel, epoch: 0, limits, onEnvelope, ...options });
     opened.push(inb);
     return { out, inb };
   }
@@ -405,26 +406,21 @@ describe('in-band channels over a real nats-server', () => {
     // default 8 MiB, so its half-cap grant never comes: the catch-up credit (16 KiB or more
     // consumed and not granted) must carry the channel, with the refresh an hour away.
     const total = 30;
-    const channel = freshChannel();
     const seqs: number[] = [];
-    const out = await openOutbound(senderNc, { tenant: TENANT, channel, epoch: 0, limits: { inFlightBytesMax: 128 * 1024, creditRefreshMs: 3_600_000 } });
-    opened.push(out);
-    const inb = await openInbound(receiverNc, {
-      tenant: TENANT,
-      channel,
-      epoch: 0,
-      limits: { creditRefreshMs: 3_600_000 },
-      onEnvelope: (envelope) => {
+    const pair = await openPair(
+      freshChannel(),
+      { creditRefreshMs: 3_600_000 },
+      (envelope) => {
         if (envelope.type !== 'message') return;
         seqs.push(envelope.seq);
-        inb.consumed(envelope.seq);
+        pair.inb.consumed(envelope.seq);
       },
-    });
-    opened.push(inb);
-    const sent = Promise.all(Array.from({ length: total }, (_, i) => out.sendMessage(i + 1, 0, payloadFor(i + 1, 64 * 1024))));
+      { senderLimits: { inFlightBytesMax: 128 * 1024 } },
+    );
+    const sent = Promise.all(Array.from({ length: total }, (_, i) => pair.out.sendMessage(i + 1, 0, payloadFor(i + 1, 64 * 1024))));
     await waitFor(`${total} messages`, () => seqs.length === total, 10_000);
     await sent;
-    expect(out.stats.creditsReceived).toBeGreaterThan(total / 2 - 1);
+    expect(pair.out.stats.creditsReceived).toBeGreaterThan(total / 2 - 1);
   });
 
   it('messages sent together go out as runs, and a gap in their seqs (a send refused after the core numbered it) still reaches the receiver', async () => {
