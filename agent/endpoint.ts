@@ -910,30 +910,8 @@ export class Endpoint implements AppLink {
       (logRanges ??= {})[channel] = Object.assign({ afterOffset }, range);
     }
     const hasChannelState = anyRecorded(e.channelStates) || logRanges !== undefined;
-    const publish = (channelState: ObjectRef | undefined): void => {
-      const now = this.o.clock.nowMs();
-      this.forget(e.checkpointId);
-      this.counters.acks += 1;
-      // Object.assign rather than a spread followed by more fields (slow on Node 20; once per ack).
-      const stats: WireAckStats = Object.assign({}, e.stats, {
-        startDelayMs: t?.triggerMs !== undefined ? Math.max(0, Math.round(t.firstSeenMs - t.triggerMs)) : 0,
-        alignmentMs: t?.snapshotStartMs !== undefined ? Math.round(t.snapshotStartMs - t.firstSeenMs) : 0,
-        syncMs: Math.round(t?.syncMs ?? 0),
-        asyncMs: t?.uploadStartMs !== undefined ? Math.round(now - t.uploadStartMs) : 0,
-      });
-      if (!t?.state) {
-        this.log.error({ checkpointId: e.checkpointId }, 'ack without a stored state: a bug');
-        this.decline(e.checkpointId, 'internal', `${this.app}: no stored state`);
-        return;
-      }
-      const ack: AgentEventBody = { type: 'ack', checkpointId: e.checkpointId, app: this.app, counts: e.counts, state: t.state, stats };
-      if (channelState) Object.assign(ack, { channelState });
-      this.o.publish(ack);
-      // Built only when it is written: once per app and checkpoint.
-      if (levelEnabled(this.log, 'info')) this.log.info(Object.assign({ checkpointId: e.checkpointId }, stats), 'acked');
-    };
     if (!hasChannelState) {
-      publish(undefined);
+      this.publishAck(e, t, undefined);
       return;
     }
     const encoded = encodeChannelState(e.channelStates, logRanges);
@@ -942,9 +920,36 @@ export class Endpoint implements AppLink {
       return;
     }
     this.o.state.put(objectName(e.checkpointId, this.o.server, this.app, 'channels'), encoded.value).then(
-      (ref) => (this.timings.has(e.checkpointId) ? publish(ref) : void this.discardLate(e.checkpointId, ref.name)),
+      (ref) => (this.timings.has(e.checkpointId) ? this.publishAck(e, t, ref) : void this.discardLate(e.checkpointId, ref.name)),
       (error: unknown) => this.decline(e.checkpointId, 'store-failed', `${this.app}: channel state upload failed: ${String(error)}`),
     );
+  }
+
+  /**
+   * A method, not a closure in onAck: under tsx (esbuild's keepNames) every closure made costs a
+   * call that names it, and this runs once per app and checkpoint.
+   */
+  private publishAck(e: Ack, t: CheckpointTiming | undefined, channelState: ObjectRef | undefined): void {
+    const now = this.o.clock.nowMs();
+    this.forget(e.checkpointId);
+    this.counters.acks += 1;
+    // Object.assign rather than a spread followed by more fields (slow on Node 20; once per ack).
+    const stats: WireAckStats = Object.assign({}, e.stats, {
+      startDelayMs: t?.triggerMs !== undefined ? Math.max(0, Math.round(t.firstSeenMs - t.triggerMs)) : 0,
+      alignmentMs: t?.snapshotStartMs !== undefined ? Math.round(t.snapshotStartMs - t.firstSeenMs) : 0,
+      syncMs: Math.round(t?.syncMs ?? 0),
+      asyncMs: t?.uploadStartMs !== undefined ? Math.round(now - t.uploadStartMs) : 0,
+    });
+    if (!t?.state) {
+      this.log.error({ checkpointId: e.checkpointId }, 'ack without a stored state: a bug');
+      this.decline(e.checkpointId, 'internal', `${this.app}: no stored state`);
+      return;
+    }
+    const ack: AgentEventBody = { type: 'ack', checkpointId: e.checkpointId, app: this.app, counts: e.counts, state: t.state, stats };
+    if (channelState) Object.assign(ack, { channelState });
+    this.o.publish(ack);
+    // Built only when it is written: once per app and checkpoint.
+    if (levelEnabled(this.log, 'info')) this.log.info(Object.assign({ checkpointId: e.checkpointId }, stats), 'acked');
   }
 
   /**
