@@ -11,7 +11,7 @@ import { Events, type NatsConnection, type Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
-import { ChannelCodec, SlabAllocator, decodeCredit, encodeEnvelopeTrusted, type Envelope, type TenantId, type WireLimits, type WireResult } from '../../src/wire/index.js';
+import { ChannelCodec, SlabAllocator, decodeCredit, type Envelope, type TenantId, type WireLimits, type WireResult } from '../../src/wire/index.js';
 import { AppSendError } from '../app.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
 import { OutboundQueue } from './outbound-queue.js';
@@ -232,9 +232,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     const ahead = overtake && this.queue.queuedMessages > 0 && this.queue.queuedBytes <= this.overtakeQueuedBytesMax;
-    const barrier: Envelope = ahead ? { type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId, overtaking: true } : { type: 'barrier', channel: this.id, epoch, afterSeq, checkpointId };
-    // The channel id was checked when the channel opened; the rest are this channel's own counters.
-    const encoded = this.checked('barrier', encodeEnvelopeTrusted(barrier, this.wireLimits));
+    const encoded = this.checked('barrier', this.codec.encodeBarrier(epoch, afterSeq, checkpointId, ahead));
     if (encoded instanceof Error) return Promise.reject(encoded);
     if (ahead) this.counts.barriersAhead += 1;
     return new Promise<void>((resolve, reject) => {

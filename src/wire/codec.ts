@@ -112,17 +112,6 @@ export function encodeEventTrusted(event: AgentEvent, limits: WireLimits = wireL
   return { ok: true, value: plainBytes(bytes) };
 }
 
-/**
- * `encodeEnvelope` without the decoder's checks, for a barrier a channel builds from its own
- * checked id and counters (once per hop of every checkpoint); the size limit still holds. A test
- * holds that it writes `encodeEnvelope`'s bytes for every valid envelope.
- */
-export function encodeEnvelopeTrusted(envelope: Envelope, limits: WireLimits = wireLimitsDefault): WireResult<Uint8Array> {
-  const bytes = envelopeType.encode(envelopeFields(envelope)).finish();
-  if (bytes.byteLength > limits.wireMessageBytesMax) return tooLarge(bytes.byteLength, limits);
-  return { ok: true, value: plainBytes(bytes) };
-}
-
 export function decodeEnvelope(bytes: Uint8Array, limits: WireLimits = wireLimitsDefault): WireResult<Envelope> {
   return decodeWith(envelopeType, bytes, limits, readEnvelope);
 }

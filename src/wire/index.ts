@@ -12,7 +12,6 @@ export {
   encodeEnvelope,
   encodeEvent,
   encodeEventTrusted,
-  encodeEnvelopeTrusted,
   wireLimitsDefault,
 } from './codec.js';
 export { ChannelCodec, SlabAllocator } from './channel-codec.js';

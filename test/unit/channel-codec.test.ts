@@ -1,6 +1,6 @@
 /**
- * The per-channel codec of data messages (src/wire/channel-codec.ts) against the general codec: the
- * same bytes out for any message envelope, and the same answer in for any bytes at all (valid,
+ * The per-channel codec (src/wire/channel-codec.ts) against the general codec: the same bytes out
+ * for any message, run or barrier envelope, and the same answer in for any bytes at all (valid,
  * mutated, truncated, another channel's, a barrier), so the fast path can never accept what the
  * general decoder refuses or read a field differently.
  */
@@ -15,6 +15,11 @@ const limits: WireLimits = { wireMessageBytesMax: 4096 };
 const safeUint = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 2 ** 32 + 5 }), fc.constantFrom(0, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER));
 const positive = safeUint.filter((n) => n > 0);
 const payload = fc.uint8Array({ maxLength: 600 });
+
+function value<T>(r: { ok: true; value: T } | { ok: false; error: { message: string } }): T {
+  if (!r.ok) throw new Error(r.error.message);
+  return r.value;
+}
 
 function general(envelope: Envelope): Uint8Array {
   const r = encodeEnvelope(envelope, limits);
@@ -46,7 +51,7 @@ describe('ChannelCodec', () => {
             : { type: 'run', channel: CHANNEL, epoch, firstSeq, payloads };
         if (fast.ok) {
           expect(fast.value).toEqual(general(expected));
-          expect(codec.readMessage(fast.value)).toEqual(expected);
+          expect(codec.readFast(fast.value)).toEqual(expected);
         }
       }),
     );
@@ -58,12 +63,44 @@ describe('ChannelCodec', () => {
         const bytes = codec.encodeMessage(epoch, seq, p);
         if (!bytes.ok) throw new Error(bytes.error.message);
         // By the fast path, not by falling back to the general decoder.
-        expect(codec.readMessage(bytes.value)).toBeDefined();
+        expect(codec.readFast(bytes.value)).toBeDefined();
         const back = codec.decode(bytes.value);
         expect(back).toEqual({ ok: true, value: { type: 'message', channel: CHANNEL, epoch, seq, payload: p } });
         if (back.ok && back.value.type === 'message' && p.byteLength > 0) expect(back.value.payload.buffer).toBe(bytes.value.buffer);
       }),
     );
+  });
+
+  it('writes the same bytes as the general codec for any barrier, and reads them back by the fast path', () => {
+    fc.assert(
+      fc.property(safeUint, safeUint, positive, fc.boolean(), (epoch, afterSeq, checkpointId, overtaking) => {
+        const fast = codec.encodeBarrier(epoch, afterSeq, checkpointId, overtaking);
+        const expected: Envelope = overtaking ? { type: 'barrier', channel: CHANNEL, epoch, afterSeq, checkpointId, overtaking: true } : { type: 'barrier', channel: CHANNEL, epoch, afterSeq, checkpointId };
+        expect(fast.ok).toBe(true);
+        if (!fast.ok) return;
+        expect(fast.value).toEqual(general(expected));
+        expect(codec.readFast(fast.value)).toEqual(expected);
+        expect(codec.decode(fast.value)).toEqual(decodeEnvelope(fast.value, limits));
+      }),
+    );
+  });
+
+  it('leaves a barrier flag written as 0 or 2 (not how protobufjs writes it) to the general decoder, which reads it as false and true', () => {
+    for (const flag of [0, 2]) {
+      const bytes = value(codec.encodeBarrier(3, 7, 9, true));
+      bytes[bytes.byteLength - 1] = flag;
+      expect(codec.readFast(bytes)).toBeUndefined();
+      expect(codec.decode(bytes)).toEqual(decodeEnvelope(bytes, limits));
+      expect(codec.decode(bytes)).toMatchObject({ ok: true, value: { type: 'barrier', checkpointId: 9 } });
+      expect(value(codec.decode(bytes)).type === 'barrier' && 'overtaking' in value(codec.decode(bytes))).toBe(flag === 2);
+    }
+  });
+
+  it('refuses a barrier the general encoder refuses', () => {
+    expect(codec.encodeBarrier(1, 0, 0, false)).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'barrier.checkpoint_id' } });
+    expect(codec.encodeBarrier(-1, 0, 1, false)).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'epoch' } });
+    expect(codec.encodeBarrier(1, 2 ** 53, 1, false)).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'seq' } });
+    expect(new ChannelCodec(CHANNEL, { wireMessageBytesMax: 16 }).encodeBarrier(1, 1, 1, false)).toMatchObject({ ok: false, error: { kind: 'too-large' } });
   });
 
   it('gives the general decoder\'s answer for any bytes: mutated, cut, extended, random, barriers, other channels', () => {
@@ -85,7 +122,13 @@ describe('ChannelCodec', () => {
         return out;
       }),
       fc.tuple(safeUint, positive, payload).map(([epoch, seq, p]) => general({ type: 'message', channel: OTHER, epoch, seq, payload: p })),
-      fc.tuple(safeUint, safeUint, positive).map(([epoch, afterSeq, checkpointId]) => general({ type: 'barrier', channel: CHANNEL, epoch, afterSeq, checkpointId })),
+      fc.tuple(safeUint, safeUint, positive, fc.boolean(), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([epoch, afterSeq, checkpointId, overtaking, at, value]) => {
+        const b = general(overtaking ? { type: 'barrier', channel: CHANNEL, epoch, afterSeq, checkpointId, overtaking: true } : { type: 'barrier', channel: CHANNEL, epoch, afterSeq, checkpointId });
+        // Mutated half the time: a barrier whose two epochs differ, a flag of 2, a cut varint...
+        if (at % 2 === 0) b[at % b.byteLength] = value;
+        return b;
+      }),
+      fc.tuple(safeUint, safeUint, positive).map(([epoch, afterSeq, checkpointId]) => general({ type: 'barrier', channel: OTHER, epoch, afterSeq, checkpointId })),
       fc.tuple(safeUint, positive, fc.array(fc.uint8Array({ maxLength: 12 }), { minLength: 2, maxLength: 5 }), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([epoch, firstSeq, payloads, at, value]) => {
         const b = general({ type: 'run', channel: CHANNEL, epoch, firstSeq: Math.min(firstSeq, 2 ** 50), payloads });
         // Mutated half the time, so valid runs and broken ones both come through.
@@ -98,7 +141,7 @@ describe('ChannelCodec', () => {
       fc.property(sample, (bytes) => {
         expect(codec.decode(bytes)).toEqual(decodeEnvelope(bytes, limits));
       }),
-      { numRuns: 2_000 },
+      { numRuns: 4_000 },
     );
   });
 
