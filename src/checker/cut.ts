@@ -192,8 +192,6 @@ function checkChannelState(
   sent: number,
   recorded: readonly number[],
 ): Extract<Violation, { kind: 'channel-state' }> | undefined {
-  const inRange = (seq: number): boolean => Number.isSafeInteger(seq) && seq > received && seq <= sent;
-
   const seen = new Set<number>();
   const unexpected: number[] = [];
   const duplicateSet = new Set<number>();
@@ -210,7 +208,7 @@ function checkChannelState(
       continue;
     }
     seen.add(seq);
-    if (!inRange(seq)) {
+    if (!(Number.isSafeInteger(seq) && seq > received && seq <= sent)) {
       unexpected.push(seq);
       continue;
     }

@@ -110,6 +110,15 @@ function smallIntegerOf(value: unknown): number | undefined {
 export type Fields = Readonly<Record<string, unknown>>;
 
 /**
+ * Own properties only: a decoded message inherits defaults (an empty buffer) for unset fields. A
+ * function of the module, not a closure in appState: once per ack, and under tsx every closure made
+ * is also named by a call (esbuild's keepNames).
+ */
+function isSet(message: Fields, name: string): boolean {
+  return Object.hasOwn(message, name) && message[name] !== undefined && message[name] !== null;
+}
+
+/**
  * The same bytes as a plain Uint8Array view (no copy). protobufjs hands out Node Buffers; keeping
  * Buffer out of the codec's results keeps them the same in Node, a browser and a test's toEqual.
  */
@@ -306,13 +315,11 @@ export class FieldReader<E = WireError> {
 
   /** The `app_state` oneof of `message` (Ack, AppRestore): exactly one of state and inline_state. */
   appState(message: Fields, field: string): AppState {
-    // Own properties only: a decoded message inherits defaults (an empty buffer) for unset fields.
-    const has = (name: string): boolean => Object.hasOwn(message, name) && message[name] !== undefined && message[name] !== null;
-    if (has('inline_state')) {
-      if (has('state')) this.fail(`${field}.app_state`, 'has both state and inline_state set; exactly one is allowed');
+    if (isSet(message, 'inline_state')) {
+      if (isSet(message, 'state')) this.fail(`${field}.app_state`, 'has both state and inline_state set; exactly one is allowed');
       return { kind: 'inline', bytes: plainBytes(this.bytes(message.inline_state, `${field}.inline_state`)) };
     }
-    if (!has('state')) this.fail(`${field}.app_state`, 'is required: one of state, inline_state');
+    if (!isSet(message, 'state')) this.fail(`${field}.app_state`, 'is required: one of state, inline_state');
     return { kind: 'object', ref: this.objectRef(message.state, `${field}.state`) };
   }
 
