@@ -5,7 +5,7 @@
  * repaired by a resend when the sender still has the messages, and only passed on (the core then
  * fails the channel) when it cannot be (./inbound-order.ts).
  */
-import { Events, type NatsConnection, type Subscription } from 'nats';
+import { Events, type NatsConnection, type QueuedIterator, type Status, type Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, Epoch } from '../../src/ids.js';
@@ -13,6 +13,7 @@ import { ChannelCodec, encodeCredit, forEachItem, type ChannelItem, type TenantI
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
 import { CreditGrant } from './credit-grant.js';
 import { InboundOrder } from './inbound-order.js';
+import { watchStatus } from './status-watch.js';
 import type { ChannelLimits, EnvelopeHandler, InboundChannel, InboundStats } from './types.js';
 
 export interface InboundOptions {
@@ -110,6 +111,7 @@ class NatsInboundChannel implements InboundChannelHandle {
   /** When the last catch-up credit went out (performance.now()). */
   private lastIdleCreditMs = Number.NEGATIVE_INFINITY;
   private closed = false;
+  private readonly statuses: QueuedIterator<Status>;
   private counts = { received: 0, malformed: 0, misrouted: 0, beyondCredit: 0, creditsSent: 0, handlerErrors: 0 };
 
   constructor(
@@ -150,6 +152,7 @@ class NatsInboundChannel implements InboundChannelHandle {
     this.refreshTimer.unref();
     this.log.info({ epoch: options.epoch, deliveredSeq: this.grant.consumed, limits }, 'inbound channel open');
     this.publishCredit();
+    this.statuses = watchStatus(nc);
     void this.watchReconnects();
   }
 
@@ -161,7 +164,7 @@ class NatsInboundChannel implements InboundChannelHandle {
    * not be back yet.
    */
   private async watchReconnects(): Promise<void> {
-    for await (const status of this.nc.status()) {
+    for await (const status of this.statuses) {
       if (this.closed) return;
       if (status.type !== Events.Reconnect) continue;
       this.probesLeft = RECONNECT_PROBES;
@@ -221,6 +224,7 @@ class NatsInboundChannel implements InboundChannelHandle {
     clearInterval(this.refreshTimer);
     clearTimeout(this.gapTimer);
     this.subscription.unsubscribe();
+    this.statuses.stop();
     this.log.info({ ...this.counts }, 'inbound channel closed');
   }
 

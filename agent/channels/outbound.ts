@@ -7,7 +7,7 @@
  * channel is published from the one connection handed in, in queue order, synchronously (no await
  * between taking an envelope off the queue and publishing it).
  */
-import { Events, type NatsConnection, type Subscription } from 'nats';
+import { Events, type NatsConnection, type QueuedIterator, type Status, type Subscription } from 'nats';
 import { type Logger, pino } from 'pino';
 import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
@@ -15,6 +15,7 @@ import { ChannelCodec, SlabAllocator, decodeCredit, type Envelope, type TenantId
 import { AppSendError } from '../app.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
 import { OutboundQueue } from './outbound-queue.js';
+import { watchStatus } from './status-watch.js';
 import type { ChannelLimits, OutboundChannel, OutboundStats } from './types.js';
 
 export interface OutboundOptions {
@@ -134,6 +135,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
   private pumpScheduled = false;
   /** False from a disconnect until the reconnect: nothing new is published meanwhile (see `watchConnection`). */
   private connected = true;
+  private readonly statuses: QueuedIterator<Status>;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -166,6 +168,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
       },
     });
     this.log.info({ epoch: options.epoch, lastSentSeq: this.lastPublishedSeq, limits }, 'outbound channel open');
+    this.statuses = watchStatus(nc);
     void this.watchConnection();
   }
 
@@ -178,7 +181,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
    * what it has and takes a lost barrier in its place.
    */
   private async watchConnection(): Promise<void> {
-    for await (const status of this.nc.status()) {
+    for await (const status of this.statuses) {
       if (this.closed) return;
       if (status.type === Events.Disconnect) {
         this.connected = false;
@@ -261,6 +264,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     if (this.closed) return;
     this.closed = true;
     this.subscription.unsubscribe();
+    this.statuses.stop();
     const error = new AppSendError('closed', `channel ${this.id} is closed`);
     const dropped = this.queue.removeAll();
     for (const pending of dropped) pending.reject(error);

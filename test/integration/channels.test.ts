@@ -497,6 +497,22 @@ describe('in-band channels over a real nats-server', () => {
     });
   });
 
+  it('closing a channel ends its watch of the connection\'s status at once, not at the next status event', async () => {
+    // nats.js keeps a status listener per status() iterator (a private list; read here on purpose):
+    // a channel that kept its own after closing would hold it, and itself, until the next event.
+    const listeners = (nc: NatsConnection): number => (nc as unknown as { listeners: unknown[] }).listeners.length;
+    const before = [listeners(senderNc), listeners(receiverNc)];
+    const pairs = [];
+    for (let i = 0; i < 10; i++) pairs.push(await openPair(freshChannel(), {}, () => {}));
+    expect([listeners(senderNc), listeners(receiverNc)]).toEqual([before[0]! + 10, before[1]! + 10]);
+    for (const pair of pairs) {
+      await pair.inb.close();
+      await pair.out.close();
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([listeners(senderNc), listeners(receiverNc)]).toEqual(before);
+  });
+
   it('close stops the refresh timer and both subscriptions', async () => {
     const channel = freshChannel();
     const refreshMs = 20;
