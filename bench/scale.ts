@@ -54,6 +54,9 @@ const FLOOR_ROUND_EVERY_MS = 500;
 const SAMPLE_EVERY_MS = 1_000;
 const TARGET_P99_MS = 2_000;
 const TARGET_FROZEN_BEYOND_P99_MS = 1_000;
+/** After the traffic stops: the counts are read again every DRAIN_READ_EVERY_MS while they still move. */
+const DRAIN_READ_EVERY_MS = 250;
+const DRAIN_READS_MAX = 40;
 /** Bytes in each server's volume (crash level): a few small files, as a guest's changed blocks would be few. */
 const VOLUME_FILES = 4;
 const VOLUME_FILE_BYTES = 4096;
@@ -228,7 +231,7 @@ async function measure(env: BenchEnv, o: ScaleOptions, dir: string): Promise<Ben
     rss.push(process.memoryUsage().rss);
     const cpu1 = await cpuSnapshot(env);
     await pool.all('scale.traffic', () => ({ on: false }));
-    const counts = await pool.all<ScaleCounts>('scale.counts', () => ({}));
+    const counts = await drainedCounts(pool);
 
     return report(o, plan, {
       agentsStartMs,
@@ -439,6 +442,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
       'traffic: messages delivered to every app per second, in 250 ms windows with a checkpoint in flight (request to end) and without; the floor is the warm-up\'s rate',
       ...(o.level === 'app' ? ['alignmentMs: what each app reports in its ack (agent/endpoint.ts), over every app of every completed checkpoint; perCheckpointWorst is each checkpoint\'s slowest app'] : []),
       'workerLoopDelayMs: each worker\'s event-loop delay over the run (its agents share the loop; a barrier\'s hop through an agent waits as long)',
+      'sends: read once what was in flight when the traffic stopped has arrived (the counts are read again until they match or stop moving); delivered short of sent by what had not come when they stopped moving',
       'coordinator: this process (the coordinator and the benchmark driver, which is idle between ticks but for a summary of each checkpoint as it ends, whose CPU is taken off); CPU over the checkpoint phase; the driver keeps only those summaries, not the records',
       ...(m.volumeCalls
         ? ['frozen window: first server frozen to last server thawed, as the record gives them (the coordinator\'s clock); the backend\'s own time is its snapshot call, timed around the directory backend; freezeSpread: first to last server frozen, allFrozen: last frozen to first thawed (holds the backend\'s call), thawSpread: first to last thawed']
@@ -494,4 +498,22 @@ function crashWindows(results: readonly Taken[], calls: ReadonlyMap<number, { re
     });
   }
   return out;
+}
+
+/**
+ * The workers' counts once what was in flight when the traffic stopped has arrived: read at once,
+ * `delivered` fell short of `sent` by what was still on its way, which says nothing. Read again until
+ * they match or stop moving (a message lost for good shows as the difference that stays).
+ */
+async function drainedCounts(pool: WorkerPool): Promise<ScaleCounts[]> {
+  const total = (counts: readonly ScaleCounts[], f: (c: ScaleCounts) => number): number => counts.reduce((s, c) => s + f(c), 0);
+  let counts = await pool.all<ScaleCounts>('scale.counts', () => ({}));
+  for (let i = 0; i < DRAIN_READS_MAX && total(counts, (c) => c.delivered) < total(counts, (c) => c.sent); i++) {
+    await new Promise((r) => setTimeout(r, DRAIN_READ_EVERY_MS));
+    const next = await pool.all<ScaleCounts>('scale.counts', () => ({}));
+    const moved = total(next, (c) => c.delivered) !== total(counts, (c) => c.delivered);
+    counts = next;
+    if (!moved) break;
+  }
+  return counts;
 }
