@@ -156,20 +156,10 @@ export class ChannelCodec {
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) return invalid('seq', `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${afterSeq}`);
     if (!Number.isSafeInteger(checkpointId) || checkpointId <= 0) return invalid('barrier.checkpoint_id', `must be a positive integer, got ${checkpointId}`);
     const body = 1 + varintSize(checkpointId) + (epoch === 0 ? 0 : 1 + varintSize(epoch)) + (overtaking ? 2 : 0);
-    // proto3 leaves zero scalars out, as protobufjs does: a barrier before any message has no seq.
-    const size = this.channelField.byteLength + (epoch === 0 ? 0 : 1 + varintSize(epoch)) + (afterSeq === 0 ? 0 : 1 + varintSize(afterSeq)) + 1 + varintSize(body) + body;
+    const size = this.headerSize(epoch, afterSeq) + 1 + varintSize(body) + body;
     if (size > this.limits.wireMessageBytesMax) return { ok: false, error: tooLargeError(size, this.limits) };
     const out = this.allocate(size);
-    out.set(this.channelField, 0);
-    let at = this.channelField.byteLength;
-    if (epoch !== 0) {
-      out[at++] = TAG_EPOCH;
-      at = writeVarint(out, at, epoch);
-    }
-    if (afterSeq !== 0) {
-      out[at++] = TAG_SEQ;
-      at = writeVarint(out, at, afterSeq);
-    }
+    let at = this.writeHeader(out, epoch, afterSeq);
     out[at++] = TAG_BARRIER;
     at = writeVarint(out, at, body);
     out[at++] = TAG_BARRIER_CHECKPOINT;
@@ -192,21 +182,24 @@ export class ChannelCodec {
     return undefined;
   }
 
+  /** proto3 leaves zero scalars out, as protobufjs does: epoch 0, and a barrier's seq before any message. */
   private headerSize(epoch: number, seq: number): number {
-    return this.channelField.byteLength + (epoch === 0 ? 0 : 1 + varintSize(epoch)) + 1 + varintSize(seq);
+    return this.channelField.byteLength + (epoch === 0 ? 0 : 1 + varintSize(epoch)) + (seq === 0 ? 0 : 1 + varintSize(seq));
   }
 
   /** Channel, epoch and seq; returns where the body goes. */
   private writeHeader(out: Uint8Array, epoch: number, seq: number): number {
     out.set(this.channelField, 0);
     let at = this.channelField.byteLength;
-    // proto3 leaves a zero scalar out, as protobufjs does.
     if (epoch !== 0) {
       out[at++] = TAG_EPOCH;
       at = writeVarint(out, at, epoch);
     }
-    out[at++] = TAG_SEQ;
-    return writeVarint(out, at, seq);
+    if (seq !== 0) {
+      out[at++] = TAG_SEQ;
+      at = writeVarint(out, at, seq);
+    }
+    return at;
   }
 
   /**
@@ -226,20 +219,10 @@ export class ChannelCodec {
     if (end < field.byteLength) return undefined;
     for (let i = 0; i < field.byteLength; i++) if (bytes[i] !== field[i]) return undefined;
     const cursor = { at: field.byteLength };
-    let epoch = 0;
-    if (bytes[cursor.at] === TAG_EPOCH) {
-      cursor.at += 1;
-      const e = readVarint(bytes, cursor);
-      if (e === undefined || e === 0) return undefined;
-      epoch = e;
-    }
-    let seq = 0;
-    if (bytes[cursor.at] === TAG_SEQ) {
-      cursor.at += 1;
-      const n = readVarint(bytes, cursor);
-      if (n === undefined || n === 0) return undefined;
-      seq = n;
-    }
+    const epoch = optionalVarint(bytes, cursor, TAG_EPOCH);
+    if (epoch === undefined) return undefined;
+    const seq = optionalVarint(bytes, cursor, TAG_SEQ);
+    if (seq === undefined) return undefined;
     const tag = bytes[cursor.at];
     if (tag !== TAG_PAYLOAD && tag !== TAG_RUN && tag !== TAG_BARRIER) return undefined;
     cursor.at += 1;
@@ -308,6 +291,17 @@ function writeVarint(out: Uint8Array, at: number, n: number): number {
   }
   out[at++] = n;
   return at;
+}
+
+/**
+ * A field that protobufjs leaves out when zero: 0 when absent, its value when present and not zero;
+ * undefined for a zero written out or a bad varint (not this encoder's layout).
+ */
+function optionalVarint(bytes: Uint8Array, cursor: { at: number }, tag: number): number | undefined {
+  if (bytes[cursor.at] !== tag) return 0;
+  cursor.at += 1;
+  const n = readVarint(bytes, cursor);
+  return n === 0 ? undefined : n;
 }
 
 /** A varint of at most VARINT_BYTES_MAX bytes that is a safe integer; undefined otherwise. */
