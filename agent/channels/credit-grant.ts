@@ -19,8 +19,9 @@ import { assertCount } from './config.js';
  *   `idleCreditBytesMin` of it not yet granted: a sender whose own cap is smaller than this end's
  *   may be waiting, so a credit is due once nothing more arrives right away (`owesIdleCredit`);
  * - `hold`: progress recorded; the next grant or refresh carries it. A trickle of small messages is
- *   credited by the refresh only: the sender is nowhere near its window or cap, and a credit for
- *   each message would double the channel's traffic (docs/channels.md);
+ *   credited by the refresh only (not every one: see the inbound channel's `refresh`): the sender
+ *   is nowhere near its window or cap, and a credit for each message would double the channel's
+ *   traffic (docs/channels.md);
  * - `not-advanced`: `seq` is not beyond what was already consumed (a repeat); nothing changes.
  */
 export type ConsumeOutcome = 'grant' | 'caught-up' | 'hold' | 'not-advanced';
@@ -84,6 +85,11 @@ export class CreditGrant {
 
   get consumed(): number {
     return this.consumedSeq;
+  }
+
+  /** The highest seq of this epoch that arrived, consumed or not. */
+  get lastArrived(): number {
+    return this.arrivedSeq;
   }
 
   /**

@@ -78,6 +78,13 @@ export async function openInbound(nc: NatsConnection, options: InboundOptions): 
 /** Credits that ask for a resend after a reconnect: the first at once, the others on the refresh. */
 const RECONNECT_PROBES = 3;
 
+/**
+ * While a sender keeps sending, and so holds credit, a refresh only reports progress: every this
+ * many refreshes is enough for a trickle (half a window or half the cap are granted at once anyway).
+ * A credit at each refresh was a tenth of the scale benchmark's messages (10 a second a channel).
+ */
+const REFRESHES_PER_PROGRESS_CREDIT = 5;
+
 /** How often a resend request is repeated while a gap stays open. */
 const GAP_REQUEST_REPEAT_MS = 250;
 
@@ -98,6 +105,10 @@ class NatsInboundChannel implements InboundChannelHandle {
   private gapTimer: NodeJS.Timeout | undefined;
   /** Credits still to carry a resend request after a reconnect (see `watchReconnects`). */
   private probesLeft = 0;
+  /** Refreshes since the last credit went out. */
+  private quietRefreshes = 0;
+  /** The arrived seq at the previous refresh. */
+  private arrivedAtRefresh: number;
   private readonly wireLimits: WireLimits;
   private readonly codec: ChannelCodec;
   private readonly onEnvelope: EnvelopeHandler;
@@ -125,6 +136,7 @@ class NatsInboundChannel implements InboundChannelHandle {
     this.codec = new ChannelCodec(options.channel, this.wireLimits);
     this.creditSubject = subjects.credit;
     this.grant = new CreditGrant(options.channel, options.epoch, options.deliveredSeq ?? 0, limits.creditWindowMessages, limits.inFlightBytesMax);
+    this.arrivedAtRefresh = this.grant.lastArrived;
     this.envelopeBytesOver = options.channel.length + ENVELOPE_FIELDS_BYTES;
     // The sender never has more than a window beyond what was consumed: more behind a gap is not a
     // broker fault's doing.
@@ -148,7 +160,7 @@ class NatsInboundChannel implements InboundChannelHandle {
     // Credits are cumulative, so repeating the current one repairs a lost one (core NATS is at most
     // once) and reaches a sender that subscribed after the last grant. Unref'd: a channel alone must
     // not keep the process alive.
-    this.refreshTimer = setInterval(() => this.publishCredit(), limits.creditRefreshMs);
+    this.refreshTimer = setInterval(() => this.refresh(), limits.creditRefreshMs);
     this.refreshTimer.unref();
     this.log.info({ epoch: options.epoch, deliveredSeq: this.grant.consumed, limits }, 'inbound channel open');
     this.publishCredit();
@@ -212,6 +224,7 @@ class NatsInboundChannel implements InboundChannelHandle {
       return;
     }
     this.grant.reset(epoch, deliveredSeq);
+    this.arrivedAtRefresh = this.grant.lastArrived;
     this.order.reset(epoch, deliveredSeq);
     this.armGapTimer();
     this.log.info({ epoch, deliveredSeq }, 'inbound channel reset');
@@ -312,8 +325,24 @@ class NatsInboundChannel implements InboundChannelHandle {
     }
   };
 
+  /**
+   * The periodic credit. While messages arrived since the previous refresh, the sender holds credit
+   * (the grants at half a window or half the cap keep it so) and only every
+   * REFRESHES_PER_PROGRESS_CREDIT-th goes out. Every one goes out after a period with nothing new
+   * (the sender may have missed its credit: lost, or it subscribed late; so a sender that ran out
+   * on a lost credit waits two periods at most), while a gap is open, and while a reconnect's
+   * probes are due.
+   */
+  private refresh(): void {
+    const sending = this.grant.lastArrived > this.arrivedAtRefresh;
+    this.arrivedAtRefresh = this.grant.lastArrived;
+    this.quietRefreshes += 1;
+    if (!sending || this.quietRefreshes >= REFRESHES_PER_PROGRESS_CREDIT || this.order.gapFrom !== undefined || this.probesLeft > 0) this.publishCredit();
+  }
+
   private publishCredit(): void {
     if (this.closed) return;
+    this.quietRefreshes = 0;
     // While a gap is open every credit repeats the request: one lost with a reconnect is repaired.
     let resendFrom = this.order.gapFrom;
     if (resendFrom === undefined && this.probesLeft > 0) {

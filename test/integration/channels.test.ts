@@ -456,6 +456,34 @@ describe('in-band channels over a real nats-server', () => {
     expect(pair.inb.stats.creditsSent - sentBefore).toBeLessThanOrEqual(2);
   });
 
+  it('while messages keep arriving the refresh credit goes out every fifth time; a silent sender gets every one', async () => {
+    const refreshMs = 40;
+    const seqs: number[] = [];
+    const pair = await openPair(freshChannel(), { creditWindowMessages: 1024, creditRefreshMs: refreshMs }, (envelope) => {
+      if (envelope.type !== 'message') return;
+      seqs.push(envelope.seq);
+      pair.inb.consumed(envelope.seq);
+    });
+    // A trickle: a message every 10 ms for 40 refresh periods.
+    const sentBefore = pair.inb.stats.creditsSent;
+    const t0 = performance.now();
+    let seq = 0;
+    while (performance.now() - t0 < refreshMs * 40) {
+      seq += 1;
+      await pair.out.sendMessage(seq, 0, payloadFor(seq, 16));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const trickle = pair.inb.stats.creditsSent - sentBefore;
+    await waitFor(`${seq} messages`, () => seqs.length === seq);
+    // One credit a refresh would be about 40; every fifth is about 8 (timers drift: a margin).
+    expect(trickle).toBeGreaterThanOrEqual(4);
+    expect(trickle).toBeLessThanOrEqual(14);
+    // Silent: every refresh repeats the credit (it may have been lost, or the sender came late).
+    const quietBefore = pair.inb.stats.creditsSent;
+    await new Promise((resolve) => setTimeout(resolve, refreshMs * 10 + refreshMs / 2));
+    expect(pair.inb.stats.creditsSent - quietBefore).toBeGreaterThanOrEqual(8);
+  });
+
   it('sends are refused with typed errors: queue full, payload too large, closed', async () => {
     // No receiver: nothing is ever granted, so everything queues.
     const out = await openOutbound(senderNc, {
