@@ -260,7 +260,7 @@ export const agentConfigSchema = z
               creditWindowMessages: positive(CHANNEL_LIMITS_DEFAULT.creditWindowMessages, { description: 'messages the receiver lets the sender have in flight beyond what it consumed', unit: 'messages' }),
               inFlightBytesMax: positive(CHANNEL_LIMITS_DEFAULT.inFlightBytesMax, { description: 'bytes the sender lets be in flight, whatever the window; a receiver credits at half of its own value, so give both ends the same', unit: 'bytes' }),
               outboundQueueMessagesMax: positive(CHANNEL_LIMITS_DEFAULT.outboundQueueMessagesMax, { description: 'messages an outbound channel queues (waiting for credit) before sends are refused', unit: 'messages' }),
-              creditRefreshMs: positive(CHANNEL_LIMITS_DEFAULT.creditRefreshMs, { description: 'how often the receiver repeats its credit', unit: 'ms' }),
+              creditRefreshMs: positive(CHANNEL_LIMITS_DEFAULT.creditRefreshMs, { description: 'how often the receiver repeats its credit (every fifth time only while messages keep arriving: docs/channels.md)', unit: 'ms' }),
               gapRepairMs: positive(CHANNEL_LIMITS_DEFAULT.gapRepairMs, { description: 'how long a receiver waits for the sender to publish again what a broker fault lost before the channel fails', unit: 'ms' }),
               overtakeQueuedBytesMax: positive(CHANNEL_LIMITS_DEFAULT.overtakeQueuedBytesMax, {
                 description: "an unaligned checkpoint's barrier overtakes the sender's queued messages only while they take at most this much (docs/channels.md)",
