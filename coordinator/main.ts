@@ -44,6 +44,7 @@ import { bucketOptionsDefault } from './store/kv.js';
 import { createVolumeBackend, type VolumeBackend } from './volumes/backend.js';
 import { createServerBackend, withServerBackend, type ServerBackend } from './servers/index.js';
 import { PlanSchedule } from './schedule.js';
+import { COORDINATOR_NATS_OPTIONS } from './nats-options.js';
 import { COPY_CATCH_UP_INTERVAL_MS, startSites } from './sites/index.js';
 
 const HELP = `snapcoord: the snapshot coordinator
@@ -168,7 +169,7 @@ async function main(): Promise<number> {
     console.error(`snapcoord: natsTenantCredsDir ${options.natsTenantCredsDir} does not exist (snapctl nats init makes it)`);
     return 2;
   }
-  const connectOptions = { servers: options.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: NATS_PING_INTERVAL_MS, maxPingOut: 2 };
+  const connectOptions = { ...COORDINATOR_NATS_OPTIONS, servers: options.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: NATS_PING_INTERVAL_MS, maxPingOut: 2 };
   const nc = await connect({ ...connectOptions, name: 'snapshot-coordinator', ...(creds !== undefined ? { authenticator: credsAuthenticator(creds) } : {}) });
   if (creds === undefined) logger.warn('NATS without credentials: agents and tenants are kept apart by nothing but the coordinator\'s checks; see docs/security.md for operator mode');
   const shared = await openCoordinatorStore(nc, { replicas: options.replicas });

@@ -11,6 +11,7 @@ import { ControlBus } from '../../coordinator/bus.js';
 import { CHECKPOINT_SERVICE_DEFAULTS, CheckpointService } from '../../coordinator/checkpoints/service.js';
 import type { CheckpointRecord, PlanInput, SnapshotOptions } from '../../coordinator/model.js';
 import { openCoordinatorStore, type CoordinatorStore } from '../../coordinator/store/index.js';
+import { COORDINATOR_NATS_OPTIONS } from '../../coordinator/nats-options.js';
 import type { VolumeBackend } from '../../coordinator/volumes/backend.js';
 
 export const TENANT = 'bench';
@@ -42,7 +43,7 @@ export interface CoordinatorOptions {
 export async function startCoordinator(url: string, o: CoordinatorOptions): Promise<BenchCoordinator> {
   // Logs go to stderr: stdout carries the benchmark's result.
   const logger: Logger = pino({ level: o.logLevel, base: { component: 'coordinator' } }, pino.destination(2));
-  const nc = await connect({ servers: url, name: 'bench coordinator', maxReconnectAttempts: -1 });
+  const nc = await connect({ ...COORDINATOR_NATS_OPTIONS, servers: url, name: 'bench coordinator', maxReconnectAttempts: -1 });
   const store = await openCoordinatorStore(nc);
   const objects = new JetStreamStateObjects(nc);
   const bus = new ControlBus(nc, logger.child({ component: 'bus' }));
