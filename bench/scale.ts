@@ -381,6 +381,11 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
       aborted, ...(abortDetails.length > 0 ? { abortDetails } : {}) },
     checkpointMs: { p50: round(ckptMs.p50), p99: round(ckptMs.p99), max: round(ckptMs.max), mean: round(ckptMs.mean) },
     allAckedMs: { checkpoints: allAckedMs.n, p50: round(allAckedMs.p50), p99: round(allAckedMs.p99), max: round(allAckedMs.max) },
+    // Each taken checkpoint in request order, seconds into the checkpoint phase: slow stretches show
+    // where they fall in the run, which the percentiles do not tell.
+    checkpointTimeline: [...m.results]
+      .sort((a, b) => a.requestedAtUnixMs - b.requestedAtUnixMs)
+      .map((r) => ({ atS: round((r.requestedAtUnixMs - m.run[0]) / 1000), ms: Math.round(r.ms), state: r.state })),
     ...(abortMs.n > 0 ? { abortedMs: { p50: round(abortMs.p50), max: round(abortMs.max) } } : {}),
     record: { jsonBytesMax: recordBytes.length > 0 ? Math.max(...recordBytes) : null, storedBytesMax: storedBytes.length > 0 ? Math.max(...storedBytes) : null, jsonBytesPerPart: partBytes.length > 0 ? round(Math.max(...partBytes)) : null, natsMaxPayload: m.maxPayload },
     floorBroadcastMs: { rounds: floor.n, p50: round(floor.p50), p99: round(floor.p99), max: round(floor.max) },

@@ -83,6 +83,11 @@ describe.concurrent('live benchmarks, tiny sizes (floor, project and ratio in on
     expect(sends['failed']).toBe(0);
     expect(Object.keys(extra['alignmentMs'] ?? {})).toContain('appP99');
     expect(Object.keys(extra['coordinator'] ?? {})).toEqual(expect.arrayContaining(['cpuPercentOfACore', 'rssMiB']));
+    // One entry per taken checkpoint, in request order.
+    const timeline = (out['extra'] as Record<string, unknown>)['checkpointTimeline'] as { atS: number; ms: number; state: string }[];
+    expect(timeline).toHaveLength(extra['checkpoints']?.['taken'] as number);
+    expect(timeline.map((t) => t.atS)).toEqual([...timeline.map((t) => t.atS)].sort((a, b) => a - b));
+    expect(timeline.every((t) => t.ms > 0 && t.state.length > 0)).toBe(true);
   });
 
   it('scale, crash level: 3 servers frozen, their directory volumes snapshotted as a group', { timeout: SMOKE_TIMEOUT_MS }, async () => {
