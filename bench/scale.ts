@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { pino } from 'pino';
-import type { CheckpointRecord, PlanInput } from '../coordinator/model.js';
+import type { AppPart, CheckpointRecord, PlanInput } from '../coordinator/model.js';
 import { encodeJson } from '../coordinator/store/json.js';
 import { DirectoryBackend } from '../coordinator/volumes/directory.js';
 import { agentConfig, startCoordinator, TENANT } from './lib/coordinator.js';
@@ -102,11 +102,32 @@ interface Taken {
   readonly alignmentsMs: readonly number[];
   /** The last app's ack, when every app acked. */
   readonly lastAckedAtUnixMs: number | undefined;
+  /** When the trigger went out and when the acks came, after the request: where a slow checkpoint spent its time. */
+  readonly phases: CheckpointPhases;
   readonly jsonBytes: number;
   readonly storedBytes: number;
   /** Undefined without parts. */
   readonly jsonBytesPerPart: number | undefined;
   readonly servers: readonly { readonly frozenAtUnixMs?: number | undefined; readonly thawedAtUnixMs?: number | undefined }[];
+}
+
+interface CheckpointPhases {
+  readonly triggerMs: number | undefined;
+  /** The acks' arrival after the request: the median app's, the 99th percentile's and the last one's. */
+  readonly acksMs: { readonly p50: number; readonly p99: number; readonly last: number } | undefined;
+  /** The app whose ack came last, with how long its first barrier took to come and its alignment (as it reported them). */
+  readonly lastApp: { readonly app: string; readonly startDelayMs: number | undefined; readonly alignmentMs: number | undefined } | undefined;
+}
+
+function phasesOf(record: CheckpointRecord, requestedAtUnixMs: number): CheckpointPhases {
+  const acked = record.parts.filter((p) => p.ackedAtUnixMs !== undefined);
+  const after = acked.map((p) => (p.ackedAtUnixMs as number) - requestedAtUnixMs).sort((a, b) => a - b);
+  const last = acked.reduce<AppPart | undefined>((l, p) => (l === undefined || (p.ackedAtUnixMs as number) > (l.ackedAtUnixMs as number) ? p : l), undefined);
+  return {
+    triggerMs: record.triggeredAtUnixMs === undefined ? undefined : record.triggeredAtUnixMs - requestedAtUnixMs,
+    acksMs: after.length === 0 ? undefined : { p50: percentile(after, 50), p99: percentile(after, 99), last: after[after.length - 1] as number },
+    lastApp: last === undefined ? undefined : { app: `${last.server}/${last.app}`, startDelayMs: last.startDelayMs, alignmentMs: last.alignmentMs },
+  };
 }
 
 /** The summary of a checkpoint, adding the CPU seconds it took to `cpu` (the report takes them off the coordinator's figure). */
@@ -131,6 +152,7 @@ function summaryOf(record: CheckpointRecord, requestedAtUnixMs: number, ms: numb
     failureDetail: record.failureDetail ?? undefined,
     alignmentsMs: record.state === 'completed' ? record.parts.map((p) => p.alignmentMs ?? 0) : [],
     lastAckedAtUnixMs: allAcked ? Math.max(...record.parts.map((p) => p.ackedAtUnixMs as number)) : undefined,
+    phases: phasesOf(record, requestedAtUnixMs),
     jsonBytes: Buffer.byteLength(JSON.stringify(record)),
     storedBytes: encodeJson(record).byteLength,
     jsonBytesPerPart: record.parts.length > 0 ? Buffer.byteLength(JSON.stringify(record.parts)) / record.parts.length : undefined,
@@ -385,7 +407,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     // where they fall in the run, which the percentiles do not tell.
     checkpointTimeline: [...m.results]
       .sort((a, b) => a.requestedAtUnixMs - b.requestedAtUnixMs)
-      .map((r) => ({ atS: round((r.requestedAtUnixMs - m.run[0]) / 1000), ms: Math.round(r.ms), state: r.state })),
+      .map((r) => ({ atS: round((r.requestedAtUnixMs - m.run[0]) / 1000), ms: Math.round(r.ms), state: r.state, ...r.phases })),
     ...(abortMs.n > 0 ? { abortedMs: { p50: round(abortMs.p50), max: round(abortMs.max) } } : {}),
     record: { jsonBytesMax: recordBytes.length > 0 ? Math.max(...recordBytes) : null, storedBytesMax: storedBytes.length > 0 ? Math.max(...storedBytes) : null, jsonBytesPerPart: partBytes.length > 0 ? round(Math.max(...partBytes)) : null, natsMaxPayload: m.maxPayload },
     floorBroadcastMs: { rounds: floor.n, p50: round(floor.p50), p99: round(floor.p99), max: round(floor.max) },

@@ -84,10 +84,18 @@ describe.concurrent('live benchmarks, tiny sizes (floor, project and ratio in on
     expect(Object.keys(extra['alignmentMs'] ?? {})).toContain('appP99');
     expect(Object.keys(extra['coordinator'] ?? {})).toEqual(expect.arrayContaining(['cpuPercentOfACore', 'rssMiB']));
     // One entry per taken checkpoint, in request order.
-    const timeline = (out['extra'] as Record<string, unknown>)['checkpointTimeline'] as { atS: number; ms: number; state: string }[];
+    type Phases = { triggerMs?: number; acksMs?: { p50: number; p99: number; last: number }; lastApp?: { app: string } };
+    const timeline = (out['extra'] as Record<string, unknown>)['checkpointTimeline'] as ({ atS: number; ms: number; state: string } & Phases)[];
     expect(timeline).toHaveLength(extra['checkpoints']?.['taken'] as number);
     expect(timeline.map((t) => t.atS)).toEqual([...timeline.map((t) => t.atS)].sort((a, b) => a - b));
     expect(timeline.every((t) => t.ms > 0 && t.state.length > 0)).toBe(true);
+    // A completed checkpoint's phases: trigger, then the acks in order, the last one's app named, all within its time.
+    for (const t of timeline.filter((e) => e.state === 'completed')) {
+      const { triggerMs, acksMs, lastApp } = t;
+      expect(triggerMs).toBeGreaterThanOrEqual(0);
+      expect(acksMs && triggerMs !== undefined && triggerMs <= acksMs.p50 && acksMs.p50 <= acksMs.p99 && acksMs.p99 <= acksMs.last && acksMs.last <= t.ms).toBe(true);
+      expect(lastApp?.app).toMatch(/^s[0-3]\/[abc]$/);
+    }
   });
 
   it('scale, crash level: 3 servers frozen, their directory volumes snapshotted as a group', { timeout: SMOKE_TIMEOUT_MS }, async () => {
