@@ -11,9 +11,10 @@ import { Events, type NatsConnection, type QueuedIterator, type Status, type Sub
 import { type Logger, pino } from 'pino';
 import { BadTrafficLog } from '../../adapters/bad-traffic-log.js';
 import type { ChannelId, CheckpointId, Epoch } from '../../src/ids.js';
-import { ChannelCodec, SlabAllocator, decodeCredit, type Envelope, type TenantId, type WireLimits, type WireResult } from '../../src/wire/index.js';
+import { ChannelCodec, decodeCredit, type Envelope, type TenantId, type WireLimits, type WireResult } from '../../src/wire/index.js';
 import { AppSendError } from '../app.js';
 import { assertCount, resolveChannelLimits, resolveChannelSubjects, resolveWireLimits } from './config.js';
+import { envelopeMemory } from './envelope-memory.js';
 import { OutboundQueue } from './outbound-queue.js';
 import { watchStatus } from './status-watch.js';
 import type { ChannelLimits, OutboundChannel, OutboundStats } from './types.js';
@@ -77,31 +78,6 @@ interface Pending {
 const RUN_BYTES_MAX = 64 * 1024;
 
 /**
- * Envelope memory: each channel cuts its envelopes of up to 4 KiB from slabs of its own (so a
- * stalled channel's kept envelopes pin only its own memory), 8 KiB to begin with, as Node's Buffer
- * pool that they used before, and doubled up to 64 KiB while each fills within SLAB_GROW_WITHIN_MS: a
- * busy channel then makes an ArrayBuffer every 50 or so 1 KiB messages instead of every 7, and a
- * trickle keeps one small slab. Each new ArrayBuffer costs V8 an allocation outside its heap (the
- * producer's CPU per 1 KiB message fell about a tenth, docs/BENCHMARKS.md).
- */
-const SLAB_BYTES_MIN = 8 * 1024;
-const SLAB_BYTES_MAX = 64 * 1024;
-const SLAB_GROW_WITHIN_MS = 1_000;
-
-function envelopeSlabs(): SlabAllocator {
-  let slabBytes = 0;
-  let lastSlabAtMs = Number.NEGATIVE_INFINITY;
-  const next = (): number => {
-    const now = performance.now();
-    slabBytes = now - lastSlabAtMs <= SLAB_GROW_WITHIN_MS ? Math.min(SLAB_BYTES_MAX, slabBytes * 2) : SLAB_BYTES_MIN;
-    lastSlabAtMs = now;
-    return slabBytes;
-  };
-  // No zero-filling: the codec writes every byte.
-  return new SlabAllocator(next, SLAB_BYTES_MIN / 2, (size) => Buffer.allocUnsafeSlow(size));
-}
-
-/**
  * Opens the sending end and subscribes to its credits. Resolves once the server has the
  * subscription, so a credit the receiver publishes from then on is not missed.
  * Throws ChannelConfigError for a bad tenant, channel id or limit.
@@ -150,7 +126,7 @@ class NatsOutboundChannel implements OutboundChannelHandle {
     assertCount('lastSentSeq', this.lastPublishedSeq);
     this.id = options.channel;
     this.subject = subjects.data;
-    this.codec = new ChannelCodec(options.channel, this.wireLimits, envelopeSlabs().allocate);
+    this.codec = new ChannelCodec(options.channel, this.wireLimits, envelopeMemory());
     this.queue = new OutboundQueue<Pending>(options.channel, options.epoch, limits.outboundQueueMessagesMax, limits.inFlightBytesMax, options.lastSentSeq ?? 0);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({
       component: 'channel-out',
