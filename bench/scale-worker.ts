@@ -17,8 +17,16 @@ import type { WorkerReply, WorkerRequest } from './lib/workers.js';
 
 /** Agents and connections are opened this many at a time: a burst of 500 handshakes helps nobody. */
 const OPEN_CONCURRENCY = 32;
-/** The traffic timer: every output sends its share of the rate, for the time since the last tick, once per tick. */
+/** Every output sends its share of the rate, for the time since it last sent, once per TICK_MS. */
 const TICK_MS = 100;
+/**
+ * The agents' turns are spread over the tick: a timer every TICK_MS / TICK_SLICES serves every
+ * TICK_SLICES-th agent. One timer for all of a worker's hundreds of agents made a burst of sends
+ * that held the loop for tens of milliseconds every tick, and every barrier waiting in a socket
+ * behind it, where the agents it stands for, each in its own VM, send at independent times. An
+ * agent's apps still send together, in one socket write.
+ */
+const TICK_SLICES = 10;
 /**
  * Sends an output may have waiting for credit; above it a tick sends nothing there (counted as held
  * back). The rate is offered, not forced: a channel that cannot keep up shows as held-back sends.
@@ -145,7 +153,8 @@ class RelayApp implements AppHandler {
 
 const connections: NatsConnection[] = [];
 const agents: Agent[] = [];
-const relays: RelayApp[] = [];
+/** Each agent's relays, with when they last sent. */
+const relayGroups: { readonly relays: RelayApp[]; lastMs: number }[] = [];
 let traffic: Traffic | undefined;
 let timer: NodeJS.Timeout | undefined;
 /** The delay histogram's sampling timer; each sample is this interval plus the delay, so it is taken off. */
@@ -189,13 +198,15 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
       if (!parsed.ok) throw new Error(parsed.problems.join('; '));
       const agent = await Agent.start(parsed.config, logger);
       agents.push(agent);
+      const group = { relays: [] as RelayApp[], lastMs: 0 };
       for (const app of parsed.config.apps) {
         const relay = new RelayApp(t);
         const attached = agent.attach(app.name, relay);
         if (!attached.ok) throw new Error(attached.error.message);
         relay.bind(attached.link);
-        relays.push(relay);
+        group.relays.push(relay);
       }
+      relayGroups.push(group);
     });
     return agents.length;
   },
@@ -210,12 +221,18 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
     if (a.on) {
       loopDelay.reset();
       loopDelay.enable();
-      let last = performance.now();
+      const start = performance.now();
+      for (const g of relayGroups) g.lastMs = start;
+      let slice = 0;
       timer = setInterval(() => {
         const now = performance.now();
-        for (const r of relays) r.tick(now - last);
-        last = now;
-      }, TICK_MS);
+        for (let i = slice; i < relayGroups.length; i += TICK_SLICES) {
+          const g = relayGroups[i] as (typeof relayGroups)[number];
+          for (const r of g.relays) r.tick(now - g.lastMs);
+          g.lastMs = now;
+        }
+        slice = (slice + 1) % TICK_SLICES;
+      }, TICK_MS / TICK_SLICES);
     }
     return true;
   },
@@ -246,7 +263,7 @@ async function closeAll(): Promise<void> {
   clearInterval(timer);
   timer = undefined;
   await Promise.allSettled(agents.splice(0).map((a) => a.stop()));
-  relays.length = 0;
+  relayGroups.length = 0;
   traffic = undefined;
   await Promise.allSettled(connections.splice(0).map((nc) => nc.close()));
 }
