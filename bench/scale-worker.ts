@@ -6,7 +6,7 @@
  * windows without. Before the agents, it can host plain-NATS members for the floor of the checkpoint
  * time (a broadcast answered by one connection per server).
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { connect, type NatsConnection } from 'nats';
 import { pino } from 'pino';
 import { Agent } from '../agent/agent.js';
@@ -62,6 +62,20 @@ export interface ScaleCounts {
    * the loop, so a barrier's hop through an agent waits this long beyond its own work.
    */
   readonly loopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  /**
+   * The garbage collector's pauses since the traffic started, by kind (V8's scavenges are `minor`,
+   * its mark-compacts `major`): whether a stall of the loop was the collector's.
+   */
+  readonly gcMs: Readonly<Record<GcKind, GcPauses>>;
+  /** Each time the loop ran no timer for over STALL_MS: [when it began (Unix ms), how long (ms)]. */
+  readonly stalls: readonly (readonly [number, number])[];
+}
+
+type GcKind = 'minor' | 'major' | 'other';
+interface GcPauses {
+  count: number;
+  totalMs: number;
+  maxMs: number;
 }
 
 class Traffic {
@@ -160,6 +174,31 @@ let timer: NodeJS.Timeout | undefined;
 /** The delay histogram's sampling timer; each sample is this interval plus the delay, so it is taken off. */
 const LOOP_DELAY_RESOLUTION_MS = 10;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+const noPauses = (): Record<GcKind, GcPauses> => ({ minor: { count: 0, totalMs: 0, maxMs: 0 }, major: { count: 0, totalMs: 0, maxMs: 0 }, other: { count: 0, totalMs: 0, maxMs: 0 } });
+let gcPauses = noPauses();
+/** A loop that runs no timer for this long is stalled: listed with its time, to set beside the checkpoints'. */
+const STALL_MS = 1_000;
+const STALL_CHECK_MS = 50;
+let stalls: [number, number][] = [];
+let stallTimer: NodeJS.Timeout | undefined;
+function watchStalls(): void {
+  let last = performance.now();
+  stallTimer = setInterval(() => {
+    const now = performance.now();
+    const gap = now - last - STALL_CHECK_MS;
+    if (gap > STALL_MS) stalls.push([Math.round(Date.now() - gap), Math.round(gap)]);
+    last = now;
+  }, STALL_CHECK_MS);
+}
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as { readonly detail?: { readonly kind?: number } }).detail?.kind;
+    const p = gcPauses[kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? 'minor' : kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR ? 'major' : 'other'];
+    p.count += 1;
+    p.totalMs += entry.duration;
+    p.maxMs = Math.max(p.maxMs, entry.duration);
+  }
+});
 
 async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += OPEN_CONCURRENCY) await Promise.all(items.slice(i, i + OPEN_CONCURRENCY).map(fn));
@@ -217,10 +256,17 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
   'scale.traffic': (a: { on: boolean }) => {
     clearInterval(timer);
     timer = undefined;
-    if (!a.on) loopDelay.disable();
-    if (a.on) {
+    clearInterval(stallTimer);
+    if (!a.on) {
+      loopDelay.disable();
+      gcObserver.disconnect();
+    } else {
       loopDelay.reset();
       loopDelay.enable();
+      gcPauses = noPauses();
+      gcObserver.observe({ entryTypes: ['gc'] });
+      stalls = [];
+      watchStalls();
       const start = performance.now();
       for (const g of relayGroups) g.lastMs = start;
       let slice = 0;
@@ -240,9 +286,13 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
     const t = traffic;
     const ms = (ns: number): number => Math.max(0, Math.round((ns / 1e6 - LOOP_DELAY_RESOLUTION_MS) * 100) / 100);
     const loopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
-    if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0, loopDelayMs };
+    const r = (x: number): number => Math.round(x * 10) / 10;
+    const gcMs = Object.fromEntries(Object.entries(gcPauses).map(([k, p]) => [k, { count: p.count, totalMs: r(p.totalMs), maxMs: r(p.maxMs) }])) as Record<GcKind, GcPauses>;
+    if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0, loopDelayMs, gcMs, stalls };
     return {
       loopDelayMs,
+      gcMs,
+      stalls,
       buckets: [...t.delivered.entries()],
       sent: t.sent,
       delivered: t.deliveredTotal,
@@ -262,6 +312,7 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
 async function closeAll(): Promise<void> {
   clearInterval(timer);
   timer = undefined;
+  clearInterval(stallTimer);
   await Promise.allSettled(agents.splice(0).map((a) => a.stop()));
   relayGroups.length = 0;
   traffic = undefined;

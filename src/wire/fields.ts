@@ -338,15 +338,26 @@ export class FieldReader<E = WireError> {
    */
   channelCounts(value: unknown, field: string): Record<string, number> {
     const counts: Record<string, number> = {};
-    this.list(value, field).forEach((item, i) => {
-      const entry = this.message(item, `${field}[${i}]`);
-      const channel = this.channel(entry.channel, `${field}[${i}].channel`);
-      const count = this.uint(entry.count, `${field}[${i}].count`);
-      if (channel === '') return;
-      if (Object.hasOwn(counts, channel)) this.fail(`${field}[${i}].channel`, `repeats ${describe(channel)}`);
-      counts[channel] = count;
-    });
+    const items = this.list(value, field);
+    for (let i = 0; i < items.length; i++) {
+      // A valid entry is taken without building its field paths, which only an error message needs
+      // (every ack carries one entry per channel of its app); any other goes the checked way.
+      const item = items[i] as { readonly channel?: unknown; readonly count?: unknown } | null | undefined;
+      const channel = typeof item === 'object' && item !== null && !Array.isArray(item) && !(item instanceof Uint8Array) ? item.channel : undefined;
+      const count = channel === undefined ? undefined : item?.count === undefined || item.count === null ? 0 : smallIntegerOf(item.count);
+      if (typeof channel === 'string' && count !== undefined && count >= 0 && isChannelId(channel) && !Object.hasOwn(counts, channel)) counts[channel] = count;
+      else this.channelCount(counts, items[i], `${field}[${i}]`);
+    }
     return counts;
+  }
+
+  private channelCount(counts: Record<string, number>, item: unknown, field: string): void {
+    const entry = this.message(item, field);
+    const channel = this.channel(entry.channel, `${field}.channel`);
+    const count = this.uint(entry.count, `${field}.count`);
+    if (channel === '') return;
+    if (Object.hasOwn(counts, channel)) this.fail(`${field}.channel`, `repeats ${describe(channel)}`);
+    counts[channel] = count;
   }
 }
 

@@ -83,6 +83,13 @@ describe.concurrent('live benchmarks, tiny sizes (floor, project and ratio in on
     expect(sends['failed']).toBe(0);
     expect(Object.keys(extra['alignmentMs'] ?? {})).toContain('appP99');
     expect(Object.keys(extra['coordinator'] ?? {})).toEqual(expect.arrayContaining(['cpuPercentOfACore', 'rssMiB']));
+    // One worker: its collector's pauses by kind, each total at least its longest, and its stalls listed.
+    type Pauses = { count: number; totalMs: number; maxMs: number };
+    const gc = (out['extra'] as Record<string, unknown>)['workerGcMs'] as Record<'minor' | 'major' | 'other', Pauses>[];
+    expect(gc).toHaveLength(1);
+    for (const p of Object.values(gc[0] ?? {})) expect(p.count === 0 ? p.totalMs === 0 : p.totalMs >= p.maxMs && p.maxMs > 0).toBe(true);
+    expect(Object.keys(gc[0] ?? {}).sort()).toEqual(['major', 'minor', 'other']);
+    expect((out['extra'] as Record<string, unknown>)['workerStalls']).toEqual([expect.any(Array)]);
     // One entry per taken checkpoint, in request order.
     type Phases = { triggerMs?: number; acksMs?: { p50: number; p99: number; last: number }; lastApp?: { app: string } };
     const timeline = (out['extra'] as Record<string, unknown>)['checkpointTimeline'] as ({ atS: number; ms: number; state: string } & Phases)[];

@@ -127,6 +127,11 @@ const validEvents: ReadonlyArray<readonly [string, AgentEvent]> = [
     },
   ],
   [
+    // Counts past 2^32 arrive as Longs with a high word: read the checked way, to the same value.
+    'ack with counts past 2^32',
+    { ...evt, type: 'ack', checkpointId: 7, app: 'APP1', counts: { sent: { 'srv1/APP1->srv2/APP2': 2 ** 40 + 5 }, received: { 'srv3/APP3->srv1/APP1': 2 ** 32 } }, state, stats },
+  ],
+  [
     'ack without channel state',
     { ...evt, type: 'ack', checkpointId: 7, app: 'APP1', counts: { sent: {}, received: {} }, state, stats: { ...stats, finishedUnaligned: false } },
   ],
