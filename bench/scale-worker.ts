@@ -21,10 +21,10 @@ const OPEN_CONCURRENCY = 32;
 const TICK_MS = 100;
 /**
  * The agents' turns are spread over the tick: a timer every TICK_MS / TICK_SLICES serves every
- * TICK_SLICES-th agent. One timer for all of a worker's hundreds of agents made a burst of sends
- * that held the loop for tens of milliseconds every tick, and every barrier waiting in a socket
- * behind it, where the agents it stands for, each in its own VM, send at independent times. An
- * agent's apps still send together, in one socket write.
+ * TICK_SLICES-th agent, as the machines the agents stand for, each its own VM, send at independent
+ * times. One timer for all of a worker's hundreds of agents sent in one burst that held the loop for
+ * tens of milliseconds every tick, with every barrier waiting in a socket behind it. An agent's apps
+ * still send together, in one socket write.
  */
 const TICK_SLICES = 10;
 /**
@@ -67,8 +67,11 @@ export interface ScaleCounts {
    * its mark-compacts `major`): whether a stall of the loop was the collector's.
    */
   readonly gcMs: Readonly<Record<GcKind, GcPauses>>;
-  /** Each time the loop ran no timer for over STALL_MS: [when it began (Unix ms), how long (ms)]. */
-  readonly stalls: readonly (readonly [number, number])[];
+  /**
+   * Each time the loop ran no timer for over STALL_MS: [when it began (Unix ms), how long (ms), the
+   * collector's pauses within it (ms)].
+   */
+  readonly stalls: readonly (readonly [number, number, number])[];
 }
 
 type GcKind = 'minor' | 'major' | 'other';
@@ -179,16 +182,29 @@ let gcPauses = noPauses();
 /** A loop that runs no timer for this long is stalled: listed with its time, to set beside the checkpoints'. */
 const STALL_MS = 1_000;
 const STALL_CHECK_MS = 50;
-let stalls: [number, number][] = [];
+/** [from, to] on performance.now()'s clock, and when it began (Unix ms). */
+let stalls: [number, number, number][] = [];
+/** Every pause of the collector: start and duration, flat, on performance.now()'s clock. */
+let gcSpans: number[] = [];
 let stallTimer: NodeJS.Timeout | undefined;
 function watchStalls(): void {
   let last = performance.now();
   stallTimer = setInterval(() => {
     const now = performance.now();
-    const gap = now - last - STALL_CHECK_MS;
-    if (gap > STALL_MS) stalls.push([Math.round(Date.now() - gap), Math.round(gap)]);
+    if (now - last - STALL_CHECK_MS > STALL_MS) stalls.push([last, now, Date.now() - (now - last)]);
     last = now;
   }, STALL_CHECK_MS);
+}
+
+/** The collector's pause time within [from, to]. */
+function gcWithin(from: number, to: number): number {
+  let ms = 0;
+  for (let i = 0; i < gcSpans.length; i += 2) {
+    const start = gcSpans[i] as number;
+    const end = start + (gcSpans[i + 1] as number);
+    if (end > from && start < to) ms += Math.min(end, to) - Math.max(start, from);
+  }
+  return ms;
 }
 const gcObserver = new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
@@ -197,6 +213,7 @@ const gcObserver = new PerformanceObserver((list) => {
     p.count += 1;
     p.totalMs += entry.duration;
     p.maxMs = Math.max(p.maxMs, entry.duration);
+    gcSpans.push(entry.startTime, entry.duration);
   }
 });
 
@@ -266,6 +283,7 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
       gcPauses = noPauses();
       gcObserver.observe({ entryTypes: ['gc'] });
       stalls = [];
+      gcSpans = [];
       watchStalls();
       const start = performance.now();
       for (const g of relayGroups) g.lastMs = start;
@@ -288,11 +306,12 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
     const loopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
     const r = (x: number): number => Math.round(x * 10) / 10;
     const gcMs = Object.fromEntries(Object.entries(gcPauses).map(([k, p]) => [k, { count: p.count, totalMs: r(p.totalMs), maxMs: r(p.maxMs) }])) as Record<GcKind, GcPauses>;
-    if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0, loopDelayMs, gcMs, stalls };
+    const stalled = stalls.map(([from, to, atUnixMs]) => [Math.round(atUnixMs), Math.round(to - from - STALL_CHECK_MS), Math.round(gcWithin(from, to))] as const);
+    if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0, loopDelayMs, gcMs, stalls: stalled };
     return {
       loopDelayMs,
       gcMs,
-      stalls,
+      stalls: stalled,
       buckets: [...t.delivered.entries()],
       sent: t.sent,
       delivered: t.deliveredTotal,

@@ -423,7 +423,7 @@ function report(o: ScaleOptions, plan: PlanInput, m: Measured): BenchResult {
     workerLoopDelayMs: m.counts.map((c) => c.loopDelayMs),
     workerGcMs: m.counts.map((c) => c.gcMs),
     // Seconds into the checkpoint phase, as in the timeline: a slow checkpoint beside a stall of its workers.
-    workerStalls: m.counts.map((c) => c.stalls.map(([at, ms]) => ({ atS: round((at - m.run[0]) / 1000), ms }))),
+    workerStalls: m.counts.map((c) => c.stalls.map(([at, ms, gcMs]) => ({ atS: round((at - m.run[0]) / 1000), ms, gcMs }))),
     sends: { sent: sum((c) => c.sent), delivered: sum((c) => c.delivered), heldBack: sum((c) => c.heldBack), failed: sum((c) => c.sendFailures), ...firstFailure(m.counts) },
     coordinator: {
       cpuPercentOfACore: round((coordinatorCpuSec / seconds) * 100),
