@@ -177,14 +177,13 @@ let timer: NodeJS.Timeout | undefined;
 /** The delay histogram's sampling timer; each sample is this interval plus the delay, so it is taken off. */
 const LOOP_DELAY_RESOLUTION_MS = 10;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
-const noPauses = (): Record<GcKind, GcPauses> => ({ minor: { count: 0, totalMs: 0, maxMs: 0 }, major: { count: 0, totalMs: 0, maxMs: 0 }, other: { count: 0, totalMs: 0, maxMs: 0 } });
-let gcPauses = noPauses();
 /** A loop that runs no timer for this long is stalled: listed with its time, to set beside the checkpoints'. */
 const STALL_MS = 1_000;
 const STALL_CHECK_MS = 50;
 /** [from, to] on performance.now()'s clock, and when it began (Unix ms). */
 let stalls: [number, number, number][] = [];
-/** Every pause of the collector: start and duration, flat, on performance.now()'s clock. */
+const GC_KINDS: readonly GcKind[] = ['minor', 'major', 'other'];
+/** Every pause of the collector: start (performance.now()'s clock), duration and kind (GC_KINDS' index), flat. */
 let gcSpans: number[] = [];
 let stallTimer: NodeJS.Timeout | undefined;
 function watchStalls(): void {
@@ -199,7 +198,7 @@ function watchStalls(): void {
 /** The collector's pause time within [from, to]. */
 function gcWithin(from: number, to: number): number {
   let ms = 0;
-  for (let i = 0; i < gcSpans.length; i += 2) {
+  for (let i = 0; i < gcSpans.length; i += 3) {
     const start = gcSpans[i] as number;
     const end = start + (gcSpans[i + 1] as number);
     if (end > from && start < to) ms += Math.min(end, to) - Math.max(start, from);
@@ -209,11 +208,7 @@ function gcWithin(from: number, to: number): number {
 const gcObserver = new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
     const kind = (entry as { readonly detail?: { readonly kind?: number } }).detail?.kind;
-    const p = gcPauses[kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? 'minor' : kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR ? 'major' : 'other'];
-    p.count += 1;
-    p.totalMs += entry.duration;
-    p.maxMs = Math.max(p.maxMs, entry.duration);
-    gcSpans.push(entry.startTime, entry.duration);
+    gcSpans.push(entry.startTime, entry.duration, kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? 0 : kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR ? 1 : 2);
   }
 });
 
@@ -280,7 +275,6 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
     } else {
       loopDelay.reset();
       loopDelay.enable();
-      gcPauses = noPauses();
       gcObserver.observe({ entryTypes: ['gc'] });
       stalls = [];
       gcSpans = [];
@@ -305,7 +299,15 @@ const commands: Record<string, (args: never) => Promise<unknown> | unknown> = {
     const ms = (ns: number): number => Math.max(0, Math.round((ns / 1e6 - LOOP_DELAY_RESOLUTION_MS) * 100) / 100);
     const loopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
     const r = (x: number): number => Math.round(x * 10) / 10;
-    const gcMs = Object.fromEntries(Object.entries(gcPauses).map(([k, p]) => [k, { count: p.count, totalMs: r(p.totalMs), maxMs: r(p.maxMs) }])) as Record<GcKind, GcPauses>;
+    const gcMs = Object.fromEntries(GC_KINDS.map((k) => [k, { count: 0, totalMs: 0, maxMs: 0 }])) as Record<GcKind, GcPauses>;
+    for (let i = 0; i < gcSpans.length; i += 3) {
+      const p = gcMs[GC_KINDS[gcSpans[i + 2] as number] as GcKind];
+      const ms = gcSpans[i + 1] as number;
+      p.count += 1;
+      p.totalMs += ms;
+      p.maxMs = Math.max(p.maxMs, ms);
+    }
+    for (const p of Object.values(gcMs)) Object.assign(p, { totalMs: r(p.totalMs), maxMs: r(p.maxMs) });
     const stalled = stalls.map(([from, to, atUnixMs]) => [Math.round(atUnixMs), Math.round(to - from - STALL_CHECK_MS), Math.round(gcWithin(from, to))] as const);
     if (!t) return { buckets: [], sent: 0, delivered: 0, heldBack: 0, sendFailures: 0, loopDelayMs, gcMs, stalls: stalled };
     return {
